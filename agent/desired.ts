@@ -1,0 +1,112 @@
+/**
+ * Desired datapath state: what the compiler produces and the reconciler makes real.
+ *
+ * This is the contract between the pure control plane (agent/policy, agent/ipcache,
+ * agent/identity) and the kernel side (agent/datapath + maps/). It holds no kernel
+ * details (no map keys, no ifindexes): the reconciler translates.
+ */
+
+export type Direction = 'ingress' | 'egress';
+export type L4Protocol = 'TCP' | 'UDP' | 'SCTP';
+
+/** Identity numbers shared with bpf/weir_abi.h. */
+export const ReservedIdentity = {
+  any: 0,
+  host: 1,
+  world: 2,
+  unmanaged: 3,
+  health: 4,
+  init: 5,
+  remoteNode: 6,
+  kubeApiserver: 7,
+} as const;
+export const CLUSTER_IDENTITY_MIN = 256;
+export const LOCAL_SCOPE_IDENTITY_BIT = 1 << 24;
+
+/** Where an entry came from, for `weir policy explain` and flow enrichment. */
+export interface RuleRef {
+  /** "namespace/name" of the NetworkPolicy. */
+  policy: string;
+  direction: Direction;
+  /** Index of the rule in spec.ingress or spec.egress. */
+  rule: number;
+}
+
+/**
+ * One allow entry of one endpoint. Wildcards: remoteIdentity 0 = any identity;
+ * protocol 'ANY' = every protocol (ports are then 0); port 0 = every port of the protocol.
+ * A single port has endPort === port; a range has endPort > port.
+ */
+export interface PolicyEntry {
+  direction: Direction;
+  remoteIdentity: number;
+  protocol: L4Protocol | 'ANY';
+  port: number;
+  endPort: number;
+  derivedFrom: RuleRef[];
+}
+
+/** A pod on this node whose traffic the datapath enforces. */
+export interface EndpointState {
+  /** "namespace/name" */
+  key: string;
+  namespace: string;
+  name: string;
+  ips: string[];
+  identity: number;
+  ingressIsolated: boolean;
+  egressIsolated: boolean;
+  /** Deduplicated allow entries (same key = same entry, derivedFrom merged). */
+  entries: PolicyEntry[];
+}
+
+/** One ipcache entry: an address or prefix and the identity it resolves to. */
+export interface IpcacheEntry {
+  /** Canonical CIDR, "10.0.0.5/32", "fd00::/64". */
+  cidr: string;
+  identity: number;
+}
+
+export interface DesiredState {
+  /** Local endpoints by "namespace/name". */
+  endpoints: Map<string, EndpointState>;
+  /** By canonical CIDR. */
+  ipcache: Map<string, IpcacheEntry>;
+}
+
+/** Canonical key of a policy entry, used to dedupe and diff. */
+export function entryKey(e: Pick<PolicyEntry, 'direction' | 'remoteIdentity' | 'protocol' | 'port' | 'endPort'>): string {
+  return `${e.direction}|${e.remoteIdentity}|${e.protocol}|${e.port}|${e.endPort}`;
+}
+
+/**
+ * The difference between two desired states, as the reconciler applies it.
+ * Endpoint-level fields (identity, isolation, ips) come whole in `endpointsChanged`;
+ * entries come as per-endpoint additions and removals so a label change touches only
+ * the entries that depend on it.
+ */
+export interface DesiredDiff {
+  /** New endpoints, or endpoints whose ips, identity or isolation changed (full new state). */
+  endpointsChanged: EndpointState[];
+  /** Keys ("namespace/name") of endpoints that are gone. */
+  endpointsRemoved: string[];
+  /** Per endpoint key: entries to add. */
+  entriesAdded: Map<string, PolicyEntry[]>;
+  /** Per endpoint key: entries to remove. */
+  entriesRemoved: Map<string, PolicyEntry[]>;
+  ipcacheUpserted: IpcacheEntry[];
+  /** CIDRs removed. */
+  ipcacheRemoved: string[];
+}
+
+/** True when applying the diff would change nothing. */
+export function isEmptyDiff(d: DesiredDiff): boolean {
+  return (
+    d.endpointsChanged.length === 0 &&
+    d.endpointsRemoved.length === 0 &&
+    [...d.entriesAdded.values()].every((l) => l.length === 0) &&
+    [...d.entriesRemoved.values()].every((l) => l.length === 0) &&
+    d.ipcacheUpserted.length === 0 &&
+    d.ipcacheRemoved.length === 0
+  );
+}
