@@ -1,0 +1,60 @@
+/**
+ * `make bench`: runs every benchmark suite in order and rewrites docs/benchmarks.md.
+ * A suite is a module in test/bench/ exporting `run(): Promise<BenchSection>`; add it to SUITES.
+ * Run one suite with `node dist/test/bench/run.js NAME`.
+ */
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { cpus, totalmem, release } from 'node:os';
+
+export interface BenchSection {
+  /** Heading of the section in docs/benchmarks.md. */
+  title: string;
+  /** Markdown body: tables of ratios measured side by side in this run, and notes. */
+  markdown: string;
+}
+
+type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSection> }> };
+
+const SUITES: Suite[] = [];
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} x ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
+}
+
+const BEGIN = (name: string) => `<!-- bench:${name}:begin -->`;
+const END = (name: string) => `<!-- bench:${name}:end -->`;
+
+/** Replaces (or appends) one suite's section so that running one suite keeps the others. */
+function splice(doc: string, name: string, body: string): string {
+  const b = BEGIN(name);
+  const e = END(name);
+  const block = `${b}\n${body}\n${e}`;
+  const i = doc.indexOf(b);
+  const j = doc.indexOf(e);
+  if (i >= 0 && j > i) return doc.slice(0, i) + block + doc.slice(j + e.length);
+  return `${doc.trimEnd()}\n\n${block}\n`;
+}
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const path = 'docs/benchmarks.md';
+  let doc = existsSync(path)
+    ? readFileSync(path, 'utf8')
+    : '# weir benchmarks\n\nWritten by `make bench`. Every comparison is a ratio measured side by side in one run.\n';
+  const selected = SUITES.filter((s) => only.length === 0 || only.includes(s.name));
+  for (const [i, suite] of selected.entries()) {
+    process.stdout.write(`[${i + 1}/${selected.length}] ${suite.name} ...\n`);
+    const section = await (await suite.load()).run();
+    const stamp = `_Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine()}._`;
+    doc = splice(doc, suite.name, `## ${section.title}\n\n${stamp}\n\n${section.markdown.trim()}\n`);
+    writeFileSync(path, doc);
+    process.stdout.write(`${section.markdown.trim()}\n\n`);
+  }
+  process.stdout.write(`wrote ${path}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
