@@ -268,6 +268,27 @@ struct weir_config {
 /* ---- events ring buffer and its lost-event counter (per-CPU ARRAY, 1 x __u64) ---- */
 #define WEIR_EVENTS_RING_BYTES (1U << 22)
 
+
+/* ---- packet parsing limits and constants not in the UAPI headers ---- */
+#define WEIR_PULL_BYTES      512  /* headers pulled into the linear area when needed */
+#define WEIR_IPV6_EXT_MAX    6    /* IPv6 extension headers walked before giving up */
+#define WEIR_L3_MAX_BYTES    320  /* IP header plus extension headers we accept */
+#define WEIR_ICMPV6_ND_FIRST 133  /* router solicitation .. redirect */
+#define WEIR_ICMPV6_ND_LAST  137
+/* ICMPv4 types (linux/icmp.h pulls in libc socket headers, unusable for -target bpf) */
+#define WEIR_ICMP_ECHOREPLY     0
+#define WEIR_ICMP_DEST_UNREACH  3
+#define WEIR_ICMP_SOURCE_QUENCH 4
+#define WEIR_ICMP_REDIRECT      5
+#define WEIR_ICMP_ECHO          8
+#define WEIR_ICMP_TIME_EXCEEDED 11
+#define WEIR_ICMP_PARAMETERPROB 12
+/* fragment fields (host byte order) */
+#define WEIR_IP_MF           0x2000  /* IPv4: more fragments */
+#define WEIR_IP_OFFSET       0x1fff  /* IPv4: fragment offset */
+#define WEIR_IP6_OFFSET_MASK 0xfff8  /* IPv6 fragment header: offset */
+#define WEIR_IP6_MF          0x0001  /* IPv6 fragment header: more fragments */
+
 /* ---- tc: the programs' return codes are TC_ACT_OK / TC_ACT_SHOT ---- */
 
 #endif /* WEIR_ABI_H */

@@ -108,14 +108,14 @@ export const protocolName = (n: number): string =>
 export const MapName = {
   endpoints: 'weir_endpoints',
   ipcache: 'weir_ipcache',
-  ipcacheLpm: 'weir_ipcache_lpm',
+  ipcacheLpm: 'weir_ipc_lpm',
   policy: 'weir_policy',
   policyRange: 'weir_policy_rng',
   conntrack: 'weir_ct',
   frag: 'weir_frag',
   config: 'weir_config',
   events: 'weir_events',
-  lostEvents: 'weir_events_lost',
+  lostEvents: 'weir_ev_lost',
   counters: 'weir_counters',
 } as const;
 export type MapKey = keyof typeof MapName;
