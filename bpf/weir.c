@@ -104,7 +104,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		}
 	}
 
-	now = bpf_ktime_get_ns();
+	now = weir_ct_now();
 
 	/* ICMP errors about a known connection pass as related */
 	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {
@@ -136,8 +136,8 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			weir_ct_touch(ct, &pkt, now, 0);
 			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
 		}
-	} else {
-		/* reply of a connection the other direction opened */
+	} else if ((pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) != WEIR_TCP_SYN) {
+		/* reply of a connection the other direction opened (a bare SYN never is one) */
 		struct weir_ct_key rkey;
 		struct weir_ct_value *rct;
 		weir_ct_key_rev(&rkey, &pkt.t, other);

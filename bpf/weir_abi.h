@@ -228,7 +228,7 @@ struct weir_ct_key {
 #define WEIR_CT_F_REVOKED    (1U << 2) /* tombstone: its allow was removed */
 
 struct weir_ct_value {
-	__u64 expires_ns;       /* bpf_ktime_get_ns() deadline */
+	__u64 expires_ns;       /* deadline on the conntrack clock (jiffies scaled to ns, see lib/conntrack.h) */
 	__u64 packets;          /* forward + reply */
 	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
 	__u32 remote_identity;
