@@ -232,10 +232,11 @@ struct weir_ct_value {
 	__u64 packets;          /* forward + reply */
 	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
 	__u32 remote_identity;
+	__u32 endpoint_id;      /* the endpoint that judged it: others cannot ride on it */
 	__u8  flags;            /* WEIR_CT_F_* */
 	__u8  match;            /* WEIR_MATCH_* of the verdict that allowed it */
 	__u8  tcp_flags;        /* union of TCP flags seen */
-	__u8  _pad[5];
+	__u8  _pad;
 };
 
 /* ---- fragments: LRU HASH remembering the first fragment's ports ---- */

@@ -61,7 +61,14 @@ export async function run(): Promise<BenchSection> {
   }
   execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
   const ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8').trim());
-  const dp = Datapath.open({ pinRoot: PIN_ROOT });
+  let dp: Datapath;
+  try {
+    dp = Datapath.open({ pinRoot: PIN_ROOT });
+  } catch (err) {
+    rmSync(PIN_ROOT, { recursive: true, force: true });
+    execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
+    throw err;
+  }
   let drained = 0;
   const reader = dp.onFlowEvents((e) => (drained += e.length));
   const tick = () => new Promise((r) => setTimeout(r, 5));

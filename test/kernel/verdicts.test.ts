@@ -9,6 +9,7 @@ import { Direction, Verdict, Match, DropReason, FlowFlag, Identity, Protocol } f
 
 const A = 'ns/a';
 const B = 'ns/b';
+const C = 'ns/c';
 const IP = { a: '10.210.1.1', b: '10.210.1.2', c: '10.210.1.3', d: '10.210.1.4', world: '10.210.9.9', node: '10.210.0.1', cidr: '10.210.8.7' };
 const IP6 = { a: 'fd00:210::1', b: 'fd00:210::2', world: 'fd00:210:9::9' };
 const ID = { a: 1000, b: 1001, c: 1002, d: 1003, cidr: (Identity.LOCAL_SCOPE | 5) >>> 0 };
@@ -31,8 +32,9 @@ const bState = endpoint(B, [IP.b, IP6.b], ID.b, {
   egressIsolated: true,
   entries: [entry({ direction: 'egress', remoteIdentity: ID.a, protocol: 'TCP', port: 80, endPort: 80 })],
 });
+const cState = endpoint(C, ['10.210.1.5'], 1005, { egressIsolated: true });
 const desired = state(
-  [aState, bState],
+  [aState, bState, cState],
   [
     [`${IP.a}/32`, ID.a], [`${IP.b}/32`, ID.b], [`${IP.c}/32`, ID.c], [`${IP.d}/32`, ID.d],
     [`${IP6.a}/128`, ID.a], [`${IP6.b}/128`, ID.b], ['10.210.8.0/24', ID.cidr],
@@ -42,7 +44,7 @@ const desired = state(
 let fx: KernelFixture;
 
 beforeAll(() => {
-  fx = KernelFixture.create('k', [A, B]);
+  fx = KernelFixture.create('k', [A, B, C]);
   fx.rec.setNodeAddresses([IP.node]);
   const st = fx.rec.applyFull(desired);
   expect(st.errors).toEqual([]);
@@ -155,6 +157,14 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
     await expectVerdict('toPod', B, ipv4(IP.a, IP.b, Protocol.TCP, tcp(80, 42999, TCP_SYN)), {
       ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: {},
     });
+  });
+
+  it('another pod sending with the connection\'s addresses does not ride on it: judged by its own policy', async () => {
+    const spoof = ipv4(IP.b, IP.a, Protocol.TCP, tcp(42000, 80, TCP_ACK));
+    await expectVerdict('fromPod', C, spoof, {
+      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { srcAddr: IP.b, dstPort: 80 },
+    });
+    await expectVerdict('fromPod', B, spoof, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
   });
 
   it('an ICMP error quoting the connection passes as RELATED; one quoting nothing known is denied', async () => {
