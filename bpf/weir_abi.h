@@ -138,6 +138,15 @@ struct weir_endpoint {
 	__u32 flags;        /* WEIR_EP_F_* | kinds << WEIR_EP_KINDS_SHIFT(dir) */
 };
 
+/*
+ * ep_rev: ARRAY indexed by endpoint id holding each endpoint's policy_rev, so
+ * the established path checks a connection's stamp with one inlined array
+ * read instead of a hash lookup. The reconciler writes it after the endpoint
+ * record; 0 = no endpoint (revisions start at 1). A torn read can only differ
+ * from the stamp, which sends the packet to the full check: safe.
+ */
+#define WEIR_ENDPOINT_IDS (WEIR_ENDPOINTS_MAX * 4) /* endpoint ids are 1 .. WEIR_ENDPOINT_IDS - 1 */
+
 /* ---- ipcache: HASH of exact addresses, then LPM of prefixes, else world ---- */
 #define WEIR_IPCACHE_MAX     (1U << 20)
 #define WEIR_IPCACHE_LPM_MAX (1U << 16)
@@ -232,11 +241,12 @@ struct weir_ct_value {
 	__u64 packets;          /* forward + reply */
 	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
 	__u32 remote_identity;
-	__u32 endpoint_id;      /* the endpoint that judged it: others cannot ride on it */
+	__u32 endpoint_id;      /* the endpoint that judged it (index into weir_ep_rev) */
+	__u32 ifindex;          /* its interface: packets on other interfaces cannot ride on it */
 	__u8  flags;            /* WEIR_CT_F_* */
 	__u8  match;            /* WEIR_MATCH_* of the verdict that allowed it */
 	__u8  tcp_flags;        /* union of TCP flags seen */
-	__u8  _pad;
+	__u8  _pad[5];
 };
 
 /* ---- fragments: LRU HASH remembering the first fragment's ports ---- */

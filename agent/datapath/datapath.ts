@@ -84,6 +84,7 @@ export class Datapath {
   reconcilerMaps(): ReconcilerMaps {
     return {
       endpoints: this.map('endpoints'),
+      endpointRev: this.map('endpointRev'),
       policy: this.map('policy'),
       policyRange: this.map('policyRange'),
       ipcache: this.map('ipcache'),

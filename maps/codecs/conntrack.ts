@@ -18,10 +18,11 @@ export const ctValueLayout = layout('weir_ct_value', [
   { name: 'policy_rev', type: 'u32' },
   { name: 'remote_identity', type: 'u32' },
   { name: 'endpoint_id', type: 'u32' },
+  { name: 'ifindex', type: 'u32' },
   { name: 'flags', type: 'u8' },
   { name: 'match', type: 'u8' },
   { name: 'tcp_flags', type: 'u8' },
-  { name: '_pad', type: 'u8' },
+  { name: '_pad', type: { bytes: 5 } },
 ] as const);
 
 export interface CtKey {
@@ -39,6 +40,7 @@ export interface CtValue {
   policyRev: number;
   remoteIdentity: number;
   endpointId: number;
+  ifindex: number;
   flags: number;
   match: number;
   tcpFlags: number;
@@ -79,6 +81,7 @@ export function decodeCtValue(b: Buffer): CtValue {
     policyRev: b.readUInt32LE(o.policy_rev),
     remoteIdentity: b.readUInt32LE(o.remote_identity),
     endpointId: b.readUInt32LE(o.endpoint_id),
+    ifindex: b.readUInt32LE(o.ifindex),
     flags: b.readUInt8(o.flags),
     match: b.readUInt8(o.match),
     tcpFlags: b.readUInt8(o.tcp_flags),
