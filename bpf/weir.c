@@ -225,8 +225,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	};
 	if (pkt.tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
 		nct.flags |= WEIR_CT_F_CLOSING;
+#ifndef WEIR_BENCH_NO_CT_INSERT
 	if (bpf_map_update_elem(&weir_ct, &key, &nct, BPF_ANY) != 0)
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_FULL);
+#endif
 	v.flags = WEIR_FLOW_F_NEW;
 	v.verdict = WEIR_VERDICT_FORWARDED;
 	weir_emit(skb, ep, dir, &pkt, &v);

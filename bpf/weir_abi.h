@@ -278,6 +278,12 @@ struct weir_config {
 
 /* ---- events ring buffer and its lost-event counter (per-CPU ARRAY, 1 x __u64) ---- */
 #define WEIR_EVENTS_RING_BYTES (1U << 22)
+/*
+ * Events are submitted without waking the reader (a wakeup is an interrupt,
+ * costly in VMs) until this much is waiting; the reader also polls on a timer.
+ */
+#define WEIR_EVENTS_WAKEUP_BYTES (WEIR_EVENTS_RING_BYTES / 16)
+#define WEIR_RINGBUF_HDR_BYTES 8 /* BPF_RINGBUF_HDR_SZ: each record's header in the ring */
 
 
 /* ---- packet parsing limits and constants not in the UAPI headers ---- */
