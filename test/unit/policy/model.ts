@@ -48,7 +48,7 @@ export function np(ns: string, name: string, spec: Record<string, unknown>): Kub
   return toKubeObject({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec })!;
 }
 
-/** A peer in expectations: "x/a", "x/*" (namespace), "*/a" (pod a everywhere) or "*" (all pods). */
+/** A peer in expectations: "x/a", "x/\*" (namespace), "\*\/a" (pod a everywhere) or "\*" (all pods). */
 function expand(sel: string): string[] {
   if (sel === '*') return ALL;
   if (sel.endsWith('/*')) return ALL.filter((p) => p.startsWith(sel.slice(0, -1)));
