@@ -179,7 +179,8 @@ export function compilePolicy(np: NetworkPolicy): CompiledPolicy {
   const c = new Checker(key);
   let podSelector = np.podSelector;
   checkSelector(c, np.podSelector, 'spec.podSelector');
-  if (c.problems.length > 0) {
+  const selectorInvalid = c.problems.length > 0;
+  if (selectorInvalid) {
     c.add('spec.podSelector', 'is invalid, so this policy isolates every pod of its namespace and allows nothing until it is fixed');
     podSelector = { matchLabels: {}, matchExpressions: [] };
   }
@@ -196,7 +197,7 @@ export function compilePolicy(np: NetworkPolicy): CompiledPolicy {
       const before = c.problems.length;
       const peers = r.peers.map((p, i) => compilePeer(c, p, np.namespace, `${side.spec}[${index}].${side.peerField}[${i}]`));
       const ports = r.ports.map((p, i) => compilePort(c, p, `${side.spec}[${index}].ports[${i}]`));
-      const valid = c.problems.length === before;
+      const valid = c.problems.length === before && !selectorInvalid;
       if (!side.on) {
         if (index === 0) warnings.push({ policy: key, field: side.spec, message: `is ignored: policyTypes ${JSON.stringify(np.policyTypes)} does not include ${side.direction === 'ingress' ? 'Ingress' : 'Egress'}` });
         return;

@@ -118,7 +118,8 @@ function ruleVerdict(pol: CompiledPolicy, rule: CompiledRule, remote: Side, dest
   const base = { policy: pol.key, direction: rule.direction, rule: rule.index };
   if (!rule.valid) {
     const prefix = `spec.${rule.direction}[${rule.index}]`;
-    const errs = pol.errors.filter((e) => e.field.startsWith(prefix)).map(formatProblem);
+    const own = pol.errors.filter((e) => e.field.startsWith(prefix));
+    const errs = (own.length > 0 ? own : pol.errors).map(formatProblem);
     return { ...base, matched: false, peerMatched: false, portMatched: false, reasons: [`rule is invalid and allows nothing: ${errs.join('; ')}`] };
   }
   const reasons: string[] = [];
