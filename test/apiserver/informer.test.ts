@@ -2,7 +2,9 @@
  * The test API server against @kubernetes/client-node's own informers (makeInformer / ListWatch)
  * and typed list calls: proves the stand-in speaks the protocol the real client expects.
  */
-import { CoreV1Api, KubeConfig, makeInformer, type Informer, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, makeInformer, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+
+type CachedInformer = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 import { TestApiServer } from './server.js';
 
 const ns = (name: string, labels: Record<string, string> = {}) => ({ kind: 'Namespace', metadata: { name, labels } });
@@ -43,7 +45,7 @@ class Recorder {
 describe('test API server with client-node informers', () => {
   let server: TestApiServer;
   let kc: KubeConfig;
-  let informers: Array<Informer<KubernetesObject>> = [];
+  let informers: CachedInformer[] = [];
 
   beforeEach(async () => {
     server = new TestApiServer({ bookmarkIntervalMs: 100 });
@@ -57,9 +59,9 @@ describe('test API server with client-node informers', () => {
     await server.stop();
   });
 
-  function nsInformer(): { inf: Informer<KubernetesObject>; rec: Recorder } {
+  function nsInformer(): { inf: CachedInformer; rec: Recorder } {
     const api = kc.makeApiClient(CoreV1Api);
-    const inf = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', () => api.listNamespace()) as unknown as Informer<KubernetesObject>;
+    const inf: CachedInformer = makeInformer<KubernetesObject>(kc, '/api/v1/namespaces', () => api.listNamespace());
     const rec = new Recorder();
     rec.attach(inf);
     informers.push(inf);
