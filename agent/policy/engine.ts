@@ -390,6 +390,7 @@ export class PolicyEngine {
           for (const peer of rule.peers) {
             if (peer.kind === 'cidr') {
               for (const p of [peer.cidr, ...peer.except]) {
+                if (p.bits === 0) continue; // 0.0.0.0/0 and ::/0 are the world identity
                 const cidr = formatPrefix(p);
                 const r = this.cidrIdentities.acquire(cidr);
                 cidrIds.push(r.id);

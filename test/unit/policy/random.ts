@@ -76,8 +76,8 @@ export function podObject(ns: string, name: string, labels: Record<string, strin
 
 function randomSelector(r: Rng, kind: 'pod' | 'ns'): Record<string, unknown> {
   const keys = kind === 'pod' ? ['app', 'tier'] : ['team', 'env'];
-  const vals = kind === 'pod' ? { app: APPS, tier: TIERS } : { team: TEAMS, env: ENVS };
-  const pickVal = (k: string): string => r.pick((vals as Record<string, string[]>)[k]!);
+  const vals: Record<string, string[]> = kind === 'pod' ? { app: APPS, tier: TIERS } : { team: TEAMS, env: ENVS };
+  const pickVal = (k: string): string => r.pick(vals[k]!);
   const sel: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } = {};
   const roll = r.int(4);
   if (roll === 0) return {};
