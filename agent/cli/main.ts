@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { register as registerVersion } from './commands/version.js';
 import { register as registerPolicy } from './commands/policy.js';
+import { register as registerObserve } from './commands/observe.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions();
   registerVersion(program);
   registerPolicy(program);
+  registerObserve(program);
   return program;
 }
 
