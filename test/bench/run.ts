@@ -17,6 +17,7 @@ type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSecti
 
 const SUITES: Suite[] = [
   { name: 'datapath', load: () => import('./datapath.js') },
+  { name: 'controlplane', load: () => import('./controlplane.js') },
 ];
 
 function machine(): string {
