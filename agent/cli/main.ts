@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { register as registerVersion } from './commands/version.js';
+import { register as registerLab } from './commands/lab.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   registerVersion(program);
+  registerLab(program);
   return program;
 }
 

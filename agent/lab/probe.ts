@@ -46,7 +46,7 @@ function selects(sel: string | undefined, key: string): boolean {
 }
 
 export function selectPods(pods: LabPod[], sel: string | undefined, flag: string): LabPod[] {
-  const out = pods.filter((p) => selects(sel, podKey(p)));
+  const out = pods.filter((p) => selects(sel, podKey(p))).sort((a, b) => podKey(a).localeCompare(podKey(b)));
   if (out.length === 0) {
     throw new Error(`${flag} ${sel} matches no lab pod; pods: ${pods.map(podKey).join(', ') || 'none (is the lab up?)'}`);
   }

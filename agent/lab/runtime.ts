@@ -3,7 +3,7 @@
  * Its state lives in `<runDir>/state.json` so that `weir lab down` and the next `up` can clean
  * what a crashed run left.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr, podAddress, type LabConfig } from './config.js';
@@ -212,6 +212,20 @@ export class LabRuntime {
   }
 }
 
+/** Pids of processes whose command line holds `marker`. */
+function processesMentioning(marker: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) out.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 export interface TeardownReport {
   processes: number;
   interfaces: number;
@@ -225,7 +239,9 @@ export interface TeardownReport {
  */
 export async function teardownLab(c: LabConfig, opts: { keepRunDir?: boolean } = {}): Promise<TeardownReport> {
   const state = readState(c);
-  const pids = [...(state?.daemon ? [state.daemon.pid] : []), ...(state?.pods ?? []).map((p) => p.pid).filter((p) => p > 0)];
+  const recorded = [...(state?.daemon ? [state.daemon.pid] : []), ...(state?.pods ?? []).map((p) => p.pid).filter((p) => p > 0)];
+  // Pod agents a crashed run started before it could record them carry the run dir in argv.
+  const pids = [...new Set([...recorded, ...processesMentioning(join(c.runDir, 'pods'))])].filter((p) => p !== process.pid);
   await Promise.all(pids.map((pid) => stopProcess(pid, c.runDir)));
   const interfaces = await removeLeftovers(c.prefix);
   await removeRangeBlackholes(c);
