@@ -3,6 +3,7 @@
  * (`--no-enforce`, to try the lab's pods and probes alone).
  */
 import { NoEnforcement, type Enforcement } from '../daemon.js';
+import { DatapathEnforcement } from '../enforcement.js';
 import type { LabConfig } from './config.js';
 
 export interface EnforcementContext {
@@ -14,5 +15,9 @@ export interface EnforcementContext {
 
 export async function createLabEnforcement(ctx: EnforcementContext, enforce: boolean): Promise<Enforcement> {
   if (!enforce) return new NoEnforcement();
-  throw new Error('the eBPF datapath is not part of this build yet; run `weir lab up --no-enforce` to use the lab without enforcement');
+  try {
+    return new DatapathEnforcement({ pinRoot: ctx.config.pinRoot, ifindexOf: ctx.ifindexOf, log: ctx.log });
+  } catch (err) {
+    throw new Error(`cannot load the eBPF datapath: ${err instanceof Error ? err.message : String(err)}\nbuild it with \`make build\`, or run \`weir lab up --no-enforce\` to use the lab without enforcement`);
+  }
 }
