@@ -231,6 +231,7 @@ export function register(program: Command): void {
     .action(async (opts: ConfigFlags) => {
       requireRoot();
       const c = configFrom(opts);
+      const pods = readState(c)?.pods.length ?? 0;
       const st = await daemonStatus(c);
       if (st) {
         try {
@@ -240,7 +241,13 @@ export function register(program: Command): void {
         }
       }
       const r = await teardownLab(c);
-      out(`lab down: ${r.processes} processes stopped, ${r.interfaces} interfaces removed${r.pins ? `, pins under ${c.pinRoot} removed` : ''}`);
+      const what = [
+        ...(st ? [`agent (pid ${st.pid}) stopped`] : []),
+        ...(pods > 0 ? [`${pods} pod${pods === 1 ? '' : 's'} removed`] : []),
+        ...(r.processes + r.interfaces > 0 ? [`${r.processes} leftover processes and ${r.interfaces} interfaces removed`] : []),
+        ...(r.pins ? [`pins under ${c.pinRoot} removed`] : []),
+      ];
+      out(`lab down: ${what.length ? what.join(', ') : 'nothing was running'}`);
     });
 
   withLabOptions(lab.command('serve', { hidden: true }))
