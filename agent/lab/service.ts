@@ -14,6 +14,8 @@ import type { LabConfig } from './config.js';
 import { createLabEnforcement } from './enforcement.js';
 import { LabRuntime } from './runtime.js';
 import { identityViews, podViews, policyViews } from './views.js';
+import { startLabObservability } from './observe.js';
+import type { Observability } from '../observability.js';
 
 export function controlSocketPath(c: LabConfig): string {
   return join(c.runDir, 'agent.sock');
@@ -31,6 +33,9 @@ export interface LabStatus {
   policies: number;
   pinRoot: string;
   runDir: string;
+  /** Where `weir observe` reads flows. */
+  flowApi: string[];
+  metricsUrl?: string;
 }
 
 export interface LabService {
@@ -38,6 +43,7 @@ export interface LabService {
   source: LabSource;
   runtime: LabRuntime;
   enforcement: Enforcement;
+  observability: Observability;
   server: Server;
   stop(): Promise<void>;
 }
@@ -55,6 +61,7 @@ export async function startLabService(config: LabConfig, opts: { enforce: boolea
   const compiler = new PolicyEngine({ nodeName: config.nodeName, clusterPodCIDRs: [config.cidr4, config.cidr6] });
   const agent = new Agent({ nodeName: config.nodeName, compiler, enforcement, log: opts.log });
   await agent.start();
+  const observability = await startLabObservability(config, agent, compiler, runtime, opts.log);
   const source = new LabSource(runtime, agent);
   let stopping: Promise<void> | undefined;
   const status = (): LabStatus => ({
@@ -68,12 +75,14 @@ export async function startLabService(config: LabConfig, opts: { enforce: boolea
     policies: agent.store.size('NetworkPolicy'),
     pinRoot: config.pinRoot,
     runDir: config.runDir,
+    flowApi: observability.flowApi,
+    ...(observability.metricsUrl ? { metricsUrl: observability.metricsUrl } : {}),
   });
   const server = await serveControl(controlSocketPath(config), [
     { method: 'GET', path: '/status', handler: async () => status() },
     { method: 'GET', path: '/pods', handler: async () => podViews(agent, runtime.list()) },
     { method: 'GET', path: '/policies', handler: async () => policyViews(agent) },
-    { method: 'GET', path: '/identities', handler: async () => identityViews(agent) },
+    { method: 'GET', path: '/identities', handler: async () => identityViews(agent, compiler) },
     { method: 'POST', path: '/apply', handler: (body, progress) => source.apply(objectsOf(body), progress) },
     { method: 'POST', path: '/delete', handler: (body, progress) => source.delete(objectsOf(body), progress) },
     {
@@ -93,10 +102,12 @@ export async function startLabService(config: LabConfig, opts: { enforce: boolea
     source,
     runtime,
     enforcement,
+    observability,
     server,
     stop: () => {
       stopping ??= (async () => {
         server.close();
+        await observability.close();
         await agent.close();
         await runtime.shutdown();
         opts.log('lab agent stopped');

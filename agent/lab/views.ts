@@ -3,6 +3,7 @@ import type { Agent } from '../daemon.js';
 import type { LabPod } from './runtime.js';
 import { podKey } from './runtime.js';
 import { selectorMatches, selectorText } from '../policy/selector.js';
+import type { PolicyEngine } from '../policy/engine.js';
 
 export interface PodView {
   namespace: string;
@@ -71,19 +72,12 @@ export function policyViews(agent: Agent): PolicyView[] {
 }
 
 /** Identities of the lab's endpoints, with the labels they stand for. */
-export function identityViews(agent: Agent): IdentityView[] {
+export function identityViews(agent: Agent, engine: PolicyEngine): IdentityView[] {
   const byId = new Map<number, IdentityView>();
-  const namespaces = new Map(agent.store.list('Namespace').map((n) => [n.name, n.labels]));
   for (const ep of agent.compiler.snapshot().endpoints.values()) {
-    const pod = agent.store.get('Pod', ep.key);
     let v = byId.get(ep.identity);
     if (!v) {
-      const nsLabels = namespaces.get(ep.namespace) ?? {};
-      const labels = [
-        ...Object.entries(pod?.labels ?? {}).map(([k, val]) => `${k}=${val}`),
-        ...Object.entries(nsLabels).map(([k, val]) => `ns:${k}=${val}`),
-      ].sort();
-      v = { identity: ep.identity, labels, pods: [] };
+      v = { identity: ep.identity, labels: [...(engine.identity(ep.identity)?.labels ?? [])], pods: [] };
       byId.set(ep.identity, v);
     }
     v.pods.push(ep.key);

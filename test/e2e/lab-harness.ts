@@ -41,6 +41,7 @@ export function testLab(prefix: string, id: number): TestLab {
     WEIR_LAB_PIN_ROOT: `/sys/fs/bpf/${prefix}`,
     WEIR_LAB_RUN_DIR: runDir,
     NODE_NO_WARNINGS: '1',
+    WEIR_LAB_METRICS_PORT: '0',
   };
   let n = 0;
   const weir = (args: string[]): Promise<{ stdout: string; stderr: string }> =>

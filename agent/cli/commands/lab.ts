@@ -148,6 +148,7 @@ export function register(program: Command): void {
       const report = await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say);
       printReport(report, 'apply');
       out(`lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`);
+      out(`flows: ${st.flowApi.join(', ') || 'off'} (weir observe)${st.metricsUrl ? `; metrics: ${st.metricsUrl}` : ''}`);
       out('next: weir lab probe --port 80 --protocol TCP');
     });
 
