@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Agent, type Enforcement } from '../daemon.js';
 import { PolicyEngine } from '../policy/engine.js';
+import { formatProblem } from '../policy/compiled.js';
 import type { KubeObject } from '../store/index.js';
 import { serveControl } from '../control/server.js';
 import { LabSource } from '../sources/lab.js';
@@ -62,7 +63,10 @@ export async function startLabService(config: LabConfig, opts: { enforce: boolea
   const agent = new Agent({ nodeName: config.nodeName, compiler, enforcement, log: opts.log });
   await agent.start();
   const observability = await startLabObservability(config, agent, compiler, runtime, opts.log);
-  const source = new LabSource(runtime, agent);
+  const source = new LabSource(runtime, agent, (keys) => {
+    const wanted = new Set(keys);
+    return [...compiler.errors(), ...compiler.warnings()].filter((p) => wanted.has(p.policy)).map(formatProblem);
+  });
   let stopping: Promise<void> | undefined;
   const status = (): LabStatus => ({
     node: config.nodeName,

@@ -16,7 +16,12 @@ export interface SourceReport extends RealizeResult {
   configured: string[];
   unchanged: string[];
   deleted: string[];
+  /** Warnings and errors the compiler has for the policies this call touched. */
+  warnings: string[];
 }
+
+/** Problems the compiler reports for these policies ("namespace/name"), formatted for the user. */
+export type PolicyProblems = (policyKeys: string[]) => string[];
 
 export type Progress = (line: string) => void;
 
@@ -41,6 +46,7 @@ export class LabSource {
   constructor(
     readonly runtime: LabRuntime,
     readonly agent: Agent,
+    private readonly problems: PolicyProblems = () => [],
   ) {}
 
   private podSpec(p: Pod): LabPodSpec {
@@ -60,7 +66,7 @@ export class LabSource {
   /** Creates or updates objects (`kubectl apply`). Resolves when the datapath enforces them. */
   async apply(objects: KubeObject[], progress: Progress = () => undefined): Promise<SourceReport> {
     const sorted = [...objects].sort((a, b) => kindOrder[a.kind] - kindOrder[b.kind]);
-    const report: SourceReport = { revision: 0, changes: 0, compileMs: 0, realizedMs: 0, created: [], configured: [], unchanged: [], deleted: [] };
+    const report: SourceReport = { revision: 0, changes: 0, compileMs: 0, realizedMs: 0, created: [], configured: [], unchanged: [], deleted: [], warnings: [] };
     const store = this.agent.store;
     for (const o of sorted) {
       if (o.kind === 'Pod' && !store.get('Namespace', o.namespace) && !sorted.some((n) => n.kind === 'Namespace' && n.name === o.namespace)) {
@@ -87,7 +93,8 @@ export class LabSource {
       else report.configured.push(describe(o));
     }
     const r = await this.agent.update(upserts);
-    return { ...report, ...r, realizedMs: round(performance.now() - t0) };
+    const warnings = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
+    return { ...report, ...r, realizedMs: round(performance.now() - t0), warnings };
   }
 
   /** Deletes objects (`kubectl delete -f`), with a Namespace's Pods and NetworkPolicies. */
@@ -125,6 +132,7 @@ export class LabSource {
       configured: [],
       unchanged: notFound,
       deleted: refs.map((x) => `${x.kind.toLowerCase()}/${x.key}`),
+      warnings: [],
     };
   }
 

@@ -103,6 +103,15 @@ describe('weir lab', () => {
     expect(pods).toHaveLength(3);
   }, 30_000);
 
+  test('apply warns when an ipBlock covers pod IPs, and the pods it names stay unreachable through it', async () => {
+    const cidr = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'ops', name: 'from-pod-range' }, spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: lab.cidr4 } }] }] } };
+    const out = await lab.weir(['lab', 'apply', '-f', lab.manifest([cidr])]);
+    expect(out.stderr).toContain(`warning: NetworkPolicy ops/from-pod-range: spec.ingress[0].from[0].ipBlock.cidr: ${lab.cidr4} covers the pod network`);
+    const r = await probe('http', 'TCP', ['--to', 'ops/probe', '--from', 'shop/web']);
+    expect(r.results).toEqual([{ from: 'shop/web', to: 'ops/probe', connected: false }]);
+    await lab.weir(['lab', 'delete', '-f', lab.manifest([cidr])]);
+  }, 30_000);
+
   test('a pod in a namespace that does not exist is refused with the namespace named', async () => {
     await expect(lab.weir(['lab', 'apply', '-f', lab.manifest([pod('nowhere', 'p', {})])])).rejects.toThrow(/namespace nowhere does not exist/);
   });

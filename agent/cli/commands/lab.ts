@@ -81,6 +81,7 @@ function printReport(r: SourceReport, verb: string): void {
   for (const x of r.configured) out(`${x} configured`);
   for (const x of r.deleted) out(`${x} deleted`);
   for (const x of r.unchanged) out(`${x} ${verb === 'delete' ? 'not found' : 'unchanged'}`);
+  for (const w of r.warnings) say(`warning: ${w}`);
   out(`realized in the datapath in ${r.realizedMs} ms (revision ${r.revision}, ${r.changes} change${r.changes === 1 ? '' : 's'}, compile ${r.compileMs} ms)`);
 }
 
@@ -120,6 +121,18 @@ async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`the lab agent did not answer within ${DAEMON_START_MS / 1000} s; see ${logPath}:\n${tailLog(logPath)}`);
+}
+
+async function waitForExit(pid: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 function parsePort(v: string): number | string {
@@ -237,6 +250,7 @@ export function register(program: Command): void {
       if (st) {
         try {
           await callControl(controlSocketPath(c), 'POST', '/shutdown', undefined, undefined, 10_000);
+          await waitForExit(st.pid, 5000);
         } catch {
           /* the teardown below ends it */
         }
