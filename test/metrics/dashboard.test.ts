@@ -20,10 +20,9 @@ async function exported(): Promise<Map<string, { type: string; labels: Set<strin
   const m = new WeirMetrics({ observer: new Observer(), podMetrics: { enabled: true, maxPods: 1 } });
   // label names are declared on the metric objects; read them from the registry
   const out = new Map<string, { type: string; labels: Set<string> }>();
-  for (const metric of m.registry.getMetricsAsArray()) {
-    const labelNames = (metric as unknown as { labelNames?: string[] }).labelNames ?? [];
-    const json = await metric.get();
-    out.set(json.name, { type: json.type, labels: new Set(labelNames) });
+  for (const json of await m.registry.getMetricsAsJSON()) {
+    const labelNames = (m.registry.getSingleMetric(json.name) as unknown as { labelNames?: string[] }).labelNames ?? [];
+    out.set(json.name, { type: String(json.type), labels: new Set(labelNames) });
   }
   m.close();
   return out;
