@@ -18,6 +18,7 @@ type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSecti
 const SUITES: Suite[] = [
   { name: 'datapath', load: () => import('./datapath.js') },
   { name: 'controlplane', load: () => import('./controlplane.js') },
+  { name: 'flows', load: () => import('./flows.js') },
 ];
 
 function machine(): string {
