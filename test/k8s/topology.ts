@@ -8,11 +8,13 @@
  * Every name starts with `wk8`; everything is removed by `destroy()`, also after a crash of an
  * earlier run (`create()` cleans first).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
+const execFileAsync = promisify(execFile);
 const TOOLS = join(dirname(fileURLToPath(import.meta.url)), 'tools');
 export const API_HOST = '10.240.100.1';
 const BRIDGE = 'wk8api';
@@ -110,7 +112,7 @@ export class Topology {
     sh(`${p} link set lo up && ${p} addr add ${pod.ip}/32 dev eth0 && ${p} link set eth0 up`);
     sh(`${p} route add ${GATEWAY} dev eth0 scope link && ${p} route add default via ${GATEWAY} dev eth0`);
     this.pods.push(pod);
-    if (ports.length) this.spawnIn(pod.netns, ['node', join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
+    if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
     return pod;
   }
 
@@ -121,14 +123,19 @@ export class Topology {
     return child;
   }
 
-  /** TCP probes from `from` to each target, concurrently: true = connected and greeted. */
-  probe(from: TestPod, targets: Array<{ pod: TestPod; port: number }>, timeoutMs = 250): boolean[] {
-    const out = execFileSync(
-      'nsenter',
-      [`--net=/var/run/netns/${from.netns}`, 'node', join(TOOLS, 'pod-probe.mjs'), String(timeoutMs), ...targets.map((t) => `${t.pod.ip}:${t.port}`)],
-      { stdio: 'pipe' },
-    ).toString();
-    return out
+  /**
+   * TCP probes from `from` to each target, concurrently: true = connected and greeted.
+   * Asynchronous on purpose: the test API server lives in this process and must keep serving.
+   */
+  async probe(from: TestPod, targets: Array<{ pod: TestPod; port: number }>, timeoutMs = 250): Promise<boolean[]> {
+    const { stdout } = await execFileAsync('nsenter', [
+      `--net=/var/run/netns/${from.netns}`,
+      process.execPath,
+      join(TOOLS, 'pod-probe.mjs'),
+      String(timeoutMs),
+      ...targets.map((t) => `${t.pod.ip}:${t.port}`),
+    ]);
+    return stdout
       .trim()
       .split('\n')
       .map((l) => l.endsWith(' ok'));
@@ -136,7 +143,7 @@ export class Topology {
 
   /** A long-lived connection from `from` to `to`:`port` echoing a line every `intervalMs`. */
   stream(from: TestPod, to: TestPod, port: number, intervalMs: number): ChildProcess {
-    return this.spawnIn(from.netns, ['node', join(TOOLS, 'pod-stream.mjs'), to.ip, String(port), String(intervalMs)]);
+    return this.spawnIn(from.netns, [process.execPath, join(TOOLS, 'pod-stream.mjs'), to.ip, String(port), String(intervalMs)]);
   }
 
   async destroy(): Promise<void> {
