@@ -129,6 +129,7 @@ export class TestApiServer {
   private oldestRetained = 1;
   private rv = 1;
   private uid = 0;
+  private generated = 0;
   private port: number;
   private readonly host: string;
   private readonly bookmarkIntervalMs: number;
@@ -279,7 +280,12 @@ export class TestApiServer {
 
   private normalize(obj: KubeObject, r: ResourceKind): KubeObject {
     const o = clone(obj);
-    if (!o.metadata?.name) throw new Error(`${r.kind} needs metadata.name`);
+    const generate = o.metadata?.generateName;
+    if (!o.metadata?.name && typeof generate === 'string') {
+      o.metadata.name = `${generate}${(++this.generated).toString(36).padStart(5, '0')}`;
+      delete o.metadata.generateName;
+    }
+    if (!o.metadata?.name) throw new Error(`${r.kind} needs metadata.name or metadata.generateName`);
     o.apiVersion = r.apiVersion;
     o.kind = r.kind;
     if (r.namespaced) o.metadata.namespace ??= 'default';
