@@ -15,7 +15,9 @@ export interface BenchSection {
 
 type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSection> }> };
 
-const SUITES: Suite[] = [];
+const SUITES: Suite[] = [
+  { name: 'sidebyside', load: () => import('./sidebyside.js') },
+];
 
 function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
