@@ -106,4 +106,189 @@ struct weir_counter {
 	__u64 bytes;
 };
 
+
+/* ======================================================================
+ * Maps (names as pinned under the pin root, default /sys/fs/bpf/weir)
+ * ====================================================================== */
+
+/* ---- endpoints: HASH, key __u32 host-side ifindex ---- */
+#define WEIR_ENDPOINTS_MAX 4096
+
+#define WEIR_EP_F_INGRESS_ISOLATED (1U << 0)
+#define WEIR_EP_F_EGRESS_ISOLATED  (1U << 1)
+/*
+ * Which kinds of policy entries an endpoint has, per direction, so the
+ * datapath skips lookups that cannot match. Kinds are shifted by
+ * WEIR_EP_KINDS_SHIFT(direction).
+ */
+#define WEIR_KIND_ID_PORT    (1U << 0) /* identity, protocol, port */
+#define WEIR_KIND_ID_PROTO   (1U << 1) /* identity, protocol, every port */
+#define WEIR_KIND_ID_ALL     (1U << 2) /* identity, any protocol */
+#define WEIR_KIND_ID_RANGE   (1U << 3) /* identity, protocol, port range */
+#define WEIR_KIND_ANY_PORT   (1U << 4) /* any identity, protocol, port */
+#define WEIR_KIND_ANY_PROTO  (1U << 5) /* any identity, protocol, every port */
+#define WEIR_KIND_ANY_ALL    (1U << 6) /* any identity, any protocol */
+#define WEIR_KIND_ANY_RANGE  (1U << 7) /* any identity, protocol, port range */
+#define WEIR_EP_KINDS_SHIFT(dir) (8U + 8U * (dir))
+
+struct weir_endpoint {
+	__u32 endpoint_id;  /* 1.. assigned by the reconciler */
+	__u32 identity;     /* the pod's security identity */
+	__u32 policy_rev;   /* bumped whenever entries or isolation change */
+	__u32 flags;        /* WEIR_EP_F_* | kinds << WEIR_EP_KINDS_SHIFT(dir) */
+};
+
+/* ---- ipcache: HASH of exact addresses, then LPM of prefixes, else world ---- */
+#define WEIR_IPCACHE_MAX     (1U << 20)
+#define WEIR_IPCACHE_LPM_MAX (1U << 16)
+
+struct weir_ipcache_key {   /* exact /32 or /128 */
+	__u32 family;           /* WEIR_FAMILY_* */
+	__u8  addr[16];         /* network byte order, IPv4 in the first 4 bytes */
+};
+
+/* LPM key: prefixlen counts bits after itself: 32 (family) + prefix length */
+#define WEIR_IPCACHE_LPM_PREFIX_BASE 32
+struct weir_ipcache_lpm_key {
+	__u32 prefixlen;
+	__u32 family;           /* big-endian WEIR_FAMILY_* so it is matched as bytes */
+	__u8  addr[16];
+};
+
+struct weir_ipcache_value {
+	__u32 identity;
+	__u32 flags;            /* reserved, 0 */
+};
+
+/* ---- policy: HASH, every key exact; wildcards are explicit zeros ---- */
+#define WEIR_POLICY_MAX       (1U << 18)
+#define WEIR_POLICY_RANGE_MAX (1U << 16)
+
+struct weir_policy_key {
+	__u32 endpoint_id;
+	__u32 identity;         /* remote identity, WEIR_ID_ANY = any */
+	__u8  direction;        /* WEIR_DIR_* */
+	__u8  protocol;         /* IPPROTO_*, 0 = any protocol (port is then 0) */
+	__u16 port;             /* host byte order, 0 = every port of the protocol */
+};
+
+#define WEIR_POLICY_F_ALLOW (1U << 0)
+struct weir_policy_value {
+	__u32 flags;            /* WEIR_POLICY_F_* */
+	__u32 _pad;
+};
+
+/*
+ * Port ranges (endPort): LPM over (endpoint, identity, direction, protocol,
+ * port) where the port is big-endian; a range is stored as the prefix blocks
+ * that cover it. prefixlen = WEIR_POLICY_RANGE_PREFIX_BASE + port prefix bits.
+ */
+#define WEIR_POLICY_RANGE_PREFIX_BASE 80
+struct weir_policy_range_key {
+	__u32 prefixlen;
+	__u32 endpoint_id;      /* big-endian */
+	__u32 identity;         /* big-endian */
+	__u8  direction;
+	__u8  protocol;
+	__u16 port;             /* big-endian */
+};
+
+/* ---- conntrack: LRU HASH ---- */
+#define WEIR_CT_MAX (1U << 18)
+
+/* Timeouts in seconds (Cilium's defaults, closing shortened). */
+#define WEIR_CT_TIMEOUT_TCP_SYN         60
+#define WEIR_CT_TIMEOUT_TCP_ESTABLISHED 21600
+#define WEIR_CT_TIMEOUT_TCP_CLOSING     10
+#define WEIR_CT_TIMEOUT_UDP             60
+#define WEIR_CT_TIMEOUT_ICMP            30
+#define WEIR_CT_TIMEOUT_OTHER           60
+#define WEIR_CT_TIMEOUT_REVOKED         10  /* tombstone of a revoked connection */
+/* an entry's expiry is refreshed at most this often (ns) */
+#define WEIR_CT_REFRESH_NS              1000000000ULL
+
+/*
+ * A connection as its first packet saw it. `direction` is the direction of
+ * the endpoint that created it, so the two endpoints of a pod-to-pod
+ * connection on one node each keep (and judge) their own entry.
+ */
+struct weir_ct_key {
+	__u8  src_addr[16];
+	__u8  dst_addr[16];
+	__u16 src_port;         /* host byte order; ICMP echo: id (request side) */
+	__u16 dst_port;
+	__u8  protocol;
+	__u8  family;
+	__u8  direction;
+	__u8  _pad;
+};
+
+#define WEIR_CT_F_SEEN_REPLY (1U << 0)
+#define WEIR_CT_F_CLOSING    (1U << 1) /* FIN or RST seen */
+#define WEIR_CT_F_REVOKED    (1U << 2) /* tombstone: its allow was removed */
+
+struct weir_ct_value {
+	__u64 expires_ns;       /* bpf_ktime_get_ns() deadline */
+	__u64 packets;          /* forward + reply */
+	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
+	__u32 remote_identity;
+	__u8  flags;            /* WEIR_CT_F_* */
+	__u8  match;            /* WEIR_MATCH_* of the verdict that allowed it */
+	__u8  tcp_flags;        /* union of TCP flags seen */
+	__u8  _pad[5];
+};
+
+/* ---- fragments: LRU HASH remembering the first fragment's ports ---- */
+#define WEIR_FRAG_MAX 8192
+struct weir_frag_key {
+	__u8  src_addr[16];
+	__u8  dst_addr[16];
+	__u32 id;               /* IPv4 id or IPv6 fragment identification */
+	__u8  protocol;
+	__u8  family;
+	__u16 _pad;
+};
+struct weir_frag_value {
+	__u16 src_port;
+	__u16 dst_port;
+	__u32 _pad;
+};
+
+/* ---- config: ARRAY with one struct weir_config at index 0 ---- */
+#define WEIR_CFG_F_HOST_ALLOW (1U << 0) /* the node (identity host) may reach its pods */
+#define WEIR_CFG_DEFAULT_FLAGS WEIR_CFG_F_HOST_ALLOW
+/* When the config flags are 0 the datapath applies WEIR_CFG_DEFAULT_FLAGS;
+ * WEIR_CFG_F_SET marks an explicit setting so "all off" is expressible. */
+#define WEIR_CFG_F_SET (1U << 31)
+struct weir_config {
+	__u32 flags;
+	__u32 _pad;
+};
+
+/* ---- events ring buffer and its lost-event counter (per-CPU ARRAY, 1 x __u64) ---- */
+#define WEIR_EVENTS_RING_BYTES (1U << 22)
+
+
+/* ---- packet parsing limits and constants not in the UAPI headers ---- */
+#define WEIR_PULL_BYTES      512  /* headers pulled into the linear area when needed */
+#define WEIR_IPV6_EXT_MAX    6    /* IPv6 extension headers walked before giving up */
+#define WEIR_L3_MAX_BYTES    320  /* IP header plus extension headers we accept */
+#define WEIR_ICMPV6_ND_FIRST 133  /* router solicitation .. redirect */
+#define WEIR_ICMPV6_ND_LAST  137
+/* ICMPv4 types (linux/icmp.h pulls in libc socket headers, unusable for -target bpf) */
+#define WEIR_ICMP_ECHOREPLY     0
+#define WEIR_ICMP_DEST_UNREACH  3
+#define WEIR_ICMP_SOURCE_QUENCH 4
+#define WEIR_ICMP_REDIRECT      5
+#define WEIR_ICMP_ECHO          8
+#define WEIR_ICMP_TIME_EXCEEDED 11
+#define WEIR_ICMP_PARAMETERPROB 12
+/* fragment fields (host byte order) */
+#define WEIR_IP_MF           0x2000  /* IPv4: more fragments */
+#define WEIR_IP_OFFSET       0x1fff  /* IPv4: fragment offset */
+#define WEIR_IP6_OFFSET_MASK 0xfff8  /* IPv6 fragment header: offset */
+#define WEIR_IP6_MF          0x0001  /* IPv6 fragment header: more fragments */
+
+/* ---- tc: the programs' return codes are TC_ACT_OK / TC_ACT_SHOT ---- */
+
 #endif /* WEIR_ABI_H */

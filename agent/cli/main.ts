@@ -4,6 +4,8 @@
  */
 import { Command } from 'commander';
 import { register as registerVersion } from './commands/version.js';
+import { register as registerPolicy } from './commands/policy.js';
+import { register as registerObserve } from './commands/observe.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -11,6 +13,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   registerVersion(program);
+  registerPolicy(program);
+  registerObserve(program);
   return program;
 }
 

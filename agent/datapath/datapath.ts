@@ -1,0 +1,112 @@
+/**
+ * The loaded datapath: load-or-adopt the pinned object under the pin root,
+ * attach and detach its programs on pod interfaces, read its counters and
+ * flow events. Map contents are written only by the Reconciler.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadObject, type LoadedObject } from '../../maps/object.js';
+import { BpfMap } from '../../maps/bpf-map.js';
+import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
+import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
+import { readCounters, readLostEvents, type CounterRow } from '../../maps/readers.js';
+import { openRingBuffer, type RingBufferReader } from '../../maps/ringbuf.js';
+import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
+import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
+import type { ReconcilerMaps } from './reconciler.js';
+
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
+
+/** build/bpf/weir.o next to the package root (works from sources and from dist/). */
+export function defaultObjectPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, 'build', 'bpf', 'weir.o');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return resolve('build/bpf/weir.o');
+}
+
+export interface DatapathOptions {
+  /** Where maps and programs are pinned (default /sys/fs/bpf/weir). */
+  pinRoot?: string;
+  /** Compiled object (default build/bpf/weir.o). */
+  objectPath?: string;
+}
+
+export class Datapath {
+  private constructor(
+    readonly pinRoot: string,
+    private readonly obj: LoadedObject,
+  ) {}
+
+  /** Loads the programs; maps already pinned under the pin root are adopted with their contents. */
+  static open(opts: DatapathOptions = {}): Datapath {
+    const pinRoot = opts.pinRoot ?? DEFAULT_PIN_ROOT;
+    if (!existsSync(dirname(pinRoot))) {
+      throw new Error(`${dirname(pinRoot)} does not exist: mount bpffs with "mount -t bpf bpf /sys/fs/bpf"`);
+    }
+    return new Datapath(pinRoot, loadObject(opts.objectPath ?? defaultObjectPath(), { pinRoot }));
+  }
+
+  /** Maps that existed under the pin root before this load (a restart adopts them). */
+  get adoptedMaps(): readonly string[] {
+    return this.obj.adopted;
+  }
+
+  map(key: MapKey): BpfMap {
+    return this.obj.map(MapName[key]);
+  }
+
+  program(name: 'fromPod' | 'toPod'): number {
+    return this.obj.program(ProgramName[name]);
+  }
+
+  /** Enforces on a pod's host-side veth: from_pod on its tc ingress, to_pod on its tc egress. */
+  attach(target: TcTarget): void {
+    tcAttach(target, 'ingress', this.program('fromPod'));
+    tcAttach(target, 'egress', this.program('toPod'));
+  }
+
+  detach(target: TcTarget): void {
+    tcDetach(target, 'ingress');
+    tcDetach(target, 'egress');
+  }
+
+  /** The maps the Reconciler writes. */
+  reconcilerMaps(): ReconcilerMaps {
+    return {
+      endpoints: this.map('endpoints'),
+      policy: this.map('policy'),
+      policyRange: this.map('policyRange'),
+      ipcache: this.map('ipcache'),
+      ipcacheLpm: this.map('ipcacheLpm'),
+    };
+  }
+
+  /** Datapath switches (host traffic to pods). */
+  configure(c: DatapathConfig): void {
+    const k = Buffer.alloc(4);
+    this.map('config').update(k, encodeConfig(c));
+  }
+
+  counters(): CounterRow[] {
+    return readCounters(this.map('counters'));
+  }
+
+  lostEvents(): bigint {
+    return readLostEvents(this.map('lostEvents'));
+  }
+
+  /** Streams decoded flow events; close the reader when done. */
+  onFlowEvents(cb: (events: FlowEvent[]) => void): RingBufferReader {
+    return openRingBuffer(this.map('events').fd, (batch) => cb(batch.map(decodeFlowEvent)));
+  }
+
+  /** Releases fds; pins stay so enforcement continues and the next start adopts them. */
+  close(): void {
+    this.obj.close();
+  }
+}

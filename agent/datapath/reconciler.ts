@@ -1,0 +1,330 @@
+/**
+ * The reconciler: the only writer of the datapath's maps. It turns desired
+ * state (agent/desired.ts) into minimal, batched map writes, in an order that
+ * never opens an allow-all window:
+ *   1. new policy entries, 2. stale policy entries removed, 3. the endpoint
+ *   record (isolation, kinds, policy_rev bumped) — so a connection re-judged
+ *   after the bump sees exactly the new rules — 4. ipcache upserts first and
+ *   removals last.
+ * A full resync reads what the pinned maps hold (after an agent restart) and
+ * removes what is not desired.
+ */
+import type { DesiredDiff, DesiredState, EndpointState, IpcacheEntry } from '../desired.js';
+import type { BpfMap } from '../../maps/bpf-map.js';
+import { Limits } from '../../maps/abi.js';
+import { encodeEndpoint, encodeEndpointKey, decodeEndpoint, decodeEndpointKey, type EndpointValue } from '../../maps/codecs/endpoint.js';
+import { decodePolicyKey, decodePolicyRangeKey, encodePolicyValue } from '../../maps/codecs/policy.js';
+import {
+  decodeIpcacheKey,
+  decodeIpcacheLpmKey,
+  decodeIpcacheValue,
+  encodeIpcacheKey,
+  encodeIpcacheLpmKey,
+  encodeIpcacheValue,
+  isExactCidr,
+} from '../../maps/codecs/ipcache.js';
+import { parseCidr } from '../../maps/codecs/addr.js';
+import { endpointKeys } from './entries.js';
+
+export interface ReconcilerMaps {
+  endpoints: BpfMap;
+  policy: BpfMap;
+  policyRange: BpfMap;
+  ipcache: BpfMap;
+  ipcacheLpm: BpfMap;
+}
+
+/** Maps an endpoint key ("namespace/name") to its host-side ifindex, or undefined if its interface is not there yet. */
+export type IfindexOf = (endpointKey: string) => number | undefined;
+
+export interface ReconcileStats {
+  /** Map writes (updates + deletes) done by the last apply. */
+  writes: number;
+  /** Endpoints whose interface is not known yet (not enforced until it is). */
+  pending: string[];
+  /** Errors of the last apply (e.g. a full map); the maps keep their previous, narrower state. */
+  errors: string[];
+}
+
+interface Realized {
+  ifindex: number;
+  value: EndpointValue;
+  policy: Map<string, Buffer>;
+  ranges: Map<string, Buffer>;
+}
+
+const hex = (b: Buffer): string => b.toString('hex');
+
+export class Reconciler {
+  private desired: DesiredState = { endpoints: new Map(), ipcache: new Map() };
+  private nodeAddresses: string[] = [];
+  /** By endpoint id. */
+  private realized = new Map<number, Realized>();
+  private idByKey = new Map<string, number>();
+  private ipcacheRealized = new Map<string, number>(); // cidr -> identity
+  private lastStats: ReconcileStats = { writes: 0, pending: [], errors: [] };
+
+  constructor(
+    private readonly maps: ReconcilerMaps,
+    private readonly ifindexOf: IfindexOf,
+  ) {}
+
+  get stats(): ReconcileStats {
+    return this.lastStats;
+  }
+
+  /** The node's own addresses: they resolve to identity host (1). Applied on the next apply. */
+  setNodeAddresses(ips: string[]): void {
+    this.nodeAddresses = [...ips];
+  }
+
+  /** Endpoint id assigned to an endpoint key, if enforced. */
+  endpointId(key: string): number | undefined {
+    return this.idByKey.get(key);
+  }
+
+  /** Start-up and resync: make the maps equal the desired state, whatever they held. */
+  applyFull(state: DesiredState): ReconcileStats {
+    this.desired = { endpoints: new Map(state.endpoints), ipcache: new Map(state.ipcache) };
+    this.readRealized();
+    const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
+    this.syncIpcacheUpserts(stats);
+    const keep = new Set<number>();
+    for (const ep of this.desired.endpoints.values()) {
+      const id = this.syncEndpoint(ep, stats);
+      if (id !== undefined) keep.add(id);
+    }
+    for (const [id, r] of [...this.realized]) if (!keep.has(id)) this.removeRealized(id, r, stats);
+    for (const [key, id] of [...this.idByKey]) if (!keep.has(id)) this.idByKey.delete(key);
+    this.syncIpcacheRemovals(stats);
+    this.lastStats = stats;
+    return stats;
+  }
+
+  /** Increment: touches only what the diff names. */
+  applyDiff(diff: DesiredDiff): ReconcileStats {
+    const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
+    for (const e of diff.ipcacheUpserted) this.desired.ipcache.set(e.cidr, e);
+    for (const c of diff.ipcacheRemoved) this.desired.ipcache.delete(c);
+    const touched = new Set<string>();
+    for (const ep of diff.endpointsChanged) {
+      this.desired.endpoints.set(ep.key, { ...ep, entries: [...ep.entries] });
+      touched.add(ep.key);
+    }
+    const apply = (m: Map<string, DesiredDiff['entriesAdded'] extends Map<string, infer V> ? V : never>, add: boolean) => {
+      for (const [key, list] of m) {
+        const ep = this.desired.endpoints.get(key);
+        if (!ep || list.length === 0) continue;
+        const keyOf = (e: (typeof list)[number]) => `${e.direction}|${e.remoteIdentity}|${e.protocol}|${e.port}|${e.endPort}`;
+        const drop = new Set(list.map(keyOf));
+        const rest = ep.entries.filter((e) => !drop.has(keyOf(e)));
+        ep.entries = add ? [...rest, ...list] : rest;
+        touched.add(key);
+      }
+    };
+    apply(diff.entriesRemoved, false);
+    apply(diff.entriesAdded, true);
+    this.syncIpcacheUpserts(stats);
+    for (const key of touched) {
+      const ep = this.desired.endpoints.get(key);
+      if (ep) this.syncEndpoint(ep, stats);
+    }
+    for (const key of diff.endpointsRemoved) {
+      this.desired.endpoints.delete(key);
+      const id = this.idByKey.get(key);
+      if (id === undefined) continue;
+      const r = this.realized.get(id);
+      if (r) this.removeRealized(id, r, stats);
+      this.idByKey.delete(key);
+    }
+    this.syncIpcacheRemovals(stats);
+    this.lastStats = stats;
+    return stats;
+  }
+
+  /** Re-tries endpoints whose interface appeared since the last apply. */
+  retryPending(): ReconcileStats {
+    const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
+    for (const ep of this.desired.endpoints.values()) if (!this.idByKey.has(ep.key)) this.syncEndpoint(ep, stats);
+    this.lastStats = stats;
+    return stats;
+  }
+
+  // ---- internals ----
+
+  private readRealized(): void {
+    this.realized.clear();
+    this.ipcacheRealized.clear();
+    const byIfindex = new Map<number, number>();
+    for (const [k, v] of this.maps.endpoints.entries()) {
+      const value = decodeEndpoint(v);
+      const ifindex = decodeEndpointKey(k);
+      this.realized.set(value.endpointId, { ifindex, value, policy: new Map(), ranges: new Map() });
+      byIfindex.set(ifindex, value.endpointId);
+    }
+    const orphans: Buffer[] = [];
+    const orphanRanges: Buffer[] = [];
+    for (const k of this.maps.policy.keys()) {
+      const r = this.realized.get(decodePolicyKey(k).endpointId);
+      if (r) r.policy.set(hex(k), k);
+      else orphans.push(k);
+    }
+    for (const k of this.maps.policyRange.keys()) {
+      const r = this.realized.get(decodePolicyRangeKey(k).endpointId);
+      if (r) r.ranges.set(hex(k), k);
+      else orphanRanges.push(k);
+    }
+    // entries of endpoints that no longer exist can allow nothing: remove them
+    this.maps.policy.deleteBatch(orphans);
+    this.maps.policyRange.deleteBatch(orphanRanges);
+    // keep ids of endpoints whose interface is still the same
+    this.idByKey.clear();
+    for (const ep of this.desired.endpoints.values()) {
+      const ifindex = this.ifindexOf(ep.key);
+      const id = ifindex === undefined ? undefined : byIfindex.get(ifindex);
+      if (id !== undefined) this.idByKey.set(ep.key, id);
+    }
+    for (const [k, v] of this.maps.ipcache.entries()) this.ipcacheRealized.set(decodeIpcacheKey(k), decodeIpcacheValue(v));
+    for (const [k, v] of this.maps.ipcacheLpm.entries()) this.ipcacheRealized.set(decodeIpcacheLpmKey(k), decodeIpcacheValue(v));
+  }
+
+  private allocateId(): number {
+    const used = new Set(this.realized.keys());
+    for (const id of this.idByKey.values()) used.add(id);
+    for (let id = 1; id <= Limits.ENDPOINTS_MAX * 4; id++) if (!used.has(id)) return id;
+    throw new Error('no free endpoint id: too many endpoints on this node');
+  }
+
+  /** Returns the endpoint id when enforced, undefined when its interface is unknown. */
+  private syncEndpoint(ep: EndpointState, stats: ReconcileStats): number | undefined {
+    const ifindex = this.ifindexOf(ep.key);
+    if (ifindex === undefined) {
+      stats.pending.push(ep.key);
+      return this.idByKey.get(ep.key);
+    }
+    let id = this.idByKey.get(ep.key);
+    if (id === undefined) {
+      id = this.allocateId();
+      this.idByKey.set(ep.key, id);
+    }
+    const want = endpointKeys(ep, id);
+    const have = this.realized.get(id) ?? { ifindex, value: { endpointId: id, identity: 0, policyRev: 0, flags: 0 }, policy: new Map(), ranges: new Map() };
+    try {
+      // 1. additions
+      const addPolicy = [...want.policy].filter(([h]) => !have.policy.has(h));
+      const addRanges = [...want.ranges].filter(([h]) => !have.ranges.has(h));
+      const allow = encodePolicyValue();
+      this.maps.policy.updateBatch(addPolicy.map(([, k]) => [k, allow]));
+      for (const [h, k] of addPolicy) have.policy.set(h, k);
+      this.maps.policyRange.updateBatch(addRanges.map(([, k]) => [k, allow]));
+      for (const [h, k] of addRanges) have.ranges.set(h, k);
+      // 2. removals
+      const delPolicy = [...have.policy].filter(([h]) => !want.policy.has(h));
+      const delRanges = [...have.ranges].filter(([h]) => !want.ranges.has(h));
+      this.maps.policy.deleteBatch(delPolicy.map(([, k]) => k));
+      for (const [h] of delPolicy) have.policy.delete(h);
+      this.maps.policyRange.deleteBatch(delRanges.map(([, k]) => k));
+      for (const [h] of delRanges) have.ranges.delete(h);
+      stats.writes += addPolicy.length + addRanges.length + delPolicy.length + delRanges.length;
+      // 3. the endpoint record, rev bumped when anything it enforces changed
+      const changed = addPolicy.length + addRanges.length + delPolicy.length + delRanges.length > 0 || have.value.flags !== want.flags;
+      const value: EndpointValue = {
+        endpointId: id,
+        identity: ep.identity,
+        policyRev: changed || !this.realized.has(id) ? (have.value.policyRev + 1) >>> 0 : have.value.policyRev,
+        flags: want.flags,
+      };
+      if (have.ifindex !== ifindex && this.realized.has(id)) {
+        this.maps.endpoints.delete(encodeEndpointKey(have.ifindex));
+        stats.writes++;
+      }
+      const same = this.realized.has(id) && have.ifindex === ifindex && JSON.stringify(have.value) === JSON.stringify(value);
+      if (!same) {
+        this.maps.endpoints.update(encodeEndpointKey(ifindex), encodeEndpoint(value));
+        stats.writes++;
+      }
+      this.realized.set(id, { ifindex, value, policy: have.policy, ranges: have.ranges });
+    } catch (err) {
+      stats.errors.push(`endpoint ${ep.key}: ${err instanceof Error ? err.message : String(err)}`);
+      this.realized.set(id, have);
+    }
+    return id;
+  }
+
+  private removeRealized(id: number, r: Realized, stats: ReconcileStats): void {
+    try {
+      this.maps.endpoints.delete(encodeEndpointKey(r.ifindex));
+      this.maps.policy.deleteBatch([...r.policy.values()]);
+      this.maps.policyRange.deleteBatch([...r.ranges.values()]);
+      stats.writes += 1 + r.policy.size + r.ranges.size;
+      this.realized.delete(id);
+    } catch (err) {
+      stats.errors.push(`removing endpoint id ${id}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private desiredIpcache(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const e of this.desired.ipcache.values()) m.set(canonical(e), e.identity);
+    for (const ip of this.nodeAddresses) m.set(canonical({ cidr: ip, identity: 1 }), 1);
+    return m;
+  }
+
+  private syncIpcacheUpserts(stats: ReconcileStats): void {
+    const want = this.desiredIpcache();
+    const exact: Array<[Buffer, Buffer]> = [];
+    let changedExisting = false;
+    for (const [cidr, identity] of want) {
+      const have = this.ipcacheRealized.get(cidr);
+      if (have === identity) continue;
+      if (have !== undefined) changedExisting = true;
+      try {
+        if (isExactCidr(cidr)) exact.push([encodeIpcacheKey(parseCidr(cidr).addr), encodeIpcacheValue(identity)]);
+        else {
+          this.maps.ipcacheLpm.update(encodeIpcacheLpmKey(cidr), encodeIpcacheValue(identity));
+          this.ipcacheRealized.set(cidr, identity);
+          stats.writes++;
+        }
+      } catch (err) {
+        stats.errors.push(`ipcache ${cidr}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    try {
+      this.maps.ipcache.updateBatch(exact);
+      for (const [k, v] of exact) this.ipcacheRealized.set(decodeIpcacheKey(k), decodeIpcacheValue(v));
+      stats.writes += exact.length;
+    } catch (err) {
+      stats.errors.push(`ipcache: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (changedExisting) this.bumpAll(stats);
+  }
+
+  private syncIpcacheRemovals(stats: ReconcileStats): void {
+    const want = this.desiredIpcache();
+    let removed = false;
+    for (const cidr of [...this.ipcacheRealized.keys()]) {
+      if (want.has(cidr)) continue;
+      if (isExactCidr(cidr)) this.maps.ipcache.delete(encodeIpcacheKey(parseCidr(cidr).addr));
+      else this.maps.ipcacheLpm.delete(encodeIpcacheLpmKey(cidr));
+      this.ipcacheRealized.delete(cidr);
+      stats.writes++;
+      removed = true;
+    }
+    if (removed) this.bumpAll(stats);
+  }
+
+  /** An address changed identity: every connection is judged again on its next forward packet. */
+  private bumpAll(stats: ReconcileStats): void {
+    for (const r of this.realized.values()) {
+      r.value = { ...r.value, policyRev: (r.value.policyRev + 1) >>> 0 };
+      this.maps.endpoints.update(encodeEndpointKey(r.ifindex), encodeEndpoint(r.value));
+      stats.writes++;
+    }
+  }
+}
+
+function canonical(e: Pick<IpcacheEntry, 'cidr' | 'identity'>): string {
+  const { addr, prefix } = parseCidr(e.cidr);
+  if (prefix === (addr.includes(':') ? 128 : 32)) return decodeIpcacheKey(encodeIpcacheKey(addr));
+  return decodeIpcacheLpmKey(encodeIpcacheLpmKey(e.cidr));
+}

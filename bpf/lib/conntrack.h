@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Conntrack: one LRU entry per connection and per enforcing endpoint
+ * direction. Forward packets find their entry under their own tuple and
+ * direction; replies under the reversed tuple and the other direction.
+ */
+#ifndef WEIR_LIB_CONNTRACK_H
+#define WEIR_LIB_CONNTRACK_H
+
+#include "maps.h"
+#include "parse.h"
+
+#define WEIR_NS_PER_SEC 1000000000ULL
+#define WEIR_TCP_FIN 0x01
+#define WEIR_TCP_SYN 0x02
+#define WEIR_TCP_RST 0x04
+#define WEIR_TCP_ACK 0x10
+
+static __always_inline void weir_ct_key_fwd(struct weir_ct_key *k, const struct weir_tuple *t, __u8 dir)
+{
+	__builtin_memcpy(k->src_addr, t->saddr, 16);
+	__builtin_memcpy(k->dst_addr, t->daddr, 16);
+	k->src_port = t->sport;
+	k->dst_port = t->dport;
+	k->protocol = t->proto;
+	k->family = t->family;
+	k->direction = dir;
+	k->_pad = 0;
+}
+
+static __always_inline void weir_ct_key_rev(struct weir_ct_key *k, const struct weir_tuple *t, __u8 dir)
+{
+	__builtin_memcpy(k->src_addr, t->daddr, 16);
+	__builtin_memcpy(k->dst_addr, t->saddr, 16);
+	k->src_port = t->dport;
+	k->dst_port = t->sport;
+	k->protocol = t->proto;
+	k->family = t->family;
+	k->direction = dir;
+	k->_pad = 0;
+}
+
+static __always_inline __u64 weir_ct_timeout_ns(__u8 proto, __u8 flags)
+{
+	__u64 s;
+	if (proto == IPPROTO_TCP) {
+		if (flags & WEIR_CT_F_CLOSING)
+			s = WEIR_CT_TIMEOUT_TCP_CLOSING;
+		else if (flags & WEIR_CT_F_SEEN_REPLY)
+			s = WEIR_CT_TIMEOUT_TCP_ESTABLISHED;
+		else
+			s = WEIR_CT_TIMEOUT_TCP_SYN;
+	} else if (proto == IPPROTO_UDP) {
+		s = WEIR_CT_TIMEOUT_UDP;
+	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+		s = WEIR_CT_TIMEOUT_ICMP;
+	} else {
+		s = WEIR_CT_TIMEOUT_OTHER;
+	}
+	return s * WEIR_NS_PER_SEC;
+}
+
+/* Updates state on a packet of a known connection; `reply` is set for the reply direction. */
+static __always_inline void weir_ct_touch(struct weir_ct_value *ct, const struct weir_pkt *pkt, __u64 now, int reply)
+{
+	__u8 flags = ct->flags;
+	if (reply)
+		flags |= WEIR_CT_F_SEEN_REPLY;
+	if (pkt->tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
+		flags |= WEIR_CT_F_CLOSING;
+	if (flags != ct->flags)
+		ct->flags = flags;
+	if ((pkt->tcp_flags & ~ct->tcp_flags) != 0)
+		ct->tcp_flags |= pkt->tcp_flags;
+	__u64 deadline = now + weir_ct_timeout_ns(pkt->t.proto, flags);
+	/* refresh at most once per WEIR_CT_REFRESH_NS, and always when it shortens (closing) */
+	if (deadline > ct->expires_ns + WEIR_CT_REFRESH_NS || (flags & WEIR_CT_F_CLOSING && deadline < ct->expires_ns))
+		ct->expires_ns = deadline;
+	ct->packets++;
+}
+
+#endif

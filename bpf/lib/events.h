@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Flow events: one per new connection and per dropped packet, into the ring buffer. */
+#ifndef WEIR_LIB_EVENTS_H
+#define WEIR_LIB_EVENTS_H
+
+#include "maps.h"
+#include "parse.h"
+
+struct weir_verdict {
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u8  verdict;
+	__u8  match;
+	__u8  drop_reason;
+	__u8  flags;
+};
+
+static __always_inline void weir_emit(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,
+				      const struct weir_pkt *pkt, const struct weir_verdict *v)
+{
+	struct weir_flow_event *e = bpf_ringbuf_reserve(&weir_events, sizeof(*e), 0);
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&weir_ev_lost, &zero);
+		if (lost)
+			(*lost)++;
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->ifindex = skb->ifindex;
+	e->endpoint_id = ep->endpoint_id;
+	e->src_identity = v->src_identity;
+	e->dst_identity = v->dst_identity;
+	__builtin_memcpy(e->src_addr, pkt->t.saddr, 16);
+	__builtin_memcpy(e->dst_addr, pkt->t.daddr, 16);
+	if (pkt->t.proto == IPPROTO_ICMP || pkt->t.proto == IPPROTO_ICMPV6) {
+		e->src_port = pkt->icmp_type;
+		e->dst_port = pkt->icmp_code;
+	} else {
+		e->src_port = pkt->t.sport;
+		e->dst_port = pkt->t.dport;
+	}
+	e->family = pkt->t.family;
+	e->protocol = pkt->t.proto;
+	e->direction = dir;
+	e->verdict = v->verdict;
+	e->match = v->match;
+	e->drop_reason = v->drop_reason;
+	e->tcp_flags = pkt->tcp_flags;
+	e->flags = v->flags | (pkt->frag ? WEIR_FLOW_F_FRAGMENT : 0);
+	e->len = skb->len;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+#endif

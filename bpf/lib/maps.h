@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Every map of the datapath, pinned by name under the loader's pin root. */
+#ifndef WEIR_LIB_MAPS_H
+#define WEIR_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "weir_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_ENDPOINTS_MAX);
+	__type(key, __u32);
+	__type(value, struct weir_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_IPCACHE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weir_ipcache_key);
+	__type(value, struct weir_ipcache_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, WEIR_IPCACHE_LPM_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weir_ipcache_lpm_key);
+	__type(value, struct weir_ipcache_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ipc_lpm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_POLICY_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weir_policy_key);
+	__type(value, struct weir_policy_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, WEIR_POLICY_RANGE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weir_policy_range_key);
+	__type(value, struct weir_policy_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_policy_rng SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__type(key, struct weir_ct_key);
+	__type(value, struct weir_ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_FRAG_MAX);
+	__type(key, struct weir_frag_key);
+	__type(value, struct weir_frag_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_frag SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weir_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, WEIR_EVENTS_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ev_lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WEIR_COUNTER_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct weir_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_counters SEC(".maps");
+
+#endif

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * weir datapath: `from_pod` on tc ingress of a pod's host-side veth (the pod's
+ * egress) and `to_pod` on its tc egress (the pod's ingress). Both run the same
+ * stateful verdict with the direction fixed at compile time.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "weir_abi.h"
+#include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/ipcache.h"
+#include "lib/policy.h"
+#include "lib/conntrack.h"
+#include "lib/events.h"
+#include "lib/counters.h"
+
+static __always_inline __u32 weir_config_flags(void)
+{
+	__u32 zero = 0;
+	struct weir_config *c = bpf_map_lookup_elem(&weir_config, &zero);
+	if (!c || !(c->flags & WEIR_CFG_F_SET))
+		return WEIR_CFG_DEFAULT_FLAGS;
+	return c->flags;
+}
+
+static __always_inline int weir_drop(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,
+				     const struct weir_pkt *pkt, struct weir_verdict *v, __u8 reason)
+{
+	v->verdict = WEIR_VERDICT_DROPPED;
+	v->match = WEIR_MATCH_NONE;
+	v->drop_reason = reason;
+	weir_count(dir, WEIR_VERDICT_DROPPED, reason, skb->len);
+	weir_emit(skb, ep, dir, pkt, v);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int weir_pass(struct __sk_buff *skb, __u8 dir, __u8 match)
+{
+	weir_count(dir, WEIR_VERDICT_FORWARDED, match, skb->len);
+	return TC_ACT_OK;
+}
+
+/* The remote side's identity for this direction (the pod's own is the endpoint's). */
+static __always_inline void weir_identities(const struct weir_endpoint *ep, __u8 dir, const struct weir_tuple *t,
+					    struct weir_verdict *v)
+{
+	if (dir == WEIR_DIR_EGRESS) {
+		v->src_identity = ep->identity;
+		v->dst_identity = weir_ipcache_identity(t->daddr, t->family);
+	} else {
+		v->src_identity = weir_ipcache_identity(t->saddr, t->family);
+		v->dst_identity = ep->identity;
+	}
+}
+
+/* Judges a new (or stale) connection against policy and the host switch. */
+static __always_inline __u8 weir_judge(const struct weir_endpoint *ep, __u8 dir, const struct weir_pkt *pkt,
+				       const struct weir_verdict *v)
+{
+	__u32 remote = dir == WEIR_DIR_EGRESS ? v->dst_identity : v->src_identity;
+	if (dir == WEIR_DIR_INGRESS && remote == WEIR_ID_HOST && (weir_config_flags() & WEIR_CFG_F_HOST_ALLOW))
+		return WEIR_MATCH_HOST;
+	return weir_policy_verdict(ep, dir, remote, pkt->t.proto, pkt->has_ports ? pkt->t.dport : 0);
+}
+
+static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
+{
+	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
+	__u32 ifindex = skb->ifindex;
+	struct weir_endpoint *ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
+	struct weir_verdict v = {};
+	struct weir_pkt pkt = {};
+	struct weir_ct_key key;
+	struct weir_ct_value *ct;
+	__u64 now;
+	int reason;
+
+	if (!ep)
+		return TC_ACT_OK; /* not an enforced pod */
+
+	reason = weir_parse(skb, &pkt);
+	if (reason)
+		return weir_drop(skb, ep, dir, &pkt, &v, reason);
+	if (pkt.kind == WEIR_PKT_ALWAYS)
+		return weir_pass(skb, dir, WEIR_MATCH_ALWAYS);
+
+	/* fragments: the first one's ports are remembered for the later ones */
+	if (pkt.frag) {
+		struct weir_frag_key fk = { .id = pkt.frag_id, .protocol = pkt.t.proto, .family = pkt.t.family };
+		__builtin_memcpy(fk.src_addr, pkt.t.saddr, 16);
+		__builtin_memcpy(fk.dst_addr, pkt.t.daddr, 16);
+		if (pkt.frag == WEIR_FRAG_FIRST) {
+			struct weir_frag_value fv = { .src_port = pkt.t.sport, .dst_port = pkt.t.dport };
+			bpf_map_update_elem(&weir_frag, &fk, &fv, BPF_ANY);
+		} else {
+			struct weir_frag_value *fv = bpf_map_lookup_elem(&weir_frag, &fk);
+			if (!fv)
+				return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_FRAG_UNKNOWN);
+			pkt.t.sport = fv->src_port;
+			pkt.t.dport = fv->dst_port;
+			pkt.has_ports = weir_is_port_proto(pkt.t.proto);
+		}
+	}
+
+	now = bpf_ktime_get_ns();
+
+	/* ICMP errors about a known connection pass as related */
+	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {
+		weir_ct_key_fwd(&key, &pkt.inner, other);
+		ct = bpf_map_lookup_elem(&weir_ct, &key);
+		if (!ct) {
+			weir_ct_key_fwd(&key, &pkt.inner, dir);
+			ct = bpf_map_lookup_elem(&weir_ct, &key);
+		}
+		if (ct && ct->expires_ns > now && !(ct->flags & WEIR_CT_F_REVOKED))
+			return weir_pass(skb, dir, WEIR_MATCH_RELATED);
+		/* unrelated: judged like any packet, never creates a connection */
+		weir_identities(ep, dir, &pkt.t, &v);
+		v.match = weir_judge(ep, dir, &pkt, &v);
+		if (v.match == WEIR_MATCH_NONE)
+			return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_DENIED);
+		return weir_pass(skb, dir, v.match);
+	}
+
+	/* forward packet of a known connection */
+	weir_ct_key_fwd(&key, &pkt.t, dir);
+	ct = bpf_map_lookup_elem(&weir_ct, &key);
+	if (ct && ct->expires_ns <= now)
+		ct = NULL;
+	if (ct) {
+		int restart = (pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
+			      (ct->flags & WEIR_CT_F_CLOSING);
+		if (!restart && ct->policy_rev == ep->policy_rev && !(ct->flags & WEIR_CT_F_REVOKED)) {
+			weir_ct_touch(ct, &pkt, now, 0);
+			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
+		}
+	} else {
+		/* reply of a connection the other direction opened */
+		struct weir_ct_key rkey;
+		struct weir_ct_value *rct;
+		weir_ct_key_rev(&rkey, &pkt.t, other);
+		rct = bpf_map_lookup_elem(&weir_ct, &rkey);
+		if (rct && rct->expires_ns > now) {
+			if (rct->flags & WEIR_CT_F_REVOKED) {
+				weir_identities(ep, dir, &pkt.t, &v);
+				v.flags = WEIR_FLOW_F_REPLY;
+				return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_REVOKED);
+			}
+			weir_ct_touch(rct, &pkt, now, 1);
+			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
+		}
+	}
+
+	/* new connection, or a known one judged again after a policy change */
+	weir_identities(ep, dir, &pkt.t, &v);
+	v.match = weir_judge(ep, dir, &pkt, &v);
+	if (v.match == WEIR_MATCH_NONE) {
+		if (ct) {
+			if (!(ct->flags & WEIR_CT_F_REVOKED)) {
+				ct->flags |= WEIR_CT_F_REVOKED;
+				ct->expires_ns = now + WEIR_CT_TIMEOUT_REVOKED * WEIR_NS_PER_SEC;
+			}
+			return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_REVOKED);
+		}
+		v.flags = WEIR_FLOW_F_NEW;
+		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_DENIED);
+	}
+
+	if (ct) {
+		/* still allowed: restamp (a restarted TCP connection starts over) */
+		ct->policy_rev = ep->policy_rev;
+		ct->match = v.match;
+		ct->remote_identity = dir == WEIR_DIR_EGRESS ? v.dst_identity : v.src_identity;
+		if (ct->flags & (WEIR_CT_F_REVOKED | WEIR_CT_F_CLOSING) && (pkt.tcp_flags & WEIR_TCP_SYN)) {
+			ct->flags = 0;
+			ct->tcp_flags = 0;
+		}
+		ct->flags &= ~WEIR_CT_F_REVOKED;
+		weir_ct_touch(ct, &pkt, now, 0);
+		v.flags = WEIR_FLOW_F_NEW;
+		v.verdict = WEIR_VERDICT_FORWARDED;
+		weir_emit(skb, ep, dir, &pkt, &v);
+		return weir_pass(skb, dir, v.match);
+	}
+
+	struct weir_ct_value nct = {
+		.expires_ns = now + weir_ct_timeout_ns(pkt.t.proto, 0),
+		.packets = 1,
+		.policy_rev = ep->policy_rev,
+		.remote_identity = dir == WEIR_DIR_EGRESS ? v.dst_identity : v.src_identity,
+		.match = v.match,
+		.tcp_flags = pkt.tcp_flags,
+	};
+	if (pkt.tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
+		nct.flags |= WEIR_CT_F_CLOSING;
+	if (bpf_map_update_elem(&weir_ct, &key, &nct, BPF_ANY) != 0)
+		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_FULL);
+	v.flags = WEIR_FLOW_F_NEW;
+	v.verdict = WEIR_VERDICT_FORWARDED;
+	weir_emit(skb, ep, dir, &pkt, &v);
+	return weir_pass(skb, dir, v.match);
+}
+
+SEC("tc")
+int from_pod(struct __sk_buff *skb)
+{
+	return weir_handle(skb, WEIR_DIR_EGRESS);
+}
+
+SEC("tc")
+int to_pod(struct __sk_buff *skb)
+{
+	return weir_handle(skb, WEIR_DIR_INGRESS);
+}
+
+/* The baseline for `make bench`: a tc program that does nothing. */
+SEC("tc")
+int noop(struct __sk_buff *skb)
+{
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

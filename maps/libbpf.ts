@@ -1,0 +1,143 @@
+/**
+ * koffi bindings to the system libbpf.so.1 (1.1+). The only file that declares
+ * C functions; everything else in maps/ wraps these in typed helpers.
+ */
+import koffi from 'koffi';
+
+function open(): koffi.IKoffiLib {
+  try {
+    return koffi.load('libbpf.so.1');
+  } catch (err) {
+    throw new Error(
+      `cannot load libbpf.so.1 (${err instanceof Error ? err.message : String(err)}): install it with "apt-get install libbpf1 libbpf-dev" or run "make deps"`,
+    );
+  }
+}
+
+const lib = open();
+const libc = koffi.load('libc.so.6');
+
+export const TcHook = koffi.struct('bpf_tc_hook', {
+  sz: 'size_t',
+  ifindex: 'int',
+  attach_point: 'int',
+  parent: 'uint32_t',
+});
+export const TcOpts = koffi.struct('bpf_tc_opts', {
+  sz: 'size_t',
+  prog_fd: 'int',
+  flags: 'uint32_t',
+  prog_id: 'uint32_t',
+  handle: 'uint32_t',
+  priority: 'uint32_t',
+});
+export const TestRunOpts = koffi.struct('bpf_test_run_opts', {
+  sz: 'size_t',
+  data_in: 'void *',
+  data_out: 'void *',
+  data_size_in: 'uint32_t',
+  data_size_out: 'uint32_t',
+  ctx_in: 'void *',
+  ctx_out: 'void *',
+  ctx_size_in: 'uint32_t',
+  ctx_size_out: 'uint32_t',
+  retval: 'uint32_t',
+  repeat: 'int',
+  duration: 'uint32_t',
+  flags: 'uint32_t',
+  cpu: 'uint32_t',
+  batch_size: 'uint32_t',
+});
+export const BatchOpts = koffi.struct('bpf_map_batch_opts', {
+  sz: 'size_t',
+  elem_flags: 'uint64_t',
+  flags: 'uint64_t',
+});
+
+const PrintFn = koffi.proto('int weir_libbpf_print_fn(int level, const char *fmt, void *args)');
+export const BpfObject = koffi.opaque('bpf_object');
+export const BpfMap = koffi.opaque('bpf_map');
+export const BpfProgram = koffi.opaque('bpf_program');
+
+export const fn = {
+  set_print: lib.func('void *libbpf_set_print(void *fn)'),
+  open_file: lib.func('bpf_object *bpf_object__open_file(const char *path, void *opts)'),
+  load: lib.func('int bpf_object__load(bpf_object *obj)'),
+  close: lib.func('void bpf_object__close(bpf_object *obj)'),
+  next_map: lib.func('bpf_map *bpf_object__next_map(bpf_object *obj, bpf_map *map)'),
+  map_name: lib.func('const char *bpf_map__name(bpf_map *map)'),
+  map_fd: lib.func('int bpf_map__fd(bpf_map *map)'),
+  map_set_pin_path: lib.func('int bpf_map__set_pin_path(bpf_map *map, const char *path)'),
+  next_program: lib.func('bpf_program *bpf_object__next_program(bpf_object *obj, bpf_program *prog)'),
+  program_name: lib.func('const char *bpf_program__name(bpf_program *prog)'),
+  program_fd: lib.func('int bpf_program__fd(bpf_program *prog)'),
+  obj_pin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
+  obj_get: lib.func('int bpf_obj_get(const char *path)'),
+  obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ uint8_t *info, _Inout_ uint32_t *len)'),
+  update_elem: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
+  lookup_elem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ uint8_t *value)'),
+  delete_elem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
+  get_next_key: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ uint8_t *next_key)'),
+  update_batch: lib.func(
+    'int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
+  ),
+  delete_batch: lib.func(
+    'int bpf_map_delete_batch(int fd, const void *keys, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
+  ),
+  lookup_batch: lib.func(
+    'int bpf_map_lookup_batch(int fd, void *in_batch, _Out_ uint8_t *out_batch, _Out_ uint8_t *keys, _Out_ uint8_t *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
+  ),
+  num_possible_cpus: lib.func('int libbpf_num_possible_cpus(void)'),
+  tc_hook_create: lib.func('int bpf_tc_hook_create(bpf_tc_hook *hook)'),
+  tc_hook_destroy: lib.func('int bpf_tc_hook_destroy(bpf_tc_hook *hook)'),
+  tc_attach: lib.func('int bpf_tc_attach(bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
+  tc_detach: lib.func('int bpf_tc_detach(bpf_tc_hook *hook, bpf_tc_opts *opts)'),
+  tc_query: lib.func('int bpf_tc_query(bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
+  test_run: lib.func('int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
+  close_fd: libc.func('int close(int fd)'),
+  vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
+  strerror: libc.func('const char *strerror(int errnum)'),
+  setns: libc.func('int setns(int fd, int nstype)'),
+  open_path: libc.func('int open(const char *path, int flags)'),
+};
+
+export const errno = (): number => koffi.errno();
+export const strerror = (e: number): string => fn.strerror(Math.abs(e)) as string;
+
+/** Captures libbpf's log lines (the verifier log included) while `f` runs. */
+export function withLibbpfLog<T>(f: () => T): { result: T; log: string } {
+  const lines: string[] = [];
+  const buf = Buffer.alloc(8192);
+  const cb = koffi.register((_level: number, fmt: string, args: unknown) => {
+    const n = fn.vsnprintf(buf, buf.length, fmt, args) as number;
+    lines.push(buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))).toString('utf8'));
+    return 0;
+  }, koffi.pointer(PrintFn));
+  const prev = fn.set_print(cb);
+  try {
+    return { result: f(), log: lines.join('') };
+  } finally {
+    fn.set_print(prev);
+    koffi.unregister(cb);
+  }
+}
+
+export class LibbpfError extends Error {
+  constructor(
+    message: string,
+    readonly errno: number,
+    readonly log = '',
+  ) {
+    super(log ? `${message}\n--- libbpf/verifier log ---\n${log.trimEnd()}` : message);
+    this.name = 'LibbpfError';
+  }
+}
+
+/** Throws when a libbpf call returned a negative error code. */
+export function check(ret: number, what: string, hint = ''): number {
+  if (ret < 0) {
+    const e = -ret;
+    throw new LibbpfError(`${what}: ${strerror(e)} (errno ${e})${hint ? `; ${hint}` : ''}`, e);
+  }
+  return ret;
+}

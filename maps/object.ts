@@ -1,0 +1,109 @@
+/**
+ * Open and load a BPF object with its maps pinned under a root directory:
+ * maps already pinned there are reused (adopted) so a restarted agent keeps
+ * conntrack and policy state; programs are pinned too. Nothing is unpinned on close.
+ */
+import { mkdirSync, existsSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import koffi from 'koffi';
+import { fn, errno, strerror, withLibbpfLog, LibbpfError } from './libbpf.js';
+import { BpfMap } from './bpf-map.js';
+
+export interface LoadOptions {
+  /** Directory for pinned maps and programs (created if missing). Undefined: nothing pinned. */
+  pinRoot?: string;
+  /** Pin programs as <pinRoot>/prog_<name> (default true when pinRoot is set). */
+  pinPrograms?: boolean;
+}
+
+export interface LoadedObject {
+  readonly path: string;
+  readonly maps: ReadonlyMap<string, BpfMap>;
+  /** Program fds by function name. */
+  readonly programs: ReadonlyMap<string, number>;
+  /** Names of maps that were adopted from existing pins rather than created. */
+  readonly adopted: readonly string[];
+  map(name: string): BpfMap;
+  program(name: string): number;
+  /** Releases fds (pinned objects stay in the kernel). */
+  close(): void;
+}
+
+type Ptr = unknown;
+
+export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
+  if (!existsSync(path)) throw new Error(`BPF object ${path} not found: run "make build"`);
+  const { result: obj, log: openLog } = withLibbpfLog(() => fn.open_file(path, null) as Ptr);
+  if (!obj) {
+    const e = errno();
+    throw new LibbpfError(`opening BPF object ${path} failed: ${strerror(e)}`, e, openLog);
+  }
+  const adopted: string[] = [];
+  try {
+    if (opts.pinRoot) {
+      mkdirSync(opts.pinRoot, { recursive: true });
+      for (let m = fn.next_map(obj, null) as Ptr; m; m = fn.next_map(obj, m) as Ptr) {
+        const name = fn.map_name(m) as string;
+        if (name.startsWith('.')) continue; // .rodata/.bss: not shared state
+        const pin = join(opts.pinRoot, name);
+        if (existsSync(pin)) adopted.push(name);
+        const r = fn.map_set_pin_path(m, pin) as number;
+        if (r < 0) throw new LibbpfError(`setting pin path ${pin}: ${strerror(-r)}`, -r);
+      }
+    }
+    const { result: ret, log } = withLibbpfLog(() => fn.load(obj) as number);
+    if (ret < 0) {
+      const hint = adopted.length
+        ? ` (maps pinned under ${opts.pinRoot} may come from an incompatible build: remove that directory to start fresh)`
+        : '';
+      throw new LibbpfError(`loading BPF object ${path} failed: ${strerror(-ret)}${hint}`, -ret, log);
+    }
+    const maps = new Map<string, BpfMap>();
+    for (let m = fn.next_map(obj, null) as Ptr; m; m = fn.next_map(obj, m) as Ptr) {
+      const name = fn.map_name(m) as string;
+      if (name.startsWith('.')) continue;
+      const fd = fn.map_fd(m) as number;
+      // dup-free: keep our own fd by reopening through the object's; the object stays open
+      maps.set(name, new BpfMap(fd, name));
+    }
+    const programs = new Map<string, number>();
+    for (let p = fn.next_program(obj, null) as Ptr; p; p = fn.next_program(obj, p) as Ptr) {
+      const name = fn.program_name(p) as string;
+      const fd = fn.program_fd(p) as number;
+      programs.set(name, fd);
+      if (opts.pinRoot && opts.pinPrograms !== false) {
+        const pin = join(opts.pinRoot, `prog_${name}`);
+        if (existsSync(pin)) unlinkSync(pin); // replaced by this load
+        const r = fn.obj_pin(fd, pin) as number;
+        if (r < 0) throw new LibbpfError(`pinning program ${name} at ${pin}: ${strerror(-r)}`, -r);
+      }
+    }
+    let closed = false;
+    return {
+      path,
+      maps,
+      programs,
+      adopted,
+      map(name: string): BpfMap {
+        const m = maps.get(name);
+        if (!m) throw new Error(`BPF object ${path} has no map "${name}" (have: ${[...maps.keys()].join(', ')})`);
+        return m;
+      },
+      program(name: string): number {
+        const p = programs.get(name);
+        if (p === undefined) throw new Error(`BPF object ${path} has no program "${name}" (have: ${[...programs.keys()].join(', ')})`);
+        return p;
+      },
+      close() {
+        if (closed) return;
+        closed = true;
+        fn.close(obj); // closes map and program fds owned by the object
+      },
+    };
+  } catch (err) {
+    fn.close(obj);
+    throw err;
+  }
+}
+
+export { koffi };
