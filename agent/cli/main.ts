@@ -4,6 +4,9 @@
  */
 import { Command } from 'commander';
 import { register as registerVersion } from './commands/version.js';
+import { register as registerPolicy } from './commands/policy.js';
+import { register as registerObserve } from './commands/observe.js';
+import { register as registerLab } from './commands/lab.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -11,6 +14,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .enablePositionalOptions();
   registerVersion(program);
+  registerPolicy(program);
+  registerObserve(program);
+  registerLab(program);
   return program;
 }
 

@@ -1,0 +1,59 @@
+/**
+ * Wall-clock time for datapath timestamps. The kernel stamps flow events with
+ * bpf_ktime_get_ns() (CLOCK_MONOTONIC); Node's process.hrtime reads the same clock,
+ * so the offset to the wall clock is measured once and re-measured every few seconds
+ * to follow clock adjustments.
+ */
+import type { Timestamp } from './types.js';
+
+const RESAMPLE_NS = 5_000_000_000n;
+
+export class MonotonicClock {
+  private offsetNs = 0n;
+  private sampledAt = -RESAMPLE_NS;
+
+  constructor(
+    private readonly monoNow: () => bigint = () => process.hrtime.bigint(),
+    private readonly wallNowMs: () => number = () => Date.now(),
+  ) {}
+
+  /** Wall-clock nanoseconds since the epoch for a CLOCK_MONOTONIC reading. */
+  wallNs(monoNs: bigint): bigint {
+    const now = this.monoNow();
+    if (now - this.sampledAt >= RESAMPLE_NS) {
+      this.offsetNs = BigInt(this.wallNowMs()) * 1_000_000n - now;
+      this.sampledAt = now;
+    }
+    return monoNs + this.offsetNs;
+  }
+
+  timestamp(monoNs: bigint): Timestamp {
+    return nsToTimestamp(this.wallNs(monoNs));
+  }
+}
+
+export function nsToTimestamp(ns: bigint): Timestamp {
+  return { seconds: Number(ns / 1_000_000_000n), nanos: Number(ns % 1_000_000_000n) };
+}
+
+export function timestampToMs(t: Timestamp): number {
+  return t.seconds * 1000 + Math.floor(t.nanos / 1e6);
+}
+
+export function msToTimestamp(ms: number): Timestamp {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+/** -1, 0 or 1 as a is before, equal to or after b. */
+export function compareTimestamps(a: Timestamp, b: Timestamp): number {
+  if (a.seconds !== b.seconds) return a.seconds < b.seconds ? -1 : 1;
+  if (a.nanos !== b.nanos) return a.nanos < b.nanos ? -1 : 1;
+  return 0;
+}
+
+/** RFC 3339 with nanoseconds, as protobuf's JSON mapping writes a Timestamp. */
+export function timestampToRfc3339(t: Timestamp): string {
+  const base = new Date(t.seconds * 1000).toISOString().slice(0, 19);
+  return `${base}.${String(t.nanos).padStart(9, '0')}Z`;
+}

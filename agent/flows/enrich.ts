@@ -1,0 +1,102 @@
+/**
+ * Enrichment: who is behind an address. The flow pipeline asks a FlowContext (backed
+ * by the agent's store, identities and ipcache) and caches the answers until the
+ * context says they may have changed.
+ */
+import type { Endpoint } from './types.js';
+
+export interface PodInfo {
+  namespace: string;
+  name: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+export interface FlowContext {
+  /** The pod that owns this IP, on any node, if known. */
+  podByIp(ip: string): PodInfo | undefined;
+  /**
+   * An identity's labels as the flow shows them ("k8s:app=web", "reserved:world",
+   * "cidr:10.0.0.0/8"), if known.
+   */
+  identityLabels(identity: number): readonly string[] | undefined;
+  /** Name of the host-side interface with this ifindex, if known. */
+  interfaceName?(ifindex: number): string | undefined;
+  /** Changes whenever any answer above may have changed. */
+  generation(): number;
+}
+
+/** A context that knows nothing: flows carry addresses and identities only. */
+export const emptyFlowContext: FlowContext = {
+  podByIp: () => undefined,
+  identityLabels: () => undefined,
+  generation: () => 0,
+};
+
+const RESERVED_LABELS: Readonly<Record<number, string>> = {
+  1: 'reserved:host',
+  2: 'reserved:world',
+  3: 'reserved:unmanaged',
+  4: 'reserved:health',
+  5: 'reserved:init',
+  6: 'reserved:remote-node',
+  7: 'reserved:kube-apiserver',
+};
+
+const LOCAL_SCOPE_BIT = 1 << 24;
+
+/** Labels for an identity nobody described: the reserved ones by number, else nothing. */
+export function fallbackLabels(identity: number): string[] {
+  const r = RESERVED_LABELS[identity];
+  if (r) return [r];
+  if ((identity & LOCAL_SCOPE_BIT) !== 0) return ['reserved:world'];
+  return [];
+}
+
+export function podLabels(pod: PodInfo): string[] {
+  return Object.keys(pod.labels)
+    .sort()
+    .map((k) => `k8s:${k}=${pod.labels[k]}`);
+}
+
+const CACHE_LIMIT = 65536;
+
+export class Enricher {
+  private cache = new Map<string, Endpoint>();
+  private gen: number;
+
+  constructor(private readonly ctx: FlowContext) {
+    this.gen = ctx.generation();
+  }
+
+  /** The Endpoint for one side of a flow. The result is shared: never mutate it. */
+  endpoint(ip: string, identity: number, endpointId: number): Endpoint {
+    const g = this.ctx.generation();
+    if (g !== this.gen || this.cache.size >= CACHE_LIMIT) {
+      this.cache.clear();
+      this.gen = g;
+    }
+    const key = `${ip}|${identity}|${endpointId}`;
+    let ep = this.cache.get(key);
+    if (ep === undefined) {
+      ep = this.build(ip, identity, endpointId);
+      this.cache.set(key, ep);
+    }
+    return ep;
+  }
+
+  interfaceName(ifindex: number): string {
+    return this.ctx.interfaceName?.(ifindex) ?? '';
+  }
+
+  private build(ip: string, identity: number, endpointId: number): Endpoint {
+    const pod = this.ctx.podByIp(ip);
+    const labels = this.ctx.identityLabels(identity);
+    return {
+      ID: endpointId,
+      identity,
+      namespace: pod?.namespace ?? '',
+      pod_name: pod?.name ?? '',
+      labels: labels ? [...labels] : pod ? podLabels(pod) : fallbackLabels(identity),
+    };
+  }
+}

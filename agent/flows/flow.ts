@@ -1,0 +1,116 @@
+/**
+ * FlowEvent (the datapath's record) -> Flow (the flow API's message).
+ */
+import { randomUUID } from 'node:crypto';
+import { ABI, IPPROTO, type FlowEvent } from './event.js';
+import type { MonotonicClock } from './clock.js';
+import type { Enricher } from './enrich.js';
+import { dropReasonProto, EVENT_TYPE } from './names.js';
+import { FlowType, IPVersion, TrafficDirection, Verdict, type Flow, type Layer4, type TCPFlags } from './types.js';
+
+const TCP_FLAG_BITS: ReadonlyArray<[keyof TCPFlags, number]> = [
+  ['FIN', 0x01],
+  ['SYN', 0x02],
+  ['RST', 0x04],
+  ['PSH', 0x08],
+  ['ACK', 0x10],
+  ['URG', 0x20],
+  ['ECE', 0x40],
+  ['CWR', 0x80],
+];
+
+const ICMP4_TYPES: Readonly<Record<number, string>> = {
+  0: 'EchoReply',
+  3: 'DestinationUnreachable',
+  5: 'Redirect',
+  8: 'EchoRequest',
+  11: 'TimeExceeded',
+};
+const ICMP6_TYPES: Readonly<Record<number, string>> = {
+  1: 'DestinationUnreachable',
+  2: 'PacketTooBig',
+  3: 'TimeExceeded',
+  128: 'EchoRequest',
+  129: 'EchoReply',
+  133: 'RouterSolicitation',
+  134: 'RouterAdvertisement',
+  135: 'NeighborSolicitation',
+  136: 'NeighborAdvertisement',
+};
+
+export function tcpFlags(bits: number): TCPFlags {
+  const f: TCPFlags = {};
+  for (const [name, bit] of TCP_FLAG_BITS) if (bits & bit) f[name] = true;
+  return f;
+}
+
+function tcpFlagsText(bits: number): string {
+  const names: string[] = [];
+  for (const [name, bit] of TCP_FLAG_BITS) if (bits & bit) names.push(name);
+  return names.join(', ');
+}
+
+function layer4(ev: FlowEvent): { l4: Layer4; summary: string } {
+  switch (ev.protocol) {
+    case IPPROTO.TCP:
+      return {
+        l4: { TCP: { source_port: ev.srcPort, destination_port: ev.dstPort, flags: tcpFlags(ev.tcpFlags) } },
+        summary: `TCP Flags: ${tcpFlagsText(ev.tcpFlags)}`,
+      };
+    case IPPROTO.UDP:
+      return { l4: { UDP: { source_port: ev.srcPort, destination_port: ev.dstPort } }, summary: 'UDP' };
+    case IPPROTO.SCTP:
+      return { l4: { SCTP: { source_port: ev.srcPort, destination_port: ev.dstPort } }, summary: 'SCTP' };
+    case IPPROTO.ICMP:
+      return {
+        l4: { ICMPv4: { type: ev.srcPort, code: ev.dstPort } },
+        summary: `ICMPv4 ${ICMP4_TYPES[ev.srcPort] ?? `type ${ev.srcPort}`}`,
+      };
+    case IPPROTO.ICMPV6:
+      return {
+        l4: { ICMPv6: { type: ev.srcPort, code: ev.dstPort } },
+        summary: `ICMPv6 ${ICMP6_TYPES[ev.srcPort] ?? `type ${ev.srcPort}`}`,
+      };
+    default:
+      return { l4: {}, summary: `IP protocol ${ev.protocol}` };
+  }
+}
+
+export interface FlowBuilderOptions {
+  clock: MonotonicClock;
+  enricher: Enricher;
+  nodeName: string;
+  /** Give each flow a random UUID (Hubble does). On by default. */
+  uuids?: boolean;
+}
+
+export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
+  const dropped = ev.verdict === ABI.verdictDropped;
+  const egress = ev.direction === ABI.dirEgress;
+  const reply = (ev.flags & ABI.flagReply) !== 0;
+  const dropProto = dropped ? dropReasonProto(ev.dropReason) : 0;
+  const { l4, summary } = layer4(ev);
+  return {
+    time: o.clock.timestamp(ev.tsNs),
+    uuid: o.uuids === false ? '' : randomUUID(),
+    verdict: dropped ? Verdict.DROPPED : Verdict.FORWARDED,
+    drop_reason: dropProto,
+    IP: { source: ev.srcAddr, destination: ev.dstAddr, ipVersion: ev.family === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
+    l4,
+    // The local endpoint is the sender on egress and the receiver on ingress.
+    source: o.enricher.endpoint(ev.srcAddr, ev.srcIdentity, egress ? ev.endpointId : 0),
+    destination: o.enricher.endpoint(ev.dstAddr, ev.dstIdentity, egress ? 0 : ev.endpointId),
+    Type: FlowType.L3_L4,
+    node_name: o.nodeName,
+    reply,
+    event_type: dropped ? { type: EVENT_TYPE.drop, sub_type: dropProto } : { type: EVENT_TYPE.policyVerdict, sub_type: 0 },
+    traffic_direction: egress ? TrafficDirection.EGRESS : TrafficDirection.INGRESS,
+    policy_match_type: ev.match,
+    drop_reason_desc: dropProto,
+    is_reply: { value: reply },
+    interface: { index: ev.ifindex, name: o.enricher.interfaceName(ev.ifindex) },
+    Summary: summary,
+    policy_match: ev.match,
+    length: ev.len,
+  };
+}

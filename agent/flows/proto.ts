@@ -1,0 +1,137 @@
+/**
+ * The flow API's protobuf codec (protobufjs over agent/flows/observer.proto, field names
+ * kept as in the .proto so objects read like Hubble's JSON) and the gRPC service
+ * definition both the server and the client use.
+ */
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { assetPath } from './assets.js';
+import { timestampToRfc3339 } from './clock.js';
+import type { Flow, GetFlowsRequest, GetFlowsResponse, ServerStatusResponse, Timestamp } from './types.js';
+
+export const PROTO_FILE = 'agent/flows/observer.proto';
+
+let root: protobuf.Root | undefined;
+
+export function protoRoot(): protobuf.Root {
+  if (root === undefined) {
+    const r = new protobuf.Root().loadSync(assetPath(PROTO_FILE), { keepCase: true });
+    r.resolveAll();
+    root = r;
+  }
+  return root;
+}
+
+export function messageType(name: string): protobuf.Type {
+  return protoRoot().lookupType(`observer.${name}`);
+}
+
+const FIELD_FLOW = (1 << 3) | 2;
+const FIELD_LOST = (3 << 3) | 2;
+const FIELD_NODE_NAME = (1000 << 3) | 2;
+const FIELD_TIME = (1001 << 3) | 2;
+
+const flowBytes = new WeakMap<Flow, Uint8Array>();
+
+/** A Flow's encoding, computed once however many clients receive it. */
+export function encodeFlow(f: Flow): Uint8Array {
+  let b = flowBytes.get(f);
+  if (b === undefined) {
+    b = messageType('Flow').encode(f as unknown as protobuf.Message).finish();
+    flowBytes.set(f, b);
+  }
+  return b;
+}
+
+/** GetFlowsResponse bytes for a flow, from the flow's cached encoding. */
+export function encodeFlowResponse(f: Flow, nodeName: string): Buffer {
+  const w = protobuf.Writer.create();
+  w.uint32(FIELD_FLOW).bytes(encodeFlow(f));
+  if (nodeName) w.uint32(FIELD_NODE_NAME).string(nodeName);
+  w.uint32(FIELD_TIME).fork().uint32(8).int64(f.time.seconds).uint32(16).int32(f.time.nanos).ldelim();
+  return Buffer.from(w.finish());
+}
+
+export function encodeLostResponse(source: number, n: number, nodeName: string, time: Timestamp): Buffer {
+  const lost = messageType('LostEvent').encode({ source, num_events_lost: n } as unknown as protobuf.Message).finish();
+  const w = protobuf.Writer.create();
+  w.uint32(FIELD_LOST).bytes(lost);
+  if (nodeName) w.uint32(FIELD_NODE_NAME).string(nodeName);
+  w.uint32(FIELD_TIME).fork().uint32(8).int64(time.seconds).uint32(16).int32(time.nanos).ldelim();
+  return Buffer.from(w.finish());
+}
+
+const decodeOpts: protobuf.IConversionOptions = { longs: Number, enums: Number, defaults: true, arrays: true };
+
+export function decodeFlowsResponse(buf: Uint8Array): GetFlowsResponse {
+  const t = messageType('GetFlowsResponse');
+  return t.toObject(t.decode(buf), decodeOpts) as GetFlowsResponse;
+}
+
+function encodeMessage(name: string, obj: object): Buffer {
+  return Buffer.from(messageType(name).encode(obj as protobuf.Message).finish());
+}
+
+function decodeMessage<T>(name: string, buf: Uint8Array): T {
+  const t = messageType(name);
+  return t.toObject(t.decode(buf), { longs: Number, enums: Number, arrays: true }) as T;
+}
+
+/**
+ * The Observer service. Responses of GetFlows travel as pre-encoded Buffers on the
+ * server side (see encodeFlowResponse) and are decoded by the client.
+ */
+export function observerServiceDefinition(): ServiceDefinition {
+  return {
+    GetFlows: {
+      path: '/observer.Observer/GetFlows',
+      requestStream: false,
+      responseStream: true,
+      requestSerialize: (r: GetFlowsRequest) => encodeMessage('GetFlowsRequest', r),
+      requestDeserialize: (b: Buffer) => decodeMessage<GetFlowsRequest>('GetFlowsRequest', b),
+      responseSerialize: (r: Buffer) => r,
+      responseDeserialize: (b: Buffer) => decodeFlowsResponse(b),
+    },
+    ServerStatus: {
+      path: '/observer.Observer/ServerStatus',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: () => Buffer.alloc(0),
+      requestDeserialize: () => ({}),
+      responseSerialize: (r: ServerStatusResponse) => encodeMessage('ServerStatusResponse', r),
+      responseDeserialize: (b: Buffer) =>
+        messageType('ServerStatusResponse').toObject(messageType('ServerStatusResponse').decode(b), decodeOpts) as ServerStatusResponse,
+    },
+  };
+}
+
+/**
+ * protobuf's JSON mapping of a GetFlowsResponse as Hubble prints it: proto field names,
+ * enum names, RFC 3339 times, wrappers as plain values, default values left out.
+ */
+export function flowsResponseToJson(r: GetFlowsResponse): Record<string, unknown> {
+  const t = messageType('GetFlowsResponse');
+  const obj = t.toObject(t.fromObject(r), { longs: Number, enums: String, defaults: false, arrays: false }) as Record<string, unknown>;
+  return rewriteWellKnown(obj) as Record<string, unknown>;
+}
+
+function isTimestamp(v: Record<string, unknown>): boolean {
+  const keys = Object.keys(v);
+  return keys.length > 0 && keys.every((k) => k === 'seconds' || k === 'nanos');
+}
+
+function rewriteWellKnown(v: unknown, key = ''): unknown {
+  if (Array.isArray(v)) return v.map((x) => rewriteWellKnown(x));
+  if (v === null || typeof v !== 'object') return v;
+  const o = v as Record<string, unknown>;
+  if ((key === 'time' || key === 'since' || key === 'until') && isTimestamp(o)) {
+    return timestampToRfc3339({ seconds: Number(o.seconds ?? 0), nanos: Number(o.nanos ?? 0) });
+  }
+  if (key === 'is_reply') return Boolean(o.value);
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(o)) {
+    if (k !== 'is_reply' && (x === 0 || x === '' || x === false || (Array.isArray(x) && x.length === 0))) continue;
+    out[k] = rewriteWellKnown(x, k);
+  }
+  return out;
+}

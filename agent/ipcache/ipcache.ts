@@ -1,0 +1,138 @@
+/**
+ * The ipcache: address or prefix -> identity, resolved by longest prefix in the datapath.
+ * Several sources may claim the same prefix; the strongest layer wins:
+ *   pod IP  >  node address  >  cluster pod CIDR  >  policy prefix (CIDR identity)  >  world
+ * Policy prefixes inside a cluster pod CIDR get no entry at all, so an IP of the pod
+ * network resolves to a pod identity or to POD_CIDR_IDENTITY, never to a CIDR identity:
+ * ipBlock never matches pod traffic.
+ */
+import { ReservedIdentity } from '../desired.js';
+import type { IpcacheEntry } from '../desired.js';
+import { formatPrefix, parsePrefix, prefixContains, worldPrefix } from './cidr.js';
+import type { Prefix } from './cidr.js';
+
+/** What the pod network resolves to when the pod behind an address is not (yet) known. */
+export const POD_CIDR_IDENTITY = ReservedIdentity.unmanaged;
+
+export type IpcacheLayer = 'world' | 'cidr' | 'podCIDR' | 'node' | 'pod';
+const RANK: Record<IpcacheLayer, number> = { world: 0, cidr: 1, podCIDR: 2, node: 3, pod: 4 };
+
+interface Claim {
+  layer: IpcacheLayer;
+  owner: string;
+  identity: number;
+}
+
+export class Ipcache {
+  /** cidr -> claims, strongest first after resolve. */
+  private readonly claims = new Map<string, Claim[]>();
+  private readonly prefixes = new Map<string, Prefix>();
+  /** What was last handed out by flush(). */
+  private readonly published = new Map<string, number>();
+  private readonly dirty = new Set<string>();
+  private podCIDRs: Prefix[] = [];
+
+  constructor() {
+    for (const f of [4, 6] as const) this.claim(formatPrefix(worldPrefix(f)), 'world', 'world', ReservedIdentity.world);
+  }
+
+  /** Adds or updates a claim of `owner` on a canonical cidr. */
+  claim(cidr: string, layer: IpcacheLayer, owner: string, identity: number): void {
+    let list = this.claims.get(cidr);
+    if (!list) {
+      list = [];
+      this.claims.set(cidr, list);
+      const p = parsePrefix(cidr);
+      if (typeof p === 'string') throw new Error(`ipcache: ${p}`);
+      this.prefixes.set(cidr, p);
+    }
+    const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
+    if (i >= 0) list[i] = { layer, owner, identity };
+    else list.push({ layer, owner, identity });
+    this.dirty.add(cidr);
+  }
+
+  unclaim(cidr: string, layer: IpcacheLayer, owner: string): void {
+    const list = this.claims.get(cidr);
+    if (!list) return;
+    const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
+    if (i < 0) return;
+    list.splice(i, 1);
+    if (list.length === 0) {
+      this.claims.delete(cidr);
+      this.prefixes.delete(cidr);
+    }
+    this.dirty.add(cidr);
+  }
+
+  /** Sets the cluster's pod CIDRs (claimed as 'podCIDR' by owner "cluster"). */
+  setPodCIDRs(cidrs: string[]): void {
+    const next = new Set(cidrs);
+    for (const [cidr, list] of this.claims) {
+      if (list.some((c) => c.layer === 'podCIDR') && !next.has(cidr)) this.unclaim(cidr, 'podCIDR', 'cluster');
+    }
+    for (const c of next) this.claim(c, 'podCIDR', 'cluster', POD_CIDR_IDENTITY);
+    this.podCIDRs = [...next].map((c) => this.prefixes.get(c)!);
+    // Policy prefixes may have moved in or out of the pod network.
+    for (const [cidr, list] of this.claims) if (list.some((c) => c.layer === 'cidr')) this.dirty.add(cidr);
+  }
+
+  getPodCIDRs(): Prefix[] {
+    return this.podCIDRs;
+  }
+
+  /** True when the prefix lies inside the pod network (policy prefixes there get no entry). */
+  insidePodNetwork(p: Prefix): boolean {
+    return this.podCIDRs.some((pc) => prefixContains(pc, p));
+  }
+
+  private resolve(cidr: string): number | undefined {
+    const list = this.claims.get(cidr);
+    if (!list || list.length === 0) return undefined;
+    let best: Claim | undefined;
+    for (const c of list) {
+      if (c.layer === 'cidr' && this.insidePodNetwork(this.prefixes.get(cidr)!)) continue;
+      if (!best || RANK[c.layer] > RANK[best.layer] || (RANK[c.layer] === RANK[best.layer] && c.owner < best.owner)) best = c;
+    }
+    return best?.identity;
+  }
+
+  /** The entries that changed since the last flush. */
+  flush(): { upserted: IpcacheEntry[]; removed: string[] } {
+    const upserted: IpcacheEntry[] = [];
+    const removed: string[] = [];
+    for (const cidr of this.dirty) {
+      const now = this.resolve(cidr);
+      const before = this.published.get(cidr);
+      if (now === before) continue;
+      if (now === undefined) {
+        this.published.delete(cidr);
+        removed.push(cidr);
+      } else {
+        this.published.set(cidr, now);
+        upserted.push({ cidr, identity: now });
+      }
+    }
+    this.dirty.clear();
+    return { upserted, removed };
+  }
+
+  /** Every published entry (call flush first). */
+  entries(): Map<string, IpcacheEntry> {
+    const out = new Map<string, IpcacheEntry>();
+    for (const [cidr, identity] of this.published) out.set(cidr, { cidr, identity });
+    return out;
+  }
+
+  /** Longest-prefix lookup over published entries, as the datapath does it. */
+  lookup(ip: string): number | undefined {
+    const host = parsePrefix(ip);
+    if (typeof host === 'string') return undefined;
+    let best: { bits: number; id: number } | undefined;
+    for (const [cidr, id] of this.published) {
+      const p = this.prefixes.get(cidr);
+      if (p && prefixContains(p, host) && (!best || p.bits > best.bits)) best = { bits: p.bits, id };
+    }
+    return best?.id;
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The /metrics endpoint (port 9962 by default, as Cilium's agent).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { WeirMetrics } from './metrics.js';
+
+export const DEFAULT_METRICS_PORT = 9962;
+
+export interface MetricsServer {
+  /** "http://host:port/metrics" */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export function startMetricsServer(metrics: WeirMetrics, port = DEFAULT_METRICS_PORT, host = '0.0.0.0'): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      metrics
+        .text()
+        .then((body) => {
+          res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+          res.end(body);
+        })
+        .catch((e: unknown) => {
+          res.writeHead(500, { 'Content-Type': 'text/plain' });
+          res.end(`collecting metrics failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        });
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('ok\n');
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end('weir serves /metrics and /healthz\n');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new Error(`cannot serve metrics on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use; pick another with --metrics-port' : e.message}`)),
+    );
+    server.listen(port, host, () => {
+      const bound = (server.address() as AddressInfo).port;
+      const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+      resolve({
+        url: `http://${shown}:${bound}/metrics`,
+        port: bound,
+        close: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,36 @@
+/**
+ * What the metrics read, and from whom. Everything here is read at scrape time
+ * (prom-client collect callbacks): no per-packet work happens in user space.
+ */
+
+/** One entry of the datapath's counters array (bpf/weir_abi.h), summed over CPUs. */
+export interface KernelCounter {
+  /** WEIR_DIR_* */
+  direction: number;
+  /** WEIR_VERDICT_* */
+  verdict: number;
+  /** WEIR_MATCH_* for forwarded packets, WEIR_DROP_* for dropped ones. */
+  reason: number;
+  packets: bigint;
+  bytes: bigint;
+}
+
+export interface MapUsage {
+  /** Map name as pinned, e.g. "weir_policy". */
+  map: string;
+  entries: number;
+  capacity: number;
+}
+
+export interface DatapathStats {
+  readCounters(): KernelCounter[];
+  /** Records the datapath could not put into its ring buffer, since the maps were created. */
+  lostEvents?(): bigint;
+  mapUsage?(): MapUsage[];
+}
+
+export interface ControlPlaneStats {
+  /** Local endpoints isolated (policy-enforced) per direction. */
+  endpointsEnforced(): { ingress: number; egress: number };
+  identitiesInUse(): number;
+}

@@ -1,0 +1,141 @@
+/**
+ * Configuration of the node agent (`weir agent`): defaults, the YAML file the Helm chart's ConfigMap
+ * holds (`--config`), and command-line flags, which win over the file.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parse } from 'yaml';
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface AgentConfig {
+  /** This node's name (the downward API's spec.nodeName). */
+  nodeName: string;
+  /** Path of a kubeconfig; empty means in-cluster configuration. */
+  kubeconfig: string;
+  /** bpffs directory of pinned programs and maps. */
+  pinRoot: string;
+  /** Directory of the flow socket and runtime files. */
+  runDir: string;
+  /** The node may reach its pods. */
+  hostAccess: boolean;
+  /** Pod CIDRs of the cluster; empty means taken from Nodes' spec.podCIDRs. */
+  clusterPodCIDRs: string[];
+  healthPort: number;
+  healthHost: string;
+  /** 0 disables the metrics endpoint. */
+  metricsPort: number;
+  logLevel: LogLevel;
+  watchTimeoutSeconds: number;
+  flowsCapacity: number;
+}
+
+export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
+  kubeconfig: '',
+  pinRoot: '/sys/fs/bpf/weir',
+  runDir: '/run/weir',
+  hostAccess: true,
+  clusterPodCIDRs: [],
+  healthPort: 9879,
+  healthHost: '0.0.0.0',
+  metricsPort: 9962,
+  logLevel: 'info',
+  watchTimeoutSeconds: 300,
+  flowsCapacity: 4095,
+};
+
+type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
+const KEYS: Record<keyof AgentConfig, Kind> = {
+  nodeName: 'string',
+  kubeconfig: 'string',
+  pinRoot: 'path',
+  runDir: 'path',
+  hostAccess: 'boolean',
+  clusterPodCIDRs: 'cidrs',
+  healthPort: 'port',
+  healthHost: 'string',
+  metricsPort: 'portOrZero',
+  logLevel: 'logLevel',
+  watchTimeoutSeconds: 'positive',
+  flowsCapacity: 'positive',
+};
+
+export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;
+
+function isCidr(s: string): boolean {
+  const [ip, len, extra] = s.split('/');
+  if (extra !== undefined || ip === undefined || len === undefined || !/^\d+$/.test(len)) return false;
+  const fam = isIP(ip);
+  return fam !== 0 && Number(len) <= (fam === 4 ? 32 : 128);
+}
+
+/** Checks one value; returns it typed or throws an error naming the key and what is expected. */
+function checkValue(key: keyof AgentConfig, value: unknown, where: string): unknown {
+  const kind = KEYS[key];
+  const fail = (expected: string): never => {
+    throw new Error(`${where}: ${key} must be ${expected}, got ${JSON.stringify(value)}`);
+  };
+  switch (kind) {
+    case 'string':
+      return typeof value === 'string' ? value : fail('a string');
+    case 'path':
+      return typeof value === 'string' && value.startsWith('/') ? value : fail('an absolute path');
+    case 'boolean':
+      if (typeof value === 'boolean') return value;
+      if (value === 'true' || value === 'false') return value === 'true';
+      return fail('true or false');
+    case 'port':
+    case 'portOrZero': {
+      const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+      const min = kind === 'port' ? 1 : 0;
+      return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= 65535 ? n : fail(`a port number (${min}-65535)`);
+    }
+    case 'positive': {
+      const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+      return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : fail('a positive integer');
+    }
+    case 'cidrs': {
+      const list = typeof value === 'string' ? value.split(',').filter((s) => s.length > 0) : value;
+      if (!Array.isArray(list)) return fail('a list of CIDRs');
+      for (const c of list) if (typeof c !== 'string' || !isCidr(c)) fail('a list of CIDRs like 10.0.0.0/8 or fd00::/48');
+      return list;
+    }
+    case 'logLevel':
+      return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value) ? value : fail(`one of ${LOG_LEVELS.join(', ')}`);
+  }
+}
+
+/** Parses the YAML config file text; unknown keys and wrong types are errors that name the key. */
+export function parseConfigText(text: string, where = 'config'): Partial<AgentConfig> {
+  const doc: unknown = parse(text) ?? {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${where}: expected a mapping of settings`);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    if (!(k in KEYS)) throw new Error(`${where}: unknown setting "${k}"; known settings: ${CONFIG_KEYS.join(', ')}`);
+    out[k] = checkValue(k as keyof AgentConfig, v, where);
+  }
+  return out as Partial<AgentConfig>;
+}
+
+export function readConfigFile(file: string): Partial<AgentConfig> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read config file ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return parseConfigText(text, file);
+}
+
+/** Defaults < config file < flags. The node name is required (from --node-name or NODE_NAME). */
+export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<Record<keyof AgentConfig, unknown>>): AgentConfig {
+  const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, ...file };
+  for (const k of CONFIG_KEYS) {
+    if (flags[k] !== undefined) merged[k] = checkValue(k, flags[k], `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  }
+  if (typeof merged.nodeName !== 'string' || merged.nodeName === '') {
+    throw new Error('the node name is required: pass --node-name or set NODE_NAME (the chart sets it from spec.nodeName)');
+  }
+  return merged as unknown as AgentConfig;
+}

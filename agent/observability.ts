@@ -1,0 +1,100 @@
+/**
+ * Flows and metrics for one agent (node daemon or lab), started with one call:
+ *
+ *   const obs = await startObservability({ nodeName, context, datapath, events });
+ *   // obs.flowApi: ["unix:/run/weir/observer.sock"], obs.metricsUrl: "http://127.0.0.1:9962/metrics"
+ *   await obs.close();
+ */
+import type { FlowEvent } from './flows/event.js';
+import type { FlowContext } from './flows/enrich.js';
+import { Observer } from './flows/observer.js';
+import { startObserverServer, type ObserverServer } from './flows/server.js';
+import { AGENT_OBSERVER_SOCKET } from './flows/socket.js';
+import { WeirMetrics, type PodMetricsOptions } from './metrics/metrics.js';
+import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer } from './metrics/server.js';
+import type { ControlPlaneStats, DatapathStats } from './metrics/sources.js';
+
+/** A source of decoded flow events (the datapath's ring buffer reader). */
+export type FlowEventSource = (onBatch: (events: FlowEvent[]) => void) => { close(): void };
+
+export interface ObservabilityOptions {
+  nodeName?: string;
+  /** Who is behind an address (store, identities, ipcache). */
+  context?: FlowContext;
+  /** Flow events from the datapath. Without it, feed events with `ingest`. */
+  events?: FlowEventSource;
+  /** Kernel counters, lost events and map usage. */
+  datapath?: DatapathStats;
+  /** Endpoint and identity counts. */
+  controlPlane?: ControlPlaneStats;
+  /** Recent flows kept (default 4095). */
+  ringCapacity?: number;
+  /** Flows one slow client may have queued (default 4096). */
+  clientQueue?: number;
+  /** Flow API unix socket (default /run/weir/observer.sock); "" for none. */
+  socketPath?: string;
+  /** Flow API TCP listener "host:port", off unless given. */
+  tcpAddress?: string;
+  /** /metrics port (default 9962); null for no metrics server. */
+  metricsPort?: number | null;
+  metricsHost?: string;
+  podMetrics?: PodMetricsOptions;
+  /** How often the datapath's lost-event counter is read (default 1000 ms). */
+  lostPollMs?: number;
+}
+
+export interface Observability {
+  observer: Observer;
+  metrics: WeirMetrics;
+  /** Where the flow API listens. */
+  flowApi: string[];
+  metricsUrl?: string;
+  /** Hands decoded events to the observer (what `events` does by itself). */
+  ingest(events: FlowEvent[]): void;
+  close(): Promise<void>;
+}
+
+export async function startObservability(o: ObservabilityOptions = {}): Promise<Observability> {
+  const observer = new Observer({ capacity: o.ringCapacity, clientQueue: o.clientQueue, nodeName: o.nodeName, context: o.context });
+  const metrics = new WeirMetrics({ datapath: o.datapath, controlPlane: o.controlPlane, observer, podMetrics: o.podMetrics });
+
+  let api: ObserverServer | undefined;
+  let http: MetricsServer | undefined;
+  let source: { close(): void } | undefined;
+  let lostTimer: NodeJS.Timeout | undefined;
+  try {
+    const socketPath = o.socketPath ?? AGENT_OBSERVER_SOCKET;
+    if (socketPath || o.tcpAddress) api = await startObserverServer(observer, { socketPath, tcpAddress: o.tcpAddress });
+    if (o.metricsPort !== null) http = await startMetricsServer(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost);
+    if (o.events) source = o.events((evs) => observer.ingest(evs));
+    const lostEvents = o.datapath?.lostEvents?.bind(o.datapath);
+    if (lostEvents) {
+      let last = lostEvents();
+      lostTimer = setInterval(() => {
+        const now = lostEvents();
+        if (now > last) observer.addLost(Number(now - last));
+        last = now;
+      }, o.lostPollMs ?? 1000);
+      lostTimer.unref();
+    }
+  } catch (e) {
+    source?.close();
+    await api?.close();
+    await http?.close();
+    throw e;
+  }
+
+  return {
+    observer,
+    metrics,
+    flowApi: api?.addresses ?? [],
+    metricsUrl: http?.url,
+    ingest: (evs) => observer.ingest(evs),
+    close: async () => {
+      if (lostTimer) clearInterval(lostTimer);
+      source?.close();
+      metrics.close();
+      await Promise.all([api?.close(), http?.close()]);
+    },
+  };
+}

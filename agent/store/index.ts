@@ -1,0 +1,4 @@
+export * from './types.js';
+export * from './convert.js';
+export * from './manifests.js';
+export * from './store.js';

@@ -1,0 +1,450 @@
+/**
+ * A stand-in Kubernetes API server for tests: a real HTTP server speaking the list and watch
+ * protocol for namespaces, nodes, pods, networkpolicies and events (JSON only).
+ *
+ * - list: `metadata.resourceVersion`, `limit` + `continue` (consistent snapshot per continue token),
+ *   equality `fieldSelector` / `labelSelector`.
+ * - watch (`?watch=true`): a chunked stream of `{"type","object"}` lines from the given
+ *   resourceVersion (replayed from history), ADDED for everything when none is given,
+ *   BOOKMARK events when `allowWatchBookmarks=true`, a clean end after `timeoutSeconds`,
+ *   and an ERROR event with a 410 Status when the resourceVersion is older than the retained history
+ *   (`compact()` drops history, as etcd compaction does).
+ * - writes: POST / PUT / PATCH (JSON merge patch) / DELETE over HTTP, and the same from test code.
+ * - faults: `dropWatches()` cuts every watch connection mid-stream, `endWatches()` ends them cleanly,
+ *   `stop()` goes away (connections refused) and `start()` comes back on the same port.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { parsePath, resourceByKind, RESOURCES, type ParsedPath, type ResourceKind, type ResourceName } from './resources.js';
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    creationTimestamp?: string;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+interface HistoryEntry {
+  rv: number;
+  resource: ResourceName;
+  type: WatchEventType;
+  object: KubeObject;
+}
+
+interface Watcher {
+  resource: ResourceKind;
+  namespace?: string;
+  matches: (o: KubeObject) => boolean;
+  res: ServerResponse;
+  socket: Socket;
+  bookmarks?: NodeJS.Timeout;
+  timeout?: NodeJS.Timeout;
+}
+
+export interface ApiServerOptions {
+  /** Port; 0 = ephemeral (the chosen port is kept across stop/start). */
+  port?: number;
+  /** Address to listen on; default 127.0.0.1. */
+  host?: string;
+  /** Interval of BOOKMARK events for watches that allow them. */
+  bookmarkIntervalMs?: number;
+}
+
+/** What the server has been asked, per resource: lets tests see a relist happen. */
+export interface RequestCounts {
+  list: Record<string, number>;
+  watch: Record<string, number>;
+  watchGone: Record<string, number>;
+}
+
+const clone = <T>(o: T): T => structuredClone(o);
+
+function objectKey(o: KubeObject): string {
+  return `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+/** Equality-only selectors ("a=b,c==d,e!=f"), enough for what informers send. */
+function parseSelector(sel: string | null): Array<{ key: string; value: string; negate: boolean }> {
+  if (!sel) return [];
+  return sel
+    .split(',')
+    .filter((s) => s.length > 0)
+    .map((term) => {
+      const m = /^([^!=]+)(!=|==|=)(.*)$/.exec(term);
+      if (!m) throw new Error(`unsupported selector term "${term}": only =, == and != are implemented`);
+      return { key: m[1]!.trim(), value: m[3]!.trim(), negate: m[2] === '!=' };
+    });
+}
+
+function fieldValue(o: KubeObject, path: string): string {
+  let cur: unknown = o;
+  for (const p of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return '';
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur === undefined || cur === null ? '' : String(cur);
+}
+
+function matcher(url: URL): (o: KubeObject) => boolean {
+  const fields = parseSelector(url.searchParams.get('fieldSelector'));
+  const labels = parseSelector(url.searchParams.get('labelSelector'));
+  return (o) =>
+    fields.every((t) => (fieldValue(o, t.key) === t.value) !== t.negate) &&
+    labels.every((t) => ((o.metadata.labels ?? {})[t.key] === t.value) !== t.negate);
+}
+
+function status(code: number, reason: string, message: string): Record<string, unknown> {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+/** JSON merge patch (RFC 7386). */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+export class TestApiServer {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly watchers = new Set<Watcher>();
+  private readonly objects = new Map<ResourceName, Map<string, KubeObject>>();
+  private history: HistoryEntry[] = [];
+  /** Watches from a resourceVersion below this get 410 Gone. */
+  private oldestRetained = 1;
+  private rv = 1;
+  private uid = 0;
+  private generated = 0;
+  private port: number;
+  private readonly host: string;
+  private readonly bookmarkIntervalMs: number;
+  private readonly snapshots = new Map<string, { items: KubeObject[]; rv: number }>();
+  private snapshotSeq = 0;
+  readonly counts: RequestCounts = { list: {}, watch: {}, watchGone: {} };
+
+  constructor(opts: ApiServerOptions = {}) {
+    this.port = opts.port ?? 0;
+    this.host = opts.host ?? '127.0.0.1';
+    this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
+    for (const r of RESOURCES) this.objects.set(r.plural as ResourceName, new Map());
+  }
+
+  /** Starts listening (again on the same port after stop()). */
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((req, res) => this.handle(req, res));
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => resolve());
+    });
+    const addr = server.address();
+    if (addr && typeof addr === 'object') this.port = addr.port;
+    this.server = server;
+  }
+
+  /** Goes away: stops listening and cuts every open connection. State is kept. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const w of [...this.watchers]) this.closeWatcher(w, false);
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  get url(): string {
+    return `http://${this.host}:${this.port}`;
+  }
+
+  get resourceVersion(): string {
+    return String(this.rv);
+  }
+
+  /** A kubeconfig (YAML-compatible JSON) pointing at this server, for `--kubeconfig`. */
+  kubeconfig(): string {
+    return JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      // client-node refuses plain http unless TLS verification is explicitly off.
+      clusters: [{ name: 'test', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'test', user: { token: 'test' } }],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: 'test' } }],
+      'current-context': 'test',
+    });
+  }
+
+  /** Number of open watch streams, optionally of one resource. */
+  activeWatches(resource?: ResourceName): number {
+    return [...this.watchers].filter((w) => resource === undefined || w.resource.plural === resource).length;
+  }
+
+  // ---- test helpers: writes ------------------------------------------------------------------
+
+  create(obj: KubeObject): KubeObject {
+    const r = this.kindOf(obj);
+    const store = this.objects.get(r.plural as ResourceName)!;
+    const o = this.normalize(obj, r);
+    if (store.has(objectKey(o))) throw new Error(`${r.kind} ${objectKey(o)} already exists`);
+    o.metadata.uid = `uid-${++this.uid}`;
+    o.metadata.creationTimestamp ??= new Date().toISOString();
+    return this.commit(r, 'ADDED', o);
+  }
+
+  update(obj: KubeObject): KubeObject {
+    const r = this.kindOf(obj);
+    const store = this.objects.get(r.plural as ResourceName)!;
+    const o = this.normalize(obj, r);
+    const old = store.get(objectKey(o));
+    if (!old) throw new Error(`${r.kind} ${objectKey(o)} does not exist`);
+    o.metadata.uid = old.metadata.uid;
+    o.metadata.creationTimestamp = old.metadata.creationTimestamp;
+    return this.commit(r, 'MODIFIED', o);
+  }
+
+  /** Create or update. */
+  apply(obj: KubeObject): KubeObject {
+    const r = this.kindOf(obj);
+    const exists = this.objects.get(r.plural as ResourceName)!.has(objectKey(this.normalize(obj, r)));
+    return exists ? this.update(obj) : this.create(obj);
+  }
+
+  delete(kind: string, name: string, namespace?: string): KubeObject {
+    const r = resourceByKind(kind);
+    if (!r) throw new Error(`unknown kind ${kind}`);
+    const store = this.objects.get(r.plural as ResourceName)!;
+    const key = `${r.namespaced ? (namespace ?? 'default') : ''}/${name}`;
+    const old = store.get(key);
+    if (!old) throw new Error(`${kind} ${key} does not exist`);
+    return this.commit(r, 'DELETED', clone(old));
+  }
+
+  get(kind: string, name: string, namespace?: string): KubeObject | undefined {
+    const r = resourceByKind(kind);
+    if (!r) return undefined;
+    const o = this.objects.get(r.plural as ResourceName)!.get(`${r.namespaced ? (namespace ?? 'default') : ''}/${name}`);
+    return o ? clone(o) : undefined;
+  }
+
+  list(resource: ResourceName): KubeObject[] {
+    return [...this.objects.get(resource)!.values()].map(clone);
+  }
+
+  // ---- test helpers: faults ------------------------------------------------------------------
+
+  /**
+   * Forgets history, as etcd compaction does after a long disconnect: a watch from any
+   * resourceVersion handed out so far gets 410 Gone, and the client must relist.
+   */
+  compact(): void {
+    this.history = [];
+    this.rv += 1;
+    this.oldestRetained = this.rv;
+  }
+
+  /** Cuts every watch connection mid-stream (the client sees an error, not a clean end). */
+  dropWatches(): void {
+    for (const w of [...this.watchers]) this.closeWatcher(w, false);
+  }
+
+  /** Ends every watch stream cleanly, as a server-side timeout does. */
+  endWatches(): void {
+    for (const w of [...this.watchers]) this.closeWatcher(w, true);
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private kindOf(obj: KubeObject): ResourceKind {
+    const r = obj.kind ? resourceByKind(obj.kind) : undefined;
+    if (!r) throw new Error(`object kind must be one of ${RESOURCES.map((x) => x.kind).join(', ')}; got ${String(obj.kind)}`);
+    return r;
+  }
+
+  private normalize(obj: KubeObject, r: ResourceKind): KubeObject {
+    const o = clone(obj);
+    const generate = o.metadata?.generateName;
+    if (!o.metadata?.name && typeof generate === 'string') {
+      o.metadata.name = `${generate}${(++this.generated).toString(36).padStart(5, '0')}`;
+      delete o.metadata.generateName;
+    }
+    if (!o.metadata?.name) throw new Error(`${r.kind} needs metadata.name or metadata.generateName`);
+    o.apiVersion = r.apiVersion;
+    o.kind = r.kind;
+    if (r.namespaced) o.metadata.namespace ??= 'default';
+    else delete o.metadata.namespace;
+    return o;
+  }
+
+  private commit(r: ResourceKind, type: WatchEventType, o: KubeObject): KubeObject {
+    const resource = r.plural as ResourceName;
+    const store = this.objects.get(resource)!;
+    o.metadata.resourceVersion = String(++this.rv);
+    if (type === 'DELETED') store.delete(objectKey(o));
+    else store.set(objectKey(o), o);
+    const entry: HistoryEntry = { rv: this.rv, resource, type, object: clone(o) };
+    this.history.push(entry);
+    for (const w of this.watchers) {
+      if (w.resource.plural === resource && this.visible(w, o)) this.send(w, type, o);
+    }
+    return clone(o);
+  }
+
+  private visible(w: Pick<Watcher, 'namespace' | 'matches'>, o: KubeObject): boolean {
+    return (w.namespace === undefined || o.metadata.namespace === w.namespace) && w.matches(o);
+  }
+
+  private send(w: Watcher, type: string, object: unknown): void {
+    if (!w.res.writableEnded) w.res.write(`${JSON.stringify({ type, object })}\n`);
+  }
+
+  private closeWatcher(w: Watcher, clean: boolean): void {
+    this.watchers.delete(w);
+    if (w.bookmarks) clearInterval(w.bookmarks);
+    if (w.timeout) clearTimeout(w.timeout);
+    if (clean) w.res.end();
+    else w.socket.destroy();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', this.url);
+    const reply = (code: number, body: unknown): void => {
+      res.writeHead(code, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const parsed = parsePath(url.pathname);
+    if (!parsed) {
+      reply(404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
+      return;
+    }
+    if (req.method === 'GET' && parsed.name === undefined) {
+      const w = url.searchParams.get('watch');
+      if (w === 'true' || w === '1') this.watch(parsed, url, req, res);
+      else this.listRequest(parsed, url, reply);
+      return;
+    }
+    if (req.method === 'GET') {
+      const o = this.get(parsed.resource.kind, parsed.name!, parsed.namespace);
+      if (o) reply(200, o);
+      else reply(404, status(404, 'NotFound', `${parsed.resource.plural} "${parsed.name}" not found`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as KubeObject) : undefined;
+        reply(...this.write(req.method ?? '', parsed, body));
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        const code = /already exists/.test(msg) ? 409 : /does not exist/.test(msg) ? 404 : 400;
+        reply(code, status(code, code === 409 ? 'AlreadyExists' : code === 404 ? 'NotFound' : 'BadRequest', msg));
+      }
+    });
+  }
+
+  private write(method: string, p: ParsedPath, body: KubeObject | undefined): [number, unknown] {
+    const withNs = (o: KubeObject): KubeObject => ({
+      ...o,
+      kind: o.kind ?? p.resource.kind,
+      metadata: { ...o.metadata, ...(p.namespace ? { namespace: p.namespace } : {}) },
+    });
+    switch (method) {
+      case 'POST':
+        if (!body) throw new Error('request body is required');
+        return [201, this.create(withNs(body))];
+      case 'PUT':
+        if (!body) throw new Error('request body is required');
+        return [200, this.update(withNs({ ...body, metadata: { ...body.metadata, name: p.name! } }))];
+      case 'PATCH': {
+        const old = this.get(p.resource.kind, p.name!, p.namespace);
+        if (!old) throw new Error(`${p.resource.kind} ${p.name} does not exist`);
+        return [200, this.update(mergePatch(old, body) as KubeObject)];
+      }
+      case 'DELETE':
+        return [200, this.delete(p.resource.kind, p.name!, p.namespace)];
+      default:
+        throw new Error(`method ${method} is not supported`);
+    }
+  }
+
+  private listRequest(p: ParsedPath, url: URL, reply: (code: number, body: unknown) => void): void {
+    const plural = p.resource.plural;
+    this.counts.list[plural] = (this.counts.list[plural] ?? 0) + 1;
+    const limit = Number(url.searchParams.get('limit') ?? '0');
+    const token = url.searchParams.get('continue');
+    let snap: { items: KubeObject[]; rv: number };
+    if (token) {
+      const s = this.snapshots.get(token);
+      if (!s) {
+        reply(410, status(410, 'Expired', 'the provided continue parameter is too old; restart the list without it'));
+        return;
+      }
+      this.snapshots.delete(token);
+      snap = s;
+    } else {
+      const m = matcher(url);
+      const items = [...this.objects.get(plural as ResourceName)!.values()]
+        .filter((o) => this.visible({ namespace: p.namespace, matches: m }, o))
+        .sort((a, b) => objectKey(a).localeCompare(objectKey(b)))
+        .map(clone);
+      snap = { items, rv: this.rv };
+    }
+    let items = snap.items;
+    const metadata: Record<string, string> = { resourceVersion: String(snap.rv) };
+    if (limit > 0 && items.length > limit) {
+      const next = `c${++this.snapshotSeq}`;
+      this.snapshots.set(next, { items: items.slice(limit), rv: snap.rv });
+      items = items.slice(0, limit);
+      metadata.continue = next;
+    }
+    reply(200, { kind: p.resource.listKind, apiVersion: p.resource.apiVersion, metadata, items });
+  }
+
+  private watch(p: ParsedPath, url: URL, req: IncomingMessage, res: ServerResponse): void {
+    const plural = p.resource.plural as ResourceName;
+    this.counts.watch[plural] = (this.counts.watch[plural] ?? 0) + 1;
+    const w: Watcher = { resource: p.resource, namespace: p.namespace, matches: matcher(url), res, socket: req.socket };
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    res.flushHeaders();
+    const from = url.searchParams.get('resourceVersion');
+    if (from && from !== '0' && Number(from) < this.oldestRetained) {
+      this.counts.watchGone[plural] = (this.counts.watchGone[plural] ?? 0) + 1;
+      res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.oldestRetained})`) })}\n`);
+      return;
+    }
+    this.watchers.add(w);
+    res.on('close', () => this.closeWatcher(w, true));
+    if (!from || from === '0') {
+      for (const o of this.objects.get(plural)!.values()) if (this.visible(w, o)) this.send(w, 'ADDED', o);
+    } else {
+      for (const e of this.history) {
+        if (e.resource === plural && e.rv > Number(from) && this.visible(w, e.object)) this.send(w, e.type, e.object);
+      }
+    }
+    if (url.searchParams.get('allowWatchBookmarks') === 'true') {
+      w.bookmarks = setInterval(() => {
+        this.send(w, 'BOOKMARK', { kind: p.resource.kind, apiVersion: p.resource.apiVersion, metadata: { resourceVersion: String(this.rv) } });
+      }, this.bookmarkIntervalMs);
+    }
+    const timeout = Number(url.searchParams.get('timeoutSeconds') ?? '0');
+    if (timeout > 0) w.timeout = setTimeout(() => this.closeWatcher(w, true), timeout * 1000);
+  }
+}
