@@ -119,9 +119,9 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 
 	/* fast path: forward packet of a known connection whose stamp is current */
 	if (pkt.kind != WEIR_PKT_ICMP_ERROR) {
-		weir_ct_key_fwd(&key, &pkt.t, dir);
+		weir_ct_key_fwd(&key, &pkt.t, dir, ifindex);
 		ct = bpf_map_lookup_elem(&weir_ct, &key);
-		if (ct && (ct->expires_ns <= now || ct->ifindex != ifindex))
+		if (ct && ct->expires_ns <= now)
 			ct = NULL;
 		if (ct) {
 			restart = (pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
@@ -141,13 +141,13 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 
 	/* ICMP errors about a known connection pass as related */
 	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {
-		weir_ct_key_fwd(&key, &pkt.inner, other);
+		weir_ct_key_fwd(&key, &pkt.inner, other, ifindex);
 		ct = bpf_map_lookup_elem(&weir_ct, &key);
 		if (!ct) {
-			weir_ct_key_fwd(&key, &pkt.inner, dir);
+			weir_ct_key_fwd(&key, &pkt.inner, dir, ifindex);
 			ct = bpf_map_lookup_elem(&weir_ct, &key);
 		}
-		if (ct && ct->expires_ns > now && ct->ifindex == ifindex && !(ct->flags & WEIR_CT_F_REVOKED))
+		if (ct && ct->expires_ns > now && !(ct->flags & WEIR_CT_F_REVOKED))
 			return weir_pass(skb, dir, WEIR_MATCH_RELATED);
 		/* unrelated: judged like any packet, never creates a connection */
 		weir_identities(ep, dir, &pkt.t, &v);
@@ -167,9 +167,9 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		/* reply of a connection the other direction opened (a bare SYN never is one) */
 		struct weir_ct_key rkey;
 		struct weir_ct_value *rct;
-		weir_ct_key_rev(&rkey, &pkt.t, other);
+		weir_ct_key_rev(&rkey, &pkt.t, other, ifindex);
 		rct = bpf_map_lookup_elem(&weir_ct, &rkey);
-		if (rct && rct->expires_ns > now && rct->ifindex == ifindex) {
+		if (rct && rct->expires_ns > now) {
 			if (rct->flags & WEIR_CT_F_REVOKED) {
 				weir_identities(ep, dir, &pkt.t, &v);
 				v.flags = WEIR_FLOW_F_REPLY;
@@ -213,12 +213,14 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		return weir_pass(skb, dir, v.match);
 	}
 
+	if (!weir_opens_connection(&pkt))
+		return weir_pass(skb, dir, v.match); /* allowed, judged again next time */
+
 	struct weir_ct_value nct = {
 		.expires_ns = now + weir_ct_timeout_ns(pkt.t.proto, 0),
 		.packets = 1,
 		.policy_rev = ep->policy_rev,
 		.endpoint_id = ep->endpoint_id,
-		.ifindex = ifindex,
 		.remote_identity = dir == WEIR_DIR_EGRESS ? v.dst_identity : v.src_identity,
 		.match = v.match,
 		.tcp_flags = pkt.tcp_flags,

@@ -217,9 +217,11 @@ struct weir_policy_range_key {
 #define WEIR_CT_REFRESH_NS              1000000000ULL
 
 /*
- * A connection as its first packet saw it. `direction` is the direction of
- * the endpoint that created it, so the two endpoints of a pod-to-pod
- * connection on one node each keep (and judge) their own entry.
+ * A connection as its first packet saw it, on the interface that judged it.
+ * `direction` and `ifindex` are the judging endpoint's, so the two endpoints
+ * of a pod-to-pod connection on one node each keep (and judge) their own
+ * entry, and a copy of a packet seen on another interface (a flooding bridge,
+ * a spoofing pod) never touches it.
  */
 struct weir_ct_key {
 	__u8  src_addr[16];
@@ -230,6 +232,7 @@ struct weir_ct_key {
 	__u8  family;
 	__u8  direction;
 	__u8  _pad;
+	__u32 ifindex;
 };
 
 #define WEIR_CT_F_SEEN_REPLY (1U << 0)
@@ -242,11 +245,10 @@ struct weir_ct_value {
 	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
 	__u32 remote_identity;
 	__u32 endpoint_id;      /* the endpoint that judged it (index into weir_ep_rev) */
-	__u32 ifindex;          /* its interface: packets on other interfaces cannot ride on it */
 	__u8  flags;            /* WEIR_CT_F_* */
 	__u8  match;            /* WEIR_MATCH_* of the verdict that allowed it */
 	__u8  tcp_flags;        /* union of TCP flags seen */
-	__u8  _pad[5];
+	__u8  _pad;
 };
 
 /* ---- fragments: LRU HASH remembering the first fragment's ports ---- */

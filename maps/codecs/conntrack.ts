@@ -11,6 +11,7 @@ export const ctKeyLayout = layout('weir_ct_key', [
   { name: 'family', type: 'u8' },
   { name: 'direction', type: 'u8' },
   { name: '_pad', type: 'u8' },
+  { name: 'ifindex', type: 'u32' },
 ] as const);
 export const ctValueLayout = layout('weir_ct_value', [
   { name: 'expires_ns', type: 'u64' },
@@ -18,11 +19,10 @@ export const ctValueLayout = layout('weir_ct_value', [
   { name: 'policy_rev', type: 'u32' },
   { name: 'remote_identity', type: 'u32' },
   { name: 'endpoint_id', type: 'u32' },
-  { name: 'ifindex', type: 'u32' },
   { name: 'flags', type: 'u8' },
   { name: 'match', type: 'u8' },
   { name: 'tcp_flags', type: 'u8' },
-  { name: '_pad', type: { bytes: 5 } },
+  { name: '_pad', type: 'u8' },
 ] as const);
 
 export interface CtKey {
@@ -33,6 +33,7 @@ export interface CtKey {
   protocol: number;
   family: 4 | 6;
   direction: number;
+  ifindex: number;
 }
 export interface CtValue {
   expiresNs: bigint;
@@ -40,7 +41,6 @@ export interface CtValue {
   policyRev: number;
   remoteIdentity: number;
   endpointId: number;
-  ifindex: number;
   flags: number;
   match: number;
   tcpFlags: number;
@@ -56,6 +56,7 @@ export function encodeCtKey(k: CtKey): Buffer {
   b.writeUInt8(k.protocol, o.protocol);
   b.writeUInt8(k.family, o.family);
   b.writeUInt8(k.direction, o.direction);
+  b.writeUInt32LE(k.ifindex, o.ifindex);
   return b;
 }
 
@@ -70,6 +71,7 @@ export function decodeCtKey(b: Buffer): CtKey {
     protocol: b.readUInt8(o.protocol),
     family,
     direction: b.readUInt8(o.direction),
+    ifindex: b.readUInt32LE(o.ifindex),
   };
 }
 
@@ -81,7 +83,6 @@ export function decodeCtValue(b: Buffer): CtValue {
     policyRev: b.readUInt32LE(o.policy_rev),
     remoteIdentity: b.readUInt32LE(o.remote_identity),
     endpointId: b.readUInt32LE(o.endpoint_id),
-    ifindex: b.readUInt32LE(o.ifindex),
     flags: b.readUInt8(o.flags),
     match: b.readUInt8(o.match),
     tcpFlags: b.readUInt8(o.tcp_flags),
