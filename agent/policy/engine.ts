@@ -54,6 +54,11 @@ interface PolicyRecord {
   selectorKeys: string[];
   cidrIds: number[];
   namedEgress: string[];
+  /** Per rule (parallel to compiled.rules): its RuleRef, and its ports when they do not depend on the endpoint. */
+  refs: RuleRef[];
+  ports: (PortSpec[] | undefined)[];
+  /** Selector key -> the rules using it and how many of their peers it is. */
+  rulesBySelector: Map<string, { rule: number; times: number }[]>;
 }
 
 /**
@@ -132,18 +137,23 @@ function emptyDiff(): DesiredDiff {
   return { endpointsChanged: [], endpointsRemoved: [], entriesAdded: new Map(), entriesRemoved: new Map(), ipcacheUpserted: [], ipcacheRemoved: [] };
 }
 
+/** Code-unit order: deterministic and much cheaper than localeCompare. */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
   return (
-    a.direction.localeCompare(b.direction) ||
+    cmp(a.direction, b.direction) ||
     a.remoteIdentity - b.remoteIdentity ||
-    a.protocol.localeCompare(b.protocol) ||
+    cmp(a.protocol, b.protocol) ||
     a.port - b.port ||
     a.endPort - b.endPort
   );
 }
 
 function compareRefs(a: RuleRef, b: RuleRef): number {
-  return a.policy.localeCompare(b.policy) || a.direction.localeCompare(b.direction) || a.rule - b.rule;
+  return cmp(a.policy, b.policy) || cmp(a.direction, b.direction) || a.rule - b.rule;
 }
 
 /**
@@ -489,7 +499,27 @@ export class PolicyEngine {
         }
       }
       for (const nk of namedEgress) setIndex(this.namedEgressPolicies, nk, key, true);
-      rec = { compiled, selects: new Set(), selectorKeys, cidrIds, namedEgress: [...namedEgress] };
+      const rulesBySelector = new Map<string, { rule: number; times: number }[]>();
+      compiled.rules.forEach((rule, i) => {
+        if (!rule.valid || rule.peers === 'any') return;
+        const counts = new Map<string, number>();
+        for (const p of rule.peers) counts.set(p.key, (counts.get(p.key) ?? 0) + 1);
+        for (const [k, times] of counts) {
+          let l = rulesBySelector.get(k);
+          if (!l) rulesBySelector.set(k, (l = []));
+          l.push({ rule: i, times });
+        }
+      });
+      rec = {
+        compiled,
+        selects: new Set(),
+        selectorKeys,
+        cidrIds,
+        namedEgress: [...namedEgress],
+        refs: compiled.rules.map((r) => this.ruleRef(compiled.key, r.direction, r.index)),
+        ports: compiled.rules.map((r) => (r.ports !== 'any' && r.ports.some((p) => p.kind === 'named') ? undefined : this.rulePorts(r, undefined))),
+        rulesBySelector,
+      };
       for (const ek of this.localByNamespace.get(np.namespace) ?? []) {
         const pr = this.pods.get(ek)!;
         if (selectorMatches(compiled.podSelector, pr.identity!.podLabels)) rec.selects.add(ek);
@@ -525,7 +555,7 @@ export class PolicyEngine {
     const touched = new Map<string, Set<string>>();
     this.applySelectorDeltas(touched);
     for (const ek of [...this.dirtyEndpoints].sort()) this.recompute(ek, diff);
-    for (const [ek, keys] of [...touched].sort((a, b) => a[0].localeCompare(b[0]))) {
+    for (const [ek, keys] of [...touched].sort((a, b) => cmp(a[0], b[0]))) {
       const rec = this.endpoints.get(ek);
       if (!rec || this.dirtyEndpoints.has(ek)) continue;
       const added: PolicyEntry[] = [];
@@ -563,20 +593,18 @@ export class PolicyEngine {
       for (const pk of s.users) {
         const pol = this.policies.get(pk);
         if (!pol || pol.namedEgress.length > 0) continue;
+        const uses = pol.rulesBySelector.get(s.peer.key);
+        if (!uses) continue;
         for (const ek of pol.selects) {
           if (this.dirtyEndpoints.has(ek)) continue;
           const rec = this.endpoints.get(ek);
-          const pod = this.pods.get(ek);
-          if (!rec || !pod) continue;
+          if (!rec) continue;
           let keys = touched.get(ek);
           if (!keys) touched.set(ek, (keys = new Set()));
-          for (const rule of pol.compiled.rules) {
-            if (!rule.valid || rule.peers === 'any') continue;
-            let times = 0;
-            for (const p of rule.peers) if (p.key === s.peer.key) times++;
-            if (times === 0) continue;
-            const ref = this.ruleRef(pol.compiled.key, rule.direction, rule.index);
-            const ports = this.rulePorts(rule, pod);
+          for (const { rule: i, times } of uses) {
+            const rule = pol.compiled.rules[i]!;
+            const ref = pol.refs[i]!;
+            const ports = pol.ports[i] ?? this.rulePorts(rule, this.pods.get(ek));
             for (const id of d.added) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, times));
             for (const id of d.removed) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, -times));
           }
@@ -605,7 +633,7 @@ export class PolicyEngine {
   }
 
   /** Ports of a rule for one endpoint; egress named ports are resolved per peer elsewhere. */
-  private rulePorts(rule: CompiledRule, rec: PodRecord): PortSpec[] {
+  private rulePorts(rule: CompiledRule, rec: PodRecord | undefined): PortSpec[] {
     if (rule.ports === 'any') return [{ protocol: 'ANY', port: 0, endPort: 0 }];
     const out: PortSpec[] = [];
     for (const port of rule.ports) {
@@ -613,7 +641,7 @@ export class PolicyEngine {
       else if (port.kind === 'number') out.push({ protocol: port.protocol, port: port.port, endPort: port.endPort });
       else if (rule.direction === 'ingress') {
         // Named ports of an ingress rule resolve against this (the destination) pod.
-        for (const cp of rec.pod.ports) if (cp.name === port.name && cp.protocol === port.protocol) out.push({ protocol: port.protocol, port: cp.containerPort, endPort: cp.containerPort });
+        for (const cp of rec?.pod.ports ?? []) if (cp.name === port.name && cp.protocol === port.protocol) out.push({ protocol: port.protocol, port: cp.containerPort, endPort: cp.containerPort });
       }
     }
     return out;
@@ -643,7 +671,7 @@ export class PolicyEngine {
       pol.selects.add(key);
       ingressIsolated ||= pol.compiled.isolatesIngress;
       egressIsolated ||= pol.compiled.isolatesEgress;
-      this.addRuleEntries(pol.compiled, rec, entries);
+      this.addRuleEntries(pol, rec, entries);
     }
     const header: Omit<EndpointState, 'entries'> = {
       key,
@@ -672,11 +700,13 @@ export class PolicyEngine {
     if (removed.length > 0) diff.entriesRemoved.set(key, removed.sort(compareEntries));
   }
 
-  private addRuleEntries(pol: CompiledPolicy, rec: PodRecord, out: EntryMap): void {
-    for (const rule of pol.rules) {
+  private addRuleEntries(pol: PolicyRecord, rec: PodRecord, out: EntryMap): void {
+    const rules = pol.compiled.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
       if (!rule.valid) continue;
-      const ref = this.ruleRef(pol.key, rule.direction, rule.index);
-      const ports = this.rulePorts(rule, rec);
+      const ref = pol.refs[i]!;
+      const ports = pol.ports[i] ?? this.rulePorts(rule, rec);
       if (rule.peers === 'any') {
         for (const p of ports) contribute(out, rule.direction, ReservedIdentity.any, p, ref, 1);
       } else {
@@ -728,7 +758,7 @@ export class PolicyEngine {
   warnings(): PolicyProblem[] {
     const out: PolicyProblem[] = [];
     const podCIDRs = this.ipcache.getPodCIDRs();
-    for (const pr of [...this.policies.values()].sort((a, b) => a.compiled.key.localeCompare(b.compiled.key))) {
+    for (const pr of [...this.policies.values()].sort((a, b) => cmp(a.compiled.key, b.compiled.key))) {
       out.push(...pr.compiled.warnings);
       const np = pr.compiled.source;
       const sides = [
