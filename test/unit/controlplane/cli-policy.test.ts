@@ -17,20 +17,20 @@ describe('weir policy explain', () => {
     const r = run({ from: 'y/a', to: 'x/b' });
     expect(r.code).toBe(0);
     expect(r.out).toContain('y/a -> x/b TCP/80: ALLOWED');
-    expect(r.out).toContain('allowed by x/allow-ns-y-pod-a ingress[0]: y/a matches namespaceSelector ns=y and podSelector pod=a; TCP port "serve-80-tcp" is 80 on x/b');
+    expect(r.out).toContain('allowed by x/allow-ns-y-pod-a ingress[0]: peer matches: y/a matches namespaceSelector ns=y and podSelector pod=a; port matches: TCP port "serve-80-tcp" is 80 on x/b');
   });
   it('explains a denial: isolated by which policy, and the closest rule and why it missed', () => {
     const r = run({ from: 'y/b', to: 'x/b' });
     expect(r.code).toBe(2);
     expect(r.out).toContain('y/b -> x/b TCP/80: DENIED');
     expect(r.out).toContain('x/b is isolated for ingress by x/allow-ns-y-pod-a and none of its 1 ingress rule(s) matches');
-    expect(r.out).toContain('closest: x/allow-ns-y-pod-a ingress[0] missed: y/b has pod=b, wants pod=a (podSelector pod=a)');
+    expect(r.out).toContain('closest: x/allow-ns-y-pod-a ingress[0]: peer misses: y/b has pod=b, wants pod=a (podSelector pod=a); port matches: TCP port "serve-80-tcp" is 80 on x/b');
   });
   it('-o json gives allowed and the reasons per direction', () => {
     const j = JSON.parse(run({ from: 'z/c', to: 'y/a', output: 'json' }).out) as { allowed: boolean; egress: { allowed: boolean; isolated: boolean; policies: string[]; closest: { reasons: string[] }[] }; ingress: { isolated: boolean } };
     expect(j.allowed).toBe(false);
     expect(j.egress).toMatchObject({ allowed: false, isolated: true, policies: ['z/egress-to-x'] });
-    expect(j.egress.closest[0]!.reasons[0]).toBe('namespace y fails "ns in (x)" (ns=y) (namespaceSelector ns in (x))');
+    expect(j.egress.closest[0]!.reasons).toEqual(['peer misses: namespace y fails "ns in (x)" (ns=y) (namespaceSelector ns in (x))', 'port matches: ports is empty (every port and protocol)']);
     expect(j.ingress.isolated).toBe(false);
   });
   it('--matrix prints the upstream truth-table layout, and -o json the probe layout', () => {
@@ -77,7 +77,7 @@ describe('weir policy explain', () => {
       expect(r.err).toContain('error: NetworkPolicy y/typo: spec.ingress[1].ports[0].endPort: endPort 79 is below port 80; it must be greater than or equal to port\n');
       expect(r.err).toContain('warning: NetworkPolicy y/typo: spec.ingress[0].from[0].ipBlock.cidr: 10.0.0.0/8 covers the pod network 10.244.0.0/16, but ipBlock does not select pods here');
       expect(r.code).toBe(2);
-      expect(r.out).toContain('closest: y/typo ingress[1] missed: rule is invalid and allows nothing');
+      expect(r.out).toContain('closest: y/typo ingress[1]: rule is invalid and allows nothing: NetworkPolicy y/typo: spec.ingress[1].ports[0].endPort: endPort 79 is below port 80');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
