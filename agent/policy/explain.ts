@@ -108,6 +108,7 @@ function portVerdict(port: CompiledPort, q: ExplainQuery, dest: Side): { ok: boo
     const ok = q.port >= port.port && q.port <= port.endPort;
     return { ok, why: ok ? portText(port) : `${portText(port)} does not include ${q.port}` };
   }
+  if (!dest.identity) return { ok: false, why: `${portText(port)}: ${dest.key} uses the host network, whose named ports are not resolved (it has the node's identity)` };
   const resolved = dest.pod.ports.filter((cp) => cp.name === port.name && cp.protocol === port.protocol).map((cp) => cp.containerPort);
   if (resolved.length === 0) return { ok: false, why: `${portText(port)}: ${dest.key} has no ${port.protocol} container port named "${port.name}"` };
   const ok = resolved.includes(q.port);
