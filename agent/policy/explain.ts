@@ -78,6 +78,7 @@ function side(engine: PolicyEngine, key: string, role: string): Side {
     const known = engine.listPods().map((q) => `${q.namespace}/${q.name}`).sort();
     throw new ExplainError(`no pod ${key} in the manifests${known.length ? ` (pods: ${known.slice(0, 12).join(', ')}${known.length > 12 ? ', ...' : ''})` : ''}; add its Pod manifest with -f`);
   }
+  if (p.pod.phase === 'Succeeded' || p.pod.phase === 'Failed') throw new ExplainError(`pod ${key} has finished (phase ${p.pod.phase}): it has no network to explain`);
   return { key, pod: p.pod, ...(p.identity ? { identity: p.identity } : {}) };
 }
 
