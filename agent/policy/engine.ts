@@ -4,11 +4,12 @@
  * date incrementally. Pure: no I/O, the clock is injected.
  *
  * Incremental shape: peers are selectors cached with the set of live identities they
- * match (a selector cache, as in Cilium). A change marks selectors, policies and endpoints
- * dirty; only dirty endpoints are recomputed, and only the entries that differ are
- * reported in the DesiredDiff.
+ * match (selector-cache.ts, as in Cilium). Endpoints whose own pod or selecting policies
+ * changed are recomputed whole; for all others, a selector's net identity changes add or
+ * withdraw exactly the entries they produce (entries.ts). Only entries that differ from
+ * what was last published are reported in the DesiredDiff.
  */
-import { ReservedIdentity, entryKey } from '../desired.js';
+import { ReservedIdentity } from '../desired.js';
 import type { DesiredDiff, DesiredState, Direction, EndpointState, L4Protocol, PolicyEntry, RuleRef } from '../desired.js';
 import { CidrIdentityAllocator, IdentityAllocator } from '../identity/allocator.js';
 import type { Clock, Identity } from '../identity/allocator.js';
@@ -18,7 +19,12 @@ import { Ipcache } from '../ipcache/ipcache.js';
 import type { StoreChange } from '../store/store.js';
 import type { KubeObject, Labels, Namespace, NetworkPolicy, Node, Pod } from '../store/types.js';
 import { compilePolicy } from './compiled.js';
-import type { CidrPeer, CompiledPeer, CompiledPolicy, CompiledRule, PodPeer, PolicyProblem } from './compiled.js';
+import type { CompiledPolicy, CompiledRule, PolicyProblem } from './compiled.js';
+import { cmp, compareEntries, compareRefs, contribute, materialize, sameRefs } from './entries.js';
+import type { EntryAcc, EntryMap, PortSpec } from './entries.js';
+import { setIndex } from './multimap.js';
+import { SelectorCache } from './selector-cache.js';
+import type { SelectorDelta, SelectorEntry } from './selector-cache.js';
 import { selectorMatches } from './selector.js';
 
 export interface PolicyEngineOptions {
@@ -42,12 +48,6 @@ interface PodRecord {
   ipCIDRs: string[];
 }
 
-interface SelectorEntry {
-  peer: CompiledPeer;
-  ids: Set<number>;
-  users: Set<string>;
-}
-
 interface PolicyRecord {
   compiled: CompiledPolicy;
   selects: Set<string>;
@@ -61,70 +61,9 @@ interface PolicyRecord {
   rulesBySelector: Map<string, { rule: number; times: number }[]>;
 }
 
-/**
- * One allow entry of an endpoint with what produced it: per rule, how many (peer, identity,
- * port) combinations yield it. Most entries come from one rule, kept inline (`ref`, `n`);
- * others spill into `more`. The entry exists while any count is positive; `published` is
- * the derivedFrom last handed out in a diff.
- */
-interface EntryAcc {
-  direction: Direction;
-  remoteIdentity: number;
-  protocol: L4Protocol | 'ANY';
-  port: number;
-  endPort: number;
-  ref: RuleRef | undefined;
-  n: number;
-  more: Map<RuleRef, number> | undefined;
-  published: readonly RuleRef[] | undefined;
-}
-type EntryMap = Map<string, EntryAcc>;
-
 interface EndpointRecord {
   header: Omit<EndpointState, 'entries'>;
   entries: EntryMap;
-}
-
-/** A port (range) a rule allows once its peers are known. */
-interface PortSpec {
-  protocol: L4Protocol | 'ANY';
-  port: number;
-  endPort: number;
-}
-
-/** Adds `delta` contributions of `ref` to one entry; returns the entry's key. */
-function contribute(out: EntryMap, direction: Direction, remoteIdentity: number, p: PortSpec, ref: RuleRef, delta: number): string {
-  const k = `${direction}|${remoteIdentity}|${p.protocol}|${p.port}|${p.endPort}`;
-  let acc = out.get(k);
-  if (!acc) {
-    if (delta < 0) return k;
-    out.set(k, { direction, remoteIdentity, protocol: p.protocol, port: p.port, endPort: p.endPort, ref, n: delta, more: undefined, published: undefined });
-    return k;
-  }
-  if (acc.ref === ref) {
-    acc.n += delta;
-    if (acc.n <= 0) {
-      acc.ref = undefined;
-      acc.n = 0;
-      // Promote one spilled contribution so the inline slot stays the common case.
-      const first = acc.more?.entries().next();
-      if (first && !first.done) {
-        [acc.ref, acc.n] = first.value;
-        acc.more!.delete(first.value[0]);
-      }
-    }
-    return k;
-  }
-  if (acc.ref === undefined && delta > 0 && !acc.more?.has(ref)) {
-    acc.ref = ref;
-    acc.n = delta;
-    return k;
-  }
-  const m = (acc.more ??= new Map());
-  const n = (m.get(ref) ?? 0) + delta;
-  if (n > 0) m.set(ref, n);
-  else m.delete(ref);
-  return k;
 }
 
 const DEFAULT_NS_LABEL = 'kubernetes.io/metadata.name';
@@ -135,37 +74,6 @@ function namedKey(name: string, protocol: L4Protocol): string {
 
 function emptyDiff(): DesiredDiff {
   return { endpointsChanged: [], endpointsRemoved: [], entriesAdded: new Map(), entriesRemoved: new Map(), ipcacheUpserted: [], ipcacheRemoved: [] };
-}
-
-/** Code-unit order: deterministic and much cheaper than localeCompare. */
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
-  return (
-    cmp(a.direction, b.direction) ||
-    a.remoteIdentity - b.remoteIdentity ||
-    cmp(a.protocol, b.protocol) ||
-    a.port - b.port ||
-    a.endPort - b.endPort
-  );
-}
-
-function compareRefs(a: RuleRef, b: RuleRef): number {
-  return cmp(a.policy, b.policy) || cmp(a.direction, b.direction) || a.rule - b.rule;
-}
-
-/**
- * The entry as the diff and snapshot carry it. derivedFrom arrays are frozen and shared
- * between entries of the same rule (hundreds of thousands of entries, a few thousand rules).
- */
-function materialize(acc: EntryAcc, refs: readonly RuleRef[]): PolicyEntry {
-  return { direction: acc.direction, remoteIdentity: acc.remoteIdentity, protocol: acc.protocol, port: acc.port, endPort: acc.endPort, derivedFrom: refs as RuleRef[] };
-}
-
-function sameRefs(a: readonly RuleRef[], b: readonly RuleRef[]): boolean {
-  return a.length === b.length && a.every((r, i) => compareRefs(r, b[i]!) === 0);
 }
 
 export class PolicyEngine {
@@ -183,15 +91,8 @@ export class PolicyEngine {
   private readonly policies = new Map<string, PolicyRecord>();
   private readonly policiesByNamespace = new Map<string, Set<string>>();
 
-  private readonly selectors = new Map<string, SelectorEntry>();
-  private readonly nsScopedSelectors = new Map<string, Set<SelectorEntry>>();
-  private readonly clusterSelectors = new Set<SelectorEntry>();
-  private readonly cidrSelectors = new Set<SelectorEntry>();
-  private clusterSelectorVersion = 0;
-  private readonly clusterSelectorsByNsLabels = new WeakMap<Labels, { version: number; list: SelectorEntry[] }>();
+  private readonly selectors = new SelectorCache();
 
-  private readonly liveByNamespace = new Map<string, Set<Identity>>();
-  private readonly liveCidrs = new Map<number, Prefix>();
   /** "name/PROTO" -> identity -> port -> number of pods. */
   private readonly namedPorts = new Map<string, Map<number, Map<number, number>>>();
   private readonly namedEgressPolicies = new Map<string, Set<string>>();
@@ -202,8 +103,6 @@ export class PolicyEngine {
   private readonly dirtyEndpoints = new Set<string>();
   /** Policies whose selected endpoints must be recomputed whole. */
   private readonly dirtyPolicies = new Set<string>();
-  /** Net identity changes of selectors since the last flush: applied to entries as deltas. */
-  private readonly selectorDeltas = new Map<SelectorEntry, { added: Set<number>; removed: Set<number> }>();
   /** One frozen RuleRef object per rule, so contributions can be keyed by it. */
   private readonly ruleRefs = new Map<string, RuleRef>();
   private readonly singleRefs = new Map<RuleRef, readonly RuleRef[]>();
@@ -313,7 +212,7 @@ export class PolicyEngine {
     if (managed) {
       const r = this.identities.acquire(pod.namespace, pod.labels, this.nsLabels(pod.namespace));
       identity = r.identity;
-      if (r.live) this.identityLive(identity);
+      if (r.live) this.selectors.identityLive(identity);
     }
     const rec: PodRecord | undefined = pod
       ? { pod, ...(identity ? { identity } : {}), local: this.isLocal(pod), ipCIDRs: managed ? pod.ips.map((ip) => hostCIDR(ip)!).filter(Boolean) : [] }
@@ -321,7 +220,7 @@ export class PolicyEngine {
     // Named ports: register the new before unregistering the old, so unchanged ones do not flap.
     if (rec?.identity) this.registerNamedPorts(rec, +1);
     if (old?.identity) this.registerNamedPorts(old, -1);
-    if (old?.identity && this.identities.release(old.identity.id)) this.identityDead(old.identity);
+    if (old?.identity && this.identities.release(old.identity.id)) this.selectors.identityDead(old.identity);
     for (const c of old?.ipCIDRs ?? []) this.ipcache.unclaim(c, 'pod', key);
     for (const c of rec?.ipCIDRs ?? []) this.ipcache.claim(c, 'pod', key, rec!.identity!.id);
 
@@ -356,118 +255,6 @@ export class PolicyEngine {
     }
   }
 
-  // ------------------------------------------------------ selector cache
-
-  private clusterSelectorsFor(nsLabels: Labels): SelectorEntry[] {
-    const cached = this.clusterSelectorsByNsLabels.get(nsLabels);
-    if (cached && cached.version === this.clusterSelectorVersion) return cached.list;
-    const list = [...this.clusterSelectors].filter((s) => selectorMatches((s.peer as PodPeer).namespaceSelector!, nsLabels));
-    this.clusterSelectorsByNsLabels.set(nsLabels, { version: this.clusterSelectorVersion, list });
-    return list;
-  }
-
-  private podPeerMatches(peer: PodPeer, id: Identity): boolean {
-    if (peer.namespace !== undefined && peer.namespace !== id.namespace) return false;
-    if (peer.namespaceSelector && !selectorMatches(peer.namespaceSelector, id.nsLabels)) return false;
-    return selectorMatches(peer.podSelector, id.podLabels);
-  }
-
-  private cidrPeerMatches(peer: CidrPeer, p: Prefix): boolean {
-    return prefixContains(peer.cidr, p) && !peer.except.some((e) => prefixContains(e, p));
-  }
-
-  /** Records a net change of a selector's identities since the last flush. */
-  private selectorDelta(s: SelectorEntry, id: number, added: boolean): void {
-    let d = this.selectorDeltas.get(s);
-    if (!d) this.selectorDeltas.set(s, (d = { added: new Set(), removed: new Set() }));
-    if (added) {
-      if (!d.removed.delete(id)) d.added.add(id);
-    } else if (!d.added.delete(id)) d.removed.add(id);
-  }
-
-  private identityLive(id: Identity): void {
-    let set = this.liveByNamespace.get(id.namespace);
-    if (!set) this.liveByNamespace.set(id.namespace, (set = new Set()));
-    set.add(id);
-    for (const s of this.nsScopedSelectors.get(id.namespace) ?? []) {
-      if (selectorMatches((s.peer as PodPeer).podSelector, id.podLabels)) {
-        s.ids.add(id.id);
-        this.selectorDelta(s, id.id, true);
-      }
-    }
-    for (const s of this.clusterSelectorsFor(id.nsLabels)) {
-      if (selectorMatches((s.peer as PodPeer).podSelector, id.podLabels)) {
-        s.ids.add(id.id);
-        this.selectorDelta(s, id.id, true);
-      }
-    }
-  }
-
-  private identityDead(id: Identity): void {
-    this.liveByNamespace.get(id.namespace)?.delete(id);
-    if (this.liveByNamespace.get(id.namespace)?.size === 0) this.liveByNamespace.delete(id.namespace);
-    const drop = (s: SelectorEntry): void => {
-      if (s.ids.delete(id.id)) this.selectorDelta(s, id.id, false);
-    };
-    for (const s of this.nsScopedSelectors.get(id.namespace) ?? []) drop(s);
-    for (const s of this.clusterSelectorsFor(id.nsLabels)) drop(s);
-  }
-
-  private cidrLive(id: number, p: Prefix, cidr: string): void {
-    this.liveCidrs.set(id, p);
-    this.ipcache.claim(cidr, 'cidr', 'policy', id);
-    for (const s of this.cidrSelectors) {
-      if (this.cidrPeerMatches(s.peer as CidrPeer, p)) {
-        s.ids.add(id);
-        this.selectorDelta(s, id, true);
-      }
-    }
-  }
-
-  private cidrDead(id: number, cidr: string): void {
-    this.liveCidrs.delete(id);
-    this.ipcache.unclaim(cidr, 'cidr', 'policy');
-    for (const s of this.cidrSelectors) if (s.ids.delete(id)) this.selectorDelta(s, id, false);
-  }
-
-  private acquireSelector(peer: CompiledPeer, user: string): SelectorEntry {
-    let s = this.selectors.get(peer.key);
-    if (s) {
-      s.users.add(user);
-      return s;
-    }
-    s = { peer, ids: new Set(), users: new Set([user]) };
-    this.selectors.set(peer.key, s);
-    if (peer.kind === 'cidr') {
-      if (peer.cidr.bits === 0) s.ids.add(ReservedIdentity.world);
-      for (const [id, p] of this.liveCidrs) if (this.cidrPeerMatches(peer, p)) s.ids.add(id);
-      this.cidrSelectors.add(s);
-    } else if (peer.namespace !== undefined) {
-      for (const id of this.liveByNamespace.get(peer.namespace) ?? []) if (selectorMatches(peer.podSelector, id.podLabels)) s.ids.add(id.id);
-      setIndex(this.nsScopedSelectors, peer.namespace, s, true);
-    } else {
-      for (const set of this.liveByNamespace.values()) for (const id of set) if (this.podPeerMatches(peer, id)) s.ids.add(id.id);
-      this.clusterSelectors.add(s);
-      this.clusterSelectorVersion++;
-    }
-    return s;
-  }
-
-  private releaseSelector(key: string, user: string): void {
-    const s = this.selectors.get(key);
-    if (!s) return;
-    s.users.delete(user);
-    if (s.users.size > 0) return;
-    this.selectors.delete(key);
-    const peer = s.peer;
-    if (peer.kind === 'cidr') this.cidrSelectors.delete(s);
-    else if (peer.namespace !== undefined) setIndex(this.nsScopedSelectors, peer.namespace, s, false);
-    else {
-      this.clusterSelectors.delete(s);
-      this.clusterSelectorVersion++;
-    }
-  }
-
   // ------------------------------------------------------------ policies
 
   private setPolicy(key: string, np: NetworkPolicy | undefined): void {
@@ -487,10 +274,13 @@ export class PolicyEngine {
                 const cidr = formatPrefix(p);
                 const r = this.cidrIdentities.acquire(cidr);
                 cidrIds.push(r.id);
-                if (r.live) this.cidrLive(r.id, p, cidr);
+                if (r.live) {
+                  this.ipcache.claim(cidr, 'cidr', 'policy', r.id);
+                  this.selectors.cidrLive(r.id, p);
+                }
               }
             }
-            this.acquireSelector(peer, key);
+            this.selectors.acquire(peer, key);
             selectorKeys.push(peer.key);
           }
         }
@@ -528,8 +318,12 @@ export class PolicyEngine {
     }
     if (old) {
       for (const ek of old.selects) this.dirtyEndpoints.add(ek);
-      for (const sk of old.selectorKeys) if (!rec?.selectorKeys.includes(sk)) this.releaseSelector(sk, key);
-      for (const id of old.cidrIds) if (this.cidrIdentities.release(id)) this.cidrDead(id, this.cidrIdentities.cidrOf(id)!);
+      for (const sk of old.selectorKeys) if (!rec?.selectorKeys.includes(sk)) this.selectors.release(sk, key);
+      for (const id of old.cidrIds) {
+        if (!this.cidrIdentities.release(id)) continue;
+        this.ipcache.unclaim(this.cidrIdentities.cidrOf(id)!, 'cidr', 'policy');
+        this.selectors.cidrDead(id);
+      }
       for (const nk of old.namedEgress) if (!rec?.namedEgress.includes(nk)) setIndex(this.namedEgressPolicies, nk, key, false);
     }
     const ns = np?.namespace ?? old!.compiled.namespace;
@@ -548,12 +342,12 @@ export class PolicyEngine {
     this.identities.gc();
     this.cidrIdentities.gc();
     // Policies with egress named ports resolve ports per peer identity: recompute them whole.
-    for (const s of this.selectorDeltas.keys()) for (const pk of s.users) if (this.policies.get(pk)?.namedEgress.length) this.dirtyPolicies.add(pk);
+    for (const s of this.selectors.changed()) for (const pk of s.users) if (this.policies.get(pk)?.namedEgress.length) this.dirtyPolicies.add(pk);
     for (const pk of this.dirtyPolicies) for (const ek of this.policies.get(pk)?.selects ?? []) this.dirtyEndpoints.add(ek);
     this.dirtyPolicies.clear();
     const diff = emptyDiff();
     const touched = new Map<string, Set<string>>();
-    this.applySelectorDeltas(touched);
+    this.applySelectorDeltas(this.selectors.takeDeltas(), touched);
     for (const ek of [...this.dirtyEndpoints].sort()) this.recompute(ek, diff);
     for (const [ek, keys] of [...touched].sort((a, b) => cmp(a[0], b[0]))) {
       const rec = this.endpoints.get(ek);
@@ -576,7 +370,6 @@ export class PolicyEngine {
       if (removed.length > 0) diff.entriesRemoved.set(ek, removed.sort(compareEntries));
     }
     this.dirtyEndpoints.clear();
-    this.selectorDeltas.clear();
     const ip = this.ipcache.flush();
     diff.ipcacheUpserted = ip.upserted;
     diff.ipcacheRemoved = ip.removed;
@@ -587,8 +380,8 @@ export class PolicyEngine {
    * A selector gained or lost identities: add or withdraw exactly the entries those
    * identities produce in the rules using the selector, on endpoints not recomputed whole.
    */
-  private applySelectorDeltas(touched: Map<string, Set<string>>): void {
-    for (const [s, d] of this.selectorDeltas) {
+  private applySelectorDeltas(deltas: Map<SelectorEntry, SelectorDelta>, touched: Map<string, Set<string>>): void {
+    for (const [s, d] of deltas) {
       if (d.added.size === 0 && d.removed.size === 0) continue;
       for (const pk of s.users) {
         const pol = this.policies.get(pk);
@@ -838,16 +631,5 @@ export class PolicyEngine {
       entries,
       ipcache: this.ipcache.entries().size,
     };
-  }
-}
-
-function setIndex<K, V>(m: Map<K, Set<V>>, k: K, v: V, present: boolean): void {
-  let s = m.get(k);
-  if (present) {
-    if (!s) m.set(k, (s = new Set()));
-    s.add(v);
-  } else if (s) {
-    s.delete(v);
-    if (s.size === 0) m.delete(k);
   }
 }
