@@ -24,6 +24,9 @@ export class ObserverClient {
     const Ctor = grpc.makeGenericClientConstructor(observerServiceDefinition(), 'Observer');
     this.stub = new Ctor(grpcTarget(address), grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      // A connection of its own: a paused reader elsewhere in this process must not hold
+      // up this client's stream through a shared HTTP/2 connection window.
+      'grpc.use_local_subchannel_pool': 1,
     }) as unknown as ObserverStub;
   }
 

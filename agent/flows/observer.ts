@@ -7,7 +7,6 @@ import { MonotonicClock, compareTimestamps } from './clock.js';
 import { Enricher, emptyFlowContext, type FlowContext } from './enrich.js';
 import { compileFilters } from './filter.js';
 import { buildFlow } from './flow.js';
-import { EVENT_TYPE } from './names.js';
 import { FlowRing } from './ring.js';
 import { Subscription, type FlowSink } from './subscription.js';
 import type { Flow, GetFlowsRequest } from './types.js';
@@ -39,10 +38,9 @@ export interface ObserverStatus {
   connectedClients: number;
 }
 
-/** Flows processed, by event type and verdict: [policy-verdict, drop] x [forwarded, dropped]. */
+/** Flows processed, by event type and verdict (a policy verdict forwards; a drop, policy or not, drops). */
 export interface FlowCounts {
   policyVerdictForwarded: number;
-  policyVerdictDropped: number;
   dropDropped: number;
 }
 
@@ -59,7 +57,7 @@ export class Observer {
   private seen = 0;
   private lost = 0;
   private clientDroppedClosed = 0;
-  readonly counts: FlowCounts = { policyVerdictForwarded: 0, policyVerdictDropped: 0, dropDropped: 0 };
+  readonly counts: FlowCounts = { policyVerdictForwarded: 0, dropDropped: 0 };
 
   constructor(o: ObserverOptions = {}) {
     this.ring = new FlowRing<Flow>(o.capacity ?? DEFAULT_RING_CAPACITY);
@@ -76,10 +74,8 @@ export class Observer {
     for (const ev of events) {
       const flow = buildFlow(ev, opts);
       this.seen++;
-      if (ev.verdict === ABI.verdictDropped) {
-        if (flow.event_type.type === EVENT_TYPE.drop) this.counts.dropDropped++;
-        else this.counts.policyVerdictDropped++;
-      } else this.counts.policyVerdictForwarded++;
+      if (ev.verdict === ABI.verdictDropped) this.counts.dropDropped++;
+      else this.counts.policyVerdictForwarded++;
       this.ring.push(flow);
       for (const s of this.subs) s.offer(flow);
       for (const l of this.listeners) l(flow, ev);

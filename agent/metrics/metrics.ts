@@ -122,7 +122,6 @@ export class WeirMetrics {
         if (!observer) return;
         const c = observer.counts;
         this.inc({ type: 'policy-verdict', verdict: 'FORWARDED' }, c.policyVerdictForwarded);
-        this.inc({ type: 'policy-verdict', verdict: 'DROPPED' }, c.policyVerdictDropped);
         this.inc({ type: 'drop', verdict: 'DROPPED' }, c.dropDropped);
       },
     });

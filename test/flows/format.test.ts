@@ -1,0 +1,85 @@
+import { Enricher } from '../../agent/flows/enrich.js';
+import { MonotonicClock } from '../../agent/flows/clock.js';
+import { buildFlow } from '../../agent/flows/flow.js';
+import { formatCompact, formatJson, formatTable, tableRow, formatTime } from '../../agent/flows/format.js';
+import { decodeFlowsResponse, encodeFlowResponse } from '../../agent/flows/proto.js';
+import { parseSince, buildRequest } from '../../agent/cli/commands/observe.js';
+import { allowed, denied, ev, makeContext, WORLD_CIDR_ID } from './fixtures.js';
+
+const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'wob-node', uuids: false };
+
+describe('weir observe output', () => {
+  it('compact: time, pods with ports and identities, reason, direction, verdict, flags', () => {
+    const f = buildFlow(denied(), o);
+    expect(formatCompact(f)).toBe(
+      `${formatTime(f)}: shop/frontend-7d9f:43210 (ID:256) -> shop/backend-0:8080 (ID:257) Policy denied INGRESS DROPPED (TCP Flags: SYN)`,
+    );
+    const a = buildFlow(allowed({ match: 2 }), o);
+    expect(formatCompact(a)).toMatch(/: ops\/prober:43210 \(ID:258\) -> shop\/backend-0:8080 \(ID:257\) policy-verdict:l3-only INGRESS FORWARDED \(TCP Flags: SYN\)$/);
+  });
+
+  it('compact: world and IPv6 addresses, replies drawn from the server side', () => {
+    const w = buildFlow(ev({ srcAddr: '203.0.113.9', srcIdentity: WORLD_CIDR_ID, protocol: 17, match: 4 }), o);
+    expect(formatCompact(w)).toContain('203.0.113.9:43210 (ID:16777217) -> shop/backend-0:8080 (ID:257) policy-verdict:all INGRESS FORWARDED (UDP)');
+    const host = buildFlow(ev({ srcAddr: 'fd00:230::1', family: 6, srcIdentity: 1, protocol: 58, srcPort: 128, dstPort: 0, match: 6 }), o);
+    expect(formatCompact(host)).toContain('fd00:230::1 (host) -> shop/backend-0 (ID:257) policy-verdict:host INGRESS FORWARDED (ICMPv6 EchoRequest)');
+    const reply = buildFlow(ev({ flags: 1, direction: 1, srcAddr: '10.230.0.11', srcIdentity: 257, dstAddr: '10.230.0.10', dstIdentity: 256, srcPort: 8080, dstPort: 43210, match: 7 }), o);
+    expect(formatCompact(reply)).toContain('shop/frontend-7d9f:43210 (ID:256) <- shop/backend-0:8080 (ID:257)');
+  });
+
+  it('compact: colors only when asked', () => {
+    const f = buildFlow(denied(), o);
+    expect(formatCompact(f)).not.toContain('\x1b[');
+    expect(formatCompact(f, { color: true })).toContain('\x1b[31mDROPPED\x1b[0m');
+  });
+
+  it('json: protobuf JSON with Hubble names, enum names and RFC 3339 time, after a wire round trip', () => {
+    const f = buildFlow(denied(), o);
+    const r = decodeFlowsResponse(encodeFlowResponse(f, 'wob-node'));
+    const j = JSON.parse(formatJson(r)) as { flow: Record<string, unknown>; node_name: string; time: string };
+    expect(j.node_name).toBe('wob-node');
+    expect(j.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+    expect(j.flow).toMatchObject({
+      verdict: 'DROPPED',
+      drop_reason_desc: 'POLICY_DENIED',
+      traffic_direction: 'INGRESS',
+      Type: 'L3_L4',
+      IP: { source: '10.230.0.10', destination: '10.230.0.11', ipVersion: 'IPv4' },
+      l4: { TCP: { source_port: 43210, destination_port: 8080, flags: { SYN: true } } },
+      source: { identity: 256, namespace: 'shop', pod_name: 'frontend-7d9f', labels: ['k8s:app=frontend', 'k8s:tier=web'] },
+      destination: { identity: 257, namespace: 'shop', pod_name: 'backend-0', ID: 11 },
+      is_reply: false,
+      event_type: { type: 1, sub_type: 133 },
+      policy_match: 'MATCH_NONE',
+      Summary: 'TCP Flags: SYN',
+    });
+    expect(j.flow.time).toBe(j.time);
+  });
+
+  it('table: aligned columns under a header', () => {
+    const rows = [tableRow(buildFlow(denied(), o)), tableRow(buildFlow(allowed(), o))];
+    const lines = formatTable(rows).split('\n');
+    expect(lines[0]).toMatch(/^TIMESTAMP\s+SOURCE\s+DESTINATION\s+TYPE\s+VERDICT\s+SUMMARY$/);
+    expect(lines).toHaveLength(3);
+    const col = lines[0]!.indexOf('VERDICT');
+    expect(lines[1]!.slice(col, col + 7)).toBe('DROPPED');
+    expect(lines[2]!.slice(col, col + 9)).toBe('FORWARDED');
+  });
+});
+
+describe('weir observe request', () => {
+  it('asks for the last 20 flows by default, none of the past when following', () => {
+    expect(buildRequest({}, {}, [])).toMatchObject({ number: 20, follow: false, whitelist: [], blacklist: [] });
+    expect(buildRequest({ follow: true }, {}, []).number).toBeUndefined();
+    expect(buildRequest({ follow: true, last: '5' }, {}, []).number).toBe(5);
+    expect(buildRequest({ first: '3' }, {}, [])).toMatchObject({ first: true, number: 3 });
+    expect(() => buildRequest({ first: '3', follow: true }, {}, [])).toThrow(/--first and --follow exclude each other/);
+    expect(() => buildRequest({ last: 'ten' }, {}, [])).toThrow(/--last: "ten" is not a number of flows/);
+  });
+
+  it('parses --since as a duration or a time', () => {
+    expect(parseSince('90s', 1_700_000_100_000)).toEqual({ seconds: 1_700_000_010, nanos: 0 });
+    expect(parseSince('2026-01-02T15:04:05Z')).toEqual({ seconds: 1767366245, nanos: 0 });
+    expect(() => parseSince('yesterday')).toThrow(/--since: "yesterday" is neither a duration/);
+  });
+});
