@@ -7,6 +7,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { assetPath } from './assets.js';
 import { timestampToRfc3339 } from './clock.js';
+import { flowUuid } from './flow.js';
 import type { Flow, GetFlowsRequest, GetFlowsResponse, ServerStatusResponse, Timestamp } from './types.js';
 
 export const PROTO_FILE = 'agent/flows/observer.proto';
@@ -37,6 +38,7 @@ const flowBytes = new WeakMap<Flow, Uint8Array>();
 export function encodeFlow(f: Flow): Uint8Array {
   let b = flowBytes.get(f);
   if (b === undefined) {
+    flowUuid(f);
     b = messageType('Flow').encode(f as unknown as protobuf.Message).finish();
     flowBytes.set(f, b);
   }

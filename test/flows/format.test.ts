@@ -6,7 +6,7 @@ import { decodeFlowsResponse, encodeFlowResponse } from '../../agent/flows/proto
 import { parseSince, buildRequest } from '../../agent/cli/commands/observe.js';
 import { allowed, denied, ev, makeContext, WORLD_CIDR_ID } from './fixtures.js';
 
-const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'wob-node', uuids: false };
+const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'wob-node' };
 
 describe('weir observe output', () => {
   it('compact: time, pods with ports and identities, reason, direction, verdict, flags', () => {
