@@ -9,7 +9,7 @@ BPF_SRC := $(wildcard bpf/*.c)
 BPF_OBJ := $(patsubst bpf/%.c,build/bpf/%.o,$(BPF_SRC))
 BPF_HDR := $(wildcard bpf/*.h bpf/lib/*.h)
 TS_SRC := $(shell find agent maps test -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
-APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iptables iperf3 sockperf make g++ python3 python3-prometheus-client \
+APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iptables nftables iperf3 sockperf make g++ python3 python3-prometheus-client \
 	golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev \
 	golang-github-xeipuuv-gojsonschema-dev
 

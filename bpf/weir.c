@@ -104,7 +104,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		}
 	}
 
-	now = bpf_ktime_get_ns();
+	now = weir_ct_now();
 
 	/* ICMP errors about a known connection pass as related */
 	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {
@@ -114,7 +114,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			weir_ct_key_fwd(&key, &pkt.inner, dir);
 			ct = bpf_map_lookup_elem(&weir_ct, &key);
 		}
-		if (ct && ct->expires_ns > now && !(ct->flags & WEIR_CT_F_REVOKED))
+		if (ct && ct->expires_ns > now && ct->endpoint_id == ep->endpoint_id && !(ct->flags & WEIR_CT_F_REVOKED))
 			return weir_pass(skb, dir, WEIR_MATCH_RELATED);
 		/* unrelated: judged like any packet, never creates a connection */
 		weir_identities(ep, dir, &pkt.t, &v);
@@ -127,7 +127,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	/* forward packet of a known connection */
 	weir_ct_key_fwd(&key, &pkt.t, dir);
 	ct = bpf_map_lookup_elem(&weir_ct, &key);
-	if (ct && ct->expires_ns <= now)
+	if (ct && (ct->expires_ns <= now || ct->endpoint_id != ep->endpoint_id))
 		ct = NULL;
 	if (ct) {
 		int restart = (pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
@@ -136,13 +136,13 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			weir_ct_touch(ct, &pkt, now, 0);
 			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
 		}
-	} else {
-		/* reply of a connection the other direction opened */
+	} else if ((pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) != WEIR_TCP_SYN) {
+		/* reply of a connection the other direction opened (a bare SYN never is one) */
 		struct weir_ct_key rkey;
 		struct weir_ct_value *rct;
 		weir_ct_key_rev(&rkey, &pkt.t, other);
 		rct = bpf_map_lookup_elem(&weir_ct, &rkey);
-		if (rct && rct->expires_ns > now) {
+		if (rct && rct->expires_ns > now && rct->endpoint_id == ep->endpoint_id) {
 			if (rct->flags & WEIR_CT_F_REVOKED) {
 				weir_identities(ep, dir, &pkt.t, &v);
 				v.flags = WEIR_FLOW_F_REPLY;
@@ -189,6 +189,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		.expires_ns = now + weir_ct_timeout_ns(pkt.t.proto, 0),
 		.packets = 1,
 		.policy_rev = ep->policy_rev,
+		.endpoint_id = ep->endpoint_id,
 		.remote_identity = dir == WEIR_DIR_EGRESS ? v.dst_identity : v.src_identity,
 		.match = v.match,
 		.tcp_flags = pkt.tcp_flags,

@@ -228,14 +228,15 @@ struct weir_ct_key {
 #define WEIR_CT_F_REVOKED    (1U << 2) /* tombstone: its allow was removed */
 
 struct weir_ct_value {
-	__u64 expires_ns;       /* bpf_ktime_get_ns() deadline */
+	__u64 expires_ns;       /* deadline on the conntrack clock (jiffies scaled to ns, see lib/conntrack.h) */
 	__u64 packets;          /* forward + reply */
 	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
 	__u32 remote_identity;
+	__u32 endpoint_id;      /* the endpoint that judged it: others cannot ride on it */
 	__u8  flags;            /* WEIR_CT_F_* */
 	__u8  match;            /* WEIR_MATCH_* of the verdict that allowed it */
 	__u8  tcp_flags;        /* union of TCP flags seen */
-	__u8  _pad[5];
+	__u8  _pad;
 };
 
 /* ---- fragments: LRU HASH remembering the first fragment's ports ---- */

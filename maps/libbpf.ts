@@ -14,92 +14,95 @@ function open(): koffi.IKoffiLib {
   }
 }
 
-const lib = open();
-const libc = koffi.load('libc.so.6');
+/*
+ * koffi keeps one process-wide registry of type names, and test runners may
+ * evaluate this module more than once per process: each evaluation declares
+ * its types under its own suffix.
+ */
+function declare() {
+  const sfx = `${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const lib = open();
+  const libc = koffi.load('libc.so.6');
 
-export const TcHook = koffi.struct('bpf_tc_hook', {
-  sz: 'size_t',
-  ifindex: 'int',
-  attach_point: 'int',
-  parent: 'uint32_t',
-});
-export const TcOpts = koffi.struct('bpf_tc_opts', {
-  sz: 'size_t',
-  prog_fd: 'int',
-  flags: 'uint32_t',
-  prog_id: 'uint32_t',
-  handle: 'uint32_t',
-  priority: 'uint32_t',
-});
-export const TestRunOpts = koffi.struct('bpf_test_run_opts', {
-  sz: 'size_t',
-  data_in: 'void *',
-  data_out: 'void *',
-  data_size_in: 'uint32_t',
-  data_size_out: 'uint32_t',
-  ctx_in: 'void *',
-  ctx_out: 'void *',
-  ctx_size_in: 'uint32_t',
-  ctx_size_out: 'uint32_t',
-  retval: 'uint32_t',
-  repeat: 'int',
-  duration: 'uint32_t',
-  flags: 'uint32_t',
-  cpu: 'uint32_t',
-  batch_size: 'uint32_t',
-});
-export const BatchOpts = koffi.struct('bpf_map_batch_opts', {
-  sz: 'size_t',
-  elem_flags: 'uint64_t',
-  flags: 'uint64_t',
-});
+  koffi.struct(`bpf_tc_hook_${sfx}`, {
+    sz: 'size_t',
+    ifindex: 'int',
+    attach_point: 'int',
+    parent: 'uint32_t',
+  });
+  koffi.struct(`bpf_tc_opts_${sfx}`, {
+    sz: 'size_t',
+    prog_fd: 'int',
+    flags: 'uint32_t',
+    prog_id: 'uint32_t',
+    handle: 'uint32_t',
+    priority: 'uint32_t',
+  });
+  koffi.struct(`bpf_test_run_opts_${sfx}`, {
+    sz: 'size_t',
+    data_in: 'void *',
+    data_out: 'void *',
+    data_size_in: 'uint32_t',
+    data_size_out: 'uint32_t',
+    ctx_in: 'void *',
+    ctx_out: 'void *',
+    ctx_size_in: 'uint32_t',
+    ctx_size_out: 'uint32_t',
+    retval: 'uint32_t',
+    repeat: 'int',
+    duration: 'uint32_t',
+    flags: 'uint32_t',
+    cpu: 'uint32_t',
+    batch_size: 'uint32_t',
+  });
+  koffi.struct(`bpf_map_batch_opts_${sfx}`, {
+    sz: 'size_t',
+    elem_flags: 'uint64_t',
+    flags: 'uint64_t',
+  });
+  const printFn = koffi.proto(`int weir_libbpf_print_fn_${sfx}(int level, const char *fmt, void *args)`);
+  koffi.opaque(`bpf_object_${sfx}`);
+  koffi.opaque(`bpf_map_${sfx}`);
+  koffi.opaque(`bpf_program_${sfx}`);
 
-const PrintFn = koffi.proto('int weir_libbpf_print_fn(int level, const char *fmt, void *args)');
-export const BpfObject = koffi.opaque('bpf_object');
-export const BpfMap = koffi.opaque('bpf_map');
-export const BpfProgram = koffi.opaque('bpf_program');
+  const fn = {
+    set_print: lib.func('void *libbpf_set_print(void *fn)'),
+    open_file: lib.func(`bpf_object_${sfx} *bpf_object__open_file(const char *path, void *opts)`),
+    load: lib.func(`int bpf_object__load(bpf_object_${sfx} *obj)`),
+    close: lib.func(`void bpf_object__close(bpf_object_${sfx} *obj)`),
+    next_map: lib.func(`bpf_map_${sfx} *bpf_object__next_map(bpf_object_${sfx} *obj, bpf_map_${sfx} *map)`),
+    map_name: lib.func(`const char *bpf_map__name(bpf_map_${sfx} *map)`),
+    map_fd: lib.func(`int bpf_map__fd(bpf_map_${sfx} *map)`),
+    map_set_pin_path: lib.func(`int bpf_map__set_pin_path(bpf_map_${sfx} *map, const char *path)`),
+    next_program: lib.func(`bpf_program_${sfx} *bpf_object__next_program(bpf_object_${sfx} *obj, bpf_program_${sfx} *prog)`),
+    program_name: lib.func(`const char *bpf_program__name(bpf_program_${sfx} *prog)`),
+    program_fd: lib.func(`int bpf_program__fd(bpf_program_${sfx} *prog)`),
+    obj_pin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
+    obj_get: lib.func('int bpf_obj_get(const char *path)'),
+    obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ uint8_t *info, _Inout_ uint32_t *len)'),
+    update_elem: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
+    lookup_elem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ uint8_t *value)'),
+    delete_elem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
+    get_next_key: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ uint8_t *next_key)'),
+    update_batch: lib.func(`int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts_${sfx} *opts)`),
+    num_possible_cpus: lib.func('int libbpf_num_possible_cpus(void)'),
+    tc_hook_create: lib.func(`int bpf_tc_hook_create(bpf_tc_hook_${sfx} *hook)`),
+    tc_attach: lib.func(`int bpf_tc_attach(bpf_tc_hook_${sfx} *hook, _Inout_ bpf_tc_opts_${sfx} *opts)`),
+    tc_detach: lib.func(`int bpf_tc_detach(bpf_tc_hook_${sfx} *hook, bpf_tc_opts_${sfx} *opts)`),
+    tc_query: lib.func(`int bpf_tc_query(bpf_tc_hook_${sfx} *hook, _Inout_ bpf_tc_opts_${sfx} *opts)`),
+    test_run: lib.func(`int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts_${sfx} *opts)`),
+    close_fd: libc.func('int close(int fd)'),
+    vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
+    strerror: libc.func('const char *strerror(int errnum)'),
+    setns: libc.func('int setns(int fd, int nstype)'),
+  };
+  return { fn, printFn };
+}
 
-export const fn = {
-  set_print: lib.func('void *libbpf_set_print(void *fn)'),
-  open_file: lib.func('bpf_object *bpf_object__open_file(const char *path, void *opts)'),
-  load: lib.func('int bpf_object__load(bpf_object *obj)'),
-  close: lib.func('void bpf_object__close(bpf_object *obj)'),
-  next_map: lib.func('bpf_map *bpf_object__next_map(bpf_object *obj, bpf_map *map)'),
-  map_name: lib.func('const char *bpf_map__name(bpf_map *map)'),
-  map_fd: lib.func('int bpf_map__fd(bpf_map *map)'),
-  map_set_pin_path: lib.func('int bpf_map__set_pin_path(bpf_map *map, const char *path)'),
-  next_program: lib.func('bpf_program *bpf_object__next_program(bpf_object *obj, bpf_program *prog)'),
-  program_name: lib.func('const char *bpf_program__name(bpf_program *prog)'),
-  program_fd: lib.func('int bpf_program__fd(bpf_program *prog)'),
-  obj_pin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
-  obj_get: lib.func('int bpf_obj_get(const char *path)'),
-  obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ uint8_t *info, _Inout_ uint32_t *len)'),
-  update_elem: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
-  lookup_elem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ uint8_t *value)'),
-  delete_elem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
-  get_next_key: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ uint8_t *next_key)'),
-  update_batch: lib.func(
-    'int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
-  ),
-  delete_batch: lib.func(
-    'int bpf_map_delete_batch(int fd, const void *keys, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
-  ),
-  lookup_batch: lib.func(
-    'int bpf_map_lookup_batch(int fd, void *in_batch, _Out_ uint8_t *out_batch, _Out_ uint8_t *keys, _Out_ uint8_t *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
-  ),
-  num_possible_cpus: lib.func('int libbpf_num_possible_cpus(void)'),
-  tc_hook_create: lib.func('int bpf_tc_hook_create(bpf_tc_hook *hook)'),
-  tc_hook_destroy: lib.func('int bpf_tc_hook_destroy(bpf_tc_hook *hook)'),
-  tc_attach: lib.func('int bpf_tc_attach(bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
-  tc_detach: lib.func('int bpf_tc_detach(bpf_tc_hook *hook, bpf_tc_opts *opts)'),
-  tc_query: lib.func('int bpf_tc_query(bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
-  test_run: lib.func('int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
-  close_fd: libc.func('int close(int fd)'),
-  vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
-  strerror: libc.func('const char *strerror(int errnum)'),
-  setns: libc.func('int setns(int fd, int nstype)'),
-  open_path: libc.func('int open(const char *path, int flags)'),
-};
+const bindings = declare();
+
+export const fn = bindings.fn;
+const PrintFn = bindings.printFn;
 
 export const errno = (): number => koffi.errno();
 export const strerror = (e: number): string => fn.strerror(Math.abs(e)) as string;

@@ -44,7 +44,7 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
       mkdirSync(opts.pinRoot, { recursive: true });
       for (let m = fn.next_map(obj, null) as Ptr; m; m = fn.next_map(obj, m) as Ptr) {
         const name = fn.map_name(m) as string;
-        if (name.startsWith('.')) continue; // .rodata/.bss: not shared state
+        if (name.includes('.')) continue; // internal maps (.rodata, .kconfig): not shared state
         const pin = join(opts.pinRoot, name);
         if (existsSync(pin)) adopted.push(name);
         const r = fn.map_set_pin_path(m, pin) as number;
@@ -61,7 +61,7 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
     const maps = new Map<string, BpfMap>();
     for (let m = fn.next_map(obj, null) as Ptr; m; m = fn.next_map(obj, m) as Ptr) {
       const name = fn.map_name(m) as string;
-      if (name.startsWith('.')) continue;
+      if (name.includes('.')) continue;
       const fd = fn.map_fd(m) as number;
       // dup-free: keep our own fd by reopening through the object's; the object stays open
       maps.set(name, new BpfMap(fd, name));

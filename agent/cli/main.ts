@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { register as registerVersion } from './commands/version.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerObserve } from './commands/observe.js';
+import { register as registerLab } from './commands/lab.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerVersion(program);
   registerPolicy(program);
   registerObserve(program);
+  registerLab(program);
   return program;
 }
 

@@ -60,6 +60,11 @@ export class Datapath {
     return this.obj.map(MapName[key]);
   }
 
+  /** Every program fd of the object by function name (from_pod, to_pod, noop). */
+  get programs(): ReadonlyMap<string, number> {
+    return this.obj.programs;
+  }
+
   program(name: 'fromPod' | 'toPod'): number {
     return this.obj.program(ProgramName[name]);
   }

@@ -89,13 +89,28 @@ export class Reconciler {
     this.readRealized();
     const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
     this.syncIpcacheUpserts(stats);
-    const keep = new Set<number>();
+    // stale endpoints go first (freeing room), except on an interface a desired
+    // endpoint takes over: that record is overwritten in place, never left open
+    const keptIds = new Set(this.idByKey.values());
+    const wantedIfindexes = new Set<number>();
     for (const ep of this.desired.endpoints.values()) {
-      const id = this.syncEndpoint(ep, stats);
-      if (id !== undefined) keep.add(id);
+      const i = this.ifindexOf(ep.key);
+      if (i !== undefined) wantedIfindexes.add(i);
     }
-    for (const [id, r] of [...this.realized]) if (!keep.has(id)) this.removeRealized(id, r, stats);
-    for (const [key, id] of [...this.idByKey]) if (!keep.has(id)) this.idByKey.delete(key);
+    const takenOver: Array<[number, Realized]> = [];
+    for (const [id, r] of [...this.realized]) {
+      if (keptIds.has(id)) continue;
+      if (wantedIfindexes.has(r.ifindex)) takenOver.push([id, r]);
+      else this.removeRealized(id, r, stats);
+    }
+    // (taken-over ids stay reserved until their entries are gone, so no new endpoint reuses them)
+    for (const ep of this.desired.endpoints.values()) this.syncEndpoint(ep, stats);
+    for (const [id, r] of takenOver) {
+      this.realized.delete(id);
+      this.maps.policy.deleteBatch([...r.policy.values()]);
+      this.maps.policyRange.deleteBatch([...r.ranges.values()]);
+      stats.writes += r.policy.size + r.ranges.size;
+    }
     this.syncIpcacheRemovals(stats);
     this.lastStats = stats;
     return stats;

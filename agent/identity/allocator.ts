@@ -41,6 +41,8 @@ function fnv1a(s: string): number {
 export class NumberAllocator<T> {
   private readonly byKey = new Map<string, Slot<T>>();
   private readonly byId = new Map<number, Slot<T>>();
+  /** Slots whose references reached zero, oldest first (some may have been re-acquired since). */
+  private released: Slot<T>[] = [];
 
   constructor(
     private readonly min: number,
@@ -74,21 +76,28 @@ export class NumberAllocator<T> {
     const s = this.byId.get(id);
     if (!s || s.refs === 0) throw new Error(`identity ${id} released more often than acquired`);
     s.refs--;
-    if (s.refs === 0) s.releasedAt = this.clock.now();
+    if (s.refs === 0) {
+      s.releasedAt = this.clock.now();
+      this.released.push(s);
+    }
     return s.refs === 0;
   }
 
-  /** Frees numbers whose grace period has passed; returns them. */
+  /** Frees numbers whose grace period has passed; returns them. Costs O(released), not O(allocated). */
   gc(): number[] {
+    if (this.released.length === 0) return [];
     const now = this.clock.now();
     const freed: number[] = [];
-    for (const s of this.byId.values()) {
-      if (s.refs === 0 && s.releasedAt !== undefined && now - s.releasedAt >= this.graceMs) {
+    const keep: Slot<T>[] = [];
+    for (const s of this.released) {
+      if (s.refs > 0 || s.releasedAt === undefined || this.byId.get(s.id) !== s) continue; // re-acquired or already freed
+      if (now - s.releasedAt >= this.graceMs) {
         this.byId.delete(s.id);
         this.byKey.delete(s.key);
         freed.push(s.id);
-      }
+      } else keep.push(s);
     }
+    this.released = keep;
     return freed;
   }
 

@@ -18,7 +18,7 @@ import { Ipcache } from '../ipcache/ipcache.js';
 import type { StoreChange } from '../store/store.js';
 import type { KubeObject, Labels, Namespace, NetworkPolicy, Node, Pod } from '../store/types.js';
 import { compilePolicy } from './compiled.js';
-import type { CidrPeer, CompiledPeer, CompiledPolicy, PodPeer, PolicyProblem } from './compiled.js';
+import type { CidrPeer, CompiledPeer, CompiledPolicy, CompiledRule, PodPeer, PolicyProblem } from './compiled.js';
 import { selectorMatches } from './selector.js';
 
 export interface PolicyEngineOptions {
@@ -56,8 +56,71 @@ interface PolicyRecord {
   namedEgress: string[];
 }
 
-/** Entry being assembled: key -> entry with a derivedFrom set. */
-type EntryMap = Map<string, PolicyEntry>;
+/**
+ * One allow entry of an endpoint with what produced it: per rule, how many (peer, identity,
+ * port) combinations yield it. Most entries come from one rule, kept inline (`ref`, `n`);
+ * others spill into `more`. The entry exists while any count is positive; `published` is
+ * the derivedFrom last handed out in a diff.
+ */
+interface EntryAcc {
+  direction: Direction;
+  remoteIdentity: number;
+  protocol: L4Protocol | 'ANY';
+  port: number;
+  endPort: number;
+  ref: RuleRef | undefined;
+  n: number;
+  more: Map<RuleRef, number> | undefined;
+  published: readonly RuleRef[] | undefined;
+}
+type EntryMap = Map<string, EntryAcc>;
+
+interface EndpointRecord {
+  header: Omit<EndpointState, 'entries'>;
+  entries: EntryMap;
+}
+
+/** A port (range) a rule allows once its peers are known. */
+interface PortSpec {
+  protocol: L4Protocol | 'ANY';
+  port: number;
+  endPort: number;
+}
+
+/** Adds `delta` contributions of `ref` to one entry; returns the entry's key. */
+function contribute(out: EntryMap, direction: Direction, remoteIdentity: number, p: PortSpec, ref: RuleRef, delta: number): string {
+  const k = `${direction}|${remoteIdentity}|${p.protocol}|${p.port}|${p.endPort}`;
+  let acc = out.get(k);
+  if (!acc) {
+    if (delta < 0) return k;
+    out.set(k, { direction, remoteIdentity, protocol: p.protocol, port: p.port, endPort: p.endPort, ref, n: delta, more: undefined, published: undefined });
+    return k;
+  }
+  if (acc.ref === ref) {
+    acc.n += delta;
+    if (acc.n <= 0) {
+      acc.ref = undefined;
+      acc.n = 0;
+      // Promote one spilled contribution so the inline slot stays the common case.
+      const first = acc.more?.entries().next();
+      if (first && !first.done) {
+        [acc.ref, acc.n] = first.value;
+        acc.more!.delete(first.value[0]);
+      }
+    }
+    return k;
+  }
+  if (acc.ref === undefined && delta > 0 && !acc.more?.has(ref)) {
+    acc.ref = ref;
+    acc.n = delta;
+    return k;
+  }
+  const m = (acc.more ??= new Map());
+  const n = (m.get(ref) ?? 0) + delta;
+  if (n > 0) m.set(ref, n);
+  else m.delete(ref);
+  return k;
+}
 
 const DEFAULT_NS_LABEL = 'kubernetes.io/metadata.name';
 
@@ -83,7 +146,15 @@ function compareRefs(a: RuleRef, b: RuleRef): number {
   return a.policy.localeCompare(b.policy) || a.direction.localeCompare(b.direction) || a.rule - b.rule;
 }
 
-function sameRefs(a: RuleRef[], b: RuleRef[]): boolean {
+/**
+ * The entry as the diff and snapshot carry it. derivedFrom arrays are frozen and shared
+ * between entries of the same rule (hundreds of thousands of entries, a few thousand rules).
+ */
+function materialize(acc: EntryAcc, refs: readonly RuleRef[]): PolicyEntry {
+  return { direction: acc.direction, remoteIdentity: acc.remoteIdentity, protocol: acc.protocol, port: acc.port, endPort: acc.endPort, derivedFrom: refs as RuleRef[] };
+}
+
+function sameRefs(a: readonly RuleRef[], b: readonly RuleRef[]): boolean {
   return a.length === b.length && a.every((r, i) => compareRefs(r, b[i]!) === 0);
 }
 
@@ -116,9 +187,16 @@ export class PolicyEngine {
   private readonly namedEgressPolicies = new Map<string, Set<string>>();
 
   /** Published endpoint states (entries kept as maps for diffing). */
-  private readonly endpoints = new Map<string, { state: EndpointState; entries: EntryMap }>();
+  private readonly endpoints = new Map<string, EndpointRecord>();
+  /** Endpoints to recompute whole (their pod or a policy selecting them changed). */
   private readonly dirtyEndpoints = new Set<string>();
+  /** Policies whose selected endpoints must be recomputed whole. */
   private readonly dirtyPolicies = new Set<string>();
+  /** Net identity changes of selectors since the last flush: applied to entries as deltas. */
+  private readonly selectorDeltas = new Map<SelectorEntry, { added: Set<number>; removed: Set<number> }>();
+  /** One frozen RuleRef object per rule, so contributions can be keyed by it. */
+  private readonly ruleRefs = new Map<string, RuleRef>();
+  private readonly singleRefs = new Map<RuleRef, readonly RuleRef[]>();
 
   constructor(opts: PolicyEngineOptions = {}) {
     this.nodeName = opts.nodeName;
@@ -288,8 +366,13 @@ export class PolicyEngine {
     return prefixContains(peer.cidr, p) && !peer.except.some((e) => prefixContains(e, p));
   }
 
-  private selectorChanged(s: SelectorEntry): void {
-    for (const pk of s.users) this.dirtyPolicies.add(pk);
+  /** Records a net change of a selector's identities since the last flush. */
+  private selectorDelta(s: SelectorEntry, id: number, added: boolean): void {
+    let d = this.selectorDeltas.get(s);
+    if (!d) this.selectorDeltas.set(s, (d = { added: new Set(), removed: new Set() }));
+    if (added) {
+      if (!d.removed.delete(id)) d.added.add(id);
+    } else if (!d.added.delete(id)) d.removed.add(id);
   }
 
   private identityLive(id: Identity): void {
@@ -299,13 +382,13 @@ export class PolicyEngine {
     for (const s of this.nsScopedSelectors.get(id.namespace) ?? []) {
       if (selectorMatches((s.peer as PodPeer).podSelector, id.podLabels)) {
         s.ids.add(id.id);
-        this.selectorChanged(s);
+        this.selectorDelta(s, id.id, true);
       }
     }
     for (const s of this.clusterSelectorsFor(id.nsLabels)) {
       if (selectorMatches((s.peer as PodPeer).podSelector, id.podLabels)) {
         s.ids.add(id.id);
-        this.selectorChanged(s);
+        this.selectorDelta(s, id.id, true);
       }
     }
   }
@@ -314,7 +397,7 @@ export class PolicyEngine {
     this.liveByNamespace.get(id.namespace)?.delete(id);
     if (this.liveByNamespace.get(id.namespace)?.size === 0) this.liveByNamespace.delete(id.namespace);
     const drop = (s: SelectorEntry): void => {
-      if (s.ids.delete(id.id)) this.selectorChanged(s);
+      if (s.ids.delete(id.id)) this.selectorDelta(s, id.id, false);
     };
     for (const s of this.nsScopedSelectors.get(id.namespace) ?? []) drop(s);
     for (const s of this.clusterSelectorsFor(id.nsLabels)) drop(s);
@@ -326,7 +409,7 @@ export class PolicyEngine {
     for (const s of this.cidrSelectors) {
       if (this.cidrPeerMatches(s.peer as CidrPeer, p)) {
         s.ids.add(id);
-        this.selectorChanged(s);
+        this.selectorDelta(s, id, true);
       }
     }
   }
@@ -334,7 +417,7 @@ export class PolicyEngine {
   private cidrDead(id: number, cidr: string): void {
     this.liveCidrs.delete(id);
     this.ipcache.unclaim(cidr, 'cidr', 'policy');
-    for (const s of this.cidrSelectors) if (s.ids.delete(id)) this.selectorChanged(s);
+    for (const s of this.cidrSelectors) if (s.ids.delete(id)) this.selectorDelta(s, id, false);
   }
 
   private acquireSelector(peer: CompiledPeer, user: string): SelectorEntry {
@@ -390,6 +473,7 @@ export class PolicyEngine {
           for (const peer of rule.peers) {
             if (peer.kind === 'cidr') {
               for (const p of [peer.cidr, ...peer.except]) {
+                if (p.bits === 0) continue; // 0.0.0.0/0 and ::/0 are the world identity
                 const cidr = formatPrefix(p);
                 const r = this.cidrIdentities.acquire(cidr);
                 cidrIds.push(r.id);
@@ -433,15 +517,106 @@ export class PolicyEngine {
   private flush(): DesiredDiff {
     this.identities.gc();
     this.cidrIdentities.gc();
+    // Policies with egress named ports resolve ports per peer identity: recompute them whole.
+    for (const s of this.selectorDeltas.keys()) for (const pk of s.users) if (this.policies.get(pk)?.namedEgress.length) this.dirtyPolicies.add(pk);
     for (const pk of this.dirtyPolicies) for (const ek of this.policies.get(pk)?.selects ?? []) this.dirtyEndpoints.add(ek);
     this.dirtyPolicies.clear();
     const diff = emptyDiff();
+    const touched = new Map<string, Set<string>>();
+    this.applySelectorDeltas(touched);
     for (const ek of [...this.dirtyEndpoints].sort()) this.recompute(ek, diff);
+    for (const [ek, keys] of [...touched].sort((a, b) => a[0].localeCompare(b[0]))) {
+      const rec = this.endpoints.get(ek);
+      if (!rec || this.dirtyEndpoints.has(ek)) continue;
+      const added: PolicyEntry[] = [];
+      const removed: PolicyEntry[] = [];
+      for (const k of keys) {
+        const acc = rec.entries.get(k);
+        if (!acc) continue;
+        const refs = this.refsOf(acc);
+        if (refs.length === 0) {
+          if (acc.published) removed.push(materialize(acc, acc.published));
+          rec.entries.delete(k);
+        } else if (!acc.published || !sameRefs(acc.published, refs)) {
+          acc.published = refs;
+          added.push(materialize(acc, refs));
+        }
+      }
+      if (added.length > 0) diff.entriesAdded.set(ek, added.sort(compareEntries));
+      if (removed.length > 0) diff.entriesRemoved.set(ek, removed.sort(compareEntries));
+    }
     this.dirtyEndpoints.clear();
+    this.selectorDeltas.clear();
     const ip = this.ipcache.flush();
     diff.ipcacheUpserted = ip.upserted;
     diff.ipcacheRemoved = ip.removed;
     return diff;
+  }
+
+  /**
+   * A selector gained or lost identities: add or withdraw exactly the entries those
+   * identities produce in the rules using the selector, on endpoints not recomputed whole.
+   */
+  private applySelectorDeltas(touched: Map<string, Set<string>>): void {
+    for (const [s, d] of this.selectorDeltas) {
+      if (d.added.size === 0 && d.removed.size === 0) continue;
+      for (const pk of s.users) {
+        const pol = this.policies.get(pk);
+        if (!pol || pol.namedEgress.length > 0) continue;
+        for (const ek of pol.selects) {
+          if (this.dirtyEndpoints.has(ek)) continue;
+          const rec = this.endpoints.get(ek);
+          const pod = this.pods.get(ek);
+          if (!rec || !pod) continue;
+          let keys = touched.get(ek);
+          if (!keys) touched.set(ek, (keys = new Set()));
+          for (const rule of pol.compiled.rules) {
+            if (!rule.valid || rule.peers === 'any') continue;
+            let times = 0;
+            for (const p of rule.peers) if (p.key === s.peer.key) times++;
+            if (times === 0) continue;
+            const ref = this.ruleRef(pol.compiled.key, rule.direction, rule.index);
+            const ports = this.rulePorts(rule, pod);
+            for (const id of d.added) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, times));
+            for (const id of d.removed) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, -times));
+          }
+        }
+      }
+    }
+  }
+
+  private ruleRef(policy: string, direction: Direction, rule: number): RuleRef {
+    const k = `${policy}|${direction}|${rule}`;
+    let r = this.ruleRefs.get(k);
+    if (!r) {
+      r = Object.freeze({ policy, direction, rule });
+      this.ruleRefs.set(k, r);
+      this.singleRefs.set(r, Object.freeze([r]));
+    }
+    return r;
+  }
+
+  /** The rules an entry comes from, sorted; shared frozen arrays for the common single rule. */
+  private refsOf(acc: EntryAcc): readonly RuleRef[] {
+    if (!acc.more || acc.more.size === 0) return acc.ref ? this.singleRefs.get(acc.ref)! : [];
+    const all = [...acc.more.keys()];
+    if (acc.ref) all.push(acc.ref);
+    return Object.freeze(all.sort(compareRefs));
+  }
+
+  /** Ports of a rule for one endpoint; egress named ports are resolved per peer elsewhere. */
+  private rulePorts(rule: CompiledRule, rec: PodRecord): PortSpec[] {
+    if (rule.ports === 'any') return [{ protocol: 'ANY', port: 0, endPort: 0 }];
+    const out: PortSpec[] = [];
+    for (const port of rule.ports) {
+      if (port.kind === 'all') out.push({ protocol: port.protocol, port: 0, endPort: 0 });
+      else if (port.kind === 'number') out.push({ protocol: port.protocol, port: port.port, endPort: port.endPort });
+      else if (rule.direction === 'ingress') {
+        // Named ports of an ingress rule resolve against this (the destination) pod.
+        for (const cp of rec.pod.ports) if (cp.name === port.name && cp.protocol === port.protocol) out.push({ protocol: port.protocol, port: cp.containerPort, endPort: cp.containerPort });
+      }
+    }
+    return out;
   }
 
   private recompute(key: string, diff: DesiredDiff): void {
@@ -470,9 +645,7 @@ export class PolicyEngine {
       egressIsolated ||= pol.compiled.isolatesEgress;
       this.addRuleEntries(pol.compiled, rec, entries);
     }
-    const list = [...entries.values()].sort(compareEntries);
-    for (const e of list) e.derivedFrom.sort(compareRefs);
-    const state: EndpointState = {
+    const header: Omit<EndpointState, 'entries'> = {
       key,
       namespace: rec.pod.namespace,
       name: rec.pod.name,
@@ -480,79 +653,69 @@ export class PolicyEngine {
       identity: identity.id,
       ingressIsolated,
       egressIsolated,
-      entries: list,
     };
     const added: PolicyEntry[] = [];
     const removed: PolicyEntry[] = [];
-    for (const [k, e] of entries) {
-      const before = old?.entries.get(k);
-      if (!before || !sameRefs(before.derivedFrom, e.derivedFrom)) added.push(e);
+    for (const [k, acc] of entries) {
+      const refs = this.refsOf(acc);
+      const before = old?.entries.get(k)?.published;
+      acc.published = refs;
+      if (!before || !sameRefs(before, refs)) added.push(materialize(acc, refs));
     }
-    for (const [k, e] of old?.entries ?? []) if (!entries.has(k)) removed.push(e);
+    for (const [k, acc] of old?.entries ?? []) if (!entries.has(k) && acc.published) removed.push(materialize(acc, acc.published));
+    this.endpoints.set(key, { header, entries });
+    const o = old?.header;
     const headerChanged =
-      !old ||
-      old.state.identity !== state.identity ||
-      old.state.ingressIsolated !== ingressIsolated ||
-      old.state.egressIsolated !== egressIsolated ||
-      old.state.ips.join(',') !== state.ips.join(',');
-    if (headerChanged) diff.endpointsChanged.push(state);
-    if (added.length > 0) diff.entriesAdded.set(key, added);
-    if (removed.length > 0) diff.entriesRemoved.set(key, removed);
-    this.endpoints.set(key, { state, entries });
+      !o || o.identity !== header.identity || o.ingressIsolated !== ingressIsolated || o.egressIsolated !== egressIsolated || o.ips.join(',') !== header.ips.join(',');
+    if (headerChanged) diff.endpointsChanged.push(this.endpointState(key)!);
+    if (added.length > 0) diff.entriesAdded.set(key, added.sort(compareEntries));
+    if (removed.length > 0) diff.entriesRemoved.set(key, removed.sort(compareEntries));
   }
 
   private addRuleEntries(pol: CompiledPolicy, rec: PodRecord, out: EntryMap): void {
-    const add = (direction: Direction, remoteIdentity: number, protocol: L4Protocol | 'ANY', port: number, endPort: number, ref: RuleRef): void => {
-      const k = entryKey({ direction, remoteIdentity, protocol, port, endPort });
-      const e = out.get(k);
-      if (e) {
-        if (!e.derivedFrom.some((r) => compareRefs(r, ref) === 0)) e.derivedFrom.push(ref);
-      } else out.set(k, { direction, remoteIdentity, protocol, port, endPort, derivedFrom: [ref] });
-    };
     for (const rule of pol.rules) {
       if (!rule.valid) continue;
-      const ref: RuleRef = { policy: pol.key, direction: rule.direction, rule: rule.index };
-      let remotes: Iterable<number>;
-      if (rule.peers === 'any') remotes = [ReservedIdentity.any];
-      else {
-        const set = new Set<number>();
-        for (const peer of rule.peers) for (const id of this.selectors.get(peer.key)!.ids) set.add(id);
-        remotes = set;
+      const ref = this.ruleRef(pol.key, rule.direction, rule.index);
+      const ports = this.rulePorts(rule, rec);
+      if (rule.peers === 'any') {
+        for (const p of ports) contribute(out, rule.direction, ReservedIdentity.any, p, ref, 1);
+      } else {
+        for (const peer of rule.peers) for (const id of this.selectors.get(peer.key)!.ids) for (const p of ports) contribute(out, rule.direction, id, p, ref, 1);
       }
-      if (rule.ports === 'any') {
-        for (const r of remotes) add(rule.direction, r, 'ANY', 0, 0, ref);
-        continue;
-      }
+      if (rule.direction !== 'egress' || rule.ports === 'any') continue;
+      // Egress named ports: against each destination identity's pods (one entry per identity and port).
       for (const port of rule.ports) {
-        if (port.kind === 'all') for (const r of remotes) add(rule.direction, r, port.protocol, 0, 0, ref);
-        else if (port.kind === 'number') for (const r of remotes) add(rule.direction, r, port.protocol, port.port, port.endPort, ref);
-        else if (rule.direction === 'ingress') {
-          // Named ports of an ingress rule resolve against this (the destination) pod.
-          for (const cp of rec.pod.ports) {
-            if (cp.name === port.name && cp.protocol === port.protocol) for (const r of remotes) add('ingress', r, port.protocol, cp.containerPort, cp.containerPort, ref);
-          }
+        if (port.kind !== 'named') continue;
+        const byId = this.namedPorts.get(namedKey(port.name, port.protocol));
+        if (!byId) continue;
+        const one = (id: number, p: number): void => void contribute(out, 'egress', id, { protocol: port.protocol, port: p, endPort: p }, ref, 1);
+        if (rule.peers === 'any') {
+          for (const [id, ports] of byId) for (const p of ports.keys()) one(id, p);
         } else {
-          // Egress: against each destination identity's pods (one entry per identity and port).
-          const byId = this.namedPorts.get(namedKey(port.name, port.protocol));
-          if (!byId) continue;
-          if (rule.peers === 'any') {
-            for (const [id, ports] of byId) for (const p of ports.keys()) add('egress', id, port.protocol, p, p, ref);
-          } else {
-            for (const r of remotes) for (const p of byId.get(r)?.keys() ?? []) add('egress', r, port.protocol, p, p, ref);
-          }
+          const remotes = new Set<number>();
+          for (const peer of rule.peers) for (const id of this.selectors.get(peer.key)!.ids) remotes.add(id);
+          for (const id of remotes) for (const p of byId.get(id)?.keys() ?? []) one(id, p);
         }
       }
     }
   }
+
+  /** The current state of one endpoint, entries sorted. */
+  private endpointState(key: string): EndpointState | undefined {
+    const rec = this.endpoints.get(key);
+    if (!rec) return undefined;
+    const entries: PolicyEntry[] = [];
+    for (const acc of rec.entries.values()) if (acc.published) entries.push(materialize(acc, acc.published));
+    return { ...rec.header, ips: [...rec.header.ips], entries: entries.sort(compareEntries) };
+  }
+
 
   // ------------------------------------------------------------- outputs
 
   /** The whole desired state as it stands. */
   snapshot(): DesiredState {
     const endpoints = new Map<string, EndpointState>();
-    for (const [k, v] of [...this.endpoints].sort((a, b) => a[0].localeCompare(b[0]))) {
-      endpoints.set(k, { ...v.state, entries: v.state.entries.map((e) => ({ ...e, derivedFrom: [...e.derivedFrom] })) });
-    }
+    for (const k of [...this.endpoints.keys()].sort()) endpoints.set(k, this.endpointState(k)!);
     return { endpoints, ipcache: this.ipcache.entries() };
   }
 
@@ -624,7 +787,7 @@ export class PolicyEngine {
     return [...this.policies.values()].map((p) => p.compiled);
   }
   getEndpoint(key: string): EndpointState | undefined {
-    return this.endpoints.get(key)?.state;
+    return this.endpointState(key);
   }
   identity(id: number): Identity | undefined {
     return this.identities.get(id);

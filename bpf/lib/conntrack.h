@@ -11,6 +11,21 @@
 #include "parse.h"
 
 #define WEIR_NS_PER_SEC 1000000000ULL
+
+/* The kernel's tick rate, from its config (0 when libbpf cannot read the config). */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+/*
+ * Conntrack clock in nanoseconds: jiffies scaled to ns (a plain memory read)
+ * when the tick rate is known, else the coarse clock. Only deadlines are
+ * compared with it; flow events carry bpf_ktime_get_ns().
+ */
+static __always_inline __u64 weir_ct_now(void)
+{
+	if (CONFIG_HZ)
+		return bpf_jiffies64() * (WEIR_NS_PER_SEC / CONFIG_HZ);
+	return bpf_ktime_get_coarse_ns();
+}
 #define WEIR_TCP_FIN 0x01
 #define WEIR_TCP_SYN 0x02
 #define WEIR_TCP_RST 0x04

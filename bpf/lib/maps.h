@@ -54,6 +54,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU); /* per-CPU LRU lists: inserts take no global lock */
 	__type(key, struct weir_ct_key);
 	__type(value, struct weir_ct_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

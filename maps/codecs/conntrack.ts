@@ -17,10 +17,11 @@ export const ctValueLayout = layout('weir_ct_value', [
   { name: 'packets', type: 'u64' },
   { name: 'policy_rev', type: 'u32' },
   { name: 'remote_identity', type: 'u32' },
+  { name: 'endpoint_id', type: 'u32' },
   { name: 'flags', type: 'u8' },
   { name: 'match', type: 'u8' },
   { name: 'tcp_flags', type: 'u8' },
-  { name: '_pad', type: { bytes: 5 } },
+  { name: '_pad', type: 'u8' },
 ] as const);
 
 export interface CtKey {
@@ -37,6 +38,7 @@ export interface CtValue {
   packets: bigint;
   policyRev: number;
   remoteIdentity: number;
+  endpointId: number;
   flags: number;
   match: number;
   tcpFlags: number;
@@ -76,6 +78,7 @@ export function decodeCtValue(b: Buffer): CtValue {
     packets: b.readBigUInt64LE(o.packets),
     policyRev: b.readUInt32LE(o.policy_rev),
     remoteIdentity: b.readUInt32LE(o.remote_identity),
+    endpointId: b.readUInt32LE(o.endpoint_id),
     flags: b.readUInt8(o.flags),
     match: b.readUInt8(o.match),
     tcpFlags: b.readUInt8(o.tcp_flags),

@@ -52,8 +52,10 @@ interface Watcher {
 }
 
 export interface ApiServerOptions {
-  /** Loopback port; 0 = ephemeral (the chosen port is kept across stop/start). */
+  /** Port; 0 = ephemeral (the chosen port is kept across stop/start). */
   port?: number;
+  /** Address to listen on; default 127.0.0.1. */
+  host?: string;
   /** Interval of BOOKMARK events for watches that allow them. */
   bookmarkIntervalMs?: number;
 }
@@ -127,7 +129,9 @@ export class TestApiServer {
   private oldestRetained = 1;
   private rv = 1;
   private uid = 0;
+  private generated = 0;
   private port: number;
+  private readonly host: string;
   private readonly bookmarkIntervalMs: number;
   private readonly snapshots = new Map<string, { items: KubeObject[]; rv: number }>();
   private snapshotSeq = 0;
@@ -135,11 +139,12 @@ export class TestApiServer {
 
   constructor(opts: ApiServerOptions = {}) {
     this.port = opts.port ?? 0;
+    this.host = opts.host ?? '127.0.0.1';
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
     for (const r of RESOURCES) this.objects.set(r.plural as ResourceName, new Map());
   }
 
-  /** Starts listening on 127.0.0.1 (again on the same port after stop()). */
+  /** Starts listening (again on the same port after stop()). */
   async start(): Promise<void> {
     if (this.server) return;
     const server = createServer((req, res) => this.handle(req, res));
@@ -149,7 +154,7 @@ export class TestApiServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
+      server.listen(this.port, this.host, () => resolve());
     });
     const addr = server.address();
     if (addr && typeof addr === 'object') this.port = addr.port;
@@ -167,7 +172,7 @@ export class TestApiServer {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   get resourceVersion(): string {
@@ -275,7 +280,12 @@ export class TestApiServer {
 
   private normalize(obj: KubeObject, r: ResourceKind): KubeObject {
     const o = clone(obj);
-    if (!o.metadata?.name) throw new Error(`${r.kind} needs metadata.name`);
+    const generate = o.metadata?.generateName;
+    if (!o.metadata?.name && typeof generate === 'string') {
+      o.metadata.name = `${generate}${(++this.generated).toString(36).padStart(5, '0')}`;
+      delete o.metadata.generateName;
+    }
+    if (!o.metadata?.name) throw new Error(`${r.kind} needs metadata.name or metadata.generateName`);
     o.apiVersion = r.apiVersion;
     o.kind = r.kind;
     if (r.namespaced) o.metadata.namespace ??= 'default';

@@ -16,7 +16,10 @@ export interface BenchSection {
 type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSection> }> };
 
 const SUITES: Suite[] = [
+  { name: 'datapath', load: () => import('./datapath.js') },
+  { name: 'controlplane', load: () => import('./controlplane.js') },
   { name: 'flows', load: () => import('./flows.js') },
+  { name: 'sidebyside', load: () => import('./sidebyside.js') },
 ];
 
 function machine(): string {

@@ -1,0 +1,284 @@
+/**
+ * `weir lab`: a local cluster of pods in network namespaces, enforced by the eBPF datapath.
+ *
+ *   weir lab up --cluster FILE        pods from Namespace/Pod YAML, the agent in the background
+ *   weir lab apply -f FILE...         create or update NetworkPolicies, Namespaces, Pods
+ *   weir lab delete -f FILE...        delete them
+ *   weir lab get pods|policies|identities [-o json]
+ *   weir lab probe [--port] [--protocol] [--from] [--to] [-o table|json]
+ *   weir lab down                     remove everything the lab made
+ */
+import { Command, Option } from 'commander';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveLabConfig, type LabConfig } from '../../lab/config.js';
+import { readState, teardownLab } from '../../lab/runtime.js';
+import { controlSocketPath, startLabService, type LabStatus } from '../../lab/service.js';
+import { callControl } from '../../control/client.js';
+import { loadManifests } from '../../store/index.js';
+import type { SourceReport } from '../../sources/lab.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, formatTruthTable, probePods, toMatrix } from '../../lab/probe.js';
+import { formatTable, type IdentityView, type PodView, type PolicyView } from '../../lab/views.js';
+import type { L4Protocol } from '../../desired.js';
+
+const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+const DAEMON_START_MS = 30_000;
+
+interface ConfigFlags {
+  prefix?: string;
+  cidr4?: string;
+  cidr6?: string;
+  pinRoot?: string;
+  runDir?: string;
+}
+
+function withLabOptions(cmd: Command): Command {
+  return cmd
+    .option('--prefix <p>', 'prefix of the lab\'s network namespaces and veths (env WEIR_LAB_PREFIX, default weir-)')
+    .option('--cidr4 <cidr>', 'IPv4 pod range (env WEIR_LAB_CIDR4, default 10.88.0.0/16)')
+    .option('--cidr6 <cidr>', 'IPv6 pod range (env WEIR_LAB_CIDR6, default fd00:88::/64)')
+    .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (env WEIR_LAB_PIN_ROOT, default /sys/fs/bpf/weir/lab)')
+    .option('--run-dir <dir>', 'runtime files: state, sockets, logs (env WEIR_LAB_RUN_DIR, default /run/weir/lab)');
+}
+
+function configFrom(opts: ConfigFlags): LabConfig {
+  return resolveLabConfig({
+    ...(opts.prefix ? { prefix: opts.prefix } : {}),
+    ...(opts.cidr4 ? { cidr4: opts.cidr4 } : {}),
+    ...(opts.cidr6 ? { cidr6: opts.cidr6 } : {}),
+    ...(opts.pinRoot ? { pinRoot: opts.pinRoot } : {}),
+    ...(opts.runDir ? { runDir: opts.runDir } : {}),
+  });
+}
+
+function out(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+function say(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+function requireRoot(): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new Error('the lab creates network namespaces and loads BPF programs: run it as root (sudo weir lab ...)');
+  }
+}
+
+async function daemonStatus(c: LabConfig): Promise<LabStatus | undefined> {
+  if (!existsSync(controlSocketPath(c))) return undefined;
+  try {
+    return await callControl<LabStatus>(controlSocketPath(c), 'GET', '/status', undefined, undefined, 3000);
+  } catch {
+    return undefined;
+  }
+}
+
+function printReport(r: SourceReport, verb: string): void {
+  for (const x of r.created) out(`${x} created`);
+  for (const x of r.configured) out(`${x} configured`);
+  for (const x of r.deleted) out(`${x} deleted`);
+  for (const x of r.unchanged) out(`${x} ${verb === 'delete' ? 'not found' : 'unchanged'}`);
+  for (const w of r.warnings) say(`warning: ${w}`);
+  out(`realized in the datapath in ${r.realizedMs} ms (revision ${r.revision}, ${r.changes} change${r.changes === 1 ? '' : 's'}, compile ${r.compileMs} ms)`);
+}
+
+function tailLog(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
+  mkdirSync(c.runDir, { recursive: true });
+  const logPath = join(c.runDir, 'agent.log');
+  const log = openSync(logPath, 'a');
+  const env = {
+    ...process.env,
+    WEIR_LAB_PREFIX: c.prefix,
+    WEIR_LAB_CIDR4: c.cidr4,
+    WEIR_LAB_CIDR6: c.cidr6,
+    WEIR_LAB_PIN_ROOT: c.pinRoot,
+    WEIR_LAB_RUN_DIR: c.runDir,
+    WEIR_LAB_NODE: c.nodeName,
+  };
+  const child = spawn(process.execPath, [MAIN, 'lab', 'serve', '--run-dir', c.runDir, ...(enforce ? [] : ['--no-enforce'])], { detached: true, stdio: ['ignore', log, log], env });
+  closeSync(log);
+  child.unref();
+  let exited: number | null | undefined;
+  child.on('exit', (code) => {
+    exited = code;
+  });
+  const end = Date.now() + DAEMON_START_MS;
+  while (Date.now() < end) {
+    if (exited !== undefined) throw new Error(`the lab agent exited (code ${exited}) while starting:\n${tailLog(logPath)}`);
+    const st = await daemonStatus(c);
+    if (st) return st;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the lab agent did not answer within ${DAEMON_START_MS / 1000} s; see ${logPath}:\n${tailLog(logPath)}`);
+}
+
+async function waitForExit(pid: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function parsePort(v: string): number | string {
+  return /^\d+$/.test(v) ? Number(v) : v;
+}
+
+export function register(program: Command): void {
+  const lab = program.command('lab').description('a local cluster of pods in network namespaces, enforced by the weir datapath');
+
+  withLabOptions(lab.command('up'))
+    .description('create the pods of a cluster file (Namespaces, Pods) and start the agent')
+    .requiredOption('--cluster <file>', 'YAML with Namespaces and Pods (and optionally NetworkPolicies)')
+    .option('--no-enforce', 'run the pods without the eBPF datapath')
+    .action(async (opts: ConfigFlags & { cluster: string; enforce: boolean }) => {
+      requireRoot();
+      const c = configFrom(opts);
+      const objects = loadManifests([opts.cluster]);
+      const running = await daemonStatus(c);
+      if (running) throw new Error(`a lab is already up (agent pid ${running.pid}, ${running.pods} pods); add to it with \`weir lab apply -f FILE\` or remove it with \`weir lab down\``);
+      const t0 = performance.now();
+      const leftover = await teardownLab(c);
+      if (leftover.processes + leftover.interfaces > 0) say(`cleaned what an earlier lab left: ${leftover.processes} processes, ${leftover.interfaces} interfaces`);
+      say(`starting the lab agent (pins ${c.pinRoot}, run dir ${c.runDir})`);
+      const st = await startDaemon(c, opts.enforce);
+      say(`agent pid ${st.pid}, enforcement: ${st.enforcement}`);
+      const report = await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say);
+      printReport(report, 'apply');
+      out(`lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`);
+      out(`flows: ${st.flowApi.join(', ') || 'off'} (weir observe)${st.metricsUrl ? `; metrics: ${st.metricsUrl}` : ''}`);
+      out('next: weir lab probe --port 80 --protocol TCP');
+    });
+
+  withLabOptions(lab.command('apply'))
+    .description('create or update NetworkPolicies, Namespaces and Pods; returns once the datapath enforces them')
+    .requiredOption('-f, --filename <files...>', 'YAML files or directories')
+    .action(async (opts: ConfigFlags & { filename: string[] }) => {
+      const c = configFrom(opts);
+      const objects = loadManifests(opts.filename);
+      printReport(await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say), 'apply');
+    });
+
+  withLabOptions(lab.command('delete'))
+    .description('delete the objects named in the files; returns once the datapath enforces it')
+    .requiredOption('-f, --filename <files...>', 'YAML files or directories')
+    .action(async (opts: ConfigFlags & { filename: string[] }) => {
+      const c = configFrom(opts);
+      const objects = loadManifests(opts.filename);
+      printReport(await callControl<SourceReport>(controlSocketPath(c), 'POST', '/delete', { objects }, say), 'delete');
+    });
+
+  withLabOptions(lab.command('get'))
+    .description('list pods, policies or identities')
+    .argument('<what>', 'pods | policies | identities')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (what: string, opts: ConfigFlags & { output: string }) => {
+      const c = configFrom(opts);
+      const sock = controlSocketPath(c);
+      const kind = { pod: 'pods', pods: 'pods', po: 'pods', policy: 'policies', policies: 'policies', netpol: 'policies', identity: 'identities', identities: 'identities' }[what];
+      if (!kind) throw new Error(`unknown resource ${JSON.stringify(what)}: use pods, policies or identities`);
+      const rows = await callControl<unknown[]>(sock, 'GET', `/${kind}`);
+      if (opts.output === 'json') return out(JSON.stringify(rows, null, 2));
+      if (kind === 'pods') {
+        const pods = rows as PodView[];
+        out(formatTable(['NAMESPACE', 'NAME', 'IP', 'IPV6', 'IDENTITY', 'INTERFACE', 'LABELS'], pods.map((p) => [p.namespace, p.name, p.ip, p.ips[1] ?? '', String(p.identity ?? '-'), p.interface, Object.entries(p.labels).map(([k, v]) => `${k}=${v}`).join(',')])));
+      } else if (kind === 'policies') {
+        const ps = rows as PolicyView[];
+        out(formatTable(['NAMESPACE', 'NAME', 'POD-SELECTOR', 'TYPES', 'INGRESS', 'EGRESS', 'SELECTS'], ps.map((p) => [p.namespace, p.name, p.podSelector, p.policyTypes.join(','), String(p.ingressRules), String(p.egressRules), p.selects.join(',') || '-'])));
+      } else {
+        const ids = rows as IdentityView[];
+        out(formatTable(['IDENTITY', 'PODS', 'LABELS'], ids.map((i) => [String(i.identity), i.pods.join(','), i.labels.join(',')])));
+      }
+    });
+
+  withLabOptions(lab.command('probe'))
+    .description('connect from every pod to every pod at once and print the truth table')
+    .option('--port <port>', 'port number or container port name', '80')
+    .addOption(new Option('--protocol <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'tcp', 'udp', 'sctp']).default('TCP'))
+    .option('--from <ns/pod>', 'source pod, or NS/ for every pod of a namespace (default: all)')
+    .option('--to <ns/pod>', 'destination pod, or NS/ (default: all)')
+    .addOption(new Option('--family <n>', 'address family').choices(['4', '6']).default('4'))
+    .option('--timeout <ms>', 'per-connection timeout', String(DEFAULT_PROBE_TIMEOUT_MS))
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (opts: ConfigFlags & { port: string; protocol: string; from?: string; to?: string; family: string; timeout: string; output: string }) => {
+      const c = configFrom(opts);
+      const state = readState(c);
+      if (!state || state.pods.length === 0) throw new Error(`no lab pods found in ${c.runDir}; start one with \`weir lab up --cluster FILE\``);
+      const protocol = opts.protocol.toUpperCase() as L4Protocol;
+      const port = parsePort(opts.port);
+      const t0 = performance.now();
+      const details = await probePods(state.pods, { port, protocol, ...(opts.from ? { from: opts.from } : {}), ...(opts.to ? { to: opts.to } : {}), family: Number(opts.family) as 4 | 6, timeoutMs: Number(opts.timeout) });
+      const ms = Math.round(performance.now() - t0);
+      if (opts.output === 'json') return out(JSON.stringify(toMatrix({ port, protocol }, details)));
+      const ok = details.filter((d) => d.connected).length;
+      out(`${protocol}/${port} over IPv${opts.family}: ${ok} of ${details.length} connections made in ${ms} ms (. connected, X not)`);
+      if (protocol === 'SCTP') out('SCTP is probed with raw IP packets (this kernel has no SCTP sockets): an INIT counts as connected when an INIT-ACK comes back');
+      out(formatTruthTable(details));
+    });
+
+  withLabOptions(lab.command('status'))
+    .description('the lab agent\'s status: enforcement, realized revision, object counts')
+    .action(async (opts: ConfigFlags) => {
+      const c = configFrom(opts);
+      const st = await daemonStatus(c);
+      if (!st) throw new Error(`no lab agent answers at ${controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``);
+      out(JSON.stringify(st, null, 2));
+    });
+
+  withLabOptions(lab.command('down'))
+    .description('remove every namespace, veth, route, pin and process the lab made (safe to repeat)')
+    .action(async (opts: ConfigFlags) => {
+      requireRoot();
+      const c = configFrom(opts);
+      const pods = readState(c)?.pods.length ?? 0;
+      const st = await daemonStatus(c);
+      if (st) {
+        try {
+          await callControl(controlSocketPath(c), 'POST', '/shutdown', undefined, undefined, 10_000);
+          await waitForExit(st.pid, 5000);
+        } catch {
+          /* the teardown below ends it */
+        }
+      }
+      const r = await teardownLab(c);
+      const what = [
+        ...(st ? [`agent (pid ${st.pid}) stopped`] : []),
+        ...(pods > 0 ? [`${pods} pod${pods === 1 ? '' : 's'} removed`] : []),
+        ...(r.processes + r.interfaces > 0 ? [`${r.processes} leftover processes and ${r.interfaces} interfaces removed`] : []),
+        ...(r.pins ? [`pins under ${c.pinRoot} removed`] : []),
+      ];
+      out(`lab down: ${what.length ? what.join(', ') : 'nothing was running'}`);
+    });
+
+  withLabOptions(lab.command('serve', { hidden: true }))
+    .description('run the lab agent in the foreground (weir lab up starts it)')
+    .option('--no-enforce', 'run without the eBPF datapath')
+    .action(async (opts: ConfigFlags & { enforce: boolean }) => {
+      const c = configFrom(opts);
+      const log = (line: string): void => {
+        process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+      };
+      const svc = await startLabService(c, { enforce: opts.enforce, log });
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+        process.once(sig, () => {
+          void svc.stop().then(() => process.exit(0));
+        });
+      }
+      log(`control API on ${controlSocketPath(c)}`);
+    });
+}

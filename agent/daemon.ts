@@ -1,0 +1,159 @@
+/**
+ * The weir agent: one pipeline from a source of cluster objects to the kernel.
+ *
+ *   source (lab manifests | Kubernetes informers)
+ *     -> Store -> PolicyCompiler (identities, ipcache, policy entries) -> Enforcement (maps)
+ *
+ * It does not know where objects come from: a source calls `update()` with objects to upsert
+ * and keys to delete, and the returned promise resolves once the datapath holds the result.
+ * Observability hooks in through `events` (every store change and every realized revision)
+ * and reads the store, the compiler's snapshot and the enforcement directly.
+ */
+import { EventEmitter } from 'node:events';
+import { Store, objectKey, type KubeKind, type KubeObject, type StoreChange } from './store/index.js';
+import { isEmptyDiff, type DesiredDiff, type DesiredState } from './desired.js';
+
+/** The compiler as the agent drives it (agent/policy's PolicyEngine fits this shape). */
+export interface PolicyCompiler {
+  apply(change: StoreChange): DesiredDiff;
+  /** Many changes at once, each affected endpoint recomputed once. */
+  applyAll?(changes: Iterable<StoreChange>): DesiredDiff;
+  snapshot(): DesiredState;
+}
+
+/**
+ * The kernel side as the agent drives it. `resync` makes the kernel hold exactly `state`
+ * (start-up, adoption after a restart); `apply` makes one increment real. Both resolve only
+ * when the maps hold the result.
+ */
+export interface Enforcement {
+  /** "ebpf" when programs and maps enforce; "none" when the lab runs without a datapath. */
+  readonly kind: string;
+  resync(state: DesiredState): Promise<void>;
+  apply(diff: DesiredDiff): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Enforces nothing: for running the lab's pods and probes without BPF. */
+export class NoEnforcement implements Enforcement {
+  readonly kind = 'none';
+  async resync(): Promise<void> {}
+  async apply(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+export interface ObjectRef {
+  kind: KubeKind;
+  /** "namespace/name" or "name". */
+  key: string;
+}
+
+export interface RealizeResult {
+  /** Revision now realized in the datapath (one per update() that changed anything). */
+  revision: number;
+  /** Store changes in this update (objects unchanged by it are not counted). */
+  changes: number;
+  /** Compiler time. */
+  compileMs: number;
+  /** From the call until the datapath held the result. */
+  realizedMs: number;
+}
+
+export interface AgentEvents {
+  change: [StoreChange];
+  realized: [RealizeResult];
+  failed: [Error];
+}
+
+export interface AgentOptions {
+  nodeName: string;
+  compiler: PolicyCompiler;
+  enforcement: Enforcement;
+  log?: (line: string) => void;
+}
+
+export class Agent {
+  readonly store = new Store();
+  readonly events = new EventEmitter<AgentEvents>();
+  readonly nodeName: string;
+  readonly compiler: PolicyCompiler;
+  readonly enforcement: Enforcement;
+  private revisionCounter = 0;
+  private realized = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly startedAt = Date.now();
+  private readonly log: (line: string) => void;
+
+  constructor(opts: AgentOptions) {
+    this.nodeName = opts.nodeName;
+    this.compiler = opts.compiler;
+    this.enforcement = opts.enforcement;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** Realizes the compiler's full state: start-up, or adoption of what a previous agent pinned. */
+  async start(): Promise<void> {
+    await this.serialize(async () => {
+      await this.enforcement.resync(this.compiler.snapshot());
+      this.log(`agent started on node ${this.nodeName}, enforcement ${this.enforcement.kind}`);
+    });
+  }
+
+  get revision(): number {
+    return this.realized;
+  }
+
+  get uptimeMs(): number {
+    return Date.now() - this.startedAt;
+  }
+
+  /** Upserts and deletes objects, then resolves once the datapath holds the result. */
+  update(upserts: KubeObject[], deletes: ObjectRef[] = []): Promise<RealizeResult> {
+    return this.serialize(async () => {
+      const t0 = performance.now();
+      const changes: StoreChange[] = [];
+      for (const o of upserts) {
+        const c = this.store.upsert(o);
+        if (c) changes.push(c);
+      }
+      for (const d of deletes) {
+        const c = this.store.delete(d.kind, d.key);
+        if (c) changes.push(c);
+      }
+      for (const c of changes) this.events.emit('change', c);
+      const c0 = performance.now();
+      const diffs = this.compiler.applyAll ? [this.compiler.applyAll(changes)] : changes.map((c) => this.compiler.apply(c));
+      const compileMs = performance.now() - c0;
+      for (const diff of diffs) if (!isEmptyDiff(diff)) await this.enforcement.apply(diff);
+      if (changes.length > 0) this.realized = ++this.revisionCounter;
+      const result: RealizeResult = { revision: this.realized, changes: changes.length, compileMs: round(compileMs), realizedMs: round(performance.now() - t0) };
+      if (changes.length > 0) {
+        this.events.emit('realized', result);
+        this.log(`revision ${result.revision}: ${changes.length} change(s) realized in ${result.realizedMs} ms`);
+      }
+      return result;
+    });
+  }
+
+  /** Deletes by object (as `kubectl delete -f` does). */
+  remove(objects: KubeObject[]): Promise<RealizeResult> {
+    return this.update([], objects.map((o) => ({ kind: o.kind, key: objectKey(o) })));
+  }
+
+  async close(): Promise<void> {
+    await this.serialize(() => this.enforcement.close());
+  }
+
+  /** Runs one job at a time, in call order: the compiler and the maps see changes in sequence. */
+  private serialize<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(job, job);
+    this.queue = next.catch((err: unknown) => {
+      this.events.emit('failed', err instanceof Error ? err : new Error(String(err)));
+    });
+    return next;
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,126 @@
+/**
+ * Settings of one lab: names, address ranges and where its files live. Defaults are the
+ * product's (`make demo`); every field can be set by a flag or an environment variable so that
+ * tests run their own lab beside it.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+
+export interface LabConfig {
+  /** Prefix of every network namespace and host-side veth the lab makes (`weir-`). */
+  prefix: string;
+  /** IPv4 pod range, e.g. 10.88.0.0/16. */
+  cidr4: string;
+  /** IPv6 pod range, e.g. fd00:88::/64. */
+  cidr6: string;
+  /** bpffs directory for the lab agent's pinned programs and maps. */
+  pinRoot: string;
+  /** Runtime files: state.json, control socket, per-pod sockets, logs. */
+  runDir: string;
+  /** Node name the lab's pods are scheduled on. */
+  nodeName: string;
+}
+
+export const LAB_DEFAULTS: LabConfig = {
+  prefix: 'weir-',
+  cidr4: '10.88.0.0/16',
+  cidr6: 'fd00:88::/64',
+  pinRoot: '/sys/fs/bpf/weir/lab',
+  runDir: '/run/weir/lab',
+  nodeName: 'lab',
+};
+
+/** Environment variables that override the defaults (flags override both). */
+export const LAB_ENV: Record<keyof LabConfig, string> = {
+  prefix: 'WEIR_LAB_PREFIX',
+  cidr4: 'WEIR_LAB_CIDR4',
+  cidr6: 'WEIR_LAB_CIDR6',
+  pinRoot: 'WEIR_LAB_PIN_ROOT',
+  runDir: 'WEIR_LAB_RUN_DIR',
+  nodeName: 'WEIR_LAB_NODE',
+};
+
+/** Gateway the pods route through: an address on every host-side veth. */
+export const LAB_GATEWAY4 = '169.254.1.1';
+export const LAB_GATEWAY6 = 'fe80::1';
+/** Linux limit on interface names (IFNAMSIZ - 1). */
+export const IFNAME_MAX = 15;
+
+export function resolveLabConfig(flags: Partial<LabConfig> = {}, env: NodeJS.ProcessEnv = process.env): LabConfig {
+  const out = { ...LAB_DEFAULTS };
+  for (const key of Object.keys(LAB_DEFAULTS) as (keyof LabConfig)[]) {
+    const fromEnv = env[LAB_ENV[key]];
+    const fromFlag = flags[key];
+    if (fromFlag !== undefined && fromFlag !== '') out[key] = fromFlag;
+    else if (fromEnv !== undefined && fromEnv !== '') out[key] = fromEnv;
+  }
+  validateLabConfig(out);
+  return out;
+}
+
+export function validateLabConfig(c: LabConfig): void {
+  if (!/^[a-z0-9][a-z0-9-]{0,7}$/.test(c.prefix)) {
+    throw new Error(`lab prefix ${JSON.stringify(c.prefix)} must be 1-8 lowercase letters, digits or '-' (interface names are limited to ${IFNAME_MAX} characters)`);
+  }
+  parseCidr(c.cidr4, 4);
+  parseCidr(c.cidr6, 6);
+  if (!c.pinRoot.startsWith('/')) throw new Error(`pin root ${c.pinRoot} must be an absolute path under a bpffs mount, e.g. /sys/fs/bpf/weir/lab`);
+  if (!c.runDir.startsWith('/')) throw new Error(`run dir ${c.runDir} must be an absolute path, e.g. /run/weir/lab`);
+}
+
+export interface ParsedCidr {
+  family: 4 | 6;
+  /** Network address as a bigint. */
+  base: bigint;
+  bits: number;
+  /** Number of addresses in the range. */
+  size: bigint;
+}
+
+export function parseCidr(cidr: string, family: 4 | 6): ParsedCidr {
+  const [addr, len] = cidr.split('/');
+  const bits = Number(len);
+  const max = family === 4 ? 32 : 128;
+  const ok = family === 4 ? isIPv4(addr ?? '') : isIPv6(addr ?? '');
+  if (!ok || !Number.isInteger(bits) || bits < 8 || bits > max - 4) {
+    throw new Error(`pod range ${JSON.stringify(cidr)} is not an IPv${family} CIDR between /8 and /${max - 4}; write it like ${family === 4 ? '10.88.0.0/16' : 'fd00:88::/64'}`);
+  }
+  const value = ipToBigInt(addr as string);
+  const hostBits = BigInt(max - bits);
+  const base = (value >> hostBits) << hostBits;
+  return { family, base, bits, size: 1n << hostBits };
+}
+
+export function ipToBigInt(ip: string): bigint {
+  if (isIPv4(ip)) return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+  // expand "::"
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n);
+}
+
+export function bigIntToIp(v: bigint, family: 4 | 6): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
+  const groups: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((v >> s) & 0xffffn).toString(16));
+  // compress the longest run of zero groups
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+/** The n-th pod address of a range (n from 0; the network address and the first host are skipped). */
+export function podAddress(c: ParsedCidr, n: number): string {
+  const offset = BigInt(n) + 2n;
+  if (offset >= c.size - 1n) throw new Error(`pod range /${c.bits} is full: use a larger --cidr${c.family}`);
+  return bigIntToIp(c.base + offset, c.family);
+}

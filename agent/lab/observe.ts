@@ -1,0 +1,81 @@
+/**
+ * Flows and metrics for the lab agent: the datapath's events enriched from the lab's store,
+ * identities and veths, served on `<runDir>/observer.sock` (where `weir observe` looks) and
+ * /metrics on WEIR_LAB_METRICS_PORT (default 9962; a free port when that one is taken).
+ */
+import type { Agent } from '../daemon.js';
+import { DatapathEnforcement } from '../enforcement.js';
+import type { FlowContext, PodInfo } from '../flows/enrich.js';
+import { labObserverSocket } from '../flows/socket.js';
+import { startObservability, type Observability } from '../observability.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import type { LabConfig } from './config.js';
+import type { LabRuntime } from './runtime.js';
+
+export const LAB_METRICS_PORT_ENV = 'WEIR_LAB_METRICS_PORT';
+const DEFAULT_LAB_METRICS_PORT = 9962;
+
+function labFlowContext(agent: Agent, engine: PolicyEngine, runtime: LabRuntime): FlowContext {
+  let builtAt = -1;
+  let byIp = new Map<string, PodInfo>();
+  return {
+    podByIp(ip: string): PodInfo | undefined {
+      if (builtAt !== agent.revision) {
+        byIp = new Map();
+        for (const p of agent.store.list('Pod')) for (const a of p.ips) byIp.set(a, { namespace: p.namespace, name: p.name, labels: p.labels });
+        builtAt = agent.revision;
+      }
+      return byIp.get(ip);
+    },
+    identityLabels(id: number): readonly string[] | undefined {
+      const identity = engine.identity(id);
+      return identity ? identity.labels.map((l) => `k8s:${l}`) : undefined;
+    },
+    interfaceName(ifindex: number): string | undefined {
+      return runtime.list().find((p) => p.ifindex === ifindex)?.hostVeth;
+    },
+    generation: () => agent.revision,
+  };
+}
+
+function isAddrInUse(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+}
+
+export async function startLabObservability(config: LabConfig, agent: Agent, engine: PolicyEngine, runtime: LabRuntime, log: (line: string) => void): Promise<Observability> {
+  const dp = agent.enforcement instanceof DatapathEnforcement ? agent.enforcement.datapath : undefined;
+  const requested = Number(process.env[LAB_METRICS_PORT_ENV] ?? DEFAULT_LAB_METRICS_PORT);
+  const start = (metricsPort: number): Promise<Observability> =>
+    startObservability({
+      nodeName: config.nodeName,
+      context: labFlowContext(agent, engine, runtime),
+      ...(dp
+        ? {
+            events: (cb) => dp.onFlowEvents(cb),
+            datapath: { readCounters: () => dp.counters(), lostEvents: () => dp.lostEvents() },
+          }
+        : {}),
+      controlPlane: {
+        endpointsEnforced: () => {
+          let ingress = 0;
+          let egress = 0;
+          for (const ep of engine.snapshot().endpoints.values()) {
+            if (ep.ingressIsolated) ingress++;
+            if (ep.egressIsolated) egress++;
+          }
+          return { ingress, egress };
+        },
+        identitiesInUse: () => engine.stats.identities,
+      },
+      socketPath: labObserverSocket(config.runDir),
+      metricsPort,
+      metricsHost: '127.0.0.1',
+    });
+  try {
+    return await start(requested);
+  } catch (err) {
+    if (!isAddrInUse(err) || requested === 0) throw err;
+    log(`metrics port ${requested} is taken; serving /metrics on a free port instead (set ${LAB_METRICS_PORT_ENV} to choose one)`);
+    return start(0);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The lab's agent daemon: the agent pipeline with the lab as its source, the lab's pods as its
+ * interfaces, and the control API on `<runDir>/agent.sock`. Started in the background by
+ * `weir lab up`; ended by `weir lab down` (or SIGTERM), which removes the lab's pods.
+ */
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { Agent, type Enforcement } from '../daemon.js';
+import { PolicyEngine } from '../policy/engine.js';
+import { formatProblem } from '../policy/compiled.js';
+import type { KubeObject } from '../store/index.js';
+import { serveControl } from '../control/server.js';
+import { LabSource } from '../sources/lab.js';
+import type { LabConfig } from './config.js';
+import { createLabEnforcement } from './enforcement.js';
+import { LabRuntime } from './runtime.js';
+import { identityViews, podViews, policyViews } from './views.js';
+import { startLabObservability } from './observe.js';
+import type { Observability } from '../observability.js';
+
+export function controlSocketPath(c: LabConfig): string {
+  return join(c.runDir, 'agent.sock');
+}
+
+export interface LabStatus {
+  node: string;
+  pid: number;
+  enforcement: string;
+  /** Revision realized in the datapath. */
+  revision: number;
+  uptimeMs: number;
+  pods: number;
+  namespaces: number;
+  policies: number;
+  pinRoot: string;
+  runDir: string;
+  /** Where `weir observe` reads flows. */
+  flowApi: string[];
+  metricsUrl?: string;
+}
+
+export interface LabService {
+  agent: Agent;
+  source: LabSource;
+  runtime: LabRuntime;
+  enforcement: Enforcement;
+  observability: Observability;
+  server: Server;
+  stop(): Promise<void>;
+}
+
+function objectsOf(body: unknown): KubeObject[] {
+  const objs = (body as { objects?: unknown } | undefined)?.objects;
+  if (!Array.isArray(objs)) throw new Error('request needs {"objects": [...]}');
+  return objs as KubeObject[];
+}
+
+export async function startLabService(config: LabConfig, opts: { enforce: boolean; log: (line: string) => void }): Promise<LabService> {
+  const runtime = new LabRuntime(config);
+  await runtime.prepare();
+  const enforcement = await createLabEnforcement({ config, ifindexOf: (key) => runtime.get(key)?.ifindex, log: opts.log }, opts.enforce);
+  const compiler = new PolicyEngine({ nodeName: config.nodeName, clusterPodCIDRs: [config.cidr4, config.cidr6] });
+  const agent = new Agent({ nodeName: config.nodeName, compiler, enforcement, log: opts.log });
+  await agent.start();
+  const observability = await startLabObservability(config, agent, compiler, runtime, opts.log);
+  const source = new LabSource(runtime, agent, (keys) => {
+    const wanted = new Set(keys);
+    return [...compiler.errors(), ...compiler.warnings()].filter((p) => wanted.has(p.policy)).map(formatProblem);
+  });
+  let stopping: Promise<void> | undefined;
+  const status = (): LabStatus => ({
+    node: config.nodeName,
+    pid: process.pid,
+    enforcement: enforcement.kind,
+    revision: agent.revision,
+    uptimeMs: agent.uptimeMs,
+    pods: agent.store.size('Pod'),
+    namespaces: agent.store.size('Namespace'),
+    policies: agent.store.size('NetworkPolicy'),
+    pinRoot: config.pinRoot,
+    runDir: config.runDir,
+    flowApi: observability.flowApi,
+    ...(observability.metricsUrl ? { metricsUrl: observability.metricsUrl } : {}),
+  });
+  const server = await serveControl(controlSocketPath(config), [
+    { method: 'GET', path: '/status', handler: async () => status() },
+    { method: 'GET', path: '/pods', handler: async () => podViews(agent, runtime.list()) },
+    { method: 'GET', path: '/policies', handler: async () => policyViews(agent) },
+    { method: 'GET', path: '/identities', handler: async () => identityViews(agent, compiler) },
+    { method: 'POST', path: '/apply', handler: (body, progress) => source.apply(objectsOf(body), progress) },
+    { method: 'POST', path: '/delete', handler: (body, progress) => source.delete(objectsOf(body), progress) },
+    {
+      method: 'POST',
+      path: '/shutdown',
+      handler: async () => {
+        await service.stop();
+        setImmediate(() => process.exit(0));
+        return { stopped: true };
+      },
+    },
+  ]);
+  runtime.daemon = { pid: process.pid, socket: controlSocketPath(config) };
+  runtime.save();
+  const service: LabService = {
+    agent,
+    source,
+    runtime,
+    enforcement,
+    observability,
+    server,
+    stop: () => {
+      stopping ??= (async () => {
+        server.close();
+        await observability.close();
+        await agent.close();
+        await runtime.shutdown();
+        opts.log('lab agent stopped');
+      })();
+      return stopping;
+    },
+  };
+  return service;
+}

@@ -1,0 +1,93 @@
+/** What `weir lab get` shows: pods, policies and identities, as JSON rows and as tables. */
+import type { Agent } from '../daemon.js';
+import type { LabPod } from './runtime.js';
+import { podKey } from './runtime.js';
+import { selectorMatches, selectorText } from '../policy/selector.js';
+import type { PolicyEngine } from '../policy/engine.js';
+
+export interface PodView {
+  namespace: string;
+  name: string;
+  /** IPv4 address. */
+  ip: string;
+  ips: string[];
+  labels: Record<string, string>;
+  identity?: number;
+  interface: string;
+  ifindex: number;
+  netns: string;
+  ports: string[];
+}
+
+export interface PolicyView {
+  namespace: string;
+  name: string;
+  podSelector: string;
+  policyTypes: string[];
+  ingressRules: number;
+  egressRules: number;
+  /** Pods of the lab this policy selects. */
+  selects: string[];
+}
+
+export interface IdentityView {
+  identity: number;
+  labels: string[];
+  pods: string[];
+}
+
+export function podViews(agent: Agent, pods: LabPod[]): PodView[] {
+  const endpoints = agent.compiler.snapshot().endpoints;
+  return pods.map((p) => {
+    const ep = endpoints.get(podKey(p));
+    return {
+      namespace: p.namespace,
+      name: p.name,
+      ip: p.ip4,
+      ips: [p.ip4, p.ip6],
+      labels: p.labels,
+      ...(ep ? { identity: ep.identity } : {}),
+      interface: p.hostVeth,
+      ifindex: p.ifindex,
+      netns: p.netns,
+      ports: p.ports.map((x) => `${x.name ? `${x.name}:` : ''}${x.port}/${x.protocol}`),
+    };
+  });
+}
+
+export function policyViews(agent: Agent): PolicyView[] {
+  const pods = agent.store.list('Pod');
+  return agent.store
+    .list('NetworkPolicy')
+    .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
+    .map((p) => ({
+      namespace: p.namespace,
+      name: p.name,
+      podSelector: selectorText(p.podSelector),
+      policyTypes: p.policyTypes,
+      ingressRules: p.ingress.length,
+      egressRules: p.egress.length,
+      selects: pods.filter((x) => x.namespace === p.namespace && selectorMatches(p.podSelector, x.labels)).map((x) => `${x.namespace}/${x.name}`),
+    }));
+}
+
+/** Identities of the lab's endpoints, with the labels they stand for. */
+export function identityViews(agent: Agent, engine: PolicyEngine): IdentityView[] {
+  const byId = new Map<number, IdentityView>();
+  for (const ep of agent.compiler.snapshot().endpoints.values()) {
+    let v = byId.get(ep.identity);
+    if (!v) {
+      v = { identity: ep.identity, labels: [...(engine.identity(ep.identity)?.labels ?? [])], pods: [] };
+      byId.set(ep.identity, v);
+    }
+    v.pods.push(ep.key);
+  }
+  return [...byId.values()].sort((a, b) => a.identity - b.identity);
+}
+
+/** Plain aligned columns, like kubectl's. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('   ').trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}

@@ -1,0 +1,147 @@
+/**
+ * The lab as a source of cluster objects. Namespaces and NetworkPolicies pass through to the
+ * agent; a Pod first becomes a real network namespace (agent/lab/runtime), and then reaches the
+ * agent with the addresses, node and phase the lab gave it, as a kubelet and the API server
+ * would report them. Deleting a Namespace deletes its Pods and NetworkPolicies, as Kubernetes does.
+ */
+import type { Agent, ObjectRef, RealizeResult } from '../daemon.js';
+import { objectKey, type KubeObject, type Namespace, type NetworkPolicy, type Pod } from '../store/index.js';
+import { type LabPod, type LabPodSpec, type LabRuntime } from '../lab/runtime.js';
+
+/** Pods set up at once; more only queue up the kernel's rtnl lock. */
+const POD_SETUP_CONCURRENCY = 4;
+
+export interface SourceReport extends RealizeResult {
+  created: string[];
+  configured: string[];
+  unchanged: string[];
+  deleted: string[];
+  /** Warnings and errors the compiler has for the policies this call touched. */
+  warnings: string[];
+}
+
+/** Problems the compiler reports for these policies ("namespace/name"), formatted for the user. */
+export type PolicyProblems = (policyKeys: string[]) => string[];
+
+export type Progress = (line: string) => void;
+
+const kindOrder: Record<KubeObject['kind'], number> = { Namespace: 0, Node: 1, Pod: 2, NetworkPolicy: 3 };
+
+const deleteOrder: Record<KubeObject['kind'], number> = { NetworkPolicy: 0, Pod: 1, Node: 2, Namespace: 3 };
+
+function describe(o: KubeObject): string {
+  return `${o.kind.toLowerCase()}/${objectKey(o)}`;
+}
+
+async function inBatches<T>(items: T[], size: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(size, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+export class LabSource {
+  constructor(
+    readonly runtime: LabRuntime,
+    readonly agent: Agent,
+    private readonly problems: PolicyProblems = () => [],
+  ) {}
+
+  private podSpec(p: Pod): LabPodSpec {
+    return {
+      namespace: p.namespace,
+      name: p.name,
+      labels: { ...p.labels },
+      ports: p.ports.map((c) => ({ port: c.containerPort, protocol: c.protocol, ...(c.name ? { name: c.name } : {}) })),
+    };
+  }
+
+  /** The Pod as the API server would show it once the lab has started it. */
+  private scheduled(p: Pod, lp: LabPod): Pod {
+    return { ...p, ips: [lp.ip4, lp.ip6], nodeName: this.runtime.config.nodeName, phase: 'Running', hostNetwork: false };
+  }
+
+  /** Creates or updates objects (`kubectl apply`). Resolves when the datapath enforces them. */
+  async apply(objects: KubeObject[], progress: Progress = () => undefined): Promise<SourceReport> {
+    const sorted = [...objects].sort((a, b) => kindOrder[a.kind] - kindOrder[b.kind]);
+    const report: SourceReport = { revision: 0, changes: 0, compileMs: 0, realizedMs: 0, created: [], configured: [], unchanged: [], deleted: [], warnings: [] };
+    const store = this.agent.store;
+    for (const o of sorted) {
+      if (o.kind === 'Pod' && !store.get('Namespace', o.namespace) && !sorted.some((n) => n.kind === 'Namespace' && n.name === o.namespace)) {
+        throw new Error(`pod ${objectKey(o)}: namespace ${o.namespace} does not exist; add a Namespace object for it to the file or apply one first`);
+      }
+    }
+    const pods = sorted.filter((o): o is Pod => o.kind === 'Pod');
+    const ready = new Map<string, Pod>();
+    let done = 0;
+    const t0 = performance.now();
+    await inBatches(pods, POD_SETUP_CONCURRENCY, async (p) => {
+      const key = objectKey(p);
+      const existing = this.runtime.get(key);
+      const lp = existing ? await this.runtime.updatePod(this.podSpec(p)) : await this.runtime.addPod(this.podSpec(p));
+      ready.set(key, this.scheduled(p, lp));
+      done++;
+      if (!existing) progress(`[${done}/${pods.length}] pod ${key} ${lp.ip4} ${lp.ip6} on ${lp.hostVeth}`);
+    });
+    const upserts = sorted.map((o) => (o.kind === 'Pod' ? (ready.get(objectKey(o)) as Pod) : o));
+    for (const o of upserts) {
+      const before = store.get(o.kind, objectKey(o));
+      if (!before) report.created.push(describe(o));
+      else if (JSON.stringify(before) === JSON.stringify(o)) report.unchanged.push(describe(o));
+      else report.configured.push(describe(o));
+    }
+    const r = await this.agent.update(upserts);
+    const warnings = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
+    return { ...report, ...r, realizedMs: round(performance.now() - t0), warnings };
+  }
+
+  /** Deletes objects (`kubectl delete -f`), with a Namespace's Pods and NetworkPolicies. */
+  async delete(objects: KubeObject[], progress: Progress = () => undefined): Promise<SourceReport> {
+    const store = this.agent.store;
+    const refs: ObjectRef[] = [];
+    const seen = new Set<string>();
+    const add = (o: Namespace | Pod | NetworkPolicy | KubeObject): void => {
+      const id = `${o.kind}:${objectKey(o)}`;
+      if (seen.has(id) || !store.get(o.kind, objectKey(o))) return;
+      seen.add(id);
+      refs.push({ kind: o.kind, key: objectKey(o) });
+    };
+    for (const o of objects) {
+      if (o.kind === 'Namespace') {
+        for (const p of store.list('NetworkPolicy')) if (p.namespace === o.name) add(p);
+        for (const p of store.list('Pod')) if (p.namespace === o.name) add(p);
+      }
+      add(o);
+    }
+    // Policies go first and namespaces last, so no pod is ever less isolated than before.
+    refs.sort((a, b) => deleteOrder[a.kind] - deleteOrder[b.kind]);
+    const t0 = performance.now();
+    const r = await this.agent.update([], refs);
+    const podKeys = refs.filter((x) => x.kind === 'Pod').map((x) => x.key);
+    await inBatches(podKeys, POD_SETUP_CONCURRENCY, async (key) => {
+      await this.runtime.removePod(key);
+      progress(`pod ${key} removed`);
+    });
+    const notFound = objects.filter((o) => !seen.has(`${o.kind}:${objectKey(o)}`)).map(describe);
+    return {
+      ...r,
+      realizedMs: round(performance.now() - t0),
+      created: [],
+      configured: [],
+      unchanged: notFound,
+      deleted: refs.map((x) => `${x.kind.toLowerCase()}/${x.key}`),
+      warnings: [],
+    };
+  }
+
+  /** The lab's pods with their addresses and interfaces. */
+  pods(): LabPod[] {
+    return this.runtime.list();
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

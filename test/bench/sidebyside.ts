@@ -1,0 +1,272 @@
+/**
+ * `make bench` suite "sidebyside": the same traffic between two pods, forwarded three ways —
+ * no filtering, weir's tc programs with its maps, and Calico-style iptables chains — at each
+ * rule count, rounds alternating between the modes (rotated order) so that drift hits all alike.
+ * Reports medians over rounds and ratios against no filtering, programming times, and SVG plots.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchSection } from './run.js';
+import { configFromEnv, type SideBySideConfig } from './sidebyside/config.js';
+import { countRules, renderRuleset, checkTools } from './sidebyside/calico-iptables.js';
+import { iptablesDataplane, noneDataplane, type Dataplane, type Mode } from './sidebyside/dataplane.js';
+import { buildRuleSet, type RuleSet } from './sidebyside/rules.js';
+import { fmt, median, ratio, spread } from './sidebyside/stats.js';
+import { renderChart, type Series } from './sidebyside/svg.js';
+import { createTopology, type Topology } from './sidebyside/topology.js';
+import * as traffic from './sidebyside/traffic.js';
+import { weirDataplane } from './sidebyside/weir.js';
+
+const PREFIX = 'wbn';
+const OCTET = 250;
+const PORTS: traffic.Ports = { latency: 11111, throughput: 11112, connections: 11113 };
+const CLIENT_IDENTITY = 256;
+const PLOT_DIR = 'docs/bench';
+const MODES: Mode[] = ['none', 'weir', 'iptables'];
+const COLORS: Record<Mode, string> = { none: '#555555', weir: '#1f77b4', iptables: '#d62728' };
+
+interface Sample {
+  rules: number;
+  round: number;
+  mode: Mode;
+  programMs: number;
+  changeMs: number;
+  p50: number;
+  p99: number;
+  gbps: number;
+  connPerSec: number;
+}
+
+interface Cell {
+  p50: number;
+  p99: number;
+  gbps: number;
+  connPerSec: number;
+  programMs: number;
+  changeMs: number;
+  samples: Sample[];
+}
+
+type Log = (msg: string) => void;
+
+/** The enforcement check: the client pod gets through, the third pod does not (unless no filtering). */
+async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): Promise<void> {
+  const [client, target, other] = [topo.pod('a'), topo.pod('b'), topo.pod('c')];
+  const allowed = await traffic.canConnect(client, target, PORTS.connections, connrate);
+  const otherGetsIn = await traffic.canConnect(other, target, PORTS.connections, connrate);
+  if (!allowed) throw new Error(`${mode}: the allowed client pod could not connect to the target: the rule set does not match the traffic`);
+  if (mode !== 'none' && otherGetsIn) throw new Error(`${mode}: a pod no rule allows reached the target: the dataplane is not enforcing`);
+  if (mode === 'none' && !otherGetsIn) throw new Error('none: the third pod could not connect without any filtering: the topology is broken');
+}
+
+function rotate<T>(xs: T[], by: number): T[] {
+  const k = by % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+async function measureDataplanes(
+  cfg: SideBySideConfig,
+  topo: Topology,
+  planes: Dataplane[],
+  connrate: string,
+  log: Log,
+): Promise<Sample[]> {
+  const [client, target] = [topo.pod('a'), topo.pod('b')];
+  const samples: Sample[] = [];
+  for (const [ni, n] of cfg.ruleCounts.entries()) {
+    const set = ruleSet(cfg, topo, n);
+    for (let round = 0; round < cfg.rounds; round++) {
+      for (const plane of rotate(planes, round + ni)) {
+        const programMs = await plane.enable(set);
+        try {
+          if (round === 0) await checkEnforcement(topo, plane.mode, connrate);
+          const lat = await traffic.measureLatency(client, target, PORTS.latency, cfg.seconds);
+          const thr = await traffic.measureThroughput(client, target, PORTS.throughput, cfg.seconds);
+          const con = await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate);
+          const changeMs = await plane.changeOne();
+          const s: Sample = { rules: n, round, mode: plane.mode, programMs, changeMs, p50: lat.p50, p99: lat.p99, gbps: thr.gbps, connPerSec: con.perSecond };
+          samples.push(s);
+          log(
+            `  ${String(n).padStart(6)} rules  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
+              `${fmt(s.gbps)} Gbit/s  ${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms  change ${fmt(changeMs)} ms`,
+          );
+        } finally {
+          await plane.disable();
+        }
+      }
+    }
+  }
+  return samples;
+}
+
+function ruleSet(cfg: SideBySideConfig, topo: Topology, n: number): RuleSet {
+  return buildRuleSet({
+    rules: n,
+    rulesPerPolicy: cfg.rulesPerPolicy,
+    octet: OCTET,
+    client: { ip: topo.pod('a').ip, identity: CLIENT_IDENTITY },
+    benchPorts: [PORTS.latency, PORTS.throughput, PORTS.connections],
+  });
+}
+
+function cells(samples: Sample[]): Map<string, Cell> {
+  const out = new Map<string, Cell>();
+  const keys = new Set(samples.map((s) => `${s.rules}|${s.mode}`));
+  for (const k of keys) {
+    const ss = samples.filter((s) => `${s.rules}|${s.mode}` === k);
+    out.set(k, {
+      p50: median(ss.map((s) => s.p50)),
+      p99: median(ss.map((s) => s.p99)),
+      gbps: median(ss.map((s) => s.gbps)),
+      connPerSec: median(ss.map((s) => s.connPerSec)),
+      programMs: median(ss.map((s) => s.programMs)),
+      changeMs: median(ss.map((s) => s.changeMs)),
+      samples: ss,
+    });
+  }
+  return out;
+}
+
+function cellOf(c: Map<string, Cell>, rules: number, mode: Mode): Cell | undefined {
+  return c.get(`${rules}|${mode}`);
+}
+
+function writePlots(cfg: SideBySideConfig, c: Map<string, Cell>, modes: Mode[]): string[] {
+  mkdirSync(PLOT_DIR, { recursive: true });
+  const categories = cfg.ruleCounts.map((n) => n.toLocaleString('en-US'));
+  const series = (pick: (cell: Cell) => number, suffix = '', dashed = false): Series[] =>
+    modes.map((m) => ({
+      name: `${m}${suffix}`,
+      color: COLORS[m],
+      dashed,
+      values: cfg.ruleCounts.map((n) => {
+        const cell = cellOf(c, n, m);
+        return cell ? pick(cell) : Number.NaN;
+      }),
+    }));
+  const charts = [
+    {
+      file: 'sidebyside-latency.svg',
+      alt: 'Request/response latency against the number of rules',
+      chart: {
+        title: 'TCP request/response latency (one way)',
+        xLabel: 'policy rules on the target pod',
+        yLabel: 'microseconds',
+        categories,
+        series: [...series((x) => x.p50, ' p50'), ...series((x) => x.p99, ' p99', true)],
+      },
+    },
+    {
+      file: 'sidebyside-throughput.svg',
+      alt: 'One-stream TCP throughput against the number of rules',
+      chart: { title: 'One TCP stream throughput', xLabel: 'policy rules on the target pod', yLabel: 'Gbit/s', categories, series: series((x) => x.gbps) },
+    },
+    {
+      file: 'sidebyside-connections.svg',
+      alt: 'New connections per second against the number of rules',
+      chart: {
+        title: 'New TCP connections per second (sequential)',
+        xLabel: 'policy rules on the target pod',
+        yLabel: 'connections/s',
+        categories,
+        series: series((x) => x.connPerSec),
+      },
+    },
+  ];
+  for (const ch of charts) writeFileSync(join(PLOT_DIR, ch.file), renderChart(ch.chart));
+  return charts.map((ch) => `![${ch.alt}](bench/${ch.file})`);
+}
+
+function goalRow(goal: string, target: string, value: number, ok: boolean, digits = 3): string {
+  return `| ${goal} | ${target} | ${fmt(value, digits)} | ${Number.isFinite(value) ? (ok ? 'met' : '**missed**') : 'not measured'} |`;
+}
+
+function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes: Mode[], weirNote: string): string {
+  const c = cells(samples);
+  const L: string[] = [];
+  L.push(
+    `Two pods in network namespaces joined by veths to a "node" namespace that routes between them; ` +
+      `enforcement on the node-side veths. Modes per round in rotated order (${cfg.rounds} round(s), ` +
+      `${cfg.seconds} s per measurement${cfg.quick ? ', quick mode' : ''}); figures are medians over rounds. ` +
+      `The target pod is isolated for ingress by N rules (${cfg.rulesPerPolicy} per NetworkPolicy), each allowing one peer pod on a port; ` +
+      `the rule that admits the client is the last one. iptables: Calico-style chains without ipsets (iptables-nft), ` +
+      `conntrack accepting established traffic first, as Calico writes them. IPv4, TCP.`,
+  );
+  if (weirNote) L.push('', weirNote);
+  L.push('', '### Datapath', '');
+  L.push('| rules | mode | latency p50 (µs) | p99 (µs) | throughput (Gbit/s) | new conn/s | p50 / none | p99 / none | throughput / none | conn/s / none |');
+  L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const n of cfg.ruleCounts) {
+    const base = cellOf(c, n, 'none');
+    for (const m of modes) {
+      const x = cellOf(c, n, m);
+      if (!x || !base) continue;
+      L.push(
+        `| ${n.toLocaleString('en-US')} | ${m} | ${fmt(x.p50)} | ${fmt(x.p99)} | ${fmt(x.gbps)} | ${fmt(x.connPerSec)} | ` +
+          `${fmt(ratio(x.p50, base.p50))} | ${fmt(ratio(x.p99, base.p99))} | ${fmt(ratio(x.gbps, base.gbps))} | ${fmt(ratio(x.connPerSec, base.connPerSec))} |`,
+      );
+    }
+  }
+  const noise = samples.filter((s) => s.mode === 'none');
+  if (cfg.rounds > 1) {
+    const byN = cfg.ruleCounts.map((n) => noise.filter((s) => s.rules === n));
+    const p50Spread = median(byN.map((ss) => spread(ss.map((s) => s.p50))));
+    const gbpsSpread = median(byN.map((ss) => spread(ss.map((s) => s.gbps))));
+    L.push('', `Noise: with no filtering at all, p50 latency moved ${fmt(p50Spread * 100, 2)}% and throughput ${fmt(gbpsSpread * 100, 2)}% between rounds (median over rule counts of (max − min) / median).`);
+  }
+  L.push('', '### Programming the rules', '');
+  L.push('| rules | iptables rules written | iptables-restore (ms) | weir map writes (ms) | iptables / weir | change one rule: iptables (ms) | weir (ms) | iptables / weir |');
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const n of cfg.ruleCounts) {
+    const ipt = cellOf(c, n, 'iptables');
+    const w = cellOf(c, n, 'weir');
+    const rules = countRules(renderRuleset(ruleSet(cfg, topo, n), { pods: topo.pods, target: topo.pod('b'), ifaceWildcard: `${PREFIX}-+` }));
+    L.push(
+      `| ${n.toLocaleString('en-US')} | ${rules.toLocaleString('en-US')} | ${fmt(ipt?.programMs ?? NaN)} | ${fmt(w?.programMs ?? NaN)} | ${fmt(ratio(ipt?.programMs ?? NaN, w?.programMs ?? NaN))} | ` +
+        `${fmt(ipt?.changeMs ?? NaN)} | ${fmt(w?.changeMs ?? NaN)} | ${fmt(ratio(ipt?.changeMs ?? NaN, w?.changeMs ?? NaN))} |`,
+    );
+  }
+  const lo = Math.min(...cfg.ruleCounts);
+  const hi = Math.max(...cfg.ruleCounts);
+  const wHi = cellOf(c, hi, 'weir');
+  const wLo = cellOf(c, lo, 'weir');
+  const nHi = cellOf(c, hi, 'none');
+  const iHi = cellOf(c, hi, 'iptables');
+  const r = (a: number | undefined, b: number | undefined): number => ratio(a ?? NaN, b ?? NaN);
+  const latVsNone = Math.max(r(wHi?.p50, nHi?.p50), r(wHi?.p99, nHi?.p99));
+  const latVsSelf = Math.max(r(wHi?.p50, wLo?.p50), r(wHi?.p99, wLo?.p99));
+  const thr = r(wHi?.gbps, nHi?.gbps);
+  const prog = r(iHi?.programMs, wHi?.programMs);
+  const hiS = hi.toLocaleString('en-US');
+  L.push('', '### Goals', '');
+  L.push('| goal | target | measured | |', '|---|---|---:|---|');
+  L.push(goalRow(`weir latency at ${hiS} rules / no filtering (worse of p50, p99)`, '≤ 1.05', latVsNone, latVsNone <= 1.05));
+  L.push(goalRow(`weir latency at ${hiS} rules / weir at ${lo} (worse of p50, p99)`, '≤ 1.05', latVsSelf, latVsSelf <= 1.05));
+  L.push(goalRow(`weir throughput at ${hiS} rules / no filtering`, '≥ 0.95', thr, thr >= 0.95));
+  L.push(goalRow(`iptables-restore / weir map writes, ${hiS} rules`, '≥ 4', prog, prog >= 4));
+  L.push('', ...writePlots(cfg, c, modes).flatMap((l) => [l, '']));
+  return L.join('\n');
+}
+
+export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Promise<BenchSection> {
+  const cfg = configFromEnv();
+  await checkTools('nft');
+  const topo = await createTopology({ prefix: PREFIX, octet: OCTET, pods: ['a', 'b', 'c'] });
+  const planes: Dataplane[] = [];
+  let servers: Awaited<ReturnType<typeof traffic.startServers>> = [];
+  try {
+    const connrate = await traffic.connrateBinary(join('build', 'bench'));
+    servers = await traffic.startServers(topo.pod('b'), PORTS, connrate);
+    planes.push(noneDataplane(), iptablesDataplane({ topo, targetPod: 'b', backend: 'nft' }));
+    const weir = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/${PREFIX}-bench` });
+    if (weir.plane) planes.splice(1, 0, weir.plane);
+    const samples = await measureDataplanes(cfg, topo, planes, connrate, log);
+    writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples }, null, 1));
+    const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
+    return { title: 'Side by side: weir, iptables, no filtering', markdown: report(cfg, topo, samples, modes, weir.note) };
+  } finally {
+    for (const s of servers) await s.stop();
+    for (const p of planes) await p.close().catch(() => undefined);
+    await topo.destroy();
+  }
+}

@@ -1,0 +1,43 @@
+/** Sizes of the side-by-side bench, from the environment. */
+
+export interface SideBySideConfig {
+  /** Rule counts to compare at. */
+  ruleCounts: number[];
+  /** Rounds per rule count; each round runs every mode once, in a rotated order. */
+  rounds: number;
+  /** Seconds per traffic measurement (whole seconds). */
+  seconds: number;
+  /** Rules per NetworkPolicy. */
+  rulesPerPolicy: number;
+  quick: boolean;
+}
+
+function intList(v: string | undefined, name: string): number[] | undefined {
+  if (v === undefined || v.trim() === '') return undefined;
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${name} must be a comma-separated list of positive integers (got "${v}")`);
+  return xs;
+}
+
+function int(v: string | undefined, name: string, min: number): number | undefined {
+  if (v === undefined || v.trim() === '') return undefined;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < min) throw new Error(`${name} must be an integer >= ${min} (got "${v}")`);
+  return x;
+}
+
+/**
+ * WEIR_BENCH_QUICK=1: one round of one second per measurement (a run of well under a minute).
+ * Otherwise three rounds of three seconds. WEIR_BENCH_RULES (e.g. "10,1000,10000"),
+ * WEIR_BENCH_ROUNDS and WEIR_BENCH_SECONDS override either.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideConfig {
+  const quick = env.WEIR_BENCH_QUICK === '1';
+  return {
+    quick,
+    ruleCounts: intList(env.WEIR_BENCH_RULES, 'WEIR_BENCH_RULES') ?? [10, 1000, 10000],
+    rounds: int(env.WEIR_BENCH_ROUNDS, 'WEIR_BENCH_ROUNDS', 1) ?? (quick ? 1 : 3),
+    seconds: int(env.WEIR_BENCH_SECONDS, 'WEIR_BENCH_SECONDS', 1) ?? (quick ? 1 : 3),
+    rulesPerPolicy: 10,
+  };
+}

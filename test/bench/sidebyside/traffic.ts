@@ -1,0 +1,118 @@
+/**
+ * The three kinds of traffic the bench sends from the client pod to the target pod:
+ * request/response latency (sockperf ping-pong over TCP), one-stream TCP throughput (iperf3) and
+ * sequential new connections per second (connrate, built from connrate.c by the bench).
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, runIn, startServer, type Server } from './exec.js';
+import type { Pod } from './topology.js';
+
+export interface Ports {
+  latency: number;
+  throughput: number;
+  connections: number;
+}
+
+export interface LatencyResult {
+  /** One-way latency (half the round trip), microseconds. */
+  p50: number;
+  p99: number;
+  samples: number;
+}
+
+export interface ThroughputResult {
+  gbps: number;
+}
+
+export interface ConnectionsResult {
+  perSecond: number;
+  failures: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The connection-rate tool: compiled on first use, and again when its source is newer. */
+export async function connrateBinary(buildDir: string): Promise<string> {
+  // dist/test/bench/sidebyside -> the source sits in test/bench/sidebyside.
+  const candidates = [join(here, 'connrate.c'), join(here, '..', '..', '..', '..', 'test', 'bench', 'sidebyside', 'connrate.c')];
+  const src = candidates.find((p) => existsSync(p));
+  if (!src) throw new Error(`connrate.c not found next to ${here}: run the bench from the repository (make bench)`);
+  const bin = join(buildDir, 'connrate');
+  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(buildDir, { recursive: true });
+    await run('cc', ['-O2', '-Wall', '-Werror', '-o', bin, src], { timeoutMs: 60_000 }).catch((err: unknown) => {
+      throw new Error(`could not build the connection-rate tool (install gcc: make deps): ${String(err)}`);
+    });
+  }
+  return bin;
+}
+
+/** Servers for all three kinds of traffic in the target pod. */
+export async function startServers(target: Pod, ports: Ports, connrate: string): Promise<Server[]> {
+  const servers: Server[] = [];
+  try {
+    servers.push(
+      await startServer(target.netns, 'sockperf', ['server', '--tcp', '-i', target.ip, '-p', String(ports.latency)], {
+        settleMs: 500,
+      }),
+    );
+    servers.push(await startServer(target.netns, 'iperf3', ['-s', '-B', target.ip, '-p', String(ports.throughput)], { settleMs: 300 }));
+    servers.push(await startServer(target.netns, connrate, ['server', target.ip, String(ports.connections)], { pattern: /listening/ }));
+  } catch (err) {
+    for (const s of servers) await s.stop();
+    throw err;
+  }
+  return servers;
+}
+
+function percentile(out: string, p: string): number {
+  const m = new RegExp(`percentile ${p.replace('.', '\\.')}\\s*=\\s*([0-9.]+)`).exec(out);
+  if (!m?.[1]) throw new Error(`sockperf printed no ${p} percentile:\n${out.slice(-2000)}`);
+  return Number(m[1]);
+}
+
+/** sockperf ping-pong over TCP for `seconds` (whole seconds: sockperf ignores fractions). */
+export async function measureLatency(client: Pod, target: Pod, port: number, seconds: number): Promise<LatencyResult> {
+  const t = Math.max(1, Math.round(seconds));
+  const { stdout, stderr } = await runIn(client.netns, 'sockperf', ['ping-pong', '--tcp', '-i', target.ip, '-p', String(port), '-t', String(t)], {
+    timeoutMs: (t + 20) * 1000,
+  });
+  const out = stdout + stderr;
+  const obs = /Total (\d+) observations/.exec(out);
+  return { p50: percentile(out, '50.000'), p99: percentile(out, '99.000'), samples: Number(obs?.[1] ?? 0) };
+}
+
+interface Iperf3Json {
+  end?: { sum_received?: { bits_per_second?: number } };
+  error?: string;
+}
+
+/** One TCP stream for `seconds` (whole seconds: iperf3 treats 0 as "forever"). */
+export async function measureThroughput(client: Pod, target: Pod, port: number, seconds: number): Promise<ThroughputResult> {
+  const t = Math.max(1, Math.round(seconds));
+  const { stdout } = await runIn(client.netns, 'iperf3', ['-c', target.ip, '-p', String(port), '-t', String(t), '-J'], {
+    timeoutMs: (t + 20) * 1000,
+  });
+  const r = JSON.parse(stdout) as Iperf3Json;
+  const bps = r.end?.sum_received?.bits_per_second;
+  if (r.error || bps === undefined) throw new Error(`iperf3 failed: ${r.error ?? 'no receiver summary'}`);
+  return { gbps: bps / 1e9 };
+}
+
+/** Sequential connect/close from client to target for `seconds`. */
+export async function measureConnections(client: Pod, target: Pod, port: number, seconds: number, connrate: string): Promise<ConnectionsResult> {
+  const { stdout } = await runIn(client.netns, connrate, ['client', target.ip, String(port), String(seconds)], {
+    timeoutMs: (seconds + 20) * 1000,
+  });
+  const r = JSON.parse(stdout) as { perSecond: number; failures: number };
+  return { perSecond: r.perSecond, failures: r.failures };
+}
+
+/** True when a TCP connection from `client` to `target:port` completes within `timeoutS`. */
+export async function canConnect(client: Pod, target: Pod, port: number, connrate: string, timeoutS = 1): Promise<boolean> {
+  // A refused or dropped SYN shows up as failures and no connection in a short window.
+  const r = await measureConnections(client, target, port, timeoutS, connrate);
+  return r.perSecond > 0 && r.failures === 0;
+}

@@ -1,0 +1,87 @@
+/**
+ * weir as a dataplane of the side-by-side bench: the real datapath object (pinned under the
+ * bench's own root), its programs attached to the node namespace's pod veths, and the
+ * Reconciler writing the rule set into its maps. Programming time is the Reconciler's map
+ * writes for the whole desired state; a changed rule is one DesiredDiff.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Datapath, defaultObjectPath } from '../../../agent/datapath/datapath.js';
+import { Reconciler, type ReconcileStats } from '../../../agent/datapath/reconciler.js';
+import { withLibbpfLog } from '../../../maps/libbpf.js';
+import type { Dataplane } from './dataplane.js';
+import { changeOneRule, type RuleSet } from './rules.js';
+import type { Topology } from './topology.js';
+import { desiredState, endpointKey, ruleChangeDiff } from './weir-state.js';
+
+export interface WeirOptions {
+  topo: Topology;
+  targetPod: string;
+  /** bpffs directory for the bench's own maps and programs (removed at close). */
+  pinRoot: string;
+}
+
+function check(stats: ReconcileStats, what: string): void {
+  if (stats.errors.length > 0) throw new Error(`weir ${what}: ${stats.errors.join('; ')}`);
+  if (stats.pending.length > 0) throw new Error(`weir ${what}: endpoints without an interface: ${stats.pending.join(', ')}`);
+}
+
+/** Returns weir's dataplane, or a note saying why it is not part of this run. */
+export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Dataplane; note: string }> {
+  const objectPath = defaultObjectPath();
+  if (!existsSync(objectPath)) {
+    return { note: `_weir is not measured in this run: ${objectPath} is missing (run make build)._` };
+  }
+  const { topo } = opts;
+  const target = topo.pod(opts.targetPod);
+  const netns = `/var/run/netns/${topo.node}`;
+  rmSync(opts.pinRoot, { recursive: true, force: true });
+  const dp = Datapath.open({ pinRoot: opts.pinRoot, objectPath });
+  const ifindex = new Map(topo.pods.map((p) => [endpointKey(p), p.hostIfindex]));
+  const reconciler = new Reconciler(dp.reconcilerMaps(), (key) => ifindex.get(key));
+  reconciler.setNodeAddresses(topo.pods.map((p) => p.gateway));
+  let current: RuleSet | undefined;
+  const empty = { endpoints: new Map(), ipcache: new Map() };
+  const plane: Dataplane = {
+    mode: 'weir',
+    async enable(set) {
+      // libbpf logs that clsact already exists on re-attach: expected, kept out of the bench output.
+      withLibbpfLog(() => topo.pods.forEach((p) => dp.attach({ ifindex: p.hostIfindex, netns })));
+      const state = desiredState(set, topo.pods, target);
+      const t0 = performance.now();
+      const stats = reconciler.applyFull(state);
+      const ms = performance.now() - t0;
+      check(stats, 'programming');
+      current = set;
+      return ms;
+    },
+    async changeOne() {
+      if (!current) throw new Error('changeOne() before enable()');
+      const { set, changed } = changeOneRule(current);
+      const diff = ruleChangeDiff(current, set, changed, target);
+      const t0 = performance.now();
+      const stats = reconciler.applyDiff(diff);
+      const ms = performance.now() - t0;
+      check(stats, 'rule change');
+      current = set;
+      return ms;
+    },
+    async disable() {
+      withLibbpfLog(() => topo.pods.forEach((p) => dp.detach({ ifindex: p.hostIfindex, netns })));
+      check(reconciler.applyFull(empty), 'clearing');
+      current = undefined;
+    },
+    async close() {
+      for (const p of topo.pods) {
+        try {
+          withLibbpfLog(() => dp.detach({ ifindex: p.hostIfindex, netns }));
+        } catch {
+          // the interface is already gone with its namespace
+        }
+      }
+      dp.close();
+      rmSync(opts.pinRoot, { recursive: true, force: true });
+    },
+  };
+  return { plane, note: "" };
+}

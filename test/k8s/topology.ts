@@ -1,0 +1,167 @@
+/**
+ * A small "cluster" on one machine for the Kubernetes end-to-end tests (needs root):
+ * - a bridge in the host namespace (10.240.100.1/24) where the test API server listens;
+ * - each node is a network namespace attached to that bridge (10.240.100.1N), forwarding on,
+ *   with routes to the other nodes' pod CIDRs (10.240.N.0/24) through their bridge address;
+ * - each pod is a network namespace behind a routed veth in its node's namespace (ptp style:
+ *   pod address /32, host route per pod, default route to a link-local gateway on the node side).
+ * Every name starts with `wk8`; everything is removed by `destroy()`, also after a crash of an
+ * earlier run (`create()` cleans first).
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const execFileAsync = promisify(execFile);
+const TOOLS = join(dirname(fileURLToPath(import.meta.url)), 'tools');
+export const API_HOST = '10.240.100.1';
+const BRIDGE = 'wk8api';
+/** The pods' gateway: the same link-local address on every host-side veth (as the ptp CNI does). */
+const GATEWAY = '169.254.1.1';
+
+export function sh(cmd: string): string {
+  return execFileSync('sh', ['-c', cmd], { stdio: 'pipe' }).toString();
+}
+function quiet(cmd: string): void {
+  try {
+    sh(cmd);
+  } catch {
+    /* not there */
+  }
+}
+
+export interface TestNode {
+  name: string;
+  index: number;
+  netns: string;
+  address: string;
+  podCIDR: string;
+}
+
+export interface TestPod {
+  namespace: string;
+  name: string;
+  node: TestNode;
+  netns: string;
+  ip: string;
+  hostVeth: string;
+}
+
+export class Topology {
+  readonly nodes: TestNode[] = [];
+  readonly pods: TestPod[] = [];
+  private readonly procs: ChildProcess[] = [];
+
+  /** Removes whatever an earlier run of this prefix left behind. */
+  static cleanStale(): void {
+    const netns = existsSync('/var/run/netns') ? readdirSync('/var/run/netns') : [];
+    for (const n of netns.filter((x) => x.startsWith('wk8-n'))) quiet(`ip netns del ${n}`);
+    for (const l of sh('ip -o link show').split('\n')) {
+      const m = /^\d+: (wk8[a-z0-9]*)[@:]/.exec(l);
+      if (m && m[1] !== undefined && (m[1].startsWith('wk8h') || m[1] === BRIDGE)) quiet(`ip link del ${m[1]}`);
+    }
+  }
+
+  create(): void {
+    Topology.cleanStale();
+    sh(`ip link add ${BRIDGE} type bridge && ip addr add ${API_HOST}/24 dev ${BRIDGE} && ip link set ${BRIDGE} up`);
+  }
+
+  addNode(index: number): TestNode {
+    const node: TestNode = {
+      name: `node-${index}`,
+      index,
+      netns: `wk8-n${index}`,
+      address: `10.240.100.${10 + index}`,
+      podCIDR: `10.240.${index}.0/24`,
+    };
+    const hv = `wk8h${index}`;
+    sh(`ip netns add ${node.netns}`);
+    sh(`ip link add ${hv} type veth peer name eth0 netns ${node.netns}`);
+    sh(`ip link set ${hv} master ${BRIDGE} && ip link set ${hv} up`);
+    const n = `ip -n ${node.netns}`;
+    sh(`${n} link set lo up && ${n} addr add ${node.address}/24 dev eth0 && ${n} link set eth0 up`);
+    sh(`ip netns exec ${node.netns} sysctl -qw net.ipv4.ip_forward=1`);
+    for (const other of this.nodes) {
+      sh(`${n} route add ${other.podCIDR} via ${other.address}`);
+      sh(`ip -n ${other.netns} route add ${node.podCIDR} via ${node.address}`);
+    }
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** A pod behind a routed veth on `node`, running a TCP server on `ports`. */
+  addPod(node: TestNode, namespace: string, name: string, hostIndex: number, ports: number[] = [80]): TestPod {
+    const pod: TestPod = {
+      namespace,
+      name,
+      node,
+      netns: `wk8-n${node.index}-${name}`.slice(0, 30),
+      ip: `10.240.${node.index}.${hostIndex}`,
+      hostVeth: `wk8n${node.index}${name}`.slice(0, 15),
+    };
+    const n = `ip -n ${node.netns}`;
+    sh(`ip netns add ${pod.netns}`);
+    sh(`${n} link add ${pod.hostVeth} type veth peer name eth0 netns ${pod.netns}`);
+    sh(`${n} link set ${pod.hostVeth} up`);
+    sh(`${n} addr add ${GATEWAY}/32 dev ${pod.hostVeth}`);
+    sh(`${n} route add ${pod.ip}/32 dev ${pod.hostVeth} scope link`);
+    const p = `ip -n ${pod.netns}`;
+    sh(`${p} link set lo up && ${p} addr add ${pod.ip}/32 dev eth0 && ${p} link set eth0 up`);
+    sh(`${p} route add ${GATEWAY} dev eth0 scope link && ${p} route add default via ${GATEWAY} dev eth0`);
+    this.pods.push(pod);
+    if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
+    return pod;
+  }
+
+  /** Starts a process in a network namespace (nsenter keeps bpffs visible, unlike `ip netns exec`). */
+  spawnIn(netns: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+    const child = spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    this.procs.push(child);
+    return child;
+  }
+
+  /**
+   * TCP probes from `from` to each target, concurrently: true = connected and greeted.
+   * Asynchronous on purpose: the test API server lives in this process and must keep serving.
+   */
+  async probe(from: TestPod, targets: Array<{ pod: TestPod; port: number }>, timeoutMs = 250): Promise<boolean[]> {
+    const { stdout } = await execFileAsync('nsenter', [
+      `--net=/var/run/netns/${from.netns}`,
+      process.execPath,
+      join(TOOLS, 'pod-probe.mjs'),
+      String(timeoutMs),
+      ...targets.map((t) => `${t.pod.ip}:${t.port}`),
+    ]);
+    return stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.endsWith(' ok'));
+  }
+
+  /** A long-lived connection from `from` to `to`:`port` echoing a line every `intervalMs`. */
+  stream(from: TestPod, to: TestPod, port: number, intervalMs: number): ChildProcess {
+    return this.spawnIn(from.netns, [process.execPath, join(TOOLS, 'pod-stream.mjs'), to.ip, String(port), String(intervalMs)]);
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.procs) {
+      if (p.exitCode === null && p.signalCode === null && p.pid !== undefined) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    for (const pod of this.pods) quiet(`ip netns del ${pod.netns}`);
+    for (const node of this.nodes) {
+      quiet(`ip netns del ${node.netns}`);
+      quiet(`ip link del wk8h${node.index}`);
+    }
+    quiet(`ip link del ${BRIDGE}`);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The Reconciler against real pinned maps: minimal writes, adoption after an
+ * agent restart (same pins, new process state), stale entries removed, a full
+ * map reported without widening anything, and established connections kept
+ * across a restart. Needs root (CI runs it as root).
+ */
+import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
+import { Datapath } from '../../agent/datapath/datapath.js';
+import { Reconciler } from '../../agent/datapath/reconciler.js';
+import { ipv4, tcp, TCP_SYN, TCP_ACK } from './packets.js';
+import { Limits, MapName, Protocol, type MapKey } from '../../maps/abi.js';
+import { testRun } from '../../maps/test-run.js';
+import { decodeEndpoint } from '../../maps/codecs/endpoint.js';
+
+const A = 'rc/a';
+const B = 'rc/b';
+const IPA = '10.210.5.1';
+const IPB = '10.210.5.2';
+const e80 = entry({ direction: 'ingress', remoteIdentity: 6002, protocol: 'TCP', port: 80, endPort: 80 });
+const e81 = entry({ direction: 'ingress', remoteIdentity: 6002, protocol: 'TCP', port: 81, endPort: 90 });
+const ipc: Array<[string, number]> = [[`${IPA}/32`, 6001], [`${IPB}/32`, 6002], ['10.210.128.0/17', 6100]];
+const full = () => state([endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80, e81] }), endpoint(B, [IPB], 6002)], ipc);
+
+let fx: KernelFixture;
+beforeAll(() => {
+  fx = KernelFixture.create('r', [A, B]);
+});
+afterAll(() => fx?.close());
+
+const syn = (sport: number, dport: number) => ipv4(IPB, IPA, Protocol.TCP, tcp(sport, dport, TCP_SYN));
+const ack = (sport: number, dport: number) => ipv4(IPB, IPA, Protocol.TCP, tcp(sport, dport, TCP_ACK));
+const count = (key: MapKey) => [...fx.dp.map(key).keys()].length;
+
+describe('reconciler', () => {
+  it('writes the desired state, then nothing when applied again', () => {
+    const first = fx.rec.applyFull(full());
+    expect(first.errors).toEqual([]);
+    // 2 endpoints + 1 exact entry + range blocks for 81-90 (81, 82-83, 84-87, 88-89, 90) + 2 exact + 1 prefix ipcache
+    expect(first.writes).toBe(2 + 1 + 5 + 3);
+    expect(fx.rec.applyFull(full()).writes).toBe(0);
+    expect(fx.run('toPod', A, syn(1000, 85))).toBe(TC_ACT_OK);
+  });
+
+  it('a restarted agent adopts the pinned maps: same endpoint ids, established connections keep flowing, no writes', () => {
+    expect(fx.run('toPod', A, syn(2000, 80))).toBe(TC_ACT_OK);
+    const idBefore = fx.rec.endpointId(A);
+    const dp2 = Datapath.open({ pinRoot: fx.pinRoot });
+    try {
+      expect([...dp2.adoptedMaps].sort()).toEqual(Object.values(MapName).sort());
+      const rec2 = new Reconciler(dp2.reconcilerMaps(), (k) => fx.ifindex.get(k));
+      expect(rec2.applyFull(full()).writes).toBe(0);
+      expect(rec2.endpointId(A)).toBe(idBefore);
+      // the new program instance sees the old conntrack entry
+      expect(testRun(dp2.program('toPod'), ack(2000, 80), { ifindex: fx.ifindex.get(A) }).retval).toBe(TC_ACT_OK);
+    } finally {
+      dp2.close();
+    }
+  });
+
+  it('resync removes what is no longer desired (entries, prefixes, endpoints) and denies again', () => {
+    const rec2 = new Reconciler(fx.dp.reconcilerMaps(), (k) => fx.ifindex.get(k));
+    const st = rec2.applyFull(state([endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80] })], ipc.slice(0, 2)));
+    expect(st.errors).toEqual([]);
+    expect(count('policyRange')).toBe(0);
+    expect(count('ipcacheLpm')).toBe(0);
+    expect(count('policy')).toBe(1);
+    expect(count('endpoints')).toBe(1);
+    expect(fx.run('toPod', A, syn(3000, 85))).toBe(TC_ACT_SHOT);
+    expect(fx.run('toPod', A, syn(3001, 80))).toBe(TC_ACT_OK);
+  });
+
+  it('a full endpoints map is reported, and what was there stays as it was', () => {
+    const many = [endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80] })];
+    const ifx = new Map<string, number>([[A, fx.ifindex.get(A) ?? 0]]);
+    for (let i = 0; i < Limits.ENDPOINTS_MAX; i++) {
+      many.push(endpoint(`rc/x${i}`, [], 7000 + i));
+      ifx.set(`rc/x${i}`, 1_000_000 + i); // interfaces need not exist for map writes
+    }
+    const rec = new Reconciler(fx.dp.reconcilerMaps(), (k) => ifx.get(k) ?? fx.ifindex.get(k));
+    const st = rec.applyFull(state(many, ipc.slice(0, 2)));
+    expect(st.errors).toHaveLength(1);
+    expect(st.errors[0]).toMatch(/weir_endpoints is full \(4096 entries\)/);
+    const aValue = fx.dp.map('endpoints').lookup(Buffer.from(new Uint32Array([fx.ifindex.get(A) ?? 0]).buffer));
+    expect(aValue && decodeEndpoint(aValue).identity).toBe(6001);
+    expect(fx.run('toPod', A, syn(4000, 85))).toBe(TC_ACT_SHOT);
+    // back to a sane state for later tests
+    expect(rec.applyFull(full()).errors).toEqual([]);
+    expect(count('endpoints')).toBe(2);
+  });
+});

@@ -1,0 +1,57 @@
+/** `weir policy explain` as a user runs it: the built CLI on manifests in test/fixtures/xyz. */
+import { spawnSync } from 'node:child_process';
+import { runExplain } from '../../../agent/cli/commands/policy.js';
+
+function run(args: Partial<Parameters<typeof runExplain>[0]>): { code: number; out: string; err: string } {
+  let out = '';
+  let err = '';
+  const code = runExplain({ port: 80, protocol: 'TCP', filename: ['test/fixtures/xyz'], output: 'text', ...args }, (s) => (out += s), (s) => (err += s));
+  return { code, out, err };
+}
+
+describe('weir policy explain', () => {
+  it('explains an allowed connection: which policy selects the pod and which rule allowed it', () => {
+    const r = run({ from: 'y/a', to: 'x/b' });
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('y/a -> x/b TCP/80: ALLOWED');
+    expect(r.out).toContain('allowed by x/allow-ns-y-pod-a ingress[0]: y/a matches namespaceSelector ns=y and podSelector pod=a; TCP port "serve-80-tcp" is 80 on x/b');
+  });
+  it('explains a denial: isolated by which policy, and the closest rule and why it missed', () => {
+    const r = run({ from: 'y/b', to: 'x/b' });
+    expect(r.code).toBe(2);
+    expect(r.out).toContain('y/b -> x/b TCP/80: DENIED');
+    expect(r.out).toContain('x/b is isolated for ingress by x/allow-ns-y-pod-a and none of its 1 ingress rule(s) matches');
+    expect(r.out).toContain('closest: x/allow-ns-y-pod-a ingress[0] missed: y/b has pod=b, wants pod=a (podSelector pod=a)');
+  });
+  it('-o json gives allowed and the reasons per direction', () => {
+    const j = JSON.parse(run({ from: 'z/c', to: 'y/a', output: 'json' }).out) as { allowed: boolean; egress: { allowed: boolean; isolated: boolean; policies: string[]; closest: { reasons: string[] }[] }; ingress: { isolated: boolean } };
+    expect(j.allowed).toBe(false);
+    expect(j.egress).toMatchObject({ allowed: false, isolated: true, policies: ['z/egress-to-x'] });
+    expect(j.egress.closest[0]!.reasons[0]).toBe('namespace y fails "ns in (x)" (ns=y) (namespaceSelector ns in (x))');
+    expect(j.ingress.isolated).toBe(false);
+  });
+  it('--matrix prints the upstream truth-table layout, and -o json the probe layout', () => {
+    const table = run({ matrix: true, port: 80 }).out.trimEnd().split('\n');
+    expect(table[0]).toBe('-\tx/a\tx/b\tx/c\ty/a\ty/b\ty/c\tz/a\tz/b\tz/c');
+    expect(table[4]).toBe('y/a\t.\t.\t.\t.\t.\t.\t.\t.\t.');
+    expect(table[5]).toBe('y/b\tX\tX\tX\t.\t.\t.\t.\t.\t.');
+    expect(table[9]).toBe('z/c\tX\tX\tX\tX\tX\tX\tX\tX\t.');
+    const j = JSON.parse(run({ matrix: true, port: 81, output: 'json' }).out) as { port: number; protocol: string; results: { from: string; to: string; connected: boolean }[] };
+    expect(j.port).toBe(81);
+    expect(j.protocol).toBe('TCP');
+    expect(j.results).toHaveLength(81);
+    expect(j.results.find((x) => x.from === 'y/a' && x.to === 'x/a')).toEqual({ from: 'y/a', to: 'x/a', connected: false });
+    expect(j.results.find((x) => x.from === 'x/a' && x.to === 'y/a')).toEqual({ from: 'x/a', to: 'y/a', connected: true });
+  });
+  it('names an unknown pod and lists the known ones', () => {
+    expect(() => run({ from: 'y/q', to: 'x/a' })).toThrow('no pod y/q in the manifests (pods: x/a, x/b, x/c, y/a, y/b, y/c, z/a, z/b, z/c); add its Pod manifest with -f');
+  });
+  it('runs from the weir binary with exit status 2 on a denial', () => {
+    const r = spawnSync('node', ['dist/agent/cli/main.js', 'policy', 'explain', '--from', 'y/b', '--to', 'x/a', '--port', '80', '-f', 'test/fixtures/xyz'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toContain('DENIED');
+    const bad = spawnSync('node', ['dist/agent/cli/main.js', 'policy', 'explain', '--from', 'y/b', '--to', 'x/a', '--port', '99999', '-f', 'test/fixtures/xyz'], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("option '--port <port>' argument '99999' is invalid. must be a port number 1-65535");
+  });
+});
