@@ -67,6 +67,7 @@ export async function startLabObservability(config: LabConfig, agent: Agent, eng
         },
         identitiesInUse: () => engine.stats.identities,
       },
+      agentEvents: agent.events,
       socketPath: labObserverSocket(config.runDir),
       metricsPort,
       metricsHost: '127.0.0.1',
