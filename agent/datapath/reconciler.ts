@@ -89,6 +89,19 @@ export class Reconciler {
     this.nodeAddresses = [...ips];
   }
 
+  /** Entries held in each map this reconciler writes (what it wrote or adopted), for map-pressure metrics. */
+  entryCounts(): Record<keyof ReconcilerMaps, number> {
+    let policy = 0;
+    let policyRange = 0;
+    for (const r of this.realized.values()) {
+      policy += r.policy.size;
+      policyRange += r.ranges.size;
+    }
+    let ipcache = 0;
+    for (const cidr of this.ipcacheRealized.keys()) if (isExactCidr(cidr)) ipcache++;
+    return { endpoints: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
+  }
+
   /** Endpoint id assigned to an endpoint key, if enforced. */
   endpointId(key: string): number | undefined {
     return this.idByKey.get(key);
