@@ -102,7 +102,7 @@ export class Reconciler {
     }
     let ipcache = 0;
     for (const cidr of this.ipcacheRealized.keys()) if (isExactCidr(cidr)) ipcache++;
-    return { endpoints: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
+    return { endpoints: this.realized.size, endpointRev: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
   }
 
   /** Endpoint id assigned to an endpoint key, if enforced. */
