@@ -72,6 +72,8 @@ export class Reconciler {
   private ipcacheRealized = new Map<string, number>(); // cidr -> identity
   /** Revisions are never reused on this node, so a stamp can only match its own endpoint's revision. */
   private nextRev = 1;
+  /** Desired ipcache by canonical CIDR, node addresses included; rebuilt lazily after a full apply. */
+  private ipcacheWanted: Map<string, number> | undefined;
   private lastStats: ReconcileStats = { writes: 0, pending: [], errors: [] };
 
   constructor(
@@ -86,6 +88,20 @@ export class Reconciler {
   /** The node's own addresses: they resolve to identity host (1). Applied on the next apply. */
   setNodeAddresses(ips: string[]): void {
     this.nodeAddresses = [...ips];
+    this.ipcacheWanted = undefined;
+  }
+
+  /** Entries held in each map this reconciler writes (what it wrote or adopted), for map-pressure metrics. */
+  entryCounts(): Record<keyof ReconcilerMaps, number> {
+    let policy = 0;
+    let policyRange = 0;
+    for (const r of this.realized.values()) {
+      policy += r.policy.size;
+      policyRange += r.ranges.size;
+    }
+    let ipcache = 0;
+    for (const cidr of this.ipcacheRealized.keys()) if (isExactCanonical(cidr)) ipcache++;
+    return { endpoints: this.realized.size, endpointRev: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
   }
 
   /** Endpoint id assigned to an endpoint key, if enforced. */
@@ -96,6 +112,7 @@ export class Reconciler {
   /** Start-up and resync: make the maps equal the desired state, whatever they held. */
   applyFull(state: DesiredState): ReconcileStats {
     this.desired = { endpoints: new Map(state.endpoints), ipcache: new Map(state.ipcache) };
+    this.ipcacheWanted = undefined;
     this.readRealized();
     const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
     this.syncIpcacheUpserts(stats);
@@ -129,8 +146,8 @@ export class Reconciler {
   /** Increment: touches only what the diff names. */
   applyDiff(diff: DesiredDiff): ReconcileStats {
     const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
-    for (const e of diff.ipcacheUpserted) this.desired.ipcache.set(e.cidr, e);
-    for (const c of diff.ipcacheRemoved) this.desired.ipcache.delete(c);
+    // Only the CIDRs the diff names are compared and written (not the whole ipcache).
+    const cidrs = this.updateWantedIpcache(diff);
     const touched = new Set<string>();
     for (const ep of diff.endpointsChanged) {
       this.desired.endpoints.set(ep.key, { ...ep, entries: [...ep.entries] });
@@ -149,7 +166,7 @@ export class Reconciler {
     };
     apply(diff.entriesRemoved, false);
     apply(diff.entriesAdded, true);
-    this.syncIpcacheUpserts(stats);
+    this.syncIpcacheUpserts(stats, cidrs);
     for (const key of touched) {
       const ep = this.desired.endpoints.get(key);
       if (ep) this.syncEndpoint(ep, stats);
@@ -162,7 +179,7 @@ export class Reconciler {
       if (r) this.removeRealized(id, r, stats);
       this.idByKey.delete(key);
     }
-    this.syncIpcacheRemovals(stats);
+    this.syncIpcacheRemovals(stats, cidrs);
     this.lastStats = stats;
     return stats;
   }
@@ -303,23 +320,51 @@ export class Reconciler {
   }
 
   private desiredIpcache(): Map<string, number> {
+    if (this.ipcacheWanted) return this.ipcacheWanted;
     const m = new Map<string, number>();
     for (const e of this.desired.ipcache.values()) m.set(canonical(e), e.identity);
     for (const ip of this.nodeAddresses) m.set(canonical({ cidr: ip, identity: 1 }), 1);
+    this.ipcacheWanted = m;
     return m;
   }
 
-  private syncIpcacheUpserts(stats: ReconcileStats): void {
+  /** Applies a diff's ipcache part to the desired state; returns the canonical CIDRs it touched. */
+  private updateWantedIpcache(diff: DesiredDiff): string[] {
+    const want = this.desiredIpcache();
+    const nodes = new Set(this.nodeAddresses.map((ip) => canonical({ cidr: ip, identity: 1 })));
+    const touched: string[] = [];
+    for (const e of diff.ipcacheUpserted) {
+      this.desired.ipcache.set(e.cidr, e);
+      const c = canonical(e);
+      if (!nodes.has(c)) want.set(c, e.identity); // the node's own addresses stay host
+      touched.push(c);
+    }
+    for (const cidr of diff.ipcacheRemoved) {
+      this.desired.ipcache.delete(cidr);
+      const c = canonical({ cidr, identity: 0 });
+      if (!nodes.has(c)) want.delete(c);
+      touched.push(c);
+    }
+    return touched;
+  }
+
+  /** Writes desired ipcache entries that differ from the maps: all of them, or only `only` (canonical CIDRs). */
+  private syncIpcacheUpserts(stats: ReconcileStats, only?: readonly string[]): void {
     const want = this.desiredIpcache();
     const exact: Array<[Buffer, Buffer]> = [];
+    const exactCidrs: Array<[string, number]> = [];
     let changedExisting = false;
-    for (const [cidr, identity] of want) {
+    const candidates: Iterable<[string, number | undefined]> = only ? only.map((c) => [c, want.get(c)] as [string, number | undefined]) : want;
+    for (const [cidr, identity] of candidates) {
+      if (identity === undefined) continue;
       const have = this.ipcacheRealized.get(cidr);
       if (have === identity) continue;
       if (have !== undefined) changedExisting = true;
       try {
-        if (isExactCanonical(cidr)) exact.push([encodeIpcacheKey(cidr.slice(0, cidr.indexOf('/'))), encodeIpcacheValue(identity)]);
-        else {
+        if (isExactCanonical(cidr)) {
+          exact.push([encodeIpcacheKey(cidr.slice(0, cidr.indexOf('/'))), encodeIpcacheValue(identity)]);
+          exactCidrs.push([cidr, identity]);
+        } else {
           this.maps.ipcacheLpm.update(encodeIpcacheLpmKey(cidr), encodeIpcacheValue(identity));
           this.ipcacheRealized.set(cidr, identity);
           stats.writes++;
@@ -329,8 +374,8 @@ export class Reconciler {
       }
     }
     try {
-      this.maps.ipcache.updateBatch(exact.map(([k, v]) => [k, v]));
-      for (const [cidr, identity] of want) if (isExactCanonical(cidr)) this.ipcacheRealized.set(cidr, identity);
+      this.maps.ipcache.updateBatch(exact);
+      for (const [cidr, identity] of exactCidrs) this.ipcacheRealized.set(cidr, identity);
       stats.writes += exact.length;
     } catch (err) {
       stats.errors.push(`ipcache: ${err instanceof Error ? err.message : String(err)}`);
@@ -338,11 +383,12 @@ export class Reconciler {
     if (changedExisting) this.bumpAll(stats);
   }
 
-  private syncIpcacheRemovals(stats: ReconcileStats): void {
+  /** Removes ipcache entries that are not desired: any of them, or only among `only` (canonical CIDRs). */
+  private syncIpcacheRemovals(stats: ReconcileStats, only?: readonly string[]): void {
     const want = this.desiredIpcache();
     let removed = false;
-    for (const cidr of [...this.ipcacheRealized.keys()]) {
-      if (want.has(cidr)) continue;
+    for (const cidr of only ?? [...this.ipcacheRealized.keys()]) {
+      if (want.has(cidr) || !this.ipcacheRealized.has(cidr)) continue;
       if (isExactCanonical(cidr)) this.maps.ipcache.delete(encodeIpcacheKey(cidr.slice(0, cidr.indexOf('/'))));
       else this.maps.ipcacheLpm.delete(encodeIpcacheLpmKey(cidr));
       this.ipcacheRealized.delete(cidr);
