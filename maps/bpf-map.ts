@@ -9,6 +9,7 @@ const ENOSPC = 28;
 const EINVAL = 22;
 const ENOTSUPP = 524;
 const EOPNOTSUPP = 95;
+const ENOMEM = 12;
 
 /** enum bpf_map_type values the layer needs to recognise. */
 export const MapType = {
@@ -83,7 +84,7 @@ export class BpfMap {
 
   private fail(ret: number, op: string): never {
     const e = -ret;
-    if (e === E2BIG || e === ENOSPC || (e === ENOMEM_ && this.info.type !== MapType.LRU_HASH)) {
+    if (e === E2BIG || e === ENOSPC || (e === ENOMEM && this.info.type !== MapType.LRU_HASH)) {
       throw new MapFullError(this.name, this.info.maxEntries);
     }
     throw new LibbpfError(`map ${this.name}: ${op} failed: ${strerror(e)} (errno ${e})`, e);
@@ -163,7 +164,7 @@ export class BpfMap {
       const values = Buffer.alloc(vs * size);
       const count = [size];
       const r = fn.lookup_batch(this.fd, first ? null : token[0], token[1], keys, values, count, { sz: 24, elem_flags: 0, flags: 0 }) as number;
-      if (r < 0 && -r === ENOSPC_ && count[0] === 0) {
+      if (r < 0 && -r === ENOSPC && count[0] === 0) {
         size *= 2; // one hash bucket holds more than `size` entries
         continue;
       }
@@ -210,8 +211,6 @@ export class BpfMap {
   }
 }
 
-const ENOMEM_ = 12;
-const ENOSPC_ = 28;
 
 /** Opens a pinned map. */
 export function openPinnedMap(path: string): BpfMap {

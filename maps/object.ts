@@ -5,7 +5,6 @@
  */
 import { mkdirSync, existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import koffi from 'koffi';
 import { fn, errno, strerror, withLibbpfLog, LibbpfError } from './libbpf.js';
 import { BpfMap } from './bpf-map.js';
 
@@ -63,7 +62,7 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
       const name = fn.map_name(m) as string;
       if (name.includes('.')) continue;
       const fd = fn.map_fd(m) as number;
-      // dup-free: keep our own fd by reopening through the object's; the object stays open
+      // fds stay owned by the object (closed by close())
       maps.set(name, new BpfMap(fd, name));
     }
     const programs = new Map<string, number>();
@@ -106,4 +105,3 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
   }
 }
 
-export { koffi };

@@ -9,6 +9,8 @@ export type TcPoint = 'ingress' | 'egress';
 const ATTACH_POINT = { ingress: 1, egress: 2 } as const;
 const EEXIST = 17;
 const ENOENT = 2;
+const ENODEV = 19;
+const EINVAL = 22;
 const CLONE_NEWNET = 0x40000000;
 const BPF_TC_F_REPLACE = 1;
 
@@ -71,7 +73,7 @@ export function tcDetach(target: TcTarget, point: TcPoint): boolean {
   return inNetns(target.netns, () => {
     const opts = { sz: 32, prog_fd: 0, flags: 0, prog_id: 0, handle: WEIR_TC_HANDLE, priority: WEIR_TC_PRIORITY };
     const r = fn.tc_detach(hook(target.ifindex, point), opts) as number;
-    if (r === -ENOENT || r === -19 /* ENODEV: interface gone */ || r === -22) return false;
+    if (r === -ENOENT || r === -ENODEV /* interface gone */ || r === -EINVAL /* no clsact there */) return false;
     if (r < 0) throw new LibbpfError(`detaching from ${point} of ifindex ${target.ifindex}: ${strerror(-r)}`, -r);
     return true;
   });
