@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import type { BenchSection } from './run.js';
 import { Datapath, defaultObjectPath } from '../../agent/datapath/datapath.js';
-import { loadObject } from '../../maps/object.js';
+import { loadObject, type LoadedObject } from '../../maps/object.js';
 import { Reconciler } from '../../agent/datapath/reconciler.js';
 import type { DesiredState, EndpointState, PolicyEntry } from '../../agent/desired.js';
 import { testRun } from '../../maps/test-run.js';
@@ -17,7 +17,7 @@ import { Protocol } from '../../maps/abi.js';
 const LINK = 'wdpbench0';
 const PIN_ROOT = `/sys/fs/bpf/wdp-bench-${process.pid}`;
 const REPEAT = 20_000;
-const ROUNDS = 9;
+const ROUNDS = 15;
 const POD = '10.210.4.1';
 const PEER = '10.210.4.2';
 const POD_ID = 5000;
@@ -45,14 +45,50 @@ function desired(n: number): DesiredState {
   return { endpoints: new Map([[ep.key, ep]]), ipcache };
 }
 
+/** One loaded datapath (its own pin root) holding the desired state for `n` entries. */
+interface Rig {
+  n: number;
+  dp: Datapath;
+  verdictOnly: LoadedObject;
+  reconcileMs: number;
+  drained: () => number;
+  close: () => void;
+}
+
+function openRig(n: number, ifindex: number): Rig {
+  const pinRoot = `${PIN_ROOT}-${n}`;
+  const closers: Array<() => void> = [() => rmSync(pinRoot, { recursive: true, force: true })];
+  const close = () => {
+    for (const c of closers.reverse()) c();
+  };
+  try {
+    const dp = Datapath.open({ pinRoot });
+    closers.push(() => dp.close());
+    let drained = 0;
+    const reader = dp.onFlowEvents((e) => (drained += e.length), { pollIntervalMs: 2 });
+    closers.push(() => reader.close());
+    const rec = new Reconciler(dp.reconcilerMaps(), () => ifindex);
+    const t0 = process.hrtime.bigint();
+    const st = rec.applyFull(desired(n));
+    const reconcileMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (st.errors.length) throw new Error(st.errors.join('; '));
+    // the same programs without conntrack inserts, sharing the maps (adopted from the pins)
+    const verdictOnly = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_verdict.o'), { pinRoot, pinPrograms: false });
+    closers.push(() => verdictOnly.close());
+    return { n, dp, verdictOnly, reconcileMs, drained: () => drained, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
+
 interface Figures {
   established: number;
   newVerdict: number;
+  newDenied: number;
   establishedSingle: number;
   newAllowedSingle: number;
   newAllowed: number;
-  newDenied: number;
-  reconcileMs: number;
 }
 
 export async function run(): Promise<BenchSection> {
@@ -63,101 +99,88 @@ export async function run(): Promise<BenchSection> {
   }
   execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
   const ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8').trim());
-  let dp: Datapath;
-  try {
-    dp = Datapath.open({ pinRoot: PIN_ROOT });
-  } catch (err) {
-    rmSync(PIN_ROOT, { recursive: true, force: true });
-    execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
-    throw err;
-  }
-  const closers: Array<() => void> = [];
-  let drained = 0;
-  const reader = dp.onFlowEvents((e) => (drained += e.length));
+  const rigs: Rig[] = [];
   const tick = () => new Promise((r) => setTimeout(r, 5));
-  /** Waits until the reader has emptied the ring, so every measured event finds room in it. */
+  /** Waits until the readers have emptied the rings, so every measured event finds room. */
   const drainAll = async () => {
     let last = -1;
-    while (last !== drained) {
-      last = drained;
+    const total = () => rigs.reduce((s, r) => s + r.drained(), 0);
+    while (last !== total()) {
+      last = total();
       await tick();
       await tick();
     }
   };
   try {
-    const rec = new Reconciler(dp.reconcilerMaps(), () => ifindex);
-    // the same programs without conntrack inserts, sharing the maps (adopted from the pins)
-    const verdictOnly = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_verdict.o'), { pinRoot: PIN_ROOT, pinPrograms: false });
-    closers.push(() => verdictOnly.close());
-    const toPod = dp.program('toPod');
-    const noop = dp.programs.get('noop');
+    rigs.push(openRig(10, ifindex), openRig(100_000, ifindex));
+    const [small, large] = rigs as [Rig, Rig];
+    const noop = small.dp.programs.get('noop');
     if (noop === undefined) throw new Error('program noop missing from the object');
     const syn = (sport: number) => ipv4(PEER, POD, Protocol.TCP, tcp(sport, 80, TCP_SYN));
     const ack = ipv4(PEER, POD, Protocol.TCP, tcp(40000, 80, TCP_ACK));
     const denied = ipv4(PEER, POD, Protocol.TCP, tcp(40000, 22, TCP_SYN));
+    for (const r of rigs) testRun(r.dp.program('toPod'), syn(40000), { ifindex }); // opens the connection `ack` belongs to
 
-    const repeated = async (fd: number, pkt: Buffer): Promise<number> => {
-      const xs: number[] = [];
+    /** Median ns of each program, the programs measured alternately round by round (side by side). */
+    const repeated = async (runs: Array<[number, Buffer]>): Promise<number[]> => {
+      const xs: number[][] = runs.map(() => []);
       for (let i = 0; i < ROUNDS; i++) {
-        xs.push(testRun(fd, pkt, { ifindex, repeat: REPEAT }).durationNs);
+        runs.forEach(([fd, pkt], j) => xs[j].push(testRun(fd, pkt, { ifindex, repeat: REPEAT }).durationNs));
         await drainAll();
       }
-      return median(xs);
+      return xs.map(median);
     };
     // one run per packet (cold caches, timer cost): calibrated on the established path, see the note below
     const singles = (fd: number, pkts: Buffer[]): number => median(pkts.map((p) => testRun(fd, p, { ifindex }).durationNs));
 
-    const empty = await repeated(noop, ack);
-
+    const [empty] = await repeated([[noop, ack]]);
+    const est = await repeated(rigs.map((r) => [r.dp.program('toPod'), ack]));
+    const den = await repeated(rigs.map((r) => [r.dp.program('toPod'), denied]));
+    const ver = await repeated(rigs.map((r) => [r.verdictOnly.program('to_pod'), syn(40001)]));
     let sport = 1024;
-    const measure = async (n: number): Promise<Figures> => {
-      const t0 = process.hrtime.bigint();
-      const st = rec.applyFull(desired(n));
-      const reconcileMs = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (st.errors.length) throw new Error(st.errors.join('; '));
-      testRun(toPod, syn(40000), { ifindex }); // opens the connection `ack` belongs to
-      const established = await repeated(toPod, ack);
-      const newDenied = await repeated(toPod, denied);
-      const establishedSingle = singles(toPod, Array.from({ length: 2001 }, () => ack));
-      const pkts = Array.from({ length: 2001 }, () => syn(sport++));
-      const newAllowedSingle = singles(toPod, pkts);
-      const newAllowed = Math.max(0, newAllowedSingle - establishedSingle + established);
-      const newVerdict = await repeated(verdictOnly.program('to_pod'), syn(40001));
-      await tick();
-      return { established, newVerdict, establishedSingle, newAllowedSingle, newAllowed, newDenied, reconcileMs };
-    };
-    const small = await measure(10);
-    const large = await measure(100_000);
-    const lost = dp.lostEvents();
+    const figures: Figures[] = rigs.map((r, j) => {
+      const establishedSingle = singles(r.dp.program('toPod'), Array.from({ length: 2001 }, () => ack));
+      const newAllowedSingle = singles(r.dp.program('toPod'), Array.from({ length: 2001 }, () => syn(sport++)));
+      return {
+        established: est[j],
+        newDenied: den[j],
+        newVerdict: ver[j],
+        establishedSingle,
+        newAllowedSingle,
+        newAllowed: Math.max(0, newAllowedSingle - establishedSingle + est[j]),
+      };
+    });
+    await drainAll();
+    const [fs, fl] = figures as [Figures, Figures];
+    const lost = rigs.reduce((s, r) => s + r.dp.lostEvents(), 0n);
     if (lost > 0n) throw new Error(`${lost} flow events found the ring buffer full: the figures would include the cheaper lost-event path`);
+    const drained = rigs.reduce((s, r) => s + r.drained(), 0);
     const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
-    const row = (name: string, s: number, l: number, goal: string) => `| ${name} | ${s} | ${l} | ${ratio(l, s)} | ${goal} |`;
+    const row = (name: string, a: number, b: number, goal: string) => `| ${name} | ${a} | ${b} | ${ratio(b, a)} | ${goal} |`;
     const markdown = [
       `BPF_PROG_TEST_RUN on the \`to_pod\` program (tc, IPv4/TCP, ${REPEAT.toLocaleString()} repetitions x ${ROUNDS} rounds, median).`,
+      `Two datapaths side by side (own pin roots, measured alternately each round): one holding 10 entries, one 100,000.`,
       `"Entries" = policy entries of the endpoint and ipcache addresses, each for its own identity.`,
       '',
       '| path | ns/packet, 10 entries | ns/packet, 100,000 entries | 100k / 10 | goal |',
       '|---|---|---|---|---|',
       `| empty tc program (baseline) | ${empty} | ${empty} | 1.00 | |`,
-      row('established connection (conntrack hit, counters)', small.established, large.established, '<= 60 ns'),
-      row('new connection, allowed: verdict (lookups + policy + flow event)', small.newVerdict, large.newVerdict, '<= 150 ns, ratio <= 1.25'),
-      row('new connection, allowed, with its conntrack insert', Math.round(small.newAllowed), Math.round(large.newAllowed), ''),
-      row('new connection, denied (every lookup misses + flow event)', small.newDenied, large.newDenied, '<= 150 ns, ratio <= 1.25'),
+      row('established connection (conntrack hit, counters)', fs.established, fl.established, '<= 60 ns'),
+      row('new connection, allowed: verdict (lookups + policy + flow event)', fs.newVerdict, fl.newVerdict, '<= 150 ns, ratio <= 1.25'),
+      row('new connection, allowed, with its conntrack insert', Math.round(fs.newAllowed), Math.round(fl.newAllowed), ''),
+      row('new connection, denied (every lookup misses + flow event)', fs.newDenied, fl.newDenied, '<= 150 ns, ratio <= 1.25'),
       '',
+      `Net of the empty program: established ${fs.established - empty} / ${fl.established - empty} ns, allowed verdict ${fs.newVerdict - empty} / ${fl.newVerdict - empty} ns.`,
       `The verdict row runs a build of the same programs that skips the conntrack insert (bpf/weir_bench_verdict.c), so the`,
       `new connection repeats in place. The row with the insert cannot repeat in place: it is measured as 2,001 single`,
-      `runs on distinct connections (median ${small.newAllowedSingle} / ${large.newAllowedSingle} ns), minus 2,001 single runs of the established packet`,
-      `(${small.establishedSingle} / ${large.establishedSingle} ns, same cold-cache and timer cost), plus the repeated established figure.`,
-      `Net of the empty program, the established path costs ${small.established - empty} / ${large.established - empty} ns.`,
+      `runs on distinct connections (median ${fs.newAllowedSingle} / ${fl.newAllowedSingle} ns), minus 2,001 single runs of the established packet`,
+      `(${fs.establishedSingle} / ${fl.establishedSingle} ns, same cold-cache and timer cost), plus the repeated established figure.`,
       `Reconciler, full apply of the desired state: ${small.reconcileMs.toFixed(1)} ms for 10 entries, ${large.reconcileMs.toFixed(0)} ms for 100,000 entries`,
-      `(${Math.round(200_000 / (large.reconcileMs / 1000)).toLocaleString()} map entries/s). Flow events read during the run: ${drained.toLocaleString()}, lost: ${lost} (the ring is drained between rounds, so every event was written).`,
+      `(${Math.round(200_000 / (large.reconcileMs / 1000)).toLocaleString()} map entries/s). Flow events read during the run: ${drained.toLocaleString()}, lost: ${lost} (the rings are drained between rounds, so every event was written).`,
     ].join('\n');
     return { title: 'Datapath: ns per packet (BPF_PROG_TEST_RUN)', markdown };
   } finally {
-    for (const c of closers) c();
-    reader.close();
-    dp.close();
-    rmSync(PIN_ROOT, { recursive: true, force: true });
+    for (const r of rigs) r.close();
     try {
       execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
     } catch {
