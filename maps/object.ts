@@ -39,7 +39,10 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
   }
   const adopted: string[] = [];
   try {
-    if (opts.pinRoot) {
+    if (!opts.pinRoot) {
+      // maps declared with pinning would otherwise be pinned under /sys/fs/bpf by libbpf
+      for (let m = fn.next_map(obj, null) as Ptr; m; m = fn.next_map(obj, m) as Ptr) fn.map_set_pin_path(m, null);
+    } else {
       mkdirSync(opts.pinRoot, { recursive: true });
       for (let m = fn.next_map(obj, null) as Ptr; m; m = fn.next_map(obj, m) as Ptr) {
         const name = fn.map_name(m) as string;

@@ -1,0 +1,80 @@
+/**
+ * The libbpf layer's errors tell the user what happened and what to do: the
+ * verifier log inside a load error, a missing object, maps pinned by an
+ * incompatible build. Builds two tiny BPF objects with clang. Needs root.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadObject } from '../../maps/object.js';
+import { Datapath } from '../../agent/datapath/datapath.js';
+import { MapName } from '../../maps/abi.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wdp-loader-'));
+const PIN_ROOT = `/sys/fs/bpf/wdp-loader-${process.pid}`;
+const INCLUDE = `/usr/include/${execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim()}-linux-gnu`;
+
+function compile(name: string, source: string): string {
+  const src = join(dir, `${name}.c`);
+  const obj = join(dir, `${name}.o`);
+  writeFileSync(src, source);
+  execFileSync('clang', ['-O2', '-g', '-target', 'bpf', `-I${INCLUDE}`, '-c', src, '-o', obj]);
+  return obj;
+}
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(PIN_ROOT, { recursive: true, force: true });
+});
+
+describe('loading BPF objects', () => {
+  it('a program the verifier rejects: the error carries the verifier log', () => {
+    const obj = compile('unchecked', `
+      #include <linux/bpf.h>
+      #include <bpf/bpf_helpers.h>
+      SEC("tc") int unchecked(struct __sk_buff *skb) {
+        unsigned char *p = (void *)(long)skb->data;
+        return p[20]; /* no bounds check against data_end */
+      }
+      char LICENSE[] SEC("license") = "GPL";`);
+    let err: Error | undefined;
+    try {
+      loadObject(obj).close();
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).toMatch(/loading BPF object .*unchecked\.o failed: Permission denied/);
+    expect(err?.message).toContain('--- libbpf/verifier log ---');
+    expect(err?.message).toMatch(/invalid access to packet/);
+  });
+
+  it('a missing object says to build it', () => {
+    expect(() => loadObject(join(dir, 'nothing.o'))).toThrow(/not found: run "make build"/);
+  });
+
+  it('maps pinned by an incompatible build: the error says which directory to remove', () => {
+    const obj = compile('oldct', `
+      #include <linux/bpf.h>
+      #include <bpf/bpf_helpers.h>
+      struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __type(key, __u32); __type(value, __u32);
+               __uint(pinning, LIBBPF_PIN_BY_NAME); } weir_ct SEC(".maps");
+      SEC("tc") int uses(struct __sk_buff *skb) { __u32 k = 0; return bpf_map_lookup_elem(&weir_ct, &k) ? 1 : 0; }
+      char LICENSE[] SEC("license") = "GPL";`);
+    loadObject(obj, { pinRoot: PIN_ROOT, pinPrograms: false }).close();
+    expect(() => Datapath.open({ pinRoot: PIN_ROOT })).toThrow(new RegExp(`remove that directory to start fresh`));
+  });
+});
+
+describe('without a pin root', () => {
+  it('pins nothing, though the maps are declared for pinning', () => {
+    const o = loadObject(join(process.cwd(), 'build/bpf/weir.o'));
+    try {
+      expect(o.maps.size).toBeGreaterThan(10);
+      // libbpf's default for maps declared with pinning would be /sys/fs/bpf/<name>
+      expect(Object.values(MapName).filter((n) => existsSync(join('/sys/fs/bpf', n)))).toEqual([]);
+    } finally {
+      o.close();
+    }
+  });
+});
