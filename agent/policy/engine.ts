@@ -207,6 +207,7 @@ export class PolicyEngine {
 
   private setPod(key: string, pod: Pod | undefined): void {
     const old = this.pods.get(key);
+    if (!pod && !old) return; // deleting what was never seen
     const managed = pod !== undefined && !pod.hostNetwork && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
     let identity: Identity | undefined;
     if (managed) {
@@ -259,6 +260,7 @@ export class PolicyEngine {
 
   private setPolicy(key: string, np: NetworkPolicy | undefined): void {
     const old = this.policies.get(key);
+    if (!np && !old) return;
     let rec: PolicyRecord | undefined;
     if (np) {
       const compiled = compilePolicy(np);
@@ -333,6 +335,11 @@ export class PolicyEngine {
     } else {
       this.policies.delete(key);
       setIndex(this.policiesByNamespace, ns, key, false);
+      // Its endpoints are recomputed in this flush, so nothing refers to its rules any more.
+      for (const r of old!.refs) {
+        this.ruleRefs.delete(`${r.policy}|${r.direction}|${r.rule}`);
+        this.singleRefs.delete(r);
+      }
     }
   }
 
