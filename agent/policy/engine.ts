@@ -17,6 +17,7 @@ import { canonicalPrefix, formatPrefix, hostCIDR, parsePrefix, prefixContains, p
 import type { Prefix } from '../ipcache/cidr.js';
 import { Ipcache } from '../ipcache/ipcache.js';
 import type { StoreChange } from '../store/store.js';
+import { objectKey } from '../store/types.js';
 import type { KubeObject, Labels, Namespace, NetworkPolicy, Node, Pod } from '../store/types.js';
 import { compilePolicy } from './compiled.js';
 import type { CompiledPolicy, CompiledRule, PolicyProblem } from './compiled.js';
@@ -136,7 +137,7 @@ export class PolicyEngine {
 
   /** Adds or replaces objects directly (without a Store). */
   upsertAll(objects: Iterable<KubeObject>): DesiredDiff {
-    for (const o of objects) this.ingest(o.kind, o.kind === 'Namespace' || o.kind === 'Node' ? o.name : `${o.namespace}/${o.name}`, o);
+    for (const o of objects) this.ingest(o.kind, objectKey(o), o);
     return this.flush();
   }
 
