@@ -354,7 +354,7 @@ export class PolicyEngine {
     for (const pk of this.dirtyPolicies) for (const ek of this.policies.get(pk)?.selects ?? []) this.dirtyEndpoints.add(ek);
     this.dirtyPolicies.clear();
     const diff = emptyDiff();
-    const touched = new Map<string, Set<string>>();
+    const touched = new Map<string, string[]>();
     this.applySelectorDeltas(this.selectors.takeDeltas(), touched);
     for (const ek of [...this.dirtyEndpoints].sort()) this.recompute(ek, diff);
     for (const [ek, keys] of [...touched].sort((a, b) => cmp(a[0], b[0]))) {
@@ -388,7 +388,8 @@ export class PolicyEngine {
    * A selector gained or lost identities: add or withdraw exactly the entries those
    * identities produce in the rules using the selector, on endpoints not recomputed whole.
    */
-  private applySelectorDeltas(deltas: Map<SelectorEntry, SelectorDelta>, touched: Map<string, Set<string>>): void {
+  /** `touched` collects, per endpoint, the keys of entries changed (repeats allowed). */
+  private applySelectorDeltas(deltas: Map<SelectorEntry, SelectorDelta>, touched: Map<string, string[]>): void {
     for (const [s, d] of deltas) {
       if (d.added.size === 0 && d.removed.size === 0) continue;
       for (const pk of s.users) {
@@ -401,13 +402,13 @@ export class PolicyEngine {
           const rec = this.endpoints.get(ek);
           if (!rec) continue;
           let keys = touched.get(ek);
-          if (!keys) touched.set(ek, (keys = new Set()));
+          if (!keys) touched.set(ek, (keys = []));
           for (const { rule: i, times } of uses) {
             const rule = pol.compiled.rules[i]!;
             const ref = pol.refs[i]!;
             const ports = pol.ports[i] ?? this.rulePorts(rule, this.pods.get(ek));
-            for (const id of d.added) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, times));
-            for (const id of d.removed) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, -times));
+            for (const id of d.added) for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, times));
+            for (const id of d.removed) for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, -times));
           }
         }
       }
