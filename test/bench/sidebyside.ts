@@ -142,11 +142,10 @@ function cellOf(c: Map<string, Cell>, rules: number, mode: Mode): Cell | undefin
 function writePlots(cfg: SideBySideConfig, c: Map<string, Cell>, modes: Mode[]): string[] {
   mkdirSync(PLOT_DIR, { recursive: true });
   const categories = cfg.ruleCounts.map((n) => n.toLocaleString('en-US'));
-  const series = (pick: (cell: Cell) => number, suffix = '', dashed = false): Series[] =>
+  const series = (pick: (cell: Cell) => number): Series[] =>
     modes.map((m) => ({
-      name: `${m}${suffix}`,
+      name: m,
       color: COLORS[m],
-      dashed,
       values: cfg.ruleCounts.map((n) => {
         const cell = cellOf(c, n, m);
         return cell ? pick(cell) : Number.NaN;
@@ -154,15 +153,14 @@ function writePlots(cfg: SideBySideConfig, c: Map<string, Cell>, modes: Mode[]):
     }));
   const charts = [
     {
-      file: 'sidebyside-latency.svg',
-      alt: 'Request/response latency against the number of rules',
-      chart: {
-        title: 'TCP request/response latency (one way)',
-        xLabel: 'policy rules on the target pod',
-        yLabel: 'microseconds',
-        categories,
-        series: [...series((x) => x.p50, ' p50'), ...series((x) => x.p99, ' p99', true)],
-      },
+      file: 'sidebyside-latency-p50.svg',
+      alt: 'Median request/response latency against the number of rules',
+      chart: { title: 'TCP request/response latency p50 (one way)', xLabel: 'policy rules on the target pod', yLabel: 'microseconds', categories, series: series((x) => x.p50) },
+    },
+    {
+      file: 'sidebyside-latency-p99.svg',
+      alt: '99th percentile request/response latency against the number of rules',
+      chart: { title: 'TCP request/response latency p99 (one way)', xLabel: 'policy rules on the target pod', yLabel: 'microseconds', categories, series: series((x) => x.p99) },
     },
     {
       file: 'sidebyside-throughput.svg',
