@@ -28,6 +28,8 @@ import { endpointKeys } from './entries.js';
 
 export interface ReconcilerMaps {
   endpoints: BpfMap;
+  /** ARRAY endpoint id -> policy_rev, read by the established fast path. */
+  endpointRev: BpfMap;
   policy: BpfMap;
   policyRange: BpfMap;
   ipcache: BpfMap;
@@ -54,6 +56,13 @@ interface Realized {
 }
 
 const hex = (b: Buffer): string => b.toString('hex');
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
+const revKey = u32;
+const revValue = u32;
 
 export class Reconciler {
   private desired: DesiredState = { endpoints: new Map(), ipcache: new Map() };
@@ -62,6 +71,8 @@ export class Reconciler {
   private realized = new Map<number, Realized>();
   private idByKey = new Map<string, number>();
   private ipcacheRealized = new Map<string, number>(); // cidr -> identity
+  /** Revisions are never reused on this node, so a stamp can only match its own endpoint's revision. */
+  private nextRev = 1;
   /** Desired ipcache by canonical CIDR, node addresses included; rebuilt lazily after a full apply. */
   private ipcacheWanted: Map<string, number> | undefined;
   private lastStats: ReconcileStats = { writes: 0, pending: [], errors: [] };
@@ -79,6 +90,19 @@ export class Reconciler {
   setNodeAddresses(ips: string[]): void {
     this.nodeAddresses = [...ips];
     this.ipcacheWanted = undefined;
+  }
+
+  /** Entries held in each map this reconciler writes (what it wrote or adopted), for map-pressure metrics. */
+  entryCounts(): Record<keyof ReconcilerMaps, number> {
+    let policy = 0;
+    let policyRange = 0;
+    for (const r of this.realized.values()) {
+      policy += r.policy.size;
+      policyRange += r.ranges.size;
+    }
+    let ipcache = 0;
+    for (const cidr of this.ipcacheRealized.keys()) if (isExactCidr(cidr)) ipcache++;
+    return { endpoints: this.realized.size, endpointRev: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
   }
 
   /** Endpoint id assigned to an endpoint key, if enforced. */
@@ -178,6 +202,7 @@ export class Reconciler {
     for (const [k, v] of this.maps.endpoints.entries()) {
       const value = decodeEndpoint(v);
       const ifindex = decodeEndpointKey(k);
+      this.nextRev = Math.max(this.nextRev, value.policyRev + 1);
       this.realized.set(value.endpointId, { ifindex, value, policy: new Map(), ranges: new Map() });
       byIfindex.set(ifindex, value.endpointId);
     }
@@ -210,7 +235,7 @@ export class Reconciler {
   private allocateId(): number {
     const used = new Set(this.realized.keys());
     for (const id of this.idByKey.values()) used.add(id);
-    for (let id = 1; id <= Limits.ENDPOINTS_MAX * 4; id++) if (!used.has(id)) return id;
+    for (let id = 1; id < Limits.ENDPOINT_IDS; id++) if (!used.has(id)) return id;
     throw new Error('no free endpoint id: too many endpoints on this node');
   }
 
@@ -250,7 +275,7 @@ export class Reconciler {
       const value: EndpointValue = {
         endpointId: id,
         identity: ep.identity,
-        policyRev: changed || !this.realized.has(id) ? (have.value.policyRev + 1) >>> 0 : have.value.policyRev,
+        policyRev: changed || !this.realized.has(id) ? this.takeRev() : have.value.policyRev,
         flags: want.flags,
       };
       if (have.ifindex !== ifindex && this.realized.has(id)) {
@@ -259,8 +284,8 @@ export class Reconciler {
       }
       const same = this.realized.has(id) && have.ifindex === ifindex && JSON.stringify(have.value) === JSON.stringify(value);
       if (!same) {
-        this.maps.endpoints.update(encodeEndpointKey(ifindex), encodeEndpoint(value));
-        stats.writes++;
+        this.writeEndpoint(ifindex, value);
+        stats.writes += 2;
       }
       this.realized.set(id, { ifindex, value, policy: have.policy, ranges: have.ranges });
     } catch (err) {
@@ -270,9 +295,22 @@ export class Reconciler {
     return id;
   }
 
+  private takeRev(): number {
+    const r = this.nextRev;
+    this.nextRev = this.nextRev >= 0xffffffff ? 1 : this.nextRev + 1;
+    return r;
+  }
+
+  /** The endpoint record, then the fast path's copy of its revision. */
+  private writeEndpoint(ifindex: number, value: EndpointValue): void {
+    this.maps.endpoints.update(encodeEndpointKey(ifindex), encodeEndpoint(value));
+    this.maps.endpointRev.update(revKey(value.endpointId), revValue(value.policyRev));
+  }
+
   private removeRealized(id: number, r: Realized, stats: ReconcileStats): void {
     try {
       this.maps.endpoints.delete(encodeEndpointKey(r.ifindex));
+      this.maps.endpointRev.update(revKey(id), revValue(0));
       this.maps.policy.deleteBatch([...r.policy.values()]);
       this.maps.policyRange.deleteBatch([...r.ranges.values()]);
       stats.writes += 1 + r.policy.size + r.ranges.size;
@@ -361,9 +399,9 @@ export class Reconciler {
   /** An address changed identity: every connection is judged again on its next forward packet. */
   private bumpAll(stats: ReconcileStats): void {
     for (const r of this.realized.values()) {
-      r.value = { ...r.value, policyRev: (r.value.policyRev + 1) >>> 0 };
-      this.maps.endpoints.update(encodeEndpointKey(r.ifindex), encodeEndpoint(r.value));
-      stats.writes++;
+      r.value = { ...r.value, policyRev: this.takeRev() };
+      this.writeEndpoint(r.ifindex, r.value);
+      stats.writes += 2;
     }
   }
 }
