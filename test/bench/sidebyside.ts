@@ -288,22 +288,29 @@ function scaleReport(x: ScaleResult): string {
   L.push(`| startup: full compile + map programming + attach, one update of every object | ${fmt(x.startupMs)} ms (compile ${fmt(x.startupCompileMs)} ms) |`);
   L.push(`| RSS after startup / after the change runs / peak | ${fmt(x.rssAfterStartupMiB)} / ${fmt(x.rssAfterChangesMiB)} / ${fmt(x.peakRssMiB)} MiB |`);
   L.push(`| full resync after the changes: map writes needed | ${x.resyncWrites} (0 = the increments left the maps exact) |`);
-  L.push('', '| offered changes/s | issued | realized changes/s | p50 (ms) | p99 (ms) | max (ms) | compile p50 (ms) | sustained |', '|---:|---:|---:|---:|---:|---:|---:|---|');
+  L.push(
+    '',
+    'Delivery "per-turn" is the Kubernetes DaemonSet\'s (NodeAgent: the changes of one event-loop turn, or that arrive while the previous batch is applied, go in as one update); ' +
+      '"per-change" is one Agent.update() per change, in order (the lab\'s source).',
+    '',
+    '| delivery | offered changes/s | issued | realized changes/s | changes per update | p50 (ms) | p99 (ms) | max (ms) | compile p50 (ms) | sustained |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  );
   for (const r of x.rates) {
     L.push(
-      `| ${r.rate} | ${r.issued} | ${fmt(r.achievedPerSec)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.compileP50Ms)} | ${r.saturated ? '**no**: the agent fell behind, issuing stopped' : 'yes'} |`,
+      `| ${r.delivery} | ${r.rate} | ${r.issued} | ${fmt(r.achievedPerSec)} | ${fmt(r.meanBatch)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.compileP50Ms)} | ${r.saturated ? '**no**: the agent fell behind, issuing stopped' : 'yes'} |`,
     );
   }
   return L.join('\n');
 }
 
 function scaleGoals(x: ScaleResult): string[] {
-  const at = (rate: number) => x.rates.find((r) => r.rate === rate);
+  const at = (rate: number) => x.rates.find((r) => r.rate === rate && r.delivery === 'per-turn');
   const rows: string[] = [];
   for (const [rate, goal] of [[100, 10], [1000, 50]] as const) {
     const r = at(rate);
     const v = r ? r.p99Ms : Number.NaN;
-    rows.push(goalRow(`label change -> entries in the maps, p99 at ${rate} changes/s (ms)`, `≤ ${goal}`, v, !!r && !r.saturated && v <= goal));
+    rows.push(goalRow(`label change -> entries in the maps, p99 at ${rate} changes/s, DaemonSet delivery (ms)`, `≤ ${goal}`, v, !!r && !r.saturated && v <= goal));
   }
   const rss = Math.max(x.rssAfterStartupMiB, x.rssAfterChangesMiB);
   rows.push(goalRow(`agent RSS at ${x.pods.toLocaleString('en-US')} pods, steady (MiB; peak ${fmt(x.peakRssMiB)})`, '≤ 150 MB', rss, rss * 1.048576 <= 150));
@@ -328,7 +335,7 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
     if (weir.plane) {
       log(`  control plane at scale: ${cfg.scaleRates.join(' and ')} label changes/s, ${cfg.scaleSeconds} s each ...`);
       scale = await runAgentAtScale({ netns: `${PREFIX}-cp`, pinRoot: `/sys/fs/bpf/${PREFIX}-cp`, rates: cfg.scaleRates, seconds: cfg.scaleSeconds });
-      log(`  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` + scale.rates.map((r) => `${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '));
+      log(`  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` + scale.rates.map((r) => `${r.delivery} ${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '));
     }
     writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
     const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
