@@ -77,7 +77,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	struct weir_endpoint *ep;
 	struct weir_verdict v = {};
 	struct weir_pkt pkt = {};
-	struct weir_ct_key key;
+	union weir_ct_anykey key;
 	struct weir_ct_value *ct = NULL;
 	__u64 now;
 	int reason;
@@ -120,7 +120,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	/* fast path: forward packet of a known connection whose stamp is current */
 	if (pkt.kind != WEIR_PKT_ICMP_ERROR) {
 		weir_ct_key_fwd(&key, &pkt.t, dir, ifindex);
-		ct = bpf_map_lookup_elem(&weir_ct, &key);
+		ct = weir_ct_lookup(&key, pkt.t.family);
 		if (ct && ct->expires_ns <= now)
 			ct = NULL;
 		if (ct) {
@@ -142,10 +142,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	/* ICMP errors about a known connection pass as related */
 	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {
 		weir_ct_key_fwd(&key, &pkt.inner, other, ifindex);
-		ct = bpf_map_lookup_elem(&weir_ct, &key);
+		ct = weir_ct_lookup(&key, pkt.inner.family);
 		if (!ct) {
 			weir_ct_key_fwd(&key, &pkt.inner, dir, ifindex);
-			ct = bpf_map_lookup_elem(&weir_ct, &key);
+			ct = weir_ct_lookup(&key, pkt.inner.family);
 		}
 		if (ct && ct->expires_ns > now && !(ct->flags & WEIR_CT_F_REVOKED))
 			return weir_pass(skb, dir, WEIR_MATCH_RELATED);
@@ -165,10 +165,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		}
 	} else if ((pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) != WEIR_TCP_SYN) {
 		/* reply of a connection the other direction opened (a bare SYN never is one) */
-		struct weir_ct_key rkey;
+		union weir_ct_anykey rkey;
 		struct weir_ct_value *rct;
 		weir_ct_key_rev(&rkey, &pkt.t, other, ifindex);
-		rct = bpf_map_lookup_elem(&weir_ct, &rkey);
+		rct = weir_ct_lookup(&rkey, pkt.t.family);
 		if (rct && rct->expires_ns > now) {
 			if (rct->flags & WEIR_CT_F_REVOKED) {
 				weir_identities(ep, dir, &pkt.t, &v);
@@ -228,7 +228,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	if (pkt.tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
 		nct.flags |= WEIR_CT_F_CLOSING;
 #ifndef WEIR_BENCH_NO_CT_INSERT
-	if (bpf_map_update_elem(&weir_ct, &key, &nct, BPF_ANY) != 0)
+	if (weir_ct_insert(&key, pkt.t.family, &nct) != 0)
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_FULL);
 #endif
 	v.flags = WEIR_FLOW_F_NEW;

