@@ -65,6 +65,18 @@ static __always_inline __u8 weir_judge(const struct weir_endpoint *ep, __u8 dir,
 	return weir_policy_verdict(ep, dir, remote, pkt->t.proto, pkt->has_ports ? pkt->t.dport : 0);
 }
 
+/*
+ * Whether a connection's stamp equals its endpoint's current policy_rev: one
+ * inlined array read (weir_ep_rev), no endpoint lookup. A removed endpoint
+ * reads 0, which no stamp equals.
+ */
+static __always_inline int weir_ct_stamp_current(const struct weir_ct_value *ct)
+{
+	__u32 id = ct->endpoint_id;
+	__u32 *rev = bpf_map_lookup_elem(&weir_ep_rev, &id);
+	return rev && *rev == ct->policy_rev;
+}
+
 static __always_inline struct weir_endpoint *weir_endpoint(__u32 ifindex)
 {
 	return bpf_map_lookup_elem(&weir_endpoints, &ifindex);
@@ -116,8 +128,13 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 
 	now = weir_ct_now();
 	int restart = 0;
+	struct weir_ct_value *rct = NULL; /* the connection this packet replies to, if any */
 
-	/* fast path: forward packet of a known connection whose stamp is current */
+	/*
+	 * Fast path, before the endpoint lookup: a packet of a known connection
+	 * (forward, or a reply) whose stamp equals its endpoint's current
+	 * policy_rev. Anything else takes the full path below.
+	 */
 	if (pkt.kind != WEIR_PKT_ICMP_ERROR) {
 		weir_ct_key_fwd(&key, &pkt.t, dir, ifindex);
 		ct = weir_ct_lookup(&key, pkt.t.family);
@@ -126,10 +143,19 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		if (ct) {
 			restart = (pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
 				  (ct->flags & WEIR_CT_F_CLOSING);
-			__u32 id = ct->endpoint_id;
-			__u32 *rev = bpf_map_lookup_elem(&weir_ep_rev, &id);
-			if (rev && *rev == ct->policy_rev && !restart && !(ct->flags & WEIR_CT_F_REVOKED)) {
+			if (!restart && !(ct->flags & WEIR_CT_F_REVOKED) && weir_ct_stamp_current(ct)) {
 				weir_ct_touch(ct, &pkt, now, 0);
+				return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
+			}
+		} else if ((pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) != WEIR_TCP_SYN) {
+			/* reply of a connection the other direction opened (a bare SYN never is one) */
+			union weir_ct_anykey rkey;
+			weir_ct_key_rev(&rkey, &pkt.t, other, ifindex);
+			rct = weir_ct_lookup(&rkey, pkt.t.family);
+			if (rct && rct->expires_ns <= now)
+				rct = NULL;
+			if (rct && !(rct->flags & WEIR_CT_F_REVOKED) && weir_ct_stamp_current(rct)) {
+				weir_ct_touch(rct, &pkt, now, 1);
 				return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
 			}
 		}
@@ -163,21 +189,15 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			weir_ct_touch(ct, &pkt, now, 0);
 			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
 		}
-	} else if ((pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) != WEIR_TCP_SYN) {
-		/* reply of a connection the other direction opened (a bare SYN never is one) */
-		union weir_ct_anykey rkey;
-		struct weir_ct_value *rct;
-		weir_ct_key_rev(&rkey, &pkt.t, other, ifindex);
-		rct = weir_ct_lookup(&rkey, pkt.t.family);
-		if (rct && rct->expires_ns > now) {
-			if (rct->flags & WEIR_CT_F_REVOKED) {
-				weir_identities(ep, dir, &pkt.t, &v);
-				v.flags = WEIR_FLOW_F_REPLY;
-				return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_REVOKED);
-			}
-			weir_ct_touch(rct, &pkt, now, 1);
-			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
+	} else if (rct) {
+		/* reply of a connection the other direction opened (found above, not expired) */
+		if (rct->flags & WEIR_CT_F_REVOKED) {
+			weir_identities(ep, dir, &pkt.t, &v);
+			v.flags = WEIR_FLOW_F_REPLY;
+			return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_REVOKED);
 		}
+		weir_ct_touch(rct, &pkt, now, 1);
+		return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
 	}
 
 	/* new connection, or a known one judged again after a policy change */
