@@ -23,6 +23,31 @@ const PEER = '10.210.4.2';
 const POD_ID = 5000;
 const PEER_ID = 5001;
 
+/** Programs of bpf/weir_bench_ops.c: one operation, WEIR_BENCH_OPS times each. */
+const OPS: Array<[program: string, what: string]> = [
+  ['op_ktime', 'bpf_ktime_get_ns()'],
+  ['op_hash4_hit', 'hash lookup, 4-byte key (endpoints), hit'],
+  ['op_ct4_hit', 'LRU hash lookup, 20-byte key (IPv4 conntrack), hit'],
+  ['op_ct_hit', 'LRU hash lookup, 44-byte key (IPv6 conntrack), hit'],
+  ['op_percpu_counter', 'per-CPU array lookup + increment (counters)'],
+  ['op_ringbuf_reserve_discard', 'ring buffer reserve + discard'],
+  ['op_ringbuf_query', 'bpf_ringbuf_query()'],
+];
+const OPS_PER_RUN = 4;
+
+/** The kernel's speculative-execution mitigations that tax calls and returns, as /sys reports them. */
+function mitigations(): string {
+  const dir = '/sys/devices/system/cpu/vulnerabilities';
+  const read = (f: string) => {
+    try {
+      return readFileSync(`${dir}/${f}`, 'utf8').trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  return `spectre_v2 "${read('spectre_v2')}", spec_rstack_overflow "${read('spec_rstack_overflow')}"`;
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function desired(n: number): DesiredState {
@@ -84,6 +109,7 @@ function openRig(n: number, ifindex: number): Rig {
 
 interface Figures {
   established: number;
+  reply: number;
   newVerdict: number;
   newDenied: number;
   establishedSingle: number;
@@ -119,6 +145,7 @@ export async function run(): Promise<BenchSection> {
     const syn = (sport: number) => ipv4(PEER, POD, Protocol.TCP, tcp(sport, 80, TCP_SYN));
     const ack = ipv4(PEER, POD, Protocol.TCP, tcp(40000, 80, TCP_ACK));
     const denied = ipv4(PEER, POD, Protocol.TCP, tcp(40000, 22, TCP_SYN));
+    const reply = ipv4(POD, PEER, Protocol.TCP, tcp(80, 40000, TCP_ACK)); // the pod's answer, through from_pod
     for (const r of rigs) testRun(r.dp.program('toPod'), syn(40000), { ifindex }); // opens the connection `ack` belongs to
 
     /** Median ns of each program, the programs measured alternately round by round (side by side). */
@@ -134,7 +161,23 @@ export async function run(): Promise<BenchSection> {
     const singles = (fd: number, pkts: Buffer[]): number => median(pkts.map((p) => testRun(fd, p, { ifindex }).durationNs));
 
     const [empty] = await repeated([[noop, ack]]);
+    // is the baseline the harness's own cost? the same empty program with many more repetitions and a full-size packet
+    const emptyLong = median(Array.from({ length: 5 }, () => testRun(noop, ack, { ifindex, repeat: 1_000_000 }).durationNs));
+    const emptyBig = (await repeated([[noop, Buffer.concat([ack, Buffer.alloc(1400)])]]))[0];
+    const ops = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_ops.o'));
+    let opCosts: number[];
+    try {
+      for (const name of ['ops_hash4', 'ops_ct4', 'ops_ct']) {
+        const m = ops.map(name);
+        m.update(Buffer.alloc(m.info.keySize), Buffer.alloc(m.info.valueSize));
+      }
+      const t = await repeated([[noop, ack], ...OPS.map(([prog]): [number, Buffer] => [ops.program(prog), ack])]);
+      opCosts = t.slice(1).map((ns) => (ns - t[0]) / OPS_PER_RUN);
+    } finally {
+      ops.close();
+    }
     const est = await repeated(rigs.map((r) => [r.dp.program('toPod'), ack]));
+    const rep = await repeated(rigs.map((r) => [r.dp.program('fromPod'), reply]));
     const den = await repeated(rigs.map((r) => [r.dp.program('toPod'), denied]));
     const ver = await repeated(rigs.map((r) => [r.verdictOnly.program('to_pod'), syn(40001)]));
     let sport = 1024;
@@ -143,6 +186,7 @@ export async function run(): Promise<BenchSection> {
       const newAllowedSingle = singles(r.dp.program('toPod'), Array.from({ length: 2001 }, () => syn(sport++)));
       return {
         established: est[j],
+        reply: rep[j],
         newDenied: den[j],
         newVerdict: ver[j],
         establishedSingle,
@@ -158,7 +202,7 @@ export async function run(): Promise<BenchSection> {
     const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
     const row = (name: string, a: number, b: number, goal: string) => `| ${name} | ${a} | ${b} | ${ratio(b, a)} | ${goal} |`;
     const markdown = [
-      `BPF_PROG_TEST_RUN on the \`to_pod\` program (tc, IPv4/TCP, ${REPEAT.toLocaleString()} repetitions x ${ROUNDS} rounds, median).`,
+      `BPF_PROG_TEST_RUN on the \`to_pod\` program (and \`from_pod\` for the reply row; tc, IPv4/TCP, ${REPEAT.toLocaleString()} repetitions x ${ROUNDS} rounds, median).`,
       `Two datapaths side by side (own pin roots, measured alternately each round): one holding 10 entries, one 100,000.`,
       `"Entries" = policy entries of the endpoint and ipcache addresses, each for its own identity.`,
       '',
@@ -166,9 +210,21 @@ export async function run(): Promise<BenchSection> {
       '|---|---|---|---|---|',
       `| empty tc program (baseline) | ${empty} | ${empty} | 1.00 | |`,
       row('established connection (conntrack hit, counters)', fs.established, fl.established, '<= 60 ns'),
+      row('established connection, reply direction (`from_pod`: forward lookup misses, reverse hits)', fs.reply, fl.reply, ''),
       row('new connection, allowed: verdict (lookups + policy + flow event)', fs.newVerdict, fl.newVerdict, '<= 150 ns, ratio <= 1.25'),
       row('new connection, allowed, with its conntrack insert', Math.round(fs.newAllowed), Math.round(fl.newAllowed), ''),
       row('new connection, denied (every lookup misses + flow event)', fs.newDenied, fl.newDenied, '<= 150 ns, ratio <= 1.25'),
+      '',
+      `What one operation costs here (bpf/weir_bench_ops.c: each program does it ${OPS_PER_RUN} times; (ns - empty) / ${OPS_PER_RUN}, same rounds):`,
+      '',
+      '| operation | ns |',
+      '|---|---|',
+      ...OPS.map(([, what], i) => `| ${what} | ${opCosts[i].toFixed(1)} |`),
+      '',
+      `The empty program is \`return TC_ACT_OK\` alone: ${empty} ns at ${REPEAT.toLocaleString()} repetitions, ${emptyLong} ns at 1,000,000, ${emptyBig} ns with a`,
+      `${ack.length + 1400}-byte packet, so it is the test-run loop's own cost per repetition on this kernel, not load or packet size`,
+      `(CPU mitigations in effect: ${mitigations()}; every kernel function return and indirect call pays for them, and so does every helper call`,
+      `the datapath makes, as the operation table shows).`,
       '',
       `Net of the empty program: established ${fs.established - empty} / ${fl.established - empty} ns, allowed verdict ${fs.newVerdict - empty} / ${fl.newVerdict - empty} ns.`,
       `The verdict row runs a build of the same programs that skips the conntrack insert (bpf/weir_bench_verdict.c), so the`,

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * What single datapath operations cost on this machine, for `make bench`
+ * (test/bench/datapath.ts): each program does one operation WEIR_BENCH_OPS
+ * times, so (its ns - the empty program's ns) / WEIR_BENCH_OPS is the cost of
+ * one. The maps are this object's own (never pinned); the bench fills the
+ * hash maps' all-zero keys so the lookups hit. Never loaded by the agent.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "weir_abi.h"
+
+#define WEIR_BENCH_OPS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_ENDPOINTS_MAX);
+	__type(key, __u32);
+	__type(value, struct weir_endpoint);
+} ops_hash4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct weir_ct_key);
+	__type(value, struct weir_ct_value);
+} ops_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WEIR_COUNTER_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct weir_counter);
+} ops_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, WEIR_EVENTS_RING_BYTES);
+} ops_events SEC(".maps");
+
+/* Runs `body` WEIR_BENCH_OPS times; `sink` keeps the results alive. */
+#define WEIR_REPEAT(body)                                   \
+	({                                                  \
+		__u64 sink = 0;                             \
+		_Pragma("unroll") for (int i = 0; i < WEIR_BENCH_OPS; i++) { body; } \
+		(int)(sink & 1);                            \
+	})
+
+SEC("tc")
+int op_ktime(struct __sk_buff *skb)
+{
+	return WEIR_REPEAT(sink += bpf_ktime_get_ns());
+}
+
+SEC("tc")
+int op_hash4_hit(struct __sk_buff *skb)
+{
+	__u32 key = 0;
+	return WEIR_REPEAT(if (bpf_map_lookup_elem(&ops_hash4, &key)) sink++);
+}
+
+SEC("tc")
+int op_ct4_hit(struct __sk_buff *skb)
+{
+	struct weir_ct4_key key = {};
+	return WEIR_REPEAT(if (bpf_map_lookup_elem(&ops_ct4, &key)) sink++);
+}
+
+SEC("tc")
+int op_ct_hit(struct __sk_buff *skb)
+{
+	struct weir_ct_key key = {};
+	return WEIR_REPEAT(if (bpf_map_lookup_elem(&ops_ct, &key)) sink++);
+}
+
+SEC("tc")
+int op_percpu_counter(struct __sk_buff *skb)
+{
+	__u32 key = 0;
+	return WEIR_REPEAT({
+		struct weir_counter *c = bpf_map_lookup_elem(&ops_counters, &key);
+		if (c)
+			c->packets++;
+	});
+}
+
+SEC("tc")
+int op_ringbuf_reserve_discard(struct __sk_buff *skb)
+{
+	return WEIR_REPEAT({
+		struct weir_flow_event *e = bpf_ringbuf_reserve(&ops_events, sizeof(*e), 0);
+		if (e) {
+			e->ts_ns = 0;
+			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		}
+	});
+}
+
+SEC("tc")
+int op_ringbuf_query(struct __sk_buff *skb)
+{
+	return WEIR_REPEAT(sink += bpf_ringbuf_query(&ops_events, BPF_RB_AVAIL_DATA));
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
