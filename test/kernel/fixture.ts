@@ -43,7 +43,8 @@ export class KernelFixture {
 
   /** Creates the fixture; `tag` keeps names unique per test file (<= 4 chars). */
   static create(tag: string, endpointKeys: string[]): KernelFixture {
-    const links = endpointKeys.map((_, i) => `wdp${tag}${i}`);
+    // the pid keeps runs of the same file from two checkouts at once apart (names <= 15 chars with the peer's "p")
+    const links = endpointKeys.map((_, i) => `wdp${tag}${process.pid % 100_000}${i}`);
     for (const l of links) {
       try {
         ip('link', 'del', l);

@@ -16,7 +16,9 @@ import type { RingBufferReader } from '../../maps/ringbuf.js';
 import { DropReason, Verdict } from '../../maps/abi.js';
 import { endpoint, entry, state } from '../kernel/fixture.js';
 
-const NODE_NS = 'wdp-nh';
+/** Namespaces carry the pid, so two runs of this file at once (two checkouts) never share or delete each other's. */
+const NODE_NS = `wdp-nh-${process.pid}`;
+const podNs = (p: string) => `wdp-n${p}-${process.pid}`;
 const PODS = { a: { n: 1, id: 3001 }, b: { n: 2, id: 3002 }, c: { n: 3, id: 3003 } } as const;
 type Pod = keyof typeof PODS;
 const v4 = (p: Pod) => `10.210.2.${PODS[p].n}`;
@@ -28,7 +30,7 @@ const PIN_ROOT = `/sys/fs/bpf/wdp-netns-${process.pid}`;
 const ALLOWED_MS = 4000;
 
 const sh = (cmd: string, ...args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
-const inPod = (p: Pod | 'h', ...args: string[]) => sh('ip', 'netns', 'exec', p === 'h' ? NODE_NS : `wdp-n${p}`, ...args);
+const inPod = (p: Pod | 'h', ...args: string[]) => sh('ip', 'netns', 'exec', p === 'h' ? NODE_NS : podNs(p), ...args);
 const children: ChildProcess[] = [];
 
 function probe(from: Pod, proto: 'tcp' | 'udp', host: string, port: number, ms = 700): string {
@@ -38,7 +40,7 @@ function probe(from: Pod, proto: 'tcp' | 'udp', host: string, port: number, ms =
 
 function cleanup(): void {
   for (const c of children) if (c.pid && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
-  for (const ns of [NODE_NS, 'wdp-na', 'wdp-nb', 'wdp-nc']) {
+  for (const ns of [NODE_NS, podNs('a'), podNs('b'), podNs('c')]) {
     try {
       sh('ip', 'netns', 'del', ns);
     } catch {
@@ -66,8 +68,8 @@ beforeAll(async () => {
   inPod('h', 'ip', 'link', 'add', 'wdpbr', 'type', 'bridge');
   inPod('h', 'ip', 'link', 'set', 'wdpbr', 'up');
   for (const p of Object.keys(PODS) as Pod[]) {
-    sh('ip', 'netns', 'add', `wdp-n${p}`);
-    inPod('h', 'ip', 'link', 'add', `wdp${p}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `wdp-n${p}`);
+    sh('ip', 'netns', 'add', podNs(p));
+    inPod('h', 'ip', 'link', 'add', `wdp${p}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', podNs(p));
     inPod('h', 'ip', 'link', 'set', `wdp${p}`, 'master', 'wdpbr', 'up');
     inPod(p, 'ip', 'addr', 'add', `${v4(p)}/24`, 'dev', 'eth0');
     inPod(p, 'ip', 'addr', 'add', `${v6(p)}/64`, 'dev', 'eth0', 'nodad');
@@ -78,7 +80,7 @@ beforeAll(async () => {
   }
   // echo servers in every pod
   for (const p of Object.keys(PODS) as Pod[]) {
-    const c = spawn('ip', ['netns', 'exec', `wdp-n${p}`, process.execPath, PEER, 'serve', '8080', '9090'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn('ip', ['netns', 'exec', podNs(p), process.execPath, PEER, 'serve', '8080', '9090'], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(c);
     await new Promise<void>((res, rej) => {
       c.stdout?.once('data', () => res());
@@ -144,7 +146,7 @@ describe('real connections between pods in network namespaces', () => {
   });
 
   it('an established connection is cut on its next packet once its allow entry is removed, and works again when re-added', async () => {
-    const c = spawn('ip', ['netns', 'exec', 'wdp-nb', process.execPath, PEER, 'hold', v4('a'), '8080'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const c = spawn('ip', ['netns', 'exec', podNs('b'), process.execPath, PEER, 'hold', v4('a'), '8080'], { stdio: ['pipe', 'pipe', 'inherit'] });
     children.push(c);
     const lines: string[] = [];
     c.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
