@@ -316,20 +316,12 @@ static __always_inline int weir_parse_ipv6(struct __sk_buff *skb, void *data, vo
 	return weir_parse_l4(data + off, data_end, pkt);
 }
 
-/*
- * Fills `pkt` from the skb. Returns 0 or a WEIR_DROP_* reason. Non-IP:
- * ARP is WEIR_PKT_ALWAYS, anything else WEIR_DROP_UNSUPPORTED_L3.
- */
-static __always_inline int weir_parse(struct __sk_buff *skb, struct weir_pkt *pkt)
+/* Parses what the skb's linear area holds. */
+static __always_inline int weir_parse_linear(struct __sk_buff *skb, struct weir_pkt *pkt)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 
-	if (data_end - data < WEIR_PULL_BYTES && data_end - data < skb->len) {
-		bpf_skb_pull_data(skb, skb->len < WEIR_PULL_BYTES ? skb->len : WEIR_PULL_BYTES);
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return WEIR_DROP_TRUNCATED;
@@ -342,6 +334,32 @@ static __always_inline int weir_parse(struct __sk_buff *skb, struct weir_pkt *pk
 		return 0;
 	}
 	return WEIR_DROP_UNSUPPORTED_L3;
+}
+
+/*
+ * Fills `pkt` from the skb. Returns 0 or a WEIR_DROP_* reason. Non-IP:
+ * ARP is WEIR_PKT_ALWAYS, anything else WEIR_DROP_UNSUPPORTED_L3.
+ * Headers are read from the linear area; only when they run past it while
+ * the packet holds more are up to WEIR_PULL_BYTES pulled in and the packet
+ * parsed again, so a packet whose headers are already linear (the usual
+ * case) is never pulled, i.e. its payload is never copied.
+ */
+static __always_inline int weir_parse(struct __sk_buff *skb, struct weir_pkt *pkt)
+{
+	int reason = 0;
+
+	/* a loop, not two copies of the parser: the program stays its size */
+#pragma clang loop unroll(disable)
+	for (int pass = 0; pass < 2; pass++) {
+		reason = weir_parse_linear(skb, pkt);
+		long linear = (long)skb->data_end - (long)skb->data;
+		if (pass || reason != WEIR_DROP_TRUNCATED || linear >= WEIR_PULL_BYTES || linear >= skb->len)
+			break;
+		if (bpf_skb_pull_data(skb, skb->len < WEIR_PULL_BYTES ? skb->len : WEIR_PULL_BYTES))
+			break;
+		__builtin_memset(pkt, 0, sizeof(*pkt));
+	}
+	return reason;
 }
 
 #endif
