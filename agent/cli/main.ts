@@ -7,6 +7,8 @@ import { register as registerVersion } from './commands/version.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerObserve } from './commands/observe.js';
 import { register as registerLab } from './commands/lab.js';
+import { register as registerAgent } from './commands/agent.js';
+import { register as registerDatapath } from './commands/datapath.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerPolicy(program);
   registerObserve(program);
   registerLab(program);
+  registerAgent(program);
+  registerDatapath(program);
   return program;
 }
 

@@ -3,7 +3,7 @@
  * non-default values; every object validated against the Kubernetes schemas; the
  * security-relevant fields asserted.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../agent/node/config.js';
@@ -196,7 +196,10 @@ describe('Helm chart charts/weir', () => {
   });
 
   it('writes a ConfigMap the agent accepts, and rolls the pods when it changes', () => {
-    const cfg = (r: Rendered) => parseConfigText((one(r, 'ConfigMap').data as Record<string, string>)['config.yaml']!, 'ConfigMap');
+    const cfg = (r: Rendered) => {
+      const cm = r.byKind('ConfigMap').find((c) => (c.data as Record<string, string>)['config.yaml'] !== undefined)!;
+      return parseConfigText((cm.data as Record<string, string>)['config.yaml']!, 'ConfigMap');
+    };
     expect(cfg(defaults)).toEqual({
       pinRoot: '/sys/fs/bpf/weir',
       runDir: '/run/weir',
@@ -227,6 +230,16 @@ describe('Helm chart charts/weir', () => {
     const r = renderer.render([off]);
     expect(r.byKind('Service')).toHaveLength(0);
     expect(agent(r).ports!.map((p) => p.name)).toEqual(['health']);
+  });
+
+  it('ships the Grafana dashboard as a labelled ConfigMap when asked', () => {
+    const names = (r: Rendered) => r.byKind('ConfigMap').map((c) => c.metadata.name);
+    expect(names(defaults)).toEqual(['weir']);
+    const cm = custom.byKind('ConfigMap').find((c) => c.metadata.name === 'dataplane-dashboards')!;
+    expect(cm.metadata.namespace).toBe('monitoring');
+    expect(cm.metadata.labels!.grafana_dashboard).toBe('1');
+    const shipped = JSON.parse(readFileSync('charts/weir/dashboards/weir.json', 'utf8')) as unknown;
+    expect(JSON.parse((cm.data as Record<string, string>)['weir.json']!)).toEqual(shipped);
   });
 
   it('rejects values that break the schema, naming the field', () => {

@@ -8,13 +8,11 @@
  * Every name starts with `wk8`; everything is removed by `destroy()`, also after a crash of an
  * earlier run (`create()` cleans first).
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const execFileAsync = promisify(execFile);
 const TOOLS = join(dirname(fileURLToPath(import.meta.url)), 'tools');
 export const API_HOST = '10.240.100.1';
 const BRIDGE = 'wk8api';
@@ -47,6 +45,42 @@ export interface TestPod {
   netns: string;
   ip: string;
   hostVeth: string;
+}
+
+/** A pod's prober process: one TCP connection attempt per request line. */
+class Prober {
+  private seq = 0;
+  private readonly waiting = new Map<string, (ok: boolean) => void>();
+
+  private constructor(private readonly child: ChildProcess) {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const [id, verdict] = buf.slice(0, i).split(' ');
+        buf = buf.slice(i + 1);
+        this.waiting.get(id!)?.(verdict === 'ok');
+        this.waiting.delete(id!);
+      }
+    });
+  }
+
+  static async start(child: ChildProcess): Promise<Prober> {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`prober exited with ${code}`)));
+    });
+    return new Prober(child);
+  }
+
+  ask(target: string, timeoutMs: number): Promise<boolean> {
+    const id = String(++this.seq);
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.child.stdin!.write(`${id} ${target} ${timeoutMs}\n`);
+    });
+  }
 }
 
 export class Topology {
@@ -118,27 +152,30 @@ export class Topology {
 
   /** Starts a process in a network namespace (nsenter keeps bpffs visible, unlike `ip netns exec`). */
   spawnIn(netns: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-    const child = spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env });
     this.procs.push(child);
     return child;
   }
 
   /**
    * TCP probes from `from` to each target, concurrently: true = connected and greeted.
-   * Asynchronous on purpose: the test API server lives in this process and must keep serving.
+   * Each pod has one long-lived prober process (started on first use), so a probe costs a
+   * connection attempt, not a process start.
    */
   async probe(from: TestPod, targets: Array<{ pod: TestPod; port: number }>, timeoutMs = 250): Promise<boolean[]> {
-    const { stdout } = await execFileAsync('nsenter', [
-      `--net=/var/run/netns/${from.netns}`,
-      process.execPath,
-      join(TOOLS, 'pod-probe.mjs'),
-      String(timeoutMs),
-      ...targets.map((t) => `${t.pod.ip}:${t.port}`),
-    ]);
-    return stdout
-      .trim()
-      .split('\n')
-      .map((l) => l.endsWith(' ok'));
+    const prober = await this.prober(from);
+    return Promise.all(targets.map((t) => prober.ask(`${t.pod.ip}:${t.port}`, timeoutMs)));
+  }
+
+  private readonly probers = new Map<string, Promise<Prober>>();
+
+  private prober(pod: TestPod): Promise<Prober> {
+    let p = this.probers.get(pod.netns);
+    if (!p) {
+      p = Prober.start(this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-prober.mjs')]));
+      this.probers.set(pod.netns, p);
+    }
+    return p;
   }
 
   /** A long-lived connection from `from` to `to`:`port` echoing a line every `intervalMs`. */

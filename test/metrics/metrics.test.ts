@@ -89,6 +89,18 @@ describe('Prometheus metrics', () => {
     expect(sample(again, 'weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(7);
   });
 
+  it('reads the kernel counters once per scrape, and afresh at every scrape', async () => {
+    const k = kernel();
+    let reads = 0;
+    const m = new WeirMetrics({ datapath: { ...k.stats, readCounters: () => (reads++, k.stats.readCounters()) } });
+    await m.text();
+    expect(reads).toBe(1);
+    k.add(ING, DROP, 1, 1);
+    const fams = await parseExposition(await m.text());
+    expect(reads).toBe(2);
+    expect(sample(fams, 'weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(1);
+  });
+
   it('counts processed flows by type and verdict, and lost events by source', async () => {
     const k = kernel();
     const observer = new Observer({ context: makeContext() });
@@ -130,5 +142,28 @@ describe('Prometheus metrics', () => {
     } finally {
       await srv.close();
     }
+  });
+});
+
+describe('metrics from agent events', () => {
+  it('counts store changes by resource and action and times each realized revision', async () => {
+    const { EventEmitter } = await import('node:events');
+    const { recordAgentEvents } = await import('../../agent/metrics/agent-events.js');
+    const events = new EventEmitter();
+    const m = new WeirMetrics();
+    const stop = recordAgentEvents(m, events);
+    events.emit('change', { kind: 'NetworkPolicy', type: 'added' });
+    events.emit('change', { kind: 'Pod', type: 'modified' });
+    events.emit('change', { kind: 'Pod', type: 'modified' });
+    events.emit('realized', { revision: 1, changes: 3, compileMs: 2, realizedMs: 30 });
+    stop();
+    events.emit('change', { kind: 'Pod', type: 'deleted' });
+    const fams = await parseExposition(await m.text());
+    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'networkpolicy', action: 'added' })).toBe(1);
+    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'pod', action: 'modified' })).toBe(2);
+    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'pod', action: 'deleted' })).toBeUndefined();
+    expect(sample(fams, 'weir_policy_compile_duration_seconds_sum')).toBe(0.002);
+    expect(sample(fams, 'weir_policy_realization_latency_seconds_bucket', { le: '0.025' })).toBe(0);
+    expect(sample(fams, 'weir_policy_realization_latency_seconds_bucket', { le: '0.05' })).toBe(1);
   });
 });

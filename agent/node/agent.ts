@@ -1,0 +1,315 @@
+/**
+ * The node agent in Kubernetes mode: the Kubernetes source feeding the source-agnostic pipeline
+ * (agent/daemon.ts: Store -> PolicyEngine -> enforcement), pod interface discovery for local pods,
+ * health endpoints, flows and metrics.
+ *
+ * Restart safety: nothing touches the maps before the first full sync. Until then changes only
+ * reach the store and the compiler (the gate below drops the increments); on first sync the
+ * whole desired state is reconciled against what the previous agent left pinned (adoption), and
+ * only then are increments applied. An agent that starts against an unreachable API server keeps
+ * enforcing what is pinned and is not ready.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Agent, type Enforcement } from '../daemon.js';
+import type { DesiredDiff, DesiredState } from '../desired.js';
+import { DatapathEnforcement } from '../enforcement.js';
+import type { Observability } from '../observability.js';
+import { formatProblem, PolicyEngine } from '../policy/index.js';
+import { objectKey, toKubeObject, type KubeKind, type KubeObject, type Pod } from '../store/index.js';
+import { KubernetesSource, objectRef, type KubernetesChange, type WatchedResource } from '../sources/kubernetes.js';
+import type { AgentConfig } from './config.js';
+import { PolicyEventRecorder } from './events.js';
+import { startHealthServer, type HealthServer } from './health.js';
+import { startNodeObservability } from './observe.js';
+import { findPodInterface, type PodInterface } from './interfaces.js';
+import type { Logger } from './log.js';
+
+const KIND_OF: Record<WatchedResource, KubeKind> = {
+  namespaces: 'Namespace',
+  nodes: 'Node',
+  pods: 'Pod',
+  networkpolicies: 'NetworkPolicy',
+};
+
+/** Drops increments until the first full resync: the maps keep what was pinned until then. */
+class GatedEnforcement implements Enforcement {
+  readonly kind: string;
+  open = false;
+  constructor(readonly inner: Enforcement) {
+    this.kind = inner.kind;
+  }
+  async resync(state: DesiredState): Promise<void> {
+    await this.inner.resync(state);
+    this.open = true;
+  }
+  async apply(diff: DesiredDiff): Promise<void> {
+    if (this.open) await this.inner.apply(diff);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+export interface NodeAgentOptions {
+  config: AgentConfig;
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Compiled BPF object (default build/bpf/weir.o). */
+  objectPath?: string;
+  /** Flow API and /metrics (default on). */
+  observability?: boolean;
+}
+
+export interface NodeAgentStatus {
+  node: string;
+  ready: boolean;
+  /** Milliseconds from start until the first full sync was enforced. */
+  firstSyncMs?: number;
+  revision: number;
+  endpoints: { enforced: number; waitingForInterface: string[] };
+  watches: ReturnType<KubernetesSource['status']>;
+  kubernetesEvents: ReturnType<KubernetesSource['eventCounts']>;
+  rejectedObjects: number;
+  policyErrors: string[];
+  policyWarnings: string[];
+}
+
+export class NodeAgent {
+  readonly source: KubernetesSource;
+  readonly agent: Agent;
+  readonly compiler: PolicyEngine;
+  private readonly gate: GatedEnforcement;
+  private readonly datapath: DatapathEnforcement;
+  private health?: HealthServer;
+  private obs?: Observability;
+  private ready = false;
+  private firstSyncMs?: number;
+  private readonly startedAt = Date.now();
+  private pending: KubernetesChange[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private flushQueued = false;
+  /** Host-side interfaces of local pods, by "namespace/name". */
+  private readonly interfaces = new Map<string, PodInterface & { ip: string }>();
+  /** Local pods with IPs whose veth was not found yet. */
+  private readonly unresolved = new Set<string>();
+  private retryTimer?: NodeJS.Timeout;
+  private rejected = 0;
+  private stopped = false;
+  private readonly events: PolicyEventRecorder;
+
+  private constructor(private readonly opts: NodeAgentOptions) {
+    const c = opts.config;
+    this.datapath = new DatapathEnforcement({
+      pinRoot: c.pinRoot,
+      ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
+      ifindexOf: (key) => this.interfaces.get(key)?.ifindex,
+      hostAllow: c.hostAccess,
+      log: (l) => opts.log.debug(l),
+    });
+    this.gate = new GatedEnforcement(this.datapath);
+    this.compiler = new PolicyEngine({ nodeName: c.nodeName, clusterPodCIDRs: c.clusterPodCIDRs });
+    this.agent = new Agent({ nodeName: c.nodeName, compiler: this.compiler, enforcement: this.gate, log: (l) => opts.log.debug(l) });
+    this.agent.events.on('failed', (err) => opts.log.error(`could not realize a change: ${err.message}`));
+    this.events = new PolicyEventRecorder(opts.kubeConfig, c.nodeName, (m) => opts.log.debug(m));
+    this.source = new KubernetesSource({
+      kubeConfig: opts.kubeConfig,
+      watchTimeoutSeconds: c.watchTimeoutSeconds,
+      onChange: (change) => this.enqueue(change),
+      onError: (resource, err, retryInMs) =>
+        opts.log.warn(`watch of ${resource} failed (${err.message}); retrying in ${retryInMs} ms, enforcement continues with the last known state`),
+    });
+  }
+
+  /** Starts everything; resolves once the health endpoints serve (readiness comes later). */
+  static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
+    const a = new NodeAgent(opts);
+    const c = opts.config;
+    a.health = await startHealthServer(
+      {
+        healthz: () => ({ ok: !a.stopped }),
+        readyz: () => (a.ready ? { ok: true } : { ok: false, reason: a.notReadyReason() }),
+        status: () => a.status(),
+      },
+      c.healthPort,
+      c.healthHost,
+    );
+    if (opts.observability !== false) {
+      a.obs = await startNodeObservability(c, a.agent, a.compiler, a.datapath, (ifindex) =>
+        [...a.interfaces.values()].find((i) => i.ifindex === ifindex)?.name,
+      );
+    }
+    a.source.start();
+    void a.firstSync();
+    return a;
+  }
+
+  private notReadyReason(): string {
+    const waiting = Object.entries(this.source.status())
+      .filter(([, s]) => !s.synced)
+      .map(([r, s]) => `${r}${s.lastError ? ` (${s.lastError})` : ''}`);
+    if (waiting.length) return `waiting for the first list of ${waiting.join(', ')} from the API server`;
+    return 'enforcing the first full sync in the datapath';
+  }
+
+  private async firstSync(): Promise<void> {
+    await this.source.synced;
+    await this.drain();
+    if (this.stopped) return;
+    // Full reconcile against the pinned maps (adoption), then increments flow.
+    await this.agent.start();
+    this.ready = true;
+    this.firstSyncMs = Date.now() - this.startedAt;
+    const s = this.compiler.stats;
+    this.opts.log.info(
+      `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
+    );
+    this.reportProblems();
+  }
+
+  private enqueue(change: KubernetesChange): void {
+    this.obs?.metrics.kubernetesEvent(change.resource, change.action);
+    this.pending.push(change);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    // One batch per burst (a relist delivers everything in one turn of the event loop).
+    setImmediate(() => {
+      this.flushQueued = false;
+      const batch = this.pending;
+      this.pending = [];
+      this.flushing = this.flushing.then(() => this.apply(batch)).catch((err: unknown) => {
+        this.opts.log.error(`applying Kubernetes changes failed: ${err instanceof Error ? err.message : String(err)}`);
+      });
+    });
+  }
+
+  /** Resolves once every change received so far went through the pipeline. */
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0 || this.flushQueued) {
+      await new Promise((r) => setImmediate(r));
+      await this.flushing;
+    }
+    await this.flushing;
+  }
+
+  private isLocalEndpoint(o: KubeObject): o is Pod {
+    return o.kind === 'Pod' && o.nodeName === this.opts.config.nodeName && !o.hostNetwork && o.ips.length > 0;
+  }
+
+  private async apply(batch: KubernetesChange[]): Promise<void> {
+    // Last change per object wins within a batch.
+    const last = new Map<string, { kind: KubeKind; key: string; obj?: KubeObject }>();
+    for (const c of batch) {
+      const kind = KIND_OF[c.resource];
+      const key = objectRef(c.object);
+      if (c.action === 'delete') {
+        last.set(`${kind}|${key}`, { kind, key });
+        continue;
+      }
+      try {
+        const obj = toKubeObject(c.object);
+        if (obj) last.set(`${kind}|${objectKey(obj)}`, { kind, key: objectKey(obj), obj });
+      } catch (err) {
+        this.rejected++;
+        this.opts.log.warn(`ignoring ${kind} ${key}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const upserts: KubeObject[] = [];
+    const deletes: Array<{ kind: KubeKind; key: string }> = [];
+    for (const e of last.values()) (e.obj ? upserts.push(e.obj) : deletes.push(e));
+    // Interfaces must be known before the compiler's endpoints reach the reconciler.
+    await Promise.all(upserts.filter((o) => this.isLocalEndpoint(o)).map((p) => this.resolveInterface(p as Pod)));
+    for (const o of upserts) {
+      if (o.kind === 'Pod' && !this.isLocalEndpoint(o)) this.forget(objectKey(o));
+    }
+    for (const d of deletes) if (d.kind === 'Pod') this.forget(d.key);
+    await this.agent.update(upserts, deletes);
+    if (this.gate.open && (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))) this.reportProblems();
+  }
+
+  private forget(key: string): void {
+    this.interfaces.delete(key);
+    this.unresolved.delete(key);
+  }
+
+  private async resolveInterface(pod: Pod): Promise<void> {
+    const key = objectKey(pod);
+    const known = this.interfaces.get(key);
+    if (known && pod.ips.includes(known.ip)) return;
+    for (const ip of pod.ips) {
+      const found = await findPodInterface(ip);
+      if (found) {
+        this.interfaces.set(key, { ...found, ip });
+        this.unresolved.delete(key);
+        this.opts.log.debug(`pod ${key}: host-side interface ${found.name} (ifindex ${found.ifindex}, by ${found.via})`);
+        return;
+      }
+    }
+    this.interfaces.delete(key);
+    if (!this.unresolved.has(key)) {
+      this.opts.log.warn(`pod ${key} (${pod.ips.join(', ')}): no host-side veth found; not enforced until it appears`);
+    }
+    this.unresolved.add(key);
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.flushing = this.flushing.then(() => this.retryUnresolved());
+    }, 1000);
+    this.retryTimer.unref();
+  }
+
+  private async retryUnresolved(): Promise<void> {
+    let found = false;
+    for (const key of [...this.unresolved]) {
+      const pod = this.compiler.getPod(key)?.pod;
+      if (!pod || !this.isLocalEndpoint(pod)) {
+        this.unresolved.delete(key);
+        continue;
+      }
+      await this.resolveInterface(pod);
+      if (this.interfaces.has(key)) found = true;
+    }
+    // Endpoints that got their interface: a full reconcile writes and attaches them.
+    if (found && this.gate.open) await this.gate.resync(this.compiler.snapshot());
+    if (this.unresolved.size > 0) this.scheduleRetry();
+  }
+
+  /** Logs policy problems and records them as Kubernetes Events on the policies (once each). */
+  private reportProblems(): void {
+    const errors = this.compiler.errors();
+    const warnings = this.compiler.warnings();
+    for (const p of errors) this.opts.log.warn(formatProblem(p));
+    for (const p of warnings) this.opts.log.info(formatProblem(p));
+    void this.events.report(errors, 'error');
+    void this.events.report(warnings, 'warning');
+  }
+
+  status(): NodeAgentStatus {
+    return {
+      node: this.opts.config.nodeName,
+      ready: this.ready,
+      ...(this.firstSyncMs !== undefined ? { firstSyncMs: this.firstSyncMs } : {}),
+      revision: this.agent.revision,
+      endpoints: { enforced: this.interfaces.size, waitingForInterface: [...this.unresolved].sort() },
+      watches: this.source.status(),
+      kubernetesEvents: this.source.eventCounts(),
+      rejectedObjects: this.rejected,
+      policyErrors: this.compiler.errors().map(formatProblem),
+      policyWarnings: this.compiler.warnings().map(formatProblem),
+    };
+  }
+
+  /** Stops watching and serving; programs and pins stay, so enforcement continues. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.source.stop();
+    await this.flushing;
+    await this.obs?.close();
+    await this.health?.close();
+    await this.agent.close();
+  }
+}
