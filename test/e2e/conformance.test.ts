@@ -33,15 +33,17 @@ async function probe(p: Probe): Promise<string[]> {
   const wrong = p.expect.mismatches(first.results);
   // A connection that should have been made but timed out on a busy machine gets one more
   // try with a longer timeout; a connection made where none is allowed never does.
-  const failures: string[] = [];
-  for (const cell of wrong) {
-    if (!cell.connected) {
-      const again = JSON.parse((await lab.weir([...base, '--from', cell.from, '--to', cell.to, '--timeout', String(RETRY_TIMEOUT_MS)])).stdout) as ProbeJson;
-      retried++;
-      if (again.results[0]?.connected === true) continue;
-    }
-    failures.push(`${cell.from} -> ${cell.to}: ${cell.connected ? 'connected' : 'not connected'}, expected ${cell.connected ? 'not connected' : 'connected'}`);
-  }
+  const verdicts = await Promise.all(
+    wrong.map(async (cell) => {
+      if (!cell.connected) {
+        const again = JSON.parse((await lab.weir([...base, '--from', cell.from, '--to', cell.to, '--timeout', String(RETRY_TIMEOUT_MS)])).stdout) as ProbeJson;
+        retried++;
+        if (again.results[0]?.connected === true) return undefined;
+      }
+      return `${cell.from} -> ${cell.to}: ${cell.connected ? 'connected' : 'not connected'}, expected ${cell.connected ? 'not connected' : 'connected'}`;
+    }),
+  );
+  const failures = verdicts.filter((v): v is string => v !== undefined);
   if (failures.length === 0) return [];
   return [`${p.protocol}/${p.port} IPv${p.family ?? 4}:`, ...failures, 'expected:', p.expect.table()];
 }
@@ -85,6 +87,6 @@ describe('NetworkPolicy conformance through weir lab', () => {
         if (c.restores?.length) await lab.weir(['lab', 'apply', '-f', lab.manifest(c.restores.map((r) => model.get(`${r.kind}/${r.key}`) as Manifest))]);
         if (c.extra?.length) await lab.weir(['lab', 'delete', '-f', lab.manifest(c.extra)]);
       }
-    }, 60_000);
+    }, 120_000);
   }
 });
