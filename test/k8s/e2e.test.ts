@@ -9,7 +9,7 @@
  * Needs `make build` (dist/ and build/bpf/weir.o).
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
@@ -65,7 +65,12 @@ class AgentProcess {
     }
   }
   kill9(): void {
-    if (this.child.pid !== undefined && this.child.exitCode === null) process.kill(this.child.pid, 'SIGKILL');
+    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      process.kill(this.child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -143,7 +148,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   afterAll(async () => {
     if (process.env.WEIR_E2E_LOGS) for (const [n, p] of agents) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
     for (const p of agents.values()) p.kill9();
-    await api.stop();
+    await api.stop().catch(() => undefined);
     await topo.destroy();
     for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wk8-${n}`, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
@@ -325,4 +330,16 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     api.delete('NetworkPolicy', 'only-a', 'x');
     await until({ 'c->b': true });
   }, 60_000);
+
+  it('weir agent cleanup removes weir from a node whose agent is gone', async () => {
+    api.create(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
+    await until({ 'b->c': false });
+    agents.get(n2.name)!.kill9();
+    await sleep(200);
+    expect(await matrix()).toMatchObject({ 'b->c': false }); // pinned programs still enforce
+    const out = execFileSync('nsenter', [`--net=/var/run/netns/${n2.netns}`, process.execPath, CLI, 'agent', 'cleanup', `--pin-root=${pinRoot(n2)}`]).toString();
+    expect(out).toBe(`detached from 1 interface(s): ${c.hostVeth}\nremoved ${pinRoot(n2)}\n`);
+    expect(await matrix()).toMatchObject({ 'b->c': true });
+    expect(existsSync(pinRoot(n2))).toBe(false);
+  });
 });
