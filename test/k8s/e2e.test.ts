@@ -140,6 +140,13 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     api.create(nodeObj(n1));
     api.create(nodeObj(n2));
     for (const p of [a, b, c]) api.create(podObj(p));
+    // A hostNetwork pod (node address, no veth of its own) is never an endpoint.
+    api.create({
+      kind: 'Pod',
+      metadata: { name: 'node-exporter', namespace: 'x', labels: { app: 'exporter' } },
+      spec: { nodeName: n1.name, hostNetwork: true, containers: [{ name: 'c', image: 'x' }] },
+      status: { phase: 'Running', podIP: n1.address, podIPs: [{ ip: n1.address }] },
+    });
     const r1 = startAgent(n1);
     const r2 = startAgent(n2);
     await Promise.all([r1.waitFor(/ ready: first sync enforced/), r2.waitFor(/ ready: first sync enforced/)]);
@@ -159,10 +166,10 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     expect(res.status).toBe(200);
     const status = (await (await fetch(`http://${n1.address}:${HEALTH_PORT}/statusz`)).json()) as {
       ready: boolean;
-      endpoints: { enforced: number };
+      endpoints: { enforced: number; waitingForInterface: string[] };
     };
     expect(status.ready).toBe(true);
-    expect(status.endpoints.enforced).toBe(2);
+    expect(status.endpoints).toEqual({ enforced: 2, waitingForInterface: [] });
     expect(await matrix()).toEqual({ 'a->b': true, 'c->b': true, 'b->c': true });
     const out = execFileSync(process.execPath, [CLI, 'agent', 'status', `--host=${n2.address}`, `--port=${HEALTH_PORT}`]).toString();
     expect(out).toMatch(/ready: +yes/);
