@@ -13,6 +13,7 @@ import { AGENT_OBSERVER_SOCKET } from './flows/socket.js';
 import { WeirMetrics, type PodMetricsOptions } from './metrics/metrics.js';
 import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer } from './metrics/server.js';
 import type { ControlPlaneStats, DatapathStats } from './metrics/sources.js';
+import { recordAgentEvents, type AgentEventsLike } from './metrics/agent-events.js';
 
 /** A source of decoded flow events (the datapath's ring buffer reader). */
 export type FlowEventSource = (onBatch: (events: FlowEvent[]) => void) => { close(): void };
@@ -27,6 +28,8 @@ export interface ObservabilityOptions {
   datapath?: DatapathStats;
   /** Endpoint and identity counts. */
   controlPlane?: ControlPlaneStats;
+  /** The agent's events ("change", "realized"): Kubernetes events, compile and realization times. */
+  agentEvents?: AgentEventsLike;
   /** Recent flows kept (default 4095). */
   ringCapacity?: number;
   /** Flows one slow client may have queued (default 4096). */
@@ -62,6 +65,7 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
   let http: MetricsServer | undefined;
   let source: { close(): void } | undefined;
   let lostTimer: NodeJS.Timeout | undefined;
+  const stopAgentEvents = o.agentEvents ? recordAgentEvents(metrics, o.agentEvents) : undefined;
   try {
     const socketPath = o.socketPath ?? AGENT_OBSERVER_SOCKET;
     if (socketPath || o.tcpAddress) api = await startObserverServer(observer, { socketPath, tcpAddress: o.tcpAddress });
@@ -78,6 +82,7 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
       lostTimer.unref();
     }
   } catch (e) {
+    stopAgentEvents?.();
     source?.close();
     await api?.close();
     await http?.close();
@@ -92,6 +97,7 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
     ingest: (evs) => observer.ingest(evs),
     close: async () => {
       if (lostTimer) clearInterval(lostTimer);
+      stopAgentEvents?.();
       source?.close();
       metrics.close();
       await Promise.all([api?.close(), http?.close()]);

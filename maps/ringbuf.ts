@@ -9,7 +9,7 @@ interface AddonReader {
   close(): void;
 }
 interface RingbufAddon {
-  open(mapFd: number, onRecords: (batch: Buffer[]) => void, maxBatch?: number): AddonReader;
+  open(mapFd: number, onRecords: (batch: Buffer[]) => void, maxBatch?: number, pollMs?: number): AddonReader;
 }
 
 let addon: RingbufAddon | undefined;
@@ -31,13 +31,26 @@ export interface RingBufferReader {
   close(): void;
 }
 
+export interface RingBufferOptions {
+  /** Most records per callback (default 4096). */
+  maxBatch?: number;
+  /**
+   * Also drain every this many ms (default 20). The datapath submits events
+   * without waking the reader until a backlog builds up, so this bounds how
+   * late a lone event is seen. 0 = only on wakeups.
+   */
+  pollIntervalMs?: number;
+}
+
+export const DEFAULT_POLL_INTERVAL_MS = 20;
+
 /**
  * Calls `onRecords` with copies of the records of the BPF_MAP_TYPE_RINGBUF map
- * `mapFd`, at most `maxBatch` (default 4096) per call. Keep the returned reader
- * and close it when done; the map fd stays owned by the caller.
+ * `mapFd`, in bounded batches. Keep the returned reader and close it when done;
+ * the map fd stays owned by the caller.
  */
-export function openRingBuffer(mapFd: number, onRecords: (batch: Buffer[]) => void, maxBatch?: number): RingBufferReader {
-  const r = loadAddon().open(mapFd, onRecords, maxBatch);
+export function openRingBuffer(mapFd: number, onRecords: (batch: Buffer[]) => void, opts: RingBufferOptions = {}): RingBufferReader {
+  const r = loadAddon().open(mapFd, onRecords, opts.maxBatch ?? 4096, opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
   let closed = false;
   return {
     close() {

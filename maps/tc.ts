@@ -3,7 +3,7 @@
  * the caller's network namespace or inside another one (setns around the call).
  */
 import { openSync, closeSync } from 'node:fs';
-import { fn, LibbpfError, strerror } from './libbpf.js';
+import { fn, LibbpfError, strerror, withLibbpfLog } from './libbpf.js';
 
 export type TcPoint = 'ingress' | 'egress';
 const ATTACH_POINT = { ingress: 1, egress: 2 } as const;
@@ -26,15 +26,23 @@ function hook(ifindex: number, point: TcPoint) {
   return { sz: 24, ifindex, attach_point: ATTACH_POINT[point], parent: 0 };
 }
 
+/**
+ * libbpf logs expected conditions (an existing clsact, no filter to detach) to
+ * stderr; tc calls run with its log captured, and errors say what matters.
+ */
+function quiet<T>(f: () => T): T {
+  return withLibbpfLog(f).result;
+}
+
 /** Runs `f` with the calling thread inside `netns` (restored afterwards). */
 export function inNetns<T>(netns: string | undefined, f: () => T): T {
-  if (!netns) return f();
+  if (!netns) return quiet(f);
   const self = openSync('/proc/thread-self/ns/net', 'r');
   const target = openSync(netns, 'r');
   try {
     if ((fn.setns(target, CLONE_NEWNET) as number) !== 0) throw new Error(`cannot enter network namespace ${netns}: need root (CAP_SYS_ADMIN)`);
     try {
-      return f();
+      return quiet(f);
     } finally {
       if ((fn.setns(self, CLONE_NEWNET) as number) !== 0) throw new Error('cannot return to the original network namespace');
     }

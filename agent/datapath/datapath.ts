@@ -11,7 +11,7 @@ import { BpfMap } from '../../maps/bpf-map.js';
 import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
 import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
 import { readCounters, readLostEvents, type CounterRow } from '../../maps/readers.js';
-import { openRingBuffer, type RingBufferReader } from '../../maps/ringbuf.js';
+import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
 import type { ReconcilerMaps } from './reconciler.js';
@@ -84,6 +84,7 @@ export class Datapath {
   reconcilerMaps(): ReconcilerMaps {
     return {
       endpoints: this.map('endpoints'),
+      endpointRev: this.map('endpointRev'),
       policy: this.map('policy'),
       policyRange: this.map('policyRange'),
       ipcache: this.map('ipcache'),
@@ -106,8 +107,8 @@ export class Datapath {
   }
 
   /** Streams decoded flow events; close the reader when done. */
-  onFlowEvents(cb: (events: FlowEvent[]) => void): RingBufferReader {
-    return openRingBuffer(this.map('events').fd, (batch) => cb(batch.map(decodeFlowEvent)));
+  onFlowEvents(cb: (events: FlowEvent[]) => void, opts?: RingBufferOptions): RingBufferReader {
+    return openRingBuffer(this.map('events').fd, (batch) => cb(batch.map(decodeFlowEvent)), opts);
   }
 
   /** Releases fds; pins stay so enforcement continues and the next start adopts them. */

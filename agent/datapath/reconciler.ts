@@ -28,6 +28,8 @@ import { endpointKeys } from './entries.js';
 
 export interface ReconcilerMaps {
   endpoints: BpfMap;
+  /** ARRAY endpoint id -> policy_rev, read by the established fast path. */
+  endpointRev: BpfMap;
   policy: BpfMap;
   policyRange: BpfMap;
   ipcache: BpfMap;
@@ -54,6 +56,13 @@ interface Realized {
 }
 
 const hex = (b: Buffer): string => b.toString('hex');
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
+const revKey = u32;
+const revValue = u32;
 
 export class Reconciler {
   private desired: DesiredState = { endpoints: new Map(), ipcache: new Map() };
@@ -62,6 +71,10 @@ export class Reconciler {
   private realized = new Map<number, Realized>();
   private idByKey = new Map<string, number>();
   private ipcacheRealized = new Map<string, number>(); // cidr -> identity
+  /** Revisions are never reused on this node, so a stamp can only match its own endpoint's revision. */
+  private nextRev = 1;
+  /** Desired ipcache by canonical CIDR, node addresses included; rebuilt lazily after a full apply. */
+  private ipcacheWanted: Map<string, number> | undefined;
   private lastStats: ReconcileStats = { writes: 0, pending: [], errors: [] };
 
   constructor(
@@ -76,6 +89,20 @@ export class Reconciler {
   /** The node's own addresses: they resolve to identity host (1). Applied on the next apply. */
   setNodeAddresses(ips: string[]): void {
     this.nodeAddresses = [...ips];
+    this.ipcacheWanted = undefined;
+  }
+
+  /** Entries held in each map this reconciler writes (what it wrote or adopted), for map-pressure metrics. */
+  entryCounts(): Record<keyof ReconcilerMaps, number> {
+    let policy = 0;
+    let policyRange = 0;
+    for (const r of this.realized.values()) {
+      policy += r.policy.size;
+      policyRange += r.ranges.size;
+    }
+    let ipcache = 0;
+    for (const cidr of this.ipcacheRealized.keys()) if (isExactCidr(cidr)) ipcache++;
+    return { endpoints: this.realized.size, endpointRev: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
   }
 
   /** Endpoint id assigned to an endpoint key, if enforced. */
@@ -86,6 +113,7 @@ export class Reconciler {
   /** Start-up and resync: make the maps equal the desired state, whatever they held. */
   applyFull(state: DesiredState): ReconcileStats {
     this.desired = { endpoints: new Map(state.endpoints), ipcache: new Map(state.ipcache) };
+    this.ipcacheWanted = undefined;
     this.readRealized();
     const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
     this.syncIpcacheUpserts(stats);
@@ -119,8 +147,8 @@ export class Reconciler {
   /** Increment: touches only what the diff names. */
   applyDiff(diff: DesiredDiff): ReconcileStats {
     const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
-    for (const e of diff.ipcacheUpserted) this.desired.ipcache.set(e.cidr, e);
-    for (const c of diff.ipcacheRemoved) this.desired.ipcache.delete(c);
+    // Only the CIDRs the diff names are compared and written (not the whole ipcache).
+    const cidrs = this.updateWantedIpcache(diff);
     const touched = new Set<string>();
     for (const ep of diff.endpointsChanged) {
       this.desired.endpoints.set(ep.key, { ...ep, entries: [...ep.entries] });
@@ -139,7 +167,7 @@ export class Reconciler {
     };
     apply(diff.entriesRemoved, false);
     apply(diff.entriesAdded, true);
-    this.syncIpcacheUpserts(stats);
+    this.syncIpcacheUpserts(stats, cidrs);
     for (const key of touched) {
       const ep = this.desired.endpoints.get(key);
       if (ep) this.syncEndpoint(ep, stats);
@@ -152,7 +180,7 @@ export class Reconciler {
       if (r) this.removeRealized(id, r, stats);
       this.idByKey.delete(key);
     }
-    this.syncIpcacheRemovals(stats);
+    this.syncIpcacheRemovals(stats, cidrs);
     this.lastStats = stats;
     return stats;
   }
@@ -174,6 +202,7 @@ export class Reconciler {
     for (const [k, v] of this.maps.endpoints.entries()) {
       const value = decodeEndpoint(v);
       const ifindex = decodeEndpointKey(k);
+      this.nextRev = Math.max(this.nextRev, value.policyRev + 1);
       this.realized.set(value.endpointId, { ifindex, value, policy: new Map(), ranges: new Map() });
       byIfindex.set(ifindex, value.endpointId);
     }
@@ -206,7 +235,7 @@ export class Reconciler {
   private allocateId(): number {
     const used = new Set(this.realized.keys());
     for (const id of this.idByKey.values()) used.add(id);
-    for (let id = 1; id <= Limits.ENDPOINTS_MAX * 4; id++) if (!used.has(id)) return id;
+    for (let id = 1; id < Limits.ENDPOINT_IDS; id++) if (!used.has(id)) return id;
     throw new Error('no free endpoint id: too many endpoints on this node');
   }
 
@@ -246,7 +275,7 @@ export class Reconciler {
       const value: EndpointValue = {
         endpointId: id,
         identity: ep.identity,
-        policyRev: changed || !this.realized.has(id) ? (have.value.policyRev + 1) >>> 0 : have.value.policyRev,
+        policyRev: changed || !this.realized.has(id) ? this.takeRev() : have.value.policyRev,
         flags: want.flags,
       };
       if (have.ifindex !== ifindex && this.realized.has(id)) {
@@ -255,8 +284,8 @@ export class Reconciler {
       }
       const same = this.realized.has(id) && have.ifindex === ifindex && JSON.stringify(have.value) === JSON.stringify(value);
       if (!same) {
-        this.maps.endpoints.update(encodeEndpointKey(ifindex), encodeEndpoint(value));
-        stats.writes++;
+        this.writeEndpoint(ifindex, value);
+        stats.writes += 2;
       }
       this.realized.set(id, { ifindex, value, policy: have.policy, ranges: have.ranges });
     } catch (err) {
@@ -266,9 +295,22 @@ export class Reconciler {
     return id;
   }
 
+  private takeRev(): number {
+    const r = this.nextRev;
+    this.nextRev = this.nextRev >= 0xffffffff ? 1 : this.nextRev + 1;
+    return r;
+  }
+
+  /** The endpoint record, then the fast path's copy of its revision. */
+  private writeEndpoint(ifindex: number, value: EndpointValue): void {
+    this.maps.endpoints.update(encodeEndpointKey(ifindex), encodeEndpoint(value));
+    this.maps.endpointRev.update(revKey(value.endpointId), revValue(value.policyRev));
+  }
+
   private removeRealized(id: number, r: Realized, stats: ReconcileStats): void {
     try {
       this.maps.endpoints.delete(encodeEndpointKey(r.ifindex));
+      this.maps.endpointRev.update(revKey(id), revValue(0));
       this.maps.policy.deleteBatch([...r.policy.values()]);
       this.maps.policyRange.deleteBatch([...r.ranges.values()]);
       stats.writes += 1 + r.policy.size + r.ranges.size;
@@ -279,17 +321,42 @@ export class Reconciler {
   }
 
   private desiredIpcache(): Map<string, number> {
+    if (this.ipcacheWanted) return this.ipcacheWanted;
     const m = new Map<string, number>();
     for (const e of this.desired.ipcache.values()) m.set(canonical(e), e.identity);
     for (const ip of this.nodeAddresses) m.set(canonical({ cidr: ip, identity: 1 }), 1);
+    this.ipcacheWanted = m;
     return m;
   }
 
-  private syncIpcacheUpserts(stats: ReconcileStats): void {
+  /** Applies a diff's ipcache part to the desired state; returns the canonical CIDRs it touched. */
+  private updateWantedIpcache(diff: DesiredDiff): string[] {
+    const want = this.desiredIpcache();
+    const nodes = new Set(this.nodeAddresses.map((ip) => canonical({ cidr: ip, identity: 1 })));
+    const touched: string[] = [];
+    for (const e of diff.ipcacheUpserted) {
+      this.desired.ipcache.set(e.cidr, e);
+      const c = canonical(e);
+      if (!nodes.has(c)) want.set(c, e.identity); // the node's own addresses stay host
+      touched.push(c);
+    }
+    for (const cidr of diff.ipcacheRemoved) {
+      this.desired.ipcache.delete(cidr);
+      const c = canonical({ cidr, identity: 0 });
+      if (!nodes.has(c)) want.delete(c);
+      touched.push(c);
+    }
+    return touched;
+  }
+
+  /** Writes desired ipcache entries that differ from the maps: all of them, or only `only` (canonical CIDRs). */
+  private syncIpcacheUpserts(stats: ReconcileStats, only?: readonly string[]): void {
     const want = this.desiredIpcache();
     const exact: Array<[Buffer, Buffer]> = [];
     let changedExisting = false;
-    for (const [cidr, identity] of want) {
+    const candidates: Iterable<[string, number | undefined]> = only ? only.map((c) => [c, want.get(c)] as [string, number | undefined]) : want;
+    for (const [cidr, identity] of candidates) {
+      if (identity === undefined) continue;
       const have = this.ipcacheRealized.get(cidr);
       if (have === identity) continue;
       if (have !== undefined) changedExisting = true;
@@ -314,11 +381,12 @@ export class Reconciler {
     if (changedExisting) this.bumpAll(stats);
   }
 
-  private syncIpcacheRemovals(stats: ReconcileStats): void {
+  /** Removes ipcache entries that are not desired: any of them, or only among `only` (canonical CIDRs). */
+  private syncIpcacheRemovals(stats: ReconcileStats, only?: readonly string[]): void {
     const want = this.desiredIpcache();
     let removed = false;
-    for (const cidr of [...this.ipcacheRealized.keys()]) {
-      if (want.has(cidr)) continue;
+    for (const cidr of only ?? [...this.ipcacheRealized.keys()]) {
+      if (want.has(cidr) || !this.ipcacheRealized.has(cidr)) continue;
       if (isExactCidr(cidr)) this.maps.ipcache.delete(encodeIpcacheKey(parseCidr(cidr).addr));
       else this.maps.ipcacheLpm.delete(encodeIpcacheLpmKey(cidr));
       this.ipcacheRealized.delete(cidr);
@@ -331,9 +399,9 @@ export class Reconciler {
   /** An address changed identity: every connection is judged again on its next forward packet. */
   private bumpAll(stats: ReconcileStats): void {
     for (const r of this.realized.values()) {
-      r.value = { ...r.value, policyRev: (r.value.policyRev + 1) >>> 0 };
-      this.maps.endpoints.update(encodeEndpointKey(r.ifindex), encodeEndpoint(r.value));
-      stats.writes++;
+      r.value = { ...r.value, policyRev: this.takeRev() };
+      this.writeEndpoint(r.ifindex, r.value);
+      stats.writes += 2;
     }
   }
 }

@@ -10,6 +10,8 @@ const RESAMPLE_NS = 5_000_000_000n;
 
 export class MonotonicClock {
   private offsetNs = 0n;
+  private offSec = 0;
+  private offNanos = 0;
   private sampledAt = -RESAMPLE_NS;
 
   constructor(
@@ -17,18 +19,38 @@ export class MonotonicClock {
     private readonly wallNowMs: () => number = () => Date.now(),
   ) {}
 
-  /** Wall-clock nanoseconds since the epoch for a CLOCK_MONOTONIC reading. */
-  wallNs(monoNs: bigint): bigint {
+  /** Re-measures the offset when it is older than a few seconds; call once per batch. */
+  refresh(): void {
     const now = this.monoNow();
     if (now - this.sampledAt >= RESAMPLE_NS) {
       this.offsetNs = BigInt(this.wallNowMs()) * 1_000_000n - now;
+      this.offSec = Number(this.offsetNs / 1_000_000_000n);
+      this.offNanos = Number(this.offsetNs % 1_000_000_000n);
       this.sampledAt = now;
     }
+  }
+
+  /** Wall-clock nanoseconds since the epoch for a CLOCK_MONOTONIC reading. */
+  wallNs(monoNs: bigint): bigint {
+    if (this.sampledAt < 0n) this.refresh();
     return monoNs + this.offsetNs;
   }
 
+  /** Wall-clock time of a CLOCK_MONOTONIC reading, in number arithmetic (no BigInt per call). */
   timestamp(monoNs: bigint): Timestamp {
-    return nsToTimestamp(this.wallNs(monoNs));
+    if (this.sampledAt < 0n) this.refresh();
+    const mono = Number(monoNs);
+    const monoSec = Math.floor(mono / 1e9);
+    let seconds = monoSec + this.offSec;
+    let nanos = mono - monoSec * 1e9 + this.offNanos;
+    if (nanos >= 1e9) {
+      nanos -= 1e9;
+      seconds += 1;
+    } else if (nanos < 0) {
+      nanos += 1e9;
+      seconds -= 1;
+    }
+    return { seconds, nanos };
   }
 }
 

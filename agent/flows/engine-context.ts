@@ -1,7 +1,7 @@
 /**
  * FlowContext over the policy engine: pods by IP from the engine's pods, identity labels
- * from its identities. Call `changed()` after the engine applied changes; lookups rebuild
- * the IP index lazily, at most once per change batch.
+ * from its identities. The IP index is rebuilt lazily, at most once per change of
+ * `generation` (the agent's realized revision, or `changed()` calls).
  */
 import type { Identity } from '../identity/allocator.js';
 import type { Pod } from '../store/types.js';
@@ -13,33 +13,41 @@ export interface EngineView {
   identity(id: number): Identity | undefined;
 }
 
+export interface EngineFlowContextOptions {
+  /** Changes whenever the engine's pods or identities may have changed (e.g. the agent's revision). */
+  generation?: () => number;
+  /** Host-side interface name by ifindex. */
+  interfaceName?: (ifindex: number) => string | undefined;
+}
+
 export class EngineFlowContext implements FlowContext {
-  private gen = 0;
+  private bumps = 0;
   private indexGen = -1;
   private byIp = new Map<string, PodInfo>();
 
   constructor(
     private readonly engine: EngineView,
-    private readonly interfaces?: (ifindex: number) => string | undefined,
+    private readonly o: EngineFlowContextOptions = {},
   ) {}
 
-  /** The engine's pods or identities changed. */
+  /** The engine's pods or identities changed (when no generation function was given). */
   changed(): void {
-    this.gen++;
+    this.bumps++;
   }
 
   generation(): number {
-    return this.gen;
+    return (this.o.generation?.() ?? 0) * 2 ** 20 + this.bumps;
   }
 
   podByIp(ip: string): PodInfo | undefined {
-    if (this.indexGen !== this.gen) {
+    const gen = this.generation();
+    if (this.indexGen !== gen) {
       this.byIp = new Map();
       for (const p of this.engine.listPods()) {
         if (p.hostNetwork) continue;
         for (const a of p.ips) this.byIp.set(a, { namespace: p.namespace, name: p.name, labels: p.labels });
       }
-      this.indexGen = this.gen;
+      this.indexGen = gen;
     }
     return this.byIp.get(ip);
   }
@@ -50,6 +58,6 @@ export class EngineFlowContext implements FlowContext {
   }
 
   interfaceName(ifindex: number): string | undefined {
-    return this.interfaces?.(ifindex);
+    return this.o.interfaceName?.(ifindex);
   }
 }

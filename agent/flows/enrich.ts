@@ -61,7 +61,9 @@ export function podLabels(pod: PodInfo): string[] {
 const CACHE_LIMIT = 65536;
 
 export class Enricher {
-  private cache = new Map<string, Endpoint>();
+  /** ip -> (identity x 4096 + endpoint id) -> Endpoint: no key string per lookup. */
+  private cache = new Map<string, Map<number, Endpoint>>();
+  private cached = 0;
   private gen: number;
 
   constructor(private readonly ctx: FlowContext) {
@@ -71,15 +73,22 @@ export class Enricher {
   /** The Endpoint for one side of a flow. The result is shared: never mutate it. */
   endpoint(ip: string, identity: number, endpointId: number): Endpoint {
     const g = this.ctx.generation();
-    if (g !== this.gen || this.cache.size >= CACHE_LIMIT) {
+    if (g !== this.gen || this.cached >= CACHE_LIMIT) {
       this.cache.clear();
+      this.cached = 0;
       this.gen = g;
     }
-    const key = `${ip}|${identity}|${endpointId}`;
-    let ep = this.cache.get(key);
-    if (ep === undefined) {
+    let byIp = this.cache.get(ip);
+    if (byIp === undefined) {
+      byIp = new Map();
+      this.cache.set(ip, byIp);
+    }
+    const key = identity * 4096 + (endpointId & 0xfff);
+    let ep = byIp.get(key);
+    if (ep === undefined || ep.ID !== endpointId) {
       ep = this.build(ip, identity, endpointId);
-      this.cache.set(key, ep);
+      byIp.set(key, ep);
+      this.cached++;
     }
     return ep;
   }

@@ -99,7 +99,7 @@ export function compileFilter(ff: FlowFilter): FlowPredicate {
 
   if (has(ff.uuid)) {
     const s = new Set(ff.uuid);
-    preds.push((f) => s.has(f.uuid));
+    preds.push((f) => f.uuid !== '' && s.has(f.uuid));
   }
   if (has(ff.source_ip)) {
     const m = ipMatcher(ff.source_ip, 'source_ip');

@@ -80,8 +80,12 @@ export interface FlowBuilderOptions {
   clock: MonotonicClock;
   enricher: Enricher;
   nodeName: string;
-  /** Give each flow a random UUID (Hubble does). On by default. */
-  uuids?: boolean;
+}
+
+/** The flow's UUID, created the first time anyone asks (Hubble gives every flow one). */
+export function flowUuid(f: Flow): string {
+  if (f.uuid === '') f.uuid = randomUUID();
+  return f.uuid;
 }
 
 export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
@@ -92,7 +96,7 @@ export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
   const { l4, summary } = layer4(ev);
   return {
     time: o.clock.timestamp(ev.tsNs),
-    uuid: o.uuids === false ? '' : randomUUID(),
+    uuid: '', // given on first use (flowUuid), not to every flow that nobody reads
     verdict: dropped ? Verdict.DROPPED : Verdict.FORWARDED,
     drop_reason: dropProto,
     IP: { source: ev.srcAddr, destination: ev.dstAddr, ipVersion: ev.family === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },

@@ -22,8 +22,6 @@ export interface ObserverOptions {
   nodeName?: string;
   context?: FlowContext;
   clock?: MonotonicClock;
-  /** Give each flow a random UUID (default true). */
-  uuids?: boolean;
 }
 
 export interface ObserverStatus {
@@ -52,7 +50,6 @@ export class Observer {
   private readonly subs = new Set<Subscription>();
   private readonly listeners = new Set<(f: Flow, ev: FlowEvent) => void>();
   private readonly clientQueue: number;
-  private readonly uuids: boolean;
   private readonly startedAt = process.hrtime.bigint();
   private seen = 0;
   private lost = 0;
@@ -65,12 +62,12 @@ export class Observer {
     this.nodeName = o.nodeName ?? '';
     this.enricher = new Enricher(o.context ?? emptyFlowContext);
     this.clock = o.clock ?? new MonotonicClock();
-    this.uuids = o.uuids ?? true;
   }
 
   /** A batch of events from the datapath. O(batch x clients); never waits. */
   ingest(events: Iterable<FlowEvent>): void {
-    const opts = { clock: this.clock, enricher: this.enricher, nodeName: this.nodeName, uuids: this.uuids };
+    const opts = { clock: this.clock, enricher: this.enricher, nodeName: this.nodeName };
+    this.clock.refresh();
     for (const ev of events) {
       const flow = buildFlow(ev, opts);
       this.seen++;

@@ -7,6 +7,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { assetPath } from './assets.js';
 import { timestampToRfc3339 } from './clock.js';
+import { flowUuid } from './flow.js';
 import type { Flow, GetFlowsRequest, GetFlowsResponse, ServerStatusResponse, Timestamp } from './types.js';
 
 export const PROTO_FILE = 'agent/flows/observer.proto';
@@ -37,6 +38,7 @@ const flowBytes = new WeakMap<Flow, Uint8Array>();
 export function encodeFlow(f: Flow): Uint8Array {
   let b = flowBytes.get(f);
   if (b === undefined) {
+    flowUuid(f);
     b = messageType('Flow').encode(f as unknown as protobuf.Message).finish();
     flowBytes.set(f, b);
   }
@@ -111,8 +113,21 @@ export function observerServiceDefinition(): ServiceDefinition {
  */
 export function flowsResponseToJson(r: GetFlowsResponse): Record<string, unknown> {
   const t = messageType('GetFlowsResponse');
-  const obj = t.toObject(t.fromObject(r), { longs: Number, enums: String, defaults: false, arrays: false }) as Record<string, unknown>;
+  const obj = t.toObject(t.fromObject(pruneDefaults(r) as Record<string, unknown>), { longs: Number, enums: String, defaults: false, arrays: false });
   return rewriteWellKnown(obj) as Record<string, unknown>;
+}
+
+/** Drops proto3 default values (0, "", false, empty lists; zero enums too) as protobuf's JSON does. */
+function pruneDefaults(v: unknown, key = ''): unknown {
+  if (Array.isArray(v)) return v.map((x) => pruneDefaults(x));
+  if (v === null || typeof v !== 'object') return v;
+  if (key === 'is_reply') return v; // a wrapper: present means known, even when false
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (x === null || x === undefined || x === 0 || x === '' || x === false || (Array.isArray(x) && x.length === 0)) continue;
+    out[k] = pruneDefaults(x, k);
+  }
+  return out;
 }
 
 function isTimestamp(v: Record<string, unknown>): boolean {
@@ -129,9 +144,6 @@ function rewriteWellKnown(v: unknown, key = ''): unknown {
   }
   if (key === 'is_reply') return Boolean(o.value);
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(o)) {
-    if (k !== 'is_reply' && (x === 0 || x === '' || x === false || (Array.isArray(x) && x.length === 0))) continue;
-    out[k] = rewriteWellKnown(x, k);
-  }
+  for (const [k, x] of Object.entries(o)) out[k] = rewriteWellKnown(x, k);
   return out;
 }

@@ -5,8 +5,9 @@
  */
 import type { Agent } from '../daemon.js';
 import { DatapathEnforcement } from '../enforcement.js';
-import type { FlowContext, PodInfo } from '../flows/enrich.js';
+import { EngineFlowContext } from '../flows/engine-context.js';
 import { labObserverSocket } from '../flows/socket.js';
+import { reconcilerMapUsage } from '../metrics/map-usage.js';
 import { startObservability, type Observability } from '../observability.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { LabConfig } from './config.js';
@@ -15,44 +16,29 @@ import type { LabRuntime } from './runtime.js';
 export const LAB_METRICS_PORT_ENV = 'WEIR_LAB_METRICS_PORT';
 const DEFAULT_LAB_METRICS_PORT = 9962;
 
-function labFlowContext(agent: Agent, engine: PolicyEngine, runtime: LabRuntime): FlowContext {
-  let builtAt = -1;
-  let byIp = new Map<string, PodInfo>();
-  return {
-    podByIp(ip: string): PodInfo | undefined {
-      if (builtAt !== agent.revision) {
-        byIp = new Map();
-        for (const p of agent.store.list('Pod')) for (const a of p.ips) byIp.set(a, { namespace: p.namespace, name: p.name, labels: p.labels });
-        builtAt = agent.revision;
-      }
-      return byIp.get(ip);
-    },
-    identityLabels(id: number): readonly string[] | undefined {
-      const identity = engine.identity(id);
-      return identity ? identity.labels.map((l) => `k8s:${l}`) : undefined;
-    },
-    interfaceName(ifindex: number): string | undefined {
-      return runtime.list().find((p) => p.ifindex === ifindex)?.hostVeth;
-    },
-    generation: () => agent.revision,
-  };
-}
-
 function isAddrInUse(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
 }
 
 export async function startLabObservability(config: LabConfig, agent: Agent, engine: PolicyEngine, runtime: LabRuntime, log: (line: string) => void): Promise<Observability> {
-  const dp = agent.enforcement instanceof DatapathEnforcement ? agent.enforcement.datapath : undefined;
+  const enforcement = agent.enforcement instanceof DatapathEnforcement ? agent.enforcement : undefined;
+  const dp = enforcement?.datapath;
   const requested = Number(process.env[LAB_METRICS_PORT_ENV] ?? DEFAULT_LAB_METRICS_PORT);
   const start = (metricsPort: number): Promise<Observability> =>
     startObservability({
       nodeName: config.nodeName,
-      context: labFlowContext(agent, engine, runtime),
+      context: new EngineFlowContext(engine, {
+        generation: () => agent.revision,
+        interfaceName: (ifindex) => runtime.list().find((p) => p.ifindex === ifindex)?.hostVeth,
+      }),
       ...(dp
         ? {
             events: (cb) => dp.onFlowEvents(cb),
-            datapath: { readCounters: () => dp.counters(), lostEvents: () => dp.lostEvents() },
+            datapath: {
+              readCounters: () => dp.counters(),
+              lostEvents: () => dp.lostEvents(),
+              mapUsage: () => reconcilerMapUsage(dp, enforcement!.reconciler),
+            },
           }
         : {}),
       controlPlane: {
@@ -67,6 +53,7 @@ export async function startLabObservability(config: LabConfig, agent: Agent, eng
         },
         identitiesInUse: () => engine.stats.identities,
       },
+      agentEvents: agent.events,
       socketPath: labObserverSocket(config.runDir),
       metricsPort,
       metricsHost: '127.0.0.1',

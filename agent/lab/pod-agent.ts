@@ -107,12 +107,22 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boole
       if (done) return;
       done = true;
       clearTimeout(timer);
-      sock.close();
+      try {
+        sock.close();
+      } catch {
+        /* already closed */
+      }
       resolve({ connected, detail });
     }
     sock.on('message', () => finish(true, 'answered'));
     sock.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? err.message)));
-    sock.connect(t.port, t.ip, () => sock.send('probe'));
+    // On a busy machine the connect callback can come after the timeout closed the socket.
+    sock.connect(t.port, t.ip, () => {
+      if (done) return;
+      sock.send('probe', (err) => {
+        if (err) finish(false, (err as NodeJS.ErrnoException).code ?? err.message);
+      });
+    });
   });
 }
 
@@ -210,6 +220,10 @@ function arg(name: string): string {
 
 const isMain = process.argv[1] !== undefined && process.argv[1].endsWith('pod-agent.js');
 if (isMain) {
+  // One failed probe must not take the pod's servers down: log it and keep serving.
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`pod agent: ${err.stack ?? err.message}\n`);
+  });
   const agent = new PodAgent(arg('pod'), arg('socket'), parsePorts(arg('ports')));
   agent.start().then(
     () => process.stdout.write(`pod agent ${agent.pod} ready on ${agent.socketPath}\n`),

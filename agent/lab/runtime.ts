@@ -71,12 +71,12 @@ function ours(pid: number, marker: string): boolean {
  * Ends a process the lab started (by its pid), waiting briefly for it to go. With `marker`,
  * only a process whose command line holds it is signalled, so a recycled pid is left alone.
  */
-export async function stopProcess(pid: number, marker?: string, graceMs = 2000): Promise<void> {
-  if (!alive(pid) || (marker !== undefined && !ours(pid, marker))) return;
+export async function stopProcess(pid: number, marker?: string, graceMs = 2000): Promise<boolean> {
+  if (!alive(pid) || (marker !== undefined && !ours(pid, marker))) return false;
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
-    return;
+    return false;
   }
   const end = Date.now() + graceMs;
   while (Date.now() < end && alive(pid)) await new Promise((r) => setTimeout(r, 25));
@@ -87,6 +87,7 @@ export async function stopProcess(pid: number, marker?: string, graceMs = 2000):
       /* gone */
     }
   }
+  return true;
 }
 
 export const podKey = (p: { namespace: string; name: string }): string => `${p.namespace}/${p.name}`;
@@ -242,7 +243,7 @@ export async function teardownLab(c: LabConfig, opts: { keepRunDir?: boolean } =
   const recorded = [...(state?.daemon ? [state.daemon.pid] : []), ...(state?.pods ?? []).map((p) => p.pid).filter((p) => p > 0)];
   // Pod agents a crashed run started before it could record them carry the run dir in argv.
   const pids = [...new Set([...recorded, ...processesMentioning(join(c.runDir, 'pods'))])].filter((p) => p !== process.pid);
-  await Promise.all(pids.map((pid) => stopProcess(pid, c.runDir)));
+  const stopped = (await Promise.all(pids.map((pid) => stopProcess(pid, c.runDir)))).filter(Boolean).length;
   const interfaces = await removeLeftovers(c.prefix);
   await removeRangeBlackholes(c);
   const pins = existsSync(c.pinRoot);
@@ -253,5 +254,5 @@ export async function teardownLab(c: LabConfig, opts: { keepRunDir?: boolean } =
   } else {
     rmSync(c.runDir, { recursive: true, force: true });
   }
-  return { processes: pids.length, interfaces, pins };
+  return { processes: stopped, interfaces, pins };
 }

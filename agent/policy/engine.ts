@@ -4,11 +4,12 @@
  * date incrementally. Pure: no I/O, the clock is injected.
  *
  * Incremental shape: peers are selectors cached with the set of live identities they
- * match (a selector cache, as in Cilium). A change marks selectors, policies and endpoints
- * dirty; only dirty endpoints are recomputed, and only the entries that differ are
- * reported in the DesiredDiff.
+ * match (selector-cache.ts, as in Cilium). Endpoints whose own pod or selecting policies
+ * changed are recomputed whole; for all others, a selector's net identity changes add or
+ * withdraw exactly the entries they produce (entries.ts). Only entries that differ from
+ * what was last published are reported in the DesiredDiff.
  */
-import { ReservedIdentity, entryKey } from '../desired.js';
+import { ReservedIdentity } from '../desired.js';
 import type { DesiredDiff, DesiredState, Direction, EndpointState, L4Protocol, PolicyEntry, RuleRef } from '../desired.js';
 import { CidrIdentityAllocator, IdentityAllocator } from '../identity/allocator.js';
 import type { Clock, Identity } from '../identity/allocator.js';
@@ -18,7 +19,12 @@ import { Ipcache } from '../ipcache/ipcache.js';
 import type { StoreChange } from '../store/store.js';
 import type { KubeObject, Labels, Namespace, NetworkPolicy, Node, Pod } from '../store/types.js';
 import { compilePolicy } from './compiled.js';
-import type { CidrPeer, CompiledPeer, CompiledPolicy, CompiledRule, PodPeer, PolicyProblem } from './compiled.js';
+import type { CompiledPolicy, CompiledRule, PolicyProblem } from './compiled.js';
+import { cmp, compareEntries, compareRefs, contribute, materialize, sameRefs } from './entries.js';
+import type { EntryAcc, EntryMap, PortSpec } from './entries.js';
+import { setIndex } from './multimap.js';
+import { SelectorCache } from './selector-cache.js';
+import type { SelectorDelta, SelectorEntry } from './selector-cache.js';
 import { selectorMatches } from './selector.js';
 
 export interface PolicyEngineOptions {
@@ -42,84 +48,22 @@ interface PodRecord {
   ipCIDRs: string[];
 }
 
-interface SelectorEntry {
-  peer: CompiledPeer;
-  ids: Set<number>;
-  users: Set<string>;
-}
-
 interface PolicyRecord {
   compiled: CompiledPolicy;
   selects: Set<string>;
   selectorKeys: string[];
   cidrIds: number[];
   namedEgress: string[];
+  /** Per rule (parallel to compiled.rules): its RuleRef, and its ports when they do not depend on the endpoint. */
+  refs: RuleRef[];
+  ports: (PortSpec[] | undefined)[];
+  /** Selector key -> the rules using it and how many of their peers it is. */
+  rulesBySelector: Map<string, { rule: number; times: number }[]>;
 }
-
-/**
- * One allow entry of an endpoint with what produced it: per rule, how many (peer, identity,
- * port) combinations yield it. Most entries come from one rule, kept inline (`ref`, `n`);
- * others spill into `more`. The entry exists while any count is positive; `published` is
- * the derivedFrom last handed out in a diff.
- */
-interface EntryAcc {
-  direction: Direction;
-  remoteIdentity: number;
-  protocol: L4Protocol | 'ANY';
-  port: number;
-  endPort: number;
-  ref: RuleRef | undefined;
-  n: number;
-  more: Map<RuleRef, number> | undefined;
-  published: readonly RuleRef[] | undefined;
-}
-type EntryMap = Map<string, EntryAcc>;
 
 interface EndpointRecord {
   header: Omit<EndpointState, 'entries'>;
   entries: EntryMap;
-}
-
-/** A port (range) a rule allows once its peers are known. */
-interface PortSpec {
-  protocol: L4Protocol | 'ANY';
-  port: number;
-  endPort: number;
-}
-
-/** Adds `delta` contributions of `ref` to one entry; returns the entry's key. */
-function contribute(out: EntryMap, direction: Direction, remoteIdentity: number, p: PortSpec, ref: RuleRef, delta: number): string {
-  const k = `${direction}|${remoteIdentity}|${p.protocol}|${p.port}|${p.endPort}`;
-  let acc = out.get(k);
-  if (!acc) {
-    if (delta < 0) return k;
-    out.set(k, { direction, remoteIdentity, protocol: p.protocol, port: p.port, endPort: p.endPort, ref, n: delta, more: undefined, published: undefined });
-    return k;
-  }
-  if (acc.ref === ref) {
-    acc.n += delta;
-    if (acc.n <= 0) {
-      acc.ref = undefined;
-      acc.n = 0;
-      // Promote one spilled contribution so the inline slot stays the common case.
-      const first = acc.more?.entries().next();
-      if (first && !first.done) {
-        [acc.ref, acc.n] = first.value;
-        acc.more!.delete(first.value[0]);
-      }
-    }
-    return k;
-  }
-  if (acc.ref === undefined && delta > 0 && !acc.more?.has(ref)) {
-    acc.ref = ref;
-    acc.n = delta;
-    return k;
-  }
-  const m = (acc.more ??= new Map());
-  const n = (m.get(ref) ?? 0) + delta;
-  if (n > 0) m.set(ref, n);
-  else m.delete(ref);
-  return k;
 }
 
 const DEFAULT_NS_LABEL = 'kubernetes.io/metadata.name';
@@ -130,32 +74,6 @@ function namedKey(name: string, protocol: L4Protocol): string {
 
 function emptyDiff(): DesiredDiff {
   return { endpointsChanged: [], endpointsRemoved: [], entriesAdded: new Map(), entriesRemoved: new Map(), ipcacheUpserted: [], ipcacheRemoved: [] };
-}
-
-function compareEntries(a: PolicyEntry, b: PolicyEntry): number {
-  return (
-    a.direction.localeCompare(b.direction) ||
-    a.remoteIdentity - b.remoteIdentity ||
-    a.protocol.localeCompare(b.protocol) ||
-    a.port - b.port ||
-    a.endPort - b.endPort
-  );
-}
-
-function compareRefs(a: RuleRef, b: RuleRef): number {
-  return a.policy.localeCompare(b.policy) || a.direction.localeCompare(b.direction) || a.rule - b.rule;
-}
-
-/**
- * The entry as the diff and snapshot carry it. derivedFrom arrays are frozen and shared
- * between entries of the same rule (hundreds of thousands of entries, a few thousand rules).
- */
-function materialize(acc: EntryAcc, refs: readonly RuleRef[]): PolicyEntry {
-  return { direction: acc.direction, remoteIdentity: acc.remoteIdentity, protocol: acc.protocol, port: acc.port, endPort: acc.endPort, derivedFrom: refs as RuleRef[] };
-}
-
-function sameRefs(a: readonly RuleRef[], b: readonly RuleRef[]): boolean {
-  return a.length === b.length && a.every((r, i) => compareRefs(r, b[i]!) === 0);
 }
 
 export class PolicyEngine {
@@ -173,15 +91,8 @@ export class PolicyEngine {
   private readonly policies = new Map<string, PolicyRecord>();
   private readonly policiesByNamespace = new Map<string, Set<string>>();
 
-  private readonly selectors = new Map<string, SelectorEntry>();
-  private readonly nsScopedSelectors = new Map<string, Set<SelectorEntry>>();
-  private readonly clusterSelectors = new Set<SelectorEntry>();
-  private readonly cidrSelectors = new Set<SelectorEntry>();
-  private clusterSelectorVersion = 0;
-  private readonly clusterSelectorsByNsLabels = new WeakMap<Labels, { version: number; list: SelectorEntry[] }>();
+  private readonly selectors = new SelectorCache();
 
-  private readonly liveByNamespace = new Map<string, Set<Identity>>();
-  private readonly liveCidrs = new Map<number, Prefix>();
   /** "name/PROTO" -> identity -> port -> number of pods. */
   private readonly namedPorts = new Map<string, Map<number, Map<number, number>>>();
   private readonly namedEgressPolicies = new Map<string, Set<string>>();
@@ -192,8 +103,6 @@ export class PolicyEngine {
   private readonly dirtyEndpoints = new Set<string>();
   /** Policies whose selected endpoints must be recomputed whole. */
   private readonly dirtyPolicies = new Set<string>();
-  /** Net identity changes of selectors since the last flush: applied to entries as deltas. */
-  private readonly selectorDeltas = new Map<SelectorEntry, { added: Set<number>; removed: Set<number> }>();
   /** One frozen RuleRef object per rule, so contributions can be keyed by it. */
   private readonly ruleRefs = new Map<string, RuleRef>();
   private readonly singleRefs = new Map<RuleRef, readonly RuleRef[]>();
@@ -303,7 +212,7 @@ export class PolicyEngine {
     if (managed) {
       const r = this.identities.acquire(pod.namespace, pod.labels, this.nsLabels(pod.namespace));
       identity = r.identity;
-      if (r.live) this.identityLive(identity);
+      if (r.live) this.selectors.identityLive(identity);
     }
     const rec: PodRecord | undefined = pod
       ? { pod, ...(identity ? { identity } : {}), local: this.isLocal(pod), ipCIDRs: managed ? pod.ips.map((ip) => hostCIDR(ip)!).filter(Boolean) : [] }
@@ -311,7 +220,7 @@ export class PolicyEngine {
     // Named ports: register the new before unregistering the old, so unchanged ones do not flap.
     if (rec?.identity) this.registerNamedPorts(rec, +1);
     if (old?.identity) this.registerNamedPorts(old, -1);
-    if (old?.identity && this.identities.release(old.identity.id)) this.identityDead(old.identity);
+    if (old?.identity && this.identities.release(old.identity.id)) this.selectors.identityDead(old.identity);
     for (const c of old?.ipCIDRs ?? []) this.ipcache.unclaim(c, 'pod', key);
     for (const c of rec?.ipCIDRs ?? []) this.ipcache.claim(c, 'pod', key, rec!.identity!.id);
 
@@ -346,118 +255,6 @@ export class PolicyEngine {
     }
   }
 
-  // ------------------------------------------------------ selector cache
-
-  private clusterSelectorsFor(nsLabels: Labels): SelectorEntry[] {
-    const cached = this.clusterSelectorsByNsLabels.get(nsLabels);
-    if (cached && cached.version === this.clusterSelectorVersion) return cached.list;
-    const list = [...this.clusterSelectors].filter((s) => selectorMatches((s.peer as PodPeer).namespaceSelector!, nsLabels));
-    this.clusterSelectorsByNsLabels.set(nsLabels, { version: this.clusterSelectorVersion, list });
-    return list;
-  }
-
-  private podPeerMatches(peer: PodPeer, id: Identity): boolean {
-    if (peer.namespace !== undefined && peer.namespace !== id.namespace) return false;
-    if (peer.namespaceSelector && !selectorMatches(peer.namespaceSelector, id.nsLabels)) return false;
-    return selectorMatches(peer.podSelector, id.podLabels);
-  }
-
-  private cidrPeerMatches(peer: CidrPeer, p: Prefix): boolean {
-    return prefixContains(peer.cidr, p) && !peer.except.some((e) => prefixContains(e, p));
-  }
-
-  /** Records a net change of a selector's identities since the last flush. */
-  private selectorDelta(s: SelectorEntry, id: number, added: boolean): void {
-    let d = this.selectorDeltas.get(s);
-    if (!d) this.selectorDeltas.set(s, (d = { added: new Set(), removed: new Set() }));
-    if (added) {
-      if (!d.removed.delete(id)) d.added.add(id);
-    } else if (!d.added.delete(id)) d.removed.add(id);
-  }
-
-  private identityLive(id: Identity): void {
-    let set = this.liveByNamespace.get(id.namespace);
-    if (!set) this.liveByNamespace.set(id.namespace, (set = new Set()));
-    set.add(id);
-    for (const s of this.nsScopedSelectors.get(id.namespace) ?? []) {
-      if (selectorMatches((s.peer as PodPeer).podSelector, id.podLabels)) {
-        s.ids.add(id.id);
-        this.selectorDelta(s, id.id, true);
-      }
-    }
-    for (const s of this.clusterSelectorsFor(id.nsLabels)) {
-      if (selectorMatches((s.peer as PodPeer).podSelector, id.podLabels)) {
-        s.ids.add(id.id);
-        this.selectorDelta(s, id.id, true);
-      }
-    }
-  }
-
-  private identityDead(id: Identity): void {
-    this.liveByNamespace.get(id.namespace)?.delete(id);
-    if (this.liveByNamespace.get(id.namespace)?.size === 0) this.liveByNamespace.delete(id.namespace);
-    const drop = (s: SelectorEntry): void => {
-      if (s.ids.delete(id.id)) this.selectorDelta(s, id.id, false);
-    };
-    for (const s of this.nsScopedSelectors.get(id.namespace) ?? []) drop(s);
-    for (const s of this.clusterSelectorsFor(id.nsLabels)) drop(s);
-  }
-
-  private cidrLive(id: number, p: Prefix, cidr: string): void {
-    this.liveCidrs.set(id, p);
-    this.ipcache.claim(cidr, 'cidr', 'policy', id);
-    for (const s of this.cidrSelectors) {
-      if (this.cidrPeerMatches(s.peer as CidrPeer, p)) {
-        s.ids.add(id);
-        this.selectorDelta(s, id, true);
-      }
-    }
-  }
-
-  private cidrDead(id: number, cidr: string): void {
-    this.liveCidrs.delete(id);
-    this.ipcache.unclaim(cidr, 'cidr', 'policy');
-    for (const s of this.cidrSelectors) if (s.ids.delete(id)) this.selectorDelta(s, id, false);
-  }
-
-  private acquireSelector(peer: CompiledPeer, user: string): SelectorEntry {
-    let s = this.selectors.get(peer.key);
-    if (s) {
-      s.users.add(user);
-      return s;
-    }
-    s = { peer, ids: new Set(), users: new Set([user]) };
-    this.selectors.set(peer.key, s);
-    if (peer.kind === 'cidr') {
-      if (peer.cidr.bits === 0) s.ids.add(ReservedIdentity.world);
-      for (const [id, p] of this.liveCidrs) if (this.cidrPeerMatches(peer, p)) s.ids.add(id);
-      this.cidrSelectors.add(s);
-    } else if (peer.namespace !== undefined) {
-      for (const id of this.liveByNamespace.get(peer.namespace) ?? []) if (selectorMatches(peer.podSelector, id.podLabels)) s.ids.add(id.id);
-      setIndex(this.nsScopedSelectors, peer.namespace, s, true);
-    } else {
-      for (const set of this.liveByNamespace.values()) for (const id of set) if (this.podPeerMatches(peer, id)) s.ids.add(id.id);
-      this.clusterSelectors.add(s);
-      this.clusterSelectorVersion++;
-    }
-    return s;
-  }
-
-  private releaseSelector(key: string, user: string): void {
-    const s = this.selectors.get(key);
-    if (!s) return;
-    s.users.delete(user);
-    if (s.users.size > 0) return;
-    this.selectors.delete(key);
-    const peer = s.peer;
-    if (peer.kind === 'cidr') this.cidrSelectors.delete(s);
-    else if (peer.namespace !== undefined) setIndex(this.nsScopedSelectors, peer.namespace, s, false);
-    else {
-      this.clusterSelectors.delete(s);
-      this.clusterSelectorVersion++;
-    }
-  }
-
   // ------------------------------------------------------------ policies
 
   private setPolicy(key: string, np: NetworkPolicy | undefined): void {
@@ -477,10 +274,13 @@ export class PolicyEngine {
                 const cidr = formatPrefix(p);
                 const r = this.cidrIdentities.acquire(cidr);
                 cidrIds.push(r.id);
-                if (r.live) this.cidrLive(r.id, p, cidr);
+                if (r.live) {
+                  this.ipcache.claim(cidr, 'cidr', 'policy', r.id);
+                  this.selectors.cidrLive(r.id, p);
+                }
               }
             }
-            this.acquireSelector(peer, key);
+            this.selectors.acquire(peer, key);
             selectorKeys.push(peer.key);
           }
         }
@@ -489,7 +289,27 @@ export class PolicyEngine {
         }
       }
       for (const nk of namedEgress) setIndex(this.namedEgressPolicies, nk, key, true);
-      rec = { compiled, selects: new Set(), selectorKeys, cidrIds, namedEgress: [...namedEgress] };
+      const rulesBySelector = new Map<string, { rule: number; times: number }[]>();
+      compiled.rules.forEach((rule, i) => {
+        if (!rule.valid || rule.peers === 'any') return;
+        const counts = new Map<string, number>();
+        for (const p of rule.peers) counts.set(p.key, (counts.get(p.key) ?? 0) + 1);
+        for (const [k, times] of counts) {
+          let l = rulesBySelector.get(k);
+          if (!l) rulesBySelector.set(k, (l = []));
+          l.push({ rule: i, times });
+        }
+      });
+      rec = {
+        compiled,
+        selects: new Set(),
+        selectorKeys,
+        cidrIds,
+        namedEgress: [...namedEgress],
+        refs: compiled.rules.map((r) => this.ruleRef(compiled.key, r.direction, r.index)),
+        ports: compiled.rules.map((r) => (r.ports !== 'any' && r.ports.some((p) => p.kind === 'named') ? undefined : this.rulePorts(r, undefined))),
+        rulesBySelector,
+      };
       for (const ek of this.localByNamespace.get(np.namespace) ?? []) {
         const pr = this.pods.get(ek)!;
         if (selectorMatches(compiled.podSelector, pr.identity!.podLabels)) rec.selects.add(ek);
@@ -498,8 +318,12 @@ export class PolicyEngine {
     }
     if (old) {
       for (const ek of old.selects) this.dirtyEndpoints.add(ek);
-      for (const sk of old.selectorKeys) if (!rec?.selectorKeys.includes(sk)) this.releaseSelector(sk, key);
-      for (const id of old.cidrIds) if (this.cidrIdentities.release(id)) this.cidrDead(id, this.cidrIdentities.cidrOf(id)!);
+      for (const sk of old.selectorKeys) if (!rec?.selectorKeys.includes(sk)) this.selectors.release(sk, key);
+      for (const id of old.cidrIds) {
+        if (!this.cidrIdentities.release(id)) continue;
+        this.ipcache.unclaim(this.cidrIdentities.cidrOf(id)!, 'cidr', 'policy');
+        this.selectors.cidrDead(id);
+      }
       for (const nk of old.namedEgress) if (!rec?.namedEgress.includes(nk)) setIndex(this.namedEgressPolicies, nk, key, false);
     }
     const ns = np?.namespace ?? old!.compiled.namespace;
@@ -518,14 +342,14 @@ export class PolicyEngine {
     this.identities.gc();
     this.cidrIdentities.gc();
     // Policies with egress named ports resolve ports per peer identity: recompute them whole.
-    for (const s of this.selectorDeltas.keys()) for (const pk of s.users) if (this.policies.get(pk)?.namedEgress.length) this.dirtyPolicies.add(pk);
+    for (const s of this.selectors.changed()) for (const pk of s.users) if (this.policies.get(pk)?.namedEgress.length) this.dirtyPolicies.add(pk);
     for (const pk of this.dirtyPolicies) for (const ek of this.policies.get(pk)?.selects ?? []) this.dirtyEndpoints.add(ek);
     this.dirtyPolicies.clear();
     const diff = emptyDiff();
     const touched = new Map<string, Set<string>>();
-    this.applySelectorDeltas(touched);
+    this.applySelectorDeltas(this.selectors.takeDeltas(), touched);
     for (const ek of [...this.dirtyEndpoints].sort()) this.recompute(ek, diff);
-    for (const [ek, keys] of [...touched].sort((a, b) => a[0].localeCompare(b[0]))) {
+    for (const [ek, keys] of [...touched].sort((a, b) => cmp(a[0], b[0]))) {
       const rec = this.endpoints.get(ek);
       if (!rec || this.dirtyEndpoints.has(ek)) continue;
       const added: PolicyEntry[] = [];
@@ -546,7 +370,6 @@ export class PolicyEngine {
       if (removed.length > 0) diff.entriesRemoved.set(ek, removed.sort(compareEntries));
     }
     this.dirtyEndpoints.clear();
-    this.selectorDeltas.clear();
     const ip = this.ipcache.flush();
     diff.ipcacheUpserted = ip.upserted;
     diff.ipcacheRemoved = ip.removed;
@@ -557,26 +380,24 @@ export class PolicyEngine {
    * A selector gained or lost identities: add or withdraw exactly the entries those
    * identities produce in the rules using the selector, on endpoints not recomputed whole.
    */
-  private applySelectorDeltas(touched: Map<string, Set<string>>): void {
-    for (const [s, d] of this.selectorDeltas) {
+  private applySelectorDeltas(deltas: Map<SelectorEntry, SelectorDelta>, touched: Map<string, Set<string>>): void {
+    for (const [s, d] of deltas) {
       if (d.added.size === 0 && d.removed.size === 0) continue;
       for (const pk of s.users) {
         const pol = this.policies.get(pk);
         if (!pol || pol.namedEgress.length > 0) continue;
+        const uses = pol.rulesBySelector.get(s.peer.key);
+        if (!uses) continue;
         for (const ek of pol.selects) {
           if (this.dirtyEndpoints.has(ek)) continue;
           const rec = this.endpoints.get(ek);
-          const pod = this.pods.get(ek);
-          if (!rec || !pod) continue;
+          if (!rec) continue;
           let keys = touched.get(ek);
           if (!keys) touched.set(ek, (keys = new Set()));
-          for (const rule of pol.compiled.rules) {
-            if (!rule.valid || rule.peers === 'any') continue;
-            let times = 0;
-            for (const p of rule.peers) if (p.key === s.peer.key) times++;
-            if (times === 0) continue;
-            const ref = this.ruleRef(pol.compiled.key, rule.direction, rule.index);
-            const ports = this.rulePorts(rule, pod);
+          for (const { rule: i, times } of uses) {
+            const rule = pol.compiled.rules[i]!;
+            const ref = pol.refs[i]!;
+            const ports = pol.ports[i] ?? this.rulePorts(rule, this.pods.get(ek));
             for (const id of d.added) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, times));
             for (const id of d.removed) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, -times));
           }
@@ -605,7 +426,7 @@ export class PolicyEngine {
   }
 
   /** Ports of a rule for one endpoint; egress named ports are resolved per peer elsewhere. */
-  private rulePorts(rule: CompiledRule, rec: PodRecord): PortSpec[] {
+  private rulePorts(rule: CompiledRule, rec: PodRecord | undefined): PortSpec[] {
     if (rule.ports === 'any') return [{ protocol: 'ANY', port: 0, endPort: 0 }];
     const out: PortSpec[] = [];
     for (const port of rule.ports) {
@@ -613,7 +434,7 @@ export class PolicyEngine {
       else if (port.kind === 'number') out.push({ protocol: port.protocol, port: port.port, endPort: port.endPort });
       else if (rule.direction === 'ingress') {
         // Named ports of an ingress rule resolve against this (the destination) pod.
-        for (const cp of rec.pod.ports) if (cp.name === port.name && cp.protocol === port.protocol) out.push({ protocol: port.protocol, port: cp.containerPort, endPort: cp.containerPort });
+        for (const cp of rec?.pod.ports ?? []) if (cp.name === port.name && cp.protocol === port.protocol) out.push({ protocol: port.protocol, port: cp.containerPort, endPort: cp.containerPort });
       }
     }
     return out;
@@ -643,7 +464,7 @@ export class PolicyEngine {
       pol.selects.add(key);
       ingressIsolated ||= pol.compiled.isolatesIngress;
       egressIsolated ||= pol.compiled.isolatesEgress;
-      this.addRuleEntries(pol.compiled, rec, entries);
+      this.addRuleEntries(pol, rec, entries);
     }
     const header: Omit<EndpointState, 'entries'> = {
       key,
@@ -672,11 +493,13 @@ export class PolicyEngine {
     if (removed.length > 0) diff.entriesRemoved.set(key, removed.sort(compareEntries));
   }
 
-  private addRuleEntries(pol: CompiledPolicy, rec: PodRecord, out: EntryMap): void {
-    for (const rule of pol.rules) {
+  private addRuleEntries(pol: PolicyRecord, rec: PodRecord, out: EntryMap): void {
+    const rules = pol.compiled.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
       if (!rule.valid) continue;
-      const ref = this.ruleRef(pol.key, rule.direction, rule.index);
-      const ports = this.rulePorts(rule, rec);
+      const ref = pol.refs[i]!;
+      const ports = pol.ports[i] ?? this.rulePorts(rule, rec);
       if (rule.peers === 'any') {
         for (const p of ports) contribute(out, rule.direction, ReservedIdentity.any, p, ref, 1);
       } else {
@@ -728,7 +551,7 @@ export class PolicyEngine {
   warnings(): PolicyProblem[] {
     const out: PolicyProblem[] = [];
     const podCIDRs = this.ipcache.getPodCIDRs();
-    for (const pr of [...this.policies.values()].sort((a, b) => a.compiled.key.localeCompare(b.compiled.key))) {
+    for (const pr of [...this.policies.values()].sort((a, b) => cmp(a.compiled.key, b.compiled.key))) {
       out.push(...pr.compiled.warnings);
       const np = pr.compiled.source;
       const sides = [
@@ -808,16 +631,5 @@ export class PolicyEngine {
       entries,
       ipcache: this.ipcache.entries().size,
     };
-  }
-}
-
-function setIndex<K, V>(m: Map<K, Set<V>>, k: K, v: V, present: boolean): void {
-  let s = m.get(k);
-  if (present) {
-    if (!s) m.set(k, (s = new Set()));
-    s.add(v);
-  } else if (s) {
-    s.delete(v);
-    if (s.size === 0) m.delete(k);
   }
 }

@@ -27,7 +27,7 @@ export interface RuleVerdict {
   matched: boolean;
   peerMatched: boolean;
   portMatched: boolean;
-  /** Why it matched or missed, in words. */
+  /** Why it matched or missed, in words: "peer matches: ...", "port misses: ...", or why the rule is invalid. */
   reasons: string[];
 }
 
@@ -78,6 +78,7 @@ function side(engine: PolicyEngine, key: string, role: string): Side {
     const known = engine.listPods().map((q) => `${q.namespace}/${q.name}`).sort();
     throw new ExplainError(`no pod ${key} in the manifests${known.length ? ` (pods: ${known.slice(0, 12).join(', ')}${known.length > 12 ? ', ...' : ''})` : ''}; add its Pod manifest with -f`);
   }
+  if (p.pod.phase === 'Succeeded' || p.pod.phase === 'Failed') throw new ExplainError(`pod ${key} has finished (phase ${p.pod.phase}): it has no network to explain`);
   return { key, pod: p.pod, ...(p.identity ? { identity: p.identity } : {}) };
 }
 
@@ -108,6 +109,7 @@ function portVerdict(port: CompiledPort, q: ExplainQuery, dest: Side): { ok: boo
     const ok = q.port >= port.port && q.port <= port.endPort;
     return { ok, why: ok ? portText(port) : `${portText(port)} does not include ${q.port}` };
   }
+  if (!dest.identity) return { ok: false, why: `${portText(port)}: ${dest.key} uses the host network, whose named ports are not resolved (it has the node's identity)` };
   const resolved = dest.pod.ports.filter((cp) => cp.name === port.name && cp.protocol === port.protocol).map((cp) => cp.containerPort);
   if (resolved.length === 0) return { ok: false, why: `${portText(port)}: ${dest.key} has no ${port.protocol} container port named "${port.name}"` };
   const ok = resolved.includes(q.port);
@@ -126,24 +128,24 @@ function ruleVerdict(pol: CompiledPolicy, rule: CompiledRule, remote: Side, dest
   let peerMatched = false;
   if (rule.peers === 'any') {
     peerMatched = true;
-    reasons.push(`${rule.direction === 'ingress' ? 'from' : 'to'} is empty: every peer`);
+    reasons.push(`peer matches: ${rule.direction === 'ingress' ? 'from' : 'to'} is empty (every peer)`);
   } else {
     const vs = rule.peers.map((p) => peerVerdict(p, remote, pol.namespace));
     const hit = vs.find((v) => v.ok);
     peerMatched = hit !== undefined;
-    if (hit) reasons.push(hit.why);
-    else reasons.push(...(vs.length ? vs.map((v) => v.why) : ['no valid peer']));
+    if (hit) reasons.push(`peer matches: ${hit.why}`);
+    else reasons.push(...(vs.length ? vs.map((v) => `peer misses: ${v.why}`) : ['peer misses: no valid peer']));
   }
   let portMatched = false;
   if (rule.ports === 'any') {
     portMatched = true;
-    reasons.push('ports is empty: every port and protocol');
+    reasons.push('port matches: ports is empty (every port and protocol)');
   } else {
     const vs = rule.ports.map((p) => portVerdict(p, q, dest));
     const hit = vs.find((v) => v.ok);
     portMatched = hit !== undefined;
-    if (hit) reasons.push(hit.why);
-    else reasons.push(...vs.map((v) => v.why));
+    if (hit) reasons.push(`port matches: ${hit.why}`);
+    else reasons.push(...vs.map((v) => `port misses: ${v.why}`));
   }
   return { ...base, matched: peerMatched && portMatched, peerMatched, portMatched, reasons };
 }
@@ -193,7 +195,7 @@ export function formatExplanation(e: Explanation): string {
   for (const d of [e.egress, e.ingress]) {
     lines.push(`  ${d.direction} (enforced at ${d.pod}): ${d.allowed ? 'allowed' : 'denied'} - ${d.summary}`);
     for (const v of d.allowedBy) lines.push(`    allowed by ${v.policy} ${v.direction}[${v.rule}]: ${v.reasons.join('; ')}`);
-    for (const v of d.closest) lines.push(`    closest: ${v.policy} ${v.direction}[${v.rule}] missed: ${v.reasons.join('; ')}`);
+    for (const v of d.closest) lines.push(`    closest: ${v.policy} ${v.direction}[${v.rule}]: ${v.reasons.join('; ')}`);
   }
   return lines.join('\n');
 }

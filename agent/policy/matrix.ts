@@ -33,18 +33,22 @@ export function policyMatrix(engine: PolicyEngine, port: number, protocol: L4Pro
   return { port, protocol, results };
 }
 
-/** Tab-separated truth table as the upstream e2e suite prints it. */
+/**
+ * Tab-separated truth table as the upstream e2e suite prints it: destinations across, sources
+ * down, the first column padded to the longest source name (the layout of `weir lab probe`).
+ */
 export function formatTruthTable(m: ConnectivityMatrix): string {
   const froms = [...new Set(m.results.map((r) => r.from))].sort();
   const tos = [...new Set(m.results.map((r) => r.to))].sort();
   const value = new Map(m.results.map((r) => [`${r.from}\u0000${r.to}`, r.connected]));
-  const lines = [['-', ...tos].join('\t')];
+  const width = Math.max(1, ...froms.map((f) => f.length));
+  const lines = [['-'.padEnd(width), ...tos].join('\t')];
   for (const from of froms) {
     const marks = tos.map((to) => {
       const v = value.get(`${from}\u0000${to}`);
       return v === undefined ? '?' : v ? '.' : 'X';
     });
-    lines.push([from, ...marks].join('\t'));
+    lines.push([from.padEnd(width), ...marks].join('\t'));
   }
   return lines.join('\n');
 }

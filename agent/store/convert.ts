@@ -2,7 +2,7 @@
  * Converters from plain Kubernetes objects (parsed YAML or API server JSON) to the typed
  * objects of types.ts. Structural errors (a string where an object belongs) throw a
  * ConversionError naming the object and the field; semantic checks of NetworkPolicy
- * (bad CIDR, port range, operator) are left to agent/policy/validate.ts so that one
+ * (bad CIDR, port range, operator) are left to agent/policy/compiled.ts so that one
  * invalid policy never stops the others.
  */
 import { canonicalIP } from '../ipcache/cidr.js';

@@ -31,7 +31,7 @@ static __always_inline __u64 weir_ct_now(void)
 #define WEIR_TCP_RST 0x04
 #define WEIR_TCP_ACK 0x10
 
-static __always_inline void weir_ct_key_fwd(struct weir_ct_key *k, const struct weir_tuple *t, __u8 dir)
+static __always_inline void weir_ct_key_fwd(struct weir_ct_key *k, const struct weir_tuple *t, __u8 dir, __u32 ifindex)
 {
 	__builtin_memcpy(k->src_addr, t->saddr, 16);
 	__builtin_memcpy(k->dst_addr, t->daddr, 16);
@@ -41,9 +41,10 @@ static __always_inline void weir_ct_key_fwd(struct weir_ct_key *k, const struct 
 	k->family = t->family;
 	k->direction = dir;
 	k->_pad = 0;
+	k->ifindex = ifindex;
 }
 
-static __always_inline void weir_ct_key_rev(struct weir_ct_key *k, const struct weir_tuple *t, __u8 dir)
+static __always_inline void weir_ct_key_rev(struct weir_ct_key *k, const struct weir_tuple *t, __u8 dir, __u32 ifindex)
 {
 	__builtin_memcpy(k->src_addr, t->daddr, 16);
 	__builtin_memcpy(k->dst_addr, t->saddr, 16);
@@ -53,6 +54,7 @@ static __always_inline void weir_ct_key_rev(struct weir_ct_key *k, const struct 
 	k->family = t->family;
 	k->direction = dir;
 	k->_pad = 0;
+	k->ifindex = ifindex;
 }
 
 static __always_inline __u64 weir_ct_timeout_ns(__u8 proto, __u8 flags)
@@ -73,6 +75,24 @@ static __always_inline __u64 weir_ct_timeout_ns(__u8 proto, __u8 flags)
 		s = WEIR_CT_TIMEOUT_OTHER;
 	}
 	return s * WEIR_NS_PER_SEC;
+}
+
+/*
+ * Whether a packet with no entry may open a connection: only a bare SYN for
+ * TCP and never an echo reply. Other packets are judged one by one, so a pod
+ * whose connection was revoked cannot re-open it from its own side by
+ * answering (its replies would otherwise look like a new connection whose
+ * "replies" are the peer's forward packets).
+ */
+static __always_inline int weir_opens_connection(const struct weir_pkt *pkt)
+{
+	if (pkt->t.proto == IPPROTO_TCP)
+		return (pkt->tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN;
+	if (pkt->t.proto == IPPROTO_ICMP)
+		return pkt->icmp_type != WEIR_ICMP_ECHOREPLY;
+	if (pkt->t.proto == IPPROTO_ICMPV6)
+		return pkt->icmp_type != ICMPV6_ECHO_REPLY;
+	return 1;
 }
 
 /* Updates state on a packet of a known connection; `reply` is set for the reply direction. */

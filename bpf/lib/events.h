@@ -50,7 +50,12 @@ static __always_inline void weir_emit(struct __sk_buff *skb, const struct weir_e
 	e->flags = v->flags | (pkt->frag ? WEIR_FLOW_F_FRAGMENT : 0);
 	e->len = skb->len;
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	/* wake the reader once, when this record takes the backlog over the mark */
+	__u64 avail = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA);
+	__u64 mine = sizeof(*e) + WEIR_RINGBUF_HDR_BYTES;
+	bpf_ringbuf_submit(e, avail >= WEIR_EVENTS_WAKEUP_BYTES && avail < WEIR_EVENTS_WAKEUP_BYTES + mine
+				      ? BPF_RB_FORCE_WAKEUP
+				      : BPF_RB_NO_WAKEUP);
 }
 
 #endif

@@ -11,6 +11,7 @@ export const ctKeyLayout = layout('weir_ct_key', [
   { name: 'family', type: 'u8' },
   { name: 'direction', type: 'u8' },
   { name: '_pad', type: 'u8' },
+  { name: 'ifindex', type: 'u32' },
 ] as const);
 export const ctValueLayout = layout('weir_ct_value', [
   { name: 'expires_ns', type: 'u64' },
@@ -32,6 +33,7 @@ export interface CtKey {
   protocol: number;
   family: 4 | 6;
   direction: number;
+  ifindex: number;
 }
 export interface CtValue {
   expiresNs: bigint;
@@ -54,6 +56,7 @@ export function encodeCtKey(k: CtKey): Buffer {
   b.writeUInt8(k.protocol, o.protocol);
   b.writeUInt8(k.family, o.family);
   b.writeUInt8(k.direction, o.direction);
+  b.writeUInt32LE(k.ifindex, o.ifindex);
   return b;
 }
 
@@ -68,6 +71,7 @@ export function decodeCtKey(b: Buffer): CtKey {
     protocol: b.readUInt8(o.protocol),
     family,
     direction: b.readUInt8(o.direction),
+    ifindex: b.readUInt32LE(o.ifindex),
   };
 }
 

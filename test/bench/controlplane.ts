@@ -32,7 +32,7 @@ function rng(seed: number): () => number {
   };
 }
 
-function clusterObjects(): { objects: KubeObject[]; pods: Pod[] } {
+export function clusterObjects(): { objects: KubeObject[]; pods: Pod[] } {
   const objects: KubeObject[] = [];
   const pods: Pod[] = [];
   for (let n = 0; n < NODES; n++) {

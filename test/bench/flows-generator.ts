@@ -1,55 +1,47 @@
 /**
- * Worker thread of the flows bench: the "datapath under load". Runs the real to_pod
- * program through BPF_PROG_TEST_RUN on denied TCP SYNs at a paced rate; every run
- * emits one flow event into the real ring buffer. Reports how many it ran and how
- * long the kernel took per packet, so the bench can show the agent and its clients
- * never slow the datapath down.
+ * Child process of the flows bench: the "datapath under load". Loads the datapath object
+ * adopting the bench's pinned maps (as a restarted agent would), then runs the real
+ * to_pod program through BPF_PROG_TEST_RUN on denied TCP SYNs at a paced rate; every
+ * run puts one record into the shared ring buffer. Prints one JSON line per second:
+ * packets run and the kernel's time for them, so the bench can show that the agent and
+ * its clients never slow the datapath down (`{"packets":N,"kernelNs":T}`). Runs until SIGTERM.
+ *
+ *   node flows-generator.js PIN_ROOT IFINDEX RATE FRAME_HEX:SHARE...
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { Datapath } from '../../agent/datapath/datapath.js';
 import { testRun } from '../../maps/test-run.js';
 
-export interface GeneratorInput {
-  progFd: number;
-  ifindex: number;
-  /** Packets, each with its share of the rate (shares sum to 1). */
-  packets: Array<{ frame: Uint8Array; share: number }>;
-  ratePerSec: number;
+const [pinRoot, ifindexArg, rateArg, ...frameArgs] = process.argv.slice(2);
+if (!pinRoot || !ifindexArg || !rateArg || frameArgs.length === 0) {
+  process.stderr.write('usage: flows-generator PIN_ROOT IFINDEX RATE FRAME_HEX:SHARE...\n');
+  process.exit(2);
 }
-
-export interface GeneratorPhase {
-  name: string;
-  packets: number;
-  seconds: number;
-  /** Kernel-measured ns per program run (BPF_PROG_TEST_RUN duration). */
-  kernelNsPerPacket: number;
-}
-
-const input = workerData as GeneratorInput;
-const frames = input.packets.map((p) => ({ frame: Buffer.from(p.frame), share: p.share }));
+const ifindex = Number(ifindexArg);
+const rate = Number(rateArg);
+const frames = frameArgs.map((a) => {
+  const [hex, share] = a.split(':');
+  return { frame: Buffer.from(hex!, 'hex'), share: Number(share) };
+});
 const MAX_BATCH = 2000;
 
-let phase = { name: 'warmup', packets: 0, start: process.hrtime.bigint(), kernelNs: 0 };
+const dp = Datapath.open({ pinRoot });
+const prog = dp.program('toPod');
 let stopping = false;
-const done: GeneratorPhase[] = [];
-
-function endPhase(): void {
-  const seconds = Number(process.hrtime.bigint() - phase.start) / 1e9;
-  done.push({ name: phase.name, packets: phase.packets, seconds, kernelNsPerPacket: phase.packets ? phase.kernelNs / phase.packets : 0 });
-}
-
-parentPort!.on('message', (m: { phase?: string; stop?: boolean }) => {
-  if (m.phase !== undefined) {
-    endPhase();
-    phase = { name: m.phase, packets: 0, start: process.hrtime.bigint(), kernelNs: 0 };
-  }
-  if (m.stop) stopping = true;
+process.on('SIGTERM', () => {
+  stopping = true;
 });
+
+let window = { packets: 0, kernelNs: 0 };
+const report = setInterval(() => {
+  process.stdout.write(`${JSON.stringify(window)}\n`);
+  window = { packets: 0, kernelNs: 0 };
+}, 1000);
 
 async function loop(): Promise<void> {
   const t0 = process.hrtime.bigint();
   let sent = 0;
   while (!stopping) {
-    const due = Math.floor((Number(process.hrtime.bigint() - t0) / 1e9) * input.ratePerSec) - sent;
+    const due = Math.floor((Number(process.hrtime.bigint() - t0) / 1e9) * rate) - sent;
     if (due <= 0) {
       await new Promise((r) => setTimeout(r, 2));
       continue;
@@ -57,16 +49,16 @@ async function loop(): Promise<void> {
     const n = Math.min(due, MAX_BATCH);
     for (const f of frames) {
       const repeat = Math.max(1, Math.round(n * f.share));
-      const r = testRun(input.progFd, f.frame, { ifindex: input.ifindex, repeat });
+      const r = testRun(prog, f.frame, { ifindex, repeat });
       sent += repeat;
-      phase.packets += repeat;
-      phase.kernelNs += r.durationNs * repeat;
+      window.packets += repeat;
+      window.kernelNs += r.durationNs * repeat;
     }
-    // let the message port deliver phase changes
     await new Promise((r) => setImmediate(r));
   }
-  endPhase();
-  parentPort!.postMessage(done);
+  clearInterval(report);
+  dp.close();
+  process.exit(0);
 }
 
 void loop();

@@ -1,31 +1,30 @@
 /**
  * `make bench` suite "flows": the agent's flow pipeline under 100,000 flow events per
- * second from the real datapath for a minute.
+ * second from the real datapath, for 90 s.
  *
- * A worker thread runs the real to_pod program (BPF_PROG_TEST_RUN) on denied TCP SYNs at
- * a paced 100k/s; each run puts one record into the real ring buffer. The agent side is
- * what the daemon runs: the ring-buffer addon, decode, enrichment, the flow ring, the
- * gRPC flow API on a unix socket and /metrics counters. Two client processes follow:
- * a `--port 8080` client (10% of the flows) that keeps up, and, in the second phase, a
- * real `weir observe --follow` whose output nobody reads. The phases run side by side
- * in one run so the effect of the slow client is a ratio. Needs root.
+ * A generator process runs the real to_pod program (BPF_PROG_TEST_RUN) on denied TCP SYNs
+ * at a paced 100k/s; each run puts one record into the real (pinned) ring buffer. The
+ * agent side runs in this process and is what the daemon runs: ring-buffer addon, decode,
+ * enrichment, the flow ring, the gRPC flow API on a unix socket, the metrics. A client
+ * process follows `--port 8080` (10% of the flows). Phases alternate (A B A B A B): in B a
+ * real `weir observe --follow` runs whose output nobody reads, so it stalls. Alternating
+ * phases spread the machine's other load over both sides of the comparison. Needs root.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { Reconciler } from '../../agent/datapath/reconciler.js';
 import { startObservability, type Observability } from '../../agent/observability.js';
 import { writeAddr } from '../../maps/codecs/addr.js';
 import type { BenchSection } from './run.js';
-import type { GeneratorInput, GeneratorPhase } from './flows-generator.js';
 
 const RATE = 100_000;
 const WARMUP_S = 3;
-const ALONE_S = 15;
-const WITH_SLOW_S = 60;
+const ROUNDS = 3;
+const ALONE_S = 10;
+const STALLED_S = 20;
 const LINK = 'wobbench0';
 const POD_IP = '10.230.90.2';
 const CLIENT_IP = '10.230.90.1';
@@ -53,44 +52,46 @@ function synFrame(src: string, dst: string, sport: number, dport: number): Buffe
   return f;
 }
 
-interface ClientStats {
-  flows: number;
-  lost: number;
-}
-
-function spawnClient(args: string[]): { child: ChildProcess; last: () => ClientStats } {
+/** A child process printing one JSON object per line; keeps the running sum of each numeric field. */
+function spawnReporter<T extends Record<string, number>>(args: string[], sum: boolean): { child: ChildProcess; totals: () => T } {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let last: ClientStats = { flows: 0, lost: 0 };
+  let totals = {} as T;
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
     buf += d.toString();
     const lines = buf.split('\n');
     buf = lines.pop()!;
-    for (const l of lines) if (l.trim()) last = JSON.parse(l) as ClientStats;
+    for (const l of lines) {
+      if (!l.trim()) continue;
+      const v = JSON.parse(l) as T;
+      if (!sum) totals = v;
+      else {
+        const t = { ...totals } as Record<string, number>;
+        for (const [k, x] of Object.entries(v)) t[k] = (t[k] ?? 0) + x;
+        totals = t as T;
+      }
+    }
   });
-  return { child, last: () => last };
+  return { child, totals: () => totals };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
+const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+const kRate = (n: number) => `${(n / 1000).toFixed(1)}k/s`;
 
-interface PhaseFigures {
-  name: string;
+interface Phase {
+  stalled: boolean;
   seconds: number;
   generated: number;
-  kernelNsPerPacket: number;
+  kernelNs: number;
   seen: number;
   lostRing: number;
   fastReceived: number;
   fastExpected: number;
-  fastLost: number;
-  slowDropped: number;
-  rssMin: number;
+  fastToldLost: number;
+  clientDropped: number;
+  cpuUs: number;
   rssMax: number;
-  heapMax: number;
-  /** RSS every 10 s of the phase. */
-  rssTrail: number[];
   load: number;
 }
 
@@ -102,7 +103,6 @@ export async function run(): Promise<BenchSection> {
   const children: ChildProcess[] = [];
   let dp: Datapath | undefined;
   let obs: Observability | undefined;
-  let worker: Worker | undefined;
   try {
     try {
       execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
@@ -115,10 +115,7 @@ export async function run(): Promise<BenchSection> {
     const rec = new Reconciler(dp.reconcilerMaps(), (key) => (key === 'bench/sink' ? ifindex : undefined));
     const st = rec.applyFull({
       endpoints: new Map([
-        [
-          'bench/sink',
-          { key: 'bench/sink', namespace: 'bench', name: 'sink', ips: [POD_IP], identity: POD_ID, ingressIsolated: true, egressIsolated: false, entries: [] },
-        ],
+        ['bench/sink', { key: 'bench/sink', namespace: 'bench', name: 'sink', ips: [POD_IP], identity: POD_ID, ingressIsolated: true, egressIsolated: false, entries: [] }],
       ]),
       ipcache: new Map([
         [`${POD_IP}/32`, { cidr: `${POD_IP}/32`, identity: POD_ID }],
@@ -128,14 +125,13 @@ export async function run(): Promise<BenchSection> {
     if (st.errors.length) throw new Error(`reconcile failed: ${JSON.stringify(st.errors)}`);
 
     const d = dp;
+    const pods: Record<string, { namespace: string; name: string; labels: Record<string, string> }> = {
+      [POD_IP]: { namespace: 'bench', name: 'sink', labels: { app: 'sink' } },
+      [CLIENT_IP]: { namespace: 'bench', name: 'source', labels: { app: 'source' } },
+    };
     obs = await startObservability({
       nodeName: 'bench',
-      context: {
-        podByIp: (ip) =>
-          ip === POD_IP ? { namespace: 'bench', name: 'sink', labels: { app: 'sink' } } : ip === CLIENT_IP ? { namespace: 'bench', name: 'source', labels: { app: 'source' } } : undefined,
-        identityLabels: () => undefined,
-        generation: () => 0,
-      },
+      context: { podByIp: (ip) => pods[ip], identityLabels: () => undefined, generation: () => 0 },
       events: (cb) => d.onFlowEvents(cb),
       datapath: { readCounters: () => d.counters(), lostEvents: () => d.lostEvents() },
       socketPath: socket,
@@ -143,90 +139,76 @@ export async function run(): Promise<BenchSection> {
       lostPollMs: 250,
     });
     const observer = obs.observer;
+    let port8080 = 0; // what the fast client's filter selects, counted where the flows are made
+    observer.onFlow((f) => {
+      if (f.l4.TCP?.destination_port === 8080) port8080++;
+    });
 
-    const fast = spawnClient(['dist/test/bench/flows-client.js', socket, '8080']);
+    const fast = spawnReporter<{ flows: number; lost: number }>(['dist/test/bench/flows-client.js', socket, '8080'], false);
     children.push(fast.child);
     while (observer.status().connectedClients < 1) await sleep(20);
 
-    const input: GeneratorInput = {
-      progFd: dp.program('toPod'),
-      ifindex,
-      packets: [
-        { frame: synFrame(CLIENT_IP, POD_IP, 40000, 9000), share: 0.9 },
-        { frame: synFrame(CLIENT_IP, POD_IP, 40001, 8080), share: 0.1 },
-      ],
-      ratePerSec: RATE,
-    };
-    worker = new Worker(new URL('./flows-generator.js', import.meta.url), { workerData: input });
-    const genDone = new Promise<GeneratorPhase[]>((resolve, reject) => {
-      worker!.once('message', (m: GeneratorPhase[]) => resolve(m));
-      worker!.once('error', reject);
-    });
+    const frames = [`${synFrame(CLIENT_IP, POD_IP, 40000, 9000).toString('hex')}:0.9`, `${synFrame(CLIENT_IP, POD_IP, 40001, 8080).toString('hex')}:0.1`];
+    const gen = spawnReporter<{ packets: number; kernelNs: number }>(
+      ['dist/test/bench/flows-generator.js', pinRoot, String(ifindex), String(RATE), ...frames],
+      true,
+    );
+    children.push(gen.child);
 
-    const phases: PhaseFigures[] = [];
-    const measure = async (name: string, seconds: number, expectedShare: number): Promise<void> => {
-      worker!.postMessage({ phase: name });
+    const phases: Phase[] = [];
+    const measure = async (stalled: boolean, seconds: number): Promise<void> => {
       const s0 = observer.status();
-      const f0 = fast.last();
-      let rssMin = Infinity;
+      const p0 = port8080;
+      const f0 = fast.totals();
+      const g0 = gen.totals();
+      const c0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
       let rssMax = 0;
-      let heapMax = 0;
-      const rssTrail: number[] = [];
       for (let i = 0; i < seconds; i++) {
         await sleep(1000);
-        const m = process.memoryUsage();
-        rssMin = Math.min(rssMin, m.rss);
-        rssMax = Math.max(rssMax, m.rss);
-        heapMax = Math.max(heapMax, m.heapUsed);
-        if (i % 10 === 9) rssTrail.push(m.rss);
+        rssMax = Math.max(rssMax, process.memoryUsage().rss);
       }
-      const load = loadavg()[0]!;
-      await sleep(1100); // the clients print once a second
+      const cpu = process.cpuUsage(c0);
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       const s1 = observer.status();
-      const f1 = fast.last();
+      const f1 = fast.totals();
       const seen = s1.seenFlows - s0.seenFlows;
+      const g1 = gen.totals();
+      const generated = (g1.packets ?? 0) - (g0.packets ?? 0);
       phases.push({
-        name,
-        seconds,
-        generated: 0,
-        kernelNsPerPacket: 0,
+        stalled,
+        seconds: secs,
+        generated,
+        kernelNs: generated ? ((g1.kernelNs ?? 0) - (g0.kernelNs ?? 0)) / generated : 0,
         seen,
         lostRing: s1.lostEvents - s0.lostEvents,
-        fastReceived: f1.flows - f0.flows,
-        fastExpected: Math.round(seen * expectedShare),
-        fastLost: f1.lost - f0.lost,
-        slowDropped: s1.clientDroppedFlows - s0.clientDroppedFlows,
-        rssMin,
+        fastReceived: (f1.flows ?? 0) - (f0.flows ?? 0),
+        fastExpected: port8080 - p0,
+        fastToldLost: (f1.lost ?? 0) - (f0.lost ?? 0),
+        clientDropped: s1.clientDroppedFlows - s0.clientDroppedFlows,
+        cpuUs: cpu.user + cpu.system,
         rssMax,
-        heapMax,
-        rssTrail,
-        load,
+        load: loadavg()[0]!,
       });
     };
 
     await sleep(WARMUP_S * 1000);
-    await measure('one client keeping up', ALONE_S, 0.1);
-    const slow = spawn(process.execPath, ['dist/agent/cli/main.js', 'observe', '--server', socket, '--follow', '--color', 'never'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    children.push(slow);
-    slow.stdout!.pause(); // nobody reads its output: it blocks on stdout and stops reading flows
-    while (observer.status().connectedClients < 2) await sleep(20);
-    await measure('plus a stalled weir observe', WITH_SLOW_S, 0.1);
-    worker.postMessage({ stop: true });
-    const gen = await genDone;
-    for (const p of phases) {
-      const g = gen.find((x) => x.name === p.name);
-      if (g) {
-        p.generated = g.packets;
-        p.kernelNsPerPacket = g.kernelNsPerPacket;
-        p.seconds = g.seconds;
-      }
+    for (let r = 0; r < ROUNDS; r++) {
+      await measure(false, ALONE_S);
+      const slow = spawn(process.execPath, ['dist/agent/cli/main.js', 'observe', '--server', socket, '--follow', '--color', 'never'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      children.push(slow);
+      slow.stdout!.pause(); // nobody reads its output: it blocks writing it and stops reading flows
+      while (observer.status().connectedClients < 2) await sleep(10);
+      await measure(true, STALLED_S);
+      slow.kill('SIGKILL');
+      while (observer.status().connectedClients > 1) await sleep(10);
     }
-    return { title: 'Flows: 100k events/s from the datapath, a fast and a stalled client', markdown: report(phases, obs) };
+    gen.child.kill('SIGTERM');
+    return { title: 'Flows: 100k events/s from the datapath, with and without a stalled client', markdown: report(phases, obs) };
   } finally {
-    await worker?.terminate();
-    for (const c of children) if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) c.kill('SIGKILL');
     await obs?.close();
     dp?.close();
     rmSync(pinRoot, { recursive: true, force: true });
@@ -239,28 +221,56 @@ export async function run(): Promise<BenchSection> {
   }
 }
 
-function report(phases: PhaseFigures[], obs: Observability): string {
-  const [a, b] = phases as [PhaseFigures, PhaseFigures];
-  const rate = (p: PhaseFigures, n: number) => n / p.seconds;
-  const row = (p: PhaseFigures) =>
-    `| ${p.name} | ${p.seconds.toFixed(0)} | ${k(rate(p, p.generated))}/s | ${p.kernelNsPerPacket.toFixed(0)} | ${k(rate(p, p.seen))}/s | ${p.lostRing} | ` +
-    `${k(rate(p, p.fastReceived))}/s (${((100 * p.fastReceived) / Math.max(1, p.fastExpected)).toFixed(1)}% of its flows) | ${p.fastLost} | ${p.slowDropped} | ${mib(p.rssMin)}–${mib(p.rssMax)} | ${mib(p.heapMax)} |`;
+function sum(ps: Phase[]): Phase {
+  const s = ps.reduce(
+    (a, p) => ({
+      ...a,
+      seconds: a.seconds + p.seconds,
+      generated: a.generated + p.generated,
+      kernelNs: a.kernelNs + p.kernelNs * p.generated,
+      seen: a.seen + p.seen,
+      lostRing: a.lostRing + p.lostRing,
+      fastReceived: a.fastReceived + p.fastReceived,
+      fastExpected: a.fastExpected + p.fastExpected,
+      fastToldLost: a.fastToldLost + p.fastToldLost,
+      clientDropped: a.clientDropped + p.clientDropped,
+      cpuUs: a.cpuUs + p.cpuUs,
+      rssMax: Math.max(a.rssMax, p.rssMax),
+      load: a.load + p.load / ps.length,
+    }),
+    { stalled: ps[0]!.stalled, seconds: 0, generated: 0, kernelNs: 0, seen: 0, lostRing: 0, fastReceived: 0, fastExpected: 0, fastToldLost: 0, clientDropped: 0, cpuUs: 0, rssMax: 0, load: 0 },
+  );
+  s.kernelNs = s.generated ? s.kernelNs / s.generated : 0;
+  return s;
+}
+
+function report(phases: Phase[], obs: Observability): string {
+  const row = (label: string, p: Phase) =>
+    `| ${label} | ${p.seconds.toFixed(0)} | ${p.load.toFixed(1)} | ${kRate(p.generated / p.seconds)} | ${p.kernelNs.toFixed(0)} | ${kRate(p.seen / p.seconds)} | ` +
+    `${p.lostRing} | ${(p.cpuUs / p.seen).toFixed(2)} | ${((100 * p.fastReceived) / Math.max(1, p.fastExpected)).toFixed(1)}% | ${p.fastToldLost} | ${p.clientDropped} | ${mib(p.rssMax)} |`;
+  const a = sum(phases.filter((p) => !p.stalled));
+  const b = sum(phases.filter((p) => p.stalled));
+  const total = sum(phases.map((p) => ({ ...p, stalled: false })));
   const st = obs.observer.status();
   return [
-    `Offered load: ${k(RATE)} flow events/s (denied TCP SYNs through the real \`to_pod\` program via BPF_PROG_TEST_RUN in a worker thread, each emitting one ring-buffer record).`,
-    'The agent side is what the daemon runs (ring-buffer addon, decode, enrichment, flow ring, gRPC flow API on a unix socket).',
-    'The fast client follows `--port 8080` (10% of flows) in its own process; the stalled one is `weir observe --follow` whose stdout is never read.',
+    `Offered load ${kRate(RATE)}: denied TCP SYNs through the real \`to_pod\` program (BPF_PROG_TEST_RUN in a separate process), each emitting one ring-buffer record.`,
+    'The agent (ring-buffer addon, decode, enrichment, flow ring, gRPC flow API on a unix socket) runs in the bench process; its CPU time per event is measured with `process.cpuUsage()`.',
+    'A client process follows `--port 8080` (10% of the flows). Phases alternate: without, then with a `weir observe --follow` whose stdout nobody reads (it stalls).',
+    'The machine\'s other work shares its two cores; the load average column shows how much.',
     '',
-    `Load average on the machine during the phases (other work shares its cores): ${phases.map((p) => p.load.toFixed(1)).join(', ')}.`,
+    '| phase | s | load avg | datapath rate | kernel ns/packet | agent processed | lost in ring buffer | agent CPU µs/event | fast client got (of its flows) | fast client told lost | dropped for slow clients | agent RSS max MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...phases.map((p, i) => row(`${Math.floor(i / 2) + 1}${p.stalled ? 'B stalled client' : 'A'}`, p)),
+    row('all A', a),
+    row('all B', b),
+    row('whole run', total),
     '',
-    '| phase | s | datapath rate | kernel ns/packet | agent processed | lost in ring buffer | fast client received | fast client told lost | dropped for stalled client | agent RSS MiB | heap MiB |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-    row(a),
-    row(b),
-    '',
-    `Ratios, stalled client present vs absent: datapath rate ${(rate(b, b.generated) / rate(a, a.generated)).toFixed(3)}, kernel ns/packet ${(b.kernelNsPerPacket / Math.max(1, a.kernelNsPerPacket)).toFixed(3)}, ` +
-      `agent processed ${(rate(b, b.seen) / rate(a, a.seen)).toFixed(3)}, fast client received ${(rate(b, b.fastReceived) / Math.max(1, rate(a, a.fastReceived))).toFixed(3)}.`,
-    `Memory stays bounded: the flow ring holds ${st.maxFlows} flows and each client queue at most 4096; agent RSS every 10 s of the ${b.seconds.toFixed(0)} s phase with the stalled client: ${b.rssTrail.map(mib).join(', ')} MiB.`,
-    'Every flow the stalled client could not take was dropped for it alone and counted (`weir_lost_events_total{source="flow_client_queue"}`); records the kernel could not queue are counted in `weir_lost_events_total{source="datapath_ring_buffer"}`.',
+    `Ratios B/A (stalled client present vs absent, same run): datapath rate ${(b.generated / b.seconds / (a.generated / a.seconds)).toFixed(3)}, ` +
+      `kernel ns/packet ${(b.kernelNs / Math.max(1, a.kernelNs)).toFixed(3)}, agent CPU per event ${(b.cpuUs / b.seen / (a.cpuUs / a.seen)).toFixed(3)}, ` +
+      `fast client share received ${(b.fastReceived / Math.max(1, b.fastExpected) / (a.fastReceived / Math.max(1, a.fastExpected))).toFixed(3)}.`,
+    `Whole run: ${(total.seconds).toFixed(0)} s at ${kRate(total.generated / total.seconds)} offered, ${kRate(total.seen / total.seconds)} processed, ` +
+      `${total.lostRing} records lost in the ring buffer and counted (${((100 * total.lostRing) / Math.max(1, total.generated)).toFixed(2)}%).`,
+    `Memory is bounded by construction: the flow ring holds ${st.maxFlows} flows, each client queue at most 4096 and 256 messages in flight; agent RSS peaked at ${mib(total.rssMax)} MiB.`,
+    'What a stalled client cannot take is dropped for it alone and counted (`weir_lost_events_total{source="flow_client_queue"}`, and a LostEvent to that client); records the kernel could not queue are counted in `weir_lost_events_total{source="datapath_ring_buffer"}` and announced to every following client.',
   ].join('\n');
 }

@@ -20,6 +20,7 @@ const SUITES: Suite[] = [
   { name: 'controlplane', load: () => import('./controlplane.js') },
   { name: 'flows', load: () => import('./flows.js') },
   { name: 'sidebyside', load: () => import('./sidebyside.js') },
+  { name: 'lab', load: () => import('./lab.js') },
 ];
 
 function machine(): string {

@@ -16,6 +16,8 @@ import { renderChart, type Series } from './sidebyside/svg.js';
 import { createTopology, type Topology } from './sidebyside/topology.js';
 import * as traffic from './sidebyside/traffic.js';
 import { weirDataplane } from './sidebyside/weir.js';
+import { runAgentAtScale } from './sidebyside/scale.js';
+import type { ScaleResult } from './sidebyside/agent-scale.js';
 
 const PREFIX = 'wbn';
 const OCTET = 250;
@@ -181,7 +183,7 @@ function goalRow(goal: string, target: string, value: number, ok: boolean, digit
   return `| ${goal} | ${target} | ${fmt(value, digits)} | ${Number.isFinite(value) ? (ok ? 'met' : '**missed**') : 'not measured'} |`;
 }
 
-function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes: Mode[], weirNote: string): string {
+function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes: Mode[], weirNote: string, scale?: ScaleResult): string {
   const c = cells(samples);
   const L: string[] = [];
   L.push(
@@ -238,14 +240,51 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
   const thr = r(wHi?.gbps, nHi?.gbps);
   const prog = r(iHi?.programMs, wHi?.programMs);
   const hiS = hi.toLocaleString('en-US');
+  if (scale) L.push('', scaleReport(scale));
   L.push('', '### Goals', '');
   L.push('| goal | target | measured | |', '|---|---|---:|---|');
   L.push(goalRow(`weir latency at ${hiS} rules / no filtering (worse of p50, p99)`, '≤ 1.05', latVsNone, latVsNone <= 1.05));
   L.push(goalRow(`weir latency at ${hiS} rules / weir at ${lo} (worse of p50, p99)`, '≤ 1.05', latVsSelf, latVsSelf <= 1.05));
   L.push(goalRow(`weir throughput at ${hiS} rules / no filtering`, '≥ 0.95', thr, thr >= 0.95));
   L.push(goalRow(`iptables-restore / weir map writes, ${hiS} rules`, '≥ 4', prog, prog >= 4));
+  if (scale) L.push(...scaleGoals(scale));
   L.push('', ...writePlots(cfg, c, modes).flatMap((l) => [l, '']));
   return L.join('\n');
+}
+
+function scaleReport(x: ScaleResult): string {
+  const L: string[] = [];
+  L.push('### Control plane at scale', '');
+  L.push(
+    `The agent as its own process (Store -> PolicyEngine -> DatapathEnforcement -> Reconciler -> maps, programs attached to one veth per local pod), ` +
+      `fed the control-plane bench's cluster: ${x.pods.toLocaleString('en-US')} pods in ${x.namespaces} namespaces, ${x.policies.toLocaleString('en-US')} NetworkPolicies, 100 nodes; ` +
+      `this agent is one node: ${x.localEndpoints} local endpoints, ${x.policyEntries.toLocaleString('en-US')} policy entries, ${x.ipcacheEntries.toLocaleString('en-US')} ipcache entries. ` +
+      `A label change moves a random pod to another app (a new identity); changes arrive open-loop at a fixed rate and a change's latency runs from its scheduled arrival until Agent.update() resolves (its entries are in the maps).`,
+  );
+  L.push('', '| what | measured |', '|---|---:|');
+  L.push(`| startup: full compile + map programming + attach, one update of every object | ${fmt(x.startupMs)} ms (compile ${fmt(x.startupCompileMs)} ms) |`);
+  L.push(`| RSS after startup / after the change runs / peak | ${fmt(x.rssAfterStartupMiB)} / ${fmt(x.rssAfterChangesMiB)} / ${fmt(x.peakRssMiB)} MiB |`);
+  L.push(`| full resync after the changes: map writes needed | ${x.resyncWrites} (0 = the increments left the maps exact) |`);
+  L.push('', '| offered changes/s | issued | realized changes/s | p50 (ms) | p99 (ms) | max (ms) | compile p50 (ms) | sustained |', '|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const r of x.rates) {
+    L.push(
+      `| ${r.rate} | ${r.issued} | ${fmt(r.achievedPerSec)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.compileP50Ms)} | ${r.saturated ? '**no**: the agent fell behind, issuing stopped' : 'yes'} |`,
+    );
+  }
+  return L.join('\n');
+}
+
+function scaleGoals(x: ScaleResult): string[] {
+  const at = (rate: number) => x.rates.find((r) => r.rate === rate);
+  const rows: string[] = [];
+  for (const [rate, goal] of [[100, 10], [1000, 50]] as const) {
+    const r = at(rate);
+    const v = r ? r.p99Ms : Number.NaN;
+    rows.push(goalRow(`label change -> entries in the maps, p99 at ${rate} changes/s (ms)`, `≤ ${goal}`, v, !!r && !r.saturated && v <= goal));
+  }
+  const rss = Math.max(x.rssAfterStartupMiB, x.rssAfterChangesMiB);
+  rows.push(goalRow(`agent RSS at ${x.pods.toLocaleString('en-US')} pods, steady (MiB; peak ${fmt(x.peakRssMiB)})`, '≤ 150 MB', rss, rss * 1.048576 <= 150));
+  return rows;
 }
 
 export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Promise<BenchSection> {
@@ -261,9 +300,15 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
     const weir = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/${PREFIX}-bench` });
     if (weir.plane) planes.splice(1, 0, weir.plane);
     const samples = await measureDataplanes(cfg, topo, planes, connrate, log);
-    writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples }, null, 1));
+    let scale: ScaleResult | undefined;
+    if (weir.plane) {
+      log(`  control plane at scale: ${cfg.scaleRates.join(' and ')} label changes/s, ${cfg.scaleSeconds} s each ...`);
+      scale = await runAgentAtScale({ netns: `${PREFIX}-cp`, pinRoot: `/sys/fs/bpf/${PREFIX}-cp`, rates: cfg.scaleRates, seconds: cfg.scaleSeconds });
+      log(`  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` + scale.rates.map((r) => `${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '));
+    }
+    writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
     const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
-    return { title: 'Side by side: weir, iptables, no filtering', markdown: report(cfg, topo, samples, modes, weir.note) };
+    return { title: 'Side by side: weir, iptables, no filtering', markdown: report(cfg, topo, samples, modes, weir.note, scale) };
   } finally {
     for (const s of servers) await s.stop();
     for (const p of planes) await p.close().catch(() => undefined);

@@ -3,7 +3,7 @@
  * Every test lab gets its own prefix, address ranges, pin root and run dir.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -63,6 +63,14 @@ export function testLab(prefix: string, id: number): TestLab {
       return path;
     },
     async cleanup(): Promise<void> {
+      // A pod agent that logged an error leaves its log in the test output before it is removed.
+      const pods = join(runDir, 'pods');
+      if (existsSync(pods)) {
+        for (const f of readdirSync(pods).filter((x) => x.endsWith('.log'))) {
+          const text = readFileSync(join(pods, f), 'utf8');
+          if (/error|exception/i.test(text)) process.stderr.write(`pod agent log ${f}:\n${text.slice(-4000)}\n`);
+        }
+      }
       try {
         await weir(['lab', 'down']);
       } finally {

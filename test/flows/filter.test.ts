@@ -6,7 +6,7 @@ import { buildBlacklist, buildWhitelist, FlagError, type FilterFlagValues } from
 import type { Flow, FlowFilter } from '../../agent/flows/types.js';
 import { allowed, denied, ev, makeContext, WORLD_CIDR_ID } from './fixtures.js';
 
-const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'n', uuids: false };
+const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'n' };
 // A small, varied set of flows; each test asserts exactly which ones a filter keeps.
 const FLOWS: Record<string, Flow> = {
   denied: buildFlow(denied(), o), // shop/frontend -> shop/backend:8080 TCP, ingress, DROPPED

@@ -2,6 +2,7 @@ import { Enricher } from '../../agent/flows/enrich.js';
 import { MonotonicClock } from '../../agent/flows/clock.js';
 import { buildFlow } from '../../agent/flows/flow.js';
 import { TrafficDirection, Verdict } from '../../agent/flows/types.js';
+import type { Pod } from '../../agent/store/types.js';
 import { allowed, denied, ev, makeContext, WORLD_CIDR_ID } from './fixtures.js';
 
 function opts(ctx = makeContext()) {
@@ -81,5 +82,32 @@ describe('FlowEvent -> Flow', () => {
     expect(buildFlow(ev({ srcAddr: '10.230.0.99' }), o).source.pod_name).toBe(''); // cached
     ctx.bump();
     expect(buildFlow(ev({ srcAddr: '10.230.0.99' }), o).source.pod_name).toBe('late');
+  });
+});
+
+describe('EngineFlowContext', () => {
+  it('finds pods by IP and identity labels from the engine, and sees changes at the next generation', async () => {
+    const { EngineFlowContext } = await import('../../agent/flows/engine-context.js');
+    const pod = (ns: string, name: string, ips: string[], hostNetwork = false): Pod => ({ kind: 'Pod', namespace: ns, name, labels: { app: name }, ips, hostNetwork, phase: 'Running', ports: [] });
+    const pods = [pod('shop', 'web', ['10.230.3.1', 'fd00:230:3::1']), pod('kube-system', 'node-agent', ['10.230.3.254'], true)];
+    let revision = 1;
+    const ctx = new EngineFlowContext(
+      {
+        listPods: () => [...pods],
+        identity: (id) => (id === 300 ? { id, namespace: 'shop', podLabels: {}, nsLabels: {}, labels: ['app=web', 'io.kubernetes.pod.namespace=shop'] } : undefined),
+      },
+      { generation: () => revision, interfaceName: (i) => (i === 4 ? 'wob-veth4' : undefined) },
+    );
+    expect(ctx.podByIp('fd00:230:3::1')).toEqual({ namespace: 'shop', name: 'web', labels: { app: 'web' } });
+    expect(ctx.podByIp('10.230.3.254')).toBeUndefined(); // host-network pods share the node's address
+    expect(ctx.identityLabels(300)).toEqual(['k8s:app=web', 'k8s:io.kubernetes.pod.namespace=shop']);
+    expect(ctx.identityLabels(301)).toBeUndefined();
+    expect(ctx.interfaceName(4)).toBe('wob-veth4');
+    pods.push(pod('shop', 'db', ['10.230.3.2']));
+    const g = ctx.generation();
+    expect(ctx.podByIp('10.230.3.2')).toBeUndefined(); // same generation: the index is not rebuilt
+    revision++;
+    expect(ctx.generation()).not.toBe(g);
+    expect(ctx.podByIp('10.230.3.2')?.name).toBe('db');
   });
 });

@@ -6,7 +6,7 @@ import { decodeFlowsResponse, encodeFlowResponse } from '../../agent/flows/proto
 import { parseSince, buildRequest } from '../../agent/cli/commands/observe.js';
 import { allowed, denied, ev, makeContext, WORLD_CIDR_ID } from './fixtures.js';
 
-const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'wob-node', uuids: false };
+const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'wob-node' };
 
 describe('weir observe output', () => {
   it('compact: time, pods with ports and identities, reason, direction, verdict, flags', () => {
@@ -50,10 +50,17 @@ describe('weir observe output', () => {
       destination: { identity: 257, namespace: 'shop', pod_name: 'backend-0', ID: 11 },
       is_reply: false,
       event_type: { type: 1, sub_type: 133 },
-      policy_match: 'MATCH_NONE',
       Summary: 'TCP Flags: SYN',
     });
     expect(j.flow.time).toBe(j.time);
+    // default values are left out, as protobuf's JSON mapping does
+    expect(j.flow.source).not.toHaveProperty('ID');
+    expect(j.flow).not.toHaveProperty('policy_match_type');
+    const fwd = (JSON.parse(formatJson(decodeFlowsResponse(encodeFlowResponse(buildFlow(allowed(), o), 'wob-node')))) as { flow: Record<string, unknown> }).flow;
+    expect(fwd.verdict).toBe('FORWARDED');
+    expect(fwd.policy_match).toBe('MATCH_L3_L4');
+    expect(fwd).not.toHaveProperty('drop_reason_desc');
+    expect(fwd.is_reply).toBe(false);
   });
 
   it('table: aligned columns under a header', () => {

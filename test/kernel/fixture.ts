@@ -38,7 +38,7 @@ export class KernelFixture {
     });
     this.dp = Datapath.open({ pinRoot });
     this.rec = new Reconciler(this.dp.reconcilerMaps(), (k) => this.ifindex.get(k));
-    this.reader = this.dp.onFlowEvents((evs) => this.events.push(...evs));
+    this.reader = this.dp.onFlowEvents((evs) => this.events.push(...evs), { pollIntervalMs: 1 });
   }
 
   /** Creates the fixture; `tag` keeps names unique per test file (<= 4 chars). */

@@ -35,8 +35,8 @@ describe('reconciler', () => {
   it('writes the desired state, then nothing when applied again', () => {
     const first = fx.rec.applyFull(full());
     expect(first.errors).toEqual([]);
-    // 2 endpoints + 1 exact entry + range blocks for 81-90 (81, 82-83, 84-87, 88-89, 90) + 2 exact + 1 prefix ipcache
-    expect(first.writes).toBe(2 + 1 + 5 + 3);
+    // 2 endpoints (record + revision each) + 1 exact entry + range blocks for 81-90 (81, 82-83, 84-87, 88-89, 90) + 2 exact + 1 prefix ipcache
+    expect(first.writes).toBe(2 * 2 /* endpoint record + fast-path revision */ + 1 + 5 + 3);
     expect(fx.rec.applyFull(full()).writes).toBe(0);
     expect(fx.run('toPod', A, syn(1000, 85))).toBe(TC_ACT_OK);
   });

@@ -167,6 +167,28 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
     await expectVerdict('fromPod', B, spoof, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
   });
 
+  it('a copy of the connection\'s packet on another endpoint (a flooding bridge) leaves the connection alone', async () => {
+    const fwd = ipv4(IP.b, IP.a, Protocol.TCP, tcp(40000, 80, TCP_ACK));
+    // C is not isolated for ingress: the copy passes there as C's own (non-opening) packet
+    await expectVerdict('toPod', C, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.NOT_ISOLATED, event: null });
+    await expectVerdict('toPod', A, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+  });
+
+  it('only a SYN opens a TCP connection: a pod answering with no connection opens none for its peer', async () => {
+    // A egress is not isolated: its stray ACK passes, judged, and opens nothing
+    await expectVerdict('fromPod', A, ipv4(IP.a, IP.world, Protocol.TCP, tcp(80, 47000, TCP_ACK)), {
+      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.NOT_ISOLATED, event: null,
+    });
+    // so the world's packet to A:80 is not a reply: A's ingress allows only B on port 80
+    await expectVerdict('toPod', A, ipv4(IP.world, IP.a, Protocol.TCP, tcp(47000, 80, TCP_ACK)), {
+      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { srcIdentity: Identity.WORLD },
+    });
+    // an allowed ACK with no connection passes each time by policy, never as ESTABLISHED
+    const ack = ipv4(IP.b, IP.a, Protocol.TCP, tcp(47001, 80, TCP_ACK));
+    await expectVerdict('toPod', A, ack, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4, event: null });
+    await expectVerdict('toPod', A, ack, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4, event: null });
+  });
+
   it('an ICMP error quoting the connection passes as RELATED; one quoting nothing known is denied', async () => {
     const quoted = ipOf(syn).subarray(0, 28);
     await expectVerdict('toPod', B, ipv4(IP.a, IP.b, Protocol.ICMP, icmp(3, 3, 0, quoted)), {

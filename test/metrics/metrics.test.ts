@@ -132,3 +132,26 @@ describe('Prometheus metrics', () => {
     }
   });
 });
+
+describe('metrics from agent events', () => {
+  it('counts store changes by resource and action and times each realized revision', async () => {
+    const { EventEmitter } = await import('node:events');
+    const { recordAgentEvents } = await import('../../agent/metrics/agent-events.js');
+    const events = new EventEmitter();
+    const m = new WeirMetrics();
+    const stop = recordAgentEvents(m, events);
+    events.emit('change', { kind: 'NetworkPolicy', type: 'added' });
+    events.emit('change', { kind: 'Pod', type: 'modified' });
+    events.emit('change', { kind: 'Pod', type: 'modified' });
+    events.emit('realized', { revision: 1, changes: 3, compileMs: 2, realizedMs: 30 });
+    stop();
+    events.emit('change', { kind: 'Pod', type: 'deleted' });
+    const fams = await parseExposition(await m.text());
+    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'networkpolicy', action: 'added' })).toBe(1);
+    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'pod', action: 'modified' })).toBe(2);
+    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'pod', action: 'deleted' })).toBeUndefined();
+    expect(sample(fams, 'weir_policy_compile_duration_seconds_sum')).toBe(0.002);
+    expect(sample(fams, 'weir_policy_realization_latency_seconds_bucket', { le: '0.025' })).toBe(0);
+    expect(sample(fams, 'weir_policy_realization_latency_seconds_bucket', { le: '0.05' })).toBe(1);
+  });
+});

@@ -3,8 +3,11 @@
  * uv_poll on the Node event loop and hands records to JavaScript in bounded
  * batches (copies), so a flood of events never freezes the loop.
  *
- *   const r = open(mapFd, (batch: Buffer[]) => {...}, maxBatch?);
+ *   const r = open(mapFd, (batch: Buffer[]) => {...}, maxBatch?, pollMs?);
  *   r.close();
+ *
+ * Producers may submit without a wakeup (batching); with pollMs > 0 a timer
+ * also drains the ring every pollMs milliseconds.
  */
 #include <node_api.h>
 #include <uv.h>
@@ -22,6 +25,9 @@ struct reader {
 	napi_ref self;
 	struct ring_buffer *rb;
 	uv_poll_t poll;
+	uv_timer_t timer;
+	int timer_on;
+	int pending_closes;
 	int closed;
 	size_t max_batch;
 	size_t count;
@@ -86,10 +92,17 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		deliver(r);
 }
 
+static void on_timer(uv_timer_t *t)
+{
+	on_readable(&((struct reader *)t->data)->poll, 0, UV_READABLE);
+}
+
 static void on_poll_closed(uv_handle_t *h)
 {
 	struct reader *r = h->data;
 	size_t i;
+	if (--r->pending_closes > 0)
+		return;
 	for (i = 0; i < r->count; i++)
 		free(r->recs[i]);
 	ring_buffer__free(r->rb);
@@ -106,6 +119,11 @@ static void do_close(struct reader *r)
 	uv_poll_stop(&r->poll);
 	napi_delete_reference(r->env, r->callback);
 	napi_delete_reference(r->env, r->self);
+	r->pending_closes = r->timer_on ? 2 : 1;
+	if (r->timer_on) {
+		uv_timer_stop(&r->timer);
+		uv_close((uv_handle_t *)&r->timer, on_poll_closed);
+	}
 	uv_close((uv_handle_t *)&r->poll, on_poll_closed);
 }
 
@@ -127,8 +145,9 @@ static napi_value throw_err(napi_env env, const char *msg)
 
 static napi_value js_open(napi_env env, napi_callback_info info)
 {
-	size_t argc = 3;
-	napi_value argv[3], obj, closefn;
+	size_t argc = 4;
+	napi_value argv[4], obj, closefn;
+	uint32_t poll_ms = 0;
 	int32_t fd;
 	uint32_t max_batch = DEFAULT_MAX_BATCH;
 	napi_valuetype t;
@@ -149,6 +168,11 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	}
 	if (max_batch == 0)
 		max_batch = DEFAULT_MAX_BATCH;
+	if (argc >= 4) {
+		napi_typeof(env, argv[3], &t);
+		if (t == napi_number)
+			napi_get_value_uint32(env, argv[3], &poll_ms);
+	}
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -182,6 +206,13 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	napi_create_function(env, "close", NAPI_AUTO_LENGTH, js_close, NULL, &closefn);
 	napi_set_named_property(env, obj, "close", closefn);
 	uv_poll_start(&r->poll, UV_READABLE, on_readable);
+	if (poll_ms > 0) {
+		uv_timer_init(loop, &r->timer);
+		r->timer.data = r;
+		r->timer_on = 1;
+		uv_timer_start(&r->timer, on_timer, poll_ms, poll_ms);
+		uv_unref((uv_handle_t *)&r->timer); /* the poll handle keeps the loop alive, not the timer */
+	}
 	return obj;
 }
 

@@ -9,6 +9,10 @@ export interface SideBySideConfig {
   seconds: number;
   /** Rules per NetworkPolicy. */
   rulesPerPolicy: number;
+  /** Offered pod label changes per second for the control plane at scale. */
+  scaleRates: number[];
+  /** Seconds of changes per rate. */
+  scaleSeconds: number;
   quick: boolean;
 }
 
@@ -29,7 +33,8 @@ function int(v: string | undefined, name: string, min: number): number | undefin
 /**
  * WEIR_BENCH_QUICK=1: one round of one second per measurement (a run of well under a minute).
  * Otherwise three rounds of three seconds. WEIR_BENCH_RULES (e.g. "10,1000,10000"),
- * WEIR_BENCH_ROUNDS and WEIR_BENCH_SECONDS override either.
+ * WEIR_BENCH_ROUNDS, WEIR_BENCH_SECONDS and WEIR_BENCH_CHANGE_RATES (label changes/s offered to the
+ * agent at scale, default "100,1000") override either.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideConfig {
   const quick = env.WEIR_BENCH_QUICK === '1';
@@ -39,5 +44,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideC
     rounds: int(env.WEIR_BENCH_ROUNDS, 'WEIR_BENCH_ROUNDS', 1) ?? (quick ? 1 : 3),
     seconds: int(env.WEIR_BENCH_SECONDS, 'WEIR_BENCH_SECONDS', 1) ?? (quick ? 1 : 3),
     rulesPerPolicy: 10,
+    scaleRates: intList(env.WEIR_BENCH_CHANGE_RATES, 'WEIR_BENCH_CHANGE_RATES') ?? [100, 1000],
+    scaleSeconds: int(env.WEIR_BENCH_SECONDS, 'WEIR_BENCH_SECONDS', 1) ?? (quick ? 1 : 5),
   };
 }

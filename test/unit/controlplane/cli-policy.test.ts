@@ -1,5 +1,8 @@
 /** `weir policy explain` as a user runs it: the built CLI on manifests in test/fixtures/xyz. */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runExplain } from '../../../agent/cli/commands/policy.js';
 
 function run(args: Partial<Parameters<typeof runExplain>[0]>): { code: number; out: string; err: string } {
@@ -14,25 +17,25 @@ describe('weir policy explain', () => {
     const r = run({ from: 'y/a', to: 'x/b' });
     expect(r.code).toBe(0);
     expect(r.out).toContain('y/a -> x/b TCP/80: ALLOWED');
-    expect(r.out).toContain('allowed by x/allow-ns-y-pod-a ingress[0]: y/a matches namespaceSelector ns=y and podSelector pod=a; TCP port "serve-80-tcp" is 80 on x/b');
+    expect(r.out).toContain('allowed by x/allow-ns-y-pod-a ingress[0]: peer matches: y/a matches namespaceSelector ns=y and podSelector pod=a; port matches: TCP port "serve-80-tcp" is 80 on x/b');
   });
   it('explains a denial: isolated by which policy, and the closest rule and why it missed', () => {
     const r = run({ from: 'y/b', to: 'x/b' });
     expect(r.code).toBe(2);
     expect(r.out).toContain('y/b -> x/b TCP/80: DENIED');
     expect(r.out).toContain('x/b is isolated for ingress by x/allow-ns-y-pod-a and none of its 1 ingress rule(s) matches');
-    expect(r.out).toContain('closest: x/allow-ns-y-pod-a ingress[0] missed: y/b has pod=b, wants pod=a (podSelector pod=a)');
+    expect(r.out).toContain('closest: x/allow-ns-y-pod-a ingress[0]: peer misses: y/b has pod=b, wants pod=a (podSelector pod=a); port matches: TCP port "serve-80-tcp" is 80 on x/b');
   });
   it('-o json gives allowed and the reasons per direction', () => {
     const j = JSON.parse(run({ from: 'z/c', to: 'y/a', output: 'json' }).out) as { allowed: boolean; egress: { allowed: boolean; isolated: boolean; policies: string[]; closest: { reasons: string[] }[] }; ingress: { isolated: boolean } };
     expect(j.allowed).toBe(false);
     expect(j.egress).toMatchObject({ allowed: false, isolated: true, policies: ['z/egress-to-x'] });
-    expect(j.egress.closest[0]!.reasons[0]).toBe('namespace y fails "ns in (x)" (ns=y) (namespaceSelector ns in (x))');
+    expect(j.egress.closest[0]!.reasons).toEqual(['peer misses: namespace y fails "ns in (x)" (ns=y) (namespaceSelector ns in (x))', 'port matches: ports is empty (every port and protocol)']);
     expect(j.ingress.isolated).toBe(false);
   });
   it('--matrix prints the upstream truth-table layout, and -o json the probe layout', () => {
     const table = run({ matrix: true, port: 80 }).out.trimEnd().split('\n');
-    expect(table[0]).toBe('-\tx/a\tx/b\tx/c\ty/a\ty/b\ty/c\tz/a\tz/b\tz/c');
+    expect(table[0]).toBe('-  \tx/a\tx/b\tx/c\ty/a\ty/b\ty/c\tz/a\tz/b\tz/c');
     expect(table[4]).toBe('y/a\t.\t.\t.\t.\t.\t.\t.\t.\t.');
     expect(table[5]).toBe('y/b\tX\tX\tX\t.\t.\t.\t.\t.\t.');
     expect(table[9]).toBe('z/c\tX\tX\tX\tX\tX\tX\tX\tX\t.');
@@ -53,5 +56,30 @@ describe('weir policy explain', () => {
     const bad = spawnSync('node', ['dist/agent/cli/main.js', 'policy', 'explain', '--from', 'y/b', '--to', 'x/a', '--port', '99999', '-f', 'test/fixtures/xyz'], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("option '--port <port>' argument '99999' is invalid. must be a port number 1-65535");
+  });
+  it('reports policy errors and warnings on stderr and still explains, the bad rule allowing nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weir-compiler-cli-'));
+    try {
+      writeFileSync(
+        join(dir, 'bad.yaml'),
+        [
+          'apiVersion: networking.k8s.io/v1',
+          'kind: NetworkPolicy',
+          'metadata: {name: typo, namespace: y}',
+          'spec:',
+          '  podSelector: {matchLabels: {pod: a}}',
+          '  ingress:',
+          '  - from: [{ipBlock: {cidr: 10.0.0.0/8}}]',
+          '  - ports: [{port: 80, endPort: 79}]',
+        ].join('\n'),
+      );
+      const r = run({ from: 'x/a', to: 'y/a', filename: ['test/fixtures/xyz', dir], podCidr: ['10.244.0.0/16'] });
+      expect(r.err).toContain('error: NetworkPolicy y/typo: spec.ingress[1].ports[0].endPort: endPort 79 is below port 80; it must be greater than or equal to port\n');
+      expect(r.err).toContain('warning: NetworkPolicy y/typo: spec.ingress[0].from[0].ipBlock.cidr: 10.0.0.0/8 covers the pod network 10.244.0.0/16, but ipBlock does not select pods here');
+      expect(r.code).toBe(2);
+      expect(r.out).toContain('closest: y/typo ingress[1]: rule is invalid and allows nothing: NetworkPolicy y/typo: spec.ingress[1].ports[0].endPort: endPort 79 is below port 80');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

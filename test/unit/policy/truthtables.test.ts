@@ -5,7 +5,10 @@
  */
 import type { L4Protocol } from '../../../agent/desired.js';
 import type { KubeObject } from '../../../agent/store/types.js';
-import { Reachability, checkTruthTable, np } from './model.js';
+import { formatTruthTable, policyMatrix } from '../../../agent/policy/matrix.js';
+import { Store } from '../../../agent/store/store.js';
+import type { StoreChange } from '../../../agent/store/store.js';
+import { Reachability, checkTruthTable, cluster, engineWith, namespaceObj, np, podObj, simulatedMatrix } from './model.js';
 
 function expectTable(objects: KubeObject[], reach: Reachability, port: number, protocol: L4Protocol = 'TCP'): void {
   const r = checkTruthTable(objects, reach, port, protocol);
@@ -196,5 +199,48 @@ describe('egress and both directions', () => {
   it('egress ipBlock 0.0.0.0/0 does not reach pods', () => {
     const pol = np('x', 'egress-world', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8'] } }] }] });
     expectTable([pol], new Reachability(true).expectAllEgress('x/*', false), 80);
+  });
+});
+
+describe('updates, as the upstream suite applies them to a running cluster', () => {
+  /** Applies the objects, then the updates one by one, and checks the table after the last. */
+  function expectAfter(objects: KubeObject[], updates: ((s: Store) => StoreChange | undefined)[], reach: Reachability, port: number): void {
+    const store = new Store();
+    const engine = engineWith([]);
+    engine.applyAll([...cluster(), ...objects].map((o) => store.upsert(o)!));
+    for (const u of updates) {
+      const ch = u(store);
+      if (ch) engine.apply(ch);
+    }
+    const expected = formatTruthTable(reach.matrix(port, 'TCP'));
+    expect(formatTruthTable(policyMatrix(engine, port, 'TCP'))).toBe(expected);
+    expect(formatTruthTable(simulatedMatrix(engine, port, 'TCP', 4))).toBe(expected);
+    expect(formatTruthTable(simulatedMatrix(engine, port, 'TCP', 6))).toBe(expected);
+  }
+  const fromNsYPodA = np('x', 'from-y-a', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y', extra: 'yes' } } }] }] });
+
+  it('allows ingress from a namespace once it is relabelled to match', () => {
+    expectAfter([fromNsYPodA], [(s) => s.upsert(namespaceObj('y', { ns: 'y', extra: 'yes' }))], new Reachability(true).expectAllIngress('x/*', false).expect('y/*', 'x/*', true), 80);
+  });
+  it('allows ingress from a pod once it is relabelled to match', () => {
+    const pol = np('x', 'from-b', { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }] });
+    expectAfter([pol], [(s) => s.upsert(podObj('x', 'c', { pod: 'b' }))], new Reachability(true).expectAllIngress('x/*', false).expect('x/b', 'x/*', true).expect('x/c', 'x/*', true), 80);
+  });
+  it('denies ingress to a pod once it is relabelled into a policy', () => {
+    const pol = np('x', 'deny-a', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [] });
+    expectAfter([pol], [(s) => s.upsert(podObj('x', 'b', { pod: 'a', was: 'b' }))], new Reachability(true).expectAllIngress('x/a', false).expectAllIngress('x/b', false), 80);
+  });
+  it('stops enforcing a policy once it is deleted', () => {
+    expectAfter([denyIngress('x')], [(s) => s.delete('NetworkPolicy', 'x/deny-ingress')], new Reachability(true), 80);
+  });
+  it('enforces a policy once it is updated (port 80 -> 81)', () => {
+    const on80 = np('x', 'on-port', { podSelector: {}, ingress: [{ ports: [{ port: 80 }] }] });
+    const on81 = np('x', 'on-port', { podSelector: {}, ingress: [{ ports: [{ port: 81 }] }] });
+    expectAfter([on80], [(s) => s.upsert(on81)], new Reachability(true).expectAllIngress('x/*', false), 80);
+    expectAfter([on80], [(s) => s.upsert(on81)], new Reachability(true), 81);
+  });
+  it('a deleted pod leaves no entries behind, and a re-created one is allowed again', () => {
+    const pol = np('x', 'from-y-b', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } }, podSelector: { matchLabels: { pod: 'b' } } }] }] });
+    expectAfter([pol], [(s) => s.delete('Pod', 'y/b'), (s) => s.upsert(podObj('y', 'b'))], new Reachability(true).expectAllIngress('x/*', false).expect('y/b', 'x/*', true), 80);
   });
 });
