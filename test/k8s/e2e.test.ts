@@ -88,6 +88,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   let a: TestPod; // x/a on node-1
   let b: TestPod; // x/b on node-1
   let c: TestPod; // x/c on node-2
+  let d: TestPod; // x/d on node-2, behind a bridge
   const pinRoot = (n: TestNode) => `/sys/fs/bpf/wk8-${n.name}`;
 
   function startAgent(n: TestNode): AgentProcess {
@@ -126,6 +127,17 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     throw new Error(`connectivity did not become ${JSON.stringify(expect)} within ${ms} ms; last ${JSON.stringify(last)}`);
   }
 
+  /** Waits until an agent's four watches are open again (after an API outage). */
+  async function watching(n: TestNode, ms = 40_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const s = (await (await fetch(`http://${n.address}:${HEALTH_PORT}/statusz`)).json()) as { watches: Record<string, { watching: boolean }> };
+      if (Object.values(s.watches).every((w) => w.watching)) return;
+      if (Date.now() > deadline) throw new Error(`${n.name}: watches not open again: ${JSON.stringify(s.watches)}`);
+      await sleep(200);
+    }
+  }
+
   beforeAll(async () => {
     topo.create();
     for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wk8-${n}`, { recursive: true, force: true });
@@ -134,12 +146,13 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     a = topo.addPod(n1, 'x', 'a', 2);
     b = topo.addPod(n1, 'x', 'b', 3);
     c = topo.addPod(n2, 'x', 'c', 2);
+    d = topo.addBridgedPod(n2, 'x', 'd', 130);
     await api.start();
     writeFileSync(join(dir, 'kubeconfig'), api.kubeconfig());
     api.create(ns('x'));
     api.create(nodeObj(n1));
     api.create(nodeObj(n2));
-    for (const p of [a, b, c]) api.create(podObj(p));
+    for (const p of [a, b, c, d]) api.create(podObj(p));
     // A hostNetwork pod (node address, no veth of its own) is never an endpoint.
     api.create({
       kind: 'Pod',
@@ -173,7 +186,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     expect(await matrix()).toEqual({ 'a->b': true, 'c->b': true, 'b->c': true });
     const out = execFileSync(process.execPath, [CLI, 'agent', 'status', `--host=${n2.address}`, `--port=${HEALTH_PORT}`]).toString();
     expect(out).toMatch(/ready: +yes/);
-    expect(out).toMatch(/endpoints: +1 with an interface/);
+    expect(out).toMatch(/endpoints: +2 with an interface/);
   });
 
   it('a policy created, changed and deleted through the API changes connectivity within one second each time', async () => {
@@ -254,6 +267,26 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await until({ 'b->c': true });
   });
 
+  it('enforces on a pod behind a bridge (bridge CNI), found through the bridge FDB', async () => {
+    expect(agents.get(n2.name)!.lines.join('\n')).toMatch(/pod x\/d: host-side interface wk8n2d \(ifindex \d+, by bridge\)/);
+    const toD = async () => Object.fromEntries(
+      await Promise.all([a, b, c].map(async (p) => [`${p.name}->d`, (await topo.probe(p, [{ pod: d, port: 80 }]))[0]] as const)),
+    );
+    expect(await toD()).toEqual({ 'a->d': true, 'b->d': true, 'c->d': true });
+    api.create(
+      policy('d-from-a', 'x', {
+        podSelector: { matchLabels: { app: 'd' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }] }],
+      }),
+    );
+    const deadline = Date.now() + 5000;
+    let last = await toD();
+    while (Date.now() < deadline && !(last['a->d'] && !last['b->d'] && !last['c->d'])) last = await toD();
+    expect(last).toEqual({ 'a->d': true, 'b->d': false, 'c->d': false });
+    api.delete('NetworkPolicy', 'd-from-a', 'x');
+  });
+
   it('kill -9 and restart: an established connection keeps flowing and a denied one stays denied', async () => {
     api.create(
       policy('only-a', 'x', {
@@ -311,7 +344,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await api.start();
     await until({ 'a->b': true, 'c->b': true, 'b->c': true }, 40_000);
     expect(agents.get(n1.name)!.lines.join('\n')).toMatch(/watch of networkpolicies failed/);
-  }, 60_000);
+    await watching(n1);
+    await watching(n2);
+  }, 90_000);
 
   it('an agent restarted while the API is down keeps the pinned state and is not ready until it has listed', async () => {
     api.create(
@@ -334,9 +369,10 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await api.start();
     await restarted.waitFor(/ ready: first sync enforced/, 40_000);
     expect(await matrix()).toEqual({ 'a->b': true, 'c->b': false, 'b->c': true });
+    await watching(n2);
     api.delete('NetworkPolicy', 'only-a', 'x');
     await until({ 'c->b': true });
-  }, 60_000);
+  }, 90_000);
 
   it('weir agent cleanup removes weir from a node whose agent is gone', async () => {
     api.create(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
@@ -345,7 +381,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await sleep(200);
     expect(await matrix()).toMatchObject({ 'b->c': false }); // pinned programs still enforce
     const out = execFileSync('nsenter', [`--net=/var/run/netns/${n2.netns}`, process.execPath, CLI, 'agent', 'cleanup', `--pin-root=${pinRoot(n2)}`]).toString();
-    expect(out).toBe(`detached from 1 interface(s): ${c.hostVeth}\nremoved ${pinRoot(n2)}\n`);
+    expect(out).toBe(`detached from 2 interface(s): ${c.hostVeth}, ${d.hostVeth}\nremoved ${pinRoot(n2)}\n`);
     expect(await matrix()).toMatchObject({ 'b->c': true });
     expect(existsSync(pinRoot(n2))).toBe(false);
   });

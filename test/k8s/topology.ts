@@ -112,6 +112,7 @@ export class Topology {
       podCIDR: `10.240.${index}.0/24`,
     };
     const hv = `wk8h${index}`;
+    this.nodes.push(node); // destroy() removes it even if the set-up below fails half-way
     sh(`ip netns add ${node.netns}`);
     sh(`ip link add ${hv} type veth peer name eth0 netns ${node.netns}`);
     sh(`ip link set ${hv} master ${BRIDGE} && ip link set ${hv} up`);
@@ -119,11 +120,42 @@ export class Topology {
     sh(`${n} link set lo up && ${n} addr add ${node.address}/24 dev eth0 && ${n} link set eth0 up`);
     sh(`ip netns exec ${node.netns} sysctl -qw net.ipv4.ip_forward=1`);
     for (const other of this.nodes) {
+      if (other === node) continue;
       sh(`${n} route add ${other.podCIDR} via ${other.address}`);
       sh(`ip -n ${other.netns} route add ${node.podCIDR} via ${node.address}`);
     }
-    this.nodes.push(node);
     return node;
+  }
+
+  /**
+   * A pod whose veth is a port of a bridge in the node's namespace (bridge CNI style): the bridge
+   * `wk8br<node>` holds 10.240.<node>.129/25, the pod gets an address of that /25 and a default route
+   * to the bridge address. Runs a TCP server on `ports`.
+   */
+  addBridgedPod(node: TestNode, namespace: string, name: string, hostIndex: number, ports: number[] = [80]): TestPod {
+    if (hostIndex <= 129 || hostIndex > 254) throw new Error('bridged pods use host numbers 130-254');
+    const br = `wk8br${node.index}`;
+    const n = `ip -n ${node.netns}`;
+    if (!sh(`${n} -o link show`).includes(`${br}:`)) {
+      sh(`${n} link add ${br} type bridge && ${n} addr add 10.240.${node.index}.129/25 dev ${br} && ${n} link set ${br} up`);
+    }
+    const pod: TestPod = {
+      namespace,
+      name,
+      node,
+      netns: `wk8-n${node.index}-${name}`.slice(0, 30),
+      ip: `10.240.${node.index}.${hostIndex}`,
+      hostVeth: `wk8n${node.index}${name}`.slice(0, 15),
+    };
+    this.pods.push(pod);
+    sh(`ip netns add ${pod.netns}`);
+    sh(`${n} link add ${pod.hostVeth} type veth peer name eth0 netns ${pod.netns}`);
+    sh(`${n} link set ${pod.hostVeth} master ${br} && ${n} link set ${pod.hostVeth} up`);
+    const p = `ip -n ${pod.netns}`;
+    sh(`${p} link set lo up && ${p} addr add ${pod.ip}/25 dev eth0 && ${p} link set eth0 up`);
+    sh(`${p} route add default via 10.240.${node.index}.129 dev eth0`);
+    if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
+    return pod;
   }
 
   /** A pod behind a routed veth on `node`, running a TCP server on `ports`. */
@@ -137,6 +169,7 @@ export class Topology {
       hostVeth: `wk8n${node.index}${name}`.slice(0, 15),
     };
     const n = `ip -n ${node.netns}`;
+    this.pods.push(pod);
     sh(`ip netns add ${pod.netns}`);
     sh(`${n} link add ${pod.hostVeth} type veth peer name eth0 netns ${pod.netns}`);
     sh(`${n} link set ${pod.hostVeth} up`);
@@ -145,7 +178,6 @@ export class Topology {
     const p = `ip -n ${pod.netns}`;
     sh(`${p} link set lo up && ${p} addr add ${pod.ip}/32 dev eth0 && ${p} link set eth0 up`);
     sh(`${p} route add ${GATEWAY} dev eth0 scope link && ${p} route add default via ${GATEWAY} dev eth0`);
-    this.pods.push(pod);
     if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
     return pod;
   }
