@@ -23,14 +23,19 @@ const ns = (name: string): KubeObject => ({ kind: 'Namespace', metadata: { name,
 const nodeObj = (n: TestNode): KubeObject => ({
   kind: 'Node',
   metadata: { name: n.name },
-  spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR] },
-  status: { addresses: [{ type: 'InternalIP', address: n.address }] },
+  spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR, n.podCIDR6] },
+  status: {
+    addresses: [
+      { type: 'InternalIP', address: n.address },
+      { type: 'InternalIP', address: n.address6 },
+    ],
+  },
 });
 const podObj = (p: TestPod): KubeObject => ({
   kind: 'Pod',
   metadata: { name: p.name, namespace: p.namespace, labels: { app: p.name } },
   spec: { nodeName: p.node.name, containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] }] },
-  status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }] },
+  status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }, ...(p.ip6 ? [{ ip: p.ip6 }] : [])] },
 });
 const policy = (name: string, namespace: string, spec: Record<string, unknown>): KubeObject => ({
   kind: 'NetworkPolicy',
@@ -110,10 +115,27 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     return p;
   }
 
-  const probe = async (from: TestPod, to: TestPod): Promise<boolean> => (await topo.probe(from, [{ pod: to, port: 80 }]))[0]!;
+  const probe = async (from: TestPod, to: TestPod, family: 4 | 6 = 4): Promise<boolean> => (await topo.probe(from, [{ pod: to, port: 80, family }]))[0]!;
+  /** The same expectations for IPv4 and IPv6. */
+  const both = (o: Record<string, boolean>): Record<string, boolean> =>
+    Object.fromEntries(Object.entries(o).flatMap(([k, v]) => [
+      [k, v],
+      [`${k} v6`, v],
+    ]));
+  /** Probes over IPv4 and IPv6; keys "a->b" (IPv4) and "a->b v6". */
   const matrix = async (): Promise<Record<string, boolean>> => {
-    const [ab, cb, bc] = await Promise.all([probe(a, b), probe(c, b), probe(b, c)]);
-    return { 'a->b': ab, 'c->b': cb, 'b->c': bc };
+    const pairs: Array<[TestPod, TestPod]> = [
+      [a, b],
+      [c, b],
+      [b, c],
+    ];
+    const out: Record<string, boolean> = {};
+    const results = await Promise.all(pairs.flatMap(([f, t]) => [probe(f, t, 4), probe(f, t, 6)]));
+    pairs.forEach(([f, t], i) => {
+      out[`${f.name}->${t.name}`] = results[2 * i]!;
+      out[`${f.name}->${t.name} v6`] = results[2 * i + 1]!;
+    });
+    return out;
   };
 
   /** Time from now until every expectation holds (probing repeatedly), or throws after `ms`. */
@@ -183,7 +205,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     };
     expect(status.ready).toBe(true);
     expect(status.endpoints).toEqual({ enforced: 2, waitingForInterface: [] });
-    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': true, 'b->c': true });
+    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': true, 'b->c': true, 'a->b v6': true, 'c->b v6': true, 'b->c v6': true });
     const out = execFileSync(process.execPath, [CLI, 'agent', 'status', `--host=${n2.address}`, `--port=${HEALTH_PORT}`]).toString();
     expect(out).toMatch(/ready: +yes/);
     expect(out).toMatch(/endpoints: +2 with an interface/);
@@ -191,7 +213,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
 
   it('a policy created, changed and deleted through the API changes connectivity within one second each time', async () => {
     api.create(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
-    const created = await until({ 'a->b': false, 'c->b': false, 'b->c': true });
+    const created = await until({ 'a->b': false, 'c->b': false, 'b->c': true, 'a->b v6': false, 'c->b v6': false, 'b->c v6': true });
     api.update(
       policy('deny-b', 'x', {
         podSelector: { matchLabels: { app: 'b' } },
@@ -199,9 +221,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
         ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }], ports: [{ port: 'http' }] }],
       }),
     );
-    const changed = await until({ 'a->b': true, 'c->b': false });
+    const changed = await until({ 'a->b': true, 'c->b': false, 'a->b v6': true, 'c->b v6': false });
     api.delete('NetworkPolicy', 'deny-b', 'x');
-    const deleted = await until({ 'a->b': true, 'c->b': true });
+    const deleted = await until({ 'a->b': true, 'c->b': true, 'a->b v6': true, 'c->b v6': true });
     expect({ created, changed, deleted }).toEqual({
       created: expect.any(Number) as number,
       changed: expect.any(Number) as number,
@@ -338,7 +360,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await api.stop();
     await sleep(300);
     // The agents lost the API; the datapath keeps the last known state.
-    expect(await matrix()).toEqual({ 'a->b': false, 'c->b': false, 'b->c': false });
+    expect(await matrix()).toEqual(both({ 'a->b': false, 'c->b': false, 'b->c': false }));
     api.delete('NetworkPolicy', 'deny-all', 'x');
     api.compact();
     await api.start();
@@ -365,10 +387,10 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     const res = await fetch(`http://${n1.address}:${HEALTH_PORT}/readyz`);
     expect(res.status).toBe(503);
     expect(await res.text()).toMatch(/waiting for the first list of .*networkpolicies/);
-    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': false, 'b->c': true });
+    expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
     await api.start();
     await restarted.waitFor(/ ready: first sync enforced/, 40_000);
-    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': false, 'b->c': true });
+    expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
     await watching(n2);
     api.delete('NetworkPolicy', 'only-a', 'x');
     await until({ 'c->b': true });
