@@ -396,12 +396,15 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await until({ 'c->b': true });
   }, 90_000);
 
-  it('weir agent cleanup removes weir from a node whose agent is gone', async () => {
+  it('a stopped agent (SIGTERM) leaves enforcement in place; weir agent cleanup then removes weir from the node', async () => {
     api.create(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
     await until({ 'b->c': false });
-    agents.get(n2.name)!.kill9();
-    await sleep(200);
-    expect(await matrix()).toMatchObject({ 'b->c': false }); // pinned programs still enforce
+    const agent2 = agents.get(n2.name)!;
+    const exited = new Promise<number | null>((r) => agent2.child.once('exit', (code) => r(code)));
+    agent2.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(agent2.lines.join('\n')).toMatch(/SIGTERM: stopping; programs and maps stay pinned/);
+    expect(await matrix()).toMatchObject({ 'b->c': false, 'b->c v6': false }); // pinned programs still enforce
     const out = execFileSync('nsenter', [`--net=/var/run/netns/${n2.netns}`, process.execPath, CLI, 'agent', 'cleanup', `--pin-root=${pinRoot(n2)}`]).toString();
     expect(out).toBe(`detached from 2 interface(s): ${c.hostVeth}, ${d.hostVeth}\nremoved ${pinRoot(n2)}\n`);
     expect(await matrix()).toMatchObject({ 'b->c': true });
