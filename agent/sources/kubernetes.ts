@@ -19,7 +19,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { Backoff } from './backoff.js';
-import { objectRef, toWire, type WireObject } from './kube-wire.js';
+import { objectRef, slim, toWire, type WireObject } from './kube-wire.js';
 
 export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes';
 export type ChangeAction = 'add' | 'update' | 'delete';
@@ -126,7 +126,7 @@ class AgentWatch extends Watch {
       { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: timeout },
       (phase, obj, raw) => {
         arm();
-        callback(phase, obj, raw);
+        callback(phase, obj !== null && typeof obj === 'object' && phase !== 'ERROR' ? slim(obj as WireObject) : obj, raw);
       },
       (err) => {
         clearTimeout(this.watchdog);
@@ -205,7 +205,7 @@ class ResourceInformer {
 
   /** Wire JSON with kind/apiVersion (list items come without them). */
   private wire(obj: unknown): WireObject {
-    return this.labelled(toWire(obj) as WireObject);
+    return slim(this.labelled(toWire(obj) as WireObject));
   }
 
   private labelled(obj: WireObject): WireObject {
