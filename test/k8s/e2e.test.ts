@@ -241,7 +241,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       'observe',
       `--server=${join(dir, 'run-node-1', 'observer.sock')}`,
       '--verdict=DROPPED',
-      '--last=20',
+      '--last=1000',
       '-o',
       'json',
     ]).toString();
