@@ -5,6 +5,7 @@
  * Reports medians over rounds and ratios against no filtering, programming times, and SVG plots.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
 import { configFromEnv, type SideBySideConfig } from './sidebyside/config.js';
@@ -46,6 +47,9 @@ interface Cell {
   connPerSec: number;
   programMs: number;
   changeMs: number;
+  /** Fastest round: the run least disturbed by the machine's other work. */
+  programBestMs: number;
+  changeBestMs: number;
   samples: Sample[];
 }
 
@@ -123,6 +127,8 @@ function cells(samples: Sample[]): Map<string, Cell> {
       connPerSec: median(ss.map((s) => s.connPerSec)),
       programMs: median(ss.map((s) => s.programMs)),
       changeMs: median(ss.map((s) => s.changeMs)),
+      programBestMs: Math.min(...ss.map((s) => s.programMs)),
+      changeBestMs: Math.min(...ss.map((s) => s.changeMs)),
       samples: ss,
     });
   }
@@ -136,11 +142,10 @@ function cellOf(c: Map<string, Cell>, rules: number, mode: Mode): Cell | undefin
 function writePlots(cfg: SideBySideConfig, c: Map<string, Cell>, modes: Mode[]): string[] {
   mkdirSync(PLOT_DIR, { recursive: true });
   const categories = cfg.ruleCounts.map((n) => n.toLocaleString('en-US'));
-  const series = (pick: (cell: Cell) => number, suffix = '', dashed = false): Series[] =>
+  const series = (pick: (cell: Cell) => number): Series[] =>
     modes.map((m) => ({
-      name: `${m}${suffix}`,
+      name: m,
       color: COLORS[m],
-      dashed,
       values: cfg.ruleCounts.map((n) => {
         const cell = cellOf(c, n, m);
         return cell ? pick(cell) : Number.NaN;
@@ -148,15 +153,14 @@ function writePlots(cfg: SideBySideConfig, c: Map<string, Cell>, modes: Mode[]):
     }));
   const charts = [
     {
-      file: 'sidebyside-latency.svg',
-      alt: 'Request/response latency against the number of rules',
-      chart: {
-        title: 'TCP request/response latency (one way)',
-        xLabel: 'policy rules on the target pod',
-        yLabel: 'microseconds',
-        categories,
-        series: [...series((x) => x.p50, ' p50'), ...series((x) => x.p99, ' p99', true)],
-      },
+      file: 'sidebyside-latency-p50.svg',
+      alt: 'Median request/response latency against the number of rules',
+      chart: { title: 'TCP request/response latency p50 (one way)', xLabel: 'policy rules on the target pod', yLabel: 'microseconds', categories, series: series((x) => x.p50) },
+    },
+    {
+      file: 'sidebyside-latency-p99.svg',
+      alt: '99th percentile request/response latency against the number of rules',
+      chart: { title: 'TCP request/response latency p99 (one way)', xLabel: 'policy rules on the target pod', yLabel: 'microseconds', categories, series: series((x) => x.p99) },
     },
     {
       file: 'sidebyside-throughput.svg',
@@ -190,6 +194,7 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
     `Two pods in network namespaces joined by veths to a "node" namespace that routes between them; ` +
       `enforcement on the node-side veths. Modes per round in rotated order (${cfg.rounds} round(s), ` +
       `${cfg.seconds} s per measurement${cfg.quick ? ', quick mode' : ''}); figures are medians over rounds. ` +
+      `${cfg.cpu === undefined ? 'Traffic tools not pinned. ' : `Client and server of every tool pinned to CPU ${cfg.cpu} (one CPU carries both ends and the forwarding). `}` +
       `The target pod is isolated for ingress by N rules (${cfg.rulesPerPolicy} per NetworkPolicy), each allowing one peer pod on a port; ` +
       `the rule that admits the client is the last one. iptables: Calico-style chains without ipsets (iptables-nft), ` +
       `conntrack accepting established traffic first, as Calico writes them. IPv4, TCP.`,
@@ -210,22 +215,34 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
     }
   }
   const noise = samples.filter((s) => s.mode === 'none');
+  const noiseOf = (pick: (x: Sample) => number): number =>
+    median(cfg.ruleCounts.map((n) => spread(noise.filter((s) => s.rules === n).map(pick))));
   if (cfg.rounds > 1) {
-    const byN = cfg.ruleCounts.map((n) => noise.filter((s) => s.rules === n));
-    const p50Spread = median(byN.map((ss) => spread(ss.map((s) => s.p50))));
-    const gbpsSpread = median(byN.map((ss) => spread(ss.map((s) => s.gbps))));
-    L.push('', `Noise: with no filtering at all, p50 latency moved ${fmt(p50Spread * 100, 2)}% and throughput ${fmt(gbpsSpread * 100, 2)}% between rounds (median over rule counts of (max − min) / median).`);
+    L.push(
+      '',
+      `Noise of this machine, from the no-filtering runs alone (median over rule counts of (max − min) / median between rounds): ` +
+        `p50 ${fmt(noiseOf((x) => x.p50) * 100, 2)}%, p99 ${fmt(noiseOf((x) => x.p99) * 100, 2)}%, ` +
+        `throughput ${fmt(noiseOf((x) => x.gbps) * 100, 2)}%, connections/s ${fmt(noiseOf((x) => x.connPerSec) * 100, 2)}%. ` +
+        `A ratio closer to 1 than that cannot be told apart from noise; load average at the end: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs.`,
+    );
   }
   L.push('', '### Programming the rules', '');
-  L.push('| rules | iptables rules written | iptables-restore (ms) | weir map writes (ms) | iptables / weir | change one rule: iptables (ms) | weir (ms) | iptables / weir |');
-  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  L.push(
+    `Each round programs the whole set from empty (weir: the Reconciler's full apply into maps; iptables: one iptables-nft-restore of the filter table), ` +
+      `then changes one rule (weir: one DesiredDiff; iptables: iptables-restore --noflush rewriting that policy's chain, as Calico does). Median of rounds, and the fastest round.`,
+    '',
+  );
+  L.push('| rules | iptables rules written | iptables-restore (ms) | weir map writes (ms) | iptables / weir | fastest: iptables / weir (ms) | change one rule: iptables (ms) | weir (ms) | iptables / weir |');
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const nan = Number.NaN;
   for (const n of cfg.ruleCounts) {
     const ipt = cellOf(c, n, 'iptables');
     const w = cellOf(c, n, 'weir');
     const rules = countRules(renderRuleset(ruleSet(cfg, topo, n), { pods: topo.pods, target: topo.pod('b'), ifaceWildcard: `${PREFIX}-+` }));
     L.push(
-      `| ${n.toLocaleString('en-US')} | ${rules.toLocaleString('en-US')} | ${fmt(ipt?.programMs ?? NaN)} | ${fmt(w?.programMs ?? NaN)} | ${fmt(ratio(ipt?.programMs ?? NaN, w?.programMs ?? NaN))} | ` +
-        `${fmt(ipt?.changeMs ?? NaN)} | ${fmt(w?.changeMs ?? NaN)} | ${fmt(ratio(ipt?.changeMs ?? NaN, w?.changeMs ?? NaN))} |`,
+      `| ${n.toLocaleString('en-US')} | ${rules.toLocaleString('en-US')} | ${fmt(ipt?.programMs ?? nan)} | ${fmt(w?.programMs ?? nan)} | ${fmt(ratio(ipt?.programMs ?? nan, w?.programMs ?? nan))} | ` +
+        `${fmt(ipt?.programBestMs ?? nan)} / ${fmt(w?.programBestMs ?? nan)} | ` +
+        `${fmt(ipt?.changeMs ?? nan)} | ${fmt(w?.changeMs ?? nan)} | ${fmt(ratio(ipt?.changeMs ?? nan, w?.changeMs ?? nan))} |`,
     );
   }
   const lo = Math.min(...cfg.ruleCounts);
@@ -234,19 +251,25 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
   const wLo = cellOf(c, lo, 'weir');
   const nHi = cellOf(c, hi, 'none');
   const iHi = cellOf(c, hi, 'iptables');
-  const r = (a: number | undefined, b: number | undefined): number => ratio(a ?? NaN, b ?? NaN);
-  const latVsNone = Math.max(r(wHi?.p50, nHi?.p50), r(wHi?.p99, nHi?.p99));
-  const latVsSelf = Math.max(r(wHi?.p50, wLo?.p50), r(wHi?.p99, wLo?.p99));
-  const thr = r(wHi?.gbps, nHi?.gbps);
-  const prog = r(iHi?.programMs, wHi?.programMs);
+  const r = (a: number | undefined, b: number | undefined): number => ratio(a ?? nan, b ?? nan);
   const hiS = hi.toLocaleString('en-US');
+  const rows: Array<[string, string, number, boolean]> = [];
+  for (const [q, pick] of [['p50', (x: Cell) => x.p50], ['p99', (x: Cell) => x.p99]] as const) {
+    const vsNone = r(wHi && pick(wHi), nHi && pick(nHi));
+    const vsSelf = r(wHi && pick(wHi), wLo && pick(wLo));
+    rows.push([`weir latency ${q} at ${hiS} rules / no filtering`, '≤ 1.05', vsNone, vsNone <= 1.05]);
+    rows.push([`weir latency ${q} at ${hiS} rules / weir at ${lo} rules`, '≤ 1.05', vsSelf, vsSelf <= 1.05]);
+  }
+  const thr = r(wHi?.gbps, nHi?.gbps);
+  rows.push([`weir throughput at ${hiS} rules / no filtering`, '≥ 0.95', thr, thr >= 0.95]);
+  const prog = r(iHi?.programMs, wHi?.programMs);
+  const progBest = r(iHi?.programBestMs, wHi?.programBestMs);
+  rows.push([`iptables-restore / weir map writes, ${hiS} rules (median of rounds)`, '≥ 4', prog, prog >= 4]);
+  rows.push([`the same, fastest round of each`, '≥ 4', progBest, progBest >= 4]);
   if (scale) L.push('', scaleReport(scale));
   L.push('', '### Goals', '');
   L.push('| goal | target | measured | |', '|---|---|---:|---|');
-  L.push(goalRow(`weir latency at ${hiS} rules / no filtering (worse of p50, p99)`, '≤ 1.05', latVsNone, latVsNone <= 1.05));
-  L.push(goalRow(`weir latency at ${hiS} rules / weir at ${lo} (worse of p50, p99)`, '≤ 1.05', latVsSelf, latVsSelf <= 1.05));
-  L.push(goalRow(`weir throughput at ${hiS} rules / no filtering`, '≥ 0.95', thr, thr >= 0.95));
-  L.push(goalRow(`iptables-restore / weir map writes, ${hiS} rules`, '≥ 4', prog, prog >= 4));
+  for (const [goal, target, v, ok] of rows) L.push(goalRow(goal, target, v, ok));
   if (scale) L.push(...scaleGoals(scale));
   L.push('', ...writePlots(cfg, c, modes).flatMap((l) => [l, '']));
   return L.join('\n');
@@ -265,22 +288,29 @@ function scaleReport(x: ScaleResult): string {
   L.push(`| startup: full compile + map programming + attach, one update of every object | ${fmt(x.startupMs)} ms (compile ${fmt(x.startupCompileMs)} ms) |`);
   L.push(`| RSS after startup / after the change runs / peak | ${fmt(x.rssAfterStartupMiB)} / ${fmt(x.rssAfterChangesMiB)} / ${fmt(x.peakRssMiB)} MiB |`);
   L.push(`| full resync after the changes: map writes needed | ${x.resyncWrites} (0 = the increments left the maps exact) |`);
-  L.push('', '| offered changes/s | issued | realized changes/s | p50 (ms) | p99 (ms) | max (ms) | compile p50 (ms) | sustained |', '|---:|---:|---:|---:|---:|---:|---:|---|');
+  L.push(
+    '',
+    'Delivery "per-turn" is the Kubernetes DaemonSet\'s (NodeAgent: the changes of one event-loop turn, or that arrive while the previous batch is applied, go in as one update); ' +
+      '"per-change" is one Agent.update() per change, in order (the lab\'s source).',
+    '',
+    '| delivery | offered changes/s | issued | realized changes/s | changes per update | p50 (ms) | p99 (ms) | max (ms) | compile p50 (ms) | sustained |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  );
   for (const r of x.rates) {
     L.push(
-      `| ${r.rate} | ${r.issued} | ${fmt(r.achievedPerSec)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.compileP50Ms)} | ${r.saturated ? '**no**: the agent fell behind, issuing stopped' : 'yes'} |`,
+      `| ${r.delivery} | ${r.rate} | ${r.issued} | ${fmt(r.achievedPerSec)} | ${fmt(r.meanBatch)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ${fmt(r.compileP50Ms)} | ${r.saturated ? '**no**: the agent fell behind, issuing stopped' : 'yes'} |`,
     );
   }
   return L.join('\n');
 }
 
 function scaleGoals(x: ScaleResult): string[] {
-  const at = (rate: number) => x.rates.find((r) => r.rate === rate);
+  const at = (rate: number) => x.rates.find((r) => r.rate === rate && r.delivery === 'per-turn');
   const rows: string[] = [];
   for (const [rate, goal] of [[100, 10], [1000, 50]] as const) {
     const r = at(rate);
     const v = r ? r.p99Ms : Number.NaN;
-    rows.push(goalRow(`label change -> entries in the maps, p99 at ${rate} changes/s (ms)`, `≤ ${goal}`, v, !!r && !r.saturated && v <= goal));
+    rows.push(goalRow(`label change -> entries in the maps, p99 at ${rate} changes/s, DaemonSet delivery (ms)`, `≤ ${goal}`, v, !!r && !r.saturated && v <= goal));
   }
   const rss = Math.max(x.rssAfterStartupMiB, x.rssAfterChangesMiB);
   rows.push(goalRow(`agent RSS at ${x.pods.toLocaleString('en-US')} pods, steady (MiB; peak ${fmt(x.peakRssMiB)})`, '≤ 150 MB', rss, rss * 1.048576 <= 150));
@@ -290,6 +320,7 @@ function scaleGoals(x: ScaleResult): string[] {
 export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Promise<BenchSection> {
   const cfg = configFromEnv();
   await checkTools('nft');
+  traffic.pinTrafficTo(cfg.cpu);
   const topo = await createTopology({ prefix: PREFIX, octet: OCTET, pods: ['a', 'b', 'c'] });
   const planes: Dataplane[] = [];
   let servers: Awaited<ReturnType<typeof traffic.startServers>> = [];
@@ -304,7 +335,7 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
     if (weir.plane) {
       log(`  control plane at scale: ${cfg.scaleRates.join(' and ')} label changes/s, ${cfg.scaleSeconds} s each ...`);
       scale = await runAgentAtScale({ netns: `${PREFIX}-cp`, pinRoot: `/sys/fs/bpf/${PREFIX}-cp`, rates: cfg.scaleRates, seconds: cfg.scaleSeconds });
-      log(`  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` + scale.rates.map((r) => `${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '));
+      log(`  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` + scale.rates.map((r) => `${r.delivery} ${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '));
     }
     writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
     const modes = MODES.filter((m) => planes.some((p) => p.mode === m));

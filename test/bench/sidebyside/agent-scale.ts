@@ -32,6 +32,9 @@ export interface ScaleOptions {
 
 export interface RateResult {
   rate: number;
+  delivery: Delivery;
+  /** Mean number of changes per Agent.update(). */
+  meanBatch: number;
   issued: number;
   completed: number;
   /** True when the agent fell behind and issuing stopped early. */
@@ -41,7 +44,7 @@ export interface RateResult {
   maxMs: number;
   /** Changes realized per second over the whole run, backlog included. */
   achievedPerSec: number;
-  /** Median compile share of one update (ms). */
+  /** Median compiler time of the update a change went in with (ms). */
   compileP50Ms: number;
 }
 
@@ -95,6 +98,50 @@ function rng(seed: number): () => number {
   };
 }
 
+/** How changes reach Agent.update(). */
+export type Delivery = 'per-change' | 'per-turn';
+
+/**
+ * Hands changes to the agent. "per-change": one Agent.update() per change, in order (the lab's
+ * source). "per-turn": the Kubernetes DaemonSet's NodeAgent batching, mirrored here without an
+ * API server: changes that arrive in one turn of the event loop, or while the previous batch is
+ * being applied, go in as one update, the last change of each object winning.
+ */
+class Deliverer {
+  private pending: Array<{ pod: Pod; done: (compileMs: number) => void }> = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private flushQueued = false;
+  readonly batchSizes: number[] = [];
+
+  constructor(
+    private readonly agent: Agent,
+    private readonly delivery: Delivery,
+  ) {}
+
+  deliver(pod: Pod): Promise<number> {
+    if (this.delivery === 'per-change') {
+      this.batchSizes.push(1);
+      return this.agent.update([pod]).then((r) => r.compileMs);
+    }
+    return new Promise((done) => {
+      this.pending.push({ pod, done });
+      if (this.flushQueued) return;
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        const batch = this.pending;
+        this.pending = [];
+        this.flushing = this.flushing.then(async () => {
+          const last = new Map(batch.map((b) => [`${b.pod.namespace}/${b.pod.name}`, b.pod]));
+          this.batchSizes.push(batch.length);
+          const r = await this.agent.update([...last.values()]);
+          for (const b of batch) b.done(r.compileMs);
+        });
+      });
+    });
+  }
+}
+
 /**
  * Issues label changes at `rate` for `seconds`, open-loop. When the agent falls so far behind
  * that a change has waited longer than `saturatedAfterMs`, issuing stops (the rate is not
@@ -102,8 +149,18 @@ function rng(seed: number): () => number {
  * microtasks, so the issuing loop only gets the event loop back between bursts: arrivals are
  * therefore stamped with their scheduled time, never with the time they were issued.
  */
-async function runRate(agent: Agent, pods: Pod[], rate: number, seconds: number, saturatedAfterMs: number, seq: { n: number }): Promise<RateResult> {
+async function runRate(
+  agent: Agent,
+  pods: Pod[],
+  latest: Map<string, Pod>,
+  delivery: Delivery,
+  rate: number,
+  seconds: number,
+  saturatedAfterMs: number,
+  seq: { n: number },
+): Promise<RateResult> {
   const r = rng(rate);
+  const deliverer = new Deliverer(agent, delivery);
   const latencies: number[] = [];
   const compiles: number[] = [];
   const total = Math.max(1, Math.round(rate * seconds));
@@ -121,13 +178,14 @@ async function runRate(agent: Agent, pods: Pod[], rate: number, seconds: number,
       const arrival = arrivalOf(issued);
       const pod = pods[Math.floor(r() * pods.length)]!;
       const key = `${pod.namespace}/${pod.name}`;
-      const cur = agent.store.get('Pod', key) ?? pod;
+      const cur = latest.get(key) ?? pod;
       const next: Pod = { ...cur, labels: { ...cur.labels, app: `app-${Math.floor(r() * 5)}`, version: `v${seq.n++}` } };
+      latest.set(key, next);
       pending.push(
-        agent.update([next]).then((res) => {
+        deliverer.deliver(next).then((compileMs) => {
           const ms = performance.now() - arrival;
           latencies.push(ms);
-          compiles.push(res.compileMs);
+          compiles.push(compileMs);
           if (ms > saturatedAfterMs) saturated = true;
         }),
       );
@@ -140,8 +198,10 @@ async function runRate(agent: Agent, pods: Pod[], rate: number, seconds: number,
   await Promise.all(pending);
   const elapsed = (performance.now() - start) / 1000;
   const sorted = [...latencies].sort((a, b) => a - b);
+  const sizes = deliverer.batchSizes;
   return {
     rate,
+    delivery,
     issued,
     completed: latencies.length,
     saturated,
@@ -150,6 +210,7 @@ async function runRate(agent: Agent, pods: Pod[], rate: number, seconds: number,
     maxMs: sorted[sorted.length - 1] ?? Number.NaN,
     achievedPerSec: latencies.length / elapsed,
     compileP50Ms: percentile(compiles, 50),
+    meanBatch: sizes.reduce((a, b) => a + b, 0) / Math.max(1, sizes.length),
   };
 }
 
@@ -171,7 +232,10 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     const snap = compiler.snapshot();
     const seq = { n: 0 };
     const rates: RateResult[] = [];
-    for (const rate of opts.rates) rates.push(await runRate(agent, pods, rate, opts.seconds, opts.saturatedAfterMs, seq));
+    const latest = new Map<string, Pod>();
+    for (const delivery of ['per-turn', 'per-change'] as const) {
+      for (const rate of opts.rates) rates.push(await runRate(agent, pods, latest, delivery, rate, opts.seconds, opts.saturatedAfterMs, seq));
+    }
     const resync = enforcement.reconciler.applyFull(compiler.snapshot());
     return {
       pods: pods.length,

@@ -9,6 +9,22 @@ import { fileURLToPath } from 'node:url';
 import { run, runIn, startServer, type Server } from './exec.js';
 import type { Pod } from './topology.js';
 
+/**
+ * The CPU every traffic tool (client and server) is pinned to, or undefined for none. One CPU
+ * for both ends keeps wakeups off the cross-CPU path, whose cost depends on where the scheduler
+ * happens to place the two processes (a 7 vs 20 µs bimodal p50 on a busy machine), and makes
+ * a dataplane's per-packet work show directly in the figures.
+ */
+let pinnedCpu: number | undefined;
+
+export function pinTrafficTo(cpu: number | undefined): void {
+  pinnedCpu = cpu;
+}
+
+function pinned(cmd: string, args: string[]): [string, string[]] {
+  return pinnedCpu === undefined ? [cmd, args] : ['taskset', ['-c', String(pinnedCpu), cmd, ...args]];
+}
+
 export interface Ports {
   latency: number;
   throughput: number;
@@ -53,13 +69,9 @@ export async function connrateBinary(buildDir: string): Promise<string> {
 export async function startServers(target: Pod, ports: Ports, connrate: string): Promise<Server[]> {
   const servers: Server[] = [];
   try {
-    servers.push(
-      await startServer(target.netns, 'sockperf', ['server', '--tcp', '-i', target.ip, '-p', String(ports.latency)], {
-        settleMs: 500,
-      }),
-    );
-    servers.push(await startServer(target.netns, 'iperf3', ['-s', '-B', target.ip, '-p', String(ports.throughput)], { settleMs: 300 }));
-    servers.push(await startServer(target.netns, connrate, ['server', target.ip, String(ports.connections)], { pattern: /listening/ }));
+    servers.push(await startServer(target.netns, ...pinned('sockperf', ['server', '--tcp', '-i', target.ip, '-p', String(ports.latency)]), { settleMs: 500 }));
+    servers.push(await startServer(target.netns, ...pinned('iperf3', ['-s', '-B', target.ip, '-p', String(ports.throughput)]), { settleMs: 300 }));
+    servers.push(await startServer(target.netns, ...pinned(connrate, ['server', target.ip, String(ports.connections)]), { pattern: /listening/ }));
   } catch (err) {
     for (const s of servers) await s.stop();
     throw err;
@@ -76,7 +88,7 @@ function percentile(out: string, p: string): number {
 /** sockperf ping-pong over TCP for `seconds` (whole seconds: sockperf ignores fractions). */
 export async function measureLatency(client: Pod, target: Pod, port: number, seconds: number): Promise<LatencyResult> {
   const t = Math.max(1, Math.round(seconds));
-  const { stdout, stderr } = await runIn(client.netns, 'sockperf', ['ping-pong', '--tcp', '-i', target.ip, '-p', String(port), '-t', String(t)], {
+  const { stdout, stderr } = await runIn(client.netns, ...pinned('sockperf', ['ping-pong', '--tcp', '-i', target.ip, '-p', String(port), '-t', String(t)]), {
     timeoutMs: (t + 20) * 1000,
   });
   const out = stdout + stderr;
@@ -92,7 +104,7 @@ interface Iperf3Json {
 /** One TCP stream for `seconds` (whole seconds: iperf3 treats 0 as "forever"). */
 export async function measureThroughput(client: Pod, target: Pod, port: number, seconds: number): Promise<ThroughputResult> {
   const t = Math.max(1, Math.round(seconds));
-  const { stdout } = await runIn(client.netns, 'iperf3', ['-c', target.ip, '-p', String(port), '-t', String(t), '-J'], {
+  const { stdout } = await runIn(client.netns, ...pinned('iperf3', ['-c', target.ip, '-p', String(port), '-t', String(t), '-J']), {
     timeoutMs: (t + 20) * 1000,
   });
   const r = JSON.parse(stdout) as Iperf3Json;
@@ -103,7 +115,7 @@ export async function measureThroughput(client: Pod, target: Pod, port: number, 
 
 /** Sequential connect/close from client to target for `seconds`. */
 export async function measureConnections(client: Pod, target: Pod, port: number, seconds: number, connrate: string): Promise<ConnectionsResult> {
-  const { stdout } = await runIn(client.netns, connrate, ['client', target.ip, String(port), String(seconds)], {
+  const { stdout } = await runIn(client.netns, ...pinned(connrate, ['client', target.ip, String(port), String(seconds)]), {
     timeoutMs: (seconds + 20) * 1000,
   });
   const r = JSON.parse(stdout) as { perSecond: number; failures: number };
