@@ -162,9 +162,17 @@ export function unreachable(address: string, details: string): string {
 function stream(client: ObserverClient, address: string, req: GetFlowsRequest, opts: ObserveOptions): Promise<void> {
   const color = opts.color === 'always' || (opts.color === 'auto' && process.stdout.isTTY === true);
   const rows: string[][] = [];
-  const out = (line: string) => process.stdout.write(`${line}\n`);
   return new Promise((resolve, reject) => {
     const call = client.getFlows(req);
+    // When whatever reads our output is slower than the flows, stop reading the stream
+    // until it catches up: the agent then drops (and counts) flows for this client
+    // instead of this process buffering them without bound.
+    const out = (line: string) => {
+      if (!process.stdout.write(`${line}\n`)) {
+        call.pause();
+        process.stdout.once('drain', () => call.resume());
+      }
+    };
     const stop = () => call.cancel();
     process.once('SIGINT', stop);
     call.on('data', (r: GetFlowsResponse) => {
