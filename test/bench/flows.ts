@@ -270,7 +270,7 @@ function report(phases: Phase[], obs: Observability): string {
   return [
     `Offered load ${kRate(RATE)}: denied TCP SYNs through the real \`to_pod\` program (BPF_PROG_TEST_RUN in a separate process), each emitting one ring-buffer record.`,
     'The agent (ring-buffer addon, decode, enrichment, flow ring, gRPC flow API on a unix socket) runs in the bench process; its CPU time per event is measured with `process.cpuUsage()`.',
-    'A client process follows `--port 8080` (10% of the flows). Phases alternate: without, then with a `weir observe --follow` whose stdout nobody reads (it stalls).',
+    'A client process follows `--port 8080` (10% of the flows; it reports once a second, so a phase\'s share is exact to about a second of flows). Phases alternate: without, then with a `weir observe --follow` whose stdout nobody reads (it stalls).',
     'The machine\'s other work shares its two cores; the load average column shows how much.',
     '',
     '| phase | s | load avg | datapath rate | kernel ns/packet | agent processed | lost in ring buffer | agent CPU µs/event | fast client got (of its flows) | fast client told lost | dropped for slow clients | agent RSS max MiB | live heap MiB |',
