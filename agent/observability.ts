@@ -14,6 +14,11 @@ import { WeirMetrics, type PodMetricsOptions } from './metrics/metrics.js';
 import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer } from './metrics/server.js';
 import type { ControlPlaneStats, DatapathStats } from './metrics/sources.js';
 import { recordAgentEvents, type AgentEventsLike } from './metrics/agent-events.js';
+import { reconcilerMapUsage } from './metrics/map-usage.js';
+import { EngineFlowContext } from './flows/engine-context.js';
+import type { Agent } from './daemon.js';
+import type { DatapathEnforcement } from './enforcement.js';
+import type { PolicyEngine } from './policy/engine.js';
 
 /** A source of decoded flow events (the datapath's ring buffer reader). */
 export type FlowEventSource = (onBatch: (events: FlowEvent[]) => void) => { close(): void };
@@ -102,5 +107,47 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
       metrics.close();
       await Promise.all([api?.close(), http?.close()]);
     },
+  };
+}
+
+/** What `fromAgent` needs: the agent, its compiler and (when it enforces) its datapath. */
+export interface AgentParts {
+  agent: Agent;
+  engine: PolicyEngine;
+  /** Absent when the agent runs without the eBPF datapath (lab --no-enforce). */
+  enforcement?: DatapathEnforcement;
+  /** Host-side interface name by ifindex. */
+  interfaceName?: (ifindex: number) => string | undefined;
+}
+
+/**
+ * The options every weir agent (node daemon, lab) passes: flows enriched from the engine,
+ * the datapath's events, counters, lost events and map fill, endpoint and identity counts,
+ * and the agent's own events for the Kubernetes-event and latency metrics.
+ */
+export function fromAgent(p: AgentParts): Pick<ObservabilityOptions, 'context' | 'events' | 'datapath' | 'controlPlane' | 'agentEvents'> {
+  const dp = p.enforcement?.datapath;
+  const reconciler = p.enforcement?.reconciler;
+  return {
+    context: new EngineFlowContext(p.engine, { generation: () => p.agent.revision, ...(p.interfaceName ? { interfaceName: p.interfaceName } : {}) }),
+    ...(dp && reconciler
+      ? {
+          events: (cb: (events: FlowEvent[]) => void) => dp.onFlowEvents(cb),
+          datapath: { readCounters: () => dp.counters(), lostEvents: () => dp.lostEvents(), mapUsage: () => reconcilerMapUsage(dp, reconciler) },
+        }
+      : {}),
+    controlPlane: {
+      endpointsEnforced: () => {
+        let ingress = 0;
+        let egress = 0;
+        for (const ep of p.engine.snapshot().endpoints.values()) {
+          if (ep.ingressIsolated) ingress++;
+          if (ep.egressIsolated) egress++;
+        }
+        return { ingress, egress };
+      },
+      identitiesInUse: () => p.engine.stats.identities,
+    },
+    agentEvents: p.agent.events,
   };
 }

@@ -64,6 +64,7 @@ export class Enricher {
   /** ip -> (identity x 4096 + endpoint id) -> Endpoint: no key string per lookup. */
   private cache = new Map<string, Map<number, Endpoint>>();
   private cached = 0;
+  private readonly ifaces = new Map<number, { index: number; name: string }>();
   private gen: number;
 
   constructor(private readonly ctx: FlowContext) {
@@ -72,12 +73,7 @@ export class Enricher {
 
   /** The Endpoint for one side of a flow. The result is shared: never mutate it. */
   endpoint(ip: string, identity: number, endpointId: number): Endpoint {
-    const g = this.ctx.generation();
-    if (g !== this.gen || this.cached >= CACHE_LIMIT) {
-      this.cache.clear();
-      this.cached = 0;
-      this.gen = g;
-    }
+    this.checkGeneration();
     let byIp = this.cache.get(ip);
     if (byIp === undefined) {
       byIp = new Map();
@@ -93,8 +89,25 @@ export class Enricher {
     return ep;
   }
 
-  interfaceName(ifindex: number): string {
-    return this.ctx.interfaceName?.(ifindex) ?? '';
+  /** The flow's `interface` field; shared per ifindex until the context changes. */
+  iface(ifindex: number): { index: number; name: string } {
+    this.checkGeneration();
+    let i = this.ifaces.get(ifindex);
+    if (i === undefined) {
+      i = Object.freeze({ index: ifindex, name: this.ctx.interfaceName?.(ifindex) ?? '' });
+      this.ifaces.set(ifindex, i);
+    }
+    return i;
+  }
+
+  private checkGeneration(): void {
+    const g = this.ctx.generation();
+    if (g !== this.gen || this.cached >= CACHE_LIMIT) {
+      this.cache.clear();
+      this.ifaces.clear();
+      this.cached = 0;
+      this.gen = g;
+    }
   }
 
   private build(ip: string, identity: number, endpointId: number): Endpoint {

@@ -4,6 +4,7 @@
  * tests run their own lab beside it.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIP, parseIP } from '../ipcache/cidr.js';
 
 export interface LabConfig {
   /** Prefix of every network namespace and host-side veth the lab makes (`weir-`). */
@@ -84,43 +85,15 @@ export function parseCidr(cidr: string, family: 4 | 6): ParsedCidr {
   if (!ok || !Number.isInteger(bits) || bits < 8 || bits > max - 4) {
     throw new Error(`pod range ${JSON.stringify(cidr)} is not an IPv${family} CIDR between /8 and /${max - 4}; write it like ${family === 4 ? '10.88.0.0/16' : 'fd00:88::/64'}`);
   }
-  const value = ipToBigInt(addr as string);
+  const value = (parseIP(addr as string) as { addr: bigint }).addr;
   const hostBits = BigInt(max - bits);
   const base = (value >> hostBits) << hostBits;
   return { family, base, bits, size: 1n << hostBits };
-}
-
-export function ipToBigInt(ip: string): bigint {
-  if (isIPv4(ip)) return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-  // expand "::"
-  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n);
-}
-
-export function bigIntToIp(v: bigint, family: 4 | 6): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
-  const groups: string[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((v >> s) & 0xffffn).toString(16));
-  // compress the longest run of zero groups
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
 /** The n-th pod address of a range (n from 0; the network address and the first host are skipped). */
 export function podAddress(c: ParsedCidr, n: number): string {
   const offset = BigInt(n) + 2n;
   if (offset >= c.size - 1n) throw new Error(`pod range /${c.bits} is full: use a larger --cidr${c.family}`);
-  return bigIntToIp(c.base + offset, c.family);
+  return formatIP(c.family, c.base + offset);
 }

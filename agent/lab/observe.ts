@@ -5,10 +5,8 @@
  */
 import type { Agent } from '../daemon.js';
 import { DatapathEnforcement } from '../enforcement.js';
-import { EngineFlowContext } from '../flows/engine-context.js';
 import { labObserverSocket } from '../flows/socket.js';
-import { reconcilerMapUsage } from '../metrics/map-usage.js';
-import { startObservability, type Observability } from '../observability.js';
+import { fromAgent, startObservability, type Observability } from '../observability.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { LabConfig } from './config.js';
 import type { LabRuntime } from './runtime.js';
@@ -22,38 +20,16 @@ function isAddrInUse(err: unknown): boolean {
 
 export async function startLabObservability(config: LabConfig, agent: Agent, engine: PolicyEngine, runtime: LabRuntime, log: (line: string) => void): Promise<Observability> {
   const enforcement = agent.enforcement instanceof DatapathEnforcement ? agent.enforcement : undefined;
-  const dp = enforcement?.datapath;
   const requested = Number(process.env[LAB_METRICS_PORT_ENV] ?? DEFAULT_LAB_METRICS_PORT);
   const start = (metricsPort: number): Promise<Observability> =>
     startObservability({
       nodeName: config.nodeName,
-      context: new EngineFlowContext(engine, {
-        generation: () => agent.revision,
+      ...fromAgent({
+        agent,
+        engine,
+        ...(enforcement ? { enforcement } : {}),
         interfaceName: (ifindex) => runtime.list().find((p) => p.ifindex === ifindex)?.hostVeth,
       }),
-      ...(dp
-        ? {
-            events: (cb) => dp.onFlowEvents(cb),
-            datapath: {
-              readCounters: () => dp.counters(),
-              lostEvents: () => dp.lostEvents(),
-              mapUsage: () => reconcilerMapUsage(dp, enforcement!.reconciler),
-            },
-          }
-        : {}),
-      controlPlane: {
-        endpointsEnforced: () => {
-          let ingress = 0;
-          let egress = 0;
-          for (const ep of engine.snapshot().endpoints.values()) {
-            if (ep.ingressIsolated) ingress++;
-            if (ep.egressIsolated) egress++;
-          }
-          return { ingress, egress };
-        },
-        identitiesInUse: () => engine.stats.identities,
-      },
-      agentEvents: agent.events,
       socketPath: labObserverSocket(config.runDir),
       metricsPort,
       metricsHost: '127.0.0.1',

@@ -119,9 +119,11 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boole
     // On a busy machine the connect callback can come after the timeout closed the socket.
     sock.connect(t.port, t.ip, () => {
       if (done) return;
-      sock.send('probe', (err) => {
-        if (err) finish(false, (err as NodeJS.ErrnoException).code ?? err.message);
-      });
+      try {
+        sock.send('probe');
+      } catch (err) {
+        finish(false, (err as NodeJS.ErrnoException).code ?? String(err));
+      }
     });
   });
 }

@@ -85,19 +85,3 @@ export async function probePods(pods: LabPod[], req: ProbeRequest): Promise<Prob
 export function toMatrix(req: Pick<ProbeRequest, 'port' | 'protocol'>, details: ProbeResult[]): ProbeMatrix {
   return { port: req.port, protocol: req.protocol, results: details.map(({ from, to, connected }) => ({ from, to, connected })) };
 }
-
-/**
- * The upstream e2e layout: a header of destination pods, one row per source pod, `.` where the
- * connection was made and `X` where it was not.
- */
-export function formatTruthTable(results: ProbeResult[]): string {
-  const froms = [...new Set(results.map((r) => r.from))];
-  const tos = [...new Set(results.map((r) => r.to))];
-  const cell = new Map(results.map((r) => [`${r.from}>${r.to}`, r.connected]));
-  const width = Math.max(1, ...froms.map((f) => f.length));
-  const lines = [['-'.padEnd(width), ...tos].join('\t')];
-  for (const f of froms) {
-    lines.push([f.padEnd(width), ...tos.map((t) => (cell.has(`${f}>${t}`) ? (cell.get(`${f}>${t}`) ? '.' : 'X') : '?'))].join('\t'));
-  }
-  return `${lines.join('\n')}\n`;
-}

@@ -155,8 +155,18 @@ export class NodeAgent {
     await this.source.synced;
     await this.drain();
     if (this.stopped) return;
-    // Full reconcile against the pinned maps (adoption), then increments flow.
-    await this.agent.start();
+    // Full reconcile against the pinned maps (adoption), then increments flow. Until it succeeds
+    // the maps keep what was pinned and the agent stays not ready.
+    for (;;) {
+      try {
+        await this.agent.start();
+        break;
+      } catch (err) {
+        if (this.stopped) return;
+        this.opts.log.error(`the first full sync could not be enforced (${err instanceof Error ? err.message : String(err)}); retrying in 5 s`);
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
     const s = this.compiler.stats;

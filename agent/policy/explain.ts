@@ -223,7 +223,7 @@ function explainDirection(engine: PolicyEngine, direction: Direction, subject: S
   const via = allowedBy.map((v) => `${v.policy} ${direction}[${v.rule}]`).join(', ');
   const summary = allowed
     ? `${subject.key} is isolated for ${direction} by ${policies.join(', ')}; allowed by ${via}`
-    : `${subject.key} is isolated for ${direction} by ${policies.join(', ')} and ${verdicts.length === 0 ? `no policy has an ${direction} rule` : `none of its ${verdicts.length} ${direction} rule(s) matches`}`;
+    : `${subject.key} is isolated for ${direction} by ${policies.join(', ')} and ${verdicts.length === 0 ? `no policy has an ${direction} rule` : `none of the ${verdicts.length} ${direction} rule(s) of ${policies.length === 1 ? 'that policy' : 'those policies'} matches`}`;
   return { direction, pod: subject.key, enforced: true, isolated: true, policies, allowed, allowedBy, closest, summary };
 }
 

@@ -37,7 +37,7 @@ export function policyMatrix(engine: PolicyEngine, port: number, protocol: L4Pro
  * Tab-separated truth table as the upstream e2e suite prints it: destinations across, sources
  * down, the first column padded to the longest source name (the layout of `weir lab probe`).
  */
-export function formatTruthTable(m: ConnectivityMatrix): string {
+export function formatTruthTable(m: Pick<ConnectivityMatrix, 'results'>): string {
   const froms = [...new Set(m.results.map((r) => r.from))].sort();
   const tos = [...new Set(m.results.map((r) => r.to))].sort();
   const value = new Map(m.results.map((r) => [`${r.from}\u0000${r.to}`, r.connected]));

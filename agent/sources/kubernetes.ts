@@ -19,7 +19,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { Backoff } from './backoff.js';
-import { objectRef, toWire, type WireObject } from './kube-wire.js';
+import { objectRef, slim, toWire, type WireObject } from './kube-wire.js';
 
 export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes';
 export type ChangeAction = 'add' | 'update' | 'delete';
@@ -126,7 +126,7 @@ class AgentWatch extends Watch {
       { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: timeout },
       (phase, obj, raw) => {
         arm();
-        callback(phase, obj, raw);
+        callback(phase, obj !== null && typeof obj === 'object' && phase !== 'ERROR' ? slim(obj as WireObject) : obj, raw);
       },
       (err) => {
         clearTimeout(this.watchdog);
@@ -192,8 +192,10 @@ class ResourceInformer {
       return { ...first, items: items.map((i) => this.wire(i) as KubernetesObject) };
     };
     this.informer = new ListWatch<KubernetesObject>(info.path, this.watch, listFn, false);
+    // Everything in the informer's cache is wire JSON already: list items were converted above,
+    // watch events arrive raw. Only kind/apiVersion may be missing (list items carry none).
     const emit = (action: ChangeAction) => (obj: KubernetesObject) => {
-      if (!this.stopped) opts.onChange({ resource, action, object: this.wire(obj) });
+      if (!this.stopped) opts.onChange({ resource, action, object: this.labelled(obj as WireObject) });
     };
     this.informer.on('add', emit('add'));
     this.informer.on('update', emit('update'));
@@ -203,8 +205,12 @@ class ResourceInformer {
 
   /** Wire JSON with kind/apiVersion (list items come without them). */
   private wire(obj: unknown): WireObject {
+    return slim(this.labelled(toWire(obj) as WireObject));
+  }
+
+  private labelled(obj: WireObject): WireObject {
     const info = KINDS[this.resource];
-    return { ...(toWire(obj) as WireObject), kind: info.kind, apiVersion: info.apiVersion };
+    return obj.kind === info.kind && obj.apiVersion === info.apiVersion ? obj : { ...obj, kind: info.kind, apiVersion: info.apiVersion };
   }
 
   start(): void {
@@ -238,7 +244,7 @@ class ResourceInformer {
   }
 
   cached(): WireObject[] {
-    return this.informer.list().map((o) => this.wire(o));
+    return this.informer.list().map((o) => this.labelled(o as WireObject));
   }
 }
 

@@ -11,9 +11,11 @@
  * phases spread the machine's other load over both sides of the comparison. Needs root.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { Reconciler } from '../../agent/datapath/reconciler.js';
 import { startObservability, type Observability } from '../../agent/observability.js';
@@ -25,7 +27,7 @@ const WARMUP_S = 3;
 const ROUNDS = 3;
 const ALONE_S = 10;
 const STALLED_S = 20;
-const LINK = 'wobbench0';
+const LINK = 'wobb0';
 const POD_IP = '10.230.90.2';
 const CLIENT_IP = '10.230.90.1';
 const POD_ID = 4100;
@@ -53,8 +55,8 @@ function synFrame(src: string, dst: string, sport: number, dport: number): Buffe
 }
 
 /** A child process printing one JSON object per line; keeps the running sum of each numeric field. */
-function spawnReporter<T extends Record<string, number>>(args: string[], sum: boolean): { child: ChildProcess; totals: () => T } {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+function spawnReporter<T extends Record<string, number>>(args: string[], sum: boolean, command = process.execPath): { child: ChildProcess; totals: () => T } {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let totals = {} as T;
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -75,8 +77,15 @@ function spawnReporter<T extends Record<string, number>>(args: string[], sum: bo
   return { child, totals: () => totals };
 }
 
+/** A full GC, to measure what the agent really holds (live heap) rather than garbage not yet collected. */
+function liveHeap(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const kRate = (n: number) => `${(n / 1000).toFixed(1)}k/s`;
 
 interface Phase {
@@ -92,6 +101,8 @@ interface Phase {
   clientDropped: number;
   cpuUs: number;
   rssMax: number;
+  /** Heap after a full GC at the end of the phase. */
+  liveHeap: number;
   load: number;
 }
 
@@ -100,17 +111,16 @@ export async function run(): Promise<BenchSection> {
   const dir = mkdtempSync(join(tmpdir(), 'wob-bench-'));
   const socket = join(dir, 'observer.sock');
   const pinRoot = `/sys/fs/bpf/wob-bench-${process.pid}`;
+  const netns = `wob-bench-${process.pid}`;
   const children: ChildProcess[] = [];
   let dp: Datapath | undefined;
   let obs: Observability | undefined;
   try {
-    try {
-      execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
-    } catch {
-      /* not left over */
-    }
-    execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
-    const ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8').trim());
+    // The generator's interface lives in a network namespace of the bench's own, where nothing
+    // else on the machine creates or removes interfaces.
+    execFileSync('ip', ['netns', 'add', netns]);
+    execFileSync('ip', ['-n', netns, 'link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
+    const ifindex = Number(/^(\d+):/.exec(execFileSync('ip', ['-n', netns, '-o', 'link', 'show', LINK], { encoding: 'utf8' }))![1]);
     dp = Datapath.open({ pinRoot });
     const rec = new Reconciler(dp.reconcilerMaps(), (key) => (key === 'bench/sink' ? ifindex : undefined));
     const st = rec.applyFull({
@@ -149,9 +159,11 @@ export async function run(): Promise<BenchSection> {
     while (observer.status().connectedClients < 1) await sleep(20);
 
     const frames = [`${synFrame(CLIENT_IP, POD_IP, 40000, 9000).toString('hex')}:0.9`, `${synFrame(CLIENT_IP, POD_IP, 40001, 8080).toString('hex')}:0.1`];
+    // nsenter --net (not ip netns exec, which hides bpffs): the program sees the namespace's interface
     const gen = spawnReporter<{ packets: number; kernelNs: number }>(
-      ['dist/test/bench/flows-generator.js', pinRoot, String(ifindex), String(RATE), ...frames],
+      [`--net=/var/run/netns/${netns}`, process.execPath, 'dist/test/bench/flows-generator.js', pinRoot, String(ifindex), String(RATE), ...frames],
       true,
+      'nsenter',
     );
     children.push(gen.child);
 
@@ -169,6 +181,7 @@ export async function run(): Promise<BenchSection> {
         rssMax = Math.max(rssMax, process.memoryUsage().rss);
       }
       const cpu = process.cpuUsage(c0);
+      const live = liveHeap();
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       const s1 = observer.status();
       const f1 = fast.totals();
@@ -188,6 +201,7 @@ export async function run(): Promise<BenchSection> {
         clientDropped: s1.clientDroppedFlows - s0.clientDroppedFlows,
         cpuUs: cpu.user + cpu.system,
         rssMax,
+        liveHeap: live,
         load: loadavg()[0]!,
       });
     };
@@ -214,7 +228,7 @@ export async function run(): Promise<BenchSection> {
     rmSync(pinRoot, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
     try {
-      execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
+      execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' });
     } catch {
       /* gone */
     }
@@ -236,9 +250,10 @@ function sum(ps: Phase[]): Phase {
       clientDropped: a.clientDropped + p.clientDropped,
       cpuUs: a.cpuUs + p.cpuUs,
       rssMax: Math.max(a.rssMax, p.rssMax),
+      liveHeap: Math.max(a.liveHeap, p.liveHeap),
       load: a.load + p.load / ps.length,
     }),
-    { stalled: ps[0]!.stalled, seconds: 0, generated: 0, kernelNs: 0, seen: 0, lostRing: 0, fastReceived: 0, fastExpected: 0, fastToldLost: 0, clientDropped: 0, cpuUs: 0, rssMax: 0, load: 0 },
+    { stalled: ps[0]!.stalled, seconds: 0, generated: 0, kernelNs: 0, seen: 0, lostRing: 0, fastReceived: 0, fastExpected: 0, fastToldLost: 0, clientDropped: 0, cpuUs: 0, rssMax: 0, liveHeap: 0, load: 0 },
   );
   s.kernelNs = s.generated ? s.kernelNs / s.generated : 0;
   return s;
@@ -247,7 +262,7 @@ function sum(ps: Phase[]): Phase {
 function report(phases: Phase[], obs: Observability): string {
   const row = (label: string, p: Phase) =>
     `| ${label} | ${p.seconds.toFixed(0)} | ${p.load.toFixed(1)} | ${kRate(p.generated / p.seconds)} | ${p.kernelNs.toFixed(0)} | ${kRate(p.seen / p.seconds)} | ` +
-    `${p.lostRing} | ${(p.cpuUs / p.seen).toFixed(2)} | ${((100 * p.fastReceived) / Math.max(1, p.fastExpected)).toFixed(1)}% | ${p.fastToldLost} | ${p.clientDropped} | ${mib(p.rssMax)} |`;
+    `${p.lostRing} | ${(p.cpuUs / p.seen).toFixed(2)} | ${((100 * p.fastReceived) / Math.max(1, p.fastExpected)).toFixed(1)}% | ${p.fastToldLost} | ${p.clientDropped} | ${mib(p.rssMax)} | ${mib(p.liveHeap)} |`;
   const a = sum(phases.filter((p) => !p.stalled));
   const b = sum(phases.filter((p) => p.stalled));
   const total = sum(phases.map((p) => ({ ...p, stalled: false })));
@@ -255,11 +270,11 @@ function report(phases: Phase[], obs: Observability): string {
   return [
     `Offered load ${kRate(RATE)}: denied TCP SYNs through the real \`to_pod\` program (BPF_PROG_TEST_RUN in a separate process), each emitting one ring-buffer record.`,
     'The agent (ring-buffer addon, decode, enrichment, flow ring, gRPC flow API on a unix socket) runs in the bench process; its CPU time per event is measured with `process.cpuUsage()`.',
-    'A client process follows `--port 8080` (10% of the flows). Phases alternate: without, then with a `weir observe --follow` whose stdout nobody reads (it stalls).',
+    'A client process follows `--port 8080` (10% of the flows; it reports once a second, so a phase\'s share is exact to about a second of flows). Phases alternate: without, then with a `weir observe --follow` whose stdout nobody reads (it stalls).',
     'The machine\'s other work shares its two cores; the load average column shows how much.',
     '',
-    '| phase | s | load avg | datapath rate | kernel ns/packet | agent processed | lost in ring buffer | agent CPU µs/event | fast client got (of its flows) | fast client told lost | dropped for slow clients | agent RSS max MiB |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| phase | s | load avg | datapath rate | kernel ns/packet | agent processed | lost in ring buffer | agent CPU µs/event | fast client got (of its flows) | fast client told lost | dropped for slow clients | agent RSS max MiB | live heap MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...phases.map((p, i) => row(`${Math.floor(i / 2) + 1}${p.stalled ? 'B stalled client' : 'A'}`, p)),
     row('all A', a),
     row('all B', b),
@@ -270,7 +285,7 @@ function report(phases: Phase[], obs: Observability): string {
       `fast client share received ${(b.fastReceived / Math.max(1, b.fastExpected) / (a.fastReceived / Math.max(1, a.fastExpected))).toFixed(3)}.`,
     `Whole run: ${(total.seconds).toFixed(0)} s at ${kRate(total.generated / total.seconds)} offered, ${kRate(total.seen / total.seconds)} processed, ` +
       `${total.lostRing} records lost in the ring buffer and counted (${((100 * total.lostRing) / Math.max(1, total.generated)).toFixed(2)}%).`,
-    `Memory is bounded by construction: the flow ring holds ${st.maxFlows} flows, each client queue at most 4096 and 256 messages in flight; agent RSS peaked at ${mib(total.rssMax)} MiB.`,
+    `Memory is bounded by construction: the flow ring holds ${st.maxFlows} flows, each client queue at most 4096 and 256 messages in flight; agent RSS peaked at ${mib(total.rssMax)} MiB; the live heap after a full GC at the end of each phase: ${phases.map((p) => mib(p.liveHeap)).join(', ')} MiB.`,
     'What a stalled client cannot take is dropped for it alone and counted (`weir_lost_events_total{source="flow_client_queue"}`, and a LostEvent to that client); records the kernel could not queue are counted in `weir_lost_events_total{source="datapath_ring_buffer"}` and announced to every following client.',
   ].join('\n');
 }

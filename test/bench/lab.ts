@@ -32,7 +32,7 @@ function stats(v: number[]): { n: number; median: number; p90: number; worst: nu
 const fmt = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
 
 export async function run(): Promise<BenchSection> {
-  const lab = testLab('wlbb', 19);
+  const lab = testLab('n');
   const model = new Map<string, Manifest>();
   for (const doc of parseAllDocuments(readFileSync(CLUSTER, 'utf8'))) {
     const o = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string } } | null;

@@ -21,6 +21,7 @@ const SUITES: Suite[] = [
   { name: 'flows', load: () => import('./flows.js') },
   { name: 'sidebyside', load: () => import('./sidebyside.js') },
   { name: 'lab', load: () => import('./lab.js') },
+  { name: 'kubernetes', load: () => import('./kubernetes.js') },
 ];
 
 function machine(): string {

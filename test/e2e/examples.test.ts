@@ -4,7 +4,7 @@
  */
 import { testLab, type ProbeJson } from './lab-harness.js';
 
-const lab = testLab('wlbx', 18);
+const lab = testLab('e');
 
 async function table(port: string, extra: string[] = []): Promise<Record<string, boolean>> {
   const r = JSON.parse((await lab.weir(['lab', 'probe', '--port', port, '--timeout', '800', '-o', 'json', ...extra])).stdout) as ProbeJson;

@@ -2,7 +2,8 @@
  * Drives `weir lab` the way a user does, through the built CLI, for end-to-end tests.
  * Every test lab gets its own prefix, address ranges, pin root and run dir.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +12,8 @@ import { stringify } from 'yaml';
 export const WEIR = resolve('bin/weir');
 
 export interface TestLab {
+  /** Prefix of this lab's namespaces, veths and pins. */
+  prefix: string;
   env: NodeJS.ProcessEnv;
   runDir: string;
   cidr4: string;
@@ -21,16 +24,32 @@ export interface TestLab {
   cleanup(): Promise<void>;
 }
 
+/** A /24 of 10.220.0.0/16 (from .16 up) with no route on this machine yet. */
+function freeBlock(): number {
+  const used = execFileSync('ip', ['-4', 'route', 'show', 'table', 'all']).toString();
+  for (let tries = 0; tries < 64; tries++) {
+    const id = 16 + randomInt(240);
+    if (!used.includes(`10.220.${id}.`)) return id;
+  }
+  throw new Error('no free /24 in 10.220.0.0/16 for a test lab: remove stale labs with `weir lab down`');
+}
+
 export interface ProbeJson {
   port: number | string;
   protocol: string;
   results: { from: string; to: string; connected: boolean }[];
 }
 
-/** `id` picks the address block: 10.220.<id>.0/24 and fd00:220:<id>::/64. */
-export function testLab(prefix: string, id: number): TestLab {
+/**
+ * A lab of its own for one test file: prefix `wlb<tag><2 random chars>` and a /24 of
+ * 10.220.0.0/16 (with the matching /64 of fd00:220::/48) that no other lab on this machine is
+ * using, so the same tests can run at the same moment in several checkouts.
+ */
+export function testLab(tag: string): TestLab {
+  const prefix = `wlb${tag}${randomBytes(2).toString('hex').slice(0, 2)}`;
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const runDir = join(dir, 'run');
+  const id = freeBlock();
   const cidr4 = `10.220.${id}.0/24`;
   const cidr6 = `fd00:220:${id.toString(16)}::/64`;
   const env = {
@@ -52,6 +71,7 @@ export function testLab(prefix: string, id: number): TestLab {
       });
     });
   return {
+    prefix,
     env,
     runDir,
     cidr4,

@@ -7,8 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { testLab, type ProbeJson } from './lab-harness.js';
 
-const lab = testLab('wlbl', 17);
-const PREFIX = 'wlbl';
+const lab = testLab('m');
+const PREFIX = lab.prefix;
+const BLOCK = lab.cidr4.replace(/\.0\/24$/, '.');
 
 const namespace = (name: string, labels: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
 const pod = (ns: string, name: string, labels: Record<string, string>) => ({
@@ -61,11 +62,11 @@ describe('weir lab', () => {
     const pods = JSON.parse((await lab.weir(['lab', 'get', 'pods', '-o', 'json'])).stdout) as PodJson[];
     expect(pods.map((p) => `${p.namespace}/${p.name}`).sort()).toEqual(['ops/probe', 'shop/db', 'shop/web']);
     for (const p of pods) {
-      expect(p.ip).toMatch(/^10\.220\.17\.\d+$/);
+      expect(p.ip.startsWith(BLOCK)).toBe(true);
       expect(typeof p.identity).toBe('number');
     }
     expect(pods.find((p) => p.name === 'web')?.labels).toEqual({ app: 'web' });
-    expect(readdirSync('/var/run/netns').filter((n) => n.startsWith(PREFIX)).sort()).toEqual(['wlblops-probe', 'wlblshop-db', 'wlblshop-web']);
+    expect(readdirSync('/var/run/netns').filter((n) => n.startsWith(PREFIX)).sort()).toEqual([`${PREFIX}ops-probe`, `${PREFIX}shop-db`, `${PREFIX}shop-web`]);
   }, 60_000);
 
   test('probe reaches every declared port by name, and finds nothing where nothing listens', async () => {
@@ -98,7 +99,7 @@ describe('weir lab', () => {
     expect(r.results).toEqual([{ from: 'ops/late', to: 'shop/db', connected: false }]);
     const del = await lab.weir(['lab', 'delete', '-f', lab.manifest([extra])]);
     expect(del.stdout).toMatch(/pod\/ops\/late deleted/);
-    expect(existsSync('/var/run/netns/wlblops-late')).toBe(false);
+    expect(existsSync(`/var/run/netns/${PREFIX}ops-late`)).toBe(false);
     const pods = JSON.parse((await lab.weir(['lab', 'get', 'pods', '-o', 'json'])).stdout) as PodJson[];
     expect(pods).toHaveLength(3);
   }, 30_000);

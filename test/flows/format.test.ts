@@ -90,3 +90,12 @@ describe('weir observe request', () => {
     expect(() => parseSince('yesterday')).toThrow(/--since: "yesterday" is neither a duration/);
   });
 });
+
+describe('weir observe errors', () => {
+  it('says which flow API it could not reach and what to do', async () => {
+    const { unreachable } = await import('../../agent/cli/commands/observe.js');
+    expect(
+      unreachable('/run/weir/observer.sock', 'No connection established. Last error: Error: connect ECONNREFUSED /run/weir/observer.sock. Resolution note: '),
+    ).toBe('cannot reach the flow API at /run/weir/observer.sock (connect ECONNREFUSED /run/weir/observer.sock): is the lab or the agent running? (weir lab up, or --server ADDRESS)');
+  });
+});

@@ -75,9 +75,14 @@ async function observe(...args: string[]): Promise<JsonFlow[]> {
     .map((r) => r.flow!);
 }
 
-async function probe(from: string, to: string, port: string, protocol = 'TCP'): Promise<boolean> {
-  // 800 ms: shorter than TCP's first SYN retransmission, so one attempt is one packet
-  const r = JSON.parse(await weir(['lab', 'probe', '--from', from, '--to', to, '--port', port, '--protocol', protocol, '--timeout', '800', '-o', 'json'])) as {
+/**
+ * One connection attempt. Denied attempts are counted exactly with UDP (one datagram, never
+ * resent, so a long timeout changes nothing but lets a busy machine send it); an allowed TCP
+ * connection may take long too, and a resent SYN of it is a packet of a known connection,
+ * not a new verdict.
+ */
+async function probe(from: string, to: string, port: string, protocol = 'TCP', timeoutMs = 5000): Promise<boolean> {
+  const r = JSON.parse(await weir(['lab', 'probe', '--from', from, '--to', to, '--port', port, '--protocol', protocol, '--timeout', String(timeoutMs), '-o', 'json'])) as {
     results: Array<{ connected: boolean }>;
   };
   return r.results.every((x) => x.connected);
@@ -113,7 +118,7 @@ describe('flows and metrics in the lab', () => {
     const before = await metrics();
     const denied = 3;
     const allowed = 2;
-    for (let i = 0; i < denied; i++) expect(await probe('ops/probe', 'shop/db', 'http')).toBe(false);
+    for (let i = 0; i < denied; i++) expect(await probe('ops/probe', 'shop/db', 'dns', 'UDP', 2500)).toBe(false);
     for (let i = 0; i < allowed; i++) expect(await probe('shop/web', 'shop/db', 'http')).toBe(true);
     const after = await metrics();
     const delta = (name: string, labels: Record<string, string>) => (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
@@ -146,8 +151,9 @@ describe('flows and metrics in the lab', () => {
   }, 30_000);
 
   it('shows a denied connection as DROPPED with both pods and the reason, an allowed one as FORWARDED', async () => {
+    expect(await probe('ops/probe', 'shop/db', 'http', 'TCP', 3000)).toBe(false);
     const flows = await observe();
-    const drop = flows.find((f) => f.verdict === 'DROPPED' && podName(f.source) === 'ops/probe' && podName(f.destination) === 'shop/db');
+    const drop = flows.find((f) => f.verdict === 'DROPPED' && podName(f.source) === 'ops/probe' && podName(f.destination) === 'shop/db' && f.l4.TCP !== undefined);
     expect(drop).toMatchObject({ drop_reason_desc: 'POLICY_DENIED', traffic_direction: 'INGRESS', l4: { TCP: { destination_port: 8080 } } });
     expect(drop!.source.labels).toContain('k8s:app=probe');
     const fwd = flows.find((f) => f.verdict === 'FORWARDED' && podName(f.source) === 'shop/web' && podName(f.destination) === 'shop/db' && f.traffic_direction === 'INGRESS');
@@ -181,8 +187,10 @@ describe('flows and metrics in the lab', () => {
     await check(['--drop-reason', 'POLICY_DENIED'], (f) => f.drop_reason_desc === 'POLICY_DENIED');
     const dbId = all.find((f) => podName(f.destination) === 'shop/db')!.destination.identity;
     await check(['--identity', String(dbId)], (f) => f.source.identity === dbId || f.destination.identity === dbId);
-    await check(['--verdict', 'DROPPED', '--from-pod', 'ops/probe', '--to-pod', 'shop/db', '--protocol', 'tcp', '--port', '8080'], (f) => f.verdict === 'DROPPED' && podName(f.source) === 'ops/probe');
-  }, 60_000);
+    await check(['--verdict', 'DROPPED', '--from-pod', 'ops/probe', '--to-pod', 'shop/db', '--protocol', 'tcp', '--port', '8080'], (f) =>
+        f.verdict === 'DROPPED' && podName(f.source) === 'ops/probe' && podName(f.destination) === 'shop/db' && f.l4.TCP?.destination_port === 8080,
+    );
+  }, 180_000);
 
   it('prints compact and table lines with both pods, verdict and reason', async () => {
     const compact = await weir(['observe', '--last', '200', '--verdict', 'DROPPED', '--from-pod', 'ops/probe']);
@@ -196,22 +204,26 @@ describe('flows and metrics in the lab', () => {
     const child = spawn(process.execPath, [WEIR, 'observe', '--follow', '-o', 'json', '--from-pod', 'ops/probe', '--verdict', 'DROPPED'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let out = '';
+    let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     // wait until the stream is open on the server
-    for (let i = 0; i < 100; i++) {
-      const st = JSON.parse(await weir(['observe', '--status', '-o', 'json'])) as { connected_clients: number };
-      if (st.connected_clients >= 1) break;
-      await new Promise((r) => setTimeout(r, 50));
+    let connected = 0;
+    for (let i = 0; i < 200 && connected < 1; i++) {
+      connected = (JSON.parse(await weir(['observe', '--status', '-o', 'json'])) as { connected_clients: number }).connected_clients;
+      if (connected < 1) await new Promise((r) => setTimeout(r, 100));
     }
+    expect(connected).toBe(1);
     expect(out).toBe(''); // nothing from before it started
-    expect(await probe('ops/probe', 'shop/db', 'http')).toBe(false);
-    for (let i = 0; i < 100 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await probe('ops/probe', 'shop/db', 'dns', 'UDP', 2500)).toBe(false);
+    for (let i = 0; i < 400 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGINT');
+    expect({ out, err }).toEqual({ out: expect.stringMatching(/\n/), err: '' });
     const lines = out.split('\n').filter((l) => l.trim());
     expect(lines).toHaveLength(1);
     const f = (JSON.parse(lines[0]!) as { flow: JsonFlow }).flow;
     expect(f).toMatchObject({ verdict: 'DROPPED', drop_reason_desc: 'POLICY_DENIED', source: { namespace: 'ops', pod_name: 'probe' }, destination: { namespace: 'shop', pod_name: 'db' } });
-  }, 30_000);
+  }, 90_000);
 
   it('reports its status: flows held and seen, capacity, nothing lost', async () => {
     const st = JSON.parse(await weir(['observe', '--status', '-o', 'json'])) as Record<string, number>;

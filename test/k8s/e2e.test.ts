@@ -9,7 +9,7 @@
  * Needs `make build` (dist/ and build/bpf/weir.o).
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
@@ -23,14 +23,19 @@ const ns = (name: string): KubeObject => ({ kind: 'Namespace', metadata: { name,
 const nodeObj = (n: TestNode): KubeObject => ({
   kind: 'Node',
   metadata: { name: n.name },
-  spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR] },
-  status: { addresses: [{ type: 'InternalIP', address: n.address }] },
+  spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR, n.podCIDR6] },
+  status: {
+    addresses: [
+      { type: 'InternalIP', address: n.address },
+      { type: 'InternalIP', address: n.address6 },
+    ],
+  },
 });
 const podObj = (p: TestPod): KubeObject => ({
   kind: 'Pod',
   metadata: { name: p.name, namespace: p.namespace, labels: { app: p.name } },
   spec: { nodeName: p.node.name, containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] }] },
-  status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }] },
+  status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }, ...(p.ip6 ? [{ ip: p.ip6 }] : [])] },
 });
 const policy = (name: string, namespace: string, spec: Record<string, unknown>): KubeObject => ({
   kind: 'NetworkPolicy',
@@ -65,7 +70,12 @@ class AgentProcess {
     }
   }
   kill9(): void {
-    if (this.child.pid !== undefined && this.child.exitCode === null) process.kill(this.child.pid, 'SIGKILL');
+    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      process.kill(this.child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -83,6 +93,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   let a: TestPod; // x/a on node-1
   let b: TestPod; // x/b on node-1
   let c: TestPod; // x/c on node-2
+  let d: TestPod; // x/d on node-2, behind a bridge
   const pinRoot = (n: TestNode) => `/sys/fs/bpf/wk8-${n.name}`;
 
   function startAgent(n: TestNode): AgentProcess {
@@ -104,10 +115,27 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     return p;
   }
 
-  const probe = async (from: TestPod, to: TestPod): Promise<boolean> => (await topo.probe(from, [{ pod: to, port: 80 }]))[0]!;
+  const probe = async (from: TestPod, to: TestPod, family: 4 | 6 = 4): Promise<boolean> => (await topo.probe(from, [{ pod: to, port: 80, family }]))[0]!;
+  /** The same expectations for IPv4 and IPv6. */
+  const both = (o: Record<string, boolean>): Record<string, boolean> =>
+    Object.fromEntries(Object.entries(o).flatMap(([k, v]) => [
+      [k, v],
+      [`${k} v6`, v],
+    ]));
+  /** Probes over IPv4 and IPv6; keys "a->b" (IPv4) and "a->b v6". */
   const matrix = async (): Promise<Record<string, boolean>> => {
-    const [ab, cb, bc] = await Promise.all([probe(a, b), probe(c, b), probe(b, c)]);
-    return { 'a->b': ab, 'c->b': cb, 'b->c': bc };
+    const pairs: Array<[TestPod, TestPod]> = [
+      [a, b],
+      [c, b],
+      [b, c],
+    ];
+    const out: Record<string, boolean> = {};
+    const results = await Promise.all(pairs.flatMap(([f, t]) => [probe(f, t, 4), probe(f, t, 6)]));
+    pairs.forEach(([f, t], i) => {
+      out[`${f.name}->${t.name}`] = results[2 * i]!;
+      out[`${f.name}->${t.name} v6`] = results[2 * i + 1]!;
+    });
+    return out;
   };
 
   /** Time from now until every expectation holds (probing repeatedly), or throws after `ms`. */
@@ -121,6 +149,17 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     throw new Error(`connectivity did not become ${JSON.stringify(expect)} within ${ms} ms; last ${JSON.stringify(last)}`);
   }
 
+  /** Waits until an agent's four watches are open again (after an API outage). */
+  async function watching(n: TestNode, ms = 40_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const s = (await (await fetch(`http://${n.address}:${HEALTH_PORT}/statusz`)).json()) as { watches: Record<string, { watching: boolean }> };
+      if (Object.values(s.watches).every((w) => w.watching)) return;
+      if (Date.now() > deadline) throw new Error(`${n.name}: watches not open again: ${JSON.stringify(s.watches)}`);
+      await sleep(200);
+    }
+  }
+
   beforeAll(async () => {
     topo.create();
     for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wk8-${n}`, { recursive: true, force: true });
@@ -129,12 +168,20 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     a = topo.addPod(n1, 'x', 'a', 2);
     b = topo.addPod(n1, 'x', 'b', 3);
     c = topo.addPod(n2, 'x', 'c', 2);
+    d = topo.addBridgedPod(n2, 'x', 'd', 130);
     await api.start();
     writeFileSync(join(dir, 'kubeconfig'), api.kubeconfig());
     api.create(ns('x'));
     api.create(nodeObj(n1));
     api.create(nodeObj(n2));
-    for (const p of [a, b, c]) api.create(podObj(p));
+    for (const p of [a, b, c, d]) api.create(podObj(p));
+    // A hostNetwork pod (node address, no veth of its own) is never an endpoint.
+    api.create({
+      kind: 'Pod',
+      metadata: { name: 'node-exporter', namespace: 'x', labels: { app: 'exporter' } },
+      spec: { nodeName: n1.name, hostNetwork: true, containers: [{ name: 'c', image: 'x' }] },
+      status: { phase: 'Running', podIP: n1.address, podIPs: [{ ip: n1.address }] },
+    });
     const r1 = startAgent(n1);
     const r2 = startAgent(n2);
     await Promise.all([r1.waitFor(/ ready: first sync enforced/), r2.waitFor(/ ready: first sync enforced/)]);
@@ -143,7 +190,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   afterAll(async () => {
     if (process.env.WEIR_E2E_LOGS) for (const [n, p] of agents) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
     for (const p of agents.values()) p.kill9();
-    await api.stop();
+    await api.stop().catch(() => undefined);
     await topo.destroy();
     for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wk8-${n}`, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
@@ -154,19 +201,19 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     expect(res.status).toBe(200);
     const status = (await (await fetch(`http://${n1.address}:${HEALTH_PORT}/statusz`)).json()) as {
       ready: boolean;
-      endpoints: { enforced: number };
+      endpoints: { enforced: number; waitingForInterface: string[] };
     };
     expect(status.ready).toBe(true);
-    expect(status.endpoints.enforced).toBe(2);
-    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': true, 'b->c': true });
+    expect(status.endpoints).toEqual({ enforced: 2, waitingForInterface: [] });
+    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': true, 'b->c': true, 'a->b v6': true, 'c->b v6': true, 'b->c v6': true });
     const out = execFileSync(process.execPath, [CLI, 'agent', 'status', `--host=${n2.address}`, `--port=${HEALTH_PORT}`]).toString();
     expect(out).toMatch(/ready: +yes/);
-    expect(out).toMatch(/endpoints: +1 with an interface/);
+    expect(out).toMatch(/endpoints: +2 with an interface/);
   });
 
   it('a policy created, changed and deleted through the API changes connectivity within one second each time', async () => {
     api.create(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
-    const created = await until({ 'a->b': false, 'c->b': false, 'b->c': true });
+    const created = await until({ 'a->b': false, 'c->b': false, 'b->c': true, 'a->b v6': false, 'c->b v6': false, 'b->c v6': true });
     api.update(
       policy('deny-b', 'x', {
         podSelector: { matchLabels: { app: 'b' } },
@@ -174,9 +221,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
         ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }], ports: [{ port: 'http' }] }],
       }),
     );
-    const changed = await until({ 'a->b': true, 'c->b': false });
+    const changed = await until({ 'a->b': true, 'c->b': false, 'a->b v6': true, 'c->b v6': false });
     api.delete('NetworkPolicy', 'deny-b', 'x');
-    const deleted = await until({ 'a->b': true, 'c->b': true });
+    const deleted = await until({ 'a->b': true, 'c->b': true, 'a->b v6': true, 'c->b v6': true });
     expect({ created, changed, deleted }).toEqual({
       created: expect.any(Number) as number,
       changed: expect.any(Number) as number,
@@ -194,7 +241,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       'observe',
       `--server=${join(dir, 'run-node-1', 'observer.sock')}`,
       '--verdict=DROPPED',
-      '--last=20',
+      '--last=1000',
       '-o',
       'json',
     ]).toString();
@@ -242,6 +289,26 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await until({ 'b->c': true });
   });
 
+  it('enforces on a pod behind a bridge (bridge CNI), found through the bridge FDB', async () => {
+    expect(agents.get(n2.name)!.lines.join('\n')).toMatch(/pod x\/d: host-side interface wk8n2d \(ifindex \d+, by bridge\)/);
+    const toD = async () => Object.fromEntries(
+      await Promise.all([a, b, c].map(async (p) => [`${p.name}->d`, (await topo.probe(p, [{ pod: d, port: 80 }]))[0]] as const)),
+    );
+    expect(await toD()).toEqual({ 'a->d': true, 'b->d': true, 'c->d': true });
+    api.create(
+      policy('d-from-a', 'x', {
+        podSelector: { matchLabels: { app: 'd' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }] }],
+      }),
+    );
+    const deadline = Date.now() + 5000;
+    let last = await toD();
+    while (Date.now() < deadline && !(last['a->d'] && !last['b->d'] && !last['c->d'])) last = await toD();
+    expect(last).toEqual({ 'a->d': true, 'b->d': false, 'c->d': false });
+    api.delete('NetworkPolicy', 'd-from-a', 'x');
+  });
+
   it('kill -9 and restart: an established connection keeps flowing and a denied one stays denied', async () => {
     api.create(
       policy('only-a', 'x', {
@@ -267,7 +334,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     // While node-1 has no agent: denied stays denied, the stream flows.
     const deniedWhileDown = [await probe(c, b), await probe(c, b), await probe(c, b)];
     const restarted = startAgent(n1);
+    const restartAt = Date.now();
     await restarted.waitFor(/ ready: first sync enforced/);
+    const restartedReadyMs = Date.now() - restartAt;
     expect(restarted.lines.filter((l) => /^\S+Z error /.test(l))).toEqual([]);
     const deniedAfter = [await probe(c, b), await probe(c, b)];
     const newFromA = await probe(a, b);
@@ -281,6 +350,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     const across = echoes.filter((t) => t >= killedAt - 1000);
     const gaps = across.slice(1).map((t, i) => t - across[i]!);
     expect(Math.max(...gaps)).toBeLessThan(500);
+    process.stdout.write(`restart: ${across.length} echoes across kill -9 + restart, longest gap ${Math.max(...gaps)} ms; restarted agent ready after ${restartedReadyMs} ms\n`);
     expect(echoes[echoes.length - 1]!).toBeGreaterThan(killedAt + 500);
     process.kill(stream.pid!, 'SIGKILL');
     api.delete('NetworkPolicy', 'only-a', 'x');
@@ -293,13 +363,15 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await api.stop();
     await sleep(300);
     // The agents lost the API; the datapath keeps the last known state.
-    expect(await matrix()).toEqual({ 'a->b': false, 'c->b': false, 'b->c': false });
+    expect(await matrix()).toEqual(both({ 'a->b': false, 'c->b': false, 'b->c': false }));
     api.delete('NetworkPolicy', 'deny-all', 'x');
     api.compact();
     await api.start();
     await until({ 'a->b': true, 'c->b': true, 'b->c': true }, 40_000);
     expect(agents.get(n1.name)!.lines.join('\n')).toMatch(/watch of networkpolicies failed/);
-  }, 60_000);
+    await watching(n1);
+    await watching(n2);
+  }, 90_000);
 
   it('an agent restarted while the API is down keeps the pinned state and is not ready until it has listed', async () => {
     api.create(
@@ -318,11 +390,27 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     const res = await fetch(`http://${n1.address}:${HEALTH_PORT}/readyz`);
     expect(res.status).toBe(503);
     expect(await res.text()).toMatch(/waiting for the first list of .*networkpolicies/);
-    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': false, 'b->c': true });
+    expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
     await api.start();
     await restarted.waitFor(/ ready: first sync enforced/, 40_000);
-    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': false, 'b->c': true });
+    expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
+    await watching(n2);
     api.delete('NetworkPolicy', 'only-a', 'x');
     await until({ 'c->b': true });
-  }, 60_000);
+  }, 90_000);
+
+  it('a stopped agent (SIGTERM) leaves enforcement in place; weir agent cleanup then removes weir from the node', async () => {
+    api.create(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
+    await until({ 'b->c': false });
+    const agent2 = agents.get(n2.name)!;
+    const exited = new Promise<number | null>((r) => agent2.child.once('exit', (code) => r(code)));
+    agent2.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(agent2.lines.join('\n')).toMatch(/SIGTERM: stopping; programs and maps stay pinned/);
+    expect(await matrix()).toMatchObject({ 'b->c': false, 'b->c v6': false }); // pinned programs still enforce
+    const out = execFileSync('nsenter', [`--net=/var/run/netns/${n2.netns}`, process.execPath, CLI, 'agent', 'cleanup', `--pin-root=${pinRoot(n2)}`]).toString();
+    expect(out).toBe(`detached from 2 interface(s): ${c.hostVeth}, ${d.hostVeth}\nremoved ${pinRoot(n2)}\n`);
+    expect(await matrix()).toMatchObject({ 'b->c': true });
+    expect(existsSync(pinRoot(n2))).toBe(false);
+  });
 });

@@ -9,9 +9,13 @@ import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 const namespace = (name: string): KubeObject => ({ kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } });
 const pod = (ns: string, name: string, ip: string, node = 'node-a'): KubeObject => ({
   kind: 'Pod',
-  metadata: { name, namespace: ns, labels: { app: name } },
-  spec: { nodeName: node, containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] }] },
-  status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
+  metadata: { name, namespace: ns, labels: { app: name }, managedFields: [{ manager: 'kubelet', operation: 'Update' }] },
+  spec: {
+    nodeName: node,
+    volumes: [{ name: 'v', emptyDir: {} }],
+    containers: [{ name: 'c', image: 'x', env: [{ name: 'A', value: '1' }], ports: [{ name: 'http', containerPort: 80 }] }],
+  },
+  status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] },
 });
 const policy: KubeObject = {
   kind: 'NetworkPolicy',
@@ -87,6 +91,17 @@ describe('Kubernetes source', () => {
     const counts = s.eventCounts();
     expect(counts).toContainEqual({ resource: 'pods', action: 'add', count: 5 });
     expect(counts).toContainEqual({ resource: 'nodes', action: 'add', count: 1 });
+    // What weir never reads is not kept (listed and watched objects alike).
+    const listed = changes.find((c) => c.resource === 'pods')!.object as { metadata: Record<string, unknown>; spec: { volumes?: unknown; containers: Array<Record<string, unknown>> }; status: Record<string, unknown> };
+    expect(listed.metadata.managedFields).toBeUndefined();
+    expect(listed.spec.volumes).toBeUndefined();
+    expect(listed.spec.containers[0]).toEqual({ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] });
+    expect(listed.status).toEqual({ phase: 'Running', podIP: '10.240.1.1', podIPs: [{ ip: '10.240.1.1' }] });
+    server.create({ ...pod('x', 'watched', '10.240.1.9'), metadata: { name: 'watched', namespace: 'x', managedFields: [{ manager: 'kubectl' }] } });
+    await until(() => changes.some((c) => c.object.metadata?.name === 'watched'), 'watched pod');
+    const watched = changes.find((c) => c.object.metadata?.name === 'watched')!.object;
+    expect(watched.metadata?.managedFields).toBeUndefined();
+    expect((watched.spec as { volumes?: unknown }).volumes).toBeUndefined();
   });
 
   it('does not report sync while the API server cannot be reached, and syncs once it is back', async () => {

@@ -18,6 +18,7 @@ export const API_HOST = '10.240.100.1';
 const BRIDGE = 'wk8api';
 /** The pods' gateway: the same link-local address on every host-side veth (as the ptp CNI does). */
 const GATEWAY = '169.254.1.1';
+const GATEWAY6 = 'fe80::1';
 
 export function sh(cmd: string): string {
   return execFileSync('sh', ['-c', cmd], { stdio: 'pipe' }).toString();
@@ -35,7 +36,9 @@ export interface TestNode {
   index: number;
   netns: string;
   address: string;
+  address6: string;
   podCIDR: string;
+  podCIDR6: string;
 }
 
 export interface TestPod {
@@ -44,6 +47,8 @@ export interface TestPod {
   node: TestNode;
   netns: string;
   ip: string;
+  /** Routed pods are dual-stack; bridged ones IPv4 only. */
+  ip6?: string;
   hostVeth: string;
 }
 
@@ -109,25 +114,41 @@ export class Topology {
       index,
       netns: `wk8-n${index}`,
       address: `10.240.100.${10 + index}`,
+      address6: `fd00:240:100::${10 + index}`,
       podCIDR: `10.240.${index}.0/24`,
+      podCIDR6: `fd00:240:${index}::/64`,
     };
     const hv = `wk8h${index}`;
+    this.nodes.push(node); // destroy() removes it even if the set-up below fails half-way
     sh(`ip netns add ${node.netns}`);
     sh(`ip link add ${hv} type veth peer name eth0 netns ${node.netns}`);
     sh(`ip link set ${hv} master ${BRIDGE} && ip link set ${hv} up`);
     const n = `ip -n ${node.netns}`;
     sh(`${n} link set lo up && ${n} addr add ${node.address}/24 dev eth0 && ${n} link set eth0 up`);
-    sh(`ip netns exec ${node.netns} sysctl -qw net.ipv4.ip_forward=1`);
+    sh(`${n} addr add ${node.address6}/64 dev eth0 nodad`);
+    sh(`ip netns exec ${node.netns} sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1`);
     for (const other of this.nodes) {
+      if (other === node) continue;
       sh(`${n} route add ${other.podCIDR} via ${other.address}`);
       sh(`ip -n ${other.netns} route add ${node.podCIDR} via ${node.address}`);
+      sh(`${n} -6 route add ${other.podCIDR6} via ${other.address6}`);
+      sh(`ip -n ${other.netns} -6 route add ${node.podCIDR6} via ${node.address6}`);
     }
-    this.nodes.push(node);
     return node;
   }
 
-  /** A pod behind a routed veth on `node`, running a TCP server on `ports`. */
-  addPod(node: TestNode, namespace: string, name: string, hostIndex: number, ports: number[] = [80]): TestPod {
+  /**
+   * A pod whose veth is a port of a bridge in the node's namespace (bridge CNI style): the bridge
+   * `wk8br<node>` holds 10.240.<node>.129/25, the pod gets an address of that /25 and a default route
+   * to the bridge address. Runs a TCP server on `ports`.
+   */
+  addBridgedPod(node: TestNode, namespace: string, name: string, hostIndex: number, ports: number[] = [80]): TestPod {
+    if (hostIndex <= 129 || hostIndex > 254) throw new Error('bridged pods use host numbers 130-254');
+    const br = `wk8br${node.index}`;
+    const n = `ip -n ${node.netns}`;
+    if (!sh(`${n} -o link show`).includes(`${br}:`)) {
+      sh(`${n} link add ${br} type bridge && ${n} addr add 10.240.${node.index}.129/25 dev ${br} && ${n} link set ${br} up`);
+    }
     const pod: TestPod = {
       namespace,
       name,
@@ -136,7 +157,30 @@ export class Topology {
       ip: `10.240.${node.index}.${hostIndex}`,
       hostVeth: `wk8n${node.index}${name}`.slice(0, 15),
     };
+    this.pods.push(pod);
+    sh(`ip netns add ${pod.netns}`);
+    sh(`${n} link add ${pod.hostVeth} type veth peer name eth0 netns ${pod.netns}`);
+    sh(`${n} link set ${pod.hostVeth} master ${br} && ${n} link set ${pod.hostVeth} up`);
+    const p = `ip -n ${pod.netns}`;
+    sh(`${p} link set lo up && ${p} addr add ${pod.ip}/25 dev eth0 && ${p} link set eth0 up`);
+    sh(`${p} route add default via 10.240.${node.index}.129 dev eth0`);
+    if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
+    return pod;
+  }
+
+  /** A dual-stack pod behind a routed veth on `node`, running a TCP server on `ports`. */
+  addPod(node: TestNode, namespace: string, name: string, hostIndex: number, ports: number[] = [80]): TestPod {
+    const pod: TestPod = {
+      namespace,
+      name,
+      node,
+      netns: `wk8-n${node.index}-${name}`.slice(0, 30),
+      ip: `10.240.${node.index}.${hostIndex}`,
+      ip6: `fd00:240:${node.index}::${hostIndex}`,
+      hostVeth: `wk8n${node.index}${name}`.slice(0, 15),
+    };
     const n = `ip -n ${node.netns}`;
+    this.pods.push(pod);
     sh(`ip netns add ${pod.netns}`);
     sh(`${n} link add ${pod.hostVeth} type veth peer name eth0 netns ${pod.netns}`);
     sh(`${n} link set ${pod.hostVeth} up`);
@@ -145,7 +189,9 @@ export class Topology {
     const p = `ip -n ${pod.netns}`;
     sh(`${p} link set lo up && ${p} addr add ${pod.ip}/32 dev eth0 && ${p} link set eth0 up`);
     sh(`${p} route add ${GATEWAY} dev eth0 scope link && ${p} route add default via ${GATEWAY} dev eth0`);
-    this.pods.push(pod);
+    // IPv6: the host side answers the link-local gateway, the node routes the pod's /128 to the veth.
+    sh(`${n} addr add ${GATEWAY6}/64 dev ${pod.hostVeth} nodad && ${n} -6 route add ${pod.ip6}/128 dev ${pod.hostVeth}`);
+    sh(`${p} addr add ${pod.ip6}/128 dev eth0 nodad && ${p} -6 route add default via ${GATEWAY6} dev eth0`);
     if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
     return pod;
   }
@@ -162,9 +208,15 @@ export class Topology {
    * Each pod has one long-lived prober process (started on first use), so a probe costs a
    * connection attempt, not a process start.
    */
-  async probe(from: TestPod, targets: Array<{ pod: TestPod; port: number }>, timeoutMs = 250): Promise<boolean[]> {
+  async probe(from: TestPod, targets: Array<{ pod: TestPod; port: number; family?: 4 | 6 }>, timeoutMs = 250): Promise<boolean[]> {
     const prober = await this.prober(from);
-    return Promise.all(targets.map((t) => prober.ask(`${t.pod.ip}:${t.port}`, timeoutMs)));
+    return Promise.all(
+      targets.map((t) => {
+        const ip = t.family === 6 ? t.pod.ip6 : t.pod.ip;
+        if (!ip) throw new Error(`pod ${t.pod.name} has no IPv${t.family} address`);
+        return prober.ask(`${ip}:${t.port}`, timeoutMs);
+      }),
+    );
   }
 
   private readonly probers = new Map<string, Promise<Prober>>();

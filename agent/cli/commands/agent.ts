@@ -5,7 +5,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { readConfigFile, resolveConfig, type AgentConfig } from '../../node/config.js';
+import { DEFAULT_CONFIG, readConfigFile, resolveConfig, type AgentConfig } from '../../node/config.js';
 import { createLogger } from '../../node/log.js';
 
 interface RunFlags {
@@ -132,6 +132,18 @@ export function register(program: Command): void {
     .option('--watch-timeout-seconds <n>', 'server-side timeout of each watch (default 300)')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
     .action((flags: RunFlags) => run(flags));
+  agent
+    .command('cleanup')
+    .description('remove weir from this node: detach its programs from every interface and delete its pins (after helm uninstall)')
+    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_CONFIG.pinRoot)
+    .action(async (flags: { pinRoot: string }) => {
+      const { cleanupNode } = await import('../../node/cleanup.js');
+      const r = cleanupNode(flags.pinRoot);
+      process.stdout.write(
+        `detached from ${r.detached.length} interface(s)${r.detached.length ? `: ${r.detached.join(', ')}` : ''}\n` +
+          `${r.removedPins ? `removed ${flags.pinRoot}` : `${flags.pinRoot} was not there`}\n`,
+      );
+    });
   agent
     .command('status')
     .description('show what the agent on this node reports: readiness, watches, endpoints, policy problems')

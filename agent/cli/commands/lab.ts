@@ -19,7 +19,8 @@ import { controlSocketPath, startLabService, type LabStatus } from '../../lab/se
 import { callControl } from '../../control/client.js';
 import { loadManifests } from '../../store/index.js';
 import type { SourceReport } from '../../sources/lab.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, formatTruthTable, probePods, toMatrix } from '../../lab/probe.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, probePods, toMatrix } from '../../lab/probe.js';
+import { formatTruthTable } from '../../policy/matrix.js';
 import { formatTable, type IdentityView, type PodView, type PolicyView } from '../../lab/views.js';
 import type { L4Protocol } from '../../desired.js';
 
@@ -228,7 +229,7 @@ export function register(program: Command): void {
       const ok = details.filter((d) => d.connected).length;
       out(`${protocol}/${port} over IPv${opts.family}: ${ok} of ${details.length} connections made in ${ms} ms (. connected, X not)`);
       if (protocol === 'SCTP') out('SCTP is probed with raw IP packets (this kernel has no SCTP sockets): an INIT counts as connected when an INIT-ACK comes back');
-      out(formatTruthTable(details));
+      out(formatTruthTable({ results: details }));
     });
 
   withLabOptions(lab.command('status'))

@@ -107,8 +107,8 @@ export function register(program: Command): void {
     const client = new ObserverClient(address);
     try {
       if (opts.status) {
-        const s = await client.serverStatus().catch((e: Error) => {
-          throw new Error(`cannot reach the flow API at ${address}: ${e.message}`);
+        const s = await client.serverStatus().catch((e: Error & { details?: string }) => {
+          throw new Error(unreachable(address, e.details ?? e.message));
         });
         process.stdout.write(
           opts.output === 'json'
@@ -153,12 +153,26 @@ export function buildRequest(
   return req;
 }
 
+/** "connect ECONNREFUSED /path" out of grpc's long UNAVAILABLE text, and what to do. */
+export function unreachable(address: string, details: string): string {
+  const cause = /Error: (.+?)(?:\. Resolution note:|\.?\s*$)/.exec(details)?.[1] ?? details;
+  return `cannot reach the flow API at ${address} (${cause}): is the lab or the agent running? (weir lab up, or --server ADDRESS)`;
+}
+
 function stream(client: ObserverClient, address: string, req: GetFlowsRequest, opts: ObserveOptions): Promise<void> {
   const color = opts.color === 'always' || (opts.color === 'auto' && process.stdout.isTTY === true);
   const rows: string[][] = [];
-  const out = (line: string) => process.stdout.write(`${line}\n`);
   return new Promise((resolve, reject) => {
     const call = client.getFlows(req);
+    // When whatever reads our output is slower than the flows, stop reading the stream
+    // until it catches up: the agent then drops (and counts) flows for this client
+    // instead of this process buffering them without bound.
+    const out = (line: string) => {
+      if (!process.stdout.write(`${line}\n`)) {
+        call.pause();
+        process.stdout.once('drain', () => call.resume());
+      }
+    };
     const stop = () => call.cancel();
     process.once('SIGINT', stop);
     call.on('data', (r: GetFlowsResponse) => {
@@ -173,7 +187,7 @@ function stream(client: ObserverClient, address: string, req: GetFlowsRequest, o
     call.on('error', (e: Error & { code?: number; details?: string }) => {
       process.off('SIGINT', stop);
       if (e.code === 1) return resolve(); // cancelled by Ctrl-C
-      reject(new Error(e.code === 14 ? `cannot reach the flow API at ${address}: ${e.details ?? e.message}` : (e.details ?? e.message)));
+      reject(new Error(e.code === 14 ? unreachable(address, e.details ?? e.message) : (e.details ?? e.message)));
     });
     call.on('end', () => {
       process.off('SIGINT', stop);

@@ -7,6 +7,6 @@ for (const port of ports) {
     sock.on('error', () => {});
     sock.write(`hello ${name}\n`);
     sock.pipe(sock);
-  }).listen(Number(port), '0.0.0.0');
+  }).listen(Number(port), '::'); // IPv4 and IPv6
 }
 process.stdout.write('listening\n');

@@ -23,7 +23,7 @@ describe('weir policy explain', () => {
     const r = run({ from: 'y/b', to: 'x/b' });
     expect(r.code).toBe(2);
     expect(r.out).toContain('y/b -> x/b TCP/80: DENIED');
-    expect(r.out).toContain('x/b is isolated for ingress by x/allow-ns-y-pod-a and none of its 1 ingress rule(s) matches');
+    expect(r.out).toContain('x/b is isolated for ingress by x/allow-ns-y-pod-a and none of the 1 ingress rule(s) of that policy matches');
     expect(r.out).toContain('closest: x/allow-ns-y-pod-a ingress[0]: peer misses: y/b has pod=b, wants pod=a (podSelector pod=a); port matches: TCP port "serve-80-tcp" is 80 on x/b');
   });
   it('-o json gives allowed and the reasons per direction', () => {

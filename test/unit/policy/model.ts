@@ -12,6 +12,8 @@ import type { ConnectivityMatrix } from '../../../agent/policy/matrix.js';
 import { simulateConnection } from '../../../agent/policy/simulate.js';
 import { toKubeObject } from '../../../agent/store/convert.js';
 import type { KubeObject } from '../../../agent/store/types.js';
+import { Reachability as E2eReachability } from '../../e2e/reachability.js';
+import type { Peer } from '../../e2e/reachability.js';
 
 export const NAMESPACES = ['x', 'y', 'z'] as const;
 export const PODS = ['a', 'b', 'c'] as const;
@@ -48,22 +50,24 @@ export function np(ns: string, name: string, spec: Record<string, unknown>): Kub
   return toKubeObject({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec })!;
 }
 
-/** A peer in expectations: "x/a", "x/\*" (namespace), "\*\/a" (pod a everywhere) or "\*" (all pods). */
-function expand(sel: string): string[] {
-  if (sel === '*') return ALL;
-  if (sel.endsWith('/*')) return ALL.filter((p) => p.startsWith(sel.slice(0, -1)));
-  if (sel.startsWith('*/')) return ALL.filter((p) => p.endsWith(sel.slice(1)));
-  return [sel];
+/** "x/a", "x/*" (a namespace), "*\/a" (pod a everywhere) or "*" (every pod), as a Peer of the e2e model. */
+function peer(sel: string): Peer | undefined {
+  if (sel === '*') return undefined;
+  const [namespace, pod] = sel.split('/') as [string, string];
+  return { ...(namespace !== '*' ? { namespace } : {}), ...(pod !== '*' ? { pod } : {}) };
 }
 
-/** Expected connectivity, as the upstream e2e Reachability. Loopback is always allowed. */
+/**
+ * Expected connectivity, written as the upstream e2e suite writes it: the conformance suite's
+ * Reachability (test/e2e/reachability.ts) with peers as short strings. Loopback is allowed.
+ */
 export class Reachability {
-  private readonly m = new Map<string, boolean>();
+  private readonly r: E2eReachability;
   constructor(allowed: boolean, readonly pods: string[] = ALL) {
-    for (const f of pods) for (const t of pods) this.m.set(`${f}>${t}`, allowed);
+    this.r = new E2eReachability(allowed, pods);
   }
   expect(from: string, to: string, allowed: boolean): this {
-    for (const f of expand(from)) for (const t of expand(to)) this.m.set(`${f}>${t}`, allowed);
+    this.r.expect(peer(from), peer(to), allowed);
     return this;
   }
   /** Nothing reaches `to` (ingress), unless later expectations say otherwise. */
@@ -74,8 +78,9 @@ export class Reachability {
     return this.expect(from, '*', allowed);
   }
   matrix(port: number, protocol: L4Protocol): ConnectivityMatrix {
+    this.r.allowLoopback();
     const results = [];
-    for (const from of this.pods) for (const to of this.pods) results.push({ from, to, connected: from === to || this.m.get(`${from}>${to}`)! });
+    for (const from of this.pods) for (const to of this.pods) results.push({ from, to, connected: this.r.get(from, to) });
     return { port, protocol, results };
   }
 }
