@@ -15,6 +15,7 @@ import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '.
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
 import type { ReconcilerMaps } from './reconciler.js';
+import { decodeCtKey, encodeCt4Key } from '../../maps/codecs/conntrack.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
 
@@ -48,7 +49,38 @@ export class Datapath {
     if (!existsSync(dirname(pinRoot))) {
       throw new Error(`${dirname(pinRoot)} does not exist: mount bpffs with "mount -t bpf bpf /sys/fs/bpf"`);
     }
-    return new Datapath(pinRoot, loadObject(opts.objectPath ?? defaultObjectPath(), { pinRoot }));
+    const obj = loadObject(opts.objectPath ?? defaultObjectPath(), { pinRoot });
+    try {
+      const dp = new Datapath(pinRoot, obj);
+      dp.migratedConnections = dp.moveIpv4Connections();
+      return dp;
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+  }
+
+  /** IPv4 connections moved from weir_ct to weir_ct4 by this load (pins of an older weir), else 0. */
+  migratedConnections = 0;
+
+  /**
+   * Pins from before IPv4 connections had their own map: weir_ct was adopted and weir_ct4 is
+   * new. The IPv4 entries move over, so established connections (and their replies) keep
+   * flowing across the upgrade instead of being judged again packet by packet.
+   */
+  private moveIpv4Connections(): number {
+    if (!this.obj.adopted.includes(MapName.conntrack) || this.obj.adopted.includes(MapName.conntrack4)) return 0;
+    const ct = this.map('conntrack');
+    const ct4 = this.map('conntrack4');
+    const moved: Buffer[] = [];
+    for (const [k, v] of ct.entries()) {
+      const key = decodeCtKey(k);
+      if (key.family !== 4) continue;
+      ct4.update(encodeCt4Key(key), v);
+      moved.push(k);
+    }
+    if (moved.length > 0) ct.deleteBatch(moved);
+    return moved.length;
   }
 
   /** Maps that existed under the pin root before this load (a restart adopts them). */

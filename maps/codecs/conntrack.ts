@@ -3,7 +3,7 @@
  * IPv4 (a compact key, cheaper to hash per packet). Read by the agent for inspection and cleanup.
  */
 import { layout } from './layout.js';
-import { readAddr, writeAddr } from './addr.js';
+import { familyOf, readAddr, writeAddr } from './addr.js';
 
 export const ctKeyLayout = layout('weir_ct_key', [
   { name: 'src_addr', type: { bytes: 16 } },
@@ -101,6 +101,22 @@ export function decodeCt4Key(b: Buffer): CtKey {
     direction: b.readUInt8(o.direction),
     ifindex: b.readUInt32LE(o.ifindex),
   };
+}
+
+/** Key of an IPv4 connection for map weir_ct4 (used to move entries there from weir_ct). */
+export function encodeCt4Key(k: CtKey): Buffer {
+  const o = ct4KeyLayout.offsets;
+  const b = Buffer.alloc(ct4KeyLayout.size);
+  for (const [off, ip] of [[o.src_addr, k.srcAddr], [o.dst_addr, k.dstAddr]] as const) {
+    if (familyOf(ip) !== 4) throw new Error(`weir_ct4 holds IPv4 connections only; ${ip} belongs in weir_ct`);
+    ip.split('.').forEach((part, i) => b.writeUInt8(Number(part), off + i));
+  }
+  b.writeUInt16LE(k.srcPort, o.src_port);
+  b.writeUInt16LE(k.dstPort, o.dst_port);
+  b.writeUInt8(k.protocol, o.protocol);
+  b.writeUInt8(k.direction, o.direction);
+  b.writeUInt32LE(k.ifindex, o.ifindex);
+  return b;
 }
 
 export function decodeCtValue(b: Buffer): CtValue {

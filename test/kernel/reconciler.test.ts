@@ -8,7 +8,10 @@ import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from '.
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { Reconciler } from '../../agent/datapath/reconciler.js';
 import { ipv4, tcp, TCP_SYN, TCP_ACK } from './packets.js';
-import { Limits, MapName, Protocol, type MapKey } from '../../maps/abi.js';
+import { Direction, Limits, MapName, Match, Protocol, Verdict, type MapKey } from '../../maps/abi.js';
+import { decodeCt4Key, encodeCtKey } from '../../maps/codecs/conntrack.js';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { testRun } from '../../maps/test-run.js';
 import { decodeEndpoint } from '../../maps/codecs/endpoint.js';
 
@@ -86,5 +89,35 @@ describe('reconciler', () => {
     // back to a sane state for later tests
     expect(rec.applyFull(full()).errors).toEqual([]);
     expect(count('endpoints')).toBe(2);
+  });
+  it('pins of a weir without weir_ct4: a restart moves their IPv4 connections there, and they stay established', () => {
+    expect(fx.run('toPod', A, syn(5000, 80))).toBe(TC_ACT_OK);
+    // make the pins look like an older weir's: the connections in weir_ct, no weir_ct4 pinned
+    const ct4 = fx.dp.map('conntrack4');
+    const entries = [...ct4.entries()];
+    expect(entries.length).toBeGreaterThan(0);
+    for (const [k, v] of entries) {
+      fx.dp.map('conntrack').update(encodeCtKey(decodeCt4Key(k)), v);
+      ct4.delete(k);
+    }
+    rmSync(join(fx.pinRoot, MapName.conntrack4));
+    const dp2 = Datapath.open({ pinRoot: fx.pinRoot });
+    try {
+      expect(dp2.migratedConnections).toBe(entries.length);
+      expect([...dp2.map('conntrack').keys()]).toEqual([]);
+      expect([...dp2.map('conntrack4').keys()]).toHaveLength(entries.length);
+      const before = fx.counter(Direction.INGRESS, Verdict.FORWARDED, Match.ESTABLISHED);
+      expect(testRun(dp2.program('toPod'), ack(5000, 80), { ifindex: fx.ifindex.get(A) }).retval).toBe(TC_ACT_OK);
+      expect(fx.counter(Direction.INGRESS, Verdict.FORWARDED, Match.ESTABLISHED) - before).toBe(1n);
+      // the next load adopts weir_ct4 and moves nothing
+      const dp3 = Datapath.open({ pinRoot: fx.pinRoot });
+      try {
+        expect(dp3.migratedConnections).toBe(0);
+      } finally {
+        dp3.close();
+      }
+    } finally {
+      dp2.close();
+    }
   });
 });
