@@ -4,7 +4,7 @@
  * the pod through the node, and a blackhole for the whole range so no lab packet leaves the node).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { IFNAME_MAX, LAB_GATEWAY4, LAB_GATEWAY6, type LabConfig } from './config.js';
 import { ipBatch, run } from './exec.js';
 
@@ -39,11 +39,24 @@ export function hostVethName(prefix: string, namespace: string, pod: string): st
   return `${prefix}${hex(`${namespace}/${pod}`).slice(0, room)}`;
 }
 
-/** Forwarding must be on for pods to reach each other through the node. */
-export function enableForwarding(): void {
-  for (const path of ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding']) {
-    if (readFileSync(path, 'utf8').trim() !== '1') writeFileSync(path, '1');
-  }
+const FORWARDING_SWITCHES = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'];
+
+/**
+ * Forwarding must be on for pods to reach each other through the node. The switches this call
+ * turned on are listed in `marker` so that `restoreForwarding` turns them off again on `lab down`.
+ */
+export function enableForwarding(marker: string): void {
+  const changed = FORWARDING_SWITCHES.filter((path) => readFileSync(path, 'utf8').trim() !== '1');
+  for (const path of changed) writeFileSync(path, '1');
+  if (changed.length > 0) writeFileSync(marker, `${changed.join('\n')}\n`);
+}
+
+/** Turns off the forwarding switches a lab turned on (listed in `marker`), and forgets them. */
+export function restoreForwarding(marker: string): void {
+  if (!existsSync(marker)) return;
+  const paths = readFileSync(marker, 'utf8').split('\n').filter((p) => FORWARDING_SWITCHES.includes(p));
+  for (const path of paths) writeFileSync(path, '0');
+  rmSync(marker, { force: true });
 }
 
 /** Blackhole routes for the pod ranges: a lab packet for an unknown pod address dies on the node. */

@@ -7,7 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr, podAddress, type LabConfig } from './config.js';
-import { addRangeBlackholes, createPodNet, destroyPodNet, enableForwarding, hostVethName, netnsName, removeLeftovers, removeRangeBlackholes, type PodNet } from './netns.js';
+import { addRangeBlackholes, createPodNet, destroyPodNet, enableForwarding, restoreForwarding, hostVethName, netnsName, removeLeftovers, removeRangeBlackholes, type PodNet } from './netns.js';
 import { spawnInNetns } from './exec.js';
 import { waitForPodAgent } from './pod-client.js';
 import { formatPorts } from './pod-agent.js';
@@ -35,6 +35,11 @@ export interface LabState {
   pods: LabPod[];
   /** The agent daemon serving this lab, when running. */
   daemon?: { pid: number; socket: string };
+}
+
+/** Lists the forwarding switches the lab turned on, to turn them off again on `down`. */
+function forwardingMarker(c: LabConfig): string {
+  return join(c.runDir, 'forwarding');
 }
 
 export function statePath(c: LabConfig): string {
@@ -111,7 +116,7 @@ export class LabRuntime {
   async prepare(): Promise<void> {
     await teardownLab(this.config, { keepRunDir: true });
     mkdirSync(this.podDir, { recursive: true });
-    enableForwarding();
+    enableForwarding(forwardingMarker(this.config));
     await addRangeBlackholes(this.config);
     this.save();
   }
@@ -246,6 +251,7 @@ export async function teardownLab(c: LabConfig, opts: { keepRunDir?: boolean } =
   const stopped = (await Promise.all(pids.map((pid) => stopProcess(pid, c.runDir)))).filter(Boolean).length;
   const interfaces = await removeLeftovers(c.prefix);
   await removeRangeBlackholes(c);
+  restoreForwarding(forwardingMarker(c));
   const pins = existsSync(c.pinRoot);
   rmSync(c.pinRoot, { recursive: true, force: true });
   if (opts.keepRunDir) {

@@ -46,8 +46,13 @@ async function probe(port: string, protocol = 'TCP', extra: string[] = []): Prom
   return JSON.parse((await lab.weir(['lab', 'probe', '--port', port, '--protocol', protocol, '--timeout', '800', '-o', 'json', ...extra])).stdout) as ProbeJson;
 }
 
+const FORWARDING = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'];
+const forwarding = (): string[] => FORWARDING.map((f) => readFileSync(f, 'utf8').trim());
+let forwardingBefore: string[] = [];
+
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error('weir lab creates network namespaces and loads BPF programs: run the tests as root');
+  forwardingBefore = forwarding();
 });
 
 afterAll(async () => {
@@ -129,6 +134,7 @@ describe('weir lab', () => {
   test('down removes every namespace, veth, route, pin and process, and can be repeated', async () => {
     await lab.weir(['lab', 'down']);
     expect(leftovers()).toEqual([]);
+    expect(forwarding()).toEqual(forwardingBefore); // the node's forwarding switches as the lab found them
     const again = await lab.weir(['lab', 'down']);
     expect(again.stdout).toMatch(/lab down/);
     expect(leftovers()).toEqual([]);
