@@ -132,11 +132,51 @@ export class BpfMap {
     }
   }
 
-  /** Every (key, value) pair; entries deleted meanwhile are skipped. */
-  *entries(): Generator<[Buffer, Buffer]> {
+  /**
+   * Every (key, value) pair; entries deleted meanwhile are skipped. Hash maps
+   * are read in batches (one syscall per `chunk` entries), others key by key.
+   */
+  *entries(chunk = 4096): Generator<[Buffer, Buffer]> {
+    if (this.info.type === MapType.HASH || this.info.type === MapType.LRU_HASH) {
+      const batched = this.lookupBatches(chunk);
+      if (batched) {
+        yield* batched;
+        return;
+      }
+    }
     for (const k of this.keys()) {
       const v = this.lookup(k);
       if (v) yield [k, v];
+    }
+  }
+
+  /** Undefined when the kernel cannot batch this map. */
+  private lookupBatches(chunk: number): Array<[Buffer, Buffer]> | undefined {
+    const out: Array<[Buffer, Buffer]> = [];
+    const ks = this.info.keySize;
+    const vs = this.valueBytes;
+    const token = [Buffer.alloc(Math.max(8, ks)), Buffer.alloc(Math.max(8, ks))];
+    let first = true;
+    let size = chunk;
+    for (;;) {
+      const keys = Buffer.alloc(ks * size);
+      const values = Buffer.alloc(vs * size);
+      const count = [size];
+      const r = fn.lookup_batch(this.fd, first ? null : token[0], token[1], keys, values, count, { sz: 24, elem_flags: 0, flags: 0 }) as number;
+      if (r < 0 && -r === ENOSPC_ && count[0] === 0) {
+        size *= 2; // one hash bucket holds more than `size` entries
+        continue;
+      }
+      if (r < 0 && -r !== ENOENT) {
+        if (first && (-r === EINVAL || -r === ENOTSUPP || -r === EOPNOTSUPP)) return undefined;
+        this.fail(r, 'batch lookup');
+      }
+      for (let i = 0; i < count[0]; i++) {
+        out.push([Buffer.from(keys.subarray(i * ks, (i + 1) * ks)), Buffer.from(values.subarray(i * vs, (i + 1) * vs))]);
+      }
+      if (r < 0) return out; // ENOENT: that was the last batch
+      token[1].copy(token[0]);
+      first = false;
     }
   }
 
@@ -171,6 +211,7 @@ export class BpfMap {
 }
 
 const ENOMEM_ = 12;
+const ENOSPC_ = 28;
 
 /** Opens a pinned map. */
 export function openPinnedMap(path: string): BpfMap {

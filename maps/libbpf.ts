@@ -85,6 +85,9 @@ function declare() {
     delete_elem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
     get_next_key: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ uint8_t *next_key)'),
     update_batch: lib.func(`int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts_${sfx} *opts)`),
+    lookup_batch: lib.func(
+      `int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts_${sfx} *opts)`,
+    ),
     num_possible_cpus: lib.func('int libbpf_num_possible_cpus(void)'),
     tc_hook_create: lib.func(`int bpf_tc_hook_create(bpf_tc_hook_${sfx} *hook)`),
     tc_attach: lib.func(`int bpf_tc_attach(bpf_tc_hook_${sfx} *hook, _Inout_ bpf_tc_opts_${sfx} *opts)`),

@@ -8,6 +8,7 @@ import { register as registerPolicy } from './commands/policy.js';
 import { register as registerObserve } from './commands/observe.js';
 import { register as registerLab } from './commands/lab.js';
 import { register as registerAgent } from './commands/agent.js';
+import { register as registerDatapath } from './commands/datapath.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerObserve(program);
   registerLab(program);
   registerAgent(program);
+  registerDatapath(program);
   return program;
 }
 

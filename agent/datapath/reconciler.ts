@@ -21,7 +21,6 @@ import {
   encodeIpcacheKey,
   encodeIpcacheLpmKey,
   encodeIpcacheValue,
-  isExactCidr,
 } from '../../maps/codecs/ipcache.js';
 import { parseCidr } from '../../maps/codecs/addr.js';
 import { endpointKeys } from './entries.js';
@@ -101,7 +100,7 @@ export class Reconciler {
       policyRange += r.ranges.size;
     }
     let ipcache = 0;
-    for (const cidr of this.ipcacheRealized.keys()) if (isExactCidr(cidr)) ipcache++;
+    for (const cidr of this.ipcacheRealized.keys()) if (isExactCanonical(cidr)) ipcache++;
     return { endpoints: this.realized.size, endpointRev: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
   }
 
@@ -208,7 +207,7 @@ export class Reconciler {
     }
     const orphans: Buffer[] = [];
     const orphanRanges: Buffer[] = [];
-    for (const k of this.maps.policy.keys()) {
+    for (const [k] of this.maps.policy.entries()) {
       const r = this.realized.get(decodePolicyKey(k).endpointId);
       if (r) r.policy.set(hex(k), k);
       else orphans.push(k);
@@ -353,6 +352,7 @@ export class Reconciler {
   private syncIpcacheUpserts(stats: ReconcileStats, only?: readonly string[]): void {
     const want = this.desiredIpcache();
     const exact: Array<[Buffer, Buffer]> = [];
+    const exactCidrs: Array<[string, number]> = [];
     let changedExisting = false;
     const candidates: Iterable<[string, number | undefined]> = only ? only.map((c) => [c, want.get(c)] as [string, number | undefined]) : want;
     for (const [cidr, identity] of candidates) {
@@ -361,8 +361,10 @@ export class Reconciler {
       if (have === identity) continue;
       if (have !== undefined) changedExisting = true;
       try {
-        if (isExactCidr(cidr)) exact.push([encodeIpcacheKey(parseCidr(cidr).addr), encodeIpcacheValue(identity)]);
-        else {
+        if (isExactCanonical(cidr)) {
+          exact.push([encodeIpcacheKey(cidr.slice(0, cidr.indexOf('/'))), encodeIpcacheValue(identity)]);
+          exactCidrs.push([cidr, identity]);
+        } else {
           this.maps.ipcacheLpm.update(encodeIpcacheLpmKey(cidr), encodeIpcacheValue(identity));
           this.ipcacheRealized.set(cidr, identity);
           stats.writes++;
@@ -373,7 +375,7 @@ export class Reconciler {
     }
     try {
       this.maps.ipcache.updateBatch(exact);
-      for (const [k, v] of exact) this.ipcacheRealized.set(decodeIpcacheKey(k), decodeIpcacheValue(v));
+      for (const [cidr, identity] of exactCidrs) this.ipcacheRealized.set(cidr, identity);
       stats.writes += exact.length;
     } catch (err) {
       stats.errors.push(`ipcache: ${err instanceof Error ? err.message : String(err)}`);
@@ -387,7 +389,7 @@ export class Reconciler {
     let removed = false;
     for (const cidr of only ?? [...this.ipcacheRealized.keys()]) {
       if (want.has(cidr) || !this.ipcacheRealized.has(cidr)) continue;
-      if (isExactCidr(cidr)) this.maps.ipcache.delete(encodeIpcacheKey(parseCidr(cidr).addr));
+      if (isExactCanonical(cidr)) this.maps.ipcache.delete(encodeIpcacheKey(cidr.slice(0, cidr.indexOf('/'))));
       else this.maps.ipcacheLpm.delete(encodeIpcacheLpmKey(cidr));
       this.ipcacheRealized.delete(cidr);
       stats.writes++;
@@ -406,7 +408,30 @@ export class Reconciler {
   }
 }
 
+const canonicalCache = new Map<string, string>();
+
+/** A canonical CIDR (see canonical()) that is a single address. */
+const isExactCanonical = (c: string): boolean => c.endsWith(c.includes(':') ? '/128' : '/32');
+
+/** The form the maps give back ("10.0.0.1/32", "fd00::/64"), memoized: resyncs see the same CIDRs again and again. */
 function canonical(e: Pick<IpcacheEntry, 'cidr' | 'identity'>): string {
+  let c = canonicalCache.get(e.cidr);
+  if (c === undefined) {
+    c = computeCanonical(e.cidr);
+    if (canonicalCache.size > 1 << 20) canonicalCache.clear();
+    canonicalCache.set(e.cidr, c);
+  }
+  return c;
+}
+
+const PLAIN_V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
+
+function computeCanonical(cidr: string): string {
+  const m = PLAIN_V4.exec(cidr);
+  if (m && m.slice(1, 5).every((o) => Number(o) <= 255 && String(Number(o)) === o) && (m[5] === undefined || m[5] === '32')) {
+    return `${m[1]}.${m[2]}.${m[3]}.${m[4]}/32`; // an exact IPv4 address, already canonical
+  }
+  const e = { cidr };
   const { addr, prefix } = parseCidr(e.cidr);
   if (prefix === (addr.includes(':') ? 128 : 32)) return decodeIpcacheKey(encodeIpcacheKey(addr));
   return decodeIpcacheLpmKey(encodeIpcacheLpmKey(e.cidr));

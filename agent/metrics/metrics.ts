@@ -29,6 +29,31 @@ export interface WeirMetricsOptions {
 
 export const DEFAULT_MAX_PODS = 100;
 
+/**
+ * One scrape reads the counters map once, not once per metric family: `text()` starts a
+ * fresh reading, which the collect callbacks of that scrape share (and callers of the
+ * registry itself get readings at most 200 ms old).
+ */
+function memoizedCounters(d: DatapathStats, maxAgeMs = 200): DatapathStats & { fresh(): void } {
+  let at = -Infinity;
+  let rows: ReturnType<DatapathStats['readCounters']> = [];
+  return {
+    fresh: () => {
+      at = -Infinity;
+    },
+    readCounters: () => {
+      const now = performance.now();
+      if (now - at > maxAgeMs) {
+        rows = d.readCounters();
+        at = now;
+      }
+      return rows;
+    },
+    ...(d.lostEvents ? { lostEvents: () => d.lostEvents!() } : {}),
+    ...(d.mapUsage ? { mapUsage: () => d.mapUsage!() } : {}),
+  };
+}
+
 export class WeirMetrics {
   readonly registry = new Registry();
   private readonly compileDuration: Histogram<string>;
@@ -37,10 +62,12 @@ export class WeirMetrics {
   private readonly podCounts = new Map<string, { ns: string; pod: string; dir: string; verdict: string; n: number }>();
   private readonly podKeys = new Set<string>();
   private unsubscribe?: () => void;
+  private readonly datapath?: { fresh(): void };
 
   constructor(private readonly o: WeirMetricsOptions = {}) {
     const registers = [this.registry];
-    const datapath = o.datapath;
+    const datapath = o.datapath ? memoizedCounters(o.datapath) : undefined;
+    this.datapath = datapath;
     const observer = o.observer;
     const cp = o.controlPlane;
 
@@ -266,7 +293,9 @@ export class WeirMetrics {
     this.k8sEvents.inc({ resource: resource.toLowerCase(), action: action.toLowerCase() });
   }
 
+  /** The exposition text of one scrape. */
   text(): Promise<string> {
+    this.datapath?.fresh();
     return this.registry.metrics();
   }
 

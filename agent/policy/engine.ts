@@ -17,6 +17,7 @@ import { canonicalPrefix, formatPrefix, hostCIDR, parsePrefix, prefixContains, p
 import type { Prefix } from '../ipcache/cidr.js';
 import { Ipcache } from '../ipcache/ipcache.js';
 import type { StoreChange } from '../store/store.js';
+import { objectKey } from '../store/types.js';
 import type { KubeObject, Labels, Namespace, NetworkPolicy, Node, Pod } from '../store/types.js';
 import { compilePolicy } from './compiled.js';
 import type { CompiledPolicy, CompiledRule, PolicyProblem } from './compiled.js';
@@ -136,7 +137,7 @@ export class PolicyEngine {
 
   /** Adds or replaces objects directly (without a Store). */
   upsertAll(objects: Iterable<KubeObject>): DesiredDiff {
-    for (const o of objects) this.ingest(o.kind, o.kind === 'Namespace' || o.kind === 'Node' ? o.name : `${o.namespace}/${o.name}`, o);
+    for (const o of objects) this.ingest(o.kind, objectKey(o), o);
     return this.flush();
   }
 
@@ -207,6 +208,7 @@ export class PolicyEngine {
 
   private setPod(key: string, pod: Pod | undefined): void {
     const old = this.pods.get(key);
+    if (!pod && !old) return; // deleting what was never seen
     const managed = pod !== undefined && !pod.hostNetwork && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
     let identity: Identity | undefined;
     if (managed) {
@@ -259,6 +261,7 @@ export class PolicyEngine {
 
   private setPolicy(key: string, np: NetworkPolicy | undefined): void {
     const old = this.policies.get(key);
+    if (!np && !old) return;
     let rec: PolicyRecord | undefined;
     if (np) {
       const compiled = compilePolicy(np);
@@ -333,6 +336,11 @@ export class PolicyEngine {
     } else {
       this.policies.delete(key);
       setIndex(this.policiesByNamespace, ns, key, false);
+      // Its endpoints are recomputed in this flush, so nothing refers to its rules any more.
+      for (const r of old!.refs) {
+        this.ruleRefs.delete(`${r.policy}|${r.direction}|${r.rule}`);
+        this.singleRefs.delete(r);
+      }
     }
   }
 
@@ -346,7 +354,7 @@ export class PolicyEngine {
     for (const pk of this.dirtyPolicies) for (const ek of this.policies.get(pk)?.selects ?? []) this.dirtyEndpoints.add(ek);
     this.dirtyPolicies.clear();
     const diff = emptyDiff();
-    const touched = new Map<string, Set<string>>();
+    const touched = new Map<string, string[]>();
     this.applySelectorDeltas(this.selectors.takeDeltas(), touched);
     for (const ek of [...this.dirtyEndpoints].sort()) this.recompute(ek, diff);
     for (const [ek, keys] of [...touched].sort((a, b) => cmp(a[0], b[0]))) {
@@ -380,7 +388,8 @@ export class PolicyEngine {
    * A selector gained or lost identities: add or withdraw exactly the entries those
    * identities produce in the rules using the selector, on endpoints not recomputed whole.
    */
-  private applySelectorDeltas(deltas: Map<SelectorEntry, SelectorDelta>, touched: Map<string, Set<string>>): void {
+  /** `touched` collects, per endpoint, the keys of entries changed (repeats allowed). */
+  private applySelectorDeltas(deltas: Map<SelectorEntry, SelectorDelta>, touched: Map<string, string[]>): void {
     for (const [s, d] of deltas) {
       if (d.added.size === 0 && d.removed.size === 0) continue;
       for (const pk of s.users) {
@@ -393,13 +402,13 @@ export class PolicyEngine {
           const rec = this.endpoints.get(ek);
           if (!rec) continue;
           let keys = touched.get(ek);
-          if (!keys) touched.set(ek, (keys = new Set()));
+          if (!keys) touched.set(ek, (keys = []));
           for (const { rule: i, times } of uses) {
             const rule = pol.compiled.rules[i]!;
             const ref = pol.refs[i]!;
             const ports = pol.ports[i] ?? this.rulePorts(rule, this.pods.get(ek));
-            for (const id of d.added) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, times));
-            for (const id of d.removed) for (const p of ports) keys.add(contribute(rec.entries, rule.direction, id, p, ref, -times));
+            for (const id of d.added) for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, times));
+            for (const id of d.removed) for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, -times));
           }
         }
       }

@@ -4,16 +4,21 @@
  * the two pods (selectors over identities, ports against the destination pod), an
  * independent path from the compiled entries; a differential test keeps both in step.
  */
+import { ReservedIdentity } from '../desired.js';
 import type { Direction, L4Protocol } from '../desired.js';
+import { isCidrIdentity } from '../identity/allocator.js';
+import { canonicalIP, formatPrefix, hostPrefix, prefixContains } from '../ipcache/cidr.js';
+import type { Prefix } from '../ipcache/cidr.js';
+import { POD_CIDR_IDENTITY } from '../ipcache/ipcache.js';
 import type { Identity } from '../identity/allocator.js';
 import type { Pod } from '../store/types.js';
-import type { CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule } from './compiled.js';
+import type { CidrPeer, CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule } from './compiled.js';
 import { formatProblem } from './compiled.js';
 import type { PolicyEngine } from './engine.js';
 import { selectorMatches, selectorMisses, selectorText } from './selector.js';
 
 export interface ExplainQuery {
-  /** "namespace/name" */
+  /** "namespace/name" of a pod, or an IP address (a pod's address means that pod). */
   from: string;
   to: string;
   port: number;
@@ -65,14 +70,38 @@ export class ExplainError extends Error {
   }
 }
 
+/** One end of the connection: a pod, or an address that is not a pod's. */
 interface Side {
   key: string;
-  pod: Pod;
+  pod?: Pod;
   identity?: Identity;
+  /** Set for an address that is not a pod's: what the ipcache resolves it to. */
+  address?: { ip: string; prefix: Prefix; resolved: number };
+}
+
+function describeIdentity(id: number): string {
+  switch (id) {
+    case ReservedIdentity.host:
+      return 'this node (host identity)';
+    case ReservedIdentity.remoteNode:
+      return 'a node (remote-node identity)';
+    case POD_CIDR_IDENTITY:
+      return 'the pod network, but no known pod';
+    case ReservedIdentity.world:
+      return 'outside every prefix the policies name (world identity)';
+    default:
+      return isCidrIdentity(id) ? 'a prefix named by a policy (CIDR identity)' : `identity ${id}`;
+  }
 }
 
 function side(engine: PolicyEngine, key: string, role: string): Side {
-  if (!/^[^/]+\/[^/]+$/.test(key)) throw new ExplainError(`--${role} "${key}" must be NAMESPACE/POD, e.g. x/a`);
+  const ip = canonicalIP(key);
+  if (ip !== undefined) {
+    const owner = engine.listPods().find((p) => !p.hostNetwork && p.phase !== 'Succeeded' && p.phase !== 'Failed' && p.ips.includes(ip));
+    if (owner) return side(engine, `${owner.namespace}/${owner.name}`, role);
+    return { key: ip, address: { ip, prefix: hostPrefix(ip)!, resolved: engine.resolveIP(ip) ?? ReservedIdentity.world } };
+  }
+  if (!/^[^/]+\/[^/]+$/.test(key)) throw new ExplainError(`--${role} "${key}" must be NAMESPACE/POD (e.g. x/a) or an IP address`);
   const p = engine.getPod(key);
   if (!p) {
     const known = engine.listPods().map((q) => `${q.namespace}/${q.name}`).sort();
@@ -82,7 +111,27 @@ function side(engine: PolicyEngine, key: string, role: string): Side {
   return { key, pod: p.pod, ...(p.identity ? { identity: p.identity } : {}) };
 }
 
+/** An ipBlock against an address that is not a pod's, as the datapath's ipcache decides it. */
+function cidrVerdict(peer: CidrPeer, addr: NonNullable<Side['address']>): { ok: boolean; why: string } {
+  const block = peer.key.slice(5);
+  const r = addr.resolved;
+  if (r === ReservedIdentity.world) {
+    // 0.0.0.0/0 and ::/0 share the world identity: a /0 of either family allows it.
+    if (peer.cidr.bits === 0) return { ok: true, why: `${addr.ip} is ${describeIdentity(r)}, which ipBlock ${block} allows` };
+    return { ok: false, why: `${addr.ip} is not inside ipBlock ${block}` };
+  }
+  if (!isCidrIdentity(r)) return { ok: false, why: `${addr.ip} is ${describeIdentity(r)}: ipBlock never matches it` };
+  if (!prefixContains(peer.cidr, addr.prefix)) return { ok: false, why: `${addr.ip} is not inside ipBlock ${block}` };
+  const ex = peer.except.find((e) => prefixContains(e, addr.prefix));
+  if (ex) return { ok: false, why: `${addr.ip} is inside ${formatPrefix(peer.cidr)} but excepted by ${formatPrefix(ex)}` };
+  return { ok: true, why: `${addr.ip} is inside ipBlock ${block}` };
+}
+
 function peerVerdict(peer: CompiledPeer, remote: Side, policyNs: string): { ok: boolean; why: string } {
+  if (remote.address) {
+    if (peer.kind === 'cidr') return cidrVerdict(peer, remote.address);
+    return { ok: false, why: `${remote.key} is not a pod (it resolves to ${describeIdentity(remote.address.resolved)}), so pod and namespace selectors do not match it` };
+  }
   if (peer.kind === 'cidr') return { ok: false, why: `ipBlock ${peer.key.slice(5)} never matches pod traffic (pods are matched by identity)` };
   const id = remote.identity;
   if (!id) return { ok: false, why: `${remote.key} uses the host network, so pod selectors do not match it` };
@@ -109,6 +158,7 @@ function portVerdict(port: CompiledPort, q: ExplainQuery, dest: Side): { ok: boo
     const ok = q.port >= port.port && q.port <= port.endPort;
     return { ok, why: ok ? portText(port) : `${portText(port)} does not include ${q.port}` };
   }
+  if (!dest.pod) return { ok: false, why: `${portText(port)}: ${dest.key} is not a pod; named ports resolve against pods only` };
   if (!dest.identity) return { ok: false, why: `${portText(port)}: ${dest.key} uses the host network, whose named ports are not resolved (it has the node's identity)` };
   const resolved = dest.pod.ports.filter((cp) => cp.name === port.name && cp.protocol === port.protocol).map((cp) => cp.containerPort);
   if (resolved.length === 0) return { ok: false, why: `${portText(port)}: ${dest.key} has no ${port.protocol} container port named "${port.name}"` };
@@ -152,6 +202,9 @@ function ruleVerdict(pol: CompiledPolicy, rule: CompiledRule, remote: Side, dest
 
 function explainDirection(engine: PolicyEngine, direction: Direction, subject: Side, remote: Side, dest: Side, q: ExplainQuery): DirectionExplanation {
   const Dir = direction === 'ingress' ? 'Ingress' : 'Egress';
+  if (!subject.pod) {
+    return { direction, pod: subject.key, enforced: false, isolated: false, policies: [], allowed: true, allowedBy: [], closest: [], summary: `${subject.key} is not a pod: no policy is enforced there` };
+  }
   if (!subject.identity) {
     return { direction, pod: subject.key, enforced: false, isolated: false, policies: [], allowed: true, allowedBy: [], closest: [], summary: `${subject.key} uses the host network: weir does not enforce it` };
   }
@@ -179,6 +232,7 @@ export function explain(engine: PolicyEngine, q: ExplainQuery): Explanation {
   if (!Number.isInteger(q.port) || q.port < 1 || q.port > 65535) throw new ExplainError(`--port ${q.port} is out of range (1-65535)`);
   const from = side(engine, q.from, 'from');
   const to = side(engine, q.to, 'to');
+  if (from.address && to.address) throw new ExplainError(`neither ${q.from} nor ${q.to} is a pod: weir enforces policy at pods only`);
   if (from.key === to.key) {
     // A pod reaching its own address stays on its loopback: no veth, no enforcement.
     const self = (direction: Direction): DirectionExplanation => ({ direction, pod: from.key, enforced: false, isolated: false, policies: [], allowed: true, allowedBy: [], closest: [], summary: `traffic of ${from.key} to itself stays inside the pod and is never enforced` });

@@ -229,6 +229,8 @@ static __always_inline int weir_parse_ipv4(struct __sk_buff *skb, void *data, vo
 		return WEIR_DROP_MALFORMED;
 	hlen = ip->ihl * 4;
 	tot = bpf_ntohs(ip->tot_len);
+	if (tot == 0 && skb->gso_size)
+		tot = skb->len - sizeof(struct ethhdr); /* BIG TCP: a GSO packet over 64 KiB has no length */
 	if (tot < hlen)
 		return WEIR_DROP_MALFORMED;
 	if ((void *)ip + hlen > data_end || sizeof(struct ethhdr) + tot > skb->len)

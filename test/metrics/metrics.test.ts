@@ -89,6 +89,18 @@ describe('Prometheus metrics', () => {
     expect(sample(again, 'weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(7);
   });
 
+  it('reads the kernel counters once per scrape, and afresh at every scrape', async () => {
+    const k = kernel();
+    let reads = 0;
+    const m = new WeirMetrics({ datapath: { ...k.stats, readCounters: () => (reads++, k.stats.readCounters()) } });
+    await m.text();
+    expect(reads).toBe(1);
+    k.add(ING, DROP, 1, 1);
+    const fams = await parseExposition(await m.text());
+    expect(reads).toBe(2);
+    expect(sample(fams, 'weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(1);
+  });
+
   it('counts processed flows by type and verdict, and lost events by source', async () => {
     const k = kernel();
     const observer = new Observer({ context: makeContext() });

@@ -56,8 +56,8 @@ export function register(program: Command): void {
   policy
     .command('explain')
     .description('explain whether a connection between two pods is allowed and why (offline, from manifests)')
-    .option('--from <ns/pod>', 'source pod, NAMESPACE/NAME')
-    .option('--to <ns/pod>', 'destination pod, NAMESPACE/NAME')
+    .option('--from <ns/pod|ip>', 'source: a pod as NAMESPACE/NAME, or an IP address outside the pods')
+    .option('--to <ns/pod|ip>', 'destination: a pod as NAMESPACE/NAME, or an IP address outside the pods')
     .requiredOption('--port <port>', 'destination port', parsePort)
     .addOption(new Option('--protocol <proto>', 'TCP, UDP or SCTP').default('TCP').argParser(parseProtocol))
     .requiredOption('-f, --filename <paths...>', 'manifest files or directories (Namespaces, Pods, NetworkPolicies; multi-document YAML and kind: List)')

@@ -82,4 +82,38 @@ describe('weir policy explain', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('explains traffic to and from addresses outside the pods: ipBlocks, excepts, the pod network', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weir-compiler-cli-'));
+    try {
+      writeFileSync(
+        join(dir, 'egress.yaml'),
+        [
+          'apiVersion: networking.k8s.io/v1',
+          'kind: NetworkPolicy',
+          'metadata: {name: to-internet, namespace: x}',
+          'spec:',
+          '  podSelector: {matchLabels: {pod: a}}',
+          '  policyTypes: [Egress]',
+          '  egress:',
+          '  - to: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]',
+          '    ports: [{port: 443}]',
+        ].join('\n'),
+      );
+      const go = (to: string) => run({ from: 'x/a', to, port: 443, filename: ['test/fixtures/xyz', dir], podCidr: ['10.244.0.0/16'] });
+      const ok = go('10.9.9.9');
+      expect(ok.code).toBe(0);
+      expect(ok.out).toContain('allowed by x/to-internet egress[0]: peer matches: 10.9.9.9 is inside ipBlock 10.0.0.0/8 except 10.1.0.0/16; port matches: TCP 443');
+      expect(ok.out).toContain('ingress (enforced at 10.9.9.9): allowed - 10.9.9.9 is not a pod: no policy is enforced there');
+      expect(go('10.1.2.3').out).toContain('peer misses: 10.1.2.3 is inside 10.0.0.0/8 but excepted by 10.1.0.0/16');
+      expect(go('10.244.7.7').out).toContain('peer misses: 10.244.7.7 is the pod network, but no known pod: ipBlock never matches it');
+      // A pod's address means the pod: pod selectors apply, ipBlocks do not.
+      const pod = go('10.244.1.10');
+      expect(pod.out).toContain('x/a -> 10.244.1.10 TCP/443: DENIED');
+      expect(pod.out).toContain('ingress (enforced at y/a)');
+      expect(pod.out).toContain('peer misses: ipBlock 10.0.0.0/8 except 10.1.0.0/16 never matches pod traffic');
+      expect(() => run({ from: '8.8.8.8', to: '1.1.1.1' })).toThrow('neither 8.8.8.8 nor 1.1.1.1 is a pod: weir enforces policy at pods only');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

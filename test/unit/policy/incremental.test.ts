@@ -177,3 +177,23 @@ describe('a change touches only what depends on it', () => {
     expect(d.ipcacheUpserted).toEqual([]);
   });
 });
+
+describe('robustness', () => {
+  it('deleting objects the engine never saw changes nothing', () => {
+    const e = new PolicyEngine({ nodeName: 'node-1' });
+    e.upsertAll(cluster());
+    for (const kind of ['Pod', 'NetworkPolicy', 'Namespace', 'Node'] as const) {
+      expect(isEmptyDiff(e.apply({ kind, type: 'deleted', key: kind === 'Namespace' || kind === 'Node' ? 'nope' : 'x/nope' } as StoreChange))).toBe(true);
+    }
+  });
+  it('a policy deleted and re-created in one batch compiles as if it had never left', () => {
+    const store = new Store();
+    const e = new PolicyEngine({ nodeName: 'node-1' });
+    const pol = np('x', 'p', { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }] });
+    e.applyAll([...cluster(), pol].map((o) => store.upsert(o)!));
+    const before = normalState(e.snapshot());
+    const d = e.applyAll([store.delete('NetworkPolicy', 'x/p')!, store.upsert(pol)!]);
+    expect(normalState(e.snapshot())).toEqual(before);
+    expect([...d.entriesRemoved.keys()]).toEqual([]);
+  });
+});
