@@ -11,7 +11,7 @@
  */
 import type { DesiredDiff, DesiredState, EndpointState, IpcacheEntry } from '../desired.js';
 import type { BpfMap } from '../../maps/bpf-map.js';
-import { Limits } from '../../maps/abi.js';
+import { Identity, Limits } from '../../maps/abi.js';
 import { encodeEndpoint, encodeEndpointKey, decodeEndpoint, decodeEndpointKey, type EndpointValue } from '../../maps/codecs/endpoint.js';
 import { decodePolicyKey, decodePolicyRangeKey, encodePolicyValue } from '../../maps/codecs/policy.js';
 import {
@@ -52,6 +52,8 @@ interface Realized {
   value: EndpointValue;
   policy: Map<string, Buffer>;
   ranges: Map<string, Buffer>;
+  /** Remote identities its entries name (ANY excluded); undefined: not known (adopted, or a failed write), so any may. */
+  remotes?: Set<number>;
 }
 
 const hex = (b: Buffer): string => b.toString('hex');
@@ -286,10 +288,10 @@ export class Reconciler {
         this.writeEndpoint(ifindex, value);
         stats.writes += 2;
       }
-      this.realized.set(id, { ifindex, value, policy: have.policy, ranges: have.ranges });
+      this.realized.set(id, { ifindex, value, policy: have.policy, ranges: have.ranges, remotes: remoteIdentities(ep) });
     } catch (err) {
       stats.errors.push(`endpoint ${ep.key}: ${err instanceof Error ? err.message : String(err)}`);
-      this.realized.set(id, have);
+      this.realized.set(id, { ...have, remotes: undefined });
     }
     return id;
   }
@@ -353,13 +355,19 @@ export class Reconciler {
     const want = this.desiredIpcache();
     const exact: Array<[Buffer, Buffer]> = [];
     const exactCidrs: Array<[string, number]> = [];
+    /** Identities an address moved from or to; undefined once a change needs every endpoint re-judged. */
+    let moved: Set<number> | undefined = new Set();
     let changedExisting = false;
     const candidates: Iterable<[string, number | undefined]> = only ? only.map((c) => [c, want.get(c)] as [string, number | undefined]) : want;
     for (const [cidr, identity] of candidates) {
       if (identity === undefined) continue;
       const have = this.ipcacheRealized.get(cidr);
       if (have === identity) continue;
-      if (have !== undefined) changedExisting = true;
+      if (have !== undefined) {
+        changedExisting = true;
+        if (!isExactCanonical(cidr) || have < Identity.CLUSTER_MIN || identity < Identity.CLUSTER_MIN) moved = undefined;
+        else moved?.add(have).add(identity);
+      }
       try {
         if (isExactCanonical(cidr)) {
           exact.push([encodeIpcacheKey(cidr.slice(0, cidr.indexOf('/'))), encodeIpcacheValue(identity)]);
@@ -380,7 +388,7 @@ export class Reconciler {
     } catch (err) {
       stats.errors.push(`ipcache: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (changedExisting) this.bumpAll(stats);
+    if (changedExisting) this.bumpAll(stats, moved);
   }
 
   /** Removes ipcache entries that are not desired: any of them, or only among `only` (canonical CIDRs). */
@@ -398,13 +406,20 @@ export class Reconciler {
     if (removed) this.bumpAll(stats);
   }
 
-  /** An address changed identity: every connection is judged again on its next forward packet. */
-  private bumpAll(stats: ReconcileStats): void {
+  /**
+   * An address changed identity: connections are judged again on their next forward packet.
+   * With `moved` (the cluster identities single addresses moved from and to), only endpoints whose
+   * entries name one of them: a verdict reads the remote identity only through entries keyed by
+   * it (ANY entries match the old and the new alike), so no other endpoint's verdict can change.
+   * Without it (a range, a reserved identity such as host, a removal), every endpoint.
+   */
+  private bumpAll(stats: ReconcileStats, moved?: ReadonlySet<number>): void {
     // Two batched writes (records, then their revisions) instead of two syscalls per endpoint:
     // each endpoint's record still lands before the fast path's copy of its revision.
     const records: Array<[Buffer, Buffer]> = [];
     const revs: Array<[Buffer, Buffer]> = [];
     for (const r of this.realized.values()) {
+      if (moved && r.remotes && ![...moved].some((i) => r.remotes!.has(i))) continue;
       r.value = { ...r.value, policyRev: this.takeRev() };
       records.push([encodeEndpointKey(r.ifindex), encodeEndpoint(r.value)]);
       revs.push([revKey(r.value.endpointId), revValue(r.value.policyRev)]);
@@ -417,6 +432,13 @@ export class Reconciler {
       stats.errors.push(`re-judging connections after an identity change: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+}
+
+/** The remote identities an endpoint's entries name (ANY, which matches every identity, excluded). */
+function remoteIdentities(ep: EndpointState): Set<number> {
+  const s = new Set<number>();
+  for (const e of ep.entries) if (e.remoteIdentity !== Identity.ANY) s.add(e.remoteIdentity);
+  return s;
 }
 
 const canonicalCache = new Map<string, string>();
