@@ -103,7 +103,7 @@ describe('re-judging after an address changes identity', () => {
     identity: 400,
     ingressIsolated: true,
     egressIsolated: false,
-    entries: [{ direction: 'ingress' as const, remoteIdentity, protocol: 'TCP' as const, port, endPort: 0 }],
+    entries: [{ direction: 'ingress' as const, remoteIdentity, protocol: 'TCP' as const, port, endPort: 0, derivedFrom: [{ policy: 'r/p', direction: 'ingress' as const, rule: 0 }] }],
   });
   let r: Reconciler;
   const rev = (key: string): number => {
