@@ -150,3 +150,53 @@ describe('re-judging after an address changes identity', () => {
     expect(rev('r/other')).not.toBe(other2);
   });
 });
+
+describe('entry diffs', () => {
+  const IF = FAKE_IFINDEX + 3;
+  const ref = [{ policy: 'e/p', direction: 'ingress' as const, rule: 0 }];
+  const entry = (remoteIdentity: number, port: number, endPort: number) => ({ direction: 'ingress' as const, remoteIdentity, protocol: 'TCP' as const, port, endPort, derivedFrom: ref });
+  const base = {
+    key: 'e/a',
+    namespace: 'e',
+    name: 'a',
+    ips: [],
+    identity: 500,
+    ingressIsolated: true,
+    egressIsolated: false,
+    entries: [entry(6000, 443, 0)],
+  };
+  const entriesDiff = (added: ReturnType<typeof entry>[], removed: ReturnType<typeof entry>[]): DesiredDiff => ({
+    ...diff([], []),
+    entriesAdded: new Map(added.length ? [['e/a', added]] : []),
+    entriesRemoved: new Map(removed.length ? [['e/a', removed]] : []),
+  });
+  let r: Reconciler;
+  const fresh = (): Reconciler => new Reconciler(dp.reconcilerMaps(), (k) => (k === 'e/a' ? IF : undefined));
+  const desired = (entries: ReturnType<typeof entry>[]): DesiredState => ({ endpoints: new Map([['e/a', { ...base, entries }]]), ipcache: new Map() });
+
+  it('write only what came or went; overlapping port ranges keep their shared keys; a resync then has nothing to write', () => {
+    r = fresh();
+    expect(r.applyFull(desired([entry(6000, 443, 0)])).errors).toEqual([]);
+    const rangeKeys = () => dp.map('policyRange').keys();
+    const countRanges = () => [...rangeKeys()].length;
+    const before = countRanges();
+    expect(r.applyDiff(entriesDiff([entry(6001, 80, 95), entry(6001, 80, 87)], [])).errors).toEqual([]);
+    const both = countRanges();
+    expect(both).toBeGreaterThan(before);
+    r.applyDiff(entriesDiff([], [entry(6001, 80, 95)]));
+    const one = countRanges();
+    expect(one).toBeLessThan(both);
+    expect(one).toBeGreaterThan(before);
+    // the same entry again (a new derivedFrom) writes nothing
+    expect(r.applyDiff(entriesDiff([entry(6001, 80, 87)], [])).writes).toBe(0);
+    expect(fresh().applyFull(desired([entry(6000, 443, 0), entry(6001, 80, 87)])).writes).toBe(0);
+  });
+
+  it('the last entry of a kind going clears its kind bit in the endpoint record', () => {
+    r = fresh();
+    r.applyFull(desired([entry(6000, 443, 0), entry(6001, 80, 87)]));
+    const st = r.applyDiff(entriesDiff([], [entry(6001, 80, 87)]));
+    expect(st.errors).toEqual([]);
+    expect(fresh().applyFull(desired([entry(6000, 443, 0)])).writes).toBe(0);
+  });
+});
