@@ -9,9 +9,9 @@
  * A full resync reads what the pinned maps hold (after an agent restart) and
  * removes what is not desired.
  */
-import type { DesiredDiff, DesiredState, EndpointState, IpcacheEntry } from '../desired.js';
+import type { DesiredDiff, DesiredState, EndpointState, IpcacheEntry, PolicyEntry } from '../desired.js';
 import type { BpfMap } from '../../maps/bpf-map.js';
-import { Limits } from '../../maps/abi.js';
+import { Identity, Limits } from '../../maps/abi.js';
 import { encodeEndpoint, encodeEndpointKey, decodeEndpoint, decodeEndpointKey, type EndpointValue } from '../../maps/codecs/endpoint.js';
 import { decodePolicyKey, decodePolicyRangeKey, encodePolicyValue } from '../../maps/codecs/policy.js';
 import {
@@ -23,7 +23,7 @@ import {
   encodeIpcacheValue,
 } from '../../maps/codecs/ipcache.js';
 import { parseCidr } from '../../maps/codecs/addr.js';
-import { endpointKeys } from './entries.js';
+import { countEntry, endpointKeys, entryKeys, flagsOf, type EntryRefs } from './entries.js';
 
 export interface ReconcilerMaps {
   endpoints: BpfMap;
@@ -52,6 +52,8 @@ interface Realized {
   value: EndpointValue;
   policy: Map<string, Buffer>;
   ranges: Map<string, Buffer>;
+  /** Reference counts of the entries written; undefined: not known (adopted, or a failed write). */
+  refs?: EntryRefs;
 }
 
 const hex = (b: Buffer): string => b.toString('hex');
@@ -75,6 +77,10 @@ export class Reconciler {
   /** Desired ipcache by canonical CIDR, node addresses included; rebuilt lazily after a full apply. */
   private ipcacheWanted: Map<string, number> | undefined;
   private lastStats: ReconcileStats = { writes: 0, pending: [], errors: [] };
+  /** Desired entries by entry key, per endpoint, for endpoints that received entry diffs. */
+  private entryIndex = new Map<string, Map<string, PolicyEntry>>();
+  /** Endpoints whose desired `entries` array lags their entryIndex (rebuilt before a whole-endpoint sync). */
+  private staleEntries = new Set<string>();
 
   constructor(
     private readonly maps: ReconcilerMaps,
@@ -112,6 +118,8 @@ export class Reconciler {
   /** Start-up and resync: make the maps equal the desired state, whatever they held. */
   applyFull(state: DesiredState): ReconcileStats {
     this.desired = { endpoints: new Map(state.endpoints), ipcache: new Map(state.ipcache) };
+    this.entryIndex.clear();
+    this.staleEntries.clear();
     this.ipcacheWanted = undefined;
     this.readRealized();
     const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
@@ -148,31 +156,49 @@ export class Reconciler {
     const stats: ReconcileStats = { writes: 0, pending: [], errors: [] };
     // Only the CIDRs the diff names are compared and written (not the whole ipcache).
     const cidrs = this.updateWantedIpcache(diff);
-    const touched = new Set<string>();
+    const whole = new Set<string>();
     for (const ep of diff.endpointsChanged) {
       this.desired.endpoints.set(ep.key, { ...ep, entries: [...ep.entries] });
-      touched.add(ep.key);
+      this.entryIndex.delete(ep.key);
+      this.staleEntries.delete(ep.key);
+      whole.add(ep.key);
     }
-    const apply = (m: Map<string, DesiredDiff['entriesAdded'] extends Map<string, infer V> ? V : never>, add: boolean) => {
-      for (const [key, list] of m) {
-        const ep = this.desired.endpoints.get(key);
-        if (!ep || list.length === 0) continue;
-        const keyOf = (e: (typeof list)[number]) => `${e.direction}|${e.remoteIdentity}|${e.protocol}|${e.port}|${e.endPort}`;
-        const drop = new Set(list.map(keyOf));
-        const rest = ep.entries.filter((e) => !drop.has(keyOf(e)));
-        ep.entries = add ? [...rest, ...list] : rest;
-        touched.add(key);
+    // Entry diffs update the desired entries in O(diff); endpoints not changed whole get only
+    // the entries that came or went written (reference counted: entries may share keys).
+    const partial = new Map<string, { came: PolicyEntry[]; gone: PolicyEntry[] }>();
+    for (const key of new Set([...diff.entriesRemoved.keys(), ...diff.entriesAdded.keys()])) {
+      const ep = this.desired.endpoints.get(key);
+      const removed = diff.entriesRemoved.get(key) ?? [];
+      const added = diff.entriesAdded.get(key) ?? [];
+      if (!ep || removed.length + added.length === 0) continue;
+      const index = this.indexOf(ep);
+      const before = new Map<string, PolicyEntry | undefined>();
+      for (const e of [...removed, ...added]) {
+        const k = entryKey(e);
+        if (!before.has(k)) before.set(k, index.get(k));
       }
-    };
-    apply(diff.entriesRemoved, false);
-    apply(diff.entriesAdded, true);
+      for (const e of removed) index.delete(entryKey(e));
+      for (const e of added) index.set(entryKey(e), e);
+      this.staleEntries.add(key);
+      if (whole.has(key)) continue;
+      const change = { came: [] as PolicyEntry[], gone: [] as PolicyEntry[] };
+      for (const [k, old] of before) {
+        const now = index.get(k);
+        if (old && !now) change.gone.push(old);
+        else if (!old && now) change.came.push(now); // an entry replaced by one of the same key keeps its map keys
+      }
+      partial.set(key, change);
+    }
     this.syncIpcacheUpserts(stats, cidrs);
-    for (const key of touched) {
+    for (const key of whole) {
       const ep = this.desired.endpoints.get(key);
       if (ep) this.syncEndpoint(ep, stats);
     }
+    for (const [key, change] of partial) this.syncEntries(key, change.came, change.gone, stats);
     for (const key of diff.endpointsRemoved) {
       this.desired.endpoints.delete(key);
+      this.entryIndex.delete(key);
+      this.staleEntries.delete(key);
       const id = this.idByKey.get(key);
       if (id === undefined) continue;
       const r = this.realized.get(id);
@@ -240,6 +266,7 @@ export class Reconciler {
 
   /** Returns the endpoint id when enforced, undefined when its interface is unknown. */
   private syncEndpoint(ep: EndpointState, stats: ReconcileStats): number | undefined {
+    if (this.staleEntries.delete(ep.key)) ep.entries = [...this.indexOf(ep).values()];
     const ifindex = this.ifindexOf(ep.key);
     if (ifindex === undefined) {
       stats.pending.push(ep.key);
@@ -286,12 +313,77 @@ export class Reconciler {
         this.writeEndpoint(ifindex, value);
         stats.writes += 2;
       }
-      this.realized.set(id, { ifindex, value, policy: have.policy, ranges: have.ranges });
+      this.realized.set(id, { ifindex, value, policy: have.policy, ranges: have.ranges, refs: want.refs });
     } catch (err) {
       stats.errors.push(`endpoint ${ep.key}: ${err instanceof Error ? err.message : String(err)}`);
-      this.realized.set(id, have);
+      this.realized.set(id, { ...have, refs: undefined });
     }
     return id;
+  }
+
+  /** The desired entries of an endpoint by entry key (built on first use). */
+  private indexOf(ep: EndpointState): Map<string, PolicyEntry> {
+    let index = this.entryIndex.get(ep.key);
+    if (!index) {
+      index = new Map(ep.entries.map((e) => [entryKey(e), e]));
+      this.entryIndex.set(ep.key, index);
+    }
+    return index;
+  }
+
+  /**
+   * Writes the entries that came and removes those that went, in the same order as a whole sync
+   * (additions, removals, then the record with its revision bumped), without touching the others.
+   * Falls back to a whole sync when what the maps hold for the endpoint is not known.
+   */
+  private syncEntries(key: string, came: PolicyEntry[], gone: PolicyEntry[], stats: ReconcileStats): void {
+    const id = this.idByKey.get(key);
+    const r = id === undefined ? undefined : this.realized.get(id);
+    const ifindex = this.ifindexOf(key);
+    const ep = this.desired.endpoints.get(key);
+    if (!ep) return;
+    if (id === undefined || !r || !r.refs || ifindex === undefined || ifindex !== r.ifindex) {
+      this.syncEndpoint(ep, stats);
+      return;
+    }
+    if (came.length + gone.length === 0) return;
+    const refs = r.refs;
+    try {
+      const touchedPolicy = new Map<string, Buffer>();
+      const touchedRanges = new Map<string, Buffer>();
+      for (const [list, delta] of [[came, 1], [gone, -1]] as const) {
+        for (const e of list) {
+          const keys = entryKeys(e, id, key);
+          countEntry(refs, e, keys, delta);
+          for (const [h, k] of keys.policy) touchedPolicy.set(h, k);
+          for (const [h, k] of keys.ranges) touchedRanges.set(h, k);
+        }
+      }
+      const allow = encodePolicyValue();
+      const addPolicy = [...touchedPolicy].filter(([h]) => refs.policy.has(h) && !r.policy.has(h));
+      const addRanges = [...touchedRanges].filter(([h]) => refs.ranges.has(h) && !r.ranges.has(h));
+      const delPolicy = [...touchedPolicy].filter(([h]) => !refs.policy.has(h) && r.policy.has(h));
+      const delRanges = [...touchedRanges].filter(([h]) => !refs.ranges.has(h) && r.ranges.has(h));
+      this.maps.policy.updateBatch(addPolicy.map(([, k]) => [k, allow]));
+      for (const [h, k] of addPolicy) r.policy.set(h, k);
+      this.maps.policyRange.updateBatch(addRanges.map(([, k]) => [k, allow]));
+      for (const [h, k] of addRanges) r.ranges.set(h, k);
+      this.maps.policy.deleteBatch(delPolicy.map(([, k]) => k));
+      for (const [h] of delPolicy) r.policy.delete(h);
+      this.maps.policyRange.deleteBatch(delRanges.map(([, k]) => k));
+      for (const [h] of delRanges) r.ranges.delete(h);
+      const writes = addPolicy.length + addRanges.length + delPolicy.length + delRanges.length;
+      stats.writes += writes;
+      const flags = flagsOf(refs);
+      if (writes > 0 || flags !== r.value.flags) {
+        r.value = { ...r.value, identity: ep.identity, policyRev: this.takeRev(), flags };
+        this.writeEndpoint(r.ifindex, r.value);
+        stats.writes += 2;
+      }
+    } catch (err) {
+      stats.errors.push(`endpoint ${key}: ${err instanceof Error ? err.message : String(err)}`);
+      r.refs = undefined; // the next change of this endpoint syncs it whole
+    }
   }
 
   private takeRev(): number {
@@ -353,13 +445,19 @@ export class Reconciler {
     const want = this.desiredIpcache();
     const exact: Array<[Buffer, Buffer]> = [];
     const exactCidrs: Array<[string, number]> = [];
+    /** Identities an address moved from or to; undefined once a change needs every endpoint re-judged. */
+    let moved: Set<number> | undefined = new Set();
     let changedExisting = false;
     const candidates: Iterable<[string, number | undefined]> = only ? only.map((c) => [c, want.get(c)] as [string, number | undefined]) : want;
     for (const [cidr, identity] of candidates) {
       if (identity === undefined) continue;
       const have = this.ipcacheRealized.get(cidr);
       if (have === identity) continue;
-      if (have !== undefined) changedExisting = true;
+      if (have !== undefined) {
+        changedExisting = true;
+        if (!isExactCanonical(cidr) || have < Identity.CLUSTER_MIN || identity < Identity.CLUSTER_MIN) moved = undefined;
+        else moved?.add(have).add(identity);
+      }
       try {
         if (isExactCanonical(cidr)) {
           exact.push([encodeIpcacheKey(cidr.slice(0, cidr.indexOf('/'))), encodeIpcacheValue(identity)]);
@@ -380,7 +478,7 @@ export class Reconciler {
     } catch (err) {
       stats.errors.push(`ipcache: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (changedExisting) this.bumpAll(stats);
+    if (changedExisting) this.bumpAll(stats, moved);
   }
 
   /** Removes ipcache entries that are not desired: any of them, or only among `only` (canonical CIDRs). */
@@ -398,15 +496,37 @@ export class Reconciler {
     if (removed) this.bumpAll(stats);
   }
 
-  /** An address changed identity: every connection is judged again on its next forward packet. */
-  private bumpAll(stats: ReconcileStats): void {
+  /**
+   * An address changed identity: connections are judged again on their next forward packet.
+   * With `moved` (the cluster identities single addresses moved from and to), only endpoints whose
+   * entries name one of them: a verdict reads the remote identity only through entries keyed by
+   * it (ANY entries match the old and the new alike), so no other endpoint's verdict can change.
+   * Without it (a range, a reserved identity such as host, a removal), every endpoint.
+   */
+  private bumpAll(stats: ReconcileStats, moved?: ReadonlySet<number>): void {
+    // Two batched writes (records, then their revisions) instead of two syscalls per endpoint:
+    // each endpoint's record still lands before the fast path's copy of its revision.
+    const records: Array<[Buffer, Buffer]> = [];
+    const revs: Array<[Buffer, Buffer]> = [];
     for (const r of this.realized.values()) {
+      const ids = r.refs?.ids;
+      if (moved && ids && ![...moved].some((i) => ids.has(i))) continue;
       r.value = { ...r.value, policyRev: this.takeRev() };
-      this.writeEndpoint(r.ifindex, r.value);
-      stats.writes += 2;
+      records.push([encodeEndpointKey(r.ifindex), encodeEndpoint(r.value)]);
+      revs.push([revKey(r.value.endpointId), revValue(r.value.policyRev)]);
+    }
+    try {
+      this.maps.endpoints.updateBatch(records);
+      this.maps.endpointRev.updateBatch(revs);
+      stats.writes += records.length + revs.length;
+    } catch (err) {
+      stats.errors.push(`re-judging connections after an identity change: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }
+
+/** What makes two entries the same entry (derivedFrom aside). */
+const entryKey = (e: PolicyEntry): string => `${e.direction}|${e.remoteIdentity}|${e.protocol}|${e.port}|${e.endPort}`;
 
 const canonicalCache = new Map<string, string>();
 

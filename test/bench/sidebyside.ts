@@ -55,6 +55,15 @@ interface Cell {
 
 type Log = (msg: string) => void;
 
+/** What the figures are made of; true of every run, whatever its numbers. */
+const READING = [
+  "- weir's established path never consults policy, so its latency does not move with the rule count. What it adds to no filtering is the two programs a one-way trip crosses (`from_pod` on the client's veth, `to_pod` on the target's), each with a conntrack lookup, and the clsact hooks they run from.",
+  "- iptables' latency does not move with the rule count either: Calico's chains accept established traffic by conntrack first. Its cost is in new connections, which walk the target's policy chains rule by rule (the client's rule is last), hence its connections/s against the rule count.",
+  '- p99 latency and throughput depend on what else the machine runs; the noise line above says by how much the no-filtering figures alone moved between rounds.',
+  "- weir's programming time is mostly the Reconciler's JavaScript (encoding keys, canonical CIDRs) rather than the kernel's batch writes; on a loaded machine it swings more than iptables-restore's. Changing one rule re-derives the keys of the whole endpoint, so it grows with the endpoint's entries.",
+  "- A label change that gives a pod a new identity rewrites that pod's ipcache entry; the Reconciler then bumps the policy revision of the local endpoints whose rules name the old or the new identity (no other verdict can change), in two batched map writes, so that their established connections are judged again on their next packet. Entry diffs write only the entries that came or went (keys are reference counted), so the work per change is the compiler's increment and a few map writes, about a millisecond, whatever the number of entries; what p99 remains is pauses of the agent's one thread: the garbage collector, and a busy machine descheduling it (the noise line gives the load average). Identities a change leaves behind keep their number for the allocator's 30 s grace period, so RSS after the change runs grows with the number of changes made within 30 s.",
+];
+
 /** The enforcement check: the client pod gets through, the third pod does not (unless no filtering). */
 async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): Promise<void> {
   const [client, target, other] = [topo.pod('a'), topo.pod('b'), topo.pod('c')];
@@ -267,6 +276,7 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
   rows.push([`iptables-restore / weir map writes, ${hiS} rules (median of rounds)`, '≥ 4', prog, prog >= 4]);
   rows.push([`the same, fastest round of each`, '≥ 4', progBest, progBest >= 4]);
   if (scale) L.push('', scaleReport(scale));
+  L.push('', '### Reading these figures', '', ...READING);
   L.push('', '### Goals', '');
   L.push('| goal | target | measured | |', '|---|---|---:|---|');
   for (const [goal, target, v, ok] of rows) L.push(goalRow(goal, target, v, ok));
@@ -312,8 +322,10 @@ function scaleGoals(x: ScaleResult): string[] {
     const v = r ? r.p99Ms : Number.NaN;
     rows.push(goalRow(`label change -> entries in the maps, p99 at ${rate} changes/s, DaemonSet delivery (ms)`, `≤ ${goal}`, v, !!r && !r.saturated && v <= goal));
   }
-  const rss = Math.max(x.rssAfterStartupMiB, x.rssAfterChangesMiB);
-  rows.push(goalRow(`agent RSS at ${x.pods.toLocaleString('en-US')} pods, steady (MiB; peak ${fmt(x.peakRssMiB)})`, '≤ 150 MB', rss, rss * 1.048576 <= 150));
+  const MB_PER_MIB = 1.048576;
+  const changes = x.rates.reduce((n, r) => n + r.completed, 0).toLocaleString('en-US');
+  rows.push(goalRow(`agent RSS at ${x.pods.toLocaleString('en-US')} pods, after startup (MB)`, '≤ 150 MB', x.rssAfterStartupMiB * MB_PER_MIB, x.rssAfterStartupMiB * MB_PER_MIB <= 150));
+  rows.push(goalRow(`the same after ${changes} label changes, each a new identity (MB)`, '≤ 150 MB', x.rssAfterChangesMiB * MB_PER_MIB, x.rssAfterChangesMiB * MB_PER_MIB <= 150));
   return rows;
 }
 

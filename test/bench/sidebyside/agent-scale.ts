@@ -169,8 +169,8 @@ async function runRate(
   let issued = 0;
   let saturated = false;
   const arrivalOf = (i: number): number => start + (i * 1000) / rate;
-  // A backlog that alone would take longer than saturatedAfterMs at this rate (capped to keep the run short).
-  const maxBacklog = Math.max(1, Math.min(200, Math.round((rate * saturatedAfterMs) / 1000)));
+  // Changes complete in order, so the oldest one still waiting is number latencies.length.
+  const oldestWaitingMs = (): number => (latencies.length < issued ? performance.now() - arrivalOf(latencies.length) : 0);
   while (issued < total && !saturated) {
     const now = performance.now();
     // Issue every change whose arrival time has come (the agent's work may have held the loop).
@@ -190,8 +190,8 @@ async function runRate(
         }),
       );
       issued++;
-      if (issued - latencies.length > maxBacklog) saturated = true;
     }
+    if (oldestWaitingMs() > saturatedAfterMs) saturated = true;
     const wait = arrivalOf(issued) - performance.now();
     await new Promise((res) => setTimeout(res, Math.max(0, Math.min(wait, 20))));
   }

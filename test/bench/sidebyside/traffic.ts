@@ -122,9 +122,11 @@ export async function measureConnections(client: Pod, target: Pod, port: number,
   return { perSecond: r.perSecond, failures: r.failures };
 }
 
-/** True when a TCP connection from `client` to `target:port` completes within `timeoutS`. */
+/**
+ * True when TCP connections from `client` to `target:port` complete within `timeoutS`: at least
+ * one does (a SYN the dataplane drops times the attempt out after a second, so none does).
+ */
 export async function canConnect(client: Pod, target: Pod, port: number, connrate: string, timeoutS = 1): Promise<boolean> {
-  // A refused or dropped SYN shows up as failures and no connection in a short window.
   const r = await measureConnections(client, target, port, timeoutS, connrate);
-  return r.perSecond > 0 && r.failures === 0;
+  return r.perSecond > 0;
 }
