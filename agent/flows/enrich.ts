@@ -40,6 +40,8 @@ const RESERVED_LABELS: Readonly<Record<number, string>> = {
   5: 'reserved:init',
   6: 'reserved:remote-node',
   7: 'reserved:kube-apiserver',
+  9: 'reserved:world-ipv4',
+  10: 'reserved:world-ipv6',
 };
 
 const LOCAL_SCOPE_BIT = 1 << 24;
