@@ -19,7 +19,17 @@ export const ReservedIdentity = {
   init: 5,
   remoteNode: 6,
   kubeApiserver: 7,
+  worldIPv4: 9,
+  worldIPv6: 10,
 } as const;
+/** The world identity of one address family: what 0.0.0.0/0 or ::/0 resolves to outside every named prefix. */
+export function worldIdentity(family: 4 | 6): number {
+  return family === 4 ? ReservedIdentity.worldIPv4 : ReservedIdentity.worldIPv6;
+}
+/** world (an address the ipcache does not know), world-ipv4 or world-ipv6. */
+export function isWorldIdentity(id: number): boolean {
+  return id === ReservedIdentity.world || id === ReservedIdentity.worldIPv4 || id === ReservedIdentity.worldIPv6;
+}
 export const CLUSTER_IDENTITY_MIN = 256;
 export const LOCAL_SCOPE_IDENTITY_BIT = 1 << 24;
 

@@ -15,12 +15,14 @@
 /* ---- identities (Cilium-compatible numbering) ---- */
 #define WEIR_ID_ANY            0   /* wildcard in policy keys; "unknown" elsewhere */
 #define WEIR_ID_HOST           1
-#define WEIR_ID_WORLD          2
+#define WEIR_ID_WORLD          2   /* an address the ipcache does not know (yet) */
 #define WEIR_ID_UNMANAGED      3
 #define WEIR_ID_HEALTH         4
 #define WEIR_ID_INIT           5
 #define WEIR_ID_REMOTE_NODE    6
 #define WEIR_ID_KUBE_APISERVER 7
+#define WEIR_ID_WORLD_IPV4     9   /* 0.0.0.0/0 outside every named prefix */
+#define WEIR_ID_WORLD_IPV6     10  /* ::/0 outside every named prefix */
 #define WEIR_ID_CLUSTER_MIN    256
 #define WEIR_ID_LOCAL_SCOPE    (1U << 24) /* node-local CIDR identities have this bit */
 

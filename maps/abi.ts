@@ -12,6 +12,8 @@ export const Identity = {
   INIT: 5,
   REMOTE_NODE: 6,
   KUBE_APISERVER: 7,
+  WORLD_IPV4: 9,
+  WORLD_IPV6: 10,
   CLUSTER_MIN: 256,
   LOCAL_SCOPE: 1 << 24,
 } as const;

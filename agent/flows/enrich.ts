@@ -32,7 +32,7 @@ export const emptyFlowContext: FlowContext = {
   generation: () => 0,
 };
 
-const RESERVED_LABELS: Readonly<Record<number, string>> = {
+const RESERVED_LABELS: Readonly<Record<number, string | readonly string[]>> = {
   1: 'reserved:host',
   2: 'reserved:world',
   3: 'reserved:unmanaged',
@@ -40,6 +40,9 @@ const RESERVED_LABELS: Readonly<Record<number, string>> = {
   5: 'reserved:init',
   6: 'reserved:remote-node',
   7: 'reserved:kube-apiserver',
+  // The family's world first (shown as "(world-ipv4)"), then world, so reserved:world filters still match.
+  9: ['reserved:world-ipv4', 'reserved:world'],
+  10: ['reserved:world-ipv6', 'reserved:world'],
 };
 
 const LOCAL_SCOPE_BIT = 1 << 24;
@@ -47,7 +50,7 @@ const LOCAL_SCOPE_BIT = 1 << 24;
 /** Labels for an identity nobody described: the reserved ones by number, else nothing. */
 export function fallbackLabels(identity: number): string[] {
   const r = RESERVED_LABELS[identity];
-  if (r) return [r];
+  if (r) return typeof r === 'string' ? [r] : [...r];
   if ((identity & LOCAL_SCOPE_BIT) !== 0) return ['reserved:world'];
   return [];
 }

@@ -6,7 +6,7 @@
  * network resolves to a pod identity or to POD_CIDR_IDENTITY, never to a CIDR identity:
  * ipBlock never matches pod traffic.
  */
-import { ReservedIdentity } from '../desired.js';
+import { ReservedIdentity, worldIdentity } from '../desired.js';
 import type { IpcacheEntry } from '../desired.js';
 import { formatPrefix, parsePrefix, prefixContains, worldPrefix } from './cidr.js';
 import type { Prefix } from './cidr.js';
@@ -33,7 +33,7 @@ export class Ipcache {
   private podCIDRs: Prefix[] = [];
 
   constructor() {
-    for (const f of [4, 6] as const) this.claim(formatPrefix(worldPrefix(f)), 'world', 'world', ReservedIdentity.world);
+    for (const f of [4, 6] as const) this.claim(formatPrefix(worldPrefix(f)), 'world', 'world', worldIdentity(f));
   }
 
   /** Adds or updates a claim of `owner` on a canonical cidr. */

@@ -273,7 +273,7 @@ export class PolicyEngine {
           for (const peer of rule.peers) {
             if (peer.kind === 'cidr') {
               for (const p of [peer.cidr, ...peer.except]) {
-                if (p.bits === 0) continue; // 0.0.0.0/0 and ::/0 are the world identity
+                if (p.bits === 0) continue; // 0.0.0.0/0 and ::/0 are world-ipv4 and world-ipv6
                 const cidr = formatPrefix(p);
                 const r = this.cidrIdentities.acquire(cidr);
                 cidrIds.push(r.id);

@@ -4,7 +4,7 @@
  * the two pods (selectors over identities, ports against the destination pod), an
  * independent path from the compiled entries; a differential test keeps both in step.
  */
-import { ReservedIdentity } from '../desired.js';
+import { ReservedIdentity, isWorldIdentity, worldIdentity } from '../desired.js';
 import type { Direction, L4Protocol } from '../desired.js';
 import { isCidrIdentity } from '../identity/allocator.js';
 import { canonicalIP, formatPrefix, hostPrefix, prefixContains } from '../ipcache/cidr.js';
@@ -88,7 +88,11 @@ function describeIdentity(id: number): string {
     case POD_CIDR_IDENTITY:
       return 'the pod network, but no known pod';
     case ReservedIdentity.world:
-      return 'outside every prefix the policies name (world identity)';
+      return 'an address the ipcache does not know (world identity)';
+    case ReservedIdentity.worldIPv4:
+      return 'outside every IPv4 prefix the policies name (world-ipv4 identity)';
+    case ReservedIdentity.worldIPv6:
+      return 'outside every IPv6 prefix the policies name (world-ipv6 identity)';
     default:
       return isCidrIdentity(id) ? 'a prefix named by a policy (CIDR identity)' : `identity ${id}`;
   }
@@ -115,9 +119,9 @@ function side(engine: PolicyEngine, key: string, role: string): Side {
 function cidrVerdict(peer: CidrPeer, addr: NonNullable<Side['address']>): { ok: boolean; why: string } {
   const block = peer.key.slice(5);
   const r = addr.resolved;
-  if (r === ReservedIdentity.world) {
-    // 0.0.0.0/0 and ::/0 share the world identity: a /0 of either family allows it.
-    if (peer.cidr.bits === 0) return { ok: true, why: `${addr.ip} is ${describeIdentity(r)}, which ipBlock ${block} allows` };
+  if (isWorldIdentity(r)) {
+    // Each family has its own world identity: only the /0 of that family selects it.
+    if (peer.cidr.bits === 0 && r === worldIdentity(peer.cidr.family)) return { ok: true, why: `${addr.ip} is ${describeIdentity(r)}, which ipBlock ${block} allows` };
     return { ok: false, why: `${addr.ip} is not inside ipBlock ${block}` };
   }
   if (!isCidrIdentity(r)) return { ok: false, why: `${addr.ip} is ${describeIdentity(r)}: ipBlock never matches it` };

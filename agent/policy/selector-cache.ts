@@ -4,7 +4,7 @@
  * current as identities come and go. Changes are recorded as net additions and removals
  * per selector since the last takeDeltas(), so the compiler can update only what they touch.
  */
-import { ReservedIdentity } from '../desired.js';
+import { worldIdentity } from '../desired.js';
 import type { Identity } from '../identity/allocator.js';
 import { prefixContains } from '../ipcache/cidr.js';
 import type { Prefix } from '../ipcache/cidr.js';
@@ -142,7 +142,7 @@ export class SelectorCache {
     s = { peer, ids: new Set(), users: new Set([user]) };
     this.byKey.set(peer.key, s);
     if (peer.kind === 'cidr') {
-      if (peer.cidr.bits === 0) s.ids.add(ReservedIdentity.world);
+      if (peer.cidr.bits === 0) s.ids.add(worldIdentity(peer.cidr.family));
       for (const [id, p] of this.liveCidrs) if (this.cidrPeerMatches(peer, p)) s.ids.add(id);
       this.cidr.add(s);
     } else if (peer.namespace !== undefined) {

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Address -> identity: exact hash first, then the prefix trie, else world. */
+/*
+ * Address -> identity: exact hash first, then the prefix trie, else world (2). The agent
+ * always writes 0.0.0.0/0 (world-ipv4) and ::/0 (world-ipv6), so world (2) is only seen
+ * before it did; no policy selects it, so such an address is allowed by no ipBlock.
+ */
 #ifndef WEIR_LIB_IPCACHE_H
 #define WEIR_LIB_IPCACHE_H
 

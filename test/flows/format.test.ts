@@ -23,6 +23,9 @@ describe('weir observe output', () => {
     expect(formatCompact(w)).toContain('203.0.113.9:43210 (ID:16777217) -> shop/backend-0:8080 (ID:257) policy-verdict:all INGRESS FORWARDED (UDP)');
     const host = buildFlow(ev({ srcAddr: 'fd00:230::1', family: 6, srcIdentity: 1, protocol: 58, srcPort: 128, dstPort: 0, match: 6 }), o);
     expect(formatCompact(host)).toContain('fd00:230::1 (host) -> shop/backend-0 (ID:257) policy-verdict:host INGRESS FORWARDED (ICMPv6 EchoRequest)');
+    const w6 = buildFlow(ev({ srcAddr: '2001:db8::9', family: 6, srcIdentity: 10, match: 4 }), o);
+    expect(formatCompact(w6)).toContain('[2001:db8::9]:43210 (world-ipv6) -> shop/backend-0:8080 (ID:257)');
+    expect(w6.source?.labels).toEqual(['reserved:world-ipv6', 'reserved:world']);
     const reply = buildFlow(ev({ flags: 1, direction: 1, srcAddr: '10.230.0.11', srcIdentity: 257, dstAddr: '10.230.0.10', dstIdentity: 256, srcPort: 8080, dstPort: 43210, match: 7 }), o);
     expect(formatCompact(reply)).toContain('shop/frontend-7d9f:43210 (ID:256) <- shop/backend-0:8080 (ID:257)');
   });

@@ -322,3 +322,26 @@ describe('truncated and malformed packets are dropped with their own reason', ()
     await expectVerdict('toPod', A, make(), { ret: TC_ACT_SHOT, verdict: DROPPED, reason, event: { dropReason: reason } });
   });
 });
+
+describe('per-family world identities', () => {
+  it('an IPv6 packet to an outside address is denied when only world-ipv4 is allowed', async () => {
+    const toWorld4 = entry({ direction: 'egress', remoteIdentity: Identity.WORLD_IPV4, protocol: 'ANY', port: 0, endPort: 0 });
+    const noWorld = { endpointsChanged: [], endpointsRemoved: [], ipcacheUpserted: [], ipcacheRemoved: [], entriesAdded: new Map(), entriesRemoved: new Map() };
+    const st = fx.rec.applyDiff({
+      ...noWorld,
+      ipcacheUpserted: [{ cidr: '0.0.0.0/0', identity: Identity.WORLD_IPV4 }, { cidr: '::/0', identity: Identity.WORLD_IPV6 }],
+      entriesAdded: new Map([[B, [toWorld4]]]),
+    });
+    try {
+      expect(st.errors).toEqual([]);
+      await expectVerdict('fromPod', B, ipv4(IP.b, IP.world, Protocol.TCP, tcp(44000, 8080, TCP_SYN)), {
+        ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_ONLY, event: { dstIdentity: Identity.WORLD_IPV4, family: 4 },
+      });
+      await expectVerdict('fromPod', B, ipv6(IP6.b, IP6.world, Protocol.TCP, tcp(44001, 8080, TCP_SYN)), {
+        ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { dropReason: DropReason.POLICY_DENIED, dstIdentity: Identity.WORLD_IPV6, family: 6 },
+      });
+    } finally {
+      expect(fx.rec.applyDiff({ ...noWorld, ipcacheRemoved: ['0.0.0.0/0', '::/0'], entriesRemoved: new Map([[B, [toWorld4]]]) }).errors).toEqual([]);
+    }
+  });
+});

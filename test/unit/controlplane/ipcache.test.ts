@@ -68,9 +68,11 @@ describe('ipcache through the engine', () => {
     expect(ten & (1 << 24)).toBeTruthy();
     expect(tenOne & (1 << 24)).toBeTruthy();
     expect(ten).not.toBe(tenOne);
-    expect(e.resolveIP('192.168.7.7')).not.toBe(ReservedIdentity.world);
-    expect(e.resolveIP('8.8.8.8')).toBe(ReservedIdentity.world);
-    expect(e.resolveIP('2001:db8::1')).toBe(ReservedIdentity.world);
+    expect(e.resolveIP('192.168.7.7')).not.toBe(ReservedIdentity.worldIPv4);
+    expect(e.resolveIP('8.8.8.8')).toBe(ReservedIdentity.worldIPv4);
+    expect(e.resolveIP('2001:db8::1')).toBe(ReservedIdentity.worldIPv6);
+    expect(e.snapshot().ipcache.get('0.0.0.0/0')?.identity).toBe(ReservedIdentity.worldIPv4);
+    expect(e.snapshot().ipcache.get('::/0')?.identity).toBe(ReservedIdentity.worldIPv6);
     expect(e.snapshot().ipcache.has('10.244.1.0/28')).toBe(false);
   });
 
@@ -78,7 +80,9 @@ describe('ipcache through the engine', () => {
     const e = engine();
     const ep = e.snapshot().endpoints.get('x/a')!;
     const allowed = new Set(ep.entries.map((x) => x.remoteIdentity));
-    expect(allowed.has(ReservedIdentity.world)).toBe(true); // 0.0.0.0/0
+    expect(allowed.has(ReservedIdentity.worldIPv4)).toBe(true); // 0.0.0.0/0
+    expect(allowed.has(ReservedIdentity.worldIPv6)).toBe(false); // no IPv6 rule
+    expect(allowed.has(ReservedIdentity.world)).toBe(false); // an unknown address is no family's /0
     expect(allowed.has(e.resolveIP('10.9.9.9')!)).toBe(true); // 10.0.0.0/8
     expect(allowed.has(e.resolveIP('10.1.2.3')!)).toBe(false); // except 10.1.0.0/16
     expect(allowed.has(e.resolveIP('192.168.7.7')!)).toBe(false); // except 192.168.0.0/16
