@@ -23,6 +23,7 @@ import { startHealthServer, type HealthServer } from './health.js';
 import { startNodeObservability } from './observe.js';
 import { findPodInterface, type PodInterface } from './interfaces.js';
 import type { Logger } from './log.js';
+import { TurnBatcher } from '../batcher.js';
 
 const KIND_OF: Record<WatchedResource, KubeKind> = {
   namespaces: 'Namespace',
@@ -85,9 +86,11 @@ export class NodeAgent {
   private ready = false;
   private firstSyncMs?: number;
   private readonly startedAt = Date.now();
-  private pending: KubernetesChange[] = [];
-  private flushing: Promise<void> = Promise.resolve();
-  private flushQueued = false;
+  /** Changes are applied in one batch per burst (a relist delivers everything in one turn of the event loop). */
+  private readonly changes = new TurnBatcher<KubernetesChange>(
+    (batch) => this.apply(batch),
+    (err) => this.opts.log.error(`applying Kubernetes changes failed: ${err instanceof Error ? err.message : String(err)}`),
+  );
   /** Host-side interfaces of local pods, by "namespace/name". */
   private readonly interfaces = new Map<string, PodInterface & { ip: string }>();
   /** Local pods with IPs whose veth was not found yet. */
@@ -153,7 +156,7 @@ export class NodeAgent {
 
   private async firstSync(): Promise<void> {
     await this.source.synced;
-    await this.drain();
+    await this.changes.drain();
     if (this.stopped) return;
     // Full reconcile against the pinned maps (adoption), then increments flow. Until it succeeds
     // the maps keep what was pinned and the agent stays not ready.
@@ -178,27 +181,7 @@ export class NodeAgent {
 
   private enqueue(change: KubernetesChange): void {
     this.obs?.metrics.kubernetesEvent(change.resource, change.action);
-    this.pending.push(change);
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    // One batch per burst (a relist delivers everything in one turn of the event loop).
-    setImmediate(() => {
-      this.flushQueued = false;
-      const batch = this.pending;
-      this.pending = [];
-      this.flushing = this.flushing.then(() => this.apply(batch)).catch((err: unknown) => {
-        this.opts.log.error(`applying Kubernetes changes failed: ${err instanceof Error ? err.message : String(err)}`);
-      });
-    });
-  }
-
-  /** Resolves once every change received so far went through the pipeline. */
-  private async drain(): Promise<void> {
-    while (this.pending.length > 0 || this.flushQueued) {
-      await new Promise((r) => setImmediate(r));
-      await this.flushing;
-    }
-    await this.flushing;
+    this.changes.push(change);
   }
 
   private isLocalEndpoint(o: KubeObject): o is Pod {
@@ -266,7 +249,7 @@ export class NodeAgent {
     if (this.retryTimer || this.stopped) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.flushing = this.flushing.then(() => this.retryUnresolved());
+      this.changes.run(() => this.retryUnresolved());
     }, 1000);
     this.retryTimer.unref();
   }
@@ -317,7 +300,7 @@ export class NodeAgent {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     await this.source.stop();
-    await this.flushing;
+    await this.changes.drain();
     await this.obs?.close();
     await this.health?.close();
     await this.agent.close();

@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { TurnBatcher } from '../../../agent/batcher.js';
 import { Agent } from '../../../agent/daemon.js';
 import { DatapathEnforcement } from '../../../agent/enforcement.js';
 import { PolicyEngine } from '../../../agent/policy/engine.js';
@@ -103,15 +104,22 @@ export type Delivery = 'per-change' | 'per-turn';
 
 /**
  * Hands changes to the agent. "per-change": one Agent.update() per change, in order (the lab's
- * source). "per-turn": the Kubernetes DaemonSet's NodeAgent batching, mirrored here without an
+ * source). "per-turn": the Kubernetes DaemonSet's NodeAgent batching (the same TurnBatcher), without an
  * API server: changes that arrive in one turn of the event loop, or while the previous batch is
  * being applied, go in as one update, the last change of each object winning.
  */
 class Deliverer {
-  private pending: Array<{ pod: Pod; done: (compileMs: number) => void }> = [];
-  private flushing: Promise<void> = Promise.resolve();
-  private flushQueued = false;
   readonly batchSizes: number[] = [];
+  /** The node agent's delivery: one update per turn of the event loop, the last state of each pod. */
+  private readonly turns = new TurnBatcher<{ pod: Pod; done: (compileMs: number) => void }>(
+    async (batch) => {
+      const last = new Map(batch.map((b) => [`${b.pod.namespace}/${b.pod.name}`, b.pod]));
+      this.batchSizes.push(batch.length);
+      const r = await this.agent.update([...last.values()]);
+      for (const b of batch) b.done(r.compileMs);
+    },
+    (err) => process.stderr.write(`update failed: ${err instanceof Error ? err.message : String(err)}\n`),
+  );
 
   constructor(
     private readonly agent: Agent,
@@ -123,22 +131,7 @@ class Deliverer {
       this.batchSizes.push(1);
       return this.agent.update([pod]).then((r) => r.compileMs);
     }
-    return new Promise((done) => {
-      this.pending.push({ pod, done });
-      if (this.flushQueued) return;
-      this.flushQueued = true;
-      setImmediate(() => {
-        this.flushQueued = false;
-        const batch = this.pending;
-        this.pending = [];
-        this.flushing = this.flushing.then(async () => {
-          const last = new Map(batch.map((b) => [`${b.pod.namespace}/${b.pod.name}`, b.pod]));
-          this.batchSizes.push(batch.length);
-          const r = await this.agent.update([...last.values()]);
-          for (const b of batch) b.done(r.compileMs);
-        });
-      });
-    });
+    return new Promise((done) => this.turns.push({ pod, done }));
   }
 }
 
