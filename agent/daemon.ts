@@ -122,11 +122,18 @@ export class Agent {
       }
       for (const c of changes) this.events.emit('change', c);
       const c0 = performance.now();
-      const diffs = this.compiler.applyAll ? [this.compiler.applyAll(changes)] : changes.map((c) => this.compiler.apply(c));
+      const diffs = this.compiler.applyAll
+        ? [this.compiler.applyAll(changes)]
+        : changes.map((c) => this.compiler.apply(c));
       const compileMs = performance.now() - c0;
       for (const diff of diffs) if (!isEmptyDiff(diff)) await this.enforcement.apply(diff);
       if (changes.length > 0) this.realized = ++this.revisionCounter;
-      const result: RealizeResult = { revision: this.realized, changes: changes.length, compileMs: round(compileMs), realizedMs: round(performance.now() - t0) };
+      const result: RealizeResult = {
+        revision: this.realized,
+        changes: changes.length,
+        compileMs: round(compileMs),
+        realizedMs: round(performance.now() - t0),
+      };
       if (changes.length > 0) {
         this.events.emit('realized', result);
         this.log(`revision ${result.revision}: ${changes.length} change(s) realized in ${result.realizedMs} ms`);
@@ -137,7 +144,10 @@ export class Agent {
 
   /** Deletes by object (as `kubectl delete -f` does). */
   remove(objects: KubeObject[]): Promise<RealizeResult> {
-    return this.update([], objects.map((o) => ({ kind: o.kind, key: objectKey(o) })));
+    return this.update(
+      [],
+      objects.map((o) => ({ kind: o.kind, key: objectKey(o) })),
+    );
   }
 
   async close(): Promise<void> {

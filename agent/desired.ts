@@ -85,7 +85,9 @@ export interface DesiredState {
 }
 
 /** Canonical key of a policy entry, used to dedupe and diff. */
-export function entryKey(e: Pick<PolicyEntry, 'direction' | 'remoteIdentity' | 'protocol' | 'port' | 'endPort'>): string {
+export function entryKey(
+  e: Pick<PolicyEntry, 'direction' | 'remoteIdentity' | 'protocol' | 'port' | 'endPort'>,
+): string {
   return `${e.direction}|${e.remoteIdentity}|${e.protocol}|${e.port}|${e.endPort}`;
 }
 

@@ -26,7 +26,8 @@ export interface DatapathEnforcementOptions {
 /** Every address of this host's interfaces, IPv4 and IPv6. */
 export function localAddresses(): string[] {
   const out = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address.split('%')[0] as string);
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) out.add(a.address.split('%')[0] as string);
   return [...out];
 }
 
@@ -40,7 +41,10 @@ export class DatapathEnforcement implements Enforcement {
 
   constructor(private readonly opts: DatapathEnforcementOptions) {
     mkdirSync(opts.pinRoot, { recursive: true });
-    this.datapath = Datapath.open({ pinRoot: opts.pinRoot, ...(opts.objectPath ? { objectPath: opts.objectPath } : {}) });
+    this.datapath = Datapath.open({
+      pinRoot: opts.pinRoot,
+      ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
+    });
     this.datapath.configure({ hostAllow: opts.hostAllow ?? true });
     this.reconciler = new Reconciler(this.datapath.reconcilerMaps(), opts.ifindexOf);
     this.reconciler.setNodeAddresses(opts.nodeAddresses ?? localAddresses());

@@ -63,8 +63,18 @@ export interface Observability {
 }
 
 export async function startObservability(o: ObservabilityOptions = {}): Promise<Observability> {
-  const observer = new Observer({ capacity: o.ringCapacity, clientQueue: o.clientQueue, nodeName: o.nodeName, context: o.context });
-  const metrics = new WeirMetrics({ datapath: o.datapath, controlPlane: o.controlPlane, observer, podMetrics: o.podMetrics });
+  const observer = new Observer({
+    capacity: o.ringCapacity,
+    clientQueue: o.clientQueue,
+    nodeName: o.nodeName,
+    context: o.context,
+  });
+  const metrics = new WeirMetrics({
+    datapath: o.datapath,
+    controlPlane: o.controlPlane,
+    observer,
+    podMetrics: o.podMetrics,
+  });
 
   let api: ObserverServer | undefined;
   let http: MetricsServer | undefined;
@@ -74,7 +84,8 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
   try {
     const socketPath = o.socketPath ?? AGENT_OBSERVER_SOCKET;
     if (socketPath || o.tcpAddress) api = await startObserverServer(observer, { socketPath, tcpAddress: o.tcpAddress });
-    if (o.metricsPort !== null) http = await startMetricsServer(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost);
+    if (o.metricsPort !== null)
+      http = await startMetricsServer(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost);
     if (o.events) source = o.events((evs) => observer.ingest(evs));
     const lostEvents = o.datapath?.lostEvents?.bind(o.datapath);
     if (lostEvents) {
@@ -125,15 +136,24 @@ export interface AgentParts {
  * the datapath's events, counters, lost events and map fill, endpoint and identity counts,
  * and the agent's own events for the Kubernetes-event and latency metrics.
  */
-export function fromAgent(p: AgentParts): Pick<ObservabilityOptions, 'context' | 'events' | 'datapath' | 'controlPlane' | 'agentEvents'> {
+export function fromAgent(
+  p: AgentParts,
+): Pick<ObservabilityOptions, 'context' | 'events' | 'datapath' | 'controlPlane' | 'agentEvents'> {
   const dp = p.enforcement?.datapath;
   const reconciler = p.enforcement?.reconciler;
   return {
-    context: new EngineFlowContext(p.engine, { generation: () => p.agent.revision, ...(p.interfaceName ? { interfaceName: p.interfaceName } : {}) }),
+    context: new EngineFlowContext(p.engine, {
+      generation: () => p.agent.revision,
+      ...(p.interfaceName ? { interfaceName: p.interfaceName } : {}),
+    }),
     ...(dp && reconciler
       ? {
           events: (cb: (events: FlowEvent[]) => void) => dp.onFlowEvents(cb),
-          datapath: { readCounters: () => dp.counters(), lostEvents: () => dp.lostEvents(), mapUsage: () => reconcilerMapUsage(dp, reconciler) },
+          datapath: {
+            readCounters: () => dp.counters(),
+            lostEvents: () => dp.lostEvents(),
+            mapUsage: () => reconcilerMapUsage(dp, reconciler),
+          },
         }
       : {}),
     controlPlane: {

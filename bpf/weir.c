@@ -43,8 +43,8 @@ static __always_inline int weir_pass(struct __sk_buff *skb, __u8 dir, __u8 match
 }
 
 /* The remote side's identity for this direction (the pod's own is the endpoint's). */
-static __always_inline void weir_identities(const struct weir_endpoint *ep, __u8 dir, const struct weir_tuple *t,
-					    struct weir_verdict *v)
+static __always_inline void weir_identities(const struct weir_endpoint *ep, __u8 dir,
+					    const struct weir_tuple *t, struct weir_verdict *v)
 {
 	if (dir == WEIR_DIR_EGRESS) {
 		v->src_identity = ep->identity;
@@ -60,7 +60,8 @@ static __always_inline __u8 weir_judge(const struct weir_endpoint *ep, __u8 dir,
 				       const struct weir_verdict *v)
 {
 	__u32 remote = dir == WEIR_DIR_EGRESS ? v->dst_identity : v->src_identity;
-	if (dir == WEIR_DIR_INGRESS && remote == WEIR_ID_HOST && (weir_config_flags() & WEIR_CFG_F_HOST_ALLOW))
+	if (dir == WEIR_DIR_INGRESS && remote == WEIR_ID_HOST &&
+	    (weir_config_flags() & WEIR_CFG_F_HOST_ALLOW))
 		return WEIR_MATCH_HOST;
 	return weir_policy_verdict(ep, dir, remote, pkt->t.proto, pkt->has_ports ? pkt->t.dport : 0);
 }
@@ -106,11 +107,12 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 
 	/* fragments: the first one's ports are remembered for the later ones */
 	if (pkt.frag) {
-		struct weir_frag_key fk = { .id = pkt.frag_id, .protocol = pkt.t.proto, .family = pkt.t.family };
+		struct weir_frag_key fk = {
+			.id = pkt.frag_id, .protocol = pkt.t.proto, .family = pkt.t.family};
 		__builtin_memcpy(fk.src_addr, pkt.t.saddr, 16);
 		__builtin_memcpy(fk.dst_addr, pkt.t.daddr, 16);
 		if (pkt.frag == WEIR_FRAG_FIRST) {
-			struct weir_frag_value fv = { .src_port = pkt.t.sport, .dst_port = pkt.t.dport };
+			struct weir_frag_value fv = {.src_port = pkt.t.sport, .dst_port = pkt.t.dport};
 			bpf_map_update_elem(&weir_frag, &fk, &fv, BPF_ANY);
 		} else {
 			struct weir_frag_value *fv = bpf_map_lookup_elem(&weir_frag, &fk);

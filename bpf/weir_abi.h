@@ -13,23 +13,23 @@
 #endif
 
 /* ---- identities (Cilium-compatible numbering) ---- */
-#define WEIR_ID_ANY            0   /* wildcard in policy keys; "unknown" elsewhere */
-#define WEIR_ID_HOST           1
-#define WEIR_ID_WORLD          2   /* an address the ipcache does not know (yet) */
+#define WEIR_ID_ANY	       0 /* wildcard in policy keys; "unknown" elsewhere */
+#define WEIR_ID_HOST	       1
+#define WEIR_ID_WORLD	       2 /* an address the ipcache does not know (yet) */
 #define WEIR_ID_UNMANAGED      3
-#define WEIR_ID_HEALTH         4
-#define WEIR_ID_INIT           5
+#define WEIR_ID_HEALTH	       4
+#define WEIR_ID_INIT	       5
 #define WEIR_ID_REMOTE_NODE    6
 #define WEIR_ID_KUBE_APISERVER 7
-#define WEIR_ID_WORLD_IPV4     9   /* 0.0.0.0/0 outside every named prefix */
-#define WEIR_ID_WORLD_IPV6     10  /* ::/0 outside every named prefix */
+#define WEIR_ID_WORLD_IPV4     9  /* 0.0.0.0/0 outside every named prefix */
+#define WEIR_ID_WORLD_IPV6     10 /* ::/0 outside every named prefix */
 #define WEIR_ID_CLUSTER_MIN    256
 #define WEIR_ID_LOCAL_SCOPE    (1U << 24) /* node-local CIDR identities have this bit */
 
 /* ---- directions: always seen from the pod ---- */
 #define WEIR_DIR_INGRESS 0 /* to_pod: tc egress of the host-side veth */
-#define WEIR_DIR_EGRESS  1 /* from_pod: tc ingress of the host-side veth */
-#define WEIR_DIR_MAX     2
+#define WEIR_DIR_EGRESS	 1 /* from_pod: tc ingress of the host-side veth */
+#define WEIR_DIR_MAX	 2
 
 /* ---- verdicts ---- */
 #define WEIR_VERDICT_FORWARDED 0
@@ -37,33 +37,33 @@
 #define WEIR_VERDICT_MAX       2
 
 /* ---- how a packet's verdict was reached (Hubble's policy match types, plus ours) ---- */
-#define WEIR_MATCH_NONE          0 /* denied: no rule matched */
-#define WEIR_MATCH_L3_L4         1 /* rule with this identity and this port */
-#define WEIR_MATCH_L3_ONLY       2 /* rule with this identity, any port */
-#define WEIR_MATCH_L4_ONLY       3 /* rule with any identity, this port */
-#define WEIR_MATCH_ALL           4 /* rule with any identity and any port */
-#define WEIR_MATCH_NOT_ISOLATED  5 /* the pod is not isolated in this direction */
-#define WEIR_MATCH_HOST          6 /* node traffic allowed by the host switch */
-#define WEIR_MATCH_ESTABLISHED   7 /* packet of a known connection (either direction) */
-#define WEIR_MATCH_RELATED       8 /* ICMP error related to a known connection */
-#define WEIR_MATCH_ALWAYS        9 /* neighbour discovery and similar, never policed */
-#define WEIR_MATCH_MAX          16
+#define WEIR_MATCH_NONE		0 /* denied: no rule matched */
+#define WEIR_MATCH_L3_L4	1 /* rule with this identity and this port */
+#define WEIR_MATCH_L3_ONLY	2 /* rule with this identity, any port */
+#define WEIR_MATCH_L4_ONLY	3 /* rule with any identity, this port */
+#define WEIR_MATCH_ALL		4 /* rule with any identity and any port */
+#define WEIR_MATCH_NOT_ISOLATED 5 /* the pod is not isolated in this direction */
+#define WEIR_MATCH_HOST		6 /* node traffic allowed by the host switch */
+#define WEIR_MATCH_ESTABLISHED	7 /* packet of a known connection (either direction) */
+#define WEIR_MATCH_RELATED	8 /* ICMP error related to a known connection */
+#define WEIR_MATCH_ALWAYS	9 /* neighbour discovery and similar, never policed */
+#define WEIR_MATCH_MAX		16
 
 /* ---- drop reasons (0 = not dropped) ---- */
-#define WEIR_DROP_NONE            0
-#define WEIR_DROP_POLICY_DENIED   1 /* new connection, no rule allows it */
-#define WEIR_DROP_POLICY_REVOKED  2 /* known connection, its allow was removed */
-#define WEIR_DROP_TRUNCATED       3 /* headers shorter than their own length fields say */
-#define WEIR_DROP_MALFORMED       4 /* impossible header values (IHL < 5, bad version, ...) */
-#define WEIR_DROP_FRAG_UNKNOWN    5 /* non-first fragment whose first fragment was not seen */
-#define WEIR_DROP_UNSUPPORTED_L3  6 /* neither IPv4, IPv6 nor ARP from an enforced pod */
-#define WEIR_DROP_CT_FULL         7 /* a conntrack entry could not be created */
-#define WEIR_DROP_MAX            32
+#define WEIR_DROP_NONE		 0
+#define WEIR_DROP_POLICY_DENIED	 1 /* new connection, no rule allows it */
+#define WEIR_DROP_POLICY_REVOKED 2 /* known connection, its allow was removed */
+#define WEIR_DROP_TRUNCATED	 3 /* headers shorter than their own length fields say */
+#define WEIR_DROP_MALFORMED	 4 /* impossible header values (IHL < 5, bad version, ...) */
+#define WEIR_DROP_FRAG_UNKNOWN	 5 /* non-first fragment whose first fragment was not seen */
+#define WEIR_DROP_UNSUPPORTED_L3 6 /* neither IPv4, IPv6 nor ARP from an enforced pod */
+#define WEIR_DROP_CT_FULL	 7 /* a conntrack entry could not be created */
+#define WEIR_DROP_MAX		 32
 
 /* ---- flow event flags ---- */
-#define WEIR_FLOW_F_REPLY     (1 << 0) /* packet travels reply-wise on its connection */
-#define WEIR_FLOW_F_NEW       (1 << 1) /* first packet of a new connection */
-#define WEIR_FLOW_F_FRAGMENT  (1 << 2)
+#define WEIR_FLOW_F_REPLY    (1 << 0) /* packet travels reply-wise on its connection */
+#define WEIR_FLOW_F_NEW	     (1 << 1) /* first packet of a new connection */
+#define WEIR_FLOW_F_FRAGMENT (1 << 2)
 
 #define WEIR_FAMILY_IPV4 4
 #define WEIR_FAMILY_IPV6 6
@@ -75,24 +75,24 @@
  * src_port holds the type and dst_port the code.
  */
 struct weir_flow_event {
-	__u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u32 ifindex;      /* host-side veth */
+	__u64 ts_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 ifindex; /* host-side veth */
 	__u32 endpoint_id;
 	__u32 src_identity;
 	__u32 dst_identity;
-	__u8  src_addr[16];
-	__u8  dst_addr[16];
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
 	__u16 src_port;
 	__u16 dst_port;
-	__u8  family;       /* WEIR_FAMILY_* */
-	__u8  protocol;     /* IPPROTO_* */
-	__u8  direction;    /* WEIR_DIR_* */
-	__u8  verdict;      /* WEIR_VERDICT_* */
-	__u8  match;        /* WEIR_MATCH_* */
-	__u8  drop_reason;  /* WEIR_DROP_* */
-	__u8  tcp_flags;    /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 */
-	__u8  flags;        /* WEIR_FLOW_F_* */
-	__u32 len;          /* skb length */
+	__u8 family;	  /* WEIR_FAMILY_* */
+	__u8 protocol;	  /* IPPROTO_* */
+	__u8 direction;	  /* WEIR_DIR_* */
+	__u8 verdict;	  /* WEIR_VERDICT_* */
+	__u8 match;	  /* WEIR_MATCH_* */
+	__u8 drop_reason; /* WEIR_DROP_* */
+	__u8 tcp_flags;	  /* FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 */
+	__u8 flags;	  /* WEIR_FLOW_F_* */
+	__u32 len;	  /* skb length */
 	__u32 _pad;
 };
 
@@ -100,14 +100,14 @@ struct weir_flow_event {
  * Counters: a per-CPU array indexed by WEIR_COUNTER_INDEX(direction, verdict, reason).
  * For forwarded packets `reason` is the WEIR_MATCH_* kind; for dropped ones the WEIR_DROP_*.
  */
-#define WEIR_COUNTER_INDEX(dir, verdict, reason) (((dir) * WEIR_VERDICT_MAX + (verdict)) * WEIR_DROP_MAX + (reason))
+#define WEIR_COUNTER_INDEX(dir, verdict, reason)                                                             \
+	(((dir)*WEIR_VERDICT_MAX + (verdict)) * WEIR_DROP_MAX + (reason))
 #define WEIR_COUNTER_ENTRIES (WEIR_DIR_MAX * WEIR_VERDICT_MAX * WEIR_DROP_MAX)
 
 struct weir_counter {
 	__u64 packets;
 	__u64 bytes;
 };
-
 
 /* ======================================================================
  * Maps (names as pinned under the pin root, default /sys/fs/bpf/weir)
@@ -123,21 +123,21 @@ struct weir_counter {
  * datapath skips lookups that cannot match. Kinds are shifted by
  * WEIR_EP_KINDS_SHIFT(direction).
  */
-#define WEIR_KIND_ID_PORT    (1U << 0) /* identity, protocol, port */
-#define WEIR_KIND_ID_PROTO   (1U << 1) /* identity, protocol, every port */
-#define WEIR_KIND_ID_ALL     (1U << 2) /* identity, any protocol */
-#define WEIR_KIND_ID_RANGE   (1U << 3) /* identity, protocol, port range */
-#define WEIR_KIND_ANY_PORT   (1U << 4) /* any identity, protocol, port */
-#define WEIR_KIND_ANY_PROTO  (1U << 5) /* any identity, protocol, every port */
-#define WEIR_KIND_ANY_ALL    (1U << 6) /* any identity, any protocol */
-#define WEIR_KIND_ANY_RANGE  (1U << 7) /* any identity, protocol, port range */
+#define WEIR_KIND_ID_PORT	 (1U << 0) /* identity, protocol, port */
+#define WEIR_KIND_ID_PROTO	 (1U << 1) /* identity, protocol, every port */
+#define WEIR_KIND_ID_ALL	 (1U << 2) /* identity, any protocol */
+#define WEIR_KIND_ID_RANGE	 (1U << 3) /* identity, protocol, port range */
+#define WEIR_KIND_ANY_PORT	 (1U << 4) /* any identity, protocol, port */
+#define WEIR_KIND_ANY_PROTO	 (1U << 5) /* any identity, protocol, every port */
+#define WEIR_KIND_ANY_ALL	 (1U << 6) /* any identity, any protocol */
+#define WEIR_KIND_ANY_RANGE	 (1U << 7) /* any identity, protocol, port range */
 #define WEIR_EP_KINDS_SHIFT(dir) (8U + 8U * (dir))
 
 struct weir_endpoint {
-	__u32 endpoint_id;  /* 1.. assigned by the reconciler */
-	__u32 identity;     /* the pod's security identity */
-	__u32 policy_rev;   /* bumped whenever entries or isolation change */
-	__u32 flags;        /* WEIR_EP_F_* | kinds << WEIR_EP_KINDS_SHIFT(dir) */
+	__u32 endpoint_id; /* 1.. assigned by the reconciler */
+	__u32 identity;	   /* the pod's security identity */
+	__u32 policy_rev;  /* bumped whenever entries or isolation change */
+	__u32 flags;	   /* WEIR_EP_F_* | kinds << WEIR_EP_KINDS_SHIFT(dir) */
 };
 
 /*
@@ -153,39 +153,39 @@ struct weir_endpoint {
 #define WEIR_IPCACHE_MAX     (1U << 20)
 #define WEIR_IPCACHE_LPM_MAX (1U << 16)
 
-struct weir_ipcache_key {   /* exact /32 or /128 */
-	__u32 family;           /* WEIR_FAMILY_* */
-	__u8  addr[16];         /* network byte order, IPv4 in the first 4 bytes */
+struct weir_ipcache_key { /* exact /32 or /128 */
+	__u32 family;	  /* WEIR_FAMILY_* */
+	__u8 addr[16];	  /* network byte order, IPv4 in the first 4 bytes */
 };
 
 /* LPM key: prefixlen counts bits after itself: 32 (family) + prefix length */
 #define WEIR_IPCACHE_LPM_PREFIX_BASE 32
 struct weir_ipcache_lpm_key {
 	__u32 prefixlen;
-	__u32 family;           /* big-endian WEIR_FAMILY_* so it is matched as bytes */
-	__u8  addr[16];
+	__u32 family; /* big-endian WEIR_FAMILY_* so it is matched as bytes */
+	__u8 addr[16];
 };
 
 struct weir_ipcache_value {
 	__u32 identity;
-	__u32 flags;            /* reserved, 0 */
+	__u32 flags; /* reserved, 0 */
 };
 
 /* ---- policy: HASH, every key exact; wildcards are explicit zeros ---- */
-#define WEIR_POLICY_MAX       (1U << 18)
+#define WEIR_POLICY_MAX	      (1U << 18)
 #define WEIR_POLICY_RANGE_MAX (1U << 16)
 
 struct weir_policy_key {
 	__u32 endpoint_id;
-	__u32 identity;         /* remote identity, WEIR_ID_ANY = any */
-	__u8  direction;        /* WEIR_DIR_* */
-	__u8  protocol;         /* IPPROTO_*, 0 = any protocol (port is then 0) */
-	__u16 port;             /* host byte order, 0 = every port of the protocol */
+	__u32 identity; /* remote identity, WEIR_ID_ANY = any */
+	__u8 direction; /* WEIR_DIR_* */
+	__u8 protocol;	/* IPPROTO_*, 0 = any protocol (port is then 0) */
+	__u16 port;	/* host byte order, 0 = every port of the protocol */
 };
 
 #define WEIR_POLICY_F_ALLOW (1U << 0)
 struct weir_policy_value {
-	__u32 flags;            /* WEIR_POLICY_F_* */
+	__u32 flags; /* WEIR_POLICY_F_* */
 	__u32 _pad;
 };
 
@@ -197,26 +197,26 @@ struct weir_policy_value {
 #define WEIR_POLICY_RANGE_PREFIX_BASE 80
 struct weir_policy_range_key {
 	__u32 prefixlen;
-	__u32 endpoint_id;      /* big-endian */
-	__u32 identity;         /* big-endian */
-	__u8  direction;
-	__u8  protocol;
-	__u16 port;             /* big-endian */
+	__u32 endpoint_id; /* big-endian */
+	__u32 identity;	   /* big-endian */
+	__u8 direction;
+	__u8 protocol;
+	__u16 port; /* big-endian */
 };
 
 /* ---- conntrack: LRU HASH ---- */
 #define WEIR_CT_MAX (1U << 18)
 
 /* Timeouts in seconds (Cilium's defaults, closing shortened). */
-#define WEIR_CT_TIMEOUT_TCP_SYN         60
+#define WEIR_CT_TIMEOUT_TCP_SYN		60
 #define WEIR_CT_TIMEOUT_TCP_ESTABLISHED 21600
-#define WEIR_CT_TIMEOUT_TCP_CLOSING     10
-#define WEIR_CT_TIMEOUT_UDP             60
-#define WEIR_CT_TIMEOUT_ICMP            30
-#define WEIR_CT_TIMEOUT_OTHER           60
-#define WEIR_CT_TIMEOUT_REVOKED         10  /* tombstone of a revoked connection */
+#define WEIR_CT_TIMEOUT_TCP_CLOSING	10
+#define WEIR_CT_TIMEOUT_UDP		60
+#define WEIR_CT_TIMEOUT_ICMP		30
+#define WEIR_CT_TIMEOUT_OTHER		60
+#define WEIR_CT_TIMEOUT_REVOKED		10 /* tombstone of a revoked connection */
 /* an entry's expiry is refreshed at most this often (ns) */
-#define WEIR_CT_REFRESH_NS              1000000000ULL
+#define WEIR_CT_REFRESH_NS 1000000000ULL
 
 /*
  * A connection as its first packet saw it, on the interface that judged it.
@@ -226,14 +226,14 @@ struct weir_policy_range_key {
  * a spoofing pod) never touches it.
  */
 struct weir_ct_key {
-	__u8  src_addr[16];
-	__u8  dst_addr[16];
-	__u16 src_port;         /* host byte order; ICMP echo: id (request side) */
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+	__u16 src_port; /* host byte order; ICMP echo: id (request side) */
 	__u16 dst_port;
-	__u8  protocol;
-	__u8  family;
-	__u8  direction;
-	__u8  _pad;
+	__u8 protocol;
+	__u8 family;
+	__u8 direction;
+	__u8 _pad;
 	__u32 ifindex;
 };
 
@@ -243,12 +243,12 @@ struct weir_ct_key {
  * every packet. Same fields and meaning as weir_ct_key; IPv6 stays in weir_ct.
  */
 struct weir_ct4_key {
-	__u8  src_addr[4];      /* network byte order */
-	__u8  dst_addr[4];
-	__u16 src_port;         /* host byte order; ICMP echo: id (request side) */
+	__u8 src_addr[4]; /* network byte order */
+	__u8 dst_addr[4];
+	__u16 src_port; /* host byte order; ICMP echo: id (request side) */
 	__u16 dst_port;
-	__u8  protocol;
-	__u8  direction;
+	__u8 protocol;
+	__u8 direction;
 	__u16 _pad;
 	__u32 ifindex;
 };
@@ -258,25 +258,25 @@ struct weir_ct4_key {
 #define WEIR_CT_F_REVOKED    (1U << 2) /* tombstone: its allow was removed */
 
 struct weir_ct_value {
-	__u64 expires_ns;       /* deadline on the conntrack clock (jiffies scaled to ns, see lib/conntrack.h) */
-	__u64 packets;          /* forward + reply */
-	__u32 policy_rev;       /* endpoint's policy_rev when last judged */
+	__u64 expires_ns; /* deadline on the conntrack clock (jiffies scaled to ns, see lib/conntrack.h) */
+	__u64 packets;	  /* forward + reply */
+	__u32 policy_rev; /* endpoint's policy_rev when last judged */
 	__u32 remote_identity;
-	__u32 endpoint_id;      /* the endpoint that judged it (index into weir_ep_rev) */
-	__u8  flags;            /* WEIR_CT_F_* */
-	__u8  match;            /* WEIR_MATCH_* of the verdict that allowed it */
-	__u8  tcp_flags;        /* union of TCP flags seen */
-	__u8  _pad;
+	__u32 endpoint_id; /* the endpoint that judged it (index into weir_ep_rev) */
+	__u8 flags;	   /* WEIR_CT_F_* */
+	__u8 match;	   /* WEIR_MATCH_* of the verdict that allowed it */
+	__u8 tcp_flags;	   /* union of TCP flags seen */
+	__u8 _pad;
 };
 
 /* ---- fragments: LRU HASH remembering the first fragment's ports ---- */
 #define WEIR_FRAG_MAX 8192
 struct weir_frag_key {
-	__u8  src_addr[16];
-	__u8  dst_addr[16];
-	__u32 id;               /* IPv4 id or IPv6 fragment identification */
-	__u8  protocol;
-	__u8  family;
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+	__u32 id; /* IPv4 id or IPv6 fragment identification */
+	__u8 protocol;
+	__u8 family;
 	__u16 _pad;
 };
 struct weir_frag_value {
@@ -286,7 +286,7 @@ struct weir_frag_value {
 };
 
 /* ---- config: ARRAY with one struct weir_config at index 0 ---- */
-#define WEIR_CFG_F_HOST_ALLOW (1U << 0) /* the node (identity host) may reach its pods */
+#define WEIR_CFG_F_HOST_ALLOW  (1U << 0) /* the node (identity host) may reach its pods */
 #define WEIR_CFG_DEFAULT_FLAGS WEIR_CFG_F_HOST_ALLOW
 /* When the config flags are 0 the datapath applies WEIR_CFG_DEFAULT_FLAGS;
  * WEIR_CFG_F_SET marks an explicit setting so "all off" is expressible. */
@@ -303,28 +303,27 @@ struct weir_config {
  * costly in VMs) until this much is waiting; the reader also polls on a timer.
  */
 #define WEIR_EVENTS_WAKEUP_BYTES (WEIR_EVENTS_RING_BYTES / 16)
-#define WEIR_RINGBUF_HDR_BYTES 8 /* BPF_RINGBUF_HDR_SZ: each record's header in the ring */
-
+#define WEIR_RINGBUF_HDR_BYTES	 8 /* BPF_RINGBUF_HDR_SZ: each record's header in the ring */
 
 /* ---- packet parsing limits and constants not in the UAPI headers ---- */
-#define WEIR_PULL_BYTES      512  /* headers pulled into the linear area when needed */
-#define WEIR_IPV6_EXT_MAX    6    /* IPv6 extension headers walked before giving up */
-#define WEIR_L3_MAX_BYTES    320  /* IP header plus extension headers we accept */
-#define WEIR_ICMPV6_ND_FIRST 133  /* router solicitation .. redirect */
+#define WEIR_PULL_BYTES	     512 /* headers pulled into the linear area when needed */
+#define WEIR_IPV6_EXT_MAX    6	 /* IPv6 extension headers walked before giving up */
+#define WEIR_L3_MAX_BYTES    320 /* IP header plus extension headers we accept */
+#define WEIR_ICMPV6_ND_FIRST 133 /* router solicitation .. redirect */
 #define WEIR_ICMPV6_ND_LAST  137
 /* ICMPv4 types (linux/icmp.h pulls in libc socket headers, unusable for -target bpf) */
-#define WEIR_ICMP_ECHOREPLY     0
-#define WEIR_ICMP_DEST_UNREACH  3
+#define WEIR_ICMP_ECHOREPLY	0
+#define WEIR_ICMP_DEST_UNREACH	3
 #define WEIR_ICMP_SOURCE_QUENCH 4
-#define WEIR_ICMP_REDIRECT      5
-#define WEIR_ICMP_ECHO          8
+#define WEIR_ICMP_REDIRECT	5
+#define WEIR_ICMP_ECHO		8
 #define WEIR_ICMP_TIME_EXCEEDED 11
 #define WEIR_ICMP_PARAMETERPROB 12
 /* fragment fields (host byte order) */
-#define WEIR_IP_MF           0x2000  /* IPv4: more fragments */
-#define WEIR_IP_OFFSET       0x1fff  /* IPv4: fragment offset */
-#define WEIR_IP6_OFFSET_MASK 0xfff8  /* IPv6 fragment header: offset */
-#define WEIR_IP6_MF          0x0001  /* IPv6 fragment header: more fragments */
+#define WEIR_IP_MF	     0x2000 /* IPv4: more fragments */
+#define WEIR_IP_OFFSET	     0x1fff /* IPv4: fragment offset */
+#define WEIR_IP6_OFFSET_MASK 0xfff8 /* IPv6 fragment header: offset */
+#define WEIR_IP6_MF	     0x0001 /* IPv6 fragment header: more fragments */
 
 /* ---- tc: the programs' return codes are TC_ACT_OK / TC_ACT_SHOT ---- */
 

@@ -49,11 +49,14 @@ struct {
 } ops_events SEC(".maps");
 
 /* Runs `body` WEIR_BENCH_OPS times; `sink` keeps the results alive. */
-#define WEIR_REPEAT(body)                                   \
-	({                                                  \
-		__u64 sink = 0;                             \
-		_Pragma("unroll") for (int i = 0; i < WEIR_BENCH_OPS; i++) { body; } \
-		(int)(sink & 1);                            \
+#define WEIR_REPEAT(body)                                                                                    \
+	({                                                                                                   \
+		__u64 sink = 0;                                                                              \
+		_Pragma("unroll") for (int i = 0; i < WEIR_BENCH_OPS; i++)                                   \
+		{                                                                                            \
+			body;                                                                                \
+		}                                                                                            \
+		(int)(sink & 1);                                                                             \
 	})
 
 SEC("tc")

@@ -99,13 +99,14 @@ export const Limits = {
   EVENTS_RING_BYTES: 1 << 22,
 } as const;
 
-export const counterIndex = (dir: number, verdict: number, reason: number): number => (dir * 2 + verdict) * DROP_MAX + reason;
+export const counterIndex = (dir: number, verdict: number, reason: number): number =>
+  (dir * 2 + verdict) * DROP_MAX + reason;
 export const COUNTER_ENTRIES = 2 * 2 * DROP_MAX;
 
 /** IP protocol numbers the datapath knows by name. */
 export const Protocol = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58, SCTP: 132 } as const;
 export const protocolName = (n: number): string =>
-  ({ 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' } as Record<number, string>)[n] ?? `proto-${n}`;
+  (({ 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' }) as Record<number, string>)[n] ?? `proto-${n}`;
 
 /** Map names as they appear in the object and under the pin root. */
 export const MapName = {

@@ -57,8 +57,13 @@ export function possibleCpus(): number {
 
 /** Thrown when a map has no room; the map keeps what it had. */
 export class MapFullError extends Error {
-  constructor(readonly mapName: string, readonly maxEntries: number) {
-    super(`BPF map ${mapName} is full (${maxEntries} entries): nothing was widened; raise its size in bpf/weir_abi.h or remove entries`);
+  constructor(
+    readonly mapName: string,
+    readonly maxEntries: number,
+  ) {
+    super(
+      `BPF map ${mapName} is full (${maxEntries} entries): nothing was widened; raise its size in bpf/weir_abi.h or remove entries`,
+    );
     this.name = 'MapFullError';
   }
 }
@@ -69,16 +74,23 @@ export class BpfMap {
   readonly valueBytes: number;
   readonly perCpu: boolean;
 
-  constructor(readonly fd: number, readonly name = '') {
+  constructor(
+    readonly fd: number,
+    readonly name = '',
+  ) {
     this.info = mapInfo(fd);
-    this.perCpu = ([MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH] as number[]).includes(this.info.type);
+    this.perCpu = ([MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH] as number[]).includes(
+      this.info.type,
+    );
     this.valueBytes = this.perCpu ? Math.ceil(this.info.valueSize / 8) * 8 * possibleCpus() : this.info.valueSize;
     if (!name) this.name = this.info.name;
   }
 
   private checkKey(key: Buffer): void {
     if (key.length !== this.info.keySize) {
-      throw new Error(`map ${this.name}: key is ${key.length} bytes, the map wants ${this.info.keySize} (codec and object out of sync: rebuild)`);
+      throw new Error(
+        `map ${this.name}: key is ${key.length} bytes, the map wants ${this.info.keySize} (codec and object out of sync: rebuild)`,
+      );
     }
   }
 
@@ -163,7 +175,11 @@ export class BpfMap {
       const keys = Buffer.alloc(ks * size);
       const values = Buffer.alloc(vs * size);
       const count = [size];
-      const r = fn.lookup_batch(this.fd, first ? null : token[0], token[1], keys, values, count, { sz: 24, elem_flags: 0, flags: 0 }) as number;
+      const r = fn.lookup_batch(this.fd, first ? null : token[0], token[1], keys, values, count, {
+        sz: 24,
+        elem_flags: 0,
+        flags: 0,
+      }) as number;
       if (r < 0 && -r === ENOSPC && count[0] === 0) {
         size *= 2; // one hash bucket holds more than `size` entries
         continue;
@@ -173,7 +189,10 @@ export class BpfMap {
         this.fail(r, 'batch lookup');
       }
       for (let i = 0; i < count[0]; i++) {
-        out.push([Buffer.from(keys.subarray(i * ks, (i + 1) * ks)), Buffer.from(values.subarray(i * vs, (i + 1) * vs))]);
+        out.push([
+          Buffer.from(keys.subarray(i * ks, (i + 1) * ks)),
+          Buffer.from(values.subarray(i * vs, (i + 1) * vs)),
+        ]);
       }
       if (r < 0) return out; // ENOENT: that was the last batch
       token[1].copy(token[0]);
@@ -186,7 +205,8 @@ export class BpfMap {
     if (entries.length === 0) return;
     for (const [k, v] of entries) {
       this.checkKey(k);
-      if (v.length !== this.valueBytes) throw new Error(`map ${this.name}: value is ${v.length} bytes, the map wants ${this.valueBytes}`);
+      if (v.length !== this.valueBytes)
+        throw new Error(`map ${this.name}: value is ${v.length} bytes, the map wants ${this.valueBytes}`);
     }
     if (this.info.type !== MapType.LPM_TRIE) {
       const keys = Buffer.concat(entries.map((e) => e[0]));
@@ -194,7 +214,8 @@ export class BpfMap {
       const count = [entries.length];
       const r = fn.update_batch(this.fd, keys, values, count, { sz: 24, elem_flags: 0, flags: 0 }) as number;
       if (r === 0) return;
-      if (-r !== EINVAL && -r !== ENOTSUPP && -r !== EOPNOTSUPP) this.fail(r, `batch update (${count[0]} of ${entries.length} written)`);
+      if (-r !== EINVAL && -r !== ENOTSUPP && -r !== EOPNOTSUPP)
+        this.fail(r, `batch update (${count[0]} of ${entries.length} written)`);
     }
     for (const [k, v] of entries) this.update(k, v);
   }
@@ -211,13 +232,15 @@ export class BpfMap {
   }
 }
 
-
 /** Opens a pinned map. */
 export function openPinnedMap(path: string): BpfMap {
   const fd = fn.obj_get(path) as number;
   if (fd < 0) {
     const e = errno();
-    throw new LibbpfError(`cannot open pinned map ${path}: ${strerror(e)}; is the agent's datapath loaded (is bpffs mounted)?`, e);
+    throw new LibbpfError(
+      `cannot open pinned map ${path}: ${strerror(e)}; is the agent's datapath loaded (is bpffs mounted)?`,
+      e,
+    );
   }
   return new BpfMap(fd, path.split('/').pop() ?? path);
 }

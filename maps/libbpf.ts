@@ -74,7 +74,9 @@ function declare() {
     map_name: lib.func(`const char *bpf_map__name(bpf_map_${sfx} *map)`),
     map_fd: lib.func(`int bpf_map__fd(bpf_map_${sfx} *map)`),
     map_set_pin_path: lib.func(`int bpf_map__set_pin_path(bpf_map_${sfx} *map, const char *path)`),
-    next_program: lib.func(`bpf_program_${sfx} *bpf_object__next_program(bpf_object_${sfx} *obj, bpf_program_${sfx} *prog)`),
+    next_program: lib.func(
+      `bpf_program_${sfx} *bpf_object__next_program(bpf_object_${sfx} *obj, bpf_program_${sfx} *prog)`,
+    ),
     program_name: lib.func(`const char *bpf_program__name(bpf_program_${sfx} *prog)`),
     program_fd: lib.func(`int bpf_program__fd(bpf_program_${sfx} *prog)`),
     obj_pin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
@@ -84,7 +86,9 @@ function declare() {
     lookup_elem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ uint8_t *value)'),
     delete_elem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
     get_next_key: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ uint8_t *next_key)'),
-    update_batch: lib.func(`int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts_${sfx} *opts)`),
+    update_batch: lib.func(
+      `int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts_${sfx} *opts)`,
+    ),
     lookup_batch: lib.func(
       `int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts_${sfx} *opts)`,
     ),

@@ -93,7 +93,8 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
       },
       program(name: string): number {
         const p = programs.get(name);
-        if (p === undefined) throw new Error(`BPF object ${path} has no program "${name}" (have: ${[...programs.keys()].join(', ')})`);
+        if (p === undefined)
+          throw new Error(`BPF object ${path} has no program "${name}" (have: ${[...programs.keys()].join(', ')})`);
         return p;
       },
       close() {
@@ -107,4 +108,3 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
     throw err;
   }
 }
-

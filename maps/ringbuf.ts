@@ -49,7 +49,11 @@ export const DEFAULT_POLL_INTERVAL_MS = 20;
  * `mapFd`, in bounded batches. Keep the returned reader and close it when done;
  * the map fd stays owned by the caller.
  */
-export function openRingBuffer(mapFd: number, onRecords: (batch: Buffer[]) => void, opts: RingBufferOptions = {}): RingBufferReader {
+export function openRingBuffer(
+  mapFd: number,
+  onRecords: (batch: Buffer[]) => void,
+  opts: RingBufferOptions = {},
+): RingBufferReader {
   const r = loadAddon().open(mapFd, onRecords, opts.maxBatch ?? 4096, opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
   let closed = false;
   return {

@@ -42,11 +42,15 @@ export function inNetns<T>(netns: string | undefined, f: () => T): T {
   const self = openSync('/proc/thread-self/ns/net', 'r');
   const target = openSync(netns, 'r');
   try {
-    if ((fn.setns(target, CLONE_NEWNET) as number) !== 0) throw new Error(`cannot enter network namespace ${netns}: need root (CAP_SYS_ADMIN)`);
+    if ((fn.setns(target, CLONE_NEWNET) as number) !== 0)
+      throw new Error(`cannot enter network namespace ${netns}: need root (CAP_SYS_ADMIN)`);
     try {
       return quiet(f);
     } finally {
-      if ((fn.setns(self, CLONE_NEWNET) as number) !== 0) throw new Error('cannot return to the original network namespace');
+      // Failing to return to the host namespace must not be swallowed.
+      if ((fn.setns(self, CLONE_NEWNET) as number) !== 0)
+        // eslint-disable-next-line no-unsafe-finally
+        throw new Error('cannot return to the original network namespace');
     }
   } finally {
     closeSync(target);
@@ -60,9 +64,19 @@ export function tcAttach(target: TcTarget, point: TcPoint, progFd: number): void
     const h = hook(target.ifindex, point);
     const r = fn.tc_hook_create(h) as number;
     if (r < 0 && -r !== EEXIST) {
-      throw new LibbpfError(`creating clsact on ifindex ${target.ifindex}: ${strerror(-r)} (does the interface exist in this namespace?)`, -r);
+      throw new LibbpfError(
+        `creating clsact on ifindex ${target.ifindex}: ${strerror(-r)} (does the interface exist in this namespace?)`,
+        -r,
+      );
     }
-    const opts = { sz: 32, prog_fd: progFd, flags: BPF_TC_F_REPLACE, prog_id: 0, handle: WEIR_TC_HANDLE, priority: WEIR_TC_PRIORITY };
+    const opts = {
+      sz: 32,
+      prog_fd: progFd,
+      flags: BPF_TC_F_REPLACE,
+      prog_id: 0,
+      handle: WEIR_TC_HANDLE,
+      priority: WEIR_TC_PRIORITY,
+    };
     const a = fn.tc_attach(h, opts) as number;
     if (a < 0) throw new LibbpfError(`attaching to ${point} of ifindex ${target.ifindex}: ${strerror(-a)}`, -a);
   });

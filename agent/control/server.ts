@@ -45,7 +45,9 @@ export async function serveControl(socketPath: string, routes: Route[]): Promise
     const route = routes.find((r) => r.method === req.method && r.path === (req.url ?? '').split('?')[0]);
     if (!route) {
       res.writeHead(404, { 'content-type': 'application/x-ndjson' });
-      res.end(`${JSON.stringify({ error: `no such endpoint ${req.method} ${req.url}; known: ${routes.map((r) => `${r.method} ${r.path}`).join(', ')}` })}\n`);
+      res.end(
+        `${JSON.stringify({ error: `no such endpoint ${req.method} ${req.url}; known: ${routes.map((r) => `${r.method} ${r.path}`).join(', ')}` })}\n`,
+      );
       return;
     }
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });

@@ -3,7 +3,12 @@ import type { EndpointState, PolicyEntry } from '../desired.js';
 import { Direction, EndpointFlag, Kind, epKindsShift, Protocol } from '../../maps/abi.js';
 import { encodePolicyKey, encodePolicyRangeKey, rangeBlocks } from '../../maps/codecs/policy.js';
 
-const PROTO: Record<PolicyEntry['protocol'], number> = { ANY: 0, TCP: Protocol.TCP, UDP: Protocol.UDP, SCTP: Protocol.SCTP };
+const PROTO: Record<PolicyEntry['protocol'], number> = {
+  ANY: 0,
+  TCP: Protocol.TCP,
+  UDP: Protocol.UDP,
+  SCTP: Protocol.SCTP,
+};
 
 export interface EndpointKeys {
   /** Exact policy keys by hex. */
@@ -39,7 +44,8 @@ export interface EntryKeys {
 export function entryKeys(e: PolicyEntry, endpointId: number, endpointKey: string): EntryKeys {
   const direction = e.direction === 'ingress' ? Direction.INGRESS : Direction.EGRESS;
   const protocol = PROTO[e.protocol];
-  if (protocol === undefined) throw new Error(`endpoint ${endpointKey}: unknown protocol "${e.protocol}" in a policy entry`);
+  if (protocol === undefined)
+    throw new Error(`endpoint ${endpointKey}: unknown protocol "${e.protocol}" in a policy entry`);
   const anyId = e.remoteIdentity === 0;
   const policy: Array<[string, Buffer]> = [];
   const ranges: Array<[string, Buffer]> = [];
@@ -59,7 +65,14 @@ export function entryKeys(e: PolicyEntry, endpointId: number, endpointKey: strin
   } else {
     kind = anyId ? Kind.ANY_RANGE : Kind.ID_RANGE;
     for (const b of rangeBlocks(e.port, e.endPort)) {
-      const k = encodePolicyRangeKey({ endpointId, identity: e.remoteIdentity, direction, protocol, port: b.port, portBits: b.portBits });
+      const k = encodePolicyRangeKey({
+        endpointId,
+        identity: e.remoteIdentity,
+        direction,
+        protocol,
+        port: b.port,
+        portBits: b.portBits,
+      });
       ranges.push([k.toString('hex'), k]);
     }
   }
@@ -92,7 +105,8 @@ export function flagsOf(refs: EntryRefs): number {
 export function endpointKeys(ep: EndpointState, endpointId: number): EndpointKeys {
   const policy = new Map<string, Buffer>();
   const ranges = new Map<string, Buffer>();
-  const isolation = (ep.ingressIsolated ? EndpointFlag.INGRESS_ISOLATED : 0) | (ep.egressIsolated ? EndpointFlag.EGRESS_ISOLATED : 0);
+  const isolation =
+    (ep.ingressIsolated ? EndpointFlag.INGRESS_ISOLATED : 0) | (ep.egressIsolated ? EndpointFlag.EGRESS_ISOLATED : 0);
   const refs: EntryRefs = { isolation, policy: new Map(), ranges: new Map(), kinds: new Map(), ids: new Map() };
   for (const e of ep.entries) {
     const keys = entryKeys(e, endpointId, ep.key);

@@ -44,10 +44,11 @@ export interface DatapathView {
   connections: ConnectionView[];
 }
 
-
 function openAll(pinRoot: string): Map<MapKey, BpfMap> {
   if (!existsSync(join(pinRoot, MapName.endpoints))) {
-    throw new Error(`no weir datapath is pinned under ${pinRoot}: is the agent (or \`weir lab up\`) running with this --pin-root?`);
+    throw new Error(
+      `no weir datapath is pinned under ${pinRoot}: is the agent (or \`weir lab up\`) running with this --pin-root?`,
+    );
   }
   const maps = new Map<MapKey, BpfMap>();
   for (const [key, name] of Object.entries(MapName) as Array<[MapKey, string]>) {
@@ -65,11 +66,23 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
   try {
     const get = (k: MapKey): BpfMap => {
       const m = maps.get(k);
-      if (!m) throw new Error(`map ${MapName[k]} is missing under ${pinRoot}: the pins come from another weir version; restart the agent`);
+      if (!m)
+        throw new Error(
+          `map ${MapName[k]} is missing under ${pinRoot}: the pins come from another weir version; restart the agent`,
+        );
       return m;
     };
     const mapEntries: Record<string, number> = {};
-    for (const k of ['endpoints', 'ipcache', 'ipcacheLpm', 'policy', 'policyRange', 'conntrack', 'conntrack4', 'frag'] as MapKey[]) {
+    for (const k of [
+      'endpoints',
+      'ipcache',
+      'ipcacheLpm',
+      'policy',
+      'policyRange',
+      'conntrack',
+      'conntrack4',
+      'frag',
+    ] as MapKey[]) {
       mapEntries[MapName[k]] = [...get(k).keys()].length;
     }
     const byId = new Map<number, EndpointView>();
@@ -88,7 +101,9 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
     for (const k of get('policy').keys()) {
       const p = decodePolicyKey(k);
       const who = p.identity === 0 ? 'any' : `identity=${p.identity}`;
-      byId.get(p.endpointId)?.entries.push(`${dirName(p.direction)} ${who} ${proto(p.protocol)}/${p.port === 0 ? '*' : p.port}`);
+      byId
+        .get(p.endpointId)
+        ?.entries.push(`${dirName(p.direction)} ${who} ${proto(p.protocol)}/${p.port === 0 ? '*' : p.port}`);
     }
     const ranges = new Map<string, { lo: number; hi: number; blocks: number }>();
     for (const k of get('policyRange').keys()) {
@@ -96,11 +111,18 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
       const id = `${r.endpointId}|${dirName(r.direction)} ${r.identity === 0 ? 'any' : `identity=${r.identity}`} ${proto(r.protocol)}`;
       const hi = r.port + 2 ** (16 - r.portBits) - 1;
       const cur = ranges.get(id);
-      ranges.set(id, cur ? { lo: Math.min(cur.lo, r.port), hi: Math.max(cur.hi, hi), blocks: cur.blocks + 1 } : { lo: r.port, hi, blocks: 1 });
+      ranges.set(
+        id,
+        cur
+          ? { lo: Math.min(cur.lo, r.port), hi: Math.max(cur.hi, hi), blocks: cur.blocks + 1 }
+          : { lo: r.port, hi, blocks: 1 },
+      );
     }
     for (const [id, r] of ranges) {
       const [ep, text] = id.split('|');
-      byId.get(Number(ep))?.entries.push(`${text}/${r.lo}-${r.hi} (ports covered by ${r.blocks} prefix block${r.blocks > 1 ? 's' : ''})`);
+      byId
+        .get(Number(ep))
+        ?.entries.push(`${text}/${r.lo}-${r.hi} (ports covered by ${r.blocks} prefix block${r.blocks > 1 ? 's' : ''})`);
     }
     for (const e of byId.values()) e.entries.sort();
     const connections: ConnectionView[] = [];
@@ -128,7 +150,9 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
             val.flags & CtFlag.REVOKED ? 'revoked' : '',
             val.flags & CtFlag.CLOSING ? 'closing' : '',
             val.flags & CtFlag.SEEN_REPLY ? 'replied' : 'unreplied',
-          ].filter(Boolean).join(','),
+          ]
+            .filter(Boolean)
+            .join(','),
         });
       }
     }
@@ -147,22 +171,32 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
 
 export function formatDatapath(v: DatapathView): string {
   const lines: string[] = [`datapath pinned under ${v.pinRoot}`, ''];
-  lines.push('maps: ' + Object.entries(v.mapEntries).map(([k, n]) => `${k}=${n}`).join(' '));
+  lines.push(
+    'maps: ' +
+      Object.entries(v.mapEntries)
+        .map(([k, n]) => `${k}=${n}`)
+        .join(' '),
+  );
   lines.push('', `endpoints (${v.endpoints.length}):`);
   for (const e of v.endpoints) {
-    const iso = [e.ingressIsolated ? 'ingress' : '', e.egressIsolated ? 'egress' : ''].filter(Boolean).join('+') || 'none';
+    const iso =
+      [e.ingressIsolated ? 'ingress' : '', e.egressIsolated ? 'egress' : ''].filter(Boolean).join('+') || 'none';
     lines.push(`  #${e.endpointId} ifindex ${e.ifindex} identity ${e.identity} rev ${e.policyRev} isolated: ${iso}`);
     for (const x of e.entries) lines.push(`      allow ${x}`);
   }
   lines.push('', 'counters (packets / bytes):');
   for (const c of v.counters) {
-    lines.push(`  ${c.directionName.padEnd(7)} ${c.verdictName.padEnd(9)} ${c.reasonName.padEnd(16)} ${String(c.packets).padStart(10)} ${String(c.bytes).padStart(14)}`);
+    lines.push(
+      `  ${c.directionName.padEnd(7)} ${c.verdictName.padEnd(9)} ${c.reasonName.padEnd(16)} ${String(c.packets).padStart(10)} ${String(c.bytes).padStart(14)}`,
+    );
   }
   lines.push(`lost flow events: ${v.lostEvents}`);
   if (v.connections.length) {
     lines.push('', `connections (first ${v.connections.length}):`);
     for (const c of v.connections) {
-      lines.push(`  ${c.direction.padEnd(7)} if${c.ifindex} ${c.protocol.padEnd(6)} ${c.src} -> ${c.dst} remote ${c.remoteIdentity} ${c.match} ${c.state}`);
+      lines.push(
+        `  ${c.direction.padEnd(7)} if${c.ifindex} ${c.protocol.padEnd(6)} ${c.src} -> ${c.dst} remote ${c.remoteIdentity} ${c.match} ${c.state}`,
+      );
     }
   }
   return lines.join('\n');

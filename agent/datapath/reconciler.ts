@@ -12,7 +12,13 @@
 import type { DesiredDiff, DesiredState, EndpointState, IpcacheEntry, PolicyEntry } from '../desired.js';
 import type { BpfMap } from '../../maps/bpf-map.js';
 import { Identity, Limits } from '../../maps/abi.js';
-import { encodeEndpoint, encodeEndpointKey, decodeEndpoint, decodeEndpointKey, type EndpointValue } from '../../maps/codecs/endpoint.js';
+import {
+  encodeEndpoint,
+  encodeEndpointKey,
+  decodeEndpoint,
+  decodeEndpointKey,
+  type EndpointValue,
+} from '../../maps/codecs/endpoint.js';
 import { decodePolicyKey, decodePolicyRangeKey, encodePolicyValue } from '../../maps/codecs/policy.js';
 import {
   decodeIpcacheKey,
@@ -107,7 +113,14 @@ export class Reconciler {
     }
     let ipcache = 0;
     for (const cidr of this.ipcacheRealized.keys()) if (isExactCanonical(cidr)) ipcache++;
-    return { endpoints: this.realized.size, endpointRev: this.realized.size, policy, policyRange, ipcache, ipcacheLpm: this.ipcacheRealized.size - ipcache };
+    return {
+      endpoints: this.realized.size,
+      endpointRev: this.realized.size,
+      policy,
+      policyRange,
+      ipcache,
+      ipcacheLpm: this.ipcacheRealized.size - ipcache,
+    };
   }
 
   /** Endpoint id assigned to an endpoint key, if enforced. */
@@ -253,8 +266,10 @@ export class Reconciler {
       const id = ifindex === undefined ? undefined : byIfindex.get(ifindex);
       if (id !== undefined) this.idByKey.set(ep.key, id);
     }
-    for (const [k, v] of this.maps.ipcache.entries()) this.ipcacheRealized.set(decodeIpcacheKey(k), decodeIpcacheValue(v));
-    for (const [k, v] of this.maps.ipcacheLpm.entries()) this.ipcacheRealized.set(decodeIpcacheLpmKey(k), decodeIpcacheValue(v));
+    for (const [k, v] of this.maps.ipcache.entries())
+      this.ipcacheRealized.set(decodeIpcacheKey(k), decodeIpcacheValue(v));
+    for (const [k, v] of this.maps.ipcacheLpm.entries())
+      this.ipcacheRealized.set(decodeIpcacheLpmKey(k), decodeIpcacheValue(v));
   }
 
   private allocateId(): number {
@@ -278,7 +293,12 @@ export class Reconciler {
       this.idByKey.set(ep.key, id);
     }
     const want = endpointKeys(ep, id);
-    const have = this.realized.get(id) ?? { ifindex, value: { endpointId: id, identity: 0, policyRev: 0, flags: 0 }, policy: new Map(), ranges: new Map() };
+    const have = this.realized.get(id) ?? {
+      ifindex,
+      value: { endpointId: id, identity: 0, policyRev: 0, flags: 0 },
+      policy: new Map(),
+      ranges: new Map(),
+    };
     try {
       // 1. additions
       const addPolicy = [...want.policy].filter(([h]) => !have.policy.has(h));
@@ -297,7 +317,9 @@ export class Reconciler {
       for (const [h] of delRanges) have.ranges.delete(h);
       stats.writes += addPolicy.length + addRanges.length + delPolicy.length + delRanges.length;
       // 3. the endpoint record, rev bumped when anything it enforces changed
-      const changed = addPolicy.length + addRanges.length + delPolicy.length + delRanges.length > 0 || have.value.flags !== want.flags;
+      const changed =
+        addPolicy.length + addRanges.length + delPolicy.length + delRanges.length > 0 ||
+        have.value.flags !== want.flags;
       const value: EndpointValue = {
         endpointId: id,
         identity: ep.identity,
@@ -308,7 +330,8 @@ export class Reconciler {
         this.maps.endpoints.delete(encodeEndpointKey(have.ifindex));
         stats.writes++;
       }
-      const same = this.realized.has(id) && have.ifindex === ifindex && JSON.stringify(have.value) === JSON.stringify(value);
+      const same =
+        this.realized.has(id) && have.ifindex === ifindex && JSON.stringify(have.value) === JSON.stringify(value);
       if (!same) {
         this.writeEndpoint(ifindex, value);
         stats.writes += 2;
@@ -351,7 +374,10 @@ export class Reconciler {
     try {
       const touchedPolicy = new Map<string, Buffer>();
       const touchedRanges = new Map<string, Buffer>();
-      for (const [list, delta] of [[came, 1], [gone, -1]] as const) {
+      for (const [list, delta] of [
+        [came, 1],
+        [gone, -1],
+      ] as const) {
         for (const e of list) {
           const keys = entryKeys(e, id, key);
           countEntry(refs, e, keys, delta);
@@ -448,14 +474,17 @@ export class Reconciler {
     /** Identities an address moved from or to; undefined once a change needs every endpoint re-judged. */
     let moved: Set<number> | undefined = new Set();
     let changedExisting = false;
-    const candidates: Iterable<[string, number | undefined]> = only ? only.map((c) => [c, want.get(c)] as [string, number | undefined]) : want;
+    const candidates: Iterable<[string, number | undefined]> = only
+      ? only.map((c) => [c, want.get(c)] as [string, number | undefined])
+      : want;
     for (const [cidr, identity] of candidates) {
       if (identity === undefined) continue;
       const have = this.ipcacheRealized.get(cidr);
       if (have === identity) continue;
       if (have !== undefined) {
         changedExisting = true;
-        if (!isExactCanonical(cidr) || have < Identity.CLUSTER_MIN || identity < Identity.CLUSTER_MIN) moved = undefined;
+        if (!isExactCanonical(cidr) || have < Identity.CLUSTER_MIN || identity < Identity.CLUSTER_MIN)
+          moved = undefined;
         else moved?.add(have).add(identity);
       }
       try {
@@ -520,7 +549,9 @@ export class Reconciler {
       this.maps.endpointRev.updateBatch(revs);
       stats.writes += records.length + revs.length;
     } catch (err) {
-      stats.errors.push(`re-judging connections after an identity change: ${err instanceof Error ? err.message : String(err)}`);
+      stats.errors.push(
+        `re-judging connections after an identity change: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 }
@@ -548,7 +579,11 @@ const PLAIN_V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 
 function computeCanonical(cidr: string): string {
   const m = PLAIN_V4.exec(cidr);
-  if (m && m.slice(1, 5).every((o) => Number(o) <= 255 && String(Number(o)) === o) && (m[5] === undefined || m[5] === '32')) {
+  if (
+    m &&
+    m.slice(1, 5).every((o) => Number(o) <= 255 && String(Number(o)) === o) &&
+    (m[5] === undefined || m[5] === '32')
+  ) {
     return `${m[1]}.${m[2]}.${m[3]}.${m[4]}/32`; // an exact IPv4 address, already canonical
   }
   const e = { cidr };

@@ -19,7 +19,8 @@ export function packageRoot(): string {
       return dir;
     }
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the weir package root above ' + fileURLToPath(import.meta.url) + ': reinstall weir');
+    if (up === dir)
+      throw new Error('cannot find the weir package root above ' + fileURLToPath(import.meta.url) + ': reinstall weir');
     dir = up;
   }
 }

@@ -59,7 +59,8 @@ function directions(values: string[]): number[] {
 function identities(values: string[], flag: string): number[] {
   return values.map((v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new FlagError(`${flag}: "${v}" is not an identity number`);
+    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+      throw new FlagError(`${flag}: "${v}" is not an identity number`);
     return n;
   });
 }
@@ -67,7 +68,8 @@ function identities(values: string[], flag: string): number[] {
 function portsOf(values: string[], flag: string): string[] {
   for (const v of values) {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new FlagError(`${flag}: "${v}" is not a port number (0-65535)`);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new FlagError(`${flag}: "${v}" is not a port number (0-65535)`);
   }
   return values;
 }
@@ -120,7 +122,14 @@ function criteria(v: FilterFlagValues): Criterion[] {
   }
   if (has('fromNamespace') && !fromNsUsed) out.push([{ source_pod: v.fromNamespace!.map((n) => `${n}/`) }]);
   if (has('toNamespace') && !toNsUsed) out.push([{ destination_pod: v.toNamespace!.map((n) => `${n}/`) }]);
-  if (has('namespace') && !nsUsed) out.push(either('source_pod', 'destination_pod', v.namespace!.map((n) => `${n}/`)));
+  if (has('namespace') && !nsUsed)
+    out.push(
+      either(
+        'source_pod',
+        'destination_pod',
+        v.namespace!.map((n) => `${n}/`),
+      ),
+    );
 
   if (has('label')) out.push(either('source_label', 'destination_label', v.label!));
   if (has('fromLabel')) out.push([{ source_label: v.fromLabel! }]);
@@ -128,7 +137,8 @@ function criteria(v: FilterFlagValues): Criterion[] {
   if (has('ip')) out.push(either('source_ip', 'destination_ip', v.ip!));
   if (has('fromIp')) out.push([{ source_ip: v.fromIp! }]);
   if (has('toIp')) out.push([{ destination_ip: v.toIp! }]);
-  if (has('identity')) out.push(either('source_identity', 'destination_identity', identities(v.identity!, '--identity')));
+  if (has('identity'))
+    out.push(either('source_identity', 'destination_identity', identities(v.identity!, '--identity')));
   if (has('fromIdentity')) out.push([{ source_identity: identities(v.fromIdentity!, '--from-identity') }]);
   if (has('toIdentity')) out.push([{ destination_identity: identities(v.toIdentity!, '--to-identity') }]);
   if (has('port')) out.push(either('source_port', 'destination_port', portsOf(v.port!, '--port')));
@@ -141,7 +151,8 @@ function criteria(v: FilterFlagValues): Criterion[] {
       {
         event_type: v.type!.map((t) => {
           const n = EVENT_TYPE_NAMES[t.toLowerCase()] ?? (/^\d+$/.test(t) ? Number(t) : undefined);
-          if (n === undefined) throw new FlagError(`--type: unknown event type "${t}", use ${Object.keys(EVENT_TYPE_NAMES).join(' or ')}`);
+          if (n === undefined)
+            throw new FlagError(`--type: unknown event type "${t}", use ${Object.keys(EVENT_TYPE_NAMES).join(' or ')}`);
           return { type: n };
         }),
       },
@@ -152,7 +163,8 @@ function criteria(v: FilterFlagValues): Criterion[] {
       {
         drop_reason_desc: v.dropReason!.map((r) => {
           const n = parseDropReason(r);
-          if (n === undefined) throw new FlagError(`--drop-reason: unknown reason "${r}", use one of ${DROP_REASON_NAMES.join(', ')}`);
+          if (n === undefined)
+            throw new FlagError(`--drop-reason: unknown reason "${r}", use one of ${DROP_REASON_NAMES.join(', ')}`);
           return n;
         }),
       },

@@ -6,8 +6,17 @@ import { observerServiceDefinition } from './proto.js';
 import type { GetFlowsRequest, GetFlowsResponse, ServerStatusResponse } from './types.js';
 
 type ObserverStub = grpc.Client & {
-  GetFlows(req: GetFlowsRequest, md?: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientReadableStream<GetFlowsResponse>;
-  ServerStatus(req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, r?: ServerStatusResponse) => void): grpc.ClientUnaryCall;
+  GetFlows(
+    req: GetFlowsRequest,
+    md?: grpc.Metadata,
+    opts?: grpc.CallOptions,
+  ): grpc.ClientReadableStream<GetFlowsResponse>;
+  ServerStatus(
+    req: object,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, r?: ServerStatusResponse) => void,
+  ): grpc.ClientUnaryCall;
 };
 
 /** "unix:/path", "/path" (a unix socket) or "host:port". */

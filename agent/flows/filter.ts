@@ -19,7 +19,8 @@ function ipMatcher(values: string[], field: string): (ip: string) => boolean {
   for (const v of values) {
     const [addr, prefix] = v.split('/');
     const family = isIP(addr ?? '');
-    if (family === 0) throw new FilterError(`${field}: "${v}" is not an IP address or CIDR (e.g. 10.0.0.5 or 10.0.0.0/24)`);
+    if (family === 0)
+      throw new FilterError(`${field}: "${v}" is not an IP address or CIDR (e.g. 10.0.0.5 or 10.0.0.0/24)`);
     const type = family === 6 ? 'ipv6' : 'ipv4';
     if (prefix === undefined) list.addAddress(addr!, type);
     else {
@@ -86,7 +87,8 @@ function portSet(values: string[], field: string): Set<number> {
   return new Set(
     values.map((v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new FilterError(`${field}: "${v}" is not a port number (0-65535)`);
+      if (!Number.isInteger(n) || n < 0 || n > 65535)
+        throw new FilterError(`${field}: "${v}" is not a port number (0-65535)`);
       return n;
     }),
   );
@@ -137,7 +139,10 @@ export function compileFilter(ff: FlowFilter): FlowPredicate {
     const types = ff.event_type;
     preds.push((f) =>
       types.some((t) => {
-        const isPolicyDrop = t.type === EVENT_TYPE.policyVerdict && f.event_type.type === EVENT_TYPE.drop && POLICY_DROP_REASONS.has(f.drop_reason_desc);
+        const isPolicyDrop =
+          t.type === EVENT_TYPE.policyVerdict &&
+          f.event_type.type === EVENT_TYPE.drop &&
+          POLICY_DROP_REASONS.has(f.drop_reason_desc);
         if (f.event_type.type !== t.type && !isPolicyDrop) return false;
         return !t.match_sub_type || f.event_type.sub_type === (t.sub_type ?? 0);
       }),

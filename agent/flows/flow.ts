@@ -74,7 +74,9 @@ function eventType(dropped: boolean, dropProto: number): { type: number; sub_typ
   const key = dropped ? dropProto + 1 : 0;
   let e = EVENT_TYPES.get(key);
   if (e === undefined) {
-    e = Object.freeze(dropped ? { type: EVENT_TYPE.drop, sub_type: dropProto } : { type: EVENT_TYPE.policyVerdict, sub_type: 0 });
+    e = Object.freeze(
+      dropped ? { type: EVENT_TYPE.drop, sub_type: dropProto } : { type: EVENT_TYPE.policyVerdict, sub_type: 0 },
+    );
     EVENT_TYPES.set(key, e);
   }
   return e;

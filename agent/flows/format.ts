@@ -10,7 +10,14 @@ import { TrafficDirection, Verdict, type Endpoint, type Flow, type GetFlowsRespo
 export type OutputFormat = 'compact' | 'json' | 'table';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['compact', 'json', 'table'];
 
-const ANSI = { red: '\x1b[31m', green: '\x1b[32m', yellow: '\x1b[33m', cyan: '\x1b[36m', dim: '\x1b[2m', reset: '\x1b[0m' };
+const ANSI = {
+  red: '\x1b[31m',
+  green: '\x1b[32m',
+  yellow: '\x1b[33m',
+  cyan: '\x1b[36m',
+  dim: '\x1b[2m',
+  reset: '\x1b[0m',
+};
 type Paint = (color: keyof typeof ANSI, s: string) => string;
 const plain: Paint = (_c, s) => s;
 const colored: Paint = (c, s) => `${ANSI[c]}${s}${ANSI.reset}`;
@@ -48,7 +55,11 @@ export function identityTag(ep: Endpoint): string {
 }
 
 function directionText(f: Flow): string {
-  return f.traffic_direction === TrafficDirection.EGRESS ? 'EGRESS' : f.traffic_direction === TrafficDirection.INGRESS ? 'INGRESS' : '';
+  return f.traffic_direction === TrafficDirection.EGRESS
+    ? 'EGRESS'
+    : f.traffic_direction === TrafficDirection.INGRESS
+      ? 'INGRESS'
+      : '';
 }
 
 function verdictText(f: Flow, paint: Paint): string {

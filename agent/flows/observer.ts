@@ -106,8 +106,14 @@ export class Observer {
     const since = req.since ?? undefined;
     const until = req.until ?? undefined;
     const inWindow = (f: Flow) =>
-      (since === undefined || compareTimestamps(f.time, since) >= 0) && (until === undefined || compareTimestamps(f.time, until) <= 0);
-    const sub = new Subscription(sink, pred, this.clientQueue, until ? (f) => compareTimestamps(f.time, until) <= 0 : undefined);
+      (since === undefined || compareTimestamps(f.time, since) >= 0) &&
+      (until === undefined || compareTimestamps(f.time, until) <= 0);
+    const sub = new Subscription(
+      sink,
+      pred,
+      this.clientQueue,
+      until ? (f) => compareTimestamps(f.time, until) <= 0 : undefined,
+    );
     let history = this.ring.toArray().filter((f) => inWindow(f) && pred(f));
     const number = req.number ?? 0;
     if (number > 0) history = req.first ? history.slice(0, number) : history.slice(-number);

@@ -39,7 +39,9 @@ export function encodeFlow(f: Flow): Uint8Array {
   let b = flowBytes.get(f);
   if (b === undefined) {
     flowUuid(f);
-    b = messageType('Flow').encode(f as unknown as protobuf.Message).finish();
+    b = messageType('Flow')
+      .encode(f as unknown as protobuf.Message)
+      .finish();
     flowBytes.set(f, b);
   }
   return b;
@@ -55,7 +57,9 @@ export function encodeFlowResponse(f: Flow, nodeName: string): Buffer {
 }
 
 export function encodeLostResponse(source: number, n: number, nodeName: string, time: Timestamp): Buffer {
-  const lost = messageType('LostEvent').encode({ source, num_events_lost: n } as unknown as protobuf.Message).finish();
+  const lost = messageType('LostEvent')
+    .encode({ source, num_events_lost: n } as unknown as protobuf.Message)
+    .finish();
   const w = protobuf.Writer.create();
   w.uint32(FIELD_LOST).bytes(lost);
   if (nodeName) w.uint32(FIELD_NODE_NAME).string(nodeName);
@@ -71,7 +75,11 @@ export function decodeFlowsResponse(buf: Uint8Array): GetFlowsResponse {
 }
 
 function encodeMessage(name: string, obj: object): Buffer {
-  return Buffer.from(messageType(name).encode(obj as protobuf.Message).finish());
+  return Buffer.from(
+    messageType(name)
+      .encode(obj as protobuf.Message)
+      .finish(),
+  );
 }
 
 function decodeMessage<T>(name: string, buf: Uint8Array): T {
@@ -102,7 +110,10 @@ export function observerServiceDefinition(): ServiceDefinition {
       requestDeserialize: () => ({}),
       responseSerialize: (r: ServerStatusResponse) => encodeMessage('ServerStatusResponse', r),
       responseDeserialize: (b: Buffer) =>
-        messageType('ServerStatusResponse').toObject(messageType('ServerStatusResponse').decode(b), decodeOpts) as ServerStatusResponse,
+        messageType('ServerStatusResponse').toObject(
+          messageType('ServerStatusResponse').decode(b),
+          decodeOpts,
+        ) as ServerStatusResponse,
     },
   };
 }
@@ -113,7 +124,12 @@ export function observerServiceDefinition(): ServiceDefinition {
  */
 export function flowsResponseToJson(r: GetFlowsResponse): Record<string, unknown> {
   const t = messageType('GetFlowsResponse');
-  const obj = t.toObject(t.fromObject(pruneDefaults(r) as Record<string, unknown>), { longs: Number, enums: String, defaults: false, arrays: false });
+  const obj = t.toObject(t.fromObject(pruneDefaults(r) as Record<string, unknown>), {
+    longs: Number,
+    enums: String,
+    defaults: false,
+    arrays: false,
+  });
   return rewriteWellKnown(obj) as Record<string, unknown>;
 }
 
@@ -124,7 +140,8 @@ function pruneDefaults(v: unknown, key = ''): unknown {
   if (key === 'is_reply') return v; // a wrapper: present means known, even when false
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (x === null || x === undefined || x === 0 || x === '' || x === false || (Array.isArray(x) && x.length === 0)) continue;
+    if (x === null || x === undefined || x === 0 || x === '' || x === false || (Array.isArray(x) && x.length === 0))
+      continue;
     out[k] = pruneDefaults(x, k);
   }
   return out;

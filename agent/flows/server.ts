@@ -27,7 +27,9 @@ export interface ObserverServer {
 
 function bind(server: grpc.Server, address: string): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
   );
 }
 
@@ -60,7 +62,8 @@ function sinkFor(call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>, nodeN
   return {
     write(item: SinkItem): boolean {
       if ('flow' in item) return send(encodeFlowResponse(item.flow, nodeName));
-      const source = item.source === 'datapath' ? LostEventSource.PERF_EVENT_RING_BUFFER : LostEventSource.OBSERVER_EVENTS_QUEUE;
+      const source =
+        item.source === 'datapath' ? LostEventSource.PERF_EVENT_RING_BUFFER : LostEventSource.OBSERVER_EVENTS_QUEUE;
       return send(encodeLostResponse(source, item.lost, nodeName, nsToTimestamp(BigInt(Date.now()) * 1_000_000n)));
     },
     onDrain(cb) {
@@ -93,7 +96,10 @@ export async function startObserverServer(observer: Observer, o: ObserverServerO
       call.on('close', done);
       call.on('error', done);
     },
-    ServerStatus: (_call: grpc.ServerUnaryCall<object, ServerStatusResponse>, cb: grpc.sendUnaryData<ServerStatusResponse>) => {
+    ServerStatus: (
+      _call: grpc.ServerUnaryCall<object, ServerStatusResponse>,
+      cb: grpc.sendUnaryData<ServerStatusResponse>,
+    ) => {
       const s = observer.status();
       cb(null, {
         num_flows: s.numFlows,

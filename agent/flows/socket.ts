@@ -27,7 +27,11 @@ export function observerCandidates(env: NodeJS.ProcessEnv = process.env): string
  * The flow API address to use: the explicit one, else the first candidate socket that
  * exists (a host:port candidate is taken as is). Throws an error saying what to do.
  */
-export function findObserverAddress(explicit?: string, env: NodeJS.ProcessEnv = process.env, candidates = observerCandidates(env)): string {
+export function findObserverAddress(
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  candidates = observerCandidates(env),
+): string {
   if (explicit) return explicit;
   for (const c of candidates) {
     const path = c.startsWith('unix:') ? c.slice(5) : c;

@@ -7,7 +7,11 @@ export const Verdict = { VERDICT_UNKNOWN: 0, FORWARDED: 1, DROPPED: 2 } as const
 export const TrafficDirection = { TRAFFIC_DIRECTION_UNKNOWN: 0, INGRESS: 1, EGRESS: 2 } as const;
 export const IPVersion = { IP_NOT_USED: 0, IPv4: 1, IPv6: 2 } as const;
 export const FlowType = { UNKNOWN_TYPE: 0, L3_L4: 1 } as const;
-export const LostEventSource = { UNKNOWN_LOST_EVENT_SOURCE: 0, PERF_EVENT_RING_BUFFER: 1, OBSERVER_EVENTS_QUEUE: 2 } as const;
+export const LostEventSource = {
+  UNKNOWN_LOST_EVENT_SOURCE: 0,
+  PERF_EVENT_RING_BUFFER: 1,
+  OBSERVER_EVENTS_QUEUE: 2,
+} as const;
 
 export interface Timestamp {
   seconds: number;

@@ -53,7 +53,7 @@ export function formatIP(family: Family, addr: bigint): string {
   // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on ties.
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -95,7 +95,8 @@ export function parsePrefix(s: string): Prefix | string {
   let bits = w;
   if (slash >= 0) {
     const b = s.slice(slash + 1);
-    if (!/^[0-9]{1,3}$/.test(b) || Number(b) > w) return `"${s}" has an invalid prefix length (0-${w} for IPv${ip.family})`;
+    if (!/^[0-9]{1,3}$/.test(b) || Number(b) > w)
+      return `"${s}" has an invalid prefix length (0-${w} for IPv${ip.family})`;
     bits = Number(b);
   }
   return { family: ip.family, addr: ip.addr & mask(ip.family, bits), bits };
@@ -113,7 +114,11 @@ export function canonicalPrefix(s: string): string | undefined {
 
 /** True when `outer` contains `inner` (equal prefixes contain each other). */
 export function prefixContains(outer: Prefix, inner: Prefix): boolean {
-  return outer.family === inner.family && outer.bits <= inner.bits && (inner.addr & mask(outer.family, outer.bits)) === outer.addr;
+  return (
+    outer.family === inner.family &&
+    outer.bits <= inner.bits &&
+    (inner.addr & mask(outer.family, outer.bits)) === outer.addr
+  );
 }
 
 export function prefixesOverlap(a: Prefix, b: Prefix): boolean {

@@ -92,7 +92,8 @@ export class Ipcache {
     let best: Claim | undefined;
     for (const c of list) {
       if (c.layer === 'cidr' && this.insidePodNetwork(this.prefixes.get(cidr)!)) continue;
-      if (!best || RANK[c.layer] > RANK[best.layer] || (RANK[c.layer] === RANK[best.layer] && c.owner < best.owner)) best = c;
+      if (!best || RANK[c.layer] > RANK[best.layer] || (RANK[c.layer] === RANK[best.layer] && c.owner < best.owner))
+        best = c;
     }
     return best?.identity;
   }

@@ -60,11 +60,14 @@ export function resolveLabConfig(flags: Partial<LabConfig> = {}, env: NodeJS.Pro
 
 export function validateLabConfig(c: LabConfig): void {
   if (!/^[a-z0-9][a-z0-9-]{0,7}$/.test(c.prefix)) {
-    throw new Error(`lab prefix ${JSON.stringify(c.prefix)} must be 1-8 lowercase letters, digits or '-' (interface names are limited to ${IFNAME_MAX} characters)`);
+    throw new Error(
+      `lab prefix ${JSON.stringify(c.prefix)} must be 1-8 lowercase letters, digits or '-' (interface names are limited to ${IFNAME_MAX} characters)`,
+    );
   }
   parseCidr(c.cidr4, 4);
   parseCidr(c.cidr6, 6);
-  if (!c.pinRoot.startsWith('/')) throw new Error(`pin root ${c.pinRoot} must be an absolute path under a bpffs mount, e.g. /sys/fs/bpf/weir/lab`);
+  if (!c.pinRoot.startsWith('/'))
+    throw new Error(`pin root ${c.pinRoot} must be an absolute path under a bpffs mount, e.g. /sys/fs/bpf/weir/lab`);
   if (!c.runDir.startsWith('/')) throw new Error(`run dir ${c.runDir} must be an absolute path, e.g. /run/weir/lab`);
 }
 
@@ -83,7 +86,9 @@ export function parseCidr(cidr: string, family: 4 | 6): ParsedCidr {
   const max = family === 4 ? 32 : 128;
   const ok = family === 4 ? isIPv4(addr ?? '') : isIPv6(addr ?? '');
   if (!ok || !Number.isInteger(bits) || bits < 8 || bits > max - 4) {
-    throw new Error(`pod range ${JSON.stringify(cidr)} is not an IPv${family} CIDR between /8 and /${max - 4}; write it like ${family === 4 ? '10.88.0.0/16' : 'fd00:88::/64'}`);
+    throw new Error(
+      `pod range ${JSON.stringify(cidr)} is not an IPv${family} CIDR between /8 and /${max - 4}; write it like ${family === 4 ? '10.88.0.0/16' : 'fd00:88::/64'}`,
+    );
   }
   const value = (parseIP(addr as string) as { addr: bigint }).addr;
   const hostBits = BigInt(max - bits);

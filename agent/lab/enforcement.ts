@@ -18,6 +18,8 @@ export async function createLabEnforcement(ctx: EnforcementContext, enforce: boo
   try {
     return new DatapathEnforcement({ pinRoot: ctx.config.pinRoot, ifindexOf: ctx.ifindexOf, log: ctx.log });
   } catch (err) {
-    throw new Error(`cannot load the eBPF datapath: ${err instanceof Error ? err.message : String(err)}\nbuild it with \`make build\`, or run \`weir lab up --no-enforce\` to use the lab without enforcement`);
+    throw new Error(
+      `cannot load the eBPF datapath: ${err instanceof Error ? err.message : String(err)}\nbuild it with \`make build\`, or run \`weir lab up --no-enforce\` to use the lab without enforcement`,
+    );
   }
 }

@@ -17,9 +17,18 @@ export function run(cmd: string, args: string[], input?: string): Promise<string
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err) {
-        const code = typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? (err as unknown as { code: number }).code : null;
+        const code =
+          typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number'
+            ? (err as unknown as { code: number }).code
+            : null;
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          reject(new CommandError(cmd, `${cmd} is not installed: run \`make deps\` (it installs iproute2 and util-linux)`, null));
+          reject(
+            new CommandError(
+              cmd,
+              `${cmd} is not installed: run \`make deps\` (it installs iproute2 and util-linux)`,
+              null,
+            ),
+          );
         } else reject(new CommandError(`${cmd} ${args.join(' ')}`, stderr || err.message, code));
         return;
       }
@@ -52,6 +61,7 @@ export function spawnInNetns(netns: string, argv: string[], logFd: number): numb
     stdio: ['ignore', logFd, logFd],
   });
   child.unref();
-  if (child.pid === undefined) throw new Error(`could not start ${argv[0]} in network namespace ${netns}: is nsenter (util-linux) installed?`);
+  if (child.pid === undefined)
+    throw new Error(`could not start ${argv[0]} in network namespace ${netns}: is nsenter (util-linux) installed?`);
   return child.pid;
 }

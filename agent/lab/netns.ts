@@ -54,7 +54,9 @@ export function enableForwarding(marker: string): void {
 /** Turns off the forwarding switches a lab turned on (listed in `marker`), and forgets them. */
 export function restoreForwarding(marker: string): void {
   if (!existsSync(marker)) return;
-  const paths = readFileSync(marker, 'utf8').split('\n').filter((p) => FORWARDING_SWITCHES.includes(p));
+  const paths = readFileSync(marker, 'utf8')
+    .split('\n')
+    .filter((p) => FORWARDING_SWITCHES.includes(p));
   for (const path of paths) writeFileSync(path, '0');
   rmSync(marker, { force: true });
 }
@@ -68,7 +70,13 @@ export async function removeRangeBlackholes(c: LabConfig): Promise<void> {
   await ipBatch([`route del blackhole ${c.cidr4}`, `route del blackhole ${c.cidr6}`], { force: true });
 }
 
-export async function createPodNet(c: LabConfig, namespace: string, pod: string, ip4: string, ip6: string): Promise<PodNet> {
+export async function createPodNet(
+  c: LabConfig,
+  namespace: string,
+  pod: string,
+  ip4: string,
+  ip6: string,
+): Promise<PodNet> {
   const netns = netnsName(c.prefix, namespace, pod);
   const hostVeth = hostVethName(c.prefix, namespace, pod);
   await ipBatch([

@@ -18,7 +18,13 @@ function isAddrInUse(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
 }
 
-export async function startLabObservability(config: LabConfig, agent: Agent, engine: PolicyEngine, runtime: LabRuntime, log: (line: string) => void): Promise<Observability> {
+export async function startLabObservability(
+  config: LabConfig,
+  agent: Agent,
+  engine: PolicyEngine,
+  runtime: LabRuntime,
+  log: (line: string) => void,
+): Promise<Observability> {
   const enforcement = agent.enforcement instanceof DatapathEnforcement ? agent.enforcement : undefined;
   const requested = Number(process.env[LAB_METRICS_PORT_ENV] ?? DEFAULT_LAB_METRICS_PORT);
   const start = (metricsPort: number): Promise<Observability> =>
@@ -38,7 +44,9 @@ export async function startLabObservability(config: LabConfig, agent: Agent, eng
     return await start(requested);
   } catch (err) {
     if (!isAddrInUse(err) || requested === 0) throw err;
-    log(`metrics port ${requested} is taken; serving /metrics on a free port instead (set ${LAB_METRICS_PORT_ENV} to choose one)`);
+    log(
+      `metrics port ${requested} is taken; serving /metrics on a free port instead (set ${LAB_METRICS_PORT_ENV} to choose one)`,
+    );
     return start(0);
   }
 }

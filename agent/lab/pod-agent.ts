@@ -13,7 +13,14 @@ import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { L4Protocol } from '../desired.js';
-import { GREETING_SUFFIX, type PodAgentRequest, type PodAgentResponse, type ProbeOutcome, type ProbeTarget, type ServedPort } from './probe-protocol.js';
+import {
+  GREETING_SUFFIX,
+  type PodAgentRequest,
+  type PodAgentResponse,
+  type ProbeOutcome,
+  type ProbeTarget,
+  type ServedPort,
+} from './probe-protocol.js';
 
 const SCTP_HELPER = fileURLToPath(new URL('../../../agent/lab/sctp-raw.py', import.meta.url));
 
@@ -93,7 +100,9 @@ function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boole
       resolve({ connected, detail });
     }
     sock.on('data', () => finish(true, 'answered'));
-    sock.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? err.message)));
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      finish(false, err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? err.message)),
+    );
     sock.on('end', () => finish(false, 'closed without answer'));
   });
 }
@@ -115,7 +124,9 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boole
       resolve({ connected, detail });
     }
     sock.on('message', () => finish(true, 'answered'));
-    sock.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? err.message)));
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      finish(false, err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? err.message)),
+    );
     // On a busy machine the connect callback can come after the timeout closed the socket.
     sock.connect(t.port, t.ip, () => {
       if (done) return;

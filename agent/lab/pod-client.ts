@@ -17,7 +17,11 @@ export function podRequest(socketPath: string, req: Req, timeoutMs: number): Pro
     }, timeoutMs);
     conn.on('error', (err) => {
       clearTimeout(timer);
-      reject(new Error(`pod agent at ${socketPath} is not reachable (${(err as NodeJS.ErrnoException).code ?? err.message}): is the lab up? try \`weir lab up\``));
+      reject(
+        new Error(
+          `pod agent at ${socketPath} is not reachable (${(err as NodeJS.ErrnoException).code ?? err.message}): is the lab up? try \`weir lab up\``,
+        ),
+      );
     });
     const lines = createInterface({ input: conn });
     lines.on('error', () => undefined); // reported by conn's handler above
@@ -30,7 +34,11 @@ export function podRequest(socketPath: string, req: Req, timeoutMs: number): Pro
   });
 }
 
-export async function probeFrom(socketPath: string, targets: ProbeTarget[], timeoutMs: number): Promise<ProbeOutcome[]> {
+export async function probeFrom(
+  socketPath: string,
+  targets: ProbeTarget[],
+  timeoutMs: number,
+): Promise<ProbeOutcome[]> {
   const resp = await podRequest(socketPath, { op: 'probe', targets, timeoutMs }, timeoutMs + 5000);
   if ('error' in resp) throw new Error(`probe from ${socketPath} failed: ${resp.error}`);
   if (!('results' in resp)) throw new Error(`probe from ${socketPath}: unexpected answer`);
@@ -50,5 +58,7 @@ export async function waitForPodAgent(socketPath: string, deadlineMs: number): P
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`pod agent at ${socketPath} did not start within ${deadlineMs} ms (${last instanceof Error ? last.message : 'no answer'}); see its log next to the socket`);
+  throw new Error(
+    `pod agent at ${socketPath} did not start within ${deadlineMs} ms (${last instanceof Error ? last.message : 'no answer'}); see its log next to the socket`,
+  );
 }

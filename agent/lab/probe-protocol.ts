@@ -26,8 +26,7 @@ export interface ProbeOutcome {
 }
 
 export type PodAgentRequest =
-  | { id: number; op: 'ping' }
-  | { id: number; op: 'probe'; targets: ProbeTarget[]; timeoutMs: number };
+  { id: number; op: 'ping' } | { id: number; op: 'probe'; targets: ProbeTarget[]; timeoutMs: number };
 
 export type PodAgentResponse =
   | { id: number; ok: true; pod: string; pid: number }

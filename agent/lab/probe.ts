@@ -48,7 +48,9 @@ function selects(sel: string | undefined, key: string): boolean {
 export function selectPods(pods: LabPod[], sel: string | undefined, flag: string): LabPod[] {
   const out = pods.filter((p) => selects(sel, podKey(p))).sort((a, b) => podKey(a).localeCompare(podKey(b)));
   if (out.length === 0) {
-    throw new Error(`${flag} ${sel} matches no lab pod; pods: ${pods.map(podKey).join(', ') || 'none (is the lab up?)'}`);
+    throw new Error(
+      `${flag} ${sel} matches no lab pod; pods: ${pods.map(podKey).join(', ') || 'none (is the lab up?)'}`,
+    );
   }
   return out;
 }
@@ -68,11 +70,20 @@ export async function probePods(pods: LabPod[], req: ProbeRequest): Promise<Prob
   const perSource = await Promise.all(
     sources.map(async (src) => {
       const plan = dests.map((dst) => ({ dst, port: resolvePort(dst, req.port, req.protocol) }));
-      const targets = plan.filter((p) => p.port !== undefined).map((p) => ({ ip: family === 4 ? p.dst.ip4 : p.dst.ip6, port: p.port as number, protocol: req.protocol }));
+      const targets = plan
+        .filter((p) => p.port !== undefined)
+        .map((p) => ({ ip: family === 4 ? p.dst.ip4 : p.dst.ip6, port: p.port as number, protocol: req.protocol }));
       const outcomes = targets.length ? await probeFrom(src.socket, targets, timeoutMs) : [];
       let i = 0;
       return plan.map(({ dst, port }): ProbeDetail => {
-        if (port === undefined) return { from: podKey(src), to: podKey(dst), connected: false, detail: `no ${req.protocol} port named ${String(req.port)}`, ms: 0 };
+        if (port === undefined)
+          return {
+            from: podKey(src),
+            to: podKey(dst),
+            connected: false,
+            detail: `no ${req.protocol} port named ${String(req.port)}`,
+            ms: 0,
+          };
         const o = outcomes[i++];
         if (!o) throw new Error(`probe from ${podKey(src)} returned too few results`);
         return { from: podKey(src), to: podKey(dst), port, connected: o.connected, detail: o.detail, ms: o.ms };
@@ -83,5 +94,9 @@ export async function probePods(pods: LabPod[], req: ProbeRequest): Promise<Prob
 }
 
 export function toMatrix(req: Pick<ProbeRequest, 'port' | 'protocol'>, details: ProbeResult[]): ProbeMatrix {
-  return { port: req.port, protocol: req.protocol, results: details.map(({ from, to, connected }) => ({ from, to, connected })) };
+  return {
+    port: req.port,
+    protocol: req.protocol,
+    results: details.map(({ from, to, connected }) => ({ from, to, connected })),
+  };
 }

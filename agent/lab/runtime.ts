@@ -3,11 +3,32 @@
  * Its state lives in `<runDir>/state.json` so that `weir lab down` and the next `up` can clean
  * what a crashed run left.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  renameSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCidr, podAddress, type LabConfig } from './config.js';
-import { addRangeBlackholes, createPodNet, destroyPodNet, enableForwarding, restoreForwarding, hostVethName, netnsName, removeLeftovers, removeRangeBlackholes, type PodNet } from './netns.js';
+import {
+  addRangeBlackholes,
+  createPodNet,
+  destroyPodNet,
+  enableForwarding,
+  restoreForwarding,
+  hostVethName,
+  netnsName,
+  removeLeftovers,
+  removeRangeBlackholes,
+  type PodNet,
+} from './netns.js';
 import { spawnInNetns } from './exec.js';
 import { waitForPodAgent } from './pod-client.js';
 import { formatPorts } from './pod-agent.js';
@@ -144,7 +165,17 @@ export class LabRuntime {
     const ip4 = podAddress(this.range4, index);
     const ip6 = podAddress(this.range6, index);
     // Reserve the index before the awaits so concurrent adds do not collide.
-    const placeholder = { ...spec, index, pid: 0, socket: '', netns: netnsName(this.config.prefix, spec.namespace, spec.name), hostVeth: hostVethName(this.config.prefix, spec.namespace, spec.name), ifindex: 0, ip4, ip6 };
+    const placeholder = {
+      ...spec,
+      index,
+      pid: 0,
+      socket: '',
+      netns: netnsName(this.config.prefix, spec.namespace, spec.name),
+      hostVeth: hostVethName(this.config.prefix, spec.namespace, spec.name),
+      ifindex: 0,
+      ip4,
+      ip6,
+    };
     this.pods.set(key, placeholder);
     try {
       const net = await createPodNet(this.config, spec.namespace, spec.name, ip4, ip6);
@@ -170,7 +201,11 @@ export class LabRuntime {
     pod.socket = join(this.podDir, `${pod.hostVeth}.sock`);
     const log = openSync(join(this.podDir, `${pod.hostVeth}.log`), 'a');
     try {
-      pod.pid = spawnInNetns(pod.netns, [process.execPath, POD_AGENT, '--pod', podKey(pod), '--socket', pod.socket, '--ports', formatPorts(pod.ports)], log);
+      pod.pid = spawnInNetns(
+        pod.netns,
+        [process.execPath, POD_AGENT, '--pod', podKey(pod), '--socket', pod.socket, '--ports', formatPorts(pod.ports)],
+        log,
+      );
     } finally {
       closeSync(log);
     }
@@ -245,9 +280,14 @@ export interface TeardownReport {
  */
 export async function teardownLab(c: LabConfig, opts: { keepRunDir?: boolean } = {}): Promise<TeardownReport> {
   const state = readState(c);
-  const recorded = [...(state?.daemon ? [state.daemon.pid] : []), ...(state?.pods ?? []).map((p) => p.pid).filter((p) => p > 0)];
+  const recorded = [
+    ...(state?.daemon ? [state.daemon.pid] : []),
+    ...(state?.pods ?? []).map((p) => p.pid).filter((p) => p > 0),
+  ];
   // Pod agents a crashed run started before it could record them carry the run dir in argv.
-  const pids = [...new Set([...recorded, ...processesMentioning(join(c.runDir, 'pods'))])].filter((p) => p !== process.pid);
+  const pids = [...new Set([...recorded, ...processesMentioning(join(c.runDir, 'pods'))])].filter(
+    (p) => p !== process.pid,
+  );
   const stopped = (await Promise.all(pids.map((pid) => stopProcess(pid, c.runDir)))).filter(Boolean).length;
   const interfaces = await removeLeftovers(c.prefix);
   await removeRangeBlackholes(c);

@@ -55,10 +55,16 @@ function objectsOf(body: unknown): KubeObject[] {
   return objs as KubeObject[];
 }
 
-export async function startLabService(config: LabConfig, opts: { enforce: boolean; log: (line: string) => void }): Promise<LabService> {
+export async function startLabService(
+  config: LabConfig,
+  opts: { enforce: boolean; log: (line: string) => void },
+): Promise<LabService> {
   const runtime = new LabRuntime(config);
   await runtime.prepare();
-  const enforcement = await createLabEnforcement({ config, ifindexOf: (key) => runtime.get(key)?.ifindex, log: opts.log }, opts.enforce);
+  const enforcement = await createLabEnforcement(
+    { config, ifindexOf: (key) => runtime.get(key)?.ifindex, log: opts.log },
+    opts.enforce,
+  );
   const compiler = new PolicyEngine({ nodeName: config.nodeName, clusterPodCIDRs: [config.cidr4, config.cidr6] });
   const agent = new Agent({ nodeName: config.nodeName, compiler, enforcement, log: opts.log });
   await agent.start();

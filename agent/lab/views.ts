@@ -67,7 +67,9 @@ export function policyViews(agent: Agent): PolicyView[] {
       policyTypes: p.policyTypes,
       ingressRules: p.ingress.length,
       egressRules: p.egress.length,
-      selects: pods.filter((x) => x.namespace === p.namespace && selectorMatches(p.podSelector, x.labels)).map((x) => `${x.namespace}/${x.name}`),
+      selects: pods
+        .filter((x) => x.namespace === p.namespace && selectorMatches(p.podSelector, x.labels))
+        .map((x) => `${x.namespace}/${x.name}`),
     }));
 }
 
@@ -88,6 +90,10 @@ export function identityViews(agent: Agent, engine: PolicyEngine): IdentityView[
 /** Plain aligned columns, like kubectl's. */
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('   ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number)))
+      .join('   ')
+      .trimEnd();
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }

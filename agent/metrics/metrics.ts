@@ -81,7 +81,8 @@ export class WeirMetrics {
         for (const c of datapath?.readCounters() ?? []) {
           const direction = directionName(c.direction);
           if (c.verdict === VERDICT_FORWARDED) {
-            if (isPolicyDecision(c.reason)) this.inc({ direction, match: matchName(c.reason), action: 'forwarded' }, Number(c.packets));
+            if (isPolicyDecision(c.reason))
+              this.inc({ direction, match: matchName(c.reason), action: 'forwarded' }, Number(c.packets));
           } else if (c.reason === DROP_POLICY_DENIED) {
             this.inc({ direction, match: 'none', action: 'dropped' }, Number(c.packets));
           } else if (c.reason === DROP_POLICY_REVOKED) {
@@ -98,7 +99,8 @@ export class WeirMetrics {
       collect() {
         this.reset();
         for (const c of datapath?.readCounters() ?? []) {
-          if (c.verdict !== VERDICT_FORWARDED) this.inc({ reason: dropReasonLabel(c.reason), direction: directionName(c.direction) }, Number(c.packets));
+          if (c.verdict !== VERDICT_FORWARDED)
+            this.inc({ reason: dropReasonLabel(c.reason), direction: directionName(c.direction) }, Number(c.packets));
         }
       },
     });
@@ -110,7 +112,8 @@ export class WeirMetrics {
       collect() {
         this.reset();
         for (const c of datapath?.readCounters() ?? []) {
-          if (c.verdict !== VERDICT_FORWARDED) this.inc({ reason: dropReasonLabel(c.reason), direction: directionName(c.direction) }, Number(c.bytes));
+          if (c.verdict !== VERDICT_FORWARDED)
+            this.inc({ reason: dropReasonLabel(c.reason), direction: directionName(c.direction) }, Number(c.bytes));
         }
       },
     });
@@ -272,7 +275,8 @@ export class WeirMetrics {
         registers,
         collect() {
           this.reset();
-          for (const e of counts.values()) this.inc({ namespace: e.ns, pod: e.pod, direction: e.dir, verdict: e.verdict }, e.n);
+          for (const e of counts.values())
+            this.inc({ namespace: e.ns, pod: e.pod, direction: e.dir, verdict: e.verdict }, e.n);
         },
       });
     }

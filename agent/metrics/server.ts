@@ -14,7 +14,11 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export function startMetricsServer(metrics: WeirMetrics, port = DEFAULT_METRICS_PORT, host = '0.0.0.0'): Promise<MetricsServer> {
+export function startMetricsServer(
+  metrics: WeirMetrics,
+  port = DEFAULT_METRICS_PORT,
+  host = '0.0.0.0',
+): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
@@ -40,7 +44,11 @@ export function startMetricsServer(metrics: WeirMetrics, port = DEFAULT_METRICS_
   });
   return new Promise((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot serve metrics on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use; pick another with --metrics-port' : e.message}`)),
+      reject(
+        new Error(
+          `cannot serve metrics on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use; pick another with --metrics-port' : e.message}`,
+        ),
+      ),
     );
     server.listen(port, host, () => {
       const bound = (server.address() as AddressInfo).port;

@@ -89,7 +89,8 @@ export class NodeAgent {
   /** Changes are applied in one batch per burst (a relist delivers everything in one turn of the event loop). */
   private readonly changes = new TurnBatcher<KubernetesChange>(
     (batch) => this.apply(batch),
-    (err) => this.opts.log.error(`applying Kubernetes changes failed: ${err instanceof Error ? err.message : String(err)}`),
+    (err) =>
+      this.opts.log.error(`applying Kubernetes changes failed: ${err instanceof Error ? err.message : String(err)}`),
   );
   /** Host-side interfaces of local pods, by "namespace/name". */
   private readonly interfaces = new Map<string, PodInterface & { ip: string }>();
@@ -111,7 +112,12 @@ export class NodeAgent {
     });
     this.gate = new GatedEnforcement(this.datapath);
     this.compiler = new PolicyEngine({ nodeName: c.nodeName, clusterPodCIDRs: c.clusterPodCIDRs });
-    this.agent = new Agent({ nodeName: c.nodeName, compiler: this.compiler, enforcement: this.gate, log: (l) => opts.log.debug(l) });
+    this.agent = new Agent({
+      nodeName: c.nodeName,
+      compiler: this.compiler,
+      enforcement: this.gate,
+      log: (l) => opts.log.debug(l),
+    });
     this.agent.events.on('failed', (err) => opts.log.error(`could not realize a change: ${err.message}`));
     this.events = new PolicyEventRecorder(opts.kubeConfig, c.nodeName, (m) => opts.log.debug(m));
     this.source = new KubernetesSource({
@@ -119,7 +125,9 @@ export class NodeAgent {
       watchTimeoutSeconds: c.watchTimeoutSeconds,
       onChange: (change) => this.enqueue(change),
       onError: (resource, err, retryInMs) =>
-        opts.log.warn(`watch of ${resource} failed (${err.message}); retrying in ${retryInMs} ms, enforcement continues with the last known state`),
+        opts.log.warn(
+          `watch of ${resource} failed (${err.message}); retrying in ${retryInMs} ms, enforcement continues with the last known state`,
+        ),
     });
   }
 
@@ -137,8 +145,12 @@ export class NodeAgent {
       c.healthHost,
     );
     if (opts.observability !== false) {
-      a.obs = await startNodeObservability(c, a.agent, a.compiler, a.datapath, (ifindex) =>
-        [...a.interfaces.values()].find((i) => i.ifindex === ifindex)?.name,
+      a.obs = await startNodeObservability(
+        c,
+        a.agent,
+        a.compiler,
+        a.datapath,
+        (ifindex) => [...a.interfaces.values()].find((i) => i.ifindex === ifindex)?.name,
       );
     }
     a.source.start();
@@ -166,7 +178,9 @@ export class NodeAgent {
         break;
       } catch (err) {
         if (this.stopped) return;
-        this.opts.log.error(`the first full sync could not be enforced (${err instanceof Error ? err.message : String(err)}); retrying in 5 s`);
+        this.opts.log.error(
+          `the first full sync could not be enforced (${err instanceof Error ? err.message : String(err)}); retrying in 5 s`,
+        );
         await new Promise((r) => setTimeout(r, 5000));
       }
     }
@@ -208,7 +222,10 @@ export class NodeAgent {
     }
     const upserts: KubeObject[] = [];
     const deletes: Array<{ kind: KubeKind; key: string }> = [];
-    for (const e of last.values()) (e.obj ? upserts.push(e.obj) : deletes.push(e));
+    for (const e of last.values()) {
+      if (e.obj) upserts.push(e.obj);
+      else deletes.push(e);
+    }
     // Interfaces must be known before the compiler's endpoints reach the reconciler.
     await Promise.all(upserts.filter((o) => this.isLocalEndpoint(o)).map((p) => this.resolveInterface(p as Pod)));
     for (const o of upserts) {
@@ -216,7 +233,11 @@ export class NodeAgent {
     }
     for (const d of deletes) if (d.kind === 'Pod') this.forget(d.key);
     await this.agent.update(upserts, deletes);
-    if (this.gate.open && (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))) this.reportProblems();
+    if (
+      this.gate.open &&
+      (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))
+    )
+      this.reportProblems();
   }
 
   private forget(key: string): void {
@@ -233,7 +254,9 @@ export class NodeAgent {
       if (found) {
         this.interfaces.set(key, { ...found, ip });
         this.unresolved.delete(key);
-        this.opts.log.debug(`pod ${key}: host-side interface ${found.name} (ifindex ${found.ifindex}, by ${found.via})`);
+        this.opts.log.debug(
+          `pod ${key}: host-side interface ${found.name} (ifindex ${found.ifindex}, by ${found.via})`,
+        );
         return;
       }
     }

@@ -17,7 +17,10 @@ export interface CleanupResult {
 export function cleanupNode(pinRoot: string): CleanupResult {
   const detached: string[] = [];
   // Netlink, not /sys/class/net: sysfs shows the namespace it was mounted in, which need not be ours.
-  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifindex: number; ifname: string }>;
+  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{
+    ifindex: number;
+    ifname: string;
+  }>;
   for (const { ifindex, ifname: name } of links) {
     let any = false;
     for (const point of ['ingress', 'egress'] as TcPoint[]) {

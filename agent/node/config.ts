@@ -89,7 +89,9 @@ function checkValue(key: keyof AgentConfig, value: unknown, where: string): unkn
     case 'portOrZero': {
       const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
       const min = kind === 'port' ? 1 : 0;
-      return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= 65535 ? n : fail(`a port number (${min}-65535)`);
+      return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= 65535
+        ? n
+        : fail(`a port number (${min}-65535)`);
     }
     case 'positive': {
       const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
@@ -98,11 +100,14 @@ function checkValue(key: keyof AgentConfig, value: unknown, where: string): unkn
     case 'cidrs': {
       const list = typeof value === 'string' ? value.split(',').filter((s) => s.length > 0) : value;
       if (!Array.isArray(list)) return fail('a list of CIDRs');
-      for (const c of list) if (typeof c !== 'string' || !isCidr(c)) fail('a list of CIDRs like 10.0.0.0/8 or fd00::/48');
+      for (const c of list)
+        if (typeof c !== 'string' || !isCidr(c)) fail('a list of CIDRs like 10.0.0.0/8 or fd00::/48');
       return list;
     }
     case 'logLevel':
-      return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value) ? value : fail(`one of ${LOG_LEVELS.join(', ')}`);
+      return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value)
+        ? value
+        : fail(`one of ${LOG_LEVELS.join(', ')}`);
   }
 }
 
@@ -129,13 +134,19 @@ export function readConfigFile(file: string): Partial<AgentConfig> {
 }
 
 /** Defaults < config file < flags. The node name is required (from --node-name or NODE_NAME). */
-export function resolveConfig(file: Partial<AgentConfig>, flags: Partial<Record<keyof AgentConfig, unknown>>): AgentConfig {
+export function resolveConfig(
+  file: Partial<AgentConfig>,
+  flags: Partial<Record<keyof AgentConfig, unknown>>,
+): AgentConfig {
   const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, ...file };
   for (const k of CONFIG_KEYS) {
-    if (flags[k] !== undefined) merged[k] = checkValue(k, flags[k], `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    if (flags[k] !== undefined)
+      merged[k] = checkValue(k, flags[k], `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   }
   if (typeof merged.nodeName !== 'string' || merged.nodeName === '') {
-    throw new Error('the node name is required: pass --node-name or set NODE_NAME (the chart sets it from spec.nodeName)');
+    throw new Error(
+      'the node name is required: pass --node-name or set NODE_NAME (the chart sets it from spec.nodeName)',
+    );
   }
   return merged as unknown as AgentConfig;
 }

@@ -51,7 +51,9 @@ export class PolicyEventRecorder {
       });
     } catch (err) {
       this.reported.delete(key);
-      this.onError(`could not record an Event for NetworkPolicy ${p.policy}: ${err instanceof Error ? err.message : String(err)}`);
+      this.onError(
+        `could not record an Event for NetworkPolicy ${p.policy}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 }

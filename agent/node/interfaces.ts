@@ -45,7 +45,9 @@ async function link(dev: string): Promise<LinkInfo | undefined> {
 async function neighbourMac(ip: string, dev: string): Promise<string | undefined> {
   const read = async (): Promise<string | undefined> => {
     const n = await ipJson<Array<{ lladdr?: string; state?: string[] }>>(['neigh', 'show', 'to', ip, 'dev', dev]);
-    const e = n?.find((x) => x.lladdr && !(x.state ?? []).includes('FAILED') && !(x.state ?? []).includes('INCOMPLETE'));
+    const e = n?.find(
+      (x) => x.lladdr && !(x.state ?? []).includes('FAILED') && !(x.state ?? []).includes('INCOMPLETE'),
+    );
     return e?.lladdr;
   };
   const known = await read();
@@ -75,7 +77,9 @@ async function bridgePort(bridge: string, mac: string): Promise<string | undefin
     ['fdb', 'show', 'br', bridge],
     'bridge',
   );
-  const e = fdb?.find((x) => x.mac.toLowerCase() === mac.toLowerCase() && !(x.flags ?? []).includes('self') && x.state !== 'permanent');
+  const e = fdb?.find(
+    (x) => x.mac.toLowerCase() === mac.toLowerCase() && !(x.flags ?? []).includes('self') && x.state !== 'permanent',
+  );
   return e?.ifname ?? e?.dev;
 }
 

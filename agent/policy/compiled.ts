@@ -93,7 +93,11 @@ function checkLabelKey(c: Checker, key: string, field: string): void {
   }
   const slash = key.lastIndexOf('/');
   const name = slash >= 0 ? key.slice(slash + 1) : key;
-  if (!LABEL_NAME.test(name)) c.add(field, `"${key}" is not a valid label key (63 characters or less: letters, digits, '-', '_', '.', starting and ending with a letter or digit)`);
+  if (!LABEL_NAME.test(name))
+    c.add(
+      field,
+      `"${key}" is not a valid label key (63 characters or less: letters, digits, '-', '_', '.', starting and ending with a letter or digit)`,
+    );
 }
 
 function checkSelector(c: Checker, sel: LabelSelector, field: string): void {
@@ -115,7 +119,10 @@ function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: 
   const before = c.problems.length;
   if (p.ipBlock) {
     if (p.podSelector || p.namespaceSelector) {
-      c.add(field, 'ipBlock cannot be combined with podSelector or namespaceSelector in one peer; write them as two peers');
+      c.add(
+        field,
+        'ipBlock cannot be combined with podSelector or namespaceSelector in one peer; write them as two peers',
+      );
       return undefined;
     }
     const cidr = parsePrefix(p.ipBlock.cidr);
@@ -128,12 +135,18 @@ function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: 
       const f = `${field}.ipBlock.except[${i}]`;
       const x = parsePrefix(e);
       if (typeof x === 'string') c.add(f, x);
-      else if (!prefixContains(cidr, x) || x.bits === cidr.bits) c.add(f, `"${e}" is not inside cidr ${formatPrefix(cidr)}; every except must be a strict subset of the cidr`);
+      else if (!prefixContains(cidr, x) || x.bits === cidr.bits)
+        c.add(f, `"${e}" is not inside cidr ${formatPrefix(cidr)}; every except must be a strict subset of the cidr`);
       else except.push(x);
     });
     if (c.problems.length > before) return undefined;
     const ex = except.map(formatPrefix).sort();
-    return { kind: 'cidr', key: `cidr:${formatPrefix(cidr)}${ex.length ? ` except ${ex.join(',')}` : ''}`, cidr, except };
+    return {
+      kind: 'cidr',
+      key: `cidr:${formatPrefix(cidr)}${ex.length ? ` except ${ex.join(',')}` : ''}`,
+      cidr,
+      except,
+    };
   }
   if (!p.podSelector && !p.namespaceSelector) {
     c.add(field, 'a peer needs podSelector, namespaceSelector or ipBlock');
@@ -144,7 +157,12 @@ function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: 
   if (c.problems.length > before) return undefined;
   const podSelector = p.podSelector ?? { matchLabels: {}, matchExpressions: [] };
   if (p.namespaceSelector) {
-    return { kind: 'pods', key: `nssel:${selectorText(p.namespaceSelector)}|pod:${selectorText(podSelector)}`, namespaceSelector: p.namespaceSelector, podSelector };
+    return {
+      kind: 'pods',
+      key: `nssel:${selectorText(p.namespaceSelector)}|pod:${selectorText(podSelector)}`,
+      namespaceSelector: p.namespaceSelector,
+      podSelector,
+    };
   }
   return { kind: 'pods', key: `ns:${policyNs}|pod:${selectorText(podSelector)}`, namespace: policyNs, podSelector };
 }
@@ -152,22 +170,34 @@ function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: 
 function compilePort(c: Checker, p: NetworkPolicyPort, field: string): CompiledPort | undefined {
   const before = c.problems.length;
   const protocol = p.protocol.toUpperCase();
-  if (!PROTOCOLS.includes(protocol)) c.add(`${field}.protocol`, `unknown protocol "${p.protocol}" (use TCP, UDP or SCTP)`);
+  if (!PROTOCOLS.includes(protocol))
+    c.add(`${field}.protocol`, `unknown protocol "${p.protocol}" (use TCP, UDP or SCTP)`);
   const proto = protocol as L4Protocol;
   if (p.port === undefined) {
     if (p.endPort !== undefined) c.add(`${field}.endPort`, 'endPort needs a numeric port to start the range');
     return c.problems.length > before ? undefined : { kind: 'all', protocol: proto };
   }
   if (typeof p.port === 'string') {
-    if (!IANA_SVC_NAME.test(p.port)) c.add(`${field}.port`, `"${p.port}" is neither a port number (1-65535) nor a valid port name (1-15 lowercase letters, digits and '-')`);
-    if (p.endPort !== undefined) c.add(`${field}.endPort`, `endPort cannot be used with the named port "${p.port}"; use a numeric port`);
+    if (!IANA_SVC_NAME.test(p.port))
+      c.add(
+        `${field}.port`,
+        `"${p.port}" is neither a port number (1-65535) nor a valid port name (1-15 lowercase letters, digits and '-')`,
+      );
+    if (p.endPort !== undefined)
+      c.add(`${field}.endPort`, `endPort cannot be used with the named port "${p.port}"; use a numeric port`);
     return c.problems.length > before ? undefined : { kind: 'named', protocol: proto, name: p.port };
   }
-  if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) c.add(`${field}.port`, `port ${p.port} is out of range (1-65535)`);
+  if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535)
+    c.add(`${field}.port`, `port ${p.port} is out of range (1-65535)`);
   let endPort = p.port;
   if (p.endPort !== undefined) {
-    if (!Number.isInteger(p.endPort) || p.endPort < 1 || p.endPort > 65535) c.add(`${field}.endPort`, `endPort ${p.endPort} is out of range (1-65535)`);
-    else if (p.endPort < p.port) c.add(`${field}.endPort`, `endPort ${p.endPort} is below port ${p.port}; it must be greater than or equal to port`);
+    if (!Number.isInteger(p.endPort) || p.endPort < 1 || p.endPort > 65535)
+      c.add(`${field}.endPort`, `endPort ${p.endPort} is out of range (1-65535)`);
+    else if (p.endPort < p.port)
+      c.add(
+        `${field}.endPort`,
+        `endPort ${p.endPort} is below port ${p.port}; it must be greater than or equal to port`,
+      );
     endPort = p.endPort;
   }
   return c.problems.length > before ? undefined : { kind: 'number', protocol: proto, port: p.port, endPort };
@@ -181,25 +211,53 @@ export function compilePolicy(np: NetworkPolicy): CompiledPolicy {
   checkSelector(c, np.podSelector, 'spec.podSelector');
   const selectorInvalid = c.problems.length > 0;
   if (selectorInvalid) {
-    c.add('spec.podSelector', 'is invalid, so this policy isolates every pod of its namespace and allows nothing until it is fixed');
+    c.add(
+      'spec.podSelector',
+      'is invalid, so this policy isolates every pod of its namespace and allows nothing until it is fixed',
+    );
     podSelector = { matchLabels: {}, matchExpressions: [] };
   }
   const isolatesIngress = np.policyTypes.includes('Ingress');
   const isolatesEgress = np.policyTypes.includes('Egress');
   const rules: CompiledRule[] = [];
   const warnings: PolicyProblem[] = [];
-  const sides: { direction: Direction; on: boolean; list: { peers: NetworkPolicyPeer[]; ports: NetworkPolicyPort[] }[]; spec: string; peerField: string }[] = [
-    { direction: 'ingress', on: isolatesIngress, list: np.ingress.map((r) => ({ peers: r.from, ports: r.ports })), spec: 'spec.ingress', peerField: 'from' },
-    { direction: 'egress', on: isolatesEgress, list: np.egress.map((r) => ({ peers: r.to, ports: r.ports })), spec: 'spec.egress', peerField: 'to' },
+  const sides: {
+    direction: Direction;
+    on: boolean;
+    list: { peers: NetworkPolicyPeer[]; ports: NetworkPolicyPort[] }[];
+    spec: string;
+    peerField: string;
+  }[] = [
+    {
+      direction: 'ingress',
+      on: isolatesIngress,
+      list: np.ingress.map((r) => ({ peers: r.from, ports: r.ports })),
+      spec: 'spec.ingress',
+      peerField: 'from',
+    },
+    {
+      direction: 'egress',
+      on: isolatesEgress,
+      list: np.egress.map((r) => ({ peers: r.to, ports: r.ports })),
+      spec: 'spec.egress',
+      peerField: 'to',
+    },
   ];
   for (const side of sides) {
     side.list.forEach((r, index) => {
       const before = c.problems.length;
-      const peers = r.peers.map((p, i) => compilePeer(c, p, np.namespace, `${side.spec}[${index}].${side.peerField}[${i}]`));
+      const peers = r.peers.map((p, i) =>
+        compilePeer(c, p, np.namespace, `${side.spec}[${index}].${side.peerField}[${i}]`),
+      );
       const ports = r.ports.map((p, i) => compilePort(c, p, `${side.spec}[${index}].ports[${i}]`));
       const valid = c.problems.length === before && !selectorInvalid;
       if (!side.on) {
-        if (index === 0) warnings.push({ policy: key, field: side.spec, message: `is ignored: policyTypes ${JSON.stringify(np.policyTypes)} does not include ${side.direction === 'ingress' ? 'Ingress' : 'Egress'}` });
+        if (index === 0)
+          warnings.push({
+            policy: key,
+            field: side.spec,
+            message: `is ignored: policyTypes ${JSON.stringify(np.policyTypes)} does not include ${side.direction === 'ingress' ? 'Ingress' : 'Egress'}`,
+          });
         return;
       }
       rules.push({
@@ -211,5 +269,16 @@ export function compilePolicy(np: NetworkPolicy): CompiledPolicy {
       });
     });
   }
-  return { key, namespace: np.namespace, name: np.name, podSelector, isolatesIngress, isolatesEgress, rules, errors: c.problems, warnings, source: np };
+  return {
+    key,
+    namespace: np.namespace,
+    name: np.name,
+    podSelector,
+    isolatesIngress,
+    isolatesEgress,
+    rules,
+    errors: c.problems,
+    warnings,
+    source: np,
+  };
 }

@@ -10,10 +10,25 @@
  * what was last published are reported in the DesiredDiff.
  */
 import { ReservedIdentity } from '../desired.js';
-import type { DesiredDiff, DesiredState, Direction, EndpointState, L4Protocol, PolicyEntry, RuleRef } from '../desired.js';
+import type {
+  DesiredDiff,
+  DesiredState,
+  Direction,
+  EndpointState,
+  L4Protocol,
+  PolicyEntry,
+  RuleRef,
+} from '../desired.js';
 import { CidrIdentityAllocator, IdentityAllocator } from '../identity/allocator.js';
 import type { Clock, Identity } from '../identity/allocator.js';
-import { canonicalPrefix, formatPrefix, hostCIDR, parsePrefix, prefixContains, prefixesOverlap } from '../ipcache/cidr.js';
+import {
+  canonicalPrefix,
+  formatPrefix,
+  hostCIDR,
+  parsePrefix,
+  prefixContains,
+  prefixesOverlap,
+} from '../ipcache/cidr.js';
 import type { Prefix } from '../ipcache/cidr.js';
 import { Ipcache } from '../ipcache/ipcache.js';
 import type { StoreChange } from '../store/store.js';
@@ -74,7 +89,14 @@ function namedKey(name: string, protocol: L4Protocol): string {
 }
 
 function emptyDiff(): DesiredDiff {
-  return { endpointsChanged: [], endpointsRemoved: [], entriesAdded: new Map(), entriesRemoved: new Map(), ipcacheUpserted: [], ipcacheRemoved: [] };
+  return {
+    endpointsChanged: [],
+    endpointsRemoved: [],
+    entriesAdded: new Map(),
+    entriesRemoved: new Map(),
+    ipcacheUpserted: [],
+    ipcacheRemoved: [],
+  };
 }
 
 export class PolicyEngine {
@@ -110,7 +132,10 @@ export class PolicyEngine {
 
   constructor(opts: PolicyEngineOptions = {}) {
     this.nodeName = opts.nodeName;
-    const idOpts = { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.identityGraceMs !== undefined ? { graceMs: opts.identityGraceMs } : {}) };
+    const idOpts = {
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.identityGraceMs !== undefined ? { graceMs: opts.identityGraceMs } : {}),
+    };
     this.identities = new IdentityAllocator(idOpts);
     this.cidrIdentities = new CidrIdentityAllocator(idOpts);
     this.extraPodCIDRs = (opts.clusterPodCIDRs ?? []).map((c) => {
@@ -183,7 +208,8 @@ export class PolicyEngine {
     }
     if (node) this.nodes.set(name, node);
     else this.nodes.delete(name);
-    const id = this.nodeName !== undefined && name === this.nodeName ? ReservedIdentity.host : ReservedIdentity.remoteNode;
+    const id =
+      this.nodeName !== undefined && name === this.nodeName ? ReservedIdentity.host : ReservedIdentity.remoteNode;
     for (const a of node?.addresses ?? []) {
       const c = hostCIDR(a.address);
       if (c) this.ipcache.claim(c, 'node', name, id);
@@ -193,10 +219,11 @@ export class PolicyEngine {
 
   private refreshPodCIDRs(): void {
     const set = new Set(this.extraPodCIDRs);
-    for (const n of this.nodes.values()) for (const c of n.podCIDRs) {
-      const p = canonicalPrefix(c);
-      if (p) set.add(p);
-    }
+    for (const n of this.nodes.values())
+      for (const c of n.podCIDRs) {
+        const p = canonicalPrefix(c);
+        if (p) set.add(p);
+      }
     this.ipcache.setPodCIDRs([...set].sort());
   }
 
@@ -217,7 +244,12 @@ export class PolicyEngine {
       if (r.live) this.selectors.identityLive(identity);
     }
     const rec: PodRecord | undefined = pod
-      ? { pod, ...(identity ? { identity } : {}), local: this.isLocal(pod), ipCIDRs: managed ? pod.ips.map((ip) => hostCIDR(ip)!).filter(Boolean) : [] }
+      ? {
+          pod,
+          ...(identity ? { identity } : {}),
+          local: this.isLocal(pod),
+          ipCIDRs: managed ? pod.ips.map((ip) => hostCIDR(ip)!).filter(Boolean) : [],
+        }
       : undefined;
     // Named ports: register the new before unregistering the old, so unchanged ones do not flap.
     if (rec?.identity) this.registerNamedPorts(rec, +1);
@@ -253,7 +285,8 @@ export class PolicyEngine {
         if (counts.size === 0) byId.delete(id);
         if (byId.size === 0) this.namedPorts.delete(nk);
       } else counts.set(p.containerPort, n);
-      if (n === 0 || (n === 1 && delta === 1)) for (const pk of this.namedEgressPolicies.get(nk) ?? []) this.dirtyPolicies.add(pk);
+      if (n === 0 || (n === 1 && delta === 1))
+        for (const pk of this.namedEgressPolicies.get(nk) ?? []) this.dirtyPolicies.add(pk);
     }
   }
 
@@ -310,7 +343,9 @@ export class PolicyEngine {
         cidrIds,
         namedEgress: [...namedEgress],
         refs: compiled.rules.map((r) => this.ruleRef(compiled.key, r.direction, r.index)),
-        ports: compiled.rules.map((r) => (r.ports !== 'any' && r.ports.some((p) => p.kind === 'named') ? undefined : this.rulePorts(r, undefined))),
+        ports: compiled.rules.map((r) =>
+          r.ports !== 'any' && r.ports.some((p) => p.kind === 'named') ? undefined : this.rulePorts(r, undefined),
+        ),
         rulesBySelector,
       };
       for (const ek of this.localByNamespace.get(np.namespace) ?? []) {
@@ -327,7 +362,8 @@ export class PolicyEngine {
         this.ipcache.unclaim(this.cidrIdentities.cidrOf(id)!, 'cidr', 'policy');
         this.selectors.cidrDead(id);
       }
-      for (const nk of old.namedEgress) if (!rec?.namedEgress.includes(nk)) setIndex(this.namedEgressPolicies, nk, key, false);
+      for (const nk of old.namedEgress)
+        if (!rec?.namedEgress.includes(nk)) setIndex(this.namedEgressPolicies, nk, key, false);
     }
     const ns = np?.namespace ?? old!.compiled.namespace;
     if (rec) {
@@ -350,8 +386,10 @@ export class PolicyEngine {
     this.identities.gc();
     this.cidrIdentities.gc();
     // Policies with egress named ports resolve ports per peer identity: recompute them whole.
-    for (const s of this.selectors.changed()) for (const pk of s.users) if (this.policies.get(pk)?.namedEgress.length) this.dirtyPolicies.add(pk);
-    for (const pk of this.dirtyPolicies) for (const ek of this.policies.get(pk)?.selects ?? []) this.dirtyEndpoints.add(ek);
+    for (const s of this.selectors.changed())
+      for (const pk of s.users) if (this.policies.get(pk)?.namedEgress.length) this.dirtyPolicies.add(pk);
+    for (const pk of this.dirtyPolicies)
+      for (const ek of this.policies.get(pk)?.selects ?? []) this.dirtyEndpoints.add(ek);
     this.dirtyPolicies.clear();
     const diff = emptyDiff();
     const touched = new Map<string, string[]>();
@@ -407,8 +445,10 @@ export class PolicyEngine {
             const rule = pol.compiled.rules[i]!;
             const ref = pol.refs[i]!;
             const ports = pol.ports[i] ?? this.rulePorts(rule, this.pods.get(ek));
-            for (const id of d.added) for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, times));
-            for (const id of d.removed) for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, -times));
+            for (const id of d.added)
+              for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, times));
+            for (const id of d.removed)
+              for (const p of ports) keys.push(contribute(rec.entries, rule.direction, id, p, ref, -times));
           }
         }
       }
@@ -443,7 +483,9 @@ export class PolicyEngine {
       else if (port.kind === 'number') out.push({ protocol: port.protocol, port: port.port, endPort: port.endPort });
       else if (rule.direction === 'ingress') {
         // Named ports of an ingress rule resolve against this (the destination) pod.
-        for (const cp of rec?.pod.ports ?? []) if (cp.name === port.name && cp.protocol === port.protocol) out.push({ protocol: port.protocol, port: cp.containerPort, endPort: cp.containerPort });
+        for (const cp of rec?.pod.ports ?? [])
+          if (cp.name === port.name && cp.protocol === port.protocol)
+            out.push({ protocol: port.protocol, port: cp.containerPort, endPort: cp.containerPort });
       }
     }
     return out;
@@ -492,11 +534,16 @@ export class PolicyEngine {
       acc.published = refs;
       if (!before || !sameRefs(before, refs)) added.push(materialize(acc, refs));
     }
-    for (const [k, acc] of old?.entries ?? []) if (!entries.has(k) && acc.published) removed.push(materialize(acc, acc.published));
+    for (const [k, acc] of old?.entries ?? [])
+      if (!entries.has(k) && acc.published) removed.push(materialize(acc, acc.published));
     this.endpoints.set(key, { header, entries });
     const o = old?.header;
     const headerChanged =
-      !o || o.identity !== header.identity || o.ingressIsolated !== ingressIsolated || o.egressIsolated !== egressIsolated || o.ips.join(',') !== header.ips.join(',');
+      !o ||
+      o.identity !== header.identity ||
+      o.ingressIsolated !== ingressIsolated ||
+      o.egressIsolated !== egressIsolated ||
+      o.ips.join(',') !== header.ips.join(',');
     if (headerChanged) diff.endpointsChanged.push(this.endpointState(key)!);
     if (added.length > 0) diff.entriesAdded.set(key, added.sort(compareEntries));
     if (removed.length > 0) diff.entriesRemoved.set(key, removed.sort(compareEntries));
@@ -512,7 +559,9 @@ export class PolicyEngine {
       if (rule.peers === 'any') {
         for (const p of ports) contribute(out, rule.direction, ReservedIdentity.any, p, ref, 1);
       } else {
-        for (const peer of rule.peers) for (const id of this.selectors.get(peer.key)!.ids) for (const p of ports) contribute(out, rule.direction, id, p, ref, 1);
+        for (const peer of rule.peers)
+          for (const id of this.selectors.get(peer.key)!.ids)
+            for (const p of ports) contribute(out, rule.direction, id, p, ref, 1);
       }
       if (rule.direction !== 'egress' || rule.ports === 'any') continue;
       // Egress named ports: against each destination identity's pods (one entry per identity and port).
@@ -520,7 +569,8 @@ export class PolicyEngine {
         if (port.kind !== 'named') continue;
         const byId = this.namedPorts.get(namedKey(port.name, port.protocol));
         if (!byId) continue;
-        const one = (id: number, p: number): void => void contribute(out, 'egress', id, { protocol: port.protocol, port: p, endPort: p }, ref, 1);
+        const one = (id: number, p: number): void =>
+          void contribute(out, 'egress', id, { protocol: port.protocol, port: p, endPort: p }, ref, 1);
         if (rule.peers === 'any') {
           for (const [id, ports] of byId) for (const p of ports.keys()) one(id, p);
         } else {
@@ -540,7 +590,6 @@ export class PolicyEngine {
     for (const acc of rec.entries.values()) if (acc.published) entries.push(materialize(acc, acc.published));
     return { ...rec.header, ips: [...rec.header.ips], entries: entries.sort(compareEntries) };
   }
-
 
   // ------------------------------------------------------------- outputs
 
@@ -577,7 +626,10 @@ export class PolicyEngine {
             const covered = podCIDRs.filter((pc) => prefixesOverlap(pc, p)).map(formatPrefix);
             const coveredPods = covered.length > 0 ? [] : this.podsInside(p);
             if (covered.length > 0 || coveredPods.length > 0) {
-              const what = covered.length > 0 ? `the pod network ${covered.join(', ')}` : `pod IPs (${coveredPods.slice(0, 3).join(', ')}${coveredPods.length > 3 ? ', ...' : ''})`;
+              const what =
+                covered.length > 0
+                  ? `the pod network ${covered.join(', ')}`
+                  : `pod IPs (${coveredPods.slice(0, 3).join(', ')}${coveredPods.length > 3 ? ', ...' : ''})`;
               out.push({
                 policy: pr.compiled.key,
                 field,
@@ -628,7 +680,15 @@ export class PolicyEngine {
   resolveIP(ip: string): number | undefined {
     return this.ipcache.lookup(ip);
   }
-  get stats(): { pods: number; endpoints: number; policies: number; identities: number; selectors: number; entries: number; ipcache: number } {
+  get stats(): {
+    pods: number;
+    endpoints: number;
+    policies: number;
+    identities: number;
+    selectors: number;
+    entries: number;
+    ipcache: number;
+  } {
     let entries = 0;
     for (const e of this.endpoints.values()) entries += e.entries.size;
     return {

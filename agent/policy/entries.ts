@@ -32,13 +32,30 @@ export interface PortSpec {
 }
 
 /** Adds `delta` contributions of `ref` to one entry; returns the entry's key. */
-export function contribute(out: EntryMap, direction: Direction, remoteIdentity: number, p: PortSpec, ref: RuleRef, delta: number): string {
+export function contribute(
+  out: EntryMap,
+  direction: Direction,
+  remoteIdentity: number,
+  p: PortSpec,
+  ref: RuleRef,
+  delta: number,
+): string {
   // entryKey() of agent/desired.ts, inlined: this runs for every entry of every endpoint.
   const k = `${direction}|${remoteIdentity}|${p.protocol}|${p.port}|${p.endPort}`;
-  let acc = out.get(k);
+  const acc = out.get(k);
   if (!acc) {
     if (delta < 0) return k;
-    out.set(k, { direction, remoteIdentity, protocol: p.protocol, port: p.port, endPort: p.endPort, ref, n: delta, more: undefined, published: undefined });
+    out.set(k, {
+      direction,
+      remoteIdentity,
+      protocol: p.protocol,
+      port: p.port,
+      endPort: p.endPort,
+      ref,
+      n: delta,
+      more: undefined,
+      published: undefined,
+    });
     return k;
   }
   if (acc.ref === ref) {
@@ -91,7 +108,14 @@ export function compareRefs(a: RuleRef, b: RuleRef): number {
  * between entries of the same rule (hundreds of thousands of entries, a few thousand rules).
  */
 export function materialize(acc: EntryAcc, refs: readonly RuleRef[]): PolicyEntry {
-  return { direction: acc.direction, remoteIdentity: acc.remoteIdentity, protocol: acc.protocol, port: acc.port, endPort: acc.endPort, derivedFrom: refs as RuleRef[] };
+  return {
+    direction: acc.direction,
+    remoteIdentity: acc.remoteIdentity,
+    protocol: acc.protocol,
+    port: acc.port,
+    endPort: acc.endPort,
+    derivedFrom: refs as RuleRef[],
+  };
 }
 
 export function sameRefs(a: readonly RuleRef[], b: readonly RuleRef[]): boolean {

@@ -101,17 +101,29 @@ function describeIdentity(id: number): string {
 function side(engine: PolicyEngine, key: string, role: string): Side {
   const ip = canonicalIP(key);
   if (ip !== undefined) {
-    const owner = engine.listPods().find((p) => !p.hostNetwork && p.phase !== 'Succeeded' && p.phase !== 'Failed' && p.ips.includes(ip));
+    const owner = engine
+      .listPods()
+      .find((p) => !p.hostNetwork && p.phase !== 'Succeeded' && p.phase !== 'Failed' && p.ips.includes(ip));
     if (owner) return side(engine, `${owner.namespace}/${owner.name}`, role);
-    return { key: ip, address: { ip, prefix: hostPrefix(ip)!, resolved: engine.resolveIP(ip) ?? ReservedIdentity.world } };
+    return {
+      key: ip,
+      address: { ip, prefix: hostPrefix(ip)!, resolved: engine.resolveIP(ip) ?? ReservedIdentity.world },
+    };
   }
-  if (!/^[^/]+\/[^/]+$/.test(key)) throw new ExplainError(`--${role} "${key}" must be NAMESPACE/POD (e.g. x/a) or an IP address`);
+  if (!/^[^/]+\/[^/]+$/.test(key))
+    throw new ExplainError(`--${role} "${key}" must be NAMESPACE/POD (e.g. x/a) or an IP address`);
   const p = engine.getPod(key);
   if (!p) {
-    const known = engine.listPods().map((q) => `${q.namespace}/${q.name}`).sort();
-    throw new ExplainError(`no pod ${key} in the manifests${known.length ? ` (pods: ${known.slice(0, 12).join(', ')}${known.length > 12 ? ', ...' : ''})` : ''}; add its Pod manifest with -f`);
+    const known = engine
+      .listPods()
+      .map((q) => `${q.namespace}/${q.name}`)
+      .sort();
+    throw new ExplainError(
+      `no pod ${key} in the manifests${known.length ? ` (pods: ${known.slice(0, 12).join(', ')}${known.length > 12 ? ', ...' : ''})` : ''}; add its Pod manifest with -f`,
+    );
   }
-  if (p.pod.phase === 'Succeeded' || p.pod.phase === 'Failed') throw new ExplainError(`pod ${key} has finished (phase ${p.pod.phase}): it has no network to explain`);
+  if (p.pod.phase === 'Succeeded' || p.pod.phase === 'Failed')
+    throw new ExplainError(`pod ${key} has finished (phase ${p.pod.phase}): it has no network to explain`);
   return { key, pod: p.pod, ...(p.identity ? { identity: p.identity } : {}) };
 }
 
@@ -121,31 +133,48 @@ function cidrVerdict(peer: CidrPeer, addr: NonNullable<Side['address']>): { ok: 
   const r = addr.resolved;
   if (isWorldIdentity(r)) {
     // Each family has its own world identity: only the /0 of that family selects it.
-    if (peer.cidr.bits === 0 && r === worldIdentity(peer.cidr.family)) return { ok: true, why: `${addr.ip} is ${describeIdentity(r)}, which ipBlock ${block} allows` };
+    if (peer.cidr.bits === 0 && r === worldIdentity(peer.cidr.family))
+      return { ok: true, why: `${addr.ip} is ${describeIdentity(r)}, which ipBlock ${block} allows` };
     return { ok: false, why: `${addr.ip} is not inside ipBlock ${block}` };
   }
   if (!isCidrIdentity(r)) return { ok: false, why: `${addr.ip} is ${describeIdentity(r)}: ipBlock never matches it` };
   if (!prefixContains(peer.cidr, addr.prefix)) return { ok: false, why: `${addr.ip} is not inside ipBlock ${block}` };
   const ex = peer.except.find((e) => prefixContains(e, addr.prefix));
-  if (ex) return { ok: false, why: `${addr.ip} is inside ${formatPrefix(peer.cidr)} but excepted by ${formatPrefix(ex)}` };
+  if (ex)
+    return { ok: false, why: `${addr.ip} is inside ${formatPrefix(peer.cidr)} but excepted by ${formatPrefix(ex)}` };
   return { ok: true, why: `${addr.ip} is inside ipBlock ${block}` };
 }
 
 function peerVerdict(peer: CompiledPeer, remote: Side, policyNs: string): { ok: boolean; why: string } {
   if (remote.address) {
     if (peer.kind === 'cidr') return cidrVerdict(peer, remote.address);
-    return { ok: false, why: `${remote.key} is not a pod (it resolves to ${describeIdentity(remote.address.resolved)}), so pod and namespace selectors do not match it` };
+    return {
+      ok: false,
+      why: `${remote.key} is not a pod (it resolves to ${describeIdentity(remote.address.resolved)}), so pod and namespace selectors do not match it`,
+    };
   }
-  if (peer.kind === 'cidr') return { ok: false, why: `ipBlock ${peer.key.slice(5)} never matches pod traffic (pods are matched by identity)` };
+  if (peer.kind === 'cidr')
+    return { ok: false, why: `ipBlock ${peer.key.slice(5)} never matches pod traffic (pods are matched by identity)` };
   const id = remote.identity;
   if (!id) return { ok: false, why: `${remote.key} uses the host network, so pod selectors do not match it` };
   if (peer.namespace !== undefined && id.namespace !== peer.namespace)
-    return { ok: false, why: `podSelector ${selectorText(peer.podSelector)} only selects pods in namespace ${policyNs}, and ${remote.key} is in ${id.namespace}` };
+    return {
+      ok: false,
+      why: `podSelector ${selectorText(peer.podSelector)} only selects pods in namespace ${policyNs}, and ${remote.key} is in ${id.namespace}`,
+    };
   if (peer.namespaceSelector && !selectorMatches(peer.namespaceSelector, id.nsLabels))
-    return { ok: false, why: `namespace ${id.namespace} ${selectorMisses(peer.namespaceSelector, id.nsLabels).join('; ')} (namespaceSelector ${selectorText(peer.namespaceSelector)})` };
+    return {
+      ok: false,
+      why: `namespace ${id.namespace} ${selectorMisses(peer.namespaceSelector, id.nsLabels).join('; ')} (namespaceSelector ${selectorText(peer.namespaceSelector)})`,
+    };
   if (!selectorMatches(peer.podSelector, id.podLabels))
-    return { ok: false, why: `${remote.key} ${selectorMisses(peer.podSelector, id.podLabels).join('; ')} (podSelector ${selectorText(peer.podSelector)})` };
-  const where = peer.namespaceSelector ? `namespaceSelector ${selectorText(peer.namespaceSelector)}` : `namespace ${policyNs}`;
+    return {
+      ok: false,
+      why: `${remote.key} ${selectorMisses(peer.podSelector, id.podLabels).join('; ')} (podSelector ${selectorText(peer.podSelector)})`,
+    };
+  const where = peer.namespaceSelector
+    ? `namespaceSelector ${selectorText(peer.namespaceSelector)}`
+    : `namespace ${policyNs}`;
   return { ok: true, why: `${remote.key} matches ${where} and podSelector ${selectorText(peer.podSelector)}` };
 }
 
@@ -162,10 +191,21 @@ function portVerdict(port: CompiledPort, q: ExplainQuery, dest: Side): { ok: boo
     const ok = q.port >= port.port && q.port <= port.endPort;
     return { ok, why: ok ? portText(port) : `${portText(port)} does not include ${q.port}` };
   }
-  if (!dest.pod) return { ok: false, why: `${portText(port)}: ${dest.key} is not a pod; named ports resolve against pods only` };
-  if (!dest.identity) return { ok: false, why: `${portText(port)}: ${dest.key} uses the host network, whose named ports are not resolved (it has the node's identity)` };
-  const resolved = dest.pod.ports.filter((cp) => cp.name === port.name && cp.protocol === port.protocol).map((cp) => cp.containerPort);
-  if (resolved.length === 0) return { ok: false, why: `${portText(port)}: ${dest.key} has no ${port.protocol} container port named "${port.name}"` };
+  if (!dest.pod)
+    return { ok: false, why: `${portText(port)}: ${dest.key} is not a pod; named ports resolve against pods only` };
+  if (!dest.identity)
+    return {
+      ok: false,
+      why: `${portText(port)}: ${dest.key} uses the host network, whose named ports are not resolved (it has the node's identity)`,
+    };
+  const resolved = dest.pod.ports
+    .filter((cp) => cp.name === port.name && cp.protocol === port.protocol)
+    .map((cp) => cp.containerPort);
+  if (resolved.length === 0)
+    return {
+      ok: false,
+      why: `${portText(port)}: ${dest.key} has no ${port.protocol} container port named "${port.name}"`,
+    };
   const ok = resolved.includes(q.port);
   return { ok, why: `${portText(port)} is ${resolved.join(', ')} on ${dest.key}${ok ? '' : `, not ${q.port}`}` };
 }
@@ -176,7 +216,13 @@ function ruleVerdict(pol: CompiledPolicy, rule: CompiledRule, remote: Side, dest
     const prefix = `spec.${rule.direction}[${rule.index}]`;
     const own = pol.errors.filter((e) => e.field.startsWith(prefix));
     const errs = (own.length > 0 ? own : pol.errors).map(formatProblem);
-    return { ...base, matched: false, peerMatched: false, portMatched: false, reasons: [`rule is invalid and allows nothing: ${errs.join('; ')}`] };
+    return {
+      ...base,
+      matched: false,
+      peerMatched: false,
+      portMatched: false,
+      reasons: [`rule is invalid and allows nothing: ${errs.join('; ')}`],
+    };
   }
   const reasons: string[] = [];
   let peerMatched = false;
@@ -204,22 +250,65 @@ function ruleVerdict(pol: CompiledPolicy, rule: CompiledRule, remote: Side, dest
   return { ...base, matched: peerMatched && portMatched, peerMatched, portMatched, reasons };
 }
 
-function explainDirection(engine: PolicyEngine, direction: Direction, subject: Side, remote: Side, dest: Side, q: ExplainQuery): DirectionExplanation {
+function explainDirection(
+  engine: PolicyEngine,
+  direction: Direction,
+  subject: Side,
+  remote: Side,
+  dest: Side,
+  q: ExplainQuery,
+): DirectionExplanation {
   const Dir = direction === 'ingress' ? 'Ingress' : 'Egress';
   if (!subject.pod) {
-    return { direction, pod: subject.key, enforced: false, isolated: false, policies: [], allowed: true, allowedBy: [], closest: [], summary: `${subject.key} is not a pod: no policy is enforced there` };
+    return {
+      direction,
+      pod: subject.key,
+      enforced: false,
+      isolated: false,
+      policies: [],
+      allowed: true,
+      allowedBy: [],
+      closest: [],
+      summary: `${subject.key} is not a pod: no policy is enforced there`,
+    };
   }
   if (!subject.identity) {
-    return { direction, pod: subject.key, enforced: false, isolated: false, policies: [], allowed: true, allowedBy: [], closest: [], summary: `${subject.key} uses the host network: weir does not enforce it` };
+    return {
+      direction,
+      pod: subject.key,
+      enforced: false,
+      isolated: false,
+      policies: [],
+      allowed: true,
+      allowedBy: [],
+      closest: [],
+      summary: `${subject.key} uses the host network: weir does not enforce it`,
+    };
   }
   const selecting = engine
     .policiesInNamespace(subject.pod.namespace)
-    .filter((p) => (direction === 'ingress' ? p.isolatesIngress : p.isolatesEgress) && selectorMatches(p.podSelector, subject.identity!.podLabels));
+    .filter(
+      (p) =>
+        (direction === 'ingress' ? p.isolatesIngress : p.isolatesEgress) &&
+        selectorMatches(p.podSelector, subject.identity!.podLabels),
+    );
   const policies = selecting.map((p) => p.key);
   if (selecting.length === 0) {
-    return { direction, pod: subject.key, enforced: true, isolated: false, policies, allowed: true, allowedBy: [], closest: [], summary: `${subject.key} is not isolated for ${direction}: no policy with ${Dir} in policyTypes selects it` };
+    return {
+      direction,
+      pod: subject.key,
+      enforced: true,
+      isolated: false,
+      policies,
+      allowed: true,
+      allowedBy: [],
+      closest: [],
+      summary: `${subject.key} is not isolated for ${direction}: no policy with ${Dir} in policyTypes selects it`,
+    };
   }
-  const verdicts = selecting.flatMap((p) => p.rules.filter((r) => r.direction === direction).map((r) => ruleVerdict(p, r, remote, dest, q)));
+  const verdicts = selecting.flatMap((p) =>
+    p.rules.filter((r) => r.direction === direction).map((r) => ruleVerdict(p, r, remote, dest, q)),
+  );
   const allowedBy = verdicts.filter((v) => v.matched);
   const misses = (v: RuleVerdict): number => (v.peerMatched ? 0 : 1) + (v.portMatched ? 0 : 1);
   const closest = allowedBy.length > 0 ? [] : [...verdicts].sort((a, b) => misses(a) - misses(b)).slice(0, 5);
@@ -228,23 +317,61 @@ function explainDirection(engine: PolicyEngine, direction: Direction, subject: S
   const summary = allowed
     ? `${subject.key} is isolated for ${direction} by ${policies.join(', ')}; allowed by ${via}`
     : `${subject.key} is isolated for ${direction} by ${policies.join(', ')} and ${verdicts.length === 0 ? `no policy has an ${direction} rule` : `none of the ${verdicts.length} ${direction} rule(s) of ${policies.length === 1 ? 'that policy' : 'those policies'} matches`}`;
-  return { direction, pod: subject.key, enforced: true, isolated: true, policies, allowed, allowedBy, closest, summary };
+  return {
+    direction,
+    pod: subject.key,
+    enforced: true,
+    isolated: true,
+    policies,
+    allowed,
+    allowedBy,
+    closest,
+    summary,
+  };
 }
 
 /** Explains one connection attempt from q.from to q.to on q.protocol/q.port. */
 export function explain(engine: PolicyEngine, q: ExplainQuery): Explanation {
-  if (!Number.isInteger(q.port) || q.port < 1 || q.port > 65535) throw new ExplainError(`--port ${q.port} is out of range (1-65535)`);
+  if (!Number.isInteger(q.port) || q.port < 1 || q.port > 65535)
+    throw new ExplainError(`--port ${q.port} is out of range (1-65535)`);
   const from = side(engine, q.from, 'from');
   const to = side(engine, q.to, 'to');
-  if (from.address && to.address) throw new ExplainError(`neither ${q.from} nor ${q.to} is a pod: weir enforces policy at pods only`);
+  if (from.address && to.address)
+    throw new ExplainError(`neither ${q.from} nor ${q.to} is a pod: weir enforces policy at pods only`);
   if (from.key === to.key) {
     // A pod reaching its own address stays on its loopback: no veth, no enforcement.
-    const self = (direction: Direction): DirectionExplanation => ({ direction, pod: from.key, enforced: false, isolated: false, policies: [], allowed: true, allowedBy: [], closest: [], summary: `traffic of ${from.key} to itself stays inside the pod and is never enforced` });
-    return { from: q.from, to: q.to, port: q.port, protocol: q.protocol, allowed: true, egress: self('egress'), ingress: self('ingress') };
+    const self = (direction: Direction): DirectionExplanation => ({
+      direction,
+      pod: from.key,
+      enforced: false,
+      isolated: false,
+      policies: [],
+      allowed: true,
+      allowedBy: [],
+      closest: [],
+      summary: `traffic of ${from.key} to itself stays inside the pod and is never enforced`,
+    });
+    return {
+      from: q.from,
+      to: q.to,
+      port: q.port,
+      protocol: q.protocol,
+      allowed: true,
+      egress: self('egress'),
+      ingress: self('ingress'),
+    };
   }
   const egress = explainDirection(engine, 'egress', from, to, to, q);
   const ingress = explainDirection(engine, 'ingress', to, from, to, q);
-  return { from: q.from, to: q.to, port: q.port, protocol: q.protocol, allowed: egress.allowed && ingress.allowed, egress, ingress };
+  return {
+    from: q.from,
+    to: q.to,
+    port: q.port,
+    protocol: q.protocol,
+    allowed: egress.allowed && ingress.allowed,
+    egress,
+    ingress,
+  };
 }
 
 /** Text for people: one verdict line, then each direction and its reasons. */
@@ -252,8 +379,10 @@ export function formatExplanation(e: Explanation): string {
   const lines = [`${e.from} -> ${e.to} ${e.protocol}/${e.port}: ${e.allowed ? 'ALLOWED' : 'DENIED'}`];
   for (const d of [e.egress, e.ingress]) {
     lines.push(`  ${d.direction} (enforced at ${d.pod}): ${d.allowed ? 'allowed' : 'denied'} - ${d.summary}`);
-    for (const v of d.allowedBy) lines.push(`    allowed by ${v.policy} ${v.direction}[${v.rule}]: ${v.reasons.join('; ')}`);
-    for (const v of d.closest) lines.push(`    closest: ${v.policy} ${v.direction}[${v.rule}]: ${v.reasons.join('; ')}`);
+    for (const v of d.allowedBy)
+      lines.push(`    allowed by ${v.policy} ${v.direction}[${v.rule}]: ${v.reasons.join('; ')}`);
+    for (const v of d.closest)
+      lines.push(`    closest: ${v.policy} ${v.direction}[${v.rule}]: ${v.reasons.join('; ')}`);
   }
   return lines.join('\n');
 }

@@ -29,7 +29,8 @@ export function policyMatrix(engine: PolicyEngine, port: number, protocol: L4Pro
     .map((p) => `${p.namespace}/${p.name}`)
     .sort();
   const results: MatrixResult[] = [];
-  for (const from of pods) for (const to of pods) results.push({ from, to, connected: explain(engine, { from, to, port, protocol }).allowed });
+  for (const from of pods)
+    for (const to of pods) results.push({ from, to, connected: explain(engine, { from, to, port, protocol }).allowed });
   return { port, protocol, results };
 }
 

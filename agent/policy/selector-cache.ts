@@ -146,10 +146,12 @@ export class SelectorCache {
       for (const [id, p] of this.liveCidrs) if (this.cidrPeerMatches(peer, p)) s.ids.add(id);
       this.cidr.add(s);
     } else if (peer.namespace !== undefined) {
-      for (const id of this.liveByNamespace.get(peer.namespace) ?? []) if (selectorMatches(peer.podSelector, id.podLabels)) s.ids.add(id.id);
+      for (const id of this.liveByNamespace.get(peer.namespace) ?? [])
+        if (selectorMatches(peer.podSelector, id.podLabels)) s.ids.add(id.id);
       setIndex(this.nsScoped, peer.namespace, s, true);
     } else {
-      for (const set of this.liveByNamespace.values()) for (const id of set) if (this.podPeerMatches(peer, id)) s.ids.add(id.id);
+      for (const set of this.liveByNamespace.values())
+        for (const id of set) if (this.podPeerMatches(peer, id)) s.ids.add(id.id);
       this.cluster.add(s);
       this.clusterVersion++;
     }

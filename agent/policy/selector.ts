@@ -65,7 +65,12 @@ export function selectorMisses(sel: LabelSelector, labels: Labels): string[] {
   const out: string[] = [];
   for (const k of Object.keys(sel.matchLabels)) {
     const v = labels[k];
-    if (v !== sel.matchLabels[k]) out.push(v === undefined ? `has no label ${k} (wants ${k}=${sel.matchLabels[k]})` : `has ${k}=${v}, wants ${k}=${sel.matchLabels[k]}`);
+    if (v !== sel.matchLabels[k])
+      out.push(
+        v === undefined
+          ? `has no label ${k} (wants ${k}=${sel.matchLabels[k]})`
+          : `has ${k}=${v}, wants ${k}=${sel.matchLabels[k]}`,
+      );
   }
   for (const e of sel.matchExpressions) {
     const one: LabelSelector = { matchLabels: {}, matchExpressions: [e] };

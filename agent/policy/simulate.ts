@@ -7,7 +7,13 @@
  */
 import type { Direction, EndpointState, L4Protocol } from '../desired.js';
 
-export function entryAllows(ep: EndpointState, direction: Direction, remoteIdentity: number, protocol: L4Protocol, port: number): boolean {
+export function entryAllows(
+  ep: EndpointState,
+  direction: Direction,
+  remoteIdentity: number,
+  protocol: L4Protocol,
+  port: number,
+): boolean {
   const isolated = direction === 'ingress' ? ep.ingressIsolated : ep.egressIsolated;
   if (!isolated) return true;
   return ep.entries.some(

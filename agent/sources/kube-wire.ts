@@ -37,8 +37,23 @@ export function objectRef(o: WireObject): string {
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 /** Pod fields weir never reads and that make up much of a Pod's size. */
 const POD_SPEC_UNUSED = ['volumes', 'tolerations', 'affinity'] as const;
-const POD_STATUS_UNUSED = ['conditions', 'containerStatuses', 'initContainerStatuses', 'ephemeralContainerStatuses'] as const;
-const CONTAINER_UNUSED = ['env', 'envFrom', 'volumeMounts', 'resources', 'livenessProbe', 'readinessProbe', 'startupProbe', 'command', 'args'] as const;
+const POD_STATUS_UNUSED = [
+  'conditions',
+  'containerStatuses',
+  'initContainerStatuses',
+  'ephemeralContainerStatuses',
+] as const;
+const CONTAINER_UNUSED = [
+  'env',
+  'envFrom',
+  'volumeMounts',
+  'resources',
+  'livenessProbe',
+  'readinessProbe',
+  'startupProbe',
+  'command',
+  'args',
+] as const;
 
 /**
  * Drops what weir never reads before an object is cached (as client-go's transform functions do):
@@ -59,7 +74,8 @@ export function slim(o: WireObject): WireObject {
     for (const k of POD_STATUS_UNUSED) delete status?.[k];
     for (const list of ['containers', 'initContainers'] as const) {
       const cs = spec?.[list];
-      if (Array.isArray(cs)) for (const c of cs as Array<Record<string, unknown>>) for (const k of CONTAINER_UNUSED) delete c[k];
+      if (Array.isArray(cs))
+        for (const c of cs as Array<Record<string, unknown>>) for (const k of CONTAINER_UNUSED) delete c[k];
     }
   }
   return o;

@@ -69,7 +69,12 @@ interface Apis {
 }
 
 const KINDS: Record<WatchedResource, KindInfo> = {
-  namespaces: { path: '/api/v1/namespaces', kind: 'Namespace', apiVersion: 'v1', list: (a, p) => a.core.listNamespace(p) },
+  namespaces: {
+    path: '/api/v1/namespaces',
+    kind: 'Namespace',
+    apiVersion: 'v1',
+    list: (a, p) => a.core.listNamespace(p),
+  },
   nodes: { path: '/api/v1/nodes', kind: 'Node', apiVersion: 'v1', list: (a, p) => a.core.listNode(p) },
   pods: { path: '/api/v1/pods', kind: 'Pod', apiVersion: 'v1', list: (a, p) => a.core.listPodForAllNamespaces(p) },
   networkpolicies: {
@@ -126,7 +131,11 @@ class AgentWatch extends Watch {
       { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: timeout },
       (phase, obj, raw) => {
         arm();
-        callback(phase, obj !== null && typeof obj === 'object' && phase !== 'ERROR' ? slim(obj as WireObject) : obj, raw);
+        callback(
+          phase,
+          obj !== null && typeof obj === 'object' && phase !== 'ERROR' ? slim(obj as WireObject) : obj,
+          raw,
+        );
       },
       (err) => {
         clearTimeout(this.watchdog);
@@ -210,7 +219,9 @@ class ResourceInformer {
 
   private labelled(obj: WireObject): WireObject {
     const info = KINDS[this.resource];
-    return obj.kind === info.kind && obj.apiVersion === info.apiVersion ? obj : { ...obj, kind: info.kind, apiVersion: info.apiVersion };
+    return obj.kind === info.kind && obj.apiVersion === info.apiVersion
+      ? obj
+      : { ...obj, kind: info.kind, apiVersion: info.apiVersion };
   }
 
   start(): void {
@@ -257,7 +268,10 @@ export class KubernetesSource {
 
   constructor(private readonly opts: KubernetesSourceOptions) {
     this.synced = new Promise((r) => (this.resolveSynced = r));
-    const apis: Apis = { core: opts.kubeConfig.makeApiClient(CoreV1Api), net: opts.kubeConfig.makeApiClient(NetworkingV1Api) };
+    const apis: Apis = {
+      core: opts.kubeConfig.makeApiClient(CoreV1Api),
+      net: opts.kubeConfig.makeApiClient(NetworkingV1Api),
+    };
     const counted: KubernetesSourceOptions = {
       ...opts,
       onChange: (c) => {
@@ -287,7 +301,10 @@ export class KubernetesSource {
   }
 
   status(): Record<WatchedResource, ResourceStatus> {
-    return Object.fromEntries(this.informers.map((i) => [i.resource, { ...i.status }])) as Record<WatchedResource, ResourceStatus>;
+    return Object.fromEntries(this.informers.map((i) => [i.resource, { ...i.status }])) as Record<
+      WatchedResource,
+      ResourceStatus
+    >;
   }
 
   /** Kubernetes events received, by resource and action (for metrics). */

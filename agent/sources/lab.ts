@@ -60,17 +60,39 @@ export class LabSource {
 
   /** The Pod as the API server would show it once the lab has started it. */
   private scheduled(p: Pod, lp: LabPod): Pod {
-    return { ...p, ips: [lp.ip4, lp.ip6], nodeName: this.runtime.config.nodeName, phase: 'Running', hostNetwork: false };
+    return {
+      ...p,
+      ips: [lp.ip4, lp.ip6],
+      nodeName: this.runtime.config.nodeName,
+      phase: 'Running',
+      hostNetwork: false,
+    };
   }
 
   /** Creates or updates objects (`kubectl apply`). Resolves when the datapath enforces them. */
   async apply(objects: KubeObject[], progress: Progress = () => undefined): Promise<SourceReport> {
     const sorted = [...objects].sort((a, b) => kindOrder[a.kind] - kindOrder[b.kind]);
-    const report: SourceReport = { revision: 0, changes: 0, compileMs: 0, realizedMs: 0, created: [], configured: [], unchanged: [], deleted: [], warnings: [] };
+    const report: SourceReport = {
+      revision: 0,
+      changes: 0,
+      compileMs: 0,
+      realizedMs: 0,
+      created: [],
+      configured: [],
+      unchanged: [],
+      deleted: [],
+      warnings: [],
+    };
     const store = this.agent.store;
     for (const o of sorted) {
-      if (o.kind === 'Pod' && !store.get('Namespace', o.namespace) && !sorted.some((n) => n.kind === 'Namespace' && n.name === o.namespace)) {
-        throw new Error(`pod ${objectKey(o)}: namespace ${o.namespace} does not exist; add a Namespace object for it to the file or apply one first`);
+      if (
+        o.kind === 'Pod' &&
+        !store.get('Namespace', o.namespace) &&
+        !sorted.some((n) => n.kind === 'Namespace' && n.name === o.namespace)
+      ) {
+        throw new Error(
+          `pod ${objectKey(o)}: namespace ${o.namespace} does not exist; add a Namespace object for it to the file or apply one first`,
+        );
       }
     }
     const pods = sorted.filter((o): o is Pod => o.kind === 'Pod');

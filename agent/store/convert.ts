@@ -73,7 +73,8 @@ class Reader {
     const out: Record<string, string> = {};
     for (const [k, val] of Object.entries(o)) {
       // YAML turns `tier: 1` or `enabled: true` into non-strings; Kubernetes would reject them.
-      if (typeof val !== 'string') this.fail(`${field}.${k}`, `label values must be strings (quote ${JSON.stringify(val)} in YAML)`);
+      if (typeof val !== 'string')
+        this.fail(`${field}.${k}`, `label values must be strings (quote ${JSON.stringify(val)} in YAML)`);
       out[k] = val;
     }
     return out;
@@ -92,14 +93,19 @@ export function toNamespace(raw: Plain): Namespace {
   const { name, labels } = metaOf(raw, 'Namespace');
   const r = new Reader(`Namespace ${name}`);
   // The API server adds this label to every namespace; selectors in the wild rely on it.
-  return { kind: 'Namespace', name, labels: { ...r.labels(labels, 'metadata.labels'), 'kubernetes.io/metadata.name': name } };
+  return {
+    kind: 'Namespace',
+    name,
+    labels: { ...r.labels(labels, 'metadata.labels'), 'kubernetes.io/metadata.name': name },
+  };
 }
 
 const PHASES: readonly PodPhase[] = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'];
 
 function l4(r: Reader, v: unknown, field: string): L4Protocol {
   const p = (r.str(v, field) ?? 'TCP').toUpperCase();
-  if (p !== 'TCP' && p !== 'UDP' && p !== 'SCTP') r.fail(field, `unknown protocol "${String(v)}" (use TCP, UDP or SCTP)`);
+  if (p !== 'TCP' && p !== 'UDP' && p !== 'SCTP')
+    r.fail(field, `unknown protocol "${String(v)}" (use TCP, UDP or SCTP)`);
   return p;
 }
 
@@ -115,9 +121,14 @@ export function toPod(raw: Plain): Pod {
       const f = `spec.containers[${i}].ports[${j}]`;
       const po = r.obj(p, f);
       const n = po.containerPort;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) r.fail(`${f}.containerPort`, `must be an integer 1-65535, got ${JSON.stringify(n)}`);
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535)
+        r.fail(`${f}.containerPort`, `must be an integer 1-65535, got ${JSON.stringify(n)}`);
       const portName = r.str(po.name, `${f}.name`);
-      ports.push({ ...(portName ? { name: portName } : {}), containerPort: n as number, protocol: l4(r, po.protocol, `${f}.protocol`) });
+      ports.push({
+        ...(portName ? { name: portName } : {}),
+        containerPort: n as number,
+        protocol: l4(r, po.protocol, `${f}.protocol`),
+      });
     });
   });
   const ips: string[] = [];
@@ -152,18 +163,21 @@ function canonicalOrFail(r: Reader, ip: string, field: string): string {
 
 function selector(r: Reader, v: unknown, field: string): LabelSelector {
   const o = r.obj(v, field);
-  const matchExpressions: LabelSelectorRequirement[] = r.arr(o.matchExpressions, `${field}.matchExpressions`).map((e, i) => {
-    const f = `${field}.matchExpressions[${i}]`;
-    const eo = r.obj(e, f);
-    return {
-      key: r.str(eo.key, `${f}.key`) ?? '',
-      operator: r.str(eo.operator, `${f}.operator`) ?? '',
-      values: r.arr(eo.values, `${f}.values`).map((x, k) => {
-        if (typeof x !== 'string') r.fail(`${f}.values[${k}]`, `must be a string (quote ${JSON.stringify(x)} in YAML)`);
-        return x;
-      }),
-    };
-  });
+  const matchExpressions: LabelSelectorRequirement[] = r
+    .arr(o.matchExpressions, `${field}.matchExpressions`)
+    .map((e, i) => {
+      const f = `${field}.matchExpressions[${i}]`;
+      const eo = r.obj(e, f);
+      return {
+        key: r.str(eo.key, `${f}.key`) ?? '',
+        operator: r.str(eo.operator, `${f}.operator`) ?? '',
+        values: r.arr(eo.values, `${f}.values`).map((x, k) => {
+          if (typeof x !== 'string')
+            r.fail(`${f}.values[${k}]`, `must be a string (quote ${JSON.stringify(x)} in YAML)`);
+          return x;
+        }),
+      };
+    });
   return { matchLabels: r.labels(o.matchLabels, `${field}.matchLabels`), matchExpressions };
 }
 
@@ -172,8 +186,10 @@ function peers(r: Reader, v: unknown, field: string): NetworkPolicyPeer[] {
     const f = `${field}[${i}]`;
     const po = r.obj(p, f);
     const out: NetworkPolicyPeer = {};
-    if (po.podSelector !== undefined && po.podSelector !== null) out.podSelector = selector(r, po.podSelector, `${f}.podSelector`);
-    if (po.namespaceSelector !== undefined && po.namespaceSelector !== null) out.namespaceSelector = selector(r, po.namespaceSelector, `${f}.namespaceSelector`);
+    if (po.podSelector !== undefined && po.podSelector !== null)
+      out.podSelector = selector(r, po.podSelector, `${f}.podSelector`);
+    if (po.namespaceSelector !== undefined && po.namespaceSelector !== null)
+      out.namespaceSelector = selector(r, po.namespaceSelector, `${f}.namespaceSelector`);
     if (po.ipBlock !== undefined && po.ipBlock !== null) {
       const b = r.obj(po.ipBlock, `${f}.ipBlock`);
       const block: IPBlock = {
@@ -217,12 +233,17 @@ export function toNetworkPolicy(raw: Plain): NetworkPolicy {
     return { to: peers(r, o.to, `spec.egress[${i}].to`), ports: ports(r, o.ports, `spec.egress[${i}].ports`) };
   });
   const written = r.arr(spec.policyTypes, 'spec.policyTypes').map((t, i) => {
-    if (t !== 'Ingress' && t !== 'Egress') r.fail(`spec.policyTypes[${i}]`, `must be Ingress or Egress, got ${JSON.stringify(t)}`);
+    if (t !== 'Ingress' && t !== 'Egress')
+      r.fail(`spec.policyTypes[${i}]`, `must be Ingress or Egress, got ${JSON.stringify(t)}`);
     return t as PolicyType;
   });
   // Kubernetes defaulting: Ingress always, Egress when the policy has egress rules.
   const policyTypes: PolicyType[] =
-    written.length > 0 ? [...new Set(written)] : spec.egress !== undefined && egress.length > 0 ? ['Ingress', 'Egress'] : ['Ingress'];
+    written.length > 0
+      ? [...new Set(written)]
+      : spec.egress !== undefined && egress.length > 0
+        ? ['Ingress', 'Egress']
+        : ['Ingress'];
   return {
     kind: 'NetworkPolicy',
     namespace,
@@ -242,7 +263,10 @@ export function toNode(raw: Plain): Node {
   const status = r.obj(raw.status, 'status');
   const addresses = r.arr(status.addresses, 'status.addresses').map((a, i) => {
     const o = r.obj(a, `status.addresses[${i}]`);
-    return { type: r.str(o.type, `status.addresses[${i}].type`) ?? '', address: r.reqStr(o.address, `status.addresses[${i}].address`) };
+    return {
+      type: r.str(o.type, `status.addresses[${i}].type`) ?? '',
+      address: r.reqStr(o.address, `status.addresses[${i}].address`),
+    };
   });
   const cidrs = r.arr(spec.podCIDRs, 'spec.podCIDRs').map((c, i) => r.reqStr(c, `spec.podCIDRs[${i}]`));
   const single = r.str(spec.podCIDR, 'spec.podCIDR');
@@ -266,7 +290,11 @@ export function toKubeObject(raw: unknown): KubeObject | undefined {
       return toPod(raw);
     case 'NetworkPolicy':
       if (raw.apiVersion !== undefined && raw.apiVersion !== 'networking.k8s.io/v1')
-        throw new ConversionError(`NetworkPolicy ${metaOf(raw, 'NetworkPolicy').name}`, 'apiVersion', `"${String(raw.apiVersion)}" is not supported; use networking.k8s.io/v1`);
+        throw new ConversionError(
+          `NetworkPolicy ${metaOf(raw, 'NetworkPolicy').name}`,
+          'apiVersion',
+          `"${String(raw.apiVersion)}" is not supported; use networking.k8s.io/v1`,
+        );
       return toNetworkPolicy(raw);
     case 'Node':
       return toNode(raw);

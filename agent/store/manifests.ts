@@ -43,12 +43,13 @@ export function parseManifests(text: string, source: string): KubeObject[] {
   const docs = parseAllDocuments(text);
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, i) => {
-    if (doc.errors.length > 0) throw new ManifestError(`${source}: document ${i + 1}: invalid YAML: ${doc.errors[0]!.message}`);
+    if (doc.errors.length > 0)
+      throw new ManifestError(`${source}: document ${i + 1}: invalid YAML: ${doc.errors[0]!.message}`);
     const raw: unknown = doc.toJS();
     if (raw === null || raw === undefined) return;
     const items =
       typeof raw === 'object' && !Array.isArray(raw) && (raw as { kind?: unknown }).kind === 'List'
-        ? ((raw as { items?: unknown }).items as unknown[] | undefined) ?? []
+        ? (((raw as { items?: unknown }).items as unknown[] | undefined) ?? [])
         : [raw];
     if (!Array.isArray(items)) throw new ManifestError(`${source}: document ${i + 1}: List.items must be a list`);
     for (const item of items) {

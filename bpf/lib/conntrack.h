@@ -37,8 +37,9 @@ union weir_ct_anykey {
 	struct weir_ct_key k6;
 };
 
-static __always_inline void weir_ct_key_make(union weir_ct_anykey *k, const __u8 *src, const __u8 *dst, __u16 sport,
-					     __u16 dport, const struct weir_tuple *t, __u8 dir, __u32 ifindex)
+static __always_inline void weir_ct_key_make(union weir_ct_anykey *k, const __u8 *src, const __u8 *dst,
+					     __u16 sport, __u16 dport, const struct weir_tuple *t, __u8 dir,
+					     __u32 ifindex)
 {
 	if (t->family == WEIR_FAMILY_IPV4) {
 		__builtin_memcpy(k->k4.src_addr, src, 4);
@@ -63,13 +64,15 @@ static __always_inline void weir_ct_key_make(union weir_ct_anykey *k, const __u8
 }
 
 /* The key of the tuple's own connection (forward direction). */
-static __always_inline void weir_ct_key_fwd(union weir_ct_anykey *k, const struct weir_tuple *t, __u8 dir, __u32 ifindex)
+static __always_inline void weir_ct_key_fwd(union weir_ct_anykey *k, const struct weir_tuple *t, __u8 dir,
+					    __u32 ifindex)
 {
 	weir_ct_key_make(k, t->saddr, t->daddr, t->sport, t->dport, t, dir, ifindex);
 }
 
 /* The key of the connection this tuple would be the reply of. */
-static __always_inline void weir_ct_key_rev(union weir_ct_anykey *k, const struct weir_tuple *t, __u8 dir, __u32 ifindex)
+static __always_inline void weir_ct_key_rev(union weir_ct_anykey *k, const struct weir_tuple *t, __u8 dir,
+					    __u32 ifindex)
 {
 	weir_ct_key_make(k, t->daddr, t->saddr, t->dport, t->sport, t, dir, ifindex);
 }
@@ -94,7 +97,8 @@ static __always_inline struct weir_ct_value *weir_ct_lookup(const union weir_ct_
 	return bpf_map_lookup_elem(&weir_ct, &k->k6);
 }
 
-static __always_inline long weir_ct_insert(const union weir_ct_anykey *k, __u8 family, const struct weir_ct_value *v)
+static __always_inline long weir_ct_insert(const union weir_ct_anykey *k, __u8 family,
+					   const struct weir_ct_value *v)
 {
 	long err;
 	if (family == WEIR_FAMILY_IPV4) {
@@ -144,7 +148,8 @@ static __always_inline int weir_opens_connection(const struct weir_pkt *pkt)
 }
 
 /* Updates state on a packet of a known connection; `reply` is set for the reply direction. */
-static __always_inline void weir_ct_touch(struct weir_ct_value *ct, const struct weir_pkt *pkt, __u64 now, int reply)
+static __always_inline void weir_ct_touch(struct weir_ct_value *ct, const struct weir_pkt *pkt, __u64 now,
+					  int reply)
 {
 	__u8 flags = ct->flags;
 	if (reply)
@@ -157,7 +162,8 @@ static __always_inline void weir_ct_touch(struct weir_ct_value *ct, const struct
 		ct->tcp_flags |= pkt->tcp_flags;
 	__u64 deadline = now + weir_ct_timeout_ns(pkt->t.proto, flags);
 	/* refresh at most once per WEIR_CT_REFRESH_NS, and always when it shortens (closing) */
-	if (deadline > ct->expires_ns + WEIR_CT_REFRESH_NS || (flags & WEIR_CT_F_CLOSING && deadline < ct->expires_ns))
+	if (deadline > ct->expires_ns + WEIR_CT_REFRESH_NS ||
+	    (flags & WEIR_CT_F_CLOSING && deadline < ct->expires_ns))
 		ct->expires_ns = deadline;
 	ct->packets++;
 }

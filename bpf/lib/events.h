@@ -9,10 +9,10 @@
 struct weir_verdict {
 	__u32 src_identity;
 	__u32 dst_identity;
-	__u8  verdict;
-	__u8  match;
-	__u8  drop_reason;
-	__u8  flags;
+	__u8 verdict;
+	__u8 match;
+	__u8 drop_reason;
+	__u8 flags;
 };
 
 static __always_inline void weir_emit(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,

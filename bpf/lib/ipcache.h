@@ -11,7 +11,7 @@
 
 static __always_inline __u32 weir_ipcache_identity(const __u8 *addr, __u8 family)
 {
-	struct weir_ipcache_key k = { .family = family };
+	struct weir_ipcache_key k = {.family = family};
 	struct weir_ipcache_value *v;
 
 	__builtin_memcpy(k.addr, addr, 16);

@@ -24,8 +24,8 @@
 /* What kind of packet this is, for the verdict logic. */
 enum weir_pkt_kind {
 	WEIR_PKT_NORMAL = 0,
-	WEIR_PKT_ALWAYS,      /* ARP, neighbour discovery, MLD: never policed */
-	WEIR_PKT_ICMP_ERROR,  /* carries `inner`: the quoted header */
+	WEIR_PKT_ALWAYS,     /* ARP, neighbour discovery, MLD: never policed */
+	WEIR_PKT_ICMP_ERROR, /* carries `inner`: the quoted header */
 };
 
 enum weir_frag_kind {
@@ -35,24 +35,24 @@ enum weir_frag_kind {
 };
 
 struct weir_tuple {
-	__u8  saddr[16];
-	__u8  daddr[16];
-	__u16 sport;        /* host byte order; ICMP echo: id on the request side */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* host byte order; ICMP echo: id on the request side */
 	__u16 dport;
-	__u8  proto;
-	__u8  family;
+	__u8 proto;
+	__u8 family;
 };
 
 struct weir_pkt {
 	struct weir_tuple t;
 	struct weir_tuple inner;
 	__u32 frag_id;
-	__u16 icmp_type;    /* for events: ICMP type/code as the "ports" */
+	__u16 icmp_type; /* for events: ICMP type/code as the "ports" */
 	__u16 icmp_code;
-	__u8  kind;
-	__u8  frag;
-	__u8  tcp_flags;
-	__u8  has_ports;    /* TCP, UDP, SCTP */
+	__u8 kind;
+	__u8 frag;
+	__u8 tcp_flags;
+	__u8 has_ports; /* TCP, UDP, SCTP */
 };
 
 struct sctphdr_min {
@@ -82,8 +82,9 @@ static __always_inline int weir_is_port_proto(__u8 proto)
 
 static __always_inline int weir_is_icmp4_error(__u8 type)
 {
-	return type == WEIR_ICMP_DEST_UNREACH || type == WEIR_ICMP_SOURCE_QUENCH || type == WEIR_ICMP_REDIRECT ||
-	       type == WEIR_ICMP_TIME_EXCEEDED || type == WEIR_ICMP_PARAMETERPROB;
+	return type == WEIR_ICMP_DEST_UNREACH || type == WEIR_ICMP_SOURCE_QUENCH ||
+	       type == WEIR_ICMP_REDIRECT || type == WEIR_ICMP_TIME_EXCEEDED ||
+	       type == WEIR_ICMP_PARAMETERPROB;
 }
 
 static __always_inline int weir_is_icmp6_error(__u8 type)
@@ -213,7 +214,8 @@ static __always_inline int weir_parse_l4(void *l4, void *data_end, struct weir_p
 	return 0;
 }
 
-static __always_inline int weir_parse_ipv4(struct __sk_buff *skb, void *data, void *data_end, struct weir_pkt *pkt)
+static __always_inline int weir_parse_ipv4(struct __sk_buff *skb, void *data, void *data_end,
+					   struct weir_pkt *pkt)
 {
 	struct iphdr *ip = data + sizeof(struct ethhdr);
 	__u32 hlen, tot;
@@ -255,14 +257,14 @@ struct weir_ipv6_opt {
 };
 
 struct weir_ipv6_frag {
-	__u8   nexthdr;
-	__u8   reserved;
-	__be16 frag_off;   /* offset << 3 | M */
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off; /* offset << 3 | M */
 	__be32 identification;
 };
 
-
-static __always_inline int weir_parse_ipv6(struct __sk_buff *skb, void *data, void *data_end, struct weir_pkt *pkt)
+static __always_inline int weir_parse_ipv6(struct __sk_buff *skb, void *data, void *data_end,
+					   struct weir_pkt *pkt)
 {
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 	__u32 off = sizeof(struct ethhdr) + sizeof(struct ipv6hdr);
@@ -282,7 +284,8 @@ static __always_inline int weir_parse_ipv6(struct __sk_buff *skb, void *data, vo
 
 #pragma unroll
 	for (i = 0; i < WEIR_IPV6_EXT_MAX; i++) {
-		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_AH) {
+		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+		    nh == IPPROTO_AH) {
 			struct weir_ipv6_opt *o = data + off;
 			if ((void *)(o + 1) > data_end)
 				return WEIR_DROP_TRUNCATED;

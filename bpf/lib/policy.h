@@ -30,8 +30,8 @@ static __always_inline int weir_range_hit(__u32 ep_id, __u32 identity, __u8 dir,
 }
 
 /* Returns the WEIR_MATCH_* kind that allows the connection, or WEIR_MATCH_NONE. */
-static __always_inline __u8 weir_policy_verdict(const struct weir_endpoint *ep, __u8 dir, __u32 remote, __u8 proto,
-						__u16 dport)
+static __always_inline __u8 weir_policy_verdict(const struct weir_endpoint *ep, __u8 dir, __u32 remote,
+						__u8 proto, __u16 dport)
 {
 	__u32 iso = dir == WEIR_DIR_INGRESS ? WEIR_EP_F_INGRESS_ISOLATED : WEIR_EP_F_EGRESS_ISOLATED;
 	__u32 kinds;
@@ -51,7 +51,8 @@ static __always_inline __u8 weir_policy_verdict(const struct weir_endpoint *ep, 
 	};
 	if ((kinds & WEIR_KIND_ID_PORT) && dport && weir_policy_hit(&k))
 		return WEIR_MATCH_L3_L4;
-	if ((kinds & WEIR_KIND_ID_RANGE) && dport && weir_range_hit(ep->endpoint_id, remote, dir, proto, dport))
+	if ((kinds & WEIR_KIND_ID_RANGE) && dport &&
+	    weir_range_hit(ep->endpoint_id, remote, dir, proto, dport))
 		return WEIR_MATCH_L3_L4;
 	k.port = 0;
 	if ((kinds & WEIR_KIND_ID_PROTO) && weir_policy_hit(&k))
@@ -65,7 +66,8 @@ static __always_inline __u8 weir_policy_verdict(const struct weir_endpoint *ep, 
 	k.port = dport;
 	if ((kinds & WEIR_KIND_ANY_PORT) && dport && weir_policy_hit(&k))
 		return WEIR_MATCH_L4_ONLY;
-	if ((kinds & WEIR_KIND_ANY_RANGE) && dport && weir_range_hit(ep->endpoint_id, WEIR_ID_ANY, dir, proto, dport))
+	if ((kinds & WEIR_KIND_ANY_RANGE) && dport &&
+	    weir_range_hit(ep->endpoint_id, WEIR_ID_ANY, dir, proto, dport))
 		return WEIR_MATCH_L4_ONLY;
 	k.port = 0;
 	if ((kinds & WEIR_KIND_ANY_PROTO) && weir_policy_hit(&k))

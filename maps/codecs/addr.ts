@@ -40,7 +40,12 @@ function expandIPv6(ip: string): number[] {
     if (s.endsWith(':0')) s = s.slice(0, -2);
   }
   const [head, rest] = s.includes('::') ? s.split('::') : [s, undefined];
-  const h = head ? head.split(':').filter((x) => x.length).map((x) => parseInt(x, 16)) : [];
+  const h = head
+    ? head
+        .split(':')
+        .filter((x) => x.length)
+        .map((x) => parseInt(x, 16))
+    : [];
   const r = rest !== undefined && rest.length ? rest.split(':').map((x) => parseInt(x, 16)) : [];
   const want = 8 - tail.length;
   const fill = rest !== undefined ? want - h.length - r.length : 0;
@@ -52,11 +57,17 @@ function expandIPv6(ip: string): number[] {
 function compressIPv6(groups: string[]): string {
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   if (best < 0) return groups.join(':');

@@ -107,7 +107,10 @@ export function decodeCt4Key(b: Buffer): CtKey {
 export function encodeCt4Key(k: CtKey): Buffer {
   const o = ct4KeyLayout.offsets;
   const b = Buffer.alloc(ct4KeyLayout.size);
-  for (const [off, ip] of [[o.src_addr, k.srcAddr], [o.dst_addr, k.dstAddr]] as const) {
+  for (const [off, ip] of [
+    [o.src_addr, k.srcAddr],
+    [o.dst_addr, k.dstAddr],
+  ] as const) {
     if (familyOf(ip) !== 4) throw new Error(`weir_ct4 holds IPv4 connections only; ${ip} belongs in weir_ct`);
     ip.split('.').forEach((part, i) => b.writeUInt8(Number(part), off + i));
   }

@@ -58,7 +58,9 @@ export const FLOW_EVENT_SIZE = flowEventLayout.size;
 
 export function decodeFlowEvent(buf: Buffer): FlowEvent {
   if (buf.length < FLOW_EVENT_SIZE) {
-    throw new Error(`flow event record is ${buf.length} bytes, expected ${FLOW_EVENT_SIZE}: agent and datapath builds differ, rebuild both`);
+    throw new Error(
+      `flow event record is ${buf.length} bytes, expected ${FLOW_EVENT_SIZE}: agent and datapath builds differ, rebuild both`,
+    );
   }
   const o = flowEventLayout.offsets;
   const family = buf.readUInt8(o.family) === 6 ? 6 : 4;

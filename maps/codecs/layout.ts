@@ -24,7 +24,10 @@ function sizeAlign(t: FieldType): [number, number] {
   return [n, n];
 }
 
-export function layout<N extends string>(cName: string, fields: ReadonlyArray<{ name: N; type: FieldType }>): StructLayout<N> {
+export function layout<N extends string>(
+  cName: string,
+  fields: ReadonlyArray<{ name: N; type: FieldType }>,
+): StructLayout<N> {
   let off = 0;
   let maxAlign = 1;
   const offsets = {} as Record<N, number>;

@@ -2,7 +2,14 @@
  * The test API server against @kubernetes/client-node's own informers (makeInformer / ListWatch)
  * and typed list calls: proves the stand-in speaks the protocol the real client expects.
  */
-import { CoreV1Api, KubeConfig, makeInformer, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  KubeConfig,
+  makeInformer,
+  type Informer,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 
 type CachedInformer = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 import { TestApiServer } from './server.js';
@@ -90,7 +97,10 @@ describe('test API server with client-node informers', () => {
     await rec.until(() => rec.has('add one'), 'add one');
     server.compact();
     server.endWatches();
-    await rec.until(() => (server.counts.list.namespaces ?? 0) === 2 && server.activeWatches('namespaces') === 1, 'relist');
+    await rec.until(
+      () => (server.counts.list.namespaces ?? 0) === 2 && server.activeWatches('namespaces') === 1,
+      'relist',
+    );
     expect(server.counts.watchGone.namespaces).toBe(1);
     server.create(ns('two'));
     await rec.until(() => rec.has('add two'), 'add two after relist');
@@ -117,11 +127,18 @@ describe('test API server with client-node informers', () => {
   });
 
   it('ends a watch cleanly after timeoutSeconds and sends bookmarks when asked', async () => {
-    const res = await fetch(`${server.url}/api/v1/namespaces?watch=true&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion=${server.resourceVersion}`);
+    const res = await fetch(
+      `${server.url}/api/v1/namespaces?watch=true&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion=${server.resourceVersion}`,
+    );
     const text = await res.text();
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: { metadata: { resourceVersion: string } } });
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; object: { metadata: { resourceVersion: string } } });
     expect(lines.length).toBeGreaterThanOrEqual(5);
-    expect(lines.every((l) => l.type === 'BOOKMARK' && l.object.metadata.resourceVersion === server.resourceVersion)).toBe(true);
+    expect(
+      lines.every((l) => l.type === 'BOOKMARK' && l.object.metadata.resourceVersion === server.resourceVersion),
+    ).toBe(true);
   });
 
   it('pages lists with limit and continue over a consistent snapshot', async () => {

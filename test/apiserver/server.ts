@@ -15,7 +15,14 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { parsePath, resourceByKind, RESOURCES, type ParsedPath, type ResourceKind, type ResourceName } from './resources.js';
+import {
+  parsePath,
+  resourceByKind,
+  RESOURCES,
+  type ParsedPath,
+  type ResourceKind,
+  type ResourceName,
+} from './resources.js';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -111,7 +118,9 @@ function status(code: number, reason: string, message: string): Record<string, u
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
   const out: Record<string, unknown> =
-    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -240,7 +249,9 @@ export class TestApiServer {
   get(kind: string, name: string, namespace?: string): KubeObject | undefined {
     const r = resourceByKind(kind);
     if (!r) return undefined;
-    const o = this.objects.get(r.plural as ResourceName)!.get(`${r.namespaced ? (namespace ?? 'default') : ''}/${name}`);
+    const o = this.objects
+      .get(r.plural as ResourceName)!
+      .get(`${r.namespaced ? (namespace ?? 'default') : ''}/${name}`);
     return o ? clone(o) : undefined;
   }
 
@@ -274,7 +285,8 @@ export class TestApiServer {
 
   private kindOf(obj: KubeObject): ResourceKind {
     const r = obj.kind ? resourceByKind(obj.kind) : undefined;
-    if (!r) throw new Error(`object kind must be one of ${RESOURCES.map((x) => x.kind).join(', ')}; got ${String(obj.kind)}`);
+    if (!r)
+      throw new Error(`object kind must be one of ${RESOURCES.map((x) => x.kind).join(', ')}; got ${String(obj.kind)}`);
     return r;
   }
 
@@ -427,7 +439,9 @@ export class TestApiServer {
     const from = url.searchParams.get('resourceVersion');
     if (from && from !== '0' && Number(from) < this.oldestRetained) {
       this.counts.watchGone[plural] = (this.counts.watchGone[plural] ?? 0) + 1;
-      res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.oldestRetained})`) })}\n`);
+      res.end(
+        `${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.oldestRetained})`) })}\n`,
+      );
       return;
     }
     this.watchers.add(w);
@@ -441,7 +455,11 @@ export class TestApiServer {
     }
     if (url.searchParams.get('allowWatchBookmarks') === 'true') {
       w.bookmarks = setInterval(() => {
-        this.send(w, 'BOOKMARK', { kind: p.resource.kind, apiVersion: p.resource.apiVersion, metadata: { resourceVersion: String(this.rv) } });
+        this.send(w, 'BOOKMARK', {
+          kind: p.resource.kind,
+          apiVersion: p.resource.apiVersion,
+          metadata: { resourceVersion: String(this.rv) },
+        });
       }, this.bookmarkIntervalMs);
     }
     const timeout = Number(url.searchParams.get('timeoutSeconds') ?? '0');

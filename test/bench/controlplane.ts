@@ -36,32 +36,76 @@ export function clusterObjects(): { objects: KubeObject[]; pods: Pod[] } {
   const objects: KubeObject[] = [];
   const pods: Pod[] = [];
   for (let n = 0; n < NODES; n++) {
-    objects.push(toKubeObject({ kind: 'Node', metadata: { name: `node-${n}` }, spec: { podCIDRs: [`10.${128 + Math.floor(n / 2)}.${(n % 2) * 128}.0/17`] }, status: { addresses: [{ type: 'InternalIP', address: `192.168.${Math.floor(n / 250)}.${(n % 250) + 1}` }] } })!);
+    objects.push(
+      toKubeObject({
+        kind: 'Node',
+        metadata: { name: `node-${n}` },
+        spec: { podCIDRs: [`10.${128 + Math.floor(n / 2)}.${(n % 2) * 128}.0/17`] },
+        status: { addresses: [{ type: 'InternalIP', address: `192.168.${Math.floor(n / 250)}.${(n % 250) + 1}` }] },
+      })!,
+    );
   }
   let podIndex = 0;
   for (let i = 0; i < NAMESPACES; i++) {
     const ns = `ns-${i}`;
-    objects.push(toKubeObject({ kind: 'Namespace', metadata: { name: ns, labels: { team: `team-${i % 20}`, env: ['prod', 'dev', 'stage'][i % 3]! } } })!);
+    objects.push(
+      toKubeObject({
+        kind: 'Namespace',
+        metadata: { name: ns, labels: { team: `team-${i % 20}`, env: ['prod', 'dev', 'stage'][i % 3]! } },
+      })!,
+    );
     for (let p = 0; p < PODS_PER_NS; p++) {
       const app = `app-${p % APPS_PER_NS}`;
       const ip = `10.${128 + Math.floor(podIndex / 65536)}.${Math.floor(podIndex / 256) % 256}.${podIndex % 256}`;
       const pod = toKubeObject({
         kind: 'Pod',
         metadata: { name: `${app}-${p}`, namespace: ns, labels: { app, 'pod-template-hash': `h${p}`, version: 'v1' } },
-        spec: { nodeName: `node-${podIndex % NODES}`, containers: [{ name: 'main', ports: [{ name: 'http', containerPort: 8080 }, { name: 'metrics', containerPort: 9090 }] }] },
+        spec: {
+          nodeName: `node-${podIndex % NODES}`,
+          containers: [
+            {
+              name: 'main',
+              ports: [
+                { name: 'http', containerPort: 8080 },
+                { name: 'metrics', containerPort: 9090 },
+              ],
+            },
+          ],
+        },
         status: { phase: 'Running', podIPs: [{ ip }] },
       }) as Pod;
       objects.push(pod);
       pods.push(pod);
       podIndex++;
     }
-    const np = (name: string, spec: Record<string, unknown>): KubeObject => toKubeObject({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec })!;
+    const np = (name: string, spec: Record<string, unknown>): KubeObject =>
+      toKubeObject({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name, namespace: ns },
+        spec,
+      })!;
     objects.push(np('default-deny', { podSelector: {}, policyTypes: ['Ingress'] }));
-    objects.push(np('app-0-from-app-1', { podSelector: { matchLabels: { app: 'app-0' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'app-1' } } }], ports: [{ port: 8080 }] }] }));
+    objects.push(
+      np('app-0-from-app-1', {
+        podSelector: { matchLabels: { app: 'app-0' } },
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'app-1' } } }], ports: [{ port: 8080 }] }],
+      }),
+    );
     objects.push(
       np('app-2-from-team', {
         podSelector: { matchLabels: { app: 'app-2' } },
-        ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: `team-${(i + 1) % 20}` } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['app-3', 'app-4'] }] } }], ports: [{ port: 'http' }] }],
+        ingress: [
+          {
+            from: [
+              {
+                namespaceSelector: { matchLabels: { team: `team-${(i + 1) % 20}` } },
+                podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['app-3', 'app-4'] }] },
+              },
+            ],
+            ports: [{ port: 'http' }],
+          },
+        ],
       }),
     );
     objects.push(
@@ -69,8 +113,16 @@ export function clusterObjects(): { objects: KubeObject[]; pods: Pod[] } {
         podSelector: { matchLabels: { app: 'app-4' } },
         policyTypes: ['Egress'],
         egress: [
-          { to: [{ namespaceSelector: { matchLabels: { env: 'prod' } }, podSelector: { matchLabels: { app: 'app-0' } } }], ports: [{ port: 8000, endPort: 8100 }] },
-          { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', `172.${16 + (i % 16)}.0.0/16`] } }], ports: [{ port: 443 }] },
+          {
+            to: [
+              { namespaceSelector: { matchLabels: { env: 'prod' } }, podSelector: { matchLabels: { app: 'app-0' } } },
+            ],
+            ports: [{ port: 8000, endPort: 8100 }],
+          },
+          {
+            to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', `172.${16 + (i % 16)}.0.0/16`] } }],
+            ports: [{ port: 443 }],
+          },
           { ports: [{ protocol: 'UDP', port: 53 }] },
         ],
       }),
@@ -153,7 +205,17 @@ function runScenario(s: Scenario, objects: KubeObject[], pods: Pod[]): Result {
   const t0 = performance.now();
   fresh.upsertAll(all);
   const recomputeMs = performance.now() - t0;
-  return { name: s.name, compileMs, p50: percentile(times, 50), p99: percentile(times, 99), cpuP99: percentile(cpuTimes, 99), max: times[times.length - 1]!, recomputeMs, stats: engine.stats, heapMiB };
+  return {
+    name: s.name,
+    compileMs,
+    p50: percentile(times, 50),
+    p99: percentile(times, 99),
+    cpuP99: percentile(cpuTimes, 99),
+    max: times[times.length - 1]!,
+    recomputeMs,
+    stats: engine.stats,
+    heapMiB,
+  };
 }
 
 export async function run(): Promise<BenchSection> {

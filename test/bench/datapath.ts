@@ -60,13 +60,29 @@ function desired(n: number): DesiredState {
   ]);
   // filler: (n - 1) more entries and n - 2 more addresses, each for its own identity
   for (let i = 1; i < n; i++) {
-    entries.push({ direction: 'ingress', remoteIdentity: 10_000 + i, protocol: 'TCP', port: 1 + (i % 60000), endPort: 1 + (i % 60000), derivedFrom: [] });
+    entries.push({
+      direction: 'ingress',
+      remoteIdentity: 10_000 + i,
+      protocol: 'TCP',
+      port: 1 + (i % 60000),
+      endPort: 1 + (i % 60000),
+      derivedFrom: [],
+    });
   }
   for (let i = 2; i < n; i++) {
     const cidr = `10.${211 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
     ipcache.set(cidr, { cidr, identity: 10_000 + i });
   }
-  const ep: EndpointState = { key: 'bench/a', namespace: 'bench', name: 'a', ips: [POD], identity: POD_ID, ingressIsolated: true, egressIsolated: false, entries };
+  const ep: EndpointState = {
+    key: 'bench/a',
+    namespace: 'bench',
+    name: 'a',
+    ips: [POD],
+    identity: POD_ID,
+    ingressIsolated: true,
+    egressIsolated: false,
+    entries,
+  };
   return { endpoints: new Map([[ep.key, ep]]), ipcache };
 }
 
@@ -98,7 +114,10 @@ function openRig(n: number, ifindex: number): Rig {
     const reconcileMs = Number(process.hrtime.bigint() - t0) / 1e6;
     if (st.errors.length) throw new Error(st.errors.join('; '));
     // the same programs without conntrack inserts, sharing the maps (adopted from the pins)
-    const verdictOnly = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_verdict.o'), { pinRoot, pinPrograms: false });
+    const verdictOnly = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_verdict.o'), {
+      pinRoot,
+      pinPrograms: false,
+    });
     closers.push(() => verdictOnly.close());
     return { n, dp, verdictOnly, reconcileMs, drained: () => drained, close };
   } catch (err) {
@@ -158,11 +177,14 @@ export async function run(): Promise<BenchSection> {
       return xs.map(median);
     };
     // one run per packet (cold caches, timer cost): calibrated on the established path, see the note below
-    const singles = (fd: number, pkts: Buffer[]): number => median(pkts.map((p) => testRun(fd, p, { ifindex }).durationNs));
+    const singles = (fd: number, pkts: Buffer[]): number =>
+      median(pkts.map((p) => testRun(fd, p, { ifindex }).durationNs));
 
     const [empty] = await repeated([[noop, ack]]);
     // is the baseline the harness's own cost? the same empty program with many more repetitions and a full-size packet
-    const emptyLong = median(Array.from({ length: 5 }, () => testRun(noop, ack, { ifindex, repeat: 1_000_000 }).durationNs));
+    const emptyLong = median(
+      Array.from({ length: 5 }, () => testRun(noop, ack, { ifindex, repeat: 1_000_000 }).durationNs),
+    );
     const emptyBig = (await repeated([[noop, Buffer.concat([ack, Buffer.alloc(1400)])]]))[0];
     const ops = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_ops.o'));
     let opCosts: number[];
@@ -182,8 +204,14 @@ export async function run(): Promise<BenchSection> {
     const ver = await repeated(rigs.map((r) => [r.verdictOnly.program('to_pod'), syn(40001)]));
     let sport = 1024;
     const figures: Figures[] = rigs.map((r, j) => {
-      const establishedSingle = singles(r.dp.program('toPod'), Array.from({ length: 2001 }, () => ack));
-      const newAllowedSingle = singles(r.dp.program('toPod'), Array.from({ length: 2001 }, () => syn(sport++)));
+      const establishedSingle = singles(
+        r.dp.program('toPod'),
+        Array.from({ length: 2001 }, () => ack),
+      );
+      const newAllowedSingle = singles(
+        r.dp.program('toPod'),
+        Array.from({ length: 2001 }, () => syn(sport++)),
+      );
       return {
         established: est[j],
         reply: rep[j],
@@ -197,10 +225,14 @@ export async function run(): Promise<BenchSection> {
     await drainAll();
     const [fs, fl] = figures as [Figures, Figures];
     const lost = rigs.reduce((s, r) => s + r.dp.lostEvents(), 0n);
-    if (lost > 0n) throw new Error(`${lost} flow events found the ring buffer full: the figures would include the cheaper lost-event path`);
+    if (lost > 0n)
+      throw new Error(
+        `${lost} flow events found the ring buffer full: the figures would include the cheaper lost-event path`,
+      );
     const drained = rigs.reduce((s, r) => s + r.drained(), 0);
     const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
-    const row = (name: string, a: number, b: number, goal: string) => `| ${name} | ${a} | ${b} | ${ratio(b, a)} | ${goal} |`;
+    const row = (name: string, a: number, b: number, goal: string) =>
+      `| ${name} | ${a} | ${b} | ${ratio(b, a)} | ${goal} |`;
     const markdown = [
       `BPF_PROG_TEST_RUN on the \`to_pod\` program (and \`from_pod\` for the reply row; tc, IPv4/TCP, ${REPEAT.toLocaleString()} repetitions x ${ROUNDS} rounds, median).`,
       `Two datapaths side by side (own pin roots, measured alternately each round): one holding 10 entries, one 100,000.`,
@@ -210,10 +242,30 @@ export async function run(): Promise<BenchSection> {
       '|---|---|---|---|---|',
       `| empty tc program (baseline) | ${empty} | ${empty} | 1.00 | |`,
       row('established connection (conntrack hit, counters)', fs.established, fl.established, '<= 60 ns'),
-      row('established connection, reply direction (`from_pod`: forward lookup misses, reverse hits)', fs.reply, fl.reply, ''),
-      row('new connection, allowed: verdict (lookups + policy + flow event)', fs.newVerdict, fl.newVerdict, '<= 150 ns, ratio <= 1.25'),
-      row('new connection, allowed, with its conntrack insert', Math.round(fs.newAllowed), Math.round(fl.newAllowed), ''),
-      row('new connection, denied (every lookup misses + flow event)', fs.newDenied, fl.newDenied, '<= 150 ns, ratio <= 1.25'),
+      row(
+        'established connection, reply direction (`from_pod`: forward lookup misses, reverse hits)',
+        fs.reply,
+        fl.reply,
+        '',
+      ),
+      row(
+        'new connection, allowed: verdict (lookups + policy + flow event)',
+        fs.newVerdict,
+        fl.newVerdict,
+        '<= 150 ns, ratio <= 1.25',
+      ),
+      row(
+        'new connection, allowed, with its conntrack insert',
+        Math.round(fs.newAllowed),
+        Math.round(fl.newAllowed),
+        '',
+      ),
+      row(
+        'new connection, denied (every lookup misses + flow event)',
+        fs.newDenied,
+        fl.newDenied,
+        '<= 150 ns, ratio <= 1.25',
+      ),
       '',
       `What one operation costs here (bpf/weir_bench_ops.c: each program does it ${OPS_PER_RUN} times; (ns - empty) / ${OPS_PER_RUN}, same rounds):`,
       '',

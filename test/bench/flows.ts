@@ -55,7 +55,11 @@ function synFrame(src: string, dst: string, sport: number, dport: number): Buffe
 }
 
 /** A child process printing one JSON object per line; keeps the running sum of each numeric field. */
-function spawnReporter<T extends Record<string, number>>(args: string[], sum: boolean, command = process.execPath): { child: ChildProcess; totals: () => T } {
+function spawnReporter<T extends Record<string, number>>(
+  args: string[],
+  sum: boolean,
+  command = process.execPath,
+): { child: ChildProcess; totals: () => T } {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let totals = {} as T;
   let buf = '';
@@ -120,12 +124,26 @@ export async function run(): Promise<BenchSection> {
     // else on the machine creates or removes interfaces.
     execFileSync('ip', ['netns', 'add', netns]);
     execFileSync('ip', ['-n', netns, 'link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
-    const ifindex = Number(/^(\d+):/.exec(execFileSync('ip', ['-n', netns, '-o', 'link', 'show', LINK], { encoding: 'utf8' }))![1]);
+    const ifindex = Number(
+      /^(\d+):/.exec(execFileSync('ip', ['-n', netns, '-o', 'link', 'show', LINK], { encoding: 'utf8' }))![1],
+    );
     dp = Datapath.open({ pinRoot });
     const rec = new Reconciler(dp.reconcilerMaps(), (key) => (key === 'bench/sink' ? ifindex : undefined));
     const st = rec.applyFull({
       endpoints: new Map([
-        ['bench/sink', { key: 'bench/sink', namespace: 'bench', name: 'sink', ips: [POD_IP], identity: POD_ID, ingressIsolated: true, egressIsolated: false, entries: [] }],
+        [
+          'bench/sink',
+          {
+            key: 'bench/sink',
+            namespace: 'bench',
+            name: 'sink',
+            ips: [POD_IP],
+            identity: POD_ID,
+            ingressIsolated: true,
+            egressIsolated: false,
+            entries: [],
+          },
+        ],
       ]),
       ipcache: new Map([
         [`${POD_IP}/32`, { cidr: `${POD_IP}/32`, identity: POD_ID }],
@@ -154,14 +172,28 @@ export async function run(): Promise<BenchSection> {
       if (f.l4.TCP?.destination_port === 8080) port8080++;
     });
 
-    const fast = spawnReporter<{ flows: number; lost: number }>(['dist/test/bench/flows-client.js', socket, '8080'], false);
+    const fast = spawnReporter<{ flows: number; lost: number }>(
+      ['dist/test/bench/flows-client.js', socket, '8080'],
+      false,
+    );
     children.push(fast.child);
     while (observer.status().connectedClients < 1) await sleep(20);
 
-    const frames = [`${synFrame(CLIENT_IP, POD_IP, 40000, 9000).toString('hex')}:0.9`, `${synFrame(CLIENT_IP, POD_IP, 40001, 8080).toString('hex')}:0.1`];
+    const frames = [
+      `${synFrame(CLIENT_IP, POD_IP, 40000, 9000).toString('hex')}:0.9`,
+      `${synFrame(CLIENT_IP, POD_IP, 40001, 8080).toString('hex')}:0.1`,
+    ];
     // nsenter --net (not ip netns exec, which hides bpffs): the program sees the namespace's interface
     const gen = spawnReporter<{ packets: number; kernelNs: number }>(
-      [`--net=/var/run/netns/${netns}`, process.execPath, 'dist/test/bench/flows-generator.js', pinRoot, String(ifindex), String(RATE), ...frames],
+      [
+        `--net=/var/run/netns/${netns}`,
+        process.execPath,
+        'dist/test/bench/flows-generator.js',
+        pinRoot,
+        String(ifindex),
+        String(RATE),
+        ...frames,
+      ],
       true,
       'nsenter',
     );
@@ -209,9 +241,13 @@ export async function run(): Promise<BenchSection> {
     await sleep(WARMUP_S * 1000);
     for (let r = 0; r < ROUNDS; r++) {
       await measure(false, ALONE_S);
-      const slow = spawn(process.execPath, ['dist/agent/cli/main.js', 'observe', '--server', socket, '--follow', '--color', 'never'], {
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
+      const slow = spawn(
+        process.execPath,
+        ['dist/agent/cli/main.js', 'observe', '--server', socket, '--follow', '--color', 'never'],
+        {
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      );
       children.push(slow);
       slow.stdout!.pause(); // nobody reads its output: it blocks writing it and stops reading flows
       while (observer.status().connectedClients < 2) await sleep(10);
@@ -220,7 +256,10 @@ export async function run(): Promise<BenchSection> {
       while (observer.status().connectedClients > 1) await sleep(10);
     }
     gen.child.kill('SIGTERM');
-    return { title: 'Flows: 100k events/s from the datapath, with and without a stalled client', markdown: report(phases, obs) };
+    return {
+      title: 'Flows: 100k events/s from the datapath, with and without a stalled client',
+      markdown: report(phases, obs),
+    };
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) c.kill('SIGKILL');
     await obs?.close();
@@ -253,7 +292,22 @@ function sum(ps: Phase[]): Phase {
       liveHeap: Math.max(a.liveHeap, p.liveHeap),
       load: a.load + p.load / ps.length,
     }),
-    { stalled: ps[0]!.stalled, seconds: 0, generated: 0, kernelNs: 0, seen: 0, lostRing: 0, fastReceived: 0, fastExpected: 0, fastToldLost: 0, clientDropped: 0, cpuUs: 0, rssMax: 0, liveHeap: 0, load: 0 },
+    {
+      stalled: ps[0]!.stalled,
+      seconds: 0,
+      generated: 0,
+      kernelNs: 0,
+      seen: 0,
+      lostRing: 0,
+      fastReceived: 0,
+      fastExpected: 0,
+      fastToldLost: 0,
+      clientDropped: 0,
+      cpuUs: 0,
+      rssMax: 0,
+      liveHeap: 0,
+      load: 0,
+    },
   );
   s.kernelNs = s.generated ? s.kernelNs / s.generated : 0;
   return s;
@@ -270,8 +324,8 @@ function report(phases: Phase[], obs: Observability): string {
   return [
     `Offered load ${kRate(RATE)}: denied TCP SYNs through the real \`to_pod\` program (BPF_PROG_TEST_RUN in a separate process), each emitting one ring-buffer record.`,
     'The agent (ring-buffer addon, decode, enrichment, flow ring, gRPC flow API on a unix socket) runs in the bench process; its CPU time per event is measured with `process.cpuUsage()`.',
-    'A client process follows `--port 8080` (10% of the flows; it reports once a second, so a phase\'s share is exact to about a second of flows). Phases alternate: without, then with a `weir observe --follow` whose stdout nobody reads (it stalls).',
-    'The machine\'s other work shares its two cores; the load average column shows how much.',
+    "A client process follows `--port 8080` (10% of the flows; it reports once a second, so a phase's share is exact to about a second of flows). Phases alternate: without, then with a `weir observe --follow` whose stdout nobody reads (it stalls).",
+    "The machine's other work shares its two cores; the load average column shows how much.",
     '',
     '| phase | s | load avg | datapath rate | kernel ns/packet | agent processed | lost in ring buffer | agent CPU µs/event | fast client got (of its flows) | fast client told lost | dropped for slow clients | agent RSS max MiB | live heap MiB |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -283,7 +337,7 @@ function report(phases: Phase[], obs: Observability): string {
     `Ratios B/A (stalled client present vs absent, same run): datapath rate ${(b.generated / b.seconds / (a.generated / a.seconds)).toFixed(3)}, ` +
       `kernel ns/packet ${(b.kernelNs / Math.max(1, a.kernelNs)).toFixed(3)}, agent CPU per event ${(b.cpuUs / b.seen / (a.cpuUs / a.seen)).toFixed(3)}, ` +
       `fast client share received ${(b.fastReceived / Math.max(1, b.fastExpected) / (a.fastReceived / Math.max(1, a.fastExpected))).toFixed(3)}.`,
-    `Whole run: ${(total.seconds).toFixed(0)} s at ${kRate(total.generated / total.seconds)} offered, ${kRate(total.seen / total.seconds)} processed, ` +
+    `Whole run: ${total.seconds.toFixed(0)} s at ${kRate(total.generated / total.seconds)} offered, ${kRate(total.seen / total.seconds)} processed, ` +
       `${total.lostRing} records lost in the ring buffer and counted (${((100 * total.lostRing) / Math.max(1, total.generated)).toFixed(2)}%).`,
     `Memory is bounded by construction: the flow ring holds ${st.maxFlows} flows, each client queue at most 4096 and 256 messages in flight; agent RSS peaked at ${mib(total.rssMax)} MiB; the live heap after a full GC at the end of each phase: ${phases.map((p) => mib(p.liveHeap)).join(', ')} MiB.`,
     'What a stalled client cannot take is dropped for it alone and counted (`weir_lost_events_total{source="flow_client_queue"}`, and a LostEvent to that client); records the kernel could not queue are counted in `weir_lost_events_total{source="datapath_ring_buffer"}` and announced to every following client.',

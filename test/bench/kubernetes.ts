@@ -21,18 +21,28 @@ const UPDATES = 300;
 function populate(api: TestApiServer): number {
   let n = 0;
   for (let i = 0; i < NODES; i++, n++) {
-    api.create({ kind: 'Node', metadata: { name: `node-${i}` }, spec: { podCIDRs: [`10.${128 + (i >> 1)}.${(i % 2) * 128}.0/17`] } });
+    api.create({
+      kind: 'Node',
+      metadata: { name: `node-${i}` },
+      spec: { podCIDRs: [`10.${128 + (i >> 1)}.${(i % 2) * 128}.0/17`] },
+    });
   }
   for (let s = 0; s < NAMESPACES; s++) {
     const ns = `ns-${s}`;
-    api.create({ kind: 'Namespace', metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns, team: `t${s % 10}` } } });
+    api.create({
+      kind: 'Namespace',
+      metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns, team: `t${s % 10}` } },
+    });
     n++;
     for (let p = 0; p < PODS_PER_NS; p++, n++) {
       const ip = `10.${128 + (s >> 2)}.${(s % 4) * 64 + (p >> 2)}.${(p % 4) * 60 + 2}`;
       api.create({
         kind: 'Pod',
         metadata: { name: `pod-${p}`, namespace: ns, labels: { app: `app-${p % 5}`, 'pod-template-hash': `h${p}` } },
-        spec: { nodeName: `node-${(s * PODS_PER_NS + p) % NODES}`, containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] }] },
+        spec: {
+          nodeName: `node-${(s * PODS_PER_NS + p) % NODES}`,
+          containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] }],
+        },
         status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
       });
     }
@@ -48,13 +58,21 @@ function policy(ns: string, k: number, port: number): KubeObject {
     spec: {
       podSelector: { matchLabels: { app: `app-${k}` } },
       policyTypes: ['Ingress'],
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 't1' } }, podSelector: { matchLabels: { app: 'app-0' } } }], ports: [{ port, protocol: 'TCP' }] }],
+      ingress: [
+        {
+          from: [
+            { namespaceSelector: { matchLabels: { team: 't1' } }, podSelector: { matchLabels: { app: 'app-0' } } },
+          ],
+          ports: [{ port, protocol: 'TCP' }],
+        },
+      ],
     },
   };
 }
 
 const ms = (x: number): string => x.toFixed(x < 10 ? 2 : 0);
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const pct = (xs: number[], p: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 export async function run(): Promise<BenchSection> {
   const api = new TestApiServer({ bookmarkIntervalMs: 60_000 });
@@ -101,7 +119,9 @@ export async function run(): Promise<BenchSection> {
     makeInformer<KubernetesObject>(kc, '/api/v1/namespaces', () => core.listNamespace()),
     makeInformer<KubernetesObject>(kc, '/api/v1/nodes', () => core.listNode()),
     makeInformer<KubernetesObject>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces()),
-    makeInformer<KubernetesObject>(kc, '/apis/networking.k8s.io/v1/networkpolicies', () => net.listNetworkPolicyForAllNamespaces()),
+    makeInformer<KubernetesObject>(kc, '/apis/networking.k8s.io/v1/networkpolicies', () =>
+      net.listNetworkPolicyForAllNamespaces(),
+    ),
   ];
   const p0 = performance.now();
   await Promise.all(infs.map((i) => i.start()));

@@ -36,7 +36,11 @@ export async function run(): Promise<BenchSection> {
   const model = new Map<string, Manifest>();
   for (const doc of parseAllDocuments(readFileSync(CLUSTER, 'utf8'))) {
     const o = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string } } | null;
-    if (o) model.set(`${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`, o as unknown as Manifest);
+    if (o)
+      model.set(
+        `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`,
+        o as unknown as Manifest,
+      );
   }
   const cases = netpolCases({ cidr4: lab.cidr4, cidr6: lab.cidr6, model });
   const samples: Sample[] = [];
@@ -51,16 +55,39 @@ export async function run(): Promise<BenchSection> {
         for (const step of c.steps) {
           if (step.apply) {
             const kinds = new Set(step.apply.map((o) => o.kind));
-            const kind: Sample['kind'] = kinds.has('NetworkPolicy') ? 'policy apply' : step.apply.some((o) => o.kind === 'Pod' && !model.has(`Pod/${(o.metadata as { namespace: string }).namespace}/${(o.metadata as { name: string }).name}`)) ? 'pod create' : 'label change';
+            const kind: Sample['kind'] = kinds.has('NetworkPolicy')
+              ? 'policy apply'
+              : step.apply.some(
+                    (o) =>
+                      o.kind === 'Pod' &&
+                      !model.has(
+                        `Pod/${(o.metadata as { namespace: string }).namespace}/${(o.metadata as { name: string }).name}`,
+                      ),
+                  )
+                ? 'pod create'
+                : 'label change';
             record(kind, (await lab.weir(['lab', 'apply', '-f', lab.manifest(step.apply)])).stdout);
             applied.push(...step.apply);
           }
-          if (step.delete) record('delete', (await lab.weir(['lab', 'delete', '-f', lab.manifest(step.delete)])).stdout);
+          if (step.delete)
+            record('delete', (await lab.weir(['lab', 'delete', '-f', lab.manifest(step.delete)])).stdout);
         }
         const policies = applied.filter((o) => o.kind === 'NetworkPolicy');
         if (policies.length) record('delete', (await lab.weir(['lab', 'delete', '-f', lab.manifest(policies)])).stdout);
-        if (c.restores?.length) record('label change', (await lab.weir(['lab', 'apply', '-f', lab.manifest(c.restores.map((r) => model.get(`${r.kind}/${r.key}`) as Manifest))])).stdout);
-        if (c.extra?.length) record('pod delete', (await lab.weir(['lab', 'delete', '-f', lab.manifest(c.extra)])).stdout);
+        if (c.restores?.length)
+          record(
+            'label change',
+            (
+              await lab.weir([
+                'lab',
+                'apply',
+                '-f',
+                lab.manifest(c.restores.map((r) => model.get(`${r.kind}/${r.key}`) as Manifest)),
+              ])
+            ).stdout,
+          );
+        if (c.extra?.length)
+          record('pod delete', (await lab.weir(['lab', 'delete', '-f', lab.manifest(c.extra)])).stdout);
       }
     }
   } finally {
@@ -76,11 +103,18 @@ export async function run(): Promise<BenchSection> {
   };
   const policyChanges = samples.filter((s) => s.kind !== 'pod create' && s.kind !== 'pod delete');
   row('every apply and delete of policies and labels', policyChanges);
-  for (const kind of ['policy apply', 'label change', 'delete', 'pod create', 'pod delete'] as const) row(kind, samples.filter((s) => s.kind === kind));
+  for (const kind of ['policy apply', 'label change', 'delete', 'pod create', 'pod delete'] as const)
+    row(
+      kind,
+      samples.filter((s) => s.kind === kind),
+    );
 
   let conformance = '';
   if (existsSync('build/lab-apply-times.json')) {
-    const rec = JSON.parse(readFileSync('build/lab-apply-times.json', 'utf8')) as { measuredAt: string; samples: { step: string; ms: number }[] };
+    const rec = JSON.parse(readFileSync('build/lab-apply-times.json', 'utf8')) as {
+      measuredAt: string;
+      samples: { step: string; ms: number }[];
+    };
     const policyOnly = rec.samples.filter((s) => !/new pod/.test(s.step)).map((s) => s.ms);
     const t = stats(policyOnly);
     const all = stats(rec.samples.map((s) => s.ms));

@@ -21,7 +21,9 @@ const planes: Dataplane[] = [];
 beforeAll(async () => {
   topo = await createTopology({ prefix: 'wbn-t', octet: 250, pods: ['a', 'b', 'c'] });
   connrate = await connrateBinary('build/bench');
-  server = await startServer(topo.pod('b').netns, connrate, ['server', topo.pod('b').ip, String(PORT)], { pattern: /listening/ });
+  server = await startServer(topo.pod('b').netns, connrate, ['server', topo.pod('b').ip, String(PORT)], {
+    pattern: /listening/,
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -31,7 +33,13 @@ afterAll(async () => {
 });
 
 const ruleSet = (n: number) =>
-  buildRuleSet({ rules: n, rulesPerPolicy: 10, octet: 250, client: { ip: topo.pod('a').ip, identity: 256 }, benchPorts: [PORT] });
+  buildRuleSet({
+    rules: n,
+    rulesPerPolicy: 10,
+    octet: 250,
+    client: { ip: topo.pod('a').ip, identity: 256 },
+    benchPorts: [PORT],
+  });
 
 describe('side-by-side dataplanes', () => {
   it('renders Calico-style chains: one policy chain per 10 rules, two iptables rules per policy rule', () => {

@@ -69,9 +69,14 @@ async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): P
   const [client, target, other] = [topo.pod('a'), topo.pod('b'), topo.pod('c')];
   const allowed = await traffic.canConnect(client, target, PORTS.connections, connrate);
   const otherGetsIn = await traffic.canConnect(other, target, PORTS.connections, connrate);
-  if (!allowed) throw new Error(`${mode}: the allowed client pod could not connect to the target: the rule set does not match the traffic`);
-  if (mode !== 'none' && otherGetsIn) throw new Error(`${mode}: a pod no rule allows reached the target: the dataplane is not enforcing`);
-  if (mode === 'none' && !otherGetsIn) throw new Error('none: the third pod could not connect without any filtering: the topology is broken');
+  if (!allowed)
+    throw new Error(
+      `${mode}: the allowed client pod could not connect to the target: the rule set does not match the traffic`,
+    );
+  if (mode !== 'none' && otherGetsIn)
+    throw new Error(`${mode}: a pod no rule allows reached the target: the dataplane is not enforcing`);
+  if (mode === 'none' && !otherGetsIn)
+    throw new Error('none: the third pod could not connect without any filtering: the topology is broken');
 }
 
 function rotate<T>(xs: T[], by: number): T[] {
@@ -99,7 +104,17 @@ async function measureDataplanes(
           const thr = await traffic.measureThroughput(client, target, PORTS.throughput, cfg.seconds);
           const con = await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate);
           const changeMs = await plane.changeOne();
-          const s: Sample = { rules: n, round, mode: plane.mode, programMs, changeMs, p50: lat.p50, p99: lat.p99, gbps: thr.gbps, connPerSec: con.perSecond };
+          const s: Sample = {
+            rules: n,
+            round,
+            mode: plane.mode,
+            programMs,
+            changeMs,
+            p50: lat.p50,
+            p99: lat.p99,
+            gbps: thr.gbps,
+            connPerSec: con.perSecond,
+          };
           samples.push(s);
           log(
             `  ${String(n).padStart(6)} rules  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
@@ -164,17 +179,35 @@ function writePlots(cfg: SideBySideConfig, c: Map<string, Cell>, modes: Mode[]):
     {
       file: 'sidebyside-latency-p50.svg',
       alt: 'Median request/response latency against the number of rules',
-      chart: { title: 'TCP request/response latency p50 (one way)', xLabel: 'policy rules on the target pod', yLabel: 'microseconds', categories, series: series((x) => x.p50) },
+      chart: {
+        title: 'TCP request/response latency p50 (one way)',
+        xLabel: 'policy rules on the target pod',
+        yLabel: 'microseconds',
+        categories,
+        series: series((x) => x.p50),
+      },
     },
     {
       file: 'sidebyside-latency-p99.svg',
       alt: '99th percentile request/response latency against the number of rules',
-      chart: { title: 'TCP request/response latency p99 (one way)', xLabel: 'policy rules on the target pod', yLabel: 'microseconds', categories, series: series((x) => x.p99) },
+      chart: {
+        title: 'TCP request/response latency p99 (one way)',
+        xLabel: 'policy rules on the target pod',
+        yLabel: 'microseconds',
+        categories,
+        series: series((x) => x.p99),
+      },
     },
     {
       file: 'sidebyside-throughput.svg',
       alt: 'One-stream TCP throughput against the number of rules',
-      chart: { title: 'One TCP stream throughput', xLabel: 'policy rules on the target pod', yLabel: 'Gbit/s', categories, series: series((x) => x.gbps) },
+      chart: {
+        title: 'One TCP stream throughput',
+        xLabel: 'policy rules on the target pod',
+        yLabel: 'Gbit/s',
+        categories,
+        series: series((x) => x.gbps),
+      },
     },
     {
       file: 'sidebyside-connections.svg',
@@ -196,7 +229,14 @@ function goalRow(goal: string, target: string, value: number, ok: boolean, digit
   return `| ${goal} | ${target} | ${fmt(value, digits)} | ${Number.isFinite(value) ? (ok ? 'met' : '**missed**') : 'not measured'} |`;
 }
 
-function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes: Mode[], weirNote: string, scale?: ScaleResult): string {
+function report(
+  cfg: SideBySideConfig,
+  topo: Topology,
+  samples: Sample[],
+  modes: Mode[],
+  weirNote: string,
+  scale?: ScaleResult,
+): string {
   const c = cells(samples);
   const L: string[] = [];
   L.push(
@@ -210,7 +250,9 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
   );
   if (weirNote) L.push('', weirNote);
   L.push('', '### Datapath', '');
-  L.push('| rules | mode | latency p50 (µs) | p99 (µs) | throughput (Gbit/s) | new conn/s | p50 / none | p99 / none | throughput / none | conn/s / none |');
+  L.push(
+    '| rules | mode | latency p50 (µs) | p99 (µs) | throughput (Gbit/s) | new conn/s | p50 / none | p99 / none | throughput / none | conn/s / none |',
+  );
   L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const n of cfg.ruleCounts) {
     const base = cellOf(c, n, 'none');
@@ -241,13 +283,17 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
       `then changes one rule (weir: one DesiredDiff; iptables: iptables-restore --noflush rewriting that policy's chain, as Calico does). Median of rounds, and the fastest round.`,
     '',
   );
-  L.push('| rules | iptables rules written | iptables-restore (ms) | weir map writes (ms) | iptables / weir | fastest: iptables / weir (ms) | change one rule: iptables (ms) | weir (ms) | iptables / weir |');
+  L.push(
+    '| rules | iptables rules written | iptables-restore (ms) | weir map writes (ms) | iptables / weir | fastest: iptables / weir (ms) | change one rule: iptables (ms) | weir (ms) | iptables / weir |',
+  );
   L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const nan = Number.NaN;
   for (const n of cfg.ruleCounts) {
     const ipt = cellOf(c, n, 'iptables');
     const w = cellOf(c, n, 'weir');
-    const rules = countRules(renderRuleset(ruleSet(cfg, topo, n), { pods: topo.pods, target: topo.pod('b'), ifaceWildcard: `${PREFIX}-+` }));
+    const rules = countRules(
+      renderRuleset(ruleSet(cfg, topo, n), { pods: topo.pods, target: topo.pod('b'), ifaceWildcard: `${PREFIX}-+` }),
+    );
     L.push(
       `| ${n.toLocaleString('en-US')} | ${rules.toLocaleString('en-US')} | ${fmt(ipt?.programMs ?? nan)} | ${fmt(w?.programMs ?? nan)} | ${fmt(ratio(ipt?.programMs ?? nan, w?.programMs ?? nan))} | ` +
         `${fmt(ipt?.programBestMs ?? nan)} / ${fmt(w?.programBestMs ?? nan)} | ` +
@@ -263,7 +309,10 @@ function report(cfg: SideBySideConfig, topo: Topology, samples: Sample[], modes:
   const r = (a: number | undefined, b: number | undefined): number => ratio(a ?? nan, b ?? nan);
   const hiS = hi.toLocaleString('en-US');
   const rows: Array<[string, string, number, boolean]> = [];
-  for (const [q, pick] of [['p50', (x: Cell) => x.p50], ['p99', (x: Cell) => x.p99]] as const) {
+  for (const [q, pick] of [
+    ['p50', (x: Cell) => x.p50],
+    ['p99', (x: Cell) => x.p99],
+  ] as const) {
     const vsNone = r(wHi && pick(wHi), nHi && pick(nHi));
     const vsSelf = r(wHi && pick(wHi), wLo && pick(wLo));
     rows.push([`weir latency ${q} at ${hiS} rules / no filtering`, '≤ 1.05', vsNone, vsNone <= 1.05]);
@@ -295,9 +344,15 @@ function scaleReport(x: ScaleResult): string {
       `A label change moves a random pod to another app (a new identity); changes arrive open-loop at a fixed rate and a change's latency runs from its scheduled arrival until Agent.update() resolves (its entries are in the maps).`,
   );
   L.push('', '| what | measured |', '|---|---:|');
-  L.push(`| startup: full compile + map programming + attach, one update of every object | ${fmt(x.startupMs)} ms (compile ${fmt(x.startupCompileMs)} ms) |`);
-  L.push(`| RSS after startup / after the change runs / peak | ${fmt(x.rssAfterStartupMiB)} / ${fmt(x.rssAfterChangesMiB)} / ${fmt(x.peakRssMiB)} MiB |`);
-  L.push(`| full resync after the changes: map writes needed | ${x.resyncWrites} (0 = the increments left the maps exact) |`);
+  L.push(
+    `| startup: full compile + map programming + attach, one update of every object | ${fmt(x.startupMs)} ms (compile ${fmt(x.startupCompileMs)} ms) |`,
+  );
+  L.push(
+    `| RSS after startup / after the change runs / peak | ${fmt(x.rssAfterStartupMiB)} / ${fmt(x.rssAfterChangesMiB)} / ${fmt(x.peakRssMiB)} MiB |`,
+  );
+  L.push(
+    `| full resync after the changes: map writes needed | ${x.resyncWrites} (0 = the increments left the maps exact) |`,
+  );
   L.push(
     '',
     'Delivery "per-turn" is the Kubernetes DaemonSet\'s (NodeAgent: the changes of one event-loop turn, or that arrive while the previous batch is applied, go in as one update); ' +
@@ -317,15 +372,39 @@ function scaleReport(x: ScaleResult): string {
 function scaleGoals(x: ScaleResult): string[] {
   const at = (rate: number) => x.rates.find((r) => r.rate === rate && r.delivery === 'per-turn');
   const rows: string[] = [];
-  for (const [rate, goal] of [[100, 10], [1000, 50]] as const) {
+  for (const [rate, goal] of [
+    [100, 10],
+    [1000, 50],
+  ] as const) {
     const r = at(rate);
     const v = r ? r.p99Ms : Number.NaN;
-    rows.push(goalRow(`label change -> entries in the maps, p99 at ${rate} changes/s, DaemonSet delivery (ms)`, `≤ ${goal}`, v, !!r && !r.saturated && v <= goal));
+    rows.push(
+      goalRow(
+        `label change -> entries in the maps, p99 at ${rate} changes/s, DaemonSet delivery (ms)`,
+        `≤ ${goal}`,
+        v,
+        !!r && !r.saturated && v <= goal,
+      ),
+    );
   }
   const MB_PER_MIB = 1.048576;
   const changes = x.rates.reduce((n, r) => n + r.completed, 0).toLocaleString('en-US');
-  rows.push(goalRow(`agent RSS at ${x.pods.toLocaleString('en-US')} pods, after startup (MB)`, '≤ 150 MB', x.rssAfterStartupMiB * MB_PER_MIB, x.rssAfterStartupMiB * MB_PER_MIB <= 150));
-  rows.push(goalRow(`the same after ${changes} label changes, each a new identity (MB)`, '≤ 150 MB', x.rssAfterChangesMiB * MB_PER_MIB, x.rssAfterChangesMiB * MB_PER_MIB <= 150));
+  rows.push(
+    goalRow(
+      `agent RSS at ${x.pods.toLocaleString('en-US')} pods, after startup (MB)`,
+      '≤ 150 MB',
+      x.rssAfterStartupMiB * MB_PER_MIB,
+      x.rssAfterStartupMiB * MB_PER_MIB <= 150,
+    ),
+  );
+  rows.push(
+    goalRow(
+      `the same after ${changes} label changes, each a new identity (MB)`,
+      '≤ 150 MB',
+      x.rssAfterChangesMiB * MB_PER_MIB,
+      x.rssAfterChangesMiB * MB_PER_MIB <= 150,
+    ),
+  );
   return rows;
 }
 
@@ -346,12 +425,23 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
     let scale: ScaleResult | undefined;
     if (weir.plane) {
       log(`  control plane at scale: ${cfg.scaleRates.join(' and ')} label changes/s, ${cfg.scaleSeconds} s each ...`);
-      scale = await runAgentAtScale({ netns: `${PREFIX}-cp`, pinRoot: `/sys/fs/bpf/${PREFIX}-cp`, rates: cfg.scaleRates, seconds: cfg.scaleSeconds });
-      log(`  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` + scale.rates.map((r) => `${r.delivery} ${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '));
+      scale = await runAgentAtScale({
+        netns: `${PREFIX}-cp`,
+        pinRoot: `/sys/fs/bpf/${PREFIX}-cp`,
+        rates: cfg.scaleRates,
+        seconds: cfg.scaleSeconds,
+      });
+      log(
+        `  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` +
+          scale.rates.map((r) => `${r.delivery} ${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '),
+      );
     }
     writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
     const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
-    return { title: 'Side by side: weir, iptables, no filtering', markdown: report(cfg, topo, samples, modes, weir.note, scale) };
+    return {
+      title: 'Side by side: weir, iptables, no filtering',
+      markdown: report(cfg, topo, samples, modes, weir.note, scale),
+    };
   } finally {
     for (const s of servers) await s.stop();
     for (const p of planes) await p.close().catch(() => undefined);

@@ -16,7 +16,11 @@ interface Container {
   args?: string[];
   env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
   ports?: Array<{ name: string; containerPort: number }>;
-  securityContext?: { privileged?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { add?: string[]; drop?: string[] } };
+  securityContext?: {
+    privileged?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    capabilities?: { add?: string[]; drop?: string[] };
+  };
   volumeMounts?: Array<{ name: string; mountPath: string; mountPropagation?: string; readOnly?: boolean }>;
   readinessProbe?: { httpGet?: { path: string; port: string } };
   livenessProbe?: { httpGet?: { path: string; port: string } };
@@ -48,7 +52,13 @@ const agent = (r: Rendered) => dsSpec(r).template.spec.containers.find((c) => c.
 /** Every (apiGroup, resource, verb) the ClusterRole grants. */
 function grants(r: Rendered): string[] {
   const rules = one(r, 'ClusterRole').rules as Rule[];
-  return rules.flatMap((rule) => rule.apiGroups.flatMap((g) => rule.resources.flatMap((res) => rule.verbs.map((v) => `${g || 'core'}/${res}:${v}`)))).sort();
+  return rules
+    .flatMap((rule) =>
+      rule.apiGroups.flatMap((g) =>
+        rule.resources.flatMap((res) => rule.verbs.map((v) => `${g || 'core'}/${res}:${v}`)),
+      ),
+    )
+    .sort();
 }
 
 describe('Helm chart charts/weir', () => {
@@ -83,7 +93,9 @@ describe('Helm chart charts/weir', () => {
     expect(() => validateObject(ds)).toThrow(/containerPort must be integer/);
     const typo = structuredClone(one(defaults, 'DaemonSet'));
     (typo.spec as DaemonSetSpec).template.spec.containers[0]!.volumeMounts![0]!.mountPropagation = undefined;
-    (typo.spec as { template: { spec: { containers: Array<Record<string, unknown>> } } }).template.spec.containers[0]!.volumeMount = [];
+    (
+      typo.spec as { template: { spec: { containers: Array<Record<string, unknown>> } } }
+    ).template.spec.containers[0]!.volumeMount = [];
     expect(unknownFields(typo, 'V1DaemonSet')).toEqual(['.spec.template.spec.containers[0].volumeMount']);
   });
 
@@ -120,7 +132,9 @@ describe('Helm chart charts/weir', () => {
   it('uses an existing ServiceAccount when told not to create one', () => {
     expect(custom.byKind('ServiceAccount')).toHaveLength(0);
     expect(dsSpec(custom).template.spec.serviceAccountName).toBe('existing-sa');
-    const binding = one(custom, 'ClusterRoleBinding') as RenderedObject & { subjects: Array<{ name: string; namespace: string }> };
+    const binding = one(custom, 'ClusterRoleBinding') as RenderedObject & {
+      subjects: Array<{ name: string; namespace: string }>;
+    };
     expect(binding.subjects[0]).toMatchObject({ name: 'existing-sa', namespace: 'weir-system' });
   });
 
@@ -136,7 +150,10 @@ describe('Helm chart charts/weir', () => {
 
   it('mounts bpffs from the node, Bidirectional only in the privileged init container', () => {
     const spec = dsSpec(defaults).template.spec;
-    expect(spec.volumes.find((v) => v.name === 'bpffs')!.hostPath).toEqual({ path: '/sys/fs/bpf', type: 'DirectoryOrCreate' });
+    expect(spec.volumes.find((v) => v.name === 'bpffs')!.hostPath).toEqual({
+      path: '/sys/fs/bpf',
+      type: 'DirectoryOrCreate',
+    });
     const init = spec.initContainers!.find((c) => c.name === 'mount-bpf-fs')!;
     expect(init.securityContext!.privileged).toBe(true);
     expect(init.volumeMounts).toEqual([{ name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'Bidirectional' }]);
@@ -149,7 +166,8 @@ describe('Helm chart charts/weir', () => {
     for (const r of [defaults, custom]) {
       const s = dsSpec(r).template.spec;
       for (const c of [...(s.initContainers ?? []), ...s.containers]) {
-        if (c.volumeMounts?.some((m) => m.mountPropagation === 'Bidirectional')) expect(c.securityContext?.privileged).toBe(true);
+        if (c.volumeMounts?.some((m) => m.mountPropagation === 'Bidirectional'))
+          expect(c.securityContext?.privileged).toBe(true);
       }
     }
     expect(dsSpec(custom).template.spec.initContainers).toBeUndefined();
@@ -163,9 +181,17 @@ describe('Helm chart charts/weir', () => {
       const spec = dsSpec(r).template.spec;
       expect(spec.volumes.find((v) => v.name === 'run')!.hostPath).toEqual({ path: dir, type: 'DirectoryOrCreate' });
       expect(agent(r).volumeMounts!.find((m) => m.name === 'run')!.mountPath).toBe(dir);
-      expect(agent(r).volumeMounts!.find((m) => m.name === 'config')).toMatchObject({ mountPath: '/etc/weir', readOnly: true });
+      expect(agent(r).volumeMounts!.find((m) => m.name === 'config')).toMatchObject({
+        mountPath: '/etc/weir',
+        readOnly: true,
+      });
       // Only these node paths are mounted.
-      expect(spec.volumes.filter((v) => v.hostPath).map((v) => v.hostPath!.path).sort()).toEqual(['/sys/fs/bpf', dir].sort());
+      expect(
+        spec.volumes
+          .filter((v) => v.hostPath)
+          .map((v) => v.hostPath!.path)
+          .sort(),
+      ).toEqual(['/sys/fs/bpf', dir].sort());
     }
   });
 
@@ -177,7 +203,10 @@ describe('Helm chart charts/weir', () => {
     expect(d.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
     expect(dsSpec(custom).updateStrategy.rollingUpdate!.maxUnavailable).toBe('20%');
     expect(dsSpec(custom).template.spec.tolerations).toHaveLength(1);
-    expect(agent(custom).resources).toEqual({ requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '1Gi' } });
+    expect(agent(custom).resources).toEqual({
+      requests: { cpu: '250m', memory: '256Mi' },
+      limits: { cpu: '1', memory: '1Gi' },
+    });
   });
 
   it('passes the node name from the downward API and probes /healthz and /readyz', () => {
@@ -211,18 +240,26 @@ describe('Helm chart charts/weir', () => {
       metricsPort: 9962,
       flowsCapacity: 4095,
     });
-    expect(cfg(custom)).toMatchObject({ pinRoot: '/sys/fs/bpf/weir-prod', hostAccess: false, clusterPodCIDRs: ['10.96.0.0/12', 'fd00:10::/56'] });
+    expect(cfg(custom)).toMatchObject({
+      pinRoot: '/sys/fs/bpf/weir-prod',
+      hostAccess: false,
+      clusterPodCIDRs: ['10.96.0.0/12', 'fd00:10::/56'],
+    });
     const sum = (r: Rendered) => dsSpec(r).template.metadata.annotations!['checksum/config'];
     expect(sum(defaults)).toMatch(/^[0-9a-f]{64}$/);
     expect(sum(custom)).not.toBe(sum(defaults));
   });
 
   it('exposes metrics on 9962 through a headless Service, with an optional ServiceMonitor', () => {
-    const svc = one(defaults, 'Service') as RenderedObject & { spec: { clusterIP: string; ports: Array<{ port: number; targetPort: string }> } };
+    const svc = one(defaults, 'Service') as RenderedObject & {
+      spec: { clusterIP: string; ports: Array<{ port: number; targetPort: string }> };
+    };
     expect(svc.spec.clusterIP).toBe('None');
     expect(svc.spec.ports).toEqual([{ name: 'metrics', port: 9962, targetPort: 'metrics', protocol: 'TCP' }]);
     expect(defaults.byKind('ServiceMonitor')).toHaveLength(0);
-    const sm = one(custom, 'ServiceMonitor') as RenderedObject & { spec: { endpoints: Array<{ port: string; interval: string }> } };
+    const sm = one(custom, 'ServiceMonitor') as RenderedObject & {
+      spec: { endpoints: Array<{ port: string; interval: string }> };
+    };
     expect(sm.metadata.labels!.release).toBe('prometheus');
     expect(sm.spec.endpoints[0]).toMatchObject({ port: 'metrics', interval: '15s' });
     const off = join(tmp, 'no-metrics.yaml');

@@ -24,7 +24,11 @@ export class Renderer {
   private readonly bin = join(this.dir, 'render');
 
   constructor() {
-    execFileSync('go', ['build', '-o', this.bin, '.'], { cwd: resolve('test/chart/render'), env: GO_ENV, stdio: 'pipe' });
+    execFileSync('go', ['build', '-o', this.bin, '.'], {
+      cwd: resolve('test/chart/render'),
+      env: GO_ENV,
+      stdio: 'pipe',
+    });
   }
 
   /** Renders; throws with the renderer's message when rendering fails (as `helm template` would). */

@@ -29,7 +29,10 @@ const SCHEMAS: Record<string, { model: Validatable; clientNodeType?: string }> =
   'v1/Service': { model: Service as unknown as Validatable, clientNodeType: 'V1Service' },
   'v1/ServiceAccount': { model: ServiceAccount as unknown as Validatable, clientNodeType: 'V1ServiceAccount' },
   'apps/v1/DaemonSet': { model: DaemonSet as unknown as Validatable, clientNodeType: 'V1DaemonSet' },
-  'rbac.authorization.k8s.io/v1/ClusterRole': { model: ClusterRole as unknown as Validatable, clientNodeType: 'V1ClusterRole' },
+  'rbac.authorization.k8s.io/v1/ClusterRole': {
+    model: ClusterRole as unknown as Validatable,
+    clientNodeType: 'V1ClusterRole',
+  },
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': {
     model: ClusterRoleBinding as unknown as Validatable,
     clientNodeType: 'V1ClusterRoleBinding',
@@ -54,7 +57,9 @@ export function unknownFields(value: unknown, type: string, path = ''): string[]
   if (array) return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, array[1]!, `${path}[${i}]`)) : [];
   const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);
   if (map) {
-    return typeof value === 'object' ? Object.entries(value as object).flatMap(([k, v]) => unknownFields(v, map[1]!, `${path}.${k}`)) : [];
+    return typeof value === 'object'
+      ? Object.entries(value as object).flatMap(([k, v]) => unknownFields(v, map[1]!, `${path}.${k}`))
+      : [];
   }
   if (PRIMITIVES.has(type)) return [];
   const cls = (k8s as unknown as Record<string, ModelClass | undefined>)[type];
@@ -77,10 +82,13 @@ export function validateObject(o: RenderedObject): void {
   try {
     new schema.model(o as never).validate();
   } catch (err) {
-    throw new Error(`${where} does not match the Kubernetes schema: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(
+      `${where} does not match the Kubernetes schema: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   if (schema.clientNodeType) {
     const unknown = unknownFields(o, schema.clientNodeType);
-    if (unknown.length) throw new Error(`${where} has fields the Kubernetes API does not define: ${unknown.join(', ')}`);
+    if (unknown.length)
+      throw new Error(`${where} has fields the Kubernetes API does not define: ${unknown.join(', ')}`);
   }
 }

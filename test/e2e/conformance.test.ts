@@ -20,7 +20,11 @@ const lab = testLab('k');
 const model = new Map<string, Manifest>();
 for (const doc of parseAllDocuments(readFileSync(CLUSTER, 'utf8'))) {
   const o = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string } } | null;
-  if (o) model.set(`${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`, o as unknown as Manifest);
+  if (o)
+    model.set(
+      `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`,
+      o as unknown as Manifest,
+    );
 }
 const cases = netpolCases({ cidr4: lab.cidr4, cidr6: lab.cidr6, model });
 const applyTimes: { case: string; step: string; ms: number }[] = [];
@@ -28,15 +32,31 @@ const applyTimes: { case: string; step: string; ms: number }[] = [];
 let retried = 0;
 
 async function probe(p: Probe): Promise<string[]> {
-  const base = ['lab', 'probe', '--port', String(p.port), '--protocol', p.protocol, '--family', String(p.family ?? 4), '-o', 'json'];
-  const first = JSON.parse((await lab.weir([...base, '--timeout', String(PROBE_TIMEOUT_MS), ...(p.from ? ['--from', p.from] : [])])).stdout) as ProbeJson;
+  const base = [
+    'lab',
+    'probe',
+    '--port',
+    String(p.port),
+    '--protocol',
+    p.protocol,
+    '--family',
+    String(p.family ?? 4),
+    '-o',
+    'json',
+  ];
+  const first = JSON.parse(
+    (await lab.weir([...base, '--timeout', String(PROBE_TIMEOUT_MS), ...(p.from ? ['--from', p.from] : [])])).stdout,
+  ) as ProbeJson;
   const wrong = p.expect.mismatches(first.results);
   // A connection that should have been made but timed out on a busy machine gets one more
   // try with a longer timeout; a connection made where none is allowed never does.
   const verdicts = await Promise.all(
     wrong.map(async (cell) => {
       if (!cell.connected) {
-        const again = JSON.parse((await lab.weir([...base, '--from', cell.from, '--to', cell.to, '--timeout', String(RETRY_TIMEOUT_MS)])).stdout) as ProbeJson;
+        const again = JSON.parse(
+          (await lab.weir([...base, '--from', cell.from, '--to', cell.to, '--timeout', String(RETRY_TIMEOUT_MS)]))
+            .stdout,
+        ) as ProbeJson;
         retried++;
         if (again.results[0]?.connected === true) return undefined;
       }
@@ -53,40 +73,55 @@ function policiesOf(objects: Manifest[]): Manifest[] {
 }
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the conformance suite creates network namespaces and loads BPF programs: run it as root');
+  if (process.getuid?.() !== 0)
+    throw new Error('the conformance suite creates network namespaces and loads BPF programs: run it as root');
   await lab.weir(['lab', 'up', '--cluster', CLUSTER]);
 }, 120_000);
 
 afterAll(async () => {
-  if (retried > 0) process.stderr.write(`conformance: ${retried} expected connection(s) timed out once and were probed again\n`);
+  if (retried > 0)
+    process.stderr.write(`conformance: ${retried} expected connection(s) timed out once and were probed again\n`);
   await lab.cleanup();
   if (applyTimes.length > 0) {
     mkdirSync('build', { recursive: true });
-    writeFileSync('build/lab-apply-times.json', `${JSON.stringify({ measuredAt: new Date().toISOString(), samples: applyTimes }, null, 2)}\n`);
+    writeFileSync(
+      'build/lab-apply-times.json',
+      `${JSON.stringify({ measuredAt: new Date().toISOString(), samples: applyTimes }, null, 2)}\n`,
+    );
   }
 }, 60_000);
 
 describe('NetworkPolicy conformance through weir lab', () => {
   for (const c of cases) {
-    test(c.name, async () => {
-      const applied: Manifest[] = [];
-      try {
-        for (const step of c.steps) {
-          if (step.apply) {
-            const out = await lab.weir(['lab', 'apply', '-f', lab.manifest(step.apply)]);
-            applyTimes.push({ case: c.name, step: step.does, ms: realizedMs(out.stdout) });
-            applied.push(...step.apply);
+    test(
+      c.name,
+      async () => {
+        const applied: Manifest[] = [];
+        try {
+          for (const step of c.steps) {
+            if (step.apply) {
+              const out = await lab.weir(['lab', 'apply', '-f', lab.manifest(step.apply)]);
+              applyTimes.push({ case: c.name, step: step.does, ms: realizedMs(out.stdout) });
+              applied.push(...step.apply);
+            }
+            if (step.delete) await lab.weir(['lab', 'delete', '-f', lab.manifest(step.delete)]);
+            const problems = (await Promise.all(step.probes.map(probe))).flat();
+            if (problems.length > 0) throw new Error(`after "${step.does}":\n${problems.join('\n')}`);
           }
-          if (step.delete) await lab.weir(['lab', 'delete', '-f', lab.manifest(step.delete)]);
-          const problems = (await Promise.all(step.probes.map(probe))).flat();
-          if (problems.length > 0) throw new Error(`after "${step.does}":\n${problems.join('\n')}`);
+        } finally {
+          const policies = policiesOf(applied);
+          if (policies.length > 0) await lab.weir(['lab', 'delete', '-f', lab.manifest(policies)]);
+          if (c.restores?.length)
+            await lab.weir([
+              'lab',
+              'apply',
+              '-f',
+              lab.manifest(c.restores.map((r) => model.get(`${r.kind}/${r.key}`) as Manifest)),
+            ]);
+          if (c.extra?.length) await lab.weir(['lab', 'delete', '-f', lab.manifest(c.extra)]);
         }
-      } finally {
-        const policies = policiesOf(applied);
-        if (policies.length > 0) await lab.weir(['lab', 'delete', '-f', lab.manifest(policies)]);
-        if (c.restores?.length) await lab.weir(['lab', 'apply', '-f', lab.manifest(c.restores.map((r) => model.get(`${r.kind}/${r.key}`) as Manifest))]);
-        if (c.extra?.length) await lab.weir(['lab', 'delete', '-f', lab.manifest(c.extra)]);
-      }
-    }, 120_000);
+      },
+      120_000,
+    );
   }
 });

@@ -11,14 +11,34 @@ const lab = testLab('m');
 const PREFIX = lab.prefix;
 const BLOCK = lab.cidr4.replace(/\.0\/24$/, '.');
 
-const namespace = (name: string, labels: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+const namespace = (name: string, labels: Record<string, string> = {}) => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name, labels },
+});
 const pod = (ns: string, name: string, labels: Record<string, string>) => ({
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { namespace: ns, name, labels },
-  spec: { containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'dns', containerPort: 53, protocol: 'UDP' }] }] },
+  spec: {
+    containers: [
+      {
+        name: 'app',
+        ports: [
+          { name: 'http', containerPort: 8080, protocol: 'TCP' },
+          { name: 'dns', containerPort: 53, protocol: 'UDP' },
+        ],
+      },
+    ],
+  },
 });
-const cluster = [namespace('shop', { team: 'shop' }), namespace('ops'), pod('shop', 'web', { app: 'web' }), pod('shop', 'db', { app: 'db' }), pod('ops', 'probe', { app: 'probe' })];
+const cluster = [
+  namespace('shop', { team: 'shop' }),
+  namespace('ops'),
+  pod('shop', 'web', { app: 'web' }),
+  pod('shop', 'db', { app: 'db' }),
+  pod('ops', 'probe', { app: 'probe' }),
+];
 
 interface PodJson {
   namespace: string;
@@ -31,19 +51,46 @@ interface PodJson {
 function leftovers(): string[] {
   const netns = existsSync('/var/run/netns') ? readdirSync('/var/run/netns').filter((n) => n.startsWith(PREFIX)) : [];
   const links = readdirSync('/sys/class/net').filter((n) => n.startsWith(PREFIX));
-  const routes = execFileSync('ip', ['route', 'show', 'type', 'blackhole']).toString().split('\n').filter((l) => l.includes(lab.cidr4));
-  const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(lab.runDir);
-    } catch {
-      return false;
-    }
-  });
-  return [...netns.map((n) => `netns ${n}`), ...links.map((l) => `link ${l}`), ...routes.map((r) => `route ${r}`), ...procs.map((p) => `process ${p}`), ...(existsSync(`/sys/fs/bpf/${PREFIX}`) ? [`pins /sys/fs/bpf/${PREFIX}`] : [])];
+  const routes = execFileSync('ip', ['route', 'show', 'type', 'blackhole'])
+    .toString()
+    .split('\n')
+    .filter((l) => l.includes(lab.cidr4));
+  const procs = readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(lab.runDir);
+      } catch {
+        return false;
+      }
+    });
+  return [
+    ...netns.map((n) => `netns ${n}`),
+    ...links.map((l) => `link ${l}`),
+    ...routes.map((r) => `route ${r}`),
+    ...procs.map((p) => `process ${p}`),
+    ...(existsSync(`/sys/fs/bpf/${PREFIX}`) ? [`pins /sys/fs/bpf/${PREFIX}`] : []),
+  ];
 }
 
 async function probe(port: string, protocol = 'TCP', extra: string[] = []): Promise<ProbeJson> {
-  return JSON.parse((await lab.weir(['lab', 'probe', '--port', port, '--protocol', protocol, '--timeout', '800', '-o', 'json', ...extra])).stdout) as ProbeJson;
+  return JSON.parse(
+    (
+      await lab.weir([
+        'lab',
+        'probe',
+        '--port',
+        port,
+        '--protocol',
+        protocol,
+        '--timeout',
+        '800',
+        '-o',
+        'json',
+        ...extra,
+      ])
+    ).stdout,
+  ) as ProbeJson;
 }
 
 const FORWARDING = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'];
@@ -51,7 +98,8 @@ const forwarding = (): string[] => FORWARDING.map((f) => readFileSync(f, 'utf8')
 let forwardingBefore: string[] = [];
 
 beforeAll(() => {
-  if (process.getuid?.() !== 0) throw new Error('weir lab creates network namespaces and loads BPF programs: run the tests as root');
+  if (process.getuid?.() !== 0)
+    throw new Error('weir lab creates network namespaces and loads BPF programs: run the tests as root');
   forwardingBefore = forwarding();
 });
 
@@ -71,7 +119,11 @@ describe('weir lab', () => {
       expect(typeof p.identity).toBe('number');
     }
     expect(pods.find((p) => p.name === 'web')?.labels).toEqual({ app: 'web' });
-    expect(readdirSync('/var/run/netns').filter((n) => n.startsWith(PREFIX)).sort()).toEqual([`${PREFIX}ops-probe`, `${PREFIX}shop-db`, `${PREFIX}shop-web`]);
+    expect(
+      readdirSync('/var/run/netns')
+        .filter((n) => n.startsWith(PREFIX))
+        .sort(),
+    ).toEqual([`${PREFIX}ops-probe`, `${PREFIX}shop-db`, `${PREFIX}shop-web`]);
   }, 60_000);
 
   test('probe reaches every declared port by name, and finds nothing where nothing listens', async () => {
@@ -85,13 +137,28 @@ describe('weir lab', () => {
   }, 30_000);
 
   test('apply of a policy returns once enforced, and get shows it with the pods it selects', async () => {
-    const deny = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'shop', name: 'db-from-web' }, spec: { podSelector: { matchLabels: { app: 'db' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 'http' }] }] } };
+    const deny = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { namespace: 'shop', name: 'db-from-web' },
+      spec: {
+        podSelector: { matchLabels: { app: 'db' } },
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 'http' }] }],
+      },
+    };
     const out = await lab.weir(['lab', 'apply', '-f', lab.manifest([deny])]);
     expect(out.stdout).toMatch(/networkpolicy\/shop\/db-from-web created/);
     expect(out.stdout).toMatch(/realized in the datapath in [\d.]+ ms/);
     const r = await probe('http', 'TCP', ['--to', 'shop/db']);
-    expect(Object.fromEntries(r.results.map((x) => [x.from, x.connected]))).toEqual({ 'ops/probe': false, 'shop/db': true, 'shop/web': true });
-    const policies = JSON.parse((await lab.weir(['lab', 'get', 'policies', '-o', 'json'])).stdout) as { name: string; selects: string[] }[];
+    expect(Object.fromEntries(r.results.map((x) => [x.from, x.connected]))).toEqual({
+      'ops/probe': false,
+      'shop/db': true,
+      'shop/web': true,
+    });
+    const policies = JSON.parse((await lab.weir(['lab', 'get', 'policies', '-o', 'json'])).stdout) as {
+      name: string;
+      selects: string[];
+    }[];
     expect(policies).toEqual([expect.objectContaining({ name: 'db-from-web', selects: ['shop/db'] })]);
     const again = await lab.weir(['lab', 'apply', '-f', lab.manifest([deny])]);
     expect(again.stdout).toMatch(/networkpolicy\/shop\/db-from-web unchanged/);
@@ -110,16 +177,25 @@ describe('weir lab', () => {
   }, 30_000);
 
   test('apply warns when an ipBlock covers pod IPs, and the pods it names stay unreachable through it', async () => {
-    const cidr = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'ops', name: 'from-pod-range' }, spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: lab.cidr4 } }] }] } };
+    const cidr = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { namespace: 'ops', name: 'from-pod-range' },
+      spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: lab.cidr4 } }] }] },
+    };
     const out = await lab.weir(['lab', 'apply', '-f', lab.manifest([cidr])]);
-    expect(out.stderr).toContain(`warning: NetworkPolicy ops/from-pod-range: spec.ingress[0].from[0].ipBlock.cidr: ${lab.cidr4} covers the pod network`);
+    expect(out.stderr).toContain(
+      `warning: NetworkPolicy ops/from-pod-range: spec.ingress[0].from[0].ipBlock.cidr: ${lab.cidr4} covers the pod network`,
+    );
     const r = await probe('http', 'TCP', ['--to', 'ops/probe', '--from', 'shop/web']);
     expect(r.results).toEqual([{ from: 'shop/web', to: 'ops/probe', connected: false }]);
     await lab.weir(['lab', 'delete', '-f', lab.manifest([cidr])]);
   }, 30_000);
 
   test('a pod in a namespace that does not exist is refused with the namespace named', async () => {
-    await expect(lab.weir(['lab', 'apply', '-f', lab.manifest([pod('nowhere', 'p', {})])])).rejects.toThrow(/namespace nowhere does not exist/);
+    await expect(lab.weir(['lab', 'apply', '-f', lab.manifest([pod('nowhere', 'p', {})])])).rejects.toThrow(
+      /namespace nowhere does not exist/,
+    );
   });
 
   test('up after a crash cleans what the crashed run left and starts again', async () => {

@@ -43,7 +43,10 @@ export interface CaseContext {
   model: Map<string, Manifest>;
 }
 
-type Selector = { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values?: string[] }[] };
+type Selector = {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+};
 
 export function policy(namespace: string, name: string, spec: Record<string, unknown>): Manifest {
   return { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace, name }, spec };
@@ -78,7 +81,15 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
         {
           does: 'deny all ingress in x',
           apply: [policy('x', 'deny-ingress', { podSelector: all, policyTypes: ['Ingress'] })],
-          probes: [...everyProtocol(R(true).expect(undefined, { namespace: 'x' }, false).allowLoopback()), { port: 80, protocol: 'TCP', family: 6, expect: R(true).expect(undefined, { namespace: 'x' }, false).allowLoopback() }],
+          probes: [
+            ...everyProtocol(R(true).expect(undefined, { namespace: 'x' }, false).allowLoopback()),
+            {
+              port: 80,
+              protocol: 'TCP',
+              family: 6,
+              expect: R(true).expect(undefined, { namespace: 'x' }, false).allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -89,8 +100,21 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
           does: 'deny all ingress and egress in x',
           apply: [policy('x', 'deny-all', { podSelector: all, policyTypes: ['Ingress', 'Egress'] })],
           probes: [
-            ...everyProtocol(R(true).expect(undefined, { namespace: 'x' }, false).expect({ namespace: 'x' }, undefined, false).allowLoopback()),
-            { port: 81, protocol: 'UDP', family: 6, expect: R(true).expect(undefined, { namespace: 'x' }, false).expect({ namespace: 'x' }, undefined, false).allowLoopback() },
+            ...everyProtocol(
+              R(true)
+                .expect(undefined, { namespace: 'x' }, false)
+                .expect({ namespace: 'x' }, undefined, false)
+                .allowLoopback(),
+            ),
+            {
+              port: 81,
+              protocol: 'UDP',
+              family: 6,
+              expect: R(true)
+                .expect(undefined, { namespace: 'x' }, false)
+                .expect({ namespace: 'x' }, undefined, false)
+                .allowLoopback(),
+            },
           ],
         },
       ],
@@ -100,7 +124,10 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'deny all ingress in x, then allow all ingress in x',
-          apply: [policy('x', 'deny-ingress', { podSelector: all, policyTypes: ['Ingress'] }), policy('x', 'allow-all', { podSelector: all, ingress: [{}] })],
+          apply: [
+            policy('x', 'deny-ingress', { podSelector: all, policyTypes: ['Ingress'] }),
+            policy('x', 'allow-all', { podSelector: all, ingress: [{}] }),
+          ],
           probes: everyProtocol(R(true)),
         },
       ],
@@ -110,8 +137,12 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts only x/b',
-          apply: [policy('x', 'x-a-from-b', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] })],
-          probes: everyProtocol(R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback()),
+          apply: [
+            policy('x', 'x-a-from-b', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] }),
+          ],
+          probes: everyProtocol(
+            R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback(),
+          ),
         },
       ],
     },
@@ -120,8 +151,23 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts only namespace y',
-          apply: [policy('x', 'x-a-from-ns-y', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('y') }] }] })],
-          probes: [...everyProtocol(R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback()), { port: 80, protocol: 'TCP', family: 6, expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() }],
+          apply: [
+            policy('x', 'x-a-from-ns-y', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ namespaceSelector: ns('y') }] }],
+            }),
+          ],
+          probes: [
+            ...everyProtocol(
+              R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            ),
+            {
+              port: 80,
+              protocol: 'TCP',
+              family: 6,
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -130,8 +176,19 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts only the namespace named z',
-          apply: [policy('x', 'x-a-from-z', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }] }] })],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'z' }, toXA, true).allowLoopback() }],
+          apply: [
+            policy('x', 'x-a-from-z', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }] }],
+            }),
+          ],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'z' }, toXA, true).allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -140,8 +197,24 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts pods with pod in (b)',
-          apply: [policy('x', 'x-a-from-b-expr', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b'] }] } }] }] })],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback() }],
+          apply: [
+            policy('x', 'x-a-from-b-expr', {
+              podSelector: pod('a'),
+              ingress: [
+                { from: [{ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b'] }] } }] },
+              ],
+            }),
+          ],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, toXA, false)
+                .expect({ namespace: 'x', pod: 'b' }, toXA, true)
+                .allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -150,8 +223,21 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts namespaces with ns in (y)',
-          apply: [policy('x', 'x-a-from-y-expr', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y'] }] } }] }] })],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() }],
+          apply: [
+            policy('x', 'x-a-from-y-expr', {
+              podSelector: pod('a'),
+              ingress: [
+                { from: [{ namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y'] }] } }] },
+              ],
+            }),
+          ],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -163,10 +249,26 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
           apply: [
             policy('x', 'x-a-pod-or-ns', {
               podSelector: pod('a'),
-              ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b'] }] } }, { namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } }] }],
+              ingress: [
+                {
+                  from: [
+                    { podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b'] }] } },
+                    { namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } },
+                  ],
+                },
+              ],
             }),
           ],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect({ namespace: 'x' }, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback() }],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect({ namespace: 'x' }, toXA, false)
+                .expect({ namespace: 'x', pod: 'b' }, toXA, true)
+                .allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -178,10 +280,25 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
           apply: [
             policy('x', 'x-a-pod-and-ns', {
               podSelector: pod('a'),
-              ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b'] }] }, namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] } }] }],
+              ingress: [
+                {
+                  from: [
+                    {
+                      podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['b'] }] },
+                      namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'NotIn', values: ['x'] }] },
+                    },
+                  ],
+                },
+              ],
             }),
           ],
-          probes: everyProtocol(R(true).expect(undefined, toXA, false).expect({ namespace: 'y', pod: 'b' }, toXA, true).expect({ namespace: 'z', pod: 'b' }, toXA, true).allowLoopback()),
+          probes: everyProtocol(
+            R(true)
+              .expect(undefined, toXA, false)
+              .expect({ namespace: 'y', pod: 'b' }, toXA, true)
+              .expect({ namespace: 'z', pod: 'b' }, toXA, true)
+              .allowLoopback(),
+          ),
         },
       ],
     },
@@ -193,10 +310,31 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
           apply: [
             policy('x', 'x-a-multi', {
               podSelector: pod('a'),
-              ingress: [{ from: [{ podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['a', 'b'] }] }, namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y', 'z'] }] } }] }],
+              ingress: [
+                {
+                  from: [
+                    {
+                      podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['a', 'b'] }] },
+                      namespaceSelector: { matchExpressions: [{ key: 'ns', operator: 'In', values: ['y', 'z'] }] },
+                    },
+                  ],
+                },
+              ],
             }),
           ],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y', pod: 'a' }, toXA, true).expect({ namespace: 'y', pod: 'b' }, toXA, true).expect({ namespace: 'z', pod: 'a' }, toXA, true).expect({ namespace: 'z', pod: 'b' }, toXA, true).allowLoopback() }],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, toXA, false)
+                .expect({ namespace: 'y', pod: 'a' }, toXA, true)
+                .expect({ namespace: 'y', pod: 'b' }, toXA, true)
+                .expect({ namespace: 'z', pod: 'a' }, toXA, true)
+                .expect({ namespace: 'z', pod: 'b' }, toXA, true)
+                .allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -205,10 +343,19 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts namespace y on TCP port 81 only',
-          apply: [policy('x', 'x-a-81-from-y', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 81, protocol: 'TCP' }] }] })],
+          apply: [
+            policy('x', 'x-a-81-from-y', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 81, protocol: 'TCP' }] }],
+            }),
+          ],
           probes: [
             { port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).allowLoopback() },
-            { port: 81, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() },
+            {
+              port: 81,
+              protocol: 'TCP',
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            },
             { port: 81, protocol: 'UDP', expect: R(true).expect(undefined, toXA, false).allowLoopback() },
           ],
         },
@@ -233,7 +380,12 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'pods of x accept everyone on serve-80-udp only',
-          apply: [policy('x', 'x-named-udp-80', { podSelector: all, ingress: [{ ports: [{ port: 'serve-80-udp', protocol: 'UDP' }] }] })],
+          apply: [
+            policy('x', 'x-named-udp-80', {
+              podSelector: all,
+              ingress: [{ ports: [{ port: 'serve-80-udp', protocol: 'UDP' }] }],
+            }),
+          ],
           probes: [
             { port: 80, protocol: 'UDP', expect: R(true) },
             { port: 81, protocol: 'UDP', expect: R(true).expect(undefined, { namespace: 'x' }, false).allowLoopback() },
@@ -248,13 +400,33 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
         {
           does: 'two policies open x/a to namespace y, one on port 80, one on port 81',
           apply: [
-            policy('x', 'x-a-80-from-y', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 80 }] }] }),
-            policy('x', 'x-a-81-from-y', { podSelector: { matchExpressions: [{ key: 'pod', operator: 'Exists' }] }, ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 81 }] }] }),
+            policy('x', 'x-a-80-from-y', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 80 }] }],
+            }),
+            policy('x', 'x-a-81-from-y', {
+              podSelector: { matchExpressions: [{ key: 'pod', operator: 'Exists' }] },
+              ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 81 }] }],
+            }),
           ],
           probes: [
             // Every pod of x is isolated by the second policy; only x/a also opens port 80 to y.
-            { port: 80, protocol: 'TCP', expect: R(true).expect(undefined, { namespace: 'x' }, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() },
-            { port: 81, protocol: 'TCP', expect: R(true).expect(undefined, { namespace: 'x' }, false).expect({ namespace: 'y' }, { namespace: 'x' }, true).allowLoopback() },
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, { namespace: 'x' }, false)
+                .expect({ namespace: 'y' }, toXA, true)
+                .allowLoopback(),
+            },
+            {
+              port: 81,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, { namespace: 'x' }, false)
+                .expect({ namespace: 'y' }, { namespace: 'x' }, true)
+                .allowLoopback(),
+            },
           ],
         },
       ],
@@ -264,7 +436,12 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts every pod of every namespace',
-          apply: [policy('x', 'x-a-from-all-ns', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: all }] }] })],
+          apply: [
+            policy('x', 'x-a-from-all-ns', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ namespaceSelector: all }] }],
+            }),
+          ],
           probes: [{ port: 80, protocol: 'TCP', expect: R(true) }],
         },
       ],
@@ -284,7 +461,13 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'pods of x may send only to serve-80-tcp',
-          apply: [policy('x', 'x-egress-named-80', { podSelector: all, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'serve-80-tcp' }] }] })],
+          apply: [
+            policy('x', 'x-egress-named-80', {
+              podSelector: all,
+              policyTypes: ['Egress'],
+              egress: [{ ports: [{ port: 'serve-80-tcp' }] }],
+            }),
+          ],
           probes: [
             { port: 80, protocol: 'TCP', expect: R(true) },
             { port: 81, protocol: 'TCP', expect: R(true).expect({ namespace: 'x' }, undefined, false).allowLoopback() },
@@ -298,8 +481,16 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a may send only to y/b',
-          apply: [policy('x', 'x-a-to-y-b', { podSelector: pod('a'), policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: ns('y'), podSelector: pod('b') }] }] })],
-          probes: everyProtocol(R(true).expect(fromXA, undefined, false).expect(fromXA, { namespace: 'y', pod: 'b' }, true).allowLoopback()),
+          apply: [
+            policy('x', 'x-a-to-y-b', {
+              podSelector: pod('a'),
+              policyTypes: ['Egress'],
+              egress: [{ to: [{ namespaceSelector: ns('y'), podSelector: pod('b') }] }],
+            }),
+          ],
+          probes: everyProtocol(
+            R(true).expect(fromXA, undefined, false).expect(fromXA, { namespace: 'y', pod: 'b' }, true).allowLoopback(),
+          ),
         },
       ],
     },
@@ -316,7 +507,18 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
               egress: [{ to: [{ namespaceSelector: ns('y') }] }],
             }),
           ],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).expect(fromXA, undefined, false).expect(fromXA, { namespace: 'y' }, true).allowLoopback() }],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, toXA, false)
+                .expect({ namespace: 'x', pod: 'b' }, toXA, true)
+                .expect(fromXA, undefined, false)
+                .expect(fromXA, { namespace: 'y' }, true)
+                .allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -325,7 +527,10 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a may send nowhere while everything in y accepts everyone',
-          apply: [policy('x', 'x-a-deny-egress', { podSelector: pod('a'), policyTypes: ['Egress'] }), policy('y', 'y-allow-all', { podSelector: all, ingress: [{}] })],
+          apply: [
+            policy('x', 'x-a-deny-egress', { podSelector: pod('a'), policyTypes: ['Egress'] }),
+            policy('y', 'y-allow-all', { podSelector: all, ingress: [{}] }),
+          ],
           probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(fromXA, undefined, false).allowLoopback() }],
         },
       ],
@@ -349,10 +554,25 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts namespace y on TCP ports 80-81',
-          apply: [policy('x', 'x-a-range', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ protocol: 'TCP', port: 80, endPort: 81 }] }] })],
+          apply: [
+            policy('x', 'x-a-range', {
+              podSelector: pod('a'),
+              ingress: [
+                { from: [{ namespaceSelector: ns('y') }], ports: [{ protocol: 'TCP', port: 80, endPort: 81 }] },
+              ],
+            }),
+          ],
           probes: [
-            { port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() },
-            { port: 81, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() },
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            },
+            {
+              port: 81,
+              protocol: 'TCP',
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            },
           ],
         },
       ],
@@ -362,7 +582,9 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts UDP 81 only',
-          apply: [policy('x', 'x-a-udp-81', { podSelector: pod('a'), ingress: [{ ports: [{ port: 81, protocol: 'UDP' }] }] })],
+          apply: [
+            policy('x', 'x-a-udp-81', { podSelector: pod('a'), ingress: [{ ports: [{ port: 81, protocol: 'UDP' }] }] }),
+          ],
           probes: [
             { port: 81, protocol: 'UDP', expect: R(true) },
             { port: 81, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).allowLoopback() },
@@ -375,7 +597,12 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts SCTP 80 only',
-          apply: [policy('x', 'x-a-sctp-80', { podSelector: pod('a'), ingress: [{ ports: [{ port: 80, protocol: 'SCTP' }] }] })],
+          apply: [
+            policy('x', 'x-a-sctp-80', {
+              podSelector: pod('a'),
+              ingress: [{ ports: [{ port: 80, protocol: 'SCTP' }] }],
+            }),
+          ],
           probes: [
             { port: 80, protocol: 'SCTP', expect: R(true) },
             { port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).allowLoopback() },
@@ -389,10 +616,24 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts namespace y on SCTP 81',
-          apply: [policy('x', 'x-a-sctp-81-from-y', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 81, protocol: 'SCTP' }] }] })],
+          apply: [
+            policy('x', 'x-a-sctp-81-from-y', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ namespaceSelector: ns('y') }], ports: [{ port: 81, protocol: 'SCTP' }] }],
+            }),
+          ],
           probes: [
-            { port: 81, protocol: 'SCTP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() },
-            { port: 81, protocol: 'SCTP', family: 6, expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback() },
+            {
+              port: 81,
+              protocol: 'SCTP',
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            },
+            {
+              port: 81,
+              protocol: 'SCTP',
+              family: 6,
+              expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+            },
             { port: 80, protocol: 'SCTP', expect: R(true).expect(undefined, toXA, false).allowLoopback() },
           ],
         },
@@ -406,7 +647,15 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
           apply: [
             policy('x', 'x-a-from-cidr', {
               podSelector: pod('a'),
-              ingress: [{ from: [{ ipBlock: { cidr: ctx.cidr4 } }, { ipBlock: { cidr: '0.0.0.0/0', except: [ctx.cidr4] } }, { ipBlock: { cidr: '::/0' } }] }],
+              ingress: [
+                {
+                  from: [
+                    { ipBlock: { cidr: ctx.cidr4 } },
+                    { ipBlock: { cidr: '0.0.0.0/0', except: [ctx.cidr4] } },
+                    { ipBlock: { cidr: '::/0' } },
+                  ],
+                },
+              ],
             }),
           ],
           probes: [
@@ -421,7 +670,13 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a may send to 0.0.0.0/0 by ipBlock, which selects no pod',
-          apply: [policy('x', 'x-a-to-world', { podSelector: pod('a'), policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }] })],
+          apply: [
+            policy('x', 'x-a-to-world', {
+              podSelector: pod('a'),
+              policyTypes: ['Egress'],
+              egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }],
+            }),
+          ],
           probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(fromXA, undefined, false).allowLoopback() }],
         },
       ],
@@ -431,13 +686,35 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts only x/b',
-          apply: [policy('x', 'x-a-updated', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] })],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback() }],
+          apply: [
+            policy('x', 'x-a-updated', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] }),
+          ],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, toXA, false)
+                .expect({ namespace: 'x', pod: 'b' }, toXA, true)
+                .allowLoopback(),
+            },
+          ],
         },
         {
           does: 'the same policy now accepts only x/c',
-          apply: [policy('x', 'x-a-updated', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('c') }] }] })],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'c' }, toXA, true).allowLoopback() }],
+          apply: [
+            policy('x', 'x-a-updated', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('c') }] }] }),
+          ],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, toXA, false)
+                .expect({ namespace: 'x', pod: 'c' }, toXA, true)
+                .allowLoopback(),
+            },
+          ],
         },
       ],
     },
@@ -447,13 +724,20 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts namespaces labelled ns2=updated (none yet)',
-          apply: [policy('x', 'x-a-from-updated-ns', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns2: 'updated' } } }] }] })],
+          apply: [
+            policy('x', 'x-a-from-updated-ns', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns2: 'updated' } } }] }],
+            }),
+          ],
           probes: everyProtocol(R(true).expect(undefined, toXA, false).allowLoopback()),
         },
         {
           does: 'namespace y gets ns2=updated',
           apply: [relabel(ctx, 'Namespace', 'y', { ns2: 'updated' })],
-          probes: everyProtocol(R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback()),
+          probes: everyProtocol(
+            R(true).expect(undefined, toXA, false).expect({ namespace: 'y' }, toXA, true).allowLoopback(),
+          ),
         },
       ],
     },
@@ -463,13 +747,20 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts pods of x labelled pod2=updated (none yet)',
-          apply: [policy('x', 'x-a-from-updated-pod', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: { matchLabels: { pod2: 'updated' } } }] }] })],
+          apply: [
+            policy('x', 'x-a-from-updated-pod', {
+              podSelector: pod('a'),
+              ingress: [{ from: [{ podSelector: { matchLabels: { pod2: 'updated' } } }] }],
+            }),
+          ],
           probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).allowLoopback() }],
         },
         {
           does: 'x/b gets pod2=updated',
           apply: [relabel(ctx, 'Pod', 'x/b', { pod2: 'updated' })],
-          probes: everyProtocol(R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback()),
+          probes: everyProtocol(
+            R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback(),
+          ),
         },
       ],
     },
@@ -479,7 +770,12 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'pods labelled target=isolated accept nothing (none yet)',
-          apply: [policy('x', 'deny-isolated', { podSelector: { matchLabels: { target: 'isolated' } }, policyTypes: ['Ingress'] })],
+          apply: [
+            policy('x', 'deny-isolated', {
+              podSelector: { matchLabels: { target: 'isolated' } },
+              policyTypes: ['Ingress'],
+            }),
+          ],
           probes: [{ port: 80, protocol: 'TCP', expect: R(true) }],
         },
         {
@@ -495,7 +791,9 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
         {
           does: 'deny all ingress in x',
           apply: [policy('x', 'deny-then-delete', { podSelector: all, policyTypes: ['Ingress'] })],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, { namespace: 'x' }, false).allowLoopback() }],
+          probes: [
+            { port: 80, protocol: 'TCP', expect: R(true).expect(undefined, { namespace: 'x' }, false).allowLoopback() },
+          ],
         },
         {
           does: 'delete the policy',
@@ -510,8 +808,19 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
       steps: [
         {
           does: 'x/a accepts only pods labelled pod=b',
-          apply: [policy('x', 'x-a-from-b-late', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] })],
-          probes: [{ port: 80, protocol: 'TCP', expect: R(true).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).allowLoopback() }],
+          apply: [
+            policy('x', 'x-a-from-b-late', { podSelector: pod('a'), ingress: [{ from: [{ podSelector: pod('b') }] }] }),
+          ],
+          probes: [
+            {
+              port: 80,
+              protocol: 'TCP',
+              expect: R(true)
+                .expect(undefined, toXA, false)
+                .expect({ namespace: 'x', pod: 'b' }, toXA, true)
+                .allowLoopback(),
+            },
+          ],
         },
         {
           does: 'a new pod x/d labelled pod=b',
@@ -521,7 +830,11 @@ export function netpolCases(ctx: CaseContext): NetpolCase[] {
               port: 80,
               protocol: 'TCP',
               from: 'x/',
-              expect: new Reachability(true, [...ALL_PODS, 'x/d']).expect(undefined, toXA, false).expect({ namespace: 'x', pod: 'b' }, toXA, true).expect({ namespace: 'x', pod: 'd' }, toXA, true).allowLoopback(),
+              expect: new Reachability(true, [...ALL_PODS, 'x/d'])
+                .expect(undefined, toXA, false)
+                .expect({ namespace: 'x', pod: 'b' }, toXA, true)
+                .expect({ namespace: 'x', pod: 'd' }, toXA, true)
+                .allowLoopback(),
             },
           ],
         },

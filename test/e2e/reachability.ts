@@ -28,13 +28,17 @@ function matches(peer: Peer | undefined, key: string): boolean {
 export class Reachability {
   private readonly cells = new Map<string, boolean>();
 
-  constructor(defaultConnected: boolean, readonly pods: string[] = ALL_PODS) {
+  constructor(
+    defaultConnected: boolean,
+    readonly pods: string[] = ALL_PODS,
+  ) {
     for (const f of pods) for (const t of pods) this.cells.set(`${f}>${t}`, defaultConnected);
   }
 
   /** Sets every cell from a pod matching `from` to a pod matching `to`. */
   expect(from: Peer | undefined, to: Peer | undefined, connected: boolean): this {
-    for (const f of this.pods) for (const t of this.pods) if (matches(from, f) && matches(to, t)) this.cells.set(`${f}>${t}`, connected);
+    for (const f of this.pods)
+      for (const t of this.pods) if (matches(from, f) && matches(to, t)) this.cells.set(`${f}>${t}`, connected);
     return this;
   }
 

@@ -64,7 +64,9 @@ describe('flow API (gRPC over a unix socket)', () => {
     observer.ingest([denied(), allowed(), denied({ dstPort: 9090 })]);
     const drops = flows(await client.collect({ number: 10, whitelist: [{ verdict: [2] }] }));
     expect(drops).toHaveLength(2);
-    const notPort = flows(await client.collect({ number: 10, whitelist: [{ verdict: [2] }], blacklist: [{ destination_port: ['9090'] }] }));
+    const notPort = flows(
+      await client.collect({ number: 10, whitelist: [{ verdict: [2] }], blacklist: [{ destination_port: ['9090'] }] }),
+    );
     expect(notPort).toHaveLength(1);
     expect(notPort[0]!.l4.TCP!.destination_port).toBe(8080);
   });
@@ -97,7 +99,14 @@ describe('flow API (gRPC over a unix socket)', () => {
     observer.ingest(Array.from({ length: 150 }, (_, i) => denied({ srcPort: i })));
     observer.addLost(7);
     const s = await client.serverStatus();
-    expect(s).toMatchObject({ num_flows: 100, max_flows: 100, seen_flows: 150, lost_events: 7, connected_clients: 0, node_name: 'wob-node' });
+    expect(s).toMatchObject({
+      num_flows: 100,
+      max_flows: 100,
+      seen_flows: 150,
+      lost_events: 7,
+      connected_clients: 0,
+      node_name: 'wob-node',
+    });
     expect(s.uptime_ns).toBeGreaterThan(0);
     expect(s.version).toMatch(/^\d+\.\d+\.\d+/);
   });

@@ -33,7 +33,9 @@ afterEach(async () => {
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const c = spawn(process.execPath, [WEIR, 'observe', '--server', sock, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [WEIR, 'observe', '--server', sock, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(c);
     let stdout = '';
     let stderr = '';
@@ -66,7 +68,9 @@ describe('weir observe (built CLI)', () => {
   });
 
   it('stops taking flows while its output is not read, so the agent drops them for it', async () => {
-    const c = spawn(process.execPath, [WEIR, 'observe', '--server', sock, '--follow', '--color', 'never'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const c = spawn(process.execPath, [WEIR, 'observe', '--server', sock, '--follow', '--color', 'never'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     children.push(c);
     c.stdout.pause(); // nobody reads what it prints
     await until(() => observer.status().connectedClients === 1);

@@ -11,9 +11,15 @@ const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), 
 const FLOWS: Record<string, Flow> = {
   denied: buildFlow(denied(), o), // shop/frontend -> shop/backend:8080 TCP, ingress, DROPPED
   allowed: buildFlow(allowed(), o), // ops/prober -> shop/backend:8080 TCP, ingress, FORWARDED
-  dns: buildFlow(ev({ direction: 1, protocol: 17, dstPort: 53, dstAddr: '10.230.0.12', dstIdentity: 258, match: 4 }), o), // frontend -> prober:53 UDP egress
+  dns: buildFlow(
+    ev({ direction: 1, protocol: 17, dstPort: 53, dstAddr: '10.230.0.12', dstIdentity: 258, match: 4 }),
+    o,
+  ), // frontend -> prober:53 UDP egress
   world: buildFlow(ev({ srcAddr: '203.0.113.9', srcIdentity: WORLD_CIDR_ID, verdict: 1, dropReason: 1, match: 0 }), o), // world -> backend dropped
-  icmp6: buildFlow(ev({ family: 6, srcAddr: 'fd00:230::10', dstAddr: 'fd00:230::11', protocol: 58, srcPort: 128, dstPort: 0 }), o),
+  icmp6: buildFlow(
+    ev({ family: 6, srcAddr: 'fd00:230::10', dstAddr: 'fd00:230::11', protocol: 58, srcPort: 128, dstPort: 0 }),
+    o,
+  ),
   revoked: buildFlow(ev({ verdict: 1, dropReason: 2, match: 0, flags: 0, tcpFlags: 0x10 }), o),
   malformed: buildFlow(ev({ verdict: 1, dropReason: 4, match: 0 }), o),
 };
@@ -40,7 +46,13 @@ describe('flow filters (API)', () => {
     expect(keep([{ source_pod: ['ops/prober'] }])).toEqual(['allowed']);
     expect(keep([{ destination_pod: ['ops/'] }])).toEqual(['dns']);
     expect(keep([{ source_pod: ['frontend'] }])).toEqual(['denied', 'dns', 'icmp6', 'revoked', 'malformed']);
-    expect(keep([{ source_pod: ['front'] }, { destination_pod: ['ops/'] }])).toEqual(['denied', 'dns', 'icmp6', 'revoked', 'malformed']);
+    expect(keep([{ source_pod: ['front'] }, { destination_pod: ['ops/'] }])).toEqual([
+      'denied',
+      'dns',
+      'icmp6',
+      'revoked',
+      'malformed',
+    ]);
   });
 
   it('narrows by verdict, drop reason, event type, direction and reply', () => {
@@ -90,7 +102,13 @@ describe('weir observe flags -> filters', () => {
   it('--namespace and --pod select either side', () => {
     expect(flags({ namespace: ['ops'] })).toEqual(['allowed', 'dns']);
     expect(flags({ pod: ['prober'] })).toEqual(['allowed', 'dns']);
-    expect(flags({ namespace: ['shop'], pod: ['backend'] })).toEqual(['denied', 'allowed', 'world', 'revoked', 'malformed']);
+    expect(flags({ namespace: ['shop'], pod: ['backend'] })).toEqual([
+      'denied',
+      'allowed',
+      'world',
+      'revoked',
+      'malformed',
+    ]);
   });
 
   it('--from-* and --to-* select one side', () => {
@@ -98,13 +116,24 @@ describe('weir observe flags -> filters', () => {
     expect(flags({ toPod: ['prober'] })).toEqual(['dns']);
     expect(flags({ fromNamespace: ['ops'] })).toEqual(['allowed']);
     expect(flags({ toNamespace: ['ops'] })).toEqual(['dns']);
-    expect(flags({ fromNamespace: ['shop'], fromPod: ['front'] })).toEqual(['denied', 'dns', 'icmp6', 'revoked', 'malformed']);
+    expect(flags({ fromNamespace: ['shop'], fromPod: ['front'] })).toEqual([
+      'denied',
+      'dns',
+      'icmp6',
+      'revoked',
+      'malformed',
+    ]);
     expect(flags({ fromLabel: ['app=prober'] })).toEqual(['allowed']);
   });
 
   it('different flags AND, repeated flags OR', () => {
     expect(flags({ verdict: ['DROPPED'], pod: ['frontend'] })).toEqual(['denied', 'revoked', 'malformed']);
-    expect(flags({ verdict: ['dropped'], protocol: ['tcp'], port: ['8080'], toPod: ['backend'] })).toEqual(['denied', 'world', 'revoked', 'malformed']);
+    expect(flags({ verdict: ['dropped'], protocol: ['tcp'], port: ['8080'], toPod: ['backend'] })).toEqual([
+      'denied',
+      'world',
+      'revoked',
+      'malformed',
+    ]);
     expect(flags({ protocol: ['udp', 'icmp'] })).toEqual(['dns', 'icmp6']);
     expect(flags({ label: ['app=prober'], fromLabel: ['app=prober'] })).toEqual(['allowed']);
     expect(flags({ type: ['drop'], dropReason: ['policy-revoked'] })).toEqual(['revoked']);
@@ -114,16 +143,31 @@ describe('weir observe flags -> filters', () => {
   });
 
   it('--not excludes what the next flag selects', () => {
-    expect(flags({ verdict: ['DROPPED'] }, [{ flag: 'dropReason', value: 'POLICY_DENIED' }])).toEqual(['revoked', 'malformed']);
-    expect(flags({}, [{ flag: 'namespace', value: 'ops' }])).toEqual(['denied', 'world', 'icmp6', 'revoked', 'malformed']);
+    expect(flags({ verdict: ['DROPPED'] }, [{ flag: 'dropReason', value: 'POLICY_DENIED' }])).toEqual([
+      'revoked',
+      'malformed',
+    ]);
+    expect(flags({}, [{ flag: 'namespace', value: 'ops' }])).toEqual([
+      'denied',
+      'world',
+      'icmp6',
+      'revoked',
+      'malformed',
+    ]);
     expect(flags({}, [{ flag: 'namespace', value: 'shop' }])).toEqual([]);
   });
 
   it('tells the user what is wrong with a flag', () => {
-    expect(() => buildWhitelist({ verdict: ['ALLOWED'] })).toThrow(/--verdict: unknown verdict "ALLOWED", use FORWARDED or DROPPED/);
+    expect(() => buildWhitelist({ verdict: ['ALLOWED'] })).toThrow(
+      /--verdict: unknown verdict "ALLOWED", use FORWARDED or DROPPED/,
+    );
     expect(() => buildWhitelist({ type: ['trace'] })).toThrow(/--type: unknown event type "trace"/);
-    expect(() => buildWhitelist({ dropReason: ['bad'] })).toThrow(/--drop-reason: unknown reason "bad", use one of POLICY_DENIED/);
+    expect(() => buildWhitelist({ dropReason: ['bad'] })).toThrow(
+      /--drop-reason: unknown reason "bad", use one of POLICY_DENIED/,
+    );
     expect(() => buildWhitelist({ port: ['http'] })).toThrow(FlagError);
-    expect(() => buildWhitelist({ verdict: ['DROPPED'], fromIdentity: ['1'], toIdentity: ['x'] })).toThrow(/--to-identity/);
+    expect(() => buildWhitelist({ verdict: ['DROPPED'], fromIdentity: ['1'], toIdentity: ['x'] })).toThrow(
+      /--to-identity/,
+    );
   });
 });

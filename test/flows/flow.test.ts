@@ -14,7 +14,12 @@ describe('FlowEvent -> Flow', () => {
     const f = buildFlow(denied(), opts());
     expect(f.verdict).toBe(Verdict.DROPPED);
     expect(f.drop_reason_desc).toBe(133); // Hubble's POLICY_DENIED
-    expect(f.source).toMatchObject({ namespace: 'shop', pod_name: 'frontend-7d9f', identity: 256, labels: ['k8s:app=frontend', 'k8s:tier=web'] });
+    expect(f.source).toMatchObject({
+      namespace: 'shop',
+      pod_name: 'frontend-7d9f',
+      identity: 256,
+      labels: ['k8s:app=frontend', 'k8s:tier=web'],
+    });
     expect(f.destination).toMatchObject({ namespace: 'shop', pod_name: 'backend-0', identity: 257, ID: 11 });
     expect(f.source.ID).toBe(0); // ingress: the local endpoint is the destination
     expect(f.traffic_direction).toBe(TrafficDirection.INGRESS);
@@ -36,7 +41,11 @@ describe('FlowEvent -> Flow', () => {
 
   it('describes remote addresses through identity labels: world, CIDR, reserved', () => {
     const world = buildFlow(ev({ srcAddr: '203.0.113.9', srcIdentity: WORLD_CIDR_ID }), opts());
-    expect(world.source).toMatchObject({ pod_name: '', namespace: '', labels: ['cidr:203.0.113.0/24', 'reserved:world'] });
+    expect(world.source).toMatchObject({
+      pod_name: '',
+      namespace: '',
+      labels: ['cidr:203.0.113.0/24', 'reserved:world'],
+    });
     const host = buildFlow(ev({ srcAddr: '10.230.255.1', srcIdentity: 1 }), opts());
     expect(host.source.labels).toEqual(['reserved:host']);
     const node = buildFlow(ev({ srcAddr: '10.230.255.2', srcIdentity: 6 }), opts());
@@ -44,7 +53,18 @@ describe('FlowEvent -> Flow', () => {
   });
 
   it('sets is_reply and the egress side for a reply leaving the pod', () => {
-    const f = buildFlow(ev({ direction: 1, flags: 1, srcAddr: '10.230.0.11', dstAddr: '10.230.0.10', srcPort: 8080, dstPort: 43210, tcpFlags: 0x12 }), opts());
+    const f = buildFlow(
+      ev({
+        direction: 1,
+        flags: 1,
+        srcAddr: '10.230.0.11',
+        dstAddr: '10.230.0.10',
+        srcPort: 8080,
+        dstPort: 43210,
+        tcpFlags: 0x12,
+      }),
+      opts(),
+    );
     expect(f.is_reply).toEqual({ value: true });
     expect(f.reply).toBe(true);
     expect(f.traffic_direction).toBe(TrafficDirection.EGRESS);
@@ -88,13 +108,34 @@ describe('FlowEvent -> Flow', () => {
 describe('EngineFlowContext', () => {
   it('finds pods by IP and identity labels from the engine, and sees changes at the next generation', async () => {
     const { EngineFlowContext } = await import('../../agent/flows/engine-context.js');
-    const pod = (ns: string, name: string, ips: string[], hostNetwork = false): Pod => ({ kind: 'Pod', namespace: ns, name, labels: { app: name }, ips, hostNetwork, phase: 'Running', ports: [] });
-    const pods = [pod('shop', 'web', ['10.230.3.1', 'fd00:230:3::1']), pod('kube-system', 'node-agent', ['10.230.3.254'], true)];
+    const pod = (ns: string, name: string, ips: string[], hostNetwork = false): Pod => ({
+      kind: 'Pod',
+      namespace: ns,
+      name,
+      labels: { app: name },
+      ips,
+      hostNetwork,
+      phase: 'Running',
+      ports: [],
+    });
+    const pods = [
+      pod('shop', 'web', ['10.230.3.1', 'fd00:230:3::1']),
+      pod('kube-system', 'node-agent', ['10.230.3.254'], true),
+    ];
     let revision = 1;
     const ctx = new EngineFlowContext(
       {
         listPods: () => [...pods],
-        identity: (id) => (id === 300 ? { id, namespace: 'shop', podLabels: {}, nsLabels: {}, labels: ['app=web', 'io.kubernetes.pod.namespace=shop'] } : undefined),
+        identity: (id) =>
+          id === 300
+            ? {
+                id,
+                namespace: 'shop',
+                podLabels: {},
+                nsLabels: {},
+                labels: ['app=web', 'io.kubernetes.pod.namespace=shop'],
+              }
+            : undefined,
       },
       { generation: () => revision, interfaceName: (i) => (i === 4 ? 'wob-veth4' : undefined) },
     );

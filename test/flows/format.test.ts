@@ -15,18 +15,40 @@ describe('weir observe output', () => {
       `${formatTime(f)}: shop/frontend-7d9f:43210 (ID:256) -> shop/backend-0:8080 (ID:257) Policy denied INGRESS DROPPED (TCP Flags: SYN)`,
     );
     const a = buildFlow(allowed({ match: 2 }), o);
-    expect(formatCompact(a)).toMatch(/: ops\/prober:43210 \(ID:258\) -> shop\/backend-0:8080 \(ID:257\) policy-verdict:l3-only INGRESS FORWARDED \(TCP Flags: SYN\)$/);
+    expect(formatCompact(a)).toMatch(
+      /: ops\/prober:43210 \(ID:258\) -> shop\/backend-0:8080 \(ID:257\) policy-verdict:l3-only INGRESS FORWARDED \(TCP Flags: SYN\)$/,
+    );
   });
 
   it('compact: world and IPv6 addresses, replies drawn from the server side', () => {
     const w = buildFlow(ev({ srcAddr: '203.0.113.9', srcIdentity: WORLD_CIDR_ID, protocol: 17, match: 4 }), o);
-    expect(formatCompact(w)).toContain('203.0.113.9:43210 (ID:16777217) -> shop/backend-0:8080 (ID:257) policy-verdict:all INGRESS FORWARDED (UDP)');
-    const host = buildFlow(ev({ srcAddr: 'fd00:230::1', family: 6, srcIdentity: 1, protocol: 58, srcPort: 128, dstPort: 0, match: 6 }), o);
-    expect(formatCompact(host)).toContain('fd00:230::1 (host) -> shop/backend-0 (ID:257) policy-verdict:host INGRESS FORWARDED (ICMPv6 EchoRequest)');
+    expect(formatCompact(w)).toContain(
+      '203.0.113.9:43210 (ID:16777217) -> shop/backend-0:8080 (ID:257) policy-verdict:all INGRESS FORWARDED (UDP)',
+    );
+    const host = buildFlow(
+      ev({ srcAddr: 'fd00:230::1', family: 6, srcIdentity: 1, protocol: 58, srcPort: 128, dstPort: 0, match: 6 }),
+      o,
+    );
+    expect(formatCompact(host)).toContain(
+      'fd00:230::1 (host) -> shop/backend-0 (ID:257) policy-verdict:host INGRESS FORWARDED (ICMPv6 EchoRequest)',
+    );
     const w6 = buildFlow(ev({ srcAddr: '2001:db8::9', family: 6, srcIdentity: 10, match: 4 }), o);
     expect(formatCompact(w6)).toContain('[2001:db8::9]:43210 (world-ipv6) -> shop/backend-0:8080 (ID:257)');
     expect(w6.source?.labels).toEqual(['reserved:world-ipv6', 'reserved:world']);
-    const reply = buildFlow(ev({ flags: 1, direction: 1, srcAddr: '10.230.0.11', srcIdentity: 257, dstAddr: '10.230.0.10', dstIdentity: 256, srcPort: 8080, dstPort: 43210, match: 7 }), o);
+    const reply = buildFlow(
+      ev({
+        flags: 1,
+        direction: 1,
+        srcAddr: '10.230.0.11',
+        srcIdentity: 257,
+        dstAddr: '10.230.0.10',
+        dstIdentity: 256,
+        srcPort: 8080,
+        dstPort: 43210,
+        match: 7,
+      }),
+      o,
+    );
     expect(formatCompact(reply)).toContain('shop/frontend-7d9f:43210 (ID:256) <- shop/backend-0:8080 (ID:257)');
   });
 
@@ -49,7 +71,12 @@ describe('weir observe output', () => {
       Type: 'L3_L4',
       IP: { source: '10.230.0.10', destination: '10.230.0.11', ipVersion: 'IPv4' },
       l4: { TCP: { source_port: 43210, destination_port: 8080, flags: { SYN: true } } },
-      source: { identity: 256, namespace: 'shop', pod_name: 'frontend-7d9f', labels: ['k8s:app=frontend', 'k8s:tier=web'] },
+      source: {
+        identity: 256,
+        namespace: 'shop',
+        pod_name: 'frontend-7d9f',
+        labels: ['k8s:app=frontend', 'k8s:tier=web'],
+      },
       destination: { identity: 257, namespace: 'shop', pod_name: 'backend-0', ID: 11 },
       is_reply: false,
       event_type: { type: 1, sub_type: 133 },
@@ -59,7 +86,11 @@ describe('weir observe output', () => {
     // default values are left out, as protobuf's JSON mapping does
     expect(j.flow.source).not.toHaveProperty('ID');
     expect(j.flow).not.toHaveProperty('policy_match_type');
-    const fwd = (JSON.parse(formatJson(decodeFlowsResponse(encodeFlowResponse(buildFlow(allowed(), o), 'wob-node')))) as { flow: Record<string, unknown> }).flow;
+    const fwd = (
+      JSON.parse(formatJson(decodeFlowsResponse(encodeFlowResponse(buildFlow(allowed(), o), 'wob-node')))) as {
+        flow: Record<string, unknown>;
+      }
+    ).flow;
     expect(fwd.verdict).toBe('FORWARDED');
     expect(fwd.policy_match).toBe('MATCH_L3_L4');
     expect(fwd).not.toHaveProperty('drop_reason_desc');
@@ -98,7 +129,12 @@ describe('weir observe errors', () => {
   it('says which flow API it could not reach and what to do', async () => {
     const { unreachable } = await import('../../agent/cli/commands/observe.js');
     expect(
-      unreachable('/run/weir/observer.sock', 'No connection established. Last error: Error: connect ECONNREFUSED /run/weir/observer.sock. Resolution note: '),
-    ).toBe('cannot reach the flow API at /run/weir/observer.sock (connect ECONNREFUSED /run/weir/observer.sock): is the lab or the agent running? (weir lab up, or --server ADDRESS)');
+      unreachable(
+        '/run/weir/observer.sock',
+        'No connection established. Last error: Error: connect ECONNREFUSED /run/weir/observer.sock. Resolution note: ',
+      ),
+    ).toBe(
+      'cannot reach the flow API at /run/weir/observer.sock (connect ECONNREFUSED /run/weir/observer.sock): is the lab or the agent running? (weir lab up, or --server ADDRESS)',
+    );
   });
 });

@@ -46,13 +46,26 @@ const pod = (ns: string, name: string, labels: Record<string, string>) => ({
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { namespace: ns, name, labels },
-  spec: { containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'dns', containerPort: 53, protocol: 'UDP' }] }] },
+  spec: {
+    containers: [
+      {
+        name: 'app',
+        ports: [
+          { name: 'http', containerPort: 8080, protocol: 'TCP' },
+          { name: 'dns', containerPort: 53, protocol: 'UDP' },
+        ],
+      },
+    ],
+  },
 });
 const dbFromWeb = {
   apiVersion: 'networking.k8s.io/v1',
   kind: 'NetworkPolicy',
   metadata: { namespace: 'shop', name: 'db-from-web' },
-  spec: { podSelector: { matchLabels: { app: 'db' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 'http' }] }] },
+  spec: {
+    podSelector: { matchLabels: { app: 'db' } },
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 'http' }] }],
+  },
 };
 
 interface JsonFlow {
@@ -61,7 +74,10 @@ interface JsonFlow {
   traffic_direction: string;
   source: { namespace?: string; pod_name?: string; labels?: string[]; identity: number };
   destination: { namespace?: string; pod_name?: string; labels?: string[]; identity: number };
-  l4: { TCP?: { destination_port: number; source_port: number }; UDP?: { destination_port: number; source_port: number } };
+  l4: {
+    TCP?: { destination_port: number; source_port: number };
+    UDP?: { destination_port: number; source_port: number };
+  };
   event_type: { type: number };
 }
 
@@ -82,7 +98,24 @@ async function observe(...args: string[]): Promise<JsonFlow[]> {
  * not a new verdict.
  */
 async function probe(from: string, to: string, port: string, protocol = 'TCP', timeoutMs = 5000): Promise<boolean> {
-  const r = JSON.parse(await weir(['lab', 'probe', '--from', from, '--to', to, '--port', port, '--protocol', protocol, '--timeout', String(timeoutMs), '-o', 'json'])) as {
+  const r = JSON.parse(
+    await weir([
+      'lab',
+      'probe',
+      '--from',
+      from,
+      '--to',
+      to,
+      '--port',
+      port,
+      '--protocol',
+      protocol,
+      '--timeout',
+      String(timeoutMs),
+      '-o',
+      'json',
+    ]),
+  ) as {
     results: Array<{ connected: boolean }>;
   };
   return r.results.every((x) => x.connected);
@@ -98,8 +131,20 @@ async function metrics(): Promise<Awaited<ReturnType<typeof parseExposition>>> {
 const podName = (ep: JsonFlow['source']) => `${ep.namespace ?? ''}/${ep.pod_name ?? ''}`;
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the lab creates network namespaces and loads BPF programs: run the tests as root');
-  const up = await weir(['lab', 'up', '--cluster', manifest([namespace('shop'), namespace('ops'), pod('shop', 'web', { app: 'web' }), pod('shop', 'db', { app: 'db' }), pod('ops', 'probe', { app: 'probe' })])]);
+  if (process.getuid?.() !== 0)
+    throw new Error('the lab creates network namespaces and loads BPF programs: run the tests as root');
+  const up = await weir([
+    'lab',
+    'up',
+    '--cluster',
+    manifest([
+      namespace('shop'),
+      namespace('ops'),
+      pod('shop', 'web', { app: 'web' }),
+      pod('shop', 'db', { app: 'db' }),
+      pod('ops', 'probe', { app: 'probe' }),
+    ]),
+  ]);
   expect(up).toMatch(/flows: unix:.*observer\.sock \(weir observe\)/);
   await weir(['lab', 'apply', '-f', manifest([dbFromWeb])]);
 }, 90_000);
@@ -121,21 +166,34 @@ describe('flows and metrics in the lab', () => {
     for (let i = 0; i < denied; i++) expect(await probe('ops/probe', 'shop/db', 'dns', 'UDP', 2500)).toBe(false);
     for (let i = 0; i < allowed; i++) expect(await probe('shop/web', 'shop/db', 'http')).toBe(true);
     const after = await metrics();
-    const delta = (name: string, labels: Record<string, string>) => (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
+    const delta = (name: string, labels: Record<string, string>) =>
+      (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
     expect(delta('weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(denied);
-    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'none', action: 'dropped' })).toBe(denied);
-    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(allowed);
+    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'none', action: 'dropped' })).toBe(
+      denied,
+    );
+    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(
+      allowed,
+    );
     // each connection also left its sender (not isolated for egress) as one policy verdict
-    expect(delta('weir_policy_verdicts_total', { direction: 'egress', match: 'not-isolated', action: 'forwarded' })).toBe(denied + allowed);
+    expect(
+      delta('weir_policy_verdicts_total', { direction: 'egress', match: 'not-isolated', action: 'forwarded' }),
+    ).toBe(denied + allowed);
     expect(delta('weir_flows_processed_total', { type: 'drop', verdict: 'DROPPED' })).toBe(denied);
   }, 60_000);
 
   it('counts policy changes, times their enforcement and reports what is enforced', async () => {
     const before = await metrics();
-    const denyOps = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'ops', name: 'deny-all' }, spec: { podSelector: {}, policyTypes: ['Ingress'] } };
+    const denyOps = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { namespace: 'ops', name: 'deny-all' },
+      spec: { podSelector: {}, policyTypes: ['Ingress'] },
+    };
     await weir(['lab', 'apply', '-f', manifest([denyOps])]);
     const after = await metrics();
-    const delta = (name: string, labels: Record<string, string> = {}) => (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
     expect(delta('weir_kubernetes_events_total', { resource: 'networkpolicy', action: 'added' })).toBe(1);
     expect(delta('weir_policy_realization_latency_seconds_count')).toBe(1);
     expect(delta('weir_policy_compile_duration_seconds_count')).toBe(1);
@@ -153,10 +211,26 @@ describe('flows and metrics in the lab', () => {
   it('shows a denied connection as DROPPED with both pods and the reason, an allowed one as FORWARDED', async () => {
     expect(await probe('ops/probe', 'shop/db', 'http', 'TCP', 3000)).toBe(false);
     const flows = await observe();
-    const drop = flows.find((f) => f.verdict === 'DROPPED' && podName(f.source) === 'ops/probe' && podName(f.destination) === 'shop/db' && f.l4.TCP !== undefined);
-    expect(drop).toMatchObject({ drop_reason_desc: 'POLICY_DENIED', traffic_direction: 'INGRESS', l4: { TCP: { destination_port: 8080 } } });
+    const drop = flows.find(
+      (f) =>
+        f.verdict === 'DROPPED' &&
+        podName(f.source) === 'ops/probe' &&
+        podName(f.destination) === 'shop/db' &&
+        f.l4.TCP !== undefined,
+    );
+    expect(drop).toMatchObject({
+      drop_reason_desc: 'POLICY_DENIED',
+      traffic_direction: 'INGRESS',
+      l4: { TCP: { destination_port: 8080 } },
+    });
     expect(drop!.source.labels).toContain('k8s:app=probe');
-    const fwd = flows.find((f) => f.verdict === 'FORWARDED' && podName(f.source) === 'shop/web' && podName(f.destination) === 'shop/db' && f.traffic_direction === 'INGRESS');
+    const fwd = flows.find(
+      (f) =>
+        f.verdict === 'FORWARDED' &&
+        podName(f.source) === 'shop/web' &&
+        podName(f.destination) === 'shop/db' &&
+        f.traffic_direction === 'INGRESS',
+    );
     expect(fwd).toBeDefined();
     expect(fwd!.drop_reason_desc).toBeUndefined();
   }, 30_000);
@@ -175,11 +249,16 @@ describe('flows and metrics in the lab', () => {
     await check(['--not', '--verdict', 'DROPPED'], (f) => f.verdict !== 'DROPPED');
     await check(['--from-pod', 'ops/probe'], (f) => podName(f.source) === 'ops/probe');
     await check(['--to-pod', 'shop/db'], (f) => podName(f.destination) === 'shop/db');
-    await check(['--pod', 'ops/probe'], (f) => podName(f.source) === 'ops/probe' || podName(f.destination) === 'ops/probe');
+    await check(
+      ['--pod', 'ops/probe'],
+      (f) => podName(f.source) === 'ops/probe' || podName(f.destination) === 'ops/probe',
+    );
     await check(['--namespace', 'ops'], (f) => f.source.namespace === 'ops' || f.destination.namespace === 'ops');
     await check(['--from-namespace', 'ops'], (f) => f.source.namespace === 'ops');
     await check(['--to-namespace', 'ops'], (f) => f.destination.namespace === 'ops');
-    await check(['--label', 'app=probe'], (f) => [f.source, f.destination].some((e) => (e.labels ?? []).includes('k8s:app=probe')));
+    await check(['--label', 'app=probe'], (f) =>
+      [f.source, f.destination].some((e) => (e.labels ?? []).includes('k8s:app=probe')),
+    );
     await check(['--protocol', 'udp'], (f) => f.l4.UDP !== undefined);
     await check(['--port', '53'], (f) => f.l4.UDP?.destination_port === 53 || f.l4.UDP?.source_port === 53);
     await check(['--traffic-direction', 'egress'], (f) => f.traffic_direction === 'EGRESS');
@@ -187,21 +266,32 @@ describe('flows and metrics in the lab', () => {
     await check(['--drop-reason', 'POLICY_DENIED'], (f) => f.drop_reason_desc === 'POLICY_DENIED');
     const dbId = all.find((f) => podName(f.destination) === 'shop/db')!.destination.identity;
     await check(['--identity', String(dbId)], (f) => f.source.identity === dbId || f.destination.identity === dbId);
-    await check(['--verdict', 'DROPPED', '--from-pod', 'ops/probe', '--to-pod', 'shop/db', '--protocol', 'tcp', '--port', '8080'], (f) =>
-        f.verdict === 'DROPPED' && podName(f.source) === 'ops/probe' && podName(f.destination) === 'shop/db' && f.l4.TCP?.destination_port === 8080,
+    await check(
+      ['--verdict', 'DROPPED', '--from-pod', 'ops/probe', '--to-pod', 'shop/db', '--protocol', 'tcp', '--port', '8080'],
+      (f) =>
+        f.verdict === 'DROPPED' &&
+        podName(f.source) === 'ops/probe' &&
+        podName(f.destination) === 'shop/db' &&
+        f.l4.TCP?.destination_port === 8080,
     );
   }, 180_000);
 
   it('prints compact and table lines with both pods, verdict and reason', async () => {
     const compact = await weir(['observe', '--last', '200', '--verdict', 'DROPPED', '--from-pod', 'ops/probe']);
-    expect(compact).toMatch(/: ops\/probe:\d+ \(ID:\d+\) -> shop\/db:8080 \(ID:\d+\) Policy denied INGRESS DROPPED \(TCP Flags: SYN\)\n/);
+    expect(compact).toMatch(
+      /: ops\/probe:\d+ \(ID:\d+\) -> shop\/db:8080 \(ID:\d+\) Policy denied INGRESS DROPPED \(TCP Flags: SYN\)\n/,
+    );
     const table = await weir(['observe', '--last', '200', '-o', 'table', '--to-pod', 'shop/db']);
     expect(table.split('\n')[0]).toMatch(/^TIMESTAMP\s+SOURCE\s+DESTINATION\s+TYPE\s+VERDICT\s+SUMMARY/);
     expect(table).toMatch(/ops\/probe:\d+\s+shop\/db:8080\s+Policy denied INGRESS\s+DROPPED/);
   }, 30_000);
 
   it('--follow streams a connection made after it started', async () => {
-    const child = spawn(process.execPath, [WEIR, 'observe', '--follow', '-o', 'json', '--from-pod', 'ops/probe', '--verdict', 'DROPPED'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [WEIR, 'observe', '--follow', '-o', 'json', '--from-pod', 'ops/probe', '--verdict', 'DROPPED'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     children.push(child);
     let out = '';
     let err = '';
@@ -210,7 +300,8 @@ describe('flows and metrics in the lab', () => {
     // wait until the stream is open on the server
     let connected = 0;
     for (let i = 0; i < 200 && connected < 1; i++) {
-      connected = (JSON.parse(await weir(['observe', '--status', '-o', 'json'])) as { connected_clients: number }).connected_clients;
+      connected = (JSON.parse(await weir(['observe', '--status', '-o', 'json'])) as { connected_clients: number })
+        .connected_clients;
       if (connected < 1) await new Promise((r) => setTimeout(r, 100));
     }
     expect(connected).toBe(1);
@@ -222,7 +313,12 @@ describe('flows and metrics in the lab', () => {
     const lines = out.split('\n').filter((l) => l.trim());
     expect(lines).toHaveLength(1);
     const f = (JSON.parse(lines[0]!) as { flow: JsonFlow }).flow;
-    expect(f).toMatchObject({ verdict: 'DROPPED', drop_reason_desc: 'POLICY_DENIED', source: { namespace: 'ops', pod_name: 'probe' }, destination: { namespace: 'shop', pod_name: 'db' } });
+    expect(f).toMatchObject({
+      verdict: 'DROPPED',
+      drop_reason_desc: 'POLICY_DENIED',
+      source: { namespace: 'ops', pod_name: 'probe' },
+      destination: { namespace: 'shop', pod_name: 'db' },
+    });
   }, 90_000);
 
   it('reports its status: flows held and seen, capacity, nothing lost', async () => {

@@ -27,7 +27,9 @@ describe('finding the flow API', () => {
   it('says what to do when no flow API is found', () => {
     const candidates = [join(dir, 'lab', 'observer.sock'), join(dir, 'observer.sock')];
     expect(() => findObserverAddress(undefined, {}, candidates)).toThrow(
-      new RegExp(`no weir flow API found \\(looked for ${candidates.join(', ')}\\): start a lab with \`weir lab up\`, run the agent on this node, or pass --server ADDRESS`),
+      new RegExp(
+        `no weir flow API found \\(looked for ${candidates.join(', ')}\\): start a lab with \`weir lab up\`, run the agent on this node, or pass --server ADDRESS`,
+      ),
     );
   });
 

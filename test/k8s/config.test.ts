@@ -4,7 +4,12 @@ import { DEFAULT_CONFIG, parseConfigText, resolveConfig } from '../../agent/node
 describe('agent configuration', () => {
   it('takes defaults, then the file, then flags', () => {
     const file = parseConfigText('pinRoot: /sys/fs/bpf/a\nhealthPort: 1234\nclusterPodCIDRs: [10.0.0.0/8]\n');
-    const cfg = resolveConfig(file, { nodeName: 'n1', healthPort: '4321', hostAccess: 'false', clusterPodCIDRs: '10.1.0.0/16,fd00::/64' });
+    const cfg = resolveConfig(file, {
+      nodeName: 'n1',
+      healthPort: '4321',
+      hostAccess: 'false',
+      clusterPodCIDRs: '10.1.0.0/16,fd00::/64',
+    });
     expect(cfg).toEqual({
       ...DEFAULT_CONFIG,
       nodeName: 'n1',
@@ -16,12 +21,18 @@ describe('agent configuration', () => {
   });
 
   it('names the setting and what it expects', () => {
-    expect(() => parseConfigText('metricsPort: 70000\n', 'cm.yaml')).toThrow('cm.yaml: metricsPort must be a port number (0-65535), got 70000');
-    expect(() => parseConfigText('clusterPodCIDRs: [10.0.0.0/33]\n')).toThrow(/clusterPodCIDRs must be a list of CIDRs/);
+    expect(() => parseConfigText('metricsPort: 70000\n', 'cm.yaml')).toThrow(
+      'cm.yaml: metricsPort must be a port number (0-65535), got 70000',
+    );
+    expect(() => parseConfigText('clusterPodCIDRs: [10.0.0.0/33]\n')).toThrow(
+      /clusterPodCIDRs must be a list of CIDRs/,
+    );
     expect(() => parseConfigText('logLevel: loud\n')).toThrow(/logLevel must be one of error, warn, info, debug/);
     expect(() => parseConfigText('runDir: run\n')).toThrow(/runDir must be an absolute path/);
     expect(() => parseConfigText('- a\n')).toThrow(/expected a mapping/);
     expect(() => resolveConfig({}, {})).toThrow(/node name is required: pass --node-name or set NODE_NAME/);
-    expect(() => resolveConfig({}, { nodeName: 'n', watchTimeoutSeconds: '0' })).toThrow(/--watch-timeout-seconds: watchTimeoutSeconds must be a positive integer/);
+    expect(() => resolveConfig({}, { nodeName: 'n', watchTimeoutSeconds: '0' })).toThrow(
+      /--watch-timeout-seconds: watchTimeoutSeconds must be a positive integer/,
+    );
   });
 });

@@ -19,7 +19,10 @@ const CLI = resolve('dist/agent/cli/main.js');
 const HEALTH_PORT = 18901;
 const ONE_SECOND = 1000;
 
-const ns = (name: string): KubeObject => ({ kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } });
+const ns = (name: string): KubeObject => ({
+  kind: 'Namespace',
+  metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
+});
 const nodeObj = (n: TestNode): KubeObject => ({
   kind: 'Node',
   metadata: { name: n.name },
@@ -34,7 +37,10 @@ const nodeObj = (n: TestNode): KubeObject => ({
 const podObj = (p: TestPod): KubeObject => ({
   kind: 'Pod',
   metadata: { name: p.name, namespace: p.namespace, labels: { app: p.name } },
-  spec: { nodeName: p.node.name, containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] }] },
+  spec: {
+    nodeName: p.node.name,
+    containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] }],
+  },
   status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }, ...(p.ip6 ? [{ ip: p.ip6 }] : [])] },
 });
 const policy = (name: string, namespace: string, spec: Record<string, unknown>): KubeObject => ({
@@ -64,7 +70,8 @@ class AgentProcess {
     for (;;) {
       const l = this.lines.find((x) => re.test(x));
       if (l) return l;
-      if (this.child.exitCode !== null) throw new Error(`agent exited (${this.child.exitCode}):\n${this.lines.join('\n')}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`agent exited (${this.child.exitCode}):\n${this.lines.join('\n')}`);
       if (Date.now() > deadline) throw new Error(`agent did not log ${re} within ${ms} ms:\n${this.lines.join('\n')}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -115,13 +122,16 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     return p;
   }
 
-  const probe = async (from: TestPod, to: TestPod, family: 4 | 6 = 4): Promise<boolean> => (await topo.probe(from, [{ pod: to, port: 80, family }]))[0]!;
+  const probe = async (from: TestPod, to: TestPod, family: 4 | 6 = 4): Promise<boolean> =>
+    (await topo.probe(from, [{ pod: to, port: 80, family }]))[0]!;
   /** The same expectations for IPv4 and IPv6. */
   const both = (o: Record<string, boolean>): Record<string, boolean> =>
-    Object.fromEntries(Object.entries(o).flatMap(([k, v]) => [
-      [k, v],
-      [`${k} v6`, v],
-    ]));
+    Object.fromEntries(
+      Object.entries(o).flatMap(([k, v]) => [
+        [k, v],
+        [`${k} v6`, v],
+      ]),
+    );
   /** Probes over IPv4 and IPv6; keys "a->b" (IPv4) and "a->b v6". */
   const matrix = async (): Promise<Record<string, boolean>> => {
     const pairs: Array<[TestPod, TestPod]> = [
@@ -146,14 +156,18 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       last = await matrix();
       if (Object.entries(expect).every(([k, v]) => last[k] === v)) return Date.now() - t0;
     }
-    throw new Error(`connectivity did not become ${JSON.stringify(expect)} within ${ms} ms; last ${JSON.stringify(last)}`);
+    throw new Error(
+      `connectivity did not become ${JSON.stringify(expect)} within ${ms} ms; last ${JSON.stringify(last)}`,
+    );
   }
 
   /** Waits until an agent's four watches are open again (after an API outage). */
   async function watching(n: TestNode, ms = 40_000): Promise<void> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const s = (await (await fetch(`http://${n.address}:${HEALTH_PORT}/statusz`)).json()) as { watches: Record<string, { watching: boolean }> };
+      const s = (await (await fetch(`http://${n.address}:${HEALTH_PORT}/statusz`)).json()) as {
+        watches: Record<string, { watching: boolean }>;
+      };
       if (Object.values(s.watches).every((w) => w.watching)) return;
       if (Date.now() > deadline) throw new Error(`${n.name}: watches not open again: ${JSON.stringify(s.watches)}`);
       await sleep(200);
@@ -188,7 +202,8 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   }, 60_000);
 
   afterAll(async () => {
-    if (process.env.WEIR_E2E_LOGS) for (const [n, p] of agents) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
+    if (process.env.WEIR_E2E_LOGS)
+      for (const [n, p] of agents) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
     for (const p of agents.values()) p.kill9();
     await api.stop().catch(() => undefined);
     await topo.destroy();
@@ -205,15 +220,35 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     };
     expect(status.ready).toBe(true);
     expect(status.endpoints).toEqual({ enforced: 2, waitingForInterface: [] });
-    expect(await matrix()).toEqual({ 'a->b': true, 'c->b': true, 'b->c': true, 'a->b v6': true, 'c->b v6': true, 'b->c v6': true });
-    const out = execFileSync(process.execPath, [CLI, 'agent', 'status', `--host=${n2.address}`, `--port=${HEALTH_PORT}`]).toString();
+    expect(await matrix()).toEqual({
+      'a->b': true,
+      'c->b': true,
+      'b->c': true,
+      'a->b v6': true,
+      'c->b v6': true,
+      'b->c v6': true,
+    });
+    const out = execFileSync(process.execPath, [
+      CLI,
+      'agent',
+      'status',
+      `--host=${n2.address}`,
+      `--port=${HEALTH_PORT}`,
+    ]).toString();
     expect(out).toMatch(/ready: +yes/);
     expect(out).toMatch(/endpoints: +2 with an interface/);
   });
 
   it('a policy created, changed and deleted through the API changes connectivity within one second each time', async () => {
     api.create(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
-    const created = await until({ 'a->b': false, 'c->b': false, 'b->c': true, 'a->b v6': false, 'c->b v6': false, 'b->c v6': true });
+    const created = await until({
+      'a->b': false,
+      'c->b': false,
+      'b->c': true,
+      'a->b v6': false,
+      'c->b v6': false,
+      'b->c v6': true,
+    });
     api.update(
       policy('deny-b', 'x', {
         podSelector: { matchLabels: { app: 'b' } },
@@ -230,7 +265,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       deleted: expect.any(Number) as number,
     });
     for (const ms of [created, changed, deleted]) expect(ms).toBeLessThan(ONE_SECOND);
-    process.stdout.write(`policy change -> connectivity observed (ms, incl. probe): created ${created}, changed ${changed}, deleted ${deleted}\n`);
+    process.stdout.write(
+      `policy change -> connectivity observed (ms, incl. probe): created ${created}, changed ${changed}, deleted ${deleted}\n`,
+    );
   });
 
   it('reports dropped flows with both pods named on the node that dropped them (weir observe)', async () => {
@@ -252,12 +289,20 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
         (l) =>
           (
             JSON.parse(l) as {
-              flow: { source?: { pod_name?: string }; destination?: { pod_name?: string }; verdict?: string; drop_reason_desc?: string; interface?: { name?: string } };
+              flow: {
+                source?: { pod_name?: string };
+                destination?: { pod_name?: string };
+                verdict?: string;
+                drop_reason_desc?: string;
+                interface?: { name?: string };
+              };
             }
           ).flow,
       );
     // A connection attempt in flight while the policy arrived is dropped as POLICY_REVOKED; new ones as POLICY_DENIED.
-    const fromC = flows.filter((f) => f.source?.pod_name === 'c' && f.destination?.pod_name === 'b' && f.drop_reason_desc === 'POLICY_DENIED');
+    const fromC = flows.filter(
+      (f) => f.source?.pod_name === 'c' && f.destination?.pod_name === 'b' && f.drop_reason_desc === 'POLICY_DENIED',
+    );
     expect(fromC.length).toBeGreaterThan(0);
     expect(fromC[0]).toMatchObject({ verdict: 'DROPPED', interface: { name: b.hostVeth } });
     api.delete('NetworkPolicy', 'deny-b', 'x');
@@ -290,10 +335,15 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   });
 
   it('enforces on a pod behind a bridge (bridge CNI), found through the bridge FDB', async () => {
-    expect(agents.get(n2.name)!.lines.join('\n')).toMatch(/pod x\/d: host-side interface wk8n2d \(ifindex \d+, by bridge\)/);
-    const toD = async () => Object.fromEntries(
-      await Promise.all([a, b, c].map(async (p) => [`${p.name}->d`, (await topo.probe(p, [{ pod: d, port: 80 }]))[0]] as const)),
+    expect(agents.get(n2.name)!.lines.join('\n')).toMatch(
+      /pod x\/d: host-side interface wk8n2d \(ifindex \d+, by bridge\)/,
     );
+    const toD = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          [a, b, c].map(async (p) => [`${p.name}->d`, (await topo.probe(p, [{ pod: d, port: 80 }]))[0]] as const),
+        ),
+      );
     expect(await toD()).toEqual({ 'a->d': true, 'b->d': true, 'c->d': true });
     api.create(
       policy('d-from-a', 'x', {
@@ -350,7 +400,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     const across = echoes.filter((t) => t >= killedAt - 1000);
     const gaps = across.slice(1).map((t, i) => t - across[i]!);
     expect(Math.max(...gaps)).toBeLessThan(500);
-    process.stdout.write(`restart: ${across.length} echoes across kill -9 + restart, longest gap ${Math.max(...gaps)} ms; restarted agent ready after ${restartedReadyMs} ms\n`);
+    process.stdout.write(
+      `restart: ${across.length} echoes across kill -9 + restart, longest gap ${Math.max(...gaps)} ms; restarted agent ready after ${restartedReadyMs} ms\n`,
+    );
     expect(echoes[echoes.length - 1]!).toBeGreaterThan(killedAt + 500);
     process.kill(stream.pid!, 'SIGKILL');
     api.delete('NetworkPolicy', 'only-a', 'x');
@@ -408,7 +460,14 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     expect(await exited).toBe(0);
     expect(agent2.lines.join('\n')).toMatch(/SIGTERM: stopping; programs and maps stay pinned/);
     expect(await matrix()).toMatchObject({ 'b->c': false, 'b->c v6': false }); // pinned programs still enforce
-    const out = execFileSync('nsenter', [`--net=/var/run/netns/${n2.netns}`, process.execPath, CLI, 'agent', 'cleanup', `--pin-root=${pinRoot(n2)}`]).toString();
+    const out = execFileSync('nsenter', [
+      `--net=/var/run/netns/${n2.netns}`,
+      process.execPath,
+      CLI,
+      'agent',
+      'cleanup',
+      `--pin-root=${pinRoot(n2)}`,
+    ]).toString();
     expect(out).toBe(`detached from 2 interface(s): ${c.hostVeth}, ${d.hostVeth}\nremoved ${pinRoot(n2)}\n`);
     expect(await matrix()).toMatchObject({ 'b->c': true });
     expect(existsSync(pinRoot(n2))).toBe(false);

@@ -12,7 +12,11 @@ describe('policy problem Events', () => {
     const kc = new KubeConfig();
     kc.loadFromString(server.kubeconfig());
     const rec = new PolicyEventRecorder(kc, 'node-1');
-    const problem = { policy: 'x/bad', field: 'spec.ingress[0].ports[0].endPort', message: 'endPort 70 is below port 80' };
+    const problem = {
+      policy: 'x/bad',
+      field: 'spec.ingress[0].ports[0].endPort',
+      message: 'endPort 70 is below port 80',
+    };
     expect(await rec.report([problem], 'error')).toBe(1);
     expect(await rec.report([problem], 'error')).toBe(0);
     const events = server.list('events');

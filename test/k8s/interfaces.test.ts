@@ -15,7 +15,12 @@ const quiet = (cmd: string): void => {
     /* already gone */
   }
 };
-const ifindex = (dev: string): number => Number(execFileSync('cat', [`/sys/class/net/${dev}/ifindex`]).toString().trim());
+const ifindex = (dev: string): number =>
+  Number(
+    execFileSync('cat', [`/sys/class/net/${dev}/ifindex`])
+      .toString()
+      .trim(),
+  );
 
 function cleanup(): void {
   quiet('ip netns del wk8-if-r');
@@ -45,12 +50,24 @@ describe('pod interface discovery (root)', () => {
   afterAll(cleanup);
 
   it('finds a routed veth by the route to the pod IP (IPv4 and IPv6)', async () => {
-    await expect(findPodInterface('10.240.10.2')).resolves.toEqual({ ifindex: ifindex('wk8r0'), name: 'wk8r0', via: 'route' });
-    await expect(findPodInterface('fd00:240::10:2')).resolves.toEqual({ ifindex: ifindex('wk8r0'), name: 'wk8r0', via: 'route' });
+    await expect(findPodInterface('10.240.10.2')).resolves.toEqual({
+      ifindex: ifindex('wk8r0'),
+      name: 'wk8r0',
+      via: 'route',
+    });
+    await expect(findPodInterface('fd00:240::10:2')).resolves.toEqual({
+      ifindex: ifindex('wk8r0'),
+      name: 'wk8r0',
+      via: 'route',
+    });
   });
 
   it('finds the bridge port of a pod behind a bridge', async () => {
-    await expect(findPodInterface('10.240.11.2')).resolves.toEqual({ ifindex: ifindex('wk8b0'), name: 'wk8b0', via: 'bridge' });
+    await expect(findPodInterface('10.240.11.2')).resolves.toEqual({
+      ifindex: ifindex('wk8b0'),
+      name: 'wk8b0',
+      via: 'bridge',
+    });
   });
 
   it('finds nothing for addresses that are not local pods behind a veth', async () => {

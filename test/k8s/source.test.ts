@@ -6,14 +6,24 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubernetesSource, type KubernetesChange } from '../../agent/sources/kubernetes.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 
-const namespace = (name: string): KubeObject => ({ kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } });
+const namespace = (name: string): KubeObject => ({
+  kind: 'Namespace',
+  metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
+});
 const pod = (ns: string, name: string, ip: string, node = 'node-a'): KubeObject => ({
   kind: 'Pod',
-  metadata: { name, namespace: ns, labels: { app: name }, managedFields: [{ manager: 'kubelet', operation: 'Update' }] },
+  metadata: {
+    name,
+    namespace: ns,
+    labels: { app: name },
+    managedFields: [{ manager: 'kubelet', operation: 'Update' }],
+  },
   spec: {
     nodeName: node,
     volumes: [{ name: 'v', emptyDir: {} }],
-    containers: [{ name: 'c', image: 'x', env: [{ name: 'A', value: '1' }], ports: [{ name: 'http', containerPort: 80 }] }],
+    containers: [
+      { name: 'c', image: 'x', env: [{ name: 'A', value: '1' }], ports: [{ name: 'http', containerPort: 80 }] },
+    ],
   },
   status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] },
 });
@@ -76,7 +86,11 @@ describe('Kubernetes source', () => {
 
   it('lists every resource (paged), signals the first sync and delivers wire JSON', async () => {
     server.create(namespace('x'));
-    server.create({ kind: 'Node', metadata: { name: 'node-a' }, status: { addresses: [{ type: 'InternalIP', address: '10.240.0.1' }] } });
+    server.create({
+      kind: 'Node',
+      metadata: { name: 'node-a' },
+      status: { addresses: [{ type: 'InternalIP', address: '10.240.0.1' }] },
+    });
     for (let i = 0; i < 5; i++) server.create(pod('x', `p${i}`, `10.240.1.${i + 1}`, i % 2 ? 'node-a' : 'node-b'));
     server.create(policy);
     const s = startSource();
@@ -92,12 +106,19 @@ describe('Kubernetes source', () => {
     expect(counts).toContainEqual({ resource: 'pods', action: 'add', count: 5 });
     expect(counts).toContainEqual({ resource: 'nodes', action: 'add', count: 1 });
     // What weir never reads is not kept (listed and watched objects alike).
-    const listed = changes.find((c) => c.resource === 'pods')!.object as { metadata: Record<string, unknown>; spec: { volumes?: unknown; containers: Array<Record<string, unknown>> }; status: Record<string, unknown> };
+    const listed = changes.find((c) => c.resource === 'pods')!.object as {
+      metadata: Record<string, unknown>;
+      spec: { volumes?: unknown; containers: Array<Record<string, unknown>> };
+      status: Record<string, unknown>;
+    };
     expect(listed.metadata.managedFields).toBeUndefined();
     expect(listed.spec.volumes).toBeUndefined();
     expect(listed.spec.containers[0]).toEqual({ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80 }] });
     expect(listed.status).toEqual({ phase: 'Running', podIP: '10.240.1.1', podIPs: [{ ip: '10.240.1.1' }] });
-    server.create({ ...pod('x', 'watched', '10.240.1.9'), metadata: { name: 'watched', namespace: 'x', managedFields: [{ manager: 'kubectl' }] } });
+    server.create({
+      ...pod('x', 'watched', '10.240.1.9'),
+      metadata: { name: 'watched', namespace: 'x', managedFields: [{ manager: 'kubectl' }] },
+    });
     await until(() => changes.some((c) => c.object.metadata?.name === 'watched'), 'watched pod');
     const watched = changes.find((c) => c.object.metadata?.name === 'watched')!.object;
     expect(watched.metadata?.managedFields).toBeUndefined();
@@ -141,9 +162,20 @@ describe('Kubernetes source', () => {
     server.create(pod('x', 'new', '10.240.1.3'));
     server.compact();
     await server.start();
-    await until(() => seen('delete', 'pods', 'x/goes') && seen('delete', 'networkpolicies', 'x/allow-b') && seen('add', 'pods', 'x/new'), 'relist');
+    await until(
+      () =>
+        seen('delete', 'pods', 'x/goes') &&
+        seen('delete', 'networkpolicies', 'x/allow-b') &&
+        seen('add', 'pods', 'x/new'),
+      'relist',
+    );
     expect(seen('delete', 'pods', 'x/stays')).toBe(false);
     expect(server.counts.watchGone.pods ?? 0).toBeGreaterThanOrEqual(1);
-    expect(s.snapshot('pods').map((p) => p.metadata?.name).sort()).toEqual(['new', 'stays']);
+    expect(
+      s
+        .snapshot('pods')
+        .map((p) => p.metadata?.name)
+        .sort(),
+    ).toEqual(['new', 'stays']);
   });
 });

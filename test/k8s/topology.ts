@@ -147,7 +147,9 @@ export class Topology {
     const br = `wk8br${node.index}`;
     const n = `ip -n ${node.netns}`;
     if (!sh(`${n} -o link show`).includes(`${br}:`)) {
-      sh(`${n} link add ${br} type bridge && ${n} addr add 10.240.${node.index}.129/25 dev ${br} && ${n} link set ${br} up`);
+      sh(
+        `${n} link add ${br} type bridge && ${n} addr add 10.240.${node.index}.129/25 dev ${br} && ${n} link set ${br} up`,
+      );
     }
     const pod: TestPod = {
       namespace,
@@ -164,7 +166,8 @@ export class Topology {
     const p = `ip -n ${pod.netns}`;
     sh(`${p} link set lo up && ${p} addr add ${pod.ip}/25 dev eth0 && ${p} link set eth0 up`);
     sh(`${p} route add default via 10.240.${node.index}.129 dev eth0`);
-    if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
+    if (ports.length)
+      this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
     return pod;
   }
 
@@ -190,15 +193,21 @@ export class Topology {
     sh(`${p} link set lo up && ${p} addr add ${pod.ip}/32 dev eth0 && ${p} link set eth0 up`);
     sh(`${p} route add ${GATEWAY} dev eth0 scope link && ${p} route add default via ${GATEWAY} dev eth0`);
     // IPv6: the host side answers the link-local gateway, the node routes the pod's /128 to the veth.
-    sh(`${n} addr add ${GATEWAY6}/64 dev ${pod.hostVeth} nodad && ${n} -6 route add ${pod.ip6}/128 dev ${pod.hostVeth}`);
+    sh(
+      `${n} addr add ${GATEWAY6}/64 dev ${pod.hostVeth} nodad && ${n} -6 route add ${pod.ip6}/128 dev ${pod.hostVeth}`,
+    );
     sh(`${p} addr add ${pod.ip6}/128 dev eth0 nodad && ${p} -6 route add default via ${GATEWAY6} dev eth0`);
-    if (ports.length) this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
+    if (ports.length)
+      this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
     return pod;
   }
 
   /** Starts a process in a network namespace (nsenter keeps bpffs visible, unlike `ip netns exec`). */
   spawnIn(netns: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-    const child = spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const child = spawn('nsenter', [`--net=/var/run/netns/${netns}`, ...argv], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env,
+    });
     this.procs.push(child);
     return child;
   }
@@ -208,7 +217,11 @@ export class Topology {
    * Each pod has one long-lived prober process (started on first use), so a probe costs a
    * connection attempt, not a process start.
    */
-  async probe(from: TestPod, targets: Array<{ pod: TestPod; port: number; family?: 4 | 6 }>, timeoutMs = 250): Promise<boolean[]> {
+  async probe(
+    from: TestPod,
+    targets: Array<{ pod: TestPod; port: number; family?: 4 | 6 }>,
+    timeoutMs = 250,
+  ): Promise<boolean[]> {
     const prober = await this.prober(from);
     return Promise.all(
       targets.map((t) => {
@@ -232,7 +245,13 @@ export class Topology {
 
   /** A long-lived connection from `from` to `to`:`port` echoing a line every `intervalMs`. */
   stream(from: TestPod, to: TestPod, port: number, intervalMs: number): ChildProcess {
-    return this.spawnIn(from.netns, [process.execPath, join(TOOLS, 'pod-stream.mjs'), to.ip, String(port), String(intervalMs)]);
+    return this.spawnIn(from.netns, [
+      process.execPath,
+      join(TOOLS, 'pod-stream.mjs'),
+      to.ip,
+      String(port),
+      String(intervalMs),
+    ]);
   }
 
   async destroy(): Promise<void> {

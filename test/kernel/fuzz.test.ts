@@ -43,7 +43,13 @@ beforeAll(() => {
         }),
         endpoint(B, ['10.210.3.2', 'fd00:210:3::2'], 4002),
       ],
-      [['10.210.3.1/32', 4001], ['10.210.3.2/32', 4002], ['fd00:210:3::1/128', 4001], ['fd00:210:3::2/128', 4002], ['10.210.0.0/16', 5000]],
+      [
+        ['10.210.3.1/32', 4001],
+        ['10.210.3.2/32', 4002],
+        ['fd00:210:3::1/128', 4001],
+        ['fd00:210:3::2/128', 4002],
+        ['10.210.0.0/16', 5000],
+      ],
     ),
   );
 });
@@ -54,16 +60,32 @@ function seeds(r: () => number): Buffer[] {
   const a4 = () => `10.210.3.${1 + Math.floor(r() * 4)}`;
   const a6 = () => `fd00:210:3::${1 + Math.floor(r() * 4)}`;
   const l4 = (p: number) =>
-    p === Protocol.TCP ? tcp(port(), r() < 0.5 ? 80 : port(), r() < 0.5 ? TCP_SYN : TCP_ACK)
-    : p === Protocol.UDP ? udp(port(), 1000 + Math.floor(r() * 1200))
-    : p === Protocol.SCTP ? sctp(port(), port())
-    : p === Protocol.ICMP || p === Protocol.ICMPV6 ? icmp(Math.floor(r() * 256), Math.floor(r() * 4), port(), ipOf(ipv4(a4(), a4(), Protocol.TCP, tcp(port(), 80))).subarray(0, 28))
-    : Buffer.alloc(Math.floor(r() * 32));
+    p === Protocol.TCP
+      ? tcp(port(), r() < 0.5 ? 80 : port(), r() < 0.5 ? TCP_SYN : TCP_ACK)
+      : p === Protocol.UDP
+        ? udp(port(), 1000 + Math.floor(r() * 1200))
+        : p === Protocol.SCTP
+          ? sctp(port(), port())
+          : p === Protocol.ICMP || p === Protocol.ICMPV6
+            ? icmp(
+                Math.floor(r() * 256),
+                Math.floor(r() * 4),
+                port(),
+                ipOf(ipv4(a4(), a4(), Protocol.TCP, tcp(port(), 80))).subarray(0, 28),
+              )
+            : Buffer.alloc(Math.floor(r() * 32));
   const protos = [Protocol.TCP, Protocol.UDP, Protocol.SCTP, Protocol.ICMP, Protocol.ICMPV6, 47, 0, 43, 44, 60];
   const p = protos[Math.floor(r() * protos.length)];
   return [
-    ipv4(a4(), a4(), p, l4(p), { id: port(), moreFragments: r() < 0.1, fragOffset: r() < 0.1 ? Math.floor(r() * 100) : 0 }),
-    ipv6(a6(), a6(), p, l4(p), { hopByHop: r() < 0.2, frag: r() < 0.1 ? { offset: Math.floor(r() * 50), more: r() < 0.5, id: port() } : undefined }),
+    ipv4(a4(), a4(), p, l4(p), {
+      id: port(),
+      moreFragments: r() < 0.1,
+      fragOffset: r() < 0.1 ? Math.floor(r() * 100) : 0,
+    }),
+    ipv6(a6(), a6(), p, l4(p), {
+      hopByHop: r() < 0.2,
+      frag: r() < 0.1 ? { offset: Math.floor(r() * 50), more: r() < 0.5, id: port() } : undefined,
+    }),
     arp(),
   ];
 }

@@ -22,7 +22,10 @@ beforeAll(() => {
           ],
         }),
       ],
-      [['10.210.6.1/32', 8001], ['10.210.6.2/32', 8002]],
+      [
+        ['10.210.6.1/32', 8001],
+        ['10.210.6.2/32', 8002],
+      ],
     ),
   );
 });
@@ -32,7 +35,9 @@ const weir = (...args: string[]) => execFileSync(process.execPath, ['bin/weir', 
 
 describe('weir datapath show', () => {
   it('prints endpoints, entries, counters and connections', () => {
-    expect(fx.run('toPod', 'in/a', ipv4('10.210.6.2', '10.210.6.1', Protocol.TCP, tcp(41000, 80, TCP_SYN)))).toBe(TC_ACT_OK);
+    expect(fx.run('toPod', 'in/a', ipv4('10.210.6.2', '10.210.6.1', Protocol.TCP, tcp(41000, 80, TCP_SYN)))).toBe(
+      TC_ACT_OK,
+    );
     const out = weir('datapath', 'show', '--pin-root', fx.pinRoot, '--connections', '5');
     expect(out).toContain(`ifindex ${fx.ifindex.get('in/a')} identity 8001`);
     expect(out).toContain('isolated: ingress');
@@ -43,8 +48,11 @@ describe('weir datapath show', () => {
   });
 
   it('says what to do when nothing is pinned there', () => {
-    expect(() => execFileSync(process.execPath, ['bin/weir', 'datapath', 'show', '--pin-root', '/sys/fs/bpf/wdp-none'], { encoding: 'utf8', stdio: 'pipe' })).toThrow(
-      /no weir datapath is pinned under \/sys\/fs\/bpf\/wdp-none/,
-    );
+    expect(() =>
+      execFileSync(process.execPath, ['bin/weir', 'datapath', 'show', '--pin-root', '/sys/fs/bpf/wdp-none'], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      }),
+    ).toThrow(/no weir datapath is pinned under \/sys\/fs\/bpf\/wdp-none/);
   });
 });

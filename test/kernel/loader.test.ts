@@ -30,14 +30,17 @@ afterAll(() => {
 
 describe('loading BPF objects', () => {
   it('a program the verifier rejects: the error carries the verifier log', () => {
-    const obj = compile('unchecked', `
+    const obj = compile(
+      'unchecked',
+      `
       #include <linux/bpf.h>
       #include <bpf/bpf_helpers.h>
       SEC("tc") int unchecked(struct __sk_buff *skb) {
         unsigned char *p = (void *)(long)skb->data;
         return p[20]; /* no bounds check against data_end */
       }
-      char LICENSE[] SEC("license") = "GPL";`);
+      char LICENSE[] SEC("license") = "GPL";`,
+    );
     let err: Error | undefined;
     try {
       loadObject(obj).close();
@@ -54,13 +57,16 @@ describe('loading BPF objects', () => {
   });
 
   it('maps pinned by an incompatible build: the error says which directory to remove', () => {
-    const obj = compile('oldct', `
+    const obj = compile(
+      'oldct',
+      `
       #include <linux/bpf.h>
       #include <bpf/bpf_helpers.h>
       struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __type(key, __u32); __type(value, __u32);
                __uint(pinning, LIBBPF_PIN_BY_NAME); } weir_ct SEC(".maps");
       SEC("tc") int uses(struct __sk_buff *skb) { __u32 k = 0; return bpf_map_lookup_elem(&weir_ct, &k) ? 1 : 0; }
-      char LICENSE[] SEC("license") = "GPL";`);
+      char LICENSE[] SEC("license") = "GPL";`,
+    );
     loadObject(obj, { pinRoot: PIN_ROOT, pinPrograms: false }).close();
     expect(() => Datapath.open({ pinRoot: PIN_ROOT })).toThrow(new RegExp(`remove that directory to start fresh`));
   });

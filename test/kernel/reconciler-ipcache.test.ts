@@ -17,13 +17,32 @@ let dp: Datapath;
 let rec: Reconciler;
 
 function diff(upserted: IpcacheEntry[], removed: string[]): DesiredDiff {
-  return { endpointsChanged: [], endpointsRemoved: [], entriesAdded: new Map(), entriesRemoved: new Map(), ipcacheUpserted: upserted, ipcacheRemoved: removed };
+  return {
+    endpointsChanged: [],
+    endpointsRemoved: [],
+    entriesAdded: new Map(),
+    entriesRemoved: new Map(),
+    ipcacheUpserted: upserted,
+    ipcacheRemoved: removed,
+  };
 }
 
 function stateOf(ipcache: Map<string, number>): DesiredState {
   return {
     endpoints: new Map([
-      ['t/a', { key: 't/a', namespace: 't', name: 'a', ips: ['10.250.201.1'], identity: 300, ingressIsolated: true, egressIsolated: false, entries: [] }],
+      [
+        't/a',
+        {
+          key: 't/a',
+          namespace: 't',
+          name: 'a',
+          ips: ['10.250.201.1'],
+          identity: 300,
+          ingressIsolated: true,
+          egressIsolated: false,
+          entries: [],
+        },
+      ],
     ]),
     ipcache: new Map([...ipcache].map(([cidr, identity]) => [cidr, { cidr, identity }])),
   };
@@ -94,7 +113,8 @@ describe('re-judging after an address changes identity', () => {
   const IF_NAMES = FAKE_IFINDEX + 1;
   const IF_OTHER = FAKE_IFINDEX + 2;
   const ADDR = '10.250.210.9/32';
-  const ifindexOf = (key: string): number | undefined => (key === 'r/names' ? IF_NAMES : key === 'r/other' ? IF_OTHER : undefined);
+  const ifindexOf = (key: string): number | undefined =>
+    key === 'r/names' ? IF_NAMES : key === 'r/other' ? IF_OTHER : undefined;
   const ep = (name: string, remoteIdentity: number, port: number) => ({
     key: `r/${name}`,
     namespace: 'r',
@@ -103,7 +123,16 @@ describe('re-judging after an address changes identity', () => {
     identity: 400,
     ingressIsolated: true,
     egressIsolated: false,
-    entries: [{ direction: 'ingress' as const, remoteIdentity, protocol: 'TCP' as const, port, endPort: 0, derivedFrom: [{ policy: 'r/p', direction: 'ingress' as const, rule: 0 }] }],
+    entries: [
+      {
+        direction: 'ingress' as const,
+        remoteIdentity,
+        protocol: 'TCP' as const,
+        port,
+        endPort: 0,
+        derivedFrom: [{ policy: 'r/p', direction: 'ingress' as const, rule: 0 }],
+      },
+    ],
   });
   let r: Reconciler;
   const rev = (key: string): number => {
@@ -154,7 +183,14 @@ describe('re-judging after an address changes identity', () => {
 describe('entry diffs', () => {
   const IF = FAKE_IFINDEX + 3;
   const ref = [{ policy: 'e/p', direction: 'ingress' as const, rule: 0 }];
-  const entry = (remoteIdentity: number, port: number, endPort: number) => ({ direction: 'ingress' as const, remoteIdentity, protocol: 'TCP' as const, port, endPort, derivedFrom: ref });
+  const entry = (remoteIdentity: number, port: number, endPort: number) => ({
+    direction: 'ingress' as const,
+    remoteIdentity,
+    protocol: 'TCP' as const,
+    port,
+    endPort,
+    derivedFrom: ref,
+  });
   const base = {
     key: 'e/a',
     namespace: 'e',
@@ -172,7 +208,10 @@ describe('entry diffs', () => {
   });
   let r: Reconciler;
   const fresh = (): Reconciler => new Reconciler(dp.reconcilerMaps(), (k) => (k === 'e/a' ? IF : undefined));
-  const desired = (entries: ReturnType<typeof entry>[]): DesiredState => ({ endpoints: new Map([['e/a', { ...base, entries }]]), ipcache: new Map() });
+  const desired = (entries: ReturnType<typeof entry>[]): DesiredState => ({
+    endpoints: new Map([['e/a', { ...base, entries }]]),
+    ipcache: new Map(),
+  });
 
   it('write only what came or went; overlapping port ranges keep their shared keys; a resync then has nothing to write', () => {
     r = fresh();

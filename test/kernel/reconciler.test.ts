@@ -21,8 +21,13 @@ const IPA = '10.210.5.1';
 const IPB = '10.210.5.2';
 const e80 = entry({ direction: 'ingress', remoteIdentity: 6002, protocol: 'TCP', port: 80, endPort: 80 });
 const e81 = entry({ direction: 'ingress', remoteIdentity: 6002, protocol: 'TCP', port: 81, endPort: 90 });
-const ipc: Array<[string, number]> = [[`${IPA}/32`, 6001], [`${IPB}/32`, 6002], ['10.210.128.0/17', 6100]];
-const full = () => state([endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80, e81] }), endpoint(B, [IPB], 6002)], ipc);
+const ipc: Array<[string, number]> = [
+  [`${IPA}/32`, 6001],
+  [`${IPB}/32`, 6002],
+  ['10.210.128.0/17', 6100],
+];
+const full = () =>
+  state([endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80, e81] }), endpoint(B, [IPB], 6002)], ipc);
 
 let fx: KernelFixture;
 beforeAll(() => {
@@ -62,7 +67,9 @@ describe('reconciler', () => {
 
   it('resync removes what is no longer desired (entries, prefixes, endpoints) and denies again', () => {
     const rec2 = new Reconciler(fx.dp.reconcilerMaps(), (k) => fx.ifindex.get(k));
-    const st = rec2.applyFull(state([endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80] })], ipc.slice(0, 2)));
+    const st = rec2.applyFull(
+      state([endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80] })], ipc.slice(0, 2)),
+    );
     expect(st.errors).toEqual([]);
     expect(count('policyRange')).toBe(0);
     expect(count('ipcacheLpm')).toBe(0);

@@ -11,7 +11,15 @@ import { Direction, Verdict, Match, DropReason, FlowFlag, Identity, Protocol } f
 const A = 'ns/a';
 const B = 'ns/b';
 const C = 'ns/c';
-const IP = { a: '10.210.1.1', b: '10.210.1.2', c: '10.210.1.3', d: '10.210.1.4', world: '10.210.9.9', node: '10.210.0.1', cidr: '10.210.8.7' };
+const IP = {
+  a: '10.210.1.1',
+  b: '10.210.1.2',
+  c: '10.210.1.3',
+  d: '10.210.1.4',
+  world: '10.210.9.9',
+  node: '10.210.0.1',
+  cidr: '10.210.8.7',
+};
 const IP6 = { a: 'fd00:210::1', b: 'fd00:210::2', world: 'fd00:210:9::9' };
 const ID = { a: 1000, b: 1001, c: 1002, d: 1003, cidr: (Identity.LOCAL_SCOPE | 5) >>> 0 };
 const { INGRESS, EGRESS } = Direction;
@@ -37,8 +45,13 @@ const cState = endpoint(C, ['10.210.1.5'], 1005, { egressIsolated: true });
 const desired = state(
   [aState, bState, cState],
   [
-    [`${IP.a}/32`, ID.a], [`${IP.b}/32`, ID.b], [`${IP.c}/32`, ID.c], [`${IP.d}/32`, ID.d],
-    [`${IP6.a}/128`, ID.a], [`${IP6.b}/128`, ID.b], ['10.210.8.0/24', ID.cidr],
+    [`${IP.a}/32`, ID.a],
+    [`${IP.b}/32`, ID.b],
+    [`${IP.c}/32`, ID.c],
+    [`${IP.d}/32`, ID.d],
+    [`${IP6.a}/128`, ID.a],
+    [`${IP6.b}/128`, ID.b],
+    ['10.210.8.0/24', ID.cidr],
   ],
 );
 
@@ -70,7 +83,13 @@ async function expectVerdict(
   if (want.event === null) expect(evs).toEqual([]);
   else if (want.event) {
     expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({ direction: dir, verdict: want.verdict, ifindex: fx.ifindex.get(ep), len: pkt.length, ...want.event });
+    expect(evs[0]).toMatchObject({
+      direction: dir,
+      verdict: want.verdict,
+      ifindex: fx.ifindex.get(ep),
+      len: pkt.length,
+      ...want.event,
+    });
   }
 }
 
@@ -78,71 +97,126 @@ describe('new connections: allow by the most specific matching entry', () => {
   it('exact identity + port: L3_L4, one NEW event, then ESTABLISHED without events', async () => {
     const syn = ipv4(IP.b, IP.a, Protocol.TCP, tcp(40000, 80, TCP_SYN));
     await expectVerdict('toPod', A, syn, {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4,
-      event: { match: Match.L3_L4, dropReason: 0, srcIdentity: ID.b, dstIdentity: ID.a, srcAddr: IP.b, dstAddr: IP.a, srcPort: 40000, dstPort: 80, protocol: 6, family: 4, flags: FlowFlag.NEW, tcpFlags: TCP_SYN },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: {
+        match: Match.L3_L4,
+        dropReason: 0,
+        srcIdentity: ID.b,
+        dstIdentity: ID.a,
+        srcAddr: IP.b,
+        dstAddr: IP.a,
+        srcPort: 40000,
+        dstPort: 80,
+        protocol: 6,
+        family: 4,
+        flags: FlowFlag.NEW,
+        tcpFlags: TCP_SYN,
+      },
     });
     const ack = ipv4(IP.b, IP.a, Protocol.TCP, tcp(40000, 80, TCP_ACK));
-    await expectVerdict('toPod', A, ack, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('toPod', A, ack, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
   });
 
   it('identity + protocol, every port (protocol-only rule): L3_ONLY', async () => {
     await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.UDP, udp(5000, 5353)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_ONLY, event: { match: Match.L3_ONLY, dstPort: 5353 },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_ONLY,
+      event: { match: Match.L3_ONLY, dstPort: 5353 },
     });
   });
 
   it('any identity + port: L4_ONLY, remote resolved to world', async () => {
     await expectVerdict('toPod', A, ipv4(IP.world, IP.a, Protocol.TCP, tcp(40001, 443)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L4_ONLY, event: { match: Match.L4_ONLY, srcIdentity: Identity.WORLD },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L4_ONLY,
+      event: { match: Match.L4_ONLY, srcIdentity: Identity.WORLD },
     });
   });
 
   it('port range (endPort): inside allowed, one past the end denied', async () => {
     await expectVerdict('toPod', A, ipv4(IP.c, IP.a, Protocol.TCP, tcp(40002, 8050)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4, event: { match: Match.L3_L4, srcIdentity: ID.c },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: { match: Match.L3_L4, srcIdentity: ID.c },
     });
     await expectVerdict('toPod', A, ipv4(IP.c, IP.a, Protocol.TCP, tcp(40002, 8101)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { dropReason: DropReason.POLICY_DENIED, match: Match.NONE, flags: FlowFlag.NEW },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { dropReason: DropReason.POLICY_DENIED, match: Match.NONE, flags: FlowFlag.NEW },
     });
   });
 
   it('identity with any protocol lets ICMP echo through; its reply passes by conntrack', async () => {
     await expectVerdict('toPod', A, ipv4(IP.d, IP.a, Protocol.ICMP, icmp(8, 0, 0x1234)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_ONLY, event: { match: Match.L3_ONLY, srcPort: 8, dstPort: 0 },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_ONLY,
+      event: { match: Match.L3_ONLY, srcPort: 8, dstPort: 0 },
     });
     await expectVerdict('fromPod', A, ipv4(IP.a, IP.d, Protocol.ICMP, icmp(0, 0, 0x1234)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null,
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
     });
   });
 
   it('SCTP by port: allowed on 9000, denied on 9001', async () => {
     await expectVerdict('toPod', A, ipv4(IP.world, IP.a, Protocol.SCTP, sctp(5000, 9000)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L4_ONLY, event: { protocol: Protocol.SCTP, dstPort: 9000 },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L4_ONLY,
+      event: { protocol: Protocol.SCTP, dstPort: 9000 },
     });
     await expectVerdict('toPod', A, ipv4(IP.world, IP.a, Protocol.SCTP, sctp(5000, 9001)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { protocol: Protocol.SCTP },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { protocol: Protocol.SCTP },
     });
   });
 
   it('denied: no rule matches; a CIDR address resolves to its node-local identity', async () => {
     await expectVerdict('toPod', A, ipv4(IP.cidr, IP.a, Protocol.TCP, tcp(40003, 22)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED,
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
       event: { dropReason: DropReason.POLICY_DENIED, srcIdentity: ID.cidr, dstPort: 22 },
     });
   });
 
   it('not isolated in a direction: NOT_ISOLATED', async () => {
     await expectVerdict('fromPod', A, ipv4(IP.a, IP.world, Protocol.UDP, udp(6000, 53)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.NOT_ISOLATED, event: { match: Match.NOT_ISOLATED, dstIdentity: Identity.WORLD },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.NOT_ISOLATED,
+      event: { match: Match.NOT_ISOLATED, dstIdentity: Identity.WORLD },
     });
   });
 
   it('IPv6: allowed by identity + port, denied on another port', async () => {
     await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(41000, 80)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4, event: { family: 6, srcAddr: IP6.b, dstAddr: IP6.a, srcIdentity: ID.b },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: { family: 6, srcAddr: IP6.b, dstAddr: IP6.a, srcIdentity: ID.b },
     });
     await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(41000, 81), { hopByHop: true }), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { family: 6, dstPort: 81 },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { family: 6, dstPort: 81 },
     });
   });
 });
@@ -152,37 +226,74 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
   const synAck = ipv4(IP.a, IP.b, Protocol.TCP, tcp(80, 42000, TCP_SYN | TCP_ACK));
 
   it('a connection allowed by B egress gets its replies into B though B ingress allows nothing', async () => {
-    await expectVerdict('fromPod', B, syn, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4, event: { direction: EGRESS } });
-    await expectVerdict('toPod', B, synAck, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('fromPod', B, syn, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: { direction: EGRESS },
+    });
+    await expectVerdict('toPod', B, synAck, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
     // the same packet as a new connection into B is denied
     await expectVerdict('toPod', B, ipv4(IP.a, IP.b, Protocol.TCP, tcp(80, 42999, TCP_SYN)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: {},
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: {},
     });
   });
 
-  it('another pod sending with the connection\'s addresses does not ride on it: judged by its own policy', async () => {
+  it("another pod sending with the connection's addresses does not ride on it: judged by its own policy", async () => {
     const spoof = ipv4(IP.b, IP.a, Protocol.TCP, tcp(42000, 80, TCP_ACK));
     await expectVerdict('fromPod', C, spoof, {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { srcAddr: IP.b, dstPort: 80 },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { srcAddr: IP.b, dstPort: 80 },
     });
-    await expectVerdict('fromPod', B, spoof, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('fromPod', B, spoof, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
   });
 
-  it('a copy of the connection\'s packet on another endpoint (a flooding bridge) leaves the connection alone', async () => {
+  it("a copy of the connection's packet on another endpoint (a flooding bridge) leaves the connection alone", async () => {
     const fwd = ipv4(IP.b, IP.a, Protocol.TCP, tcp(40000, 80, TCP_ACK));
     // C is not isolated for ingress: the copy passes there as C's own (non-opening) packet
-    await expectVerdict('toPod', C, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.NOT_ISOLATED, event: null });
-    await expectVerdict('toPod', A, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('toPod', C, fwd, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.NOT_ISOLATED,
+      event: null,
+    });
+    await expectVerdict('toPod', A, fwd, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
   });
 
   it('only a SYN opens a TCP connection: a pod answering with no connection opens none for its peer', async () => {
     // A egress is not isolated: its stray ACK passes, judged, and opens nothing
     await expectVerdict('fromPod', A, ipv4(IP.a, IP.world, Protocol.TCP, tcp(80, 47000, TCP_ACK)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.NOT_ISOLATED, event: null,
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.NOT_ISOLATED,
+      event: null,
     });
     // so the world's packet to A:80 is not a reply: A's ingress allows only B on port 80
     await expectVerdict('toPod', A, ipv4(IP.world, IP.a, Protocol.TCP, tcp(47000, 80, TCP_ACK)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { srcIdentity: Identity.WORLD },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { srcIdentity: Identity.WORLD },
     });
     // an allowed ACK with no connection passes each time by policy, never as ESTABLISHED
     const ack = ipv4(IP.b, IP.a, Protocol.TCP, tcp(47001, 80, TCP_ACK));
@@ -193,81 +304,168 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
   it('an ICMP error quoting the connection passes as RELATED; one quoting nothing known is denied', async () => {
     const quoted = ipOf(syn).subarray(0, 28);
     await expectVerdict('toPod', B, ipv4(IP.a, IP.b, Protocol.ICMP, icmp(3, 3, 0, quoted)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.RELATED, event: null,
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.RELATED,
+      event: null,
     });
     const unknown = ipOf(ipv4(IP.b, IP.a, Protocol.TCP, tcp(42001, 80))).subarray(0, 28);
     await expectVerdict('toPod', B, ipv4(IP.a, IP.b, Protocol.ICMP, icmp(3, 3, 0, unknown)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { protocol: Protocol.ICMP, srcPort: 3, dstPort: 3 },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { protocol: Protocol.ICMP, srcPort: 3, dstPort: 3 },
     });
     const quoted6 = ipOf(ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(41000, 80))).subarray(0, 48);
     fx.run('fromPod', B, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(41000, 80))); // denied: B egress has no IPv6 rule for port 80? it has (identity a)
     await fx.takeEvents();
     await expectVerdict('toPod', B, ipv6(IP6.a, IP6.b, Protocol.ICMPV6, icmp(1, 4, 0, quoted6)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.RELATED, event: null,
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.RELATED,
+      event: null,
     });
   });
 
   it('removing the allow entry cuts the established connection on its next packet (POLICY_REVOKED), both ways', async () => {
     const fwd = ipv4(IP.world, IP.a, Protocol.TCP, tcp(43000, 443, TCP_ACK));
-    await expectVerdict('toPod', A, ipv4(IP.world, IP.a, Protocol.TCP, tcp(43000, 443, TCP_SYN)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L4_ONLY });
-    await expectVerdict('toPod', A, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('toPod', A, ipv4(IP.world, IP.a, Protocol.TCP, tcp(43000, 443, TCP_SYN)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L4_ONLY,
+    });
+    await expectVerdict('toPod', A, fwd, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
     const e443 = aState.entries[2];
     const st = fx.rec.applyDiff({
-      endpointsChanged: [], endpointsRemoved: [], ipcacheUpserted: [], ipcacheRemoved: [],
-      entriesAdded: new Map(), entriesRemoved: new Map([[A, [e443]]]),
+      endpointsChanged: [],
+      endpointsRemoved: [],
+      ipcacheUpserted: [],
+      ipcacheRemoved: [],
+      entriesAdded: new Map(),
+      entriesRemoved: new Map([[A, [e443]]]),
     });
     expect(st.errors).toEqual([]);
     await expectVerdict('toPod', A, fwd, {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_REVOKED, event: { dropReason: DropReason.POLICY_REVOKED, dstPort: 443 },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_REVOKED,
+      event: { dropReason: DropReason.POLICY_REVOKED, dstPort: 443 },
     });
     await expectVerdict('fromPod', A, ipv4(IP.a, IP.world, Protocol.TCP, tcp(443, 43000, TCP_ACK)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_REVOKED, event: { flags: FlowFlag.REPLY },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_REVOKED,
+      event: { flags: FlowFlag.REPLY },
     });
     // allowed again: the connection is restamped and flows
     fx.rec.applyDiff({
-      endpointsChanged: [], endpointsRemoved: [], ipcacheUpserted: [], ipcacheRemoved: [],
-      entriesAdded: new Map([[A, [e443]]]), entriesRemoved: new Map(),
+      endpointsChanged: [],
+      endpointsRemoved: [],
+      ipcacheUpserted: [],
+      ipcacheRemoved: [],
+      entriesAdded: new Map([[A, [e443]]]),
+      entriesRemoved: new Map(),
     });
-    await expectVerdict('toPod', A, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L4_ONLY, event: { flags: FlowFlag.NEW } });
-    await expectVerdict('toPod', A, fwd, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('toPod', A, fwd, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L4_ONLY,
+      event: { flags: FlowFlag.NEW },
+    });
+    await expectVerdict('toPod', A, fwd, {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
   });
 });
 
 describe('conntrack maps: IPv4 under the compact key, IPv6 under the full one', () => {
-  it('each family\'s connection lands in its own map, and both are listed with their addresses', async () => {
+  it("each family's connection lands in its own map, and both are listed with their addresses", async () => {
     const before4 = [...fx.dp.map('conntrack4').keys()].length;
     const before6 = [...fx.dp.map('conntrack').keys()].length;
-    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(42100, 80, TCP_SYN)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4 });
+    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(42100, 80, TCP_SYN)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+    });
     expect([...fx.dp.map('conntrack4').keys()].length - before4).toBe(1);
-    await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(42101, 80, TCP_SYN)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_L4 });
+    await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(42101, 80, TCP_SYN)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+    });
     expect([...fx.dp.map('conntrack').keys()].length - before6).toBe(1);
     // the next packets of both find their entries
-    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(42100, 80, TCP_ACK)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
-    await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(42101, 80, TCP_ACK)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null });
+    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(42100, 80, TCP_ACK)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
+    await expectVerdict('toPod', A, ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(42101, 80, TCP_ACK)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
+    });
     const view = inspectDatapath(fx.pinRoot, { connections: 10_000 });
     const srcs = view.connections.map((c) => `${c.direction} ${c.src} > ${c.dst} ${c.protocol}`);
-    expect(srcs).toEqual(expect.arrayContaining([`ingress ${IP.b}:42100 > ${IP.a}:80 TCP`, `ingress [${IP6.b}]:42101 > [${IP6.a}]:80 TCP`]));
+    expect(srcs).toEqual(
+      expect.arrayContaining([
+        `ingress ${IP.b}:42100 > ${IP.a}:80 TCP`,
+        `ingress [${IP6.b}]:42101 > [${IP6.a}]:80 TCP`,
+      ]),
+    );
   });
 });
 
-describe('fragments: later fragments take the first fragment\'s ports', () => {
+describe("fragments: later fragments take the first fragment's ports", () => {
   it('IPv4: first fragment allowed, later fragment follows it; an unknown later fragment is FRAG_UNKNOWN', async () => {
-    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.UDP, udp(5001, 5353, Buffer.alloc(64)), { id: 77, moreFragments: true }), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_ONLY, event: { flags: FlowFlag.NEW | FlowFlag.FRAGMENT },
-    });
+    await expectVerdict(
+      'toPod',
+      A,
+      ipv4(IP.b, IP.a, Protocol.UDP, udp(5001, 5353, Buffer.alloc(64)), { id: 77, moreFragments: true }),
+      {
+        ret: TC_ACT_OK,
+        verdict: FORWARDED,
+        reason: Match.L3_ONLY,
+        event: { flags: FlowFlag.NEW | FlowFlag.FRAGMENT },
+      },
+    );
     await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.UDP, Buffer.alloc(40), { id: 77, fragOffset: 9 }), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ESTABLISHED, event: null,
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ESTABLISHED,
+      event: null,
     });
     await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.UDP, Buffer.alloc(40), { id: 78, fragOffset: 9 }), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.FRAG_UNKNOWN, event: { dropReason: DropReason.FRAG_UNKNOWN, flags: FlowFlag.FRAGMENT },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.FRAG_UNKNOWN,
+      event: { dropReason: DropReason.FRAG_UNKNOWN, flags: FlowFlag.FRAGMENT },
     });
   });
 
   it('IPv6: a denied first fragment keeps its later fragments denied by policy', async () => {
-    const f = (offset: number, more: boolean, l4: Buffer) => ipv6(IP6.world, IP6.a, Protocol.TCP, l4, { frag: { offset, more, id: 99 } });
-    await expectVerdict('toPod', A, f(0, true, tcp(44000, 22)), { ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED });
+    const f = (offset: number, more: boolean, l4: Buffer) =>
+      ipv6(IP6.world, IP6.a, Protocol.TCP, l4, { frag: { offset, more, id: 99 } });
+    await expectVerdict('toPod', A, f(0, true, tcp(44000, 22)), {
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+    });
     await expectVerdict('toPod', A, f(3, false, Buffer.alloc(24)), {
-      ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { dstPort: 22, srcPort: 44000 },
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { dstPort: 22, srcPort: 44000 },
     });
   });
 });
@@ -275,12 +473,18 @@ describe('fragments: later fragments take the first fragment\'s ports', () => {
 describe('host traffic, always-allowed and unenforced packets', () => {
   it('the node reaches its pods (switch on by default), not once switched off', async () => {
     await expectVerdict('toPod', A, ipv4(IP.node, IP.a, Protocol.TCP, tcp(45000, 10250)), {
-      ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.HOST, event: { match: Match.HOST, srcIdentity: Identity.HOST },
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.HOST,
+      event: { match: Match.HOST, srcIdentity: Identity.HOST },
     });
     fx.dp.configure({ hostAllow: false });
     try {
       await expectVerdict('toPod', A, ipv4(IP.node, IP.a, Protocol.TCP, tcp(45001, 10250)), {
-        ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { srcIdentity: Identity.HOST },
+        ret: TC_ACT_SHOT,
+        verdict: DROPPED,
+        reason: DropReason.POLICY_DENIED,
+        event: { srcIdentity: Identity.HOST },
       });
     } finally {
       fx.dp.configure({ hostAllow: true });
@@ -288,7 +492,12 @@ describe('host traffic, always-allowed and unenforced packets', () => {
   });
 
   it('neighbour discovery and ARP always pass, without events', async () => {
-    await expectVerdict('toPod', A, ipv6(IP6.world, IP6.a, Protocol.ICMPV6, icmp(135, 0, 0)), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ALWAYS, event: null });
+    await expectVerdict('toPod', A, ipv6(IP6.world, IP6.a, Protocol.ICMPV6, icmp(135, 0, 0)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.ALWAYS,
+      event: null,
+    });
     await expectVerdict('toPod', A, arp(), { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ALWAYS, event: null });
   });
 
@@ -296,52 +505,116 @@ describe('host traffic, always-allowed and unenforced packets', () => {
     const before = fx.dp.counters().reduce((s, r) => s + r.packets, 0n);
     const lo = 1;
     const { testRun } = await import('../../maps/test-run.js');
-    expect(testRun(fx.dp.program('toPod'), ipv4(IP.world, IP.a, Protocol.TCP, tcp(1, 22)), { ifindex: lo }).retval).toBe(TC_ACT_OK);
+    expect(
+      testRun(fx.dp.program('toPod'), ipv4(IP.world, IP.a, Protocol.TCP, tcp(1, 22)), { ifindex: lo }).retval,
+    ).toBe(TC_ACT_OK);
     expect(fx.dp.counters().reduce((s, r) => s + r.packets, 0n)).toBe(before);
     expect(await fx.takeEvents()).toEqual([]);
   });
 });
 
 describe('truncated and malformed packets are dropped with their own reason', () => {
-  const full = ipv4(IP.b, IP.a, Protocol.TCP, tcp(46000, 80));
   const cases: Array<[string, () => Buffer, number]> = [
     // (BPF_PROG_TEST_RUN itself refuses frames shorter than Ethernet + a whole IP header)
-    ['IPv4 total length shorter than its IHL', () => ipv4(IP.b, IP.a, Protocol.TCP, Buffer.alloc(0), { ihl: 15, totLen: 20 }), DropReason.MALFORMED],
-    ['IPv4 options beyond the packet', () => { const p = ipv4(IP.b, IP.a, Protocol.TCP, Buffer.alloc(4), { ihl: 15, totLen: 60 }); return p; }, DropReason.TRUNCATED],
+    [
+      'IPv4 total length shorter than its IHL',
+      () => ipv4(IP.b, IP.a, Protocol.TCP, Buffer.alloc(0), { ihl: 15, totLen: 20 }),
+      DropReason.MALFORMED,
+    ],
+    [
+      'IPv4 options beyond the packet',
+      () => {
+        const p = ipv4(IP.b, IP.a, Protocol.TCP, Buffer.alloc(4), { ihl: 15, totLen: 60 });
+        return p;
+      },
+      DropReason.TRUNCATED,
+    ],
     ['TCP header cut', () => ipv4(IP.b, IP.a, Protocol.TCP, tcp(46000, 80).subarray(0, 10)), DropReason.TRUNCATED],
-    ['IPv4 total length beyond the packet', () => ipv4(IP.b, IP.a, Protocol.TCP, tcp(46000, 80), { totLen: 400 }), DropReason.TRUNCATED],
+    [
+      'IPv4 total length beyond the packet',
+      () => ipv4(IP.b, IP.a, Protocol.TCP, tcp(46000, 80), { totLen: 400 }),
+      DropReason.TRUNCATED,
+    ],
     ['IPv4 IHL below 5', () => ipv4(IP.b, IP.a, Protocol.TCP, tcp(46000, 80), { ihl: 3 }), DropReason.MALFORMED],
     ['IPv4 version 5', () => ipv4(IP.b, IP.a, Protocol.TCP, tcp(46000, 80), { version: 5 }), DropReason.MALFORMED],
     ['UDP header cut', () => ipv4(IP.b, IP.a, Protocol.UDP, Buffer.alloc(4)), DropReason.TRUNCATED],
-    ['IPv6 extension header cut', () => { const p = ipv6(IP6.b, IP6.a, Protocol.TCP, Buffer.alloc(0), { hopByHop: true }); return p.subarray(0, p.length - 4); }, DropReason.TRUNCATED],
-    ['IPv6 payload length beyond the packet', () => ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(1, 80), { payloadLen: 900 }), DropReason.TRUNCATED],
-    ['ICMP error whose quote is cut', () => ipv4(IP.a, IP.b, Protocol.ICMP, icmp(3, 1, 0, Buffer.from([0x45, 0, 0]))), DropReason.TRUNCATED],
+    [
+      'IPv6 extension header cut',
+      () => {
+        const p = ipv6(IP6.b, IP6.a, Protocol.TCP, Buffer.alloc(0), { hopByHop: true });
+        return p.subarray(0, p.length - 4);
+      },
+      DropReason.TRUNCATED,
+    ],
+    [
+      'IPv6 payload length beyond the packet',
+      () => ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(1, 80), { payloadLen: 900 }),
+      DropReason.TRUNCATED,
+    ],
+    [
+      'ICMP error whose quote is cut',
+      () => ipv4(IP.a, IP.b, Protocol.ICMP, icmp(3, 1, 0, Buffer.from([0x45, 0, 0]))),
+      DropReason.TRUNCATED,
+    ],
     ['not IP, not ARP (LLDP)', () => eth(0x88cc, Buffer.alloc(40)), DropReason.UNSUPPORTED_L3],
   ];
   it.each(cases)('%s', async (_name, make, reason) => {
-    await expectVerdict('toPod', A, make(), { ret: TC_ACT_SHOT, verdict: DROPPED, reason, event: { dropReason: reason } });
+    await expectVerdict('toPod', A, make(), {
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason,
+      event: { dropReason: reason },
+    });
   });
 });
 
 describe('per-family world identities', () => {
   it('an IPv6 packet to an outside address is denied when only world-ipv4 is allowed', async () => {
-    const toWorld4 = entry({ direction: 'egress', remoteIdentity: Identity.WORLD_IPV4, protocol: 'ANY', port: 0, endPort: 0 });
-    const noWorld = { endpointsChanged: [], endpointsRemoved: [], ipcacheUpserted: [], ipcacheRemoved: [], entriesAdded: new Map(), entriesRemoved: new Map() };
+    const toWorld4 = entry({
+      direction: 'egress',
+      remoteIdentity: Identity.WORLD_IPV4,
+      protocol: 'ANY',
+      port: 0,
+      endPort: 0,
+    });
+    const noWorld = {
+      endpointsChanged: [],
+      endpointsRemoved: [],
+      ipcacheUpserted: [],
+      ipcacheRemoved: [],
+      entriesAdded: new Map(),
+      entriesRemoved: new Map(),
+    };
     const st = fx.rec.applyDiff({
       ...noWorld,
-      ipcacheUpserted: [{ cidr: '0.0.0.0/0', identity: Identity.WORLD_IPV4 }, { cidr: '::/0', identity: Identity.WORLD_IPV6 }],
+      ipcacheUpserted: [
+        { cidr: '0.0.0.0/0', identity: Identity.WORLD_IPV4 },
+        { cidr: '::/0', identity: Identity.WORLD_IPV6 },
+      ],
       entriesAdded: new Map([[B, [toWorld4]]]),
     });
     try {
       expect(st.errors).toEqual([]);
       await expectVerdict('fromPod', B, ipv4(IP.b, IP.world, Protocol.TCP, tcp(44000, 8080, TCP_SYN)), {
-        ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.L3_ONLY, event: { dstIdentity: Identity.WORLD_IPV4, family: 4 },
+        ret: TC_ACT_OK,
+        verdict: FORWARDED,
+        reason: Match.L3_ONLY,
+        event: { dstIdentity: Identity.WORLD_IPV4, family: 4 },
       });
       await expectVerdict('fromPod', B, ipv6(IP6.b, IP6.world, Protocol.TCP, tcp(44001, 8080, TCP_SYN)), {
-        ret: TC_ACT_SHOT, verdict: DROPPED, reason: DropReason.POLICY_DENIED, event: { dropReason: DropReason.POLICY_DENIED, dstIdentity: Identity.WORLD_IPV6, family: 6 },
+        ret: TC_ACT_SHOT,
+        verdict: DROPPED,
+        reason: DropReason.POLICY_DENIED,
+        event: { dropReason: DropReason.POLICY_DENIED, dstIdentity: Identity.WORLD_IPV6, family: 6 },
       });
     } finally {
-      expect(fx.rec.applyDiff({ ...noWorld, ipcacheRemoved: ['0.0.0.0/0', '::/0'], entriesRemoved: new Map([[B, [toWorld4]]]) }).errors).toEqual([]);
+      expect(
+        fx.rec.applyDiff({
+          ...noWorld,
+          ipcacheRemoved: ['0.0.0.0/0', '::/0'],
+          entriesRemoved: new Map([[B, [toWorld4]]]),
+        }).errors,
+      ).toEqual([]);
     }
   });
 });

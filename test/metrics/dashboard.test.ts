@@ -30,8 +30,17 @@ async function exported(): Promise<Map<string, { type: string; labels: Set<strin
 
 describe('Grafana dashboard', () => {
   it('covers verdicts, drops by reason, flows, map pressure and enforcement latency', () => {
-    const exprs = dash.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr).join('\n');
-    for (const name of ['weir_policy_verdicts_total', 'weir_drops_total', 'weir_flows_processed_total', 'weir_map_pressure', 'weir_policy_realization_latency_seconds_bucket']) {
+    const exprs = dash.panels
+      .flatMap((p) => p.targets ?? [])
+      .map((t) => t.expr)
+      .join('\n');
+    for (const name of [
+      'weir_policy_verdicts_total',
+      'weir_drops_total',
+      'weir_flows_processed_total',
+      'weir_map_pressure',
+      'weir_policy_realization_latency_seconds_bucket',
+    ]) {
       expect(exprs).toContain(name);
     }
     expect(exprs).toMatch(/sum by \(reason\) \(rate\(weir_drops_total/);
@@ -44,7 +53,9 @@ describe('Grafana dashboard', () => {
       for (const t of p.targets ?? []) {
         const names = t.expr.match(/weir_[a-z_]+/g) ?? [];
         const groups = [...t.expr.matchAll(/by \(([^)]*)\)/g)].flatMap((g) => g[1]!.split(',').map((s) => s.trim()));
-        const selectors = [...t.expr.matchAll(/\{([^}]*)\}/g)].flatMap((g) => [...g[1]!.matchAll(/([a-z_]+)\s*(?:=~|!=|!~|=)/g)].map((x) => x[1]!));
+        const selectors = [...t.expr.matchAll(/\{([^}]*)\}/g)].flatMap((g) =>
+          [...g[1]!.matchAll(/([a-z_]+)\s*(?:=~|!=|!~|=)/g)].map((x) => x[1]!),
+        );
         for (const n of names) {
           const base = metrics.has(n) ? n : n.replace(/_(bucket|sum|count)$/, '');
           const m = metrics.get(base);
@@ -53,7 +64,8 @@ describe('Grafana dashboard', () => {
             continue;
           }
           const allowed = new Set([...m.labels, 'instance', 'job', ...(m.type === 'histogram' ? ['le'] : [])]);
-          for (const l of [...groups, ...selectors]) if (!allowed.has(l)) problems.push(`${p.title}: ${n} has no label ${l}`);
+          for (const l of [...groups, ...selectors])
+            if (!allowed.has(l)) problems.push(`${p.title}: ${n} has no label ${l}`);
         }
       }
     }

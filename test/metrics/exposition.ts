@@ -40,7 +40,12 @@ export function parseExposition(text: string): Promise<ParsedFamily[]> {
 export function sample(fams: ParsedFamily[], name: string, labels: Record<string, string> = {}): number | undefined {
   for (const f of fams) {
     for (const s of f.samples) {
-      if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v) && Object.keys(s.labels).length === Object.keys(labels).length) return s.value;
+      if (
+        s.name === name &&
+        Object.entries(labels).every(([k, v]) => s.labels[k] === v) &&
+        Object.keys(s.labels).length === Object.keys(labels).length
+      )
+        return s.value;
     }
   }
   return undefined;

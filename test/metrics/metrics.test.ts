@@ -58,7 +58,9 @@ describe('Prometheus metrics', () => {
     expect(v('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(5);
     expect(v('weir_policy_verdicts_total', { direction: 'ingress', match: 'none', action: 'dropped' })).toBe(3);
     expect(v('weir_policy_verdicts_total', { direction: 'egress', match: 'revoked', action: 'dropped' })).toBe(1);
-    expect(v('weir_policy_verdicts_total', { direction: 'ingress', match: 'established', action: 'forwarded' })).toBeUndefined();
+    expect(
+      v('weir_policy_verdicts_total', { direction: 'ingress', match: 'established', action: 'forwarded' }),
+    ).toBeUndefined();
     expect(v('weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(3);
     expect(v('weir_drops_total', { reason: 'INVALID_PACKET_DROPPED', direction: 'egress' })).toBe(2);
     expect(v('weir_drop_bytes_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(300);
@@ -86,7 +88,9 @@ describe('Prometheus metrics', () => {
     k.add(ING, FWD, 1, 2);
     const again = await parseExposition(await m.text());
     expect(sample(again, 'weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(7);
-    expect(sample(again, 'weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(7);
+    expect(
+      sample(again, 'weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' }),
+    ).toBe(7);
   });
 
   it('reads the kernel counters once per scrape, and afresh at every scrape', async () => {
@@ -123,8 +127,17 @@ describe('Prometheus metrics', () => {
     // ingress flows count against the receiving pod: backend-0, then prober (over the cap)
     observer.ingest([denied(), denied(), ev({ dstAddr: '10.230.0.12', dstIdentity: 258, verdict: 0, match: 1 })]);
     const fams = await parseExposition(await on.text());
-    expect(sample(fams, 'weir_pod_flows_total', { namespace: 'shop', pod: 'backend-0', direction: 'ingress', verdict: 'DROPPED' })).toBe(2);
-    expect(sample(fams, 'weir_pod_flows_total', { namespace: '', pod: 'other', direction: 'ingress', verdict: 'FORWARDED' })).toBe(1);
+    expect(
+      sample(fams, 'weir_pod_flows_total', {
+        namespace: 'shop',
+        pod: 'backend-0',
+        direction: 'ingress',
+        verdict: 'DROPPED',
+      }),
+    ).toBe(2);
+    expect(
+      sample(fams, 'weir_pod_flows_total', { namespace: '', pod: 'other', direction: 'ingress', verdict: 'FORWARDED' }),
+    ).toBe(1);
     expect(fams.find((f) => f.name === 'weir_pod_flows')!.samples).toHaveLength(2);
     on.close();
   });

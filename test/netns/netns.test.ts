@@ -80,7 +80,9 @@ beforeAll(async () => {
   }
   // echo servers in every pod
   for (const p of Object.keys(PODS) as Pod[]) {
-    const c = spawn('ip', ['netns', 'exec', podNs(p), process.execPath, PEER, 'serve', '8080', '9090'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn('ip', ['netns', 'exec', podNs(p), process.execPath, PEER, 'serve', '8080', '9090'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(c);
     await new Promise<void>((res, rej) => {
       c.stdout?.once('data', () => res());
@@ -128,7 +130,15 @@ describe('real connections between pods in network namespaces', () => {
     events.splice(0);
     expect(probe('c', 'tcp', v4('a'), 8080)).toBe('timeout');
     await new Promise((r) => setTimeout(r, 50));
-    expect(events.some((e) => e.srcAddr === v4('c') && e.dstPort === 8080 && e.verdict === Verdict.DROPPED && e.dropReason === DropReason.POLICY_DENIED)).toBe(true);
+    expect(
+      events.some(
+        (e) =>
+          e.srcAddr === v4('c') &&
+          e.dstPort === 8080 &&
+          e.verdict === Verdict.DROPPED &&
+          e.dropReason === DropReason.POLICY_DENIED,
+      ),
+    ).toBe(true);
   });
 
   it('UDP b -> a:9090 gets its reply; UDP c -> a:9090 does not', () => {
@@ -146,7 +156,9 @@ describe('real connections between pods in network namespaces', () => {
   });
 
   it('an established connection is cut on its next packet once its allow entry is removed, and works again when re-added', async () => {
-    const c = spawn('ip', ['netns', 'exec', podNs('b'), process.execPath, PEER, 'hold', v4('a'), '8080'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const c = spawn('ip', ['netns', 'exec', podNs('b'), process.execPath, PEER, 'hold', v4('a'), '8080'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     children.push(c);
     const lines: string[] = [];
     c.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
@@ -164,8 +176,12 @@ describe('real connections between pods in network namespaces', () => {
       expect(await waitFor('echo one', 2000)).toBe(true);
       events.splice(0);
       const diff = (added: typeof allowBtoA, removed: typeof allowBtoA) => ({
-        endpointsChanged: [], endpointsRemoved: [], ipcacheUpserted: [], ipcacheRemoved: [],
-        entriesAdded: new Map([[key('a'), added]]), entriesRemoved: new Map([[key('a'), removed]]),
+        endpointsChanged: [],
+        endpointsRemoved: [],
+        ipcacheUpserted: [],
+        ipcacheRemoved: [],
+        entriesAdded: new Map([[key('a'), added]]),
+        entriesRemoved: new Map([[key('a'), removed]]),
       });
       expect(rec.applyDiff(diff([], [allowBtoA[0]])).errors).toEqual([]);
       c.stdin?.write('two\n');

@@ -18,19 +18,43 @@ if (mode === 'serve') {
   udp.bind(Number(b), '::', () => out('ready'));
 } else if (mode === 'tcp') {
   const s = net.connect({ host: a, port: Number(b) });
-  const t = setTimeout(() => { out('timeout'); process.exit(0); }, Number(c));
+  const t = setTimeout(() => {
+    out('timeout');
+    process.exit(0);
+  }, Number(c));
   s.on('connect', () => s.write('hello\n'));
-  s.on('data', (d) => { clearTimeout(t); out(`ok ${d.toString().trim()}`); process.exit(0); });
-  s.on('error', (e) => { clearTimeout(t); out(e.code === 'ECONNREFUSED' ? 'refused' : `error ${e.code}`); process.exit(0); });
+  s.on('data', (d) => {
+    clearTimeout(t);
+    out(`ok ${d.toString().trim()}`);
+    process.exit(0);
+  });
+  s.on('error', (e) => {
+    clearTimeout(t);
+    out(e.code === 'ECONNREFUSED' ? 'refused' : `error ${e.code}`);
+    process.exit(0);
+  });
 } else if (mode === 'udp') {
   const s = dgram.createSocket(a.includes(':') ? 'udp6' : 'udp4');
-  const t = setTimeout(() => { out('timeout'); process.exit(0); }, Number(c));
-  s.on('message', (m) => { clearTimeout(t); out(`ok ${m.toString()}`); process.exit(0); });
+  const t = setTimeout(() => {
+    out('timeout');
+    process.exit(0);
+  }, Number(c));
+  s.on('message', (m) => {
+    clearTimeout(t);
+    out(`ok ${m.toString()}`);
+    process.exit(0);
+  });
   s.send('hello', Number(b), a);
 } else if (mode === 'hold') {
   const s = net.connect({ host: a, port: Number(b) });
   s.on('connect', () => out('connected'));
-  s.on('data', (d) => d.toString().split('\n').filter(Boolean).forEach((l) => out(`echo ${l}`)));
+  s.on('data', (d) =>
+    d
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .forEach((l) => out(`echo ${l}`)),
+  );
   s.on('error', (e) => out(`error ${e.code}`));
   readline.createInterface({ input: process.stdin }).on('line', (l) => s.write(`${l}\n`));
 } else {

@@ -57,10 +57,15 @@ describe('ABI: codecs and constants equal bpf/weir_abi.h', () => {
       writeFileSync(join(dir, 'abi.c'), cProgram());
       execFileSync('cc', ['-I', resolve('bpf'), '-o', join(dir, 'abi'), join(dir, 'abi.c')]);
       const out = execFileSync(join(dir, 'abi'), { encoding: 'utf8' });
-      facts = new Map(out.trim().split('\n').map((l) => {
-        const [k, v] = l.split('\t');
-        return [k, Number(v)];
-      }));
+      facts = new Map(
+        out
+          .trim()
+          .split('\n')
+          .map((l) => {
+            const [k, v] = l.split('\t');
+            return [k, Number(v)];
+          }),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -100,9 +105,24 @@ describe('ABI: codecs and constants equal bpf/weir_abi.h', () => {
     b.writeUInt8(2, o.flags);
     b.writeUInt32LE(74, o.len);
     expect(decodeFlowEvent(b)).toEqual({
-      tsNs: 123456789n, ifindex: 7, endpointId: 3, srcIdentity: 256, dstIdentity: 2,
-      srcAddr: 'fd00:210::5', dstAddr: 'fd00:210::6', srcPort: 40000, dstPort: 80, family: 6, protocol: 6,
-      direction: 1, verdict: 1, match: 0, dropReason: 1, tcpFlags: 2, flags: 2, len: 74,
+      tsNs: 123456789n,
+      ifindex: 7,
+      endpointId: 3,
+      srcIdentity: 256,
+      dstIdentity: 2,
+      srcAddr: 'fd00:210::5',
+      dstAddr: 'fd00:210::6',
+      srcPort: 40000,
+      dstPort: 80,
+      family: 6,
+      protocol: 6,
+      direction: 1,
+      verdict: 1,
+      match: 0,
+      dropReason: 1,
+      tcpFlags: 2,
+      flags: 2,
+      len: 74,
     });
     expect(abi.dropReasonName(1)).toBe('POLICY_DENIED');
     expect(() => decodeFlowEvent(b.subarray(0, 10))).toThrow(/rebuild/);

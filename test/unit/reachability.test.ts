@@ -1,7 +1,8 @@
 /** The expected-truth-table model of the conformance suite finds every wrong cell. */
 import { Reachability, ALL_PODS } from '../e2e/reachability.js';
 
-const observe = (connected: (from: string, to: string) => boolean) => ALL_PODS.flatMap((from) => ALL_PODS.map((to) => ({ from, to, connected: connected(from, to) })));
+const observe = (connected: (from: string, to: string) => boolean) =>
+  ALL_PODS.flatMap((from) => ALL_PODS.map((to) => ({ from, to, connected: connected(from, to) })));
 
 describe('Reachability', () => {
   test('a default-deny-ingress table: nothing reaches x but each pod reaches itself', () => {
@@ -23,6 +24,8 @@ describe('Reachability', () => {
   });
 
   test('an observed pair without an expectation is an error, not a pass', () => {
-    expect(() => new Reachability(true).mismatches([{ from: 'q/a', to: 'x/a', connected: true }])).toThrow(/no expectation for q\/a -> x\/a/);
+    expect(() => new Reachability(true).mismatches([{ from: 'q/a', to: 'x/a', connected: true }])).toThrow(
+      /no expectation for q\/a -> x\/a/,
+    );
   });
 });

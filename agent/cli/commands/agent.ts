@@ -55,7 +55,9 @@ async function run(flags: RunFlags): Promise<void> {
   });
   const log = createLogger(cfg.logLevel);
   const kubeConfig = kubeConfigFor(cfg);
-  log.info(`weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`);
+  log.info(
+    `weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`,
+  );
   // Loaded here so that `weir agent --help` and config errors need no BPF libraries.
   const { NodeAgent } = await import('../../node/agent.js');
   const agent = await NodeAgent.start({ config: cfg, kubeConfig, log });
@@ -90,7 +92,9 @@ async function status(flags: StatusFlags): Promise<void> {
     const res = await fetch(url);
     body = await res.text();
   } catch (err) {
-    throw new Error(`no agent answers on ${url} (${err instanceof Error ? err.message : String(err)}); is weir agent running on this node, with --health-port ${flags.port}?`);
+    throw new Error(
+      `no agent answers on ${url} (${err instanceof Error ? err.message : String(err)}); is weir agent running on this node, with --health-port ${flags.port}?`,
+    );
   }
   if (flags.output === 'json') {
     process.stdout.write(body);
@@ -114,17 +118,19 @@ async function status(flags: StatusFlags): Promise<void> {
 }
 
 export function register(program: Command): void {
-  const agent = program.command('agent').description('the node agent in Kubernetes mode (run by the Helm chart as a DaemonSet)');
+  const agent = program
+    .command('agent')
+    .description('the node agent in Kubernetes mode (run by the Helm chart as a DaemonSet)');
   agent
     .command('run', { isDefault: true })
-    .description('watch the API server and enforce every NetworkPolicy on this node\'s pods')
-    .option('--config <file>', 'YAML settings (the chart\'s ConfigMap); flags win over it')
+    .description("watch the API server and enforce every NetworkPolicy on this node's pods")
+    .option('--config <file>', "YAML settings (the chart's ConfigMap); flags win over it")
     .option('--kubeconfig <file>', 'kubeconfig to use instead of the in-cluster configuration (env KUBECONFIG)')
-    .option('--node-name <name>', 'this node\'s name (env NODE_NAME, from the downward API)')
+    .option('--node-name <name>', "this node's name (env NODE_NAME, from the downward API)")
     .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (default /sys/fs/bpf/weir)')
     .option('--run-dir <dir>', 'directory of the flow socket (default /run/weir)')
     .option('--host-access <bool>', 'let the node reach its pods (default true)')
-    .option('--cluster-pod-cidrs <list>', 'comma-separated pod CIDRs in addition to the Nodes\' spec.podCIDRs')
+    .option('--cluster-pod-cidrs <list>', "comma-separated pod CIDRs in addition to the Nodes' spec.podCIDRs")
     .option('--health-port <port>', '/healthz, /readyz, /statusz port (default 9879)')
     .option('--health-host <addr>', 'address of the health endpoints (default 0.0.0.0)')
     .option('--metrics-port <port>', 'Prometheus /metrics port, 0 to disable (default 9962)')
@@ -134,7 +140,9 @@ export function register(program: Command): void {
     .action((flags: RunFlags) => run(flags));
   agent
     .command('cleanup')
-    .description('remove weir from this node: detach its programs from every interface and delete its pins (after helm uninstall)')
+    .description(
+      'remove weir from this node: detach its programs from every interface and delete its pins (after helm uninstall)',
+    )
     .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_CONFIG.pinRoot)
     .action(async (flags: { pinRoot: string }) => {
       const { cleanupNode } = await import('../../node/cleanup.js');

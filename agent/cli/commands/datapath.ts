@@ -8,17 +8,28 @@ export function register(program: Command): void {
   const dp = program.command('datapath').description('inspect the eBPF datapath pinned on this machine (needs root)');
   dp.command('show')
     .description('endpoints and their allow entries, verdict counters, lost events and (optionally) connections')
-    .option('--pin-root <dir>', 'bpffs directory of the pinned maps (the lab uses /sys/fs/bpf/weir/lab)', DEFAULT_PIN_ROOT)
-    .option('--connections <n>', 'also list up to N conntrack entries', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
-      return n;
-    }, 0)
+    .option(
+      '--pin-root <dir>',
+      'bpffs directory of the pinned maps (the lab uses /sys/fs/bpf/weir/lab)',
+      DEFAULT_PIN_ROOT,
+    )
+    .option(
+      '--connections <n>',
+      'also list up to N conntrack entries',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
+        return n;
+      },
+      0,
+    )
     .option('-o, --output <format>', 'text or json', 'text')
     .action((opts: { pinRoot: string; connections: number; output: string }) => {
       const view = inspectDatapath(opts.pinRoot, { connections: opts.connections });
       if (opts.output === 'json') {
-        process.stdout.write(`${JSON.stringify(view, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify(view, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v), 2)}\n`,
+        );
       } else {
         process.stdout.write(`${formatDatapath(view)}\n`);
       }

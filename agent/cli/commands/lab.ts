@@ -37,10 +37,13 @@ interface ConfigFlags {
 
 function withLabOptions(cmd: Command): Command {
   return cmd
-    .option('--prefix <p>', 'prefix of the lab\'s network namespaces and veths (env WEIR_LAB_PREFIX, default weir-)')
+    .option('--prefix <p>', "prefix of the lab's network namespaces and veths (env WEIR_LAB_PREFIX, default weir-)")
     .option('--cidr4 <cidr>', 'IPv4 pod range (env WEIR_LAB_CIDR4, default 10.88.0.0/16)')
     .option('--cidr6 <cidr>', 'IPv6 pod range (env WEIR_LAB_CIDR6, default fd00:88::/64)')
-    .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (env WEIR_LAB_PIN_ROOT, default /sys/fs/bpf/weir/lab)')
+    .option(
+      '--pin-root <dir>',
+      'bpffs directory for pinned programs and maps (env WEIR_LAB_PIN_ROOT, default /sys/fs/bpf/weir/lab)',
+    )
     .option('--run-dir <dir>', 'runtime files: state, sockets, logs (env WEIR_LAB_RUN_DIR, default /run/weir/lab)');
 }
 
@@ -83,7 +86,9 @@ function printReport(r: SourceReport, verb: string): void {
   for (const x of r.deleted) out(`${x} deleted`);
   for (const x of r.unchanged) out(`${x} ${verb === 'delete' ? 'not found' : 'unchanged'}`);
   for (const w of r.warnings) say(`warning: ${w}`);
-  out(`realized in the datapath in ${r.realizedMs} ms (revision ${r.revision}, ${r.changes} change${r.changes === 1 ? '' : 's'}, compile ${r.compileMs} ms)`);
+  out(
+    `realized in the datapath in ${r.realizedMs} ms (revision ${r.revision}, ${r.changes} change${r.changes === 1 ? '' : 's'}, compile ${r.compileMs} ms)`,
+  );
 }
 
 function tailLog(path: string, lines = 15): string {
@@ -107,7 +112,11 @@ async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
     WEIR_LAB_RUN_DIR: c.runDir,
     WEIR_LAB_NODE: c.nodeName,
   };
-  const child = spawn(process.execPath, [MAIN, 'lab', 'serve', '--run-dir', c.runDir, ...(enforce ? [] : ['--no-enforce'])], { detached: true, stdio: ['ignore', log, log], env });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'lab', 'serve', '--run-dir', c.runDir, ...(enforce ? [] : ['--no-enforce'])],
+    { detached: true, stdio: ['ignore', log, log], env },
+  );
   closeSync(log);
   child.unref();
   let exited: number | null | undefined;
@@ -116,12 +125,15 @@ async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
   });
   const end = Date.now() + DAEMON_START_MS;
   while (Date.now() < end) {
-    if (exited !== undefined) throw new Error(`the lab agent exited (code ${exited}) while starting:\n${tailLog(logPath)}`);
+    if (exited !== undefined)
+      throw new Error(`the lab agent exited (code ${exited}) while starting:\n${tailLog(logPath)}`);
     const st = await daemonStatus(c);
     if (st) return st;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`the lab agent did not answer within ${DAEMON_START_MS / 1000} s; see ${logPath}:\n${tailLog(logPath)}`);
+  throw new Error(
+    `the lab agent did not answer within ${DAEMON_START_MS / 1000} s; see ${logPath}:\n${tailLog(logPath)}`,
+  );
 }
 
 async function waitForExit(pid: number, ms: number): Promise<void> {
@@ -141,7 +153,9 @@ function parsePort(v: string): number | string {
 }
 
 export function register(program: Command): void {
-  const lab = program.command('lab').description('a local cluster of pods in network namespaces, enforced by the weir datapath');
+  const lab = program
+    .command('lab')
+    .description('a local cluster of pods in network namespaces, enforced by the weir datapath');
 
   withLabOptions(lab.command('up'))
     .description('create the pods of a cluster file (Namespaces, Pods) and start the agent')
@@ -152,17 +166,25 @@ export function register(program: Command): void {
       const c = configFrom(opts);
       const objects = loadManifests([opts.cluster]);
       const running = await daemonStatus(c);
-      if (running) throw new Error(`a lab is already up (agent pid ${running.pid}, ${running.pods} pods); add to it with \`weir lab apply -f FILE\` or remove it with \`weir lab down\``);
+      if (running)
+        throw new Error(
+          `a lab is already up (agent pid ${running.pid}, ${running.pods} pods); add to it with \`weir lab apply -f FILE\` or remove it with \`weir lab down\``,
+        );
       const t0 = performance.now();
       const leftover = await teardownLab(c);
-      if (leftover.processes + leftover.interfaces > 0) say(`cleaned what an earlier lab left: ${leftover.processes} processes, ${leftover.interfaces} interfaces`);
+      if (leftover.processes + leftover.interfaces > 0)
+        say(`cleaned what an earlier lab left: ${leftover.processes} processes, ${leftover.interfaces} interfaces`);
       say(`starting the lab agent (pins ${c.pinRoot}, run dir ${c.runDir})`);
       const st = await startDaemon(c, opts.enforce);
       say(`agent pid ${st.pid}, enforcement: ${st.enforcement}`);
       const report = await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say);
       printReport(report, 'apply');
-      out(`lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`);
-      out(`flows: ${st.flowApi.join(', ') || 'off'} (weir observe)${st.metricsUrl ? `; metrics: ${st.metricsUrl}` : ''}`);
+      out(
+        `lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`,
+      );
+      out(
+        `flows: ${st.flowApi.join(', ') || 'off'} (weir observe)${st.metricsUrl ? `; metrics: ${st.metricsUrl}` : ''}`,
+      );
       out('next: weir lab probe --port 80 --protocol TCP');
     });
 
@@ -191,53 +213,125 @@ export function register(program: Command): void {
     .action(async (what: string, opts: ConfigFlags & { output: string }) => {
       const c = configFrom(opts);
       const sock = controlSocketPath(c);
-      const kind = { pod: 'pods', pods: 'pods', po: 'pods', policy: 'policies', policies: 'policies', netpol: 'policies', identity: 'identities', identities: 'identities' }[what];
+      const kind = {
+        pod: 'pods',
+        pods: 'pods',
+        po: 'pods',
+        policy: 'policies',
+        policies: 'policies',
+        netpol: 'policies',
+        identity: 'identities',
+        identities: 'identities',
+      }[what];
       if (!kind) throw new Error(`unknown resource ${JSON.stringify(what)}: use pods, policies or identities`);
       const rows = await callControl<unknown[]>(sock, 'GET', `/${kind}`);
       if (opts.output === 'json') return out(JSON.stringify(rows, null, 2));
       if (kind === 'pods') {
         const pods = rows as PodView[];
-        out(formatTable(['NAMESPACE', 'NAME', 'IP', 'IPV6', 'IDENTITY', 'INTERFACE', 'LABELS'], pods.map((p) => [p.namespace, p.name, p.ip, p.ips[1] ?? '', String(p.identity ?? '-'), p.interface, Object.entries(p.labels).map(([k, v]) => `${k}=${v}`).join(',')])));
+        out(
+          formatTable(
+            ['NAMESPACE', 'NAME', 'IP', 'IPV6', 'IDENTITY', 'INTERFACE', 'LABELS'],
+            pods.map((p) => [
+              p.namespace,
+              p.name,
+              p.ip,
+              p.ips[1] ?? '',
+              String(p.identity ?? '-'),
+              p.interface,
+              Object.entries(p.labels)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(','),
+            ]),
+          ),
+        );
       } else if (kind === 'policies') {
         const ps = rows as PolicyView[];
-        out(formatTable(['NAMESPACE', 'NAME', 'POD-SELECTOR', 'TYPES', 'INGRESS', 'EGRESS', 'SELECTS'], ps.map((p) => [p.namespace, p.name, p.podSelector, p.policyTypes.join(','), String(p.ingressRules), String(p.egressRules), p.selects.join(',') || '-'])));
+        out(
+          formatTable(
+            ['NAMESPACE', 'NAME', 'POD-SELECTOR', 'TYPES', 'INGRESS', 'EGRESS', 'SELECTS'],
+            ps.map((p) => [
+              p.namespace,
+              p.name,
+              p.podSelector,
+              p.policyTypes.join(','),
+              String(p.ingressRules),
+              String(p.egressRules),
+              p.selects.join(',') || '-',
+            ]),
+          ),
+        );
       } else {
         const ids = rows as IdentityView[];
-        out(formatTable(['IDENTITY', 'PODS', 'LABELS'], ids.map((i) => [String(i.identity), i.pods.join(','), i.labels.join(',')])));
+        out(
+          formatTable(
+            ['IDENTITY', 'PODS', 'LABELS'],
+            ids.map((i) => [String(i.identity), i.pods.join(','), i.labels.join(',')]),
+          ),
+        );
       }
     });
 
   withLabOptions(lab.command('probe'))
     .description('connect from every pod to every pod at once and print the truth table')
     .option('--port <port>', 'port number or container port name', '80')
-    .addOption(new Option('--protocol <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'tcp', 'udp', 'sctp']).default('TCP'))
+    .addOption(
+      new Option('--protocol <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'tcp', 'udp', 'sctp']).default('TCP'),
+    )
     .option('--from <ns/pod>', 'source pod, or NS/ for every pod of a namespace (default: all)')
     .option('--to <ns/pod>', 'destination pod, or NS/ (default: all)')
     .addOption(new Option('--family <n>', 'address family').choices(['4', '6']).default('4'))
     .option('--timeout <ms>', 'per-connection timeout', String(DEFAULT_PROBE_TIMEOUT_MS))
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-    .action(async (opts: ConfigFlags & { port: string; protocol: string; from?: string; to?: string; family: string; timeout: string; output: string }) => {
-      const c = configFrom(opts);
-      const state = readState(c);
-      if (!state || state.pods.length === 0) throw new Error(`no lab pods found in ${c.runDir}; start one with \`weir lab up --cluster FILE\``);
-      const protocol = opts.protocol.toUpperCase() as L4Protocol;
-      const port = parsePort(opts.port);
-      const t0 = performance.now();
-      const details = await probePods(state.pods, { port, protocol, ...(opts.from ? { from: opts.from } : {}), ...(opts.to ? { to: opts.to } : {}), family: Number(opts.family) as 4 | 6, timeoutMs: Number(opts.timeout) });
-      const ms = Math.round(performance.now() - t0);
-      if (opts.output === 'json') return out(JSON.stringify(toMatrix({ port, protocol }, details)));
-      const ok = details.filter((d) => d.connected).length;
-      out(`${protocol}/${port} over IPv${opts.family}: ${ok} of ${details.length} connections made in ${ms} ms (. connected, X not)`);
-      if (protocol === 'SCTP') out('SCTP is probed with raw IP packets (this kernel has no SCTP sockets): an INIT counts as connected when an INIT-ACK comes back');
-      out(formatTruthTable({ results: details }));
-    });
+    .action(
+      async (
+        opts: ConfigFlags & {
+          port: string;
+          protocol: string;
+          from?: string;
+          to?: string;
+          family: string;
+          timeout: string;
+          output: string;
+        },
+      ) => {
+        const c = configFrom(opts);
+        const state = readState(c);
+        if (!state || state.pods.length === 0)
+          throw new Error(`no lab pods found in ${c.runDir}; start one with \`weir lab up --cluster FILE\``);
+        const protocol = opts.protocol.toUpperCase() as L4Protocol;
+        const port = parsePort(opts.port);
+        const t0 = performance.now();
+        const details = await probePods(state.pods, {
+          port,
+          protocol,
+          ...(opts.from ? { from: opts.from } : {}),
+          ...(opts.to ? { to: opts.to } : {}),
+          family: Number(opts.family) as 4 | 6,
+          timeoutMs: Number(opts.timeout),
+        });
+        const ms = Math.round(performance.now() - t0);
+        if (opts.output === 'json') return out(JSON.stringify(toMatrix({ port, protocol }, details)));
+        const ok = details.filter((d) => d.connected).length;
+        out(
+          `${protocol}/${port} over IPv${opts.family}: ${ok} of ${details.length} connections made in ${ms} ms (. connected, X not)`,
+        );
+        if (protocol === 'SCTP')
+          out(
+            'SCTP is probed with raw IP packets (this kernel has no SCTP sockets): an INIT counts as connected when an INIT-ACK comes back',
+          );
+        out(formatTruthTable({ results: details }));
+      },
+    );
 
   withLabOptions(lab.command('status'))
-    .description('the lab agent\'s status: enforcement, realized revision, object counts')
+    .description("the lab agent's status: enforcement, realized revision, object counts")
     .action(async (opts: ConfigFlags) => {
       const c = configFrom(opts);
       const st = await daemonStatus(c);
-      if (!st) throw new Error(`no lab agent answers at ${controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``);
+      if (!st)
+        throw new Error(
+          `no lab agent answers at ${controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``,
+        );
       out(JSON.stringify(st, null, 2));
     });
 
@@ -260,7 +354,9 @@ export function register(program: Command): void {
       const what = [
         ...(st ? [`agent (pid ${st.pid}) stopped`] : []),
         ...(pods > 0 ? [`${pods} pod${pods === 1 ? '' : 's'} removed`] : []),
-        ...(r.processes + r.interfaces > 0 ? [`${r.processes} leftover processes and ${r.interfaces} interfaces removed`] : []),
+        ...(r.processes + r.interfaces > 0
+          ? [`${r.processes} leftover processes and ${r.interfaces} interfaces removed`]
+          : []),
         ...(r.pins ? [`pins under ${c.pinRoot} removed`] : []),
       ];
       out(`lab down: ${what.length ? what.join(', ') : 'nothing was running'}`);

@@ -4,9 +4,24 @@
  */
 import { Command, Option } from 'commander';
 import { ObserverClient } from '../../flows/client.js';
-import { buildBlacklist, buildWhitelist, FlagError, FILTER_FLAGS, type FilterFlag, type FilterFlagValues } from '../../flows/cli-filters.js';
+import {
+  buildBlacklist,
+  buildWhitelist,
+  FlagError,
+  FILTER_FLAGS,
+  type FilterFlag,
+  type FilterFlagValues,
+} from '../../flows/cli-filters.js';
 import { msToTimestamp } from '../../flows/clock.js';
-import { formatCompact, formatJson, formatLost, formatTable, tableRow, OUTPUT_FORMATS, type OutputFormat } from '../../flows/format.js';
+import {
+  formatCompact,
+  formatJson,
+  formatLost,
+  formatTable,
+  tableRow,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+} from '../../flows/format.js';
 import { findObserverAddress } from '../../flows/socket.js';
 import type { GetFlowsRequest, GetFlowsResponse, Timestamp } from '../../flows/types.js';
 
@@ -20,7 +35,8 @@ export function parseSince(s: string, now = Date.now()): Timestamp {
     return msToTimestamp(now - Number(m[1]) * unit);
   }
   const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new FlagError(`--since: "${s}" is neither a duration (30s, 5m, 2h) nor a time (2026-01-02T15:04:05Z)`);
+  if (Number.isNaN(t))
+    throw new FlagError(`--since: "${s}" is neither a duration (30s, 5m, 2h) nor a time (2026-01-02T15:04:05Z)`);
   return msToTimestamp(t);
 }
 
@@ -70,14 +86,19 @@ export function register(program: Command): void {
   const cmd = program
     .command('observe')
     .description('show flows the datapath forwarded or dropped, with pods, identities, verdict and reason')
-    .option('--server <address>', 'flow API: unix socket path or host:port (default: the lab\'s, else the local agent\'s)')
+    .option(
+      '--server <address>',
+      "flow API: unix socket path or host:port (default: the lab's, else the local agent's)",
+    )
     .option('-f, --follow', 'keep streaming new flows')
     .option('--last <n>', `the last N flows (default ${DEFAULT_LAST} without --follow or --since)`)
     .option('--first <n>', 'the first N flows still held')
     .option('--since <time>', 'flows since a duration ago (30s, 5m) or a time (RFC 3339)')
     .option('--until <time>', 'flows until a duration ago or a time')
     .addOption(new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('compact'))
-    .addOption(new Option('--color <when>', 'color the compact output').choices(['auto', 'always', 'never']).default('auto'))
+    .addOption(
+      new Option('--color <when>', 'color the compact output').choices(['auto', 'always', 'never']).default('auto'),
+    )
     .option('--status', 'print the flow API status (flows seen, capacity, lost events, uptime) and exit')
     .option('--not', 'exclude flows matching the filter flag that follows');
 
@@ -137,7 +158,8 @@ export function buildRequest(
     if (!Number.isInteger(n) || n < 0) throw new FlagError(`${flag}: "${v}" is not a number of flows`);
     return n;
   };
-  if (opts.first && opts.follow) throw new FlagError('--first and --follow exclude each other: use --last with --follow');
+  if (opts.first && opts.follow)
+    throw new FlagError('--first and --follow exclude each other: use --last with --follow');
   const req: GetFlowsRequest = {
     follow: Boolean(opts.follow),
     whitelist: buildWhitelist(allowed),

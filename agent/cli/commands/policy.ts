@@ -45,7 +45,8 @@ export function runExplain(opts: ExplainOptions, out: (s: string) => void, err: 
     out(opts.output === 'json' ? `${JSON.stringify(m, null, 2)}\n` : `${formatTruthTable(m)}\n`);
     return 0;
   }
-  if (!opts.from || !opts.to) throw new InvalidArgumentError('--from NS/POD and --to NS/POD are required (or use --matrix for every pair)');
+  if (!opts.from || !opts.to)
+    throw new InvalidArgumentError('--from NS/POD and --to NS/POD are required (or use --matrix for every pair)');
   const e = explain(engine, { from: opts.from, to: opts.to, port: opts.port, protocol: opts.protocol });
   out(opts.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : `${formatExplanation(e)}\n`);
   return e.allowed ? 0 : 2;
@@ -60,13 +61,20 @@ export function register(program: Command): void {
     .option('--to <ns/pod|ip>', 'destination: a pod as NAMESPACE/NAME, or an IP address outside the pods')
     .requiredOption('--port <port>', 'destination port', parsePort)
     .addOption(new Option('--protocol <proto>', 'TCP, UDP or SCTP').default('TCP').argParser(parseProtocol))
-    .requiredOption('-f, --filename <paths...>', 'manifest files or directories (Namespaces, Pods, NetworkPolicies; multi-document YAML and kind: List)')
+    .requiredOption(
+      '-f, --filename <paths...>',
+      'manifest files or directories (Namespaces, Pods, NetworkPolicies; multi-document YAML and kind: List)',
+    )
     .option('--matrix', 'print the truth table of every pod pair instead of one connection')
     .option('--pod-cidr <cidrs...>', 'pod network prefixes (warns about ipBlocks that cover them)')
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .addHelpText('after', '\nExit status: 0 allowed (or --matrix printed), 2 denied, 1 error.')
     .action((opts: ExplainOptions) => {
-      const code = runExplain(opts, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      const code = runExplain(
+        opts,
+        (s) => process.stdout.write(s),
+        (s) => process.stderr.write(s),
+      );
       process.exitCode = code;
     });
 }

@@ -6,7 +6,9 @@ export function register(program: Command): void {
     .command('version')
     .description('print the weir version')
     .action(() => {
-      const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
+      const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as {
+        version: string;
+      };
       process.stdout.write(`weir ${pkg.version}\n`);
     });
 }

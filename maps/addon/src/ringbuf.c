@@ -17,7 +17,7 @@
 #include <string.h>
 
 #define DEFAULT_MAX_BATCH 4096
-#define STOP_BATCH_FULL (-7777)
+#define STOP_BATCH_FULL	  (-7777)
 
 struct reader {
 	napi_env env;
@@ -71,7 +71,7 @@ static void deliver(struct reader *r)
 	r->count = 0;
 	napi_get_reference_value(env, r->callback, &cb);
 	napi_get_global(env, &global);
-	napi_value argv[1] = { arr };
+	napi_value argv[1] = {arr};
 	if (napi_make_callback(env, NULL, global, cb, 1, argv, NULL) == napi_pending_exception) {
 		napi_value exc;
 		napi_get_and_clear_last_exception(env, &exc);
@@ -183,7 +183,8 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	r->lens = calloc(max_batch, sizeof(size_t));
 	r->rb = ring_buffer__new(fd, on_sample, r, NULL);
 	if (!r->rb || !r->recs || !r->lens) {
-		snprintf(msg, sizeof(msg), "ring_buffer__new(fd %d) failed: %s (is it a BPF_MAP_TYPE_RINGBUF fd?)", fd,
+		snprintf(msg, sizeof(msg),
+			 "ring_buffer__new(fd %d) failed: %s (is it a BPF_MAP_TYPE_RINGBUF fd?)", fd,
 			 strerror(errno));
 		free(r->recs);
 		free(r->lens);

@@ -80,9 +80,15 @@ function rss(): number {
  * per pod (this kernel has no dummy driver), the agent enforcing on the "h" end.
  */
 function makeInterfaces(prefix: string, count: number): number[] {
-  const batch = Array.from({ length: count }, (_, i) => `link add ${prefix}${i}h type veth peer name ${prefix}${i}p\nlink set ${prefix}${i}h up`).join('\n');
+  const batch = Array.from(
+    { length: count },
+    (_, i) => `link add ${prefix}${i}h type veth peer name ${prefix}${i}p\nlink set ${prefix}${i}h up`,
+  ).join('\n');
   execFileSync('ip', ['-batch', '-'], { input: `${batch}\n` });
-  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show']).toString()) as { ifname: string; ifindex: number }[];
+  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show']).toString()) as {
+    ifname: string;
+    ifindex: number;
+  }[];
   const byName = new Map(links.map((l) => [l.ifname, l.ifindex]));
   return Array.from({ length: count }, (_, i) => {
     const ifindex = byName.get(`${prefix}${i}h`);
@@ -163,7 +169,8 @@ async function runRate(
   let saturated = false;
   const arrivalOf = (i: number): number => start + (i * 1000) / rate;
   // Changes complete in order, so the oldest one still waiting is number latencies.length.
-  const oldestWaitingMs = (): number => (latencies.length < issued ? performance.now() - arrivalOf(latencies.length) : 0);
+  const oldestWaitingMs = (): number =>
+    latencies.length < issued ? performance.now() - arrivalOf(latencies.length) : 0;
   while (issued < total && !saturated) {
     const now = performance.now();
     // Issue every change whose arrival time has come (the agent's work may have held the loop).
@@ -172,7 +179,10 @@ async function runRate(
       const pod = pods[Math.floor(r() * pods.length)]!;
       const key = `${pod.namespace}/${pod.name}`;
       const cur = latest.get(key) ?? pod;
-      const next: Pod = { ...cur, labels: { ...cur.labels, app: `app-${Math.floor(r() * 5)}`, version: `v${seq.n++}` } };
+      const next: Pod = {
+        ...cur,
+        labels: { ...cur.labels, app: `app-${Math.floor(r() * 5)}`, version: `v${seq.n++}` },
+      };
       latest.set(key, next);
       pending.push(
         deliverer.deliver(next).then((compileMs) => {
@@ -213,7 +223,11 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
   const ifindexes = makeInterfaces(opts.ifPrefix, local.length);
   const ifindexOf = new Map(local.map((p, i) => [`${p.namespace}/${p.name}`, ifindexes[i]!]));
   rmSync(opts.pinRoot, { recursive: true, force: true });
-  const enforcement = new DatapathEnforcement({ pinRoot: opts.pinRoot, ifindexOf: (k) => ifindexOf.get(k), nodeAddresses: [NODE_ADDRESS] });
+  const enforcement = new DatapathEnforcement({
+    pinRoot: opts.pinRoot,
+    ifindexOf: (k) => ifindexOf.get(k),
+    nodeAddresses: [NODE_ADDRESS],
+  });
   const compiler = new PolicyEngine({ nodeName: NODE, clusterPodCIDRs: ['10.128.0.0/9'] });
   const agent = new Agent({ nodeName: NODE, compiler, enforcement });
   try {
@@ -227,7 +241,8 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     const rates: RateResult[] = [];
     const latest = new Map<string, Pod>();
     for (const delivery of ['per-turn', 'per-change'] as const) {
-      for (const rate of opts.rates) rates.push(await runRate(agent, pods, latest, delivery, rate, opts.seconds, opts.saturatedAfterMs, seq));
+      for (const rate of opts.rates)
+        rates.push(await runRate(agent, pods, latest, delivery, rate, opts.seconds, opts.saturatedAfterMs, seq));
     }
     const resync = enforcement.reconciler.applyFull(compiler.snapshot());
     return {
@@ -259,7 +274,7 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//,
       process.exit(0);
     },
     (err: unknown) => {
-      process.stderr.write(`agent-scale failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.stderr.write(`agent-scale failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exit(1);
     },
   );

@@ -59,7 +59,13 @@ function workloadChain(dir: 'fw' | 'tw', pod: Pod): string {
 
 /** The whole filter table, as one iptables-restore input. */
 export function renderRuleset(set: RuleSet, t: CalicoTarget): string {
-  const chains: string[] = ['cali-FORWARD', 'cali-from-wl-dispatch', 'cali-to-wl-dispatch', PROFILE_CHAIN, PROFILE_IN_CHAIN];
+  const chains: string[] = [
+    'cali-FORWARD',
+    'cali-from-wl-dispatch',
+    'cali-to-wl-dispatch',
+    PROFILE_CHAIN,
+    PROFILE_IN_CHAIN,
+  ];
   for (const p of t.pods) chains.push(workloadChain('fw', p), workloadChain('tw', p));
   for (const pol of set.policies) chains.push(policyChain(pol));
   const L: string[] = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
@@ -69,9 +75,11 @@ export function renderRuleset(set: RuleSet, t: CalicoTarget): string {
   L.push(`-A cali-FORWARD ${comment('clear-marks')} -j MARK --set-xmark 0x0/0xe0000`);
   L.push(`-A cali-FORWARD -i ${t.ifaceWildcard} ${comment('from-wl')} -j cali-from-wl-dispatch`);
   L.push(`-A cali-FORWARD -o ${t.ifaceWildcard} ${comment('to-wl')} -j cali-to-wl-dispatch`);
-  for (const p of t.pods) L.push(`-A cali-from-wl-dispatch -i ${p.hostIf} ${comment(`fw-${p.name}`)} -g ${workloadChain('fw', p)}`);
+  for (const p of t.pods)
+    L.push(`-A cali-from-wl-dispatch -i ${p.hostIf} ${comment(`fw-${p.name}`)} -g ${workloadChain('fw', p)}`);
   L.push(`-A cali-from-wl-dispatch ${comment('unknown-interface')} -j DROP`);
-  for (const p of t.pods) L.push(`-A cali-to-wl-dispatch -o ${p.hostIf} ${comment(`tw-${p.name}`)} -g ${workloadChain('tw', p)}`);
+  for (const p of t.pods)
+    L.push(`-A cali-to-wl-dispatch -o ${p.hostIf} ${comment(`tw-${p.name}`)} -g ${workloadChain('tw', p)}`);
   L.push(`-A cali-to-wl-dispatch ${comment('unknown-interface')} -j DROP`);
   for (const c of [PROFILE_CHAIN, PROFILE_IN_CHAIN]) {
     L.push(`-A ${c} ${comment('profile-allow')} -j MARK --set-xmark ${MARK_ACCEPT}`);
@@ -116,7 +124,12 @@ function restoreCmd(backend: IptablesBackend): string {
 }
 
 /** Loads a restore input into the namespace; resolves to the wall time of iptables-restore, ms. */
-export async function restore(netns: string, input: string, backend: IptablesBackend, noflush = false): Promise<number> {
+export async function restore(
+  netns: string,
+  input: string,
+  backend: IptablesBackend,
+  noflush = false,
+): Promise<number> {
   const t0 = performance.now();
   await runIn(netns, restoreCmd(backend), noflush ? ['--noflush'] : [], { input, timeoutMs: 120_000 });
   return performance.now() - t0;
@@ -129,7 +142,8 @@ export async function restore(netns: string, input: string, backend: IptablesBac
 export async function clear(netns: string, backend: IptablesBackend): Promise<void> {
   if (backend === 'nft') {
     const tables = (await runIn(netns, 'nft', ['list', 'tables'], { timeoutMs: 30_000 })).stdout;
-    if (/^table ip filter$/m.test(tables)) await runIn(netns, 'nft', ['delete', 'table', 'ip', 'filter'], { timeoutMs: 30_000 });
+    if (/^table ip filter$/m.test(tables))
+      await runIn(netns, 'nft', ['delete', 'table', 'ip', 'filter'], { timeoutMs: 30_000 });
     return;
   }
   await restore(netns, '*filter\nCOMMIT\n', 'legacy');

@@ -22,7 +22,8 @@ export interface SideBySideConfig {
 function intList(v: string | undefined, name: string): number[] | undefined {
   if (v === undefined || v.trim() === '') return undefined;
   const xs = v.split(',').map((s) => Number(s.trim()));
-  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`${name} must be a comma-separated list of positive integers (got "${v}")`);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1))
+    throw new Error(`${name} must be a comma-separated list of positive integers (got "${v}")`);
   return xs;
 }
 
@@ -38,7 +39,8 @@ function cpuFromEnv(v: string | undefined): number | undefined {
   if (v === 'none') return undefined;
   if (v === undefined || v.trim() === '') return cpus().length - 1;
   const x = Number(v);
-  if (!Number.isInteger(x) || x < 0 || x >= cpus().length) throw new Error(`WEIR_BENCH_CPU must be "none" or a CPU number 0..${cpus().length - 1} (got "${v}")`);
+  if (!Number.isInteger(x) || x < 0 || x >= cpus().length)
+    throw new Error(`WEIR_BENCH_CPU must be "none" or a CPU number 0..${cpus().length - 1} (got "${v}")`);
   return x;
 }
 

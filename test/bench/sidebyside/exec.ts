@@ -16,14 +16,19 @@ export interface RunResult {
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeout = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { timeout, killSignal: 'SIGKILL', maxBuffer: 64 * 2 ** 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const why = err.killed ? `did not finish within ${timeout} ms` : `failed: ${stderr.trim() || err.message}`;
-        reject(new Error(`${cmd} ${args.join(' ')} ${why}`));
-        return;
-      }
-      resolve({ stdout, stderr });
-    });
+    const child = execFile(
+      cmd,
+      args,
+      { timeout, killSignal: 'SIGKILL', maxBuffer: 64 * 2 ** 20 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const why = err.killed ? `did not finish within ${timeout} ms` : `failed: ${stderr.trim() || err.message}`;
+          reject(new Error(`${cmd} ${args.join(' ')} ${why}`));
+          return;
+        }
+        resolve({ stdout, stderr });
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
@@ -71,8 +76,9 @@ export function startServer(
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(
-      () => (ready.pattern ? fail(new Error(`${cmd} in ${netns} did not become ready: ${out.trim()}`)) : resolve(server)),
-      ready.pattern ? 10_000 : ready.settleMs ?? 300,
+      () =>
+        ready.pattern ? fail(new Error(`${cmd} in ${netns} did not become ready: ${out.trim()}`)) : resolve(server),
+      ready.pattern ? 10_000 : (ready.settleMs ?? 300),
     );
     const fail = (err: Error): void => {
       clearTimeout(timer);
@@ -87,6 +93,8 @@ export function startServer(
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('exit', (code) => fail(new Error(`${cmd} in ${netns} exited (${code}) before it was ready: ${out.trim()}`)));
+    child.once('exit', (code) =>
+      fail(new Error(`${cmd} in ${netns} exited (${code}) before it was ready: ${out.trim()}`)),
+    );
   });
 }

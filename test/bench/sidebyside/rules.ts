@@ -56,7 +56,8 @@ export function peerIp(octet: number, i: number): string {
  */
 export function buildRuleSet(spec: RuleSetSpec): RuleSet {
   if (spec.rules < 1) throw new Error(`the bench needs at least 1 rule (got ${spec.rules})`);
-  if (spec.rules > MAX_PEERS) throw new Error(`at most ${MAX_PEERS} rules fit the bench's peer range (got ${spec.rules})`);
+  if (spec.rules > MAX_PEERS)
+    throw new Error(`at most ${MAX_PEERS} rules fit the bench's peer range (got ${spec.rules})`);
   const rules: PeerRule[] = [];
   for (let i = 0; i < spec.rules - 1; i++) {
     rules.push({

@@ -17,14 +17,24 @@ export interface ScaleRun {
 
 export async function runAgentAtScale(r: ScaleRun): Promise<ScaleResult> {
   const worker = join(dirname(fileURLToPath(import.meta.url)), 'agent-scale.js');
-  const opts: ScaleOptions = { pinRoot: r.pinRoot, rates: r.rates, seconds: r.seconds, ifPrefix: 'wbn-e', saturatedAfterMs: 1000 };
+  const opts: ScaleOptions = {
+    pinRoot: r.pinRoot,
+    rates: r.rates,
+    seconds: r.seconds,
+    ifPrefix: 'wbn-e',
+    saturatedAfterMs: 1000,
+  };
   await run('ip', ['netns', 'del', r.netns]).catch(() => undefined);
   await run('ip', ['netns', 'add', r.netns]);
   try {
     // nsenter (not `ip netns exec`) keeps bpffs visible to the agent.
-    const { stdout } = await run('nsenter', [`--net=/var/run/netns/${r.netns}`, process.execPath, worker, JSON.stringify(opts)], {
-      timeoutMs: 15 * 60_000,
-    });
+    const { stdout } = await run(
+      'nsenter',
+      [`--net=/var/run/netns/${r.netns}`, process.execPath, worker, JSON.stringify(opts)],
+      {
+        timeoutMs: 15 * 60_000,
+      },
+    );
     const line = stdout.trim().split('\n').pop() ?? '';
     return JSON.parse(line) as ScaleResult;
   } finally {

@@ -79,7 +79,8 @@ export async function createTopology(opts: TopologyOptions): Promise<Topology> {
     for (const [i, name] of opts.pods.entries()) {
       const netns = `${prefix}-pod-${name}`;
       const hostIf = `${prefix}-${name}-h`;
-      if (hostIf.length > 15) throw new Error(`interface name ${hostIf} is longer than 15 characters: use a shorter prefix or pod name`);
+      if (hostIf.length > 15)
+        throw new Error(`interface name ${hostIf} is longer than 15 characters: use a shorter prefix or pod name`);
       const subnet = `10.${octet}.${i + 1}`;
       const pod: Pod = { name, netns, hostIf, ip: `${subnet}.2`, gateway: `${subnet}.1`, hostIfindex: 0 };
       await ip(['netns', 'add', netns]);

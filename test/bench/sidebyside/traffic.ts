@@ -52,7 +52,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The connection-rate tool: compiled on first use, and again when its source is newer. */
 export async function connrateBinary(buildDir: string): Promise<string> {
   // dist/test/bench/sidebyside -> the source sits in test/bench/sidebyside.
-  const candidates = [join(here, 'connrate.c'), join(here, '..', '..', '..', '..', 'test', 'bench', 'sidebyside', 'connrate.c')];
+  const candidates = [
+    join(here, 'connrate.c'),
+    join(here, '..', '..', '..', '..', 'test', 'bench', 'sidebyside', 'connrate.c'),
+  ];
   const src = candidates.find((p) => existsSync(p));
   if (!src) throw new Error(`connrate.c not found next to ${here}: run the bench from the repository (make bench)`);
   const bin = join(buildDir, 'connrate');
@@ -69,9 +72,23 @@ export async function connrateBinary(buildDir: string): Promise<string> {
 export async function startServers(target: Pod, ports: Ports, connrate: string): Promise<Server[]> {
   const servers: Server[] = [];
   try {
-    servers.push(await startServer(target.netns, ...pinned('sockperf', ['server', '--tcp', '-i', target.ip, '-p', String(ports.latency)]), { settleMs: 500 }));
-    servers.push(await startServer(target.netns, ...pinned('iperf3', ['-s', '-B', target.ip, '-p', String(ports.throughput)]), { settleMs: 300 }));
-    servers.push(await startServer(target.netns, ...pinned(connrate, ['server', target.ip, String(ports.connections)]), { pattern: /listening/ }));
+    servers.push(
+      await startServer(
+        target.netns,
+        ...pinned('sockperf', ['server', '--tcp', '-i', target.ip, '-p', String(ports.latency)]),
+        { settleMs: 500 },
+      ),
+    );
+    servers.push(
+      await startServer(target.netns, ...pinned('iperf3', ['-s', '-B', target.ip, '-p', String(ports.throughput)]), {
+        settleMs: 300,
+      }),
+    );
+    servers.push(
+      await startServer(target.netns, ...pinned(connrate, ['server', target.ip, String(ports.connections)]), {
+        pattern: /listening/,
+      }),
+    );
   } catch (err) {
     for (const s of servers) await s.stop();
     throw err;
@@ -88,9 +105,13 @@ function percentile(out: string, p: string): number {
 /** sockperf ping-pong over TCP for `seconds` (whole seconds: sockperf ignores fractions). */
 export async function measureLatency(client: Pod, target: Pod, port: number, seconds: number): Promise<LatencyResult> {
   const t = Math.max(1, Math.round(seconds));
-  const { stdout, stderr } = await runIn(client.netns, ...pinned('sockperf', ['ping-pong', '--tcp', '-i', target.ip, '-p', String(port), '-t', String(t)]), {
-    timeoutMs: (t + 20) * 1000,
-  });
+  const { stdout, stderr } = await runIn(
+    client.netns,
+    ...pinned('sockperf', ['ping-pong', '--tcp', '-i', target.ip, '-p', String(port), '-t', String(t)]),
+    {
+      timeoutMs: (t + 20) * 1000,
+    },
+  );
   const out = stdout + stderr;
   const obs = /Total (\d+) observations/.exec(out);
   return { p50: percentile(out, '50.000'), p99: percentile(out, '99.000'), samples: Number(obs?.[1] ?? 0) };
@@ -102,11 +123,20 @@ interface Iperf3Json {
 }
 
 /** One TCP stream for `seconds` (whole seconds: iperf3 treats 0 as "forever"). */
-export async function measureThroughput(client: Pod, target: Pod, port: number, seconds: number): Promise<ThroughputResult> {
+export async function measureThroughput(
+  client: Pod,
+  target: Pod,
+  port: number,
+  seconds: number,
+): Promise<ThroughputResult> {
   const t = Math.max(1, Math.round(seconds));
-  const { stdout } = await runIn(client.netns, ...pinned('iperf3', ['-c', target.ip, '-p', String(port), '-t', String(t), '-J']), {
-    timeoutMs: (t + 20) * 1000,
-  });
+  const { stdout } = await runIn(
+    client.netns,
+    ...pinned('iperf3', ['-c', target.ip, '-p', String(port), '-t', String(t), '-J']),
+    {
+      timeoutMs: (t + 20) * 1000,
+    },
+  );
   const r = JSON.parse(stdout) as Iperf3Json;
   const bps = r.end?.sum_received?.bits_per_second;
   if (r.error || bps === undefined) throw new Error(`iperf3 failed: ${r.error ?? 'no receiver summary'}`);
@@ -114,10 +144,20 @@ export async function measureThroughput(client: Pod, target: Pod, port: number, 
 }
 
 /** Sequential connect/close from client to target for `seconds`. */
-export async function measureConnections(client: Pod, target: Pod, port: number, seconds: number, connrate: string): Promise<ConnectionsResult> {
-  const { stdout } = await runIn(client.netns, ...pinned(connrate, ['client', target.ip, String(port), String(seconds)]), {
-    timeoutMs: (seconds + 20) * 1000,
-  });
+export async function measureConnections(
+  client: Pod,
+  target: Pod,
+  port: number,
+  seconds: number,
+  connrate: string,
+): Promise<ConnectionsResult> {
+  const { stdout } = await runIn(
+    client.netns,
+    ...pinned(connrate, ['client', target.ip, String(port), String(seconds)]),
+    {
+      timeoutMs: (seconds + 20) * 1000,
+    },
+  );
   const r = JSON.parse(stdout) as { perSecond: number; failures: number };
   return { perSecond: r.perSecond, failures: r.failures };
 }
@@ -126,7 +166,13 @@ export async function measureConnections(client: Pod, target: Pod, port: number,
  * True when TCP connections from `client` to `target:port` complete within `timeoutS`: at least
  * one does (a SYN the dataplane drops times the attempt out after a second, so none does).
  */
-export async function canConnect(client: Pod, target: Pod, port: number, connrate: string, timeoutS = 1): Promise<boolean> {
+export async function canConnect(
+  client: Pod,
+  target: Pod,
+  port: number,
+  connrate: string,
+  timeoutS = 1,
+): Promise<boolean> {
   const r = await measureConnections(client, target, port, timeoutS, connrate);
   return r.perSecond > 0;
 }

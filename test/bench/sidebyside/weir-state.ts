@@ -44,7 +44,8 @@ export function desiredState(set: RuleSet, pods: Pod[], target: Pod): DesiredSta
     ipcache.set(`${pod.ip}/32`, { cidr: `${pod.ip}/32`, identity });
   });
   for (const r of set.rules) {
-    if (!ipcache.has(`${r.peerIp}/32`)) ipcache.set(`${r.peerIp}/32`, { cidr: `${r.peerIp}/32`, identity: r.peerIdentity });
+    if (!ipcache.has(`${r.peerIp}/32`))
+      ipcache.set(`${r.peerIp}/32`, { cidr: `${r.peerIp}/32`, identity: r.peerIdentity });
   }
   return { endpoints, ipcache };
 }

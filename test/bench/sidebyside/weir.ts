@@ -23,7 +23,8 @@ export interface WeirOptions {
 
 function check(stats: ReconcileStats, what: string): void {
   if (stats.errors.length > 0) throw new Error(`weir ${what}: ${stats.errors.join('; ')}`);
-  if (stats.pending.length > 0) throw new Error(`weir ${what}: endpoints without an interface: ${stats.pending.join(', ')}`);
+  if (stats.pending.length > 0)
+    throw new Error(`weir ${what}: endpoints without an interface: ${stats.pending.join(', ')}`);
 }
 
 /** Returns weir's dataplane, or a note saying why it is not part of this run. */
@@ -83,5 +84,5 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
       rmSync(opts.pinRoot, { recursive: true, force: true });
     },
   };
-  return { plane, note: "" };
+  return { plane, note: '' };
 }

@@ -49,12 +49,9 @@ describe('IdentityAllocator', () => {
   });
   it('lists namespace labels with the ns: prefix', () => {
     const a = new IdentityAllocator();
-    expect(a.acquire('shop', { app: 'web' }, { 'kubernetes.io/metadata.name': 'shop', team: 'red' }).identity.labels).toEqual([
-      'app=web',
-      'io.kubernetes.pod.namespace=shop',
-      'ns:kubernetes.io/metadata.name=shop',
-      'ns:team=red',
-    ]);
+    expect(
+      a.acquire('shop', { app: 'web' }, { 'kubernetes.io/metadata.name': 'shop', team: 'red' }).identity.labels,
+    ).toEqual(['app=web', 'io.kubernetes.pod.namespace=shop', 'ns:kubernetes.io/metadata.name=shop', 'ns:team=red']);
   });
   it('keeps a released number for the grace period, then frees it', () => {
     const clock = new FakeClock();

@@ -30,8 +30,24 @@ describe('cidr', () => {
 
 describe('ipcache through the engine', () => {
   const pod = (ns: string, name: string, ip: string, node = 'n1') =>
-    toKubeObject({ kind: 'Pod', metadata: { name, namespace: ns, labels: { app: name } }, spec: { nodeName: node }, status: { podIPs: [{ ip }] } })!;
-  const node = (name: string, ip: string, cidr: string) => toKubeObject({ kind: 'Node', metadata: { name }, spec: { podCIDRs: [cidr] }, status: { addresses: [{ type: 'InternalIP', address: ip }, { type: 'Hostname', address: name }] } })!;
+    toKubeObject({
+      kind: 'Pod',
+      metadata: { name, namespace: ns, labels: { app: name } },
+      spec: { nodeName: node },
+      status: { podIPs: [{ ip }] },
+    })!;
+  const node = (name: string, ip: string, cidr: string) =>
+    toKubeObject({
+      kind: 'Node',
+      metadata: { name },
+      spec: { podCIDRs: [cidr] },
+      status: {
+        addresses: [
+          { type: 'InternalIP', address: ip },
+          { type: 'Hostname', address: name },
+        ],
+      },
+    })!;
 
   function engine(): PolicyEngine {
     const e = new PolicyEngine({ nodeName: 'n1', clusterPodCIDRs: ['fd00:10::/64'] });
@@ -45,7 +61,9 @@ describe('ipcache through the engine', () => {
         policyTypes: ['Egress'],
         egress: [
           { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] } }] },
-          { to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }, { ipBlock: { cidr: '10.244.1.0/28' } }] },
+          {
+            to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }, { ipBlock: { cidr: '10.244.1.0/28' } }],
+          },
         ],
       }),
     ]);
@@ -93,7 +111,14 @@ describe('ipcache through the engine', () => {
 
   it('drops a pod address from the ipcache when the pod finishes', () => {
     const e = engine();
-    const d = e.upsertAll([toKubeObject({ kind: 'Pod', metadata: { name: 'a', namespace: 'x', labels: { app: 'a' } }, spec: { nodeName: 'n1' }, status: { phase: 'Succeeded', podIPs: [{ ip: '10.244.1.5' }] } })!]);
+    const d = e.upsertAll([
+      toKubeObject({
+        kind: 'Pod',
+        metadata: { name: 'a', namespace: 'x', labels: { app: 'a' } },
+        spec: { nodeName: 'n1' },
+        status: { phase: 'Succeeded', podIPs: [{ ip: '10.244.1.5' }] },
+      })!,
+    ]);
     expect(d.ipcacheRemoved).toEqual(['10.244.1.5/32']);
     expect(d.endpointsRemoved).toEqual(['x/a']);
     expect(e.resolveIP('10.244.1.5')).toBe(POD_CIDR_IDENTITY);

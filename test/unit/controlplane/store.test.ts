@@ -13,7 +13,18 @@ describe('converters', () => {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'web-0', namespace: 'shop', labels: { app: 'web' } },
-      spec: { nodeName: 'n1', containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 53, protocol: 'UDP' }] }] },
+      spec: {
+        nodeName: 'n1',
+        containers: [
+          {
+            name: 'c',
+            ports: [
+              { name: 'http', containerPort: 8080 },
+              { containerPort: 53, protocol: 'UDP' },
+            ],
+          },
+        ],
+      },
       status: { phase: 'Running', podIPs: [{ ip: '10.1.0.5' }, { ip: 'FD00:0:0::5' }] },
     }) as Pod;
     expect(p).toEqual({
@@ -32,18 +43,38 @@ describe('converters', () => {
     });
   });
   it('defaults the namespace to "default" and adds kubernetes.io/metadata.name to namespaces', () => {
-    expect(toKubeObject({ kind: 'Pod', metadata: { name: 'p' } })).toMatchObject({ namespace: 'default', phase: 'Pending', ips: [] });
-    expect(toKubeObject({ kind: 'Namespace', metadata: { name: 'x', labels: { team: 'a' } } })).toEqual({ kind: 'Namespace', name: 'x', labels: { team: 'a', 'kubernetes.io/metadata.name': 'x' } });
+    expect(toKubeObject({ kind: 'Pod', metadata: { name: 'p' } })).toMatchObject({
+      namespace: 'default',
+      phase: 'Pending',
+      ips: [],
+    });
+    expect(toKubeObject({ kind: 'Namespace', metadata: { name: 'x', labels: { team: 'a' } } })).toEqual({
+      kind: 'Namespace',
+      name: 'x',
+      labels: { team: 'a', 'kubernetes.io/metadata.name': 'x' },
+    });
   });
   it('defaults policyTypes as Kubernetes does', () => {
     const base = { kind: 'NetworkPolicy', metadata: { name: 'p', namespace: 'x' } };
     expect(toNetworkPolicy({ ...base, spec: { podSelector: {} } }).policyTypes).toEqual(['Ingress']);
-    expect(toNetworkPolicy({ ...base, spec: { podSelector: {}, egress: [{}] } }).policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(toNetworkPolicy({ ...base, spec: { podSelector: {}, egress: [{}] } }).policyTypes).toEqual([
+      'Ingress',
+      'Egress',
+    ]);
     expect(toNetworkPolicy({ ...base, spec: { podSelector: {}, egress: [] } }).policyTypes).toEqual(['Ingress']);
-    expect(toNetworkPolicy({ ...base, spec: { podSelector: {}, policyTypes: ['Egress'], ingress: [{}] } }).policyTypes).toEqual(['Egress']);
+    expect(
+      toNetworkPolicy({ ...base, spec: { podSelector: {}, policyTypes: ['Egress'], ingress: [{}] } }).policyTypes,
+    ).toEqual(['Egress']);
   });
   it('reads node addresses and pod CIDRs', () => {
-    expect(toKubeObject({ kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24' }, status: { addresses: [{ type: 'InternalIP', address: '192.168.1.10' }] } })).toEqual({
+    expect(
+      toKubeObject({
+        kind: 'Node',
+        metadata: { name: 'n1' },
+        spec: { podCIDR: '10.244.1.0/24' },
+        status: { addresses: [{ type: 'InternalIP', address: '192.168.1.10' }] },
+      }),
+    ).toEqual({
       kind: 'Node',
       name: 'n1',
       addresses: [{ type: 'InternalIP', address: '192.168.1.10' }],
@@ -54,13 +85,31 @@ describe('converters', () => {
     expect(toKubeObject({ kind: 'Deployment', metadata: { name: 'd' } })).toBeUndefined();
   });
   it.each([
-    [{ kind: 'Pod', metadata: { name: 'p', labels: { tier: 1 } } }, 'Pod default/p: metadata.labels.tier: label values must be strings (quote 1 in YAML)'],
-    [{ kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ ports: [{ containerPort: 0 }] }] } }, 'Pod default/p: spec.containers[0].ports[0].containerPort: must be an integer 1-65535, got 0'],
-    [{ kind: 'Pod', metadata: { name: 'p' }, status: { podIP: '10.0.0.300' } }, 'Pod default/p: status.podIP: "10.0.0.300" is not an IP address'],
+    [
+      { kind: 'Pod', metadata: { name: 'p', labels: { tier: 1 } } },
+      'Pod default/p: metadata.labels.tier: label values must be strings (quote 1 in YAML)',
+    ],
+    [
+      { kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ ports: [{ containerPort: 0 }] }] } },
+      'Pod default/p: spec.containers[0].ports[0].containerPort: must be an integer 1-65535, got 0',
+    ],
+    [
+      { kind: 'Pod', metadata: { name: 'p' }, status: { podIP: '10.0.0.300' } },
+      'Pod default/p: status.podIP: "10.0.0.300" is not an IP address',
+    ],
     [{ kind: 'Pod', metadata: {} }, 'Pod: metadata.name: is required'],
-    [{ apiVersion: 'extensions/v1beta1', kind: 'NetworkPolicy', metadata: { name: 'old' } }, 'NetworkPolicy old: apiVersion: "extensions/v1beta1" is not supported; use networking.k8s.io/v1'],
-    [{ kind: 'NetworkPolicy', metadata: { name: 'p' }, spec: { policyTypes: ['Both'] } }, 'NetworkPolicy default/p: spec.policyTypes[0]: must be Ingress or Egress, got "Both"'],
-    [{ kind: 'NetworkPolicy', metadata: { name: 'p' }, spec: { ingress: {} } }, 'NetworkPolicy default/p: spec.ingress: must be a list'],
+    [
+      { apiVersion: 'extensions/v1beta1', kind: 'NetworkPolicy', metadata: { name: 'old' } },
+      'NetworkPolicy old: apiVersion: "extensions/v1beta1" is not supported; use networking.k8s.io/v1',
+    ],
+    [
+      { kind: 'NetworkPolicy', metadata: { name: 'p' }, spec: { policyTypes: ['Both'] } },
+      'NetworkPolicy default/p: spec.policyTypes[0]: must be Ingress or Egress, got "Both"',
+    ],
+    [
+      { kind: 'NetworkPolicy', metadata: { name: 'p' }, spec: { ingress: {} } },
+      'NetworkPolicy default/p: spec.ingress: must be a list',
+    ],
   ])('rejects malformed input with the object and field: %#', (raw, message) => {
     expect(() => toKubeObject(raw)).toThrow(ConversionError);
     expect(() => toKubeObject(raw)).toThrow(message);
@@ -72,24 +121,50 @@ describe('manifests', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'weir-compiler-manifests-'));
     mkdirSync(join(dir, 'sub'));
-    writeFileSync(join(dir, 'a.yaml'), 'kind: Namespace\nmetadata: {name: x}\n---\nkind: Pod\nmetadata: {name: a, namespace: x}\n---\n# empty\n');
+    writeFileSync(
+      join(dir, 'a.yaml'),
+      'kind: Namespace\nmetadata: {name: x}\n---\nkind: Pod\nmetadata: {name: a, namespace: x}\n---\n# empty\n',
+    );
     writeFileSync(
       join(dir, 'sub', 'list.json'),
-      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ kind: 'NetworkPolicy', apiVersion: 'networking.k8s.io/v1', metadata: { name: 'np', namespace: 'x' }, spec: {} }, { kind: 'Service', metadata: { name: 's' } }] }),
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          {
+            kind: 'NetworkPolicy',
+            apiVersion: 'networking.k8s.io/v1',
+            metadata: { name: 'np', namespace: 'x' },
+            spec: {},
+          },
+          { kind: 'Service', metadata: { name: 's' } },
+        ],
+      }),
     );
     writeFileSync(join(dir, 'notes.txt'), 'not a manifest');
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('loads multi-document YAML and kind: List from files and directories', () => {
-    expect(loadManifests([dir]).map((o) => `${o.kind}/${o.name}`)).toEqual(['Namespace/x', 'Pod/a', 'NetworkPolicy/np']);
+    expect(loadManifests([dir]).map((o) => `${o.kind}/${o.name}`)).toEqual([
+      'Namespace/x',
+      'Pod/a',
+      'NetworkPolicy/np',
+    ]);
   });
   it('names the file and document of an error', () => {
-    expect(() => parseManifests('kind: Pod\nmetadata: {name: ok}\n---\nkind: Pod\nmetadata: {name: bad, labels: {n: 5}}\n', 'pods.yaml')).toThrow(
+    expect(() =>
+      parseManifests(
+        'kind: Pod\nmetadata: {name: ok}\n---\nkind: Pod\nmetadata: {name: bad, labels: {n: 5}}\n',
+        'pods.yaml',
+      ),
+    ).toThrow(
       'pods.yaml: document 2: Pod default/bad: metadata.labels.n: label values must be strings (quote 5 in YAML)',
     );
     expect(() => parseManifests('kind: [unclosed', 'broken.yaml')).toThrow(ManifestError);
-    expect(() => loadManifests([join(dir, 'missing.yaml')])).toThrow(`${join(dir, 'missing.yaml')}: no such file or directory`);
+    expect(() => loadManifests([join(dir, 'missing.yaml')])).toThrow(
+      `${join(dir, 'missing.yaml')}: no such file or directory`,
+    );
   });
 });
 

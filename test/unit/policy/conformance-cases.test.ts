@@ -24,7 +24,11 @@ const NODE = 'node-1';
 const model = new Map<string, Manifest>();
 for (const doc of parseAllDocuments(readFileSync('examples/e2e-model/cluster.yaml', 'utf8'))) {
   const o = doc.toJS() as { kind: string; metadata: { name: string; namespace?: string } } | null;
-  if (o) model.set(`${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`, o as unknown as Manifest);
+  if (o)
+    model.set(
+      `${o.kind}/${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`,
+      o as unknown as Manifest,
+    );
 }
 
 /** Pods get a node and stable addresses, as the lab gives them when it starts them. */
@@ -35,21 +39,36 @@ function withAddresses(m: Manifest): Manifest {
   const key = `${meta.namespace ?? 'default'}/${meta.name}`;
   if (!addresses.has(key)) addresses.set(key, addresses.size + 10);
   const n = addresses.get(key)!;
-  return { ...m, spec: { ...(m.spec as object), nodeName: NODE }, status: { phase: 'Running', podIPs: [{ ip: `10.244.0.${n}` }, { ip: `fd00:10:244::${n.toString(16)}` }] } };
+  return {
+    ...m,
+    spec: { ...(m.spec as object), nodeName: NODE },
+    status: { phase: 'Running', podIPs: [{ ip: `10.244.0.${n}` }, { ip: `fd00:10:244::${n.toString(16)}` }] },
+  };
 }
 
-function results(engine: PolicyEngine, probe: Probe): { explained: { from: string; to: string; connected: boolean }[]; simulated: { from: string; to: string; connected: boolean }[] } {
+function results(
+  engine: PolicyEngine,
+  probe: Probe,
+): {
+  explained: { from: string; to: string; connected: boolean }[];
+  simulated: { from: string; to: string; connected: boolean }[];
+} {
   const state = engine.snapshot();
   const pods = probe.expect.pods;
   // `from` as `weir lab probe --from` takes it: a pod, or "ns/" for every pod of a namespace.
-  const froms = probe.from ? pods.filter((p) => p === probe.from || (probe.from!.endsWith('/') && p.startsWith(probe.from!))) : pods;
+  const froms = probe.from
+    ? pods.filter((p) => p === probe.from || (probe.from!.endsWith('/') && p.startsWith(probe.from!)))
+    : pods;
   const explained = [];
   const simulated = [];
   for (const from of froms) {
     for (const to of pods) {
       const dst = engine.getPod(to)!.pod as Pod;
       // A named probe port resolves against the destination pod, as the lab's probe does.
-      const port = typeof probe.port === 'number' ? probe.port : dst.ports.find((p) => p.name === probe.port && p.protocol === probe.protocol)?.containerPort;
+      const port =
+        typeof probe.port === 'number'
+          ? probe.port
+          : dst.ports.find((p) => p.name === probe.port && p.protocol === probe.protocol)?.containerPort;
       if (port === undefined) {
         explained.push({ from, to, connected: false });
         simulated.push({ from, to, connected: false });
@@ -65,7 +84,11 @@ function results(engine: PolicyEngine, probe: Probe): { explained: { from: strin
       const fam = (ips: string[]): string => ips.find((ip) => ip.includes(':') === (probe.family === 6))!;
       const srcId = engine.resolveIP(fam(src.ips))!;
       const dstId = engine.resolveIP(fam(dst.ips))!;
-      simulated.push({ from, to, connected: simulateConnection(state.endpoints.get(from), state.endpoints.get(to), srcId, dstId, protocol, port) });
+      simulated.push({
+        from,
+        to,
+        connected: simulateConnection(state.endpoints.get(from), state.endpoints.get(to), srcId, dstId, protocol, port),
+      });
     }
   }
   return { explained, simulated };
@@ -89,15 +112,23 @@ describe('the conformance cases, compiled', () => {
       }
       for (const m of step.delete ?? []) {
         const o = toKubeObject(m)!;
-        const ch = store.delete(o.kind, o.kind === 'Namespace' || o.kind === 'Node' ? o.name : `${o.namespace}/${o.name}`);
+        const ch = store.delete(
+          o.kind,
+          o.kind === 'Namespace' || o.kind === 'Node' ? o.name : `${o.namespace}/${o.name}`,
+        );
         if (ch) engine.apply(ch);
       }
       for (const probe of step.probes) {
         const r = results(engine, probe);
-        for (const [what, cells] of [['explain', r.explained], ['compiled entries', r.simulated]] as const) {
+        for (const [what, cells] of [
+          ['explain', r.explained],
+          ['compiled entries', r.simulated],
+        ] as const) {
           const wrong = probe.expect.mismatches(cells);
           if (wrong.length > 0) {
-            failures.push(`${step.does}: ${probe.protocol}/${probe.port} IPv${probe.family ?? 4} by ${what}: ${wrong.map((w) => `${w.from}->${w.to} ${w.connected ? 'connected' : 'blocked'}`).join(', ')}\nexpected:\n${probe.expect.table()}`);
+            failures.push(
+              `${step.does}: ${probe.protocol}/${probe.port} IPv${probe.family ?? 4} by ${what}: ${wrong.map((w) => `${w.from}->${w.to} ${w.connected ? 'connected' : 'blocked'}`).join(', ')}\nexpected:\n${probe.expect.table()}`,
+            );
           }
         }
       }

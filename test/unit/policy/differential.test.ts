@@ -12,7 +12,18 @@ import { NODES, POD_CIDRS, PROTOCOLS, QUERY_PORTS, Rng, randomCluster } from './
 
 const CLUSTERS = 2000;
 /** Inside and outside the named prefixes and excepts, node addresses, unknown pod-network addresses. */
-const EXTERNAL = ['8.8.8.8', '10.9.9.9', '203.0.113.7', '198.51.100.1', '2001:db8::1', '192.168.0.1', '192.168.0.2', '10.244.150.5', '10.244.100.9', 'fd00:10:244::ffff:1'];
+const EXTERNAL = [
+  '8.8.8.8',
+  '10.9.9.9',
+  '203.0.113.7',
+  '198.51.100.1',
+  '2001:db8::1',
+  '192.168.0.1',
+  '192.168.0.2',
+  '10.244.150.5',
+  '10.244.100.9',
+  'fd00:10:244::ffff:1',
+];
 
 describe('explain equals the simulated datapath over compiled entries', () => {
   it(`agrees on every pod pair, port and protocol of ${CLUSTERS} random clusters`, () => {
@@ -42,10 +53,16 @@ describe('explain equals the simulated datapath over compiled entries', () => {
           const port = r.pick(QUERY_PORTS);
           const protocol = r.pick(PROTOCOLS);
           const id = node.resolveIP(ip)!;
-          for (const [from, to, direction] of [[key, ip, 'egress'], [ip, key, 'ingress']] as const) {
+          for (const [from, to, direction] of [
+            [key, ip, 'egress'],
+            [ip, key, 'ingress'],
+          ] as const) {
             const sim = ep ? entryAllows(ep, direction, id, protocol, port) : true;
             const ex = explain(offline, { from, to, port, protocol });
-            if (ex.allowed !== sim) throw new Error(`seed ${seed}: explain says ${ex.allowed}, datapath says ${sim}\n${formatExplanation(ex)}`);
+            if (ex.allowed !== sim)
+              throw new Error(
+                `seed ${seed}: explain says ${ex.allowed}, datapath says ${sim}\n${formatExplanation(ex)}`,
+              );
             externalChecked++;
             if (!sim) externalDenied++;
           }
@@ -64,10 +81,23 @@ describe('explain equals the simulated datapath over compiled entries', () => {
             const dstEp = states.get(dst.nodeName!)!.endpoints.get(`${dst.namespace}/${dst.name}`);
             const dstId = srcNode.resolveIP(dst.ips[family]!)!;
             const srcId = dstNode.resolveIP(src.ips[family]!)!;
-            const sim = (srcEp ? entryAllows(srcEp, 'egress', dstId, protocol, port) : true) && (dstEp ? entryAllows(dstEp, 'ingress', srcId, protocol, port) : true);
-            const ex = explain(offline, { from: `${src.namespace}/${src.name}`, to: `${dst.namespace}/${dst.name}`, port, protocol });
+            const sim =
+              (srcEp ? entryAllows(srcEp, 'egress', dstId, protocol, port) : true) &&
+              (dstEp ? entryAllows(dstEp, 'ingress', srcId, protocol, port) : true);
+            const ex = explain(offline, {
+              from: `${src.namespace}/${src.name}`,
+              to: `${dst.namespace}/${dst.name}`,
+              port,
+              protocol,
+            });
             if (ex.allowed !== sim) {
-              throw new Error(`seed ${seed}: explain says ${ex.allowed}, datapath says ${sim}\n${formatExplanation(ex)}\n${JSON.stringify(objects.filter((o) => o.kind === 'NetworkPolicy'), null, 1)}`);
+              throw new Error(
+                `seed ${seed}: explain says ${ex.allowed}, datapath says ${sim}\n${formatExplanation(ex)}\n${JSON.stringify(
+                  objects.filter((o) => o.kind === 'NetworkPolicy'),
+                  null,
+                  1,
+                )}`,
+              );
             }
             checked++;
             if (sim) allowed++;

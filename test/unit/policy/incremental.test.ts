@@ -10,7 +10,17 @@ import { PolicyEngine } from '../../../agent/policy/engine.js';
 import { Store } from '../../../agent/store/store.js';
 import type { StoreChange } from '../../../agent/store/store.js';
 import type { KubeObject, Pod } from '../../../agent/store/types.js';
-import { NODES, POD_CIDRS, Rng, nodeObject, podObject, randomCluster, randomNamespace, randomPodLabels, randomPolicy } from './random.js';
+import {
+  NODES,
+  POD_CIDRS,
+  Rng,
+  nodeObject,
+  podObject,
+  randomCluster,
+  randomNamespace,
+  randomPodLabels,
+  randomPolicy,
+} from './random.js';
 import { cluster, np, podObj } from './model.js';
 
 interface Mirror {
@@ -42,7 +52,9 @@ function applyDiff(m: Mirror, d: DesiredDiff): void {
 /** A comparable, order-independent form. */
 function normalState(s: DesiredState): unknown {
   return {
-    endpoints: [...s.endpoints.values()].map((e) => ({ ...e, entries: [...e.entries].sort((a, b) => entryKey(a).localeCompare(entryKey(b))) })).sort((a, b) => a.key.localeCompare(b.key)),
+    endpoints: [...s.endpoints.values()]
+      .map((e) => ({ ...e, entries: [...e.entries].sort((a, b) => entryKey(a).localeCompare(entryKey(b))) }))
+      .sort((a, b) => a.key.localeCompare(b.key)),
     ipcache: [...s.ipcache.values()].map((e) => `${e.cidr}=${e.identity}`).sort(),
   };
 }
@@ -50,7 +62,10 @@ function normalState(s: DesiredState): unknown {
 function normalMirror(m: Mirror): unknown {
   return {
     endpoints: [...m.headers.values()]
-      .map((h) => ({ ...h, entries: [...(m.entries.get(h.key)?.values() ?? [])].sort((a, b) => entryKey(a).localeCompare(entryKey(b))) }))
+      .map((h) => ({
+        ...h,
+        entries: [...(m.entries.get(h.key)?.values() ?? [])].sort((a, b) => entryKey(a).localeCompare(entryKey(b))),
+      }))
       .sort((a, b) => a.key.localeCompare(b.key)),
     ipcache: [...m.ipcache].map(([c, id]) => `${c}=${id}`).sort(),
   };
@@ -58,7 +73,12 @@ function normalMirror(m: Mirror): unknown {
 
 function fresh(store: Store, nodeName: string): PolicyEngine {
   const e = new PolicyEngine({ nodeName, clusterPodCIDRs: POD_CIDRS });
-  e.upsertAll([...store.list('Node'), ...store.list('Namespace'), ...store.list('Pod'), ...store.list('NetworkPolicy')]);
+  e.upsertAll([
+    ...store.list('Node'),
+    ...store.list('Namespace'),
+    ...store.list('Pod'),
+    ...store.list('NetworkPolicy'),
+  ]);
   return e;
 }
 
@@ -67,9 +87,14 @@ function randomChange(r: Rng, store: Store, namespaces: string[], counter: { n: 
   const policies = store.list('NetworkPolicy');
   switch (r.int(10)) {
     case 0:
-      return store.upsert(podObject(r.pick(namespaces), `q${counter.n}`, randomPodLabels(r), 300 + counter.n++, r.pick(NODES)));
+      return store.upsert(
+        podObject(r.pick(namespaces), `q${counter.n}`, randomPodLabels(r), 300 + counter.n++, r.pick(NODES)),
+      );
     case 1:
-      return pods.length ? store.delete('Pod', `${r.pick(pods).namespace}/${r.pick(pods).name}`) ?? store.delete('Pod', `${pods[0]!.namespace}/${pods[0]!.name}`) : undefined;
+      return pods.length
+        ? (store.delete('Pod', `${r.pick(pods).namespace}/${r.pick(pods).name}`) ??
+            store.delete('Pod', `${pods[0]!.namespace}/${pods[0]!.name}`))
+        : undefined;
     case 2:
     case 3: {
       if (!pods.length) return undefined;
@@ -87,9 +112,13 @@ function randomChange(r: Rng, store: Store, namespaces: string[], counter: { n: 
     case 6:
       return store.upsert(randomPolicy(r, r.pick(namespaces), `np${r.int(6)}`));
     case 7:
-      return policies.length ? store.delete('NetworkPolicy', `${r.pick(policies).namespace}/${r.pick(policies).name}`) : undefined;
+      return policies.length
+        ? store.delete('NetworkPolicy', `${r.pick(policies).namespace}/${r.pick(policies).name}`)
+        : undefined;
     case 8:
-      return r.chance(0.5) ? store.delete('Namespace', r.pick(namespaces)) : store.upsert(randomNamespace(r, r.pick(namespaces)));
+      return r.chance(0.5)
+        ? store.delete('Namespace', r.pick(namespaces))
+        : store.upsert(randomNamespace(r, r.pick(namespaces)));
     default:
       return r.chance(0.5) ? store.delete('Node', NODES[1]!) : store.upsert(nodeObject(NODES[1]!));
   }
@@ -134,7 +163,12 @@ describe('a change touches only what depends on it', () => {
     const engine = new PolicyEngine({ nodeName: 'node-1', clusterPodCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'] });
     const objs: KubeObject[] = [
       ...cluster(),
-      np('x', 'from-b', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ port: 80 }] }] }),
+      np('x', 'from-b', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        ingress: [
+          { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ port: 80 }] },
+        ],
+      }),
     ];
     engine.applyAll(objs.map((o) => store.upsert(o)!));
     return { engine, store };
@@ -154,7 +188,13 @@ describe('a change touches only what depends on it', () => {
     const d = engine.apply(store.upsert(podObj('z', 'c', { pod: 'b', was: 'c' }))!);
     const added = d.entriesAdded.get('x/a')!;
     expect(added).toHaveLength(1);
-    expect(added[0]).toMatchObject({ direction: 'ingress', protocol: 'TCP', port: 80, endPort: 80, derivedFrom: [{ policy: 'x/from-b', direction: 'ingress', rule: 0 }] });
+    expect(added[0]).toMatchObject({
+      direction: 'ingress',
+      protocol: 'TCP',
+      port: 80,
+      endPort: 80,
+      derivedFrom: [{ policy: 'x/from-b', direction: 'ingress', rule: 0 }],
+    });
     expect(added[0]!.remoteIdentity).toBe(engine.getPod('z/c')!.identity!.id);
     expect([...d.entriesRemoved.keys()]).toEqual([]);
   });
@@ -183,13 +223,24 @@ describe('robustness', () => {
     const e = new PolicyEngine({ nodeName: 'node-1' });
     e.upsertAll(cluster());
     for (const kind of ['Pod', 'NetworkPolicy', 'Namespace', 'Node'] as const) {
-      expect(isEmptyDiff(e.apply({ kind, type: 'deleted', key: kind === 'Namespace' || kind === 'Node' ? 'nope' : 'x/nope' } as StoreChange))).toBe(true);
+      expect(
+        isEmptyDiff(
+          e.apply({
+            kind,
+            type: 'deleted',
+            key: kind === 'Namespace' || kind === 'Node' ? 'nope' : 'x/nope',
+          } as StoreChange),
+        ),
+      ).toBe(true);
     }
   });
   it('a policy deleted and re-created in one batch compiles as if it had never left', () => {
     const store = new Store();
     const e = new PolicyEngine({ nodeName: 'node-1' });
-    const pol = np('x', 'p', { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }] });
+    const pol = np('x', 'p', {
+      podSelector: {},
+      ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }],
+    });
     e.applyAll([...cluster(), pol].map((o) => store.upsert(o)!));
     const before = normalState(e.snapshot());
     const d = e.applyAll([store.delete('NetworkPolicy', 'x/p')!, store.upsert(pol)!]);

@@ -25,12 +25,21 @@ export function namespaceObj(ns: string, labels: Record<string, string> = { ns }
   return toKubeObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels } })!;
 }
 
-export function podObj(ns: string, pod: string, labels: Record<string, string> = { pod }, extra: { node?: string; ips?: string[] } = {}): KubeObject {
+export function podObj(
+  ns: string,
+  pod: string,
+  labels: Record<string, string> = { pod },
+  extra: { node?: string; ips?: string[] } = {},
+): KubeObject {
   const ni = NAMESPACES.indexOf(ns as 'x') >= 0 ? NAMESPACES.indexOf(ns as 'x') : 9;
   const pi = PODS.indexOf(pod as 'a') >= 0 ? PODS.indexOf(pod as 'a') : 9;
   const ips = extra.ips ?? [`10.244.${ni}.${pi + 10}`, `fd00:10:244::${ni}:${pi + 10}`];
   const ports = [80, 81].flatMap((port) =>
-    (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({ name: `serve-${port}-${protocol.toLowerCase()}`, containerPort: port, protocol })),
+    (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({
+      name: `serve-${port}-${protocol.toLowerCase()}`,
+      containerPort: port,
+      protocol,
+    })),
   );
   return toKubeObject({
     apiVersion: 'v1',
@@ -47,7 +56,12 @@ export function cluster(): KubeObject[] {
 
 /** A NetworkPolicy from plain spec, as YAML would give it. */
 export function np(ns: string, name: string, spec: Record<string, unknown>): KubeObject {
-  return toKubeObject({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec })!;
+  return toKubeObject({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: ns },
+    spec,
+  })!;
 }
 
 /** "x/a", "x/*" (a namespace), "*\/a" (pod a everywhere) or "*" (every pod), as a Peer of the e2e model. */
@@ -63,7 +77,10 @@ function peer(sel: string): Peer | undefined {
  */
 export class Reachability {
   private readonly r: E2eReachability;
-  constructor(allowed: boolean, readonly pods: string[] = ALL) {
+  constructor(
+    allowed: boolean,
+    readonly pods: string[] = ALL,
+  ) {
     this.r = new E2eReachability(allowed, pods);
   }
   expect(from: string, to: string, allowed: boolean): this {
@@ -80,7 +97,8 @@ export class Reachability {
   matrix(port: number, protocol: L4Protocol): ConnectivityMatrix {
     this.r.allowLoopback();
     const results = [];
-    for (const from of this.pods) for (const to of this.pods) results.push({ from, to, connected: this.r.get(from, to) });
+    for (const from of this.pods)
+      for (const to of this.pods) results.push({ from, to, connected: this.r.get(from, to) });
     return { port, protocol, results };
   }
 }
@@ -92,7 +110,12 @@ export function engineWith(objects: KubeObject[], opts: { nodeName?: string } = 
 }
 
 /** The connectivity matrix the datapath would produce from the compiled state. */
-export function simulatedMatrix(engine: PolicyEngine, port: number, protocol: L4Protocol, family: 4 | 6 = 4): ConnectivityMatrix {
+export function simulatedMatrix(
+  engine: PolicyEngine,
+  port: number,
+  protocol: L4Protocol,
+  family: 4 | 6 = 4,
+): ConnectivityMatrix {
   const state = engine.snapshot();
   const pods = engine
     .listPods()
@@ -111,14 +134,23 @@ export function simulatedMatrix(engine: PolicyEngine, port: number, protocol: L4
       const ipOf = (ips: string[]): string => ips.find((ip) => (family === 4 ? !ip.includes(':') : ip.includes(':')))!;
       const srcId = engine.resolveIP(ipOf(src.ips))!;
       const dstId = engine.resolveIP(ipOf(dst.ips))!;
-      results.push({ from, to, connected: simulateConnection(state.endpoints.get(from), state.endpoints.get(to), srcId, dstId, protocol, port) });
+      results.push({
+        from,
+        to,
+        connected: simulateConnection(state.endpoints.get(from), state.endpoints.get(to), srcId, dstId, protocol, port),
+      });
     }
   }
   return { port, protocol, results };
 }
 
 /** Checks explain and the compiled entries (both IP families) against the expectation; returns readable tables. */
-export function checkTruthTable(objects: KubeObject[], expected: Reachability, port: number, protocol: L4Protocol = 'TCP'): { expected: string; explain: string; v4: string; v6: string } {
+export function checkTruthTable(
+  objects: KubeObject[],
+  expected: Reachability,
+  port: number,
+  protocol: L4Protocol = 'TCP',
+): { expected: string; explain: string; v4: string; v6: string } {
   const engine = engineWith([...cluster(), ...objects]);
   return {
     expected: formatTruthTable(expected.matrix(port, protocol)),

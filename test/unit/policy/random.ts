@@ -38,11 +38,21 @@ export const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 function portsFor(app: string | undefined): { name: string; containerPort: number; protocol: string }[] {
   switch (app) {
     case 'web':
-      return [{ name: 'http', containerPort: 80, protocol: 'TCP' }, { name: 'metrics', containerPort: 9090, protocol: 'TCP' }];
+      return [
+        { name: 'http', containerPort: 80, protocol: 'TCP' },
+        { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
+      ];
     case 'db':
-      return [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'dns', containerPort: 53, protocol: 'UDP' }];
+      return [
+        { name: 'http', containerPort: 8080, protocol: 'TCP' },
+        { name: 'dns', containerPort: 53, protocol: 'UDP' },
+      ];
     case 'api':
-      return [{ name: 'http', containerPort: 81, protocol: 'TCP' }, { name: 'metrics', containerPort: 9091, protocol: 'TCP' }, { name: 'dns', containerPort: 53, protocol: 'SCTP' }];
+      return [
+        { name: 'http', containerPort: 81, protocol: 'TCP' },
+        { name: 'metrics', containerPort: 9091, protocol: 'TCP' },
+        { name: 'dns', containerPort: 53, protocol: 'SCTP' },
+      ];
     default:
       return [];
   }
@@ -63,8 +73,17 @@ export function randomPodLabels(r: Rng): Record<string, string> {
   return labels;
 }
 
-export function podObject(ns: string, name: string, labels: Record<string, string>, index: number, node: string, hostNetwork = false): KubeObject {
-  const ips = hostNetwork ? [`192.168.0.${NODES.indexOf(node) + 1}`] : [`10.244.${Math.floor(index / 200)}.${(index % 200) + 2}`, `fd00:10:244::${index.toString(16)}:2`];
+export function podObject(
+  ns: string,
+  name: string,
+  labels: Record<string, string>,
+  index: number,
+  node: string,
+  hostNetwork = false,
+): KubeObject {
+  const ips = hostNetwork
+    ? [`192.168.0.${NODES.indexOf(node) + 1}`]
+    : [`10.244.${Math.floor(index / 200)}.${(index % 200) + 2}`, `fd00:10:244::${index.toString(16)}:2`];
   return toKubeObject({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -88,7 +107,11 @@ function randomSelector(r: Rng, kind: 'pod' | 'ns'): Record<string, unknown> {
   if (roll >= 2) {
     const k = r.pick(keys);
     const op = r.pick(['In', 'NotIn', 'Exists', 'DoesNotExist']);
-    sel.matchExpressions = [op === 'In' || op === 'NotIn' ? { key: k, operator: op, values: [pickVal(k), ...(r.chance(0.5) ? [pickVal(k)] : [])] } : { key: k, operator: op }];
+    sel.matchExpressions = [
+      op === 'In' || op === 'NotIn'
+        ? { key: k, operator: op, values: [pickVal(k), ...(r.chance(0.5) ? [pickVal(k)] : [])] }
+        : { key: k, operator: op },
+    ];
     if (roll === 3 && r.chance(0.5)) delete sel.matchLabels;
   }
   return sel;
@@ -103,7 +126,11 @@ function randomPeer(r: Rng): Record<string, unknown> {
     case 2:
       return { namespaceSelector: randomSelector(r, 'ns'), podSelector: randomSelector(r, 'pod') };
     case 3:
-      return { ipBlock: r.chance(0.5) ? { cidr: '0.0.0.0/0', except: ['10.0.0.0/8'] } : { cidr: r.pick(['10.244.0.0/24', '10.0.0.0/8', '::/0', '203.0.113.0/24']) } };
+      return {
+        ipBlock: r.chance(0.5)
+          ? { cidr: '0.0.0.0/0', except: ['10.0.0.0/8'] }
+          : { cidr: r.pick(['10.244.0.0/24', '10.0.0.0/8', '::/0', '203.0.113.0/24']) },
+      };
     default:
       return r.chance(0.2) ? { ipBlock: { cidr: '10.0.0.0/8', except: ['not-a-cidr'] } } : { podSelector: {} };
   }
@@ -142,7 +169,12 @@ export function randomPolicy(r: Rng, ns: string, name: string): KubeObject {
   if (types === 1) spec.policyTypes = ['Ingress'];
   if (types === 2) spec.policyTypes = ['Egress'];
   if (types === 3) spec.policyTypes = ['Ingress', 'Egress'];
-  return toKubeObject({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec })!;
+  return toKubeObject({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace: ns },
+    spec,
+  })!;
 }
 
 export function nodeObject(name: string): KubeObject {
@@ -161,12 +193,24 @@ export interface RandomCluster {
   namespaces: string[];
 }
 
-export function randomCluster(r: Rng, opts: { namespaces?: number; pods?: number; policies?: number } = {}): RandomCluster {
+export function randomCluster(
+  r: Rng,
+  opts: { namespaces?: number; pods?: number; policies?: number } = {},
+): RandomCluster {
   const namespaces = Array.from({ length: opts.namespaces ?? 2 + r.int(3) }, (_, i) => `n${i}`);
   const objects: KubeObject[] = [...NODES.map(nodeObject), ...namespaces.map((n) => randomNamespace(r, n))];
   const pods = opts.pods ?? 3 + r.int(6);
   for (let i = 0; i < pods; i++) {
-    objects.push(podObject(r.pick(namespaces), `p${i}`, randomPodLabels(r), i, r.chance(0.75) ? NODES[0]! : NODES[1]!, r.chance(0.05)));
+    objects.push(
+      podObject(
+        r.pick(namespaces),
+        `p${i}`,
+        randomPodLabels(r),
+        i,
+        r.chance(0.75) ? NODES[0]! : NODES[1]!,
+        r.chance(0.05),
+      ),
+    );
   }
   const policies = opts.policies ?? 1 + r.int(4);
   for (let i = 0; i < policies; i++) objects.push(randomPolicy(r, r.pick(namespaces), `np${i}`));

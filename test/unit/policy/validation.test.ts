@@ -15,9 +15,21 @@ const ingressFrom = (from: unknown[]): Record<string, unknown> => ({ podSelector
 
 describe('validation messages name the policy and the field', () => {
   it.each([
-    ['bad CIDR', ingressFrom([{ ipBlock: { cidr: '10.0.0.0/33' } }]), 'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: "10.0.0.0/33" has an invalid prefix length (0-32 for IPv4)'],
-    ['not an address', ingressFrom([{ ipBlock: { cidr: 'ten.0.0.0/8' } }]), 'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: "ten.0.0.0/8" is not a valid CIDR (expected e.g. 10.0.0.0/8 or fd00::/64)'],
-    ['missing cidr', ingressFrom([{ ipBlock: { except: [] } }]), 'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: is required'],
+    [
+      'bad CIDR',
+      ingressFrom([{ ipBlock: { cidr: '10.0.0.0/33' } }]),
+      'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: "10.0.0.0/33" has an invalid prefix length (0-32 for IPv4)',
+    ],
+    [
+      'not an address',
+      ingressFrom([{ ipBlock: { cidr: 'ten.0.0.0/8' } }]),
+      'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: "ten.0.0.0/8" is not a valid CIDR (expected e.g. 10.0.0.0/8 or fd00::/64)',
+    ],
+    [
+      'missing cidr',
+      ingressFrom([{ ipBlock: { except: [] } }]),
+      'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: is required',
+    ],
     [
       'except outside cidr',
       ingressFrom([{ ipBlock: { cidr: '192.168.0.0/16', except: ['10.1.0.0/16'] } }]),
@@ -28,13 +40,41 @@ describe('validation messages name the policy and the field', () => {
       ingressFrom([{ ipBlock: { cidr: '192.168.0.0/16', except: ['192.168.0.0/16'] } }]),
       'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.except[0]: "192.168.0.0/16" is not inside cidr 192.168.0.0/16; every except must be a strict subset of the cidr',
     ],
-    ['port out of range', ingressPorts([{ port: 70000 }]), 'NetworkPolicy x/bad: spec.ingress[0].ports[0].port: port 70000 is out of range (1-65535)'],
-    ['port zero', ingressPorts([{ port: 0 }]), 'NetworkPolicy x/bad: spec.ingress[0].ports[0].port: port 0 is out of range (1-65535)'],
-    ['endPort below port', ingressPorts([{ port: 90, endPort: 80 }]), 'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort 80 is below port 90; it must be greater than or equal to port'],
-    ['endPort out of range', ingressPorts([{ port: 90, endPort: 65536 }]), 'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort 65536 is out of range (1-65535)'],
-    ['endPort with a named port', ingressPorts([{ port: 'http', endPort: 90 }]), 'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort cannot be used with the named port "http"; use a numeric port'],
-    ['endPort without port', ingressPorts([{ endPort: 90 }]), 'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort needs a numeric port to start the range'],
-    ['unknown protocol', ingressPorts([{ protocol: 'ICMP', port: 80 }]), 'NetworkPolicy x/bad: spec.ingress[0].ports[0].protocol: unknown protocol "ICMP" (use TCP, UDP or SCTP)'],
+    [
+      'port out of range',
+      ingressPorts([{ port: 70000 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].port: port 70000 is out of range (1-65535)',
+    ],
+    [
+      'port zero',
+      ingressPorts([{ port: 0 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].port: port 0 is out of range (1-65535)',
+    ],
+    [
+      'endPort below port',
+      ingressPorts([{ port: 90, endPort: 80 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort 80 is below port 90; it must be greater than or equal to port',
+    ],
+    [
+      'endPort out of range',
+      ingressPorts([{ port: 90, endPort: 65536 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort 65536 is out of range (1-65535)',
+    ],
+    [
+      'endPort with a named port',
+      ingressPorts([{ port: 'http', endPort: 90 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort cannot be used with the named port "http"; use a numeric port',
+    ],
+    [
+      'endPort without port',
+      ingressPorts([{ endPort: 90 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].endPort: endPort needs a numeric port to start the range',
+    ],
+    [
+      'unknown protocol',
+      ingressPorts([{ protocol: 'ICMP', port: 80 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].protocol: unknown protocol "ICMP" (use TCP, UDP or SCTP)',
+    ],
     [
       'invalid port name',
       ingressPorts([{ port: 'Not_A_Name' }]),
@@ -55,7 +95,11 @@ describe('validation messages name the policy and the field', () => {
       ingressFrom([{ podSelector: { matchExpressions: [{ key: 'app', operator: 'Exists', values: ['a'] }] } }]),
       'NetworkPolicy x/bad: spec.ingress[0].from[0].podSelector.matchExpressions[0].values: must be empty for operator Exists',
     ],
-    ['empty label key in matchLabels', ingressFrom([{ podSelector: { matchLabels: { '': 'a' } } }]), 'NetworkPolicy x/bad: spec.ingress[0].from[0].podSelector.matchLabels: label key must not be empty'],
+    [
+      'empty label key in matchLabels',
+      ingressFrom([{ podSelector: { matchLabels: { '': 'a' } } }]),
+      'NetworkPolicy x/bad: spec.ingress[0].from[0].podSelector.matchLabels: label key must not be empty',
+    ],
     [
       'empty label key in an expression',
       { podSelector: {}, egress: [{ to: [{ podSelector: { matchExpressions: [{ key: '', operator: 'Exists' }] } }] }] },
@@ -66,13 +110,19 @@ describe('validation messages name the policy and the field', () => {
       ingressFrom([{ ipBlock: { cidr: '10.0.0.0/8' }, podSelector: {} }]),
       'NetworkPolicy x/bad: spec.ingress[0].from[0]: ipBlock cannot be combined with podSelector or namespaceSelector in one peer; write them as two peers',
     ],
-    ['empty peer', ingressFrom([{}]), 'NetworkPolicy x/bad: spec.ingress[0].from[0]: a peer needs podSelector, namespaceSelector or ipBlock'],
+    [
+      'empty peer',
+      ingressFrom([{}]),
+      'NetworkPolicy x/bad: spec.ingress[0].from[0]: a peer needs podSelector, namespaceSelector or ipBlock',
+    ],
   ])('%s', (_name, spec, message) => {
     expect(errorsOf(spec)).toEqual([message]);
   });
 
   it('an invalid podSelector fails closed: the whole namespace is isolated', () => {
-    expect(errorsOf({ podSelector: { matchExpressions: [{ key: 'pod', operator: 'Is', values: ['a'] }] }, ingress: [{}] })).toEqual([
+    expect(
+      errorsOf({ podSelector: { matchExpressions: [{ key: 'pod', operator: 'Is', values: ['a'] }] }, ingress: [{}] }),
+    ).toEqual([
       'NetworkPolicy x/bad: spec.podSelector.matchExpressions[0].operator: unknown operator "Is" (use In, NotIn, Exists or DoesNotExist)',
       'NetworkPolicy x/bad: spec.podSelector: is invalid, so this policy isolates every pod of its namespace and allows nothing until it is fixed',
     ]);
@@ -95,11 +145,18 @@ describe('an invalid rule never widens access', () => {
     expectTable([pol], new Reachability(true).expectAllIngress('x/a', false).expect('x/b', 'x/a', true), 80);
   });
   it('a bad except does not turn a CIDR rule into allow-all', () => {
-    const pol = np('x', 'bad-except', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['nonsense'] } }] }] });
+    const pol = np('x', 'bad-except', {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['nonsense'] } }] }],
+    });
     expectTable([pol], new Reachability(true).expectAllEgress('x/*', false), 80);
   });
   it('a bad podSelector isolates every pod of the namespace and allows nothing', () => {
-    const pol = np('y', 'bad-selector', { podSelector: { matchExpressions: [{ key: 'pod', operator: 'Is', values: ['a'] }] }, ingress: [{}] });
+    const pol = np('y', 'bad-selector', {
+      podSelector: { matchExpressions: [{ key: 'pod', operator: 'Is', values: ['a'] }] },
+      ingress: [{}],
+    });
     expectTable([pol], new Reachability(true).expectAllIngress('y/*', false), 80);
   });
   it('the compiled entries of a bad rule are empty', () => {
@@ -114,14 +171,30 @@ describe('an invalid rule never widens access', () => {
 describe('warnings', () => {
   it('an ipBlock that covers the pod network warns that ipBlock does not select pods', () => {
     const e = new PolicyEngine({ clusterPodCIDRs: ['10.244.0.0/16'] });
-    e.upsertAll([np('x', 'wide', ingressFrom([{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }, { ipBlock: { cidr: '192.168.0.0/16' } }]))]);
+    e.upsertAll([
+      np(
+        'x',
+        'wide',
+        ingressFrom([
+          { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } },
+          { ipBlock: { cidr: '192.168.0.0/16' } },
+        ]),
+      ),
+    ]);
     expect(e.warnings().map(formatProblem)).toEqual([
       'NetworkPolicy x/wide: spec.ingress[0].from[0].ipBlock.cidr: 10.0.0.0/8 covers the pod network 10.244.0.0/16, but ipBlock does not select pods here: pod traffic is matched by pod identity only. Use podSelector or namespaceSelector to allow pods.',
     ]);
   });
   it('without known pod CIDRs, an ipBlock holding pod IPs warns with the pods', () => {
     const e = new PolicyEngine();
-    e.upsertAll([...cluster(), np('x', 'pod-ip', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.244.1.10/32' } }] }] })]);
+    e.upsertAll([
+      ...cluster(),
+      np('x', 'pod-ip', {
+        podSelector: {},
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ ipBlock: { cidr: '10.244.1.10/32' } }] }],
+      }),
+    ]);
     expect(e.warnings().map(formatProblem)).toEqual([
       'NetworkPolicy x/pod-ip: spec.egress[0].to[0].ipBlock.cidr: 10.244.1.10/32 covers pod IPs (y/a), but ipBlock does not select pods here: pod traffic is matched by pod identity only. Use podSelector or namespaceSelector to allow pods.',
     ]);
@@ -129,6 +202,8 @@ describe('warnings', () => {
   it('rules of a direction missing from policyTypes are reported as ignored', () => {
     const e = new PolicyEngine();
     e.upsertAll([np('x', 'typed', { podSelector: {}, policyTypes: ['Ingress'], egress: [{}] })]);
-    expect(e.warnings().map(formatProblem)).toEqual(['NetworkPolicy x/typed: spec.egress: is ignored: policyTypes ["Ingress"] does not include Egress']);
+    expect(e.warnings().map(formatProblem)).toEqual([
+      'NetworkPolicy x/typed: spec.egress: is ignored: policyTypes ["Ingress"] does not include Egress',
+    ]);
   });
 });

@@ -13,20 +13,37 @@ import { cluster, engineWith, np } from './model.js';
 const OUTSIDE4 = '203.0.113.7';
 const OUTSIDE6 = '2001:db8::7';
 
-function verdicts(pol: KubeObject, direction: Direction, ip: string): { explain: boolean; datapath: boolean; identity: number; why: string } {
+function verdicts(
+  pol: KubeObject,
+  direction: Direction,
+  ip: string,
+): { explain: boolean; datapath: boolean; identity: number; why: string } {
   const engine = engineWith([...cluster(), pol]);
   const ep = engine.snapshot().endpoints.get('x/a')!;
   const identity = engine.resolveIP(ip)!;
   const [from, to] = direction === 'egress' ? ['x/a', ip] : [ip, 'x/a'];
   const ex = explain(engine, { from, to, port: 80, protocol: 'TCP' });
   const dir = direction === 'egress' ? ex.egress : ex.ingress;
-  return { explain: ex.allowed, datapath: entryAllows(ep, direction, identity, 'TCP', 80), identity, why: JSON.stringify(dir) };
+  return {
+    explain: ex.allowed,
+    datapath: entryAllows(ep, direction, identity, 'TCP', 80),
+    identity,
+    why: JSON.stringify(dir),
+  };
 }
 
 const block = (direction: Direction, cidr: string): KubeObject =>
   direction === 'egress'
-    ? np('x', 'world', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr } }] }] })
-    : np('x', 'world', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ ipBlock: { cidr } }] }] });
+    ? np('x', 'world', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        policyTypes: ['Egress'],
+        egress: [{ to: [{ ipBlock: { cidr } }] }],
+      })
+    : np('x', 'world', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ ipBlock: { cidr } }] }],
+      });
 
 describe('the world identity is per address family', () => {
   it('outside addresses resolve to world-ipv4 and world-ipv6', () => {
@@ -53,15 +70,22 @@ describe('the world identity is per address family', () => {
     });
   }
 
-  it('a /0 keeps allowing the CIDR identities inside it, and only its own family\'s', () => {
+  it("a /0 keeps allowing the CIDR identities inside it, and only its own family's", () => {
     const pol = np('x', 'world', {
       podSelector: { matchLabels: { pod: 'a' } },
       policyTypes: ['Egress'],
-      egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['198.51.100.0/24'] } }] }, { to: [{ ipBlock: { cidr: '2001:db8:1::/48' } }] }],
+      egress: [
+        { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['198.51.100.0/24'] } }] },
+        { to: [{ ipBlock: { cidr: '2001:db8:1::/48' } }] },
+      ],
     });
     expect(verdicts(pol, 'egress', '198.51.100.9')).toMatchObject({ explain: false, datapath: false });
     expect(verdicts(pol, 'egress', OUTSIDE4)).toMatchObject({ explain: true, datapath: true });
     expect(verdicts(pol, 'egress', '2001:db8:1::9')).toMatchObject({ explain: true, datapath: true });
-    expect(verdicts(pol, 'egress', OUTSIDE6)).toMatchObject({ explain: false, datapath: false, identity: ReservedIdentity.worldIPv6 });
+    expect(verdicts(pol, 'egress', OUTSIDE6)).toMatchObject({
+      explain: false,
+      datapath: false,
+      identity: ReservedIdentity.worldIPv6,
+    });
   });
 });
