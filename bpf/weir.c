@@ -83,6 +83,18 @@ static __always_inline struct weir_endpoint *weir_endpoint(__u32 ifindex)
 	return bpf_map_lookup_elem(&weir_endpoints, &ifindex);
 }
 
+/*
+ * A packet of an interface weir is attached to but holds no endpoint record
+ * for (its record not written yet, or removed): dropped, never passed. The
+ * event carries endpoint id 0.
+ */
+static __always_inline int weir_no_endpoint(struct __sk_buff *skb, __u8 dir, const struct weir_pkt *pkt,
+					    struct weir_verdict *v)
+{
+	const struct weir_endpoint none = {};
+	return weir_drop(skb, &none, dir, pkt, v, WEIR_DROP_NO_ENDPOINT);
+}
+
 static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 {
 	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
@@ -99,7 +111,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	if (reason || pkt.kind == WEIR_PKT_ALWAYS) {
 		ep = weir_endpoint(ifindex);
 		if (!ep)
-			return TC_ACT_OK; /* not an enforced pod */
+			return weir_no_endpoint(skb, dir, &pkt, &v);
 		if (reason)
 			return weir_drop(skb, ep, dir, &pkt, &v, reason);
 		return weir_pass(skb, dir, WEIR_MATCH_ALWAYS);
@@ -119,7 +131,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			if (!fv) {
 				ep = weir_endpoint(ifindex);
 				if (!ep)
-					return TC_ACT_OK;
+					return weir_no_endpoint(skb, dir, &pkt, &v);
 				return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_FRAG_UNKNOWN);
 			}
 			pkt.t.sport = fv->src_port;
@@ -165,7 +177,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 
 	ep = weir_endpoint(ifindex);
 	if (!ep)
-		return TC_ACT_OK; /* not an enforced pod */
+		return weir_no_endpoint(skb, dir, &pkt, &v);
 
 	/* ICMP errors about a known connection pass as related */
 	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {

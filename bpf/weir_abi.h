@@ -58,6 +58,7 @@
 #define WEIR_DROP_FRAG_UNKNOWN	 5 /* non-first fragment whose first fragment was not seen */
 #define WEIR_DROP_UNSUPPORTED_L3 6 /* neither IPv4, IPv6 nor ARP from an enforced pod */
 #define WEIR_DROP_CT_FULL	 7 /* a conntrack entry could not be created */
+#define WEIR_DROP_NO_ENDPOINT	 8 /* an interface weir is attached to holds no endpoint record */
 #define WEIR_DROP_MAX		 32
 
 /* ---- flow event flags ---- */
