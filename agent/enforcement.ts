@@ -1,14 +1,15 @@
 /**
- * Enforcement by the eBPF datapath: the Reconciler writes the maps, and the programs are
- * attached to every endpoint's host-side veth once its entries are in place (so a pod is never
- * enforced with half its rules) and detached when it goes. Interface discovery is the source's
- * job: the lab knows each pod's veth; in a cluster it comes from the route to the pod's IP.
+ * Enforcement by the eBPF datapath: the Syncer writes the maps, and the programs are attached
+ * to an endpoint's host-side veth only after its record is written (an interface weir is
+ * attached to without a record drops every packet) and detached when it goes. Interface
+ * discovery is the source's job: the lab knows each pod's veth; in a cluster it comes from the
+ * route to the pod's IP.
  */
 import { mkdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { Datapath } from './datapath/datapath.js';
-import { Reconciler, type IfindexOf, type ReconcileStats } from './datapath/reconciler.js';
-import type { DesiredDiff, DesiredState, EndpointState } from './desired.js';
+import { Syncer, type IfindexOf, type SyncStats } from './datapath/syncer.js';
+import type { DesiredDiff, DesiredState } from './desired.js';
 import type { Enforcement } from './daemon.js';
 
 export interface DatapathEnforcementOptions {
@@ -20,8 +21,14 @@ export interface DatapathEnforcementOptions {
   nodeAddresses?: string[];
   /** Let the node reach its pods whatever the policies say (default true, as kubelet probes need). */
   hostAllow?: boolean;
+  /** Periodic resync (dump the maps, repair drift); default 5 minutes, 0 = never. */
+  resyncIntervalMs?: number;
+  /** Map sizes at load (map name -> max entries), for tests that fill a map cheaply. */
+  mapMax?: Record<string, number>;
   log?: (line: string) => void;
 }
+
+export const DEFAULT_RESYNC_INTERVAL_MS = 5 * 60_000;
 
 /** Every address of this host's interfaces, IPv4 and IPv6. */
 export function localAddresses(): string[] {
@@ -31,72 +38,94 @@ export function localAddresses(): string[] {
   return [...out];
 }
 
+/** Thrown when some of a change could not be written; the maps keep the previous, narrower state and the syncer retries. */
+export class SyncError extends Error {
+  constructor(readonly stats: SyncStats) {
+    super(
+      `the datapath kept its previous state for some endpoints (retried with backoff): ${stats.failures
+        .map((f) => `${f.key}: ${f.error}`)
+        .join('; ')}`,
+    );
+    this.name = 'SyncError';
+  }
+}
+
 export class DatapathEnforcement implements Enforcement {
   readonly kind = 'ebpf';
   readonly datapath: Datapath;
-  readonly reconciler: Reconciler;
-  /** ifindex by endpoint key, for the endpoints whose programs are attached. */
-  private readonly attached = new Map<string, number>();
+  readonly syncer: Syncer;
   private readonly log: (line: string) => void;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  /** The last periodic resync's result. */
+  lastResync: SyncStats | undefined;
 
   constructor(private readonly opts: DatapathEnforcementOptions) {
     mkdirSync(opts.pinRoot, { recursive: true });
     this.datapath = Datapath.open({
       pinRoot: opts.pinRoot,
       ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
+      ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
     });
     this.datapath.configure({ hostAllow: opts.hostAllow ?? true });
-    this.reconciler = new Reconciler(this.datapath.reconcilerMaps(), opts.ifindexOf);
-    this.reconciler.setNodeAddresses(opts.nodeAddresses ?? localAddresses());
     this.log = opts.log ?? (() => undefined);
+    this.syncer = new Syncer(this.datapath.syncerMaps(), {
+      ifindexOf: opts.ifindexOf,
+      attach: (key, ifindex) => {
+        this.datapath.attach({ ifindex });
+        this.log(`enforcing ${key} on ifindex ${ifindex}`);
+      },
+      detach: (_key, ifindex) => {
+        try {
+          this.datapath.detach({ ifindex });
+        } catch {
+          /* the interface went with its pod */
+        }
+      },
+      log: this.log,
+    });
+    this.syncer.setNodeAddresses(opts.nodeAddresses ?? localAddresses());
   }
 
+  /** Makes the maps hold exactly `state` (start-up: adopts what is pinned), then resyncs periodically. */
   async resync(state: DesiredState): Promise<void> {
-    this.check(this.reconciler.applyFull(state));
-    for (const ep of state.endpoints.values()) this.attach(ep);
-    for (const key of [...this.attached.keys()]) if (!state.endpoints.has(key)) this.detach(key);
-  }
-
-  async apply(diff: DesiredDiff): Promise<void> {
-    const stats = this.reconciler.applyDiff(diff);
-    for (const ep of diff.endpointsChanged) this.attach(ep);
-    for (const key of diff.endpointsRemoved) this.detach(key);
+    this.syncer.setDesired(state);
+    const stats = this.syncer.resync();
+    this.startResyncTimer();
     this.check(stats);
   }
 
+  async apply(diff: DesiredDiff): Promise<void> {
+    this.syncer.update(diff);
+    this.check(this.syncer.sync());
+  }
+
   /** Endpoints whose interface appeared after their state was computed. */
-  async retryPending(): Promise<void> {
-    this.check(this.reconciler.retryPending());
+  async retryPending(keys: string[] = []): Promise<void> {
+    for (const k of keys) this.syncer.touch(k);
+    this.check(this.syncer.sync({ force: true }));
   }
 
   async close(): Promise<void> {
     // Programs and pins stay: enforcement continues and the next agent adopts them.
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.syncer.close();
     this.datapath.close();
   }
 
-  private attach(ep: EndpointState): void {
-    const ifindex = this.opts.ifindexOf(ep.key);
-    if (ifindex === undefined || this.reconciler.endpointId(ep.key) === undefined) return;
-    if (this.attached.get(ep.key) === ifindex) return;
-    this.datapath.attach({ ifindex });
-    this.attached.set(ep.key, ifindex);
-    this.log(`enforcing ${ep.key} on ifindex ${ifindex}`);
+  private startResyncTimer(): void {
+    const every = this.opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
+    if (this.resyncTimer || every <= 0) return;
+    this.resyncTimer = setInterval(() => {
+      try {
+        this.lastResync = this.syncer.resync();
+      } catch (err) {
+        this.log(`resync: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }, every);
+    this.resyncTimer.unref();
   }
 
-  private detach(key: string): void {
-    const ifindex = this.attached.get(key);
-    if (ifindex === undefined) return;
-    this.attached.delete(key);
-    try {
-      this.datapath.detach({ ifindex });
-    } catch {
-      /* the interface went with its pod */
-    }
-  }
-
-  private check(stats: ReconcileStats): void {
-    if (stats.errors.length > 0) {
-      throw new Error(`the datapath kept its previous state for some endpoints: ${stats.errors.join('; ')}`);
-    }
+  private check(stats: SyncStats): void {
+    if (stats.failures.length > 0) throw new SyncError(stats);
   }
 }

@@ -14,7 +14,7 @@ import { WeirMetrics, type PodMetricsOptions } from './metrics/metrics.js';
 import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer } from './metrics/server.js';
 import type { ControlPlaneStats, DatapathStats } from './metrics/sources.js';
 import { recordAgentEvents, type AgentEventsLike } from './metrics/agent-events.js';
-import { reconcilerMapUsage } from './metrics/map-usage.js';
+import { datapathMapUsage } from './metrics/map-usage.js';
 import { EngineFlowContext } from './flows/engine-context.js';
 import type { Agent } from './daemon.js';
 import type { DatapathEnforcement } from './enforcement.js';
@@ -140,19 +140,20 @@ export function fromAgent(
   p: AgentParts,
 ): Pick<ObservabilityOptions, 'context' | 'events' | 'datapath' | 'controlPlane' | 'agentEvents'> {
   const dp = p.enforcement?.datapath;
-  const reconciler = p.enforcement?.reconciler;
+  const syncer = p.enforcement?.syncer;
   return {
     context: new EngineFlowContext(p.engine, {
       generation: () => p.agent.revision,
       ...(p.interfaceName ? { interfaceName: p.interfaceName } : {}),
     }),
-    ...(dp && reconciler
+    ...(dp && syncer
       ? {
           events: (cb: (events: FlowEvent[]) => void) => dp.onFlowEvents(cb),
           datapath: {
             readCounters: () => dp.counters(),
             lostEvents: () => dp.lostEvents(),
-            mapUsage: () => reconcilerMapUsage(dp, reconciler),
+            mapUsage: () => datapathMapUsage(dp),
+            sync: () => syncer.status(),
           },
         }
       : {}),

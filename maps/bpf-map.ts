@@ -1,5 +1,6 @@
 /** A BPF map by fd: single and batch operations, iteration, per-CPU values. */
 import { fn, check, errno, strerror, LibbpfError } from './libbpf.js';
+import type { KernelMap } from './kernel-map.js';
 
 const BPF_ANY = 0;
 const BPF_NOEXIST = 1;
@@ -68,7 +69,7 @@ export class MapFullError extends Error {
   }
 }
 
-export class BpfMap {
+export class BpfMap implements KernelMap {
   readonly info: MapInfo;
   /** Bytes of one value as user space sees it (per-CPU maps: one slot per possible CPU). */
   readonly valueBytes: number;
@@ -84,6 +85,10 @@ export class BpfMap {
     );
     this.valueBytes = this.perCpu ? Math.ceil(this.info.valueSize / 8) * 8 * possibleCpus() : this.info.valueSize;
     if (!name) this.name = this.info.name;
+  }
+
+  get maxEntries(): number {
+    return this.info.maxEntries;
   }
 
   private checkKey(key: Buffer): void {

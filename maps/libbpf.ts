@@ -74,6 +74,7 @@ function declare() {
     map_name: lib.func(`const char *bpf_map__name(bpf_map_${sfx} *map)`),
     map_fd: lib.func(`int bpf_map__fd(bpf_map_${sfx} *map)`),
     map_set_pin_path: lib.func(`int bpf_map__set_pin_path(bpf_map_${sfx} *map, const char *path)`),
+    map_set_max_entries: lib.func(`int bpf_map__set_max_entries(bpf_map_${sfx} *map, uint32_t max_entries)`),
     next_program: lib.func(
       `bpf_program_${sfx} *bpf_object__next_program(bpf_object_${sfx} *obj, bpf_program_${sfx} *prog)`,
     ),

@@ -13,6 +13,8 @@ export interface LoadOptions {
   pinRoot?: string;
   /** Pin programs as <pinRoot>/prog_<name> (default true when pinRoot is set). */
   pinPrograms?: boolean;
+  /** Max entries per map name, set before load (a pinned map is reused only at the same size). */
+  mapMax?: Record<string, number>;
 }
 
 export interface LoadedObject {
@@ -53,6 +55,18 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
         if (r < 0) throw new LibbpfError(`setting pin path ${pin}: ${strerror(-r)}`, -r);
       }
     }
+    // sizes asked for at load (a map already pinned keeps its own size)
+    const sized = new Set<string>();
+    for (let m = fn.next_map(obj, null) as Ptr; m; m = fn.next_map(obj, m) as Ptr) {
+      const name = fn.map_name(m) as string;
+      const max = opts.mapMax?.[name];
+      if (max === undefined) continue;
+      const r = fn.map_set_max_entries(m, max) as number;
+      if (r < 0) throw new LibbpfError(`sizing map ${name} to ${max} entries: ${strerror(-r)}`, -r);
+      sized.add(name);
+    }
+    for (const name of Object.keys(opts.mapMax ?? {}))
+      if (!sized.has(name)) throw new Error(`--map-max: the datapath has no map named ${name}`);
     const { result: ret, log } = withLibbpfLog(() => fn.load(obj) as number);
     if (ret < 0) {
       const hint = adopted.length

@@ -1,7 +1,7 @@
 /**
  * The loaded datapath: load-or-adopt the pinned object under the pin root,
  * attach and detach its programs on pod interfaces, read its counters and
- * flow events. Map contents are written only by the Reconciler.
+ * flow events. Map contents are written only by the Syncer.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -14,7 +14,7 @@ import { readCounters, readLostEvents, type CounterRow } from '../../maps/reader
 import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
-import type { ReconcilerMaps } from './reconciler.js';
+import type { SyncerMaps } from './syncer.js';
 import { decodeCtKey, encodeCt4Key } from '../../maps/codecs/conntrack.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
@@ -35,6 +35,8 @@ export interface DatapathOptions {
   pinRoot?: string;
   /** Compiled object (default build/bpf/weir.o). */
   objectPath?: string;
+  /** Map sizes at load (map name -> max entries); a map already pinned keeps its size. */
+  mapMax?: Record<string, number>;
 }
 
 export class Datapath {
@@ -49,7 +51,10 @@ export class Datapath {
     if (!existsSync(dirname(pinRoot))) {
       throw new Error(`${dirname(pinRoot)} does not exist: mount bpffs with "mount -t bpf bpf /sys/fs/bpf"`);
     }
-    const obj = loadObject(opts.objectPath ?? defaultObjectPath(), { pinRoot });
+    const obj = loadObject(opts.objectPath ?? defaultObjectPath(), {
+      pinRoot,
+      ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
+    });
     try {
       const dp = new Datapath(pinRoot, obj);
       dp.migratedConnections = dp.moveIpv4Connections();
@@ -112,8 +117,8 @@ export class Datapath {
     tcDetach(target, 'egress');
   }
 
-  /** The maps the Reconciler writes. */
-  reconcilerMaps(): ReconcilerMaps {
+  /** The maps the Syncer writes. */
+  syncerMaps(): SyncerMaps {
     return {
       endpoints: this.map('endpoints'),
       endpointRev: this.map('endpointRev'),

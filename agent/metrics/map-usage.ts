@@ -1,17 +1,26 @@
 /**
- * Map fill for the map-pressure metrics: entry counts from what the reconciler holds
- * (no map walk at scrape time), capacities from the maps themselves.
+ * Map fill for the map-pressure metrics: entry counts read from the kernel maps at scrape
+ * time (not from the agent's books, so entries written by anyone count), capacities from the
+ * maps themselves.
  */
 import type { Datapath } from '../datapath/datapath.js';
-import type { Reconciler } from '../datapath/reconciler.js';
 import { MapName } from '../../maps/abi.js';
+import type { KernelMap } from '../../maps/kernel-map.js';
 import type { MapUsage } from './sources.js';
 
-export function reconcilerMapUsage(datapath: Datapath, reconciler: Reconciler): MapUsage[] {
-  const counts = reconciler.entryCounts();
-  return (Object.keys(counts) as Array<keyof typeof counts>).map((key) => ({
-    map: MapName[key],
-    entries: counts[key],
-    capacity: datapath.map(key).info.maxEntries,
-  }));
+/** Maps whose fill is reported. */
+const USAGE_MAPS = ['endpoints', 'policy', 'policyRange', 'ipcache', 'ipcacheLpm'] as const;
+
+/** Entries a map holds now (one walk). */
+export function countEntries(map: KernelMap): number {
+  let n = 0;
+  for (const _ of map.entries()) n++;
+  return n;
+}
+
+export function datapathMapUsage(datapath: Datapath): MapUsage[] {
+  return USAGE_MAPS.map((key) => {
+    const m = datapath.map(key);
+    return { map: MapName[key], entries: countEntries(m), capacity: m.maxEntries };
+  });
 }

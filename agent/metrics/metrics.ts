@@ -196,6 +196,50 @@ export class WeirMetrics {
         if (cp) this.set(cp.identitiesInUse());
       },
     });
+    const sync = () => datapath?.sync?.();
+    new Gauge({
+      name: 'weir_sync_failing_keys',
+      help: 'Endpoints and ipcache entries whose last write failed (requeued with backoff; the previous state stays)',
+      registers,
+      collect() {
+        this.set(sync()?.failing.length ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'weir_sync_pending_endpoints',
+      help: 'Endpoints not enforced yet because their interface is not known',
+      registers,
+      collect() {
+        this.set(sync()?.pending.length ?? 0);
+      },
+    });
+    new Counter({
+      name: 'weir_sync_write_failures_total',
+      help: 'Map writes of the syncer that failed (each retried until it holds)',
+      registers,
+      collect() {
+        const s = sync();
+        if (s) (this.reset(), this.inc(s.writeFailures));
+      },
+    });
+    new Counter({
+      name: 'weir_resync_repaired_total',
+      help: 'Differences between the kernel maps and what the agent wrote, found and repaired by periodic resyncs',
+      registers,
+      collect() {
+        const s = sync();
+        if (s) (this.reset(), this.inc(s.repaired));
+      },
+    });
+    new Counter({
+      name: 'weir_resyncs_total',
+      help: 'Full resyncs (map dumps compared with what the agent wrote)',
+      registers,
+      collect() {
+        const s = sync();
+        if (s) (this.reset(), this.inc(s.resyncs));
+      },
+    });
     const usage = () => datapath?.mapUsage?.() ?? [];
     new Gauge({
       name: 'weir_map_entries',

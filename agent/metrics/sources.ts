@@ -27,6 +27,16 @@ export interface DatapathStats {
   /** Records the datapath could not put into its ring buffer, since the maps were created. */
   lostEvents?(): bigint;
   mapUsage?(): MapUsage[];
+  /** The syncer's queue: keys failing (requeued with backoff), write failures and drift repaired since start. */
+  sync?(): SyncCounts;
+}
+
+export interface SyncCounts {
+  failing: unknown[];
+  pending: unknown[];
+  writeFailures: number;
+  repaired: number;
+  resyncs: number;
 }
 
 export interface ControlPlaneStats {

@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import type { BenchSection } from './run.js';
 import { Datapath, defaultObjectPath } from '../../agent/datapath/datapath.js';
 import { loadObject, type LoadedObject } from '../../maps/object.js';
-import { Reconciler } from '../../agent/datapath/reconciler.js';
+import { SyncDriver } from '../kernel/sync-driver.js';
 import type { DesiredState, EndpointState, PolicyEntry } from '../../agent/desired.js';
 import { testRun } from '../../maps/test-run.js';
 import { ipv4, tcp, TCP_SYN, TCP_ACK } from '../kernel/packets.js';
@@ -108,9 +108,9 @@ function openRig(n: number, ifindex: number): Rig {
     let drained = 0;
     const reader = dp.onFlowEvents((e) => (drained += e.length), { pollIntervalMs: 2 });
     closers.push(() => reader.close());
-    const rec = new Reconciler(dp.reconcilerMaps(), () => ifindex);
+    const rec = new SyncDriver(dp.syncerMaps(), () => ifindex);
     const t0 = process.hrtime.bigint();
-    const st = rec.applyFull(desired(n));
+    const st = rec.resyncTo(desired(n));
     const reconcileMs = Number(process.hrtime.bigint() - t0) / 1e6;
     if (st.errors.length) throw new Error(st.errors.join('; '));
     // the same programs without conntrack inserts, sharing the maps (adopted from the pins)

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Datapath } from '../../agent/datapath/datapath.js';
-import { Reconciler } from '../../agent/datapath/reconciler.js';
+import { SyncDriver } from '../kernel/sync-driver.js';
 import { startObservability, type Observability } from '../../agent/observability.js';
 import { writeAddr } from '../../maps/codecs/addr.js';
 import type { BenchSection } from './run.js';
@@ -128,8 +128,8 @@ export async function run(): Promise<BenchSection> {
       /^(\d+):/.exec(execFileSync('ip', ['-n', netns, '-o', 'link', 'show', LINK], { encoding: 'utf8' }))![1],
     );
     dp = Datapath.open({ pinRoot });
-    const rec = new Reconciler(dp.reconcilerMaps(), (key) => (key === 'bench/sink' ? ifindex : undefined));
-    const st = rec.applyFull({
+    const rec = new SyncDriver(dp.syncerMaps(), (key) => (key === 'bench/sink' ? ifindex : undefined));
+    const st = rec.resyncTo({
       endpoints: new Map([
         [
           'bench/sink',

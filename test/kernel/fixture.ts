@@ -1,13 +1,13 @@
 /**
  * Kernel test fixture: the real object loaded with its maps pinned under a
  * per-test root (/sys/fs/bpf/wdp-...), dummy interfaces standing in for pod
- * veths (BPF_PROG_TEST_RUN needs an existing ifindex), the Reconciler writing
+ * veths (BPF_PROG_TEST_RUN needs an existing ifindex), the Syncer writing
  * maps, and helpers for verdicts, events and counters. Needs root.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { Datapath } from '../../agent/datapath/datapath.js';
-import { Reconciler } from '../../agent/datapath/reconciler.js';
+import { SyncDriver } from './sync-driver.js';
 import type { DesiredState, EndpointState, PolicyEntry } from '../../agent/desired.js';
 import { testRun } from '../../maps/test-run.js';
 import type { FlowEvent } from '../../maps/codecs/flow-event.js';
@@ -21,7 +21,7 @@ const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: '
 
 export class KernelFixture {
   readonly dp: Datapath;
-  readonly rec: Reconciler;
+  readonly rec: SyncDriver;
   readonly ifindex = new Map<string, number>();
   readonly events: FlowEvent[] = [];
   private reader: RingBufferReader;
@@ -37,7 +37,7 @@ export class KernelFixture {
       this.ifindex.set(endpointKeys[i], Number(readFileSync(`/sys/class/net/${l}/ifindex`, 'utf8').trim()));
     });
     this.dp = Datapath.open({ pinRoot });
-    this.rec = new Reconciler(this.dp.reconcilerMaps(), (k) => this.ifindex.get(k));
+    this.rec = new SyncDriver(this.dp.syncerMaps(), (k) => this.ifindex.get(k));
     this.reader = this.dp.onFlowEvents((evs) => this.events.push(...evs), { pollIntervalMs: 1 });
   }
 

@@ -29,7 +29,7 @@ function rng(seed: number): () => number {
 let fx: KernelFixture;
 beforeAll(() => {
   fx = KernelFixture.create('f', [A, B]);
-  fx.rec.applyFull(
+  fx.rec.resyncTo(
     state(
       [
         endpoint(A, ['10.210.3.1', 'fd00:210:3::1'], 4001, {

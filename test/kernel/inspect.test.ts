@@ -11,7 +11,7 @@ import { Protocol } from '../../maps/abi.js';
 let fx: KernelFixture;
 beforeAll(() => {
   fx = KernelFixture.create('i', ['in/a']);
-  fx.rec.applyFull(
+  fx.rec.resyncTo(
     state(
       [
         endpoint('in/a', ['10.210.6.1'], 8001, {

@@ -1,6 +1,6 @@
 /**
  * Every verdict path of from_pod/to_pod through BPF_PROG_TEST_RUN, with maps
- * written by the Reconciler: the verdict, the flow event and the counters.
+ * written by the Syncer: the verdict, the flow event and the counters.
  * Needs root (CI runs it as root).
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
@@ -60,7 +60,7 @@ let fx: KernelFixture;
 beforeAll(() => {
   fx = KernelFixture.create('k', [A, B, C]);
   fx.rec.setNodeAddresses([IP.node]);
-  const st = fx.rec.applyFull(desired);
+  const st = fx.rec.resyncTo(desired);
   expect(st.errors).toEqual([]);
 });
 afterAll(() => fx?.close());
@@ -341,7 +341,7 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
       event: null,
     });
     const e443 = aState.entries[2];
-    const st = fx.rec.applyDiff({
+    const st = fx.rec.syncDiff({
       endpointsChanged: [],
       endpointsRemoved: [],
       ipcacheUpserted: [],
@@ -363,7 +363,7 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
       event: { flags: FlowFlag.REPLY },
     });
     // allowed again: the connection is restamped and flows
-    fx.rec.applyDiff({
+    fx.rec.syncDiff({
       endpointsChanged: [],
       endpointsRemoved: [],
       ipcacheUpserted: [],
@@ -586,7 +586,7 @@ describe('per-family world identities', () => {
       entriesAdded: new Map(),
       entriesRemoved: new Map(),
     };
-    const st = fx.rec.applyDiff({
+    const st = fx.rec.syncDiff({
       ...noWorld,
       ipcacheUpserted: [
         { cidr: '0.0.0.0/0', identity: Identity.WORLD_IPV4 },
@@ -610,7 +610,7 @@ describe('per-family world identities', () => {
       });
     } finally {
       expect(
-        fx.rec.applyDiff({
+        fx.rec.syncDiff({
           ...noWorld,
           ipcacheRemoved: ['0.0.0.0/0', '::/0'],
           entriesRemoved: new Map([[B, [toWorld4]]]),

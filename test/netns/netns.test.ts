@@ -1,7 +1,7 @@
 /**
  * Real pods: three network namespaces on a bridge inside a fourth ("node")
  * namespace, the programs attached from TypeScript to the node-side veths
- * inside that namespace, map entries written by the Reconciler. Real TCP and
+ * inside that namespace, map entries written by the Syncer. Real TCP and
  * UDP connections are allowed, dropped, answered and cut as the entries say.
  * Needs root (CI runs it as root).
  */
@@ -9,7 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Datapath } from '../../agent/datapath/datapath.js';
-import { Reconciler } from '../../agent/datapath/reconciler.js';
+import { SyncDriver } from '../kernel/sync-driver.js';
 import { tcQuery } from '../../maps/tc.js';
 import type { FlowEvent } from '../../maps/codecs/flow-event.js';
 import type { RingBufferReader } from '../../maps/ringbuf.js';
@@ -51,7 +51,7 @@ function cleanup(): void {
 }
 
 let dp: Datapath;
-let rec: Reconciler;
+let rec: SyncDriver;
 let reader: RingBufferReader;
 const events: FlowEvent[] = [];
 const ifindex = new Map<string, number>();
@@ -90,10 +90,10 @@ beforeAll(async () => {
     });
   }
   dp = Datapath.open({ pinRoot: PIN_ROOT });
-  rec = new Reconciler(dp.reconcilerMaps(), (k) => ifindex.get(k));
+  rec = new SyncDriver(dp.syncerMaps(), (k) => ifindex.get(k));
   const ipc: Array<[string, number]> = [];
   for (const p of Object.keys(PODS) as Pod[]) ipc.push([`${v4(p)}/32`, PODS[p].id], [`${v6(p)}/128`, PODS[p].id]);
-  const st = rec.applyFull(
+  const st = rec.resyncTo(
     state(
       [
         endpoint(key('a'), [v4('a'), v6('a')], PODS.a.id, { ingressIsolated: true, entries: allowBtoA }),
@@ -183,12 +183,12 @@ describe('real connections between pods in network namespaces', () => {
         entriesAdded: new Map([[key('a'), added]]),
         entriesRemoved: new Map([[key('a'), removed]]),
       });
-      expect(rec.applyDiff(diff([], [allowBtoA[0]])).errors).toEqual([]);
+      expect(rec.syncDiff(diff([], [allowBtoA[0]])).errors).toEqual([]);
       c.stdin?.write('two\n');
       expect(await waitFor('echo two', 1000)).toBe(false);
       expect(events.some((e) => e.dropReason === DropReason.POLICY_REVOKED && e.dstPort === 8080)).toBe(true);
       // the retransmission gets through once the entry is back
-      expect(rec.applyDiff(diff([allowBtoA[0]], [])).errors).toEqual([]);
+      expect(rec.syncDiff(diff([allowBtoA[0]], [])).errors).toEqual([]);
       expect(await waitFor('echo two', 5000)).toBe(true);
     } finally {
       if (c.pid) process.kill(c.pid, 'SIGKILL');

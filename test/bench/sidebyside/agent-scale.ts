@@ -1,6 +1,6 @@
 /**
  * The weir agent at cluster scale, as its own process (so its RSS is the agent's): the real
- * Agent pipeline (Store -> PolicyEngine -> DatapathEnforcement -> Reconciler -> kernel maps,
+ * Agent pipeline (Store -> PolicyEngine -> DatapathEnforcement -> Syncer -> kernel maps,
  * programs attached to one veth per local pod) fed the control-plane bench's cluster
  * (10,000 pods, 500 namespaces, 2,000 policies, 100 nodes; this agent is node-0), then pod label
  * changes arriving open-loop at fixed rates. A change's latency runs from its scheduled arrival
@@ -244,7 +244,8 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       for (const rate of opts.rates)
         rates.push(await runRate(agent, pods, latest, delivery, rate, opts.seconds, opts.saturatedAfterMs, seq));
     }
-    const resync = enforcement.reconciler.applyFull(compiler.snapshot());
+    enforcement.syncer.setDesired(compiler.snapshot());
+    const resync = enforcement.syncer.resync();
     return {
       pods: pods.length,
       namespaces: objects.filter((o) => o.kind === 'Namespace').length,

@@ -7,7 +7,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Datapath, defaultObjectPath } from '../../../agent/datapath/datapath.js';
-import { Reconciler, type ReconcileStats } from '../../../agent/datapath/reconciler.js';
+import { SyncDriver, type DriverStats as ReconcileStats } from '../../kernel/sync-driver.js';
 import { withLibbpfLog } from '../../../maps/libbpf.js';
 import type { Dataplane } from './dataplane.js';
 import { changeOneRule, type RuleSet } from './rules.js';
@@ -39,7 +39,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
   rmSync(opts.pinRoot, { recursive: true, force: true });
   const dp = Datapath.open({ pinRoot: opts.pinRoot, objectPath });
   const ifindex = new Map(topo.pods.map((p) => [endpointKey(p), p.hostIfindex]));
-  const reconciler = new Reconciler(dp.reconcilerMaps(), (key) => ifindex.get(key));
+  const reconciler = new SyncDriver(dp.syncerMaps(), (key) => ifindex.get(key));
   reconciler.setNodeAddresses(topo.pods.map((p) => p.gateway));
   let current: RuleSet | undefined;
   const empty = { endpoints: new Map(), ipcache: new Map() };
@@ -50,7 +50,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
       withLibbpfLog(() => topo.pods.forEach((p) => dp.attach({ ifindex: p.hostIfindex, netns })));
       const state = desiredState(set, topo.pods, target);
       const t0 = performance.now();
-      const stats = reconciler.applyFull(state);
+      const stats = reconciler.resyncTo(state);
       const ms = performance.now() - t0;
       check(stats, 'programming');
       current = set;
@@ -61,7 +61,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
       const { set, changed } = changeOneRule(current);
       const diff = ruleChangeDiff(current, set, changed, target);
       const t0 = performance.now();
-      const stats = reconciler.applyDiff(diff);
+      const stats = reconciler.syncDiff(diff);
       const ms = performance.now() - t0;
       check(stats, 'rule change');
       current = set;
@@ -69,7 +69,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
     },
     async disable() {
       withLibbpfLog(() => topo.pods.forEach((p) => dp.detach({ ifindex: p.hostIfindex, netns })));
-      check(reconciler.applyFull(empty), 'clearing');
+      check(reconciler.resyncTo(empty), 'clearing');
       current = undefined;
     },
     async close() {

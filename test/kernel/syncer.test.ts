@@ -1,12 +1,12 @@
 /**
- * The Reconciler against real pinned maps: minimal writes, adoption after an
+ * The Syncer against real pinned maps: minimal writes, adoption after an
  * agent restart (same pins, new process state), stale entries removed, a full
  * map reported without widening anything, and established connections kept
  * across a restart. Needs root (CI runs it as root).
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
 import { Datapath } from '../../agent/datapath/datapath.js';
-import { Reconciler } from '../../agent/datapath/reconciler.js';
+import { SyncDriver } from './sync-driver.js';
 import { ipv4, tcp, TCP_SYN, TCP_ACK } from './packets.js';
 import { Direction, Limits, MapName, Match, Protocol, Verdict, type MapKey } from '../../maps/abi.js';
 import { decodeCt4Key, encodeCtKey } from '../../maps/codecs/conntrack.js';
@@ -39,13 +39,14 @@ const syn = (sport: number, dport: number) => ipv4(IPB, IPA, Protocol.TCP, tcp(s
 const ack = (sport: number, dport: number) => ipv4(IPB, IPA, Protocol.TCP, tcp(sport, dport, TCP_ACK));
 const count = (key: MapKey) => [...fx.dp.map(key).keys()].length;
 
-describe('reconciler', () => {
+describe('syncer', () => {
   it('writes the desired state, then nothing when applied again', () => {
-    const first = fx.rec.applyFull(full());
+    const first = fx.rec.resyncTo(full());
     expect(first.errors).toEqual([]);
-    // 2 endpoints (record + revision each) + 1 exact entry + range blocks for 81-90 (81, 82-83, 84-87, 88-89, 90) + 2 exact + 1 prefix ipcache
-    expect(first.writes).toBe(2 * 2 /* endpoint record + fast-path revision */ + 1 + 5 + 3);
-    expect(fx.rec.applyFull(full()).writes).toBe(0);
+    // 2 endpoints (record + revision each) + 1 exact entry + range blocks for 81-90 (81, 82-83, 84-87, 88-89, 90)
+    // + 2 exact + 1 prefix ipcache entries, each written twice (transit identity, then its own)
+    expect(first.writes).toBe(2 * 2 /* endpoint record + fast-path revision */ + 1 + 5 + 3 * 2);
+    expect(fx.rec.resyncTo(full()).writes).toBe(0);
     expect(fx.run('toPod', A, syn(1000, 85))).toBe(TC_ACT_OK);
   });
 
@@ -55,8 +56,8 @@ describe('reconciler', () => {
     const dp2 = Datapath.open({ pinRoot: fx.pinRoot });
     try {
       expect([...dp2.adoptedMaps].sort()).toEqual(Object.values(MapName).sort());
-      const rec2 = new Reconciler(dp2.reconcilerMaps(), (k) => fx.ifindex.get(k));
-      expect(rec2.applyFull(full()).writes).toBe(0);
+      const rec2 = new SyncDriver(dp2.syncerMaps(), (k) => fx.ifindex.get(k));
+      expect(rec2.resyncTo(full()).writes).toBe(0);
       expect(rec2.endpointId(A)).toBe(idBefore);
       // the new program instance sees the old conntrack entry
       expect(testRun(dp2.program('toPod'), ack(2000, 80), { ifindex: fx.ifindex.get(A) }).retval).toBe(TC_ACT_OK);
@@ -66,8 +67,8 @@ describe('reconciler', () => {
   });
 
   it('resync removes what is no longer desired (entries, prefixes, endpoints) and denies again', () => {
-    const rec2 = new Reconciler(fx.dp.reconcilerMaps(), (k) => fx.ifindex.get(k));
-    const st = rec2.applyFull(
+    const rec2 = new SyncDriver(fx.dp.syncerMaps(), (k) => fx.ifindex.get(k));
+    const st = rec2.resyncTo(
       state([endpoint(A, [IPA], 6001, { ingressIsolated: true, entries: [e80] })], ipc.slice(0, 2)),
     );
     expect(st.errors).toEqual([]);
@@ -86,15 +87,15 @@ describe('reconciler', () => {
       many.push(endpoint(`rc/x${i}`, [], 7000 + i));
       ifx.set(`rc/x${i}`, 1_000_000 + i); // interfaces need not exist for map writes
     }
-    const rec = new Reconciler(fx.dp.reconcilerMaps(), (k) => ifx.get(k) ?? fx.ifindex.get(k));
-    const st = rec.applyFull(state(many, ipc.slice(0, 2)));
+    const rec = new SyncDriver(fx.dp.syncerMaps(), (k) => ifx.get(k) ?? fx.ifindex.get(k));
+    const st = rec.resyncTo(state(many, ipc.slice(0, 2)));
     expect(st.errors).toHaveLength(1);
     expect(st.errors[0]).toMatch(/weir_endpoints is full \(4096 entries\)/);
     const aValue = fx.dp.map('endpoints').lookup(Buffer.from(new Uint32Array([fx.ifindex.get(A) ?? 0]).buffer));
     expect(aValue && decodeEndpoint(aValue).identity).toBe(6001);
     expect(fx.run('toPod', A, syn(4000, 85))).toBe(TC_ACT_SHOT);
     // back to a sane state for later tests
-    expect(rec.applyFull(full()).errors).toEqual([]);
+    expect(rec.resyncTo(full()).errors).toEqual([]);
     expect(count('endpoints')).toBe(2);
   });
   it('pins of a weir without weir_ct4: a restart moves their IPv4 connections there, and they stay established', () => {
