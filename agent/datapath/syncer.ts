@@ -705,7 +705,8 @@ export class Syncer {
 
   private pendingKeys(): string[] {
     const out: string[] = [];
-    for (const [key, d] of this.dirty) if (d.attempts === 0 && this.want.has(key) && !this.have.get(key)?.value) out.push(key);
+    for (const [key, d] of this.dirty)
+      if (d.attempts === 0 && this.want.has(key) && !this.have.get(key)?.value) out.push(key);
     return out;
   }
 

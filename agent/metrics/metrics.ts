@@ -219,7 +219,9 @@ export class WeirMetrics {
       registers,
       collect() {
         const s = sync();
-        if (s) (this.reset(), this.inc(s.writeFailures));
+        if (!s) return;
+        this.reset();
+        this.inc(s.writeFailures);
       },
     });
     new Counter({
@@ -228,7 +230,9 @@ export class WeirMetrics {
       registers,
       collect() {
         const s = sync();
-        if (s) (this.reset(), this.inc(s.repaired));
+        if (!s) return;
+        this.reset();
+        this.inc(s.repaired);
       },
     });
     new Counter({
@@ -237,7 +241,9 @@ export class WeirMetrics {
       registers,
       collect() {
         const s = sync();
-        if (s) (this.reset(), this.inc(s.resyncs));
+        if (!s) return;
+        this.reset();
+        this.inc(s.resyncs);
       },
     });
     const usage = () => datapath?.mapUsage?.() ?? [];
