@@ -128,6 +128,8 @@ interface HaveEndpoint {
   ifindex?: number;
   value?: EndpointValue;
   attached?: number;
+  /** The record was written but the fast path's copy of its revision not yet. */
+  revPending?: boolean;
   /** Keys written (or possibly written): a superset of what the kernel holds for this id. */
   policy: Map<string, Buffer>;
   ranges: Map<string, Buffer>;
@@ -444,6 +446,7 @@ export class Syncer {
       const entriesChanged = p.add.length + p.del.length + r.add.length + r.del.length > 0;
       const recordChanged =
         !h.value ||
+        h.value.policyRev === 0 ||
         h.ifindex !== ifindex ||
         h.value.flags !== flags ||
         h.value.identity !== want.identity ||
@@ -451,15 +454,20 @@ export class Syncer {
       if (entriesChanged || recordChanged) {
         const value: EndpointValue = { endpointId: want.id, identity: want.identity, flags, policyRev: this.takeRev() };
         this.maps.endpoints.update(encodeEndpointKey(ifindex), encodeEndpoint(value));
-        this.maps.endpointRev.update(u32(want.id), u32(value.policyRev));
-        stats.writes += 2;
+        stats.writes++;
         const old = h.ifindex;
         h.value = value;
         h.ifindex = ifindex;
+        h.revPending = true;
         if (old !== undefined && old !== ifindex) {
           this.maps.endpoints.delete(encodeEndpointKey(old));
           stats.writes++;
         }
+      }
+      if (h.revPending && h.value) {
+        this.maps.endpointRev.update(u32(want.id), u32(h.value.policyRev));
+        h.revPending = false;
+        stats.writes++;
       }
     } catch (err) {
       for (const [m, books, hex, k] of added) {
@@ -573,18 +581,26 @@ export class Syncer {
   private bumpRevisions(moved: ReadonlySet<number> | undefined, stats: SyncStats): void {
     const records: Array<[Buffer, Buffer]> = [];
     const revs: Array<[Buffer, Buffer]> = [];
-    for (const h of this.have.values()) {
+    const bumped: Array<[string, HaveEndpoint, EndpointValue]> = [];
+    for (const [key, h] of this.have) {
       if (!h.value || h.ifindex === undefined) continue;
       if (moved && !this.names(h, moved)) continue;
-      h.value = { ...h.value, policyRev: this.takeRev() };
-      records.push([encodeEndpointKey(h.ifindex), encodeEndpoint(h.value)]);
-      revs.push([u32(h.id), u32(h.value.policyRev)]);
+      const value = { ...h.value, policyRev: this.takeRev() };
+      bumped.push([key, h, value]);
+      records.push([encodeEndpointKey(h.ifindex), encodeEndpoint(value)]);
+      revs.push([u32(h.id), u32(value.policyRev)]);
     }
     try {
       this.maps.endpoints.updateBatch(records);
+      for (const [, h, value] of bumped) h.value = value;
       this.maps.endpointRev.updateBatch(revs);
       stats.writes += records.length + revs.length;
     } catch (err) {
+      // what landed is not known: those records are written again (with a fresh revision)
+      for (const [key, h] of bumped) {
+        if (h.value) h.value = { ...h.value, policyRev: 0 };
+        this.markEndpoint(key, false);
+      }
       this.writeFailures++;
       this.log(`re-judging connections after an identity change: ${message(err)}`);
     }
