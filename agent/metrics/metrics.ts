@@ -51,6 +51,7 @@ function memoizedCounters(d: DatapathStats, maxAgeMs = 200): DatapathStats & { f
     },
     ...(d.lostEvents ? { lostEvents: () => d.lostEvents!() } : {}),
     ...(d.mapUsage ? { mapUsage: () => d.mapUsage!() } : {}),
+    ...(d.sync ? { sync: () => d.sync!() } : {}),
   };
 }
 

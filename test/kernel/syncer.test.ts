@@ -14,6 +14,10 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { testRun } from '../../maps/test-run.js';
 import { decodeEndpoint } from '../../maps/codecs/endpoint.js';
+import { openPinnedMap } from '../../maps/bpf-map.js';
+import { encodePolicyKey, encodePolicyValue } from '../../maps/codecs/policy.js';
+import { WeirMetrics } from '../../agent/metrics/metrics.js';
+import { datapathMapUsage } from '../../agent/metrics/map-usage.js';
 
 const A = 'rc/a';
 const B = 'rc/b';
@@ -127,5 +131,43 @@ describe('syncer', () => {
     } finally {
       dp2.close();
     }
+  });
+
+  it('entries deleted and added by hand in the pinned maps are repaired by the next resync, and counted in a metric', async () => {
+    expect(fx.rec.resyncTo(full()).errors).toEqual([]);
+    const metrics = new WeirMetrics({
+      datapath: {
+        readCounters: () => fx.dp.counters(),
+        mapUsage: () => datapathMapUsage(fx.dp),
+        sync: () => fx.rec.syncer.status(),
+      },
+    });
+    const repaired = async () =>
+      Number(/^weir_resync_repaired_total (\d+)$/m.exec(await metrics.registry.metrics())?.[1] ?? NaN);
+    const before = await repaired();
+    const policyEntries = async () =>
+      Number(/^weir_map_entries\{map="weir_policy"\} (\d+)$/m.exec(await metrics.registry.metrics())?.[1] ?? NaN);
+    const id = fx.rec.endpointId(A) ?? 0;
+    // someone edits the pinned map by hand (as bpftool map delete / update would)
+    const pinned = openPinnedMap(join(fx.pinRoot, MapName.policy));
+    try {
+      const key = (port: number) =>
+        encodePolicyKey({ endpointId: id, identity: 6002, direction: Direction.INGRESS, protocol: Protocol.TCP, port });
+      expect(pinned.delete(key(80))).toBe(true);
+      pinned.update(key(22), encodePolicyValue());
+      pinned.update(key(23), encodePolicyValue());
+    } finally {
+      pinned.close();
+    }
+    expect(fx.run('toPod', A, syn(6000, 80))).toBe(TC_ACT_SHOT);
+    expect(fx.run('toPod', A, syn(6001, 22))).toBe(TC_ACT_OK);
+    expect(await policyEntries()).toBe(2); // 1 written by the agent, 1 deleted and 2 added by hand: counted from the kernel map, not from the agent's books
+    const st = fx.rec.syncer.resync();
+    expect(st.repaired).toBe(3);
+    expect(await policyEntries()).toBe(1);
+    expect(fx.run('toPod', A, syn(6002, 80))).toBe(TC_ACT_OK);
+    expect(fx.run('toPod', A, syn(6003, 22))).toBe(TC_ACT_SHOT);
+    expect((await repaired()) - before).toBe(3);
+    expect(fx.rec.syncer.resync().repaired).toBe(0);
   });
 });

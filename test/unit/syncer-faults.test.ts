@@ -51,7 +51,6 @@ const IDS = [300, 301, 302, 303];
 const CIDR_ID = Identity.CLUSTER_MIN + (1 << 24) + 7;
 const POD_ADDRS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'];
 const PROBE_ADDRS = [...POD_ADDRS, '10.0.9.9', '198.18.0.1', '8.8.8.8'];
-const PREFIXES = ['10.0.0.0/16', '198.18.0.0/15', '0.0.0.0/0'];
 const PORTS = [80, 8001, 9999];
 const PROTOS = ['TCP', 'UDP'] as const;
 
@@ -61,7 +60,8 @@ interface Probe {
   port: number;
 }
 const PROBES: Probe[] = [];
-for (const addr of PROBE_ADDRS) for (const proto of PROTOS) for (const port of PORTS) PROBES.push({ addr, proto, port });
+for (const addr of PROBE_ADDRS)
+  for (const proto of PROTOS) for (const port of PORTS) PROBES.push({ addr, proto, port });
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
 
@@ -341,7 +341,8 @@ function runSequence(seed: number): RunResult {
   });
   const ids = new Set([...maps.endpoints.entries()].map(([, v]) => decodeEndpoint(v).endpointId));
   expect(maps.endpoints.size).toBe(current.endpoints.size);
-  for (const [k] of maps.policy.entries()) expect({ seed, id: ids.has(decodePolicyKey(k).endpointId) }).toEqual({ seed, id: true });
+  for (const [k] of maps.policy.entries())
+    expect({ seed, id: ids.has(decodePolicyKey(k).endpointId) }).toEqual({ seed, id: true });
   for (const [k] of maps.policyRange.entries())
     expect({ seed, id: ids.has(decodePolicyRangeKey(k).endpointId) }).toEqual({ seed, id: true });
   // and a resync finds nothing to repair
