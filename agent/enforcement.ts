@@ -11,6 +11,7 @@ import { Datapath } from './datapath/datapath.js';
 import { Syncer, type IfindexOf, type SyncStats } from './datapath/syncer.js';
 import type { DesiredDiff, DesiredState } from './desired.js';
 import type { Enforcement } from './daemon.js';
+import { datapathMapUsage } from './metrics/map-usage.js';
 
 export interface DatapathEnforcementOptions {
   pinRoot: string;
@@ -25,10 +26,25 @@ export interface DatapathEnforcementOptions {
   resyncIntervalMs?: number;
   /** Map sizes at load (map name -> max entries), for tests that fill a map cheaply. */
   mapMax?: Record<string, number>;
+  /** Fill ratio from which a map is reported as under pressure (default 0.9). */
+  pressureThreshold?: number;
+  /** How often map fill is checked (default 10 s); `onPressure` hears maps crossing the threshold. */
+  pressureCheckMs?: number;
+  onPressure?: (maps: MapPressure[]) => void;
   log?: (line: string) => void;
 }
 
 export const DEFAULT_RESYNC_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_PRESSURE_THRESHOLD = 0.9;
+
+/** A map at or above the pressure threshold: the next changes may not fit. */
+export interface MapPressure {
+  map: string;
+  entries: number;
+  capacity: number;
+  /** entries / capacity */
+  fill: number;
+}
 
 /** Every address of this host's interfaces, IPv4 and IPv6. */
 export function localAddresses(): string[] {
@@ -56,6 +72,8 @@ export class DatapathEnforcement implements Enforcement {
   readonly syncer: Syncer;
   private readonly log: (line: string) => void;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private pressureTimer: NodeJS.Timeout | undefined;
+  private pressed = new Set<string>();
   /** The last periodic resync's result. */
   lastResync: SyncStats | undefined;
 
@@ -86,11 +104,33 @@ export class DatapathEnforcement implements Enforcement {
     this.syncer.setNodeAddresses(opts.nodeAddresses ?? localAddresses());
   }
 
+  /** Maps filled to the pressure threshold or beyond (entries counted in the kernel maps). */
+  pressure(): MapPressure[] {
+    const threshold = this.opts.pressureThreshold ?? DEFAULT_PRESSURE_THRESHOLD;
+    return datapathMapUsage(this.datapath)
+      .map((u) => ({ ...u, fill: u.capacity > 0 ? u.entries / u.capacity : 0 }))
+      .filter((u) => u.fill >= threshold);
+  }
+
+  /** Reports maps that newly crossed the threshold (log and `onPressure`). */
+  checkPressure(): MapPressure[] {
+    const now = this.pressure();
+    const fresh = now.filter((p) => !this.pressed.has(p.map));
+    this.pressed = new Set(now.map((p) => p.map));
+    for (const p of fresh)
+      this.log(
+        `BPF map ${p.map} is ${Math.round(p.fill * 100)}% full (${p.entries} of ${p.capacity}): changes that need more room will be refused, the previous state kept`,
+      );
+    if (fresh.length > 0) this.opts.onPressure?.(fresh);
+    return now;
+  }
+
   /** Makes the maps hold exactly `state` (start-up: adopts what is pinned), then resyncs periodically. */
   async resync(state: DesiredState): Promise<void> {
     this.syncer.setDesired(state);
     const stats = this.syncer.resync();
     this.startResyncTimer();
+    this.startPressureTimer();
     this.check(stats);
   }
 
@@ -108,6 +148,7 @@ export class DatapathEnforcement implements Enforcement {
   async close(): Promise<void> {
     // Programs and pins stay: enforcement continues and the next agent adopts them.
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.pressureTimer) clearInterval(this.pressureTimer);
     this.syncer.close();
     this.datapath.close();
   }
@@ -125,7 +166,20 @@ export class DatapathEnforcement implements Enforcement {
     this.resyncTimer.unref();
   }
 
+  private startPressureTimer(): void {
+    if (this.pressureTimer) return;
+    this.pressureTimer = setInterval(() => {
+      try {
+        this.checkPressure();
+      } catch (err) {
+        this.log(`map pressure: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }, this.opts.pressureCheckMs ?? 10_000);
+    this.pressureTimer.unref();
+  }
+
   private check(stats: SyncStats): void {
+    if (stats.failures.some((f) => /is full/.test(f.error))) this.checkPressure();
     if (stats.failures.length > 0) throw new SyncError(stats);
   }
 }

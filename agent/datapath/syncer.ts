@@ -65,7 +65,7 @@ export interface SyncerOptions {
   attach?: (key: string, ifindex: number) => void;
   /** Called after an endpoint's record is removed from an interface. */
   detach?: (key: string, ifindex: number) => void;
-  /** First retry delay after a failure (doubles up to maxBackoffMs). Default 200 ms. */
+  /** First retry delay after a failure (doubles up to maxBackoffMs, default 10 s). Default 200 ms. */
   backoffMs?: number;
   maxBackoffMs?: number;
   /** How often an endpoint whose interface is unknown is looked at again. Default 1 s. */
@@ -478,6 +478,16 @@ export class Syncer {
           /* stays booked: removed by a later sync */
         }
       }
+      // a pod whose record could not be written is closed, not left unenforced: its interface
+      // gets the programs, which drop every packet of an interface without a record (NO_ENDPOINT)
+      if (h.attached === undefined && !h.value) {
+        try {
+          this.opts.attach?.(key, ifindex);
+          h.attached = ifindex;
+        } catch {
+          /* retried with the endpoint */
+        }
+      }
       throw err;
     }
     if (h.attached !== ifindex) {
@@ -700,7 +710,7 @@ export class Syncer {
     d.attempts++;
     d.error = message(err);
     const base = this.opts.backoffMs ?? 200;
-    d.notBefore = now + Math.min(this.opts.maxBackoffMs ?? 30_000, base * 2 ** Math.min(d.attempts - 1, 20));
+    d.notBefore = now + Math.min(this.opts.maxBackoffMs ?? 10_000, base * 2 ** Math.min(d.attempts - 1, 20));
     queue.set(key, d);
     this.writeFailures++;
     stats.failures.push({ key: label, error: d.error, attempts: d.attempts, retryAt: d.notBefore });

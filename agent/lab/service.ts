@@ -13,6 +13,8 @@ import { serveControl } from '../control/server.js';
 import { LabSource } from '../sources/lab.js';
 import type { LabConfig } from './config.js';
 import { createLabEnforcement } from './enforcement.js';
+import { DatapathEnforcement, type MapPressure } from '../enforcement.js';
+import type { SyncerStatus } from '../datapath/syncer.js';
 import { LabRuntime } from './runtime.js';
 import { identityViews, podViews, policyViews } from './views.js';
 import { startLabObservability } from './observe.js';
@@ -37,6 +39,10 @@ export interface LabStatus {
   /** Where `weir observe` reads flows. */
   flowApi: string[];
   metricsUrl?: string;
+  /** The syncer's queue: keys failing (previous state kept, retried with backoff), drift repaired. */
+  sync?: SyncerStatus;
+  /** Maps at or above the pressure threshold. */
+  mapPressure?: MapPressure[];
 }
 
 export interface LabService {
@@ -57,12 +63,23 @@ function objectsOf(body: unknown): KubeObject[] {
 
 export async function startLabService(
   config: LabConfig,
-  opts: { enforce: boolean; log: (line: string) => void },
+  opts: {
+    enforce: boolean;
+    log: (line: string) => void;
+    mapMax?: Record<string, number>;
+    resyncIntervalMs?: number;
+  },
 ): Promise<LabService> {
   const runtime = new LabRuntime(config);
   await runtime.prepare();
   const enforcement = await createLabEnforcement(
-    { config, ifindexOf: (key) => runtime.get(key)?.ifindex, log: opts.log },
+    {
+      config,
+      ifindexOf: (key) => runtime.get(key)?.ifindex,
+      log: opts.log,
+      ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
+      ...(opts.resyncIntervalMs !== undefined ? { resyncIntervalMs: opts.resyncIntervalMs } : {}),
+    },
     opts.enforce,
   );
   const compiler = new PolicyEngine({ nodeName: config.nodeName, clusterPodCIDRs: [config.cidr4, config.cidr6] });
@@ -87,6 +104,9 @@ export async function startLabService(
     runDir: config.runDir,
     flowApi: observability.flowApi,
     ...(observability.metricsUrl ? { metricsUrl: observability.metricsUrl } : {}),
+    ...(enforcement instanceof DatapathEnforcement
+      ? { sync: enforcement.syncer.status(), mapPressure: enforcement.pressure() }
+      : {}),
   });
   const server = await serveControl(controlSocketPath(config), [
     { method: 'GET', path: '/status', handler: async () => status() },

@@ -99,7 +99,32 @@ function tailLog(path: string, lines = 15): string {
   }
 }
 
-async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
+/** Options of the datapath the lab agent loads. */
+interface DatapathFlags {
+  mapMax?: string[];
+  resyncInterval?: string;
+}
+
+/** `--map-max weir_policy=64` (repeatable) -> { weir_policy: 64 }. */
+export function parseMapMax(list: string[] = []): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of list) {
+    const m = /^(weir_[a-z0-9_]+)=(\d+)$/.exec(item.trim());
+    if (!m || Number(m[2]) < 1)
+      throw new Error(`--map-max ${item}: expected MAP=N with a map name such as weir_policy and N >= 1`);
+    out[m[1] as string] = Number(m[2]);
+  }
+  return out;
+}
+
+function serveArgs(d: DatapathFlags): string[] {
+  const args: string[] = [];
+  for (const m of d.mapMax ?? []) args.push('--map-max', m);
+  if (d.resyncInterval !== undefined) args.push('--resync-interval', d.resyncInterval);
+  return args;
+}
+
+async function startDaemon(c: LabConfig, enforce: boolean, d: DatapathFlags = {}): Promise<LabStatus> {
   mkdirSync(c.runDir, { recursive: true });
   const logPath = join(c.runDir, 'agent.log');
   const log = openSync(logPath, 'a');
@@ -114,7 +139,7 @@ async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
   };
   const child = spawn(
     process.execPath,
-    [MAIN, 'lab', 'serve', '--run-dir', c.runDir, ...(enforce ? [] : ['--no-enforce'])],
+    [MAIN, 'lab', 'serve', '--run-dir', c.runDir, ...(enforce ? [] : ['--no-enforce']), ...serveArgs(d)],
     { detached: true, stdio: ['ignore', log, log], env },
   );
   closeSync(log);
@@ -161,9 +186,15 @@ export function register(program: Command): void {
     .description('create the pods of a cluster file (Namespaces, Pods) and start the agent')
     .requiredOption('--cluster <file>', 'YAML with Namespaces and Pods (and optionally NetworkPolicies)')
     .option('--no-enforce', 'run the pods without the eBPF datapath')
-    .action(async (opts: ConfigFlags & { cluster: string; enforce: boolean }) => {
+    .option(
+      '--map-max <map=n...>',
+      'size a BPF map at load, e.g. weir_policy=64 (repeatable): a full map is then cheap to reach in a test',
+    )
+    .option('--resync-interval <ms>', 'how often the agent dumps the maps and repairs drift (default 300000)')
+    .action(async (opts: ConfigFlags & DatapathFlags & { cluster: string; enforce: boolean }) => {
       requireRoot();
       const c = configFrom(opts);
+      parseMapMax(opts.mapMax); // refuse a bad value before anything starts
       const objects = loadManifests([opts.cluster]);
       const running = await daemonStatus(c);
       if (running)
@@ -175,7 +206,7 @@ export function register(program: Command): void {
       if (leftover.processes + leftover.interfaces > 0)
         say(`cleaned what an earlier lab left: ${leftover.processes} processes, ${leftover.interfaces} interfaces`);
       say(`starting the lab agent (pins ${c.pinRoot}, run dir ${c.runDir})`);
-      const st = await startDaemon(c, opts.enforce);
+      const st = await startDaemon(c, opts.enforce, opts);
       say(`agent pid ${st.pid}, enforcement: ${st.enforcement}`);
       const report = await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say);
       printReport(report, 'apply');
@@ -365,12 +396,20 @@ export function register(program: Command): void {
   withLabOptions(lab.command('serve', { hidden: true }))
     .description('run the lab agent in the foreground (weir lab up starts it)')
     .option('--no-enforce', 'run without the eBPF datapath')
-    .action(async (opts: ConfigFlags & { enforce: boolean }) => {
+    .option('--map-max <map=n...>', 'size a BPF map at load (repeatable)')
+    .option('--resync-interval <ms>', 'periodic resync of the maps')
+    .action(async (opts: ConfigFlags & DatapathFlags & { enforce: boolean }) => {
       const c = configFrom(opts);
+      const mapMax = parseMapMax(opts.mapMax);
       const log = (line: string): void => {
         process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       };
-      const svc = await startLabService(c, { enforce: opts.enforce, log });
+      const svc = await startLabService(c, {
+        enforce: opts.enforce,
+        log,
+        ...(Object.keys(mapMax).length ? { mapMax } : {}),
+        ...(opts.resyncInterval !== undefined ? { resyncIntervalMs: Number(opts.resyncInterval) } : {}),
+      });
       for (const sig of ['SIGTERM', 'SIGINT'] as const) {
         process.once(sig, () => {
           void svc.stop().then(() => process.exit(0));
