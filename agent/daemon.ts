@@ -79,6 +79,7 @@ export class Agent {
   readonly compiler: PolicyCompiler;
   readonly enforcement: Enforcement;
   private revisionCounter = 0;
+  private changeCounter = 0;
   private realized = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly startedAt = Date.now();
@@ -103,6 +104,11 @@ export class Agent {
     return this.realized;
   }
 
+  /** Moves with every store change, whether or not the datapath could realize it (caches of the store key on it). */
+  get generation(): number {
+    return this.changeCounter;
+  }
+
   get uptimeMs(): number {
     return Date.now() - this.startedAt;
   }
@@ -120,6 +126,7 @@ export class Agent {
         const c = this.store.delete(d.kind, d.key);
         if (c) changes.push(c);
       }
+      if (changes.length > 0) this.changeCounter++;
       for (const c of changes) this.events.emit('change', c);
       const c0 = performance.now();
       const diffs = this.compiler.applyAll

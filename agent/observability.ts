@@ -143,7 +143,7 @@ export function fromAgent(
   const syncer = p.enforcement?.syncer;
   return {
     context: new EngineFlowContext(p.engine, {
-      generation: () => p.agent.revision,
+      generation: () => p.agent.generation,
       ...(p.interfaceName ? { interfaceName: p.interfaceName } : {}),
     }),
     ...(dp && syncer

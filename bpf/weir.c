@@ -110,11 +110,11 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	reason = weir_parse(skb, &pkt);
 	if (reason || pkt.kind == WEIR_PKT_ALWAYS) {
 		ep = weir_endpoint(ifindex);
-		if (!ep)
+		if (!ep && reason)
 			return weir_no_endpoint(skb, dir, &pkt, &v);
 		if (reason)
 			return weir_drop(skb, ep, dir, &pkt, &v, reason);
-		return weir_pass(skb, dir, WEIR_MATCH_ALWAYS);
+		return weir_pass(skb, dir, WEIR_MATCH_ALWAYS); /* ARP, ND, MLD: as on any endpoint */
 	}
 
 	/* fragments: the first one's ports are remembered for the later ones */
