@@ -1,6 +1,6 @@
 /**
  * A stand-in Kubernetes API server for tests: a real HTTP server speaking the list and watch
- * protocol for namespaces, nodes, pods, networkpolicies and events (JSON only).
+ * protocol for namespaces, nodes, pods, networkpolicies, events and daemonsets (JSON only).
  *
  * - list: `metadata.resourceVersion`, `limit` + `continue` (consistent snapshot per continue token),
  *   equality `fieldSelector` / `labelSelector`.
