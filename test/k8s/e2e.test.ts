@@ -548,6 +548,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     expect(Math.max(...gaps)).toBeLessThan(500);
     expect(echoes[echoes.length - 1]!).toBeGreaterThan(stoppedAt + 200);
     process.kill(stream.pid!, 'SIGKILL');
+    process.stdout.write(
+      `SIGTERM with the DaemonSet present: ${across.length} echoes across the stop, longest gap ${Math.max(...gaps)} ms\n`,
+    );
 
     const restarted = startAgent(n1);
     await restarted.waitFor(/ ready: first sync enforced/);
@@ -563,6 +566,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     for (const n of [n1, n2]) expect(attached(n)).toMatch(/from_pod/);
     // helm uninstall deletes the DaemonSet (background propagation), then each pod gets SIGTERM.
     api.delete('DaemonSet', 'weir', 'kube-system');
+    const termAt = Date.now();
     const stopping = [n1, n2].map((n) => {
       const p = agents.get(n.name)!;
       const exited = new Promise<number | null>((r) => p.child.once('exit', (code) => r(code)));
@@ -570,6 +574,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       return exited;
     });
     expect(await Promise.all(stopping)).toEqual([0, 0]);
+    process.stdout.write(
+      `uninstall: both agents detached, unpinned and exited ${Date.now() - termAt} ms after SIGTERM\n`,
+    );
     for (const n of [n1, n2]) {
       const log = agents.get(n.name)!.lines.join('\n');
       expect(log).toMatch(/SIGTERM: DaemonSet kube-system\/weir is gone \(uninstall\): detaching and unpinning/);
