@@ -9,6 +9,8 @@
  * (uninstall) leaves no weir program attached on either node and no pins.
  *
  * Needs `make build` (dist/ and build/bpf/weir.o).
+ *
+ * @requires root
  */
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
