@@ -176,6 +176,8 @@ describe('Helm chart charts/weir', () => {
       'networking.k8s.io/networkpolicies:list',
       'networking.k8s.io/networkpolicies:watch',
       'apps/daemonsets:get',
+      'apps/daemonsets:list',
+      'apps/daemonsets:watch',
       'core/events:create',
       'core/events:patch',
       'events.k8s.io/events:create',

@@ -566,8 +566,12 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     api.create(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
     await until({ 'b->c': false, 'a->b': false });
     for (const n of [n1, n2]) expect(attached(n)).toMatch(/from_pod/);
-    // helm uninstall deletes the DaemonSet (background propagation), then each pod gets SIGTERM.
+    // helm uninstall deletes the DaemonSet (background propagation), then at once the
+    // ClusterRoleBinding and the ServiceAccount: by the time the garbage collector has the pods
+    // stopped, the API refuses the agents. Their watch of the DaemonSet saw the deletion.
     api.delete('DaemonSet', 'weir', 'kube-system');
+    api.forbid();
+    await sleep(200);
     const termAt = Date.now();
     const stopping = [n1, n2].map((n) => {
       const p = agents.get(n.name)!;
@@ -581,7 +585,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     );
     for (const n of [n1, n2]) {
       const log = agents.get(n.name)!.lines.join('\n');
-      expect(log).toMatch(/SIGTERM: DaemonSet kube-system\/weir is gone \(uninstall\): detaching and unpinning/);
+      expect(log).toMatch(
+        /SIGTERM: DaemonSet kube-system\/weir was deleted \(seen by the watch\) \(could not read pod kube-system\/weir-node-\d \(HTTP 403\)\) \(uninstall\): detaching and unpinning/,
+      );
       expect(log).toMatch(new RegExp(`uninstall: detached from \\d+ interface\\(s\\).*removed ${pinRoot(n)}`));
       const left = attached(n);
       expect(left).not.toMatch(/from_pod|to_pod|bpf/);

@@ -1,11 +1,13 @@
 /**
  * The decision a stopping agent takes on SIGTERM, against the test API server: only a DaemonSet
  * that is gone or being deleted means uninstall; everything else (present, replaced, no owner,
- * unreadable, unreachable, slow) keeps the programs attached.
+ * unreadable, unreachable, slow) keeps the programs attached. When the API refuses the agent at
+ * SIGTERM (helm uninstall deletes its RBAC and ServiceAccount too), a deletion the agent's watch of
+ * its DaemonSet saw decides.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { decideOnStop } from '../../agent/node/uninstall.js';
+import { decideOnStop, OwnerWatch } from '../../agent/node/uninstall.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 
 const daemonSet = (): KubeObject => ({
@@ -133,5 +135,67 @@ describe('uninstall or restart: the decision on SIGTERM', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
     for (const s of held) s.destroy();
     await new Promise((r) => silent.close(r));
+  });
+});
+
+describe('uninstall while the API refuses the agent: the watch of its DaemonSet decides', () => {
+  const api = new TestApiServer();
+  let kc: KubeConfig;
+  let watch: OwnerWatch;
+  const lookup = () => ({ kubeConfig: kc, podName: 'weir-w', podNamespace: 'kube-system' });
+  const until = async (pred: () => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + 5000;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  beforeAll(async () => {
+    await api.start();
+    kc = kubeConfigFor(api);
+    const ds = api.create(daemonSet());
+    api.create(agentPod('weir-w', ds));
+    watch = new OwnerWatch(lookup(), () => undefined, 100);
+    watch.start();
+    await until(() => api.activeWatches('daemonsets') === 1, 'the DaemonSet watch');
+  });
+  afterAll(async () => {
+    watch.stop();
+    await api.stop();
+  });
+
+  it('keeps everything when the API refuses and no deletion was seen', async () => {
+    api.forbid();
+    expect(watch.deletionSeen).toBeUndefined();
+    expect(await decideOnStop({ ...lookup(), watch })).toEqual({
+      cleanup: false,
+      reason: 'could not read pod kube-system/weir-w (HTTP 403)',
+    });
+    api.forbid(false);
+  });
+
+  it('sees a deletionTimestamp, and a cleared one', async () => {
+    const ds = api.get('DaemonSet', 'weir', 'kube-system')!;
+    api.update({ ...ds, metadata: { ...ds.metadata, deletionTimestamp: new Date().toISOString() } });
+    await until(() => watch.deletionSeen !== undefined, 'the deletionTimestamp');
+    expect(watch.deletionSeen).toBe('DaemonSet kube-system/weir is being deleted (seen by the watch)');
+    api.update(ds);
+    await until(() => watch.deletionSeen === undefined, 'the update');
+  });
+
+  it('cleans up when the DaemonSet was seen deleted and the API then refuses the agent', async () => {
+    api.delete('DaemonSet', 'weir', 'kube-system');
+    api.forbid(); // ClusterRoleBinding and ServiceAccount deleted right after
+    await until(() => watch.deletionSeen !== undefined, 'the deletion');
+    expect(await decideOnStop({ ...lookup(), watch })).toEqual({
+      cleanup: true,
+      reason:
+        'DaemonSet kube-system/weir was deleted (seen by the watch) (could not read pod kube-system/weir-w (HTTP 403))',
+    });
+    // A fresh answer wins over the watch: a reinstalled DaemonSet of the same name keeps everything.
+    api.forbid(false);
+    api.create(daemonSet());
+    expect((await decideOnStop({ ...lookup(), watch })).cleanup).toBe(false);
   });
 });

@@ -66,17 +66,24 @@ async function run(flags: RunFlags): Promise<void> {
   const { NodeAgent } = await import('../../node/agent.js');
   const agent = await NodeAgent.start({ config: cfg, kubeConfig, log });
   log.info(`health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz, /statusz)`);
+  // Follows this agent's DaemonSet, so that an uninstall is recognised even when, at SIGTERM, the API
+  // no longer answers this agent (its RBAC and ServiceAccount are deleted with the release).
+  const { decideOnStop, OwnerWatch } = await import('../../node/uninstall.js');
+  const owner = new OwnerWatch({ kubeConfig, podName: cfg.podName, podNamespace: cfg.podNamespace }, (l) =>
+    log.debug(l),
+  );
+  owner.start();
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     // Only a SIGTERM of an uninstall (the agent's DaemonSet gone or being deleted) removes weir from
     // the node; any other stop leaves programs attached and maps pinned.
-    const { decideOnStop } = await import('../../node/uninstall.js');
     const decision =
       signal === 'SIGTERM'
-        ? await decideOnStop({ kubeConfig, podName: cfg.podName, podNamespace: cfg.podNamespace })
+        ? await decideOnStop({ kubeConfig, podName: cfg.podName, podNamespace: cfg.podNamespace, watch: owner })
         : { cleanup: false, reason: 'not a SIGTERM' };
+    owner.stop();
     if (decision.cleanup) log.info(`${signal}: ${decision.reason} (uninstall): detaching and unpinning`);
     else log.info(`${signal}: stopping; programs and maps stay pinned and keep enforcing: ${decision.reason}`);
     await agent.stop();
