@@ -4,15 +4,16 @@
  * health endpoints, flows and metrics.
  *
  * Restart safety: nothing touches the maps before the first full sync. Until then changes only
- * reach the store and the compiler (the gate below drops the increments); on first sync the
- * whole desired state is reconciled against what the previous agent left pinned (adoption), and
- * only then are increments applied. An agent that starts against an unreachable API server keeps
+ * reach the store, the compiler and the syncer's queue, which is paused; on first sync the whole
+ * desired state is synced against what the previous agent left pinned (adoption), and only then
+ * does the queue run. An agent that starts against an unreachable API server keeps
  * enforcing what is pinned and is not ready.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Agent, type Enforcement } from '../daemon.js';
-import type { DesiredDiff, DesiredState } from '../desired.js';
-import { DatapathEnforcement } from '../enforcement.js';
+import { Agent } from '../daemon.js';
+import { DatapathEnforcement, SyncError, type MapPressure } from '../enforcement.js';
+import type { SyncerStatus } from '../datapath/syncer.js';
+import { parseMapMax } from '../datapath/map-max.js';
 import type { Observability } from '../observability.js';
 import { formatProblem, PolicyEngine } from '../policy/index.js';
 import { objectKey, toKubeObject, type KubeKind, type KubeObject, type Pod } from '../store/index.js';
@@ -31,25 +32,6 @@ const KIND_OF: Record<WatchedResource, KubeKind> = {
   pods: 'Pod',
   networkpolicies: 'NetworkPolicy',
 };
-
-/** Drops increments until the first full resync: the maps keep what was pinned until then. */
-class GatedEnforcement implements Enforcement {
-  readonly kind: string;
-  open = false;
-  constructor(readonly inner: Enforcement) {
-    this.kind = inner.kind;
-  }
-  async resync(state: DesiredState): Promise<void> {
-    await this.inner.resync(state);
-    this.open = true;
-  }
-  async apply(diff: DesiredDiff): Promise<void> {
-    if (this.open) await this.inner.apply(diff);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 export interface NodeAgentOptions {
   config: AgentConfig;
@@ -73,13 +55,16 @@ export interface NodeAgentStatus {
   rejectedObjects: number;
   policyErrors: string[];
   policyWarnings: string[];
+  /** The syncer's queue: keys failing (previous state kept, retried with backoff), drift repaired. */
+  sync: SyncerStatus;
+  /** Maps filled to the pressure threshold or beyond. */
+  mapPressure: MapPressure[];
 }
 
 export class NodeAgent {
   readonly source: KubernetesSource;
   readonly agent: Agent;
   readonly compiler: PolicyEngine;
-  private readonly gate: GatedEnforcement;
   private readonly datapath: DatapathEnforcement;
   private health?: HealthServer;
   private obs?: Observability;
@@ -108,14 +93,21 @@ export class NodeAgent {
       ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
       ifindexOf: (key) => this.interfaces.get(key)?.ifindex,
       hostAllow: c.hostAccess,
+      resyncIntervalMs: c.resyncIntervalSeconds * 1000,
+      ...(c.mapMax ? { mapMax: parseMapMax(c.mapMax.split(',')) } : {}),
       log: (l) => opts.log.debug(l),
+      onPressure: (maps) => {
+        for (const m of maps) {
+          opts.log.warn(`BPF map ${m.map} is ${Math.round(m.fill * 100)}% full (${m.entries} of ${m.capacity})`);
+          void this.events.mapPressure(m.map, m.entries, m.capacity);
+        }
+      },
     });
-    this.gate = new GatedEnforcement(this.datapath);
     this.compiler = new PolicyEngine({ nodeName: c.nodeName, clusterPodCIDRs: c.clusterPodCIDRs });
     this.agent = new Agent({
       nodeName: c.nodeName,
       compiler: this.compiler,
-      enforcement: this.gate,
+      enforcement: this.datapath,
       log: (l) => opts.log.debug(l),
     });
     this.agent.events.on('failed', (err) => opts.log.error(`could not realize a change: ${err.message}`));
@@ -178,6 +170,11 @@ export class NodeAgent {
         break;
       } catch (err) {
         if (this.stopped) return;
+        if (err instanceof SyncError) {
+          // the queue runs: what could not be written keeps its previous state and is retried
+          this.opts.log.warn(err.message);
+          break;
+        }
         this.opts.log.error(
           `the first full sync could not be enforced (${err instanceof Error ? err.message : String(err)}); retrying in 5 s`,
         );
@@ -234,7 +231,7 @@ export class NodeAgent {
     for (const d of deletes) if (d.kind === 'Pod') this.forget(d.key);
     await this.agent.update(upserts, deletes);
     if (
-      this.gate.open &&
+      this.ready &&
       (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))
     )
       this.reportProblems();
@@ -278,7 +275,7 @@ export class NodeAgent {
   }
 
   private async retryUnresolved(): Promise<void> {
-    let found = false;
+    const found: string[] = [];
     for (const key of [...this.unresolved]) {
       const pod = this.compiler.getPod(key)?.pod;
       if (!pod || !this.isLocalEndpoint(pod)) {
@@ -286,10 +283,10 @@ export class NodeAgent {
         continue;
       }
       await this.resolveInterface(pod);
-      if (this.interfaces.has(key)) found = true;
+      if (this.interfaces.has(key)) found.push(key);
     }
-    // Endpoints that got their interface: a full reconcile writes and attaches them.
-    if (found && this.gate.open) await this.gate.resync(this.compiler.snapshot());
+    // Endpoints that got their interface: the syncer writes and attaches them.
+    if (found.length > 0 && this.ready) await this.datapath.retryPending(found);
     if (this.unresolved.size > 0) this.scheduleRetry();
   }
 
@@ -315,6 +312,8 @@ export class NodeAgent {
       rejectedObjects: this.rejected,
       policyErrors: this.compiler.errors().map(formatProblem),
       policyWarnings: this.compiler.warnings().map(formatProblem),
+      sync: this.datapath.syncer.status(),
+      mapPressure: this.datapath.pressure(),
     };
   }
 

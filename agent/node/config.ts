@@ -32,6 +32,10 @@ export interface AgentConfig {
   logLevel: LogLevel;
   watchTimeoutSeconds: number;
   flowsCapacity: number;
+  /** How often the maps are dumped and drift repaired. */
+  resyncIntervalSeconds: number;
+  /** Map sizes at load, "weir_policy=65536,weir_ipc_lpm=4096" (empty: the sizes built in). */
+  mapMax: string;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -48,6 +52,8 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   logLevel: 'info',
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
+  resyncIntervalSeconds: 300,
+  mapMax: '',
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -66,6 +72,8 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   logLevel: 'logLevel',
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
+  resyncIntervalSeconds: 'positive',
+  mapMax: 'string',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;

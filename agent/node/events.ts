@@ -27,6 +27,31 @@ export class PolicyEventRecorder {
     return fresh.length;
   }
 
+  /** A Warning Event on this Node: a BPF map is filled to the pressure threshold. */
+  async mapPressure(map: string, entries: number, capacity: number): Promise<void> {
+    const now = new Date();
+    try {
+      await this.api.createNamespacedEvent({
+        namespace: 'default',
+        body: {
+          metadata: { generateName: `${this.nodeName}.`, namespace: 'default' },
+          involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
+          type: 'Warning',
+          reason: 'BPFMapPressure',
+          message: `BPF map ${map} holds ${entries} of ${capacity} entries: changes that need more room will be refused (the previous, narrower state stays) until entries are removed or the map is made larger`,
+          source: { component: EVENT_COMPONENT, host: this.nodeName },
+          reportingComponent: EVENT_COMPONENT,
+          reportingInstance: this.nodeName,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    } catch (err) {
+      this.onError(`could not record a map pressure Event: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   private async post(p: PolicyProblem, severity: 'error' | 'warning'): Promise<void> {
     const key = `${p.policy}|${p.field}|${p.message}`;
     this.reported.add(key);

@@ -2,6 +2,7 @@
  * `weir agent`: the node agent in Kubernetes mode (what the Helm chart's DaemonSet runs), and
  * `weir agent status`: what a running agent on this node reports.
  */
+import { parseMapMax } from '../../datapath/map-max.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
@@ -24,6 +25,8 @@ interface RunFlags {
   logLevel?: string;
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
+  resyncIntervalSeconds?: string;
+  mapMax?: string;
 }
 
 function kubeConfigFor(cfg: AgentConfig): KubeConfig {
@@ -56,7 +59,10 @@ async function run(flags: RunFlags): Promise<void> {
     logLevel: flags.logLevel,
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
+    resyncIntervalSeconds: flags.resyncIntervalSeconds,
+    mapMax: flags.mapMax,
   });
+  parseMapMax(cfg.mapMax ? cfg.mapMax.split(',') : []); // refuse a bad value at start
   const log = createLogger(cfg.logLevel);
   const kubeConfig = kubeConfigFor(cfg);
   log.info(
@@ -200,6 +206,14 @@ async function status(flags: StatusFlags): Promise<void> {
         `  ${r.padEnd(16)} ${w.synced ? 'synced' : 'not synced'}, ${w.watching ? 'watching' : 'not watching'}, ${w.restarts} restarts${w.lastError ? `, last error: ${w.lastError}` : ''}`,
     ),
   ];
+  if (s.sync) {
+    lines.push(
+      `sync:        ${s.sync.dirty} key(s) queued, ${s.sync.failing.length} failing, ${s.sync.writeFailures} write failures; ${s.sync.resyncs} resyncs repaired ${s.sync.repaired} difference(s)`,
+      ...s.sync.failing.map((f) => `  ${f.key}: ${f.error} (attempt ${f.attempts}; the previous state stays)`),
+    );
+  }
+  for (const m of s.mapPressure ?? [])
+    lines.push(`map pressure: ${m.map} ${m.entries} of ${m.capacity} entries (${Math.round(m.fill * 100)}%)`);
   if (s.policyErrors.length) lines.push('policy errors:', ...s.policyErrors.map((e) => `  ${e}`));
   if (s.policyWarnings.length) lines.push('policy warnings:', ...s.policyWarnings.map((e) => `  ${e}`));
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -226,6 +240,8 @@ export function register(program: Command): void {
     .option('--metrics-port <port>', 'Prometheus /metrics port, 0 to disable (default 9962)')
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
     .option('--watch-timeout-seconds <n>', 'server-side timeout of each watch (default 300)')
+    .option('--resync-interval-seconds <n>', 'how often the maps are dumped and drift repaired (default 300)')
+    .option('--map-max <list>', 'map sizes at load, e.g. weir_policy=65536,weir_ipc_lpm=4096')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
     .action((flags: RunFlags) => run(flags));
   agent

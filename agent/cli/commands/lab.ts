@@ -8,6 +8,7 @@
  *   weir lab probe [--port] [--protocol] [--from] [--to] [-o table|json]
  *   weir lab down                     remove everything the lab made
  */
+import { parseMapMax } from '../../datapath/map-max.js';
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -103,18 +104,6 @@ function tailLog(path: string, lines = 15): string {
 interface DatapathFlags {
   mapMax?: string[];
   resyncInterval?: string;
-}
-
-/** `--map-max weir_policy=64` (repeatable) -> { weir_policy: 64 }. */
-export function parseMapMax(list: string[] = []): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const item of list) {
-    const m = /^(weir_[a-z0-9_]+)=(\d+)$/.exec(item.trim());
-    if (!m || Number(m[2]) < 1)
-      throw new Error(`--map-max ${item}: expected MAP=N with a map name such as weir_policy and N >= 1`);
-    out[m[1] as string] = Number(m[2]);
-  }
-  return out;
 }
 
 function serveArgs(d: DatapathFlags): string[] {
