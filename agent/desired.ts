@@ -1,9 +1,9 @@
 /**
- * Desired datapath state: what the compiler produces and the reconciler makes real.
+ * Desired datapath state: what the compiler produces and the syncer makes real.
  *
  * This is the contract between the pure control plane (agent/policy, agent/ipcache,
  * agent/identity) and the kernel side (agent/datapath + maps/). It holds no kernel
- * details (no map keys, no ifindexes): the reconciler translates.
+ * details (no map keys, no ifindexes): the syncer translates.
  */
 
 export type Direction = 'ingress' | 'egress';
@@ -92,7 +92,7 @@ export function entryKey(
 }
 
 /**
- * The difference between two desired states, as the reconciler applies it.
+ * The difference between two desired states, as the syncer applies it.
  * Endpoint-level fields (identity, isolation, ips) come whole in `endpointsChanged`;
  * entries come as per-endpoint additions and removals so a label change touches only
  * the entries that depend on it.

@@ -223,7 +223,7 @@ export class NodeAgent {
       if (e.obj) upserts.push(e.obj);
       else deletes.push(e);
     }
-    // Interfaces must be known before the compiler's endpoints reach the reconciler.
+    // Interfaces must be known before the compiler's endpoints reach the syncer.
     await Promise.all(upserts.filter((o) => this.isLocalEndpoint(o)).map((p) => this.resolveInterface(p as Pod)));
     for (const o of upserts) {
       if (o.kind === 'Pod' && !this.isLocalEndpoint(o)) this.forget(objectKey(o));

@@ -31,18 +31,19 @@ export class KernelFixture {
     readonly pinRoot: string,
     readonly links: string[],
     endpointKeys: string[],
+    mapMax?: Record<string, number>,
   ) {
     links.forEach((l, i) => {
       ip('link', 'add', l, 'type', 'veth', 'peer', 'name', `${l}p`);
       this.ifindex.set(endpointKeys[i], Number(readFileSync(`/sys/class/net/${l}/ifindex`, 'utf8').trim()));
     });
-    this.dp = Datapath.open({ pinRoot });
+    this.dp = Datapath.open({ pinRoot, ...(mapMax ? { mapMax } : {}) });
     this.rec = new SyncDriver(this.dp.syncerMaps(), (k) => this.ifindex.get(k));
     this.reader = this.dp.onFlowEvents((evs) => this.events.push(...evs), { pollIntervalMs: 1 });
   }
 
   /** Creates the fixture; `tag` keeps names unique per test file (<= 4 chars). */
-  static create(tag: string, endpointKeys: string[]): KernelFixture {
+  static create(tag: string, endpointKeys: string[], mapMax?: Record<string, number>): KernelFixture {
     // the pid keeps runs of the same file from two checkouts at once apart (names <= 15 chars with the peer's "p")
     const links = endpointKeys.map((_, i) => `wdp${tag}${process.pid % 100_000}${i}`);
     for (const l of links) {
@@ -52,7 +53,7 @@ export class KernelFixture {
         /* not left over */
       }
     }
-    return new KernelFixture(tag, `/sys/fs/bpf/wdp-${tag}-${process.pid}`, links, endpointKeys);
+    return new KernelFixture(tag, `/sys/fs/bpf/wdp-${tag}-${process.pid}`, links, endpointKeys, mapMax);
   }
 
   run(prog: 'fromPod' | 'toPod', endpointKey: string, packet: Buffer): number {
