@@ -123,7 +123,7 @@ export async function run(): Promise<BenchSection> {
   return {
     title: 'weir lab: apply to realized datapath',
     markdown: [
-      `\`weir lab apply\` / \`delete\` until the reconciler has written the maps (and, for a new pod, the network namespace exists and the programs are attached), as the CLI prints it, over the ${cases.length} conformance cases on the x/y/z model, ${ROUNDS} rounds. Milliseconds.`,
+      `\`weir lab apply\` / \`delete\` until the syncer has written the maps (and, for a new pod, the network namespace exists and the programs are attached), as the CLI prints it, over the ${cases.length} conformance cases on the x/y/z model, ${ROUNDS} rounds. Milliseconds.`,
       '',
       '| change | samples | median | p90 | worst | compile median |',
       '|---|---:|---:|---:|---:|---:|',

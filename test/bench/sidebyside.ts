@@ -60,8 +60,8 @@ const READING = [
   "- weir's established path never consults policy, so its latency does not move with the rule count. What it adds to no filtering is the two programs a one-way trip crosses (`from_pod` on the client's veth, `to_pod` on the target's), each with a conntrack lookup, and the clsact hooks they run from.",
   "- iptables' latency does not move with the rule count either: Calico's chains accept established traffic by conntrack first. Its cost is in new connections, which walk the target's policy chains rule by rule (the client's rule is last), hence its connections/s against the rule count.",
   '- p99 latency and throughput depend on what else the machine runs; the noise line above says by how much the no-filtering figures alone moved between rounds.',
-  "- weir's programming time is mostly the Reconciler's JavaScript (encoding keys, canonical CIDRs) rather than the kernel's batch writes; on a loaded machine it swings more than iptables-restore's. Changing one rule re-derives the keys of the whole endpoint, so it grows with the endpoint's entries.",
-  "- A label change that gives a pod a new identity rewrites that pod's ipcache entry; the Reconciler then bumps the policy revision of the local endpoints whose rules name the old or the new identity (no other verdict can change), in two batched map writes, so that their established connections are judged again on their next packet. Entry diffs write only the entries that came or went (keys are reference counted), so the work per change is the compiler's increment and a few map writes, about a millisecond, whatever the number of entries; what p99 remains is pauses of the agent's one thread: the garbage collector, and a busy machine descheduling it (the noise line gives the load average). Identities a change leaves behind keep their number for the allocator's 30 s grace period, so RSS after the change runs grows with the number of changes made within 30 s.",
+  "- weir's programming time is mostly the Syncer's JavaScript (encoding keys, canonical CIDRs) rather than the kernel's batch writes; on a loaded machine it swings more than iptables-restore's. Changing one rule re-derives the keys of the whole endpoint, so it grows with the endpoint's entries.",
+  "- A label change that gives a pod a new identity rewrites that pod's ipcache entry; the Syncer then bumps the policy revision of the local endpoints whose rules name the old or the new identity (no other verdict can change), in two batched map writes, so that their established connections are judged again on their next packet. Entry diffs write only the entries that came or went (keys are reference counted), so the work per change is the compiler's increment and a few map writes, about a millisecond, whatever the number of entries; what p99 remains is pauses of the agent's one thread: the garbage collector, and a busy machine descheduling it (the noise line gives the load average). Identities a change leaves behind keep their number for the allocator's 30 s grace period, so RSS after the change runs grows with the number of changes made within 30 s.",
 ];
 
 /** The enforcement check: the client pod gets through, the third pod does not (unless no filtering). */
@@ -279,7 +279,7 @@ function report(
   }
   L.push('', '### Programming the rules', '');
   L.push(
-    `Each round programs the whole set from empty (weir: the Reconciler's full apply into maps; iptables: one iptables-nft-restore of the filter table), ` +
+    `Each round programs the whole set from empty (weir: the Syncer's full apply into maps; iptables: one iptables-nft-restore of the filter table), ` +
       `then changes one rule (weir: one DesiredDiff; iptables: iptables-restore --noflush rewriting that policy's chain, as Calico does). Median of rounds, and the fastest round.`,
     '',
   );
@@ -338,7 +338,7 @@ function scaleReport(x: ScaleResult): string {
   const L: string[] = [];
   L.push('### Control plane at scale', '');
   L.push(
-    `The agent as its own process (Store -> PolicyEngine -> DatapathEnforcement -> Reconciler -> maps, programs attached to one veth per local pod), ` +
+    `The agent as its own process (Store -> PolicyEngine -> DatapathEnforcement -> Syncer -> maps, programs attached to one veth per local pod), ` +
       `fed the control-plane bench's cluster: ${x.pods.toLocaleString('en-US')} pods in ${x.namespaces} namespaces, ${x.policies.toLocaleString('en-US')} NetworkPolicies, 100 nodes; ` +
       `this agent is one node: ${x.localEndpoints} local endpoints, ${x.policyEntries.toLocaleString('en-US')} policy entries, ${x.ipcacheEntries.toLocaleString('en-US')} ipcache entries. ` +
       `A label change moves a random pod to another app (a new identity); changes arrive open-loop at a fixed rate and a change's latency runs from its scheduled arrival until Agent.update() resolves (its entries are in the maps).`,

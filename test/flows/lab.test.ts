@@ -201,7 +201,7 @@ describe('flows and metrics in the lab', () => {
     expect(delta('weir_policy_compile_duration_seconds_count')).toBe(1);
     expect(sample(after, 'weir_endpoints_enforced', { direction: 'ingress' })).toBe(2); // shop/db and ops/probe
     expect(sample(after, 'weir_identities_in_use')).toBe(3);
-    // map fill from what the reconciler holds: three endpoints, their pod addresses in the ipcache
+    // map fill counted in the kernel maps: three endpoints, their pod addresses in the ipcache
     expect(sample(after, 'weir_map_entries', { map: 'weir_endpoints' })).toBe(3);
     expect(sample(after, 'weir_map_entries', { map: 'weir_ipcache' })).toBeGreaterThanOrEqual(3);
     expect(sample(after, 'weir_map_capacity', { map: 'weir_policy' })).toBeGreaterThan(0);

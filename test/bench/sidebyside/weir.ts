@@ -1,7 +1,7 @@
 /**
  * weir as a dataplane of the side-by-side bench: the real datapath object (pinned under the
  * bench's own root), its programs attached to the node namespace's pod veths, and the
- * Reconciler writing the rule set into its maps. Programming time is the Reconciler's map
+ * Syncer writing the rule set into its maps. Programming time is the Syncer's map
  * writes for the whole desired state; a changed rule is one DesiredDiff.
  */
 import { existsSync, rmSync } from 'node:fs';
@@ -39,8 +39,8 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
   rmSync(opts.pinRoot, { recursive: true, force: true });
   const dp = Datapath.open({ pinRoot: opts.pinRoot, objectPath });
   const ifindex = new Map(topo.pods.map((p) => [endpointKey(p), p.hostIfindex]));
-  const reconciler = new SyncDriver(dp.syncerMaps(), (key) => ifindex.get(key));
-  reconciler.setNodeAddresses(topo.pods.map((p) => p.gateway));
+  const syncer = new SyncDriver(dp.syncerMaps(), (key) => ifindex.get(key));
+  syncer.setNodeAddresses(topo.pods.map((p) => p.gateway));
   let current: RuleSet | undefined;
   const empty = { endpoints: new Map(), ipcache: new Map() };
   const plane: Dataplane = {
@@ -50,7 +50,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
       withLibbpfLog(() => topo.pods.forEach((p) => dp.attach({ ifindex: p.hostIfindex, netns })));
       const state = desiredState(set, topo.pods, target);
       const t0 = performance.now();
-      const stats = reconciler.resyncTo(state);
+      const stats = syncer.resyncTo(state);
       const ms = performance.now() - t0;
       check(stats, 'programming');
       current = set;
@@ -61,7 +61,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
       const { set, changed } = changeOneRule(current);
       const diff = ruleChangeDiff(current, set, changed, target);
       const t0 = performance.now();
-      const stats = reconciler.syncDiff(diff);
+      const stats = syncer.syncDiff(diff);
       const ms = performance.now() - t0;
       check(stats, 'rule change');
       current = set;
@@ -69,7 +69,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
     },
     async disable() {
       withLibbpfLog(() => topo.pods.forEach((p) => dp.detach({ ifindex: p.hostIfindex, netns })));
-      check(reconciler.resyncTo(empty), 'clearing');
+      check(syncer.resyncTo(empty), 'clearing');
       current = undefined;
     },
     async close() {
