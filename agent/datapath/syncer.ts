@@ -318,7 +318,17 @@ export class Syncer {
       }
     }
 
-    // 2. endpoints
+    // 2. endpoints; none gets new entries while an address whose identity changes is not in
+    // transit yet (its write failed, now or in an earlier round still backing off)
+    if (!ipcacheFailed) {
+      for (const [c, d] of this.ipDirty) {
+        const have = this.haveIp.get(c);
+        if (have !== TRANSIT_IDENTITY && have !== this.wantIp.get(c)) {
+          ipcacheFailed = `${IPCACHE_PREFIX}${c}: ${d.error ?? 'not written yet'}`;
+          break;
+        }
+      }
+    }
     for (const [key, d] of [...this.dirty]) {
       if (!due(d)) continue;
       if (ipcacheFailed && this.want.has(key)) {
