@@ -835,9 +835,9 @@ export class Syncer {
     const kernelRanges = new Map<number, Map<string, Buffer>>();
     for (const [k] of this.maps.policy.entries()) put(kernelPolicy, decodePolicyKey(k).endpointId, k);
     for (const [k] of this.maps.policyRange.entries()) put(kernelRanges, decodePolicyRangeKey(k).endpointId, k);
-    for (const [kernel, pick, m] of [
-      [kernelPolicy, (h: HaveEndpoint) => h.policy, this.maps.policy],
-      [kernelRanges, (h: HaveEndpoint) => h.ranges, this.maps.policyRange],
+    for (const [kernel, pick] of [
+      [kernelPolicy, (h: HaveEndpoint) => h.policy],
+      [kernelRanges, (h: HaveEndpoint) => h.ranges],
     ] as const) {
       for (const h of this.have.values()) {
         const books = pick(h);
@@ -861,7 +861,17 @@ export class Syncer {
           continue;
         }
         if (!adopting) drift += found.size;
-        m.deleteBatch([...found.values()]);
+        // booked under a key of their own that nobody wants: the queue removes them (retried if
+        // that fails), and their id is not handed to a new endpoint meanwhile
+        const key = `#entries-${id}`;
+        let h = this.have.get(key);
+        if (!h) {
+          h = { id, policy: new Map(), ranges: new Map() };
+          this.have.set(key, h);
+          if (!this.owners.has(id)) this.owners.set(id, key);
+          byId.set(id, h);
+        }
+        for (const [hex, k] of found) pick(h).set(hex, k);
       }
     }
     // ipcache
