@@ -24,14 +24,9 @@ import {
 } from '../../agent/desired.js';
 import { FakeMap } from '../../maps/fake-map.js';
 import { Direction, Identity, Kind, epKindsShift, Protocol } from '../../maps/abi.js';
-import { encodeEndpointKey, decodeEndpoint } from '../../maps/codecs/endpoint.js';
-import { decodePolicyKey, decodePolicyRangeKey, encodePolicyKey } from '../../maps/codecs/policy.js';
-import {
-  decodeIpcacheKey,
-  decodeIpcacheLpmKey,
-  decodeIpcacheValue,
-  encodeIpcacheKey,
-} from '../../maps/codecs/ipcache.js';
+import { decodeEndpoint } from '../../maps/codecs/endpoint.js';
+import { decodePolicyKey, decodePolicyRangeKey } from '../../maps/codecs/policy.js';
+import { decodeIpcacheKey, decodeIpcacheLpmKey, decodeIpcacheValue } from '../../maps/codecs/ipcache.js';
 import { parsePrefix, prefixContains, type Prefix } from '../../agent/ipcache/cidr.js';
 
 function mulberry32(seed: number): () => number {
