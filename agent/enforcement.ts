@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { Datapath } from './datapath/datapath.js';
-import { Syncer, type IfindexOf, type SyncStats } from './datapath/syncer.js';
+import { canonical, Syncer, type IfindexOf, type SyncStats } from './datapath/syncer.js';
 import type { DesiredDiff, DesiredState } from './desired.js';
 import type { Enforcement } from './daemon.js';
 import { datapathMapUsage } from './metrics/map-usage.js';
@@ -134,9 +134,19 @@ export class DatapathEnforcement implements Enforcement {
     this.check(stats);
   }
 
+  /** Throws `SyncError` when a key this diff names could not be written (other keys' retries do not fail it). */
   async apply(diff: DesiredDiff): Promise<void> {
     this.syncer.update(diff);
-    this.check(this.syncer.sync());
+    const stats = this.syncer.sync();
+    if (stats.failures.length === 0) return;
+    const named = new Set<string>();
+    for (const ep of diff.endpointsChanged) named.add(`endpoint ${ep.key}`);
+    for (const k of [...diff.endpointsRemoved, ...diff.entriesAdded.keys(), ...diff.entriesRemoved.keys()])
+      named.add(`endpoint ${k}`);
+    for (const e of diff.ipcacheUpserted) named.add(`ipcache ${canonical(e.cidr)}`);
+    for (const c of diff.ipcacheRemoved) named.add(`ipcache ${canonical(c)}`);
+    const mine = stats.failures.filter((f) => named.has(f.key));
+    if (mine.length > 0) throw new SyncError({ ...stats, failures: mine });
   }
 
   /** Endpoints whose interface appeared after their state was computed. */
