@@ -68,7 +68,7 @@ describe('a full weir_ipc_lpm never disables an except', () => {
     // the excepted range is not reached, and nothing of the new policy is in force
     expect(fx.run('fromPod', A, egress(EXCEPTED, 1001))).toBe(TC_ACT_SHOT);
     expect(fx.run('fromPod', A, egress(ELSEWHERE, 1002))).toBe(TC_ACT_SHOT);
-    // room is made (a pod range goes): the retry writes the prefix, then the entries
+    // room is made (a pod range goes)
     const room = fx.rec.syncDiff({
       endpointsChanged: [],
       endpointsRemoved: [],
@@ -77,7 +77,11 @@ describe('a full weir_ipc_lpm never disables an except', () => {
       ipcacheUpserted: [],
       ipcacheRemoved: ['fd00:211::/64'],
     });
-    expect(room.errors).toEqual([]);
+    // the removal frees its slot at the end of that round; the queue's retry (a timer in the
+    // agent, run by hand here) then writes the prefix, then the entries
+    expect(room.errors.every((e) => /198\.18\.0\.0\/15/.test(e))).toBe(true);
+    expect(fx.run('fromPod', A, egress(EXCEPTED, 1005))).toBe(TC_ACT_SHOT);
+    expect(fx.rec.syncer.sync({ force: true }).failures).toEqual([]);
     expect(fx.run('fromPod', A, egress(EXCEPTED, 1003))).toBe(TC_ACT_SHOT);
     expect(fx.run('fromPod', A, egress(ELSEWHERE, 1004))).toBe(TC_ACT_OK);
   });
