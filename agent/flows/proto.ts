@@ -8,7 +8,14 @@ import protobuf from 'protobufjs';
 import { assetPath } from './assets.js';
 import { timestampToRfc3339 } from './clock.js';
 import { flowUuid } from './flow.js';
-import type { Flow, GetFlowsRequest, GetFlowsResponse, ServerStatusResponse, Timestamp } from './types.js';
+import type {
+  Flow,
+  GetFlowsRequest,
+  GetFlowsResponse,
+  GetNodesResponse,
+  ServerStatusResponse,
+  Timestamp,
+} from './types.js';
 
 export const PROTO_FILE = 'agent/flows/observer.proto';
 
@@ -101,6 +108,19 @@ export function observerServiceDefinition(): ServiceDefinition {
       requestDeserialize: (b: Buffer) => decodeMessage<GetFlowsRequest>('GetFlowsRequest', b),
       responseSerialize: (r: Buffer) => r,
       responseDeserialize: (b: Buffer) => decodeFlowsResponse(b),
+    },
+    GetNodes: {
+      path: '/observer.Observer/GetNodes',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: () => Buffer.alloc(0),
+      requestDeserialize: () => ({}),
+      responseSerialize: (r: GetNodesResponse) => encodeMessage('GetNodesResponse', r),
+      responseDeserialize: (b: Buffer) =>
+        messageType('GetNodesResponse').toObject(
+          messageType('GetNodesResponse').decode(b),
+          decodeOpts,
+        ) as GetNodesResponse,
     },
     ServerStatus: {
       path: '/observer.Observer/ServerStatus',
