@@ -153,6 +153,18 @@ export function flowsResponseToJson(r: GetFlowsResponse): Record<string, unknown
   return rewriteWellKnown(obj) as Record<string, unknown>;
 }
 
+/** protobuf's JSON mapping of one Flow (Hubble's `-o json`). */
+export function flowToJson(f: Flow): Record<string, unknown> {
+  const t = messageType('Flow');
+  const obj = t.toObject(t.fromObject(pruneDefaults(f) as Record<string, unknown>), {
+    longs: Number,
+    enums: String,
+    defaults: false,
+    arrays: false,
+  });
+  return rewriteWellKnown(obj) as Record<string, unknown>;
+}
+
 /** Drops proto3 default values (0, "", false, empty lists; zero enums too) as protobuf's JSON does. */
 function pruneDefaults(v: unknown, key = ''): unknown {
   if (Array.isArray(v)) return v.map((x) => pruneDefaults(x));

@@ -218,11 +218,25 @@ const HUBBLE: Record<string, Row[]> = {
 
 /** Hubble's enum values (the ones weir uses). */
 const HUBBLE_ENUMS: Record<string, Record<string, number>> = {
-  Verdict: { VERDICT_UNKNOWN: 0, FORWARDED: 1, DROPPED: 2, ERROR: 3, AUDIT: 4, REDIRECTED: 5, TRACED: 6, TRANSLATED: 7 },
+  Verdict: {
+    VERDICT_UNKNOWN: 0,
+    FORWARDED: 1,
+    DROPPED: 2,
+    ERROR: 3,
+    AUDIT: 4,
+    REDIRECTED: 5,
+    TRACED: 6,
+    TRANSLATED: 7,
+  },
   TrafficDirection: { TRAFFIC_DIRECTION_UNKNOWN: 0, INGRESS: 1, EGRESS: 2 },
   IPVersion: { IP_NOT_USED: 0, IPv4: 1, IPv6: 2 },
   FlowType: { UNKNOWN_TYPE: 0, L3_L4: 1, L7: 2, SOCK: 3 },
-  LostEventSource: { UNKNOWN_LOST_EVENT_SOURCE: 0, PERF_EVENT_RING_BUFFER: 1, OBSERVER_EVENTS_QUEUE: 2, HUBBLE_RING_BUFFER: 3 },
+  LostEventSource: {
+    UNKNOWN_LOST_EVENT_SOURCE: 0,
+    PERF_EVENT_RING_BUFFER: 1,
+    OBSERVER_EVENTS_QUEUE: 2,
+    HUBBLE_RING_BUFFER: 3,
+  },
   NodeState: { UNKNOWN_NODE_STATE: 0, NODE_CONNECTED: 1, NODE_UNAVAILABLE: 2, NODE_GONE: 3, NODE_ERROR: 4 },
   DropReason: {
     DROP_REASON_UNKNOWN: 0,
@@ -284,7 +298,8 @@ describe("Hubble's field numbers and types", () => {
         });
       }
       const shared = new Set(rows.map((r) => r[0]));
-      for (const f of Object.values(t.fields)) if (!shared.has(f.name)) expect([msg, f.name, f.id >= 1000]).toEqual([msg, f.name, true]);
+      for (const f of Object.values(t.fields))
+        if (!shared.has(f.name)) expect([msg, f.name, f.id >= 1000]).toEqual([msg, f.name, true]);
     });
   }
 
@@ -306,7 +321,9 @@ describe("Hubble's field numbers and types", () => {
 
   it('decodes a GetFlowsResponse written by hand with Hubble numbers', () => {
     const o = { clock: new MonotonicClock(), enricher: new Enricher(makeContext()), nodeName: 'n1' };
-    const flowBytes = messageType('Flow').encode(buildFlow(denied(), o) as unknown as protobuf.Message).finish();
+    const flowBytes = messageType('Flow')
+      .encode(buildFlow(denied(), o) as unknown as protobuf.Message)
+      .finish();
     // Check the flow's own bytes against the table: verdict (2) DROPPED, drop_reason_desc (25) 133.
     const flowTags = new Map(tags(flowBytes).map(([n, w]) => [n, w]));
     expect(flowTags.get(2)).toBe(0);
@@ -318,14 +335,23 @@ describe("Hubble's field numbers and types", () => {
     w.uint32((1000 << 3) | 2).string('n1');
     const r = decodeFlowsResponse(w.finish());
     expect(r.node_name).toBe('n1');
-    expect(r.flow).toMatchObject({ verdict: 2, drop_reason_desc: 133, node_name: 'n1', event_type: { type: 1, sub_type: 133 } });
+    expect(r.flow).toMatchObject({
+      verdict: 2,
+      drop_reason_desc: 133,
+      node_name: 'n1',
+      event_type: { type: 1, sub_type: 133 },
+    });
     // node_status (2) in Hubble's oneof
     const ns = protobuf.Writer.create();
     ns.uint32((1 << 3) | 0).uint32(2);
     ns.uint32((2 << 3) | 2).string('node-b');
     const w2 = protobuf.Writer.create();
     w2.uint32((2 << 3) | 2).bytes(ns.finish());
-    expect(decodeFlowsResponse(w2.finish()).node_status).toEqual({ state_change: 2, node_names: ['node-b'], message: '' });
+    expect(decodeFlowsResponse(w2.finish()).node_status).toEqual({
+      state_change: 2,
+      node_names: ['node-b'],
+      message: '',
+    });
     // weir's pre-encoded response path writes the same numbers
     const pre = encodeFlowResponse(buildFlow(denied(), o), 'n1');
     expect(tags(pre).map(([n]) => n)).toEqual([1, 1000, 1001]);
@@ -421,13 +447,20 @@ describe('the Observer server speaks to Hubble clients', () => {
   it('evaluates drop_reason_desc at field 33', async () => {
     const w = protobuf.Writer.create();
     const ff = protobuf.Writer.create();
-    ff.uint32((33 << 3) | 2).fork().uint32(133).ldelim();
+    ff.uint32((33 << 3) | 2)
+      .fork()
+      .uint32(133)
+      .ldelim();
     w.uint32((1 << 3) | 0).uint64(10);
     w.uint32((6 << 3) | 2).bytes(ff.finish());
     expect(await rawGetFlows(w.finish())).toEqual({ code: 0, details: '', n: 1 });
     const w2 = protobuf.Writer.create();
     const ff2 = protobuf.Writer.create();
-    ff2.uint32((33 << 3) | 2).fork().uint32(134).ldelim();
+    ff2
+      .uint32((33 << 3) | 2)
+      .fork()
+      .uint32(134)
+      .ldelim();
     w2.uint32((1 << 3) | 0).uint64(10);
     w2.uint32((6 << 3) | 2).bytes(ff2.finish());
     expect(await rawGetFlows(w2.finish())).toEqual({ code: 0, details: '', n: 0 });
@@ -468,19 +501,24 @@ describe('the Observer server speaks to Hubble clients', () => {
   });
 
   it('lists its services and describes FlowFilter through server reflection', async () => {
-    const pkg = loadSync(join(process.cwd(), 'node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'), {
-      keepCase: true,
-    });
-    const R = (grpc.loadPackageDefinition(pkg).grpc as unknown as {
-      reflection: {
-        v1: {
-          ServerReflection: new (
-            t: string,
-            c: grpc.ChannelCredentials,
-          ) => grpc.Client & { ServerReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>> };
+    const pkg = loadSync(
+      join(process.cwd(), 'node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'),
+      {
+        keepCase: true,
+      },
+    );
+    const R = (
+      grpc.loadPackageDefinition(pkg).grpc as unknown as {
+        reflection: {
+          v1: {
+            ServerReflection: new (
+              t: string,
+              c: grpc.ChannelCredentials,
+            ) => grpc.Client & { ServerReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>> };
+          };
         };
-      };
-    }).reflection.v1.ServerReflection;
+      }
+    ).reflection.v1.ServerReflection;
     const rc = new R(sock(), grpc.credentials.createInsecure());
     const ask = (req: object) =>
       new Promise<Record<string, unknown>>((res, rej) => {

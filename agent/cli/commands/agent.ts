@@ -2,11 +2,13 @@
  * `weir agent`: the node agent in Kubernetes mode (what the Helm chart's DaemonSet runs), and
  * `weir agent status`: what a running agent on this node reports.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { DEFAULT_CONFIG, readConfigFile, resolveConfig, type AgentConfig } from '../../node/config.js';
-import { createLogger } from '../../node/log.js';
+import type { AgentConfig } from '../../node/config.js';
+
+/** The Kubernetes client and the agent's modules load only when `weir agent` runs, not for `status` or help. */
+const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
 
 interface RunFlags {
   config?: string;
@@ -24,7 +26,8 @@ interface RunFlags {
   flowsCapacity?: string;
 }
 
-function kubeConfigFor(cfg: AgentConfig): KubeConfig {
+async function kubeConfigFor(cfg: AgentConfig): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (cfg.kubeconfig) {
     if (!existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
@@ -38,6 +41,8 @@ function kubeConfigFor(cfg: AgentConfig): KubeConfig {
 }
 
 async function run(flags: RunFlags): Promise<void> {
+  const { readConfigFile, resolveConfig } = await import('../../node/config.js');
+  const { createLogger } = await import('../../node/log.js');
   const file = flags.config ? readConfigFile(flags.config) : {};
   const cfg = resolveConfig(file, {
     nodeName: flags.nodeName ?? process.env.NODE_NAME,
@@ -54,7 +59,7 @@ async function run(flags: RunFlags): Promise<void> {
     flowsCapacity: flags.flowsCapacity,
   });
   const log = createLogger(cfg.logLevel);
-  const kubeConfig = kubeConfigFor(cfg);
+  const kubeConfig = await kubeConfigFor(cfg);
   log.info(
     `weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`,
   );
@@ -143,7 +148,7 @@ export function register(program: Command): void {
     .description(
       'remove weir from this node: detach its programs from every interface and delete its pins (after helm uninstall)',
     )
-    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_CONFIG.pinRoot)
+    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_PIN_ROOT)
     .action(async (flags: { pinRoot: string }) => {
       const { cleanupNode } = await import('../../node/cleanup.js');
       const r = cleanupNode(flags.pinRoot);
