@@ -26,13 +26,11 @@ export interface ExplainOptions {
   podCidr?: string[];
 }
 
-
 /** "pod" -> "NAMESPACE/pod" (default namespace "default", as kubectl); "ns/pod" and IP addresses unchanged. */
 export function qualifyPod(v: string | undefined, namespace: string | undefined): string | undefined {
   if (v === undefined || v.includes('/') || isIP(v) !== 0) return v;
   return `${namespace ?? 'default'}/${v}`;
 }
-
 
 export function runExplain(
   opts: ExplainOptions,
@@ -50,9 +48,7 @@ export function runExplain(
   for (const p of engine.warnings()) err(`warning: ${formatProblem(p)}\n`);
   if (opts.matrix) {
     if (typeof opts.port !== 'number')
-      throw new InvalidArgumentError(
-        `--matrix needs a port number: "${opts.port}" names a different port on each pod`,
-      );
+      throw new InvalidArgumentError(`--matrix needs a port number: "${opts.port}" names a different port on each pod`);
     const m = policyMatrix(engine, opts.port, opts.protocol);
     out(opts.output === 'json' ? `${JSON.stringify(m, null, 2)}\n` : `${formatTruthTable(m)}\n`);
     return 0;
@@ -66,7 +62,9 @@ export function runExplain(
   else {
     const dst = engine.getPod(to)?.pod;
     if (!dst)
-      throw new InvalidArgumentError(`--port ${opts.port} is a port name: --to must be a pod of the manifests, not ${to}`);
+      throw new InvalidArgumentError(
+        `--port ${opts.port} is a port name: --to must be a pod of the manifests, not ${to}`,
+      );
     const named = dst.ports.find((p) => p.name === opts.port && (p.protocol ?? 'TCP') === opts.protocol);
     if (!named) {
       const names = dst.ports.filter((p) => p.name).map((p) => `${p.name} (${p.containerPort}/${p.protocol ?? 'TCP'})`);
@@ -80,4 +78,3 @@ export function runExplain(
   out(opts.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : `${formatExplanation(e)}\n`);
   return e.allowed ? 0 : 2;
 }
-
