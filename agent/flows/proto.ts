@@ -74,6 +74,18 @@ export function encodeLostResponse(source: number, n: number, nodeName: string, 
   return Buffer.from(w.finish());
 }
 
+/** A relay's GetFlowsResponse telling a client that nodes changed state (Hubble's node_status). */
+export function encodeNodeStatusResponse(
+  status: { state_change: number; node_names: string[]; message: string },
+  time: Timestamp,
+): Buffer {
+  return Buffer.from(
+    messageType('GetFlowsResponse')
+      .encode({ node_status: status, time } as unknown as protobuf.Message)
+      .finish(),
+  );
+}
+
 const decodeOpts: protobuf.IConversionOptions = { longs: Number, enums: Number, defaults: true, arrays: true };
 
 export function decodeFlowsResponse(buf: Uint8Array): GetFlowsResponse {

@@ -29,6 +29,12 @@ export interface AgentConfig {
   logLevel: LogLevel;
   watchTimeoutSeconds: number;
   flowsCapacity: number;
+  /** "host:port" of the flow API's TCP listener for `weir relay`; empty for none. Needs the three TLS files. */
+  observerAddress: string;
+  /** PEM files of the listener's mutual TLS: the CA clients' certificates must chain to, its certificate and key. */
+  observerTlsCa: string;
+  observerTlsCert: string;
+  observerTlsKey: string;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -43,6 +49,10 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   logLevel: 'info',
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
+  observerAddress: '',
+  observerTlsCa: '',
+  observerTlsCert: '',
+  observerTlsKey: '',
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -59,6 +69,10 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   logLevel: 'logLevel',
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
+  observerAddress: 'string',
+  observerTlsCa: 'string',
+  observerTlsCert: 'string',
+  observerTlsKey: 'string',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;
@@ -146,6 +160,11 @@ export function resolveConfig(
   if (typeof merged.nodeName !== 'string' || merged.nodeName === '') {
     throw new Error(
       'the node name is required: pass --node-name or set NODE_NAME (the chart sets it from spec.nodeName)',
+    );
+  }
+  if (merged.observerAddress && !(merged.observerTlsCa && merged.observerTlsCert && merged.observerTlsKey)) {
+    throw new Error(
+      'observerAddress needs observerTlsCa, observerTlsCert and observerTlsKey: the flow API listens on TCP only with mutual TLS',
     );
   }
   return merged as unknown as AgentConfig;

@@ -24,6 +24,10 @@ interface RunFlags {
   logLevel?: string;
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
+  observerAddress?: string;
+  observerTlsCa?: string;
+  observerTlsCert?: string;
+  observerTlsKey?: string;
 }
 
 async function kubeConfigFor(cfg: AgentConfig): Promise<KubeConfig> {
@@ -57,6 +61,10 @@ async function run(flags: RunFlags): Promise<void> {
     logLevel: flags.logLevel,
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
+    observerAddress: flags.observerAddress,
+    observerTlsCa: flags.observerTlsCa,
+    observerTlsCert: flags.observerTlsCert,
+    observerTlsKey: flags.observerTlsKey,
   });
   const log = createLogger(cfg.logLevel);
   const kubeConfig = await kubeConfigFor(cfg);
@@ -142,6 +150,10 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
     .option('--watch-timeout-seconds <n>', 'server-side timeout of each watch (default 300)')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
+    .option('--observer-address <host:port>', 'also serve the flow API on TCP, for `weir relay` (mutual TLS required)')
+    .option('--observer-tls-ca <file>', "CA (PEM) the relay's client certificate must chain to")
+    .option('--observer-tls-cert <file>', "the listener's certificate (PEM)")
+    .option('--observer-tls-key <file>', "the listener's private key (PEM)")
     .action((flags: RunFlags) => run(flags));
   agent
     .command('cleanup')

@@ -61,6 +61,11 @@ export function parseSince(s: string, now = Date.now()): Timestamp {
 
 interface ObserveOptions {
   server?: string;
+  tls?: boolean;
+  tlsCaCertFiles?: string[];
+  tlsClientCertFile?: string;
+  tlsClientKeyFile?: string;
+  tlsServerName?: string;
   follow?: boolean;
   last?: string;
   first?: string;
@@ -119,6 +124,11 @@ export function register(program: Command): void {
       '--server <address>',
       "flow API: unix socket path or host:port (default: the lab's, else the local agent's)",
     )
+    .option('--tls', 'connect to --server with TLS (a relay or an agent listening on TCP)')
+    .option('--tls-ca-cert-files <files...>', "CA certificates (PEM) the server's certificate must chain to")
+    .option('--tls-client-cert-file <file>', 'client certificate (PEM), for mutual TLS')
+    .option('--tls-client-key-file <file>', 'client key (PEM), for mutual TLS')
+    .option('--tls-server-name <name>', "the name the server's certificate carries, when not the address")
     .option('-f, --follow', 'keep streaming new flows')
     .option('--last <n>', `the last N flows (default ${DEFAULT_LAST} without --follow or --since)`)
     .option('--first <n>', 'the first N flows still held')
@@ -185,7 +195,7 @@ export function register(program: Command): void {
     const { ObserverClient } = await import('../../flows/client.js');
     const { findObserverAddress } = await import('../../flows/socket.js');
     const address = findObserverAddress(opts.server);
-    const client = new ObserverClient(address);
+    const client = opts.tls || opts.tlsCaCertFiles ? await tlsClient(address, opts) : new ObserverClient(address);
     try {
       if (opts.status) {
         const s = await client.serverStatus().catch((e: Error & { details?: string }) => {
@@ -206,6 +216,22 @@ export function register(program: Command): void {
       client.close();
     }
   });
+}
+
+async function tlsClient(address: string, o: ObserveOptions): Promise<ObserverClient> {
+  const grpc = await import('@grpc/grpc-js');
+  const { readFileSync } = await import('node:fs');
+  const { ObserverClient } = await import('../../flows/client.js');
+  const ca = o.tlsCaCertFiles?.length ? Buffer.concat(o.tlsCaCertFiles.map((f) => readFileSync(f))) : null;
+  const key = o.tlsClientKeyFile ? readFileSync(o.tlsClientKeyFile) : null;
+  const cert = o.tlsClientCertFile ? readFileSync(o.tlsClientCertFile) : null;
+  return new ObserverClient(
+    address,
+    grpc.credentials.createSsl(ca, key, cert),
+    o.tlsServerName
+      ? { 'grpc.ssl_target_name_override': o.tlsServerName, 'grpc.default_authority': o.tlsServerName }
+      : {},
+  );
 }
 
 /** The filters of a request as Hubble's --print-raw-filters shows them: one JSON filter per line. */

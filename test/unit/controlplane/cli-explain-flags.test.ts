@@ -14,7 +14,9 @@ function run(args: Partial<ExplainOptions>, stdin?: string): { code: number; out
   return { code, out };
 }
 
-const fixture = ['cluster.yaml', 'policies.yaml'].map((f) => readFileSync(`test/fixtures/xyz/${f}`, 'utf8')).join('\n---\n');
+const fixture = ['cluster.yaml', 'policies.yaml']
+  .map((f) => readFileSync(`test/fixtures/xyz/${f}`, 'utf8'))
+  .join('\n---\n');
 
 describe('weir policy explain flags', () => {
   it('-f - reads the manifests from standard input, alone or with files', () => {
