@@ -97,13 +97,26 @@ export class Relay implements ObserverBackend {
     return Promise.resolve({ nodes: this.peers.list().map((p) => p.node()) });
   }
 
-  serverStatus(): Promise<ServerStatusResponse> {
+  async serverStatus(): Promise<ServerStatusResponse> {
     const ps = this.peers.list();
+    // fresh figures from every node that answers; the last known ones otherwise
+    await Promise.all(
+      ps
+        .filter((p) => p.state === NodeState.NODE_CONNECTED)
+        .map((p) =>
+          p.client.serverStatus(2000).then(
+            (s) => {
+              p.status = s;
+            },
+            () => undefined,
+          ),
+        ),
+    );
     const up = ps.filter((p) => p.state === NodeState.NODE_CONNECTED);
     const down = ps.filter((p) => p.state !== NodeState.NODE_CONNECTED);
     const sum = (k: 'num_flows' | 'max_flows' | 'seen_flows' | 'lost_events' | 'client_dropped_flows') =>
       up.reduce((n, p) => n + Number(p.status?.[k] ?? 0), 0);
-    return Promise.resolve({
+    return {
       num_flows: sum('num_flows'),
       max_flows: sum('max_flows'),
       seen_flows: sum('seen_flows'),
@@ -116,7 +129,7 @@ export class Relay implements ObserverBackend {
       client_dropped_flows: sum('client_dropped_flows') + this.clientDropped,
       connected_clients: this.following,
       node_name: '',
-    });
+    };
   }
 
   getFlows(call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>): void {
@@ -148,21 +161,35 @@ export class Relay implements ObserverBackend {
     );
     const streams = new Map<string, grpc.ClientReadableStream<GetFlowsResponse>>();
     let closed = false;
+    // Per node: the time of the last flow sent, and the UUIDs sent at that time. A stream
+    // (re)opened `since` that time sends those again; they are skipped.
     const lastSeen = new Map<string, Timestamp>();
-    const seenAtCut = new Set<string>();
+    const atLast = new Map<string, Set<string>>();
+    const sent = (f: Flow) => {
+      const t = lastSeen.get(f.node_name);
+      if (t === undefined || compareTimestamps(f.time, t) > 0) {
+        lastSeen.set(f.node_name, f.time);
+        atLast.set(f.node_name, new Set([f.uuid]));
+      } else if (compareTimestamps(f.time, t) === 0) atLast.get(f.node_name)!.add(f.uuid);
+    };
+    const seenBefore = (f: Flow) => {
+      const t = lastSeen.get(f.node_name);
+      return t !== undefined && compareTimestamps(f.time, t) <= 0 && atLast.get(f.node_name)!.has(f.uuid);
+    };
     let buffer: Flow[] = [];
     const timers: NodeJS.Timeout[] = [];
     const status = (state: number, names: string[], message: string) => {
       if (!closed) call.write(encodeNodeStatusResponse({ state_change: state, node_names: names, message }, nowTs()));
     };
 
+    let onChange: ((c: PeerChange) => void) | undefined;
     const cleanup = () => {
       if (closed) return;
       closed = true;
       for (const t of timers) clearInterval(t);
       for (const s of streams.values()) s.cancel();
       streams.clear();
-      this.peers.off('change', onChange);
+      if (onChange) this.peers.off('change', onChange);
       this.clientDropped += sub.dropped;
       if (req.follow) this.following--;
       sub.close();
@@ -205,10 +232,7 @@ export class Relay implements ObserverBackend {
     let history = answers.flat().sort(byTime);
     const n = req.number ?? 0;
     if (n > 0) history = req.first ? history.slice(0, n) : history.slice(-n);
-    for (const f of history) {
-      lastSeen.set(f.node_name, f.time);
-      if (compareTimestamps(f.time, t0) === 0) seenAtCut.add(f.uuid);
-    }
+    for (const f of history) sent(f);
     sub.preload(history);
     if (!req.follow) {
       sub.finish();
@@ -236,8 +260,8 @@ export class Relay implements ObserverBackend {
       s.on('data', (r: GetFlowsResponse) => {
         if (!r.flow) return;
         const f = withNode(r.flow, p, r.node_name);
-        if (seenAtCut.has(f.uuid)) return;
-        lastSeen.set(p.name, f.time);
+        if (seenBefore(f)) return;
+        sent(f);
         buffer.push(f);
         // bounded: beyond this many waiting flows, order gives way to memory
         if (buffer.length > 4 * (this.o.clientQueue ?? 4096)) flush(true);
@@ -253,7 +277,7 @@ export class Relay implements ObserverBackend {
         if (streams.get(p.name) === s) streams.delete(p.name);
       });
     };
-    const onChange = (c: PeerChange) => {
+    onChange = (c: PeerChange) => {
       if (closed) return;
       if (c.state === NodeState.NODE_CONNECTED) {
         status(NodeState.NODE_CONNECTED, [c.peer.name], '');
@@ -277,4 +301,3 @@ function withNode(f: Flow, p: Peer, responseNode: string): Flow {
   if (!f.node_name) f.node_name = responseNode || p.name;
   return f;
 }
-

@@ -75,7 +75,10 @@ async function run(flags: RelayFlags): Promise<void> {
     const kc = new KubeConfig();
     if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
     else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-    else throw new Error('no Kubernetes configuration: run in a pod, pass --kubeconfig FILE, or list --peer NODE=HOST:PORT');
+    else
+      throw new Error(
+        'no Kubernetes configuration: run in a pod, pass --kubeconfig FILE, or list --peer NODE=HOST:PORT',
+      );
     const namespace = flags.namespace ?? process.env.POD_NAMESPACE ?? 'default';
     discovery = await startKubernetesDiscovery(
       {
@@ -124,7 +127,12 @@ export function register(program: Command): void {
     .requiredOption('--peer-tls-cert <file>', "the relay's client certificate for the agents (PEM)")
     .requiredOption('--peer-tls-key <file>', "the relay's client key for the agents (PEM)")
     .option('--peer-server-name <name>', "the name in the agents' certificates", DEFAULT_PEER_SERVER_NAME)
-    .option('--peer <node=host:port>', 'an agent to use instead of discovering them through the API (repeatable)', collect, [])
+    .option(
+      '--peer <node=host:port>',
+      'an agent to use instead of discovering them through the API (repeatable)',
+      collect,
+      [],
+    )
     .option('--kubeconfig <file>', 'kubeconfig instead of the in-cluster configuration')
     .option('--namespace <ns>', "namespace of the agents' pods (env POD_NAMESPACE)")
     .option('--agent-selector <selector>', "label selector of the agents' pods", DEFAULT_AGENT_SELECTOR)
