@@ -182,14 +182,14 @@ export class Relay implements ObserverBackend {
       if (!closed) call.write(encodeNodeStatusResponse({ state_change: state, node_names: names, message }, nowTs()));
     };
 
-    let onChange: ((c: PeerChange) => void) | undefined;
+    const listen: { onChange?: (c: PeerChange) => void } = {};
     const cleanup = () => {
       if (closed) return;
       closed = true;
       for (const t of timers) clearInterval(t);
       for (const s of streams.values()) s.cancel();
       streams.clear();
-      if (onChange) this.peers.off('change', onChange);
+      if (listen.onChange) this.peers.off('change', listen.onChange);
       this.clientDropped += sub.dropped;
       if (req.follow) this.following--;
       sub.close();
@@ -277,7 +277,7 @@ export class Relay implements ObserverBackend {
         if (streams.get(p.name) === s) streams.delete(p.name);
       });
     };
-    onChange = (c: PeerChange) => {
+    listen.onChange = (c: PeerChange) => {
       if (closed) return;
       if (c.state === NodeState.NODE_CONNECTED) {
         status(NodeState.NODE_CONNECTED, [c.peer.name], '');
@@ -291,7 +291,7 @@ export class Relay implements ObserverBackend {
         status(c.state, [c.peer.name], c.message);
       }
     };
-    this.peers.on('change', onChange);
+    this.peers.on('change', listen.onChange);
     for (const p of connected) follow(p, t0);
   }
 }

@@ -49,11 +49,40 @@ export function makeCert(dir: string, ca: Pem, name: string, cn: string): Pem {
   const ext = join(dir, `${name}.ext`);
   writeFileSync(ext, `subjectAltName=DNS:${cn}\nextendedKeyUsage=serverAuth,clientAuth\n`);
   openssl(
-    ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${cn}`, '-keyout', keyFile, '-out', csr],
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      `/CN=${cn}`,
+      '-keyout',
+      keyFile,
+      '-out',
+      csr,
+    ],
     dir,
   );
   openssl(
-    ['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', certFile],
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.certFile,
+      '-CAkey',
+      ca.keyFile,
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      ext,
+      '-out',
+      certFile,
+    ],
     dir,
   );
   return { cert: readFileSync(certFile), key: readFileSync(keyFile), certFile, keyFile };

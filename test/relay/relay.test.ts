@@ -105,9 +105,9 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
     const times = all.map((f) => f.time.seconds * 1e9 + f.time.nanos);
     expect(times).toEqual([...times].sort((x, y) => x - y));
     // filters apply on every node: only drops (node-a's)
-    expect(flowsOf(await client.collect({ number: 100, whitelist: [{ verdict: [2] }] })).map((f) => f.node_name)).toEqual(
-      ['node-a', 'node-a', 'node-a'],
-    );
+    expect(
+      flowsOf(await client.collect({ number: 100, whitelist: [{ verdict: [2] }] })).map((f) => f.node_name),
+    ).toEqual(['node-a', 'node-a', 'node-a']);
   });
 
   it('refuses a filter field no agent can evaluate, naming it', async () => {
@@ -145,22 +145,20 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
       await sleep(3);
     }
     await until(() => got.filter((r) => r.flow).length === 8);
-    expect(got.filter((r) => r.flow).slice(2).map(key)).toEqual([
-      'node-b:301',
-      'node-a:401',
-      'node-b:302',
-      'node-a:402',
-      'node-b:303',
-      'node-a:403',
-    ]);
+    expect(
+      got
+        .filter((r) => r.flow)
+        .slice(2)
+        .map(key),
+    ).toEqual(['node-b:301', 'node-a:401', 'node-b:302', 'node-a:402', 'node-b:303', 'node-a:403']);
 
     // node-b's agent goes away
     await agents['node-b']!.close();
     await until(async () => (await client.getNodes()).nodes[1]!.state === NodeState.NODE_UNAVAILABLE);
     await until(() => got.some((r) => r.node_status?.state_change === NodeState.NODE_UNAVAILABLE));
-    expect(got.find((r) => r.node_status?.state_change === NodeState.NODE_UNAVAILABLE)!.node_status!.node_names).toEqual([
-      'node-b',
-    ]);
+    expect(
+      got.find((r) => r.node_status?.state_change === NodeState.NODE_UNAVAILABLE)!.node_status!.node_names,
+    ).toEqual(['node-b']);
     const s = await client.serverStatus();
     expect(s.unavailable_nodes).toEqual(['node-b']);
     expect(s.num_connected_nodes?.value).toBe(1);
@@ -187,7 +185,7 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
       ['plaintext', new ObserverClient(addr)],
       ['TLS without a client certificate', new ObserverClient(addr, grpc.credentials.createSsl(ca.cert), opts)],
       [
-        "a client certificate of another CA",
+        'a client certificate of another CA',
         new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, rogueCert.key, rogueCert.cert), opts),
       ],
     ];
