@@ -35,7 +35,11 @@ describe('chart: the relay', () => {
     expect(d.spec.replicas).toBe(1);
     const c = d.spec.template.spec.containers[0];
     expect(c.args[0]).toBe('relay');
-    const selector = (c.args as string[]).find((a) => a.startsWith('--agent-selector='))!.split('=').slice(1).join('=');
+    const selector = (c.args as string[])
+      .find((a) => a.startsWith('--agent-selector='))!
+      .split('=')
+      .slice(1)
+      .join('=');
     const dsLabels = (defaults.byKind('DaemonSet')[0] as Obj).spec.template.metadata.labels as Record<string, string>;
     for (const kv of selector.split(',')) {
       const [k, v] = kv.split('=');
@@ -84,7 +88,10 @@ describe('chart: the relay', () => {
 
   it('uses your Secrets when told to, and makes none', () => {
     const f = join(tmp, 'own.yaml');
-    writeFileSync(f, 'relay:\n  tls:\n    existingSecrets:\n      enabled: true\n      agent: my-agent\n      relay: my-relay\n');
+    writeFileSync(
+      f,
+      'relay:\n  tls:\n    existingSecrets:\n      enabled: true\n      agent: my-agent\n      relay: my-relay\n',
+    );
     const r = renderer.render([f]);
     expect(r.byKind('Secret')).toHaveLength(0);
     const ds = r.byKind('DaemonSet')[0] as Obj;
