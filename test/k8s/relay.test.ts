@@ -196,7 +196,9 @@ describe('weir relay over two agents in Kubernetes mode (root)', () => {
     await rp.waitFor(/flow API on/);
     relay = new ObserverClient(RELAY_ADDRESS);
     await until(
-      async () => (await nodeState('node-1')) === NodeState.NODE_CONNECTED && (await nodeState('node-2')) === NodeState.NODE_CONNECTED,
+      async () =>
+        (await nodeState('node-1')) === NodeState.NODE_CONNECTED &&
+        (await nodeState('node-2')) === NodeState.NODE_CONNECTED,
       'both agents connected',
     );
   }, 90_000);
@@ -252,7 +254,10 @@ describe('weir relay over two agents in Kubernetes mode (root)', () => {
       const mark0 = lines.length;
       expect(await probe(b, c)).toBe(true);
       await until(() => nodesSeen(mark0).size === 2, 'followed flows of both nodes');
-      const followed = lines.slice(mark0).filter((l) => l.flow).map((l) => (l.flow as { time: string }).time);
+      const followed = lines
+        .slice(mark0)
+        .filter((l) => l.flow)
+        .map((l) => (l.flow as { time: string }).time);
       expect(followed).toEqual([...followed].sort());
 
       agents.get('node-2')!.kill9();

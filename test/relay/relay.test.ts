@@ -6,6 +6,7 @@
  * listener refusing clients without a certificate of their CA. No root: the two-node
  * Kubernetes version is test/k8s/relay.test.ts.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,5 +201,41 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
     const good = new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, relayCert.key, relayCert.cert), opts);
     expect((await good.serverStatus()).node_name).toBe('node-a');
     good.close();
+  });
+
+  it('weir observe reads an agent over mutual TLS with the --tls flags, and is refused without a certificate', async () => {
+    const addr = `127.0.0.1:${ports['node-a']}`;
+    const tls = ['--tls', '--tls-ca-cert-files', ca.certFile, '--tls-server-name', 'weir-agent'];
+    // the agent answers from this process: the CLI must run without blocking it
+    const cli = (args: string[]) =>
+      new Promise<{ status: number | null; stdout: string }>((res) => {
+        const c = spawn(process.execPath, ['dist/agent/cli/main.js', 'observe', '--server', addr, ...args], {
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
+        let stdout = '';
+        c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        c.on('close', (status) => res({ status, stdout }));
+      });
+    const ok = await cli([
+      ...tls,
+      '--tls-client-cert-file',
+      relayCert.certFile,
+      '--tls-client-key-file',
+      relayCert.keyFile,
+      '--last',
+      '2',
+      '-o',
+      'json',
+    ]);
+    expect(ok.status).toBe(0);
+    expect(
+      ok.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { node_name: string }).node_name),
+    ).toEqual(['node-a', 'node-a']);
+    const refused = await cli([...tls, '--last', '2']);
+    expect(refused.status).toBe(1);
+    expect(refused.stdout).toBe('');
   });
 });
