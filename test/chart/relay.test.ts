@@ -9,12 +9,12 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Renderer, type Rendered } from './render.js';
+import { Helm, type Rendered } from './render.js';
 import { validateObject, type RenderedObject } from './validate.js';
 
 type Obj = RenderedObject & Record<string, any>;
 
-let renderer: Renderer;
+let helm: Helm;
 let defaults: Rendered;
 let tmp: string;
 const byName = (r: Rendered, kind: string, name: string) =>
@@ -22,11 +22,14 @@ const byName = (r: Rendered, kind: string, name: string) =>
 const b64 = (s: string) => Buffer.from(s, 'base64').toString();
 
 beforeAll(() => {
-  renderer = new Renderer();
-  defaults = renderer.render();
+  helm = new Helm();
+  defaults = helm.template();
   tmp = mkdtempSync(join(tmpdir(), 'wob-chart-relay-'));
 });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  helm?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('chart: the relay', () => {
   it('is on by default: one replica of `weir relay` finding the agents by the DaemonSet pod labels', () => {
@@ -92,7 +95,7 @@ describe('chart: the relay', () => {
       f,
       'relay:\n  tls:\n    existingSecrets:\n      enabled: true\n      agent: my-agent\n      relay: my-relay\n',
     );
-    const r = renderer.render([f]);
+    const r = helm.template({ values: [f] });
     expect(r.byKind('Secret')).toHaveLength(0);
     const ds = r.byKind('DaemonSet')[0] as Obj;
     expect(ds.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'flows-tls').secret.secretName).toBe(
@@ -101,13 +104,13 @@ describe('chart: the relay', () => {
     expect(byName(r, 'Deployment', 'weir-relay')!.spec.template.spec.volumes[0].secret.secretName).toBe('my-relay');
     const bad = join(tmp, 'half.yaml');
     writeFileSync(bad, 'relay:\n  tls:\n    existingSecrets:\n      enabled: true\n');
-    expect(() => renderer.render([bad])).toThrow(/existingSecrets.agent is required/);
+    expect(() => helm.template({ values: [bad] })).toThrow(/existingSecrets\.(agent|relay) is required/);
   });
 
   it('renders nothing of the relay, and no agent TCP listener, when relay.enabled is false', () => {
     const f = join(tmp, 'off.yaml');
     writeFileSync(f, 'relay:\n  enabled: false\n');
-    const r = renderer.render([f]);
+    const r = helm.template({ values: [f] });
     expect(r.byKind('Deployment')).toHaveLength(0);
     expect(r.byKind('Secret')).toHaveLength(0);
     expect(r.byKind('Role')).toHaveLength(0);
