@@ -9,6 +9,8 @@
  * in the stream; the agents refuse clients without a certificate of their CA.
  *
  * Needs `make build`. Shares the topology's names with e2e.test.ts: run under the root-tests lock.
+ *
+ * @requires root
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -86,6 +86,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The built `weir observe`, run without blocking this process (the servers answer from it). */
+const weirObserve = (args: string[]) =>
+  new Promise<{ status: number | null; stdout: string }>((res) => {
+    const c = spawn(process.execPath, ['dist/agent/cli/main.js', 'observe', ...args], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let stdout = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.on('close', (status) => res({ status, stdout }));
+  });
+
 const flowsOf = (rs: GetFlowsResponse[]) => rs.filter((r) => r.flow).map((r) => r.flow!);
 const key = (r: GetFlowsResponse) => `${r.flow!.node_name}:${r.flow!.l4.TCP!.source_port}`;
 
@@ -124,6 +135,9 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
     expect(s.max_flows).toBe(200);
     expect(s.num_connected_nodes?.value).toBe(2);
     expect(s.num_unavailable_nodes?.value).toBe(0);
+    const st = await weirObserve(['--server', relayServer.addresses[0]!, '--status']);
+    expect(st.stdout).toContain('Flows: 6/200 held');
+    expect(st.stdout).toContain('Nodes: 2 connected, 0 unavailable');
     const nodes = (await client.getNodes()).nodes;
     expect(nodes.map((n) => [n.name, n.state, n.tls?.enabled, n.num_flows])).toEqual([
       ['node-a', NodeState.NODE_CONNECTED, true, 3],
@@ -206,16 +220,7 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
   it('weir observe reads an agent over mutual TLS with the --tls flags, and is refused without a certificate', async () => {
     const addr = `127.0.0.1:${ports['node-a']}`;
     const tls = ['--tls', '--tls-ca-cert-files', ca.certFile, '--tls-server-name', 'weir-agent'];
-    // the agent answers from this process: the CLI must run without blocking it
-    const cli = (args: string[]) =>
-      new Promise<{ status: number | null; stdout: string }>((res) => {
-        const c = spawn(process.execPath, ['dist/agent/cli/main.js', 'observe', '--server', addr, ...args], {
-          stdio: ['ignore', 'pipe', 'ignore'],
-        });
-        let stdout = '';
-        c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        c.on('close', (status) => res({ status, stdout }));
-      });
+    const cli = (args: string[]) => weirObserve(['--server', addr, ...args]);
     const ok = await cli([
       ...tls,
       '--tls-client-cert-file',

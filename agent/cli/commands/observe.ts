@@ -206,7 +206,11 @@ export function register(program: Command): void {
             ? `${JSON.stringify(s)}\n`
             : `Flows: ${s.num_flows}/${s.max_flows} held, ${s.seen_flows} seen\n` +
                 `Lost: ${s.lost_events} in the datapath ring buffer, ${s.client_dropped_flows} for slow clients\n` +
-                `Clients: ${s.connected_clients} following\nUptime: ${(s.uptime_ns / 1e9).toFixed(0)}s\nVersion: ${s.version}\n`,
+                `Clients: ${s.connected_clients} following\nUptime: ${(s.uptime_ns / 1e9).toFixed(0)}s\nVersion: ${s.version}\n` +
+                (s.num_connected_nodes
+                  ? `Nodes: ${s.num_connected_nodes.value} connected, ${s.num_unavailable_nodes?.value ?? 0} unavailable` +
+                    `${s.unavailable_nodes?.length ? ` (${s.unavailable_nodes.join(', ')})` : ''}\n`
+                  : ''),
         );
         return;
       }
