@@ -4,7 +4,8 @@
  * definition both the server and the client use.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import { readFileSync } from 'node:fs';
+import protobuf from 'protobufjs/light.js';
 import { assetPath } from './assets.js';
 import { timestampToRfc3339 } from './clock.js';
 import { flowUuid } from './flow.js';
@@ -18,12 +19,16 @@ import type {
 } from './types.js';
 
 export const PROTO_FILE = 'agent/flows/observer.proto';
+/** observer.proto compiled to JSON (agent/flows/proto-json.ts): no .proto parser at start-up. */
+export const PROTO_JSON_FILE = 'agent/flows/observer.json';
 
 let root: protobuf.Root | undefined;
 
 export function protoRoot(): protobuf.Root {
   if (root === undefined) {
-    const r = new protobuf.Root().loadSync(assetPath(PROTO_FILE), { keepCase: true });
+    const r = protobuf.Root.fromJSON(
+      JSON.parse(readFileSync(assetPath(PROTO_JSON_FILE), 'utf8')) as protobuf.INamespace,
+    );
     r.resolveAll();
     root = r;
   }

@@ -5,7 +5,7 @@
  * requests are encoded and responses decoded against it byte by byte. A filter field weir
  * cannot evaluate is refused with INVALID_ARGUMENT naming it; health and reflection answer.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +14,7 @@ import protobuf from 'protobufjs';
 import { ObserverClient } from '../../agent/flows/client.js';
 import { UNSUPPORTED_FILTER_FIELDS, SUPPORTED_FILTER_FIELDS } from '../../agent/flows/filter.js';
 import { DROP_REASONS } from '../../agent/flows/names.js';
+import { PROTO_JSON_FILE, protoJsonText } from '../../agent/flows/proto-json.js';
 import { Observer } from '../../agent/flows/observer.js';
 import { decodeFlowsResponse, encodeFlowResponse, messageType } from '../../agent/flows/proto.js';
 import { startObserverServer, type ObserverServer } from '../../agent/flows/server.js';
@@ -284,6 +285,10 @@ function sampleValue(type: string): unknown {
 }
 
 describe("Hubble's field numbers and types", () => {
+  it('the JSON the flow API loads is observer.proto as it is (node dist/agent/flows/proto-json.js rewrites it)', () => {
+    expect(JSON.parse(readFileSync(PROTO_JSON_FILE, 'utf8'))).toEqual(JSON.parse(protoJsonText()));
+  });
+
   for (const [msg, rows] of Object.entries(HUBBLE)) {
     it(`${msg}: every shared field has Hubble's number and type, weir's own are >= 1000`, () => {
       const t = messageType(msg);
