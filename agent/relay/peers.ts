@@ -79,6 +79,7 @@ export class PeerSet extends EventEmitter {
 
   constructor(private readonly o: PeerOptions) {
     super();
+    this.setMaxListeners(0); // one listener per following client
   }
 
   list(): Peer[] {
