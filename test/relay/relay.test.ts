@@ -193,6 +193,37 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
     call.cancel();
   });
 
+  it('a slow client gets its own bounded queue: further flows are dropped for it alone, counted and announced', async () => {
+    const slowRelay = await startObserverService(new Relay(peers, { version: 'test', reorderMs: 20, clientQueue: 5 }), {
+      socketPath: '',
+      tcpAddress: '127.0.0.1:0',
+    });
+    const slow = new ObserverClient(slowRelay.addresses[0]!);
+    const got: GetFlowsResponse[] = [];
+    const call = slow.getFlows({ follow: true });
+    call.on('data', (r: GetFlowsResponse) => got.push(r));
+    call.on('error', () => undefined);
+    await sleep(300);
+    call.pause(); // stops reading: the relay must not buffer for it without bound
+    const N = 3000;
+    for (let i = 0; i < N; i += 100)
+      obs['node-a']!.ingest(Array.from({ length: 100 }, (_, j) => denied({ srcPort: 10_000 + i + j })));
+    await sleep(1500);
+    // meanwhile a client that reads is served as usual
+    expect(flowsOf(await client.collect({ number: 1 })).map((f) => f.l4.TCP!.source_port)).toEqual([10_000 + N - 1]);
+    call.resume();
+    await until(() => got.some((r) => r.lost_events));
+    await sleep(500);
+    const lost = got.filter((r) => r.lost_events).reduce((n, r) => n + r.lost_events!.num_events_lost, 0);
+    const received = got.filter((r) => r.flow).length;
+    expect(got.find((r) => r.lost_events)!.lost_events!.source).toBe(2); // OBSERVER_EVENTS_QUEUE
+    expect(received).toBeLessThan(N);
+    expect(received + lost).toBe(N);
+    call.cancel();
+    slow.close();
+    await slowRelay.close();
+  });
+
   it("the agents' TCP listener refuses clients without a certificate of their CA", async () => {
     const addr = `127.0.0.1:${ports['node-a']}`;
     const opts = { 'grpc.ssl_target_name_override': 'weir-agent', 'grpc.default_authority': 'weir-agent' };
