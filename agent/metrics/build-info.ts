@@ -83,7 +83,8 @@ export function buildInfo(env: NodeJS.ProcessEnv = process.env): BuildInfo {
   let version = 'unknown';
   if (root) {
     try {
-      version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? version;
+      version =
+        (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? version;
     } catch {
       /* unknown */
     }
