@@ -40,7 +40,9 @@ function withLock<T>(statePath: string, fn: () => T): T {
     // stays after it exits, until we close the descriptor (or this process dies).
     const r = spawnSync('flock', ['-x', '-w', String(LOCK_WAIT_S), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
     if (r.error)
-      throw new Error(`cannot lock ${statePath}.lock: ${r.error.message} (flock comes with util-linux: run \`make deps\`)`);
+      throw new Error(
+        `cannot lock ${statePath}.lock: ${r.error.message} (flock comes with util-linux: run \`make deps\`)`,
+      );
     if (r.status !== 0)
       throw new Error(
         `cannot lock ${statePath}.lock within ${LOCK_WAIT_S} s: another weir lab is starting or stopping; try again`,
