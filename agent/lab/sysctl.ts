@@ -77,15 +77,19 @@ function store(statePath: string, s: SysctlState): void {
  * The lab of `runDir` needs the switches: the first holder records their values and turns them
  * on. Holders whose run dir is gone (a lab removed without `down`) are forgotten. Idempotent.
  */
-export function acquireSysctls(runDir: string, statePath = sysctlStatePath()): SysctlState {
+export function acquireSysctls(
+  runDir: string,
+  statePath = sysctlStatePath(),
+  switches: readonly string[] = LAB_SYSCTLS,
+): SysctlState {
   return withLock(statePath, () => {
     const s = load(statePath);
     s.holders = s.holders.filter((h) => h !== runDir && existsSync(h));
-    if (s.holders.length === 0) s.saved = Object.fromEntries(LAB_SYSCTLS.map((p) => [p, readSysctl(p)]));
+    if (s.holders.length === 0) s.saved = Object.fromEntries(switches.map((p) => [p, readSysctl(p)]));
     // Record before changing, so a crash in between still lets the last `down` restore them.
     s.holders.push(runDir);
     store(statePath, s);
-    for (const p of LAB_SYSCTLS) if (readSysctl(p) !== '1') writeFileSync(p, '1');
+    for (const p of switches) if (readSysctl(p) !== '1') writeFileSync(p, '1');
     return s;
   });
 }
@@ -94,7 +98,11 @@ export function acquireSysctls(runDir: string, statePath = sysctlStatePath()): S
  * The lab of `runDir` no longer needs the switches; the last holder puts back the values
  * recorded before the first. Returns the switches restored (none while other labs hold them).
  */
-export function releaseSysctls(runDir: string, statePath = sysctlStatePath()): string[] {
+export function releaseSysctls(
+  runDir: string,
+  statePath = sysctlStatePath(),
+  switches: readonly string[] = LAB_SYSCTLS,
+): string[] {
   return withLock(statePath, () => {
     const s = load(statePath);
     if (!s.holders.includes(runDir)) return [];
@@ -102,7 +110,7 @@ export function releaseSysctls(runDir: string, statePath = sysctlStatePath()): s
     const restored: string[] = [];
     if (s.holders.length === 0) {
       for (const [p, v] of Object.entries(s.saved)) {
-        if (!(LAB_SYSCTLS as readonly string[]).includes(p) || !/^\d+$/.test(v)) continue;
+        if (!switches.includes(p) || !/^\d+$/.test(v)) continue;
         if (readSysctl(p) !== v) {
           writeFileSync(p, v);
           restored.push(p);
