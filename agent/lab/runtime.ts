@@ -186,8 +186,11 @@ export class LabRuntime {
     const gone = new Set<string>();
     for (const p of state.pods) {
       if (!netnsExists(p.netns) || !linkNameTaken(p.hostVeth)) {
+        // Half made (the previous agent died while creating it) or half removed: finish removing it.
         gone.add(podKey(p));
-        log(`pod ${podKey(p)}: its network namespace or veth is gone; forgetting it`);
+        if (p.pid) await stopProcess(p.pid, this.config.runDir);
+        await destroyPodNet(p);
+        log(`pod ${podKey(p)}: its network namespace or veth was gone; removed the rest`);
         continue;
       }
       const ifindex = Number(readFileSync(`/sys/class/net/${p.hostVeth}/ifindex`, 'utf8').trim());
