@@ -7,6 +7,8 @@
  * meanwhile; cross-node traffic obeys policy on both sides.
  *
  * Needs `make build` (dist/ and build/bpf/weir.o).
+ *
+ * @requires root
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
