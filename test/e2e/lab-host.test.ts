@@ -6,6 +6,8 @@
  * taken, or to `--metrics-port`; `restart-agent` keeps an established connection and a denied
  * pair denied; per-pod metrics only with the switch, counters moving by exactly what was sent.
  * Needs root (network namespaces, BPF); CI runs it as root.
+ *
+ * @requires root
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
