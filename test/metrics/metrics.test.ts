@@ -265,6 +265,23 @@ describe('Prometheus metrics', () => {
     expect(problems.filter((l) => !/^nodejs_active_\w+_total non-counter metrics/.test(l))).toEqual([]);
   });
 
+  it('refuses a port in use with an error that keeps the system code (what the lab falls back on)', async () => {
+    const m = new WeirMetrics({ defaultMetrics: false });
+    const first = await startMetricsServer(m, 0, '127.0.0.1');
+    try {
+      const err = (await startMetricsServer(m, first.port, '127.0.0.1').then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as NodeJS.ErrnoException;
+      expect(err.code).toBe('EADDRINUSE');
+      expect(err.message).toBe(
+        `cannot serve metrics on 127.0.0.1:${first.port}: the port is in use; pick another with --metrics-port`,
+      );
+    } finally {
+      await first.close();
+    }
+  });
+
   it('serves /metrics over HTTP with the exposition content type', async () => {
     const m = new WeirMetrics({ datapath: kernel().stats });
     const srv = await startMetricsServer(m, 0, '127.0.0.1');
