@@ -38,6 +38,10 @@ export interface AgentConfig {
   observerTlsCa: string;
   observerTlsCert: string;
   observerTlsKey: string;
+  /** Per-pod flow metrics (weir_pod_flows_total); off by default: a series per pair of pods. */
+  podMetrics: boolean;
+  /** Most pods named in per-pod metrics; the rest count as pod "other". */
+  podMetricsMaxPods: number;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -58,6 +62,8 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   observerTlsCa: '',
   observerTlsCert: '',
   observerTlsKey: '',
+  podMetrics: false,
+  podMetricsMaxPods: 100,
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -80,6 +86,8 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   observerTlsCa: 'string',
   observerTlsCert: 'string',
   observerTlsKey: 'string',
+  podMetrics: 'boolean',
+  podMetricsMaxPods: 'positive',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;

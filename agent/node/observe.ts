@@ -33,5 +33,6 @@ export function startNodeObservability(
         }
       : {}),
     metricsPort: config.metricsPort === 0 ? null : config.metricsPort,
+    podMetrics: { enabled: config.podMetrics, maxPods: config.podMetricsMaxPods },
   });
 }

@@ -30,6 +30,8 @@ interface RunFlags {
   observerTlsCa?: string;
   observerTlsCert?: string;
   observerTlsKey?: string;
+  podMetrics?: string;
+  podMetricsMaxPods?: string;
 }
 
 async function kubeConfigFor(cfg: AgentConfig): Promise<KubeConfig> {
@@ -69,6 +71,8 @@ async function run(flags: RunFlags): Promise<void> {
     observerTlsCa: flags.observerTlsCa,
     observerTlsCert: flags.observerTlsCert,
     observerTlsKey: flags.observerTlsKey,
+    podMetrics: flags.podMetrics,
+    podMetricsMaxPods: flags.podMetricsMaxPods,
   });
   const log = createLogger(cfg.logLevel);
   const kubeConfig = await kubeConfigFor(cfg);
@@ -244,6 +248,11 @@ export function register(program: Command): void {
     .option('--observer-tls-ca <file>', "CA (PEM) the relay's client certificate must chain to")
     .option('--observer-tls-cert <file>', "the listener's certificate (PEM)")
     .option('--observer-tls-key <file>', "the listener's private key (PEM)")
+    .option(
+      '--pod-metrics <bool>',
+      'per-pod flow metrics, weir_pod_flows_total by source and destination pod (default false)',
+    )
+    .option('--pod-metrics-max-pods <n>', 'pods named in per-pod metrics; the rest count as "other" (default 100)')
     .action((flags: RunFlags) => run(flags));
   agent
     .command('cleanup')

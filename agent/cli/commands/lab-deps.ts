@@ -1,6 +1,7 @@
 /** What `lab` loads only when one of its commands runs (see the preAction hook). */
 export { resolveLabConfig } from '../../lab/config.js';
 export { readState, teardownLab } from '../../lab/runtime.js';
+export { requestedMetricsPort } from '../../lab/observe.js';
 export { controlSocketPath, startLabService } from '../../lab/service.js';
 export { callControl } from '../../control/client.js';
 export { loadManifests } from '../../store/index.js';
