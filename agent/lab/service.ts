@@ -13,12 +13,13 @@ import { serveControl } from '../control/server.js';
 import { LabSource } from '../sources/lab.js';
 import type { LabConfig } from './config.js';
 import { createLabEnforcement } from './enforcement.js';
+import { LabRuntime, readState, type LabDaemonOptions } from './runtime.js';
 import { DatapathEnforcement, type MapPressure } from '../enforcement.js';
 import type { SyncerStatus } from '../datapath/syncer.js';
-import { LabRuntime } from './runtime.js';
+import { DEFAULT_MAX_PODS } from '../metrics/metrics.js';
 import { identityViews, podViews, policyViews } from './views.js';
 import { startLabObservability } from './observe.js';
-import type { Observability } from '../observability.js';
+import type { LabObservability } from './observe.js';
 
 export function controlSocketPath(c: LabConfig): string {
   return join(c.runDir, 'agent.sock');
@@ -39,6 +40,10 @@ export interface LabStatus {
   /** Where `weir observe` reads flows. */
   flowApi: string[];
   metricsUrl?: string;
+  /** The default metrics port, when another listener had it and the agent chose another. */
+  metricsPortTaken?: number;
+  /** Whether this agent adopted a running lab (restart) instead of preparing a new one. */
+  adopted: boolean;
   /** The syncer's queue: keys failing (previous state kept, retried with backoff), drift repaired. */
   sync?: SyncerStatus;
   /** Maps at or above the pressure threshold. */
@@ -50,7 +55,7 @@ export interface LabService {
   source: LabSource;
   runtime: LabRuntime;
   enforcement: Enforcement;
-  observability: Observability;
+  observability: LabObservability;
   server: Server;
   stop(): Promise<void>;
 }
@@ -61,17 +66,22 @@ function objectsOf(body: unknown): KubeObject[] {
   return objs as KubeObject[];
 }
 
-export async function startLabService(
-  config: LabConfig,
-  opts: {
-    enforce: boolean;
-    log: (line: string) => void;
-    mapMax?: Record<string, number>;
-    resyncIntervalMs?: number;
-  },
-): Promise<LabService> {
+export interface LabServiceOptions extends LabDaemonOptions {
+  log: (line: string) => void;
+  /**
+   * Take over the running lab recorded in the run dir (pods, objects, pins) instead of cleaning
+   * it: the pinned datapath keeps enforcing until this agent has reconciled it with every object.
+   */
+  adopt?: boolean;
+}
+
+export async function startLabService(config: LabConfig, opts: LabServiceOptions): Promise<LabService> {
   const runtime = new LabRuntime(config);
-  await runtime.prepare();
+  const previous = opts.adopt ? readState(config) : undefined;
+  if (opts.adopt && !previous)
+    throw new Error(`no lab to adopt: ${config.runDir} holds no state; start one with \`weir lab up\``);
+  if (previous) await runtime.adopt(previous, opts.log);
+  else await runtime.prepare();
   const enforcement = await createLabEnforcement(
     {
       config,
@@ -84,8 +94,14 @@ export async function startLabService(
   );
   const compiler = new PolicyEngine({ nodeName: config.nodeName, clusterPodCIDRs: [config.cidr4, config.cidr6] });
   const agent = new Agent({ nodeName: config.nodeName, compiler, enforcement, log: opts.log });
+  // Adopting: every recorded object first, then one reconcile of the pinned maps with all of them.
+  if (previous) agent.preload(runtime.objects);
   await agent.start();
-  const observability = await startLabObservability(config, agent, compiler, runtime, opts.log);
+  if (previous) opts.log(`adopted the lab: ${runtime.list().length} pods, ${runtime.objects.length} objects`);
+  const observability = await startLabObservability(config, agent, compiler, runtime, opts.log, {
+    ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}),
+    ...(opts.podMetrics ? { podMetrics: { enabled: true, maxPods: opts.podMetricsMaxPods ?? DEFAULT_MAX_PODS } } : {}),
+  });
   const source = new LabSource(runtime, agent, (keys) => {
     const wanted = new Set(keys);
     return [...compiler.errors(), ...compiler.warnings()].filter((p) => wanted.has(p.policy)).map(formatProblem);
@@ -104,6 +120,8 @@ export async function startLabService(
     runDir: config.runDir,
     flowApi: observability.flowApi,
     ...(observability.metricsUrl ? { metricsUrl: observability.metricsUrl } : {}),
+    ...(observability.metricsPortTaken !== undefined ? { metricsPortTaken: observability.metricsPortTaken } : {}),
+    adopted: previous !== undefined,
     ...(enforcement instanceof DatapathEnforcement
       ? { sync: enforcement.syncer.status(), mapPressure: enforcement.pressure() }
       : {}),
@@ -125,7 +143,15 @@ export async function startLabService(
       },
     },
   ]);
-  runtime.daemon = { pid: process.pid, socket: controlSocketPath(config) };
+  const options: LabDaemonOptions = {
+    enforce: opts.enforce,
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    ...(opts.podMetrics !== undefined ? { podMetrics: opts.podMetrics } : {}),
+    ...(opts.podMetricsMaxPods !== undefined ? { podMetricsMaxPods: opts.podMetricsMaxPods } : {}),
+    ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
+    ...(opts.resyncIntervalMs !== undefined ? { resyncIntervalMs: opts.resyncIntervalMs } : {}),
+  };
+  runtime.daemon = { pid: process.pid, socket: controlSocketPath(config), options };
   runtime.save();
   const service: LabService = {
     agent,

@@ -36,6 +36,16 @@ export interface AgentConfig {
   resyncIntervalSeconds: number;
   /** Map sizes at load, "weir_policy=65536,weir_ipc_lpm=4096" (empty: the sizes built in). */
   mapMax: string;
+  /** "host:port" of the flow API's TCP listener for `weir relay`; empty for none. Needs the three TLS files. */
+  observerAddress: string;
+  /** PEM files of the listener's mutual TLS: the CA clients' certificates must chain to, its certificate and key. */
+  observerTlsCa: string;
+  observerTlsCert: string;
+  observerTlsKey: string;
+  /** Per-pod flow metrics (weir_pod_flows_total); off by default: a series per pair of pods. */
+  podMetrics: boolean;
+  /** Most pods named in per-pod metrics; the rest count as pod "other". */
+  podMetricsMaxPods: number;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -54,6 +64,12 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   flowsCapacity: 4095,
   resyncIntervalSeconds: 300,
   mapMax: '',
+  observerAddress: '',
+  observerTlsCa: '',
+  observerTlsCert: '',
+  observerTlsKey: '',
+  podMetrics: false,
+  podMetricsMaxPods: 100,
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -74,6 +90,12 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   flowsCapacity: 'positive',
   resyncIntervalSeconds: 'positive',
   mapMax: 'string',
+  observerAddress: 'string',
+  observerTlsCa: 'string',
+  observerTlsCert: 'string',
+  observerTlsKey: 'string',
+  podMetrics: 'boolean',
+  podMetricsMaxPods: 'positive',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;
@@ -161,6 +183,11 @@ export function resolveConfig(
   if (typeof merged.nodeName !== 'string' || merged.nodeName === '') {
     throw new Error(
       'the node name is required: pass --node-name or set NODE_NAME (the chart sets it from spec.nodeName)',
+    );
+  }
+  if (merged.observerAddress && !(merged.observerTlsCa && merged.observerTlsCert && merged.observerTlsKey)) {
+    throw new Error(
+      'observerAddress needs observerTlsCa, observerTlsCert and observerTlsKey: the flow API listens on TCP only with mutual TLS',
     );
   }
   return merged as unknown as AgentConfig;

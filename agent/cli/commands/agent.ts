@@ -3,11 +3,13 @@
  * `weir agent status`: what a running agent on this node reports.
  */
 import { parseMapMax } from '../../datapath/map-max.js';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { DEFAULT_CONFIG, readConfigFile, resolveConfig, type AgentConfig } from '../../node/config.js';
-import { createLogger } from '../../node/log.js';
+import type { AgentConfig } from '../../node/config.js';
+
+/** The Kubernetes client and the agent's modules load only when `weir agent` runs, not for `status` or help. */
+const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
 
 interface RunFlags {
   config?: string;
@@ -27,9 +29,16 @@ interface RunFlags {
   flowsCapacity?: string;
   resyncIntervalSeconds?: string;
   mapMax?: string;
+  observerAddress?: string;
+  observerTlsCa?: string;
+  observerTlsCert?: string;
+  observerTlsKey?: string;
+  podMetrics?: string;
+  podMetricsMaxPods?: string;
 }
 
-function kubeConfigFor(cfg: AgentConfig): KubeConfig {
+async function kubeConfigFor(cfg: AgentConfig): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (cfg.kubeconfig) {
     if (!existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
@@ -43,6 +52,8 @@ function kubeConfigFor(cfg: AgentConfig): KubeConfig {
 }
 
 async function run(flags: RunFlags): Promise<void> {
+  const { readConfigFile, resolveConfig } = await import('../../node/config.js');
+  const { createLogger } = await import('../../node/log.js');
   const file = flags.config ? readConfigFile(flags.config) : {};
   const cfg = resolveConfig(file, {
     nodeName: flags.nodeName ?? process.env.NODE_NAME,
@@ -61,10 +72,16 @@ async function run(flags: RunFlags): Promise<void> {
     flowsCapacity: flags.flowsCapacity,
     resyncIntervalSeconds: flags.resyncIntervalSeconds,
     mapMax: flags.mapMax,
+    observerAddress: flags.observerAddress,
+    observerTlsCa: flags.observerTlsCa,
+    observerTlsCert: flags.observerTlsCert,
+    observerTlsKey: flags.observerTlsKey,
+    podMetrics: flags.podMetrics,
+    podMetricsMaxPods: flags.podMetricsMaxPods,
   });
   parseMapMax(cfg.mapMax ? cfg.mapMax.split(',') : []); // refuse a bad value at start
   const log = createLogger(cfg.logLevel);
-  const kubeConfig = kubeConfigFor(cfg);
+  const kubeConfig = await kubeConfigFor(cfg);
   log.info(
     `weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`,
   );
@@ -243,13 +260,22 @@ export function register(program: Command): void {
     .option('--resync-interval-seconds <n>', 'how often the maps are dumped and drift repaired (default 300)')
     .option('--map-max <list>', 'map sizes at load, e.g. weir_policy=65536,weir_ipc_lpm=4096')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
+    .option('--observer-address <host:port>', 'also serve the flow API on TCP, for `weir relay` (mutual TLS required)')
+    .option('--observer-tls-ca <file>', "CA (PEM) the relay's client certificate must chain to")
+    .option('--observer-tls-cert <file>', "the listener's certificate (PEM)")
+    .option('--observer-tls-key <file>', "the listener's private key (PEM)")
+    .option(
+      '--pod-metrics <bool>',
+      'per-pod flow metrics, weir_pod_flows_total by source and destination pod (default false)',
+    )
+    .option('--pod-metrics-max-pods <n>', 'pods named in per-pod metrics; the rest count as "other" (default 100)')
     .action((flags: RunFlags) => run(flags));
   agent
     .command('cleanup')
     .description(
       'remove weir from this node: detach its programs from every interface and delete its pins (after helm uninstall)',
     )
-    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_CONFIG.pinRoot)
+    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_PIN_ROOT)
     .action(async (flags: { pinRoot: string }) => {
       const { cleanupNode } = await import('../../node/cleanup.js');
       const r = cleanupNode(flags.pinRoot);
