@@ -99,11 +99,12 @@ describe('a full weir_policy never opens a pod', () => {
     expect(rows.length).toBeGreaterThanOrEqual(2);
     expect(rows.filter((r) => r.connected)).toEqual([]);
     // and its flows say why
-    const { stdout } = await lab.weir(['observe', '-o', 'json', '--last', '200', '--to-pod', 'fc/victim']);
+    const { stdout } = await lab.weir(['observe', '-o', 'jsonpb', '--last', '200', '--to-pod', 'fc/victim']);
     const flows = stdout
       .split('\n')
-      .filter(Boolean)
-      .map((l) => (JSON.parse(l) as { flow: JsonFlow }).flow);
+      .filter((l) => l.trim())
+      .map((l) => (JSON.parse(l) as { flow?: JsonFlow }).flow)
+      .filter((f): f is JsonFlow => f !== undefined);
     expect(flows.filter((f) => f.verdict === 'DROPPED').map((f) => f.drop_reason_desc)).toContain('NO_ENDPOINT');
     // the status names what fails
     const { stdout: status } = await lab.weir(['lab', 'status']);
