@@ -2,6 +2,8 @@
  * Full maps in a real lab never open the datapath (each case is a defect an adversarial lab
  * run found in the former reconciler). Maps are sized small at load (`weir lab up --map-max`)
  * so that a full map is cheap to reach. Needs root (network namespaces, BPF).
+ *
+ * @requires root
  */
 import { testLab, type ProbeJson, type TestLab } from './lab-harness.js';
 

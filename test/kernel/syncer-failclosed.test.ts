@@ -8,6 +8,8 @@
  *   collide in the hash get their numbers in arrival order) must never let an address resolve
  *   to the identity whose entries were meant for the other pod: checked after every single map
  *   write of the restart's resync.
+ *
+ * @requires root
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
 import { SyncDriver } from './sync-driver.js';
