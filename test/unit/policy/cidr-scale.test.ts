@@ -59,7 +59,11 @@ describe('CIDR selectors at scale', () => {
         for (let k = 0; k < 1 + r.int(3); k++) {
           const extra = p.bits + 1 + r.int(Math.min(12, width(p) - p.bits));
           const host = p.addr | (BigInt(r.int(1 << 30)) & ((1n << BigInt(width(p) - p.bits)) - 1n));
-          except.push(formatPrefix(pfx(`${formatPrefix({ family: p.family, addr: host, bits: width(p) }).split('/')[0]}/${extra}`)));
+          except.push(
+            formatPrefix(
+              pfx(`${formatPrefix({ family: p.family, addr: host, bits: width(p) }).split('/')[0]}/${extra}`),
+            ),
+          );
         }
       }
       rules[i % PORTS.length]!.push({ cidr, except });
@@ -78,7 +82,8 @@ describe('CIDR selectors at scale', () => {
     const state = engine.snapshot();
     const cidrOf = new Map([...state.ipcache.values()].map((e) => [e.identity, e.cidr]));
     const got = new Map<number, Set<string>>(PORTS.map((p) => [p, new Set()]));
-    for (const e of state.endpoints.get('x/a')!.entries) got.get(e.port)!.add(cidrOf.get(e.remoteIdentity) ?? `id ${e.remoteIdentity}`);
+    for (const e of state.endpoints.get('x/a')!.entries)
+      got.get(e.port)!.add(cidrOf.get(e.remoteIdentity) ?? `id ${e.remoteIdentity}`);
 
     // Reference: every named prefix (cidrs and excepts), matched through its masked ancestors.
     const named = new Set<string>();
