@@ -295,7 +295,8 @@ function validatePod(e: Errors, raw: Plain): void {
         for (const m of portNum(p.containerPort)) e.invalid(`${f}.containerPort`, p.containerPort, m);
       if (p.protocol !== undefined && p.protocol !== null && !PROTOCOLS.includes(String(p.protocol)))
         e.notSupported(`${f}.protocol`, p.protocol, PROTOCOLS);
-      if (typeof p.name === 'string' && p.name !== '') for (const m of portName(p.name)) e.invalid(`${f}.name`, p.name, m);
+      if (typeof p.name === 'string' && p.name !== '')
+        for (const m of portName(p.name)) e.invalid(`${f}.name`, p.name, m);
     });
   });
 }
