@@ -1,7 +1,9 @@
 /**
- * /healthz, /readyz and /statusz for kubelet probes and `weir agent status`.
+ * /healthz and /readyz for kubelet probes, and nothing else: this port listens on the node
+ * network, so it tells nobody which pods and policies the node has (that is `weir agent status`,
+ * on the local control socket, agent/node/status.ts).
  * /healthz: the process serves and its event loop turns. /readyz: the agent enforces (first full
- * sync realized in the datapath). /statusz: the JSON behind both, for people.
+ * sync realized in the datapath) with the API server's permission to watch what it needs.
  */
 import { createServer, type Server } from 'node:http';
 
@@ -14,7 +16,6 @@ export interface Check {
 export interface HealthSource {
   healthz(): Check;
   readyz(): Check;
-  status(): unknown;
 }
 
 export interface HealthServer {
@@ -33,10 +34,8 @@ export async function startHealthServer(src: HealthSource, port: number, host = 
       if (path === '/healthz' || path === '/readyz') {
         const c = path === '/healthz' ? src.healthz() : src.readyz();
         send(c.ok ? 200 : 503, 'text/plain; charset=utf-8', c.ok ? 'ok\n' : `not ready: ${c.reason ?? 'unknown'}\n`);
-      } else if (path === '/statusz') {
-        send(200, 'application/json', `${JSON.stringify(src.status(), null, 2)}\n`);
       } else {
-        send(404, 'text/plain; charset=utf-8', 'not found: try /healthz, /readyz or /statusz\n');
+        send(404, 'text/plain; charset=utf-8', 'not found: try /healthz or /readyz\n');
       }
     } catch (err) {
       send(500, 'text/plain; charset=utf-8', `error: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -41,6 +41,8 @@ export interface ResourceStatus {
   /** Times the informer was restarted after an error. */
   restarts: number;
   lastError?: string;
+  /** The API server answered 403 Forbidden: what the agent may not do (until it may again). */
+  forbidden?: { verb: string; resource: WatchedResource; message: string };
 }
 
 export interface KubernetesSourceOptions {
@@ -96,6 +98,26 @@ function errorMessage(err: unknown): string {
 }
 
 /**
+ * A 403 Forbidden from the API server (RBAC), with the verb refused: from the Status message
+ * ("cannot list resource ...") when there is one (a list), else a refused watch.
+ */
+function forbiddenOf(err: unknown, resource: WatchedResource): ResourceStatus['forbidden'] {
+  if (!err || typeof err !== 'object') return undefined;
+  const o = err as { code?: unknown; statusCode?: unknown; body?: unknown };
+  if (o.code !== 403 && o.statusCode !== 403) return undefined;
+  let message = '';
+  const body = typeof o.body === 'string' ? o.body : o.body !== undefined ? JSON.stringify(o.body) : '';
+  try {
+    const parsed = JSON.parse(body) as { message?: unknown };
+    if (typeof parsed.message === 'string') message = parsed.message;
+  } catch {
+    message = body;
+  }
+  const verb = /cannot (\w+) resource/.exec(message)?.[1] ?? (o.statusCode === 403 ? 'watch' : 'list');
+  return { verb, resource, message: message || `${resource} is forbidden (403)` };
+}
+
+/**
  * client-node's Watch with the parameters a long-running agent needs: bookmarks, a server-side
  * timeout, and a client-side watchdog (abort after the timeout plus a grace period of silence).
  */
@@ -108,6 +130,7 @@ class AgentWatch extends Watch {
     private readonly timeoutSeconds: number,
     private readonly onOpen: () => void,
     private readonly onClose: () => void,
+    private readonly onEvent: () => void = () => undefined,
   ) {
     super(kc);
   }
@@ -131,6 +154,7 @@ class AgentWatch extends Watch {
       { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: timeout },
       (phase, obj, raw) => {
         arm();
+        if (phase !== 'ERROR') this.onEvent();
         callback(
           phase,
           obj !== null && typeof obj === 'object' && phase !== 'ERROR' ? slim(obj as WireObject) : obj,
@@ -188,9 +212,13 @@ class ResourceInformer {
       () => {
         this.status.watching = false;
       },
+      () => {
+        if (this.status.forbidden?.verb === 'watch') delete this.status.forbidden;
+      },
     );
     const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
       const first = await info.list(apis, { limit: pageSize });
+      if (this.status.forbidden?.verb === 'list') delete this.status.forbidden;
       const items = [...first.items];
       let cont = first.metadata?._continue;
       while (cont) {
@@ -235,6 +263,8 @@ class ResourceInformer {
     if (this.stopped) return;
     const error = err instanceof Error ? err : new Error(errorMessage(err));
     this.status.lastError = errorMessage(err);
+    const forbidden = forbiddenOf(err, this.resource);
+    if (forbidden) this.status.forbidden = forbidden;
     if (this.retryTimer) return;
     const delay = this.backoff.next();
     this.opts.onError?.(this.resource, error, delay);

@@ -34,14 +34,32 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 async function reach(from: string, to: string): Promise<boolean> {
-  const r = await lab.weir(['lab', 'probe', '--port', 'http', '--from', from, '--to', to, '--timeout', '800', '-o', 'json']);
+  const r = await lab.weir([
+    'lab',
+    'probe',
+    '--port',
+    'http',
+    '--from',
+    from,
+    '--to',
+    to,
+    '--timeout',
+    '800',
+    '-o',
+    'json',
+  ]);
   return (JSON.parse(r.stdout) as ProbeJson).results[0]!.connected;
 }
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0)
     throw new Error('weir lab creates network namespaces and loads BPF programs: run the tests as root');
-  await lab.weir(['lab', 'up', '--cluster', lab.manifest([namespace('app'), pod('app', 'web', { app: 'web' }), pod('app', 'db', { app: 'db' })])]);
+  await lab.weir([
+    'lab',
+    'up',
+    '--cluster',
+    lab.manifest([namespace('app'), pod('app', 'web', { app: 'web' }), pod('app', 'db', { app: 'db' })]),
+  ]);
 }, 60_000);
 
 afterAll(async () => {
@@ -50,7 +68,17 @@ afterAll(async () => {
 
 describe('weir lab apply exit status', () => {
   test('a valid policy exits 0', async () => {
-    const r = await run(['lab', 'apply', '-f', lab.manifest([policy('app', 'ok', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ protocol: 'TCP', port: 'http' }] }] })])]);
+    const r = await run([
+      'lab',
+      'apply',
+      '-f',
+      lab.manifest([
+        policy('app', 'ok', {
+          podSelector: { matchLabels: { app: 'web' } },
+          ingress: [{ ports: [{ protocol: 'TCP', port: 'http' }] }],
+        }),
+      ]),
+    ]);
     expect(r.stderr).not.toMatch(/error/);
     expect(r.stdout).toMatch(/networkpolicy\/app\/ok created/);
     expect(r.code).toBe(0);
@@ -58,7 +86,10 @@ describe('weir lab apply exit status', () => {
 
   test('an invalid policy is refused with its field; the valid objects of the file are applied; exit 1', async () => {
     const file = lab.manifest([
-      policy('app', 'lower-case', { podSelector: {}, ingress: [{ ports: [{ port: 80 }, { protocol: 'tcp', port: 81 }] }] }),
+      policy('app', 'lower-case', {
+        podSelector: {},
+        ingress: [{ ports: [{ port: 80 }, { protocol: 'tcp', port: 81 }] }],
+      }),
       policy('app', 'db-isolated', { podSelector: { matchLabels: { app: 'db' } }, policyTypes: ['Ingress'] }),
     ]);
     const r = await run(['lab', 'apply', '-f', file]);
@@ -71,7 +102,9 @@ describe('weir lab apply exit status', () => {
     // The valid one is enforced: db takes nothing any more, web still takes http.
     expect(await reach('app/db', 'app/web')).toBe(true);
     expect(await reach('app/web', 'app/db')).toBe(false);
-    const policies = JSON.parse((await lab.weir(['lab', 'get', 'policies', '-o', 'json'])).stdout) as { name: string }[];
+    const policies = JSON.parse((await lab.weir(['lab', 'get', 'policies', '-o', 'json'])).stdout) as {
+      name: string;
+    }[];
     expect(policies.map((p) => p.name).sort()).toEqual(['db-isolated', 'ok']);
   }, 30_000);
 
@@ -86,21 +119,31 @@ describe('weir lab apply exit status', () => {
       ]),
     ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('Pod app/forged is invalid: metadata.labels: Invalid value: "role=db": name part must consist of');
+    expect(r.stderr).toContain(
+      'Pod app/forged is invalid: metadata.labels: Invalid value: "role=db": name part must consist of',
+    );
     expect(r.stderr).toContain(
       'NetworkPolicy app/host is invalid: spec.egress[0].to[0].ipBlock.cidr: Invalid value: "192.0.2.1": must be a valid CIDR value',
     );
   }, 30_000);
 
   test('a policy in a namespace that does not exist is refused with the namespace named; exit 1', async () => {
-    const r = await run(['lab', 'apply', '-f', lab.manifest([policy('nowhere', 'p', { podSelector: {} }), pod('nowhere', 'p', {})])]);
+    const r = await run([
+      'lab',
+      'apply',
+      '-f',
+      lab.manifest([policy('nowhere', 'p', { podSelector: {} }), pod('nowhere', 'p', {})]),
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('networkpolicy/nowhere/p: namespaces "nowhere" not found');
     expect(r.stderr).toContain('pod/nowhere/p: namespaces "nowhere" not found');
   }, 30_000);
 
   test('a warning exits 0, and 1 under --strict', async () => {
-    const cover = policy('app', 'from-pod-range', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: lab.cidr4 } }] }] });
+    const cover = policy('app', 'from-pod-range', {
+      podSelector: {},
+      ingress: [{ from: [{ ipBlock: { cidr: lab.cidr4 } }] }],
+    });
     const plain = await run(['lab', 'apply', '-f', lab.manifest([cover])]);
     expect(plain.stderr).toContain('warning: NetworkPolicy app/from-pod-range: spec.ingress[0].from[0].ipBlock.cidr');
     expect(plain.code).toBe(0);

@@ -61,7 +61,9 @@ async function run(flags: RunFlags): Promise<void> {
   // Loaded here so that `weir agent --help` and config errors need no BPF libraries.
   const { NodeAgent } = await import('../../node/agent.js');
   const agent = await NodeAgent.start({ config: cfg, kubeConfig, log });
-  log.info(`health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz, /statusz)`);
+  log.info(
+    `health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz); status on ${cfg.runDir}/agent.sock (weir agent status)`,
+  );
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -80,27 +82,17 @@ async function run(flags: RunFlags): Promise<void> {
 }
 
 interface StatusFlags {
-  host: string;
-  port: string;
+  runDir: string;
   output: string;
 }
 
 async function status(flags: StatusFlags): Promise<void> {
-  const url = `http://${flags.host}:${flags.port}/statusz`;
-  let body: string;
-  try {
-    const res = await fetch(url);
-    body = await res.text();
-  } catch (err) {
-    throw new Error(
-      `no agent answers on ${url} (${err instanceof Error ? err.message : String(err)}); is weir agent running on this node, with --health-port ${flags.port}?`,
-    );
-  }
+  const { readAgentStatus } = await import('../../node/status.js');
+  const s = await readAgentStatus<import('../../node/agent.js').NodeAgentStatus>(flags.runDir);
   if (flags.output === 'json') {
-    process.stdout.write(body);
+    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
     return;
   }
-  const s = JSON.parse(body) as import('../../node/agent.js').NodeAgentStatus;
   const lines = [
     `node:        ${s.node}`,
     `ready:       ${s.ready ? `yes (first sync enforced after ${s.firstSyncMs} ms)` : 'no'}`,
@@ -112,6 +104,12 @@ async function status(flags: StatusFlags): Promise<void> {
         `  ${r.padEnd(16)} ${w.synced ? 'synced' : 'not synced'}, ${w.watching ? 'watching' : 'not watching'}, ${w.restarts} restarts${w.lastError ? `, last error: ${w.lastError}` : ''}`,
     ),
   ];
+  if (s.forbidden.length)
+    lines.push(
+      'refused by the API server (403):',
+      ...s.forbidden.map((f) => `  ${f.verb} ${f.resource}: ${f.message}`),
+    );
+  if (s.invalidObjects) lines.push(`invalid objects received: ${s.invalidObjects} (see the agent log)`);
   if (s.policyErrors.length) lines.push('policy errors:', ...s.policyErrors.map((e) => `  ${e}`));
   if (s.policyWarnings.length) lines.push('policy warnings:', ...s.policyWarnings.map((e) => `  ${e}`));
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -128,10 +126,10 @@ export function register(program: Command): void {
     .option('--kubeconfig <file>', 'kubeconfig to use instead of the in-cluster configuration (env KUBECONFIG)')
     .option('--node-name <name>', "this node's name (env NODE_NAME, from the downward API)")
     .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (default /sys/fs/bpf/weir)')
-    .option('--run-dir <dir>', 'directory of the flow socket (default /run/weir)')
+    .option('--run-dir <dir>', 'directory of the flow and control sockets (default /run/weir)')
     .option('--host-access <bool>', 'let the node reach its pods (default true)')
     .option('--cluster-pod-cidrs <list>', "comma-separated pod CIDRs in addition to the Nodes' spec.podCIDRs")
-    .option('--health-port <port>', '/healthz, /readyz, /statusz port (default 9879)')
+    .option('--health-port <port>', '/healthz and /readyz port (default 9879)')
     .option('--health-host <addr>', 'address of the health endpoints (default 0.0.0.0)')
     .option('--metrics-port <port>', 'Prometheus /metrics port, 0 to disable (default 9962)')
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
@@ -155,8 +153,7 @@ export function register(program: Command): void {
   agent
     .command('status')
     .description('show what the agent on this node reports: readiness, watches, endpoints, policy problems')
-    .option('--host <addr>', 'agent health address', '127.0.0.1')
-    .option('--port <port>', 'agent health port', '9879')
+    .option('--run-dir <dir>', "the agent's run dir, where its control socket is", DEFAULT_CONFIG.runDir)
     .option('-o, --output <format>', 'text or json', 'text')
     .action((flags: StatusFlags) => status(flags));
 }
