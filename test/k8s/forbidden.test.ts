@@ -80,7 +80,12 @@ describe('an agent whose RBAC is revoked (root)', () => {
     const s = await readAgentStatus<NodeAgentStatus>(join(dir, 'run'));
     expect(s).toMatchObject({ node: 'node-1', ready: true, forbidden: [] });
     // Asynchronously: the agent runs in this process and must answer meanwhile.
-    const { stdout: out } = await promisify(execFile)(process.execPath, [CLI, 'agent', 'status', `--run-dir=${join(dir, 'run')}`]);
+    const { stdout: out } = await promisify(execFile)(process.execPath, [
+      CLI,
+      'agent',
+      'status',
+      `--run-dir=${join(dir, 'run')}`,
+    ]);
     expect(out).toMatch(/ready: +yes/);
   });
 
@@ -101,7 +106,9 @@ describe('an agent whose RBAC is revoked (root)', () => {
       type: 'Warning',
       source: { component: 'weir-agent', host: 'node-1' },
     });
-    expect((event as unknown as { message: string }).message).toMatch(/^weir-agent may not (list|watch) pods \(403 Forbidden: /);
+    expect((event as unknown as { message: string }).message).toMatch(
+      /^weir-agent may not (list|watch) pods \(403 Forbidden: /,
+    );
     const s = await readAgentStatus<NodeAgentStatus>(join(dir, 'run'));
     expect(s.forbidden).toEqual([expect.objectContaining({ resource: 'pods' })]);
     // Several retries later, still one Event for this refusal.
