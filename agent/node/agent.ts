@@ -122,7 +122,11 @@ export class NodeAgent {
       log: (l) => opts.log.debug(l),
     });
     this.gate = new GatedEnforcement(this.datapath);
-    this.compiler = new PolicyEngine({ nodeName: c.nodeName, clusterPodCIDRs: c.clusterPodCIDRs });
+    this.compiler = new PolicyEngine({
+      nodeName: c.nodeName,
+      clusterPodCIDRs: c.clusterPodCIDRs,
+      cidrBudget: { perNamespace: c.cidrPrefixesPerNamespace },
+    });
     this.agent = new Agent({
       nodeName: c.nodeName,
       compiler: this.compiler,

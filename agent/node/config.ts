@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse } from 'yaml';
+import { DEFAULT_PREFIXES_PER_NAMESPACE } from '../ipcache/budget.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -29,6 +30,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   watchTimeoutSeconds: number;
   flowsCapacity: number;
+  /** Distinct ipBlock prefixes the policies of one namespace may name (agent/ipcache/budget.ts). */
+  cidrPrefixesPerNamespace: number;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -43,6 +46,7 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   logLevel: 'info',
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
+  cidrPrefixesPerNamespace: DEFAULT_PREFIXES_PER_NAMESPACE,
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -59,6 +63,7 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   logLevel: 'logLevel',
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
+  cidrPrefixesPerNamespace: 'positive',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;

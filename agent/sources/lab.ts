@@ -22,8 +22,11 @@ export interface SourceReport extends RealizeResult {
   refused: string[];
 }
 
-/** Problems the compiler reports for these policies ("namespace/name"), formatted for the user. */
-export type PolicyProblems = (policyKeys: string[]) => string[];
+/**
+ * Problems the compiler reports for these policies ("namespace/name"), formatted for the user:
+ * errors (a rule or the whole policy refused, e.g. over the CIDR budget) and warnings.
+ */
+export type PolicyProblems = (policyKeys: string[]) => { errors: string[]; warnings: string[] };
 
 export type Progress = (line: string) => void;
 
@@ -48,7 +51,7 @@ export class LabSource {
   constructor(
     readonly runtime: LabRuntime,
     readonly agent: Agent,
-    private readonly problems: PolicyProblems = () => [],
+    private readonly problems: PolicyProblems = () => ({ errors: [], warnings: [] }),
   ) {}
 
   private podSpec(p: Pod): LabPodSpec {
@@ -118,8 +121,14 @@ export class LabSource {
       else report.configured.push(describe(o));
     }
     const r = await this.agent.update(upserts);
-    const warnings = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
-    return { ...report, ...r, realizedMs: round(performance.now() - t0), warnings };
+    const { errors, warnings } = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
+    return {
+      ...report,
+      ...r,
+      realizedMs: round(performance.now() - t0),
+      warnings,
+      refused: [...report.refused, ...errors],
+    };
   }
 
   /** Deletes objects (`kubectl delete -f`), with a Namespace's Pods and NetworkPolicies. */

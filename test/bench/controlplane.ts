@@ -275,7 +275,11 @@ function bestOf(n: number, f: () => number): number {
  * asks every 20 ms and times each answer; the health server runs on the main loop, as in the agent.
  */
 async function healthDuring(work: () => void): Promise<{ workMs: number; maxMs: number; requests: number }> {
-  const health = await startHealthServer({ healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) }, 0, '127.0.0.1');
+  const health = await startHealthServer(
+    { healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) },
+    0,
+    '127.0.0.1',
+  );
   const worker = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
      const http = require('node:http');

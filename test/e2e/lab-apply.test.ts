@@ -139,6 +139,32 @@ describe('weir lab apply exit status', () => {
     expect(r.stderr).toContain('pod/nowhere/p: namespaces "nowhere" not found');
   }, 30_000);
 
+  test('a policy over the namespace CIDR budget is refused as a whole, naming the map; it isolates and allows nothing; exit 1', async () => {
+    const to = Array.from({ length: 20_481 }, (_, i) => ({ ipBlock: { cidr: `20.${i >> 8}.${i & 255}.0/24` } }));
+    expect(await reach('app/web', 'app/db')).toBe(false); // db is isolated by db-isolated
+    expect(await reach('app/db', 'app/web')).toBe(true);
+    const r = await run([
+      'lab',
+      'apply',
+      '-f',
+      lab.manifest([
+        policy('app', 'huge', {
+          podSelector: { matchLabels: { app: 'db' } },
+          policyTypes: ['Egress'],
+          egress: [{ to }],
+        }),
+      ]),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      "error: NetworkPolicy app/huge: spec: names 20,481 CIDR prefixes; with the other policies of namespace app that makes 20,481, over the per-namespace budget of 20,480 entries of the node's ipcache map weir_ipc_lpm",
+    );
+    // Fail closed: db is now isolated for egress and allowed nothing.
+    expect(await reach('app/db', 'app/web')).toBe(false);
+    await lab.weir(['lab', 'delete', '-f', lab.manifest([policy('app', 'huge', { podSelector: {} })])]);
+    expect(await reach('app/db', 'app/web')).toBe(true);
+  }, 60_000);
+
   test('a warning exits 0, and 1 under --strict', async () => {
     const cover = policy('app', 'from-pod-range', {
       podSelector: {},

@@ -22,6 +22,7 @@ interface RunFlags {
   logLevel?: string;
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
+  cidrPrefixesPerNamespace?: string;
 }
 
 function kubeConfigFor(cfg: AgentConfig): KubeConfig {
@@ -52,6 +53,7 @@ async function run(flags: RunFlags): Promise<void> {
     logLevel: flags.logLevel,
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
+    cidrPrefixesPerNamespace: flags.cidrPrefixesPerNamespace,
   });
   const log = createLogger(cfg.logLevel);
   const kubeConfig = kubeConfigFor(cfg);
@@ -135,6 +137,10 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
     .option('--watch-timeout-seconds <n>', 'server-side timeout of each watch (default 300)')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
+    .option(
+      '--cidr-prefixes-per-namespace <n>',
+      "distinct ipBlock prefixes one namespace's policies may name; a policy over it is refused (default 20480)",
+    )
     .action((flags: RunFlags) => run(flags));
   agent
     .command('cleanup')

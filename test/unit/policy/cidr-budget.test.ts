@@ -19,7 +19,11 @@ function blocks(n: number, first = 20): { ipBlock: { cidr: string } }[] {
 }
 
 function egressTo(ns: string, name: string, to: unknown[]): KubeObject {
-  return np(ns, name, { podSelector: {}, policyTypes: ['Egress'], egress: [{ to, ports: [{ protocol: 'TCP', port: 443 }] }] });
+  return np(ns, name, {
+    podSelector: {},
+    policyTypes: ['Egress'],
+    egress: [{ to, ports: [{ protocol: 'TCP', port: 443 }] }],
+  });
 }
 
 function cluster(): KubeObject[] {
@@ -28,7 +32,11 @@ function cluster(): KubeObject[] {
 
 describe('CIDR prefix budget', () => {
   it('refuses a policy over the LPM map as a whole: named error, no prefix in the ipcache, isolated with no entries', () => {
-    const e = new PolicyEngine({ nodeName: 'node-1', clusterPodCIDRs: POD_CIDRS, cidrBudget: { perNamespace: 1_000_000 } });
+    const e = new PolicyEngine({
+      nodeName: 'node-1',
+      clusterPodCIDRs: POD_CIDRS,
+      cidrBudget: { perNamespace: 1_000_000 },
+    });
     const diff = e.upsertAll([...cluster(), egressTo('x', 'huge', blocks(65_600))]);
     const errors = e.errors().map(formatProblem);
     expect(errors).toHaveLength(1);
@@ -57,7 +65,11 @@ describe('CIDR prefix budget', () => {
   });
 
   it('one namespace cannot fill the shared map: its budget runs out, the others still fit', () => {
-    const e = new PolicyEngine({ nodeName: 'node-1', clusterPodCIDRs: POD_CIDRS, cidrBudget: { perNamespace: 1000, total: 1500 } });
+    const e = new PolicyEngine({
+      nodeName: 'node-1',
+      clusterPodCIDRs: POD_CIDRS,
+      cidrBudget: { perNamespace: 1000, total: 1500 },
+    });
     e.upsertAll([...cluster(), egressTo('x', 'one', blocks(600)), egressTo('x', 'same-prefixes', blocks(600))]);
     expect(e.errors()).toEqual([]); // shared prefixes count once
     e.upsertAll([egressTo('x', 'two', blocks(500, 30))]);
@@ -73,7 +85,9 @@ describe('CIDR prefix budget', () => {
     // Past the total: refused, naming the total.
     e.upsertAll([egressTo('y', 'more', blocks(50, 50))]);
     expect(e.errors().map(formatProblem)).toContainEqual(
-      expect.stringMatching(/^NetworkPolicy y\/more: spec: names 50 CIDR prefixes; with every other policy that makes 1,550/),
+      expect.stringMatching(
+        /^NetworkPolicy y\/more: spec: names 50 CIDR prefixes; with every other policy that makes 1,550/,
+      ),
     );
     // Deleting policies gives their prefixes back: the refused ones are admitted without being applied again.
     e.applyAll([{ kind: 'NetworkPolicy', type: 'deleted', key: 'x/one' } as StoreChange]);
