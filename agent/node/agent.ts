@@ -21,6 +21,7 @@ import type { AgentConfig } from './config.js';
 import { PolicyEventRecorder } from './events.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { startStatusServer, type StatusServer } from './status.js';
+import { sliceChanges } from './slices.js';
 import { formatFieldError, validateObject } from '../store/validate.js';
 import type { ResourceStatus } from '../sources/kubernetes.js';
 import { startNodeObservability } from './observe.js';
@@ -302,7 +303,13 @@ export class NodeAgent {
       if (o.kind === 'Pod' && !this.isLocalEndpoint(o)) this.forget(objectKey(o));
     }
     for (const d of deletes) if (d.kind === 'Pod') this.forget(d.key);
-    await this.agent.update(upserts, deletes);
+    // Bounded slices, the event loop turning between them: health, status and metrics answer
+    // during a burst of large policies.
+    const slices = sliceChanges(upserts, deletes);
+    for (const [i, slice] of slices.entries()) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      await this.agent.update(slice.upserts, slice.deletes);
+    }
     if (
       this.gate.open &&
       (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))
