@@ -288,14 +288,14 @@ export class TestApiServer {
 
   /**
    * Answers 403 to these verbs on a resource (default list and watch) from now on, and cuts the
-   * open watches of it, as revoking a ClusterRole does. `allow` restores access.
+   * open watches of it, as revoking a ClusterRole does. `allow` `allowResource` restores it.
    */
-  forbid(resource: ResourceName, verbs: string[] = ['list', 'watch']): void {
+  forbidResource(resource: ResourceName, verbs: string[] = ['list', 'watch']): void {
     this.forbidden.set(resource, new Set(verbs));
     for (const w of [...this.watchers]) if (w.resource.plural === resource) this.closeWatcher(w, false);
   }
 
-  allow(resource: ResourceName): void {
+  allowResource(resource: ResourceName): void {
     this.forbidden.delete(resource);
   }
 

@@ -90,7 +90,7 @@ describe('an agent whose RBAC is revoked (root)', () => {
   });
 
   it('on a 403 for pods: /readyz 503 naming verb and resource, one Event naming the permission; ready again once allowed', async () => {
-    api.forbid('pods');
+    api.forbidResource('pods');
     const reason = await until('readiness going false', async () => {
       const r = await fetch(`${base}/readyz`);
       return r.status === 503 ? await r.text() : undefined;
@@ -115,7 +115,7 @@ describe('an agent whose RBAC is revoked (root)', () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(api.list('events').filter((e) => (e as { reason?: string }).reason === 'MissingPermission')).toHaveLength(1);
 
-    api.allow('pods');
+    api.allowResource('pods');
     await until(
       'readiness coming back',
       async () => ((await fetch(`${base}/readyz`)).status === 200 ? true : undefined),
