@@ -1,6 +1,6 @@
 /**
  * A stand-in Kubernetes API server for tests: a real HTTP server speaking the list and watch
- * protocol for namespaces, nodes, pods, networkpolicies and events (JSON only).
+ * protocol for namespaces, nodes, pods, networkpolicies, events and daemonsets (JSON only).
  *
  * - list: `metadata.resourceVersion`, `limit` + `continue` (consistent snapshot per continue token),
  *   equality `fieldSelector` / `labelSelector`.
@@ -11,7 +11,8 @@
  *   (`compact()` drops history, as etcd compaction does).
  * - writes: POST / PUT / PATCH (JSON merge patch) / DELETE over HTTP, and the same from test code.
  * - faults: `dropWatches()` cuts every watch connection mid-stream, `endWatches()` ends them cleanly,
- *   `stop()` goes away (connections refused) and `start()` comes back on the same port.
+ *   `stop()` goes away (connections refused) and `start()` comes back on the same port,
+ *   `forbid()` answers every new request 403 while open watches go on (RBAC or ServiceAccount deleted).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -144,6 +145,7 @@ export class TestApiServer {
   private readonly bookmarkIntervalMs: number;
   private readonly snapshots = new Map<string, { items: KubeObject[]; rv: number }>();
   private snapshotSeq = 0;
+  private forbidden = false;
   readonly counts: RequestCounts = { list: {}, watch: {}, watchGone: {} };
 
   constructor(opts: ApiServerOptions = {}) {
@@ -276,6 +278,11 @@ export class TestApiServer {
     for (const w of [...this.watchers]) this.closeWatcher(w, false);
   }
 
+  /** New requests get 403 Forbidden (`forbid(false)` lifts it); watches already open keep streaming. */
+  forbid(on = true): void {
+    this.forbidden = on;
+  }
+
   /** Ends every watch stream cleanly, as a server-side timeout does. */
   endWatches(): void {
     for (const w of [...this.watchers]) this.closeWatcher(w, true);
@@ -284,19 +291,19 @@ export class TestApiServer {
   // ---- test hook: RBAC -----------------------------------------------------------------------
 
   /** resource -> verbs answered 403 Forbidden, as when RBAC is revoked. */
-  private readonly forbidden = new Map<string, Set<string>>();
+  private readonly forbiddenVerbs = new Map<string, Set<string>>();
 
   /**
    * Answers 403 to these verbs on a resource (default list and watch) from now on, and cuts the
-   * open watches of it, as revoking a ClusterRole does. `allow` `allowResource` restores it.
+   * open watches of it, as revoking a ClusterRole does; `allowResource` restores it.
    */
   forbidResource(resource: ResourceName, verbs: string[] = ['list', 'watch']): void {
-    this.forbidden.set(resource, new Set(verbs));
+    this.forbiddenVerbs.set(resource, new Set(verbs));
     for (const w of [...this.watchers]) if (w.resource.plural === resource) this.closeWatcher(w, false);
   }
 
   allowResource(resource: ResourceName): void {
-    this.forbidden.delete(resource);
+    this.forbiddenVerbs.delete(resource);
   }
 
   /** The API server's 403 for a verb the hook forbids, or undefined. */
@@ -310,7 +317,7 @@ export class TestApiServer {
             ? 'watch'
             : 'list'
         : ({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<string, string>)[method];
-    if (!verb || !this.forbidden.get(p.resource.plural)?.has(verb)) return undefined;
+    if (!verb || !this.forbiddenVerbs.get(p.resource.plural)?.has(verb)) return undefined;
     const group = p.resource.apiVersion.includes('/') ? p.resource.apiVersion.split('/')[0]! : '';
     const scope = p.namespace ? `in the namespace "${p.namespace}"` : 'at the cluster scope';
     const body = status(
@@ -381,6 +388,10 @@ export class TestApiServer {
       res.writeHead(code, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    if (this.forbidden) {
+      reply(403, status(403, 'Forbidden', `forbidden: ${req.method} ${url.pathname}`));
+      return;
+    }
     const parsed = parsePath(url.pathname);
     if (!parsed) {
       reply(404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));

@@ -3,6 +3,8 @@
  * field and left out, the valid objects of the same file are applied, and the exit status says
  * so; a warning (accepted, but not enforced as written) exits 0, or 1 under --strict. Needs root
  * (network namespaces, BPF); CI runs it as root.
+ *
+ * @requires root
  */
 import { execFile } from 'node:child_process';
 import { WEIR, testLab, type ProbeJson } from './lab-harness.js';

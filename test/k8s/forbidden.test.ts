@@ -4,6 +4,8 @@
  * no longer ready — /readyz answers 503 with the refused verb and resource — and posts one
  * Warning Event naming the missing permission. When the permission is back, it is ready again.
  * Its status is on its control socket only: the health port answers /healthz and /readyz.
+ *
+ * @requires root
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
