@@ -19,7 +19,7 @@ import { objectKey, toKubeObject, type KubeKind, type KubeObject, type Pod } fro
 import { KubernetesSource, objectRef, type KubernetesChange, type WatchedResource } from '../sources/kubernetes.js';
 import type { AgentConfig } from './config.js';
 import { PolicyEventRecorder } from './events.js';
-import { startHealthServer, type HealthServer } from './health.js';
+import { startHealthServerOffLoop, type HealthServer } from './health.js';
 import { startStatusServer, type StatusServer } from './status.js';
 import { sliceChanges } from './slices.js';
 import { formatFieldError, validateObject } from '../store/validate.js';
@@ -145,6 +145,7 @@ export class NodeAgent {
           `watch of ${resource} failed (${err.message}); retrying in ${retryInMs} ms, enforcement continues with the last known state`,
         );
         this.checkPermissions();
+        this.health?.refresh();
       },
     });
   }
@@ -153,7 +154,7 @@ export class NodeAgent {
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const a = new NodeAgent(opts);
     const c = opts.config;
-    a.health = await startHealthServer(
+    a.health = await startHealthServerOffLoop(
       {
         healthz: () => ({ ok: !a.stopped }),
         readyz: () => a.readyz(),
@@ -249,6 +250,7 @@ export class NodeAgent {
     }
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
+    this.health?.refresh();
     const s = this.compiler.stats;
     this.opts.log.info(
       `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
@@ -400,6 +402,7 @@ export class NodeAgent {
   /** Stops watching and serving; programs and pins stay, so enforcement continues. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.health?.refresh();
     clearTimeout(this.retryTimer);
     await this.source.stop();
     await this.changes.drain();
