@@ -64,7 +64,11 @@ describe('health endpoints off the main loop', () => {
   });
 
   it('answer within a few ms while the main loop is busy for 1.5 s', async () => {
-    const h = await startHealthServerOffLoop({ healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) }, 0, '127.0.0.1');
+    const h = await startHealthServerOffLoop(
+      { healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) },
+      0,
+      '127.0.0.1',
+    );
     try {
       const p = prober(h.port, '/healthz');
       await sleep(200);
