@@ -1,8 +1,9 @@
 /**
  * Admission of policy CIDR prefixes against the node's ipcache capacity. Every prefix an ipBlock
  * names (cidr and except, /0 aside) takes one ipcache entry on every node, and the LPM map
- * `weir_ipc_lpm` is one map shared by all namespaces. So before a policy's prefixes reach the
- * ipcache:
+ * `weir_ipc_lpm` is one map shared by all namespaces (single addresses go to the larger hash map,
+ * but are counted here too: the budget errs on the side of refusing). So before a policy's
+ * prefixes reach the ipcache:
  *   - the distinct prefixes of one namespace's policies may not exceed a per-namespace budget
  *     (default 20,480: three namespaces at their budget still fit the map), so no namespace can take the whole map from the others;
  *   - the distinct prefixes of all policies may not exceed the map's capacity minus a reserve
