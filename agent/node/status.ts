@@ -3,6 +3,7 @@
  * socket only root on the node can open (mode 0600), never on the node network, because it names
  * pods and policies.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { callControl } from '../control/client.js';
@@ -36,11 +37,16 @@ export async function startStatusServer(runDir: string, status: () => unknown): 
 /** Reads the status of the agent whose run dir is `runDir`. */
 export async function readAgentStatus<T>(runDir: string, timeoutMs = 5000): Promise<T> {
   const socketPath = agentSocketPath(runDir);
+  if (!existsSync(socketPath))
+    throw new Error(
+      `no agent control socket at ${socketPath}: is weir agent running on this node with --run-dir ${runDir}? (pass --run-dir or --config)`,
+    );
   try {
     return await callControl<T>(socketPath, 'GET', '/status', undefined, undefined, timeoutMs);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
     throw new Error(
-      `no agent answers on ${socketPath} (${err instanceof Error ? err.message : String(err)}); is weir agent running on this node with --run-dir ${runDir}? (the socket is root's only)`,
+      `the agent at ${socketPath} did not answer (${code ?? (err instanceof Error ? err.message : String(err))}); the socket is root's only`,
     );
   }
 }

@@ -172,13 +172,17 @@ async function check(flags: CheckFlags): Promise<void> {
 }
 
 interface StatusFlags {
-  runDir: string;
+  runDir?: string;
+  config?: string;
   output: string;
 }
 
 async function status(flags: StatusFlags): Promise<void> {
   const { readAgentStatus } = await import('../../node/status.js');
-  const s = await readAgentStatus<import('../../node/agent.js').NodeAgentStatus>(flags.runDir);
+  // The run dir: the flag, else the agent's config file (the chart's ConfigMap), else the default.
+  const runDir =
+    flags.runDir ?? (flags.config ? readConfigFile(flags.config).runDir : undefined) ?? DEFAULT_CONFIG.runDir;
+  const s = await readAgentStatus<import('../../node/agent.js').NodeAgentStatus>(runDir);
   if (flags.output === 'json') {
     process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
     return;
@@ -262,7 +266,8 @@ export function register(program: Command): void {
   agent
     .command('status')
     .description('show what the agent on this node reports: readiness, watches, endpoints, policy problems')
-    .option('--run-dir <dir>', "the agent's run dir, where its control socket is", DEFAULT_CONFIG.runDir)
+    .option('--run-dir <dir>', `the agent's run dir, where its control socket is (default ${DEFAULT_CONFIG.runDir})`)
+    .option('--config <file>', "take the run dir from the agent's config file (the chart's /etc/weir/config.yaml)")
     .option('-o, --output <format>', 'text or json', 'text')
     .action((flags: StatusFlags) => status(flags));
 }
