@@ -35,6 +35,10 @@ export interface AgentConfig {
   flowsCapacity: number;
   /** Distinct ipBlock prefixes the policies of one namespace may name (agent/ipcache/budget.ts). */
   cidrPrefixesPerNamespace: number;
+  /** Per-pod flow metrics (weir_pod_flows_total); off by default: a series per pair of pods. */
+  podMetrics: boolean;
+  /** Most pods named in per-pod metrics; the rest count as pod "other". */
+  podMetricsMaxPods: number;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -52,6 +56,8 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
   cidrPrefixesPerNamespace: DEFAULT_PREFIXES_PER_NAMESPACE,
+  podMetrics: false,
+  podMetricsMaxPods: 100,
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -71,6 +77,8 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
   cidrPrefixesPerNamespace: 'positive',
+  podMetrics: 'boolean',
+  podMetricsMaxPods: 'positive',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;

@@ -114,6 +114,7 @@ export class LabSource {
       if (!existing) progress(`[${done}/${pods.length}] pod ${key} ${lp.ip4} ${lp.ip6} on ${lp.hostVeth}`);
     });
     const upserts = accepted.map((o) => (o.kind === 'Pod' ? (ready.get(objectKey(o)) as Pod) : o));
+    this.recordIntent(upserts, []);
     for (const o of upserts) {
       const before = store.get(o.kind, objectKey(o));
       if (!before) report.created.push(describe(o));
@@ -121,6 +122,7 @@ export class LabSource {
       else report.configured.push(describe(o));
     }
     const r = await this.agent.update(upserts);
+    this.recordIntent([], []);
     const { errors, warnings } = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
     return {
       ...report,
@@ -152,7 +154,9 @@ export class LabSource {
     // Policies go first and namespaces last, so no pod is ever less isolated than before.
     refs.sort((a, b) => deleteOrder[a.kind] - deleteOrder[b.kind]);
     const t0 = performance.now();
+    this.recordIntent([], refs);
     const r = await this.agent.update([], refs);
+    this.recordIntent([], []);
     const podKeys = refs.filter((x) => x.kind === 'Pod').map((x) => x.key);
     await inBatches(podKeys, POD_SETUP_CONCURRENCY, async (key) => {
       await this.runtime.removePod(key);
@@ -169,6 +173,22 @@ export class LabSource {
       warnings: [],
       refused: [],
     };
+  }
+
+  /**
+   * Writes to the lab's state the objects the store holds with these changes made: before a
+   * change reaches the datapath (so an agent restarted meanwhile enforces what was asked, never
+   * less) and after it (the store as it is).
+   */
+  private recordIntent(upserts: KubeObject[], deletes: ObjectRef[]): void {
+    const store = this.agent.store;
+    const all = new Map<string, KubeObject>();
+    for (const kind of ['Namespace', 'Node', 'Pod', 'NetworkPolicy'] as const)
+      for (const o of store.list(kind)) all.set(`${kind}:${objectKey(o)}`, o);
+    for (const o of upserts) all.set(`${o.kind}:${objectKey(o)}`, o);
+    for (const d of deletes) all.delete(`${d.kind}:${d.key}`);
+    this.runtime.objects = [...all.values()];
+    this.runtime.save();
   }
 
   /** The lab's pods with their addresses and interfaces. */

@@ -25,6 +25,8 @@ interface RunFlags {
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
   cidrPrefixesPerNamespace?: string;
+  podMetrics?: string;
+  podMetricsMaxPods?: string;
 }
 
 function kubeConfigFor(cfg: AgentConfig): KubeConfig {
@@ -58,6 +60,8 @@ async function run(flags: RunFlags): Promise<void> {
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
     cidrPrefixesPerNamespace: flags.cidrPrefixesPerNamespace,
+    podMetrics: flags.podMetrics,
+    podMetricsMaxPods: flags.podMetricsMaxPods,
   });
   const log = createLogger(cfg.logLevel);
   const kubeConfig = kubeConfigFor(cfg);
@@ -235,6 +239,11 @@ export function register(program: Command): void {
       '--cidr-prefixes-per-namespace <n>',
       "distinct ipBlock prefixes one namespace's policies may name; a policy over it is refused (default 20480)",
     )
+    .option(
+      '--pod-metrics <bool>',
+      'per-pod flow metrics, weir_pod_flows_total by source and destination pod (default false)',
+    )
+    .option('--pod-metrics-max-pods <n>', 'pods named in per-pod metrics; the rest count as "other" (default 100)')
     .action((flags: RunFlags) => run(flags));
   agent
     .command('cleanup')
