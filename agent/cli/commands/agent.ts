@@ -2,11 +2,14 @@
  * `weir agent`: the node agent in Kubernetes mode (what the Helm chart's DaemonSet runs), and
  * `weir agent status`: what a running agent on this node reports.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { DEFAULT_CONFIG, readConfigFile, resolveConfig, type AgentConfig } from '../../node/config.js';
-import { createLogger } from '../../node/log.js';
+import type { AgentConfig } from '../../node/config.js';
+
+/** The Kubernetes client and the agent's modules load only when `weir agent` runs, not for `status` or help. */
+const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
+const DEFAULT_RUN_DIR = '/run/weir';
 
 interface RunFlags {
   config?: string;
@@ -25,11 +28,16 @@ interface RunFlags {
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
   cidrPrefixesPerNamespace?: string;
+  observerAddress?: string;
+  observerTlsCa?: string;
+  observerTlsCert?: string;
+  observerTlsKey?: string;
   podMetrics?: string;
   podMetricsMaxPods?: string;
 }
 
-function kubeConfigFor(cfg: AgentConfig): KubeConfig {
+async function kubeConfigFor(cfg: AgentConfig): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (cfg.kubeconfig) {
     if (!existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
@@ -43,6 +51,8 @@ function kubeConfigFor(cfg: AgentConfig): KubeConfig {
 }
 
 async function run(flags: RunFlags): Promise<void> {
+  const { readConfigFile, resolveConfig } = await import('../../node/config.js');
+  const { createLogger } = await import('../../node/log.js');
   const file = flags.config ? readConfigFile(flags.config) : {};
   const cfg = resolveConfig(file, {
     nodeName: flags.nodeName ?? process.env.NODE_NAME,
@@ -60,11 +70,15 @@ async function run(flags: RunFlags): Promise<void> {
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
     cidrPrefixesPerNamespace: flags.cidrPrefixesPerNamespace,
+    observerAddress: flags.observerAddress,
+    observerTlsCa: flags.observerTlsCa,
+    observerTlsCert: flags.observerTlsCert,
+    observerTlsKey: flags.observerTlsKey,
     podMetrics: flags.podMetrics,
     podMetricsMaxPods: flags.podMetricsMaxPods,
   });
   const log = createLogger(cfg.logLevel);
-  const kubeConfig = kubeConfigFor(cfg);
+  const kubeConfig = await kubeConfigFor(cfg);
   log.info(
     `weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`,
   );
@@ -183,6 +197,7 @@ interface StatusFlags {
 
 async function status(flags: StatusFlags): Promise<void> {
   const { readAgentStatus } = await import('../../node/status.js');
+  const { readConfigFile, DEFAULT_CONFIG } = await import('../../node/config.js');
   // The run dir: the flag, else the agent's config file (the chart's ConfigMap), else the default.
   const runDir =
     flags.runDir ?? (flags.config ? readConfigFile(flags.config).runDir : undefined) ?? DEFAULT_CONFIG.runDir;
@@ -235,6 +250,10 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
     .option('--watch-timeout-seconds <n>', 'server-side timeout of each watch (default 300)')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
+    .option('--observer-address <host:port>', 'also serve the flow API on TCP, for `weir relay` (mutual TLS required)')
+    .option('--observer-tls-ca <file>', "CA (PEM) the relay's client certificate must chain to")
+    .option('--observer-tls-cert <file>', "the listener's certificate (PEM)")
+    .option('--observer-tls-key <file>', "the listener's private key (PEM)")
     .option(
       '--cidr-prefixes-per-namespace <n>',
       "distinct ipBlock prefixes one namespace's policies may name; a policy over it is refused (default 20480)",
@@ -250,7 +269,7 @@ export function register(program: Command): void {
     .description(
       'remove weir from this node: detach its programs from every interface and delete its pins (after helm uninstall)',
     )
-    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_CONFIG.pinRoot)
+    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_PIN_ROOT)
     .action(async (flags: { pinRoot: string }) => {
       const { cleanupNode } = await import('../../node/cleanup.js');
       const r = cleanupNode(flags.pinRoot);
@@ -275,7 +294,7 @@ export function register(program: Command): void {
   agent
     .command('status')
     .description('show what the agent on this node reports: readiness, watches, endpoints, policy problems')
-    .option('--run-dir <dir>', `the agent's run dir, where its control socket is (default ${DEFAULT_CONFIG.runDir})`)
+    .option('--run-dir <dir>', `the agent's run dir, where its control socket is (default ${DEFAULT_RUN_DIR})`)
     .option('--config <file>', "take the run dir from the agent's config file (the chart's /etc/weir/config.yaml)")
     .option('-o, --output <format>', 'text or json', 'text')
     .action((flags: StatusFlags) => status(flags));
