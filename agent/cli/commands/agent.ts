@@ -2,11 +2,12 @@
  * `weir agent`: the node agent in Kubernetes mode (what the Helm chart's DaemonSet runs), and
  * `weir agent status`: what a running agent on this node reports.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { DEFAULT_CONFIG, readConfigFile, resolveConfig, type AgentConfig } from '../../node/config.js';
 import { createLogger } from '../../node/log.js';
+import { loadKubeCredentials } from '../../sources/kubeconfig.js';
+import type { KubeApiConfig } from '../../sources/kube-api.js';
 
 interface RunFlags {
   config?: string;
@@ -24,17 +25,9 @@ interface RunFlags {
   flowsCapacity?: string;
 }
 
-function kubeConfigFor(cfg: AgentConfig): KubeConfig {
-  const kc = new KubeConfig();
-  if (cfg.kubeconfig) {
-    if (!existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
-    kc.loadFromFile(cfg.kubeconfig);
-  } else if (process.env.KUBERNETES_SERVICE_HOST) {
-    kc.loadFromCluster();
-  } else {
-    throw new Error('no Kubernetes configuration: run the agent in a pod (in-cluster) or pass --kubeconfig FILE');
-  }
-  return kc;
+function kubeConfigFor(cfg: AgentConfig): Promise<KubeApiConfig> {
+  if (cfg.kubeconfig && !existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
+  return loadKubeCredentials(cfg.kubeconfig);
 }
 
 async function run(flags: RunFlags): Promise<void> {
@@ -54,7 +47,7 @@ async function run(flags: RunFlags): Promise<void> {
     flowsCapacity: flags.flowsCapacity,
   });
   const log = createLogger(cfg.logLevel);
-  const kubeConfig = kubeConfigFor(cfg);
+  const kubeConfig = await kubeConfigFor(cfg);
   log.info(
     `weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`,
   );
