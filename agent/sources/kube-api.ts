@@ -107,7 +107,13 @@ export class KubeApi {
   }
 
   private async call<T>(method: string, path: string, query: Query, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, query, body === undefined ? undefined : JSON.stringify(body), undefined);
+    const res = await this.request(
+      method,
+      path,
+      query,
+      body === undefined ? undefined : JSON.stringify(body),
+      undefined,
+    );
     const text = await this.readAll(res);
     const code = res.statusCode ?? 0;
     if (code < 200 || code >= 300) throw new KubeApiError(statusMessage(text, code), code);

@@ -22,6 +22,7 @@ const SUITES: Suite[] = [
   { name: 'sidebyside', load: () => import('./sidebyside.js') },
   { name: 'lab', load: () => import('./lab.js') },
   { name: 'kubernetes', load: () => import('./kubernetes.js') },
+  { name: 'agentmem', load: () => import('./agent-memory.js') },
 ];
 
 function machine(): string {
