@@ -83,7 +83,14 @@ function kubeletPod(ns: string, i: number, node: string, nodeIp: string, ip: str
       generateName: `${rs}-`,
       labels: { app, 'pod-template-hash': hash(i % 7) },
       ownerReferences: [
-        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs, uid: `rs-${hash(i % 7)}`, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'apps/v1',
+          kind: 'ReplicaSet',
+          name: rs,
+          uid: `rs-${hash(i % 7)}`,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ],
       managedFields: [
         {
@@ -127,7 +134,11 @@ function kubeletPod(ns: string, i: number, node: string, nodeIp: string, ip: str
           env: [{ name: 'LOG_LEVEL', value: 'info' }],
           resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
           volumeMounts: [
-            { name: `kube-api-access-${hash(i).slice(0, 5)}`, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
+            {
+              name: `kube-api-access-${hash(i).slice(0, 5)}`,
+              mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+              readOnly: true,
+            },
           ],
           terminationMessagePath: '/dev/termination-log',
           terminationMessagePolicy: 'File',
@@ -169,7 +180,9 @@ function kubeletPod(ns: string, i: number, node: string, nodeIp: string, ip: str
           ready: true,
           restartCount: 0,
           image: `registry.example/${app}:1.2.3`,
-          imageID: `registry.example/${app}@sha256:${hash(i % 7).repeat(6).slice(0, 64)}`,
+          imageID: `registry.example/${app}@sha256:${hash(i % 7)
+            .repeat(6)
+            .slice(0, 64)}`,
           containerID: `containerd://${hash(i).repeat(7).slice(0, 64)}`,
           started: true,
         },
@@ -207,7 +220,12 @@ export function populate(api: TestApiServer, s: Scale): { pods: KubeObject[]; ob
       kind: 'Node',
       metadata: { name: `node-${n}`, labels: { 'kubernetes.io/hostname': `node-${n}` } },
       spec: { podCIDR: nodeCidr(n), podCIDRs: [nodeCidr(n)] },
-      status: { addresses: [{ type: 'InternalIP', address: nodeIp(n) }, { type: 'Hostname', address: `node-${n}` }] },
+      status: {
+        addresses: [
+          { type: 'InternalIP', address: nodeIp(n) },
+          { type: 'Hostname', address: `node-${n}` },
+        ],
+      },
     });
   }
   const onNode = new Array<number>(s.nodes).fill(0);
@@ -215,7 +233,10 @@ export function populate(api: TestApiServer, s: Scale): { pods: KubeObject[]; ob
   let g = 0;
   for (let a = 0; a < s.namespaces; a++) {
     const ns = `ns-${a}`;
-    api.create({ kind: 'Namespace', metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns, team: `t${a % 10}` } } });
+    api.create({
+      kind: 'Namespace',
+      metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns, team: `t${a % 10}` } },
+    });
     objects++;
     for (let p = 0; p < s.podsPerNs; p++, g++, objects++) {
       const n = g < s.localPods ? 0 : 1 + (g % (s.nodes - 1));
@@ -328,7 +349,8 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
   child.on('exit', (c) => (exited = c));
   try {
     const st = await until('the first sync', 120_000, async () => {
-      if (exited !== undefined) throw new Error(`the agent exited (${exited}): ${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-2000)}`);
+      if (exited !== undefined)
+        throw new Error(`the agent exited (${exited}): ${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-2000)}`);
       const x = await statusz();
       return x?.ready ? x : undefined;
     });

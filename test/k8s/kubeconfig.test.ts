@@ -13,7 +13,9 @@ import { TestApiServer } from '../apiserver/server.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
-async function applied(c: { applyToHTTPSOptions(o: https.RequestOptions): Promise<void> }): Promise<https.RequestOptions> {
+async function applied(c: {
+  applyToHTTPSOptions(o: https.RequestOptions): Promise<void>;
+}): Promise<https.RequestOptions> {
   const o: https.RequestOptions = {};
   await c.applyToHTTPSOptions(o);
   return o;
@@ -111,7 +113,11 @@ describe("the agent's import graph", () => {
     const loaded = (code: string): string[] => {
       const r = spawnSync(
         process.execPath,
-        ['--input-type=module', '-e', `import { register } from 'node:module'; register(${JSON.stringify(hook)}); ${code}`],
+        [
+          '--input-type=module',
+          '-e',
+          `import { register } from 'node:module'; register(${JSON.stringify(hook)}); ${code}`,
+        ],
         { encoding: 'utf8' },
       );
       if (r.status !== 0) throw new Error(r.stderr);
