@@ -67,7 +67,9 @@ const FLAGS: Array<{ label: string; args: string[] }> = [
 ];
 
 function hash(n: number): string {
-  return (n * 2654435761).toString(16).slice(-10).padStart(10, '0');
+  return ((Math.imul(n + 1, 2654435761) >>> 0).toString(16) + (Math.imul(n + 7, 40503) >>> 0).toString(16))
+    .padStart(10, '0')
+    .slice(-10);
 }
 
 /** A Pod as the API server holds it after the ReplicaSet controller, scheduler and kubelet wrote it. */
