@@ -13,7 +13,7 @@
  * effect is measured, not guessed. Needs root (the agent loads its programs); pins go under a
  * pin root of its own, removed afterwards.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,6 +212,28 @@ function policy(ns: string, k: number): KubeObject {
   };
 }
 
+/**
+ * The host-side veths of the agent's local pods, as a CNI leaves them: one veth pair per pod
+ * (`wam<N>`, its peer beside it: no traffic flows) and a /32 route to the pod's IP through it,
+ * so the agent finds and attaches each pod's interface as on a real node. Removed afterwards.
+ */
+function podVeths(ips: string[]): () => void {
+  const names = ips.map((_, i) => `wam${process.pid % 1000}x${i}`);
+  const batch = (lines: string[]): void => {
+    const r = spawnSync('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', encoding: 'utf8' });
+    if (r.status !== 0 && lines[0]?.startsWith('link add')) throw new Error(`ip -batch: ${r.stderr}`);
+  };
+  const remove = (): void => batch(names.map((n) => `link del ${n}`));
+  try {
+    batch(names.flatMap((n) => [`link add ${n} type veth peer name ${n}p`]));
+    batch(names.flatMap((n, i) => [`link set ${n} up`, `link set ${n}p up`, `route replace ${ips[i]}/32 dev ${n}`]));
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return remove;
+}
+
 /** Fills the server; returns the pods (for label changes) and the object count. */
 export function populate(api: TestApiServer, s: Scale): { pods: KubeObject[]; objects: number } {
   let objects = 0;
@@ -271,6 +293,7 @@ function cpuSeconds(pid: number): number {
 
 interface Status {
   ready: boolean;
+  endpoints: { enforced: number; waitingForInterface: string[] };
   firstSyncMs?: number;
   revision: number;
   kubernetesEvents: Array<{ resource: string; action: string; count: number }>;
@@ -314,6 +337,8 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
   const api = new TestApiServer({ bookmarkIntervalMs: 60_000 });
   await api.start();
   const { pods } = populate(api, s);
+  const local = pods.filter((p) => (p.spec as { nodeName?: string }).nodeName === NODE);
+  const removeVeths = podVeths(local.map((p) => (p.status as { podIP: string }).podIP));
   const dir = mkdtempSync(join(tmpdir(), 'weir-agentmem-'));
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, api.kubeconfig());
@@ -357,6 +382,8 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
       return x?.ready ? x : undefined;
     });
     const readyMs = performance.now() - started;
+    if (st.endpoints.enforced !== local.length)
+      throw new Error(`agentmem: the agent enforces ${st.endpoints.enforced} of its ${local.length} pods' interfaces`);
     const syncCpuS = cpuSeconds(pid);
     await sleep(2000);
     const rssReady = procMem(pid).rss;
@@ -411,6 +438,7 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
       if (exited === undefined) child.kill('SIGKILL');
     }
     await api.stop();
+    removeVeths();
     rmSync(pinRoot, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   }
@@ -440,7 +468,7 @@ export async function run(): Promise<BenchSection> {
     `| ${what} | ${target} | ${measured} | ${ok ? 'met' : '**missed**'} |`;
   const MB = (mib: number): number => (mib * 2 ** 20) / 1e6;
   const markdown = `
-The node agent as the DaemonSet runs it (\`weir agent --kubeconfig …\`, its own process, metrics and flow API on), against the test API server on loopback (in the bench process). RSS from \`/proc/PID/status\` of the agent: after the first full sync is enforced (readiness) plus 2 s, and after the label changes once the agent's revision stopped moving; peak = VmHWM. CPU = the agent's user + system time from \`/proc/PID/stat\`. ${SCALES.map((s) => `${s.name}: ${s.namespaces.toLocaleString('en-US')} namespaces, ${(s.namespaces * s.policiesPerNs).toLocaleString('en-US')} NetworkPolicies, ${s.nodes.toLocaleString('en-US')} nodes, ${s.localPods} pods on the agent's node`).join('; ')}. Pods carry what the kubelet and controllers write (owner references, managedFields, conditions, container statuses, volumes). A label change gives a pod a label set never seen before (a new identity), ${SCALES[0]!.changesPerSecond.toLocaleString('en-US')} changes/s. Load average at the start: ${load0.toFixed(1)} on 2 CPUs.
+The node agent as the DaemonSet runs it (\`weir agent --kubeconfig …\`, its own process, metrics and flow API on), against the test API server on loopback (in the bench process). RSS from \`/proc/PID/status\` of the agent: after the first full sync is enforced (readiness) plus 2 s, and after the label changes once the agent's revision stopped moving; peak = VmHWM. CPU = the agent's user + system time from \`/proc/PID/stat\`. ${SCALES.map((s) => `${s.name}: ${s.namespaces.toLocaleString('en-US')} namespaces, ${(s.namespaces * s.policiesPerNs).toLocaleString('en-US')} NetworkPolicies, ${s.nodes.toLocaleString('en-US')} nodes, ${s.localPods} pods on the agent's node (each with a host-side veth and a route, which the agent finds and attaches)`).join('; ')}. Pods carry what the kubelet and controllers write (owner references, managedFields, conditions, container statuses, volumes). A label change gives a pod a label set never seen before (a new identity), ${SCALES[0]!.changesPerSecond.toLocaleString('en-US')} changes/s. Load average at the start: ${load0.toFixed(1)} on 2 CPUs.
 
 | cluster | V8 flags | ready after (ms, from spawn) | first sync enforced (ms, agent's own) | CPU to ready (s) | RSS ready (MiB) | label changes | CPU for the changes (s) | RSS after (MiB) | peak RSS (MiB) |
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|
