@@ -65,7 +65,7 @@ test: need-root deps build
 	@node test/run-tests.mjs
 
 test-unit: deps build
-	@node test/run-tests.mjs test/unit
+	@node test/run-tests.mjs --no-root
 
 bench: deps build
 	@node dist/test/bench/run.js
