@@ -125,6 +125,10 @@ describe("the agent's import graph", () => {
     };
     // The hook sees client-node when something does load it.
     expect(loaded(`await import('@kubernetes/client-node/dist/watch.js');`).length).toBeGreaterThan(0);
-    expect(loaded(`await import('./dist/agent/node/agent.js'); await import('./dist/agent/cli/main.js');`)).toEqual([]);
+    expect(
+      loaded(
+        `await import('./dist/agent/node/agent.js'); await import('./dist/agent/node/uninstall.js'); await import('./dist/agent/cli/main.js');`,
+      ),
+    ).toEqual([]);
   });
 });
