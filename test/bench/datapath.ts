@@ -203,7 +203,7 @@ async function stageRows(
     };
   };
   const out: string[] = [
-    `Stage table: \`to_pod\` cut after each stage (bpf/weir_bench_stages.c: the datapath built without the conntrack insert, one program per STOP_AFTER stage, sharing the rig's maps), every cut and the empty program measured alternately in ${STAGE_ROUNDS} rounds of ${REPEAT.toLocaleString()} repetitions; a stage's cost is the per-round difference from the cut before it, median [bootstrap 95% interval over rounds], ns.`,
+    `Stage table: \`to_pod\` cut after each stage (bpf/weir_bench_stages.c: the datapath built without the conntrack insert, one program per STOP_AFTER stage, sharing the rig's maps), every cut and the empty program measured alternately in ${STAGE_ROUNDS} rounds of ${REPEAT.toLocaleString()} repetitions; a stage's cost is the per-round difference from the cut before it, median [bootstrap 95% interval over rounds], ns. BPF_PROG_TEST_RUN reports whole nanoseconds per repetition, so a stage under a nanosecond reads 0 or 1.`,
     '',
   ];
   for (const r of rigs) {

@@ -57,7 +57,7 @@ export async function run(): Promise<BenchSection> {
   let mem: { pid: number; pods: number; up: number; end: number; peak: number } | undefined;
   try {
     const up = await lab.weir(['lab', 'up', '--cluster', CLUSTER]);
-    const pid = Number(/agent pid (\d+)/.exec(up.stdout)?.[1]);
+    const pid = Number(/agent pid (\d+)/.exec(`${up.stdout}\n${up.stderr}`)?.[1]);
     if (pid > 0) {
       await new Promise((r) => setTimeout(r, 2000));
       const pods = [...model.keys()].filter((k) => k.startsWith('Pod/')).length;
