@@ -84,7 +84,7 @@ interface JsonFlow {
 }
 
 async function observe(...args: string[]): Promise<JsonFlow[]> {
-  const out = await weir(['observe', '-o', 'json', '--last', '1000', ...args]);
+  const out = await weir(['observe', '-o', 'jsonpb', '--last', '1000', ...args]);
   return out
     .split('\n')
     .filter((l) => l.trim())
@@ -170,18 +170,18 @@ describe('flows and metrics in the lab', () => {
     const after = await metrics();
     const delta = (name: string, labels: Record<string, string>) =>
       (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
-    expect(delta('weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(denied);
+    expect(delta('weir_drops_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(denied);
     expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'none', action: 'dropped' })).toBe(
       denied,
     );
-    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(
+    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3_l4', action: 'forwarded' })).toBe(
       allowed,
     );
     // each connection also left its sender (not isolated for egress) as one policy verdict
     expect(
-      delta('weir_policy_verdicts_total', { direction: 'egress', match: 'not-isolated', action: 'forwarded' }),
+      delta('weir_policy_verdicts_total', { direction: 'egress', match: 'not_isolated', action: 'forwarded' }),
     ).toBe(denied + allowed);
-    expect(delta('weir_flows_processed_total', { type: 'drop', verdict: 'DROPPED' })).toBe(denied);
+    expect(delta('weir_flows_processed_total', { type: 'drop', verdict: 'dropped' })).toBe(denied);
   }, 60_000);
 
   it('counts policy changes, times their enforcement and reports what is enforced', async () => {
@@ -291,7 +291,7 @@ describe('flows and metrics in the lab', () => {
   it('--follow streams a connection made after it started', async () => {
     const child = spawn(
       process.execPath,
-      [WEIR, 'observe', '--follow', '-o', 'json', '--from-pod', 'ops/probe', '--verdict', 'DROPPED'],
+      [WEIR, 'observe', '--follow', '-o', 'jsonpb', '--from-pod', 'ops/probe', '--verdict', 'DROPPED'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(child);
