@@ -2,12 +2,12 @@
  * `weir agent`: the node agent in Kubernetes mode (what the Helm chart's DaemonSet runs), and
  * `weir agent status`: what a running agent on this node reports.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import type { AgentConfig } from '../../node/config.js';
+import type { KubeApiConfig } from '../../sources/kube-api.js';
 
-/** The Kubernetes client and the agent's modules load only when `weir agent` runs, not for `status` or help. */
+/** The Kubernetes credentials and the agent's modules load only when `weir agent` runs, not for `status` or help. */
 const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
 const DEFAULT_RUN_DIR = '/run/weir';
 
@@ -36,18 +36,10 @@ interface RunFlags {
   podMetricsMaxPods?: string;
 }
 
-async function kubeConfigFor(cfg: AgentConfig): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
-  const kc = new KubeConfig();
-  if (cfg.kubeconfig) {
-    if (!existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
-    kc.loadFromFile(cfg.kubeconfig);
-  } else if (process.env.KUBERNETES_SERVICE_HOST) {
-    kc.loadFromCluster();
-  } else {
-    throw new Error('no Kubernetes configuration: run the agent in a pod (in-cluster) or pass --kubeconfig FILE');
-  }
-  return kc;
+async function kubeConfigFor(cfg: AgentConfig): Promise<KubeApiConfig> {
+  if (cfg.kubeconfig && !existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
+  const { loadKubeCredentials } = await import('../../sources/kubeconfig.js');
+  return loadKubeCredentials(cfg.kubeconfig);
 }
 
 async function run(flags: RunFlags): Promise<void> {
