@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse } from 'yaml';
+import { DEFAULT_PREFIXES_PER_NAMESPACE } from '../ipcache/budget.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -36,6 +37,8 @@ export interface AgentConfig {
   resyncIntervalSeconds: number;
   /** Map sizes at load, "weir_policy=65536,weir_ipc_lpm=4096" (empty: the sizes built in). */
   mapMax: string;
+  /** Distinct ipBlock prefixes the policies of one namespace may name (agent/ipcache/budget.ts). */
+  cidrPrefixesPerNamespace: number;
   /** "host:port" of the flow API's TCP listener for `weir relay`; empty for none. Needs the three TLS files. */
   observerAddress: string;
   /** PEM files of the listener's mutual TLS: the CA clients' certificates must chain to, its certificate and key. */
@@ -64,6 +67,7 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   flowsCapacity: 4095,
   resyncIntervalSeconds: 300,
   mapMax: '',
+  cidrPrefixesPerNamespace: DEFAULT_PREFIXES_PER_NAMESPACE,
   observerAddress: '',
   observerTlsCa: '',
   observerTlsCert: '',
@@ -90,6 +94,7 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   flowsCapacity: 'positive',
   resyncIntervalSeconds: 'positive',
   mapMax: 'string',
+  cidrPrefixesPerNamespace: 'positive',
   observerAddress: 'string',
   observerTlsCa: 'string',
   observerTlsCert: 'string',

@@ -3,21 +3,21 @@
  * ipBlock that covers pod IPs): `kubectl describe networkpolicy` then shows why. Each problem is
  * reported once per agent; errors of the API call are logged, never fatal.
  */
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { KubeApi, type KubeApiConfig } from '../sources/kube-api.js';
 import type { PolicyProblem } from '../policy/index.js';
 
 export const EVENT_COMPONENT = 'weir-agent';
 
 export class PolicyEventRecorder {
-  private readonly api: CoreV1Api;
+  private readonly api: KubeApi;
   private readonly reported = new Set<string>();
 
   constructor(
-    kubeConfig: KubeConfig,
+    kubeConfig: KubeApiConfig,
     private readonly nodeName: string,
     private readonly onError: (msg: string) => void = () => undefined,
   ) {
-    this.api = kubeConfig.makeApiClient(CoreV1Api);
+    this.api = new KubeApi(kubeConfig);
   }
 
   /** Posts one Event per problem not reported before; resolves when the API answered. */
@@ -29,50 +29,89 @@ export class PolicyEventRecorder {
 
   /** A Warning Event on this Node: a BPF map is filled to the pressure threshold. */
   async mapPressure(map: string, entries: number, capacity: number): Promise<void> {
-    const now = new Date();
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
-      await this.api.createNamespacedEvent({
-        namespace: 'default',
-        body: {
-          metadata: { generateName: `${this.nodeName}.`, namespace: 'default' },
-          involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
-          type: 'Warning',
-          reason: 'BPFMapPressure',
-          message: `BPF map ${map} holds ${entries} of ${capacity} entries: changes that need more room will be refused (the previous, narrower state stays) until entries are removed or the map is made larger`,
-          source: { component: EVENT_COMPONENT, host: this.nodeName },
-          reportingComponent: EVENT_COMPONENT,
-          reportingInstance: this.nodeName,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
+      await this.api.postJson('/api/v1/namespaces/default/events', {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${this.nodeName}.`, namespace: 'default' },
+        involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
+        type: 'Warning',
+        reason: 'BPFMapPressure',
+        message: `BPF map ${map} holds ${entries} of ${capacity} entries: changes that need more room will be refused (the previous, narrower state stays) until entries are removed or the map is made larger`,
+        source: { component: EVENT_COMPONENT, host: this.nodeName },
+        reportingComponent: EVENT_COMPONENT,
+        reportingInstance: this.nodeName,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
       });
     } catch (err) {
       this.onError(`could not record a map pressure Event: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
+  /**
+   * A Warning Event on this node's Node object (namespace "default", where `kubectl get events`
+   * shows node events) naming what the API server refused: verb and resource. Once per episode:
+   * `permissionRestored` re-arms it.
+   */
+  async reportMissingPermission(verb: string, resource: string, message: string): Promise<boolean> {
+    const key = `permission|${verb}|${resource}`;
+    if (this.reported.has(key)) return false;
+    this.reported.add(key);
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    try {
+      await this.api.postJson('/api/v1/namespaces/default/events', {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${this.nodeName}.`, namespace: 'default' },
+        involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
+        type: 'Warning',
+        reason: 'MissingPermission',
+        message: `weir-agent may not ${verb} ${resource} (403 Forbidden: ${message}); the node keeps enforcing its last known state and is not ready. Grant the weir ClusterRole the verbs list and watch on ${resource}.`,
+        source: { component: EVENT_COMPONENT, host: this.nodeName },
+        reportingComponent: EVENT_COMPONENT,
+        reportingInstance: this.nodeName,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      });
+      return true;
+    } catch (err) {
+      this.reported.delete(key);
+      this.onError(
+        `could not record an Event for the missing permission ${verb} ${resource}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      return false;
+    }
+  }
+
+  /** The permission is back: a later refusal is reported again. */
+  permissionRestored(verb: string, resource: string): void {
+    this.reported.delete(`permission|${verb}|${resource}`);
+  }
+
   private async post(p: PolicyProblem, severity: 'error' | 'warning'): Promise<void> {
     const key = `${p.policy}|${p.field}|${p.message}`;
     this.reported.add(key);
     const [namespace, name] = p.policy.split('/') as [string, string];
-    const now = new Date();
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
-      await this.api.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.`, namespace },
-          involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name, namespace },
-          type: 'Warning',
-          reason: severity === 'error' ? 'PolicyRuleRejected' : 'PolicyRuleWarning',
-          message: `${p.field}: ${p.message}`,
-          source: { component: EVENT_COMPONENT, host: this.nodeName },
-          reportingComponent: EVENT_COMPONENT,
-          reportingInstance: this.nodeName,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
+      await this.api.postJson(`/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${name}.`, namespace },
+        involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name, namespace },
+        type: 'Warning',
+        reason: severity === 'error' ? 'PolicyRuleRejected' : 'PolicyRuleWarning',
+        message: `${p.field}: ${p.message}`,
+        source: { component: EVENT_COMPONENT, host: this.nodeName },
+        reportingComponent: EVENT_COMPONENT,
+        reportingInstance: this.nodeName,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
       });
     } catch (err) {
       this.reported.delete(key);
