@@ -308,7 +308,7 @@ struct weir_config {
 /* ---- packet parsing limits and constants not in the UAPI headers ---- */
 #define WEIR_PULL_BYTES	     512 /* headers pulled into the linear area when needed */
 #define WEIR_IPV6_EXT_MAX    6	 /* IPv6 extension headers walked before giving up */
-#define WEIR_L3_MAX_BYTES    320 /* IP header plus extension headers we accept */
+#define WEIR_IPV6_EXT_BYTES  384 /* bytes of IPv6 extension headers walked before giving up */
 #define WEIR_ICMPV6_ND_FIRST 133 /* router solicitation .. redirect */
 #define WEIR_ICMPV6_ND_LAST  137
 /* ICMPv4 types (linux/icmp.h pulls in libc socket headers, unusable for -target bpf) */
