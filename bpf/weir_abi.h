@@ -58,6 +58,8 @@
 #define WEIR_DROP_FRAG_UNKNOWN	 5 /* non-first fragment whose first fragment was not seen */
 #define WEIR_DROP_UNSUPPORTED_L3 6 /* neither IPv4, IPv6 nor ARP from an enforced pod */
 #define WEIR_DROP_CT_FULL	 7 /* a conntrack entry could not be created */
+/* 8 is reserved (NO_ENDPOINT) */
+#define WEIR_DROP_INVALID_SOURCE 9 /* from a pod, with a source address that is not the pod's */
 #define WEIR_DROP_MAX		 32
 
 /* ---- flow event flags ---- */
@@ -136,8 +138,16 @@ struct weir_counter {
 struct weir_endpoint {
 	__u32 endpoint_id; /* 1.. assigned by the reconciler */
 	__u32 identity;	   /* the pod's security identity */
-	__u32 policy_rev;  /* bumped whenever entries or isolation change */
+	__u32 policy_rev;  /* bumped whenever entries, isolation or addresses change */
 	__u32 flags;	   /* WEIR_EP_F_* | kinds << WEIR_EP_KINDS_SHIFT(dir) */
+	/*
+	 * The pod's addresses (network byte order; all zero: none of that
+	 * family). A packet from the pod with any other source is dropped
+	 * (WEIR_DROP_INVALID_SOURCE), except neighbour discovery from a
+	 * link-local or the unspecified address, and ARP.
+	 */
+	__u8 ipv4[4];
+	__u8 ipv6[16];
 };
 
 /*

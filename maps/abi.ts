@@ -50,6 +50,7 @@ export const DropReason = {
   FRAG_UNKNOWN: 5,
   UNSUPPORTED_L3: 6,
   CT_FULL: 7,
+  INVALID_SOURCE: 9,
 } as const;
 export const DROP_MAX = 32;
 export type DropReasonName = keyof typeof DropReason;

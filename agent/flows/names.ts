@@ -12,6 +12,7 @@ export const DROP_REASONS: ReadonlyArray<{ code: number; name: string; proto: nu
   { code: 5, name: 'FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND', proto: 175, text: 'First fragment not seen' },
   { code: 6, name: 'UNSUPPORTED_L3_PROTOCOL', proto: 139, text: 'Unsupported L3 protocol' },
   { code: 7, name: 'CT_MAP_INSERTION_FAILED', proto: 155, text: 'Conntrack map full' },
+  { code: 9, name: 'INVALID_SOURCE_IP', proto: 132, text: 'Invalid source ip' },
 ];
 
 const dropByCode = new Map(DROP_REASONS.map((d) => [d.code, d]));

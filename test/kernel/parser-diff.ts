@@ -111,9 +111,13 @@ export function runParserDiff(count: number, seed: number): DiffReport {
   try {
     const file = join(dir, 'packets.jsonl');
     const t0 = Date.now();
-    execFileSync('/usr/bin/python3', [join(process.cwd(), 'test/kernel/parser-reference.py'), String(count), String(seed), file], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    execFileSync(
+      '/usr/bin/python3',
+      [join(process.cwd(), 'test/kernel/parser-reference.py'), String(count), String(seed), file],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     const t1 = Date.now();
     const obj = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_test_parse.o'));
     const report: DiffReport = {

@@ -120,7 +120,7 @@ def l4_ports(proto, b, quoted):
             raise Refused("MALFORMED")
         if h.dataofs * 4 > len(b):
             raise Refused("TRUNCATED")
-        return h.sport, h.dport, int(h.flags), 0, 0, None
+        return h.sport, h.dport, int(h.flags) & 0xFF, 0, 0, None  # weir keeps byte 13 (CWR..FIN), not NS
     if proto in (17, 132):
         need = 4 if quoted else (8 if proto == 17 else 12)
         h, _ = header(UDP if proto == 17 else SCTP, b, need)
