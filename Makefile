@@ -66,7 +66,7 @@ test: need-root deps build
 	@node test/run-tests.mjs
 
 test-unit: deps build
-	@node test/run-tests.mjs test/unit
+	@node test/run-tests.mjs --no-root
 
 # The parser's differential test against scapy at full size (make test runs 5,000 packets).
 .PHONY: test-parser-full

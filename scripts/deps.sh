@@ -30,12 +30,9 @@ need g++ has g++
 need libc6-dev file "$arch_inc/asm/types.h"
 need python3 file /usr/bin/python3
 need python3-prometheus-client py prometheus_client
+need prometheus has promtool
 need python3-scapy py scapy
 need clang-format has clang-format
-need golang-go has go
-need golang-github-masterminds-sprig-dev file /usr/share/gocode/src/github.com/Masterminds/sprig
-need golang-gopkg-yaml.v3-dev file /usr/share/gocode/src/gopkg.in/yaml.v3
-need golang-github-xeipuuv-gojsonschema-dev file /usr/share/gocode/src/github.com/xeipuuv/gojsonschema
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

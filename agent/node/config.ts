@@ -12,6 +12,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface AgentConfig {
   /** This node's name (the downward API's spec.nodeName). */
   nodeName: string;
+  /** The agent's own pod (downward API): on SIGTERM its owning DaemonSet decides uninstall or not. */
+  podName: string;
+  podNamespace: string;
   /** Path of a kubeconfig; empty means in-cluster configuration. */
   kubeconfig: string;
   /** bpffs directory of pinned programs and maps. */
@@ -29,9 +32,15 @@ export interface AgentConfig {
   logLevel: LogLevel;
   watchTimeoutSeconds: number;
   flowsCapacity: number;
+  /** Per-pod flow metrics (weir_pod_flows_total); off by default: a series per pair of pods. */
+  podMetrics: boolean;
+  /** Most pods named in per-pod metrics; the rest count as pod "other". */
+  podMetricsMaxPods: number;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
+  podName: '',
+  podNamespace: '',
   kubeconfig: '',
   pinRoot: '/sys/fs/bpf/weir',
   runDir: '/run/weir',
@@ -43,11 +52,15 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   logLevel: 'info',
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
+  podMetrics: false,
+  podMetricsMaxPods: 100,
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
 const KEYS: Record<keyof AgentConfig, Kind> = {
   nodeName: 'string',
+  podName: 'string',
+  podNamespace: 'string',
   kubeconfig: 'string',
   pinRoot: 'path',
   runDir: 'path',
@@ -59,6 +72,8 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   logLevel: 'logLevel',
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
+  podMetrics: 'boolean',
+  podMetricsMaxPods: 'positive',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;

@@ -1,6 +1,7 @@
 /**
  * The resources the test API server serves, and how their URLs look.
- * Only what weir watches (plus events, which the agent may create).
+ * Only what weir watches, plus events (which the agent may create) and DaemonSets (which a stopping
+ * agent reads to tell an uninstall from a restart; pods carry their ownerReferences as given).
  */
 
 export interface ResourceKind {
@@ -25,9 +26,10 @@ export const RESOURCES: readonly ResourceKind[] = [
     apiVersion: 'networking.k8s.io/v1',
     namespaced: true,
   },
+  { plural: 'daemonsets', kind: 'DaemonSet', listKind: 'DaemonSetList', apiVersion: 'apps/v1', namespaced: true },
 ];
 
-export type ResourceName = 'namespaces' | 'nodes' | 'pods' | 'events' | 'networkpolicies';
+export type ResourceName = 'namespaces' | 'nodes' | 'pods' | 'events' | 'networkpolicies' | 'daemonsets';
 
 export function resourceByPlural(plural: string): ResourceKind | undefined {
   return RESOURCES.find((r) => r.plural === plural);
@@ -46,7 +48,7 @@ export interface ParsedPath {
 
 /**
  * Parses `/api/v1/[namespaces/NS/]PLURAL[/NAME]` and
- * `/apis/networking.k8s.io/v1/[namespaces/NS/]networkpolicies[/NAME]`.
+ * `/apis/GROUP/VERSION/[namespaces/NS/]PLURAL[/NAME]` (networkpolicies, daemonsets).
  * `/api/v1/namespaces[/NAME]` is the Namespace resource itself.
  */
 export function parsePath(pathname: string): ParsedPath | undefined {

@@ -1,6 +1,6 @@
 /**
  * A stand-in Kubernetes API server for tests: a real HTTP server speaking the list and watch
- * protocol for namespaces, nodes, pods, networkpolicies and events (JSON only).
+ * protocol for namespaces, nodes, pods, networkpolicies, events and daemonsets (JSON only).
  *
  * - list: `metadata.resourceVersion`, `limit` + `continue` (consistent snapshot per continue token),
  *   equality `fieldSelector` / `labelSelector`.
@@ -11,7 +11,8 @@
  *   (`compact()` drops history, as etcd compaction does).
  * - writes: POST / PUT / PATCH (JSON merge patch) / DELETE over HTTP, and the same from test code.
  * - faults: `dropWatches()` cuts every watch connection mid-stream, `endWatches()` ends them cleanly,
- *   `stop()` goes away (connections refused) and `start()` comes back on the same port.
+ *   `stop()` goes away (connections refused) and `start()` comes back on the same port,
+ *   `forbid()` answers every new request 403 while open watches go on (RBAC or ServiceAccount deleted).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -144,6 +145,7 @@ export class TestApiServer {
   private readonly bookmarkIntervalMs: number;
   private readonly snapshots = new Map<string, { items: KubeObject[]; rv: number }>();
   private snapshotSeq = 0;
+  private forbidden = false;
   readonly counts: RequestCounts = { list: {}, watch: {}, watchGone: {} };
 
   constructor(opts: ApiServerOptions = {}) {
@@ -276,6 +278,11 @@ export class TestApiServer {
     for (const w of [...this.watchers]) this.closeWatcher(w, false);
   }
 
+  /** New requests get 403 Forbidden (`forbid(false)` lifts it); watches already open keep streaming. */
+  forbid(on = true): void {
+    this.forbidden = on;
+  }
+
   /** Ends every watch stream cleanly, as a server-side timeout does. */
   endWatches(): void {
     for (const w of [...this.watchers]) this.closeWatcher(w, true);
@@ -341,6 +348,10 @@ export class TestApiServer {
       res.writeHead(code, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    if (this.forbidden) {
+      reply(403, status(403, 'Forbidden', `forbidden: ${req.method} ${url.pathname}`));
+      return;
+    }
     const parsed = parsePath(url.pathname);
     if (!parsed) {
       reply(404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));

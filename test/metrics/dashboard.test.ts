@@ -63,13 +63,22 @@ describe('Grafana dashboard', () => {
             problems.push(`${p.title}: ${n} is not exported`);
             continue;
           }
-          const allowed = new Set([...m.labels, 'instance', 'job', ...(m.type === 'histogram' ? ['le'] : [])]);
+          const allowed = new Set([...m.labels, 'instance', 'job', 'node', ...(m.type === 'histogram' ? ['le'] : [])]);
           for (const l of [...groups, ...selectors])
             if (!allowed.has(l)) problems.push(`${p.title}: ${n} has no label ${l}`);
         }
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('selects label values as the agent spells them (lower snake case)', () => {
+    const bad: string[] = [];
+    for (const p of dash.panels)
+      for (const t of p.targets ?? [])
+        for (const m of t.expr.matchAll(/([a-z_]+)\s*(=~|!=|!~|=)\s*"([^"]*)"/g))
+          if (!m[3]!.startsWith('$') && !/^[a-z0-9_|]*$/.test(m[3]!)) bad.push(`${p.title}: ${m[1]}${m[2]}"${m[3]}"`);
+    expect(bad).toEqual([]);
   });
 
   it('has unique panel ids and panels that do not overlap', () => {
