@@ -283,6 +283,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	if (pkt.tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
 		nct.flags |= WEIR_CT_F_CLOSING;
 #ifndef WEIR_BENCH_NO_CT_INSERT
+	if (!weir_ct_budget_take(ep->endpoint_id, now)) {
+		v.flags = WEIR_FLOW_F_NEW;
+		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_BUDGET);
+	}
 	if (weir_ct_insert(&key, pkt.t.family, &nct) != 0)
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_FULL);
 #endif

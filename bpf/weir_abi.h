@@ -59,7 +59,8 @@
 #define WEIR_DROP_UNSUPPORTED_L3 6 /* neither IPv4, IPv6 nor ARP from an enforced pod */
 #define WEIR_DROP_CT_FULL	 7 /* a conntrack entry could not be created */
 /* 8 is reserved (NO_ENDPOINT) */
-#define WEIR_DROP_INVALID_SOURCE 9 /* from a pod, with a source address that is not the pod's */
+#define WEIR_DROP_INVALID_SOURCE 9  /* from a pod, with a source address that is not the pod's */
+#define WEIR_DROP_CT_BUDGET	 10 /* the endpoint opened new connections faster than its budget */
 #define WEIR_DROP_MAX		 32
 
 /* ---- flow event flags ---- */
@@ -278,6 +279,20 @@ struct weir_ct_value {
 	__u8 tcp_flags;	   /* union of TCP flags seen */
 	__u8 _pad;
 };
+
+/*
+ * Conntrack budget: ARRAY indexed by endpoint id holding one __u64, the
+ * endpoint's theoretical arrival time (GCRA) on the conntrack clock. Each new
+ * conntrack entry an endpoint creates moves it on by WEIR_CT_BUDGET_INTERVAL_NS;
+ * an entry that would move it more than WEIR_CT_BUDGET_BURST intervals past
+ * now is refused (WEIR_DROP_CT_BUDGET). So one endpoint creates at most
+ * BURST + RATE * t entries in t seconds, far below WEIR_CT_MAX over the time
+ * an idle connection waits, and cannot push the node's other connections out
+ * of the LRU tables. Written only by the datapath.
+ */
+#define WEIR_CT_BUDGET_RATE	   5000 /* new connections per second per endpoint */
+#define WEIR_CT_BUDGET_BURST	   20000
+#define WEIR_CT_BUDGET_INTERVAL_NS (1000000000ULL / WEIR_CT_BUDGET_RATE)
 
 /* ---- fragments: LRU HASH remembering the first fragment's ports ---- */
 #define WEIR_FRAG_MAX 8192

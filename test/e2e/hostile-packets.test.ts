@@ -94,7 +94,8 @@ async function metrics(): Promise<Awaited<ReturnType<typeof parseExposition>>> {
 const SCAPY = 'from scapy.all import *\nfrom scapy.layers.ipsec import AH\nconf.verb = 0\n';
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the lab creates network namespaces and loads BPF programs: run as root');
+  if (process.getuid?.() !== 0)
+    throw new Error('the lab creates network namespaces and loads BPF programs: run as root');
   await weir([
     'lab',
     'up',
