@@ -163,6 +163,89 @@ describe('hostile packets from a pod', () => {
     });
   }, 60_000);
 
+  it("a 10 s conntrack flood from one pod leaves another pod's idle allowed TCP connection working", async () => {
+    const web = pods.get('shop/web')!;
+    const db = pods.get('shop/db')!;
+    // web is isolated for ingress, so db's answers reach it only through web's conntrack entry;
+    // db admits web on 9090, where this test runs an echo server
+    await weir([
+      'lab',
+      'apply',
+      '-f',
+      manifest([
+        {
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: { namespace: 'shop', name: 'web-no-ingress' },
+          spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] },
+        },
+        {
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: { namespace: 'shop', name: 'db-echo-from-web' },
+          spec: {
+            podSelector: { matchLabels: { app: 'db' } },
+            ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 9090 }] }],
+          },
+        },
+      ]),
+    ]);
+    const server = spawn(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${db.netns}`,
+        '/usr/bin/python3',
+        '-c',
+        'import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n' +
+          "s.bind(('0.0.0.0', 9090)); s.listen(1); print('ready', flush=True)\nc, _ = s.accept()\n" +
+          'while True:\n    d = c.recv(100)\n    if not d: break\n    c.sendall(d)\n',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let ready = '';
+    server.stdout.on('data', (d: Buffer) => (ready += d.toString()));
+    for (let i = 0; i < 100 && !ready.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    // web's client: connect and echo once, idle through the flood, then echo again
+    const client = spawn(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${web.netns}`,
+        '/usr/bin/python3',
+        '-c',
+        `import socket, sys\nc = socket.create_connection(('${db.ip}', 9090), timeout=5)\n` +
+          "c.sendall(b'one'); print('first', c.recv(10).decode(), flush=True)\n" +
+          "sys.stdin.readline()\nc.sendall(b'two'); print('second', c.recv(10).decode(), flush=True)\n",
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let said = '';
+    client.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    for (let i = 0; i < 100 && !said.includes('first'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(said).toContain('first one');
+    const before = await metrics();
+    // probe floods: UDP to every port of db from ever new source ports, as fast as it can, for 10 s
+    const flood = scapyIn(
+      'ops/probe',
+      'import socket, time\nn = 0\nend = time.time() + 10\nsocks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]\n' +
+        `while time.time() < end:\n    for s in socks:\n        for p in range(1, 2049, 8):\n            try:\n                s.sendto(b'x', ('${db.ip}', (n + p) % 65535 + 1))\n            except OSError:\n                pass\n            n += 1\n` +
+        'print(n)\n',
+      60_000,
+    );
+    const sent = Number(flood.trim());
+    const after = await metrics();
+    const refused =
+      (sample(after, 'weir_drops_total', { reason: 'ct_new_connection_budget', direction: 'egress' }) ?? 0) -
+      (sample(before, 'weir_drops_total', { reason: 'ct_new_connection_budget', direction: 'egress' }) ?? 0);
+    process.stdout.write(
+      `conntrack flood: ${sent} datagrams in 10 s from one pod, ${refused} refused over its budget\n`,
+    );
+    expect(refused).toBeGreaterThan(0);
+    client.stdin.write('\n');
+    await new Promise<void>((r) => client.on('exit', () => r()));
+    server.kill('SIGKILL');
+    expect(said).toContain('second two');
+  }, 120_000);
+
   it("a SYN with another pod's source address never reaches the server and is counted", async () => {
     const web = pods.get('shop/web')!;
     const db = pods.get('shop/db')!;

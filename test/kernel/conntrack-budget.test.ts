@@ -76,7 +76,9 @@ describe('conntrack budget per endpoint', () => {
     expect(view.conntrack.refusedOverBudget).toBe(refused);
     expect(view.conntrack.ipv4.entries).toBeGreaterThanOrEqual(passed);
     expect(view.conntrack.ipv4.entries).toBeLessThan(view.conntrack.ipv4.capacity);
-    expect(formatDatapath(view)).toMatch(new RegExp(`conntrack: ipv4 \\d+/262144 .*refused: ${refused} over an endpoint's budget`));
+    expect(formatDatapath(view)).toMatch(
+      new RegExp(`conntrack: ipv4 \\d+/262144 .*refused: ${refused} over an endpoint's budget`),
+    );
 
     // the victim's idle connection is still there: its reply passes as ESTABLISHED
     const est = fx.counter(Direction.INGRESS, Verdict.FORWARDED, Match.ESTABLISHED);
