@@ -59,6 +59,7 @@ interface PodView {
 }
 interface JsonFlow {
   verdict: string;
+  traffic_direction: string;
   drop_reason_desc?: string;
   IP: { source: string; destination: string };
   source: { namespace?: string; pod_name?: string; identity: number };
@@ -150,11 +151,13 @@ describe('hostile packets from a pod', () => {
     let flows: JsonFlow[] = [];
     for (let i = 0; i < 50; i++) {
       flows = (await observe()).filter((f) => [41001, 41002].includes(f.l4.TCP?.source_port ?? 0));
-      if (flows.filter((f) => f.IP.destination === db6).length >= 2) break;
+      if (flows.filter((f) => f.IP.destination === db6 && f.traffic_direction === 'INGRESS').length >= 2) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     const atDb = (sport: number) =>
-      flows.find((f) => f.l4.TCP?.source_port === sport && f.IP.destination === db6 && f.l4.TCP?.destination_port);
+      flows.find(
+        (f) => f.l4.TCP?.source_port === sport && f.IP.destination === db6 && f.traffic_direction === 'INGRESS',
+      );
     expect(atDb(41001)).toMatchObject({ verdict: 'FORWARDED', l4: { TCP: { destination_port: 8080 } } });
     expect(atDb(41002)).toMatchObject({
       verdict: 'DROPPED',
