@@ -14,7 +14,7 @@ TS_SRC := $(shell find agent maps test -name '*.ts' -not -path '*/node_modules/*
 help:
 	@echo "make demo   - install what is missing, build, and show weir enforcing policies in a local lab"
 	@echo "make test   - install, build and run every test (kernel tests need root)"
-	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md"
+	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md (SUITES=... selects)"
 	@echo "make deps   - apt and npm dependencies (idempotent)"
 	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
@@ -73,8 +73,9 @@ test-unit: deps build
 test-parser-full: need-root deps build
 	@WEIR_PARSER_PACKETS=100000 node test/run-tests.mjs test/kernel/parser-diff.test.ts
 
+# SUITES="datapath agentmem" runs only those (names in test/bench/run.ts); WEIR_BENCH_QUICK=1 shrinks them.
 bench: deps build
-	@node dist/test/bench/run.js
+	@node dist/test/bench/run.js $(SUITES)
 
 demo: deps build
 	@bash examples/demo.sh
