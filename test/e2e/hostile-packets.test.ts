@@ -78,7 +78,7 @@ function scapyIn(podKey: string, program: string, timeoutMs = 20_000): string {
 }
 
 async function observe(): Promise<JsonFlow[]> {
-  const out = await weir(['observe', '-o', 'json', '--last', '2000']);
+  const out = await weir(['observe', '-o', 'jsonpb', '--last', '2000']);
   return out
     .split('\n')
     .filter((l) => l.trim())
