@@ -4,6 +4,8 @@
  * budget (WEIR_CT_BUDGET_*: the rest dropped as CT_BUDGET, counted), so another pod's idle
  * allowed connection stays established and the other pod still opens new ones. BPF_PROG_TEST_RUN
  * in the real kernel; needs root.
+ *
+ * @requires root
  */
 import { KernelFixture, TC_ACT_OK, endpoint, entry, state } from './fixture.js';
 import { ipv4, tcp, udp, TCP_SYN, TCP_ACK } from './packets.js';

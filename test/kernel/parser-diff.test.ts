@@ -2,6 +2,8 @@
  * weir's packet parser against an independent dissector (scapy), packet by packet, in the
  * real kernel (BPF_PROG_TEST_RUN). `make test` runs 5,000 packets; `make test-parser-full`
  * runs 100,000 (WEIR_PARSER_PACKETS). Needs root and python3-scapy.
+ *
+ * @requires root
  */
 import { runParserDiff } from './parser-diff.js';
 
