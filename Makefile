@@ -16,6 +16,7 @@ help:
 	@echo "make test   - install, build and run every test (kernel tests need root)"
 	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md (SUITES=... selects)"
 	@echo "make deps   - apt and npm dependencies (idempotent)"
+	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
 
 # deps looks for each tool and header itself (scripts/deps.sh) and installs only what is missing;
@@ -66,6 +67,11 @@ test: need-root deps build
 
 test-unit: deps build
 	@node test/run-tests.mjs --no-root
+
+# The parser's differential test against scapy at full size (make test runs 5,000 packets).
+.PHONY: test-parser-full
+test-parser-full: need-root deps build
+	@WEIR_PARSER_PACKETS=100000 node test/run-tests.mjs test/kernel/parser-diff.test.ts
 
 # SUITES="datapath agentmem" runs only those (names in test/bench/run.ts); WEIR_BENCH_QUICK=1 shrinks them.
 bench: deps build

@@ -51,6 +51,8 @@ export const DropReason = {
   UNSUPPORTED_L3: 6,
   CT_FULL: 7,
   NO_ENDPOINT: 8,
+  INVALID_SOURCE: 9,
+  CT_BUDGET: 10,
 } as const;
 export const DROP_MAX = 32;
 export type DropReasonName = keyof typeof DropReason;
@@ -113,6 +115,7 @@ export const protocolName = (n: number): string =>
 export const MapName = {
   endpoints: 'weir_endpoints',
   endpointRev: 'weir_ep_rev',
+  ctBudget: 'weir_ct_budget',
   ipcache: 'weir_ipcache',
   ipcacheLpm: 'weir_ipc_lpm',
   policy: 'weir_policy',

@@ -25,6 +25,7 @@ import type { KernelMap } from '../../maps/kernel-map.js';
 import { Identity, Limits } from '../../maps/abi.js';
 import {
   encodeEndpoint,
+  endpointAddresses,
   encodeEndpointKey,
   decodeEndpoint,
   decodeEndpointKey,
@@ -112,6 +113,8 @@ export interface SyncerStatus {
 interface WantEndpoint {
   key: string;
   identity: number;
+  /** The pod's addresses, written into its record (the datapath checks sources against them). */
+  ips: string[];
   ingressIsolated: boolean;
   egressIsolated: boolean;
   entries: Map<string, PolicyEntry>;
@@ -453,6 +456,7 @@ export class Syncer {
       }
       // 3. the record and its revision
       const flags = flagsOf(want.refs);
+      const addrs = endpointAddresses(want.ips);
       const entriesChanged = p.add.length + p.del.length + r.add.length + r.del.length > 0;
       const recordChanged =
         !h.value ||
@@ -460,9 +464,17 @@ export class Syncer {
         h.ifindex !== ifindex ||
         h.value.flags !== flags ||
         h.value.identity !== want.identity ||
+        h.value.ipv4 !== addrs.ipv4 ||
+        h.value.ipv6 !== addrs.ipv6 ||
         h.value.endpointId !== want.id;
       if (entriesChanged || recordChanged) {
-        const value: EndpointValue = { endpointId: want.id, identity: want.identity, flags, policyRev: this.takeRev() };
+        const value: EndpointValue = {
+          endpointId: want.id,
+          identity: want.identity,
+          flags,
+          policyRev: this.takeRev(),
+          ...addrs,
+        };
         this.maps.endpoints.update(encodeEndpointKey(ifindex), encodeEndpoint(value));
         stats.writes++;
         const old = h.ifindex;
@@ -641,6 +653,7 @@ export class Syncer {
     w = {
       key: ep.key,
       identity: ep.identity,
+      ips: [...ep.ips],
       ingressIsolated: ep.ingressIsolated,
       egressIsolated: ep.egressIsolated,
       entries: new Map(),
@@ -814,7 +827,9 @@ export class Syncer {
         h.value.endpointId !== value.endpointId ||
         h.value.identity !== value.identity ||
         h.value.flags !== value.flags ||
-        h.value.policyRev !== value.policyRev
+        h.value.policyRev !== value.policyRev ||
+        h.value.ipv4 !== value.ipv4 ||
+        h.value.ipv6 !== value.ipv6
       ) {
         drift++;
       }
@@ -890,7 +905,7 @@ export class Syncer {
       key: w.key,
       namespace: w.key.split('/')[0] ?? '',
       name: w.key.split('/')[1] ?? '',
-      ips: [],
+      ips: w.ips,
       identity: w.identity,
       ingressIsolated: w.ingressIsolated,
       egressIsolated: w.egressIsolated,
