@@ -1,6 +1,7 @@
 /**
  * The resources the test API server serves, and how their URLs look.
- * Only what weir watches (plus events, which the agent may create).
+ * What weir watches, events (which the agent may create), and Services and EndpointSlices
+ * (stored and served, for `kubectl apply`; nothing in weir reads them yet).
  */
 
 export interface ResourceKind {
@@ -18,6 +19,14 @@ export const RESOURCES: readonly ResourceKind[] = [
   { plural: 'nodes', kind: 'Node', listKind: 'NodeList', apiVersion: 'v1', namespaced: false },
   { plural: 'pods', kind: 'Pod', listKind: 'PodList', apiVersion: 'v1', namespaced: true },
   { plural: 'events', kind: 'Event', listKind: 'EventList', apiVersion: 'v1', namespaced: true },
+  { plural: 'services', kind: 'Service', listKind: 'ServiceList', apiVersion: 'v1', namespaced: true },
+  {
+    plural: 'endpointslices',
+    kind: 'EndpointSlice',
+    listKind: 'EndpointSliceList',
+    apiVersion: 'discovery.k8s.io/v1',
+    namespaced: true,
+  },
   {
     plural: 'networkpolicies',
     kind: 'NetworkPolicy',
@@ -27,7 +36,8 @@ export const RESOURCES: readonly ResourceKind[] = [
   },
 ];
 
-export type ResourceName = 'namespaces' | 'nodes' | 'pods' | 'events' | 'networkpolicies';
+export type ResourceName =
+  'namespaces' | 'nodes' | 'pods' | 'events' | 'services' | 'endpointslices' | 'networkpolicies';
 
 export function resourceByPlural(plural: string): ResourceKind | undefined {
   return RESOURCES.find((r) => r.plural === plural);
