@@ -32,6 +32,12 @@ need python3 file /usr/bin/python3
 need python3-prometheus-client py prometheus_client
 need python3-scapy py scapy
 need clang-format has clang-format
+need prometheus has prometheus
+need prometheus has promtool
+need mmdebstrap has mmdebstrap
+need podman has podman
+need buildah has buildah
+need runc has runc
 need golang-go has go
 need golang-github-masterminds-sprig-dev file /usr/share/gocode/src/github.com/Masterminds/sprig
 need golang-gopkg-yaml.v3-dev file /usr/share/gocode/src/gopkg.in/yaml.v3

@@ -268,13 +268,9 @@ it('every query of the Grafana dashboard returns data after traffic in the lab',
       results[`${p.title}: ${t.expr}`] = finite.length > 0 ? 'data' : `no data (${m.result.length} series)`;
     }
   }
-  // A lab agent has no Kubernetes API to watch: that panel is the only one with nothing to show.
-  const expected = Object.fromEntries(
-    Object.keys(results).map((k) => [k, k.startsWith('Kubernetes events:') ? results[k] : 'data']),
-  );
-  expect(results).toEqual(expected);
-  const k8s = Object.entries(results).filter(([k]) => k.startsWith('Kubernetes events:'));
-  expect(k8s.map(([, v]) => v)).toEqual(k8s.map(() => expect.stringMatching(/^no data/) as unknown as string));
+  expect(Object.keys(results).length).toBe(dash.panels.flatMap((p) => p.targets ?? []).length);
+  expect(Object.keys(results).length).toBeGreaterThan(0);
+  expect(results).toEqual(Object.fromEntries(Object.keys(results).map((k) => [k, 'data'])));
   process.stdout.write(
     `dashboard: ${Object.values(results).filter((v) => v === 'data').length} of ${Object.keys(results).length} queries return data\n`,
   );
