@@ -43,6 +43,7 @@ RUN touch node_modules/.package-lock.json \
  && make bpf ts \
  && npm prune --omit=dev --loglevel=error \
  && rm -rf maps/addon/build/Release/obj.target maps/addon/build/Release/.deps \
+ && find node_modules -type f \( -name '*.map' -o -name '*.ts' -o -name '*.md' \) -delete \
  && find node_modules/koffi/build/koffi -mindepth 1 -maxdepth 1 ! -name linux_x64 -exec rm -rf {} + \
  && rm -rf dist/test
 

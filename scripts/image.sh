@@ -23,7 +23,12 @@ done
 
 if ! podman image exists "$BASE"; then
   echo ">> mmdebstrap bookworm -> $BASE"
-  mmdebstrap --quiet --variant=apt bookworm "$ctx/base.tar"
+  # No documentation, manual pages or translations in the image (the copyright files stay).
+  mmdebstrap --quiet --variant=apt \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    bookworm "$ctx/base.tar"
   podman import --quiet "$ctx/base.tar" "$BASE" >/dev/null
   rm -f "$ctx/base.tar"
 fi
