@@ -288,7 +288,7 @@ describe('the agent image run as the chart runs it, on two nodes (root, podman)'
     ]);
   });
 
-  it('enforces a policy applied with kubectl, on both nodes', async () => {
+  it('enforces a policy applied with kubectl: b on node-1 admits a, not c from node-2', async () => {
     const probe = async (from: TestPod, to: TestPod) => (await topo.probe(from, [{ pod: to, port: 80 }]))[0]!;
     expect([await probe(a, b), await probe(c, b), await probe(b, c)]).toEqual([true, true, true]);
     await kubectl.apply([
@@ -362,7 +362,8 @@ describe('the agent image run as the chart runs it, on two nodes (root, podman)'
       const built = (await ok('podman', ['image', 'inspect', IMAGE, '--format', '{{.Id}}'])).trim();
       expect(pushed).toBe(built);
     } finally {
-      if (name !== IMAGE) await run('podman', ['untag', name]);
+      // `podman untag IMAGE` alone would remove every name of the image: name the one to remove.
+      if (name !== IMAGE) await run('podman', ['untag', name, name]);
     }
   }, 300_000);
 });
