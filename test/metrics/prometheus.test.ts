@@ -66,19 +66,26 @@ type Matrix = {
 };
 type Vector = { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> };
 
-/** The ServiceMonitor's relabelings, as Prometheus relabel_configs. */
-function chartRelabelings(rendered: string): Array<Record<string, unknown>> {
+type Relabel = Record<string, unknown>;
+
+/** The ServiceMonitor endpoint's relabelings and metricRelabelings, as Prometheus writes them. */
+function chartRelabelings(rendered: string): { relabel_configs: Relabel[]; metric_relabel_configs: Relabel[] } {
   const sm = parseAllDocuments(rendered)
     .map((d) => d.toJS() as { kind?: string; spec?: { endpoints?: Array<Record<string, unknown>> } } | null)
     .find((o) => o?.kind === 'ServiceMonitor');
   if (!sm?.spec?.endpoints?.[0]) throw new Error('the chart renders no ServiceMonitor endpoint');
-  const relabelings = (sm.spec.endpoints[0].relabelings ?? []) as Array<Record<string, unknown>>;
   const snake: Record<string, string> = { sourceLabels: 'source_labels', targetLabel: 'target_label' };
-  return relabelings.map((r) =>
-    Object.fromEntries(
-      Object.entries(r).map(([k, v]) => [snake[k] ?? k, k === 'action' ? String(v).toLowerCase() : v]),
-    ),
-  );
+  const convert = (list: unknown): Relabel[] =>
+    ((list ?? []) as Relabel[]).map((r) =>
+      Object.fromEntries(
+        Object.entries(r).map(([k, v]) => [snake[k] ?? k, k === 'action' ? String(v).toLowerCase() : v]),
+      ),
+    );
+  const endpoint = sm.spec.endpoints[0];
+  return {
+    relabel_configs: convert(endpoint.relabelings),
+    metric_relabel_configs: convert(endpoint.metricRelabelings),
+  };
 }
 
 const namespace = (name: string) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
@@ -145,7 +152,7 @@ beforeAll(async () => {
             labels: { __meta_kubernetes_pod_node_name: NODE, __meta_kubernetes_namespace: 'kube-system' },
           },
         ],
-        relabel_configs: chartRelabelings(rendered.stdout),
+        ...chartRelabelings(rendered.stdout),
       },
     ],
   };
