@@ -67,14 +67,14 @@ test: need-root deps build
 	@node test/run-tests.mjs
 
 test-unit: deps build
-	@node test/run-tests.mjs test/unit
+	@node test/run-tests.mjs --no-root
 
 # The agent image (scripts/image.sh: podman, a Debian base made by mmdebstrap, Node from npm).
 image:
 	@$(if $(IMAGE),IMAGE=$(IMAGE)) scripts/image.sh
 
 test-image: need-root deps build image
-	@node test/run-tests.mjs --testMatch '<rootDir>/test/image/**/*.itest.ts'
+	@node test/run-tests.mjs '--testMatch=<rootDir>/test/image/**/*.itest.ts'
 
 bench: deps build
 	@node dist/test/bench/run.js

@@ -3,6 +3,8 @@
  * maps, rendered from one rule set, let the allowed pod through and keep another pod out,
  * still do after one rule changes, and leave nothing behind when switched off (the next mode
  * starts on a clean node). Real namespaces, veths and TCP; needs root (CI runs it as root).
+ *
+ * @requires root
  */
 import { createTopology, type Topology } from './sidebyside/topology.js';
 import { iptablesDataplane, type Dataplane } from './sidebyside/dataplane.js';

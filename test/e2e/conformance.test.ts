@@ -6,6 +6,8 @@
  *
  * It also records how long each `weir lab apply` took to be realized in the datapath, for
  * the `lab` bench suite (build/lab-apply-times.json).
+ *
+ * @requires root
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';

@@ -1,6 +1,8 @@
 /**
  * The examples enforce what their comments promise, through `weir lab` with the datapath.
  * Needs root; CI runs it as root.
+ *
+ * @requires root
  */
 import { testLab, type ProbeJson } from './lab-harness.js';
 

@@ -2,6 +2,8 @@
  * `weir lab` itself, as a user drives it: up, get, apply and delete of pods and policies,
  * probes, down (twice), and recovery from a crashed run. Needs root (network namespaces,
  * BPF); CI runs it as root.
+ *
+ * @requires root
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

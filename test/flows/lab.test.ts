@@ -2,6 +2,8 @@
  * Flows and metrics in a real lab, as a user sees them: pods in network namespaces, the
  * eBPF datapath enforcing a policy, `weir observe` reading the lab's flow API by itself,
  * and /metrics counting. Needs root (network namespaces, BPF); CI runs it as root.
+ *
+ * @requires root
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

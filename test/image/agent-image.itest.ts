@@ -11,6 +11,8 @@
  *   in for the service account a real pod would have;
  * - the containers enforce a policy applied with kubectl, serve /metrics and stream flows
  *   (`weir observe` run inside the container, as `kubectl exec` would).
+ *
+ * @requires root
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

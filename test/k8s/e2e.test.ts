@@ -11,6 +11,8 @@
  * while the API server is down are written from the test.
  *
  * Needs `make build` (dist/ and build/bpf/weir.o) and `make tools` (kubectl).
+ *
+ * @requires root
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,8 @@
 /**
  * Pod interface discovery on real veths (needs root): a routed veth (ptp / Calico style), a veth on a
  * bridge (bridge CNI), and addresses that are not local pods.
+ *
+ * @requires root
  */
 import { execFileSync } from 'node:child_process';
 import { findPodInterface } from '../../agent/node/interfaces.js';

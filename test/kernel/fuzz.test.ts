@@ -3,6 +3,8 @@
  * Nothing crashes, every verdict is pass or drop, and every packet is counted
  * exactly once: forwarded under a match kind, dropped under a drop reason.
  * Needs root (CI runs it as root).
+ *
+ * @requires root
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
 import { ipv4, ipv6, tcp, udp, sctp, icmp, ipOf, arp, TCP_SYN, TCP_ACK } from './packets.js';

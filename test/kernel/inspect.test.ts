@@ -2,6 +2,8 @@
  * `weir datapath show` on a pinned datapath: endpoints with their allow
  * entries (ranges folded back), counters and connections, as an operator
  * reads them. Runs the built CLI (make build). Needs root.
+ *
+ * @requires root
  */
 import { execFileSync } from 'node:child_process';
 import { KernelFixture, TC_ACT_OK, endpoint, entry, state } from './fixture.js';

@@ -2,6 +2,8 @@
  * The libbpf layer's errors tell the user what happened and what to do: the
  * verifier log inside a load error, a missing object, maps pinned by an
  * incompatible build. Builds two tiny BPF objects with clang. Needs root.
+ *
+ * @requires root
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

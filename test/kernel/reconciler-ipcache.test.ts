@@ -2,6 +2,8 @@
  * Reconciler increments of the ipcache against real maps: a diff touches only the addresses it
  * names (one write for one address, whatever the size of the ipcache), the node's own addresses
  * stay host, and after any sequence of diffs a full resync has nothing left to write. Needs root.
+ *
+ * @requires root
  */
 import { rmSync } from 'node:fs';
 import { Datapath } from '../../agent/datapath/datapath.js';

@@ -3,6 +3,8 @@
  * agent restart (same pins, new process state), stale entries removed, a full
  * map reported without widening anything, and established connections kept
  * across a restart. Needs root (CI runs it as root).
+ *
+ * @requires root
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
 import { Datapath } from '../../agent/datapath/datapath.js';

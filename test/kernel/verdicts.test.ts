@@ -2,6 +2,8 @@
  * Every verdict path of from_pod/to_pod through BPF_PROG_TEST_RUN, with maps
  * written by the Reconciler: the verdict, the flow event and the counters.
  * Needs root (CI runs it as root).
+ *
+ * @requires root
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
 import { ipv4, ipv6, tcp, udp, sctp, icmp, ipOf, arp, eth, TCP_SYN, TCP_ACK } from './packets.js';

@@ -7,6 +7,8 @@
  * evaluated through Prometheus's HTTP API over the test's time range: each returns data.
  * Needs root (the lab) and `make tools` (helm). Prometheus runs with a data dir of its own, on a
  * free loopback port, for at most ten minutes, and is stopped by pid.
+ *
+ * @requires root
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

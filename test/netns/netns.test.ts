@@ -4,6 +4,8 @@
  * inside that namespace, map entries written by the Reconciler. Real TCP and
  * UDP connections are allowed, dropped, answered and cut as the entries say.
  * Needs root (CI runs it as root).
+ *
+ * @requires root
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
