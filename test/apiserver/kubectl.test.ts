@@ -6,6 +6,7 @@
  * lists are replaced), `get --watch` streams the changes, delete removes, and an unknown field is
  * rejected by the server's strict field validation. Needs `make tools`; no root.
  */
+import type { ResourceName } from './resources.js';
 import { TestApiServer, type KubeObject } from './server.js';
 import { jsonStream, Kubectl } from './kubectl.js';
 
@@ -98,7 +99,10 @@ describe('real kubectl against the test API server', () => {
         ]),
       ]),
     );
-    await new Promise((r) => setTimeout(r, 1500)); // the watches' list + watch requests are in
+    // Each kubectl has listed (nothing yet) and holds its watch open.
+    await until('the five watches to be open', () =>
+      Object.keys(watches).every((r) => api.activeWatches(r as ResourceName) > 0) ? true : undefined,
+    );
 
     const created = await kubectl.apply([
       ns({ team: 'a', tier: 'gold' }),
@@ -202,21 +206,28 @@ describe('real kubectl against the test API server', () => {
     expect(gone.stderr).toMatch(/NotFound.*networkpolicies "web" not found|networkpolicies.* "web" not found/);
     expect(await kubectl.ok(['delete', 'namespace', 'shop'])).toBe('namespace "shop" deleted\n');
 
+    // Created by apply; changed by another writer (not for slices and policies), then by the second
+    // apply (the patch); deleted. The changes carry what the patch made.
+    const expected: Record<string, string[]> = {
+      namespaces: ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED'],
+      pods: ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED'],
+      services: ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED'],
+      endpointslices: ['ADDED', 'MODIFIED', 'DELETED'],
+      networkpolicies: ['ADDED', 'MODIFIED', 'DELETED'],
+    };
     for (const [resource, w] of Object.entries(watches)) {
       const events = await until(`the watch of ${resource} to see the deletion`, () => {
         const ev = jsonStream<WatchEvent>(w.output());
         return ev.some((e) => e.type === 'DELETED') ? ev : undefined;
       });
       w.stop();
-      expect({ resource, types: events.map((e) => e.type) }).toEqual({
-        resource,
-        types:
-          resource === 'namespaces'
-            ? ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED']
-            : expect.arrayContaining(['ADDED', 'MODIFIED', 'DELETED']),
-      });
-      expect(events[0]!.object.metadata.name).toMatch(/^(shop|web|web-1)$/);
+      expect({ resource, types: events.map((e) => e.type) }).toEqual({ resource, types: expected[resource] });
+      expect(events.map((e) => e.object.metadata.name)).toEqual(
+        events.map(() => (resource.startsWith('endpoint') ? 'web-1' : resource === 'namespaces' ? 'shop' : 'web')),
+      );
     }
+    const policyEvents = jsonStream<WatchEvent>(watches.networkpolicies!.output());
+    expect(policyEvents[1]!.object.spec).toEqual(policy(['c']).spec);
   }, 120_000);
 
   it('rejects an unknown field (validation on: strict field validation on the server)', async () => {
