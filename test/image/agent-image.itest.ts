@@ -290,6 +290,28 @@ describe('the agent image run as the chart runs it, on two nodes (root, podman)'
     ]);
   });
 
+  it('holds node, libbpf1 and iproute2 and none of the build tools', async () => {
+    const out = await ok('podman', [
+      ...PODMAN,
+      'run',
+      '--rm',
+      '--ulimit',
+      'nofile=1024:1024',
+      '--ulimit',
+      'nproc=4096:4096',
+      '--network=none',
+      '--entrypoint=sh',
+      IMAGE,
+      '-c',
+      'node --version; dpkg-query -W libbpf1 iproute2 | cut -f1 | cut -d: -f1; for t in npm npx clang gcc g++ make python3; do command -v $t; done; true',
+    ]);
+    expect(out.trim().split('\n')).toEqual([
+      expect.stringMatching(/^v20\./) as unknown as string,
+      'iproute2',
+      'libbpf1',
+    ]);
+  });
+
   it('enforces a policy applied with kubectl: b on node-1 admits a, not c from node-2', async () => {
     const probe = async (from: TestPod, to: TestPod) => (await topo.probe(from, [{ pod: to, port: 80 }]))[0]!;
     expect([await probe(a, b), await probe(c, b), await probe(b, c)]).toEqual([true, true, true]);
