@@ -38,10 +38,6 @@ need mmdebstrap has mmdebstrap
 need podman has podman
 need buildah has buildah
 need runc has runc
-need golang-go has go
-need golang-github-masterminds-sprig-dev file /usr/share/gocode/src/github.com/Masterminds/sprig
-need golang-gopkg-yaml.v3-dev file /usr/share/gocode/src/gopkg.in/yaml.v3
-need golang-github-xeipuuv-gojsonschema-dev file /usr/share/gocode/src/github.com/xeipuuv/gojsonschema
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -12,6 +12,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface AgentConfig {
   /** This node's name (the downward API's spec.nodeName). */
   nodeName: string;
+  /** The agent's own pod (downward API): on SIGTERM its owning DaemonSet decides uninstall or not. */
+  podName: string;
+  podNamespace: string;
   /** Path of a kubeconfig; empty means in-cluster configuration. */
   kubeconfig: string;
   /** bpffs directory of pinned programs and maps. */
@@ -32,6 +35,8 @@ export interface AgentConfig {
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
+  podName: '',
+  podNamespace: '',
   kubeconfig: '',
   pinRoot: '/sys/fs/bpf/weir',
   runDir: '/run/weir',
@@ -48,6 +53,8 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
 const KEYS: Record<keyof AgentConfig, Kind> = {
   nodeName: 'string',
+  podName: 'string',
+  podNamespace: 'string',
   kubeconfig: 'string',
   pinRoot: 'path',
   runDir: 'path',

@@ -1,7 +1,8 @@
 /**
  * The resources the test API server serves, and how their URLs look.
- * What weir watches, events (which the agent may create), and Services and EndpointSlices
- * (stored and served, for `kubectl apply`; nothing in weir reads them yet).
+ * What weir watches, events (which the agent may create), DaemonSets (which a stopping agent
+ * reads to tell an uninstall from a restart; pods carry their ownerReferences as given), and
+ * Services and EndpointSlices (stored and served, for `kubectl apply`; nothing in weir reads them yet).
  */
 
 export interface ResourceKind {
@@ -34,10 +35,11 @@ export const RESOURCES: readonly ResourceKind[] = [
     apiVersion: 'networking.k8s.io/v1',
     namespaced: true,
   },
+  { plural: 'daemonsets', kind: 'DaemonSet', listKind: 'DaemonSetList', apiVersion: 'apps/v1', namespaced: true },
 ];
 
 export type ResourceName =
-  'namespaces' | 'nodes' | 'pods' | 'events' | 'services' | 'endpointslices' | 'networkpolicies';
+  'namespaces' | 'nodes' | 'pods' | 'events' | 'services' | 'endpointslices' | 'networkpolicies' | 'daemonsets';
 
 export function resourceByPlural(plural: string): ResourceKind | undefined {
   return RESOURCES.find((r) => r.plural === plural);
@@ -56,7 +58,7 @@ export interface ParsedPath {
 
 /**
  * Parses `/api/v1/[namespaces/NS/]PLURAL[/NAME]` and
- * `/apis/networking.k8s.io/v1/[namespaces/NS/]networkpolicies[/NAME]`.
+ * `/apis/GROUP/VERSION/[namespaces/NS/]PLURAL[/NAME]` (networkpolicies, daemonsets).
  * `/api/v1/namespaces[/NAME]` is the Namespace resource itself.
  */
 export function parsePath(pathname: string): ParsedPath | undefined {

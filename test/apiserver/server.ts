@@ -16,7 +16,8 @@
  *   with the schemas of the kinds served (openapi.ts), so `kubectl apply -f`, `get`, `delete` and
  *   `get --watch` work against it with kubectl's default flags.
  * - faults: `dropWatches()` cuts every watch connection mid-stream, `endWatches()` ends them cleanly,
- *   `stop()` goes away (connections refused) and `start()` comes back on the same port.
+ *   `stop()` goes away (connections refused) and `start()` comes back on the same port,
+ *   `forbid()` answers every new request 403 while open watches go on (RBAC or ServiceAccount deleted).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -161,6 +162,7 @@ export class TestApiServer {
   private readonly bookmarkIntervalMs: number;
   private readonly snapshots = new Map<string, { items: KubeObject[]; rv: number }>();
   private snapshotSeq = 0;
+  private forbidden = false;
   readonly counts: RequestCounts = { list: {}, watch: {}, watchGone: {} };
 
   constructor(opts: ApiServerOptions = {}) {
@@ -293,6 +295,11 @@ export class TestApiServer {
     for (const w of [...this.watchers]) this.closeWatcher(w, false);
   }
 
+  /** New requests get 403 Forbidden (`forbid(false)` lifts it); watches already open keep streaming. */
+  forbid(on = true): void {
+    this.forbidden = on;
+  }
+
   /** Ends every watch stream cleanly, as a server-side timeout does. */
   endWatches(): void {
     for (const w of [...this.watchers]) this.closeWatcher(w, true);
@@ -358,6 +365,10 @@ export class TestApiServer {
       res.writeHead(code, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    if (this.forbidden) {
+      reply(403, status(403, 'Forbidden', `forbidden: ${req.method} ${url.pathname}`));
+      return;
+    }
     if (req.method === 'GET' && this.serveMeta(url.pathname, req, res)) return;
     const parsed = parsePath(url.pathname);
     if (!parsed) {

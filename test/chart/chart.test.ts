@@ -1,13 +1,14 @@
 /**
- * charts/weir rendered with Helm's template semantics (test/chart/render), default and
- * non-default values; every object validated against the Kubernetes schemas; the
- * security-relevant fields asserted.
+ * charts/weir rendered by the real helm (`helm template`, `helm lint --strict`, `helm install
+ * --dry-run=client` for NOTES), with default values, a matrix of non-default ones and as a subchart;
+ * every object validated against the Kubernetes schemas; the security-relevant fields asserted; bad
+ * values rejected by helm itself through values.schema.json.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../agent/node/config.js';
-import { Renderer, type Rendered } from './render.js';
+import { CHART, Helm, type Rendered } from './render.js';
 import { unknownFields, validateObject, type RenderedObject } from './validate.js';
 
 interface Container {
@@ -34,6 +35,7 @@ interface PodSpec {
   initContainers?: Container[];
   containers: Container[];
   volumes: Array<{ name: string; hostPath?: { path: string; type?: string }; configMap?: { name: string } }>;
+  securityContext?: Record<string, unknown>;
 }
 interface DaemonSetSpec {
   updateStrategy: { type: string; rollingUpdate?: { maxUnavailable?: number | string } };
@@ -61,19 +63,37 @@ function grants(r: Rendered): string[] {
     .sort();
 }
 
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+
+/** Value sets rendered, linted and validated besides the defaults and values-custom.yaml. */
+const MATRIX: Array<[string, string[]]> = [
+  ['metrics off', ['metrics.enabled=false']],
+  ['ServiceMonitor and dashboards on', ['metrics.serviceMonitor.enabled=true', 'dashboards.enabled=true']],
+  ['existing ServiceAccount, no RBAC', ['serviceAccount.create=false', 'serviceAccount.name=sa', 'rbac.create=false']],
+  ['image by digest', [`image.digest=${DIGEST}`]],
+  [
+    'no bpffs init container, AppArmor left alone',
+    ['bpffsMount.enabled=false', 'securityContext.appArmorUnconfined=false'],
+  ],
+  ['OnDelete updates, no tolerations', ['updateStrategy.type=OnDelete', 'tolerations=null']],
+  ['pod security context', ['podSecurityContext.runAsUser=0', 'podSecurityContext.seccompProfile.type=RuntimeDefault']],
+  ['global values of a parent chart', ['global.imageRegistry=registry.example', 'global.labels.team=net']],
+];
+
 describe('Helm chart charts/weir', () => {
-  let renderer: Renderer;
+  let helm: Helm;
   let defaults: Rendered;
   let custom: Rendered;
   const tmp = mkdtempSync(join(tmpdir(), 'wk8-chart-'));
+  const customOpts = { values: ['test/chart/values-custom.yaml'], name: 'prod', namespace: 'weir-system' };
 
   beforeAll(() => {
-    renderer = new Renderer();
-    defaults = renderer.render();
-    custom = renderer.render(['test/chart/values-custom.yaml'], { name: 'prod', namespace: 'weir-system' });
+    helm = new Helm();
+    defaults = helm.template();
+    custom = helm.template(customOpts);
   }, 120_000);
   afterAll(() => {
-    renderer?.close();
+    helm?.close();
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -82,8 +102,50 @@ describe('Helm chart charts/weir', () => {
     ['non-default values', () => custom],
   ])('renders only objects valid against the Kubernetes schemas (%s)', (_name, get) => {
     const r = get();
-    expect(r.objects.length).toBeGreaterThanOrEqual(6);
+    expect(r.objects.length).toBeGreaterThanOrEqual(7);
     for (const o of r.objects) expect(() => validateObject(o)).not.toThrow();
+  });
+
+  it('passes helm lint --strict with default and non-default values', () => {
+    expect(helm.lint()).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(helm.lint(['test/chart/values-custom.yaml'])).toMatch(/0 chart\(s\) failed/);
+  });
+
+  it.each(MATRIX)('renders valid objects and lints cleanly: %s', (_name, set) => {
+    const r = helm.template({ set });
+    expect(r.byKind('DaemonSet')).toHaveLength(1);
+    for (const o of r.objects) expect(() => validateObject(o)).not.toThrow();
+    expect(helm.run(['lint', '--strict', CHART, ...set.flatMap((x) => ['--set', x])])).toMatch(/0 chart\(s\) failed/);
+  });
+
+  it('works as a subchart: a parent chart passes global values and its own settings for weir', () => {
+    const parent = join(tmp, 'platform');
+    mkdirSync(join(parent, 'charts'), { recursive: true });
+    cpSync(CHART, join(parent, 'charts', 'weir'), { recursive: true });
+    writeFileSync(
+      join(parent, 'Chart.yaml'),
+      'apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: weir\n    version: 0.1.0\n',
+    );
+    writeFileSync(
+      join(parent, 'values.yaml'),
+      'global:\n  imageRegistry: registry.example\nweir:\n  image:\n    tag: "0.2.0"\n  metrics:\n    port: 19962\n',
+    );
+    const r = helm.template({ chart: parent, name: 'platform' });
+    for (const o of r.objects) expect(() => validateObject(o)).not.toThrow();
+    expect(agent(r).image).toBe('weir/agent:0.2.0');
+    expect(agent(r).ports!.find((p) => p.name === 'metrics')!.containerPort).toBe(19962);
+    expect(one(r, 'DaemonSet').metadata.name).toBe('platform-weir');
+    // A parent's values are still checked against weir's schema.
+    writeFileSync(join(parent, 'values.yaml'), 'weir:\n  metrics:\n    port: http\n');
+    expect(() => helm.template({ chart: parent, name: 'platform' })).toThrow(/weir[\s\S]*\/metrics\/port/);
+  });
+
+  it('pins the image by digest when one is given, else by tag', () => {
+    const r = helm.template({ set: [`image.digest=${DIGEST}`, 'image.tag=ignored'] });
+    const spec = dsSpec(r).template.spec;
+    for (const c of [...spec.initContainers!, ...spec.containers]) expect(c.image).toBe(`weir/agent@${DIGEST}`);
+    expect(one(r, 'Pod').spec).toMatchObject({ containers: [{ image: `weir/agent@${DIGEST}` }] });
+    expect(agent(defaults).image).toBe('weir/agent:0.1.0');
   });
 
   it('the schema check catches wrong types and unknown fields', () => {
@@ -99,7 +161,7 @@ describe('Helm chart charts/weir', () => {
     expect(unknownFields(typo, 'V1DaemonSet')).toEqual(['.spec.template.spec.containers[0].volumeMount']);
   });
 
-  it('grants read-only access to what the agent watches, plus events', () => {
+  it('grants read-only access to what the agent watches, its DaemonSet, plus events', () => {
     const expected = [
       'core/namespaces:get',
       'core/namespaces:list',
@@ -113,6 +175,9 @@ describe('Helm chart charts/weir', () => {
       'networking.k8s.io/networkpolicies:get',
       'networking.k8s.io/networkpolicies:list',
       'networking.k8s.io/networkpolicies:watch',
+      'apps/daemonsets:get',
+      'apps/daemonsets:list',
+      'apps/daemonsets:watch',
       'core/events:create',
       'core/events:patch',
       'events.k8s.io/events:create',
@@ -174,9 +239,9 @@ describe('Helm chart charts/weir', () => {
   });
 
   it('puts the flow socket directory on a hostPath and the config in a read-only mount', () => {
-    for (const [r, dir] of [
-      [defaults, '/run/weir'],
-      [custom, '/var/run/weir-prod'],
+    for (const [r, dir, extra] of [
+      [defaults, '/run/weir', []],
+      [custom, '/var/run/weir-prod', ['/var/log/weir']],
     ] as const) {
       const spec = dsSpec(r).template.spec;
       expect(spec.volumes.find((v) => v.name === 'run')!.hostPath).toEqual({ path: dir, type: 'DirectoryOrCreate' });
@@ -185,14 +250,34 @@ describe('Helm chart charts/weir', () => {
         mountPath: '/etc/weir',
         readOnly: true,
       });
-      // Only these node paths are mounted.
+      // Only these node paths are mounted (and the ones asked for in extraVolumes).
       expect(
         spec.volumes
           .filter((v) => v.hostPath)
           .map((v) => v.hostPath!.path)
           .sort(),
-      ).toEqual(['/sys/fs/bpf', dir].sort());
+      ).toEqual(['/sys/fs/bpf', dir, ...extra].sort());
     }
+  });
+
+  it('adds extraVolumes to the pod and extraVolumeMounts to the agent, and the pod securityContext', () => {
+    const spec = dsSpec(custom).template.spec;
+    expect(spec.volumes.slice(-2)).toEqual([
+      { name: 'certs', secret: { secretName: 'weir-certs' } },
+      { name: 'node-log', hostPath: { path: '/var/log/weir', type: 'DirectoryOrCreate' } },
+    ]);
+    expect(agent(custom).volumeMounts!.slice(-2)).toEqual([
+      { name: 'certs', mountPath: '/etc/weir-certs', readOnly: true },
+      { name: 'node-log', mountPath: '/var/log/weir' },
+    ]);
+    // Every mount names a volume of the pod.
+    for (const r of [defaults, custom]) {
+      const names = new Set(dsSpec(r).template.spec.volumes.map((v) => v.name));
+      for (const m of agent(r).volumeMounts!) expect(names.has(m.name)).toBe(true);
+    }
+    expect(spec.securityContext).toEqual({ seccompProfile: { type: 'Unconfined' } });
+    expect(dsSpec(defaults).template.spec.securityContext).toBeUndefined();
+    expect(dsSpec(defaults).template.spec.volumes.map((v) => v.name)).toEqual(['bpffs', 'run', 'config', 'tmp']);
   });
 
   it('schedules on every node as a system-critical DaemonSet with a bounded rolling update', () => {
@@ -257,20 +342,34 @@ describe('Helm chart charts/weir', () => {
     expect(svc.spec.clusterIP).toBe('None');
     expect(svc.spec.ports).toEqual([{ name: 'metrics', port: 9962, targetPort: 'metrics', protocol: 'TCP' }]);
     expect(defaults.byKind('ServiceMonitor')).toHaveLength(0);
-    const sm = one(custom, 'ServiceMonitor') as RenderedObject & {
-      spec: { endpoints: Array<{ port: string; interval: string }> };
-    };
+    type Endpoint = { port: string; interval: string; relabelings?: unknown[]; metricRelabelings?: unknown[] };
+    const sm = one(custom, 'ServiceMonitor') as RenderedObject & { spec: { endpoints: Endpoint[] } };
     expect(sm.metadata.labels!.release).toBe('prometheus');
     expect(sm.spec.endpoints[0]).toMatchObject({ port: 'metrics', interval: '15s' });
-    const off = join(tmp, 'no-metrics.yaml');
-    writeFileSync(off, 'metrics:\n  enabled: false\n');
-    const r = renderer.render([off]);
+    expect(sm.spec.endpoints[0]!.relabelings).toEqual([
+      { sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node' },
+      { sourceLabels: ['__meta_kubernetes_pod_label_topology_kubernetes_io_zone'], targetLabel: 'zone' },
+    ]);
+    expect(sm.spec.endpoints[0]!.metricRelabelings).toEqual([
+      { sourceLabels: ['__name__'], regex: 'weir_kubernetes_events_total', action: 'drop' },
+    ]);
+    // By default every series gets the agent pod's node as label `node` (the dashboard selects by it).
+    const byDefault = one(
+      helm.template({ set: ['metrics.serviceMonitor.enabled=true'] }),
+      'ServiceMonitor',
+    ) as RenderedObject & { spec: { endpoints: Endpoint[] } };
+    expect(byDefault.spec.endpoints[0]!.relabelings).toEqual([
+      { sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node', action: 'replace' },
+    ]);
+    expect(byDefault.spec.endpoints[0]!.metricRelabelings).toBeUndefined();
+    const r = helm.template({ set: ['metrics.enabled=false'] });
     expect(r.byKind('Service')).toHaveLength(0);
     expect(agent(r).ports!.map((p) => p.name)).toEqual(['health']);
   });
 
   it('ships the Grafana dashboard as a labelled ConfigMap when asked', () => {
     const names = (r: Rendered) => r.byKind('ConfigMap').map((c) => c.metadata.name);
+    expect(names(custom).sort()).toEqual(['dataplane', 'dataplane-dashboards']);
     expect(names(defaults)).toEqual(['weir']);
     const cm = custom.byKind('ConfigMap').find((c) => c.metadata.name === 'dataplane-dashboards')!;
     expect(cm.metadata.namespace).toBe('monitoring');
@@ -279,19 +378,87 @@ describe('Helm chart charts/weir', () => {
     expect(JSON.parse((cm.data as Record<string, string>)['weir.json']!)).toEqual(shipped);
   });
 
-  it('rejects values that break the schema, naming the field', () => {
-    const bad = join(tmp, 'bad.yaml');
-    writeFileSync(bad, 'metrics:\n  port: http\n');
-    expect(() => renderer.render([bad])).toThrow(/metrics\.port/);
-    writeFileSync(bad, 'agent:\n  pinroot: /sys/fs/bpf/x\n');
-    expect(() => renderer.render([bad])).toThrow(/pinroot/);
-    writeFileSync(bad, 'serviceAccount:\n  create: false\n');
-    expect(() => renderer.render([bad])).toThrow(/serviceAccount\.name is required/);
+  it('rejects values that break the schema through helm itself, naming the field', () => {
+    const rejects = (set: string[]) => () => helm.template({ set });
+    const schemaError = /values don't meet the specifications of the schema/;
+    expect(rejects(['metrics.port=http'])).toThrow(schemaError);
+    expect(rejects(['metrics.port=http'])).toThrow(/at '\/metrics\/port': got string, want integer/);
+    expect(rejects(['agent.pinroot=/sys/fs/bpf/x'])).toThrow(
+      /at '\/agent': additional properties 'pinroot' not allowed/,
+    );
+    expect(rejects(['image.digest=latest'])).toThrow(/at '\/image\/digest'/);
+    expect(rejects(['metrics.serviceMonitor.relabelings[0].action=rename'])).toThrow(
+      /at '\/metrics\/serviceMonitor\/relabelings\/0\/action'/,
+    );
+    expect(rejects(['extraVolumeMounts[0].name=x', 'extraVolumeMounts[0].mountPath=relative'])).toThrow(
+      /at '\/extraVolumeMounts\/0\/mountPath'/,
+    );
+    expect(rejects(['podMetrics.maxPods=0'])).toThrow(/at '\/podMetrics\/maxPods'/);
+    expect(rejects(['tolerations=all'])).toThrow(/at '\/tolerations'/);
+    // helm lint --strict reports the same.
+    expect(() => helm.run(['lint', '--strict', CHART, '--set', 'agent.logLevel=loud'])).toThrow(/\/agent\/logLevel/);
+    // Not a schema matter, a template one: the chart's own message.
+    expect(rejects(['serviceAccount.create=false'])).toThrow(/serviceAccount\.name is required/);
+  });
+
+  it('has a helm test pod that checks the agents through their readiness and metrics endpoints', () => {
+    type TestPod = RenderedObject & {
+      spec: { restartPolicy: string; containers: Container[]; nodeSelector?: unknown };
+    };
+    const pod = one(defaults, 'Pod') as TestPod;
+    expect(pod.metadata.annotations!['helm.sh/hook']).toBe('test');
+    expect(pod.spec.restartPolicy).toBe('Never');
+    const c = pod.spec.containers[0]!;
+    expect(c.image).toBe(agent(defaults).image);
+    expect(c.args).toEqual([
+      'agent',
+      'check',
+      '--host=$(HOST_IP)',
+      '--health-port=9879',
+      '--metrics-port=9962',
+      '--service=weir-metrics.kube-system.svc',
+    ]);
+    expect(c.env).toEqual([{ name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } }]);
+    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    // Lands where agents run; is not itself selected by the metrics Service.
+    expect(pod.spec.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+    const selector = (one(defaults, 'Service').spec as { selector: Record<string, string> }).selector;
+    expect(Object.entries(selector).every(([k, v]) => pod.metadata.labels![k] === v)).toBe(false);
+    const customPod = one(custom, 'Pod') as TestPod;
+    expect(customPod.spec.containers[0]!.args).toEqual([
+      'agent',
+      'check',
+      '--host=$(HOST_IP)',
+      '--health-port=19879',
+      '--metrics-port=19962',
+      '--service=dataplane-metrics.weir-system.svc',
+    ]);
+    const noMetrics = one(helm.template({ set: ['metrics.enabled=false'] }), 'Pod') as TestPod;
+    expect(noMetrics.spec.containers[0]!.args).toEqual(['agent', 'check', '--host=$(HOST_IP)', '--health-port=9879']);
+  });
+
+  it('ships a dashboard that selects nodes by the node label, in its variable and every query', () => {
+    const text = readFileSync('charts/weir/dashboards/weir.json', 'utf8');
+    const dash = JSON.parse(text) as {
+      templating: { list: Array<{ name: string; query?: unknown; definition?: string }> };
+      panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+    };
+    const variable = dash.templating.list.find((v) => v.name === 'node')!;
+    expect(variable.definition).toBe('label_values(weir_forwards_total, node)');
+    expect(variable.query).toMatchObject({ query: 'label_values(weir_forwards_total, node)' });
+    const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ title: p.title, expr: t.expr })));
+    expect(exprs.length).toBeGreaterThan(10);
+    for (const e of exprs)
+      for (const selector of e.expr.match(/weir_[a-z_]+\{[^}]*\}|weir_[a-z_]+(?![a-z_{])/g) ?? [])
+        expect(`${e.title}: ${selector}`).toMatch(/\{[^}]*node=~"\$node"/);
+    expect(text).not.toMatch(/instance/);
   });
 
   it('prints NOTES that say how to check enforcement', () => {
-    expect(defaults.notes).toContain('kubectl -n kube-system rollout status daemonset/weir');
-    expect(defaults.notes).toContain('weir agent status');
-    expect(custom.notes).toContain('A ServiceMonitor was created');
+    const notes = helm.notes();
+    expect(notes).toContain('kubectl -n kube-system rollout status daemonset/weir');
+    expect(notes).toContain('weir agent status');
+    expect(notes).toContain('helm test weir -n kube-system');
+    expect(helm.notes(customOpts)).toContain('A ServiceMonitor was created');
   });
 });

@@ -11,6 +11,7 @@ import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Clus
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Pod } from 'kubernetes-models/v1/Pod';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
@@ -26,6 +27,7 @@ type Validatable = new (data: never) => { validate(): void };
 
 const SCHEMAS: Record<string, { model: Validatable; clientNodeType?: string }> = {
   'v1/ConfigMap': { model: ConfigMap as unknown as Validatable, clientNodeType: 'V1ConfigMap' },
+  'v1/Pod': { model: Pod as unknown as Validatable, clientNodeType: 'V1Pod' },
   'v1/Service': { model: Service as unknown as Validatable, clientNodeType: 'V1Service' },
   'v1/ServiceAccount': { model: ServiceAccount as unknown as Validatable, clientNodeType: 'V1ServiceAccount' },
   'apps/v1/DaemonSet': { model: DaemonSet as unknown as Validatable, clientNodeType: 'V1DaemonSet' },

@@ -4,17 +4,20 @@
  * routed veths. Policies created, changed and deleted through the API change connectivity within
  * one second; an agent killed with -9 and restarted keeps established connections flowing and denied
  * ones denied; an API outage keeps enforcement, and the relist afterwards removes what was deleted
- * meanwhile; cross-node traffic obeys policy on both sides.
+ * meanwhile; cross-node traffic obeys policy on both sides. SIGTERM while the agents' DaemonSet
+ * exists (upgrade, restart) leaves every program attached; SIGTERM after the DaemonSet was deleted
+ * (uninstall) leaves no weir program attached on either node and no pins.
  *
  * Namespaces, Pods and NetworkPolicies are written with real kubectl (`kubectl apply -f`,
- * `kubectl delete`), as a user does; what kubelet writes (Node objects, pod status) and a deletion
- * while the API server is down are written from the test.
+ * `kubectl delete`), as a user does; what kubelet and the chart's controllers write (Node objects,
+ * pod status, the agents' DaemonSet and pods), a deletion while the API server is down and the
+ * uninstall's refusals are written from the test.
  *
  * Needs `make build` (dist/ and build/bpf/weir.o) and `make tools` (kubectl).
  *
  * @requires root
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,6 +27,7 @@ import { API_HOST, Topology, type TestNode, type TestPod } from './topology.js';
 
 const CLI = resolve('dist/agent/cli/main.js');
 const HEALTH_PORT = 18901;
+const METRICS_PORT = 18962;
 const ONE_SECOND = 1000;
 
 const ns = (name: string): KubeObject => ({
@@ -126,6 +130,17 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   let c: TestPod; // x/c on node-2
   let d: TestPod; // x/d on node-2, behind a bridge
   const pinRoot = (n: TestNode) => `/sys/fs/bpf/wk8-${n.name}`;
+  const agentPodName = (n: TestNode) => `weir-${n.name}`;
+  /** What tc and bpftool show on a node: weir's filters on the pods' host-side veths. */
+  const attached = (n: TestNode): string => {
+    const inNode = (cmd: string) =>
+      execFileSync('nsenter', [`--net=/var/run/netns/${n.netns}`, 'sh', '-c', cmd], { encoding: 'utf8' });
+    const veths = [a, b, c, d].filter((p) => p.node === n).map((p) => p.hostVeth);
+    return [
+      ...veths.flatMap((v) => [inNode(`tc filter show dev ${v} ingress`), inNode(`tc filter show dev ${v} egress`)]),
+      inNode('bpftool net show'),
+    ].join('');
+  };
 
   function startAgent(n: TestNode): AgentProcess {
     const kubeconfig = join(dir, 'kubeconfig');
@@ -138,8 +153,10 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       `--pin-root=${pinRoot(n)}`,
       `--run-dir=${join(dir, `run-${n.name}`)}`,
       `--health-port=${HEALTH_PORT}`,
-      '--metrics-port=0',
+      `--metrics-port=${METRICS_PORT}`,
       '--log-level=debug',
+      `--pod-name=${agentPodName(n)}`,
+      '--pod-namespace=kube-system',
     ]);
     const p = new AgentProcess(child);
     agents.set(n.name, p);
@@ -210,10 +227,32 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await api.start();
     writeFileSync(join(dir, 'kubeconfig'), api.kubeconfig());
     kubectl = new Kubectl(api.kubeconfig());
-    // kubelet registers the nodes; the user applies the namespace and the pods; kubelet reports
-    // each pod running with its address.
+    api.create(ns('kube-system'));
+    // The agents' DaemonSet and their pods (hostNetwork, owned by it), as the chart creates them.
+    const ds = api.create({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'weir', namespace: 'kube-system' },
+      spec: { selector: { matchLabels: { app: 'weir' } }, template: { metadata: { labels: { app: 'weir' } } } },
+    });
+    for (const n of [n1, n2]) {
+      api.create({
+        kind: 'Pod',
+        metadata: {
+          name: agentPodName(n),
+          namespace: 'kube-system',
+          labels: { app: 'weir' },
+          ownerReferences: [
+            { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'weir', uid: ds.metadata.uid, controller: true },
+          ],
+        },
+        spec: { nodeName: n.name, hostNetwork: true, containers: [{ name: 'agent', image: 'weir/agent' }] },
+        status: { phase: 'Running', podIP: n.address, podIPs: [{ ip: n.address }] },
+      });
+    }
     api.create(nodeObj(n1));
     api.create(nodeObj(n2));
+    // The user applies the namespace and the pods; kubelet reports each pod running with its address.
     const exporter: KubeObject = {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -269,6 +308,22 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     ]).toString();
     expect(out).toMatch(/ready: +yes/);
     expect(out).toMatch(/endpoints: +2 with an interface/);
+    // What the chart's `helm test` pod runs: both agents ready and serving metrics.
+    const check = (...args: string[]) =>
+      spawnSync(process.execPath, [CLI, 'agent', 'check', ...args], { encoding: 'utf8' });
+    const ok = check(
+      `--host=${n1.address}`,
+      `--host=${n2.address}`,
+      `--health-port=${HEALTH_PORT}`,
+      `--metrics-port=${METRICS_PORT}`,
+    );
+    expect({ status: ok.status, stdout: ok.stdout }).toEqual({
+      status: 0,
+      stdout: `${n1.address}: ready, metrics served\n${n2.address}: ready, metrics served\n`,
+    });
+    const wrong = check(`--host=${n1.address}`, `--health-port=${HEALTH_PORT + 1}`);
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(new RegExp(`^${n1.address}: no agent answers on port ${HEALTH_PORT + 1}`));
   });
 
   it('a policy created, changed and deleted through the API changes connectivity within one second each time', async () => {
@@ -484,15 +539,94 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await until({ 'c->b': true });
   }, 90_000);
 
-  it('a stopped agent (SIGTERM) leaves enforcement in place; weir agent cleanup then removes weir from the node', async () => {
-    await apply(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
-    await until({ 'b->c': false });
-    const agent2 = agents.get(n2.name)!;
-    const exited = new Promise<number | null>((r) => agent2.child.once('exit', (code) => r(code)));
-    agent2.child.kill('SIGTERM');
+  it('SIGTERM while the DaemonSet exists (upgrade, restart): programs stay attached, connections flow, policy holds', async () => {
+    await apply(
+      policy('only-a', 'x', {
+        podSelector: { matchLabels: { app: 'b' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }] }],
+      }),
+    );
+    await until({ 'a->b': true, 'c->b': false });
+    const before = attached(n1);
+    expect(before).toMatch(/from_pod/);
+    expect(before).toMatch(/to_pod/);
+    const stream = topo.stream(a, b, 80, 20);
+    const echoes: number[] = [];
+    let closed = false;
+    stream.stdout?.on('data', (buf: Buffer) => {
+      for (const l of buf.toString().split('\n')) {
+        if (l.startsWith('echo ')) echoes.push(Date.now());
+        if (l === 'closed' || l.startsWith('error')) closed = true;
+      }
+    });
+    while (echoes.length < 5) await sleep(20);
+
+    const agent1 = agents.get(n1.name)!;
+    const exited = new Promise<number | null>((r) => agent1.child.once('exit', (code) => r(code)));
+    const stoppedAt = Date.now();
+    agent1.child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(agent2.lines.join('\n')).toMatch(/SIGTERM: stopping; programs and maps stay pinned/);
-    expect(await matrix()).toMatchObject({ 'b->c': false, 'b->c v6': false }); // pinned programs still enforce
+    expect(agent1.lines.join('\n')).toMatch(
+      /SIGTERM: stopping; programs and maps stay pinned and keep enforcing: DaemonSet kube-system\/weir is present/,
+    );
+    // With no agent on node-1: still attached and pinned, the stream flows, c is still denied.
+    expect(attached(n1)).toBe(before);
+    expect(existsSync(pinRoot(n1))).toBe(true);
+    expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
+    await sleep(300);
+    expect(closed).toBe(false);
+    const across = echoes.filter((t) => t >= stoppedAt - 1000);
+    const gaps = across.slice(1).map((t, i) => t - across[i]!);
+    expect(Math.max(...gaps)).toBeLessThan(500);
+    expect(echoes[echoes.length - 1]!).toBeGreaterThan(stoppedAt + 200);
+    process.kill(stream.pid!, 'SIGKILL');
+    process.stdout.write(
+      `SIGTERM with the DaemonSet present: ${across.length} echoes across the stop, longest gap ${Math.max(...gaps)} ms\n`,
+    );
+
+    const restarted = startAgent(n1);
+    await restarted.waitFor(/ ready: first sync enforced/);
+    expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
+    await deletePolicy('only-a');
+    await until({ 'c->b': true });
+  }, 60_000);
+
+  it('DaemonSet deleted, then SIGTERM (helm uninstall): no weir program stays attached on either node, pins gone', async () => {
+    await apply(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
+    await apply(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
+    await until({ 'b->c': false, 'a->b': false });
+    for (const n of [n1, n2]) expect(attached(n)).toMatch(/from_pod/);
+    // helm uninstall deletes the DaemonSet (background propagation), then at once the
+    // ClusterRoleBinding and the ServiceAccount: by the time the garbage collector has the pods
+    // stopped, the API refuses the agents. Their watch of the DaemonSet saw the deletion.
+    api.delete('DaemonSet', 'weir', 'kube-system');
+    api.forbid();
+    await sleep(200);
+    const termAt = Date.now();
+    const stopping = [n1, n2].map((n) => {
+      const p = agents.get(n.name)!;
+      const exited = new Promise<number | null>((r) => p.child.once('exit', (code) => r(code)));
+      p.child.kill('SIGTERM');
+      return exited;
+    });
+    expect(await Promise.all(stopping)).toEqual([0, 0]);
+    process.stdout.write(
+      `uninstall: both agents detached, unpinned and exited ${Date.now() - termAt} ms after SIGTERM\n`,
+    );
+    for (const n of [n1, n2]) {
+      const log = agents.get(n.name)!.lines.join('\n');
+      expect(log).toMatch(
+        /SIGTERM: DaemonSet kube-system\/weir was deleted \(seen by the watch\) \(could not read pod kube-system\/weir-node-\d \(HTTP 403\)\) \(uninstall\): detaching and unpinning/,
+      );
+      expect(log).toMatch(new RegExp(`uninstall: detached from \\d+ interface\\(s\\).*removed ${pinRoot(n)}`));
+      const left = attached(n);
+      expect(left).not.toMatch(/from_pod|to_pod|bpf/);
+      expect(existsSync(pinRoot(n))).toBe(false);
+    }
+    // Nothing enforces any more: the policies still exist in the API, but traffic flows.
+    expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': true, 'b->c': true }));
+    // The manual cleanup finds nothing left.
     const out = execFileSync('nsenter', [
       `--net=/var/run/netns/${n2.netns}`,
       process.execPath,
@@ -501,8 +635,6 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       'cleanup',
       `--pin-root=${pinRoot(n2)}`,
     ]).toString();
-    expect(out).toBe(`detached from 2 interface(s): ${c.hostVeth}, ${d.hostVeth}\nremoved ${pinRoot(n2)}\n`);
-    expect(await matrix()).toMatchObject({ 'b->c': true });
-    expect(existsSync(pinRoot(n2))).toBe(false);
+    expect(out).toBe(`detached from 0 interface(s)\n${pinRoot(n2)} was not there\n`);
   });
 });

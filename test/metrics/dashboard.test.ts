@@ -63,7 +63,7 @@ describe('Grafana dashboard', () => {
             problems.push(`${p.title}: ${n} is not exported`);
             continue;
           }
-          const allowed = new Set([...m.labels, 'instance', 'job', ...(m.type === 'histogram' ? ['le'] : [])]);
+          const allowed = new Set([...m.labels, 'instance', 'job', 'node', ...(m.type === 'histogram' ? ['le'] : [])]);
           for (const l of [...groups, ...selectors])
             if (!allowed.has(l)) problems.push(`${p.title}: ${n} has no label ${l}`);
         }

@@ -12,6 +12,8 @@ interface RunFlags {
   config?: string;
   kubeconfig?: string;
   nodeName?: string;
+  podName?: string;
+  podNamespace?: string;
   pinRoot?: string;
   runDir?: string;
   hostAccess?: string;
@@ -41,6 +43,8 @@ async function run(flags: RunFlags): Promise<void> {
   const file = flags.config ? readConfigFile(flags.config) : {};
   const cfg = resolveConfig(file, {
     nodeName: flags.nodeName ?? process.env.NODE_NAME,
+    podName: flags.podName ?? process.env.POD_NAME,
+    podNamespace: flags.podNamespace ?? process.env.POD_NAMESPACE,
     kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG,
     pinRoot: flags.pinRoot,
     runDir: flags.runDir,
@@ -62,12 +66,37 @@ async function run(flags: RunFlags): Promise<void> {
   const { NodeAgent } = await import('../../node/agent.js');
   const agent = await NodeAgent.start({ config: cfg, kubeConfig, log });
   log.info(`health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz, /statusz)`);
+  // Follows this agent's DaemonSet, so that an uninstall is recognised even when, at SIGTERM, the API
+  // no longer answers this agent (its RBAC and ServiceAccount are deleted with the release).
+  const { decideOnStop, OwnerWatch } = await import('../../node/uninstall.js');
+  const owner = new OwnerWatch({ kubeConfig, podName: cfg.podName, podNamespace: cfg.podNamespace }, (l) =>
+    log.debug(l),
+  );
+  owner.start();
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info(`${signal}: stopping; programs and maps stay pinned and keep enforcing`);
-    agent.stop().then(
+    // Only a SIGTERM of an uninstall (the agent's DaemonSet gone or being deleted) removes weir from
+    // the node; any other stop leaves programs attached and maps pinned.
+    const decision =
+      signal === 'SIGTERM'
+        ? await decideOnStop({ kubeConfig, podName: cfg.podName, podNamespace: cfg.podNamespace, watch: owner })
+        : { cleanup: false, reason: 'not a SIGTERM' };
+    owner.stop();
+    if (decision.cleanup) log.info(`${signal}: ${decision.reason} (uninstall): detaching and unpinning`);
+    else log.info(`${signal}: stopping; programs and maps stay pinned and keep enforcing: ${decision.reason}`);
+    await agent.stop();
+    if (decision.cleanup) {
+      const { cleanupNode } = await import('../../node/cleanup.js');
+      const r = cleanupNode(cfg.pinRoot);
+      log.info(
+        `uninstall: detached from ${r.detached.length} interface(s)${r.detached.length ? ` (${r.detached.join(', ')})` : ''}, ${r.removedPins ? `removed ${cfg.pinRoot}` : `${cfg.pinRoot} was not there`}`,
+      );
+    }
+  };
+  const onSignal = (signal: string): void => {
+    stop(signal).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error(`stopping failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -75,8 +104,67 @@ async function run(flags: RunFlags): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+interface CheckFlags {
+  host: string[];
+  service?: string;
+  healthPort: string;
+  metricsPort: string;
+}
+
+/** One agent: ready on /readyz and, with a metrics port, serving weir's metrics. Returns problems. */
+async function checkAgent(host: string, healthPort: number, metricsPort: number): Promise<string[]> {
+  const at = host.includes(':') ? `[${host}]` : host;
+  const problems: string[] = [];
+  try {
+    const res = await fetch(`http://${at}:${healthPort}/readyz`, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.text()).trim();
+    if (res.status !== 200) problems.push(`${host}: not ready (HTTP ${res.status}: ${body})`);
+  } catch (err) {
+    problems.push(
+      `${host}: no agent answers on port ${healthPort} (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  if (metricsPort > 0) {
+    try {
+      const res = await fetch(`http://${at}:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+      const body = await res.text();
+      if (res.status !== 200 || !/^weir_policy_verdicts_total/m.test(body))
+        problems.push(
+          `${host}: /metrics on port ${metricsPort} serves no weir_policy_verdicts_total (HTTP ${res.status})`,
+        );
+    } catch (err) {
+      problems.push(`${host}: no metrics on port ${metricsPort} (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  return problems;
+}
+
+/** `weir agent check` (what `helm test` runs): exits non-zero unless every agent asked is ready. */
+async function check(flags: CheckFlags): Promise<void> {
+  const hosts = new Set(flags.host);
+  if (flags.service) {
+    const { lookup } = await import('node:dns/promises');
+    try {
+      for (const a of await lookup(flags.service, { all: true })) hosts.add(a.address);
+    } catch (err) {
+      throw new Error(`cannot resolve ${flags.service}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (hosts.size === 0) throw new Error('no agent to check: pass --host or --service');
+  const healthPort = Number(flags.healthPort);
+  const metricsPort = Number(flags.metricsPort);
+  const problems = (await Promise.all([...hosts].map((h) => checkAgent(h, healthPort, metricsPort)))).flat();
+  for (const h of [...hosts].sort())
+    if (!problems.some((p) => p.startsWith(`${h}:`)))
+      process.stdout.write(`${h}: ready${metricsPort > 0 ? ', metrics served' : ''}\n`);
+  if (problems.length) {
+    process.stderr.write(`${problems.join('\n')}\n`);
+    process.exitCode = 1;
+  }
 }
 
 interface StatusFlags {
@@ -127,6 +215,8 @@ export function register(program: Command): void {
     .option('--config <file>', "YAML settings (the chart's ConfigMap); flags win over it")
     .option('--kubeconfig <file>', 'kubeconfig to use instead of the in-cluster configuration (env KUBECONFIG)')
     .option('--node-name <name>', "this node's name (env NODE_NAME, from the downward API)")
+    .option('--pod-name <name>', "the agent's own pod, whose DaemonSet decides uninstall on SIGTERM (env POD_NAME)")
+    .option('--pod-namespace <ns>', "the agent's own pod's namespace (env POD_NAMESPACE)")
     .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (default /sys/fs/bpf/weir)')
     .option('--run-dir <dir>', 'directory of the flow socket (default /run/weir)')
     .option('--host-access <bool>', 'let the node reach its pods (default true)')
@@ -152,6 +242,19 @@ export function register(program: Command): void {
           `${r.removedPins ? `removed ${flags.pinRoot}` : `${flags.pinRoot} was not there`}\n`,
       );
     });
+  agent
+    .command('check')
+    .description('exit non-zero unless the agents asked are ready (and serve metrics): what `helm test` runs')
+    .option(
+      '--host <addr>',
+      'an agent to check (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option('--service <name>', 'also check every address this name resolves to (the headless metrics Service)')
+    .option('--health-port <port>', 'agent health port', '9879')
+    .option('--metrics-port <port>', 'metrics port to check as well, 0 to skip', '0')
+    .action((flags: CheckFlags) => check(flags));
   agent
     .command('status')
     .description('show what the agent on this node reports: readiness, watches, endpoints, policy problems')

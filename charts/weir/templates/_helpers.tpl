@@ -45,6 +45,12 @@ app.kubernetes.io/component: agent
 {{- end -}}
 {{- end -}}
 
+{{/* repository@digest when a digest is given, else repository:tag (tag defaults to appVersion). */}}
 {{- define "weir.image" -}}
-{{- printf "%s:%s" (required "image.repository is required" .Values.image.repository) (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $repository := required "image.repository is required" .Values.image.repository -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
