@@ -91,6 +91,21 @@ export class Agent {
     this.log = opts.log ?? (() => undefined);
   }
 
+  /**
+   * Puts objects into the store and the compiler without touching the enforcement: for an agent
+   * that adopts what a previous one pinned, so that `start()` reconciles the maps once, with
+   * every object, instead of first with none.
+   */
+  preload(objects: KubeObject[]): void {
+    const changes: StoreChange[] = [];
+    for (const o of objects) {
+      const c = this.store.upsert(o);
+      if (c) changes.push(c);
+    }
+    if (this.compiler.applyAll) this.compiler.applyAll(changes);
+    else for (const c of changes) this.compiler.apply(c);
+  }
+
   /** Realizes the compiler's full state: start-up, or adoption of what a previous agent pinned. */
   async start(): Promise<void> {
     await this.serialize(async () => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: a three-tier app in a local lab, before and after its NetworkPolicies, enforced
-# by weir's eBPF datapath; the flows it dropped and the verdict counters; then teardown.
+# by weir's eBPF datapath; the flows it dropped, an agent restart, the verdict counters; then teardown.
 # Needs root (network namespaces, BPF). `make demo` builds first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +36,13 @@ weir policy explain --from outside/client --to shop/db --port 5432 -f examples/t
 step "Flows the datapath dropped (weir observe)"
 weir observe --verdict DROPPED --last 6 --color never || echo "(no flow API: see ${WEIR_LAB_RUN_DIR:-/run/weir/lab}/agent.log)"
 
-step "Verdict counters on /metrics"
+step "Restart safety: kill the lab agent; a new one adopts the pinned programs and maps"
+weir lab restart-agent
+weir lab probe --port serve
+
+step "Verdict counters on /metrics (series still at 0 left out)"
 metrics_url=$(weir lab status | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).metricsUrl??""))')
 if [ -n "$metrics_url" ]; then
   echo "$metrics_url"
-  node -e 'fetch(process.argv[1]).then(r=>r.text()).then(t=>console.log(t.split("\n").filter(l=>/^weir_(policy_verdicts|drops)_total/.test(l)).join("\n")))' "$metrics_url"
+  node -e 'fetch(process.argv[1]).then(r=>r.text()).then(t=>console.log(t.split("\n").filter(l=>/^weir_(policy_verdicts|drops)_total/.test(l)&&!/ 0$/.test(l)).join("\n")))' "$metrics_url"
 fi

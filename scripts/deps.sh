@@ -30,6 +30,7 @@ need g++ has g++
 need libc6-dev file "$arch_inc/asm/types.h"
 need python3 file /usr/bin/python3
 need python3-prometheus-client py prometheus_client
+need prometheus has promtool
 need python3-scapy py scapy
 need clang-format has clang-format
 need prometheus has prometheus

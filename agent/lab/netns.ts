@@ -2,9 +2,10 @@
  * The plumbing of one lab pod: a network namespace, a veth whose host side carries the
  * datapath, addresses from the pod range, and routes (a host route per pod, a default route in
  * the pod through the node, and a blackhole for the whole range so no lab packet leaves the node).
+ * Nothing here searches by name: the runtime records what it makes and removes only that.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { IFNAME_MAX, LAB_GATEWAY4, LAB_GATEWAY6, type LabConfig } from './config.js';
 import { ipBatch, run } from './exec.js';
 
@@ -39,35 +40,17 @@ export function hostVethName(prefix: string, namespace: string, pod: string): st
   return `${prefix}${hex(`${namespace}/${pod}`).slice(0, room)}`;
 }
 
-const FORWARDING_SWITCHES = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'];
-
-/**
- * Forwarding must be on for pods to reach each other through the node. The switches this call
- * turned on are listed in `marker` so that `restoreForwarding` turns them off again on `lab down`.
- */
-export function enableForwarding(marker: string): void {
-  const changed = FORWARDING_SWITCHES.filter((path) => readFileSync(path, 'utf8').trim() !== '1');
-  for (const path of changed) writeFileSync(path, '1');
-  if (changed.length > 0) writeFileSync(marker, `${changed.join('\n')}\n`);
-}
-
-/** Turns off the forwarding switches a lab turned on (listed in `marker`), and forgets them. */
-export function restoreForwarding(marker: string): void {
-  if (!existsSync(marker)) return;
-  const paths = readFileSync(marker, 'utf8')
-    .split('\n')
-    .filter((p) => FORWARDING_SWITCHES.includes(p));
-  for (const path of paths) writeFileSync(path, '0');
-  rmSync(marker, { force: true });
-}
-
 /** Blackhole routes for the pod ranges: a lab packet for an unknown pod address dies on the node. */
 export async function addRangeBlackholes(c: LabConfig): Promise<void> {
   await ipBatch([`route replace blackhole ${c.cidr4}`, `route replace blackhole ${c.cidr6}`]);
 }
 
-export async function removeRangeBlackholes(c: LabConfig): Promise<void> {
-  await ipBatch([`route del blackhole ${c.cidr4}`, `route del blackhole ${c.cidr6}`], { force: true });
+/** Removes the blackhole routes of these prefixes (those the lab recorded); missing ones are fine. */
+export async function removeBlackholes(prefixes: string[]): Promise<void> {
+  await ipBatch(
+    prefixes.map((p) => `route del blackhole ${p}`),
+    { force: true },
+  );
 }
 
 export async function createPodNet(
@@ -111,22 +94,13 @@ export async function destroyPodNet(p: Pick<PodNet, 'netns' | 'hostVeth'>): Prom
   await ipBatch([`link del ${p.hostVeth}`, `netns del ${p.netns}`], { force: true });
 }
 
-/** Every network namespace and link whose name starts with the prefix: what a crashed lab left. */
-export async function findLeftovers(prefix: string): Promise<{ netns: string[]; links: string[] }> {
-  let netns: string[] = [];
-  try {
-    netns = readdirSync('/var/run/netns').filter((n) => n.startsWith(prefix));
-  } catch {
-    netns = [];
-  }
-  const links = readdirSync('/sys/class/net').filter((n) => n.startsWith(prefix));
-  return { netns, links };
+/** True when a network namespace or link of this name exists (made by anyone). */
+export function netnsExists(name: string): boolean {
+  return existsSync(`/var/run/netns/${name}`);
 }
 
-export async function removeLeftovers(prefix: string): Promise<number> {
-  const { netns, links } = await findLeftovers(prefix);
-  await ipBatch([...links.map((l) => `link del ${l}`), ...netns.map((n) => `netns del ${n}`)], { force: true });
-  return netns.length + links.length;
+export function linkNameTaken(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}`);
 }
 
 /** Is the interface still there? */

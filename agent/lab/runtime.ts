@@ -1,7 +1,8 @@
 /**
  * The lab's pods as real network namespaces: create, relabel, remove, tear everything down.
- * Its state lives in `<runDir>/state.json` so that `weir lab down` and the next `up` can clean
- * what a crashed run left.
+ * Its state lives in `<runDir>/state.json`: every namespace, veth, route and pin root is recorded
+ * there before it is made, so that `weir lab down` and the next `up` remove exactly what this lab
+ * made (a crashed run included) and nothing else, whatever its name.
  */
 import {
   closeSync,
@@ -21,14 +22,15 @@ import {
   addRangeBlackholes,
   createPodNet,
   destroyPodNet,
-  enableForwarding,
-  restoreForwarding,
   hostVethName,
+  linkNameTaken,
+  netnsExists,
   netnsName,
-  removeLeftovers,
-  removeRangeBlackholes,
+  removeBlackholes,
   type PodNet,
 } from './netns.js';
+import { acquireSysctls, releaseSysctls } from './sysctl.js';
+import type { KubeObject } from '../store/index.js';
 import { spawnInNetns } from './exec.js';
 import { waitForPodAgent } from './pod-client.js';
 import { formatPorts } from './pod-agent.js';
@@ -51,16 +53,32 @@ export interface LabPod extends LabPodSpec, PodNet {
   socket: string;
 }
 
-export interface LabState {
-  config: LabConfig;
-  pods: LabPod[];
-  /** The agent daemon serving this lab, when running. */
-  daemon?: { pid: number; socket: string };
+/** How the lab agent was started, so that `weir lab restart-agent` starts the next one alike. */
+export interface LabDaemonOptions {
+  enforce: boolean;
+  /** Asked for with --metrics-port (or WEIR_LAB_METRICS_PORT); absent: 9962, or a free port. */
+  metricsPort?: number;
+  podMetrics?: boolean;
+  podMetricsMaxPods?: number;
 }
 
-/** Lists the forwarding switches the lab turned on, to turn them off again on `down`. */
-function forwardingMarker(c: LabConfig): string {
-  return join(c.runDir, 'forwarding');
+export interface LabState {
+  config: LabConfig;
+  /** Each pod's namespace and veth are recorded here before they are made. */
+  pods: LabPod[];
+  /** The agent daemon serving this lab, when running. */
+  daemon?: { pid: number; socket: string; options?: LabDaemonOptions };
+  /** Blackhole routes (the pod ranges), recorded before they are added. */
+  routes?: string[];
+  /** The pin root, recorded before anything is pinned there. */
+  pins?: string;
+  /** This lab holds the node's forwarding switches (agent/lab/sysctl.ts). */
+  sysctls?: boolean;
+  /**
+   * The cluster objects the agent is to enforce, written before each change reaches the
+   * datapath: a restarted agent adopts the pins with these, never with less than was asked.
+   */
+  objects?: KubeObject[];
 }
 
 export function statePath(c: LabConfig): string {
@@ -122,7 +140,11 @@ export class LabRuntime {
   private readonly pods = new Map<string, LabPod>();
   private readonly range4;
   private readonly range6;
-  daemon?: { pid: number; socket: string };
+  daemon?: LabState['daemon'];
+  private routes: string[] = [];
+  private pins?: string;
+  private sysctls = false;
+  objects: KubeObject[] = [];
 
   constructor(readonly config: LabConfig) {
     this.range4 = parseCidr(config.cidr4, 4);
@@ -136,9 +158,50 @@ export class LabRuntime {
   /** Cleans what an earlier run left, then prepares the node (forwarding, blackhole routes). */
   async prepare(): Promise<void> {
     await teardownLab(this.config, { keepRunDir: true });
+    if (existsSync(this.config.pinRoot))
+      throw new Error(
+        `pin root ${this.config.pinRoot} exists and was not made by this lab (another lab or a weir agent may use it): choose another --pin-root, or remove it if nothing uses it`,
+      );
     mkdirSync(this.podDir, { recursive: true });
-    enableForwarding(forwardingMarker(this.config));
+    // Recorded first: a crash after any of the steps below leaves a state that undoes it.
+    this.routes = [this.config.cidr4, this.config.cidr6];
+    this.pins = this.config.pinRoot;
+    this.sysctls = true;
+    this.save();
+    acquireSysctls(this.config.runDir);
     await addRangeBlackholes(this.config);
+  }
+
+  /**
+   * Takes over a running lab from its state (a new agent after `restart-agent` or a crash):
+   * pods whose namespace and veth are still there are kept, their pod agents started again if
+   * they died; pods whose plumbing is gone are forgotten.
+   */
+  async adopt(state: LabState, log: (line: string) => void = () => undefined): Promise<void> {
+    mkdirSync(this.podDir, { recursive: true });
+    this.routes = state.routes ?? [];
+    if (state.pins !== undefined) this.pins = state.pins;
+    this.sysctls = state.sysctls ?? false;
+    this.objects = state.objects ?? [];
+    const gone = new Set<string>();
+    for (const p of state.pods) {
+      if (!netnsExists(p.netns) || !linkNameTaken(p.hostVeth)) {
+        // Half made (the previous agent died while creating it) or half removed: finish removing it.
+        gone.add(podKey(p));
+        if (p.pid) await stopProcess(p.pid, this.config.runDir);
+        await destroyPodNet(p);
+        log(`pod ${podKey(p)}: its network namespace or veth was gone; removed the rest`);
+        continue;
+      }
+      const ifindex = Number(readFileSync(`/sys/class/net/${p.hostVeth}/ifindex`, 'utf8').trim());
+      const pod: LabPod = { ...p, ifindex };
+      this.pods.set(podKey(p), pod);
+      if (!pod.pid || !ours(pod.pid, this.config.runDir)) {
+        log(`pod ${podKey(p)}: its pod agent is not running; starting it again`);
+        await this.startAgent(pod);
+      }
+    }
+    this.objects = this.objects.filter((o) => o.kind !== 'Pod' || !gone.has(podKey(o)));
     this.save();
   }
 
@@ -161,6 +224,12 @@ export class LabRuntime {
   async addPod(spec: LabPodSpec): Promise<LabPod> {
     const key = podKey(spec);
     if (this.pods.has(key)) throw new Error(`pod ${key} already exists in the lab`);
+    const netns = netnsName(this.config.prefix, spec.namespace, spec.name);
+    const hostVeth = hostVethName(this.config.prefix, spec.namespace, spec.name);
+    if (netnsExists(netns) || linkNameTaken(hostVeth))
+      throw new Error(
+        `pod ${key}: network namespace ${netns} or interface ${hostVeth} already exists and was not made by this lab; remove it or choose another --prefix`,
+      );
     const index = this.freeIndex();
     const ip4 = podAddress(this.range4, index);
     const ip6 = podAddress(this.range6, index);
@@ -170,14 +239,16 @@ export class LabRuntime {
       index,
       pid: 0,
       socket: '',
-      netns: netnsName(this.config.prefix, spec.namespace, spec.name),
-      hostVeth: hostVethName(this.config.prefix, spec.namespace, spec.name),
+      netns,
+      hostVeth,
       ifindex: 0,
       ip4,
       ip6,
     };
     this.pods.set(key, placeholder);
     try {
+      // Recorded before it is made, so that `down` removes it even if this process dies now.
+      this.save();
       const net = await createPodNet(this.config, spec.namespace, spec.name, ip4, ip6);
       const pod: LabPod = { ...placeholder, ...net };
       this.pods.set(key, pod);
@@ -239,7 +310,15 @@ export class LabRuntime {
 
   save(): void {
     mkdirSync(this.config.runDir, { recursive: true });
-    const state: LabState = { config: this.config, pods: this.list(), ...(this.daemon ? { daemon: this.daemon } : {}) };
+    const state: LabState = {
+      config: this.config,
+      pods: this.list(),
+      ...(this.daemon ? { daemon: this.daemon } : {}),
+      routes: this.routes,
+      ...(this.pins !== undefined ? { pins: this.pins } : {}),
+      sysctls: this.sysctls,
+      objects: this.objects,
+    };
     const tmp = `${statePath(this.config)}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
     renameSync(tmp, statePath(this.config));
@@ -269,14 +348,19 @@ function processesMentioning(marker: string): number[] {
 
 export interface TeardownReport {
   processes: number;
+  /** Network namespaces and links removed. */
   interfaces: number;
   pins: boolean;
+  /** Node switches put back as they were (only by the last lab down). */
+  sysctlsRestored: string[];
 }
 
 /**
- * Removes everything a lab with this config made: its daemon and pod processes (by the pids it
- * recorded), every namespace and veth with its prefix, its blackhole routes, its pins and its run
- * directory. Idempotent: safe to run when nothing is left.
+ * Removes what the lab with this config recorded in its state: its daemon and pod processes (by
+ * the pids it recorded, or any naming its run dir), each pod's namespace and veth, its blackhole
+ * routes, its pin root and its run directory; and hands back the node's forwarding switches (the
+ * last lab puts back their old values). Nothing is found by name: a namespace or link that only
+ * shares the prefix is left alone. Idempotent: safe to run when nothing is left.
  */
 export async function teardownLab(c: LabConfig, opts: { keepRunDir?: boolean } = {}): Promise<TeardownReport> {
   const state = readState(c);
@@ -289,16 +373,25 @@ export async function teardownLab(c: LabConfig, opts: { keepRunDir?: boolean } =
     (p) => p !== process.pid,
   );
   const stopped = (await Promise.all(pids.map((pid) => stopProcess(pid, c.runDir)))).filter(Boolean).length;
-  const interfaces = await removeLeftovers(c.prefix);
-  await removeRangeBlackholes(c);
-  restoreForwarding(forwardingMarker(c));
-  const pins = existsSync(c.pinRoot);
-  rmSync(c.pinRoot, { recursive: true, force: true });
+  const pods = state?.pods ?? [];
+  const interfaces =
+    pods.filter((p) => netnsExists(p.netns)).length + pods.filter((p) => linkNameTaken(p.hostVeth)).length;
+  await Promise.all(pods.map((p) => destroyPodNet(p)));
+  let pins = false;
+  if (state) {
+    const routes = state.routes ?? [state.config.cidr4, state.config.cidr6];
+    await removeBlackholes(routes);
+    // A state written before pins were recorded names its pin root in its config.
+    const pinRoot = state.pins ?? state.config.pinRoot;
+    pins = existsSync(pinRoot);
+    rmSync(pinRoot, { recursive: true, force: true });
+  }
+  const sysctlsRestored = releaseSysctls(c.runDir);
   if (opts.keepRunDir) {
     rmSync(statePath(c), { force: true });
     rmSync(join(c.runDir, 'pods'), { recursive: true, force: true });
   } else {
     rmSync(c.runDir, { recursive: true, force: true });
   }
-  return { processes: stopped, interfaces, pins };
+  return { processes: stopped, interfaces, pins, sysctlsRestored };
 }

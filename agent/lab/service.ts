@@ -13,10 +13,11 @@ import { serveControl } from '../control/server.js';
 import { LabSource } from '../sources/lab.js';
 import type { LabConfig } from './config.js';
 import { createLabEnforcement } from './enforcement.js';
-import { LabRuntime } from './runtime.js';
+import { LabRuntime, readState, type LabDaemonOptions } from './runtime.js';
+import { DEFAULT_MAX_PODS } from '../metrics/metrics.js';
 import { identityViews, podViews, policyViews } from './views.js';
 import { startLabObservability } from './observe.js';
-import type { Observability } from '../observability.js';
+import type { LabObservability } from './observe.js';
 
 export function controlSocketPath(c: LabConfig): string {
   return join(c.runDir, 'agent.sock');
@@ -37,6 +38,10 @@ export interface LabStatus {
   /** Where `weir observe` reads flows. */
   flowApi: string[];
   metricsUrl?: string;
+  /** The default metrics port, when another listener had it and the agent chose another. */
+  metricsPortTaken?: number;
+  /** Whether this agent adopted a running lab (restart) instead of preparing a new one. */
+  adopted: boolean;
 }
 
 export interface LabService {
@@ -44,7 +49,7 @@ export interface LabService {
   source: LabSource;
   runtime: LabRuntime;
   enforcement: Enforcement;
-  observability: Observability;
+  observability: LabObservability;
   server: Server;
   stop(): Promise<void>;
 }
@@ -55,20 +60,36 @@ function objectsOf(body: unknown): KubeObject[] {
   return objs as KubeObject[];
 }
 
-export async function startLabService(
-  config: LabConfig,
-  opts: { enforce: boolean; log: (line: string) => void },
-): Promise<LabService> {
+export interface LabServiceOptions extends LabDaemonOptions {
+  log: (line: string) => void;
+  /**
+   * Take over the running lab recorded in the run dir (pods, objects, pins) instead of cleaning
+   * it: the pinned datapath keeps enforcing until this agent has reconciled it with every object.
+   */
+  adopt?: boolean;
+}
+
+export async function startLabService(config: LabConfig, opts: LabServiceOptions): Promise<LabService> {
   const runtime = new LabRuntime(config);
-  await runtime.prepare();
+  const previous = opts.adopt ? readState(config) : undefined;
+  if (opts.adopt && !previous)
+    throw new Error(`no lab to adopt: ${config.runDir} holds no state; start one with \`weir lab up\``);
+  if (previous) await runtime.adopt(previous, opts.log);
+  else await runtime.prepare();
   const enforcement = await createLabEnforcement(
     { config, ifindexOf: (key) => runtime.get(key)?.ifindex, log: opts.log },
     opts.enforce,
   );
   const compiler = new PolicyEngine({ nodeName: config.nodeName, clusterPodCIDRs: [config.cidr4, config.cidr6] });
   const agent = new Agent({ nodeName: config.nodeName, compiler, enforcement, log: opts.log });
+  // Adopting: every recorded object first, then one reconcile of the pinned maps with all of them.
+  if (previous) agent.preload(runtime.objects);
   await agent.start();
-  const observability = await startLabObservability(config, agent, compiler, runtime, opts.log);
+  if (previous) opts.log(`adopted the lab: ${runtime.list().length} pods, ${runtime.objects.length} objects`);
+  const observability = await startLabObservability(config, agent, compiler, runtime, opts.log, {
+    ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}),
+    ...(opts.podMetrics ? { podMetrics: { enabled: true, maxPods: opts.podMetricsMaxPods ?? DEFAULT_MAX_PODS } } : {}),
+  });
   const source = new LabSource(runtime, agent, (keys) => {
     const wanted = new Set(keys);
     return [...compiler.errors(), ...compiler.warnings()].filter((p) => wanted.has(p.policy)).map(formatProblem);
@@ -87,6 +108,8 @@ export async function startLabService(
     runDir: config.runDir,
     flowApi: observability.flowApi,
     ...(observability.metricsUrl ? { metricsUrl: observability.metricsUrl } : {}),
+    ...(observability.metricsPortTaken !== undefined ? { metricsPortTaken: observability.metricsPortTaken } : {}),
+    adopted: previous !== undefined,
   });
   const server = await serveControl(controlSocketPath(config), [
     { method: 'GET', path: '/status', handler: async () => status() },
@@ -105,7 +128,13 @@ export async function startLabService(
       },
     },
   ]);
-  runtime.daemon = { pid: process.pid, socket: controlSocketPath(config) };
+  const options: LabDaemonOptions = {
+    enforce: opts.enforce,
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    ...(opts.podMetrics !== undefined ? { podMetrics: opts.podMetrics } : {}),
+    ...(opts.podMetricsMaxPods !== undefined ? { podMetricsMaxPods: opts.podMetricsMaxPods } : {}),
+  };
+  runtime.daemon = { pid: process.pid, socket: controlSocketPath(config), options };
   runtime.save();
   const service: LabService = {
     agent,

@@ -1,22 +1,56 @@
 /**
  * weir's Prometheus metrics. Kernel counters, map fill, endpoint and identity counts
  * are read when Prometheus scrapes; durations and Kubernetes events are recorded as
- * they happen by the parts of the agent that see them.
+ * they happen by the parts of the agent that see them. Label values are lower snake case
+ * (`action="dropped"`, `reason="policy_denied"`), and every series a labelled counter can have
+ * (short of per-pod ones) is exported from start-up, at zero until something happens.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Observer } from '../flows/observer.js';
-import { directionName, dropReasonLabel, isPolicyDecision, matchName } from '../flows/names.js';
+import {
+  DROP_REASONS,
+  MATCH_NAMES,
+  directionName,
+  dropReasonLabel,
+  isPolicyDecision,
+  matchName,
+} from '../flows/names.js';
 import { TrafficDirection, Verdict } from '../flows/types.js';
+import { buildInfo, type BuildInfo } from './build-info.js';
 import type { ControlPlaneStats, DatapathStats } from './sources.js';
 
 const VERDICT_FORWARDED = 0;
 const DROP_POLICY_DENIED = 1;
 const DROP_POLICY_REVOKED = 2;
+const DIRECTIONS = ['ingress', 'egress'] as const;
+
+/** A label value as the metrics spell it: "POLICY_DENIED" -> "policy_denied", "l3-l4" -> "l3_l4". */
+export function labelValue(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
+}
+
+/** `match` values of policy decisions on new connections (what weir_policy_verdicts_total counts). */
+export const VERDICT_MATCHES: readonly string[] = MATCH_NAMES.map((name, code) => ({ name, code }))
+  .filter((m) => m.code !== 0 && isPolicyDecision(m.code))
+  .map((m) => labelValue(m.name));
+
+/** `reason` values of weir_drops_total. */
+export const DROP_REASON_LABELS: readonly string[] = DROP_REASONS.map((d) => labelValue(d.name));
+
+/** Kinds and actions of weir_kubernetes_events_total. */
+export const EVENT_RESOURCES = ['namespace', 'pod', 'networkpolicy', 'node'] as const;
+export const EVENT_ACTIONS = ['added', 'modified', 'deleted'] as const;
 
 export interface PodMetricsOptions {
-  /** Per-pod flow counters (labels namespace and pod). Off by default. */
+  /**
+   * Per-pod flow counters (labels source_namespace, source_pod, destination_namespace,
+   * destination_pod, direction, verdict). Off by default.
+   */
   enabled: boolean;
-  /** Most pods with their own series; flows of further pods count under pod="other". */
+  /** Most pods named in series; further pods count as pod "other" (namespace ""). */
   maxPods: number;
 }
 
@@ -25,9 +59,24 @@ export interface WeirMetricsOptions {
   controlPlane?: ControlPlaneStats;
   observer?: Observer;
   podMetrics?: PodMetricsOptions;
+  /** process_* and nodejs_* metrics (prom-client's default collectors); default on. */
+  defaultMetrics?: boolean;
+  /** What weir_build_info reports; default: this build. */
+  build?: BuildInfo;
 }
 
 export const DEFAULT_MAX_PODS = 100;
+
+/** Labels of weir_pod_flows_total: not `namespace`/`pod`, which Prometheus adds for the scraped target. */
+export const POD_FLOW_LABELS = [
+  'source_namespace',
+  'source_pod',
+  'destination_namespace',
+  'destination_pod',
+  'direction',
+  'verdict',
+] as const;
+type PodFlowLabel = (typeof POD_FLOW_LABELS)[number];
 
 /**
  * One scrape reads the counters map once, not once per metric family: `text()` starts a
@@ -59,7 +108,7 @@ export class WeirMetrics {
   private readonly compileDuration: Histogram<string>;
   private readonly realizationLatency: Histogram<string>;
   private readonly k8sEvents: Counter<'resource' | 'action'>;
-  private readonly podCounts = new Map<string, { ns: string; pod: string; dir: string; verdict: string; n: number }>();
+  private readonly podCounts = new Map<string, { labels: Record<PodFlowLabel, string>; n: number }>();
   private readonly podKeys = new Set<string>();
   private unsubscribe?: () => void;
   private readonly datapath?: { fresh(): void };
@@ -71,6 +120,15 @@ export class WeirMetrics {
     const observer = o.observer;
     const cp = o.controlPlane;
 
+    if (o.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    const build = o.build ?? buildInfo();
+    new Gauge({
+      name: 'weir_build_info',
+      help: 'Always 1: the weir version, the git commit it was built from ("unknown" when not known) and the Node.js version',
+      labelNames: ['version', 'git_commit', 'node_version'],
+      registers,
+    }).set({ version: build.version, git_commit: build.gitCommit, node_version: build.nodeVersion }, 1);
+
     new Counter({
       name: 'weir_policy_verdicts_total',
       help: 'Policy decisions on new connections, in packets, by direction, how the verdict was reached, and action',
@@ -78,11 +136,16 @@ export class WeirMetrics {
       registers,
       collect() {
         this.reset();
+        for (const direction of DIRECTIONS) {
+          for (const match of VERDICT_MATCHES) this.inc({ direction, match, action: 'forwarded' }, 0);
+          this.inc({ direction, match: 'none', action: 'dropped' }, 0);
+          this.inc({ direction, match: 'revoked', action: 'dropped' }, 0);
+        }
         for (const c of datapath?.readCounters() ?? []) {
           const direction = directionName(c.direction);
           if (c.verdict === VERDICT_FORWARDED) {
             if (isPolicyDecision(c.reason))
-              this.inc({ direction, match: matchName(c.reason), action: 'forwarded' }, Number(c.packets));
+              this.inc({ direction, match: labelValue(matchName(c.reason)), action: 'forwarded' }, Number(c.packets));
           } else if (c.reason === DROP_POLICY_DENIED) {
             this.inc({ direction, match: 'none', action: 'dropped' }, Number(c.packets));
           } else if (c.reason === DROP_POLICY_REVOKED) {
@@ -98,9 +161,13 @@ export class WeirMetrics {
       registers,
       collect() {
         this.reset();
+        for (const direction of DIRECTIONS) for (const reason of DROP_REASON_LABELS) this.inc({ reason, direction }, 0);
         for (const c of datapath?.readCounters() ?? []) {
           if (c.verdict !== VERDICT_FORWARDED)
-            this.inc({ reason: dropReasonLabel(c.reason), direction: directionName(c.direction) }, Number(c.packets));
+            this.inc(
+              { reason: labelValue(dropReasonLabel(c.reason)), direction: directionName(c.direction) },
+              Number(c.packets),
+            );
         }
       },
     });
@@ -111,9 +178,13 @@ export class WeirMetrics {
       registers,
       collect() {
         this.reset();
+        for (const direction of DIRECTIONS) for (const reason of DROP_REASON_LABELS) this.inc({ reason, direction }, 0);
         for (const c of datapath?.readCounters() ?? []) {
           if (c.verdict !== VERDICT_FORWARDED)
-            this.inc({ reason: dropReasonLabel(c.reason), direction: directionName(c.direction) }, Number(c.bytes));
+            this.inc(
+              { reason: labelValue(dropReasonLabel(c.reason)), direction: directionName(c.direction) },
+              Number(c.bytes),
+            );
         }
       },
     });
@@ -124,7 +195,7 @@ export class WeirMetrics {
       registers,
       collect() {
         this.reset();
-        for (const dir of ['ingress', 'egress']) this.inc({ direction: dir }, 0);
+        for (const direction of DIRECTIONS) this.inc({ direction }, 0);
         for (const c of datapath?.readCounters() ?? []) {
           if (c.verdict === VERDICT_FORWARDED) this.inc({ direction: directionName(c.direction) }, Number(c.packets));
         }
@@ -137,6 +208,7 @@ export class WeirMetrics {
       registers,
       collect() {
         this.reset();
+        for (const direction of DIRECTIONS) this.inc({ direction }, 0);
         for (const c of datapath?.readCounters() ?? []) {
           if (c.verdict === VERDICT_FORWARDED) this.inc({ direction: directionName(c.direction) }, Number(c.bytes));
         }
@@ -149,10 +221,9 @@ export class WeirMetrics {
       registers,
       collect() {
         this.reset();
-        if (!observer) return;
-        const c = observer.counts;
-        this.inc({ type: 'policy-verdict', verdict: 'FORWARDED' }, c.policyVerdictForwarded);
-        this.inc({ type: 'drop', verdict: 'DROPPED' }, c.dropDropped);
+        const c = observer?.counts;
+        this.inc({ type: 'policy_verdict', verdict: 'forwarded' }, c?.policyVerdictForwarded ?? 0);
+        this.inc({ type: 'drop', verdict: 'dropped' }, c?.dropDropped ?? 0);
       },
     });
     new Counter({
@@ -245,38 +316,48 @@ export class WeirMetrics {
       labelNames: ['resource', 'action'],
       registers,
     });
+    for (const resource of EVENT_RESOURCES)
+      for (const action of EVENT_ACTIONS) this.k8sEvents.inc({ resource, action }, 0);
 
     if (o.podMetrics?.enabled && observer) {
       const maxPods = o.podMetrics.maxPods;
       const counts = this.podCounts;
-      this.unsubscribe = observer.onFlow((f) => {
-        // Count against the local endpoint: the receiver on ingress, the sender on egress.
-        const ep = f.traffic_direction === TrafficDirection.INGRESS ? f.destination : f.source;
-        if (!ep.pod_name) return;
-        let podKey = `${ep.namespace}/${ep.pod_name}`;
-        if (!this.podKeys.has(podKey)) {
-          if (this.podKeys.size >= maxPods) podKey = 'other';
-          else this.podKeys.add(podKey);
+      const named = this.podKeys;
+      // A pod keeps its own series while at most maxPods pods are named; later ones are "other".
+      const side = (ep: { namespace: string; pod_name: string }): [string, string] => {
+        if (!ep.pod_name) return ['', ''];
+        const key = `${ep.namespace}/${ep.pod_name}`;
+        if (!named.has(key)) {
+          if (named.size >= maxPods) return ['', 'other'];
+          named.add(key);
         }
-        const dir = f.traffic_direction === TrafficDirection.INGRESS ? 'ingress' : 'egress';
-        const verdict = f.verdict === Verdict.DROPPED ? 'DROPPED' : 'FORWARDED';
-        const key = `${podKey}|${dir}|${verdict}`;
+        return [ep.namespace, ep.pod_name];
+      };
+      this.unsubscribe = observer.onFlow((f) => {
+        const [sns, spod] = side(f.source);
+        const [dns, dpod] = side(f.destination);
+        if (!spod && !dpod) return;
+        const labels: Record<PodFlowLabel, string> = {
+          source_namespace: sns,
+          source_pod: spod,
+          destination_namespace: dns,
+          destination_pod: dpod,
+          direction: f.traffic_direction === TrafficDirection.INGRESS ? 'ingress' : 'egress',
+          verdict: f.verdict === Verdict.DROPPED ? 'dropped' : 'forwarded',
+        };
+        const key = POD_FLOW_LABELS.map((l) => labels[l]).join('|');
         const e = counts.get(key);
         if (e) e.n++;
-        else {
-          const other = podKey === 'other';
-          counts.set(key, { ns: other ? '' : ep.namespace, pod: other ? 'other' : ep.pod_name, dir, verdict, n: 1 });
-        }
+        else counts.set(key, { labels, n: 1 });
       });
       new Counter({
         name: 'weir_pod_flows_total',
-        help: `Flow events per local pod, by direction and verdict (at most ${maxPods} pods; the rest count as pod="other")`,
-        labelNames: ['namespace', 'pod', 'direction', 'verdict'],
+        help: `Flow events by source and destination pod, direction (seen from the local pod) and verdict (at most ${maxPods} pods named; the rest count as pod "other")`,
+        labelNames: POD_FLOW_LABELS,
         registers,
         collect() {
           this.reset();
-          for (const e of counts.values())
-            this.inc({ namespace: e.ns, pod: e.pod, direction: e.dir, verdict: e.verdict }, e.n);
+          for (const e of counts.values()) this.inc(e.labels, e.n);
         },
       });
     }
@@ -292,9 +373,9 @@ export class WeirMetrics {
     this.realizationLatency.observe(seconds);
   }
 
-  /** Counts one Kubernetes (or lab) event, e.g. ("networkpolicy", "update"). */
+  /** Counts one Kubernetes (or lab) event, e.g. ("NetworkPolicy", "modified"). */
   kubernetesEvent(resource: string, action: string): void {
-    this.k8sEvents.inc({ resource: resource.toLowerCase(), action: action.toLowerCase() });
+    this.k8sEvents.inc({ resource: labelValue(resource), action: labelValue(action) });
   }
 
   /** The exposition text of one scrape. */

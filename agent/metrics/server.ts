@@ -43,13 +43,15 @@ export function startMetricsServer(
     res.end('weir serves /metrics and /healthz\n');
   });
   return new Promise((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          `cannot serve metrics on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use; pick another with --metrics-port' : e.message}`,
-        ),
-      ),
-    );
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      // The system error's code stays on the error, so that a caller can tell "in use" apart.
+      const err: NodeJS.ErrnoException = new Error(
+        `cannot serve metrics on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use; pick another with --metrics-port' : e.message}`,
+        { cause: e },
+      );
+      if (e.code !== undefined) err.code = e.code;
+      reject(err);
+    });
     server.listen(port, host, () => {
       const bound = (server.address() as AddressInfo).port;
       const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;

@@ -32,6 +32,10 @@ export interface AgentConfig {
   logLevel: LogLevel;
   watchTimeoutSeconds: number;
   flowsCapacity: number;
+  /** Per-pod flow metrics (weir_pod_flows_total); off by default: a series per pair of pods. */
+  podMetrics: boolean;
+  /** Most pods named in per-pod metrics; the rest count as pod "other". */
+  podMetricsMaxPods: number;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -48,6 +52,8 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   logLevel: 'info',
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
+  podMetrics: false,
+  podMetricsMaxPods: 100,
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -66,6 +72,8 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   logLevel: 'logLevel',
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
+  podMetrics: 'boolean',
+  podMetricsMaxPods: 'positive',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;

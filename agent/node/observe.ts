@@ -22,5 +22,6 @@ export function startNodeObservability(
     ringCapacity: config.flowsCapacity,
     socketPath: `${config.runDir}/observer.sock`,
     metricsPort: config.metricsPort === 0 ? null : config.metricsPort,
+    podMetrics: { enabled: config.podMetrics, maxPods: config.podMetricsMaxPods },
   });
 }

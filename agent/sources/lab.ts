@@ -108,6 +108,7 @@ export class LabSource {
       if (!existing) progress(`[${done}/${pods.length}] pod ${key} ${lp.ip4} ${lp.ip6} on ${lp.hostVeth}`);
     });
     const upserts = sorted.map((o) => (o.kind === 'Pod' ? (ready.get(objectKey(o)) as Pod) : o));
+    this.recordIntent(upserts, []);
     for (const o of upserts) {
       const before = store.get(o.kind, objectKey(o));
       if (!before) report.created.push(describe(o));
@@ -115,6 +116,7 @@ export class LabSource {
       else report.configured.push(describe(o));
     }
     const r = await this.agent.update(upserts);
+    this.recordIntent([], []);
     const warnings = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
     return { ...report, ...r, realizedMs: round(performance.now() - t0), warnings };
   }
@@ -140,7 +142,9 @@ export class LabSource {
     // Policies go first and namespaces last, so no pod is ever less isolated than before.
     refs.sort((a, b) => deleteOrder[a.kind] - deleteOrder[b.kind]);
     const t0 = performance.now();
+    this.recordIntent([], refs);
     const r = await this.agent.update([], refs);
+    this.recordIntent([], []);
     const podKeys = refs.filter((x) => x.kind === 'Pod').map((x) => x.key);
     await inBatches(podKeys, POD_SETUP_CONCURRENCY, async (key) => {
       await this.runtime.removePod(key);
@@ -156,6 +160,22 @@ export class LabSource {
       deleted: refs.map((x) => `${x.kind.toLowerCase()}/${x.key}`),
       warnings: [],
     };
+  }
+
+  /**
+   * Writes to the lab's state the objects the store holds with these changes made: before a
+   * change reaches the datapath (so an agent restarted meanwhile enforces what was asked, never
+   * less) and after it (the store as it is).
+   */
+  private recordIntent(upserts: KubeObject[], deletes: ObjectRef[]): void {
+    const store = this.agent.store;
+    const all = new Map<string, KubeObject>();
+    for (const kind of ['Namespace', 'Node', 'Pod', 'NetworkPolicy'] as const)
+      for (const o of store.list(kind)) all.set(`${kind}:${objectKey(o)}`, o);
+    for (const o of upserts) all.set(`${o.kind}:${objectKey(o)}`, o);
+    for (const d of deletes) all.delete(`${d.kind}:${d.key}`);
+    this.runtime.objects = [...all.values()];
+    this.runtime.save();
   }
 
   /** The lab's pods with their addresses and interfaces. */

@@ -324,11 +324,15 @@ describe('Helm chart charts/weir', () => {
       watchTimeoutSeconds: 300,
       metricsPort: 9962,
       flowsCapacity: 4095,
+      podMetrics: false,
+      podMetricsMaxPods: 100,
     });
     expect(cfg(custom)).toMatchObject({
       pinRoot: '/sys/fs/bpf/weir-prod',
       hostAccess: false,
       clusterPodCIDRs: ['10.96.0.0/12', 'fd00:10::/56'],
+      podMetrics: true,
+      podMetricsMaxPods: 250,
     });
     const sum = (r: Rendered) => dsSpec(r).template.metadata.annotations!['checksum/config'];
     expect(sum(defaults)).toMatch(/^[0-9a-f]{64}$/);

@@ -170,18 +170,18 @@ describe('flows and metrics in the lab', () => {
     const after = await metrics();
     const delta = (name: string, labels: Record<string, string>) =>
       (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
-    expect(delta('weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(denied);
+    expect(delta('weir_drops_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(denied);
     expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'none', action: 'dropped' })).toBe(
       denied,
     );
-    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(
+    expect(delta('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3_l4', action: 'forwarded' })).toBe(
       allowed,
     );
     // each connection also left its sender (not isolated for egress) as one policy verdict
     expect(
-      delta('weir_policy_verdicts_total', { direction: 'egress', match: 'not-isolated', action: 'forwarded' }),
+      delta('weir_policy_verdicts_total', { direction: 'egress', match: 'not_isolated', action: 'forwarded' }),
     ).toBe(denied + allowed);
-    expect(delta('weir_flows_processed_total', { type: 'drop', verdict: 'DROPPED' })).toBe(denied);
+    expect(delta('weir_flows_processed_total', { type: 'drop', verdict: 'dropped' })).toBe(denied);
   }, 60_000);
 
   it('counts policy changes, times their enforcement and reports what is enforced', async () => {

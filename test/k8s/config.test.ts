@@ -20,6 +20,15 @@ describe('agent configuration', () => {
     });
   });
 
+  it('has per-pod metrics off by default, switched on by the file key or the flag', () => {
+    expect(resolveConfig({}, { nodeName: 'n' })).toMatchObject({ podMetrics: false, podMetricsMaxPods: 100 });
+    const file = parseConfigText('podMetrics: true\npodMetricsMaxPods: 20\n');
+    expect(resolveConfig(file, { nodeName: 'n' })).toMatchObject({ podMetrics: true, podMetricsMaxPods: 20 });
+    expect(resolveConfig(file, { nodeName: 'n', podMetrics: 'false' }).podMetrics).toBe(false);
+    expect(resolveConfig({}, { nodeName: 'n', podMetrics: 'true' }).podMetrics).toBe(true);
+    expect(() => parseConfigText('podMetrics: yes please\n')).toThrow(/podMetrics must be true or false/);
+  });
+
   it('names the setting and what it expects', () => {
     expect(() => parseConfigText('metricsPort: 70000\n', 'cm.yaml')).toThrow(
       'cm.yaml: metricsPort must be a port number (0-65535), got 70000',

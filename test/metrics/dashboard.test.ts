@@ -72,6 +72,15 @@ describe('Grafana dashboard', () => {
     expect(problems).toEqual([]);
   });
 
+  it('selects label values as the agent spells them (lower snake case)', () => {
+    const bad: string[] = [];
+    for (const p of dash.panels)
+      for (const t of p.targets ?? [])
+        for (const m of t.expr.matchAll(/([a-z_]+)\s*(=~|!=|!~|=)\s*"([^"]*)"/g))
+          if (!m[3]!.startsWith('$') && !/^[a-z0-9_|]*$/.test(m[3]!)) bad.push(`${p.title}: ${m[1]}${m[2]}"${m[3]}"`);
+    expect(bad).toEqual([]);
+  });
+
   it('has unique panel ids and panels that do not overlap', () => {
     const ids = dash.panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);

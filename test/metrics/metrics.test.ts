@@ -1,4 +1,7 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { WeirMetrics } from '../../agent/metrics/metrics.js';
+import { DROP_REASONS, MATCH_NAMES } from '../../agent/flows/names.js';
 import { startMetricsServer } from '../../agent/metrics/server.js';
 import type { KernelCounter } from '../../agent/metrics/sources.js';
 import { Observer } from '../../agent/flows/observer.js';
@@ -39,7 +42,7 @@ function kernel() {
 describe('Prometheus metrics', () => {
   it('exposes kernel counters, read at scrape time, as valid text exposition', async () => {
     const k = kernel();
-    k.add(ING, FWD, 1, 5); // l3-l4 allowed new connections
+    k.add(ING, FWD, 1, 5); // l3_l4 allowed new connections
     k.add(ING, FWD, 7, 100); // established packets: not policy verdicts
     k.add(ING, DROP, 1, 3); // policy denied
     k.add(EGR, DROP, 4, 2); // malformed
@@ -55,15 +58,15 @@ describe('Prometheus metrics', () => {
 
     const fams = await parseExposition(await m.text());
     const v = (name: string, labels: Record<string, string> = {}) => sample(fams, name, labels);
-    expect(v('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' })).toBe(5);
+    expect(v('weir_policy_verdicts_total', { direction: 'ingress', match: 'l3_l4', action: 'forwarded' })).toBe(5);
     expect(v('weir_policy_verdicts_total', { direction: 'ingress', match: 'none', action: 'dropped' })).toBe(3);
     expect(v('weir_policy_verdicts_total', { direction: 'egress', match: 'revoked', action: 'dropped' })).toBe(1);
     expect(
       v('weir_policy_verdicts_total', { direction: 'ingress', match: 'established', action: 'forwarded' }),
     ).toBeUndefined();
-    expect(v('weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(3);
-    expect(v('weir_drops_total', { reason: 'INVALID_PACKET_DROPPED', direction: 'egress' })).toBe(2);
-    expect(v('weir_drop_bytes_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(300);
+    expect(v('weir_drops_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(3);
+    expect(v('weir_drops_total', { reason: 'invalid_packet_dropped', direction: 'egress' })).toBe(2);
+    expect(v('weir_drop_bytes_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(300);
     expect(v('weir_forwards_total', { direction: 'ingress' })).toBe(105);
     expect(v('weir_forwards_total', { direction: 'egress' })).toBe(0);
     expect(v('weir_endpoints_enforced', { direction: 'ingress' })).toBe(4);
@@ -75,10 +78,9 @@ describe('Prometheus metrics', () => {
     expect(v('weir_policy_realization_latency_seconds_sum')).toBe(0.05);
     expect(v('weir_kubernetes_events_total', { resource: 'networkpolicy', action: 'update' })).toBe(2);
 
-    // every family is a known type; counters end in _total, durations are in seconds
-    for (const f of fams) {
+    // every weir family is a known type; counters end in _total, durations are in seconds
+    for (const f of fams.filter((x) => x.name.startsWith('weir_'))) {
       expect(['counter', 'gauge', 'histogram']).toContain(f.type);
-      expect(f.name).toMatch(/^weir_/);
       if (f.type === 'counter') expect(f.samples.every((s) => s.name.endsWith('_total'))).toBe(true);
       if (f.type === 'histogram') expect(f.name).toMatch(/_seconds$/);
     }
@@ -87,9 +89,9 @@ describe('Prometheus metrics', () => {
     k.add(ING, DROP, 1, 4);
     k.add(ING, FWD, 1, 2);
     const again = await parseExposition(await m.text());
-    expect(sample(again, 'weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(7);
+    expect(sample(again, 'weir_drops_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(7);
     expect(
-      sample(again, 'weir_policy_verdicts_total', { direction: 'ingress', match: 'l3-l4', action: 'forwarded' }),
+      sample(again, 'weir_policy_verdicts_total', { direction: 'ingress', match: 'l3_l4', action: 'forwarded' }),
     ).toBe(7);
   });
 
@@ -102,7 +104,7 @@ describe('Prometheus metrics', () => {
     k.add(ING, DROP, 1, 1);
     const fams = await parseExposition(await m.text());
     expect(reads).toBe(2);
-    expect(sample(fams, 'weir_drops_total', { reason: 'POLICY_DENIED', direction: 'ingress' })).toBe(1);
+    expect(sample(fams, 'weir_drops_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(1);
   });
 
   it('counts processed flows by type and verdict, and lost events by source', async () => {
@@ -112,34 +114,172 @@ describe('Prometheus metrics', () => {
     observer.ingest([denied(), denied(), allowed(), ev({ verdict: 1, dropReason: 4, match: 0 })]);
     k.setLost(12);
     const fams = await parseExposition(await m.text());
-    expect(sample(fams, 'weir_flows_processed_total', { type: 'policy-verdict', verdict: 'FORWARDED' })).toBe(1);
-    expect(sample(fams, 'weir_flows_processed_total', { type: 'drop', verdict: 'DROPPED' })).toBe(3);
+    expect(sample(fams, 'weir_flows_processed_total', { type: 'policy_verdict', verdict: 'forwarded' })).toBe(1);
+    expect(sample(fams, 'weir_flows_processed_total', { type: 'drop', verdict: 'dropped' })).toBe(3);
     expect(sample(fams, 'weir_lost_events_total', { source: 'datapath_ring_buffer' })).toBe(12);
     expect(sample(fams, 'weir_lost_events_total', { source: 'flow_client_queue' })).toBe(0);
   });
 
-  it('has per-pod series only when switched on, and caps their number', async () => {
+  it('has per-pod series only when switched on, named by source and destination, and caps their number', async () => {
     const observer = new Observer({ context: makeContext() });
     const off = new WeirMetrics({ observer });
     expect(await off.text()).not.toContain('weir_pod_flows_total');
 
-    const on = new WeirMetrics({ observer, podMetrics: { enabled: true, maxPods: 1 } });
-    // ingress flows count against the receiving pod: backend-0, then prober (over the cap)
+    const on = new WeirMetrics({ observer, podMetrics: { enabled: true, maxPods: 2 } });
+    // frontend -> backend-0 twice (denied), then to a third pod, over the cap (as "other")
     observer.ingest([denied(), denied(), ev({ dstAddr: '10.230.0.12', dstIdentity: 258, verdict: 0, match: 1 })]);
     const fams = await parseExposition(await on.text());
+    const pods = fams.find((f) => f.name === 'weir_pod_flows')!;
+    // Prometheus adds namespace and pod for the scraped target: weir's own labels must not collide
+    for (const s of pods.samples) {
+      expect(Object.keys(s.labels).sort()).toEqual([
+        'destination_namespace',
+        'destination_pod',
+        'direction',
+        'source_namespace',
+        'source_pod',
+        'verdict',
+      ]);
+    }
     expect(
       sample(fams, 'weir_pod_flows_total', {
-        namespace: 'shop',
-        pod: 'backend-0',
+        source_namespace: 'shop',
+        source_pod: 'frontend-7d9f',
+        destination_namespace: 'shop',
+        destination_pod: 'backend-0',
         direction: 'ingress',
-        verdict: 'DROPPED',
+        verdict: 'dropped',
       }),
     ).toBe(2);
     expect(
-      sample(fams, 'weir_pod_flows_total', { namespace: '', pod: 'other', direction: 'ingress', verdict: 'FORWARDED' }),
+      sample(fams, 'weir_pod_flows_total', {
+        source_namespace: 'shop',
+        source_pod: 'frontend-7d9f',
+        destination_namespace: '',
+        destination_pod: 'other',
+        direction: 'ingress',
+        verdict: 'forwarded',
+      }),
     ).toBe(1);
-    expect(fams.find((f) => f.name === 'weir_pod_flows')!.samples).toHaveLength(2);
+    expect(pods.samples).toHaveLength(2);
     on.close();
+  });
+
+  it('exports process and Node.js runtime metrics, and weir_build_info', async () => {
+    const m = new WeirMetrics({ build: { version: '1.2.3', gitCommit: 'abc123', nodeVersion: 'v20.0.0' } });
+    const fams = await parseExposition(await m.text());
+    const names = fams.map((f) => f.name);
+    for (const n of [
+      'process_cpu_seconds',
+      'process_resident_memory_bytes',
+      'process_open_fds',
+      'process_start_time_seconds',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_gc_duration_seconds',
+    ])
+      expect(names).toContain(n);
+    expect(sample(fams, 'weir_build_info', { version: '1.2.3', git_commit: 'abc123', node_version: 'v20.0.0' })).toBe(
+      1,
+    );
+    // by default: this package's version, the checkout's commit, the running Node.js
+    const own = await parseExposition(await new WeirMetrics({ defaultMetrics: false }).text());
+    const info = own.find((f) => f.name === 'weir_build_info')!.samples[0]!.labels;
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(info).toEqual({
+      version: pkg.version,
+      git_commit: execFileSync('git', ['rev-parse', 'HEAD']).toString().trim(),
+      node_version: process.version,
+    });
+    expect(own.some((f) => f.name.startsWith('process_'))).toBe(false);
+  });
+
+  it('exports every known series of each labelled counter at zero before anything happened', async () => {
+    const k = kernel();
+    const fams = await parseExposition(await new WeirMetrics({ datapath: k.stats, observer: new Observer() }).text());
+    const zero = (name: string, labels: Record<string, string>) =>
+      expect([`${name} ${JSON.stringify(labels)}`, sample(fams, name, labels)]).toEqual([
+        `${name} ${JSON.stringify(labels)}`,
+        0,
+      ]);
+    for (const direction of ['ingress', 'egress']) {
+      for (const match of ['l3_l4', 'l3_only', 'l4_only', 'all', 'not_isolated', 'host', 'always'])
+        zero('weir_policy_verdicts_total', { direction, match, action: 'forwarded' });
+      zero('weir_policy_verdicts_total', { direction, match: 'none', action: 'dropped' });
+      zero('weir_policy_verdicts_total', { direction, match: 'revoked', action: 'dropped' });
+      for (const reason of [
+        'policy_denied',
+        'policy_revoked',
+        'ct_truncated_or_invalid_header',
+        'invalid_packet_dropped',
+        'first_logical_datagram_fragment_not_found',
+        'unsupported_l3_protocol',
+        'ct_map_insertion_failed',
+      ]) {
+        zero('weir_drops_total', { reason, direction });
+        zero('weir_drop_bytes_total', { reason, direction });
+      }
+      zero('weir_forwards_total', { direction });
+      zero('weir_forward_bytes_total', { direction });
+    }
+    zero('weir_flows_processed_total', { type: 'policy_verdict', verdict: 'forwarded' });
+    zero('weir_flows_processed_total', { type: 'drop', verdict: 'dropped' });
+    zero('weir_lost_events_total', { source: 'datapath_ring_buffer' });
+    zero('weir_lost_events_total', { source: 'flow_client_queue' });
+    for (const resource of ['namespace', 'pod', 'networkpolicy', 'node'])
+      for (const action of ['added', 'modified', 'deleted']) zero('weir_kubernetes_events_total', { resource, action });
+  });
+
+  it('spells every label value of its own metrics in lower snake case', async () => {
+    const k = kernel();
+    for (const { code } of DROP_REASONS) k.add(ING, DROP, code, 1);
+    for (let match = 0; match < MATCH_NAMES.length; match++) k.add(EGR, FWD, match, 1);
+    const observer = new Observer({ context: makeContext() });
+    const m = new WeirMetrics({ datapath: k.stats, observer, podMetrics: { enabled: true, maxPods: 10 } });
+    observer.ingest([denied(), allowed()]);
+    m.kubernetesEvent('NetworkPolicy', 'Modified');
+    const bad: string[] = [];
+    // names of Kubernetes objects are the user's, and stay as written
+    const names = new Set(['source_namespace', 'source_pod', 'destination_namespace', 'destination_pod', 'le']);
+    for (const f of await parseExposition(await m.text())) {
+      if (!f.name.startsWith('weir_') || f.name === 'weir_build_info') continue;
+      for (const s of f.samples)
+        for (const [label, value] of Object.entries(s.labels))
+          if (!names.has(label) && !/^[a-z0-9_]*$/.test(value)) bad.push(`${s.name}{${label}="${value}"}`);
+    }
+    expect(bad).toEqual([]);
+    m.close();
+  });
+
+  it("passes promtool's checks for weir's own metric families", async () => {
+    const k = kernel();
+    k.add(ING, DROP, 1, 3);
+    const observer = new Observer({ context: makeContext() });
+    const m = new WeirMetrics({ datapath: k.stats, observer, podMetrics: { enabled: true, maxPods: 10 } });
+    observer.ingest([denied(), allowed()]);
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: await m.text() });
+    m.close();
+    expect(r.error).toBeUndefined();
+    const problems = `${r.stdout.toString()}${r.stderr.toString()}`.split('\n').filter((l) => l.trim() !== '');
+    // prom-client's own nodejs_active_*_total gauges draw a naming lint; weir's families draw none
+    expect(problems.filter((l) => !/^nodejs_active_\w+_total non-counter metrics/.test(l))).toEqual([]);
+  });
+
+  it('refuses a port in use with an error that keeps the system code (what the lab falls back on)', async () => {
+    const m = new WeirMetrics({ defaultMetrics: false });
+    const first = await startMetricsServer(m, 0, '127.0.0.1');
+    try {
+      const err = (await startMetricsServer(m, first.port, '127.0.0.1').then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as NodeJS.ErrnoException;
+      expect(err.code).toBe('EADDRINUSE');
+      expect(err.message).toBe(
+        `cannot serve metrics on 127.0.0.1:${first.port}: the port is in use; pick another with --metrics-port`,
+      );
+    } finally {
+      await first.close();
+    }
   });
 
   it('serves /metrics over HTTP with the exposition content type', async () => {
@@ -174,7 +314,7 @@ describe('metrics from agent events', () => {
     const fams = await parseExposition(await m.text());
     expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'networkpolicy', action: 'added' })).toBe(1);
     expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'pod', action: 'modified' })).toBe(2);
-    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'pod', action: 'deleted' })).toBeUndefined();
+    expect(sample(fams, 'weir_kubernetes_events_total', { resource: 'pod', action: 'deleted' })).toBe(0);
     expect(sample(fams, 'weir_policy_compile_duration_seconds_sum')).toBe(0.002);
     expect(sample(fams, 'weir_policy_realization_latency_seconds_bucket', { le: '0.025' })).toBe(0);
     expect(sample(fams, 'weir_policy_realization_latency_seconds_bucket', { le: '0.05' })).toBe(1);

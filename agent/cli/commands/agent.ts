@@ -24,6 +24,8 @@ interface RunFlags {
   logLevel?: string;
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
+  podMetrics?: string;
+  podMetricsMaxPods?: string;
 }
 
 function kubeConfigFor(cfg: AgentConfig): KubeConfig {
@@ -56,6 +58,8 @@ async function run(flags: RunFlags): Promise<void> {
     logLevel: flags.logLevel,
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
+    podMetrics: flags.podMetrics,
+    podMetricsMaxPods: flags.podMetricsMaxPods,
   });
   const log = createLogger(cfg.logLevel);
   const kubeConfig = kubeConfigFor(cfg);
@@ -227,6 +231,11 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
     .option('--watch-timeout-seconds <n>', 'server-side timeout of each watch (default 300)')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
+    .option(
+      '--pod-metrics <bool>',
+      'per-pod flow metrics, weir_pod_flows_total by source and destination pod (default false)',
+    )
+    .option('--pod-metrics-max-pods <n>', 'pods named in per-pod metrics; the rest count as "other" (default 100)')
     .action((flags: RunFlags) => run(flags));
   agent
     .command('cleanup')

@@ -6,7 +6,8 @@
  *   weir lab delete -f FILE...        delete them
  *   weir lab get pods|policies|identities [-o json]
  *   weir lab probe [--port] [--protocol] [--from] [--to] [-o table|json]
- *   weir lab down                     remove everything the lab made
+ *   weir lab restart-agent            kill the lab agent; a new one adopts the pinned datapath
+ *   weir lab down                     remove everything the lab made (and nothing else)
  */
 import { Command, Option } from 'commander';
 import { spawn } from 'node:child_process';
@@ -14,7 +15,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveLabConfig, type LabConfig } from '../../lab/config.js';
-import { readState, teardownLab } from '../../lab/runtime.js';
+import { readState, teardownLab, type LabDaemonOptions } from '../../lab/runtime.js';
+import { requestedMetricsPort } from '../../lab/observe.js';
 import { controlSocketPath, startLabService, type LabStatus } from '../../lab/service.js';
 import { callControl } from '../../control/client.js';
 import { loadManifests } from '../../store/index.js';
@@ -99,7 +101,17 @@ function tailLog(path: string, lines = 15): string {
   }
 }
 
-async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
+function daemonArgs(o: LabDaemonOptions, adopt: boolean): string[] {
+  return [
+    ...(o.enforce ? [] : ['--no-enforce']),
+    ...(o.metricsPort !== undefined ? ['--metrics-port', String(o.metricsPort)] : []),
+    ...(o.podMetrics ? ['--pod-metrics'] : []),
+    ...(o.podMetricsMaxPods !== undefined ? ['--pod-metrics-max-pods', String(o.podMetricsMaxPods)] : []),
+    ...(adopt ? ['--adopt'] : []),
+  ];
+}
+
+async function startDaemon(c: LabConfig, options: LabDaemonOptions, adopt = false): Promise<LabStatus> {
   mkdirSync(c.runDir, { recursive: true });
   const logPath = join(c.runDir, 'agent.log');
   const log = openSync(logPath, 'a');
@@ -112,11 +124,11 @@ async function startDaemon(c: LabConfig, enforce: boolean): Promise<LabStatus> {
     WEIR_LAB_RUN_DIR: c.runDir,
     WEIR_LAB_NODE: c.nodeName,
   };
-  const child = spawn(
-    process.execPath,
-    [MAIN, 'lab', 'serve', '--run-dir', c.runDir, ...(enforce ? [] : ['--no-enforce'])],
-    { detached: true, stdio: ['ignore', log, log], env },
-  );
+  const child = spawn(process.execPath, [MAIN, 'lab', 'serve', '--run-dir', c.runDir, ...daemonArgs(options, adopt)], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env,
+  });
   closeSync(log);
   child.unref();
   let exited: number | null | undefined;
@@ -148,6 +160,52 @@ async function waitForExit(pid: number, ms: number): Promise<void> {
   }
 }
 
+function parseNumber(v: string, what: string, min: number, max: number): number {
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
+    throw new Error(`${what} must be a number from ${min} to ${max}, got ${v}`);
+  return Number(v);
+}
+
+interface DaemonFlags {
+  enforce: boolean;
+  metricsPort?: string;
+  podMetrics?: boolean;
+  podMetricsMaxPods?: string;
+}
+
+function daemonOptions(o: DaemonFlags): LabDaemonOptions {
+  const metricsPort = requestedMetricsPort(
+    o.metricsPort !== undefined ? parseNumber(o.metricsPort, '--metrics-port', 0, 65535) : undefined,
+  );
+  return {
+    enforce: o.enforce,
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
+    ...(o.podMetrics ? { podMetrics: true } : {}),
+    ...(o.podMetricsMaxPods !== undefined
+      ? { podMetricsMaxPods: parseNumber(o.podMetricsMaxPods, '--pod-metrics-max-pods', 1, 1_000_000) }
+      : {}),
+  };
+}
+
+function withDaemonOptions(cmd: Command): Command {
+  return cmd
+    .option('--no-enforce', 'run the pods without the eBPF datapath')
+    .option(
+      '--metrics-port <port>',
+      '/metrics port on 127.0.0.1, 0 for any free one (env WEIR_LAB_METRICS_PORT; default 9962, or a free port when 9962 is taken)',
+    )
+    .option('--pod-metrics', 'per-pod flow metrics (weir_pod_flows_total by source and destination pod)')
+    .option('--pod-metrics-max-pods <n>', 'pods named in per-pod metrics; the rest count as "other" (default 100)');
+}
+
+function describeMetrics(st: LabStatus): string {
+  if (!st.metricsUrl) return '';
+  const port = new URL(st.metricsUrl).port;
+  return st.metricsPortTaken !== undefined
+    ? `; metrics: ${st.metricsUrl} (port ${st.metricsPortTaken} is taken by another listener; chose port ${port})`
+    : `; metrics: ${st.metricsUrl}`;
+}
+
 function parsePort(v: string): number | string {
   return /^\d+$/.test(v) ? Number(v) : v;
 }
@@ -157,13 +215,13 @@ export function register(program: Command): void {
     .command('lab')
     .description('a local cluster of pods in network namespaces, enforced by the weir datapath');
 
-  withLabOptions(lab.command('up'))
+  withDaemonOptions(withLabOptions(lab.command('up')))
     .description('create the pods of a cluster file (Namespaces, Pods) and start the agent')
     .requiredOption('--cluster <file>', 'YAML with Namespaces and Pods (and optionally NetworkPolicies)')
-    .option('--no-enforce', 'run the pods without the eBPF datapath')
-    .action(async (opts: ConfigFlags & { cluster: string; enforce: boolean }) => {
+    .action(async (opts: ConfigFlags & DaemonFlags & { cluster: string }) => {
       requireRoot();
       const c = configFrom(opts);
+      const options = daemonOptions(opts);
       const objects = loadManifests([opts.cluster]);
       const running = await daemonStatus(c);
       if (running)
@@ -175,16 +233,14 @@ export function register(program: Command): void {
       if (leftover.processes + leftover.interfaces > 0)
         say(`cleaned what an earlier lab left: ${leftover.processes} processes, ${leftover.interfaces} interfaces`);
       say(`starting the lab agent (pins ${c.pinRoot}, run dir ${c.runDir})`);
-      const st = await startDaemon(c, opts.enforce);
+      const st = await startDaemon(c, options);
       say(`agent pid ${st.pid}, enforcement: ${st.enforcement}`);
       const report = await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say);
       printReport(report, 'apply');
       out(
         `lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`,
       );
-      out(
-        `flows: ${st.flowApi.join(', ') || 'off'} (weir observe)${st.metricsUrl ? `; metrics: ${st.metricsUrl}` : ''}`,
-      );
+      out(`flows: ${st.flowApi.join(', ') || 'off'} (weir observe)${describeMetrics(st)}`);
       out('next: weir lab probe --port 80 --protocol TCP');
     });
 
@@ -335,8 +391,54 @@ export function register(program: Command): void {
       out(JSON.stringify(st, null, 2));
     });
 
+  withLabOptions(lab.command('restart-agent'))
+    .description(
+      'kill the lab agent and start a new one that adopts the pinned datapath: shows how long no agent ran, and that connections survived and nothing was widened',
+    )
+    .action(async (opts: ConfigFlags) => {
+      requireRoot();
+      const c = configFrom(opts);
+      const state = readState(c);
+      const st = await daemonStatus(c);
+      if (!state?.daemon || !st)
+        throw new Error(
+          `no lab agent answers at ${controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``,
+        );
+      const options: LabDaemonOptions = state.daemon.options ?? { enforce: st.enforcement !== 'none' };
+      const { snapshotDatapath, compareSnapshots } = await import('../../lab/restart.js');
+      const pinRoot = state.pins ?? state.config.pinRoot;
+      const before = options.enforce ? snapshotDatapath(pinRoot) : undefined;
+      process.kill(st.pid, 'SIGKILL');
+      await waitForExit(st.pid, 5000);
+      const gone = performance.now();
+      out(`lab agent (pid ${st.pid}) killed`);
+      const next = await startDaemon(c, options, true);
+      const withoutAgentMs = Math.round(performance.now() - gone);
+      out(
+        `new lab agent (pid ${next.pid}) adopted ${next.pods} pods and the pins under ${pinRoot}; the datapath ran without an agent for ${withoutAgentMs} ms`,
+      );
+      if (!before) {
+        out('the lab runs without enforcement (--no-enforce): nothing was pinned to keep');
+        return;
+      }
+      const cmp = compareSnapshots(before, snapshotDatapath(pinRoot));
+      out(
+        `established connections: ${cmp.connectionsKept} of ${cmp.connectionsBefore} conntrack entries kept across the restart`,
+      );
+      if (cmp.widened.length === 0)
+        out(
+          `nothing was widened: ${cmp.entriesBefore} allow entries before, ${cmp.entriesAfter} after, none added; every endpoint as isolated as before`,
+        );
+      else {
+        for (const w of cmp.widened) say(`widened: ${w}`);
+        process.exitCode = 1;
+      }
+    });
+
   withLabOptions(lab.command('down'))
-    .description('remove every namespace, veth, route, pin and process the lab made (safe to repeat)')
+    .description(
+      'remove every namespace, veth, route, pin and process the lab recorded making, and nothing else (safe to repeat)',
+    )
     .action(async (opts: ConfigFlags) => {
       requireRoot();
       const c = configFrom(opts);
@@ -358,19 +460,22 @@ export function register(program: Command): void {
           ? [`${r.processes} leftover processes and ${r.interfaces} interfaces removed`]
           : []),
         ...(r.pins ? [`pins under ${c.pinRoot} removed`] : []),
+        ...(r.sysctlsRestored.length > 0
+          ? [`${r.sysctlsRestored.join(' and ')} put back as before the first lab`]
+          : []),
       ];
       out(`lab down: ${what.length ? what.join(', ') : 'nothing was running'}`);
     });
 
-  withLabOptions(lab.command('serve', { hidden: true }))
+  withDaemonOptions(withLabOptions(lab.command('serve', { hidden: true })))
     .description('run the lab agent in the foreground (weir lab up starts it)')
-    .option('--no-enforce', 'run without the eBPF datapath')
-    .action(async (opts: ConfigFlags & { enforce: boolean }) => {
+    .option('--adopt', 'take over the running lab recorded in the run dir (restart-agent)')
+    .action(async (opts: ConfigFlags & DaemonFlags & { adopt?: boolean }) => {
       const c = configFrom(opts);
       const log = (line: string): void => {
         process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       };
-      const svc = await startLabService(c, { enforce: opts.enforce, log });
+      const svc = await startLabService(c, { ...daemonOptions(opts), log, adopt: opts.adopt === true });
       for (const sig of ['SIGTERM', 'SIGINT'] as const) {
         process.once(sig, () => {
           void svc.stop().then(() => process.exit(0));
