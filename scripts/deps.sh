@@ -34,7 +34,6 @@ need prometheus has promtool
 need python3-scapy py scapy
 need clang-format has clang-format
 need prometheus has prometheus
-need prometheus has promtool
 need mmdebstrap has mmdebstrap
 need podman has podman
 need buildah has buildah
