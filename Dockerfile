@@ -61,8 +61,8 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules node_modules
 COPY --from=build /src/maps/addon maps/addon
 COPY --from=build /src/dist dist
-# The flow API's protobuf definition, read at run time (agent/flows/proto.ts).
-COPY --from=build /src/agent/flows/observer.proto agent/flows/observer.proto
+# The flow API's protobuf definition and its precompiled JSON, read at run time (agent/flows/proto.ts).
+COPY --from=build /src/agent/flows/observer.proto /src/agent/flows/observer.json agent/flows/
 COPY --from=build /src/build/bpf build/bpf
 COPY --from=build /src/bin bin
 RUN ln -s /app/bin/weir /usr/local/bin/weir

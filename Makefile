@@ -14,7 +14,7 @@ TS_SRC := $(shell find agent maps test -name '*.ts' -not -path '*/node_modules/*
 help:
 	@echo "make demo   - install what is missing, build, and show weir enforcing policies in a local lab"
 	@echo "make test   - install, build and run every test (kernel tests need root)"
-	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md"
+	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md (SUITES=... selects)"
 	@echo "make deps   - apt and npm dependencies (idempotent)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
 	@echo "make image  - the agent image with podman, no image registry (IMAGE=name:tag, default weir/agent:<version>)"
@@ -76,8 +76,9 @@ image:
 test-image: need-root deps build image
 	@node test/run-tests.mjs '--testMatch=<rootDir>/test/image/**/*.itest.ts'
 
+# SUITES="datapath agentmem" runs only those (names in test/bench/run.ts); WEIR_BENCH_QUICK=1 shrinks them.
 bench: deps build
-	@node dist/test/bench/run.js
+	@node dist/test/bench/run.js $(SUITES)
 
 demo: deps build
 	@bash examples/demo.sh

@@ -8,7 +8,7 @@
 import type { FlowEvent } from './flows/event.js';
 import type { FlowContext } from './flows/enrich.js';
 import { Observer } from './flows/observer.js';
-import { startObserverServer, type ObserverServer } from './flows/server.js';
+import { startObserverServer, type ObserverServer, type TlsFiles } from './flows/server.js';
 import { AGENT_OBSERVER_SOCKET } from './flows/socket.js';
 import { WeirMetrics, type PodMetricsOptions } from './metrics/metrics.js';
 import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer } from './metrics/server.js';
@@ -43,6 +43,8 @@ export interface ObservabilityOptions {
   socketPath?: string;
   /** Flow API TCP listener "host:port", off unless given. */
   tcpAddress?: string;
+  /** Mutual TLS of the TCP listener (the agent never listens on TCP without it). */
+  tls?: TlsFiles;
   /** /metrics port (default 9962); null for no metrics server. */
   metricsPort?: number | null;
   metricsHost?: string;
@@ -83,7 +85,8 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
   const stopAgentEvents = o.agentEvents ? recordAgentEvents(metrics, o.agentEvents) : undefined;
   try {
     const socketPath = o.socketPath ?? AGENT_OBSERVER_SOCKET;
-    if (socketPath || o.tcpAddress) api = await startObserverServer(observer, { socketPath, tcpAddress: o.tcpAddress });
+    if (socketPath || o.tcpAddress)
+      api = await startObserverServer(observer, { socketPath, tcpAddress: o.tcpAddress, tls: o.tls });
     if (o.metricsPort !== null)
       http = await startMetricsServer(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost);
     if (o.events) source = o.events((evs) => observer.ingest(evs));

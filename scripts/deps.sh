@@ -22,6 +22,7 @@ need bpftool has bpftool
 need iproute2 has ip
 need iptables has iptables
 need nftables has nft
+need ipset has ipset
 need iperf3 has iperf3
 need sockperf has sockperf
 need make has make

@@ -9,6 +9,7 @@ import { register as registerObserve } from './commands/observe.js';
 import { register as registerLab } from './commands/lab.js';
 import { register as registerAgent } from './commands/agent.js';
 import { register as registerDatapath } from './commands/datapath.js';
+import { register as registerRelay } from './commands/relay.js';
 
 export function buildProgram(): Command {
   const program = new Command('weir')
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerLab(program);
   registerAgent(program);
   registerDatapath(program);
+  registerRelay(program);
   return program;
 }
 

@@ -2,10 +2,14 @@
  * `weir observe` flags -> the flow API's whitelist/blacklist, with Hubble CLI meanings:
  * flags of different kinds must all match (AND), repeated flags are alternatives (OR),
  * --pod / --namespace / --label / --ip / --port / --identity match either side, and
- * --not before a flag turns that one flag into an exclusion.
+ * --not before a flag turns that one flag into an exclusion. Flags combine by building
+ * filters: the AND of two values of one field is computed from what they mean (CIDR
+ * containment, pod name prefixes, label selectors joined), never by comparing strings.
+ * A pod given without a namespace is in "default", as in Hubble.
  */
+import { BlockList, isIP } from 'node:net';
 import { EVENT_TYPE_NAMES, parseDropReason, DROP_REASON_NAMES } from './names.js';
-import { TrafficDirection, Verdict, type FlowFilter } from './types.js';
+import { TrafficDirection, Verdict, type FlowFilter, type TCPFlags } from './types.js';
 
 export const FILTER_FLAGS = [
   'namespace',
@@ -32,6 +36,9 @@ export const FILTER_FLAGS = [
   'dropReason',
   'trafficDirection',
   'ipVersion',
+  'nodeName',
+  'tcpFlags',
+  'interface',
 ] as const;
 export type FilterFlag = (typeof FILTER_FLAGS)[number];
 export type FilterFlagValues = Partial<Record<FilterFlag, string[]>>;
@@ -74,8 +81,10 @@ function portsOf(values: string[], flag: string): string[] {
   return values;
 }
 
+export const DEFAULT_NAMESPACE = 'default';
+
 function qualify(pods: string[], ns: string[] | undefined, flag: string): string[] {
-  if (!ns || ns.length === 0) return pods;
+  if (!ns || ns.length === 0) return pods.map((p) => (p.includes('/') ? p : `${DEFAULT_NAMESPACE}/${p}`));
   const out: string[] = [];
   for (const p of pods) {
     if (p.includes('/')) out.push(p);
@@ -174,19 +183,115 @@ function criteria(v: FilterFlagValues): Criterion[] {
   if (has('ipVersion')) {
     out.push([
       {
-        ip_version: v.ipVersion!.map((x) => {
-          const s = x.toLowerCase().replace(/^ipv/, '');
-          if (s === '4') return 1;
-          if (s === '6') return 2;
-          throw new FlagError(`--ip-version: "${x}" is neither 4 nor 6`);
-        }),
+        ip_version: [
+          ...new Set(
+            v.ipVersion!.map((x) => {
+              const s = x.toLowerCase().replace(/^(ipv|v)/, '');
+              if (s === '4') return 1;
+              if (s === '6') return 2;
+              throw new FlagError(`--ip-version: "${x}" is neither v4 nor v6`);
+            }),
+          ),
+        ],
       },
     ]);
+  }
+  if (has('nodeName')) out.push([{ node_name: v.nodeName! }]);
+  if (has('tcpFlags')) out.push([{ tcp_flags: v.tcpFlags!.map(parseTcpFlags) }]);
+  if (has('interface')) out.push([{ interface: v.interface!.map((name) => ({ name })) }]);
+  return out;
+}
+
+const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'] as const;
+
+/** "SYN,ACK" -> { SYN: true, ACK: true }: a flow matches when it has all of them. */
+function parseTcpFlags(v: string): TCPFlags & { NS?: boolean } {
+  const out: Record<string, boolean> = {};
+  for (const raw of v.split(',')) {
+    const f = raw.trim().toUpperCase();
+    if (!(TCP_FLAGS as readonly string[]).includes(f))
+      throw new FlagError(`--tcp-flags: unknown flag "${raw}", use ${TCP_FLAGS.join(', ')} (comma-separated)`);
+    out[f] = true;
   }
   return out;
 }
 
-/** AND of two partial filters. Label selectors combine into one selector; other fields intersect. */
+interface Net {
+  list: BlockList;
+  addr: string;
+  bits: number;
+  type: 'ipv4' | 'ipv6';
+}
+
+function net(v: string): Net {
+  const [addr = '', prefix] = v.split('/');
+  const fam = isIP(addr);
+  if (fam === 0) throw new FlagError(`"${v}" is not an IP address or CIDR (e.g. 10.0.0.5 or 10.0.0.0/24)`);
+  const type = fam === 6 ? 'ipv6' : 'ipv4';
+  const max = fam === 6 ? 128 : 32;
+  const bits = prefix === undefined ? max : Number(prefix);
+  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new FlagError(`"${v}" has an invalid prefix length`);
+  const list = new BlockList();
+  list.addSubnet(addr, bits, type);
+  return { list, addr, bits, type };
+}
+
+/** The addresses in both a and b: the narrower of the two when one contains the other, else none. */
+function intersectCidr(a: string, b: string): string | undefined {
+  const x = net(a);
+  const y = net(b);
+  if (x.type !== y.type) return undefined;
+  if (x.bits <= y.bits && x.list.check(y.addr, y.type)) return b;
+  if (y.bits <= x.bits && y.list.check(x.addr, x.type)) return a;
+  return undefined;
+}
+
+/** Pods matching both "ns/prefix" values: same namespace, the longer prefix when one extends the other. */
+function intersectPod(a: string, b: string): string | undefined {
+  const [na = '', pa = ''] = a.split('/', 2);
+  const [nb = '', pb = ''] = b.split('/', 2);
+  if (na !== nb) return undefined;
+  if (pa.startsWith(pb)) return a;
+  if (pb.startsWith(pa)) return b;
+  return undefined;
+}
+
+function intersectTcpFlags(a: TCPFlags, b: TCPFlags): TCPFlags {
+  return { ...a, ...b };
+}
+
+function intersectEventType(
+  a: { type: number; match_sub_type?: boolean; sub_type?: number },
+  b: { type: number; match_sub_type?: boolean; sub_type?: number },
+) {
+  if (a.type !== b.type) return undefined;
+  if (!a.match_sub_type) return b;
+  if (!b.match_sub_type) return a;
+  return a.sub_type === b.sub_type ? a : undefined;
+}
+
+function sameValue(a: unknown, b: unknown): unknown {
+  if (typeof a === 'string' && typeof b === 'string' && /^\d+$/.test(a) && /^\d+$/.test(b))
+    return Number(a) === Number(b) ? a : undefined; // ports
+  if (typeof a === 'object' || typeof b === 'object') return JSON.stringify(a) === JSON.stringify(b) ? a : undefined;
+  return a === b ? a : undefined;
+}
+
+/** How two values of one field AND together: the value matching exactly what both match, or none. */
+const INTERSECT: Record<string, (a: never, b: never) => unknown> = {
+  source_ip: intersectCidr,
+  destination_ip: intersectCidr,
+  source_pod: intersectPod,
+  destination_pod: intersectPod,
+  tcp_flags: intersectTcpFlags,
+  event_type: intersectEventType,
+};
+
+/**
+ * AND of two partial filters. A field set in both becomes the pairwise intersection of its
+ * values (values stay ORed); label selectors join into one selector. Undefined when no
+ * flow can match both.
+ */
 function merge(a: FlowFilter, b: FlowFilter): FlowFilter | undefined {
   const out: Record<string, unknown[]> = { ...(a as Record<string, unknown[]>) };
   for (const [k, vb] of Object.entries(b as Record<string, unknown[]>)) {
@@ -195,7 +300,13 @@ function merge(a: FlowFilter, b: FlowFilter): FlowFilter | undefined {
     else if (k === 'source_label' || k === 'destination_label') {
       out[k] = (va as string[]).flatMap((x) => (vb as string[]).map((y) => `${x},${y}`));
     } else {
-      const keep = va.filter((x) => vb.some((y) => JSON.stringify(y) === JSON.stringify(x)));
+      const meet = (INTERSECT[k] ?? sameValue) as (x: unknown, y: unknown) => unknown;
+      const keep: unknown[] = [];
+      for (const x of va)
+        for (const y of vb) {
+          const m = meet(x, y);
+          if (m !== undefined && !keep.some((z) => JSON.stringify(z) === JSON.stringify(m))) keep.push(m);
+        }
       if (keep.length === 0) return undefined;
       out[k] = keep;
     }

@@ -3,7 +3,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { observerServiceDefinition } from './proto.js';
-import type { GetFlowsRequest, GetFlowsResponse, ServerStatusResponse } from './types.js';
+import type { GetFlowsRequest, GetFlowsResponse, GetNodesResponse, ServerStatusResponse } from './types.js';
 
 type ObserverStub = grpc.Client & {
   GetFlows(
@@ -11,6 +11,12 @@ type ObserverStub = grpc.Client & {
     md?: grpc.Metadata,
     opts?: grpc.CallOptions,
   ): grpc.ClientReadableStream<GetFlowsResponse>;
+  GetNodes(
+    req: object,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, r?: GetNodesResponse) => void,
+  ): grpc.ClientUnaryCall;
   ServerStatus(
     req: object,
     md: grpc.Metadata,
@@ -29,9 +35,15 @@ export function grpcTarget(address: string): string {
 export class ObserverClient {
   private readonly stub: ObserverStub;
 
-  constructor(readonly address: string) {
+  /** `credentials`: mutual TLS for a TCP server that asks for it (the agents' listener, the relay). */
+  constructor(
+    readonly address: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    options: grpc.ChannelOptions = {},
+  ) {
     const Ctor = grpc.makeGenericClientConstructor(observerServiceDefinition(), 'Observer');
-    this.stub = new Ctor(grpcTarget(address), grpc.credentials.createInsecure(), {
+    this.stub = new Ctor(grpcTarget(address), credentials, {
+      ...options,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
       // A connection of its own: a paused reader elsewhere in this process must not hold
       // up this client's stream through a shared HTTP/2 connection window.
@@ -52,6 +64,14 @@ export class ObserverClient {
       call.on('data', (r: GetFlowsResponse) => out.push(r));
       call.on('error', reject);
       call.on('end', () => resolve(out));
+    });
+  }
+
+  getNodes(timeoutMs = 5_000): Promise<GetNodesResponse> {
+    return new Promise((resolve, reject) => {
+      this.stub.GetNodes({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, r) =>
+        err || r === undefined ? reject(err ?? new Error('empty GetNodes answer')) : resolve(r),
+      );
     });
   }
 

@@ -6,13 +6,96 @@
 import { BlockList, isIP } from 'node:net';
 import { compileLabelSelector } from './label-selector.js';
 import { EVENT_TYPE } from './names.js';
-import type { Endpoint, Flow, FlowFilter } from './types.js';
+import type { Endpoint, Flow, FlowFilter, GetFlowsRequest } from './types.js';
 
 export type FlowPredicate = (f: Flow) => boolean;
 
 export class FilterError extends Error {}
 
 const POLICY_DROP_REASONS = new Set([133, 1002]);
+
+/**
+ * FlowFilter fields Hubble has and weir cannot evaluate (no L7, DNS, services in flows,
+ * workloads, clusters, node labels, tracing, CEL). A filter setting one is refused with
+ * the field's name: answering as if it were unset would return flows it excludes.
+ */
+export const UNSUPPORTED_FILTER_FIELDS = [
+  'source_ip_xlated',
+  'source_fqdn',
+  'source_service',
+  'source_workload',
+  'source_cluster_name',
+  'destination_fqdn',
+  'destination_service',
+  'destination_workload',
+  'destination_cluster_name',
+  'http_status_code',
+  'dns_query',
+  'http_method',
+  'http_path',
+  'http_url',
+  'http_header',
+  'node_labels',
+  'trace_id',
+  'ip_trace_id',
+  'experimental',
+] as const;
+
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === 'object') return Object.values(v).some(isSet);
+  return v !== '' && v !== 0 && v !== false;
+}
+
+/** Throws FilterError when a filter sets a field weir cannot evaluate. */
+export function checkSupported(ff: FlowFilter, where = 'filter'): void {
+  for (const field of UNSUPPORTED_FILTER_FIELDS) {
+    if (isSet(ff[field])) {
+      throw new FilterError(
+        `${where}: field "${field}" is not supported by weir (weir evaluates ${SUPPORTED_FILTER_FIELDS.join(', ')})`,
+      );
+    }
+  }
+}
+
+export const SUPPORTED_FILTER_FIELDS = [
+  'uuid',
+  'source_ip',
+  'source_pod',
+  'source_label',
+  'destination_ip',
+  'destination_pod',
+  'destination_label',
+  'traffic_direction',
+  'verdict',
+  'drop_reason_desc',
+  'interface',
+  'event_type',
+  'protocol',
+  'source_port',
+  'destination_port',
+  'reply',
+  'source_identity',
+  'destination_identity',
+  'tcp_flags',
+  'node_name',
+  'ip_version',
+  'encrypted',
+] as const;
+
+const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'] as const;
+
+/** A node-name pattern ("k8s-*", "worker-1") as a RegExp; "*" is any run of characters. */
+function nodePattern(p: string): RegExp {
+  if (p.includes('/'))
+    throw new FilterError(`node_name: "${p}" names a cluster; weir serves one cluster, give the node name only`);
+  const body = p
+    .split('*')
+    .map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${body}$`);
+}
 
 function ipMatcher(values: string[], field: string): (ip: string) => boolean {
   const list = new BlockList();
@@ -98,6 +181,7 @@ function portSet(values: string[], field: string): Set<number> {
 export function compileFilter(ff: FlowFilter): FlowPredicate {
   const preds: FlowPredicate[] = [];
   const has = <T>(a: T[] | undefined): a is T[] => a !== undefined && a.length > 0;
+  checkSupported(ff);
 
   if (has(ff.uuid)) {
     const s = new Set(ff.uuid);
@@ -183,9 +267,43 @@ export function compileFilter(ff: FlowFilter): FlowPredicate {
     const s = new Set(ff.drop_reason_desc);
     preds.push((f) => s.has(f.drop_reason_desc));
   }
+  if (has(ff.interface)) {
+    const ifs = ff.interface;
+    preds.push((f) =>
+      ifs.some((i) => (!i.name || i.name === f.interface.name) && (!i.index || i.index === f.interface.index)),
+    );
+  }
+  if (has(ff.tcp_flags)) {
+    // A flow matches one TCPFlags value when it has every flag that value sets.
+    const sets = ff.tcp_flags.map((t) => TCP_FLAG_NAMES.filter((n) => t[n as keyof typeof t] === true));
+    preds.push((f) => {
+      const fl = f.l4.TCP?.flags;
+      if (!fl) return false;
+      return sets.some((want) => want.every((n) => fl[n as keyof typeof fl] === true));
+    });
+  }
+  if (has(ff.node_name)) {
+    const res = ff.node_name.map(nodePattern);
+    preds.push((f) => res.some((r) => r.test(f.node_name)));
+  }
+  if (has(ff.encrypted)) {
+    // weir never encrypts: every flow is unencrypted.
+    const s = new Set(ff.encrypted);
+    preds.push(() => s.has(false));
+  }
   if (preds.length === 0) return () => true;
   if (preds.length === 1) return preds[0]!;
   return (f) => preds.every((p) => p(f));
+}
+
+/** Throws FilterError when a GetFlows request asks for something weir cannot honour. */
+export function checkRequest(req: GetFlowsRequest): void {
+  if (isSet(req.field_mask)) throw new FilterError('field "field_mask" is not supported by weir: every field is sent');
+  if (isSet(req.experimental))
+    throw new FilterError('field "experimental" is not supported by weir: every field is sent');
+  if (isSet(req.extensions)) throw new FilterError('field "extensions" is not supported by weir');
+  (req.whitelist ?? []).forEach((f, i) => checkSupported(f, `whitelist[${i}]`));
+  (req.blacklist ?? []).forEach((f, i) => checkSupported(f, `blacklist[${i}]`));
 }
 
 /** whitelist - blacklist, as GetFlows applies them. */

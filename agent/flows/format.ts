@@ -1,14 +1,15 @@
 /**
- * How `weir observe` prints flows: compact (one line like Hubble's), table, or JSON
- * (protobuf's JSON mapping, one response per line).
+ * How `weir observe` prints flows, as Hubble does: compact (one line), dict (one field a
+ * line), table, json (each flow object) or jsonpb (each whole GetFlowsResponse), both in
+ * protobuf's JSON mapping; times in Hubble's layouts.
  */
-import { timestampToMs } from './clock.js';
+import { flowToJson, flowsResponseToJson } from './proto.js';
 import { dropReasonText, matchName, eventTypeName } from './names.js';
-import { flowsResponseToJson } from './proto.js';
-import { TrafficDirection, Verdict, type Endpoint, type Flow, type GetFlowsResponse } from './types.js';
+import { NodeState, TrafficDirection, Verdict, type Endpoint, type Flow, type GetFlowsResponse } from './types.js';
 
-export type OutputFormat = 'compact' | 'json' | 'table';
-export const OUTPUT_FORMATS: readonly OutputFormat[] = ['compact', 'json', 'table'];
+export type OutputFormat = 'compact' | 'dict' | 'json' | 'jsonpb' | 'table';
+/** Go's layouts Hubble offers for --time-format. */
+export type TimeFormat = 'StampMilli' | 'RFC3339' | 'RFC3339Milli' | 'RFC3339Micro' | 'RFC3339Nano' | 'RFC1123Z';
 
 const ANSI = {
   red: '\x1b[31m',
@@ -23,12 +24,36 @@ const plain: Paint = (_c, s) => s;
 const colored: Paint = (c, s) => `${ANSI[c]}${s}${ANSI.reset}`;
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 
-/** "Nov 23 13:39:16.939" in local time, as Hubble prints it. */
-export function formatTime(f: Flow): string {
-  const d = new Date(timestampToMs(f.time));
+/** A flow's time in local time, in one of Hubble's layouts ("Nov 23 13:39:16.939" by default). */
+export function formatTime(f: Flow, layout: TimeFormat = 'StampMilli'): string {
+  const secs = Number(f.time.seconds);
+  const nanos = Number(f.time.nanos);
+  const d = new Date(secs * 1000 + Math.floor(nanos / 1e6));
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${MONTHS[d.getMonth()]} ${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  const hms = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const date = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  const off = -d.getTimezoneOffset();
+  const offAbs = Math.abs(off);
+  const zone = (colon: boolean) =>
+    `${off < 0 ? '-' : '+'}${p(Math.floor(offAbs / 60))}${colon ? ':' : ''}${p(offAbs % 60)}`;
+  const z = off === 0 ? 'Z' : zone(true);
+  const frac = (digits: number) => `.${p(nanos, 9).slice(0, digits)}`;
+  switch (layout) {
+    case 'RFC3339':
+      return `${date}T${hms}${z}`;
+    case 'RFC3339Milli':
+      return `${date}T${hms}${frac(3)}${z}`;
+    case 'RFC3339Micro':
+      return `${date}T${hms}${frac(6)}${z}`;
+    case 'RFC3339Nano':
+      return `${date}T${hms}${frac(9)}${z}`;
+    case 'RFC1123Z':
+      return `${DAYS[d.getDay()]}, ${p(d.getDate())} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${hms} ${zone(false)}`;
+    default:
+      return `${MONTHS[d.getMonth()]} ${p(d.getDate())} ${hms}${frac(3)}`;
+  }
 }
 
 function ports(f: Flow): { src?: number; dst?: number } {
@@ -76,25 +101,35 @@ function typeText(f: Flow, paint: Paint): string {
 }
 
 export interface FormatOptions {
-  color: boolean;
+  color?: boolean;
+  timeFormat?: TimeFormat;
+  /** Print the node each flow was seen on (--print-node-name). */
+  nodeName?: boolean;
 }
 
-export function formatCompact(f: Flow, o: FormatOptions = { color: false }): string {
+export function formatCompact(f: Flow, o: FormatOptions = {}): string {
   const paint = o.color ? colored : plain;
+  const node = o.nodeName ? ` [${f.node_name}]` : '';
   const p = ports(f);
   const src = `${paint('cyan', endpointName(f.source, f.IP.source, p.src))} ${paint('dim', identityTag(f.source))}`;
   const dst = `${paint('cyan', endpointName(f.destination, f.IP.destination, p.dst))} ${paint('dim', identityTag(f.destination))}`;
   const arrow = f.is_reply?.value ? '<-' : '->';
   const [left, right] = f.is_reply?.value ? [dst, src] : [src, dst];
-  return `${formatTime(f)}: ${left} ${arrow} ${right} ${typeText(f, paint)} ${verdictText(f, paint)} (${f.Summary})`;
+  return `${formatTime(f, o.timeFormat)}${node}: ${left} ${arrow} ${right} ${typeText(f, paint)} ${verdictText(f, paint)} (${f.Summary})`;
 }
 
 export const TABLE_HEADER = ['TIMESTAMP', 'SOURCE', 'DESTINATION', 'TYPE', 'VERDICT', 'SUMMARY'] as const;
 
-export function tableRow(f: Flow): string[] {
+/** The table's header: with a NODE column after TIMESTAMP when node names are printed. */
+export function tableHeader(o: FormatOptions = {}): string[] {
+  return o.nodeName ? ['TIMESTAMP', 'NODE', ...TABLE_HEADER.slice(1)] : [...TABLE_HEADER];
+}
+
+export function tableRow(f: Flow, o: FormatOptions = {}): string[] {
   const p = ports(f);
   return [
-    formatTime(f),
+    formatTime(f, o.timeFormat),
+    ...(o.nodeName ? [f.node_name] : []),
     endpointName(f.source, f.IP.source, p.src),
     endpointName(f.destination, f.IP.destination, p.dst),
     typeText(f, plain),
@@ -110,8 +145,36 @@ export function formatTable(rows: string[][], header: readonly string[] = TABLE_
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
-export function formatJson(r: GetFlowsResponse): string {
+/** One flow as Hubble's `-o dict` prints it: one field a line, names right-aligned, records separated. */
+export function formatDict(f: Flow, o: FormatOptions = {}, first = false): string {
+  const header = tableHeader(o);
+  const row = tableRow(f, o);
+  const width = Math.max(...header.map((h) => h.length));
+  const lines = header.map((h, i) => `${h.padStart(width)}: ${row[i] ?? ''}`);
+  return `${first ? '' : '------------\n'}${lines.join('\n')}`;
+}
+
+/** `-o json`: the flow object alone, in protobuf's JSON mapping (Hubble's json output). */
+export function formatJson(f: Flow): string {
+  return JSON.stringify(flowToJson(f));
+}
+
+/** `-o jsonpb`: the whole GetFlowsResponse (flow, node_name, time) in protobuf's JSON mapping. */
+export function formatJsonpb(r: GetFlowsResponse): string {
   return JSON.stringify(flowsResponseToJson(r));
+}
+
+const NODE_STATE_TEXT: Record<number, string> = {
+  [NodeState.NODE_CONNECTED]: 'connected',
+  [NodeState.NODE_UNAVAILABLE]: 'unavailable',
+  [NodeState.NODE_GONE]: 'gone',
+  [NodeState.NODE_ERROR]: 'error',
+};
+
+/** A relay's node_status message: "NODE STATUS: unavailable: node-b (connection refused)". */
+export function formatNodeStatus(r: GetFlowsResponse): string {
+  const s = r.node_status!;
+  return `NODE STATUS: ${NODE_STATE_TEXT[s.state_change] ?? 'unknown'}: ${s.node_names.join(', ')}${s.message ? ` (${s.message})` : ''}`;
 }
 
 export function formatLost(r: GetFlowsResponse): string {

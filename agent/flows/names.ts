@@ -3,7 +3,15 @@
  * and the metrics spell them. Hubble's names where Hubble has the same concept.
  */
 
-/** WEIR_DROP_* -> the flow API's DropReason value (Hubble's number where Hubble has the reason). */
+/**
+ * WEIR_DROP_* (bpf/weir_abi.h, small integers) -> the flow API's DropReason (observer.proto):
+ * Hubble's number and name where Hubble has the reason, weir's own from 1000 up. The
+ * datapath never sees these numbers; this table is the one place they are chosen. A new
+ * datapath reason gets one row here and, when its number is new, one value in the
+ * DropReason enum of observer.proto (test/flows/wire.test.ts checks both agree).
+ * Reasons Hubble has that weir may report next: INVALID_IPV6_EXTENSION_HEADER 156,
+ * SERVICE_BACKEND_NOT_FOUND 158.
+ */
 export const DROP_REASONS: ReadonlyArray<{ code: number; name: string; proto: number; text: string }> = [
   { code: 1, name: 'POLICY_DENIED', proto: 133, text: 'Policy denied' },
   { code: 2, name: 'POLICY_REVOKED', proto: 1002, text: 'Policy revoked' },
@@ -12,6 +20,8 @@ export const DROP_REASONS: ReadonlyArray<{ code: number; name: string; proto: nu
   { code: 5, name: 'FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND', proto: 175, text: 'First fragment not seen' },
   { code: 6, name: 'UNSUPPORTED_L3_PROTOCOL', proto: 139, text: 'Unsupported L3 protocol' },
   { code: 7, name: 'CT_MAP_INSERTION_FAILED', proto: 155, text: 'Conntrack map full' },
+  { code: 8, name: 'NO_ENDPOINT', proto: 1003, text: 'No endpoint record for this interface' },
+  { code: 9, name: 'INVALID_SOURCE_IP', proto: 132, text: 'Invalid source ip' },
 ];
 
 const dropByCode = new Map(DROP_REASONS.map((d) => [d.code, d]));

@@ -5,7 +5,7 @@
 import { ABI, type FlowEvent } from './event.js';
 import { MonotonicClock, compareTimestamps } from './clock.js';
 import { Enricher, emptyFlowContext, type FlowContext } from './enrich.js';
-import { compileFilters } from './filter.js';
+import { checkRequest, compileFilters } from './filter.js';
 import { buildFlow } from './flow.js';
 import { FlowRing } from './ring.js';
 import { Subscription, type FlowSink } from './subscription.js';
@@ -102,6 +102,7 @@ export class Observer {
    * every new matching flow. Throws FilterError for invalid filters.
    */
   open(req: GetFlowsRequest, sink: FlowSink): Subscription {
+    checkRequest(req);
     const pred = compileFilters(req.whitelist, req.blacklist);
     const since = req.since ?? undefined;
     const until = req.until ?? undefined;

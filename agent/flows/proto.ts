@@ -4,19 +4,31 @@
  * definition both the server and the client use.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import { readFileSync } from 'node:fs';
+import protobuf from 'protobufjs/light.js';
 import { assetPath } from './assets.js';
 import { timestampToRfc3339 } from './clock.js';
 import { flowUuid } from './flow.js';
-import type { Flow, GetFlowsRequest, GetFlowsResponse, ServerStatusResponse, Timestamp } from './types.js';
+import type {
+  Flow,
+  GetFlowsRequest,
+  GetFlowsResponse,
+  GetNodesResponse,
+  ServerStatusResponse,
+  Timestamp,
+} from './types.js';
 
 export const PROTO_FILE = 'agent/flows/observer.proto';
+/** observer.proto compiled to JSON (agent/flows/proto-json.ts): no .proto parser at start-up. */
+export const PROTO_JSON_FILE = 'agent/flows/observer.json';
 
 let root: protobuf.Root | undefined;
 
 export function protoRoot(): protobuf.Root {
   if (root === undefined) {
-    const r = new protobuf.Root().loadSync(assetPath(PROTO_FILE), { keepCase: true });
+    const r = protobuf.Root.fromJSON(
+      JSON.parse(readFileSync(assetPath(PROTO_JSON_FILE), 'utf8')) as protobuf.INamespace,
+    );
     r.resolveAll();
     root = r;
   }
@@ -67,6 +79,18 @@ export function encodeLostResponse(source: number, n: number, nodeName: string, 
   return Buffer.from(w.finish());
 }
 
+/** A relay's GetFlowsResponse telling a client that nodes changed state (Hubble's node_status). */
+export function encodeNodeStatusResponse(
+  status: { state_change: number; node_names: string[]; message: string },
+  time: Timestamp,
+): Buffer {
+  return Buffer.from(
+    messageType('GetFlowsResponse')
+      .encode({ node_status: status, time } as unknown as protobuf.Message)
+      .finish(),
+  );
+}
+
 const decodeOpts: protobuf.IConversionOptions = { longs: Number, enums: Number, defaults: true, arrays: true };
 
 export function decodeFlowsResponse(buf: Uint8Array): GetFlowsResponse {
@@ -102,6 +126,19 @@ export function observerServiceDefinition(): ServiceDefinition {
       responseSerialize: (r: Buffer) => r,
       responseDeserialize: (b: Buffer) => decodeFlowsResponse(b),
     },
+    GetNodes: {
+      path: '/observer.Observer/GetNodes',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: () => Buffer.alloc(0),
+      requestDeserialize: () => ({}),
+      responseSerialize: (r: GetNodesResponse) => encodeMessage('GetNodesResponse', r),
+      responseDeserialize: (b: Buffer) =>
+        messageType('GetNodesResponse').toObject(
+          messageType('GetNodesResponse').decode(b),
+          decodeOpts,
+        ) as GetNodesResponse,
+    },
     ServerStatus: {
       path: '/observer.Observer/ServerStatus',
       requestStream: false,
@@ -125,6 +162,18 @@ export function observerServiceDefinition(): ServiceDefinition {
 export function flowsResponseToJson(r: GetFlowsResponse): Record<string, unknown> {
   const t = messageType('GetFlowsResponse');
   const obj = t.toObject(t.fromObject(pruneDefaults(r) as Record<string, unknown>), {
+    longs: Number,
+    enums: String,
+    defaults: false,
+    arrays: false,
+  });
+  return rewriteWellKnown(obj) as Record<string, unknown>;
+}
+
+/** protobuf's JSON mapping of one Flow (Hubble's `-o json`). */
+export function flowToJson(f: Flow): Record<string, unknown> {
+  const t = messageType('Flow');
+  const obj = t.toObject(t.fromObject(pruneDefaults(f) as Record<string, unknown>), {
     longs: Number,
     enums: String,
     defaults: false,

@@ -6,17 +6,43 @@ import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { nsToTimestamp } from './clock.js';
 import { FilterError } from './filter.js';
-import { encodeFlowResponse, encodeLostResponse, observerServiceDefinition } from './proto.js';
-import { weirVersion } from './assets.js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { encodeFlowResponse, encodeLostResponse, observerServiceDefinition, PROTO_FILE } from './proto.js';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import { assetPath, weirVersion } from './assets.js';
 import type { Observer } from './observer.js';
 import type { FlowSink, SinkItem } from './subscription.js';
-import { LostEventSource, type GetFlowsRequest, type ServerStatusResponse } from './types.js';
+import {
+  LostEventSource,
+  NodeState,
+  type GetFlowsRequest,
+  type GetNodesResponse,
+  type ServerStatusResponse,
+} from './types.js';
+
+/** PEM material for a TCP listener with mutual TLS: clients must present a certificate signed by `ca`. */
+export interface TlsFiles {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
 
 export interface ObserverServerOptions {
   /** Unix socket path; empty string for none. */
   socketPath?: string;
-  /** "host:port" for a TCP listener (opt-in; plaintext). */
+  /** "host:port" for a TCP listener (opt-in). */
   tcpAddress?: string;
+  /** Mutual TLS for the TCP listener; without it the listener is plaintext. */
+  tls?: TlsFiles;
+}
+
+/** What a server answers to GetFlows, GetNodes and ServerStatus: an agent's Observer or the relay. */
+export interface ObserverBackend {
+  nodeName: string;
+  getFlows(call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>): void;
+  getNodes(): Promise<GetNodesResponse>;
+  serverStatus(): Promise<ServerStatusResponse>;
 }
 
 export interface ObserverServer {
@@ -25,12 +51,15 @@ export interface ObserverServer {
   close(): Promise<void>;
 }
 
-function bind(server: grpc.Server, address: string): Promise<number> {
+function bind(server: grpc.Server, address: string, creds = grpc.ServerCredentials.createInsecure()): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    ),
+    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port))),
   );
+}
+
+export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
 }
 
 /**
@@ -42,7 +71,7 @@ function bind(server: grpc.Server, address: string): Promise<number> {
  */
 const MAX_IN_FLIGHT = 256;
 
-function sinkFor(call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>, nodeName: string): FlowSink {
+export function sinkFor(call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>, nodeName: string): FlowSink {
   let inFlight = 0;
   let drain: (() => void) | undefined;
   let waiting = false;
@@ -75,12 +104,31 @@ function sinkFor(call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>, nodeN
   };
 }
 
-export async function startObserverServer(observer: Observer, o: ObserverServerOptions): Promise<ObserverServer> {
-  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 64 });
-  const version = weirVersion();
+/** observer.proto as @grpc/proto-loader describes it, for the server reflection service. */
+function reflectionPackage(): PackageDefinition {
+  return loadSync(assetPath(PROTO_FILE), { keepCase: true });
+}
 
-  server.addService(observerServiceDefinition(), {
-    GetFlows: (call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>) => {
+/** The Observer service of one agent: its own flows, itself as the one node. */
+export function agentBackend(observer: Observer, tls: boolean): ObserverBackend {
+  const version = weirVersion();
+  const status = (): ServerStatusResponse => {
+    const s = observer.status();
+    return {
+      num_flows: s.numFlows,
+      max_flows: s.maxFlows,
+      seen_flows: s.seenFlows,
+      uptime_ns: Number(s.uptimeNs),
+      version,
+      lost_events: s.lostEvents,
+      client_dropped_flows: s.clientDroppedFlows,
+      connected_clients: s.connectedClients,
+      node_name: observer.nodeName,
+    };
+  };
+  return {
+    nodeName: observer.nodeName,
+    getFlows(call) {
       let sub;
       try {
         sub = observer.open(call.request, sinkFor(call, observer.nodeName));
@@ -96,24 +144,62 @@ export async function startObserverServer(observer: Observer, o: ObserverServerO
       call.on('close', done);
       call.on('error', done);
     },
+    getNodes() {
+      const s = status();
+      return Promise.resolve({
+        nodes: [
+          {
+            name: observer.nodeName,
+            version,
+            address: '',
+            state: NodeState.NODE_CONNECTED,
+            tls: { enabled: tls, server_name: '' },
+            uptime_ns: s.uptime_ns,
+            num_flows: s.num_flows,
+            max_flows: s.max_flows,
+            seen_flows: s.seen_flows,
+          },
+        ],
+      });
+    },
+    serverStatus: () => Promise.resolve(status()),
+  };
+}
+
+export async function startObserverServer(observer: Observer, o: ObserverServerOptions): Promise<ObserverServer> {
+  return startObserverService(agentBackend(observer, o.tls !== undefined), o);
+}
+
+/**
+ * Serves `backend` as observer.Observer, with grpc.health.v1.Health (the overall status
+ * and "observer.Observer" SERVING) and server reflection (grpcurl works without the .proto).
+ */
+export async function startObserverService(
+  backend: ObserverBackend,
+  o: ObserverServerOptions,
+): Promise<ObserverServer> {
+  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 64 });
+
+  server.addService(observerServiceDefinition(), {
+    GetFlows: (call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>) => backend.getFlows(call),
+    GetNodes: (_call: grpc.ServerUnaryCall<object, GetNodesResponse>, cb: grpc.sendUnaryData<GetNodesResponse>) => {
+      backend.getNodes().then(
+        (r) => cb(null, r),
+        (e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }),
+      );
+    },
     ServerStatus: (
       _call: grpc.ServerUnaryCall<object, ServerStatusResponse>,
       cb: grpc.sendUnaryData<ServerStatusResponse>,
     ) => {
-      const s = observer.status();
-      cb(null, {
-        num_flows: s.numFlows,
-        max_flows: s.maxFlows,
-        seen_flows: s.seenFlows,
-        uptime_ns: Number(s.uptimeNs),
-        version,
-        lost_events: s.lostEvents,
-        client_dropped_flows: s.clientDroppedFlows,
-        connected_clients: s.connectedClients,
-        node_name: observer.nodeName,
-      });
+      backend.serverStatus().then(
+        (r) => cb(null, r),
+        (e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }),
+      );
     },
   });
+  new HealthImplementation({ '': 'SERVING', 'observer.Observer': 'SERVING' }).addToServer(server);
+  new ReflectionService(reflectionPackage()).addToServer(server);
 
   const addresses: string[] = [];
   if (o.socketPath) {
@@ -130,7 +216,7 @@ export async function startObserverServer(observer: Observer, o: ObserverServerO
   if (o.tcpAddress) {
     let port: number;
     try {
-      port = await bind(server, o.tcpAddress);
+      port = await bind(server, o.tcpAddress, serverCredentials(o.tls));
     } catch (e) {
       throw new Error(`cannot listen on ${o.tcpAddress}: ${(e as Error).message}; pick a free host:port`);
     }

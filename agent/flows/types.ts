@@ -79,25 +79,54 @@ export interface EventTypeFilter {
   sub_type?: number;
 }
 
+export interface NetworkInterfaceFilter {
+  index?: number;
+  name?: string;
+}
+
+/** Hubble's FlowFilter, every field (observer.proto); filter.ts says which weir evaluates. */
 export interface FlowFilter {
   uuid?: string[];
   source_ip?: string[];
+  source_ip_xlated?: string[];
   source_pod?: string[];
+  source_fqdn?: string[];
   source_label?: string[];
+  source_service?: string[];
+  source_workload?: Array<{ name?: string; kind?: string }>;
+  source_cluster_name?: string[];
   destination_ip?: string[];
   destination_pod?: string[];
+  destination_fqdn?: string[];
   destination_label?: string[];
+  destination_service?: string[];
+  destination_workload?: Array<{ name?: string; kind?: string }>;
+  destination_cluster_name?: string[];
   traffic_direction?: number[];
   verdict?: number[];
+  drop_reason_desc?: number[];
+  interface?: NetworkInterfaceFilter[];
   event_type?: EventTypeFilter[];
+  http_status_code?: string[];
   protocol?: string[];
   source_port?: string[];
   destination_port?: string[];
   reply?: boolean[];
+  dns_query?: string[];
   source_identity?: number[];
   destination_identity?: number[];
+  http_method?: string[];
+  http_path?: string[];
+  http_url?: string[];
+  http_header?: Array<{ key?: string; value?: string }>;
+  tcp_flags?: TCPFlags[];
+  node_name?: string[];
+  node_labels?: string[];
   ip_version?: number[];
-  drop_reason_desc?: number[];
+  trace_id?: string[];
+  ip_trace_id?: number[];
+  encrypted?: boolean[];
+  experimental?: { cel_expression?: string[] } | null;
 }
 
 export interface GetFlowsRequest {
@@ -108,6 +137,10 @@ export interface GetFlowsRequest {
   blacklist?: FlowFilter[];
   since?: Timestamp | null;
   until?: Timestamp | null;
+  /** Declared for Hubble clients; weir refuses a request that sets them. */
+  field_mask?: { paths?: string[] } | null;
+  experimental?: { field_mask?: { paths?: string[] } | null } | null;
+  extensions?: unknown[];
 }
 
 export interface LostEvent {
@@ -115,8 +148,23 @@ export interface LostEvent {
   num_events_lost: number;
 }
 
+export const NodeState = {
+  UNKNOWN_NODE_STATE: 0,
+  NODE_CONNECTED: 1,
+  NODE_UNAVAILABLE: 2,
+  NODE_GONE: 3,
+  NODE_ERROR: 4,
+} as const;
+
+export interface NodeStatusEvent {
+  state_change: number;
+  node_names: string[];
+  message: string;
+}
+
 export interface GetFlowsResponse {
   flow?: Flow;
+  node_status?: NodeStatusEvent;
   lost_events?: LostEvent;
   node_name: string;
   time: Timestamp;
@@ -127,9 +175,28 @@ export interface ServerStatusResponse {
   max_flows: number;
   seen_flows: number;
   uptime_ns: number;
+  num_connected_nodes?: { value: number } | null;
+  num_unavailable_nodes?: { value: number } | null;
+  unavailable_nodes?: string[];
   version: string;
   lost_events: number;
   client_dropped_flows: number;
   connected_clients: number;
   node_name: string;
+}
+
+export interface Node {
+  name: string;
+  version: string;
+  address: string;
+  state: number;
+  tls?: { enabled: boolean; server_name: string } | null;
+  uptime_ns: number;
+  num_flows: number;
+  max_flows: number;
+  seen_flows: number;
+}
+
+export interface GetNodesResponse {
+  nodes: Node[];
 }

@@ -9,7 +9,7 @@
  * only then are increments applied. An agent that starts against an unreachable API server keeps
  * enforcing what is pinned and is not ready.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeApiConfig } from '../sources/kube-api.js';
 import { Agent, type Enforcement } from '../daemon.js';
 import type { DesiredDiff, DesiredState } from '../desired.js';
 import { DatapathEnforcement } from '../enforcement.js';
@@ -53,7 +53,7 @@ class GatedEnforcement implements Enforcement {
 
 export interface NodeAgentOptions {
   config: AgentConfig;
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeApiConfig;
   log: Logger;
   /** Compiled BPF object (default build/bpf/weir.o). */
   objectPath?: string;

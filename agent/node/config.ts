@@ -32,6 +32,12 @@ export interface AgentConfig {
   logLevel: LogLevel;
   watchTimeoutSeconds: number;
   flowsCapacity: number;
+  /** "host:port" of the flow API's TCP listener for `weir relay`; empty for none. Needs the three TLS files. */
+  observerAddress: string;
+  /** PEM files of the listener's mutual TLS: the CA clients' certificates must chain to, its certificate and key. */
+  observerTlsCa: string;
+  observerTlsCert: string;
+  observerTlsKey: string;
   /** Per-pod flow metrics (weir_pod_flows_total); off by default: a series per pair of pods. */
   podMetrics: boolean;
   /** Most pods named in per-pod metrics; the rest count as pod "other". */
@@ -52,6 +58,10 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   logLevel: 'info',
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
+  observerAddress: '',
+  observerTlsCa: '',
+  observerTlsCert: '',
+  observerTlsKey: '',
   podMetrics: false,
   podMetricsMaxPods: 100,
 };
@@ -72,6 +82,10 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   logLevel: 'logLevel',
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
+  observerAddress: 'string',
+  observerTlsCa: 'string',
+  observerTlsCert: 'string',
+  observerTlsKey: 'string',
   podMetrics: 'boolean',
   podMetricsMaxPods: 'positive',
 };
@@ -161,6 +175,11 @@ export function resolveConfig(
   if (typeof merged.nodeName !== 'string' || merged.nodeName === '') {
     throw new Error(
       'the node name is required: pass --node-name or set NODE_NAME (the chart sets it from spec.nodeName)',
+    );
+  }
+  if (merged.observerAddress && !(merged.observerTlsCa && merged.observerTlsCert && merged.observerTlsKey)) {
+    throw new Error(
+      'observerAddress needs observerTlsCa, observerTlsCert and observerTlsKey: the flow API listens on TCP only with mutual TLS',
     );
   }
   return merged as unknown as AgentConfig;

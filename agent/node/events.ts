@@ -3,21 +3,21 @@
  * ipBlock that covers pod IPs): `kubectl describe networkpolicy` then shows why. Each problem is
  * reported once per agent; errors of the API call are logged, never fatal.
  */
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { KubeApi, type KubeApiConfig } from '../sources/kube-api.js';
 import type { PolicyProblem } from '../policy/index.js';
 
 export const EVENT_COMPONENT = 'weir-agent';
 
 export class PolicyEventRecorder {
-  private readonly api: CoreV1Api;
+  private readonly api: KubeApi;
   private readonly reported = new Set<string>();
 
   constructor(
-    kubeConfig: KubeConfig,
+    kubeConfig: KubeApiConfig,
     private readonly nodeName: string,
     private readonly onError: (msg: string) => void = () => undefined,
   ) {
-    this.api = kubeConfig.makeApiClient(CoreV1Api);
+    this.api = new KubeApi(kubeConfig);
   }
 
   /** Posts one Event per problem not reported before; resolves when the API answered. */
@@ -31,23 +31,22 @@ export class PolicyEventRecorder {
     const key = `${p.policy}|${p.field}|${p.message}`;
     this.reported.add(key);
     const [namespace, name] = p.policy.split('/') as [string, string];
-    const now = new Date();
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
-      await this.api.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.`, namespace },
-          involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name, namespace },
-          type: 'Warning',
-          reason: severity === 'error' ? 'PolicyRuleRejected' : 'PolicyRuleWarning',
-          message: `${p.field}: ${p.message}`,
-          source: { component: EVENT_COMPONENT, host: this.nodeName },
-          reportingComponent: EVENT_COMPONENT,
-          reportingInstance: this.nodeName,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
+      await this.api.postJson(`/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${name}.`, namespace },
+        involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name, namespace },
+        type: 'Warning',
+        reason: severity === 'error' ? 'PolicyRuleRejected' : 'PolicyRuleWarning',
+        message: `${p.field}: ${p.message}`,
+        source: { component: EVENT_COMPONENT, host: this.nodeName },
+        reportingComponent: EVENT_COMPONENT,
+        reportingInstance: this.nodeName,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
       });
     } catch (err) {
       this.reported.delete(key);

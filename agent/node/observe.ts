@@ -3,6 +3,7 @@
  * the compiler's identities and the discovered pod interfaces; served on `<runDir>/observer.sock`
  * (where `weir observe` looks on the node) and /metrics on the configured port.
  */
+import { readFileSync } from 'node:fs';
 import type { Agent } from '../daemon.js';
 import type { DatapathEnforcement } from '../enforcement.js';
 import { fromAgent, startObservability, type Observability } from '../observability.js';
@@ -21,6 +22,16 @@ export function startNodeObservability(
     ...fromAgent({ agent, engine, enforcement, interfaceName }),
     ringCapacity: config.flowsCapacity,
     socketPath: `${config.runDir}/observer.sock`,
+    ...(config.observerAddress
+      ? {
+          tcpAddress: config.observerAddress,
+          tls: {
+            ca: readFileSync(config.observerTlsCa),
+            cert: readFileSync(config.observerTlsCert),
+            key: readFileSync(config.observerTlsKey),
+          },
+        }
+      : {}),
     metricsPort: config.metricsPort === 0 ? null : config.metricsPort,
     podMetrics: { enabled: config.podMetrics, maxPods: config.podMetricsMaxPods },
   });

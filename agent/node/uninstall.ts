@@ -12,7 +12,24 @@
  * DaemonSet of the same name with another uid (a reinstall, whose agents adopt the pins) — keeps
  * everything in place: a stop never removes enforcement unless the DaemonSet's deletion is certain.
  */
-import { AppsV1Api, CoreV1Api, Watch, type KubeConfig, type V1DaemonSet } from '@kubernetes/client-node';
+import { KubeApi, type KubeApiConfig } from '../sources/kube-api.js';
+
+/** What the agent reads of a DaemonSet (wire JSON). */
+interface DaemonSet {
+  metadata?: { name?: string; uid?: string; deletionTimestamp?: string; resourceVersion?: string };
+}
+
+interface PodMeta {
+  metadata?: { ownerReferences?: Array<{ kind?: string; apiVersion?: string; name: string; uid: string }> };
+}
+
+const apis = new WeakMap<KubeApiConfig, KubeApi>();
+/** One KubeApi (one keep-alive agent) per credentials. */
+function apiOf(kc: KubeApiConfig): KubeApi {
+  let api = apis.get(kc);
+  if (!api) apis.set(kc, (api = new KubeApi(kc)));
+  return api;
+}
 
 export interface StopDecision {
   /** Detach and unpin. */
@@ -22,7 +39,7 @@ export interface StopDecision {
 }
 
 export interface OwnerLookup {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeApiConfig;
   podName: string;
   podNamespace: string;
   /** Give up asking (and keep everything, unless the watch saw a deletion) after this long; default 5 s. */
@@ -44,7 +61,8 @@ type Answer =
 const keep = (reason: string): StopDecision => ({ cleanup: false, reason });
 
 function statusCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
+  const e = err as { code?: unknown; statusCode?: unknown } | null;
+  const code = e?.statusCode ?? e?.code;
   return typeof code === 'number' ? code : undefined;
 }
 
@@ -55,14 +73,16 @@ function describe(err: unknown): string {
 }
 
 /** The DaemonSet that owns the pod; undefined when none does; throws when the API does not answer. */
-async function findOwner(kc: KubeConfig, podNamespace: string, podName: string): Promise<Owner | undefined> {
-  const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name: podName, namespace: podNamespace });
+async function findOwner(kc: KubeApiConfig, podNamespace: string, podName: string): Promise<Owner | undefined> {
+  const pod = await apiOf(kc).getJson<PodMeta>(
+    `/api/v1/namespaces/${encodeURIComponent(podNamespace)}/pods/${encodeURIComponent(podName)}`,
+  );
   const ref = pod.metadata?.ownerReferences?.find((r) => r.kind === 'DaemonSet' && r.apiVersion === 'apps/v1');
   return ref ? { name: ref.name, uid: ref.uid } : undefined;
 }
 
 /** Deleted or being deleted, judged from one state of the DaemonSet (undefined = not there). */
-function deletionOf(owner: Owner, ds: V1DaemonSet | undefined, where: string): Answer {
+function deletionOf(owner: Owner, ds: DaemonSet | undefined, where: string): Answer {
   if (!ds) return { kind: 'decided', decision: { cleanup: true, reason: `DaemonSet ${where} is gone` } };
   if (ds.metadata?.uid !== undefined && ds.metadata.uid !== owner.uid)
     return {
@@ -90,9 +110,9 @@ async function ask(o: OwnerLookup): Promise<Answer> {
     return { kind: 'decided', decision: keep(`pod ${o.podNamespace}/${o.podName} is not owned by a DaemonSet`) };
   const where = `${o.podNamespace}/${owner.name}`;
   try {
-    const ds = await o.kubeConfig
-      .makeApiClient(AppsV1Api)
-      .readNamespacedDaemonSet({ name: owner.name, namespace: o.podNamespace });
+    const ds = await apiOf(o.kubeConfig).getJson<DaemonSet>(
+      `/apis/apps/v1/namespaces/${encodeURIComponent(o.podNamespace)}/daemonsets/${encodeURIComponent(owner.name)}`,
+    );
     return deletionOf(owner, ds, where);
   } catch (err) {
     if (statusCode(err) === 404) return deletionOf(owner, undefined, where);
@@ -155,7 +175,7 @@ export class OwnerWatch {
     this.wake?.();
   }
 
-  private observe(ds: V1DaemonSet | undefined, deleted = false): void {
+  private observe(ds: DaemonSet | undefined, deleted = false): void {
     const owner = this.owner!;
     const where = `${this.o.podNamespace}/${owner.name}`;
     if (ds?.metadata?.uid !== undefined && ds.metadata.uid !== owner.uid) return; // another DaemonSet
@@ -189,31 +209,28 @@ export class OwnerWatch {
   private async follow(owner: Owner): Promise<void> {
     const ns = this.o.podNamespace;
     const fieldSelector = `metadata.name=${owner.name}`;
-    const list = await this.o.kubeConfig
-      .makeApiClient(AppsV1Api)
-      .listNamespacedDaemonSet({ namespace: ns, fieldSelector });
-    this.observe(list.items.find((d) => d.metadata?.name === owner.name));
-    if (this.stopped) return;
-    await new Promise<void>((resolve, reject) => {
-      new Watch(this.o.kubeConfig)
-        .watch(
-          `/apis/apps/v1/namespaces/${ns}/daemonsets`,
-          {
-            fieldSelector,
-            resourceVersion: list.metadata?.resourceVersion,
-            allowWatchBookmarks: true,
-            timeoutSeconds: 300,
-          },
-          (phase: string, obj: V1DaemonSet) => {
-            if (phase === 'DELETED') this.observe(obj, true);
-            else if (phase === 'ADDED' || phase === 'MODIFIED') this.observe(obj);
-          },
-          (err: unknown) => (err ? reject(err instanceof Error ? err : new Error(describe(err))) : resolve()),
-        )
-        .then((ac) => {
-          this.abort = ac;
-          if (this.stopped) ac.abort();
-        }, reject);
+    const api = apiOf(this.o.kubeConfig);
+    const path = `/apis/apps/v1/namespaces/${encodeURIComponent(ns)}/daemonsets`;
+    const list = await api.getJson<{ metadata?: { resourceVersion?: string }; items?: DaemonSet[] }>(path, {
+      fieldSelector,
     });
+    this.observe((list.items ?? []).find((d) => d.metadata?.name === owner.name));
+    if (this.stopped) return;
+    const abort = new AbortController();
+    this.abort = abort;
+    await api.watch(
+      path,
+      {
+        fieldSelector,
+        resourceVersion: list.metadata?.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: 300,
+      },
+      (e) => {
+        if (e.type === 'DELETED') this.observe(e.object as DaemonSet, true);
+        else if (e.type === 'ADDED' || e.type === 'MODIFIED') this.observe(e.object as DaemonSet);
+      },
+      abort.signal,
+    );
   }
 }

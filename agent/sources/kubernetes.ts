@@ -1,25 +1,26 @@
 /**
- * The Kubernetes source: client-node informers for Namespaces, Pods (every node: the ipcache needs
- * remote pods), NetworkPolicies and Nodes, turned into one stream of changes for the Store.
+ * The Kubernetes source: informers for Namespaces, Pods (every node: the ipcache needs remote
+ * pods), NetworkPolicies and Nodes, turned into one stream of changes for the Store.
  *
- * - client-node relists by itself on 410 Gone but stops an informer on any other error (a dropped
- *   connection, a refused list): this source restarts it with exponential backoff. The restarted
- *   informer keeps its cache, so its relist reports as deletions what was deleted meanwhile.
+ * - Each informer lists in pages (a consistent snapshot without one huge response), then watches
+ *   from the list's resourceVersion. A watch the server ends (its timeout) is reopened from the
+ *   last resourceVersion seen; 410 Gone relists. Any other error (a dropped connection, a refused
+ *   list) restarts the informer with exponential backoff; a restart resumes the watch from the
+ *   last resourceVersion, and when that is gone relists: the relist reports as deletions what was
+ *   deleted meanwhile.
+ * - The source keeps no objects: per object only its key and resourceVersion (enough to report
+ *   what a relist no longer holds and to skip unchanged ones). The Store holds the objects; a copy
+ *   here would be the largest part of the agent's heap (37 MiB at 10,000 pods).
  * - Watches ask for bookmarks and a server-side timeout (as client-go does), and a watchdog aborts
  *   a watch that has been silent for longer than that, so a half-open connection cannot hang it.
  * - `synced` resolves once every informer has completed its first list.
+ * - Requests are plain HTTP through `KubeApi` (kube-api.ts): objects stay the wire JSON the API
+ *   server sent, trimmed of what weir never reads (kube-wire.ts `slim`), and the agent does not
+ *   load client-node's API models.
  */
-import {
-  CoreV1Api,
-  KubeConfig,
-  ListWatch,
-  NetworkingV1Api,
-  Watch,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
 import { Backoff } from './backoff.js';
-import { objectRef, slim, toWire, type WireObject } from './kube-wire.js';
+import { KubeApi, KubeApiError, type KubeApiConfig, type WatchEvent } from './kube-api.js';
+import { objectRef, slim, type WireObject } from './kube-wire.js';
 
 export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes';
 export type ChangeAction = 'add' | 'update' | 'delete';
@@ -44,7 +45,8 @@ export interface ResourceStatus {
 }
 
 export interface KubernetesSourceOptions {
-  kubeConfig: KubeConfig;
+  /** Server and credentials: agent/sources/kubeconfig.ts, or client-node's KubeConfig. */
+  kubeConfig: KubeApiConfig;
   /** Receives every change, in order per resource. */
   onChange: (change: KubernetesChange) => void;
   /** Called for every error before the informer is restarted (for logs). */
@@ -60,174 +62,193 @@ interface KindInfo {
   path: string;
   kind: string;
   apiVersion: string;
-  list: (api: Apis, page: { limit: number; _continue?: string }) => Promise<KubernetesListObject<KubernetesObject>>;
-}
-
-interface Apis {
-  core: CoreV1Api;
-  net: NetworkingV1Api;
 }
 
 const KINDS: Record<WatchedResource, KindInfo> = {
-  namespaces: {
-    path: '/api/v1/namespaces',
-    kind: 'Namespace',
-    apiVersion: 'v1',
-    list: (a, p) => a.core.listNamespace(p),
-  },
-  nodes: { path: '/api/v1/nodes', kind: 'Node', apiVersion: 'v1', list: (a, p) => a.core.listNode(p) },
-  pods: { path: '/api/v1/pods', kind: 'Pod', apiVersion: 'v1', list: (a, p) => a.core.listPodForAllNamespaces(p) },
+  namespaces: { path: '/api/v1/namespaces', kind: 'Namespace', apiVersion: 'v1' },
+  nodes: { path: '/api/v1/nodes', kind: 'Node', apiVersion: 'v1' },
+  pods: { path: '/api/v1/pods', kind: 'Pod', apiVersion: 'v1' },
   networkpolicies: {
     path: '/apis/networking.k8s.io/v1/networkpolicies',
     kind: 'NetworkPolicy',
     apiVersion: 'networking.k8s.io/v1',
-    list: (a, p) => a.net.listNetworkPolicyForAllNamespaces(p),
   },
 };
 
+interface WireList {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: WireObject[];
+}
+
 function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
-  if (err && typeof err === 'object') {
-    const o = err as { message?: unknown; code?: unknown; statusCode?: unknown };
-    if (typeof o.message === 'string') return o.message;
-    if (o.code !== undefined || o.statusCode !== undefined) return `HTTP ${String(o.code ?? o.statusCode)}`;
-  }
   return String(err);
 }
 
-/**
- * client-node's Watch with the parameters a long-running agent needs: bookmarks, a server-side
- * timeout, and a client-side watchdog (abort after the timeout plus a grace period of silence).
- */
-class AgentWatch extends Watch {
-  private controller: AbortController | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
-
-  constructor(
-    kc: KubeConfig,
-    private readonly timeoutSeconds: number,
-    private readonly onOpen: () => void,
-    private readonly onClose: () => void,
-  ) {
-    super(kc);
-  }
-
-  override async watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    const timeout = this.timeoutSeconds + Math.floor(Math.random() * this.timeoutSeconds);
-    const arm = (): void => {
-      clearTimeout(this.watchdog);
-      this.watchdog = setTimeout(() => this.controller?.abort(), (timeout + 30) * 1000);
-      this.watchdog.unref();
-    };
-    this.onOpen();
-    arm();
-    this.controller = await super.watch(
-      path,
-      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: timeout },
-      (phase, obj, raw) => {
-        arm();
-        callback(
-          phase,
-          obj !== null && typeof obj === 'object' && phase !== 'ERROR' ? slim(obj as WireObject) : obj,
-          raw,
-        );
-      },
-      (err) => {
-        clearTimeout(this.watchdog);
-        this.onClose();
-        done(err);
-      },
-    );
-    return this.controller;
-  }
-
-  cancel(): void {
-    clearTimeout(this.watchdog);
-    this.controller?.abort();
-  }
-}
+/** The watch ended because of 410 Gone: relist, no error. */
+class Gone extends Error {}
 
 class ResourceInformer {
   readonly status: ResourceStatus = { synced: false, watching: false, restarts: 0 };
-  private readonly informer: ListWatch<KubernetesObject>;
-  private readonly watch: AgentWatch;
+  /** "namespace/name" -> resourceVersion of every object known. */
+  private readonly known = new Map<string, string>();
   private readonly backoff: Backoff;
+  private readonly info: KindInfo;
   private retryTimer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private controller: AbortController | undefined;
   private stopped = false;
+  /** The last resourceVersion seen (list or watch event), where a restarted watch resumes. */
+  private resourceVersion: string | undefined;
+  /** Bumped by stop() and every restart, so a superseded loop never emits. */
+  private generation = 0;
 
   constructor(
     readonly resource: WatchedResource,
-    kc: KubeConfig,
-    apis: Apis,
+    private readonly api: KubeApi,
     private readonly opts: KubernetesSourceOptions,
     private readonly onSynced: () => void,
   ) {
-    const info = KINDS[resource];
-    const pageSize = opts.pageSize ?? 500;
+    this.info = KINDS[resource];
     this.backoff = new Backoff({
       initialMs: opts.backoff?.initialMs ?? 500,
       maxMs: opts.backoff?.maxMs ?? 30_000,
       resetAfterMs: 30_000,
     });
-    this.watch = new AgentWatch(
-      kc,
-      opts.watchTimeoutSeconds ?? 300,
-      () => {
-        // ListWatch opens a watch only after its list has been applied to the cache.
-        this.status.watching = true;
-        if (!this.status.synced) {
-          this.status.synced = true;
-          this.onSynced();
-        }
-      },
-      () => {
-        this.status.watching = false;
-      },
-    );
-    const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const first = await info.list(apis, { limit: pageSize });
-      const items = [...first.items];
-      let cont = first.metadata?._continue;
-      while (cont) {
-        const page = await info.list(apis, { limit: pageSize, _continue: cont });
-        items.push(...page.items);
-        cont = page.metadata?._continue;
+  }
+
+  private emit(action: ChangeAction, obj: WireObject): void {
+    if (!this.stopped) this.opts.onChange({ resource: this.resource, action, object: obj });
+  }
+
+  /** Wire JSON with kind/apiVersion (list items come without them), slimmed. */
+  private wire(obj: WireObject): WireObject {
+    const info = this.info;
+    const labelled =
+      obj.kind === info.kind && obj.apiVersion === info.apiVersion
+        ? obj
+        : { ...obj, kind: info.kind, apiVersion: info.apiVersion };
+    return slim(labelled);
+  }
+
+  /** A deletion's object: what identifies it (the Store deletes by kind and key). */
+  private tombstone(key: string, resourceVersion: string): WireObject {
+    const slash = key.indexOf('/');
+    const metadata =
+      slash < 0
+        ? { name: key, resourceVersion }
+        : { namespace: key.slice(0, slash), name: key.slice(slash + 1), resourceVersion };
+    return { kind: this.info.kind, apiVersion: this.info.apiVersion, metadata };
+  }
+
+  /**
+   * Every page of the collection, each page's objects delivered as it arrives (no whole list
+   * held at once); once the last page is in, what was known and is no longer listed is deleted.
+   */
+  private async list(gen: number): Promise<string> {
+    const limit = this.opts.pageSize ?? 500;
+    const listed = new Set<string>();
+    let cont: string | undefined;
+    let rv = '';
+    do {
+      const page = await this.api.getJson<WireList>(this.info.path, { limit, continue: cont });
+      if (gen !== this.generation) throw new Error('stopped');
+      for (const item of page.items ?? []) {
+        const o = this.wire(item);
+        const key = objectRef(o);
+        const version = o.metadata?.resourceVersion ?? '';
+        listed.add(key);
+        const old = this.known.get(key);
+        this.known.set(key, version);
+        if (old === undefined) this.emit('add', o);
+        else if (old !== version) this.emit('update', o);
       }
-      return { ...first, items: items.map((i) => this.wire(i) as KubernetesObject) };
-    };
-    this.informer = new ListWatch<KubernetesObject>(info.path, this.watch, listFn, false);
-    // Everything in the informer's cache is wire JSON already: list items were converted above,
-    // watch events arrive raw. Only kind/apiVersion may be missing (list items carry none).
-    const emit = (action: ChangeAction) => (obj: KubernetesObject) => {
-      if (!this.stopped) opts.onChange({ resource, action, object: this.labelled(obj as WireObject) });
-    };
-    this.informer.on('add', emit('add'));
-    this.informer.on('update', emit('update'));
-    this.informer.on('delete', emit('delete'));
-    this.informer.on('error', (err: unknown) => this.failed(err));
+      rv = page.metadata?.resourceVersion ?? rv;
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    for (const [key, version] of this.known) {
+      if (!listed.has(key)) {
+        this.known.delete(key);
+        this.emit('delete', this.tombstone(key, version));
+      }
+    }
+    this.resourceVersion = rv;
+    return rv;
   }
 
-  /** Wire JSON with kind/apiVersion (list items come without them). */
-  private wire(obj: unknown): WireObject {
-    return slim(this.labelled(toWire(obj) as WireObject));
+  private onEvent(e: WatchEvent, gen: number): string | undefined {
+    if (gen !== this.generation) return undefined;
+    if (e.type === 'ERROR') {
+      const status = e.object as { code?: number; message?: string };
+      if (status.code === 410) throw new Gone(status.message ?? 'Gone');
+      throw new KubeApiError(`watch error: ${status.message ?? JSON.stringify(e.object)}`, status.code ?? 0);
+    }
+    const rv = e.object.metadata?.resourceVersion;
+    if (e.type === 'BOOKMARK') return rv;
+    const o = this.wire(e.object);
+    const key = objectRef(o);
+    if (e.type === 'DELETED') {
+      this.known.delete(key);
+      this.emit('delete', o);
+    } else {
+      const existed = this.known.has(key);
+      this.known.set(key, o.metadata?.resourceVersion ?? '');
+      this.emit(existed ? 'update' : 'add', o);
+    }
+    return rv;
   }
 
-  private labelled(obj: WireObject): WireObject {
-    const info = KINDS[this.resource];
-    return obj.kind === info.kind && obj.apiVersion === info.apiVersion
-      ? obj
-      : { ...obj, kind: info.kind, apiVersion: info.apiVersion };
+  private async run(gen: number): Promise<void> {
+    // A restart resumes the watch where it broke off (410 Gone relists): relisting a large
+    // cluster after every dropped connection would cost the API server and this agent.
+    let rv = this.resourceVersion ?? (await this.list(gen));
+    for (;;) {
+      if (gen !== this.generation) return;
+      const base = this.opts.watchTimeoutSeconds ?? 300;
+      const timeout = base + Math.floor(Math.random() * base);
+      const controller = new AbortController();
+      this.controller = controller;
+      const arm = (): void => {
+        clearTimeout(this.watchdog);
+        this.watchdog = setTimeout(() => controller.abort(), (timeout + 30) * 1000);
+        this.watchdog.unref();
+      };
+      arm();
+      this.status.watching = true;
+      if (!this.status.synced) {
+        // The first list is complete and its changes delivered.
+        this.status.synced = true;
+        this.onSynced();
+      }
+      try {
+        await this.api.watch(
+          this.info.path,
+          { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: timeout },
+          (e) => {
+            arm();
+            rv = this.onEvent(e, gen) ?? rv;
+            this.resourceVersion = rv;
+          },
+          controller.signal,
+        );
+      } catch (err) {
+        if (!(err instanceof Gone)) throw err;
+        this.status.watching = false;
+        rv = await this.list(gen);
+      } finally {
+        clearTimeout(this.watchdog);
+        this.status.watching = false;
+      }
+    }
   }
 
   start(): void {
     this.stopped = false;
     this.backoff.started();
-    this.informer.start().catch((err: unknown) => this.failed(err));
+    const gen = ++this.generation;
+    this.run(gen).catch((err: unknown) => {
+      if (gen === this.generation) this.failed(err);
+    });
   }
 
   private failed(err: unknown): void {
@@ -246,16 +267,20 @@ class ResourceInformer {
     }, delay);
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.stopped = true;
+    this.generation += 1;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.watchdog);
     this.retryTimer = undefined;
-    await this.informer.stop();
-    this.watch.cancel();
+    this.controller?.abort();
+    this.status.watching = false;
+    return Promise.resolve();
   }
 
-  cached(): WireObject[] {
-    return this.informer.list().map((o) => this.labelled(o as WireObject));
+  /** Keys ("namespace/name") of the objects known now. */
+  keys(): string[] {
+    return [...this.known.keys()];
   }
 }
 
@@ -265,13 +290,11 @@ export class KubernetesSource {
   /** Resolves when every resource has been listed once and its change events delivered. */
   readonly synced: Promise<void>;
   private readonly events = new Map<string, number>();
+  private readonly api: KubeApi;
 
   constructor(private readonly opts: KubernetesSourceOptions) {
     this.synced = new Promise((r) => (this.resolveSynced = r));
-    const apis: Apis = {
-      core: opts.kubeConfig.makeApiClient(CoreV1Api),
-      net: opts.kubeConfig.makeApiClient(NetworkingV1Api),
-    };
+    this.api = new KubeApi(opts.kubeConfig);
     const counted: KubernetesSourceOptions = {
       ...opts,
       onChange: (c) => {
@@ -282,7 +305,7 @@ export class KubernetesSource {
     };
     this.informers = WATCHED_RESOURCES.map(
       (r) =>
-        new ResourceInformer(r, opts.kubeConfig, apis, counted, () => {
+        new ResourceInformer(r, this.api, counted, () => {
           if (this.informers.every((i) => i.status.synced)) this.resolveSynced();
         }),
     );
@@ -294,6 +317,7 @@ export class KubernetesSource {
 
   async stop(): Promise<void> {
     await Promise.all(this.informers.map((i) => i.stop()));
+    this.api.destroy();
   }
 
   get isSynced(): boolean {
@@ -315,9 +339,9 @@ export class KubernetesSource {
     });
   }
 
-  /** What the informers hold now, for a full resync. */
-  snapshot(resource: WatchedResource): WireObject[] {
-    return this.informers.find((i) => i.resource === resource)!.cached();
+  /** Keys ("namespace/name", or name) of the objects of one resource known now. */
+  keys(resource: WatchedResource): string[] {
+    return this.informers.find((i) => i.resource === resource)!.keys();
   }
 }
 

@@ -13,6 +13,7 @@ import type { DesiredState, EndpointState, PolicyEntry } from '../../agent/desir
 import { testRun } from '../../maps/test-run.js';
 import { ipv4, tcp, TCP_SYN, TCP_ACK } from '../kernel/packets.js';
 import { Protocol } from '../../maps/abi.js';
+import { bootstrap, median as medianOf, type Interval } from './sidebyside/stats.js';
 
 const LINK = 'wdpbench0';
 const PIN_ROOT = `/sys/fs/bpf/wdp-bench-${process.pid}`;
@@ -91,6 +92,8 @@ interface Rig {
   n: number;
   dp: Datapath;
   verdictOnly: LoadedObject;
+  /** bpf/weir_bench_stages.c: to_pod cut after each stage, same maps. */
+  stages: LoadedObject;
   reconcileMs: number;
   drained: () => number;
   close: () => void;
@@ -119,7 +122,12 @@ function openRig(n: number, ifindex: number): Rig {
       pinPrograms: false,
     });
     closers.push(() => verdictOnly.close());
-    return { n, dp, verdictOnly, reconcileMs, drained: () => drained, close };
+    const stages = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_stages.o'), {
+      pinRoot,
+      pinPrograms: false,
+    });
+    closers.push(() => stages.close());
+    return { n, dp, verdictOnly, stages, reconcileMs, drained: () => drained, close };
   } catch (err) {
     close();
     throw err;
@@ -134,6 +142,108 @@ interface Figures {
   establishedSingle: number;
   newAllowedSingle: number;
   newAllowed: number;
+}
+
+/** Cuts of to_pod in bpf/weir_bench_stages.c, in order, per path; each row is the cost of the stage it adds. */
+const STAGES_ESTABLISHED: Array<[program: string, what: string]> = [
+  ['stage_parse', 'parse (Ethernet, IPv4, TCP into the tuple)'],
+  ['stage_key', 'conntrack key build'],
+  ['stage_clock', 'conntrack clock (jiffies)'],
+  ['stage_lookup', 'conntrack lookup'],
+  ['stage_stamp', 'stamp check (deadline, flags, policy_rev array read)'],
+  ['stage_touch', 'touch (deadline refresh, flags, packet count)'],
+  ['stage_all', 'counter (per-CPU packets and bytes)'],
+];
+const STAGES_NEW: Array<[program: string, what: string]> = [
+  ['stage_parse', 'parse (Ethernet, IPv4, TCP into the tuple)'],
+  ['stage_key', 'conntrack key build'],
+  ['stage_clock', 'conntrack clock (jiffies)'],
+  ['stage_lookup', 'conntrack lookup (miss)'],
+  ['stage_endpoint', 'endpoint record'],
+  ['stage_ipcache', 'ipcache: the peer address to its identity'],
+  ['stage_policy', 'policy lookups'],
+  ['stage_event', 'flow event (ring buffer reserve, fill, submit)'],
+  ['stage_all', 'counter (per-CPU packets and bytes)'],
+];
+const STAGE_ROUNDS = 31;
+
+const ci = (x: Interval): string =>
+  Number.isFinite(x.lo) ? `${x.estimate.toFixed(1)} [${x.lo.toFixed(1)}, ${x.hi.toFixed(1)}]` : x.estimate.toFixed(1);
+
+/**
+ * The stage table: every cut measured in the same rounds as the empty program and the uncut
+ * program, so each stage's cost is a per-round difference (median, bootstrap 95% interval over rounds).
+ */
+async function stageRows(
+  rigs: Rig[],
+  noop: number,
+  ack: Buffer,
+  syn: Buffer,
+  rounds: (runs: Array<[number, Buffer]>, n?: number, drainEach?: boolean) => Promise<number[][]>,
+): Promise<string[]> {
+  const diff = (a: number[], b: number[]): Interval =>
+    bootstrap(
+      a.map((x, i) => x - b[i]!),
+      medianOf,
+    );
+  const table = async (rig: Rig, pkt: Buffer, stages: Array<[string, string]>, full: number) => {
+    const progs = [noop, ...stages.map(([p]) => rig.stages.program(p)), full];
+    const xs = await rounds(
+      progs.map((fd) => [fd, pkt]),
+      STAGE_ROUNDS,
+      true,
+    );
+    const cost = stages.map((_, i) => diff(xs[i + 1]!, xs[i]!));
+    return {
+      empty: bootstrap(xs[0]!, medianOf),
+      cost,
+      cut: diff(xs[stages.length]!, xs[0]!),
+      whole: diff(xs[stages.length + 1]!, xs[0]!),
+      rest: diff(xs[stages.length + 1]!, xs[stages.length]!),
+    };
+  };
+  const out: string[] = [
+    `Stage table: \`to_pod\` cut after each stage (bpf/weir_bench_stages.c: the datapath built without the conntrack insert, one program per STOP_AFTER stage, sharing the rig's maps), every cut and the empty program measured alternately in ${STAGE_ROUNDS} rounds of ${REPEAT.toLocaleString()} repetitions; a stage's cost is the per-round difference from the cut before it, median [bootstrap 95% interval over rounds], ns. BPF_PROG_TEST_RUN reports whole nanoseconds per repetition, so a stage under a nanosecond reads 0 or 1.`,
+    '',
+  ];
+  for (const r of rigs) {
+    const est = await table(r, ack, STAGES_ESTABLISHED, r.verdictOnly.program('to_pod'));
+    const nw = await table(r, syn, STAGES_NEW, r.verdictOnly.program('to_pod'));
+    out.push(
+      `${r.n.toLocaleString()} entries:`,
+      '',
+      '| stage | established packet (conntrack hit) | new connection, allowed (conntrack miss) |',
+      '|---|---:|---:|',
+    );
+    const names = [...new Set([...STAGES_ESTABLISHED, ...STAGES_NEW].map(([p]) => p))];
+    const order = [
+      'stage_parse',
+      'stage_key',
+      'stage_clock',
+      'stage_lookup',
+      'stage_stamp',
+      'stage_touch',
+      'stage_endpoint',
+      'stage_ipcache',
+      'stage_policy',
+      'stage_event',
+      'stage_all',
+    ].filter((p) => names.includes(p));
+    for (const p of order) {
+      const i = STAGES_ESTABLISHED.findIndex(([q]) => q === p);
+      const j = STAGES_NEW.findIndex(([q]) => q === p);
+      const what = (i >= 0 ? STAGES_ESTABLISHED[i]! : STAGES_NEW[j]!)[1].replace(' (miss)', '');
+      out.push(`| ${what} | ${i >= 0 ? ci(est.cost[i]!) : '—'} | ${j >= 0 ? ci(nw.cost[j]!) : '—'} |`);
+    }
+    out.push(
+      `| **sum of the stages** (last cut − empty) | **${ci(est.cut)}** | **${ci(nw.cut)}** |`,
+      `| the uncut program − empty (\`to_pod\` of weir_bench_verdict.c) | ${ci(est.whole)} | ${ci(nw.whole)} |`,
+      `| not accounted for (uncut − last cut) | ${ci(est.rest)} | ${ci(nw.rest)} |`,
+      `| empty program (the test-run loop itself) | ${ci(est.empty)} | ${ci(nw.empty)} |`,
+      '',
+    );
+  }
+  return out;
 }
 
 export async function run(): Promise<BenchSection> {
@@ -167,15 +277,20 @@ export async function run(): Promise<BenchSection> {
     const reply = ipv4(POD, PEER, Protocol.TCP, tcp(80, 40000, TCP_ACK)); // the pod's answer, through from_pod
     for (const r of rigs) testRun(r.dp.program('toPod'), syn(40000), { ifindex }); // opens the connection `ack` belongs to
 
-    /** Median ns of each program, the programs measured alternately round by round (side by side). */
-    const repeated = async (runs: Array<[number, Buffer]>): Promise<number[]> => {
+    /** ns of each program in each round, the programs measured alternately round by round (side by side). */
+    const rounds = async (runs: Array<[number, Buffer]>, n = ROUNDS, drainEach = false): Promise<number[][]> => {
       const xs: number[][] = runs.map(() => []);
-      for (let i = 0; i < ROUNDS; i++) {
-        runs.forEach(([fd, pkt], j) => xs[j].push(testRun(fd, pkt, { ifindex, repeat: REPEAT }).durationNs));
-        await drainAll();
+      for (let i = 0; i < n; i++) {
+        for (const [j, [fd, pkt]] of runs.entries()) {
+          xs[j]!.push(testRun(fd, pkt, { ifindex, repeat: REPEAT }).durationNs);
+          if (drainEach) await drainAll(); // several programs of a round write events: each finds room
+        }
+        if (!drainEach) await drainAll();
       }
-      return xs.map(median);
+      return xs;
     };
+    /** Median ns of each program over the rounds. */
+    const repeated = async (runs: Array<[number, Buffer]>): Promise<number[]> => (await rounds(runs)).map(median);
     // one run per packet (cold caches, timer cost): calibrated on the established path, see the note below
     const singles = (fd: number, pkts: Buffer[]): number =>
       median(pkts.map((p) => testRun(fd, p, { ifindex }).durationNs));
@@ -223,6 +338,7 @@ export async function run(): Promise<BenchSection> {
       };
     });
     await drainAll();
+    const stageTable = await stageRows(rigs, noop, ack, syn(40001), rounds);
     const [fs, fl] = figures as [Figures, Figures];
     const lost = rigs.reduce((s, r) => s + r.dp.lostEvents(), 0n);
     if (lost > 0n)
@@ -266,6 +382,8 @@ export async function run(): Promise<BenchSection> {
         fl.newDenied,
         '<= 150 ns, ratio <= 1.25',
       ),
+      '',
+      ...stageTable,
       '',
       `What one operation costs here (bpf/weir_bench_ops.c: each program does it ${OPS_PER_RUN} times; (ns - empty) / ${OPS_PER_RUN}, same rounds):`,
       '',

@@ -29,6 +29,13 @@ function stats(v: number[]): { n: number; median: number; p90: number; worst: nu
   return { n: s.length, median: at(0.5), p90: at(0.9), worst: s[s.length - 1] ?? 0 };
 }
 
+/** RSS and its peak (VmHWM) of a process, MiB, from /proc. */
+function procMem(pid: number): { rss: number; hwm: number } {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
 const fmt = (ms: number): string => (ms < 10 ? ms.toFixed(2) : ms.toFixed(1));
 
 export async function run(): Promise<BenchSection> {
@@ -47,8 +54,15 @@ export async function run(): Promise<BenchSection> {
   const record = (kind: Sample['kind'], stdout: string): void => {
     samples.push({ kind, ms: realizedMs(stdout), compileMs: compileMs(stdout) });
   };
+  let mem: { pid: number; pods: number; up: number; end: number; peak: number } | undefined;
   try {
-    await lab.weir(['lab', 'up', '--cluster', CLUSTER]);
+    const up = await lab.weir(['lab', 'up', '--cluster', CLUSTER]);
+    const pid = Number(/agent pid (\d+)/.exec(`${up.stdout}\n${up.stderr}`)?.[1]);
+    if (pid > 0) {
+      await new Promise((r) => setTimeout(r, 2000));
+      const pods = [...model.keys()].filter((k) => k.startsWith('Pod/')).length;
+      mem = { pid, pods, up: procMem(pid).rss, end: 0, peak: 0 };
+    }
     for (let round = 0; round < ROUNDS; round++) {
       for (const c of cases) {
         const applied: Manifest[] = [];
@@ -90,6 +104,7 @@ export async function run(): Promise<BenchSection> {
           record('pod delete', (await lab.weir(['lab', 'delete', '-f', lab.manifest(c.extra)])).stdout);
       }
     }
+    if (mem) Object.assign(mem, { end: procMem(mem.pid).rss, peak: procMem(mem.pid).hwm });
   } finally {
     await lab.cleanup();
   }
@@ -129,6 +144,9 @@ export async function run(): Promise<BenchSection> {
       '|---|---:|---:|---:|---:|---:|',
       ...rows,
       conformance,
+      mem
+        ? `The lab agent's own process (\`weir lab serve\`, pid from \`weir lab up\`, RSS from /proc): ${mem.up.toFixed(1)} MiB (${((mem.up * 2 ** 20) / 1e6).toFixed(0)} MB) with the model's ${mem.pods} pods after \`lab up\`, ${mem.end.toFixed(1)} MiB after the rounds above, peak ${mem.peak.toFixed(1)} MiB. Goal: under 80 MB with 9 pods — ${(mem.up * 2 ** 20) / 1e6 < 80 ? 'met' : '**missed**'}.`
+        : "The lab agent's pid was not in `weir lab up`'s output: its RSS was not measured.",
     ].join('\n'),
   };
 }

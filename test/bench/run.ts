@@ -22,6 +22,8 @@ const SUITES: Suite[] = [
   { name: 'sidebyside', load: () => import('./sidebyside.js') },
   { name: 'lab', load: () => import('./lab.js') },
   { name: 'kubernetes', load: () => import('./kubernetes.js') },
+  { name: 'agentmem', load: () => import('./agent-memory.js') },
+  { name: 'startup', load: () => import('./startup.js') },
 ];
 
 function machine(): string {
@@ -52,7 +54,9 @@ async function main(): Promise<void> {
   const selected = SUITES.filter((s) => only.length === 0 || only.includes(s.name));
   for (const [i, suite] of selected.entries()) {
     process.stdout.write(`[${i + 1}/${selected.length}] ${suite.name} ...\n`);
+    const t0 = Date.now();
     const section = await (await suite.load()).run();
+    process.stdout.write(`[${i + 1}/${selected.length}] ${suite.name}: ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
     const stamp = `_Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine()}._`;
     doc = splice(doc, suite.name, `## ${section.title}\n\n${stamp}\n\n${section.markdown.trim()}\n`);
     writeFileSync(path, doc);

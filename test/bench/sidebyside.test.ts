@@ -1,6 +1,6 @@
 /**
- * The side-by-side bench compares like with like: its Calico-style iptables rules and weir's
- * maps, rendered from one rule set, let the allowed pod through and keep another pod out,
+ * The side-by-side bench compares like with like: its Calico-style iptables rules (with ipsets),
+ * its nftables verdict map and weir's maps, rendered from one rule set, let the allowed pod through and keep another pod out,
  * still do after one rule changes, and leave nothing behind when switched off (the next mode
  * starts on a clean node). Real namespaces, veths and TCP; needs root (CI runs it as root).
  *
@@ -12,7 +12,8 @@ import { buildRuleSet, changeOneRule } from './sidebyside/rules.js';
 import { canConnect, connrateBinary } from './sidebyside/traffic.js';
 import { startServer, type Server } from './sidebyside/exec.js';
 import { weirDataplane } from './sidebyside/weir.js';
-import { countRules, renderRuleset } from './sidebyside/calico-iptables.js';
+import { nftablesDataplane, renderTable } from './sidebyside/nftables.js';
+import { countRules, renderIpsets, renderRuleset } from './sidebyside/calico-iptables.js';
 
 const PORT = 11113;
 let topo: Topology;
@@ -49,16 +50,26 @@ describe('side-by-side dataplanes', () => {
     expect(text.match(/^:cali-pi-_bench-\d+ /gm)).toHaveLength(10);
     expect(text.match(/-j MARK --set-xmark 0x10000\/0x10000$/gm)?.length).toBe(100 + 2); // rules + two profile chains
     expect(countRules(text)).toBeGreaterThan(200);
+    // peers by ipset, as Calico writes selectors: one set per rule's peer
+    expect(text.match(/-m set --match-set cali40s:bench-\d+-\d+ src/g)).toHaveLength(100);
+    expect(renderIpsets(ruleSet(100)).match(/^create /gm)).toHaveLength(100);
+  });
+
+  it('renders nftables with one verdict map: one element per peer and port, one lookup per connection', () => {
+    const text = renderTable(ruleSet(100), topo.pod('b'));
+    expect(text.match(/ : accept/g)).toHaveLength(100);
+    expect(text.match(/vmap @/g)).toHaveLength(1);
   });
 
   it('without filtering, every pod reaches the target', async () => {
     expect(await canConnect(topo.pod('c'), topo.pod('b'), PORT, connrate)).toBe(true);
   });
 
-  for (const mode of ['iptables', 'weir'] as const) {
+  for (const mode of ['iptables', 'nftables', 'weir'] as const) {
     it(`${mode}: the allowed pod gets in, another pod does not, before and after one rule changes; off again, all get in`, async () => {
       let plane: Dataplane;
       if (mode === 'iptables') plane = iptablesDataplane({ topo, targetPod: 'b', backend: 'nft' });
+      else if (mode === 'nftables') plane = nftablesDataplane({ topo, targetPod: 'b' });
       else {
         const w = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/wbn-t-${process.pid}` });
         if (!w.plane) throw new Error(w.note);

@@ -1,8 +1,10 @@
 /**
- * `make bench` suite "sidebyside": the same traffic between two pods, forwarded three ways —
- * no filtering, weir's tc programs with its maps, and Calico-style iptables chains — at each
- * rule count, rounds alternating between the modes (rotated order) so that drift hits all alike.
- * Reports medians over rounds and ratios against no filtering, programming times, and SVG plots.
+ * `make bench` suite "sidebyside": the same traffic between two pods, forwarded four ways —
+ * no filtering, weir's tc programs with its maps, Calico-style iptables chains with ipsets, and
+ * nftables with one verdict map — at each rule count, rounds alternating between the modes
+ * (rotated order) so that drift hits all alike. Reports medians over rounds, ratios against no
+ * filtering with bootstrap confidence intervals over the paired rounds, programming times, and
+ * SVG plots.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -12,7 +14,8 @@ import { configFromEnv, type SideBySideConfig } from './sidebyside/config.js';
 import { countRules, renderRuleset, checkTools } from './sidebyside/calico-iptables.js';
 import { iptablesDataplane, noneDataplane, type Dataplane, type Mode } from './sidebyside/dataplane.js';
 import { buildRuleSet, type RuleSet } from './sidebyside/rules.js';
-import { fmt, median, ratio, spread } from './sidebyside/stats.js';
+import { bootstrap, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
+import { nftablesDataplane } from './sidebyside/nftables.js';
 import { renderChart, type Series } from './sidebyside/svg.js';
 import { createTopology, type Topology } from './sidebyside/topology.js';
 import * as traffic from './sidebyside/traffic.js';
@@ -25,8 +28,8 @@ const OCTET = 250;
 const PORTS: traffic.Ports = { latency: 11111, throughput: 11112, connections: 11113 };
 const CLIENT_IDENTITY = 256;
 const PLOT_DIR = 'docs/bench';
-const MODES: Mode[] = ['none', 'weir', 'iptables'];
-const COLORS: Record<Mode, string> = { none: '#555555', weir: '#1f77b4', iptables: '#d62728' };
+const MODES: Mode[] = ['none', 'weir', 'iptables', 'nftables'];
+const COLORS: Record<Mode, string> = { none: '#555555', weir: '#1f77b4', iptables: '#d62728', nftables: '#2ca02c' };
 
 interface Sample {
   rules: number;
@@ -58,7 +61,8 @@ type Log = (msg: string) => void;
 /** What the figures are made of; true of every run, whatever its numbers. */
 const READING = [
   "- weir's established path never consults policy, so its latency does not move with the rule count. What it adds to no filtering is the two programs a one-way trip crosses (`from_pod` on the client's veth, `to_pod` on the target's), each with a conntrack lookup, and the clsact hooks they run from.",
-  "- iptables' latency does not move with the rule count either: Calico's chains accept established traffic by conntrack first. Its cost is in new connections, which walk the target's policy chains rule by rule (the client's rule is last), hence its connections/s against the rule count.",
+  "- iptables' latency does not move with the rule count either: Calico's chains accept established traffic by conntrack first. Its cost is in new connections, which walk the target's policy chains rule by rule (the client's rule is last), hence its connections/s against the rule count. ipsets do not shorten that walk here: each rule names its own peer, so each set holds one address and each rule is still one match.",
+  "- nftables with a verdict map does for a new connection what weir does: one lookup keyed by (peer, protocol, port), whatever the number of rules, after conntrack accepted the established traffic. It runs in netfilter's forward hook, weir in tc; both keep their state in the kernel's conntrack (nftables) or their own (weir).",
   '- p99 latency and throughput depend on what else the machine runs; the noise line above says by how much the no-filtering figures alone moved between rounds.',
   "- weir's programming time is mostly the Reconciler's JavaScript (encoding keys, canonical CIDRs) rather than the kernel's batch writes; on a loaded machine it swings more than iptables-restore's. Changing one rule re-derives the keys of the whole endpoint, so it grows with the endpoint's entries.",
   "- A label change that gives a pod a new identity rewrites that pod's ipcache entry; the Reconciler then bumps the policy revision of the local endpoints whose rules name the old or the new identity (no other verdict can change), in two batched map writes, so that their established connections are judged again on their next packet. Entry diffs write only the entries that came or went (keys are reference counted), so the work per change is the compiler's increment and a few map writes, about a millisecond, whatever the number of entries; what p99 remains is pauses of the agent's one thread: the garbage collector, and a busy machine descheduling it (the noise line gives the load average). Identities a change leaves behind keep their number for the allocator's 30 s grace period, so RSS after the change runs grows with the number of changes made within 30 s.",
@@ -225,6 +229,82 @@ function writePlots(cfg: SideBySideConfig, c: Map<string, Cell>, modes: Mode[]):
   return charts.map((ch) => `![${ch.alt}](bench/${ch.file})`);
 }
 
+/** Per-round ratio a/b of one figure (both modes measured in the same round), with its bootstrap interval. */
+function pairedRatio(samples: Sample[], rules: number, a: Mode, b: Mode, pick: (x: Sample) => number): Interval {
+  const per: number[] = [];
+  for (const x of samples.filter((s) => s.rules === rules && s.mode === a)) {
+    const y = samples.find((s) => s.rules === rules && s.mode === b && s.round === x.round);
+    if (y) per.push(ratio(pick(x), pick(y)));
+  }
+  return bootstrap(per, median);
+}
+
+/** met / missed only when the whole interval is on one side of the target; else undecided. */
+function decide(x: Interval, target: number, atLeast: boolean): string {
+  if (!Number.isFinite(x.lo)) return 'undecided: one round gives no interval';
+  const ok = atLeast ? x.lo >= target : x.hi <= target;
+  const bad = atLeast ? x.hi < target : x.lo > target;
+  if (ok) return 'met';
+  if (bad) return '**missed**';
+  return `undecided: the interval straddles ${target}`;
+}
+
+function decidedGoals(cfg: SideBySideConfig, samples: Sample[]): string[] {
+  const hi = Math.max(...cfg.ruleCounts);
+  const hiS = hi.toLocaleString('en-US');
+  const conn = (x: Sample): number => x.connPerSec;
+  const rows: Array<[string, string, Interval, string]> = [];
+  const add = (goal: string, target: number, atLeast: boolean, x: Interval): void => {
+    rows.push([goal, `${atLeast ? '≥' : '≤'} ${target}`, x, decide(x, target, atLeast)]);
+  };
+  add(
+    `weir new connections/s at ${hiS} rules / no filtering`,
+    0.95,
+    true,
+    pairedRatio(samples, hi, 'weir', 'none', conn),
+  );
+  add(
+    `weir new connections/s at ${hiS} rules / iptables (ipsets)`,
+    1,
+    true,
+    pairedRatio(samples, hi, 'weir', 'iptables', conn),
+  );
+  add(
+    `weir new connections/s at ${hiS} rules / nftables (verdict map)`,
+    1,
+    true,
+    pairedRatio(samples, hi, 'weir', 'nftables', conn),
+  );
+  add(
+    `weir latency p50 at ${hiS} rules / no filtering`,
+    1.05,
+    false,
+    pairedRatio(samples, hi, 'weir', 'none', (x) => x.p50),
+  );
+  add(
+    `weir latency p99 at ${hiS} rules / no filtering`,
+    1.05,
+    false,
+    pairedRatio(samples, hi, 'weir', 'none', (x) => x.p99),
+  );
+  const L = [
+    '',
+    `Goals decided on intervals: each ratio is taken per round (both modes measured in the same round, so drift between rounds cancels), ` +
+      `its median over the ${cfg.rounds} rounds, and a 95% bootstrap interval (2,000 resamples of the rounds). A goal is met or missed only when the whole interval ` +
+      `lies on one side of its target; otherwise it is undecided on this machine with this many rounds (WEIR_BENCH_ROUNDS raises them).`,
+    '',
+    '| goal | target | median ratio | 95% interval | |',
+    '|---|---|---:|---|---|',
+    ...rows.map(([g, t, x, d]) => `| ${g} | ${t} | ${fmt(x.estimate)} | [${fmt(x.lo)}, ${fmt(x.hi)}] | ${d} |`),
+  ];
+  const others = (['iptables', 'nftables'] as const).map((m) => {
+    const x = pairedRatio(samples, hi, m, 'none', conn);
+    return `${m} ${fmt(x.estimate)} [${fmt(x.lo)}, ${fmt(x.hi)}]`;
+  });
+  L.push('', `The peers' new connections/s at ${hiS} rules / no filtering, same method: ${others.join('; ')}.`);
+  return L;
+}
+
 function goalRow(goal: string, target: string, value: number, ok: boolean, digits = 3): string {
   return `| ${goal} | ${target} | ${fmt(value, digits)} | ${Number.isFinite(value) ? (ok ? 'met' : '**missed**') : 'not measured'} |`;
 }
@@ -245,8 +325,9 @@ function report(
       `${cfg.seconds} s per measurement${cfg.quick ? ', quick mode' : ''}); figures are medians over rounds. ` +
       `${cfg.cpu === undefined ? 'Traffic tools not pinned. ' : `Client and server of every tool pinned to CPU ${cfg.cpu} (one CPU carries both ends and the forwarding). `}` +
       `The target pod is isolated for ingress by N rules (${cfg.rulesPerPolicy} per NetworkPolicy), each allowing one peer pod on a port; ` +
-      `the rule that admits the client is the last one. iptables: Calico-style chains without ipsets (iptables-nft), ` +
-      `conntrack accepting established traffic first, as Calico writes them. IPv4, TCP.`,
+      `the rule that admits the client is the last one. iptables: Calico-style chains (iptables-nft) with an ipset per peer selector, ` +
+      `conntrack accepting established traffic first, as Calico writes them. nftables: conntrack first, then one verdict-map lookup ` +
+      `keyed by (source address, protocol, port) per new connection. IPv4, TCP.`,
   );
   if (weirNote) L.push('', weirNote);
   L.push('', '### Datapath', '');
@@ -279,25 +360,26 @@ function report(
   }
   L.push('', '### Programming the rules', '');
   L.push(
-    `Each round programs the whole set from empty (weir: the Reconciler's full apply into maps; iptables: one iptables-nft-restore of the filter table), ` +
-      `then changes one rule (weir: one DesiredDiff; iptables: iptables-restore --noflush rewriting that policy's chain, as Calico does). Median of rounds, and the fastest round.`,
+    `Each round programs the whole set from empty (weir: the Reconciler's full apply into maps; iptables: one ipset restore of the selectors' sets and one iptables-nft-restore of the filter table; nftables: one nft -f of the table), ` +
+      `then changes one rule (weir: one DesiredDiff; iptables: iptables-restore --noflush rewriting that policy's chain, as Calico does; nftables: one nft -f transaction deleting and adding the changed policy's map elements). Median of rounds, and the fastest round.`,
     '',
   );
   L.push(
-    '| rules | iptables rules written | iptables-restore (ms) | weir map writes (ms) | iptables / weir | fastest: iptables / weir (ms) | change one rule: iptables (ms) | weir (ms) | iptables / weir |',
+    '| rules | iptables rules written | ipset + iptables-restore (ms) | nft -f (ms) | weir map writes (ms) | iptables / weir | fastest: iptables / weir (ms) | change one rule: iptables (ms) | nftables (ms) | weir (ms) | iptables / weir |',
   );
-  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const nan = Number.NaN;
   for (const n of cfg.ruleCounts) {
     const ipt = cellOf(c, n, 'iptables');
+    const nf = cellOf(c, n, 'nftables');
     const w = cellOf(c, n, 'weir');
     const rules = countRules(
       renderRuleset(ruleSet(cfg, topo, n), { pods: topo.pods, target: topo.pod('b'), ifaceWildcard: `${PREFIX}-+` }),
     );
     L.push(
-      `| ${n.toLocaleString('en-US')} | ${rules.toLocaleString('en-US')} | ${fmt(ipt?.programMs ?? nan)} | ${fmt(w?.programMs ?? nan)} | ${fmt(ratio(ipt?.programMs ?? nan, w?.programMs ?? nan))} | ` +
+      `| ${n.toLocaleString('en-US')} | ${rules.toLocaleString('en-US')} | ${fmt(ipt?.programMs ?? nan)} | ${fmt(nf?.programMs ?? nan)} | ${fmt(w?.programMs ?? nan)} | ${fmt(ratio(ipt?.programMs ?? nan, w?.programMs ?? nan))} | ` +
         `${fmt(ipt?.programBestMs ?? nan)} / ${fmt(w?.programBestMs ?? nan)} | ` +
-        `${fmt(ipt?.changeMs ?? nan)} | ${fmt(w?.changeMs ?? nan)} | ${fmt(ratio(ipt?.changeMs ?? nan, w?.changeMs ?? nan))} |`,
+        `${fmt(ipt?.changeMs ?? nan)} | ${fmt(nf?.changeMs ?? nan)} | ${fmt(w?.changeMs ?? nan)} | ${fmt(ratio(ipt?.changeMs ?? nan, w?.changeMs ?? nan))} |`,
     );
   }
   const lo = Math.min(...cfg.ruleCounts);
@@ -327,6 +409,8 @@ function report(
   if (scale) L.push('', scaleReport(scale));
   L.push('', '### Reading these figures', '', ...READING);
   L.push('', '### Goals', '');
+  L.push(...decidedGoals(cfg, samples), '');
+  L.push('Other goals, on medians of rounds:', '');
   L.push('| goal | target | measured | |', '|---|---|---:|---|');
   for (const [goal, target, v, ok] of rows) L.push(goalRow(goal, target, v, ok));
   if (scale) L.push(...scaleGoals(scale));
@@ -418,7 +502,11 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
   try {
     const connrate = await traffic.connrateBinary(join('build', 'bench'));
     servers = await traffic.startServers(topo.pod('b'), PORTS, connrate);
-    planes.push(noneDataplane(), iptablesDataplane({ topo, targetPod: 'b', backend: 'nft' }));
+    planes.push(
+      noneDataplane(),
+      iptablesDataplane({ topo, targetPod: 'b', backend: 'nft' }),
+      nftablesDataplane({ topo, targetPod: 'b' }),
+    );
     const weir = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/${PREFIX}-bench` });
     if (weir.plane) planes.splice(1, 0, weir.plane);
     const samples = await measureDataplanes(cfg, topo, planes, connrate, log);
@@ -439,7 +527,7 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
     writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
     const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
     return {
-      title: 'Side by side: weir, iptables, no filtering',
+      title: 'Side by side: weir, nftables, iptables, no filtering',
       markdown: report(cfg, topo, samples, modes, weir.note, scale),
     };
   } finally {

@@ -43,8 +43,10 @@ interface DaemonSetSpec {
 }
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
 
+/** The relay's objects are checked in relay.test.ts; these tests look at the rest. */
+const notRelay = (o: RenderedObject) => o.metadata.labels?.['app.kubernetes.io/component'] !== 'relay';
 const one = (r: Rendered, kind: string): RenderedObject => {
-  const list = r.byKind(kind);
+  const list = r.byKind(kind).filter(notRelay);
   expect(list).toHaveLength(1);
   return list[0]!;
 };
@@ -195,7 +197,7 @@ describe('Helm chart charts/weir', () => {
   });
 
   it('uses an existing ServiceAccount when told not to create one', () => {
-    expect(custom.byKind('ServiceAccount')).toHaveLength(0);
+    expect(custom.byKind('ServiceAccount').filter(notRelay)).toHaveLength(0);
     expect(dsSpec(custom).template.spec.serviceAccountName).toBe('existing-sa');
     const binding = one(custom, 'ClusterRoleBinding') as RenderedObject & {
       subjects: Array<{ name: string; namespace: string }>;
@@ -277,7 +279,14 @@ describe('Helm chart charts/weir', () => {
     }
     expect(spec.securityContext).toEqual({ seccompProfile: { type: 'Unconfined' } });
     expect(dsSpec(defaults).template.spec.securityContext).toBeUndefined();
-    expect(dsSpec(defaults).template.spec.volumes.map((v) => v.name)).toEqual(['bpffs', 'run', 'config', 'tmp']);
+    // flows-tls: the agents' certificate for the relay (on by default), relay.test.ts
+    expect(dsSpec(defaults).template.spec.volumes.map((v) => v.name)).toEqual([
+      'bpffs',
+      'run',
+      'config',
+      'tmp',
+      'flows-tls',
+    ]);
   });
 
   it('schedules on every node as a system-critical DaemonSet with a bounded rolling update', () => {
@@ -296,7 +305,16 @@ describe('Helm chart charts/weir', () => {
 
   it('passes the node name from the downward API and probes /healthz and /readyz', () => {
     const c = agent(defaults);
-    expect(c.args).toEqual(['agent', '--config=/etc/weir/config.yaml', '--node-name=$(NODE_NAME)']);
+    expect(c.args).toEqual([
+      'agent',
+      '--config=/etc/weir/config.yaml',
+      '--node-name=$(NODE_NAME)',
+      // the relay (on by default) reads the flow API over TCP with mutual TLS: relay.test.ts
+      '--observer-address=$(HOST_IP):4244',
+      '--observer-tls-ca=/etc/weir/flows-tls/ca.crt',
+      '--observer-tls-cert=/etc/weir/flows-tls/tls.crt',
+      '--observer-tls-key=/etc/weir/flows-tls/tls.key',
+    ]);
     expect(c.env!.find((e) => e.name === 'NODE_NAME')!.valueFrom!.fieldRef!.fieldPath).toBe('spec.nodeName');
     expect(c.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'health' });
     expect(c.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'health' });
@@ -367,7 +385,7 @@ describe('Helm chart charts/weir', () => {
     ]);
     expect(byDefault.spec.endpoints[0]!.metricRelabelings).toBeUndefined();
     const r = helm.template({ set: ['metrics.enabled=false'] });
-    expect(r.byKind('Service')).toHaveLength(0);
+    expect(r.byKind('Service').filter(notRelay)).toHaveLength(0);
     expect(agent(r).ports!.map((p) => p.name)).toEqual(['health']);
   });
 

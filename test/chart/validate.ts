@@ -10,6 +10,10 @@ import * as k8s from '@kubernetes/client-node';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { Service } from 'kubernetes-models/v1/Service';
@@ -31,6 +35,13 @@ const SCHEMAS: Record<string, { model: Validatable; clientNodeType?: string }> =
   'v1/Service': { model: Service as unknown as Validatable, clientNodeType: 'V1Service' },
   'v1/ServiceAccount': { model: ServiceAccount as unknown as Validatable, clientNodeType: 'V1ServiceAccount' },
   'apps/v1/DaemonSet': { model: DaemonSet as unknown as Validatable, clientNodeType: 'V1DaemonSet' },
+  'apps/v1/Deployment': { model: Deployment as unknown as Validatable, clientNodeType: 'V1Deployment' },
+  'v1/Secret': { model: Secret as unknown as Validatable, clientNodeType: 'V1Secret' },
+  'rbac.authorization.k8s.io/v1/Role': { model: Role as unknown as Validatable, clientNodeType: 'V1Role' },
+  'rbac.authorization.k8s.io/v1/RoleBinding': {
+    model: RoleBinding as unknown as Validatable,
+    clientNodeType: 'V1RoleBinding',
+  },
   'rbac.authorization.k8s.io/v1/ClusterRole': {
     model: ClusterRole as unknown as Validatable,
     clientNodeType: 'V1ClusterRole',

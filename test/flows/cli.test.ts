@@ -67,6 +67,67 @@ describe('weir observe (built CLI)', () => {
     expect(bad.stderr).toContain('protocol: unknown "http"');
   });
 
+  it("Hubble's flags: short forms, -o json / jsonpb / dict, --all, --print-node-name, --time-format, --print-raw-filters", async () => {
+    observer.ingest([
+      denied({ srcPort: 1111 }),
+      allowed({ srcPort: 2222 }),
+      denied({ srcPort: 3333, family: 6, srcAddr: 'fd00:230::10', dstAddr: 'fd00:230::11' }),
+    ]);
+    const json = (await run(['-t', 'drop', '-4', '-o', 'json'])).stdout.trim().split('\n');
+    expect(json).toHaveLength(1);
+    expect(JSON.parse(json[0]!)).toMatchObject({ verdict: 'DROPPED', l4: { TCP: { source_port: 1111 } } });
+    const pb = JSON.parse((await run(['-n', 'ops', '-o', 'jsonpb'])).stdout.trim()) as Record<string, unknown>;
+    expect(pb).toMatchObject({ node_name: 'wob-node', flow: { source: { pod_name: 'prober' } } });
+    expect((await run(['--all', '-6'])).stdout.trim().split('\n')).toHaveLength(1);
+    const dict = (await run(['-l', 'app=prober', '-o', 'dict', '--print-node-name'])).stdout;
+    expect(dict).toContain('       NODE: wob-node\n');
+    expect(dict).toContain('     SOURCE: ops/prober:2222');
+    const t = (await run(['--since', '1h43m', '--time-format', 'RFC3339Nano', '--last', '1'])).stdout;
+    expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d): /);
+    const raw = await run([
+      '--from-pod',
+      'shop/front',
+      '--pod',
+      'frontend',
+      '--not',
+      '--verdict',
+      'FORWARDED',
+      '--print-raw-filters',
+    ]);
+    expect(raw.stdout).toBe(
+      [
+        'allowlist:',
+        `    - '{"source_pod":["shop/front"],"destination_pod":["default/frontend"]}'`,
+        'denylist:',
+        `    - '{"verdict":[1]}'`,
+        '',
+      ].join('\n'),
+    );
+    const help = await new Promise<string>((res) => {
+      const c = spawn(process.execPath, [WEIR, 'observe', '--help'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('close', () => res(out));
+    });
+    expect(help).toContain('A pod given without a namespace is in "default"');
+  });
+
+  it('-o table when following prints its header first', async () => {
+    const c = spawn(process.execPath, [WEIR, 'observe', '--server', sock, '-f', '-o', 'table'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(c);
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => observer.status().connectedClients === 1);
+    observer.ingest([denied({ srcPort: 4444 })]);
+    await until(() => out.includes(':4444'));
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toMatch(/^TIMESTAMP\s+SOURCE\s+DESTINATION\s+TYPE\s+VERDICT\s+SUMMARY$/);
+    expect(lines[1]).toContain('shop/frontend-7d9f:4444');
+    c.kill('SIGINT');
+  });
+
   it('stops taking flows while its output is not read, so the agent drops them for it', async () => {
     const c = spawn(process.execPath, [WEIR, 'observe', '--server', sock, '--follow', '--color', 'never'], {
       stdio: ['ignore', 'pipe', 'ignore'],

@@ -101,7 +101,13 @@ describe('flow filters (API)', () => {
 describe('weir observe flags -> filters', () => {
   it('--namespace and --pod select either side', () => {
     expect(flags({ namespace: ['ops'] })).toEqual(['allowed', 'dns']);
-    expect(flags({ pod: ['prober'] })).toEqual(['allowed', 'dns']);
+    expect(flags({ pod: ['ops/prober'] })).toEqual(['allowed', 'dns']);
+    // a pod without a namespace is in "default", as in Hubble
+    expect(flags({ pod: ['prober'] })).toEqual([]);
+    expect(buildWhitelist({ pod: ['prober'] })).toEqual([
+      { source_pod: ['default/prober'] },
+      { destination_pod: ['default/prober'] },
+    ]);
     expect(flags({ namespace: ['shop'], pod: ['backend'] })).toEqual([
       'denied',
       'allowed',
@@ -112,8 +118,8 @@ describe('weir observe flags -> filters', () => {
   });
 
   it('--from-* and --to-* select one side', () => {
-    expect(flags({ fromPod: ['prober'] })).toEqual(['allowed']);
-    expect(flags({ toPod: ['prober'] })).toEqual(['dns']);
+    expect(flags({ fromPod: ['ops/prober'] })).toEqual(['allowed']);
+    expect(flags({ toPod: ['ops/prober'] })).toEqual(['dns']);
     expect(flags({ fromNamespace: ['ops'] })).toEqual(['allowed']);
     expect(flags({ toNamespace: ['ops'] })).toEqual(['dns']);
     expect(flags({ fromNamespace: ['shop'], fromPod: ['front'] })).toEqual([
@@ -127,8 +133,8 @@ describe('weir observe flags -> filters', () => {
   });
 
   it('different flags AND, repeated flags OR', () => {
-    expect(flags({ verdict: ['DROPPED'], pod: ['frontend'] })).toEqual(['denied', 'revoked', 'malformed']);
-    expect(flags({ verdict: ['dropped'], protocol: ['tcp'], port: ['8080'], toPod: ['backend'] })).toEqual([
+    expect(flags({ verdict: ['DROPPED'], pod: ['shop/frontend'] })).toEqual(['denied', 'revoked', 'malformed']);
+    expect(flags({ verdict: ['dropped'], protocol: ['tcp'], port: ['8080'], toPod: ['shop/backend'] })).toEqual([
       'denied',
       'world',
       'revoked',
@@ -169,5 +175,117 @@ describe('weir observe flags -> filters', () => {
     expect(() => buildWhitelist({ verdict: ['DROPPED'], fromIdentity: ['1'], toIdentity: ['x'] })).toThrow(
       /--to-identity/,
     );
+  });
+});
+
+/*
+ * Flags combined as Hubble combines them, each against a set computed by hand from FLOWS:
+ *   denied    shop/frontend 10.230.0.10:43210 -> shop/backend 10.230.0.11:8080 TCP SYN  ingress DROPPED  POLICY_DENIED
+ *   allowed   ops/prober    10.230.0.12:43210 -> shop/backend 10.230.0.11:8080 TCP SYN  ingress FORWARDED
+ *   dns       shop/frontend 10.230.0.10:43210 -> ops/prober   10.230.0.12:53   UDP      egress  FORWARDED
+ *   world     203.0.113.9:43210 (world)       -> shop/backend 10.230.0.11:8080 TCP SYN  ingress DROPPED  POLICY_DENIED
+ *   icmp6     shop/frontend fd00:230::10      -> fd00:230::11 ICMPv6                    ingress FORWARDED
+ *   revoked   shop/frontend 10.230.0.10:43210 -> shop/backend 10.230.0.11:8080 TCP ACK  ingress DROPPED  POLICY_REVOKED
+ *   malformed shop/frontend 10.230.0.10:43210 -> shop/backend 10.230.0.11:8080 TCP SYN  ingress DROPPED  INVALID_PACKET
+ */
+describe('weir observe flags combine like hubble observe', () => {
+  it('--from-ip CIDR with --ip ADDRESS: CIDR containment, not string equality', () => {
+    // from 10.230/16 AND (from .10 OR to .10)
+    expect(flags({ fromIp: ['10.230.0.0/16'], ip: ['10.230.0.10'] })).toEqual([
+      'denied',
+      'dns',
+      'revoked',
+      'malformed',
+    ]);
+    // from 10.230/16 AND (from or to 10.230.0.12/31 = .12, .13)
+    expect(flags({ fromIp: ['10.230.0.0/16'], ip: ['10.230.0.12/31'] })).toEqual(['allowed', 'dns']);
+    // from .10 AND to in 10.230.0.0/24
+    expect(flags({ fromIp: ['10.230.0.10'], toIp: ['10.230.0.0/24'] })).toEqual([
+      'denied',
+      'dns',
+      'revoked',
+      'malformed',
+    ]);
+    // the narrower of two nested CIDRs on one side
+    expect(flags({ fromIp: ['10.0.0.0/8'], ip: ['10.230.0.12/32', '203.0.113.0/24'] })).toEqual(['allowed', 'dns']);
+    // disjoint on one side: only the other side can match
+    expect(flags({ fromIp: ['203.0.113.0/24'], ip: ['10.230.0.11'] })).toEqual(['world']);
+    // IPv6 prefix against an IPv6 address
+    expect(flags({ ip: ['fd00:230::/64'], fromIp: ['fd00:230::10'] })).toEqual(['icmp6']);
+  });
+
+  it('--from-pod with --pod: name prefixes, the longer wins', () => {
+    // source shop/front* AND (source or destination shop/frontend*)
+    expect(flags({ fromPod: ['shop/front'], pod: ['shop/frontend'] })).toEqual([
+      'denied',
+      'dns',
+      'icmp6',
+      'revoked',
+      'malformed',
+    ]);
+    // source shop/frontend* AND (source or destination shop/back*)
+    expect(flags({ fromPod: ['shop/frontend'], pod: ['shop/back'] })).toEqual(['denied', 'revoked', 'malformed']);
+    // source in ops AND (either side shop/backend*): only prober -> backend
+    expect(flags({ fromNamespace: ['ops'], pod: ['shop/backend'] })).toEqual(['allowed']);
+    // --namespace with --from-pod (from-pod qualified by it) and --to-namespace
+    expect(flags({ namespace: ['shop'], fromPod: ['frontend'], toNamespace: ['ops'] })).toEqual(['dns']);
+    // the same pod on both sides: a pod talking to itself only
+    expect(flags({ fromPod: ['shop/frontend'], toPod: ['shop/frontend'] })).toEqual([]);
+  });
+
+  it('--port with --from-port / --to-port, --identity with --from-identity', () => {
+    // dst port 8080 AND (src or dst port 8080)
+    expect(flags({ toPort: ['8080'], port: ['8080'] })).toEqual(['denied', 'allowed', 'world', 'revoked', 'malformed']);
+    // src port 43210 AND (either port 53)
+    expect(flags({ fromPort: ['43210'], port: ['53'] })).toEqual(['dns']);
+    // from identity 256 AND (either side 258)
+    expect(flags({ fromIdentity: ['256'], identity: ['258'] })).toEqual(['dns']);
+    // from identity 258 AND either side 258
+    expect(flags({ fromIdentity: ['258'], identity: ['258'] })).toEqual(['allowed']);
+  });
+
+  it('--label with --from-label joins the selectors; --namespace with --label', () => {
+    expect(flags({ fromLabel: ['app=frontend'], label: ['app=prober'] })).toEqual(['dns']);
+    expect(flags({ namespace: ['ops'], label: ['app=frontend'] })).toEqual(['dns']);
+  });
+
+  it('--tcp-flags, --ip-version, -4/-6, --node-name, --interface, --drop-reason-desc', () => {
+    expect(flags({ tcpFlags: ['SYN'] })).toEqual(['denied', 'allowed', 'world', 'malformed']);
+    expect(flags({ tcpFlags: ['ACK'] })).toEqual(['revoked']);
+    expect(flags({ tcpFlags: ['SYN,ACK'] })).toEqual([]);
+    expect(flags({ tcpFlags: ['SYN', 'ACK'] })).toEqual(['denied', 'allowed', 'world', 'revoked', 'malformed']);
+    expect(flags({ ipVersion: ['v6'] })).toEqual(['icmp6']);
+    expect(flags({ ipVersion: ['v4', '4'] })).toEqual(ALL.filter((k) => k !== 'icmp6'));
+    expect(flags({ nodeName: ['n'] })).toEqual(ALL);
+    expect(flags({ nodeName: ['n*'] })).toEqual(ALL);
+    expect(flags({ nodeName: ['other-*'] })).toEqual([]);
+    expect(flags({ interface: ['wob-veth7'] })).toEqual(ALL);
+    expect(flags({ interface: ['eth0'] })).toEqual([]);
+    expect(flags({ dropReason: ['POLICY_DENIED', 'INVALID_PACKET_DROPPED'] })).toEqual([
+      'denied',
+      'world',
+      'malformed',
+    ]);
+    expect(() => buildWhitelist({ tcpFlags: ['SYNACK'] })).toThrow(/--tcp-flags: unknown flag "SYNACK"/);
+  });
+
+  it('--not subtracts from an allowlist that combines flags', () => {
+    // (from 10.230/16 AND either .10) minus flows to port 8080
+    expect(flags({ fromIp: ['10.230.0.0/16'], ip: ['10.230.0.10'] }, [{ flag: 'toPort', value: '8080' }])).toEqual([
+      'dns',
+    ]);
+    // pods of shop on either side, minus those from shop/frontend
+    expect(flags({ namespace: ['shop'] }, [{ flag: 'fromPod', value: 'shop/frontend' }])).toEqual(['allowed', 'world']);
+  });
+
+  it('builds the filters hubble observe sends (what --print-raw-filters shows)', () => {
+    expect(buildWhitelist({ fromIp: ['10.230.0.0/16'], ip: ['10.230.0.10'] })).toEqual([
+      { source_ip: ['10.230.0.10'] },
+      { source_ip: ['10.230.0.0/16'], destination_ip: ['10.230.0.10'] },
+    ]);
+    expect(buildWhitelist({ fromPod: ['shop/front'], pod: ['shop/frontend'] })).toEqual([
+      { source_pod: ['shop/frontend'] },
+      { source_pod: ['shop/front'], destination_pod: ['shop/frontend'] },
+    ]);
   });
 });

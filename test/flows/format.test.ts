@@ -1,7 +1,15 @@
 import { Enricher } from '../../agent/flows/enrich.js';
 import { MonotonicClock } from '../../agent/flows/clock.js';
 import { buildFlow } from '../../agent/flows/flow.js';
-import { formatCompact, formatJson, formatTable, tableRow, formatTime } from '../../agent/flows/format.js';
+import {
+  formatCompact,
+  formatDict,
+  formatJson,
+  formatJsonpb,
+  formatTable,
+  tableRow,
+  formatTime,
+} from '../../agent/flows/format.js';
 import { decodeFlowsResponse, encodeFlowResponse } from '../../agent/flows/proto.js';
 import { parseSince, buildRequest } from '../../agent/cli/commands/observe.js';
 import { allowed, denied, ev, makeContext, WORLD_CIDR_ID } from './fixtures.js';
@@ -58,10 +66,10 @@ describe('weir observe output', () => {
     expect(formatCompact(f, { color: true })).toContain('\x1b[31mDROPPED\x1b[0m');
   });
 
-  it('json: protobuf JSON with Hubble names, enum names and RFC 3339 time, after a wire round trip', () => {
+  it('jsonpb: the whole response in protobuf JSON with Hubble names, enum names and RFC 3339 time, after a wire round trip', () => {
     const f = buildFlow(denied(), o);
     const r = decodeFlowsResponse(encodeFlowResponse(f, 'wob-node'));
-    const j = JSON.parse(formatJson(r)) as { flow: Record<string, unknown>; node_name: string; time: string };
+    const j = JSON.parse(formatJsonpb(r)) as { flow: Record<string, unknown>; node_name: string; time: string };
     expect(j.node_name).toBe('wob-node');
     expect(j.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
     expect(j.flow).toMatchObject({
@@ -87,7 +95,7 @@ describe('weir observe output', () => {
     expect(j.flow.source).not.toHaveProperty('ID');
     expect(j.flow).not.toHaveProperty('policy_match_type');
     const fwd = (
-      JSON.parse(formatJson(decodeFlowsResponse(encodeFlowResponse(buildFlow(allowed(), o), 'wob-node')))) as {
+      JSON.parse(formatJsonpb(decodeFlowsResponse(encodeFlowResponse(buildFlow(allowed(), o), 'wob-node')))) as {
         flow: Record<string, unknown>;
       }
     ).flow;
@@ -95,6 +103,37 @@ describe('weir observe output', () => {
     expect(fwd.policy_match).toBe('MATCH_L3_L4');
     expect(fwd).not.toHaveProperty('drop_reason_desc');
     expect(fwd.is_reply).toBe(false);
+  });
+
+  it('json: each flow object alone, as Hubble prints -o json', () => {
+    const r = decodeFlowsResponse(encodeFlowResponse(buildFlow(denied(), o), 'wob-node'));
+    const j = JSON.parse(formatJson(r.flow!)) as Record<string, unknown>;
+    expect(j).toMatchObject({ verdict: 'DROPPED', drop_reason_desc: 'POLICY_DENIED', node_name: 'wob-node' });
+    expect(j).not.toHaveProperty('flow');
+    expect(j.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+  });
+
+  it('dict: one field a line, names aligned, records separated; node names and time layouts on request', () => {
+    const f = buildFlow(denied(), o);
+    const first = formatDict(f, {}, true).split('\n');
+    expect(first[0]).toBe(`  TIMESTAMP: ${formatTime(f)}`);
+    expect(first).toContain('DESTINATION: shop/backend-0:8080');
+    expect(first).toContain('    VERDICT: DROPPED');
+    expect(formatDict(f, { nodeName: true }).split('\n').slice(0, 3)).toEqual([
+      '------------',
+      `  TIMESTAMP: ${formatTime(f)}`,
+      '       NODE: wob-node',
+    ]);
+    expect(formatCompact(f, { nodeName: true })).toContain(`${formatTime(f)} [wob-node]: shop/frontend-7d9f`);
+    const t = { ...f, time: { seconds: 1764000000, nanos: 123456789 } };
+    const tz = process.env.TZ;
+    expect(formatTime(t, 'RFC3339Nano')).toMatch(/^2025-11-2\dT\d\d:\d\d:00\.123456789(Z|[+-]\d\d:\d\d)$/);
+    expect(formatTime(t, 'RFC3339Milli')).toMatch(/:00\.123(Z|[+-]\d\d:\d\d)$/);
+    expect(formatTime(t, 'RFC3339Micro')).toMatch(/:00\.123456(Z|[+-]\d\d:\d\d)$/);
+    expect(formatTime(t, 'RFC3339')).toMatch(/T\d\d:\d\d:00(Z|[+-]\d\d:\d\d)$/);
+    expect(formatTime(t, 'RFC1123Z')).toMatch(/^\w{3}, \d\d Nov 2025 \d\d:\d\d:00 [+-]\d{4}$/);
+    expect(formatTime(t)).toMatch(/^Nov \d\d \d\d:\d\d:00\.123$/);
+    expect(tz).toBe(process.env.TZ);
   });
 
   it('table: aligned columns under a header', () => {

@@ -84,7 +84,7 @@ interface JsonFlow {
 }
 
 async function observe(...args: string[]): Promise<JsonFlow[]> {
-  const out = await weir(['observe', '-o', 'json', '--last', '1000', ...args]);
+  const out = await weir(['observe', '-o', 'jsonpb', '--last', '1000', ...args]);
   return out
     .split('\n')
     .filter((l) => l.trim())
@@ -291,7 +291,7 @@ describe('flows and metrics in the lab', () => {
   it('--follow streams a connection made after it started', async () => {
     const child = spawn(
       process.execPath,
-      [WEIR, 'observe', '--follow', '-o', 'json', '--from-pod', 'ops/probe', '--verdict', 'DROPPED'],
+      [WEIR, 'observe', '--follow', '-o', 'jsonpb', '--from-pod', 'ops/probe', '--verdict', 'DROPPED'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(child);

@@ -55,6 +55,7 @@ interface PodSpec {
     name: string;
     hostPath?: { path: string };
     configMap?: { name: string };
+    secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
     emptyDir?: object;
   }>;
 }
@@ -77,7 +78,7 @@ function podmanRun(
   spec: PodSpec,
   c: Container,
   node: TestNode,
-  files: { config: string; scratch: string },
+  files: { config: string; scratch: string; secrets: Map<string, Record<string, string>> },
   extra: string[],
   detach: boolean,
 ): string[] {
@@ -120,7 +121,17 @@ function podmanRun(
       mkdirSync(v.hostPath.path, { recursive: true }); // type DirectoryOrCreate
       flags.push('-v', `${v.hostPath.path}:${m.mountPath}:${ro}${propagation}`);
     } else if (v.configMap) flags.push('-v', `${files.config}:${m.mountPath}:ro`);
-    else if (v.emptyDir) {
+    else if (v.secret) {
+      // The Secret the chart renders (its certificates), written out as kubelet projects it.
+      const data = files.secrets.get(v.secret.secretName);
+      if (!data) throw new Error(`secret ${v.secret.secretName} is not rendered by the chart`);
+      const dir = join(files.scratch, `secret-${m.name}`);
+      mkdirSync(dir, { recursive: true });
+      const items = v.secret.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+      for (const it of items)
+        writeFileSync(join(dir, it.path), Buffer.from(data[it.key] ?? '', 'base64'), { mode: 0o400 });
+      flags.push('-v', `${dir}:${m.mountPath}:ro`);
+    } else if (v.emptyDir) {
       const dir = join(files.scratch, `${c.name}-${m.name}`);
       mkdirSync(dir, { recursive: true });
       flags.push('-v', `${dir}:${m.mountPath}:${ro}`);
@@ -228,7 +239,14 @@ describe('the agent image run as the chart runs it, on two nodes (root, podman)'
       const rendered = parseAllDocuments(
         await ok(HELM, ['template', 'weir', 'charts/weir', '--namespace', 'kube-system', '-f', values]),
       ).map(
-        (d) => d.toJS() as { kind?: string; data?: Record<string, string>; spec?: { template: { spec: PodSpec } } },
+        (d) =>
+          d.toJS() as {
+            kind?: string;
+            metadata?: { name: string };
+            data?: Record<string, string>;
+            stringData?: Record<string, string>;
+            spec?: { template: { spec: PodSpec } };
+          },
       );
       const ds = rendered.find((o) => o?.kind === 'DaemonSet')!;
       const cm = rendered.find((o) => o?.kind === 'ConfigMap')!;
@@ -239,7 +257,13 @@ describe('the agent image run as the chart runs it, on two nodes (root, podman)'
       const cfg = (parseAllDocuments(cm.data!['config.yaml']!)[0]!.toJS() ?? {}) as Record<string, number>;
       healthPort.set(n.name, cfg.healthPort ?? 9879);
       metricsPort.set(n.name, cfg.metricsPort ?? 9962);
-      const files = { config, scratch: join(dir, `scratch-${n.name}`) };
+      const secrets = new Map<string, Record<string, string>>();
+      for (const o of rendered.filter((x) => x?.kind === 'Secret')) {
+        const data = { ...(o.data ?? {}) };
+        for (const [k, v] of Object.entries(o.stringData ?? {})) data[k] = Buffer.from(v).toString('base64');
+        secrets.set(o.metadata!.name, data);
+      }
+      const files = { config, scratch: join(dir, `scratch-${n.name}`), secrets };
       for (const init of spec.initContainers ?? []) await ok('podman', podmanRun(spec, init, n, files, [], false));
       const agent = spec.containers.find((x) => x.name === 'agent')!;
       await ok(
@@ -355,7 +379,7 @@ describe('the agent image run as the chart runs it, on two nodes (root, podman)'
       '--verdict=DROPPED',
       '--last=100',
       '-o',
-      'json',
+      'jsonpb',
     ]);
     const flows = out
       .trim()

@@ -367,7 +367,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       '--verdict=DROPPED',
       '--last=1000',
       '-o',
-      'json',
+      'jsonpb',
     ]).toString();
     const flows = out
       .trim()

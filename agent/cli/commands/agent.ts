@@ -2,11 +2,13 @@
  * `weir agent`: the node agent in Kubernetes mode (what the Helm chart's DaemonSet runs), and
  * `weir agent status`: what a running agent on this node reports.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { DEFAULT_CONFIG, readConfigFile, resolveConfig, type AgentConfig } from '../../node/config.js';
-import { createLogger } from '../../node/log.js';
+import type { AgentConfig } from '../../node/config.js';
+import type { KubeApiConfig } from '../../sources/kube-api.js';
+
+/** The Kubernetes credentials and the agent's modules load only when `weir agent` runs, not for `status` or help. */
+const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
 
 interface RunFlags {
   config?: string;
@@ -24,24 +26,23 @@ interface RunFlags {
   logLevel?: string;
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
+  observerAddress?: string;
+  observerTlsCa?: string;
+  observerTlsCert?: string;
+  observerTlsKey?: string;
   podMetrics?: string;
   podMetricsMaxPods?: string;
 }
 
-function kubeConfigFor(cfg: AgentConfig): KubeConfig {
-  const kc = new KubeConfig();
-  if (cfg.kubeconfig) {
-    if (!existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
-    kc.loadFromFile(cfg.kubeconfig);
-  } else if (process.env.KUBERNETES_SERVICE_HOST) {
-    kc.loadFromCluster();
-  } else {
-    throw new Error('no Kubernetes configuration: run the agent in a pod (in-cluster) or pass --kubeconfig FILE');
-  }
-  return kc;
+async function kubeConfigFor(cfg: AgentConfig): Promise<KubeApiConfig> {
+  if (cfg.kubeconfig && !existsSync(cfg.kubeconfig)) throw new Error(`kubeconfig ${cfg.kubeconfig} does not exist`);
+  const { loadKubeCredentials } = await import('../../sources/kubeconfig.js');
+  return loadKubeCredentials(cfg.kubeconfig);
 }
 
 async function run(flags: RunFlags): Promise<void> {
+  const { readConfigFile, resolveConfig } = await import('../../node/config.js');
+  const { createLogger } = await import('../../node/log.js');
   const file = flags.config ? readConfigFile(flags.config) : {};
   const cfg = resolveConfig(file, {
     nodeName: flags.nodeName ?? process.env.NODE_NAME,
@@ -58,11 +59,15 @@ async function run(flags: RunFlags): Promise<void> {
     logLevel: flags.logLevel,
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
+    observerAddress: flags.observerAddress,
+    observerTlsCa: flags.observerTlsCa,
+    observerTlsCert: flags.observerTlsCert,
+    observerTlsKey: flags.observerTlsKey,
     podMetrics: flags.podMetrics,
     podMetricsMaxPods: flags.podMetricsMaxPods,
   });
   const log = createLogger(cfg.logLevel);
-  const kubeConfig = kubeConfigFor(cfg);
+  const kubeConfig = await kubeConfigFor(cfg);
   log.info(
     `weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`,
   );
@@ -231,6 +236,10 @@ export function register(program: Command): void {
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
     .option('--watch-timeout-seconds <n>', 'server-side timeout of each watch (default 300)')
     .option('--flows-capacity <n>', 'recent flows kept for `weir observe --last` (default 4095)')
+    .option('--observer-address <host:port>', 'also serve the flow API on TCP, for `weir relay` (mutual TLS required)')
+    .option('--observer-tls-ca <file>', "CA (PEM) the relay's client certificate must chain to")
+    .option('--observer-tls-cert <file>', "the listener's certificate (PEM)")
+    .option('--observer-tls-key <file>', "the listener's private key (PEM)")
     .option(
       '--pod-metrics <bool>',
       'per-pod flow metrics, weir_pod_flows_total by source and destination pod (default false)',
@@ -242,7 +251,7 @@ export function register(program: Command): void {
     .description(
       'remove weir from this node: detach its programs from every interface and delete its pins (after helm uninstall)',
     )
-    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_CONFIG.pinRoot)
+    .option('--pin-root <dir>', 'bpffs directory of the pins', DEFAULT_PIN_ROOT)
     .action(async (flags: { pinRoot: string }) => {
       const { cleanupNode } = await import('../../node/cleanup.js');
       const r = cleanupNode(flags.pinRoot);

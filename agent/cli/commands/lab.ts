@@ -14,17 +14,18 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveLabConfig, type LabConfig } from '../../lab/config.js';
-import { readState, teardownLab, type LabDaemonOptions } from '../../lab/runtime.js';
-import { requestedMetricsPort } from '../../lab/observe.js';
-import { controlSocketPath, startLabService, type LabStatus } from '../../lab/service.js';
-import { callControl } from '../../control/client.js';
-import { loadManifests } from '../../store/index.js';
+import type { LabConfig } from '../../lab/config.js';
+import type { LabDaemonOptions } from '../../lab/runtime.js';
+import type { LabStatus } from '../../lab/service.js';
 import type { SourceReport } from '../../sources/lab.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, probePods, toMatrix } from '../../lab/probe.js';
-import { formatTruthTable } from '../../policy/matrix.js';
-import { formatTable, type IdentityView, type PodView, type PolicyView } from '../../lab/views.js';
+import type { IdentityView, PodView, PolicyView } from '../../lab/views.js';
 import type { L4Protocol } from '../../desired.js';
+
+/** Loaded by the preAction hook, only when a command runs: `--help` and the other commands need none of it. */
+let deps: typeof import('./lab-deps.js');
+
+/** lab/probe.ts DEFAULT_PROBE_TIMEOUT_MS, here so that help needs no import (test/flows/startup.test.ts checks both agree). */
+export const DEFAULT_PROBE_TIMEOUT_MS = 1000;
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 const DAEMON_START_MS = 30_000;
@@ -50,7 +51,7 @@ function withLabOptions(cmd: Command): Command {
 }
 
 function configFrom(opts: ConfigFlags): LabConfig {
-  return resolveLabConfig({
+  return deps.resolveLabConfig({
     ...(opts.prefix ? { prefix: opts.prefix } : {}),
     ...(opts.cidr4 ? { cidr4: opts.cidr4 } : {}),
     ...(opts.cidr6 ? { cidr6: opts.cidr6 } : {}),
@@ -74,9 +75,9 @@ function requireRoot(): void {
 }
 
 async function daemonStatus(c: LabConfig): Promise<LabStatus | undefined> {
-  if (!existsSync(controlSocketPath(c))) return undefined;
+  if (!existsSync(deps.controlSocketPath(c))) return undefined;
   try {
-    return await callControl<LabStatus>(controlSocketPath(c), 'GET', '/status', undefined, undefined, 3000);
+    return await deps.callControl<LabStatus>(deps.controlSocketPath(c), 'GET', '/status', undefined, undefined, 3000);
   } catch {
     return undefined;
   }
@@ -174,7 +175,7 @@ interface DaemonFlags {
 }
 
 function daemonOptions(o: DaemonFlags): LabDaemonOptions {
-  const metricsPort = requestedMetricsPort(
+  const metricsPort = deps.requestedMetricsPort(
     o.metricsPort !== undefined ? parseNumber(o.metricsPort, '--metrics-port', 0, 65535) : undefined,
   );
   return {
@@ -213,7 +214,10 @@ function parsePort(v: string): number | string {
 export function register(program: Command): void {
   const lab = program
     .command('lab')
-    .description('a local cluster of pods in network namespaces, enforced by the weir datapath');
+    .description('a local cluster of pods in network namespaces, enforced by the weir datapath')
+    .hook('preAction', async () => {
+      deps = await import('./lab-deps.js');
+    });
 
   withDaemonOptions(withLabOptions(lab.command('up')))
     .description('create the pods of a cluster file (Namespaces, Pods) and start the agent')
@@ -222,23 +226,29 @@ export function register(program: Command): void {
       requireRoot();
       const c = configFrom(opts);
       const options = daemonOptions(opts);
-      const objects = loadManifests([opts.cluster]);
+      const objects = deps.loadManifests([opts.cluster]);
       const running = await daemonStatus(c);
       if (running)
         throw new Error(
           `a lab is already up (agent pid ${running.pid}, ${running.pods} pods); add to it with \`weir lab apply -f FILE\` or remove it with \`weir lab down\``,
         );
       const t0 = performance.now();
-      const leftover = await teardownLab(c);
+      const leftover = await deps.teardownLab(c);
       if (leftover.processes + leftover.interfaces > 0)
         say(`cleaned what an earlier lab left: ${leftover.processes} processes, ${leftover.interfaces} interfaces`);
       say(`starting the lab agent (pins ${c.pinRoot}, run dir ${c.runDir})`);
       const st = await startDaemon(c, options);
       say(`agent pid ${st.pid}, enforcement: ${st.enforcement}`);
-      const report = await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say);
+      const report = await deps.callControl<SourceReport>(
+        deps.controlSocketPath(c),
+        'POST',
+        '/apply',
+        { objects },
+        say,
+      );
       printReport(report, 'apply');
       out(
-        `lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`,
+        `lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${deps.controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`,
       );
       out(`flows: ${st.flowApi.join(', ') || 'off'} (weir observe)${describeMetrics(st)}`);
       out('next: weir lab probe --port 80 --protocol TCP');
@@ -249,8 +259,11 @@ export function register(program: Command): void {
     .requiredOption('-f, --filename <files...>', 'YAML files or directories')
     .action(async (opts: ConfigFlags & { filename: string[] }) => {
       const c = configFrom(opts);
-      const objects = loadManifests(opts.filename);
-      printReport(await callControl<SourceReport>(controlSocketPath(c), 'POST', '/apply', { objects }, say), 'apply');
+      const objects = deps.loadManifests(opts.filename);
+      printReport(
+        await deps.callControl<SourceReport>(deps.controlSocketPath(c), 'POST', '/apply', { objects }, say),
+        'apply',
+      );
     });
 
   withLabOptions(lab.command('delete'))
@@ -258,8 +271,11 @@ export function register(program: Command): void {
     .requiredOption('-f, --filename <files...>', 'YAML files or directories')
     .action(async (opts: ConfigFlags & { filename: string[] }) => {
       const c = configFrom(opts);
-      const objects = loadManifests(opts.filename);
-      printReport(await callControl<SourceReport>(controlSocketPath(c), 'POST', '/delete', { objects }, say), 'delete');
+      const objects = deps.loadManifests(opts.filename);
+      printReport(
+        await deps.callControl<SourceReport>(deps.controlSocketPath(c), 'POST', '/delete', { objects }, say),
+        'delete',
+      );
     });
 
   withLabOptions(lab.command('get'))
@@ -268,7 +284,7 @@ export function register(program: Command): void {
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (what: string, opts: ConfigFlags & { output: string }) => {
       const c = configFrom(opts);
-      const sock = controlSocketPath(c);
+      const sock = deps.controlSocketPath(c);
       const kind = {
         pod: 'pods',
         pods: 'pods',
@@ -280,12 +296,12 @@ export function register(program: Command): void {
         identities: 'identities',
       }[what];
       if (!kind) throw new Error(`unknown resource ${JSON.stringify(what)}: use pods, policies or identities`);
-      const rows = await callControl<unknown[]>(sock, 'GET', `/${kind}`);
+      const rows = await deps.callControl<unknown[]>(sock, 'GET', `/${kind}`);
       if (opts.output === 'json') return out(JSON.stringify(rows, null, 2));
       if (kind === 'pods') {
         const pods = rows as PodView[];
         out(
-          formatTable(
+          deps.formatTable(
             ['NAMESPACE', 'NAME', 'IP', 'IPV6', 'IDENTITY', 'INTERFACE', 'LABELS'],
             pods.map((p) => [
               p.namespace,
@@ -303,7 +319,7 @@ export function register(program: Command): void {
       } else if (kind === 'policies') {
         const ps = rows as PolicyView[];
         out(
-          formatTable(
+          deps.formatTable(
             ['NAMESPACE', 'NAME', 'POD-SELECTOR', 'TYPES', 'INGRESS', 'EGRESS', 'SELECTS'],
             ps.map((p) => [
               p.namespace,
@@ -319,7 +335,7 @@ export function register(program: Command): void {
       } else {
         const ids = rows as IdentityView[];
         out(
-          formatTable(
+          deps.formatTable(
             ['IDENTITY', 'PODS', 'LABELS'],
             ids.map((i) => [String(i.identity), i.pods.join(','), i.labels.join(',')]),
           ),
@@ -351,13 +367,13 @@ export function register(program: Command): void {
         },
       ) => {
         const c = configFrom(opts);
-        const state = readState(c);
+        const state = deps.readState(c);
         if (!state || state.pods.length === 0)
           throw new Error(`no lab pods found in ${c.runDir}; start one with \`weir lab up --cluster FILE\``);
         const protocol = opts.protocol.toUpperCase() as L4Protocol;
         const port = parsePort(opts.port);
         const t0 = performance.now();
-        const details = await probePods(state.pods, {
+        const details = await deps.probePods(state.pods, {
           port,
           protocol,
           ...(opts.from ? { from: opts.from } : {}),
@@ -366,7 +382,7 @@ export function register(program: Command): void {
           timeoutMs: Number(opts.timeout),
         });
         const ms = Math.round(performance.now() - t0);
-        if (opts.output === 'json') return out(JSON.stringify(toMatrix({ port, protocol }, details)));
+        if (opts.output === 'json') return out(JSON.stringify(deps.toMatrix({ port, protocol }, details)));
         const ok = details.filter((d) => d.connected).length;
         out(
           `${protocol}/${port} over IPv${opts.family}: ${ok} of ${details.length} connections made in ${ms} ms (. connected, X not)`,
@@ -375,7 +391,7 @@ export function register(program: Command): void {
           out(
             'SCTP is probed with raw IP packets (this kernel has no SCTP sockets): an INIT counts as connected when an INIT-ACK comes back',
           );
-        out(formatTruthTable({ results: details }));
+        out(deps.formatTruthTable({ results: details }));
       },
     );
 
@@ -386,7 +402,7 @@ export function register(program: Command): void {
       const st = await daemonStatus(c);
       if (!st)
         throw new Error(
-          `no lab agent answers at ${controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``,
+          `no lab agent answers at ${deps.controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``,
         );
       out(JSON.stringify(st, null, 2));
     });
@@ -398,11 +414,11 @@ export function register(program: Command): void {
     .action(async (opts: ConfigFlags) => {
       requireRoot();
       const c = configFrom(opts);
-      const state = readState(c);
+      const state = deps.readState(c);
       const st = await daemonStatus(c);
       if (!state?.daemon || !st)
         throw new Error(
-          `no lab agent answers at ${controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``,
+          `no lab agent answers at ${deps.controlSocketPath(c)}; start one with \`weir lab up --cluster FILE\``,
         );
       const options: LabDaemonOptions = state.daemon.options ?? { enforce: st.enforcement !== 'none' };
       const { snapshotDatapath, compareSnapshots } = await import('../../lab/restart.js');
@@ -442,17 +458,17 @@ export function register(program: Command): void {
     .action(async (opts: ConfigFlags) => {
       requireRoot();
       const c = configFrom(opts);
-      const pods = readState(c)?.pods.length ?? 0;
+      const pods = deps.readState(c)?.pods.length ?? 0;
       const st = await daemonStatus(c);
       if (st) {
         try {
-          await callControl(controlSocketPath(c), 'POST', '/shutdown', undefined, undefined, 10_000);
+          await deps.callControl(deps.controlSocketPath(c), 'POST', '/shutdown', undefined, undefined, 10_000);
           await waitForExit(st.pid, 5000);
         } catch {
           /* the teardown below ends it */
         }
       }
-      const r = await teardownLab(c);
+      const r = await deps.teardownLab(c);
       const what = [
         ...(st ? [`agent (pid ${st.pid}) stopped`] : []),
         ...(pods > 0 ? [`${pods} pod${pods === 1 ? '' : 's'} removed`] : []),
@@ -475,12 +491,12 @@ export function register(program: Command): void {
       const log = (line: string): void => {
         process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       };
-      const svc = await startLabService(c, { ...daemonOptions(opts), log, adopt: opts.adopt === true });
+      const svc = await deps.startLabService(c, { ...daemonOptions(opts), log, adopt: opts.adopt === true });
       for (const sig of ['SIGTERM', 'SIGINT'] as const) {
         process.once(sig, () => {
           void svc.stop().then(() => process.exit(0));
         });
       }
-      log(`control API on ${controlSocketPath(c)}`);
+      log(`control API on ${deps.controlSocketPath(c)}`);
     });
 }

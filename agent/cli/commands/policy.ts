@@ -6,27 +6,19 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import type { L4Protocol } from '../../desired.js';
-import { PolicyEngine } from '../../policy/engine.js';
-import { explain, formatExplanation } from '../../policy/explain.js';
-import { formatProblem } from '../../policy/compiled.js';
-import { formatTruthTable, policyMatrix } from '../../policy/matrix.js';
-import { loadManifests } from '../../store/manifests.js';
 
-interface ExplainOptions {
-  from?: string;
-  to?: string;
-  port: number;
-  protocol: L4Protocol;
-  filename: string[];
-  matrix?: boolean;
-  output: 'text' | 'json';
-  podCidr?: string[];
-}
+import type { ExplainOptions } from './explain.js';
 
-function parsePort(v: string): number {
-  const n = Number(v);
-  if (!/^[0-9]+$/.test(v) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number 1-65535');
-  return n;
+/** A port number, or a port name as Kubernetes allows them (IANA service name: a-z, 0-9, '-', at most 15). */
+function parsePort(v: string): number | string {
+  if (/^[0-9]+$/.test(v)) {
+    const n = Number(v);
+    if (n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number 1-65535 or a port name');
+    return n;
+  }
+  if (!/^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(v) || !/[a-z]/.test(v))
+    throw new InvalidArgumentError('must be a port number 1-65535 or a container port name (e.g. http)');
+  return v;
 }
 
 function parseProtocol(v: string): L4Protocol {
@@ -35,41 +27,31 @@ function parseProtocol(v: string): L4Protocol {
   return p;
 }
 
-export function runExplain(opts: ExplainOptions, out: (s: string) => void, err: (s: string) => void): number {
-  const engine = new PolicyEngine(opts.podCidr ? { clusterPodCIDRs: opts.podCidr } : {});
-  engine.upsertAll(loadManifests(opts.filename));
-  for (const p of engine.errors()) err(`error: ${formatProblem(p)}\n`);
-  for (const p of engine.warnings()) err(`warning: ${formatProblem(p)}\n`);
-  if (opts.matrix) {
-    const m = policyMatrix(engine, opts.port, opts.protocol);
-    out(opts.output === 'json' ? `${JSON.stringify(m, null, 2)}\n` : `${formatTruthTable(m)}\n`);
-    return 0;
-  }
-  if (!opts.from || !opts.to)
-    throw new InvalidArgumentError('--from NS/POD and --to NS/POD are required (or use --matrix for every pair)');
-  const e = explain(engine, { from: opts.from, to: opts.to, port: opts.port, protocol: opts.protocol });
-  out(opts.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : `${formatExplanation(e)}\n`);
-  return e.allowed ? 0 : 2;
-}
-
 export function register(program: Command): void {
   const policy = program.command('policy').description('inspect NetworkPolicies the way weir compiles them');
   policy
     .command('explain')
     .description('explain whether a connection between two pods is allowed and why (offline, from manifests)')
-    .option('--from <ns/pod|ip>', 'source: a pod as NAMESPACE/NAME, or an IP address outside the pods')
-    .option('--to <ns/pod|ip>', 'destination: a pod as NAMESPACE/NAME, or an IP address outside the pods')
-    .requiredOption('--port <port>', 'destination port', parsePort)
+    .option('--from <[ns/]pod|ip>', 'source: a pod as [NAMESPACE/]NAME, or an IP address outside the pods')
+    .option('--to <[ns/]pod|ip>', 'destination: a pod as [NAMESPACE/]NAME, or an IP address outside the pods')
+    .option('-n, --namespace <ns>', 'namespace of --from/--to pods given without one (default "default")')
+    .requiredOption(
+      '--port <port>',
+      "destination port: a number, or a container port name of the --to pod (e.g. http), as a policy's named port",
+      parsePort,
+    )
     .addOption(new Option('--protocol <proto>', 'TCP, UDP or SCTP').default('TCP').argParser(parseProtocol))
     .requiredOption(
       '-f, --filename <paths...>',
-      'manifest files or directories (Namespaces, Pods, NetworkPolicies; multi-document YAML and kind: List)',
+      'manifest files or directories, or - for standard input (Namespaces, Pods, NetworkPolicies; multi-document YAML and kind: List)',
     )
     .option('--matrix', 'print the truth table of every pod pair instead of one connection')
     .option('--pod-cidr <cidrs...>', 'pod network prefixes (warns about ipBlocks that cover them)')
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .addHelpText('after', '\nExit status: 0 allowed (or --matrix printed), 2 denied, 1 error.')
-    .action((opts: ExplainOptions) => {
+    .action(async (opts: ExplainOptions) => {
+      // Loaded here, not at start-up: `weir --help` and the other commands need none of it.
+      const { runExplain } = await import('./explain.js');
       const code = runExplain(
         opts,
         (s) => process.stdout.write(s),

@@ -1,6 +1,8 @@
 /**
  * The iptables dataplane the bench compares against: the chains a Calico-style iptables
- * dataplane writes for the bench's policies, without ipsets (each peer address is its own rule).
+ * dataplane writes for the bench's policies, with an ipset per peer selector as Calico writes them
+ * (`-m set --match-set cali40s:… src`; every rule of the bench names its own peer, so each set
+ * holds one address and each rule still costs one match per new connection).
  *
  *   FORWARD -> cali-FORWARD -> cali-from-wl-dispatch -> cali-fw-IF  (pod egress: profile allows)
  *                           -> cali-to-wl-dispatch   -> cali-tw-IF  (pod ingress: policies in order)
@@ -40,10 +42,32 @@ function comment(text: string): string {
   return `-m comment --comment "cali:${text}"`;
 }
 
+/** The ipset of a rule's peer selector (ipset names are at most 31 characters). */
+export function ipsetName(r: PeerRule): string {
+  return `cali40s:${r.policy}-${r.index}`.slice(0, 31);
+}
+
+/** Every selector's ipset, as one `ipset restore` input. */
+export function renderIpsets(set: RuleSet): string {
+  return `${set.rules
+    .flatMap((r) => [
+      `create ${ipsetName(r)} hash:ip family inet hashsize 1024 maxelem 1048576`,
+      `add ${ipsetName(r)} ${r.peerIp}`,
+    ])
+    .join('\n')}\n`;
+}
+
+/** Loads ipsets into the namespace; resolves to the wall time of ipset restore, ms. */
+export async function restoreIpsets(netns: string, set: RuleSet): Promise<number> {
+  const t0 = performance.now();
+  await runIn(netns, 'ipset', ['restore'], { input: renderIpsets(set), timeoutMs: 120_000 });
+  return performance.now() - t0;
+}
+
 function ruleLines(chain: string, r: PeerRule): string[] {
   const proto = r.protocol.toLowerCase();
   return [
-    `-A ${chain} -p ${proto} -s ${r.peerIp}/32 -m multiport --dports ${r.ports.join(',')} ${comment(`${r.policy}-${r.index}`)} -j MARK --set-xmark ${MARK_ACCEPT}`,
+    `-A ${chain} -p ${proto} -m set --match-set ${ipsetName(r)} src -m multiport --dports ${r.ports.join(',')} ${comment(`${r.policy}-${r.index}`)} -j MARK --set-xmark ${MARK_ACCEPT}`,
     `-A ${chain} -m mark --mark ${MARK_ACCEPT} ${comment(`${r.policy}-${r.index}-ret`)} -j RETURN`,
   ];
 }
@@ -144,17 +168,19 @@ export async function clear(netns: string, backend: IptablesBackend): Promise<vo
     const tables = (await runIn(netns, 'nft', ['list', 'tables'], { timeoutMs: 30_000 })).stdout;
     if (/^table ip filter$/m.test(tables))
       await runIn(netns, 'nft', ['delete', 'table', 'ip', 'filter'], { timeoutMs: 30_000 });
-    return;
+  } else {
+    await restore(netns, '*filter\nCOMMIT\n', 'legacy');
   }
-  await restore(netns, '*filter\nCOMMIT\n', 'legacy');
+  // the sets, once no rule refers to them (ipsets are per network namespace: only the bench's)
+  await runIn(netns, 'ipset', ['destroy'], { timeoutMs: 60_000 });
 }
 
 /** Checks that the tools exist before a long run starts. */
 export async function checkTools(backend: IptablesBackend): Promise<void> {
-  const tools = [restoreCmd(backend), ...(backend === 'nft' ? ['nft'] : [])];
+  const tools = [restoreCmd(backend), 'ipset', ...(backend === 'nft' ? ['nft'] : [])];
   for (const t of tools) {
     await run('sh', ['-c', `command -v ${t}`]).catch(() => {
-      throw new Error(`${t} is missing: install the Debian packages iptables and nftables (make deps)`);
+      throw new Error(`${t} is missing: install the Debian packages iptables, ipset and nftables (make deps)`);
     });
   }
 }

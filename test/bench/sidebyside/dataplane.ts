@@ -1,5 +1,5 @@
 /**
- * The three ways the bench forwards traffic between its pods. Each one programs the same rule
+ * The ways the bench forwards traffic between its pods. Each one programs the same rule
  * set (rules.ts), enforces it on the node namespace's pod interfaces, and removes every trace
  * again so that the next mode runs on a clean node.
  */
@@ -8,7 +8,7 @@ import type { RuleSet } from './rules.js';
 import { changeOneRule } from './rules.js';
 import type { Topology } from './topology.js';
 
-export type Mode = 'none' | 'weir' | 'iptables';
+export type Mode = 'none' | 'weir' | 'iptables' | 'nftables';
 
 export interface Dataplane {
   mode: Mode;
@@ -39,7 +39,7 @@ export interface IptablesOptions {
   backend: calico.IptablesBackend;
 }
 
-/** Calico-style iptables chains loaded with iptables-restore into the node namespace. */
+/** Calico-style iptables chains and ipsets loaded with ipset restore and iptables-restore into the node namespace. */
 export function iptablesDataplane(opts: IptablesOptions): Dataplane {
   const { topo, backend } = opts;
   const target = {
@@ -53,7 +53,8 @@ export function iptablesDataplane(opts: IptablesOptions): Dataplane {
     async enable(set) {
       await calico.clear(topo.node, backend);
       current = set;
-      return calico.restore(topo.node, calico.renderRuleset(set, target), backend);
+      const sets = await calico.restoreIpsets(topo.node, set);
+      return sets + (await calico.restore(topo.node, calico.renderRuleset(set, target), backend));
     },
     async changeOne() {
       if (!current) throw new Error('changeOne() before enable()');

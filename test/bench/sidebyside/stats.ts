@@ -31,3 +31,46 @@ export function fmt(x: number, digits = 3): string {
 export function ratio(a: number, b: number): number {
   return b === 0 ? Number.NaN : a / b;
 }
+
+/** A deterministic PRNG (mulberry32), so a bootstrap gives the same interval for the same data. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface Interval {
+  estimate: number;
+  lo: number;
+  hi: number;
+}
+
+/**
+ * Percentile bootstrap confidence interval of `stat` over `samples` (one sample per round):
+ * the rounds are resampled with replacement `iterations` times. With paired rounds (both figures
+ * of a ratio measured in the same round), pass the per-round values together so the pairing is kept.
+ */
+export function bootstrap<T>(
+  samples: T[],
+  stat: (xs: T[]) => number,
+  opts: { iterations?: number; level?: number; seed?: number } = {},
+): Interval {
+  const { iterations = 2000, level = 0.95, seed = 1 } = opts;
+  const estimate = stat(samples);
+  if (samples.length < 2) return { estimate, lo: Number.NaN, hi: Number.NaN };
+  const rnd = prng(seed);
+  const stats: number[] = [];
+  const pick: T[] = new Array<T>(samples.length);
+  for (let i = 0; i < iterations; i++) {
+    for (let j = 0; j < samples.length; j++) pick[j] = samples[Math.floor(rnd() * samples.length)]!;
+    const v = stat(pick);
+    if (Number.isFinite(v)) stats.push(v);
+  }
+  const a = (1 - level) / 2;
+  return { estimate, lo: percentile(stats, a * 100), hi: percentile(stats, (1 - a) * 100) };
+}

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runExplain } from '../../../agent/cli/commands/policy.js';
+import { runExplain } from '../../../agent/cli/commands/explain.js';
 
 function run(args: Partial<Parameters<typeof runExplain>[0]>): { code: number; out: string; err: string } {
   let out = '';

@@ -1,0 +1,151 @@
+/**
+ * The few Kubernetes API calls the agent makes — list a page, watch a collection, post an Event —
+ * over Node's own http/https, with the credentials of a `KubeApiConfig`.
+ *
+ * Why not client-node's generated API classes: importing them loads every model of the API
+ * (a process importing the package's root reaches about 120 MB RSS, its KubeConfig alone about
+ * 110 MB, its Watch plus ListWatch about 80 MB, a bare Node process 41 MB). The agent reads wire
+ * JSON anyway (the Store consumes the objects as the API server sends them), so plain requests
+ * give it exactly what it needs and nothing to convert back.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { createInterface } from 'node:readline';
+import type { WireObject } from './kube-wire.js';
+
+/**
+ * Where the API server is and how to authenticate to it. client-node's `KubeConfig` has this
+ * shape (tests and exec-plugin kubeconfigs use it); `agent/sources/kubeconfig.ts` provides a
+ * lean one for in-cluster service accounts and certificate/token kubeconfigs.
+ */
+export interface KubeApiConfig {
+  getCurrentCluster(): { server: string } | null;
+  /** Sets the TLS material, the Authorization header and an agent on `opts`. */
+  applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
+}
+
+/** An API error with the HTTP status (410 Gone: a watch's resourceVersion is too old). */
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: WireObject;
+}
+
+function url(server: string, path: string, query: Query): URL {
+  const u = new URL(path, server.endsWith('/') ? server : `${server}/`);
+  // The path is absolute: keep any path prefix of the server URL (a proxy).
+  u.pathname = new URL(server).pathname.replace(/\/$/, '') + path;
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) u.searchParams.set(k, String(v));
+  return u;
+}
+
+function statusMessage(body: string, code: number): string {
+  try {
+    const s = JSON.parse(body) as { message?: unknown };
+    if (typeof s.message === 'string') return `HTTP ${code}: ${s.message}`;
+  } catch {
+    // not a Status object
+  }
+  return `HTTP ${code}${body ? `: ${body.slice(0, 200)}` : ''}`;
+}
+
+export class KubeApi {
+  /** One keep-alive agent per API (client-node makes one per request through its config). */
+  private readonly agents = { http: new http.Agent({ keepAlive: true }), https: undefined as https.Agent | undefined };
+
+  constructor(private readonly config: KubeApiConfig) {}
+
+  get server(): string {
+    const server = this.config.getCurrentCluster()?.server;
+    if (!server) throw new Error('the kubeconfig names no cluster server: set the current context');
+    return server;
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    query: Query,
+    body: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<http.IncomingMessage> {
+    const u = url(this.server, path, query);
+    const opts: https.RequestOptions = { method, headers: { Accept: 'application/json' } };
+    await this.config.applyToHTTPSOptions(opts);
+    const secure = u.protocol === 'https:';
+    if (!secure) opts.agent = this.agents.http;
+    else if (!opts.agent) opts.agent = this.agents.https ??= new https.Agent({ keepAlive: true });
+    if (body !== undefined) {
+      opts.headers = {
+        ...(opts.headers as Record<string, string>),
+        'Content-Type': 'application/json',
+        'Content-Length': String(Buffer.byteLength(body)),
+      };
+    }
+    const lib = secure ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(u, { ...opts, signal }, resolve);
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  private async readAll(res: http.IncomingMessage): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    if (!res.complete) throw new Error('the API server closed the connection mid-response');
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  private async call<T>(method: string, path: string, query: Query, body?: unknown): Promise<T> {
+    const res = await this.request(
+      method,
+      path,
+      query,
+      body === undefined ? undefined : JSON.stringify(body),
+      undefined,
+    );
+    const text = await this.readAll(res);
+    const code = res.statusCode ?? 0;
+    if (code < 200 || code >= 300) throw new KubeApiError(statusMessage(text, code), code);
+    return JSON.parse(text) as T;
+  }
+
+  getJson<T>(path: string, query: Query = {}): Promise<T> {
+    return this.call<T>('GET', path, query);
+  }
+
+  postJson<T>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('POST', path, {}, body);
+  }
+
+  /**
+   * One watch request: calls `onEvent` for every event line until the server ends the watch
+   * (resolves) or the connection fails or is aborted (rejects).
+   */
+  async watch(path: string, query: Query, onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+    const res = await this.request('GET', path, { ...query, watch: 1 }, undefined, signal);
+    const code = res.statusCode ?? 0;
+    if (code !== 200) throw new KubeApiError(statusMessage(await this.readAll(res), code), code);
+    const lines = createInterface({ input: res, crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.length === 0) continue;
+      onEvent(JSON.parse(line) as WatchEvent);
+    }
+    if (!res.complete) throw new Error('watch connection closed before the server ended it');
+  }
+
+  destroy(): void {
+    this.agents.http.destroy();
+    this.agents.https?.destroy();
+  }
+}
