@@ -106,11 +106,23 @@ function podmanRun(
           ? 'kube-system'
           : ref === 'metadata.name'
             ? `weir-${node.name}`
-            : undefined);
+            : ref === 'status.hostIP' || (ref === 'status.podIP' && spec.hostNetwork)
+              ? node.address
+              : undefined);
     if (value === undefined) throw new Error(`env ${e.name}: cannot emulate ${JSON.stringify(e.valueFrom)}`);
     env[e.name] = value;
     flags.push('-e', `${e.name}=${value}`);
   }
+  const mounted: Array<{ at: string; dir: string }> = [];
+  const mount = (dir: string, m: { mountPath: string }, options: string): void => {
+    // A mount inside another one (a Secret under the ConfigMap's directory): its mount point is
+    // made in the outer volume's directory, as kubelet does.
+    for (const outer of mounted)
+      if (m.mountPath.startsWith(`${outer.at}/`))
+        mkdirSync(join(outer.dir, m.mountPath.slice(outer.at.length + 1)), { recursive: true });
+    mounted.push({ at: m.mountPath, dir });
+    flags.push('-v', `${dir}:${m.mountPath}:${options}`);
+  };
   for (const m of c.volumeMounts ?? []) {
     const v = spec.volumes?.find((x) => x.name === m.name);
     if (!v) throw new Error(`volume ${m.name} is not declared`);
@@ -119,8 +131,8 @@ function podmanRun(
     const ro = m.readOnly ? 'ro' : 'rw';
     if (v.hostPath) {
       mkdirSync(v.hostPath.path, { recursive: true }); // type DirectoryOrCreate
-      flags.push('-v', `${v.hostPath.path}:${m.mountPath}:${ro}${propagation}`);
-    } else if (v.configMap) flags.push('-v', `${files.config}:${m.mountPath}:ro`);
+      mount(v.hostPath.path, m, `${ro}${propagation}`);
+    } else if (v.configMap) mount(files.config, m, 'ro');
     else if (v.secret) {
       // The Secret the chart renders (its certificates), written out as kubelet projects it.
       const data = files.secrets.get(v.secret.secretName);
@@ -130,12 +142,12 @@ function podmanRun(
       const items = v.secret.items ?? Object.keys(data).map((key) => ({ key, path: key }));
       for (const it of items)
         writeFileSync(join(dir, it.path), Buffer.from(data[it.key] ?? '', 'base64'), { mode: 0o400 });
-      flags.push('-v', `${dir}:${m.mountPath}:ro`);
+      mount(dir, m, 'ro');
     } else if (v.emptyDir) {
       const dir = join(files.scratch, `${c.name}-${m.name}`);
       mkdirSync(dir, { recursive: true });
-      flags.push('-v', `${dir}:${m.mountPath}:${ro}`);
-    } else throw new Error(`volume ${m.name}: only hostPath, configMap and emptyDir are emulated`);
+      mount(dir, m, ro);
+    } else throw new Error(`volume ${m.name}: only hostPath, configMap, secret and emptyDir are emulated`);
   }
   flags.push(...extra);
   if (c.command) flags.push(`--entrypoint=${c.command[0]}`);
