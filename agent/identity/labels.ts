@@ -35,10 +35,23 @@ export function filterPodLabels(labels: Labels): Labels {
   return out ?? labels;
 }
 
-/** Sorted "key=value" list of everything an identity stands for. */
+/**
+ * Escapes the characters that give "key=value" items and the "ns:" prefix their meaning. Valid
+ * label keys and values never contain them (the API server refuses them), so valid label sets
+ * read as before; an object that slipped past validation ({"role=db": "x"} against
+ * {role: "db=x"}) can no longer take another label set's identity.
+ */
+function escapeKey(s: string): string {
+  return /[\\=:\0]/.test(s) ? s.replace(/[\\=:\0]/g, (c) => `\\${c === '\0' ? '0' : c}`) : s;
+}
+function escapeValue(s: string): string {
+  return /[\\\0]/.test(s) ? s.replace(/[\\\0]/g, (c) => `\\${c === '\0' ? '0' : c}`) : s;
+}
+
+/** Sorted "key=value" list of everything an identity stands for (keys and values escaped, see escapeKey). */
 export function identityLabelList(namespace: string, podLabels: Labels, nsLabels: Labels): string[] {
-  const out: string[] = [`${NAMESPACE_NAME_LABEL}=${namespace}`];
-  for (const [k, v] of Object.entries(podLabels)) out.push(`${k}=${v}`);
-  for (const [k, v] of Object.entries(nsLabels)) out.push(`${NAMESPACE_LABEL_PREFIX}${k}=${v}`);
+  const out: string[] = [`${NAMESPACE_NAME_LABEL}=${escapeValue(namespace)}`];
+  for (const [k, v] of Object.entries(podLabels)) out.push(`${escapeKey(k)}=${escapeValue(v)}`);
+  for (const [k, v] of Object.entries(nsLabels)) out.push(`${NAMESPACE_LABEL_PREFIX}${escapeKey(k)}=${escapeValue(v)}`);
   return out.sort();
 }

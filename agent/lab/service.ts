@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Agent, type Enforcement } from '../daemon.js';
 import { PolicyEngine } from '../policy/engine.js';
-import { formatProblem } from '../policy/compiled.js';
+import { formatProblem, type PolicyProblem } from '../policy/compiled.js';
 import type { KubeObject } from '../store/index.js';
 import { serveControl } from '../control/server.js';
 import { LabSource } from '../sources/lab.js';
@@ -92,7 +92,8 @@ export async function startLabService(config: LabConfig, opts: LabServiceOptions
   });
   const source = new LabSource(runtime, agent, (keys) => {
     const wanted = new Set(keys);
-    return [...compiler.errors(), ...compiler.warnings()].filter((p) => wanted.has(p.policy)).map(formatProblem);
+    const mine = (ps: PolicyProblem[]): string[] => ps.filter((p) => wanted.has(p.policy)).map(formatProblem);
+    return { errors: mine(compiler.errors()), warnings: mine(compiler.warnings()) };
   });
   let stopping: Promise<void> | undefined;
   const status = (): LabStatus => ({

@@ -19,7 +19,11 @@ import { objectKey, toKubeObject, type KubeKind, type KubeObject, type Pod } fro
 import { KubernetesSource, objectRef, type KubernetesChange, type WatchedResource } from '../sources/kubernetes.js';
 import type { AgentConfig } from './config.js';
 import { PolicyEventRecorder } from './events.js';
-import { startHealthServer, type HealthServer } from './health.js';
+import { startHealthServerOffLoop, type HealthServer } from './health.js';
+import { startStatusServer, type StatusServer } from './status.js';
+import { sliceChanges } from './slices.js';
+import { formatFieldError, validateObject } from '../store/validate.js';
+import type { ResourceStatus } from '../sources/kubernetes.js';
 import { startNodeObservability } from './observe.js';
 import { findPodInterface, type PodInterface } from './interfaces.js';
 import type { Logger } from './log.js';
@@ -71,6 +75,10 @@ export interface NodeAgentStatus {
   watches: ReturnType<KubernetesSource['status']>;
   kubernetesEvents: ReturnType<KubernetesSource['eventCounts']>;
   rejectedObjects: number;
+  /** Objects the API server should have refused (only a non-conforming API server sends them). */
+  invalidObjects: number;
+  /** What the API server refuses the agent (403): the agent is not ready while any is listed. */
+  forbidden: Array<NonNullable<ResourceStatus['forbidden']>>;
   policyErrors: string[];
   policyWarnings: string[];
 }
@@ -82,7 +90,11 @@ export class NodeAgent {
   private readonly gate: GatedEnforcement;
   private readonly datapath: DatapathEnforcement;
   private health?: HealthServer;
+  private statusServer?: StatusServer;
   private obs?: Observability;
+  private invalid = 0;
+  /** "verb|resource" refusals an Event was posted for. */
+  private readonly refusals = new Set<string>();
   private ready = false;
   private firstSyncMs?: number;
   private readonly startedAt = Date.now();
@@ -111,7 +123,11 @@ export class NodeAgent {
       log: (l) => opts.log.debug(l),
     });
     this.gate = new GatedEnforcement(this.datapath);
-    this.compiler = new PolicyEngine({ nodeName: c.nodeName, clusterPodCIDRs: c.clusterPodCIDRs });
+    this.compiler = new PolicyEngine({
+      nodeName: c.nodeName,
+      clusterPodCIDRs: c.clusterPodCIDRs,
+      cidrBudget: { perNamespace: c.cidrPrefixesPerNamespace },
+    });
     this.agent = new Agent({
       nodeName: c.nodeName,
       compiler: this.compiler,
@@ -124,10 +140,13 @@ export class NodeAgent {
       kubeConfig: opts.kubeConfig,
       watchTimeoutSeconds: c.watchTimeoutSeconds,
       onChange: (change) => this.enqueue(change),
-      onError: (resource, err, retryInMs) =>
+      onError: (resource, err, retryInMs) => {
         opts.log.warn(
           `watch of ${resource} failed (${err.message}); retrying in ${retryInMs} ms, enforcement continues with the last known state`,
-        ),
+        );
+        this.checkPermissions();
+        this.health?.refresh();
+      },
     });
   }
 
@@ -135,15 +154,15 @@ export class NodeAgent {
   static async start(opts: NodeAgentOptions): Promise<NodeAgent> {
     const a = new NodeAgent(opts);
     const c = opts.config;
-    a.health = await startHealthServer(
+    a.health = await startHealthServerOffLoop(
       {
         healthz: () => ({ ok: !a.stopped }),
-        readyz: () => (a.ready ? { ok: true } : { ok: false, reason: a.notReadyReason() }),
-        status: () => a.status(),
+        readyz: () => a.readyz(),
       },
       c.healthPort,
       c.healthHost,
     );
+    a.statusServer = await startStatusServer(c.runDir, () => a.status());
     if (opts.observability !== false) {
       a.obs = await startNodeObservability(
         c,
@@ -156,6 +175,51 @@ export class NodeAgent {
     a.source.start();
     void a.firstSync();
     return a;
+  }
+
+  /** The port the health endpoints listen on (the configured one, or the one picked for 0). */
+  get healthPort(): number {
+    return this.health?.port ?? this.opts.config.healthPort;
+  }
+
+  private forbidden(): Array<NonNullable<ResourceStatus['forbidden']>> {
+    return Object.values(this.source.status())
+      .map((s) => s.forbidden)
+      .filter((f): f is NonNullable<ResourceStatus['forbidden']> => f !== undefined);
+  }
+
+  private readyz(): { ok: boolean; reason?: string } {
+    if (!this.ready) return { ok: false, reason: this.notReadyReason() };
+    const refused = this.checkPermissions();
+    if (refused.length > 0)
+      return {
+        ok: false,
+        reason: `the API server refuses ${refused.map((f) => `${f.verb} ${f.resource}`).join(', ')} (403 Forbidden); enforcing the last known state, which may be stale: grant the weir ClusterRole list and watch on ${[...new Set(refused.map((f) => f.resource))].join(', ')}`,
+      };
+    return { ok: true };
+  }
+
+  /** Posts an Event for each new refusal (403) and re-arms those that ended; returns the current ones. */
+  private checkPermissions(): Array<NonNullable<ResourceStatus['forbidden']>> {
+    const now = this.forbidden();
+    const keys = new Set(now.map((f) => `${f.verb}|${f.resource}`));
+    for (const k of [...this.refusals]) {
+      if (keys.has(k)) continue;
+      this.refusals.delete(k);
+      const [verb, resource] = k.split('|') as [string, string];
+      this.events.permissionRestored(verb, resource);
+      this.opts.log.info(`the API server allows ${verb} ${resource} again`);
+    }
+    for (const f of now) {
+      const k = `${f.verb}|${f.resource}`;
+      if (this.refusals.has(k)) continue;
+      this.refusals.add(k);
+      this.opts.log.error(
+        `the API server refuses ${f.verb} ${f.resource} (403 Forbidden: ${f.message}); not ready until the weir ClusterRole grants it`,
+      );
+      void this.events.reportMissingPermission(f.verb, f.resource, f.message);
+    }
+    return now;
   }
 
   private notReadyReason(): string {
@@ -186,6 +250,7 @@ export class NodeAgent {
     }
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
+    this.health?.refresh();
     const s = this.compiler.stats;
     this.opts.log.info(
       `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
@@ -212,6 +277,14 @@ export class NodeAgent {
         last.set(`${kind}|${key}`, { kind, key });
         continue;
       }
+      const problems = validateObject(c.object);
+      if (problems.length > 0) {
+        // A conforming API server never sends these. The object is still used: the compiler
+        // refuses what it cannot read (a bad rule allows nothing) and identities escape labels,
+        // so ignoring it would only open what it isolates.
+        this.invalid++;
+        this.opts.log.warn(`${kind} ${key} is not valid Kubernetes: ${problems.map(formatFieldError).join('; ')}`);
+      }
       try {
         const obj = toKubeObject(c.object);
         if (obj) last.set(`${kind}|${objectKey(obj)}`, { kind, key: objectKey(obj), obj });
@@ -232,7 +305,13 @@ export class NodeAgent {
       if (o.kind === 'Pod' && !this.isLocalEndpoint(o)) this.forget(objectKey(o));
     }
     for (const d of deletes) if (d.kind === 'Pod') this.forget(d.key);
-    await this.agent.update(upserts, deletes);
+    // Bounded slices, the event loop turning between them: health, status and metrics answer
+    // during a burst of large policies.
+    const slices = sliceChanges(upserts, deletes);
+    for (const [i, slice] of slices.entries()) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      await this.agent.update(slice.upserts, slice.deletes);
+    }
     if (
       this.gate.open &&
       (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))
@@ -313,6 +392,8 @@ export class NodeAgent {
       watches: this.source.status(),
       kubernetesEvents: this.source.eventCounts(),
       rejectedObjects: this.rejected,
+      invalidObjects: this.invalid,
+      forbidden: this.forbidden(),
       policyErrors: this.compiler.errors().map(formatProblem),
       policyWarnings: this.compiler.warnings().map(formatProblem),
     };
@@ -321,11 +402,13 @@ export class NodeAgent {
   /** Stops watching and serving; programs and pins stay, so enforcement continues. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.health?.refresh();
     clearTimeout(this.retryTimer);
     await this.source.stop();
     await this.changes.drain();
     await this.obs?.close();
     await this.health?.close();
+    await this.statusServer?.close();
     await this.agent.close();
   }
 }

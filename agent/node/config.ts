@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse } from 'yaml';
+import { DEFAULT_PREFIXES_PER_NAMESPACE } from '../ipcache/budget.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -32,6 +33,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   watchTimeoutSeconds: number;
   flowsCapacity: number;
+  /** Distinct ipBlock prefixes the policies of one namespace may name (agent/ipcache/budget.ts). */
+  cidrPrefixesPerNamespace: number;
   /** "host:port" of the flow API's TCP listener for `weir relay`; empty for none. Needs the three TLS files. */
   observerAddress: string;
   /** PEM files of the listener's mutual TLS: the CA clients' certificates must chain to, its certificate and key. */
@@ -58,6 +61,7 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   logLevel: 'info',
   watchTimeoutSeconds: 300,
   flowsCapacity: 4095,
+  cidrPrefixesPerNamespace: DEFAULT_PREFIXES_PER_NAMESPACE,
   observerAddress: '',
   observerTlsCa: '',
   observerTlsCert: '',
@@ -82,6 +86,7 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   logLevel: 'logLevel',
   watchTimeoutSeconds: 'positive',
   flowsCapacity: 'positive',
+  cidrPrefixesPerNamespace: 'positive',
   observerAddress: 'string',
   observerTlsCa: 'string',
   observerTlsCert: 'string',

@@ -27,6 +27,47 @@ export class PolicyEventRecorder {
     return fresh.length;
   }
 
+  /**
+   * A Warning Event on this node's Node object (namespace "default", where `kubectl get events`
+   * shows node events) naming what the API server refused: verb and resource. Once per episode:
+   * `permissionRestored` re-arms it.
+   */
+  async reportMissingPermission(verb: string, resource: string, message: string): Promise<boolean> {
+    const key = `permission|${verb}|${resource}`;
+    if (this.reported.has(key)) return false;
+    this.reported.add(key);
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    try {
+      await this.api.postJson('/api/v1/namespaces/default/events', {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${this.nodeName}.`, namespace: 'default' },
+        involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
+        type: 'Warning',
+        reason: 'MissingPermission',
+        message: `weir-agent may not ${verb} ${resource} (403 Forbidden: ${message}); the node keeps enforcing its last known state and is not ready. Grant the weir ClusterRole the verbs list and watch on ${resource}.`,
+        source: { component: EVENT_COMPONENT, host: this.nodeName },
+        reportingComponent: EVENT_COMPONENT,
+        reportingInstance: this.nodeName,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      });
+      return true;
+    } catch (err) {
+      this.reported.delete(key);
+      this.onError(
+        `could not record an Event for the missing permission ${verb} ${resource}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      return false;
+    }
+  }
+
+  /** The permission is back: a later refusal is reported again. */
+  permissionRestored(verb: string, resource: string): void {
+    this.reported.delete(`permission|${verb}|${resource}`);
+  }
+
   private async post(p: PolicyProblem, severity: 'error' | 'warning'): Promise<void> {
     const key = `${p.policy}|${p.field}|${p.message}`;
     this.reported.add(key);

@@ -8,6 +8,7 @@ import type { Direction, L4Protocol } from '../desired.js';
 import { parsePrefix, prefixContains, formatPrefix } from '../ipcache/cidr.js';
 import type { Prefix } from '../ipcache/cidr.js';
 import type { LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort } from '../store/types.js';
+import { labelValue, qualifiedName } from '../store/validate.js';
 import { SELECTOR_OPERATORS, selectorText } from './selector.js';
 
 export interface PolicyProblem {
@@ -98,10 +99,18 @@ function checkLabelKey(c: Checker, key: string, field: string): void {
       field,
       `"${key}" is not a valid label key (63 characters or less: letters, digits, '-', '_', '.', starting and ending with a letter or digit)`,
     );
+  else for (const m of qualifiedName(key)) c.add(field, `Invalid value: ${JSON.stringify(key)}: ${m}`);
+}
+
+function checkLabelValue(c: Checker, value: string, field: string): void {
+  for (const m of labelValue(value)) c.add(field, `Invalid value: ${JSON.stringify(value)}: ${m}`);
 }
 
 function checkSelector(c: Checker, sel: LabelSelector, field: string): void {
-  for (const k of Object.keys(sel.matchLabels)) checkLabelKey(c, k, `${field}.matchLabels`);
+  for (const [k, v] of Object.entries(sel.matchLabels)) {
+    checkLabelKey(c, k, `${field}.matchLabels`);
+    checkLabelValue(c, v, `${field}.matchLabels`);
+  }
   sel.matchExpressions.forEach((e, i) => {
     const f = `${field}.matchExpressions[${i}]`;
     checkLabelKey(c, e.key, `${f}.key`);
@@ -112,7 +121,16 @@ function checkSelector(c: Checker, sel: LabelSelector, field: string): void {
     } else if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && e.values.length > 0) {
       c.add(`${f}.values`, `must be empty for operator ${e.operator}`);
     }
+    e.values.forEach((v, j) => checkLabelValue(c, v, `${f}.values[${j}]`));
   });
+}
+
+/** An ipBlock prefix: unlike elsewhere, the prefix length is required (the API server requires it). */
+function parseBlockPrefix(s: string): Prefix | string {
+  const p = parsePrefix(s);
+  if (typeof p !== 'string' && !s.includes('/'))
+    return `"${s}" has no prefix length; write ${formatPrefix(p)} for this one address`;
+  return p;
 }
 
 function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: string): CompiledPeer | undefined {
@@ -125,7 +143,7 @@ function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: 
       );
       return undefined;
     }
-    const cidr = parsePrefix(p.ipBlock.cidr);
+    const cidr = parseBlockPrefix(p.ipBlock.cidr);
     if (typeof cidr === 'string') {
       c.add(`${field}.ipBlock.cidr`, p.ipBlock.cidr === '' ? 'is required' : cidr);
       return undefined;
@@ -133,7 +151,7 @@ function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: 
     const except: Prefix[] = [];
     p.ipBlock.except.forEach((e, i) => {
       const f = `${field}.ipBlock.except[${i}]`;
-      const x = parsePrefix(e);
+      const x = parseBlockPrefix(e);
       if (typeof x === 'string') c.add(f, x);
       else if (!prefixContains(cidr, x) || x.bits === cidr.bits)
         c.add(f, `"${e}" is not inside cidr ${formatPrefix(cidr)}; every except must be a strict subset of the cidr`);
@@ -169,9 +187,13 @@ function compilePeer(c: Checker, p: NetworkPolicyPeer, policyNs: string, field: 
 
 function compilePort(c: Checker, p: NetworkPolicyPort, field: string): CompiledPort | undefined {
   const before = c.problems.length;
-  const protocol = p.protocol.toUpperCase();
+  // Exactly as the API server takes it: "tcp" is refused there, so it is an error here too.
+  const protocol = p.protocol;
   if (!PROTOCOLS.includes(protocol))
-    c.add(`${field}.protocol`, `unknown protocol "${p.protocol}" (use TCP, UDP or SCTP)`);
+    c.add(
+      `${field}.protocol`,
+      `Unsupported value: ${JSON.stringify(p.protocol)}: supported values: "SCTP", "TCP", "UDP"`,
+    );
   const proto = protocol as L4Protocol;
   if (p.port === undefined) {
     if (p.endPort !== undefined) c.add(`${field}.endPort`, 'endPort needs a numeric port to start the range');

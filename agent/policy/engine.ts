@@ -39,6 +39,7 @@ import type { CompiledPolicy, CompiledRule, PolicyProblem } from './compiled.js'
 import { cmp, compareEntries, compareRefs, contribute, materialize, sameRefs } from './entries.js';
 import type { EntryAcc, EntryMap, PortSpec } from './entries.js';
 import { setIndex } from './multimap.js';
+import { CidrBudget, type CidrBudgetOptions } from '../ipcache/budget.js';
 import { SelectorCache } from './selector-cache.js';
 import type { SelectorDelta, SelectorEntry } from './selector-cache.js';
 import { selectorMatches } from './selector.js';
@@ -54,6 +55,8 @@ export interface PolicyEngineOptions {
   clock?: Clock;
   /** How long a released identity keeps its number (default 30 s). */
   identityGraceMs?: number;
+  /** Budget of policy CIDR prefixes per namespace and in all (agent/ipcache/budget.ts). */
+  cidrBudget?: CidrBudgetOptions;
 }
 
 interface PodRecord {
@@ -115,6 +118,9 @@ export class PolicyEngine {
   private readonly policiesByNamespace = new Map<string, Set<string>>();
 
   private readonly selectors = new SelectorCache();
+  private readonly cidrBudget: CidrBudget;
+  /** Policies refused by the CIDR budget: tried again when room is given back. */
+  private readonly overBudget = new Set<string>();
 
   /** "name/PROTO" -> identity -> port -> number of pods. */
   private readonly namedPorts = new Map<string, Map<number, Map<number, number>>>();
@@ -138,6 +144,7 @@ export class PolicyEngine {
     };
     this.identities = new IdentityAllocator(idOpts);
     this.cidrIdentities = new CidrIdentityAllocator(idOpts);
+    this.cidrBudget = new CidrBudget(opts.cidrBudget);
     this.extraPodCIDRs = (opts.clusterPodCIDRs ?? []).map((c) => {
       const p = canonicalPrefix(c);
       if (!p) throw new Error(`clusterPodCIDRs: "${c}" is not a valid CIDR (expected e.g. 10.244.0.0/16)`);
@@ -296,8 +303,12 @@ export class PolicyEngine {
     const old = this.policies.get(key);
     if (!np && !old) return;
     let rec: PolicyRecord | undefined;
+    if (!np) {
+      this.cidrBudget.release(key);
+      this.overBudget.delete(key);
+    }
     if (np) {
-      const compiled = compilePolicy(np);
+      const compiled = this.admitPrefixes(compilePolicy(np));
       const selectorKeys: string[] = [];
       const cidrIds: number[] = [];
       const namedEgress = new Set<string>();
@@ -380,9 +391,35 @@ export class PolicyEngine {
     }
   }
 
+  /**
+   * A policy whose CIDR prefixes do not fit the node's ipcache budget is refused as a whole: it
+   * keeps its isolation, takes no prefix and allows nothing, and says why.
+   */
+  private admitPrefixes(c: CompiledPolicy): CompiledPolicy {
+    const prefixes: string[] = [];
+    for (const rule of c.rules)
+      if (rule.peers !== 'any')
+        for (const peer of rule.peers)
+          if (peer.kind === 'cidr')
+            for (const p of [peer.cidr, ...peer.except]) if (p.bits > 0) prefixes.push(formatPrefix(p));
+    const a = this.cidrBudget.admit(c.key, c.namespace, prefixes);
+    if (a.ok) {
+      this.overBudget.delete(c.key);
+      return c;
+    }
+    this.overBudget.add(c.key);
+    return {
+      ...c,
+      rules: c.rules.map((r) => ({ ...r, peers: [], ports: [], valid: false })),
+      errors: [...c.errors, { policy: c.key, field: 'spec', message: a.message }],
+    };
+  }
+
   // ----------------------------------------------------------- compiling
 
   private flush(): DesiredDiff {
+    if (this.cidrBudget.takeFreed())
+      for (const k of [...this.overBudget].sort()) this.setPolicy(k, this.policies.get(k)?.compiled.source);
     this.identities.gc();
     this.cidrIdentities.gc();
     // Policies with egress named ports resolve ports per peer identity: recompute them whole.

@@ -6,10 +6,10 @@
  */
 import { worldIdentity } from '../desired.js';
 import type { Identity } from '../identity/allocator.js';
-import { prefixContains } from '../ipcache/cidr.js';
 import type { Prefix } from '../ipcache/cidr.js';
+import { PrefixTrie } from '../ipcache/prefix-trie.js';
 import type { Labels } from '../store/types.js';
-import type { CidrPeer, CompiledPeer, PodPeer } from './compiled.js';
+import type { CompiledPeer, PodPeer } from './compiled.js';
 import { setIndex } from './multimap.js';
 import { selectorMatches } from './selector.js';
 
@@ -31,12 +31,17 @@ export class SelectorCache {
   private readonly nsScoped = new Map<string, Set<SelectorEntry>>();
   /** Pod peers with a namespaceSelector. */
   private readonly cluster = new Set<SelectorEntry>();
-  private readonly cidr = new Set<SelectorEntry>();
+  /** ipBlock peers by their cidr, so a prefix finds the selectors containing it in O(bits). */
+  private readonly cidr = new PrefixTrie<SelectorEntry>();
+  /** The except-lists of ipBlock peers that have one. */
+  private readonly excepts = new Map<SelectorEntry, PrefixTrie<true>>();
   private clusterVersion = 0;
   /** Namespace labels (one object per namespace version) -> the cluster selectors matching them. */
   private readonly byNsLabels = new WeakMap<Labels, { version: number; list: SelectorEntry[] }>();
   private readonly liveByNamespace = new Map<string, Set<Identity>>();
   private readonly liveCidrs = new Map<number, Prefix>();
+  /** The same live CIDR identities by prefix, so a new selector finds those inside it. */
+  private readonly liveCidrTrie = new PrefixTrie<number>();
   private deltas = new Map<SelectorEntry, SelectorDelta>();
 
   get(key: string): SelectorEntry | undefined {
@@ -73,8 +78,9 @@ export class SelectorCache {
     return selectorMatches(peer.podSelector, id.podLabels);
   }
 
-  private cidrPeerMatches(peer: CidrPeer, p: Prefix): boolean {
-    return prefixContains(peer.cidr, p) && !peer.except.some((e) => prefixContains(e, p));
+  /** True when one of the selector's except prefixes contains `p` (the cidr is checked by the caller). */
+  private excepted(s: SelectorEntry, p: Prefix): boolean {
+    return this.excepts.get(s)?.covers(p) === true;
   }
 
   /** Records a net change of a selector's identities since the last takeDeltas(). */
@@ -119,8 +125,9 @@ export class SelectorCache {
   /** A prefix named by a policy got its CIDR identity. */
   cidrLive(id: number, p: Prefix): void {
     this.liveCidrs.set(id, p);
-    for (const s of this.cidr) {
-      if (this.cidrPeerMatches(s.peer as CidrPeer, p)) {
+    this.liveCidrTrie.add(p, id);
+    for (const s of this.cidr.containing(p)) {
+      if (!this.excepted(s, p)) {
         s.ids.add(id);
         this.delta(s, id, true);
       }
@@ -128,8 +135,11 @@ export class SelectorCache {
   }
 
   cidrDead(id: number): void {
+    const p = this.liveCidrs.get(id);
+    if (!p) return;
     this.liveCidrs.delete(id);
-    for (const s of this.cidr) if (s.ids.delete(id)) this.delta(s, id, false);
+    this.liveCidrTrie.delete(p, id);
+    for (const s of this.cidr.containing(p)) if (s.ids.delete(id)) this.delta(s, id, false);
   }
 
   /** Takes a reference on the selector of a peer, creating it with its current matches. */
@@ -143,8 +153,14 @@ export class SelectorCache {
     this.byKey.set(peer.key, s);
     if (peer.kind === 'cidr') {
       if (peer.cidr.bits === 0) s.ids.add(worldIdentity(peer.cidr.family));
-      for (const [id, p] of this.liveCidrs) if (this.cidrPeerMatches(peer, p)) s.ids.add(id);
-      this.cidr.add(s);
+      if (peer.except.length > 0) {
+        const ex = new PrefixTrie<true>();
+        for (const e of peer.except) ex.add(e, true);
+        this.excepts.set(s, ex);
+      }
+      for (const id of this.liveCidrTrie.within(peer.cidr))
+        if (!this.excepted(s, this.liveCidrs.get(id)!)) s.ids.add(id);
+      this.cidr.add(peer.cidr, s);
     } else if (peer.namespace !== undefined) {
       for (const id of this.liveByNamespace.get(peer.namespace) ?? [])
         if (selectorMatches(peer.podSelector, id.podLabels)) s.ids.add(id.id);
@@ -165,8 +181,10 @@ export class SelectorCache {
     if (s.users.size > 0) return;
     this.byKey.delete(key);
     const peer = s.peer;
-    if (peer.kind === 'cidr') this.cidr.delete(s);
-    else if (peer.namespace !== undefined) setIndex(this.nsScoped, peer.namespace, s, false);
+    if (peer.kind === 'cidr') {
+      this.cidr.delete(peer.cidr, s);
+      this.excepts.delete(s);
+    } else if (peer.namespace !== undefined) setIndex(this.nsScoped, peer.namespace, s, false);
     else {
       this.cluster.delete(s);
       this.clusterVersion++;

@@ -42,6 +42,8 @@ export interface ResourceStatus {
   /** Times the informer was restarted after an error. */
   restarts: number;
   lastError?: string;
+  /** The API server answered 403 Forbidden: what the agent may not do (until it may again). */
+  forbidden?: { verb: string; resource: WatchedResource; message: string };
 }
 
 export interface KubernetesSourceOptions {
@@ -80,6 +82,16 @@ interface WireList {
   items?: WireObject[];
 }
 
+/**
+ * A 403 Forbidden from the API server (RBAC), with the verb refused: from the Status message
+ * ("cannot list resource ...") when there is one, else the request that got it.
+ */
+function forbiddenOf(err: unknown, resource: WatchedResource, request: 'list' | 'watch'): ResourceStatus['forbidden'] {
+  if (!(err instanceof KubeApiError) || err.statusCode !== 403) return undefined;
+  const verb = /cannot (\w+) resource/.exec(err.message)?.[1] ?? request;
+  return { verb, resource, message: err.message || `${resource} is forbidden (403)` };
+}
+
 function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
@@ -102,6 +114,8 @@ class ResourceInformer {
   private resourceVersion: string | undefined;
   /** Bumped by stop() and every restart, so a superseded loop never emits. */
   private generation = 0;
+  /** The request under way, to name what a 403 refused. */
+  private request: 'list' | 'watch' = 'list';
 
   constructor(
     readonly resource: WatchedResource,
@@ -148,6 +162,7 @@ class ResourceInformer {
   private async list(gen: number): Promise<string> {
     const limit = this.opts.pageSize ?? 500;
     const listed = new Set<string>();
+    this.request = 'list';
     let cont: string | undefined;
     let rv = '';
     do {
@@ -173,6 +188,7 @@ class ResourceInformer {
       }
     }
     this.resourceVersion = rv;
+    if (this.status.forbidden?.verb === 'list') delete this.status.forbidden;
     return rv;
   }
 
@@ -183,6 +199,7 @@ class ResourceInformer {
       if (status.code === 410) throw new Gone(status.message ?? 'Gone');
       throw new KubeApiError(`watch error: ${status.message ?? JSON.stringify(e.object)}`, status.code ?? 0);
     }
+    if (this.status.forbidden?.verb === 'watch') delete this.status.forbidden;
     const rv = e.object.metadata?.resourceVersion;
     if (e.type === 'BOOKMARK') return rv;
     const o = this.wire(e.object);
@@ -221,6 +238,7 @@ class ResourceInformer {
         this.onSynced();
       }
       try {
+        this.request = 'watch';
         await this.api.watch(
           this.info.path,
           { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: timeout },
@@ -256,6 +274,8 @@ class ResourceInformer {
     if (this.stopped) return;
     const error = err instanceof Error ? err : new Error(errorMessage(err));
     this.status.lastError = errorMessage(err);
+    const forbidden = forbiddenOf(err, this.resource, this.request);
+    if (forbidden) this.status.forbidden = forbidden;
     if (this.retryTimer) return;
     const delay = this.backoff.next();
     this.opts.onError?.(this.resource, error, delay);

@@ -18,10 +18,15 @@ export interface SourceReport extends RealizeResult {
   deleted: string[];
   /** Warnings and errors the compiler has for the policies this call touched. */
   warnings: string[];
+  /** Objects refused as the API server would refuse them (a namespace that does not exist), in words. */
+  refused: string[];
 }
 
-/** Problems the compiler reports for these policies ("namespace/name"), formatted for the user. */
-export type PolicyProblems = (policyKeys: string[]) => string[];
+/**
+ * Problems the compiler reports for these policies ("namespace/name"), formatted for the user:
+ * errors (a rule or the whole policy refused, e.g. over the CIDR budget) and warnings.
+ */
+export type PolicyProblems = (policyKeys: string[]) => { errors: string[]; warnings: string[] };
 
 export type Progress = (line: string) => void;
 
@@ -46,7 +51,7 @@ export class LabSource {
   constructor(
     readonly runtime: LabRuntime,
     readonly agent: Agent,
-    private readonly problems: PolicyProblems = () => [],
+    private readonly problems: PolicyProblems = () => ({ errors: [], warnings: [] }),
   ) {}
 
   private podSpec(p: Pod): LabPodSpec {
@@ -82,20 +87,21 @@ export class LabSource {
       unchanged: [],
       deleted: [],
       warnings: [],
+      refused: [],
     };
     const store = this.agent.store;
-    for (const o of sorted) {
-      if (
-        o.kind === 'Pod' &&
-        !store.get('Namespace', o.namespace) &&
-        !sorted.some((n) => n.kind === 'Namespace' && n.name === o.namespace)
-      ) {
-        throw new Error(
-          `pod ${objectKey(o)}: namespace ${o.namespace} does not exist; add a Namespace object for it to the file or apply one first`,
-        );
-      }
-    }
-    const pods = sorted.filter((o): o is Pod => o.kind === 'Pod');
+    // Namespaced objects need their Namespace (in the store or in this call), as the API server
+    // answers `namespaces "x" not found`; those are refused, the others applied.
+    const accepted = sorted.filter((o) => {
+      if (o.kind !== 'Pod' && o.kind !== 'NetworkPolicy') return true;
+      if (store.get('Namespace', o.namespace) || sorted.some((n) => n.kind === 'Namespace' && n.name === o.namespace))
+        return true;
+      report.refused.push(
+        `${describe(o)}: namespaces "${o.namespace}" not found; add a Namespace object for it to the file or apply one first`,
+      );
+      return false;
+    });
+    const pods = accepted.filter((o): o is Pod => o.kind === 'Pod');
     const ready = new Map<string, Pod>();
     let done = 0;
     const t0 = performance.now();
@@ -107,7 +113,7 @@ export class LabSource {
       done++;
       if (!existing) progress(`[${done}/${pods.length}] pod ${key} ${lp.ip4} ${lp.ip6} on ${lp.hostVeth}`);
     });
-    const upserts = sorted.map((o) => (o.kind === 'Pod' ? (ready.get(objectKey(o)) as Pod) : o));
+    const upserts = accepted.map((o) => (o.kind === 'Pod' ? (ready.get(objectKey(o)) as Pod) : o));
     this.recordIntent(upserts, []);
     for (const o of upserts) {
       const before = store.get(o.kind, objectKey(o));
@@ -117,8 +123,14 @@ export class LabSource {
     }
     const r = await this.agent.update(upserts);
     this.recordIntent([], []);
-    const warnings = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
-    return { ...report, ...r, realizedMs: round(performance.now() - t0), warnings };
+    const { errors, warnings } = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
+    return {
+      ...report,
+      ...r,
+      realizedMs: round(performance.now() - t0),
+      warnings,
+      refused: [...report.refused, ...errors],
+    };
   }
 
   /** Deletes objects (`kubectl delete -f`), with a Namespace's Pods and NetworkPolicies. */
@@ -159,6 +171,7 @@ export class LabSource {
       unchanged: notFound,
       deleted: refs.map((x) => `${x.kind.toLowerCase()}/${x.key}`),
       warnings: [],
+      refused: [],
     };
   }
 

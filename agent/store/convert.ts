@@ -103,7 +103,7 @@ export function toNamespace(raw: Plain): Namespace {
 const PHASES: readonly PodPhase[] = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'];
 
 function l4(r: Reader, v: unknown, field: string): L4Protocol {
-  const p = (r.str(v, field) ?? 'TCP').toUpperCase();
+  const p = r.str(v, field) ?? 'TCP';
   if (p !== 'TCP' && p !== 'UDP' && p !== 'SCTP')
     r.fail(field, `unknown protocol "${String(v)}" (use TCP, UDP or SCTP)`);
   return p;

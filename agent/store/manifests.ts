@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CORE_SCHEMA, loadAll } from 'js-yaml';
 import { ConversionError, toKubeObject } from './convert.js';
 import type { KubeObject } from './types.js';
+import { formatFieldError, validateObject } from './validate.js';
 
 export class ManifestError extends Error {
   constructor(message: string) {
@@ -39,9 +40,59 @@ export function manifestFiles(paths: string[]): string[] {
   return out;
 }
 
-/** Parses manifest text; `source` names the file in errors. Unsupported kinds are skipped. */
-export function parseManifests(text: string, source: string): KubeObject[] {
-  const out: KubeObject[] = [];
+/** What a manifest yields: the objects to apply, and those the API server would refuse, in words. */
+export interface CheckedManifests {
+  objects: KubeObject[];
+  /** One line per refused object: `<file>: <Kind> <namespace/name> is invalid: <field>: <message>; ...`. */
+  refused: string[];
+}
+
+function describeRaw(raw: unknown): string {
+  const o = (typeof raw === 'object' && raw !== null ? raw : {}) as { kind?: unknown; metadata?: unknown };
+  const meta = (typeof o.metadata === 'object' && o.metadata !== null ? o.metadata : {}) as Record<string, unknown>;
+  const ns = typeof meta.namespace === 'string' && meta.namespace !== '' ? `${meta.namespace}/` : '';
+  const cluster = o.kind === 'Namespace' || o.kind === 'Node';
+  return `${String(o.kind)} ${cluster ? '' : ns || 'default/'}${String(meta.name ?? '')}`;
+}
+
+/**
+ * Parses manifest text and checks every object as the API server would (agent/store/validate.ts):
+ * an object it would refuse is left out and named with its fields, the others are kept, as
+ * `kubectl apply` applies the valid objects of a partly invalid file. Invalid YAML still throws.
+ */
+export function checkManifests(text: string, source: string): CheckedManifests {
+  const objects: KubeObject[] = [];
+  const refused: string[] = [];
+  for (const { raw, where } of rawObjects(text, source)) {
+    const problems = validateObject(raw).map(formatFieldError);
+    if (problems.length > 0) {
+      refused.push(`${where}: ${describeRaw(raw)} is invalid: ${problems.join('; ')}`);
+      continue;
+    }
+    try {
+      const o = toKubeObject(raw);
+      if (o) objects.push(o);
+    } catch (e) {
+      if (!(e instanceof ConversionError)) throw e;
+      refused.push(`${where}: ${e.message}`);
+    }
+  }
+  return { objects, refused };
+}
+
+/** Checks every manifest under the paths (see checkManifests). */
+export function loadCheckedManifests(paths: string[]): CheckedManifests {
+  const all: CheckedManifests = { objects: [], refused: [] };
+  for (const f of manifestFiles(paths)) {
+    const r = checkManifests(readFileSync(f, 'utf8'), f);
+    all.objects.push(...r.objects);
+    all.refused.push(...r.refused);
+  }
+  return all;
+}
+
+function rawObjects(text: string, source: string): { raw: unknown; where: string }[] {
+  const out: { raw: unknown; where: string }[] = [];
   let docs: unknown[];
   try {
     docs = loadAll(text, undefined, { schema: CORE_SCHEMA, filename: source });
@@ -55,16 +106,23 @@ export function parseManifests(text: string, source: string): KubeObject[] {
         ? (((raw as { items?: unknown }).items as unknown[] | undefined) ?? [])
         : [raw];
     if (!Array.isArray(items)) throw new ManifestError(`${source}: document ${i + 1}: List.items must be a list`);
-    for (const item of items) {
-      try {
-        const o = toKubeObject(item);
-        if (o) out.push(o);
-      } catch (e) {
-        if (e instanceof ConversionError) throw new ManifestError(`${source}: document ${i + 1}: ${e.message}`);
-        throw e;
-      }
-    }
+    for (const item of items) out.push({ raw: item, where: `${source}: document ${i + 1}` });
   });
+  return out;
+}
+
+/** Parses manifest text; `source` names the file in errors. Unsupported kinds are skipped. */
+export function parseManifests(text: string, source: string): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const { raw, where } of rawObjects(text, source)) {
+    try {
+      const o = toKubeObject(raw);
+      if (o) out.push(o);
+    } catch (e) {
+      if (e instanceof ConversionError) throw new ManifestError(`${where}: ${e.message}`);
+      throw e;
+    }
+  }
   return out;
 }
 

@@ -305,6 +305,46 @@ export class TestApiServer {
     for (const w of [...this.watchers]) this.closeWatcher(w, true);
   }
 
+  // ---- test hook: RBAC -----------------------------------------------------------------------
+
+  /** resource -> verbs answered 403 Forbidden, as when RBAC is revoked. */
+  private readonly forbiddenVerbs = new Map<string, Set<string>>();
+
+  /**
+   * Answers 403 to these verbs on a resource (default list and watch) from now on, and cuts the
+   * open watches of it, as revoking a ClusterRole does; `allowResource` restores it.
+   */
+  forbidResource(resource: ResourceName, verbs: string[] = ['list', 'watch']): void {
+    this.forbiddenVerbs.set(resource, new Set(verbs));
+    for (const w of [...this.watchers]) if (w.resource.plural === resource) this.closeWatcher(w, false);
+  }
+
+  allowResource(resource: ResourceName): void {
+    this.forbiddenVerbs.delete(resource);
+  }
+
+  /** The API server's 403 for a verb the hook forbids, or undefined. */
+  private forbiddenReply(method: string, p: ParsedPath, url: URL): [number, unknown] | undefined {
+    const watch = url.searchParams.get('watch');
+    const verb =
+      method === 'GET'
+        ? p.name !== undefined
+          ? 'get'
+          : watch === 'true' || watch === '1'
+            ? 'watch'
+            : 'list'
+        : ({ POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<string, string>)[method];
+    if (!verb || !this.forbiddenVerbs.get(p.resource.plural)?.has(verb)) return undefined;
+    const group = p.resource.apiVersion.includes('/') ? p.resource.apiVersion.split('/')[0]! : '';
+    const scope = p.namespace ? `in the namespace "${p.namespace}"` : 'at the cluster scope';
+    const body = status(
+      403,
+      'Forbidden',
+      `${p.resource.plural} is forbidden: User "system:serviceaccount:kube-system:weir" cannot ${verb} resource "${p.resource.plural}" in API group "${group}" ${scope}`,
+    );
+    return [403, { ...body, details: { kind: p.resource.plural, group } }];
+  }
+
   // ---- internals -----------------------------------------------------------------------------
 
   private kindOf(obj: KubeObject): ResourceKind {
@@ -373,6 +413,11 @@ export class TestApiServer {
     const parsed = parsePath(url.pathname);
     if (!parsed) {
       reply(404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
+      return;
+    }
+    const denied = this.forbiddenReply(req.method ?? '', parsed, url);
+    if (denied) {
+      reply(...denied);
       return;
     }
     if (req.method === 'GET' && parsed.name === undefined) {

@@ -196,7 +196,7 @@ describe('weir lab', () => {
 
   test('a pod in a namespace that does not exist is refused with the namespace named', async () => {
     await expect(lab.weir(['lab', 'apply', '-f', lab.manifest([pod('nowhere', 'p', {})])])).rejects.toThrow(
-      /namespace nowhere does not exist/,
+      /pod\/nowhere\/p: namespaces "nowhere" not found/,
     );
   });
 

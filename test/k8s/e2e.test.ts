@@ -21,6 +21,7 @@ import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { readAgentStatus } from '../../agent/node/status.js';
 import { Kubectl } from '../apiserver/kubectl.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 import { API_HOST, Topology, type TestNode, type TestPod } from './topology.js';
@@ -130,6 +131,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   let c: TestPod; // x/c on node-2
   let d: TestPod; // x/d on node-2, behind a bridge
   const pinRoot = (n: TestNode) => `/sys/fs/bpf/wk8-${n.name}`;
+  const runDir = (n: TestNode) => join(dir, `run-${n.name}`);
   const agentPodName = (n: TestNode) => `weir-${n.name}`;
   /** What tc and bpftool show on a node: weir's filters on the pods' host-side veths. */
   const attached = (n: TestNode): string => {
@@ -151,7 +153,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       `--kubeconfig=${kubeconfig}`,
       `--node-name=${n.name}`,
       `--pin-root=${pinRoot(n)}`,
-      `--run-dir=${join(dir, `run-${n.name}`)}`,
+      `--run-dir=${runDir(n)}`,
       `--health-port=${HEALTH_PORT}`,
       `--metrics-port=${METRICS_PORT}`,
       '--log-level=debug',
@@ -206,9 +208,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   async function watching(n: TestNode, ms = 40_000): Promise<void> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const s = (await (await fetch(`http://${n.address}:${HEALTH_PORT}/statusz`)).json()) as {
-        watches: Record<string, { watching: boolean }>;
-      };
+      const s = await readAgentStatus<{ watches: Record<string, { watching: boolean }> }>(runDir(n));
       if (Object.values(s.watches).every((w) => w.watching)) return;
       if (Date.now() > deadline) throw new Error(`${n.name}: watches not open again: ${JSON.stringify(s.watches)}`);
       await sleep(200);
@@ -282,13 +282,15 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('is ready once the first sync is enforced, and reports it on /readyz and /statusz', async () => {
+  it('is ready once the first sync is enforced, and reports it on /readyz and on its control socket only', async () => {
     const res = await fetch(`http://${n1.address}:${HEALTH_PORT}/readyz`);
     expect(res.status).toBe(200);
-    const status = (await (await fetch(`http://${n1.address}:${HEALTH_PORT}/statusz`)).json()) as {
+    // The node network learns nothing about pods or policies from the health port.
+    expect((await fetch(`http://${n1.address}:${HEALTH_PORT}/statusz`)).status).toBe(404);
+    const status = await readAgentStatus<{
       ready: boolean;
       endpoints: { enforced: number; waitingForInterface: string[] };
-    };
+    }>(runDir(n1));
     expect(status.ready).toBe(true);
     expect(status.endpoints).toEqual({ enforced: 2, waitingForInterface: [] });
     expect(await matrix()).toEqual({
@@ -299,13 +301,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       'c->b v6': true,
       'b->c v6': true,
     });
-    const out = execFileSync(process.execPath, [
-      CLI,
-      'agent',
-      'status',
-      `--host=${n2.address}`,
-      `--port=${HEALTH_PORT}`,
-    ]).toString();
+    const out = execFileSync(process.execPath, [CLI, 'agent', 'status', `--run-dir=${runDir(n2)}`]).toString();
     expect(out).toMatch(/ready: +yes/);
     expect(out).toMatch(/endpoints: +2 with an interface/);
     // What the chart's `helm test` pod runs: both agents ready and serving metrics.

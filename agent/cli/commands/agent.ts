@@ -9,6 +9,7 @@ import type { KubeApiConfig } from '../../sources/kube-api.js';
 
 /** The Kubernetes credentials and the agent's modules load only when `weir agent` runs, not for `status` or help. */
 const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
+const DEFAULT_RUN_DIR = '/run/weir';
 
 interface RunFlags {
   config?: string;
@@ -26,6 +27,7 @@ interface RunFlags {
   logLevel?: string;
   watchTimeoutSeconds?: string;
   flowsCapacity?: string;
+  cidrPrefixesPerNamespace?: string;
   observerAddress?: string;
   observerTlsCa?: string;
   observerTlsCert?: string;
@@ -59,6 +61,7 @@ async function run(flags: RunFlags): Promise<void> {
     logLevel: flags.logLevel,
     watchTimeoutSeconds: flags.watchTimeoutSeconds,
     flowsCapacity: flags.flowsCapacity,
+    cidrPrefixesPerNamespace: flags.cidrPrefixesPerNamespace,
     observerAddress: flags.observerAddress,
     observerTlsCa: flags.observerTlsCa,
     observerTlsCert: flags.observerTlsCert,
@@ -74,7 +77,9 @@ async function run(flags: RunFlags): Promise<void> {
   // Loaded here so that `weir agent --help` and config errors need no BPF libraries.
   const { NodeAgent } = await import('../../node/agent.js');
   const agent = await NodeAgent.start({ config: cfg, kubeConfig, log });
-  log.info(`health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz, /statusz)`);
+  log.info(
+    `health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz); status on ${cfg.runDir}/agent.sock (weir agent status)`,
+  );
   // Follows this agent's DaemonSet, so that an uninstall is recognised even when, at SIGTERM, the API
   // no longer answers this agent (its RBAC and ServiceAccount are deleted with the release).
   const { decideOnStop, OwnerWatch } = await import('../../node/uninstall.js');
@@ -177,27 +182,22 @@ async function check(flags: CheckFlags): Promise<void> {
 }
 
 interface StatusFlags {
-  host: string;
-  port: string;
+  runDir?: string;
+  config?: string;
   output: string;
 }
 
 async function status(flags: StatusFlags): Promise<void> {
-  const url = `http://${flags.host}:${flags.port}/statusz`;
-  let body: string;
-  try {
-    const res = await fetch(url);
-    body = await res.text();
-  } catch (err) {
-    throw new Error(
-      `no agent answers on ${url} (${err instanceof Error ? err.message : String(err)}); is weir agent running on this node, with --health-port ${flags.port}?`,
-    );
-  }
+  const { readAgentStatus } = await import('../../node/status.js');
+  const { readConfigFile, DEFAULT_CONFIG } = await import('../../node/config.js');
+  // The run dir: the flag, else the agent's config file (the chart's ConfigMap), else the default.
+  const runDir =
+    flags.runDir ?? (flags.config ? readConfigFile(flags.config).runDir : undefined) ?? DEFAULT_CONFIG.runDir;
+  const s = await readAgentStatus<import('../../node/agent.js').NodeAgentStatus>(runDir);
   if (flags.output === 'json') {
-    process.stdout.write(body);
+    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
     return;
   }
-  const s = JSON.parse(body) as import('../../node/agent.js').NodeAgentStatus;
   const lines = [
     `node:        ${s.node}`,
     `ready:       ${s.ready ? `yes (first sync enforced after ${s.firstSyncMs} ms)` : 'no'}`,
@@ -209,6 +209,12 @@ async function status(flags: StatusFlags): Promise<void> {
         `  ${r.padEnd(16)} ${w.synced ? 'synced' : 'not synced'}, ${w.watching ? 'watching' : 'not watching'}, ${w.restarts} restarts${w.lastError ? `, last error: ${w.lastError}` : ''}`,
     ),
   ];
+  if (s.forbidden.length)
+    lines.push(
+      'refused by the API server (403):',
+      ...s.forbidden.map((f) => `  ${f.verb} ${f.resource}: ${f.message}`),
+    );
+  if (s.invalidObjects) lines.push(`invalid objects received: ${s.invalidObjects} (see the agent log)`);
   if (s.policyErrors.length) lines.push('policy errors:', ...s.policyErrors.map((e) => `  ${e}`));
   if (s.policyWarnings.length) lines.push('policy warnings:', ...s.policyWarnings.map((e) => `  ${e}`));
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -227,10 +233,10 @@ export function register(program: Command): void {
     .option('--pod-name <name>', "the agent's own pod, whose DaemonSet decides uninstall on SIGTERM (env POD_NAME)")
     .option('--pod-namespace <ns>', "the agent's own pod's namespace (env POD_NAMESPACE)")
     .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (default /sys/fs/bpf/weir)')
-    .option('--run-dir <dir>', 'directory of the flow socket (default /run/weir)')
+    .option('--run-dir <dir>', 'directory of the flow and control sockets (default /run/weir)')
     .option('--host-access <bool>', 'let the node reach its pods (default true)')
     .option('--cluster-pod-cidrs <list>', "comma-separated pod CIDRs in addition to the Nodes' spec.podCIDRs")
-    .option('--health-port <port>', '/healthz, /readyz, /statusz port (default 9879)')
+    .option('--health-port <port>', '/healthz and /readyz port (default 9879)')
     .option('--health-host <addr>', 'address of the health endpoints (default 0.0.0.0)')
     .option('--metrics-port <port>', 'Prometheus /metrics port, 0 to disable (default 9962)')
     .option('--log-level <level>', 'error, warn, info or debug (default info)')
@@ -240,6 +246,10 @@ export function register(program: Command): void {
     .option('--observer-tls-ca <file>', "CA (PEM) the relay's client certificate must chain to")
     .option('--observer-tls-cert <file>', "the listener's certificate (PEM)")
     .option('--observer-tls-key <file>', "the listener's private key (PEM)")
+    .option(
+      '--cidr-prefixes-per-namespace <n>',
+      "distinct ipBlock prefixes one namespace's policies may name; a policy over it is refused (default 20480)",
+    )
     .option(
       '--pod-metrics <bool>',
       'per-pod flow metrics, weir_pod_flows_total by source and destination pod (default false)',
@@ -276,8 +286,8 @@ export function register(program: Command): void {
   agent
     .command('status')
     .description('show what the agent on this node reports: readiness, watches, endpoints, policy problems')
-    .option('--host <addr>', 'agent health address', '127.0.0.1')
-    .option('--port <port>', 'agent health port', '9879')
+    .option('--run-dir <dir>', `the agent's run dir, where its control socket is (default ${DEFAULT_RUN_DIR})`)
+    .option('--config <file>', "take the run dir from the agent's config file (the chart's /etc/weir/config.yaml)")
     .option('-o, --output <format>', 'text or json', 'text')
     .action((flags: StatusFlags) => status(flags));
 }

@@ -4,7 +4,7 @@ export { readState, teardownLab } from '../../lab/runtime.js';
 export { requestedMetricsPort } from '../../lab/observe.js';
 export { controlSocketPath, startLabService } from '../../lab/service.js';
 export { callControl } from '../../control/client.js';
-export { loadManifests } from '../../store/index.js';
+export { loadCheckedManifests, loadManifests } from '../../store/index.js';
 export { probePods, toMatrix } from '../../lab/probe.js';
 export { formatTruthTable } from '../../policy/matrix.js';
 export { formatTable } from '../../lab/views.js';

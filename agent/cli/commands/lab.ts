@@ -83,7 +83,22 @@ async function daemonStatus(c: LabConfig): Promise<LabStatus | undefined> {
   }
 }
 
+/**
+ * Exit status of apply as kubectl gives it: 1 when an object was refused (the valid ones are
+ * applied all the same); with --strict also when weir accepted something it cannot enforce as
+ * written (a warning).
+ */
+function applyExitCode(refused: string[], r: SourceReport, strict: boolean): number {
+  if (refused.length > 0 || r.refused.length > 0) return 1;
+  return strict && r.warnings.length > 0 ? 1 : 0;
+}
+
+function printRefused(refused: string[]): void {
+  for (const x of refused) say(`error: ${x}`);
+}
+
 function printReport(r: SourceReport, verb: string): void {
+  printRefused(r.refused ?? []);
   for (const x of r.created) out(`${x} created`);
   for (const x of r.configured) out(`${x} configured`);
   for (const x of r.deleted) out(`${x} deleted`);
@@ -222,11 +237,12 @@ export function register(program: Command): void {
   withDaemonOptions(withLabOptions(lab.command('up')))
     .description('create the pods of a cluster file (Namespaces, Pods) and start the agent')
     .requiredOption('--cluster <file>', 'YAML with Namespaces and Pods (and optionally NetworkPolicies)')
-    .action(async (opts: ConfigFlags & DaemonFlags & { cluster: string }) => {
+    .option('--strict', 'exit non-zero also when a policy has a warning')
+    .action(async (opts: ConfigFlags & DaemonFlags & { cluster: string; strict?: boolean }) => {
       requireRoot();
       const c = configFrom(opts);
       const options = daemonOptions(opts);
-      const objects = deps.loadManifests([opts.cluster]);
+      const { objects, refused } = deps.loadCheckedManifests([opts.cluster]);
       const running = await daemonStatus(c);
       if (running)
         throw new Error(
@@ -246,7 +262,9 @@ export function register(program: Command): void {
         { objects },
         say,
       );
+      printRefused(refused);
       printReport(report, 'apply');
+      process.exitCode = applyExitCode(refused, report, opts.strict === true);
       out(
         `lab up in ${Math.round(performance.now() - t0)} ms: ${report.created.filter((x) => x.startsWith('pod/')).length} pods; control socket ${deps.controlSocketPath(c)}, agent log ${join(c.runDir, 'agent.log')}`,
       );
@@ -257,13 +275,21 @@ export function register(program: Command): void {
   withLabOptions(lab.command('apply'))
     .description('create or update NetworkPolicies, Namespaces and Pods; returns once the datapath enforces them')
     .requiredOption('-f, --filename <files...>', 'YAML files or directories')
-    .action(async (opts: ConfigFlags & { filename: string[] }) => {
+    .option('--strict', 'exit non-zero also when a policy has a warning (accepted, but not enforced as written)')
+    .action(async (opts: ConfigFlags & { filename: string[]; strict?: boolean }) => {
       const c = configFrom(opts);
-      const objects = deps.loadManifests(opts.filename);
-      printReport(
-        await deps.callControl<SourceReport>(deps.controlSocketPath(c), 'POST', '/apply', { objects }, say),
-        'apply',
+      // Objects the API server would refuse are named and left out; the others are applied.
+      const { objects, refused } = deps.loadCheckedManifests(opts.filename);
+      printRefused(refused);
+      const report = await deps.callControl<SourceReport>(
+        deps.controlSocketPath(c),
+        'POST',
+        '/apply',
+        { objects },
+        say,
       );
+      printReport(report, 'apply');
+      process.exitCode = applyExitCode(refused, report, opts.strict === true);
     });
 
   withLabOptions(lab.command('delete'))

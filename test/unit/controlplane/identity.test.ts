@@ -92,3 +92,22 @@ describe('CidrIdentityAllocator', () => {
     expect(isCidrIdentity(300)).toBe(false);
   });
 });
+
+describe('identity keys cannot be forged by characters the API server refuses', () => {
+  it('{role: "db=x"} and {"role=db": "x"} get different identities', async () => {
+    const { IdentityAllocator } = await import('../../../agent/identity/allocator.js');
+    const a = new IdentityAllocator();
+    const ns = { 'kubernetes.io/metadata.name': 'x' };
+    const one = a.acquire('x', { role: 'db=x' }, ns).identity;
+    const two = a.acquire('x', { 'role=db': 'x' }, ns).identity;
+    const three = a.acquire('x', { 'ns:kubernetes.io/metadata.name': 'x' }, {}).identity;
+    const four = a.acquire('x', {}, ns).identity;
+    expect(new Set([one.id, two.id, three.id, four.id]).size).toBe(4);
+    // Valid label sets keep the key they always had.
+    expect(a.acquire('x', { app: 'web' }, ns).identity.labels).toEqual([
+      'app=web',
+      'io.kubernetes.pod.namespace=x',
+      'ns:kubernetes.io/metadata.name=x',
+    ]);
+  });
+});

@@ -73,7 +73,22 @@ describe('validation messages name the policy and the field', () => {
     [
       'unknown protocol',
       ingressPorts([{ protocol: 'ICMP', port: 80 }]),
-      'NetworkPolicy x/bad: spec.ingress[0].ports[0].protocol: unknown protocol "ICMP" (use TCP, UDP or SCTP)',
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
+    ],
+    [
+      'lower-case protocol (the API server refuses it)',
+      ingressPorts([{ protocol: 'tcp', port: 80 }]),
+      'NetworkPolicy x/bad: spec.ingress[0].ports[0].protocol: Unsupported value: "tcp": supported values: "SCTP", "TCP", "UDP"',
+    ],
+    [
+      'ipBlock without a prefix length',
+      ingressFrom([{ ipBlock: { cidr: '192.0.2.1' } }]),
+      'NetworkPolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: "192.0.2.1" has no prefix length; write 192.0.2.1/32 for this one address',
+    ],
+    [
+      'invalid label value in a selector',
+      ingressFrom([{ podSelector: { matchLabels: { role: 'db=x' } } }]),
+      `NetworkPolicy x/bad: spec.ingress[0].from[0].podSelector.matchLabels: Invalid value: "db=x": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')`,
     ],
     [
       'invalid port name',
