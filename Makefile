@@ -16,6 +16,7 @@ help:
 	@echo "make test   - install, build and run every test (kernel tests need root)"
 	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md (SUITES=... selects)"
 	@echo "make deps   - apt and npm dependencies (idempotent)"
+	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
 	@echo "make image  - the agent image with podman, no image registry (IMAGE=name:tag, default weir/agent:<version>)"
 	@echo "make test-image - run that image as the chart does on two test nodes (root)"
@@ -75,6 +76,11 @@ image:
 
 test-image: need-root deps build image
 	@node test/run-tests.mjs '--testMatch=<rootDir>/test/image/**/*.itest.ts'
+
+# The parser's differential test against scapy at full size (make test runs 5,000 packets).
+.PHONY: test-parser-full
+test-parser-full: need-root deps build
+	@WEIR_PARSER_PACKETS=100000 node test/run-tests.mjs test/kernel/parser-diff.test.ts
 
 # SUITES="datapath agentmem" runs only those (names in test/bench/run.ts); WEIR_BENCH_QUICK=1 shrinks them.
 bench: deps build

@@ -78,6 +78,24 @@ static __always_inline int weir_ct_stamp_current(const struct weir_ct_value *ct)
 	return rev && *rev == ct->policy_rev;
 }
 
+/*
+ * Whether a packet the pod sent carries one of the pod's own addresses as its
+ * source: one compare per family. IPv6 neighbour discovery and MLD may also
+ * come from a link-local (fe80::/10) or the unspecified address (DAD).
+ */
+static __always_inline int weir_source_valid(const struct weir_endpoint *ep, const struct weir_pkt *pkt)
+{
+	if (pkt->t.family == WEIR_FAMILY_IPV4)
+		return *(const __u32 *)pkt->t.saddr == *(const __u32 *)ep->ipv4;
+	const __u64 *s = (const __u64 *)pkt->t.saddr;
+	const __u64 *a = (const __u64 *)ep->ipv6;
+	if (s[0] == a[0] && s[1] == a[1])
+		return 1;
+	if (pkt->kind != WEIR_PKT_ALWAYS)
+		return 0;
+	return (pkt->t.saddr[0] == 0xfe && (pkt->t.saddr[1] & 0xc0) == 0x80) || (s[0] == 0 && s[1] == 0);
+}
+
 static __always_inline struct weir_endpoint *weir_endpoint(__u32 ifindex)
 {
 	return bpf_map_lookup_elem(&weir_endpoints, &ifindex);
@@ -102,6 +120,8 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			return TC_ACT_OK; /* not an enforced pod */
 		if (reason)
 			return weir_drop(skb, ep, dir, &pkt, &v, reason);
+		if (dir == WEIR_DIR_EGRESS && pkt.t.family && !weir_source_valid(ep, &pkt))
+			goto invalid_source; /* ARP has no family here: it passes */
 		return weir_pass(skb, dir, WEIR_MATCH_ALWAYS);
 	}
 
@@ -166,6 +186,19 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	ep = weir_endpoint(ifindex);
 	if (!ep)
 		return TC_ACT_OK; /* not an enforced pod */
+
+	/*
+	 * Source validation, on every packet from the pod that leaves the fast
+	 * path. The fast path needs none: its entries were made by packets that
+	 * passed here, keyed by this interface, and a change of the pod's
+	 * addresses bumps its policy_rev, which sends old entries here again.
+	 */
+	if (dir == WEIR_DIR_EGRESS && !weir_source_valid(ep, &pkt)) {
+	invalid_source:
+		v.src_identity = ep->identity;
+		v.dst_identity = weir_ipcache_identity(pkt.t.daddr, pkt.t.family);
+		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_INVALID_SOURCE);
+	}
 
 	/* ICMP errors about a known connection pass as related */
 	if (pkt.kind == WEIR_PKT_ICMP_ERROR) {
@@ -250,6 +283,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	if (pkt.tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
 		nct.flags |= WEIR_CT_F_CLOSING;
 #ifndef WEIR_BENCH_NO_CT_INSERT
+	if (!weir_ct_budget_take(ep->endpoint_id, now)) {
+		v.flags = WEIR_FLOW_F_NEW;
+		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_BUDGET);
+	}
 	if (weir_ct_insert(&key, pkt.t.family, &nct) != 0)
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_FULL);
 #endif

@@ -58,6 +58,9 @@
 #define WEIR_DROP_FRAG_UNKNOWN	 5 /* non-first fragment whose first fragment was not seen */
 #define WEIR_DROP_UNSUPPORTED_L3 6 /* neither IPv4, IPv6 nor ARP from an enforced pod */
 #define WEIR_DROP_CT_FULL	 7 /* a conntrack entry could not be created */
+/* 8 is reserved (NO_ENDPOINT) */
+#define WEIR_DROP_INVALID_SOURCE 9  /* from a pod, with a source address that is not the pod's */
+#define WEIR_DROP_CT_BUDGET	 10 /* the endpoint opened new connections faster than its budget */
 #define WEIR_DROP_MAX		 32
 
 /* ---- flow event flags ---- */
@@ -136,8 +139,16 @@ struct weir_counter {
 struct weir_endpoint {
 	__u32 endpoint_id; /* 1.. assigned by the reconciler */
 	__u32 identity;	   /* the pod's security identity */
-	__u32 policy_rev;  /* bumped whenever entries or isolation change */
+	__u32 policy_rev;  /* bumped whenever entries, isolation or addresses change */
 	__u32 flags;	   /* WEIR_EP_F_* | kinds << WEIR_EP_KINDS_SHIFT(dir) */
+	/*
+	 * The pod's addresses (network byte order; all zero: none of that
+	 * family). A packet from the pod with any other source is dropped
+	 * (WEIR_DROP_INVALID_SOURCE), except neighbour discovery from a
+	 * link-local or the unspecified address, and ARP.
+	 */
+	__u8 ipv4[4];
+	__u8 ipv6[16];
 };
 
 /*
@@ -269,6 +280,20 @@ struct weir_ct_value {
 	__u8 _pad;
 };
 
+/*
+ * Conntrack budget: ARRAY indexed by endpoint id holding one __u64, the
+ * endpoint's theoretical arrival time (GCRA) on the conntrack clock. Each new
+ * conntrack entry an endpoint creates moves it on by WEIR_CT_BUDGET_INTERVAL_NS;
+ * an entry that would move it more than WEIR_CT_BUDGET_BURST intervals past
+ * now is refused (WEIR_DROP_CT_BUDGET). So one endpoint creates at most
+ * BURST + RATE * t entries in t seconds, far below WEIR_CT_MAX over the time
+ * an idle connection waits, and cannot push the node's other connections out
+ * of the LRU tables. Written only by the datapath.
+ */
+#define WEIR_CT_BUDGET_RATE	   5000 /* new connections per second per endpoint */
+#define WEIR_CT_BUDGET_BURST	   20000
+#define WEIR_CT_BUDGET_INTERVAL_NS (1000000000ULL / WEIR_CT_BUDGET_RATE)
+
 /* ---- fragments: LRU HASH remembering the first fragment's ports ---- */
 #define WEIR_FRAG_MAX 8192
 struct weir_frag_key {
@@ -308,7 +333,7 @@ struct weir_config {
 /* ---- packet parsing limits and constants not in the UAPI headers ---- */
 #define WEIR_PULL_BYTES	     512 /* headers pulled into the linear area when needed */
 #define WEIR_IPV6_EXT_MAX    6	 /* IPv6 extension headers walked before giving up */
-#define WEIR_L3_MAX_BYTES    320 /* IP header plus extension headers we accept */
+#define WEIR_IPV6_EXT_BYTES  384 /* bytes of IPv6 extension headers walked before giving up */
 #define WEIR_ICMPV6_ND_FIRST 133 /* router solicitation .. redirect */
 #define WEIR_ICMPV6_ND_LAST  137
 /* ICMPv4 types (linux/icmp.h pulls in libc socket headers, unusable for -target bpf) */

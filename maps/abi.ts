@@ -50,6 +50,8 @@ export const DropReason = {
   FRAG_UNKNOWN: 5,
   UNSUPPORTED_L3: 6,
   CT_FULL: 7,
+  INVALID_SOURCE: 9,
+  CT_BUDGET: 10,
 } as const;
 export const DROP_MAX = 32;
 export type DropReasonName = keyof typeof DropReason;
@@ -112,6 +114,7 @@ export const protocolName = (n: number): string =>
 export const MapName = {
   endpoints: 'weir_endpoints',
   endpointRev: 'weir_ep_rev',
+  ctBudget: 'weir_ct_budget',
   ipcache: 'weir_ipcache',
   ipcacheLpm: 'weir_ipc_lpm',
   policy: 'weir_policy',

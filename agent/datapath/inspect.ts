@@ -6,7 +6,18 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPinnedMap, type BpfMap } from '../../maps/bpf-map.js';
-import { MapName, EndpointFlag, Direction, matchName, protocolName, CtFlag, type MapKey } from '../../maps/abi.js';
+import {
+  MapName,
+  EndpointFlag,
+  Direction,
+  DropReason,
+  Limits,
+  Verdict,
+  matchName,
+  protocolName,
+  CtFlag,
+  type MapKey,
+} from '../../maps/abi.js';
 import { decodeEndpoint, decodeEndpointKey } from '../../maps/codecs/endpoint.js';
 import { decodePolicyKey, decodePolicyRangeKey } from '../../maps/codecs/policy.js';
 import { decodeCtKey, decodeCt4Key, decodeCtValue } from '../../maps/codecs/conntrack.js';
@@ -19,6 +30,9 @@ export interface EndpointView {
   policyRev: number;
   ingressIsolated: boolean;
   egressIsolated: boolean;
+  /** The pod's addresses: its only valid sources ('' when none of that family). */
+  ipv4: string;
+  ipv6: string;
   /** e.g. "ingress identity=300 TCP/80", "egress any ICMP/*", "ingress any TCP/8000-8100 (...)" */
   entries: string[];
 }
@@ -42,6 +56,20 @@ export interface DatapathView {
   counters: CounterRow[];
   lostEvents: bigint;
   connections: ConnectionView[];
+  conntrack: ConntrackFill;
+}
+
+/**
+ * How full conntrack is, and what it refused. LRU evictions are invisible to BPF, so none are
+ * counted: the tables cannot fill from one endpoint (its budget), and what the datapath refused
+ * is counted instead — new connections over their endpoint's budget (CT_BUDGET) and inserts
+ * the kernel failed (CT_FULL), summed over both directions.
+ */
+export interface ConntrackFill {
+  ipv4: { entries: number; capacity: number };
+  ipv6: { entries: number; capacity: number };
+  refusedOverBudget: bigint;
+  refusedInsertFailed: bigint;
 }
 
 function openAll(pinRoot: string): Map<MapKey, BpfMap> {
@@ -95,6 +123,8 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
         policyRev: e.policyRev,
         ingressIsolated: (e.flags & EndpointFlag.INGRESS_ISOLATED) !== 0,
         egressIsolated: (e.flags & EndpointFlag.EGRESS_ISOLATED) !== 0,
+        ipv4: e.ipv4,
+        ipv6: e.ipv6,
         entries: [],
       });
     }
@@ -156,11 +186,20 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
         });
       }
     }
+    const counters = readCounters(get('counters'));
+    const dropped = (reason: number): bigint =>
+      counters.filter((c) => c.verdict === Verdict.DROPPED && c.reason === reason).reduce((n, c) => n + c.packets, 0n);
     return {
       pinRoot,
       mapEntries,
       endpoints: [...byId.values()].sort((a, b) => a.endpointId - b.endpointId),
-      counters: readCounters(get('counters')),
+      conntrack: {
+        ipv4: { entries: mapEntries[MapName.conntrack4], capacity: Limits.CT_MAX },
+        ipv6: { entries: mapEntries[MapName.conntrack], capacity: Limits.CT_MAX },
+        refusedOverBudget: dropped(DropReason.CT_BUDGET),
+        refusedInsertFailed: dropped(DropReason.CT_FULL),
+      },
+      counters,
       lostEvents: readLostEvents(get('lostEvents')),
       connections,
     };
@@ -181,7 +220,10 @@ export function formatDatapath(v: DatapathView): string {
   for (const e of v.endpoints) {
     const iso =
       [e.ingressIsolated ? 'ingress' : '', e.egressIsolated ? 'egress' : ''].filter(Boolean).join('+') || 'none';
-    lines.push(`  #${e.endpointId} ifindex ${e.ifindex} identity ${e.identity} rev ${e.policyRev} isolated: ${iso}`);
+    const addrs = [e.ipv4, e.ipv6].filter(Boolean).join(',') || 'none';
+    lines.push(
+      `  #${e.endpointId} ifindex ${e.ifindex} identity ${e.identity} rev ${e.policyRev} isolated: ${iso} sources: ${addrs}`,
+    );
     for (const x of e.entries) lines.push(`      allow ${x}`);
   }
   lines.push('', 'counters (packets / bytes):');
@@ -191,6 +233,12 @@ export function formatDatapath(v: DatapathView): string {
     );
   }
   lines.push(`lost flow events: ${v.lostEvents}`);
+  const pct = (f: { entries: number; capacity: number }) => `${((100 * f.entries) / f.capacity).toFixed(1)}%`;
+  const ct = v.conntrack;
+  lines.push(
+    `conntrack: ipv4 ${ct.ipv4.entries}/${ct.ipv4.capacity} (${pct(ct.ipv4)}), ipv6 ${ct.ipv6.entries}/${ct.ipv6.capacity} (${pct(ct.ipv6)}); ` +
+      `refused: ${ct.refusedOverBudget} over an endpoint's budget, ${ct.refusedInsertFailed} failed inserts (LRU evictions are not visible to BPF)`,
+  );
   if (v.connections.length) {
     lines.push('', `connections (first ${v.connections.length}):`);
     for (const c of v.connections) {

@@ -14,6 +14,7 @@ import type { BpfMap } from '../../maps/bpf-map.js';
 import { Identity, Limits } from '../../maps/abi.js';
 import {
   encodeEndpoint,
+  endpointAddresses,
   encodeEndpointKey,
   decodeEndpoint,
   decodeEndpointKey,
@@ -295,7 +296,7 @@ export class Reconciler {
     const want = endpointKeys(ep, id);
     const have = this.realized.get(id) ?? {
       ifindex,
-      value: { endpointId: id, identity: 0, policyRev: 0, flags: 0 },
+      value: { endpointId: id, identity: 0, policyRev: 0, flags: 0, ipv4: '', ipv6: '' },
       policy: new Map(),
       ranges: new Map(),
     };
@@ -317,14 +318,19 @@ export class Reconciler {
       for (const [h] of delRanges) have.ranges.delete(h);
       stats.writes += addPolicy.length + addRanges.length + delPolicy.length + delRanges.length;
       // 3. the endpoint record, rev bumped when anything it enforces changed
+      // (a changed address too: connections of the old one are judged, and source-checked, again)
+      const addrs = endpointAddresses(ep.ips);
       const changed =
         addPolicy.length + addRanges.length + delPolicy.length + delRanges.length > 0 ||
-        have.value.flags !== want.flags;
+        have.value.flags !== want.flags ||
+        have.value.ipv4 !== addrs.ipv4 ||
+        have.value.ipv6 !== addrs.ipv6;
       const value: EndpointValue = {
         endpointId: id,
         identity: ep.identity,
         policyRev: changed || !this.realized.has(id) ? this.takeRev() : have.value.policyRev,
         flags: want.flags,
+        ...addrs,
       };
       if (have.ifindex !== ifindex && this.realized.has(id)) {
         this.maps.endpoints.delete(encodeEndpointKey(have.ifindex));

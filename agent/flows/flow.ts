@@ -120,6 +120,9 @@ export function flowUuid(f: Flow): string {
   return f.uuid;
 }
 
+/** WEIR_DROP_INVALID_SOURCE (bpf/weir_abi.h). */
+const INVALID_SOURCE = 9;
+
 export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
   const dropped = ev.verdict === ABI.verdictDropped;
   const egress = ev.direction === ABI.dirEgress;
@@ -133,8 +136,13 @@ export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
     drop_reason: dropProto,
     IP: { source: ev.srcAddr, destination: ev.dstAddr, ipVersion: ev.family === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
     l4,
-    // The local endpoint is the sender on egress and the receiver on ingress.
-    source: o.enricher.endpoint(ev.srcAddr, ev.srcIdentity, egress ? ev.endpointId : 0),
+    // The local endpoint is the sender on egress and the receiver on ingress. A forged source
+    // address names no pod: the sender is the endpoint (id, identity) of the sending interface.
+    source: o.enricher.endpoint(
+      ev.dropReason === INVALID_SOURCE ? '' : ev.srcAddr,
+      ev.srcIdentity,
+      egress ? ev.endpointId : 0,
+    ),
     destination: o.enricher.endpoint(ev.dstAddr, ev.dstIdentity, egress ? 0 : ev.endpointId),
     Type: FlowType.L3_L4,
     node_name: o.nodeName,

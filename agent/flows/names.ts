@@ -22,6 +22,7 @@ export const DROP_REASONS: ReadonlyArray<{ code: number; name: string; proto: nu
   { code: 7, name: 'CT_MAP_INSERTION_FAILED', proto: 155, text: 'Conntrack map full' },
   { code: 8, name: 'NO_ENDPOINT', proto: 1003, text: 'No endpoint record for this interface' },
   { code: 9, name: 'INVALID_SOURCE_IP', proto: 132, text: 'Invalid source ip' },
+  { code: 10, name: 'CT_NEW_CONNECTION_BUDGET', proto: 1010, text: 'New connections over the endpoint budget' },
 ];
 
 const dropByCode = new Map(DROP_REASONS.map((d) => [d.code, d]));

@@ -147,6 +147,24 @@ static __always_inline int weir_opens_connection(const struct weir_pkt *pkt)
 	return 1;
 }
 
+/*
+ * Takes one new connection from the endpoint's budget (GCRA over
+ * weir_ct_budget): 0 when the endpoint is over it. A race between CPUs can
+ * only let a few more through, never refuse one under the budget.
+ */
+static __always_inline int weir_ct_budget_take(__u32 endpoint_id, __u64 now)
+{
+	__u64 *tat = bpf_map_lookup_elem(&weir_ct_budget, &endpoint_id);
+	__u64 t;
+	if (!tat)
+		return 0;
+	t = *tat > now ? *tat : now;
+	if (t - now > WEIR_CT_BUDGET_BURST * WEIR_CT_BUDGET_INTERVAL_NS)
+		return 0;
+	*tat = t + WEIR_CT_BUDGET_INTERVAL_NS;
+	return 1;
+}
+
 /* Updates state on a packet of a known connection; `reply` is set for the reply direction. */
 static __always_inline void weir_ct_touch(struct weir_ct_value *ct, const struct weir_pkt *pkt, __u64 now,
 					  int reply)

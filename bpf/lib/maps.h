@@ -24,6 +24,14 @@ struct {
 } weir_ep_rev SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WEIR_ENDPOINT_IDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ct_budget SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, WEIR_IPCACHE_MAX);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -1,11 +1,14 @@
 /** endpoints map: key __u32 host-side ifindex -> struct weir_endpoint. */
 import { layout } from './layout.js';
+import { readAddr, writeAddr } from './addr.js';
 
 export const endpointLayout = layout('weir_endpoint', [
   { name: 'endpoint_id', type: 'u32' },
   { name: 'identity', type: 'u32' },
   { name: 'policy_rev', type: 'u32' },
   { name: 'flags', type: 'u32' },
+  { name: 'ipv4', type: { bytes: 4 } },
+  { name: 'ipv6', type: { bytes: 16 } },
 ] as const);
 
 export interface EndpointValue {
@@ -13,9 +16,17 @@ export interface EndpointValue {
   identity: number;
   policyRev: number;
   flags: number;
+  /** The pod's IPv4 and IPv6 address ('' when it has none of that family): its only valid sources. */
+  ipv4: string;
+  ipv6: string;
 }
 
 export const ENDPOINT_KEY_SIZE = 4;
+
+/** The first IPv4 and the first IPv6 address of a pod's list. */
+export function endpointAddresses(ips: readonly string[]): { ipv4: string; ipv6: string } {
+  return { ipv4: ips.find((ip) => !ip.includes(':')) ?? '', ipv6: ips.find((ip) => ip.includes(':')) ?? '' };
+}
 
 export function encodeEndpointKey(ifindex: number): Buffer {
   const b = Buffer.alloc(ENDPOINT_KEY_SIZE);
@@ -31,6 +42,12 @@ export function encodeEndpoint(v: EndpointValue): Buffer {
   b.writeUInt32LE(v.identity, o.identity);
   b.writeUInt32LE(v.policyRev >>> 0, o.policy_rev);
   b.writeUInt32LE(v.flags >>> 0, o.flags);
+  if (v.ipv4) {
+    const a = Buffer.alloc(16);
+    writeAddr(a, 0, v.ipv4);
+    a.copy(b, o.ipv4, 0, 4);
+  }
+  if (v.ipv6) writeAddr(b, o.ipv6, v.ipv6);
   return b;
 }
 
@@ -41,5 +58,7 @@ export function decodeEndpoint(b: Buffer): EndpointValue {
     identity: b.readUInt32LE(o.identity),
     policyRev: b.readUInt32LE(o.policy_rev),
     flags: b.readUInt32LE(o.flags),
+    ipv4: b.readUInt32LE(o.ipv4) === 0 ? '' : readAddr(b, o.ipv4, 4),
+    ipv6: b.subarray(o.ipv6, o.ipv6 + 16).every((x) => x === 0) ? '' : readAddr(b, o.ipv6, 6),
   };
 }

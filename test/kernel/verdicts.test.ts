@@ -8,6 +8,7 @@
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry, state } from './fixture.js';
 import { ipv4, ipv6, tcp, udp, sctp, icmp, ipOf, arp, eth, TCP_SYN, TCP_ACK } from './packets.js';
 import { inspectDatapath } from '../../agent/datapath/inspect.js';
+import { decodeEndpoint, encodeEndpointKey } from '../../maps/codecs/endpoint.js';
 import { Direction, Verdict, Match, DropReason, FlowFlag, Identity, Protocol } from '../../maps/abi.js';
 
 const A = 'ns/a';
@@ -223,6 +224,47 @@ describe('new connections: allow by the most specific matching entry', () => {
   });
 });
 
+/** IPv6 -> AH (24 bytes: next header TCP, payload length 4) -> TCP. */
+function ipv6Ah(src: string, dst: string, l4: Buffer): Buffer {
+  const plain = ipv6(src, dst, Protocol.TCP, l4);
+  const ah = Buffer.alloc(24);
+  ah[0] = Protocol.TCP;
+  ah[1] = 4; // (4 + 2) * 4 = 24 bytes; sized as a TCP-typed header would be 40
+  ah.writeUInt32BE(0x1234, 4); // SPI
+  ah.writeUInt32BE(1, 8); // sequence
+  const ip6 = Buffer.from(plain.subarray(0, 54));
+  ip6[20] = 51; // next header: AH
+  ip6.writeUInt16BE(24 + l4.length, 18);
+  return Buffer.concat([ip6, ah, l4]);
+}
+
+describe('IPv6 extension headers: each sized by its own type', () => {
+  it('IPv6 -> AH -> TCP is judged by its real port: 22 denied even when the bytes 16 further look like port 80', async () => {
+    // TCP to port 22 whose bytes 16 further read as a TCP header to port 80 (checksum 42000,
+    // urgent pointer 80, a data offset of 5 in the payload), where a parser that sized AH as a
+    // TCP-typed header (40 bytes instead of 24) would look
+    const payload = Buffer.alloc(16);
+    payload[8] = 5 << 4;
+    const l4 = tcp(42000, 22, TCP_SYN, payload);
+    l4.writeUInt16BE(42000, 16);
+    l4.writeUInt16BE(80, 18);
+    const pkt = ipv6Ah(IP6.b, IP6.a, l4);
+    await expectVerdict('toPod', A, pkt, {
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.POLICY_DENIED,
+      event: { srcPort: 42000, dstPort: 22, protocol: Protocol.TCP },
+    });
+    // and the same through AH to port 80 is allowed by the port-80 rule
+    await expectVerdict('toPod', A, ipv6Ah(IP6.b, IP6.a, tcp(42001, 80, TCP_SYN)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: { dstPort: 80, protocol: Protocol.TCP },
+    });
+  });
+});
+
 describe('stateful: replies, related ICMP errors, revocation', () => {
   const syn = ipv4(IP.b, IP.a, Protocol.TCP, tcp(42000, 80, TCP_SYN));
   const synAck = ipv4(IP.a, IP.b, Protocol.TCP, tcp(80, 42000, TCP_SYN | TCP_ACK));
@@ -249,19 +291,73 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
     });
   });
 
-  it("another pod sending with the connection's addresses does not ride on it: judged by its own policy", async () => {
+  it("another pod sending with the connection's addresses is dropped as INVALID_SOURCE, counted, and the connection is untouched", async () => {
     const spoof = ipv4(IP.b, IP.a, Protocol.TCP, tcp(42000, 80, TCP_ACK));
+    const cId = decodeEndpoint(
+      fx.dp.reconcilerMaps().endpoints.lookup(encodeEndpointKey(fx.ifindex.get(C)!))!,
+    ).endpointId;
+    // the event carries the packet's own addresses and the endpoint of the interface that sent it
     await expectVerdict('fromPod', C, spoof, {
       ret: TC_ACT_SHOT,
       verdict: DROPPED,
-      reason: DropReason.POLICY_DENIED,
-      event: { srcAddr: IP.b, dstPort: 80 },
+      reason: DropReason.INVALID_SOURCE,
+      event: { srcAddr: IP.b, dstAddr: IP.a, dstPort: 80, endpointId: cId, srcIdentity: 1005, dstIdentity: ID.a },
     });
     await expectVerdict('fromPod', B, spoof, {
       ret: TC_ACT_OK,
       verdict: FORWARDED,
       reason: Match.ESTABLISHED,
       event: null,
+    });
+  });
+
+  it('source validation: own addresses pass, any other is INVALID_SOURCE; IPv6 ND from link-local and :: passes', async () => {
+    // A (not egress-isolated) with its own IPv4 and IPv6 source
+    await expectVerdict('fromPod', A, ipv4(IP.a, IP.world, Protocol.UDP, udp(5000, 53)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.NOT_ISOLATED,
+    });
+    await expectVerdict('fromPod', A, ipv6(IP6.a, IP6.world, Protocol.UDP, udp(5000, 53)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.NOT_ISOLATED,
+    });
+    for (const pkt of [
+      ipv4('10.210.1.99', IP.world, Protocol.UDP, udp(5000, 53)),
+      ipv6('fd00:210::99', IP6.world, Protocol.UDP, udp(5000, 53)),
+      ipv4(IP.a, IP.world, Protocol.ICMP, icmp(8, 0, 7)).fill(0, 26, 27), // 0.x.x.x source
+      ipv6(IP6.b, IP6.a, Protocol.TCP, tcp(1, 80, TCP_SYN)),
+      // neighbour discovery from another pod's global address is validated like anything else
+      ipv6(IP6.b, 'ff02::1:ff00:1', Protocol.ICMPV6, icmp(135, 0, 0)),
+    ]) {
+      await expectVerdict('fromPod', A, pkt, {
+        ret: TC_ACT_SHOT,
+        verdict: DROPPED,
+        reason: DropReason.INVALID_SOURCE,
+        event: {},
+      });
+    }
+    // C has no IPv6 address: every IPv6 packet it sends is refused
+    await expectVerdict('fromPod', C, ipv6(IP6.a, IP6.world, Protocol.UDP, udp(5000, 53)), {
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.INVALID_SOURCE,
+    });
+    // ND and MLD from link-local or the unspecified address, and ARP, pass
+    for (const pkt of [
+      ipv6('fe80::1234', 'ff02::1:ff00:1', Protocol.ICMPV6, icmp(135, 0, 0)),
+      ipv6('::', 'ff02::1:ff00:1', Protocol.ICMPV6, icmp(135, 0, 0)),
+      ipv6('fe80::1234', 'ff02::16', Protocol.ICMPV6, icmp(143, 0, 0)),
+      arp(),
+    ]) {
+      await expectVerdict('fromPod', A, pkt, { ret: TC_ACT_OK, verdict: FORWARDED, reason: Match.ALWAYS, event: null });
+    }
+    // but link-local is no licence for other traffic
+    await expectVerdict('fromPod', A, ipv6('fe80::1234', IP6.b, Protocol.TCP, tcp(1, 80, TCP_SYN)), {
+      ret: TC_ACT_SHOT,
+      verdict: DROPPED,
+      reason: DropReason.INVALID_SOURCE,
     });
   });
 
