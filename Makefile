@@ -9,7 +9,7 @@ BPF_SRC := $(wildcard bpf/*.c)
 BPF_OBJ := $(patsubst bpf/%.c,build/bpf/%.o,$(BPF_SRC))
 BPF_HDR := $(wildcard bpf/*.h bpf/lib/*.h)
 TS_SRC := $(shell find agent maps test -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
-.PHONY: help deps build bpf ts addon test test-unit bench demo clean lint format
+.PHONY: help deps build bpf ts addon test test-unit bench demo clean lint format image test-image
 
 help:
 	@echo "make demo   - install what is missing, build, and show weir enforcing policies in a local lab"
@@ -18,6 +18,8 @@ help:
 	@echo "make deps   - apt and npm dependencies (idempotent)"
 	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
+	@echo "make image  - the agent image with podman, no image registry (IMAGE=name:tag, default weir/agent:<version>)"
+	@echo "make test-image - run that image as the chart does on two test nodes (root)"
 
 # deps looks for each tool and header itself (scripts/deps.sh) and installs only what is missing;
 # build never calls apt: it says what is missing instead.
@@ -67,6 +69,13 @@ test: need-root deps build
 
 test-unit: deps build
 	@node test/run-tests.mjs --no-root
+
+# The agent image (scripts/image.sh: podman, a Debian base made by mmdebstrap, Node from npm).
+image:
+	@$(if $(IMAGE),IMAGE=$(IMAGE)) scripts/image.sh
+
+test-image: need-root deps build image
+	@node test/run-tests.mjs '--testMatch=<rootDir>/test/image/**/*.itest.ts'
 
 # The parser's differential test against scapy at full size (make test runs 5,000 packets).
 .PHONY: test-parser-full

@@ -34,6 +34,11 @@ need python3-prometheus-client py prometheus_client
 need prometheus has promtool
 need python3-scapy py scapy
 need clang-format has clang-format
+need prometheus has prometheus
+need mmdebstrap has mmdebstrap
+need podman has podman
+need buildah has buildah
+need runc has runc
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

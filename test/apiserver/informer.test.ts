@@ -161,7 +161,8 @@ describe('test API server with client-node informers', () => {
     const api = kc.makeApiClient(CoreV1Api);
     await api.createNamespace({ body: { metadata: { name: 'w' } } });
     await expect(api.createNamespace({ body: { metadata: { name: 'w' } } })).rejects.toMatchObject({ code: 409 });
-    await api.patchNamespace({ name: 'w', body: { metadata: { labels: { a: 'b' } } } });
+    // client-node sends a JSON patch (RFC 6902) unless told otherwise.
+    await api.patchNamespace({ name: 'w', body: [{ op: 'add', path: '/metadata/labels', value: { a: 'b' } }] });
     expect(server.get('Namespace', 'w')?.metadata.labels).toEqual({ a: 'b' });
     await api.deleteNamespace({ name: 'w' });
     await expect(api.readNamespace({ name: 'w' })).rejects.toMatchObject({ code: 404 });

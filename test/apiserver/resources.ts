@@ -1,7 +1,8 @@
 /**
  * The resources the test API server serves, and how their URLs look.
- * Only what weir watches, plus events (which the agent may create) and DaemonSets (which a stopping
- * agent reads to tell an uninstall from a restart; pods carry their ownerReferences as given).
+ * What weir watches, events (which the agent may create), DaemonSets (which a stopping agent
+ * reads to tell an uninstall from a restart; pods carry their ownerReferences as given), and
+ * Services and EndpointSlices (stored and served, for `kubectl apply`; nothing in weir reads them yet).
  */
 
 export interface ResourceKind {
@@ -19,6 +20,14 @@ export const RESOURCES: readonly ResourceKind[] = [
   { plural: 'nodes', kind: 'Node', listKind: 'NodeList', apiVersion: 'v1', namespaced: false },
   { plural: 'pods', kind: 'Pod', listKind: 'PodList', apiVersion: 'v1', namespaced: true },
   { plural: 'events', kind: 'Event', listKind: 'EventList', apiVersion: 'v1', namespaced: true },
+  { plural: 'services', kind: 'Service', listKind: 'ServiceList', apiVersion: 'v1', namespaced: true },
+  {
+    plural: 'endpointslices',
+    kind: 'EndpointSlice',
+    listKind: 'EndpointSliceList',
+    apiVersion: 'discovery.k8s.io/v1',
+    namespaced: true,
+  },
   {
     plural: 'networkpolicies',
     kind: 'NetworkPolicy',
@@ -29,7 +38,8 @@ export const RESOURCES: readonly ResourceKind[] = [
   { plural: 'daemonsets', kind: 'DaemonSet', listKind: 'DaemonSetList', apiVersion: 'apps/v1', namespaced: true },
 ];
 
-export type ResourceName = 'namespaces' | 'nodes' | 'pods' | 'events' | 'networkpolicies' | 'daemonsets';
+export type ResourceName =
+  'namespaces' | 'nodes' | 'pods' | 'events' | 'services' | 'endpointslices' | 'networkpolicies' | 'daemonsets';
 
 export function resourceByPlural(plural: string): ResourceKind | undefined {
   return RESOURCES.find((r) => r.plural === plural);

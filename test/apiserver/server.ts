@@ -1,6 +1,6 @@
 /**
  * A stand-in Kubernetes API server for tests: a real HTTP server speaking the list and watch
- * protocol for namespaces, nodes, pods, networkpolicies, events and daemonsets (JSON only).
+ * protocol for the resources of resources.ts (JSON only).
  *
  * - list: `metadata.resourceVersion`, `limit` + `continue` (consistent snapshot per continue token),
  *   equality `fieldSelector` / `labelSelector`.
@@ -9,13 +9,28 @@
  *   BOOKMARK events when `allowWatchBookmarks=true`, a clean end after `timeoutSeconds`,
  *   and an ERROR event with a 410 Status when the resourceVersion is older than the retained history
  *   (`compact()` drops history, as etcd compaction does).
- * - writes: POST / PUT / PATCH (JSON merge patch) / DELETE over HTTP, and the same from test code.
+ * - writes: POST / PUT / PATCH / DELETE over HTTP, and the same from test code. PATCH takes a JSON
+ *   patch, a JSON merge patch or a strategic merge patch (patch.ts); `fieldValidation=Strict` rejects unknown
+ *   fields as the real server does.
+ * - what kubectl needs besides: discovery (aggregated and classic, discovery.ts) and OpenAPI v3
+ *   with the schemas of the kinds served (openapi.ts), so `kubectl apply -f`, `get`, `delete` and
+ *   `get --watch` work against it with kubectl's default flags.
  * - faults: `dropWatches()` cuts every watch connection mid-stream, `endWatches()` ends them cleanly,
  *   `stop()` goes away (connections refused) and `start()` comes back on the same port,
  *   `forbid()` answers every new request 403 while open watches go on (RBAC or ServiceAccount deleted).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import {
+  aggregated,
+  AGGREGATED_TYPE,
+  apiGroupList,
+  apiResourceList,
+  apiVersions,
+  wantsAggregated,
+} from './discovery.js';
+import { openApiDocument, openApiIndex, schemaSet } from './openapi.js';
+import { jsonPatch, mergePatch, StrategicMergePatch } from './patch.js';
 import {
   parsePath,
   resourceByKind,
@@ -115,18 +130,20 @@ function status(code: number, reason: string, message: string): Record<string, u
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
 
-/** JSON merge patch (RFC 7386). */
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
-  const out: Record<string, unknown> =
-    target !== null && typeof target === 'object' && !Array.isArray(target)
-      ? { ...(target as Record<string, unknown>) }
-      : {};
-  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+/** An error with the HTTP status and Status reason the server answers with. */
+class HttpError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
   }
-  return out;
+}
+
+interface WriteOptions {
+  contentType: string;
+  strict: boolean;
 }
 
 export class TestApiServer {
@@ -392,6 +409,7 @@ export class TestApiServer {
       reply(403, status(403, 'Forbidden', `forbidden: ${req.method} ${url.pathname}`));
       return;
     }
+    if (req.method === 'GET' && this.serveMeta(url.pathname, req, res)) return;
     const parsed = parsePath(url.pathname);
     if (!parsed) {
       reply(404, status(404, 'NotFound', `the server could not find the requested resource ${url.pathname}`));
@@ -419,16 +437,39 @@ export class TestApiServer {
     req.on('end', () => {
       try {
         const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as KubeObject) : undefined;
-        reply(...this.write(req.method ?? '', parsed, body));
+        const options: WriteOptions = {
+          contentType: (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim(),
+          strict: url.searchParams.get('fieldValidation') === 'Strict',
+        };
+        reply(...this.write(req.method ?? '', parsed, body, options));
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
-        const code = /already exists/.test(msg) ? 409 : /does not exist/.test(msg) ? 404 : 400;
-        reply(code, status(code, code === 409 ? 'AlreadyExists' : code === 404 ? 'NotFound' : 'BadRequest', msg));
+        const code =
+          err instanceof HttpError
+            ? err.code
+            : /already exists/.test(msg)
+              ? 409
+              : /does not exist/.test(msg)
+                ? 404
+                : 400;
+        const reason =
+          err instanceof HttpError
+            ? err.reason
+            : code === 409
+              ? 'AlreadyExists'
+              : code === 404
+                ? 'NotFound'
+                : 'BadRequest';
+        reply(code, status(code, reason, msg));
       }
     });
   }
 
-  private write(method: string, p: ParsedPath, body: KubeObject | undefined): [number, unknown] {
+  private write(method: string, p: ParsedPath, body: KubeObject | undefined, opts: WriteOptions): [number, unknown] {
+    const checked = (o: KubeObject): KubeObject => {
+      if (opts.strict) this.validate(p.resource, o);
+      return o;
+    };
     const withNs = (o: KubeObject): KubeObject => ({
       ...o,
       kind: o.kind ?? p.resource.kind,
@@ -437,20 +478,77 @@ export class TestApiServer {
     switch (method) {
       case 'POST':
         if (!body) throw new Error('request body is required');
-        return [201, this.create(withNs(body))];
+        return [201, this.create(checked(withNs(body)))];
       case 'PUT':
         if (!body) throw new Error('request body is required');
-        return [200, this.update(withNs({ ...body, metadata: { ...body.metadata, name: p.name! } }))];
+        return [200, this.update(checked(withNs({ ...body, metadata: { ...body.metadata, name: p.name! } })))];
       case 'PATCH': {
         const old = this.get(p.resource.kind, p.name!, p.namespace);
         if (!old) throw new Error(`${p.resource.kind} ${p.name} does not exist`);
-        return [200, this.update(mergePatch(old, body) as KubeObject)];
+        return [200, this.update(checked(this.patch(p.resource, old, body, opts.contentType)))];
       }
       case 'DELETE':
         return [200, this.delete(p.resource.kind, p.name!, p.namespace)];
       default:
         throw new Error(`method ${method} is not supported`);
     }
+  }
+
+  private patch(r: ResourceKind, old: KubeObject, body: unknown, contentType: string): KubeObject {
+    switch (contentType) {
+      case 'application/json-patch+json':
+        return jsonPatch(old, body) as KubeObject;
+      case 'application/merge-patch+json':
+        return mergePatch(old, body) as KubeObject;
+      case 'application/strategic-merge-patch+json':
+        return new StrategicMergePatch(schemaSet(RESOURCES)).apply(r.kind, old, body) as KubeObject;
+      default:
+        throw new HttpError(
+          415,
+          'UnsupportedMediaType',
+          `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got ${contentType})`,
+        );
+    }
+  }
+
+  /** `fieldValidation=Strict`: unknown fields are an error, named as the real server names them. */
+  private validate(r: ResourceKind, o: KubeObject): void {
+    const unknown = schemaSet(RESOURCES).unknownFields(r.kind, o);
+    if (unknown.length === 0) return;
+    const version = r.apiVersion.split('/').pop()!;
+    throw new HttpError(
+      400,
+      'BadRequest',
+      `${r.kind} in version "${version}" cannot be handled as a ${r.kind}: strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`,
+    );
+  }
+
+  /** Discovery, OpenAPI and version: true if the path was one of them (and answered). */
+  private serveMeta(path: string, req: IncomingMessage, res: ServerResponse): boolean {
+    const json = (body: unknown, type = 'application/json'): true => {
+      res.writeHead(200, { 'Content-Type': type });
+      res.end(JSON.stringify(body));
+      return true;
+    };
+    const p = path.replace(/\/+$/, '');
+    if (p === '/version')
+      return json({ major: '1', minor: '34', gitVersion: 'v1.34.0', platform: 'linux/amd64', goVersion: 'go1.24' });
+    if (p === '/api' || p === '/apis') {
+      if (wantsAggregated(req.headers.accept)) return json(aggregated(RESOURCES, p === '/api'), AGGREGATED_TYPE);
+      return json(p === '/api' ? apiVersions() : apiGroupList(RESOURCES));
+    }
+    const gv = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))$/.exec(p);
+    if (gv) {
+      const doc = apiResourceList(RESOURCES, gv[1] ?? gv[2]!);
+      return doc !== undefined && json(doc);
+    }
+    if (p === '/openapi/v3') return json(openApiIndex(RESOURCES));
+    const oa = /^\/openapi\/v3\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))$/.exec(p);
+    if (oa) {
+      const doc = openApiDocument(oa[1] ?? oa[2]!, RESOURCES);
+      return doc !== undefined && json(doc);
+    }
+    return false;
   }
 
   private listRequest(p: ParsedPath, url: URL, reply: (code: number, body: unknown) => void): void {

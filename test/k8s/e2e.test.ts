@@ -8,7 +8,12 @@
  * exists (upgrade, restart) leaves every program attached; SIGTERM after the DaemonSet was deleted
  * (uninstall) leaves no weir program attached on either node and no pins.
  *
- * Needs `make build` (dist/ and build/bpf/weir.o).
+ * Namespaces, Pods and NetworkPolicies are written with real kubectl (`kubectl apply -f`,
+ * `kubectl delete`), as a user does; what kubelet and the chart's controllers write (Node objects,
+ * pod status, the agents' DaemonSet and pods), a deletion while the API server is down and the
+ * uninstall's refusals are written from the test.
+ *
+ * Needs `make build` (dist/ and build/bpf/weir.o) and `make tools` (kubectl).
  *
  * @requires root
  */
@@ -17,6 +22,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readAgentStatus } from '../../agent/node/status.js';
+import { Kubectl } from '../apiserver/kubectl.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 import { API_HOST, Topology, type TestNode, type TestPod } from './topology.js';
 
@@ -26,6 +32,7 @@ const METRICS_PORT = 18962;
 const ONE_SECOND = 1000;
 
 const ns = (name: string): KubeObject => ({
+  apiVersion: 'v1',
   kind: 'Namespace',
   metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
 });
@@ -41,15 +48,22 @@ const nodeObj = (n: TestNode): KubeObject => ({
   },
 });
 const podObj = (p: TestPod): KubeObject => ({
+  apiVersion: 'v1',
   kind: 'Pod',
   metadata: { name: p.name, namespace: p.namespace, labels: { app: p.name } },
   spec: {
     nodeName: p.node.name,
     containers: [{ name: 'c', image: 'x', ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] }],
   },
-  status: { phase: 'Running', podIP: p.ip, podIPs: [{ ip: p.ip }, ...(p.ip6 ? [{ ip: p.ip6 }] : [])] },
+});
+/** What kubelet reports for a running pod (the status subresource). */
+const podStatus = (ip: string, ip6?: string): Record<string, unknown> => ({
+  phase: 'Running',
+  podIP: ip,
+  podIPs: [{ ip }, ...(ip6 ? [{ ip: ip6 }] : [])],
 });
 const policy = (name: string, namespace: string, spec: Record<string, unknown>): KubeObject => ({
+  apiVersion: 'networking.k8s.io/v1',
   kind: 'NetworkPolicy',
   metadata: { name, namespace },
   spec,
@@ -101,6 +115,15 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   const dir = mkdtempSync(join(tmpdir(), 'wk8-e2e-'));
   const api = new TestApiServer({ host: API_HOST, bookmarkIntervalMs: 1000 });
   const agents = new Map<string, AgentProcess>();
+  let kubectl: Kubectl;
+  /** `kubectl apply -f` of these objects, as a user does. */
+  const apply = async (...objects: KubeObject[]): Promise<void> => {
+    await kubectl.apply(objects);
+  };
+  /** `kubectl delete networkpolicy NAME -n x`. */
+  const deletePolicy = async (name: string): Promise<void> => {
+    await kubectl.ok(['delete', 'networkpolicy', name, '-n', 'x']);
+  };
   let n1: TestNode;
   let n2: TestNode;
   let a: TestPod; // x/a on node-1
@@ -203,7 +226,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     d = topo.addBridgedPod(n2, 'x', 'd', 130);
     await api.start();
     writeFileSync(join(dir, 'kubeconfig'), api.kubeconfig());
-    api.create(ns('x'));
+    kubectl = new Kubectl(api.kubeconfig());
     api.create(ns('kube-system'));
     // The agents' DaemonSet and their pods (hostNetwork, owned by it), as the chart creates them.
     const ds = api.create({
@@ -229,14 +252,20 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     }
     api.create(nodeObj(n1));
     api.create(nodeObj(n2));
-    for (const p of [a, b, c, d]) api.create(podObj(p));
-    // A hostNetwork pod (node address, no veth of its own) is never an endpoint.
-    api.create({
+    // The user applies the namespace and the pods; kubelet reports each pod running with its address.
+    const exporter: KubeObject = {
+      apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name: 'node-exporter', namespace: 'x', labels: { app: 'exporter' } },
       spec: { nodeName: n1.name, hostNetwork: true, containers: [{ name: 'c', image: 'x' }] },
-      status: { phase: 'Running', podIP: n1.address, podIPs: [{ ip: n1.address }] },
-    });
+    };
+    await kubectl.apply([ns('x'), ...[a, b, c, d].map(podObj), exporter]);
+    const reportStatus = (name: string, status: Record<string, unknown>): void => {
+      api.update({ ...api.get('Pod', name, 'x')!, status });
+    };
+    for (const p of [a, b, c, d]) reportStatus(p.name, podStatus(p.ip, p.ip6));
+    // A hostNetwork pod (node address, no veth of its own) is never an endpoint.
+    reportStatus('node-exporter', podStatus(n1.address));
     const r1 = startAgent(n1);
     const r2 = startAgent(n2);
     await Promise.all([r1.waitFor(/ ready: first sync enforced/), r2.waitFor(/ ready: first sync enforced/)]);
@@ -246,6 +275,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     if (process.env.WEIR_E2E_LOGS)
       for (const [n, p] of agents) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
     for (const p of agents.values()) p.kill9();
+    kubectl?.close();
     await api.stop().catch(() => undefined);
     await topo.destroy();
     for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wk8-${n}`, { recursive: true, force: true });
@@ -293,7 +323,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   });
 
   it('a policy created, changed and deleted through the API changes connectivity within one second each time', async () => {
-    api.create(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
+    await apply(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
     const created = await until({
       'a->b': false,
       'c->b': false,
@@ -302,7 +332,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       'c->b v6': false,
       'b->c v6': true,
     });
-    api.update(
+    await apply(
       policy('deny-b', 'x', {
         podSelector: { matchLabels: { app: 'b' } },
         policyTypes: ['Ingress'],
@@ -310,7 +340,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       }),
     );
     const changed = await until({ 'a->b': true, 'c->b': false, 'a->b v6': true, 'c->b v6': false });
-    api.delete('NetworkPolicy', 'deny-b', 'x');
+    await deletePolicy('deny-b');
     const deleted = await until({ 'a->b': true, 'c->b': true, 'a->b v6': true, 'c->b v6': true });
     expect({ created, changed, deleted }).toEqual({
       created: expect.any(Number) as number,
@@ -324,7 +354,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   });
 
   it('reports dropped flows with both pods named on the node that dropped them (weir observe)', async () => {
-    api.create(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
+    await apply(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
     await until({ 'c->b': false });
     const out = execFileSync(process.execPath, [
       CLI,
@@ -358,13 +388,13 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     );
     expect(fromC.length).toBeGreaterThan(0);
     expect(fromC[0]).toMatchObject({ verdict: 'DROPPED', interface: { name: b.hostVeth } });
-    api.delete('NetworkPolicy', 'deny-b', 'x');
+    await deletePolicy('deny-b');
     await until({ 'c->b': true });
   });
 
   it('enforces cross-node traffic on both sides: egress on the sending node, ingress on the receiving node', async () => {
     // Egress of c (node-2) denies b; node-1 allows everything: only node-2 can stop it.
-    api.create(
+    await apply(
       policy('c-egress', 'x', {
         podSelector: { matchLabels: { app: 'c' } },
         policyTypes: ['Egress'],
@@ -372,9 +402,9 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       }),
     );
     await until({ 'c->b': false, 'b->c': true, 'a->b': true });
-    api.delete('NetworkPolicy', 'c-egress', 'x');
+    await deletePolicy('c-egress');
     // Ingress of c (node-2) allows only a (node-1): node-2 resolves a and b by the identities of remote pods.
-    api.create(
+    await apply(
       policy('c-ingress', 'x', {
         podSelector: { matchLabels: { app: 'c' } },
         policyTypes: ['Ingress'],
@@ -383,7 +413,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     );
     await until({ 'b->c': false, 'c->b': true });
     expect(await topo.probe(a, [{ pod: c, port: 80 }])).toEqual([true]);
-    api.delete('NetworkPolicy', 'c-ingress', 'x');
+    await deletePolicy('c-ingress');
     await until({ 'b->c': true });
   });
 
@@ -398,7 +428,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
         ),
       );
     expect(await toD()).toEqual({ 'a->d': true, 'b->d': true, 'c->d': true });
-    api.create(
+    await apply(
       policy('d-from-a', 'x', {
         podSelector: { matchLabels: { app: 'd' } },
         policyTypes: ['Ingress'],
@@ -409,11 +439,11 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     let last = await toD();
     while (Date.now() < deadline && !(last['a->d'] && !last['b->d'] && !last['c->d'])) last = await toD();
     expect(last).toEqual({ 'a->d': true, 'b->d': false, 'c->d': false });
-    api.delete('NetworkPolicy', 'd-from-a', 'x');
+    await deletePolicy('d-from-a');
   });
 
   it('kill -9 and restart: an established connection keeps flowing and a denied one stays denied', async () => {
-    api.create(
+    await apply(
       policy('only-a', 'x', {
         podSelector: { matchLabels: { app: 'b' } },
         policyTypes: ['Ingress'],
@@ -458,17 +488,18 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     );
     expect(echoes[echoes.length - 1]!).toBeGreaterThan(killedAt + 500);
     process.kill(stream.pid!, 'SIGKILL');
-    api.delete('NetworkPolicy', 'only-a', 'x');
+    await deletePolicy('only-a');
     await until({ 'c->b': true });
   }, 60_000);
 
   it('API outage: enforcement continues; the relist afterwards removes what was deleted meanwhile', async () => {
-    api.create(policy('deny-all', 'x', { podSelector: {}, policyTypes: ['Ingress'] }));
+    await apply(policy('deny-all', 'x', { podSelector: {}, policyTypes: ['Ingress'] }));
     await until({ 'a->b': false, 'c->b': false, 'b->c': false });
     await api.stop();
     await sleep(300);
     // The agents lost the API; the datapath keeps the last known state.
     expect(await matrix()).toEqual(both({ 'a->b': false, 'c->b': false, 'b->c': false }));
+    // Deleted while the API server is down: no client can do that; the test writes the store.
     api.delete('NetworkPolicy', 'deny-all', 'x');
     api.compact();
     await api.start();
@@ -479,7 +510,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   }, 90_000);
 
   it('an agent restarted while the API is down keeps the pinned state and is not ready until it has listed', async () => {
-    api.create(
+    await apply(
       policy('only-a', 'x', {
         podSelector: { matchLabels: { app: 'b' } },
         policyTypes: ['Ingress'],
@@ -500,12 +531,12 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     await restarted.waitFor(/ ready: first sync enforced/, 40_000);
     expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
     await watching(n2);
-    api.delete('NetworkPolicy', 'only-a', 'x');
+    await deletePolicy('only-a');
     await until({ 'c->b': true });
   }, 90_000);
 
   it('SIGTERM while the DaemonSet exists (upgrade, restart): programs stay attached, connections flow, policy holds', async () => {
-    api.create(
+    await apply(
       policy('only-a', 'x', {
         podSelector: { matchLabels: { app: 'b' } },
         policyTypes: ['Ingress'],
@@ -553,13 +584,13 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     const restarted = startAgent(n1);
     await restarted.waitFor(/ ready: first sync enforced/);
     expect(await matrix()).toEqual(both({ 'a->b': true, 'c->b': false, 'b->c': true }));
-    api.delete('NetworkPolicy', 'only-a', 'x');
+    await deletePolicy('only-a');
     await until({ 'c->b': true });
   }, 60_000);
 
   it('DaemonSet deleted, then SIGTERM (helm uninstall): no weir program stays attached on either node, pins gone', async () => {
-    api.create(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
-    api.create(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
+    await apply(policy('deny-c', 'x', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] }));
+    await apply(policy('deny-b', 'x', { podSelector: { matchLabels: { app: 'b' } }, policyTypes: ['Ingress'] }));
     await until({ 'b->c': false, 'a->b': false });
     for (const n of [n1, n2]) expect(attached(n)).toMatch(/from_pod/);
     // helm uninstall deletes the DaemonSet (background propagation), then at once the
