@@ -105,7 +105,11 @@ export class Topology {
 
   create(): void {
     Topology.cleanStale();
-    sh(`ip link add ${BRIDGE} type bridge && ip addr add ${API_HOST}/24 dev ${BRIDGE} && ip link set ${BRIDGE} up`);
+    // No multicast snooping: the node-to-node "network" floods IPv6 neighbour solicitations as a
+    // switch without MLD state would, instead of dropping them until each node's MLD report is seen.
+    sh(
+      `ip link add ${BRIDGE} type bridge mcast_snooping 0 && ip addr add ${API_HOST}/24 dev ${BRIDGE} && ip link set ${BRIDGE} up`,
+    );
   }
 
   addNode(index: number): TestNode {
