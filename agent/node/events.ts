@@ -29,23 +29,11 @@ export class PolicyEventRecorder {
 
   /** A Warning Event on this Node: a BPF map is filled to the pressure threshold. */
   async mapPressure(map: string, entries: number, capacity: number): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
-      await this.api.postJson('/api/v1/namespaces/default/events', {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${this.nodeName}.`, namespace: 'default' },
-        involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
-        type: 'Warning',
-        reason: 'BPFMapPressure',
-        message: `BPF map ${map} holds ${entries} of ${capacity} entries: changes that need more room will be refused (the previous, narrower state stays) until entries are removed or the map is made larger`,
-        source: { component: EVENT_COMPONENT, host: this.nodeName },
-        reportingComponent: EVENT_COMPONENT,
-        reportingInstance: this.nodeName,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
+      await this.postNodeEvent(
+        'BPFMapPressure',
+        `BPF map ${map} holds ${entries} of ${capacity} entries: changes that need more room will be refused (the previous, narrower state stays) until entries are removed or the map is made larger`,
+      );
     } catch (err) {
       this.onError(`could not record a map pressure Event: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -60,23 +48,11 @@ export class PolicyEventRecorder {
     const key = `permission|${verb}|${resource}`;
     if (this.reported.has(key)) return false;
     this.reported.add(key);
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
-      await this.api.postJson('/api/v1/namespaces/default/events', {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${this.nodeName}.`, namespace: 'default' },
-        involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
-        type: 'Warning',
-        reason: 'MissingPermission',
-        message: `weir-agent may not ${verb} ${resource} (403 Forbidden: ${message}); the node keeps enforcing its last known state and is not ready. Grant the weir ClusterRole the verbs list and watch on ${resource}.`,
-        source: { component: EVENT_COMPONENT, host: this.nodeName },
-        reportingComponent: EVENT_COMPONENT,
-        reportingInstance: this.nodeName,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
+      await this.postNodeEvent(
+        'MissingPermission',
+        `weir-agent may not ${verb} ${resource} (403 Forbidden: ${message}); the node keeps enforcing its last known state and is not ready. Grant the weir ClusterRole the verbs list and watch on ${resource}.`,
+      );
       return true;
     } catch (err) {
       this.reported.delete(key);
@@ -96,28 +72,55 @@ export class PolicyEventRecorder {
     const key = `${p.policy}|${p.field}|${p.message}`;
     this.reported.add(key);
     const [namespace, name] = p.policy.split('/') as [string, string];
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     try {
-      await this.api.postJson(`/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${name}.`, namespace },
-        involvedObject: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name, namespace },
-        type: 'Warning',
-        reason: severity === 'error' ? 'PolicyRuleRejected' : 'PolicyRuleWarning',
-        message: `${p.field}: ${p.message}`,
-        source: { component: EVENT_COMPONENT, host: this.nodeName },
-        reportingComponent: EVENT_COMPONENT,
-        reportingInstance: this.nodeName,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
+      await this.postEvent(
+        namespace,
+        name,
+        { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name, namespace },
+        severity === 'error' ? 'PolicyRuleRejected' : 'PolicyRuleWarning',
+        `${p.field}: ${p.message}`,
+      );
     } catch (err) {
       this.reported.delete(key);
       this.onError(
         `could not record an Event for NetworkPolicy ${p.policy}: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
+  }
+
+  /** A Warning Event on this node's Node object (namespace "default", where node events live). */
+  private postNodeEvent(reason: string, message: string): Promise<unknown> {
+    return this.postEvent(
+      'default',
+      this.nodeName,
+      { apiVersion: 'v1', kind: 'Node', name: this.nodeName },
+      reason,
+      message,
+    );
+  }
+
+  private postEvent(
+    namespace: string,
+    namePrefix: string,
+    involvedObject: Record<string, string>,
+    reason: string,
+    message: string,
+  ): Promise<unknown> {
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return this.api.postJson(`/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { generateName: `${namePrefix}.`, namespace },
+      involvedObject,
+      type: 'Warning',
+      reason,
+      message,
+      source: { component: EVENT_COMPONENT, host: this.nodeName },
+      reportingComponent: EVENT_COMPONENT,
+      reportingInstance: this.nodeName,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    });
   }
 }
