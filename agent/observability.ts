@@ -132,6 +132,8 @@ export interface AgentParts {
   enforcement?: DatapathEnforcement;
   /** Host-side interface name by ifindex. */
   interfaceName?: (ifindex: number) => string | undefined;
+  /** The local pod (namespace/name) on the host-side interface with this ifindex. */
+  podKeyOnInterface?: (ifindex: number) => string | undefined;
 }
 
 /**
@@ -148,6 +150,7 @@ export function fromAgent(
     context: new EngineFlowContext(p.engine, {
       generation: () => p.agent.generation,
       ...(p.interfaceName ? { interfaceName: p.interfaceName } : {}),
+      ...(p.podKeyOnInterface ? { podKeyOnInterface: p.podKeyOnInterface } : {}),
     }),
     ...(dp && syncer
       ? {

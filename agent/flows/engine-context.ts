@@ -18,12 +18,15 @@ export interface EngineFlowContextOptions {
   generation?: () => number;
   /** Host-side interface name by ifindex. */
   interfaceName?: (ifindex: number) => string | undefined;
+  /** The key (namespace/name) of the local pod on the host-side interface with this ifindex. */
+  podKeyOnInterface?: (ifindex: number) => string | undefined;
 }
 
 export class EngineFlowContext implements FlowContext {
   private bumps = 0;
   private indexGen = -1;
   private byIp = new Map<string, PodInfo>();
+  private byKey = new Map<string, PodInfo>();
 
   constructor(
     private readonly engine: EngineView,
@@ -40,16 +43,30 @@ export class EngineFlowContext implements FlowContext {
   }
 
   podByIp(ip: string): PodInfo | undefined {
-    const gen = this.generation();
-    if (this.indexGen !== gen) {
-      this.byIp = new Map();
-      for (const p of this.engine.listPods()) {
-        if (p.hostNetwork) continue;
-        for (const a of p.ips) this.byIp.set(a, { namespace: p.namespace, name: p.name, labels: p.labels });
-      }
-      this.indexGen = gen;
-    }
+    this.index();
     return this.byIp.get(ip);
+  }
+
+  podOnInterface(ifindex: number): PodInfo | undefined {
+    const key = this.o.podKeyOnInterface?.(ifindex);
+    if (key === undefined) return undefined;
+    this.index();
+    return this.byKey.get(key);
+  }
+
+  /** Rebuilds the pod indexes at most once per generation. */
+  private index(): void {
+    const gen = this.generation();
+    if (this.indexGen === gen) return;
+    this.byIp = new Map();
+    this.byKey = new Map();
+    for (const p of this.engine.listPods()) {
+      if (p.hostNetwork) continue;
+      const info = { namespace: p.namespace, name: p.name, labels: p.labels };
+      this.byKey.set(`${p.namespace}/${p.name}`, info);
+      for (const a of p.ips) this.byIp.set(a, info);
+    }
+    this.indexGen = gen;
   }
 
   identityLabels(identity: number): readonly string[] | undefined {

@@ -21,6 +21,8 @@ export interface FlowContext {
   identityLabels(identity: number): readonly string[] | undefined;
   /** Name of the host-side interface with this ifindex, if known. */
   interfaceName?(ifindex: number): string | undefined;
+  /** The local pod whose host-side interface has this ifindex, if known. */
+  podOnInterface?(ifindex: number): PodInfo | undefined;
   /** Changes whenever any answer above may have changed. */
   generation(): number;
 }
@@ -92,6 +94,28 @@ export class Enricher {
     return ep;
   }
 
+  /**
+   * The sender of a packet whose source address is not its own (INVALID_SOURCE): the pod on the
+   * sending interface, never the pod whose address was forged.
+   */
+  sender(ifindex: number, identity: number, endpointId: number): Endpoint {
+    this.checkGeneration();
+    const key = `if:${ifindex}`;
+    let byIf = this.cache.get(key);
+    if (byIf === undefined) {
+      byIf = new Map();
+      this.cache.set(key, byIf);
+    }
+    const k = identity * 4096 + (endpointId & 0xfff);
+    let ep = byIf.get(k);
+    if (ep === undefined || ep.ID !== endpointId) {
+      ep = this.describe(this.ctx.podOnInterface?.(ifindex), identity, endpointId);
+      byIf.set(k, ep);
+      this.cached++;
+    }
+    return ep;
+  }
+
   /** The flow's `interface` field; shared per ifindex until the context changes. */
   iface(ifindex: number): { index: number; name: string } {
     this.checkGeneration();
@@ -114,7 +138,10 @@ export class Enricher {
   }
 
   private build(ip: string, identity: number, endpointId: number): Endpoint {
-    const pod = this.ctx.podByIp(ip);
+    return this.describe(this.ctx.podByIp(ip), identity, endpointId);
+  }
+
+  private describe(pod: PodInfo | undefined, identity: number, endpointId: number): Endpoint {
     const labels = this.ctx.identityLabels(identity);
     return {
       ID: endpointId,

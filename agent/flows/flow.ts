@@ -137,12 +137,11 @@ export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
     IP: { source: ev.srcAddr, destination: ev.dstAddr, ipVersion: ev.family === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
     l4,
     // The local endpoint is the sender on egress and the receiver on ingress. A forged source
-    // address names no pod: the sender is the endpoint (id, identity) of the sending interface.
-    source: o.enricher.endpoint(
-      ev.dropReason === INVALID_SOURCE ? '' : ev.srcAddr,
-      ev.srcIdentity,
-      egress ? ev.endpointId : 0,
-    ),
+    // address is not looked up: the sender is the pod on the sending interface.
+    source:
+      ev.dropReason === INVALID_SOURCE
+        ? o.enricher.sender(ev.ifindex, ev.srcIdentity, ev.endpointId)
+        : o.enricher.endpoint(ev.srcAddr, ev.srcIdentity, egress ? ev.endpointId : 0),
     destination: o.enricher.endpoint(ev.dstAddr, ev.dstIdentity, egress ? 0 : ev.endpointId),
     Type: FlowType.L3_L4,
     node_name: o.nodeName,

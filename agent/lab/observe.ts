@@ -61,6 +61,10 @@ export async function startLabObservability(
         engine,
         ...(enforcement ? { enforcement } : {}),
         interfaceName: (ifindex) => runtime.list().find((p) => p.ifindex === ifindex)?.hostVeth,
+        podKeyOnInterface: (ifindex) => {
+          const p = runtime.list().find((q) => q.ifindex === ifindex);
+          return p ? `${p.namespace}/${p.name}` : undefined;
+        },
       }),
       socketPath: labObserverSocket(config.runDir),
       metricsPort,

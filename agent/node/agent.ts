@@ -162,6 +162,7 @@ export class NodeAgent {
         a.compiler,
         a.datapath,
         (ifindex) => [...a.interfaces.values()].find((i) => i.ifindex === ifindex)?.name,
+        (ifindex) => [...a.interfaces.entries()].find(([, i]) => i.ifindex === ifindex)?.[0],
       );
     }
     a.source.start();

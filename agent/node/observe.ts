@@ -16,10 +16,11 @@ export function startNodeObservability(
   engine: PolicyEngine,
   enforcement: DatapathEnforcement,
   interfaceName: (ifindex: number) => string | undefined,
+  podKeyOnInterface: (ifindex: number) => string | undefined,
 ): Promise<Observability> {
   return startObservability({
     nodeName: config.nodeName,
-    ...fromAgent({ agent, engine, enforcement, interfaceName }),
+    ...fromAgent({ agent, engine, enforcement, interfaceName, podKeyOnInterface }),
     ringCapacity: config.flowsCapacity,
     socketPath: `${config.runDir}/observer.sock`,
     ...(config.observerAddress
