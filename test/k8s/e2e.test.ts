@@ -17,14 +17,14 @@
  *
  * @requires root
  */
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readAgentStatus } from '../../agent/node/status.js';
 import { Kubectl } from '../apiserver/kubectl.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
-import { API_HOST, Topology, type TestNode, type TestPod } from './topology.js';
+import { API_HOST, LoggedProcess, Topology, type TestNode, type TestPod } from './topology.js';
 
 const CLI = resolve('dist/agent/cli/main.js');
 const HEALTH_PORT = 18901;
@@ -69,43 +69,6 @@ const policy = (name: string, namespace: string, spec: Record<string, unknown>):
   spec,
 });
 
-/** Lines an agent wrote, and a way to wait for one. */
-class AgentProcess {
-  lines: string[] = [];
-  constructor(readonly child: ChildProcess) {
-    let buf = '';
-    const take = (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    };
-    child.stdout?.on('data', take);
-    child.stderr?.on('data', take);
-  }
-  async waitFor(re: RegExp, ms = 20_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const l = this.lines.find((x) => re.test(x));
-      if (l) return l;
-      if (this.child.exitCode !== null)
-        throw new Error(`agent exited (${this.child.exitCode}):\n${this.lines.join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`agent did not log ${re} within ${ms} ms:\n${this.lines.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  kill9(): void {
-    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    try {
-      process.kill(this.child.pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
 async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
@@ -114,7 +77,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   const topo = new Topology();
   const dir = mkdtempSync(join(tmpdir(), 'wk8-e2e-'));
   const api = new TestApiServer({ host: API_HOST, bookmarkIntervalMs: 1000 });
-  const agents = new Map<string, AgentProcess>();
+  const agents = new Map<string, LoggedProcess>();
   let kubectl: Kubectl;
   /** `kubectl apply -f` of these objects, as a user does. */
   const apply = async (...objects: KubeObject[]): Promise<void> => {
@@ -144,7 +107,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     ].join('');
   };
 
-  function startAgent(n: TestNode): AgentProcess {
+  function startAgent(n: TestNode): LoggedProcess {
     const kubeconfig = join(dir, 'kubeconfig');
     const child = topo.spawnIn(n.netns, [
       process.execPath,
@@ -160,7 +123,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
       `--pod-name=${agentPodName(n)}`,
       '--pod-namespace=kube-system',
     ]);
-    const p = new AgentProcess(child);
+    const p = new LoggedProcess(child);
     agents.set(n.name, p);
     return p;
   }

@@ -12,7 +12,7 @@
  *
  * @requires root
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,7 +21,7 @@ import { ObserverClient } from '../../agent/flows/client.js';
 import { NodeState } from '../../agent/flows/types.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 import { makeCa, makeCert, type Pem } from '../relay/certs.js';
-import { API_HOST, Topology, type TestNode, type TestPod } from './topology.js';
+import { API_HOST, LoggedProcess, Topology, type TestNode, type TestPod } from './topology.js';
 
 const CLI = resolve('dist/agent/cli/main.js');
 const HEALTH_PORT = 18911;
@@ -31,47 +31,12 @@ const AGENT_LABELS = { 'app.kubernetes.io/name': 'weir', 'app.kubernetes.io/comp
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-class Proc {
-  lines: string[] = [];
-  constructor(readonly child: ChildProcess) {
-    let buf = '';
-    const take = (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        this.lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    };
-    child.stdout?.on('data', take);
-    child.stderr?.on('data', take);
-  }
-  async waitFor(re: RegExp, ms = 30_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const l = this.lines.find((x) => re.test(x));
-      if (l) return l;
-      if (this.child.exitCode !== null) throw new Error(`exited (${this.child.exitCode}):\n${this.lines.join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`no ${re} within ${ms} ms:\n${this.lines.join('\n')}`);
-      await sleep(50);
-    }
-  }
-  kill9(): void {
-    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    try {
-      process.kill(this.child.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-}
-
 describe('weir relay over two agents in Kubernetes mode (root)', () => {
   const topo = new Topology();
   const dir = mkdtempSync(join(tmpdir(), 'wk8-relay-'));
   const api = new TestApiServer({ host: API_HOST, bookmarkIntervalMs: 1000 });
-  const agents = new Map<string, Proc>();
-  const procs: Proc[] = [];
+  const agents = new Map<string, LoggedProcess>();
+  const procs: LoggedProcess[] = [];
   let n1: TestNode;
   let n2: TestNode;
   let a: TestPod; // x/a on node-1
@@ -83,8 +48,8 @@ describe('weir relay over two agents in Kubernetes mode (root)', () => {
   let relay: ObserverClient;
   const pinRoot = (n: TestNode) => `/sys/fs/bpf/wk8-${n.name}`;
 
-  function startAgent(n: TestNode): Proc {
-    const p = new Proc(
+  function startAgent(n: TestNode): LoggedProcess {
+    const p = new LoggedProcess(
       topo.spawnIn(n.netns, [
         process.execPath,
         CLI,
@@ -180,7 +145,7 @@ describe('weir relay over two agents in Kubernetes mode (root)', () => {
     const r1 = startAgent(n1);
     const r2 = startAgent(n2);
     await Promise.all([r1.waitFor(/ ready: first sync enforced/), r2.waitFor(/ ready: first sync enforced/)]);
-    const rp = new Proc(
+    const rp = new LoggedProcess(
       spawn(process.execPath, [
         CLI,
         'relay',

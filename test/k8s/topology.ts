@@ -277,3 +277,42 @@ export class Topology {
     quiet(`ip link del ${BRIDGE}`);
   }
 }
+
+/** The lines a process (an agent, a relay) wrote, and a way to wait for one. */
+export class LoggedProcess {
+  lines: string[] = [];
+  constructor(readonly child: ChildProcess) {
+    let buf = '';
+    const take = (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        this.lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', take);
+  }
+
+  async waitFor(re: RegExp, ms = 30_000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const l = this.lines.find((x) => re.test(x));
+      if (l) return l;
+      if (this.child.exitCode !== null)
+        throw new Error(`process exited (${this.child.exitCode}):\n${this.lines.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`no line matching ${re} within ${ms} ms:\n${this.lines.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  kill9(): void {
+    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      process.kill(this.child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
