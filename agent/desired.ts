@@ -77,11 +77,65 @@ export interface IpcacheEntry {
   identity: number;
 }
 
+/**
+ * One backend of a service frontend: a pod address and the port it listens on
+ * (the Service's targetPort, resolved by name through the EndpointSlice's port names).
+ */
+export interface ServiceBackend {
+  /** Canonical address of the backend pod (same family as the frontend). */
+  ip: string;
+  port: number;
+  /** "namespace/name" of the backend pod when the EndpointSlice names it (targetRef). */
+  pod?: string;
+  /** EndpointSlice endpoint's nodeName. */
+  nodeName?: string;
+  /** EndpointSlice conditions. */
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+}
+
+/**
+ * One load-balanced frontend: a Service's (address, port, protocol). A ClusterIP Service
+ * with two clusterIPs and two ports has four frontends; a NodePort Service also has one
+ * per (family, nodePort) with `scope: 'nodePort'` and the unspecified address
+ * ("0.0.0.0" or "::"), meaning every address of this node.
+ */
+export interface ServiceFrontend {
+  /** "namespace/name" of the Service. */
+  service: string;
+  scope: 'clusterIP' | 'nodePort';
+  /** Canonical address: the ClusterIP, or "0.0.0.0" / "::" for a NodePort frontend. */
+  address: string;
+  port: number;
+  protocol: L4Protocol;
+  /** The Service port's name ("" when unnamed). */
+  portName: string;
+  /** sessionAffinity ClientIP timeout in seconds; 0 = no affinity. */
+  affinityTimeoutSeconds: number;
+  /**
+   * Backends the datapath may choose from, already selected as kube-proxy does: the ready
+   * ones, else the serving-and-terminating ones; for internalTrafficPolicy Local (clusterIP
+   * scope) or externalTrafficPolicy Local (nodePort scope) only those on this node. Empty =
+   * the frontend exists but has no backend (the datapath drops with NO_SERVICE_BACKEND).
+   */
+  backends: ServiceBackend[];
+  /** nodePort scope with externalTrafficPolicy Local: keep the client's source address. */
+  externalLocal: boolean;
+}
+
+/** Canonical key of a frontend: "address|port|protocol" (address in canonical text). */
+export function frontendKey(f: Pick<ServiceFrontend, 'address' | 'port' | 'protocol'>): string {
+  return `${f.address}|${f.port}|${f.protocol}`;
+}
+
 export interface DesiredState {
   /** Local endpoints by "namespace/name". */
   endpoints: Map<string, EndpointState>;
   /** By canonical CIDR. */
   ipcache: Map<string, IpcacheEntry>;
+  /** Service frontends by frontendKey(); absent or empty when services are off. */
+  services?: Map<string, ServiceFrontend>;
 }
 
 /** Canonical key of a policy entry, used to dedupe and diff. */
@@ -109,6 +163,10 @@ export interface DesiredDiff {
   ipcacheUpserted: IpcacheEntry[];
   /** CIDRs removed. */
   ipcacheRemoved: string[];
+  /** Frontends that are new or changed (full new state, backends included). */
+  servicesUpserted?: ServiceFrontend[];
+  /** frontendKey() of frontends that are gone. */
+  servicesRemoved?: string[];
 }
 
 /** True when applying the diff would change nothing. */
@@ -119,6 +177,8 @@ export function isEmptyDiff(d: DesiredDiff): boolean {
     [...d.entriesAdded.values()].every((l) => l.length === 0) &&
     [...d.entriesRemoved.values()].every((l) => l.length === 0) &&
     d.ipcacheUpserted.length === 0 &&
-    d.ipcacheRemoved.length === 0
+    d.ipcacheRemoved.length === 0 &&
+    (d.servicesUpserted?.length ?? 0) === 0 &&
+    (d.servicesRemoved?.length ?? 0) === 0
   );
 }
