@@ -50,7 +50,9 @@ const lean = {
       const importer = relative(dist, args.importer);
       if (BUNDLED_DYNAMIC.has(`${importer} ${args.path}`)) return undefined;
       // a package, or the compiled module itself as the bundle (in dist/cli) reaches it
-      const path = args.path.startsWith('.') ? './' + relative(outDir, resolve(dirname(args.importer), args.path)) : args.path;
+      const path = args.path.startsWith('.')
+        ? './' + relative(outDir, resolve(dirname(args.importer), args.path))
+        : args.path;
       externals.add(path);
       return { path, external: true };
     });
@@ -88,7 +90,8 @@ await esbuild.build({
 // The bundle runs as a script (vm.Script, for its code cache), where import() has no loader
 // behind it once the code comes from a cache: bin/weir passes its own import as __weirImport.
 let code = readFileSync(outFile, 'utf8');
-for (const path of externals) code = code.replaceAll(`import(${JSON.stringify(path)})`, `__weirImport(${JSON.stringify(path)})`);
+for (const path of externals)
+  code = code.replaceAll(`import(${JSON.stringify(path)})`, `__weirImport(${JSON.stringify(path)})`);
 const stray = /(^|[^\w$.])import\(/.exec(code);
 if (stray) throw new Error(`the bundle still has a dynamic import at ${stray.index}: add it to the externals`);
 
@@ -109,7 +112,9 @@ if (existsSync(join(root, 'test/fixtures/xyz')))
 await warmObserve();
 const cache = join(outDir, `weir.${id}.cache`);
 if (!existsSync(cache)) throw new Error(`no code cache was written to ${cache}`);
-process.stdout.write(`>> bundle ${relative(root, outFile)} (${code.length >> 10} KiB), code cache ${readFileSync(cache).length >> 10} KiB\n`);
+process.stdout.write(
+  `>> bundle ${relative(root, outFile)} (${code.length >> 10} KiB), code cache ${readFileSync(cache).length >> 10} KiB\n`,
+);
 
 /** `weir observe` against a flow API on a unix socket holding a few flows of every kind. */
 async function warmObserve() {
