@@ -257,32 +257,32 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
     });
     const addr = served.addresses[0]!;
     const opts = { 'grpc.ssl_target_name_override': 'weir-relay', 'grpc.default_authority': 'weir-relay' };
+    const tries: Array<[string, ObserverClient]> = [
+      ['plaintext', new ObserverClient(addr)],
+      ['TLS without a client certificate', new ObserverClient(addr, grpc.credentials.createSsl(ca.cert), opts)],
+      [
+        'a client certificate of another CA',
+        new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, rogueCert.key, rogueCert.cert), opts),
+      ],
+    ];
+    const good = new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, agentCert.key, agentCert.cert), opts);
     try {
-      const tries: Array<[string, ObserverClient]> = [
-        ['plaintext', new ObserverClient(addr)],
-        ['TLS without a client certificate', new ObserverClient(addr, grpc.credentials.createSsl(ca.cert), opts)],
-        [
-          'a client certificate of another CA',
-          new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, rogueCert.key, rogueCert.cert), opts),
-        ],
-      ];
       for (const [what, c] of tries) {
         const r = await c.collect({ number: 10 }, 3000).then(
           (rs) => `answered ${rs.length}`,
           (e: grpc.ServiceError) => e.code,
         );
         expect([what, r]).toEqual([what, grpc.status.UNAVAILABLE]);
-        c.close();
       }
-      const good = new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, agentCert.key, agentCert.cert), opts);
       obs['node-a']!.ingest([denied({ srcPort: 901 })]);
       await sleep(3);
       obs['node-b']!.ingest([allowed({ srcPort: 902 })]);
       await until(async () => (await good.collect({ number: 1 })).some((r) => r.flow?.l4.TCP?.source_port === 902));
       expect((await good.collect({ number: 2 })).filter((r) => r.flow).map(key)).toEqual(['node-a:901', 'node-b:902']);
       expect((await good.getNodes()).nodes.map((n) => n.name).sort()).toEqual(['node-a', 'node-b']);
-      good.close();
     } finally {
+      for (const [, c] of tries) c.close();
+      good.close();
       await served.close();
     }
   });
