@@ -56,8 +56,8 @@ describe('restart-agent widening check', () => {
       new Map([[300, B]]),
     );
     expect(compareSnapshots(before, after).widened).toEqual(['ifindex 7: new entry ingress identity=16777301 TCP/443']);
-    expect(withIdentityNames(snapshot(['ingress identity=302 TCP/1']), new Map([[302, C]])).endpoints.get(7)!.entries).toEqual(
-      new Set(['ingress identity={app=c,io.kubernetes.pod.namespace=t} TCP/1']),
-    );
+    expect(
+      withIdentityNames(snapshot(['ingress identity=302 TCP/1']), new Map([[302, C]])).endpoints.get(7)!.entries,
+    ).toEqual(new Set(['ingress identity={app=c,io.kubernetes.pod.namespace=t} TCP/1']));
   });
 });
