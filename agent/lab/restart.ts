@@ -48,7 +48,7 @@ export function withIdentityNames(s: DatapathSnapshot, identities: IdentityNames
   const named = (entry: string): string =>
     entry.replace(/\bidentity=(\d+)/, (whole, n: string) => {
       const labels = identities.get(Number(n));
-      return labels ? `identity={${labels.join(',')}}` : whole;
+      return labels && labels.length > 0 ? `identity={${labels.join(',')}}` : whole;
     });
   return {
     endpoints: new Map(
