@@ -116,11 +116,13 @@ static __always_inline int weir_no_endpoint(struct __sk_buff *skb, __u8 dir, con
 /* One packet's state between the fast path and the full path. */
 struct weir_ctx {
 	struct weir_pkt pkt;
-	union weir_ct_anykey key; /* the packet's own connection (forward key), once looked up */
-	__u64 now;		  /* conntrack clock, once looked up */
-	int reason;		  /* parse result: 0 or a WEIR_DROP_* */
-	int restart;		  /* a bare SYN on a closing connection: starts it over */
-	int looked;		  /* conntrack looked up by the fast path (key, now, ct, rct valid) */
+	union weir_ct_anykey
+		key;   /* scratch for conntrack keys (the stack is tight: 512 bytes for both frames) */
+	__u64 now;     /* conntrack clock, once looked up */
+	__u8 reason;   /* parse result: 0 or a WEIR_DROP_* */
+	__u8 restart;  /* a bare SYN on a closing connection: starts it over */
+	__u8 looked;   /* conntrack looked up by the fast path (now, ct, rct valid) */
+	__u8 no_entry; /* looked up, and neither direction has an entry (live or expired) */
 };
 
 /*
@@ -134,12 +136,11 @@ static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifin
 					struct weir_ct_value **ctp, struct weir_ct_value **rctp)
 {
 	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
-	struct weir_ct_value *ct, *rct;
+	struct weir_ct_value *raw, *ct, *rct;
 
 	weir_ct_key_fwd(&c->key, &c->pkt.t, dir, ifindex);
-	ct = weir_ct_lookup(&c->key, c->pkt.t.family);
-	if (ct && ct->expires_ns <= c->now)
-		ct = NULL;
+	raw = weir_ct_lookup(&c->key, c->pkt.t.family);
+	ct = raw && raw->expires_ns > c->now ? raw : NULL;
 	*ctp = ct;
 	if (ct) {
 		c->restart = (c->pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
@@ -152,9 +153,13 @@ static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifin
 	}
 	if ((c->pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN)
 		return 0; /* a bare SYN is never a reply */
-	union weir_ct_anykey rkey;
-	weir_ct_key_rev(&rkey, &c->pkt.t, other, ifindex);
-	rct = weir_ct_lookup(&rkey, c->pkt.t.family);
+	weir_ct_key_rev(&c->key, &c->pkt.t, other, ifindex);
+	rct = weir_ct_lookup(&c->key, c->pkt.t.family);
+	if (!rct) {
+		__u8 absent = !raw; /* a scalar: the verifier refuses pointer arithmetic such as raw | rct */
+		WEIR_NO_MERGE(absent);
+		c->no_entry = absent;
+	}
 	if (rct && rct->expires_ns <= c->now)
 		rct = NULL;
 	*rctp = rct;
@@ -225,6 +230,8 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 	ep = weir_endpoint(ifindex);
 	if (!ep)
 		return weir_no_endpoint(skb, dir, pkt, &v);
+	if (c->no_entry && pkt->t.proto == IPPROTO_TCP && !(pkt->tcp_flags & WEIR_TCP_SYN))
+		weir_count_ct_miss(dir); /* evicted, most likely */
 
 	/*
 	 * Source validation, on every packet from the pod that leaves the fast
@@ -326,6 +333,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 		v.flags = WEIR_FLOW_F_NEW;
 		return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_CT_BUDGET);
 	}
+	weir_ct_key_fwd(&c->key, &pkt->t, dir, ifindex);
 	if (weir_ct_insert(&c->key, pkt->t.family, &nct) != 0)
 		return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_CT_FULL);
 #endif
@@ -366,6 +374,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	__builtin_memset(&c.pkt, 0, sizeof(c.pkt));
 	c.restart = 0;
 	c.looked = 0;
+	c.no_entry = 0;
 	c.reason = weir_parse(skb, &c.pkt);
 	if (!c.reason && c.pkt.kind != WEIR_PKT_ALWAYS && c.pkt.kind != WEIR_PKT_ICMP_ERROR && !c.pkt.frag) {
 		c.now = weir_ct_now();

@@ -10,7 +10,7 @@ import { loadObject, type LoadedObject } from '../../maps/object.js';
 import { BpfMap } from '../../maps/bpf-map.js';
 import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
 import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
-import { readCounters, readLostEvents, type CounterRow } from '../../maps/readers.js';
+import { readCounters, readCtMisses, readLostEvents, type CounterRow } from '../../maps/readers.js';
 import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
@@ -141,6 +141,11 @@ export class Datapath {
 
   lostEvents(): bigint {
     return readLostEvents(this.map('lostEvents'));
+  }
+
+  /** TCP packets without SYN that found no conntrack entry, per direction (see readCtMisses). */
+  conntrackMisses(): { ingress: bigint; egress: bigint } {
+    return readCtMisses(this.map('ctMiss'));
   }
 
   /** Streams decoded flow events; close the reader when done. */

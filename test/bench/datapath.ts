@@ -27,8 +27,11 @@ const PEER_ID = 5001;
 /** Programs of bpf/weir_bench_ops.c: one operation, WEIR_BENCH_OPS times each. */
 const OPS: Array<[program: string, what: string]> = [
   ['op_ktime', 'bpf_ktime_get_ns()'],
+  ['op_ktime_coarse', 'bpf_ktime_get_coarse_ns()'],
+  ['op_jiffies', 'bpf_jiffies64() (inlined by the verifier)'],
   ['op_hash4_hit', 'hash lookup, 4-byte key (endpoints), hit'],
   ['op_ct4_hit', 'LRU hash lookup, 20-byte key (IPv4 conntrack), hit'],
+  ['op_ct4_update', 'LRU hash update, 20-byte key (IPv4 conntrack), replacing an entry'],
   ['op_ct_hit', 'LRU hash lookup, 44-byte key (IPv6 conntrack), hit'],
   ['op_percpu_counter', 'per-CPU array lookup + increment (counters)'],
   ['op_ringbuf_reserve_discard', 'ring buffer reserve + discard'],
