@@ -85,7 +85,9 @@ describe('conntrack eviction count', () => {
     expect(view.conntrack.midstreamMisses).toEqual({ ingress: 1n, egress: 1n });
     expect(view.conntrack.ipv4.capacity).toBe(CT4_SIZE);
     expect(formatDatapath(view)).toMatch(
-      new RegExp(`conntrack: ipv4 \\d+/${CT4_SIZE} .*mid-stream misses \\(evicted, most likely\\): 2 \\(ingress 1, egress 1\\)`),
+      new RegExp(
+        `conntrack: ipv4 \\d+/${CT4_SIZE} .*mid-stream misses \\(evicted, most likely\\): 2 \\(ingress 1, egress 1\\)`,
+      ),
     );
     process.stdout.write(
       `conntrack eviction: a ${CT4_SIZE}-entry table evicted the known connection after ${flood} new connections; its next packet counted 1 miss\n`,
