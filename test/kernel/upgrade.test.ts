@@ -47,8 +47,11 @@ afterAll(() => {
 });
 
 const dropped = (d: Datapath, reason: number): bigint =>
-  d.counters().find((r) => counterIndex(r.direction, r.verdict, r.reason) === counterIndex(Direction.EGRESS, Verdict.DROPPED, reason))
-    ?.packets ?? 0n;
+  d
+    .counters()
+    .find(
+      (r) => counterIndex(r.direction, r.verdict, r.reason) === counterIndex(Direction.EGRESS, Verdict.DROPPED, reason),
+    )?.packets ?? 0n;
 
 describe('pins of an older weir', () => {
   it('a 16-byte endpoint record map is replaced, its records carried over without addresses (fail closed), then rewritten', () => {
