@@ -116,13 +116,12 @@ static __always_inline int weir_no_endpoint(struct __sk_buff *skb, __u8 dir, con
 /* One packet's state between the fast path and the full path. */
 struct weir_ctx {
 	struct weir_pkt pkt;
-	union weir_ct_anykey
-		key;   /* scratch for conntrack keys (the stack is tight: 512 bytes for both frames) */
-	__u64 now;     /* conntrack clock, once looked up */
-	__u8 reason;   /* parse result: 0 or a WEIR_DROP_* */
-	__u8 restart;  /* a bare SYN on a closing connection: starts it over */
-	__u8 looked;   /* conntrack looked up by the fast path (now, ct, rct valid) */
-	__u8 no_entry; /* looked up, and neither direction has an entry (live or expired) */
+	union weir_ct_anykey key; /* scratch: both frames share 512 bytes of stack */
+	__u64 now;		  /* conntrack clock, once looked up */
+	__u8 reason;		  /* parse result: 0 or a WEIR_DROP_* */
+	__u8 restart;		  /* a bare SYN on a closing connection: starts it over */
+	__u8 looked;		  /* conntrack looked up by the fast path (now, ct, rct valid) */
+	__u8 no_entry;		  /* looked up, and neither direction has an entry (live or expired) */
 };
 
 /*
@@ -346,7 +345,8 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 /*
  * The full path of each direction as its own BPF function (not inlined): the
  * fast path keeps only what it needs in registers, instead of sharing them
- * with everything the full path holds live (about 11 ns per packet here).
+ * with everything the full path holds live (established packet 59 -> 40 ns
+ * net on the bench machine).
  */
 static __noinline int weir_full_egress(struct __sk_buff *skb, struct weir_ctx *c, struct weir_ct_value *ct,
 				       struct weir_ct_value *rct)
