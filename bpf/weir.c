@@ -130,39 +130,58 @@ struct weir_ctx {
  * entries read as none. Returns 1 when the packet belongs to a known
  * connection whose stamp equals its endpoint's current policy_rev: it is
  * touched and passes. Anything else takes the full path with what was found.
+ *
+ * A packet from a lower port to a higher one (a server's answer to an
+ * ephemeral client port, an echo reply) looks for the connection it replies
+ * to first, so a reply costs one lookup, not a forward miss and a hit; a
+ * forward packet from a port below its destination's pays that second lookup
+ * instead. The order never changes a verdict: a connection and one it would
+ * be the reply of cannot both be open on one interface.
  */
 static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifindex,
 					struct weir_ct_value **ctp, struct weir_ct_value **rctp)
 {
 	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
-	struct weir_ct_value *raw, *ct, *rct;
+	const int bare_syn = (c->pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN;
+	struct weir_ct_value *raw, *ct, *rraw = NULL, *rct;
+	int rlooked = 0;
 
+	if (!bare_syn && c->pkt.t.sport < c->pkt.t.dport) {
+		weir_ct_key_rev(&c->key, &c->pkt.t, other, ifindex);
+		rraw = weir_ct_lookup(&c->key, c->pkt.t.family);
+		rlooked = 1;
+		if (rraw && rraw->expires_ns > c->now && !(rraw->flags & WEIR_CT_F_REVOKED) &&
+		    weir_ct_stamp_current(rraw)) {
+			weir_ct_touch(rraw, &c->pkt, c->now, 1);
+			return 1;
+		}
+	}
 	weir_ct_key_fwd(&c->key, &c->pkt.t, dir, ifindex);
 	raw = weir_ct_lookup(&c->key, c->pkt.t.family);
 	ct = raw && raw->expires_ns > c->now ? raw : NULL;
 	*ctp = ct;
 	if (ct) {
-		c->restart = (c->pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN &&
-			     (ct->flags & WEIR_CT_F_CLOSING);
+		c->restart = bare_syn && (ct->flags & WEIR_CT_F_CLOSING);
 		if (!c->restart && !(ct->flags & WEIR_CT_F_REVOKED) && weir_ct_stamp_current(ct)) {
 			weir_ct_touch(ct, &c->pkt, c->now, 0);
 			return 1;
 		}
 		return 0;
 	}
-	if ((c->pkt.tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN)
+	if (bare_syn)
 		return 0; /* a bare SYN is never a reply */
-	weir_ct_key_rev(&c->key, &c->pkt.t, other, ifindex);
-	rct = weir_ct_lookup(&c->key, c->pkt.t.family);
-	if (!rct) {
-		__u8 absent = !raw; /* a scalar: the verifier refuses pointer arithmetic such as raw | rct */
+	if (!rlooked) {
+		weir_ct_key_rev(&c->key, &c->pkt.t, other, ifindex);
+		rraw = weir_ct_lookup(&c->key, c->pkt.t.family);
+	}
+	if (!rraw) {
+		__u8 absent = !raw; /* a scalar: the verifier refuses pointer arithmetic such as raw | rraw */
 		WEIR_NO_MERGE(absent);
 		c->no_entry = absent;
 	}
-	if (rct && rct->expires_ns <= c->now)
-		rct = NULL;
+	rct = rraw && rraw->expires_ns > c->now ? rraw : NULL;
 	*rctp = rct;
-	if (rct && !(rct->flags & WEIR_CT_F_REVOKED) && weir_ct_stamp_current(rct)) {
+	if (!rlooked && rct && !(rct->flags & WEIR_CT_F_REVOKED) && weir_ct_stamp_current(rct)) {
 		weir_ct_touch(rct, &c->pkt, c->now, 1);
 		return 1;
 	}
