@@ -135,8 +135,9 @@ struct weir_ctx {
  * ephemeral client port, an echo reply) looks for the connection it replies
  * to first, so a reply costs one lookup, not a forward miss and a hit; a
  * forward packet from a port below its destination's pays that second lookup
- * instead. The order never changes a verdict: a connection and one it would
- * be the reply of cannot both be open on one interface.
+ * instead. The order matters only when both directions have an entry on one
+ * interface, one of them a leftover of the same ports (two live connections
+ * of one socket pair cannot exist): a current reply entry then wins.
  */
 static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifindex,
 					struct weir_ct_value **ctp, struct weir_ct_value **rctp)
