@@ -161,10 +161,11 @@ function addLazyReflection(server: grpc.Server): void {
     };
     server.addService(def, {
       ServerReflectionInfo: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        const refuse = (why: string) => call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: why });
         reflectionHandlers().then(
           (found) => {
             const real = found.get(path);
-            if (!real) throw new Error(`@grpc/reflection serves no ${path}`);
+            if (!real) return refuse(`reflection: @grpc/reflection serves no ${path}`);
             // the real handler's stream: decoded messages in, encoded ones out
             const stream = Object.assign(new EventEmitter(), {
               write: (m: unknown) => call.write(real.method.responseSerialize(m)),
@@ -174,7 +175,7 @@ function addLazyReflection(server: grpc.Server): void {
             call.on('data', (b: Buffer) => stream.emit('data', real.method.requestDeserialize(b)));
             call.on('end', () => stream.emit('end'));
           },
-          (e: Error) => call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: `reflection: ${e.message}` }),
+          (e: Error) => refuse(`reflection: ${e.message}`),
         );
       },
     });
