@@ -19,7 +19,16 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -70,9 +79,11 @@ const lean = {
 };
 
 mkdirSync(outDir, { recursive: true });
-for (const f of readdirSync(outDir)) if (f.startsWith('weir.')) rmSync(join(outDir, f));
+// the old bundle stays in place until the new one replaces it whole (a weir started meanwhile runs either)
+const stale = readdirSync(outDir).filter((f) => f.startsWith('weir.') && f.endsWith('.cache'));
 
-await esbuild.build({
+const built = await esbuild.build({
+  write: false,
   entryPoints: [join(dist, 'agent/cli/main.js')],
   outfile: outFile,
   bundle: true,
@@ -89,7 +100,7 @@ await esbuild.build({
 
 // The bundle runs as a script (vm.Script, for its code cache), where import() has no loader
 // behind it once the code comes from a cache: bin/weir passes its own import as __weirImport.
-let code = readFileSync(outFile, 'utf8');
+let code = built.outputFiles[0].text;
 for (const path of externals)
   code = code.replaceAll(`import(${JSON.stringify(path)})`, `__weirImport(${JSON.stringify(path)})`);
 const stray = /(^|[^\w$.])import\(/.exec(code);
@@ -97,7 +108,9 @@ if (stray) throw new Error(`the bundle still has a dynamic import at ${stray.ind
 
 // The bundle's id: bin/weir reads it from the first line and looks for weir.<id>.cache.
 const id = createHash('sha256').update(code).digest('hex').slice(0, 16);
-writeFileSync(outFile, `// weir-bundle ${id}\n${code}`);
+writeFileSync(`${outFile}.tmp`, `// weir-bundle ${id}\n${code}`);
+renameSync(`${outFile}.tmp`, outFile);
+for (const f of stale) if (f !== `weir.${id}.cache`) rmSync(join(outDir, f), { force: true });
 
 // Make the code cache: each run loads the cache so far and writes it again with what it compiled.
 const weir = join(root, 'bin/weir');
