@@ -148,7 +148,8 @@ export async function startKubernetesDiscovery(
         );
         rv = resourceVersion ?? rv;
       } catch (err) {
-        if (!(err instanceof Gone)) throw err;
+        // 410 as a watch event or as the answer to the watch request: relist
+        if (!(err instanceof Gone) && !(err instanceof KubeApiError && err.statusCode === 410)) throw err;
         rv = await list();
       } finally {
         clearTimeout(watchdog);
