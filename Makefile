@@ -15,6 +15,7 @@ help:
 	@echo "make demo   - install what is missing, build, and show weir enforcing policies in a local lab"
 	@echo "make test   - install, build and run every test (kernel tests need root)"
 	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md (SUITES=... selects)"
+	@echo "make soak   - the real agent for 10 minutes under 100k flow events/s, a stalled client and label churn: RSS plotted (root)"
 	@echo "make deps   - apt and npm dependencies (idempotent)"
 	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
@@ -90,6 +91,12 @@ test-parser-full: need-root deps build
 # SUITES="datapath agentmem" runs only those (names in test/bench/run.ts); WEIR_BENCH_QUICK=1 shrinks them.
 bench: deps build
 	@node dist/test/bench/run.js $(SUITES)
+
+# The soak (root, not in bench): the real agent for WEIR_SOAK_SECONDS (default 600) under 100k flow
+# events/s, a stalled flow client and 100 label changes/s; RSS over time in docs/benchmarks.md.
+.PHONY: soak
+soak: deps build
+	@node dist/test/bench/run.js soak
 
 demo: deps build
 	@bash examples/demo.sh

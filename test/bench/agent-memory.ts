@@ -217,7 +217,7 @@ function policy(ns: string, k: number): KubeObject {
  * (`wam<N>`, its peer beside it: no traffic flows) and a /32 route to the pod's IP through it,
  * so the agent finds and attaches each pod's interface as on a real node. Removed afterwards.
  */
-function podVeths(ips: string[]): () => void {
+export function podVeths(ips: string[]): () => void {
   const names = ips.map((_, i) => `wam${process.pid % 1000}x${i}`);
   const batch = (lines: string[]): void => {
     const r = spawnSync('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', encoding: 'utf8' });
@@ -278,14 +278,14 @@ interface ProcMem {
   hwm: number;
 }
 
-function procMem(pid: number): ProcMem {
+export function procMem(pid: number): ProcMem {
   const st = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0);
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
 /** User + system CPU seconds of a process. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return (Number(rest[11]) + Number(rest[12])) / 100;

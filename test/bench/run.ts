@@ -13,7 +13,12 @@ export interface BenchSection {
   markdown: string;
 }
 
-type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSection> }> };
+type Suite = {
+  name: string;
+  load: () => Promise<{ run: () => Promise<BenchSection> }>;
+  /** Run only when named (`make soak`), never in the default `make bench`. */
+  onlyWhenNamed?: boolean;
+};
 
 const SUITES: Suite[] = [
   { name: 'datapath', load: () => import('./datapath.js') },
@@ -25,6 +30,7 @@ const SUITES: Suite[] = [
   { name: 'kubernetes', load: () => import('./kubernetes.js') },
   { name: 'agentmem', load: () => import('./agent-memory.js') },
   { name: 'startup', load: () => import('./startup.js') },
+  { name: 'soak', load: () => import('./soak.js'), onlyWhenNamed: true },
 ];
 
 function machine(): string {
@@ -52,7 +58,7 @@ async function main(): Promise<void> {
   let doc = existsSync(path)
     ? readFileSync(path, 'utf8')
     : '# weir benchmarks\n\nWritten by `make bench`. Every comparison is a ratio measured side by side in one run.\n';
-  const selected = SUITES.filter((s) => only.length === 0 || only.includes(s.name));
+  const selected = SUITES.filter((s) => (only.length === 0 ? !s.onlyWhenNamed : only.includes(s.name)));
   for (const [i, suite] of selected.entries()) {
     process.stdout.write(`[${i + 1}/${selected.length}] ${suite.name} ...\n`);
     const t0 = Date.now();
