@@ -95,7 +95,9 @@ function populate(api: TestApiServer): { sinkIp: string; sourceIp: string; local
       policyTypes: ['Ingress'],
       ingress: [
         {
-          from: [{ podSelector: { matchExpressions: [{ key: 'version', operator: 'In', values: ['v1', 'v2', 'v3'] }] } }],
+          from: [
+            { podSelector: { matchExpressions: [{ key: 'version', operator: 'In', values: ['v1', 'v2', 'v3'] }] } },
+          ],
           ports: [{ port: 8080 }],
         },
       ],
@@ -150,8 +152,7 @@ async function metrics(): Promise<Metrics> {
 
 async function statusReady(): Promise<boolean> {
   try {
-    const r = await fetch(`http://127.0.0.1:${HEALTH_PORT}/statusz`);
-    return r.ok && ((await r.json()) as { ready: boolean }).ready;
+    return (await fetch(`http://127.0.0.1:${HEALTH_PORT}/readyz`)).ok;
   } catch {
     return false;
   }
@@ -212,14 +213,22 @@ export async function run(): Promise<BenchSection> {
   const children: ChildProcess[] = [];
   let churnTimer: NodeJS.Timeout | undefined;
   try {
-    const readyBy = Date.now() + 120_000;
+    const readyBy = Date.now() + (Number(process.env.WEIR_SOAK_READY_S) || 120) * 1000;
     while (!(await statusReady())) {
-      if (exited !== undefined) throw new Error(`the agent exited (${exited}): ${readFileSync(logPath, 'utf8').slice(-2000)}`);
-      if (Date.now() > readyBy) throw new Error('soak: the agent did not become ready in 120 s');
+      if (exited !== undefined)
+        throw new Error(`the agent exited (${exited}): ${readFileSync(logPath, 'utf8').slice(-2000)}`);
+      if (Date.now() > readyBy) {
+        const st = await fetch(`http://127.0.0.1:${HEALTH_PORT}/readyz`).then((r) => r.text(), String);
+        throw new Error(
+          `soak: the agent is not ready after 120 s: ${st.slice(0, 1500)}\n${readFileSync(logPath, 'utf8').slice(-1500)}`,
+        );
+      }
       await sleep(100);
     }
     const pid = agent.pid!;
-    const sinkDev = /dev (\S+)/.exec(execFileSync('ip', ['-o', 'route', 'show', `${cluster.sinkIp}/32`], { encoding: 'utf8' }))![1]!;
+    const sinkDev = /dev (\S+)/.exec(
+      execFileSync('ip', ['-o', 'route', 'show', `${cluster.sinkIp}/32`], { encoding: 'utf8' }),
+    )![1]!;
     const ifindex = Number(readFileSync(`/sys/class/net/${sinkDev}/ifindex`, 'utf8'));
 
     // The stalled client: a real `weir observe --follow` whose output nobody reads.
@@ -232,9 +241,13 @@ export async function run(): Promise<BenchSection> {
 
     // The flow events: the agent's own pinned to_pod program on denied SYNs toward the sink.
     const frame = synFrame(cluster.sourceIp, cluster.sinkIp, 40000, 9000).toString('hex');
-    const gen = spawn(process.execPath, ['dist/test/bench/flows-generator.js', pinRoot, String(ifindex), String(RATE), `${frame}:1`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const gen = spawn(
+      process.execPath,
+      ['dist/test/bench/flows-generator.js', pinRoot, String(ifindex), String(RATE), `${frame}:1`],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     children.push(gen);
     let generated = 0;
     let genBuf = '';
@@ -265,7 +278,8 @@ export async function run(): Promise<BenchSection> {
     const t0 = performance.now();
     for (let s = 1; s <= SECONDS; s++) {
       await sleep(Math.max(0, t0 + s * 1000 - performance.now()));
-      if (exited !== undefined) throw new Error(`the agent exited (${exited}): ${readFileSync(logPath, 'utf8').slice(-2000)}`);
+      if (exited !== undefined)
+        throw new Error(`the agent exited (${exited}): ${readFileSync(logPath, 'utf8').slice(-2000)}`);
       const m = await metrics();
       samples.push({ t: s, rss: procMem(pid).rss, generated, changes, ...m });
       if (s % 30 === 0) {
@@ -285,7 +299,8 @@ export async function run(): Promise<BenchSection> {
     const load1 = loadavg()[0]!;
     const slowAlive = stalled.exitCode === null && stalled.signalCode === null;
     return {
-      title: 'Soak: the real agent process for 10 minutes under 100k flow events/s, a stalled client and 100 label changes/s',
+      title:
+        'Soak: the real agent process for 10 minutes under 100k flow events/s, a stalled client and 100 label changes/s',
       markdown: report(samples, { cpu, load0, load1, slowAlive, hwm: procMem(pid).hwm }),
     };
   } finally {
@@ -323,8 +338,9 @@ function report(samples: Sample[], info: RunInfo): string {
   const growth = (100 * (end - base)) / base;
   const maxAfter = Math.max(...samples.filter((s) => s.t >= Math.min(BASE_S, last.t)).map((s) => s.rss));
   const secs = last.t;
-  const offered = last.generated / secs;
-  const processed = (last.processed - first.processed) / (secs - first.t || 1);
+  const span = secs - first.t || 1;
+  const offered = (last.generated - first.generated) / span;
+  const processed = (last.processed - first.processed) / span;
   const changeRate = last.changes / secs;
   const lost = last.lostRing;
 
@@ -349,8 +365,8 @@ function report(samples: Sample[], info: RunInfo): string {
       ],
     }),
   );
-  const goal = (what: string, target: string, measured: string, ok: boolean): string =>
-    `| ${what} | ${target} | ${measured} | ${ok ? 'met' : '**missed**'} |`;
+  const goal = (what: string, target: string, measured: string, ok: boolean | undefined): string =>
+    `| ${what} | ${target} | ${measured} | ${ok === undefined ? 'not judged: the run is too short' : ok ? 'met' : '**missed**'} |`;
   const row = (t: number): string => {
     const s = at(t);
     const p = samples[Math.max(0, samples.indexOf(s) - 30)]!;
@@ -375,11 +391,11 @@ RSS = VmRSS of \`/proc/PID/status\` of the agent, sampled every second. "Lost in
 |---:|---:|---:|---:|---:|---:|---:|
 ${marks.map(row).join('\n')}
 
-Whole run: offered ${(offered / 1000).toFixed(1)}k events/s (${last.generated.toLocaleString('en-US')} records), the agent processed ${(processed / 1000).toFixed(1)}k/s, ${changeRate.toFixed(1)} label changes/s (${last.changes.toLocaleString('en-US')}; the agent saw ${last.podUpdates.toLocaleString('en-US')} pod updates); peak RSS (VmHWM) ${info.hwm.toFixed(1)} MiB.
+From 1 s to the end: offered ${(offered / 1000).toFixed(1)}k events/s (${last.generated.toLocaleString('en-US')} records in all), the agent processed ${(processed / 1000).toFixed(1)}k/s, ${changeRate.toFixed(1)} label changes/s (${last.changes.toLocaleString('en-US')}; the agent saw ${last.podUpdates.toLocaleString('en-US')} pod updates); peak RSS (VmHWM) ${info.hwm.toFixed(1)} MiB.
 
 | goal | target | measured | |
 |---|---|---:|---|
-${goal(`RSS at the end vs at ${BASE_S} s (medians of the 10 s ending there)`, '≤ +10%', `${base.toFixed(1)} → ${end.toFixed(1)} MiB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)}%; highest sample after ${BASE_S} s ${maxAfter.toFixed(1)} MiB)`, growth <= 10 && secs > BASE_S)}
+${goal(`RSS at the end vs at ${BASE_S} s (medians of the 10 s ending there)`, '≤ +10%', `${base.toFixed(1)} → ${end.toFixed(1)} MiB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)}%; highest sample after ${BASE_S} s ${maxAfter.toFixed(1)} MiB)`, secs > BASE_S ? growth <= 10 : undefined)}
 ${goal('records lost in the kernel ring buffer', '0', String(lost), lost === 0)}
 ${goal('flow events offered', '100k/s', `${(offered / 1000).toFixed(1)}k/s`, offered >= 0.95 * RATE)}
 ${goal('label changes', `${CHANGES_PER_SECOND}/s`, `${changeRate.toFixed(1)}/s`, changeRate >= 0.95 * CHANGES_PER_SECOND)}
