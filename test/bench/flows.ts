@@ -34,7 +34,7 @@ const POD_ID = 4100;
 const CLIENT_ID = 4101;
 
 /** Ethernet + IPv4 + TCP SYN, no checksums (the program does not check them). */
-function synFrame(src: string, dst: string, sport: number, dport: number): Buffer {
+export function synFrame(src: string, dst: string, sport: number, dport: number): Buffer {
   const f = Buffer.alloc(14 + 20 + 20);
   f.writeUInt16BE(0x0800, 12);
   f[14] = 0x45;

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import type { BenchSection } from './run.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 import { cpuSeconds, podVeths, procMem } from './agent-memory.js';
-import { writeAddr } from '../../maps/codecs/addr.js';
+import { synFrame } from './flows.js';
 import { renderChart } from './sidebyside/svg.js';
 
 const SECONDS = Number(process.env.WEIR_SOAK_SECONDS ?? 600);
@@ -104,27 +104,6 @@ function populate(api: TestApiServer): { sinkIp: string; sourceIp: string; local
     },
   });
   return { sinkIp, sourceIp, local, churn };
-}
-
-/** Ethernet + IPv4 + TCP SYN, no checksums (the program does not check them). */
-function synFrame(src: string, dst: string, sport: number, dport: number): Buffer {
-  const f = Buffer.alloc(14 + 20 + 20);
-  f.writeUInt16BE(0x0800, 12);
-  f[14] = 0x45;
-  f.writeUInt16BE(40, 16);
-  f[22] = 64;
-  f[23] = 6;
-  const a = Buffer.alloc(16);
-  writeAddr(a, 0, src);
-  a.copy(f, 26, 0, 4);
-  writeAddr(a, 0, dst);
-  a.copy(f, 30, 0, 4);
-  f.writeUInt16BE(sport, 34);
-  f.writeUInt16BE(dport, 36);
-  f[46] = 5 << 4;
-  f[47] = 0x02;
-  f.writeUInt16BE(65535, 48);
-  return f;
 }
 
 interface Metrics {
