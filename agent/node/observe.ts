@@ -34,6 +34,7 @@ export function startNodeObservability(
         }
       : {}),
     metricsPort: config.metricsPort === 0 ? null : config.metricsPort,
+    metricsOffLoop: true,
     podMetrics: { enabled: config.podMetrics, maxPods: config.podMetricsMaxPods },
   });
 }
