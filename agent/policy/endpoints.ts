@@ -5,8 +5,8 @@
  * all others, a selector's net identity changes add or withdraw exactly the entries they produce
  * (entries.ts). Named ports are counted here (egress named ports resolve per peer identity).
  *
- * It keeps per pod an index record (identity, locality, claimed prefixes, registered named
- * ports), not the Pod: the Store holds it, and recomputing reads it from there.
+ * It keeps per pod an index record (identity, locality, the Pod version it was built from), and
+ * recomputes from the Store's current Pod.
  */
 import { ReservedIdentity } from '../desired.js';
 import type { DesiredDiff, EndpointState, PolicyEntry, RuleRef } from '../desired.js';
@@ -20,16 +20,16 @@ import { namedKey, rulePorts, type PolicyRecord, type PolicyTable } from './poli
 import type { SelectorCache, SelectorDelta, SelectorEntry } from './selector-cache.js';
 import { selectorMatches } from './selector.js';
 
-/** What the compiler keeps of a pod: indexes, not the object. */
+/**
+ * What the compiler keeps of a pod: its identity and locality, and the version of the Pod it was
+ * built from (the Store's object, not a copy), whose addresses and named ports are what was
+ * claimed and counted.
+ */
 export interface PodRecord {
-  namespace: string;
   /** Set for pods that are not hostNetwork and not finished. */
   identity?: Identity;
   local: boolean;
-  /** Host prefixes of its IPs, as claimed in the ipcache. */
-  ipCIDRs: string[];
-  /** Its named container ports as counted ("name/PROTO" and port). */
-  namedPorts: Array<{ nk: string; port: number }>;
+  pod: Pod;
 }
 
 interface EndpointRecord {
@@ -70,7 +70,8 @@ export class EndpointCompiler {
   // ---------------------------------------------------------------- inputs
 
   /** Replaces a pod's record (undefined: the pod is gone); its endpoint is recomputed if local. */
-  setPod(key: string, rec: PodRecord | undefined, ns: string): void {
+  setPod(key: string, rec: PodRecord | undefined): void {
+    const ns = (rec ?? this.pods.get(key)!).pod.namespace;
     const old = this.pods.get(key);
     // Named ports: register the new before unregistering the old, so unchanged ones do not flap.
     if (rec?.identity) this.countNamedPorts(rec, +1);
@@ -94,16 +95,11 @@ export class EndpointCompiler {
     for (const ek of old?.selects ?? []) this.dirtyEndpoints.add(ek);
   }
 
-  /** The named container ports of a pod, for its record. */
-  static namedPortsOf(pod: Pod): Array<{ nk: string; port: number }> {
-    const out: Array<{ nk: string; port: number }> = [];
-    for (const p of pod.ports) if (p.name) out.push({ nk: namedKey(p.name, p.protocol), port: p.containerPort });
-    return out;
-  }
-
   private countNamedPorts(rec: PodRecord, delta: 1 | -1): void {
     const id = rec.identity!.id;
-    for (const { nk, port } of rec.namedPorts) {
+    for (const { name, protocol, containerPort: port } of rec.pod.ports) {
+      if (!name) continue;
+      const nk = namedKey(name, protocol);
       let byId = this.namedPorts.get(nk);
       if (!byId) this.namedPorts.set(nk, (byId = new Map()));
       let counts = byId.get(id);
@@ -217,7 +213,7 @@ export class EndpointCompiler {
     let ingressIsolated = false;
     let egressIsolated = false;
     const entries: EntryMap = new Map();
-    for (const pk of this.policies.inNamespace(rec.namespace)) {
+    for (const pk of this.policies.inNamespace(pod.namespace)) {
       const pol = this.policies.get(pk)!;
       if (!selectorMatches(pol.compiled.podSelector, identity.podLabels)) {
         pol.selects.delete(key);

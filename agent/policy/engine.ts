@@ -44,6 +44,16 @@ export interface PolicyEngineOptions {
 
 const DEFAULT_NS_LABEL = 'kubernetes.io/metadata.name';
 
+/** The host prefixes of a pod's IPs (what it claims in the ipcache). */
+function hostCIDRs(pod: Pod): string[] {
+  const out: string[] = [];
+  for (const ip of pod.ips) {
+    const c = hostCIDR(ip);
+    if (c) out.push(c);
+  }
+  return out;
+}
+
 export class PolicyEngine extends PolicyReader {
   readonly nodeName: string | undefined;
   private readonly defaultNsLabels = new Map<string, Labels>();
@@ -128,18 +138,14 @@ export class PolicyEngine extends PolicyReader {
     const managed = pod !== undefined && !pod.hostNetwork && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
     const identity = managed ? this.ids.acquirePod(pod.namespace, pod.labels, this.nsLabels(pod.namespace)) : undefined;
     const rec: PodRecord | undefined = pod
-      ? {
-          namespace: pod.namespace,
-          ...(identity ? { identity } : {}),
-          local: this.isLocal(pod),
-          ipCIDRs: managed ? pod.ips.map((ip) => hostCIDR(ip)!).filter(Boolean) : [],
-          namedPorts: identity ? EndpointCompiler.namedPortsOf(pod) : [],
-        }
+      ? { ...(identity ? { identity } : {}), local: this.isLocal(pod), pod }
       : undefined;
-    this.endpoints.setPod(key, rec, pod?.namespace ?? old!.namespace);
-    if (old?.identity) this.ids.releasePod(old.identity);
-    if (old) this.ids.unclaimPod(key, old.ipCIDRs);
-    if (rec?.identity) this.ids.claimPod(key, rec.ipCIDRs, rec.identity.id);
+    this.endpoints.setPod(key, rec);
+    if (old?.identity) {
+      this.ids.releasePod(old.identity);
+      this.ids.unclaimPod(key, hostCIDRs(old.pod));
+    }
+    if (rec?.identity) this.ids.claimPod(key, hostCIDRs(pod!), rec.identity.id);
   }
 
   private setPolicy(key: string, np: NetworkPolicy | undefined): void {

@@ -14,7 +14,7 @@
  * pin root of its own, removed afterwards.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
@@ -429,12 +429,18 @@ export async function runAgent(s: Scale, flags: { label: string; args: string[] 
     const after = procMem(pid);
     let heapSummary: HeapSummary | undefined;
     if (heap) {
-      // The snapshot is written on the agent's main loop: once status answers again, it is whole.
+      // The snapshot is whole once the file ends its JSON and stops growing.
       child.kill('SIGUSR2');
-      await sleep(200);
-      await until('the heap snapshot', 120_000, () => statusz(join(dir, 'run')));
-      const file = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot'));
-      if (!file) throw new Error('agentmem: the agent wrote no heap snapshot');
+      let size = -1;
+      const file = await until('the heap snapshot', 120_000, async () => {
+        await sleep(500);
+        const f = readdirSync(dir).find((n) => n.endsWith('.heapsnapshot'));
+        if (!f) return undefined;
+        const now = statSync(join(dir, f)).size;
+        const whole = now === size && readFileSync(join(dir, f), 'utf8').trimEnd().endsWith('}');
+        size = now;
+        return whole ? f : undefined;
+      });
       heapSummary = summarizeHeapSnapshot(join(dir, file));
     }
     return {
@@ -474,7 +480,11 @@ function heapLine(r: RunResult): string {
     .slice(0, 8)
     .map((t) => `${t.what.replace(/[|`]/g, ' ')} ${mib(t.bytes)} MiB (${t.count.toLocaleString('en-US')})`)
     .join('; ');
-  return `Retained heap of the agent at ${r.scale} after the label changes (${r.flags}; from a heap snapshot, taken after the RSS figures above): ${mib(r.heap.retained)} MiB. Largest parts (bytes of the objects themselves, count): ${parts}.`;
+  const holders = r.heap.holders
+    .slice(0, 8)
+    .map((t) => `${t.what.replace(/[|`]/g, ' ')} ${mib(t.bytes)} MiB`)
+    .join('; ');
+  return `Retained heap of the agent at ${r.scale} after the label changes (${r.flags}; from a heap snapshot, taken after the RSS figures above): ${mib(r.heap.retained)} MiB. Largest parts by kind (bytes of the objects themselves, count): ${parts}. By holder (the first object up the retainer chain that is not a container, and its field): ${holders}.`;
 }
 
 export async function run(): Promise<BenchSection> {
