@@ -18,6 +18,7 @@ import {
   type MetricsServer,
 } from './metrics/server.js';
 import type { ControlPlaneStats, DatapathStats } from './metrics/sources.js';
+import type { OffLoopHost } from './offloop.js';
 import { recordAgentEvents, type AgentEventsLike } from './metrics/agent-events.js';
 import { datapathMapUsage } from './metrics/map-usage.js';
 import { EngineFlowContext } from './flows/engine-context.js';
@@ -53,8 +54,8 @@ export interface ObservabilityOptions {
   /** /metrics port (default 9962); null for no metrics server. */
   metricsPort?: number | null;
   metricsHost?: string;
-  /** Serve /metrics from a worker thread, answering with the last rendering while the main loop is busy (the node agent). */
-  metricsOffLoop?: boolean;
+  /** Serve /metrics from this worker thread, answering with the last rendering while the main loop is busy (the node agent). */
+  metricsOffLoop?: OffLoopHost;
   podMetrics?: PodMetricsOptions;
   /** How often the datapath's lost-event counter is read (default 1000 ms). */
   lostPollMs?: number;
@@ -97,11 +98,11 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
     if (socketPath || o.tcpAddress)
       api = await startObserverServer(observer, { socketPath, tcpAddress: o.tcpAddress, tls: o.tls });
     if (o.metricsPort !== null)
-      http = await (o.metricsOffLoop ? startMetricsServerOffLoop : startMetricsServer)(
-        metrics,
-        o.metricsPort ?? DEFAULT_METRICS_PORT,
-        o.metricsHost,
-      );
+      http = o.metricsOffLoop
+        ? await startMetricsServerOffLoop(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost, {
+            offLoop: o.metricsOffLoop,
+          })
+        : await startMetricsServer(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost);
     if (o.events) source = o.events((evs) => observer.ingest(evs));
     const lostEvents = o.datapath?.lostEvents?.bind(o.datapath);
     if (lostEvents) {

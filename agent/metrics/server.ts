@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WeirMetrics } from './metrics.js';
-import { startOffLoopServer } from '../offloop.js';
+import { serveOffLoop, type OffLoopHost } from '../offloop.js';
 
 export const DEFAULT_METRICS_PORT = 9962;
 
@@ -78,22 +78,24 @@ export async function startMetricsServerOffLoop(
   metrics: WeirMetrics,
   port = DEFAULT_METRICS_PORT,
   host = '0.0.0.0',
-  opts: { deadlineMs?: number } = {},
+  opts: { deadlineMs?: number; offLoop?: OffLoopHost } = {},
 ): Promise<MetricsServer & { refresh(): Promise<void> }> {
   const text = 'text/plain; charset=utf-8';
-  const server = await startOffLoopServer(
+  const server = await serveOffLoop(
+    opts.offLoop,
     { port, host },
     [
       {
         path: '/metrics',
+        kind: 'ask',
         answer: async () => ({ contentType: metrics.registry.contentType, body: await metrics.text() }),
       },
-      { path: '/healthz', answer: () => ({ contentType: text, body: 'ok\n' }) },
+      { path: '/healthz', kind: 'ask', answer: () => ({ contentType: text, body: 'ok\n' }) },
     ],
     {
-      describe: `cannot serve metrics on ${host}:${port}: pick another port with --metrics-port`,
+      inUse: `cannot serve metrics on ${host}:${port}: the port is in use; pick another with --metrics-port`,
       notFound: { contentType: text, body: 'weir serves /metrics and /healthz\n' },
-      ...opts,
+      ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}),
     },
   );
   const bound = server.port!;

@@ -29,6 +29,7 @@ import { startNodeObservability } from './observe.js';
 import { findPodInterface, type PodInterface } from './interfaces.js';
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
+import { OffLoopHost } from '../offloop.js';
 
 const KIND_OF: Record<WatchedResource, KubeKind> = {
   namespaces: 'Namespace',
@@ -76,6 +77,8 @@ export class NodeAgent {
   private readonly datapath: DatapathEnforcement;
   private health?: HealthServer;
   private statusServer?: StatusServer;
+  /** One worker thread serves health, status and metrics, so they answer during a compile. */
+  private readonly offLoop = new OffLoopHost();
   private obs?: Observability;
   private invalid = 0;
   /** "verb|resource" refusals an Event was posted for. */
@@ -155,8 +158,9 @@ export class NodeAgent {
       },
       c.healthPort,
       c.healthHost,
+      { offLoop: a.offLoop },
     );
-    a.statusServer = await startStatusServer(c.runDir, () => a.status());
+    a.statusServer = await startStatusServer(c.runDir, () => a.status(), { host: a.offLoop });
     if (opts.observability !== false) {
       a.obs = await startNodeObservability(
         c,
@@ -165,6 +169,7 @@ export class NodeAgent {
         a.datapath,
         (ifindex) => [...a.interfaces.values()].find((i) => i.ifindex === ifindex)?.name,
         (ifindex) => [...a.interfaces.entries()].find(([, i]) => i.ifindex === ifindex)?.[0],
+        a.offLoop,
       );
     }
     await a.refreshAnswers();
@@ -432,6 +437,7 @@ export class NodeAgent {
     await this.obs?.close();
     await this.health?.close();
     await this.statusServer?.close();
+    await this.offLoop.close();
     await this.agent.close();
   }
 }

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { callControl } from '../control/client.js';
-import { startOffLoopServer } from '../offloop.js';
+import { serveOffLoop, type OffLoopHost } from '../offloop.js';
 
 /** The control socket of an agent whose run dir is `runDir`. */
 export function agentSocketPath(runDir: string): string {
@@ -28,24 +28,26 @@ export interface StatusServer {
 export async function startStatusServer(
   runDir: string,
   status: () => unknown,
-  opts: { deadlineMs?: number } = {},
+  opts: { deadlineMs?: number; host?: OffLoopHost } = {},
 ): Promise<StatusServer> {
   const socketPath = agentSocketPath(runDir);
-  const server = await startOffLoopServer(
+  const server = await serveOffLoop(
+    opts.host,
     { socketPath },
     [
       {
         path: '/status',
+        kind: 'ask',
         answer: () => ({ contentType: 'application/x-ndjson', body: `${JSON.stringify({ result: status() })}\n` }),
       },
     ],
     {
-      describe: `agent control socket ${socketPath}`,
+      inUse: `the agent control socket ${socketPath} is in use`,
       notFound: {
         contentType: 'application/x-ndjson',
         body: `${JSON.stringify({ error: 'no such endpoint; known: GET /status' })}\n`,
       },
-      ...opts,
+      ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}),
     },
   );
   return { socketPath, refresh: () => server.refresh(), close: () => server.close() };

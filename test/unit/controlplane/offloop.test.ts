@@ -1,6 +1,6 @@
 /**
- * `weir agent status` (control socket) and /metrics of the node agent are served from worker
- * threads: a request made while the main loop compiles a large policy is answered before the
+ * `weir agent status` (control socket), /metrics and /healthz of the node agent are served from a
+ * worker thread: a request made while the main loop compiles a large policy is answered before the
  * compile ends, with the last status or metrics the main loop handed over (and their age); once
  * the main loop is free again, answers are fresh. The client runs in a worker of its own and
  * raises a shared flag when its answer arrives; the main loop keeps compiling until it sees the
@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { startStatusServer } from '../../../agent/node/status.js';
+import { startHealthServerOffLoop } from '../../../agent/node/health.js';
+import { OffLoopHost } from '../../../agent/offloop.js';
 import { readAgentStatus } from '../../../agent/node/status.js';
 import { startMetricsServerOffLoop } from '../../../agent/metrics/server.js';
 import { WeirMetrics } from '../../../agent/metrics/metrics.js';
@@ -94,15 +96,26 @@ describe('status and metrics off the main loop', () => {
 
   it('answers `weir agent status` during a compile with the last status, and fresh once the loop is free', async () => {
     let revision = 1;
-    const srv = await startStatusServer(dir, () => ({ revision }), { deadlineMs: 50 });
+    // As in the node agent: health and status share one worker thread.
+    const host = new OffLoopHost();
+    const health = await startHealthServerOffLoop(
+      { healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) },
+      0,
+      '127.0.0.1',
+      { offLoop: host },
+    );
+    const srv = await startStatusServer(dir, () => ({ revision }), { deadlineMs: 50, host });
     const c = client({ socketPath: srv.socketPath }, '/status');
+    const h = client({ port: health.port }, '/healthz');
     try {
       await srv.refresh(); // what the agent hands over at start and after changes
       revision = 2; // the main loop moves on, then starts a long compile
       const got = c.ask();
-      const run = compileUntil(c.answered);
+      const gotHealth = h.ask();
+      const run = compileUntil(() => c.answered() && h.answered());
       revision = 3;
       expect(run.doneDuringCompile).toBe(true);
+      expect(await gotHealth).toMatchObject({ status: 200, body: 'ok\n' });
       const a = await got;
       expect(a.status).toBe(200);
       expect(JSON.parse(a.body)).toEqual({ result: { revision: 1 } });
@@ -111,7 +124,10 @@ describe('status and metrics off the main loop', () => {
       expect(await readAgentStatus(dir)).toEqual({ revision: 3 });
     } finally {
       await c.close();
+      await h.close();
       await srv.close();
+      await health.close();
+      await host.close();
     }
   });
 
