@@ -9,7 +9,9 @@
  *   limit, the answer is a 503 saying so.
  * - `ask`: the request is passed to the main loop and its answer served if it comes within the
  *   deadline; otherwise the last answer the worker had for that path is served, with its age in
- *   `X-Weir-Answer-Age-Ms`, and the fresh one kept for later (status, metrics). The main loop
+ *   `X-Weir-Answer-Age-Ms`, and the fresh one kept for later (status, metrics). One question per
+ *   path is outstanding at a time: requests meanwhile share its answer, so clients that poll a
+ *   busy main loop do not pile up work for it (status counts the kernel maps' entries). The main loop
  *   primes these with `refresh()`, so even the first request during a compile has an answer.
  */
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
@@ -68,7 +70,7 @@ const send = (res, a, ageMs) => {
   res.end(a.body);
 };
 const listen = (m) => {
-  const s = { ...m, last: new Map(), pending: new Map(), publishedAt: Date.now() };
+  const s = { ...m, last: new Map(), pending: new Map(), asking: new Map(), publishedAt: Date.now() };
   s.http = createServer((req, res) => {
     const path = new URL(req.url || '/', 'http://local').pathname;
     const kind = req.method === 'GET' ? s.routes[path] : undefined;
@@ -81,13 +83,18 @@ const listen = (m) => {
       const a = s.last.get(path);
       return send(res, a || { code: 503, contentType: 'text/plain; charset=utf-8', body: 'starting\\n' });
     }
-    const id = nextId++;
-    const p = { res, timer: undefined };
-    s.pending.set(id, p);
-    p.timer = setTimeout(() => {
+    // One question per path at a time: requests that come while the main loop computes an
+    // answer wait for that answer (or the deadline), so a busy main loop never gets a backlog.
+    const timer = setTimeout(() => {
       const a = s.last.get(path);
       if (a) send(res, a, Date.now() - a.at);
     }, s.deadlineMs);
+    const waiter = { res, timer };
+    const asked = s.asking.get(path);
+    if (asked !== undefined) return s.pending.get(asked).push(waiter);
+    const id = nextId++;
+    s.asking.set(path, id);
+    s.pending.set(id, [waiter]);
     parentPort.postMessage({ op: 'ask', server: s.server, id, path });
   });
   s.http.on('error', (err) => parentPort.postMessage({ op: 'listening', server: s.server,
@@ -110,11 +117,14 @@ parentPort.on('message', (m) => {
   if (m.id === 0) s.publishedAt = Date.now();
   if (!m.answer.code || m.answer.code === 200 || s.routes[m.path] === 'published')
     s.last.set(m.path, { ...m.answer, at: Date.now() });
-  const p = s.pending.get(m.id);
-  if (!p) return;
+  const waiters = s.pending.get(m.id);
+  if (!waiters) return;
   s.pending.delete(m.id);
-  clearTimeout(p.timer);
-  send(p.res, m.answer);
+  if (s.asking.get(m.path) === m.id) s.asking.delete(m.path);
+  for (const w of waiters) {
+    clearTimeout(w.timer);
+    send(w.res, m.answer);
+  }
 });
 `;
 

@@ -25,8 +25,8 @@ interface Got {
   body: string;
 }
 
-/** A client thread that sends one GET when told and raises flag[0] when the answer is in. */
-function client(target: { socketPath: string } | { port: number }, path: string) {
+/** A client thread that sends `times` GETs one after another when told and raises flag[0] when the last answer is in. */
+function client(target: { socketPath: string } | { port: number }, path: string, times = 1) {
   const flag = new Int32Array(new SharedArrayBuffer(4));
   const w = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
@@ -35,15 +35,18 @@ function client(target: { socketPath: string } | { port: number }, path: string)
      parentPort.on('message', () => {
        const o = { path: workerData.path, agent: false, ...(workerData.target.socketPath
          ? { socketPath: workerData.target.socketPath } : { host: '127.0.0.1', port: workerData.target.port }) };
-       http.get(o, (res) => {
+       let left = workerData.times;
+       const once = () => http.get(o, (res) => {
          let body = ''; res.on('data', (d) => (body += d));
          res.on('end', () => {
+           if (--left > 0) return once();
            parentPort.postMessage({ status: res.statusCode, age: res.headers['x-weir-answer-age-ms'] ?? null, body });
            Atomics.store(flag, 0, 1);
          });
        }).on('error', (e) => { parentPort.postMessage({ status: 0, age: null, body: String(e) }); Atomics.store(flag, 0, 1); });
+       once();
      });`,
-    { eval: true, workerData: { flag: flag.buffer, target, path } },
+    { eval: true, workerData: { flag: flag.buffer, target, path, times } },
   );
   return {
     /** Sends the request; resolves with the answer. */
@@ -96,6 +99,7 @@ describe('status and metrics off the main loop', () => {
 
   it('answers `weir agent status` during a compile with the last status, and fresh once the loop is free', async () => {
     let revision = 1;
+    let computed = 0;
     // As in the node agent: health and status share one worker thread.
     const host = new OffLoopHost();
     const health = await startHealthServerOffLoop(
@@ -104,11 +108,13 @@ describe('status and metrics off the main loop', () => {
       '127.0.0.1',
       { offLoop: host },
     );
-    const srv = await startStatusServer(dir, () => ({ revision }), { deadlineMs: 50, host });
-    const c = client({ socketPath: srv.socketPath }, '/status');
+    const srv = await startStatusServer(dir, () => (computed++, { revision }), { deadlineMs: 50, host });
+    // Three requests in a row during the compile: the main loop is asked once.
+    const c = client({ socketPath: srv.socketPath }, '/status', 3);
     const h = client({ port: health.port }, '/healthz');
     try {
-      await srv.refresh(); // what the agent hands over at start and after changes
+      await srv.refresh(); // what the agent hands over at start and once ready
+      expect(computed).toBe(1);
       revision = 2; // the main loop moves on, then starts a long compile
       const got = c.ask();
       const gotHealth = h.ask();
@@ -120,7 +126,10 @@ describe('status and metrics off the main loop', () => {
       expect(a.status).toBe(200);
       expect(JSON.parse(a.body)).toEqual({ result: { revision: 1 } });
       expect(Number(a.age)).toBeGreaterThanOrEqual(0);
-      // The main loop is free: the answer is computed now.
+      // The main loop is free: the one question asked during the compile is answered now (three
+      // requests, one computation), and answers are fresh again.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(computed).toBe(2);
       expect(await readAgentStatus(dir)).toEqual({ revision: 3 });
     } finally {
       await c.close();
