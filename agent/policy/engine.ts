@@ -108,6 +108,8 @@ export class PolicyEngine {
   private readonly cidrIdentities: CidrIdentityAllocator;
   private readonly ipcache = new Ipcache();
   private readonly extraPodCIDRs: string[];
+  /** A node changed: the cluster's pod CIDRs are rebuilt at the next flush. */
+  private podCIDRsDirty = false;
 
   private readonly namespaces = new Map<string, Namespace>();
   private readonly nodes = new Map<string, Node>();
@@ -221,7 +223,8 @@ export class PolicyEngine {
       const c = hostCIDR(a.address);
       if (c) this.ipcache.claim(c, 'node', name, id);
     }
-    this.refreshPodCIDRs();
+    // Once per flush, not per node: a list of 1,000 nodes would otherwise rebuild it 1,000 times.
+    this.podCIDRsDirty = true;
   }
 
   private refreshPodCIDRs(): void {
@@ -418,6 +421,10 @@ export class PolicyEngine {
   // ----------------------------------------------------------- compiling
 
   private flush(): DesiredDiff {
+    if (this.podCIDRsDirty) {
+      this.podCIDRsDirty = false;
+      this.refreshPodCIDRs();
+    }
     if (this.cidrBudget.takeFreed())
       for (const k of [...this.overBudget].sort()) this.setPolicy(k, this.policies.get(k)?.compiled.source);
     this.identities.gc();

@@ -1,0 +1,307 @@
+/**
+ * `cluster100k` bench suite: the real node agent process (`weir agent`, as the DaemonSet runs it)
+ * against the test API server holding a 100,000-pod cluster shaped as the kubelet and the
+ * controllers write it (test/bench/kube-objects.ts): 2,000 namespaces, 1,000 nodes, 10,000
+ * NetworkPolicies, 10,000 Services with their EndpointSlices.
+ *
+ * - First full sync: from spawning the agent until it is ready (every kind listed in pages,
+ *   stored, compiled, synced to the maps, its local pods' interfaces attached), and the agent's
+ *   own figure; the agent's CPU time from /proc/PID/stat, its RSS from /proc/PID/status.
+ * - Label changes at 1,000/s, open loop, through the API server: each gives a remote pod a label
+ *   set never seen before (a new identity). The latency of one change runs from its scheduled
+ *   time to the moment the pinned `weir_ipcache` map holds the pod's address with its new
+ *   identity (neither the old one nor the transit identity `init`), read by polling the map
+ *   from this process: API server -> watch -> store -> compiler -> syncer -> kernel.
+ *
+ * Needs root (the agent loads its programs). Pins go under a pin root of its own; veths, routes,
+ * pins and the run dir are removed afterwards. `WEIR_BENCH_PROFILE_DIR=DIR` writes the agent's
+ * CPU profiles there (first sync, label changes, the rest; test/bench/cpu-profile.ts).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { BenchSection } from './run.js';
+import { TestApiServer, type KubeObject } from '../apiserver/server.js';
+import { populateCluster, type ClusterShape } from './kube-objects.js';
+import { readAgentStatus } from '../../agent/node/status.js';
+import { openPinnedMap, type BpfMap } from '../../maps/bpf-map.js';
+import { decodeIpcacheValue, encodeIpcacheKey } from '../../maps/codecs/ipcache.js';
+import { Identity } from '../../maps/abi.js';
+import { bootstrap } from './sidebyside/stats.js';
+
+const QUICK = process.env.WEIR_BENCH_QUICK === '1';
+const MAIN = 'dist/agent/cli/main.js';
+const NODE = 'node-0';
+const HEALTH_PORT = 39871;
+const METRICS_PORT = 39972;
+
+export const SHAPE: ClusterShape = QUICK
+  ? { namespaces: 200, podsPerNs: 50, nodes: 100, policiesPerNs: 5, servicesPerNs: 5, localPods: 100, appsPerNs: 5 }
+  : { namespaces: 2000, podsPerNs: 50, nodes: 1000, policiesPerNs: 5, servicesPerNs: 5, localPods: 100, appsPerNs: 5 };
+const CHANGES = QUICK ? 2000 : 10_000;
+const RATE = 1000;
+
+function procMem(pid: number): { rss: number; hwm: number } {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+/** User + system CPU seconds of a process. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / 100;
+}
+
+/**
+ * The host-side veths of the agent's local pods, as a CNI leaves them: one veth pair per pod
+ * (its peer beside it: no traffic flows) and a /32 route to the pod's IP through it. Returns
+ * the removal.
+ */
+function podVeths(ips: string[]): () => void {
+  const names = ips.map((_, i) => `wcs${process.pid % 1000}x${i}`);
+  const batch = (lines: string[]): void => {
+    const r = spawnSync('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', encoding: 'utf8' });
+    if (r.status !== 0 && lines[0]?.startsWith('link add')) throw new Error(`ip -batch: ${r.stderr}`);
+  };
+  const remove = (): void => batch(names.map((n) => `link del ${n}`));
+  try {
+    batch(names.map((n) => `link add ${n} type veth peer name ${n}p`));
+    batch(names.flatMap((n, i) => [`link set ${n} up`, `link set ${n}p up`, `route replace ${ips[i]}/32 dev ${n}`]));
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return remove;
+}
+
+interface Status {
+  ready: boolean;
+  endpoints: { enforced: number };
+  firstSyncMs?: number;
+  revision: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`cluster100k: timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+export interface ScaleResult {
+  objects: Record<string, number>;
+  listBytes: number;
+  readyMs: number;
+  firstSyncMs: number;
+  syncCpuS: number;
+  rssReady: number;
+  hwmReady: number;
+  latenciesMs: number[];
+  lateChanges: number;
+  changesCpuS: number;
+  rssAfter: number;
+  hwm: number;
+}
+
+/**
+ * Label changes at `rate`/s, open loop (every 10 ms the changes due by then), each to a
+ * different remote pod; every change is timed from its scheduled moment until the ipcache map
+ * holds the pod's new identity.
+ */
+async function labelChanges(
+  api: TestApiServer,
+  ipcache: BpfMap,
+  remote: KubeObject[],
+  count: number,
+  rate: number,
+): Promise<{ latencies: number[]; late: number }> {
+  const pending = new Map<string, { key: Buffer; old: number; due: number }>();
+  const latencies: number[] = [];
+  const identityOf = (key: Buffer): number | undefined => {
+    const v = ipcache.lookup(key);
+    return v ? decodeIpcacheValue(v) : undefined;
+  };
+  const poll = (): void => {
+    const now = performance.now();
+    for (const [ip, p] of pending) {
+      const id = identityOf(p.key);
+      if (id !== undefined && id !== p.old && id !== Identity.INIT) {
+        latencies.push(now - p.due);
+        pending.delete(ip);
+      }
+    }
+  };
+  let issued = 0;
+  const t0 = performance.now();
+  while (issued < count || pending.size > 0) {
+    const now = performance.now();
+    const due = Math.min(count, Math.floor(((now - t0) / 1000) * rate) + 1);
+    for (; issued < due; issued++) {
+      const i = (issued * 7919) % remote.length;
+      const p = remote[i]!;
+      const ip = (p.status as { podIP: string }).podIP;
+      const key = encodeIpcacheKey(ip);
+      const old = identityOf(key);
+      if (old === undefined) throw new Error(`cluster100k: ${ip} (pod ${p.metadata.name}) is not in the ipcache`);
+      pending.set(ip, { key, old, due: t0 + (issued / rate) * 1000 });
+      const labels = { ...(p.metadata.labels ?? {}), app: `app-${issued % 5}`, version: `v${issued}` };
+      remote[i] = api.update({ ...p, metadata: { ...p.metadata, labels } });
+    }
+    poll();
+    if (now - t0 > (count / rate) * 1000 + 60_000)
+      throw new Error(`cluster100k: ${pending.size} label changes not in the ipcache after 60 s`);
+    await sleep(1);
+  }
+  return { latencies, late: latencies.filter((l) => l > 1000).length };
+}
+
+export async function runScale(shape: ClusterShape, changes: number): Promise<ScaleResult> {
+  const api = new TestApiServer({ bookmarkIntervalMs: 60_000 });
+  await api.start();
+  const cluster = populateCluster((o) => api.createOwned(o), shape);
+  const local = cluster.pods.filter((p) => (p.spec as { nodeName?: string }).nodeName === NODE);
+  const remote = cluster.pods.filter((p) => (p.spec as { nodeName?: string }).nodeName !== NODE);
+  const removeVeths = podVeths(local.map((p) => (p.status as { podIP: string }).podIP));
+  const dir = mkdtempSync(join(tmpdir(), 'weir-cluster100k-'));
+  const runDir = join(dir, 'run');
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, api.kubeconfig());
+  const pinRoot = `/sys/fs/bpf/weir-cluster100k-${process.pid}`;
+  const log = openSync(join(dir, 'agent.log'), 'a');
+  // A CPU profile per phase (first sync, label changes): test/bench/cpu-profile.ts.
+  const profileDir = process.env.WEIR_BENCH_PROFILE_DIR;
+  const extra = profileDir ? ['--import', pathToFileURL(join(import.meta.dirname, 'cpu-profile.js')).href] : [];
+  const started = performance.now();
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      ...extra,
+      MAIN,
+      'agent',
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      NODE,
+      '--pin-root',
+      pinRoot,
+      '--run-dir',
+      runDir,
+      '--health-host',
+      '127.0.0.1',
+      '--health-port',
+      String(HEALTH_PORT),
+      '--metrics-port',
+      String(METRICS_PORT),
+      '--log-level',
+      'error',
+    ],
+    {
+      stdio: ['ignore', log, log],
+      env: profileDir
+        ? { ...process.env, WEIR_BENCH_PROFILE_AFTER: join(pinRoot, 'prog_to_pod') }
+        : process.env,
+    },
+  );
+  closeSync(log);
+  const pid = child.pid!;
+  let exited: number | null | undefined;
+  child.on('exit', (c) => (exited = c));
+  let ipcache: BpfMap | undefined;
+  try {
+    // Readiness from /readyz, which a worker thread answers (as the kubelet probes it): polling
+    // the status page instead would add its cost to the very sync being measured.
+    await until('the first sync', 300_000, async () => {
+      if (exited !== undefined)
+        throw new Error(`the agent exited (${exited}): ${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-3000)}`);
+      const r = await fetch(`http://127.0.0.1:${HEALTH_PORT}/readyz`).catch(() => undefined);
+      return r?.ok ? true : undefined;
+    });
+    const readyMs = performance.now() - started;
+    const syncCpuS = cpuSeconds(pid);
+    const st = await readAgentStatus<Status>(runDir, 30_000);
+    if (profileDir) child.kill('SIGUSR2');
+    if (st.endpoints.enforced !== local.length)
+      throw new Error(`cluster100k: the agent enforces ${st.endpoints.enforced} of its ${local.length} pods' interfaces`);
+    await sleep(2000);
+    const ready = procMem(pid);
+    ipcache = openPinnedMap(join(pinRoot, 'weir_ipcache'));
+    const cpu0 = cpuSeconds(pid);
+    const { latencies, late } = await labelChanges(api, ipcache, remote, changes, RATE);
+    const changesCpuS = cpuSeconds(pid) - cpu0;
+    if (profileDir) child.kill('SIGUSR2');
+    const after = procMem(pid);
+    return {
+      objects: cluster.counts,
+      listBytes: Object.values(api.counts.listBytes).reduce((a, b) => a + b, 0),
+      readyMs,
+      firstSyncMs: st.firstSyncMs ?? NaN,
+      syncCpuS,
+      rssReady: ready.rss,
+      hwmReady: ready.hwm,
+      latenciesMs: latencies,
+      lateChanges: late,
+      changesCpuS,
+      rssAfter: after.rss,
+      hwm: after.hwm,
+    };
+  } finally {
+    ipcache?.close();
+    if (exited === undefined) {
+      child.kill('SIGTERM');
+      const end = Date.now() + 10_000;
+      while (exited === undefined && Date.now() < end) await sleep(50);
+      if (exited === undefined) child.kill('SIGKILL');
+    }
+    await api.stop();
+    removeVeths();
+    rmSync(pinRoot, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+const MB = (mib: number): number => (mib * 2 ** 20) / 1e6;
+const n = (x: number): string => x.toLocaleString('en-US');
+
+export async function run(): Promise<BenchSection> {
+  const load0 = loadavg()[0]!;
+  process.stdout.write(`  cluster100k: ${n(SHAPE.namespaces * SHAPE.podsPerNs)} pods\n`);
+  const r = await runScale(SHAPE, CHANGES);
+  const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+  const p50 = percentile(sorted, 0.5);
+  const p99 = percentile(sorted, 0.99);
+  const p99ci = bootstrap(r.latenciesMs, (xs) => percentile([...xs].sort((a, b) => a - b), 0.99), {
+    iterations: 500,
+  });
+  const goal = (what: string, target: string, measured: string, ok: boolean): string =>
+    `| ${what} | ${target} | ${measured} | ${ok ? 'met' : '**missed**'} |`;
+  const o = r.objects;
+  const markdown = `
+The node agent as the DaemonSet runs it (\`weir agent --kubeconfig …\`, its own process, metrics and flow API on) against the test API server on loopback (in the bench process, which serves each object's JSON encoded once, as the API server's watch cache does). The cluster: ${n(o.Pod ?? 0)} Pods in ${n(o.Namespace ?? 0)} namespaces on ${n(o.Node ?? 0)} Nodes, ${n(o.NetworkPolicy ?? 0)} NetworkPolicies, ${n(o.Service ?? 0)} Services and ${n(o.EndpointSlice ?? 0)} EndpointSlices, shaped as the kubelet and the controllers write them (\`test/bench/kube-objects.ts\`: managedFields, owner references, conditions, container statuses, probes, volumes; Nodes with images and node info); ${SHAPE.localPods} pods on the agent's node, each with a host-side veth and a route, which the agent finds and attaches. The agent lists Namespaces, Nodes, Pods and NetworkPolicies in pages of 500: ${(r.listBytes / 1e6).toFixed(0)} MB of JSON. Load average at the start: ${load0.toFixed(1)} on 2 CPUs.
+
+Label changes: ${n(r.latenciesMs.length)} at ${n(RATE)}/s, open loop, each giving a remote pod a label set never seen before (a new identity), written through the API server; a change's latency runs from its scheduled moment until the pinned \`weir_ipcache\` map holds the pod's address with its new identity (polled every millisecond from the bench process).
+
+| first sync enforced (agent's own, ms) | ready after spawn (ms) | agent CPU to ready (s) | RSS ready (MiB) | peak RSS at ready (MiB) | label change p50 (ms) | p99 (ms) [95% interval] | max (ms) | agent CPU for the changes (s) | RSS after (MiB) | peak RSS (MiB) |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| ${Math.round(r.firstSyncMs)} | ${Math.round(r.readyMs)} | ${r.syncCpuS.toFixed(2)} | ${r.rssReady.toFixed(1)} | ${r.hwmReady.toFixed(1)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} [${p99ci.lo.toFixed(1)}, ${p99ci.hi.toFixed(1)}] | ${sorted[sorted.length - 1]!.toFixed(1)} | ${r.changesCpuS.toFixed(2)} | ${r.rssAfter.toFixed(1)} | ${r.hwm.toFixed(1)} |
+
+| goal (issue 15) | target | measured | |
+|---|---|---:|---|
+${goal('first full sync enforced', '< 5 s', `${(r.firstSyncMs / 1000).toFixed(2)} s (CPU ${r.syncCpuS.toFixed(2)} s)`, r.firstSyncMs < 5000)}
+${goal('RSS (peak, whole run)', '< 300 MB', `${MB(r.hwm).toFixed(0)} MB`, MB(r.hwm) < 300)}
+${goal('label change p99 at 1,000/s', '< 20 ms', `${p99.toFixed(1)} ms`, p99ci.hi < 20)}
+`;
+  return { title: `The ${n(o.Pod ?? 0)}-pod cluster: first sync, RSS and label changes of the real agent`, markdown };
+}
