@@ -63,3 +63,61 @@ export function slim(o: WireObject): WireObject {
   }
   return o;
 }
+
+const MANAGED_FIELDS = Buffer.from('"managedFields":');
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const OPEN_ARRAY = 0x5b;
+
+/**
+ * The index after the JSON array or object that starts at `i`, or -1 when it does not end
+ * within `b`. Strings are skipped whole (escapes included), so brackets inside them do not count.
+ */
+function skipContainer(b: Buffer, i: number): number {
+  let depth = 0;
+  for (; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === QUOTE) {
+      for (i++; i < b.length && b[i] !== QUOTE; i++) if (b[i] === BACKSLASH) i++;
+    } else if (c === 0x5b || c === 0x7b) depth++;
+    else if (c === 0x5d || c === 0x7d) {
+      if (--depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Removes every `"managedFields":[...]` member from a JSON text before it is parsed: a third or
+ * more of a Pod as the API server sends it, and many small objects, which the agent would parse
+ * only to drop (`slim`). Found with a native search; a match counts only as a key (its opening
+ * quote not escaped) with an array value, as the API server writes it (no whitespace); anything
+ * else is left as it is. The member goes with one comma beside it, so the text stays valid JSON.
+ * No field weir reads is called managedFields or holds an array (label values are strings).
+ */
+export function withoutManagedFields(b: Buffer): Buffer {
+  let at = b.indexOf(MANAGED_FIELDS);
+  if (at < 0) return b;
+  const parts: Buffer[] = [];
+  let from = 0;
+  while (at >= 0) {
+    let escapes = 0;
+    for (let i = at - 1; i >= from && b[i] === BACKSLASH; i--) escapes++;
+    const value = at + MANAGED_FIELDS.length;
+    const end = escapes % 2 === 0 && b[value] === OPEN_ARRAY ? skipContainer(b, value) : -1;
+    if (end < 0) {
+      at = b.indexOf(MANAGED_FIELDS, at + 1);
+      continue;
+    }
+    let start = at;
+    let stop = end;
+    if (b[start - 1] === COMMA) start--;
+    else if (b[stop] === COMMA) stop++;
+    parts.push(b.subarray(from, start));
+    from = stop;
+    at = b.indexOf(MANAGED_FIELDS, from);
+  }
+  parts.push(b.subarray(from));
+  return Buffer.concat(parts);
+}

@@ -163,7 +163,7 @@ export class TestApiServer {
   private readonly host: string;
   private readonly bookmarkIntervalMs: number;
   private readonly snapshots = new Map<string, { items: KubeObject[]; rv: number }>();
-  private readonly encodings = new WeakMap<KubeObject, string>();
+  private encodings = new WeakMap<KubeObject, string>();
   private snapshotSeq = 0;
   private forbidden = false;
   readonly counts: RequestCounts = { list: {}, watch: {}, watchGone: {}, listBytes: {} };
@@ -608,6 +608,14 @@ export class TestApiServer {
     const body = `${head.slice(0, -1)},"items":[${items.map((o) => this.encoded(o)).join(',')}]}`;
     this.counts.listBytes[plural] = (this.counts.listBytes[plural] ?? 0) + body.length;
     reply(200, body, true);
+  }
+
+  /**
+   * Forgets the encoded JSON kept for lists (a large cluster's is several hundred MB), e.g. once
+   * a bench's client has listed everything; objects are encoded again when asked for.
+   */
+  forgetEncodings(): void {
+    this.encodings = new WeakMap();
   }
 
   /** The JSON of a stored object, made once per version. */

@@ -50,7 +50,10 @@ const fieldsOfLabels = (labels: Record<string, string>): Record<string, unknown>
 
 /** The images a node has pulled, as the kubelet lists them (the same on every generated node). */
 const NODE_IMAGES = Array.from({ length: 20 }, (_, k) => ({
-  names: [`registry.example/team-${k}/app@sha256:${hash(k).repeat(7).slice(0, 64)}`, `registry.example/team-${k}/app:1.${k}.0`],
+  names: [
+    `registry.example/team-${k}/app@sha256:${hash(k).repeat(7).slice(0, 64)}`,
+    `registry.example/team-${k}/app:1.${k}.0`,
+  ],
   sizeBytes: 20_000_000 + k * 1_234_567,
 }));
 
@@ -93,7 +96,10 @@ export function kubeletNode(n: number): KubeObject {
           time: T,
           fieldsType: 'FieldsV1',
           fieldsV1: {
-            'f:metadata': { 'f:annotations': { '.': {}, 'f:volumes.kubernetes.io/controller-managed-attach-detach': {} }, 'f:labels': fieldsOfLabels(labels) },
+            'f:metadata': {
+              'f:annotations': { '.': {}, 'f:volumes.kubernetes.io/controller-managed-attach-detach': {} },
+              'f:labels': fieldsOfLabels(labels),
+            },
             'f:spec': { 'f:providerID': {} },
           },
         },
@@ -103,7 +109,10 @@ export function kubeletNode(n: number): KubeObject {
           apiVersion: 'v1',
           time: T,
           fieldsType: 'FieldsV1',
-          fieldsV1: { 'f:metadata': { 'f:annotations': { 'f:node.alpha.kubernetes.io/ttl': {} } }, 'f:spec': { 'f:podCIDR': {}, 'f:podCIDRs': { '.': {}, [`v:"${nodeCidr(n)}"`]: {} } } },
+          fieldsV1: {
+            'f:metadata': { 'f:annotations': { 'f:node.alpha.kubernetes.io/ttl': {} } },
+            'f:spec': { 'f:podCIDR': {}, 'f:podCIDRs': { '.': {}, [`v:"${nodeCidr(n)}"`]: {} } },
+          },
         },
         {
           manager: 'kubelet',
@@ -112,14 +121,28 @@ export function kubeletNode(n: number): KubeObject {
           time: T,
           fieldsType: 'FieldsV1',
           subresource: 'status',
-          fieldsV1: { 'f:status': { 'f:allocatable': {}, 'f:capacity': {}, 'f:conditions': {}, 'f:images': {}, 'f:nodeInfo': {} } },
+          fieldsV1: {
+            'f:status': { 'f:allocatable': {}, 'f:capacity': {}, 'f:conditions': {}, 'f:images': {}, 'f:nodeInfo': {} },
+          },
         },
       ],
     },
     spec: { podCIDR: nodeCidr(n), podCIDRs: [nodeCidr(n)], providerID: `gce://p/${ZONES[n % 3]}/${name}` },
     status: {
-      capacity: { cpu: '8', 'ephemeral-storage': '98831908Ki', 'hugepages-2Mi': '0', memory: '32880824Ki', pods: '110' },
-      allocatable: { cpu: '7910m', 'ephemeral-storage': '47060071478', 'hugepages-2Mi': '0', memory: '29094072Ki', pods: '110' },
+      capacity: {
+        cpu: '8',
+        'ephemeral-storage': '98831908Ki',
+        'hugepages-2Mi': '0',
+        memory: '32880824Ki',
+        pods: '110',
+      },
+      allocatable: {
+        cpu: '7910m',
+        'ephemeral-storage': '47060071478',
+        'hugepages-2Mi': '0',
+        memory: '29094072Ki',
+        pods: '110',
+      },
       conditions: [
         condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
         condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
@@ -133,8 +156,12 @@ export function kubeletNode(n: number): KubeObject {
       daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
       nodeInfo: {
         machineID: hash(n).repeat(4).slice(0, 32),
-        systemUUID: hash(n + 1).repeat(4).slice(0, 32),
-        bootID: hash(n + 2).repeat(4).slice(0, 32),
+        systemUUID: hash(n + 1)
+          .repeat(4)
+          .slice(0, 32),
+        bootID: hash(n + 2)
+          .repeat(4)
+          .slice(0, 32),
         kernelVersion: '6.1.0-27-cloud-amd64',
         osImage: 'Debian GNU/Linux 12 (bookworm)',
         containerRuntimeVersion: 'containerd://1.7.24',
@@ -161,9 +188,16 @@ const CONTAINER_FIELDS = {
   'f:imagePullPolicy': {},
   'f:livenessProbe': { '.': {}, 'f:httpGet': { '.': {}, 'f:path': {}, 'f:port': {}, 'f:scheme': {} } },
   'f:name': {},
-  'f:ports': { '.': {}, 'k:{"containerPort":8080,"protocol":"TCP"}': { '.': {}, 'f:containerPort': {}, 'f:name': {}, 'f:protocol': {} } },
+  'f:ports': {
+    '.': {},
+    'k:{"containerPort":8080,"protocol":"TCP"}': { '.': {}, 'f:containerPort': {}, 'f:name': {}, 'f:protocol': {} },
+  },
   'f:readinessProbe': { '.': {}, 'f:httpGet': { '.': {}, 'f:path': {}, 'f:port': {}, 'f:scheme': {} } },
-  'f:resources': { '.': {}, 'f:limits': { '.': {}, 'f:memory': {} }, 'f:requests': { '.': {}, 'f:cpu': {}, 'f:memory': {} } },
+  'f:resources': {
+    '.': {},
+    'f:limits': { '.': {}, 'f:memory': {} },
+    'f:requests': { '.': {}, 'f:cpu': {}, 'f:memory': {} },
+  },
   'f:securityContext': { '.': {}, 'f:allowPrivilegeEscalation': {}, 'f:readOnlyRootFilesystem': {} },
   'f:terminationMessagePath': {},
   'f:terminationMessagePolicy': {},
@@ -188,7 +222,11 @@ const POD_CONSTANTS = {
     sources: [
       { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
       { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-      { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+      {
+        downwardAPI: {
+          items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
+        },
+      },
     ],
   },
   tolerations: [
@@ -242,7 +280,14 @@ export function kubeletPod(ns: string, i: number, node: string, hostIp: string, 
       labels,
       annotations: POD_CONSTANTS.annotations,
       ownerReferences: [
-        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs, uid: `rs-${ns}-${tpl}`, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'apps/v1',
+          kind: 'ReplicaSet',
+          name: rs,
+          uid: `rs-${ns}-${tpl}`,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ],
       managedFields: [
         {
@@ -340,7 +385,12 @@ export function kubeletPod(ns: string, i: number, node: string, hostIp: string, 
           containerID: `containerd://${hash(i).repeat(7).slice(0, 64)}`,
           started: true,
           volumeMounts: [
-            { name: vol, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true, recursiveReadOnly: 'Disabled' },
+            {
+              name: vol,
+              mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+              readOnly: true,
+              recursiveReadOnly: 'Disabled',
+            },
           ],
         },
       ],
@@ -369,8 +419,17 @@ export function service(ns: string, app: string, clusterIp: string): KubeObject 
           time: T,
           fieldsType: 'FieldsV1',
           fieldsV1: {
-            'f:metadata': { 'f:annotations': { '.': {}, 'f:kubectl.kubernetes.io/last-applied-configuration': {} }, 'f:labels': { '.': {}, 'f:app': {} } },
-            'f:spec': { 'f:internalTrafficPolicy': {}, 'f:ports': {}, 'f:selector': {}, 'f:sessionAffinity': {}, 'f:type': {} },
+            'f:metadata': {
+              'f:annotations': { '.': {}, 'f:kubectl.kubernetes.io/last-applied-configuration': {} },
+              'f:labels': { '.': {}, 'f:app': {} },
+            },
+            'f:spec': {
+              'f:internalTrafficPolicy': {},
+              'f:ports': {},
+              'f:selector': {},
+              'f:sessionAffinity': {},
+              'f:type': {},
+            },
           },
         },
       ],
@@ -411,7 +470,14 @@ export function endpointSlice(ns: string, app: string, i: number, endpoints: End
       },
       annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': T },
       ownerReferences: [
-        { apiVersion: 'v1', kind: 'Service', name: app, uid: `svc-${ns}-${app}`, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'v1',
+          kind: 'Service',
+          name: app,
+          uid: `svc-${ns}-${app}`,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ],
       managedFields: [
         {
@@ -492,7 +558,12 @@ export function namespacePolicies(ns: string, count: number, apps: number): Kube
     });
   }
   return specs.slice(0, count).map(({ name, spec }) => {
-    const applied = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: ns }, spec };
+    const applied = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name, namespace: ns },
+      spec,
+    };
     return {
       kind: 'NetworkPolicy',
       metadata: {
@@ -507,7 +578,10 @@ export function namespacePolicies(ns: string, count: number, apps: number): Kube
             apiVersion: 'networking.k8s.io/v1',
             time: T,
             fieldsType: 'FieldsV1',
-            fieldsV1: { 'f:metadata': { 'f:annotations': {} }, 'f:spec': { 'f:ingress': {}, 'f:egress': {}, 'f:podSelector': {}, 'f:policyTypes': {} } },
+            fieldsV1: {
+              'f:metadata': { 'f:annotations': {} },
+              'f:spec': { 'f:ingress': {}, 'f:egress': {}, 'f:podSelector': {}, 'f:policyTypes': {} },
+            },
           },
         ],
       },
@@ -541,7 +615,10 @@ export function populateCluster(create: (o: KubeObject) => KubeObject, s: Cluste
   let svc = 0;
   for (let a = 0; a < s.namespaces; a++) {
     const ns = `ns-${a}`;
-    add({ kind: 'Namespace', metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns, team: `t${a % 10}` } } });
+    add({
+      kind: 'Namespace',
+      metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns, team: `t${a % 10}` } },
+    });
     const members = new Map<string, EndpointOf[]>();
     for (let p = 0; p < s.podsPerNs; p++, g++) {
       const n = g < s.localPods ? 0 : 1 + (g % (s.nodes - 1));
