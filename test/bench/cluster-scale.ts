@@ -15,7 +15,8 @@
  *
  * Needs root (the agent loads its programs). Pins go under a pin root of its own; veths, routes,
  * pins and the run dir are removed afterwards. `WEIR_BENCH_PROFILE_DIR=DIR` writes the agent's
- * CPU profiles there (first sync, label changes, the rest; test/bench/cpu-profile.ts).
+ * CPU profiles there (first sync, label changes, the rest; test/bench/cpu-profile.ts);
+ * `WEIR_BENCH_HEAP_DIR=DIR` a heap snapshot of the agent once its first sync is enforced.
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -234,6 +235,9 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
   // A CPU profile per phase (first sync, label changes): test/bench/cpu-profile.ts.
   const profileDir = process.env.WEIR_BENCH_PROFILE_DIR;
   const extra = profileDir ? ['--import', pathToFileURL(join(import.meta.dirname, 'cpu-profile.js')).href] : [];
+  // A heap snapshot once the first sync is enforced (written into this directory).
+  const heapDir = process.env.WEIR_BENCH_HEAP_DIR;
+  if (heapDir && !profileDir) extra.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`);
   const started = performance.now();
   const child: ChildProcess = spawn(
     process.execPath,
@@ -292,6 +296,12 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     const listBytes = (await server.next<{ bytes: number }>('listBytes', 60_000)).bytes;
     await sleep(2000);
     const mem = procMem(pid);
+    if (heapDir && !profileDir) {
+      // written on the agent's main loop: complete once its status answers again
+      child.kill('SIGUSR2');
+      await sleep(500);
+      await readAgentStatus<Status>(runDir, 300_000);
+    }
     ipcache = openPinnedMap(join(pinRoot, 'weir_ipcache'));
     const cpu0 = cpuSeconds(pid);
     const { latencies, fromIssue } = await labelChanges(server, ipcache, ready.remoteIps, changes, RATE);

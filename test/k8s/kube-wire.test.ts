@@ -96,7 +96,12 @@ describe('withoutManagedFields', () => {
   });
 
   it('leaves text it does not recognise as the API server writes it alone', () => {
-    for (const text of ['{"managedFields": [1]}', '{"managedFields":{"a":[1]}}', '{"a":"\\"managedFields\\":[1]"}', '[']) {
+    for (const text of [
+      '{"managedFields": [1]}',
+      '{"managedFields":{"a":[1]}}',
+      '{"a":"\\"managedFields\\":[1]"}',
+      '[',
+    ]) {
       const b = Buffer.from(text);
       expect(withoutManagedFields(b).toString()).toBe(text);
     }
