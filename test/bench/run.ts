@@ -20,6 +20,7 @@ const SUITES: Suite[] = [
   { name: 'controlplane', load: () => import('./controlplane.js') },
   { name: 'flows', load: () => import('./flows.js') },
   { name: 'sidebyside', load: () => import('./sidebyside.js') },
+  { name: 'services', load: () => import('./services.js') },
   { name: 'lab', load: () => import('./lab.js') },
   { name: 'kubernetes', load: () => import('./kubernetes.js') },
   { name: 'agentmem', load: () => import('./agent-memory.js') },
