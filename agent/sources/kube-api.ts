@@ -126,7 +126,7 @@ export class KubeApi {
     return JSON.parse((prepare ? prepare(raw) : raw).toString('utf8')) as T;
   }
 
-  /** GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts `withoutManagedFields`). */
+  /** GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts `withoutUnreadArrays`). */
   getJson<T>(path: string, query: Query = {}, prepare?: (json: Buffer) => Buffer): Promise<T> {
     return this.call<T>('GET', path, query, undefined, prepare);
   }

@@ -64,7 +64,25 @@ export function slim(o: WireObject): WireObject {
   return o;
 }
 
-const MANAGED_FIELDS = Buffer.from('"managedFields":');
+/**
+ * Members weir never reads whose values are arrays, as the API server names them: what `slim`
+ * drops anyway (and Node images). None of the fields weir reads has one of these names, and a
+ * label, annotation or matchLabels value is a string, never an array.
+ */
+export const UNREAD_ARRAYS = [
+  'managedFields',
+  'conditions',
+  'containerStatuses',
+  'initContainerStatuses',
+  'ephemeralContainerStatuses',
+  'volumes',
+  'volumeMounts',
+  'tolerations',
+  'env',
+  'envFrom',
+  'images',
+] as const;
+const NEEDLES = UNREAD_ARRAYS.map((k) => Buffer.from(`"${k}":`));
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -89,34 +107,41 @@ function skipContainer(b: Buffer, i: number): number {
 }
 
 /**
- * Removes every `"managedFields":[...]` member from a JSON text before it is parsed: a third or
- * more of a Pod as the API server sends it, and many small objects, which the agent would parse
- * only to drop (`slim`). Found with a native search; a match counts only as a key (its opening
- * quote not escaped) with an array value, as the API server writes it (no whitespace); anything
- * else is left as it is. The member goes with one comma beside it, so the text stays valid JSON.
- * No field weir reads is called managedFields or holds an array (label values are strings).
+ * Removes every member named in `UNREAD_ARRAYS` whose value is an array (`"managedFields":[...]`,
+ * `"containerStatuses":[...]`, ...) from a JSON text before it is parsed: two thirds of a Pod
+ * as the kubelet and the controllers leave it, and most of its small objects, which the agent
+ * would parse only to drop. Keys are found with a native search; a match counts only as a key
+ * (its opening quote not escaped) with an array value, as the API server writes it (no
+ * whitespace); anything else is left as it is. A member goes with one comma beside it, so the
+ * text stays valid JSON.
  */
-export function withoutManagedFields(b: Buffer): Buffer {
-  let at = b.indexOf(MANAGED_FIELDS);
-  if (at < 0) return b;
+export function withoutUnreadArrays(b: Buffer): Buffer {
+  const next = NEEDLES.map((n) => b.indexOf(n));
+  if (next.every((x) => x < 0)) return b;
   const parts: Buffer[] = [];
   let from = 0;
-  while (at >= 0) {
+  for (;;) {
+    let k = -1;
+    for (let n = 0; n < next.length; n++) if (next[n]! >= 0 && (k < 0 || next[n]! < next[k]!)) k = n;
+    if (k < 0) break;
+    const at = next[k]!;
     let escapes = 0;
     for (let i = at - 1; i >= from && b[i] === BACKSLASH; i--) escapes++;
-    const value = at + MANAGED_FIELDS.length;
+    const value = at + NEEDLES[k]!.length;
     const end = escapes % 2 === 0 && b[value] === OPEN_ARRAY ? skipContainer(b, value) : -1;
     if (end < 0) {
-      at = b.indexOf(MANAGED_FIELDS, at + 1);
+      next[k] = b.indexOf(NEEDLES[k]!, at + 1);
       continue;
     }
     let start = at;
     let stop = end;
-    if (b[start - 1] === COMMA) start--;
+    // the comma before it, unless a member cut just before took that one; else the one after
+    if (start - 1 >= from && b[start - 1] === COMMA) start--;
     else if (b[stop] === COMMA) stop++;
     parts.push(b.subarray(from, start));
     from = stop;
-    at = b.indexOf(MANAGED_FIELDS, from);
+    // matches inside what was cut are not members of what is left
+    for (let n = 0; n < next.length; n++) if (next[n]! >= 0 && next[n]! < from) next[n] = b.indexOf(NEEDLES[n]!, from);
   }
   parts.push(b.subarray(from));
   return Buffer.concat(parts);
