@@ -82,11 +82,13 @@ export const UNREAD_ARRAYS = [
   'envFrom',
   'images',
 ] as const;
-const NEEDLES = UNREAD_ARRAYS.map((k) => Buffer.from(`"${k}":`));
+const UNREAD_NAMES = UNREAD_ARRAYS.map((k) => Buffer.from(k));
+/** The end of a member name followed by an array value: `":[`. */
+const KEY_THEN_ARRAY = Buffer.from('":[');
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
-const OPEN_ARRAY = 0x5b;
+const OPEN_OBJECT = 0x7b;
 
 /**
  * The index after the JSON array or object that starts at `i`, or -1 when it does not end
@@ -107,42 +109,51 @@ function skipContainer(b: Buffer, i: number): number {
 }
 
 /**
+ * Where the member named `name` starts when the key ending at `quote` (the `"` of `":[`) is
+ * exactly that name, or -1. Its opening quote must follow `{` or `,`: inside a JSON string every
+ * quote is escaped, so neither quote can be part of a string's text.
+ */
+function memberStart(b: Buffer, quote: number): number {
+  for (const name of UNREAD_NAMES) {
+    const start = quote - name.length - 1;
+    if (start < 1 || b[start] !== QUOTE) continue;
+    const before = b[start - 1];
+    if (before !== OPEN_OBJECT && before !== COMMA) continue;
+    if (b.compare(name, 0, name.length, start + 1, quote) === 0) return start;
+  }
+  return -1;
+}
+
+/**
  * Removes every member named in `UNREAD_ARRAYS` whose value is an array (`"managedFields":[...]`,
  * `"containerStatuses":[...]`, ...) from a JSON text before it is parsed: two thirds of a Pod
  * as the kubelet and the controllers leave it, and most of its small objects, which the agent
- * would parse only to drop. Keys are found with a native search; a match counts only as a key
- * (its opening quote not escaped) with an array value, as the API server writes it (no
- * whitespace); anything else is left as it is. A member goes with one comma beside it, so the
- * text stays valid JSON.
+ * would parse only to drop. One native search for `":[` finds the array members; a member counts
+ * when its key is one of those names, whole, following `{` or `,` (JSON as the API server writes
+ * it: no whitespace); anything else is left as it is. A member goes with one comma beside it, so
+ * the text stays valid JSON.
  */
 export function withoutUnreadArrays(b: Buffer): Buffer {
-  const next = NEEDLES.map((n) => b.indexOf(n));
-  if (next.every((x) => x < 0)) return b;
+  let at = b.indexOf(KEY_THEN_ARRAY);
   const parts: Buffer[] = [];
   let from = 0;
-  for (;;) {
-    let k = -1;
-    for (let n = 0; n < next.length; n++) if (next[n]! >= 0 && (k < 0 || next[n]! < next[k]!)) k = n;
-    if (k < 0) break;
-    const at = next[k]!;
-    let escapes = 0;
-    for (let i = at - 1; i >= from && b[i] === BACKSLASH; i--) escapes++;
-    const value = at + NEEDLES[k]!.length;
-    const end = escapes % 2 === 0 && b[value] === OPEN_ARRAY ? skipContainer(b, value) : -1;
+  while (at >= 0) {
+    const member = memberStart(b, at);
+    const end = member < 0 ? -1 : skipContainer(b, at + 2);
     if (end < 0) {
-      next[k] = b.indexOf(NEEDLES[k]!, at + 1);
+      at = b.indexOf(KEY_THEN_ARRAY, at + 1);
       continue;
     }
-    let start = at;
+    let start = member;
     let stop = end;
     // the comma before it, unless a member cut just before took that one; else the one after
     if (start - 1 >= from && b[start - 1] === COMMA) start--;
     else if (b[stop] === COMMA) stop++;
     parts.push(b.subarray(from, start));
     from = stop;
-    // matches inside what was cut are not members of what is left
-    for (let n = 0; n < next.length; n++) if (next[n]! >= 0 && next[n]! < from) next[n] = b.indexOf(NEEDLES[n]!, from);
+    at = b.indexOf(KEY_THEN_ARRAY, from);
   }
+  if (parts.length === 0) return b;
   parts.push(b.subarray(from));
   return Buffer.concat(parts);
 }

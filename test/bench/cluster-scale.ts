@@ -78,8 +78,21 @@ function podVeths(ips: string[]): () => void {
   return remove;
 }
 
+/** The agent's own V8 heap figures (prom-client's default metrics), in MiB. */
+async function heapOf(): Promise<{ used: number; total: number; external: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+  const v = (name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return {
+    used: v('nodejs_heap_size_used_bytes'),
+    total: v('nodejs_heap_size_total_bytes'),
+    external: v('nodejs_external_memory_bytes'),
+  };
+}
+
 interface Status {
   ready: boolean;
+  invalidObjects: number;
+  rejectedObjects: number;
   endpoints: { enforced: number };
   firstSyncMs?: number;
   revision: number;
@@ -103,6 +116,9 @@ export interface ScaleResult {
   readyMs: number;
   firstSyncMs: number;
   syncCpuS: number;
+  /** V8 heap in use and committed, and external memory (MiB), at ready and after the changes. */
+  heapReady: { used: number; total: number; external: number };
+  heapAfter: { used: number; total: number; external: number };
   rssReady: number;
   hwmReady: number;
   latenciesMs: number[];
@@ -285,6 +301,10 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     const syncCpuS = cpuSeconds(pid);
     const st = await readAgentStatus<Status>(runDir, 30_000);
     if (profileDir) child.kill('SIGUSR2');
+    if (st.invalidObjects !== 0 || st.rejectedObjects !== 0)
+      throw new Error(
+        `cluster100k: the agent found ${st.invalidObjects} invalid and rejected ${st.rejectedObjects} of the objects the API server sent`,
+      );
     if (st.endpoints.enforced !== ready.localIps.length)
       throw new Error(
         `cluster100k: the agent enforces ${st.endpoints.enforced} of its ${ready.localIps.length} pods' interfaces`,
@@ -296,6 +316,7 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     const listBytes = (await server.next<{ bytes: number }>('listBytes', 60_000)).bytes;
     await sleep(2000);
     const mem = procMem(pid);
+    const heapReady = await heapOf();
     if (heapDir && !profileDir) {
       // written on the agent's main loop: complete once its status answers again
       child.kill('SIGUSR2');
@@ -308,12 +329,15 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     const changesCpuS = cpuSeconds(pid) - cpu0;
     if (profileDir) child.kill('SIGUSR2');
     const after = procMem(pid);
+    const heapAfter = await heapOf();
     return {
       objects: ready.counts,
       listBytes,
       readyMs,
       firstSyncMs: st.firstSyncMs ?? NaN,
       syncCpuS,
+      heapReady,
+      heapAfter,
       rssReady: mem.rss,
       hwmReady: mem.hwm,
       latenciesMs: latencies,
@@ -373,6 +397,8 @@ Label changes: ${n(r.latenciesMs.length)} at ${n(RATE)}/s, open loop, each givin
 | first sync enforced (agent's own, ms) | ready after spawn (ms) | agent CPU to ready (s) | RSS ready (MiB) | peak RSS at ready (MiB) | label change p50 (ms) | p99 (ms) [95% interval] | max (ms) | agent CPU for the changes (s) | RSS after (MiB) | peak RSS (MiB) |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 | ${Math.round(r.firstSyncMs)} | ${Math.round(r.readyMs)} | ${r.syncCpuS.toFixed(2)} | ${r.rssReady.toFixed(1)} | ${r.hwmReady.toFixed(1)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} [${p99ci.lo.toFixed(1)}, ${p99ci.hi.toFixed(1)}] | ${sorted[sorted.length - 1]!.toFixed(1)} | ${r.changesCpuS.toFixed(2)} | ${r.rssAfter.toFixed(1)} | ${r.hwm.toFixed(1)} |
+
+Where the RSS goes (the agent's V8 heap from its own /metrics): at ready ${r.heapReady.used.toFixed(0)} MiB of heap in use (live objects and garbage not yet collected) of ${r.heapReady.total.toFixed(0)} MiB committed, ${r.heapReady.external.toFixed(0)} MiB external, the rest of the ${r.rssReady.toFixed(0)} MiB RSS is Node itself, code, the health worker's isolate and the libraries; after the changes ${r.heapAfter.used.toFixed(0)} of ${r.heapAfter.total.toFixed(0)} MiB.
 
 Counted from the moment the API server had written a change to the agent's watch stream instead of its scheduled moment (so without the bench process's own lag): p50 ${percentile(issued, 0.5).toFixed(1)} ms, p99 ${percentile(issued, 0.99).toFixed(1)} ms.
 
