@@ -29,6 +29,7 @@ import { startNodeObservability } from './observe.js';
 import { findPodInterface, findPodInterfaces, type PodInterface } from './interfaces.js';
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
+import { OffLoopHost } from '../offloop.js';
 
 const KIND_OF: Record<WatchedResource, KubeKind> = {
   namespaces: 'Namespace',
@@ -76,6 +77,8 @@ export class NodeAgent {
   private readonly datapath: DatapathEnforcement;
   private health?: HealthServer;
   private statusServer?: StatusServer;
+  /** One worker thread serves health, status and metrics, so they answer during a compile. */
+  private readonly offLoop = new OffLoopHost();
   private obs?: Observability;
   private invalid = 0;
   /** "verb|resource" refusals an Event was posted for. */
@@ -94,6 +97,7 @@ export class NodeAgent {
   /** Local pods with IPs whose veth was not found yet. */
   private readonly unresolved = new Set<string>();
   private retryTimer?: NodeJS.Timeout;
+  private refreshTimer?: NodeJS.Timeout;
   private rejected = 0;
   private stopped = false;
   private readonly events: PolicyEventRecorder;
@@ -127,6 +131,7 @@ export class NodeAgent {
       log: (l) => opts.log.debug(l),
     });
     this.agent.events.on('failed', (err) => opts.log.error(`could not realize a change: ${err.message}`));
+    this.agent.events.on('realized', () => this.scheduleRefresh());
     this.events = new PolicyEventRecorder(opts.kubeConfig, c.nodeName, (m) => opts.log.debug(m));
     this.source = new KubernetesSource({
       kubeConfig: opts.kubeConfig,
@@ -153,8 +158,9 @@ export class NodeAgent {
       },
       c.healthPort,
       c.healthHost,
+      { offLoop: a.offLoop },
     );
-    a.statusServer = await startStatusServer(c.runDir, () => a.status());
+    a.statusServer = await startStatusServer(c.runDir, () => a.status(), { host: a.offLoop });
     if (opts.observability !== false) {
       a.obs = await startNodeObservability(
         c,
@@ -163,11 +169,31 @@ export class NodeAgent {
         a.datapath,
         (ifindex) => [...a.interfaces.values()].find((i) => i.ifindex === ifindex)?.name,
         (ifindex) => [...a.interfaces.entries()].find(([, i]) => i.ifindex === ifindex)?.[0],
+        a.offLoop,
       );
     }
+    await a.refreshAnswers();
     a.source.start();
     void a.firstSync();
     return a;
+  }
+
+  /**
+   * Hands the current status and metrics to the threads serving them, which answer with them
+   * while the main loop is busy (a large policy compiling): at start, and at most once a second
+   * after changes.
+   */
+  private async refreshAnswers(): Promise<void> {
+    await Promise.all([this.statusServer?.refresh(), this.obs?.refreshMetrics()]);
+  }
+
+  private scheduleRefresh(): void {
+    if (this.refreshTimer || this.stopped) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      void this.refreshAnswers();
+    }, 1000);
+    this.refreshTimer.unref();
   }
 
   /** The port the health endpoints listen on (the configured one, or the one picked for 0). */
@@ -249,6 +275,7 @@ export class NodeAgent {
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
     this.health?.refresh();
+    this.scheduleRefresh();
     const s = this.compiler.stats;
     this.opts.log.info(
       `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
@@ -415,11 +442,13 @@ export class NodeAgent {
     this.stopped = true;
     this.health?.refresh();
     clearTimeout(this.retryTimer);
+    clearTimeout(this.refreshTimer);
     await this.source.stop();
     await this.changes.drain();
     await this.obs?.close();
     await this.health?.close();
     await this.statusServer?.close();
+    await this.offLoop.close();
     await this.agent.close();
   }
 }
