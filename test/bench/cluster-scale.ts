@@ -125,6 +125,8 @@ export interface ScaleResult {
   /** The same from the moment the API server wrote the change to the agent's watch. */
   fromIssueMs: number[];
   changesCpuS: number;
+  /** Load average (1 min) before and after the changes. */
+  changesLoad: [number, number];
   rssAfter: number;
   hwm: number;
 }
@@ -325,8 +327,10 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     }
     ipcache = openPinnedMap(join(pinRoot, 'weir_ipcache'));
     const cpu0 = cpuSeconds(pid);
+    const load0 = loadavg()[0]!;
     const { latencies, fromIssue } = await labelChanges(server, ipcache, ready.remoteIps, changes, RATE);
     const changesCpuS = cpuSeconds(pid) - cpu0;
+    const changesLoad = [load0, loadavg()[0]!] as [number, number];
     if (profileDir) child.kill('SIGUSR2');
     const after = procMem(pid);
     const heapAfter = await heapOf();
@@ -343,6 +347,7 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
       latenciesMs: latencies,
       fromIssueMs: fromIssue,
       changesCpuS,
+      changesLoad,
       rssAfter: after.rss,
       hwm: after.hwm,
     };
@@ -399,6 +404,8 @@ Label changes: ${n(r.latenciesMs.length)} at ${n(RATE)}/s, open loop, each givin
 | ${Math.round(r.firstSyncMs)} | ${Math.round(r.readyMs)} | ${r.syncCpuS.toFixed(2)} | ${r.rssReady.toFixed(1)} | ${r.hwmReady.toFixed(1)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} [${p99ci.lo.toFixed(1)}, ${p99ci.hi.toFixed(1)}] | ${sorted[sorted.length - 1]!.toFixed(1)} | ${r.changesCpuS.toFixed(2)} | ${r.rssAfter.toFixed(1)} | ${r.hwm.toFixed(1)} |
 
 Where the RSS goes (the agent's V8 heap from its own /metrics): at ready ${r.heapReady.used.toFixed(0)} MiB of heap in use (live objects and garbage not yet collected) of ${r.heapReady.total.toFixed(0)} MiB committed, ${r.heapReady.external.toFixed(0)} MiB external, the rest of the ${r.rssReady.toFixed(0)} MiB RSS is Node itself, code, the health worker's isolate and the libraries; after the changes ${r.heapAfter.used.toFixed(0)} of ${r.heapAfter.total.toFixed(0)} MiB.
+
+The agent's CPU time per change (user + system, so the map writes in the kernel count): ${((r.changesCpuS / r.latenciesMs.length) * 1000).toFixed(2)} ms, i.e. ${((r.changesCpuS / r.latenciesMs.length) * RATE * 100).toFixed(0)}% of one CPU at ${n(RATE)} changes/s; load average ${r.changesLoad[0].toFixed(1)} before the changes and ${r.changesLoad[1].toFixed(1)} after, on 2 CPUs shared with other work, so the wall-clock latencies include waiting for a CPU.
 
 Counted from the moment the API server had written a change to the agent's watch stream instead of its scheduled moment (so without the bench process's own lag): p50 ${percentile(issued, 0.5).toFixed(1)} ms, p99 ${percentile(issued, 0.99).toFixed(1)} ms.
 
