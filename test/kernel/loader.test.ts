@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { loadObject } from '../../maps/object.js';
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { MapName } from '../../maps/abi.js';
+import { encodeIpcacheKey, encodeIpcacheLpmKey, encodeIpcacheValue } from '../../maps/codecs/ipcache.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wdp-loader-'));
 const PIN_ROOT = `/sys/fs/bpf/wdp-loader-${process.pid}`;
@@ -81,6 +82,30 @@ describe('without a pin root', () => {
       expect(o.maps.size).toBeGreaterThan(10);
       // libbpf's default for maps declared with pinning would be /sys/fs/bpf/<name>
       expect(Object.values(MapName).filter((n) => existsSync(join('/sys/fs/bpf', n)))).toEqual([]);
+    } finally {
+      o.close();
+    }
+  });
+});
+
+describe('counting a map', () => {
+  it('count() equals the entries read out, over several batches of a hash map and key by key for an LPM trie', () => {
+    const o = loadObject(join(process.cwd(), 'build/bpf/weir.o'));
+    try {
+      const exact = o.maps.get(MapName.ipcache)!;
+      const lpm = o.maps.get(MapName.ipcacheLpm)!;
+      const entries: Array<[Buffer, Buffer]> = [];
+      for (let i = 0; i < 10_000; i++)
+        entries.push([encodeIpcacheKey(`10.64.${i >> 8}.${i & 255}`), encodeIpcacheValue(256 + i)]);
+      expect(exact.count()).toBe(0);
+      exact.updateBatch(entries);
+      for (const [k] of entries.slice(0, 1000)) exact.delete(k);
+      expect(exact.count()).toBe(9_000);
+      expect([...exact.entries()].length).toBe(9_000);
+      for (const cidr of ['11.0.0.0/8', '11.1.0.0/16', '11.1.1.0/24'])
+        lpm.update(encodeIpcacheLpmKey(cidr), encodeIpcacheValue(300));
+      expect(lpm.count()).toBe(3);
+      expect([...lpm.entries()].length).toBe(3);
     } finally {
       o.close();
     }
