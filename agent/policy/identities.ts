@@ -125,6 +125,12 @@ export class IdentityIndex {
   /** A node changed: the cluster's pod CIDRs are rebuilt before the ipcache is next read. */
   private podCIDRsDirty = false;
 
+  private podCIDRsUpToDate(): void {
+    if (!this.podCIDRsDirty) return;
+    this.podCIDRsDirty = false;
+    this.refreshPodCIDRs();
+  }
+
   private refreshPodCIDRs(): void {
     const set = new Set(this.extraPodCIDRs);
     for (const list of this.nodePodCIDRs.values()) for (const p of list) set.add(p);
@@ -141,10 +147,7 @@ export class IdentityIndex {
 
   /** The ipcache entries that changed since the last call. */
   flushIpcache(): { upserted: IpcacheEntry[]; removed: string[] } {
-    if (this.podCIDRsDirty) {
-      this.podCIDRsDirty = false;
-      this.refreshPodCIDRs();
-    }
+    this.podCIDRsUpToDate();
     return this.ipcache.flush();
   }
 
@@ -153,10 +156,7 @@ export class IdentityIndex {
   }
 
   podCIDRs(): Prefix[] {
-    if (this.podCIDRsDirty) {
-      this.podCIDRsDirty = false;
-      this.refreshPodCIDRs();
-    }
+    this.podCIDRsUpToDate();
     return this.ipcache.getPodCIDRs();
   }
 
