@@ -91,6 +91,7 @@ async function heapOf(): Promise<{ used: number; total: number; external: number
 
 interface Status {
   ready: boolean;
+  sync: { dirty: number; pending: string[]; failing: Array<{ key: string; error: string }>; writeFailures: number };
   invalidObjects: number;
   rejectedObjects: number;
   endpoints: { enforced: number };
@@ -125,6 +126,8 @@ export interface ScaleResult {
   /** The same from the moment the API server wrote the change to the agent's watch. */
   fromIssueMs: number[];
   changesCpuS: number;
+  /** The agent's syncer after the changes: keys failing (with their errors), write failures. */
+  syncAfter: Status['sync'];
   /** Load average (1 min) before and after the changes. */
   changesLoad: [number, number];
   rssAfter: number;
@@ -338,6 +341,7 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     if (profileDir) child.kill('SIGUSR2');
     const after = procMem(pid);
     const heapAfter = await heapOf();
+    const syncAfter = (await readAgentStatus<Status>(runDir, 30_000)).sync;
     return {
       objects: ready.counts,
       listBytes,
@@ -352,6 +356,7 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
       fromIssueMs: fromIssue,
       changesCpuS,
       changesLoad,
+      syncAfter,
       rssAfter: after.rss,
       hwm: after.hwm,
     };
@@ -410,6 +415,8 @@ Label changes: ${n(r.latenciesMs.length)} at ${n(RATE)}/s, open loop, each givin
 Where the RSS goes (the agent's V8 heap from its own /metrics): at ready ${r.heapReady.used.toFixed(0)} MiB of heap in use (live objects and garbage not yet collected) of ${r.heapReady.total.toFixed(0)} MiB committed, ${r.heapReady.external.toFixed(0)} MiB external, the rest of the ${r.rssReady.toFixed(0)} MiB RSS is Node itself, code, worker threads' isolates and the libraries; after the changes ${r.heapAfter.used.toFixed(0)} of ${r.heapAfter.total.toFixed(0)} MiB.
 
 The agent's CPU time per change (user + system, so the map writes in the kernel count): ${((r.changesCpuS / r.latenciesMs.length) * 1000).toFixed(2)} ms, i.e. ${((r.changesCpuS / r.latenciesMs.length) * RATE * 100).toFixed(0)}% of one CPU at ${n(RATE)} changes/s; load average ${r.changesLoad[0].toFixed(1)} before the changes and ${r.changesLoad[1].toFixed(1)} after, on 2 CPUs shared with other work, so the wall-clock latencies include waiting for a CPU.
+
+The agent's syncer after the changes: ${r.syncAfter.failing.length} key(s) failing${r.syncAfter.failing.length ? ` (e.g. ${r.syncAfter.failing[0]!.key}: ${r.syncAfter.failing[0]!.error})` : ''}, ${r.syncAfter.pending.length} waiting for an interface, ${r.syncAfter.writeFailures} map write failure(s) since start.
 
 Counted from the moment the API server had written a change to the agent's watch stream instead of its scheduled moment (so without the API server process's own lag): p50 ${percentile(issued, 0.5).toFixed(1)} ms, p99 ${percentile(issued, 0.99).toFixed(1)} ms.
 
