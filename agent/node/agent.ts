@@ -97,7 +97,6 @@ export class NodeAgent {
   /** Local pods with IPs whose veth was not found yet. */
   private readonly unresolved = new Set<string>();
   private retryTimer?: NodeJS.Timeout;
-  private refreshTimer?: NodeJS.Timeout;
   private rejected = 0;
   private stopped = false;
   private readonly events: PolicyEventRecorder;
@@ -131,7 +130,6 @@ export class NodeAgent {
       log: (l) => opts.log.debug(l),
     });
     this.agent.events.on('failed', (err) => opts.log.error(`could not realize a change: ${err.message}`));
-    this.agent.events.on('realized', () => this.scheduleRefresh());
     this.events = new PolicyEventRecorder(opts.kubeConfig, c.nodeName, (m) => opts.log.debug(m));
     this.source = new KubernetesSource({
       kubeConfig: opts.kubeConfig,
@@ -179,21 +177,13 @@ export class NodeAgent {
   }
 
   /**
-   * Hands the current status and metrics to the threads serving them, which answer with them
-   * while the main loop is busy (a large policy compiling): at start, and at most once a second
-   * after changes.
+   * Hands the current status and metrics to the thread serving them, which answers with them
+   * while the main loop is busy (a large policy compiling): at start and once the first sync is
+   * enforced. Every answer it serves later is kept too. Not after every change: status and
+   * metrics read the kernel maps' fill, which at 100,000 pods is not free.
    */
   private async refreshAnswers(): Promise<void> {
     await Promise.all([this.statusServer?.refresh(), this.obs?.refreshMetrics()]);
-  }
-
-  private scheduleRefresh(): void {
-    if (this.refreshTimer || this.stopped) return;
-    this.refreshTimer = setTimeout(() => {
-      this.refreshTimer = undefined;
-      void this.refreshAnswers();
-    }, 1000);
-    this.refreshTimer.unref();
   }
 
   /** The port the health endpoints listen on (the configured one, or the one picked for 0). */
@@ -275,7 +265,7 @@ export class NodeAgent {
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
     this.health?.refresh();
-    this.scheduleRefresh();
+    void this.refreshAnswers();
     const s = this.compiler.stats;
     this.opts.log.info(
       `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
@@ -442,7 +432,6 @@ export class NodeAgent {
     this.stopped = true;
     this.health?.refresh();
     clearTimeout(this.retryTimer);
-    clearTimeout(this.refreshTimer);
     await this.source.stop();
     await this.changes.drain();
     await this.obs?.close();

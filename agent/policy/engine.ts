@@ -10,8 +10,8 @@
  * - policies.ts: policies compiled once, their CIDR budget and references;
  * - endpoints.ts: per local endpoint, isolation and allow entries, recomputed or patched;
  * - warnings.ts and reader.ts: problems and the read API (explain, matrix, flows, status).
- * The Store is the one copy of the objects: the parts keep keys, identities and memberships,
- * and read objects from the Store when they need them.
+ * The Store is the one copy of the objects: the parts keep keys, identities and memberships
+ * (a pod record refers to the Store's Pod it was built from), and read objects from the Store.
  */
 import type { DesiredDiff, DesiredState, EndpointState } from '../desired.js';
 import type { Clock } from '../identity/allocator.js';

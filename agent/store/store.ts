@@ -31,11 +31,8 @@ export class Store {
     const key = objectKey(o);
     const m = this.objects[o.kind] as Map<string, KubeObject>;
     const old = m.get(key);
-    if (old !== undefined && sameObject(old, o)) {
-      // Keep the newer resourceVersion, so the next update compares against it.
-      if (old.resourceVersion !== o.resourceVersion) m.set(key, o);
-      return undefined;
-    }
+    // Unchanged: the object held stays (the compiler holds it too; a newer copy would be a second).
+    if (old !== undefined && sameObject(old, o)) return undefined;
     m.set(key, o);
     return { kind: o.kind, type: old ? 'modified' : 'added', key, old, new: o } as StoreChange;
   }

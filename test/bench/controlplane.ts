@@ -23,6 +23,7 @@ import { startHealthServerOffLoop } from '../../agent/node/health.js';
 import { startStatusServer } from '../../agent/node/status.js';
 import { startMetricsServerOffLoop } from '../../agent/metrics/server.js';
 import { WeirMetrics } from '../../agent/metrics/metrics.js';
+import { OffLoopHost } from '../../agent/offloop.js';
 import { Worker } from 'node:worker_threads';
 
 const NAMESPACES = 500;
@@ -292,15 +293,18 @@ interface Answers {
 }
 
 async function answersDuring(work: () => void): Promise<Answers> {
+  // As in the node agent: the three servers share one worker thread.
+  const offLoop = new OffLoopHost();
   const health = await startHealthServerOffLoop(
     { healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) },
     0,
     '127.0.0.1',
+    { offLoop },
   );
   const dir = mkdtempSync(join(tmpdir(), 'weir-bench-status-'));
-  const status = await startStatusServer(dir, () => ({ ready: true, revision: 1 }));
+  const status = await startStatusServer(dir, () => ({ ready: true, revision: 1 }), { host: offLoop });
   const metrics = new WeirMetrics({});
-  const metricsServer = await startMetricsServerOffLoop(metrics, 0, '127.0.0.1');
+  const metricsServer = await startMetricsServerOffLoop(metrics, 0, '127.0.0.1', { offLoop });
   await Promise.all([status.refresh(), metricsServer.refresh()]);
   const worker = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
@@ -332,6 +336,7 @@ async function answersDuring(work: () => void): Promise<Answers> {
   });
   await worker.terminate();
   await Promise.all([health.close(), status.close(), metricsServer.close()]);
+  await offLoop.close();
   metrics.close();
   rmSync(dir, { recursive: true, force: true });
   const of = (t: number[]) => ({ maxMs: Math.max(...t), requests: t.length });
@@ -422,7 +427,7 @@ async function cidrScale(): Promise<string> {
     '',
     `${large.n.toLocaleString('en-US')} / ${small.n.toLocaleString('en-US')} ipBlocks: ${(large.ms / small.ms).toFixed(1)}x the time for 4x the input (quadratic work would be 16x). Goal 16,000 ipBlocks in under 1 s: ${large.ms < 1000 ? 'met' : 'NOT met'}.`,
     '',
-    '`/healthz`, `weir agent status` (the control socket) and `/metrics` while the main loop applies one large policy (a client thread asks each every 20 ms and times each answer; goal: every answer within 1 s). Each is served from a worker thread: /healthz and /readyz from the checks the main loop publishes; status and metrics wait for the main loop at most 250 ms, then get the last answer the main loop handed over (the agent does so at start and after changes) with its age. The main-loop work is one policy compiled at once (the agent cuts bursts into slices of bounded work; the CIDR budget bounds one policy):',
+    '`/healthz`, `weir agent status` (the control socket) and `/metrics` while the main loop applies one large policy (a client thread asks each every 20 ms and times each answer; goal: every answer within 1 s). All three are served from one worker thread, as in the node agent: /healthz and /readyz from the checks the main loop publishes; status and metrics wait for the main loop at most 250 ms, then get the last answer (handed over by the main loop, or the last one served) with its age. The main-loop work is one policy compiled at once (the agent cuts bursts into slices of bounded work; the CIDR budget bounds one policy):',
     '',
     '| policy | main-loop work | slowest /healthz | slowest status | slowest /metrics | answers during the run (each) |',
     '|---|---|---|---|---|---|',
