@@ -126,6 +126,7 @@ export const MapName = {
   config: 'weir_config',
   events: 'weir_events',
   lostEvents: 'weir_ev_lost',
+  ctMiss: 'weir_ct_miss',
   counters: 'weir_counters',
 } as const;
 export type MapKey = keyof typeof MapName;
