@@ -26,7 +26,7 @@ import { sliceChanges } from './slices.js';
 import { formatFieldError, validateObject } from '../store/validate.js';
 import type { ResourceStatus } from '../sources/kubernetes.js';
 import { startNodeObservability } from './observe.js';
-import { findPodInterface, type PodInterface } from './interfaces.js';
+import { findPodInterface, findPodInterfaces, type PodInterface } from './interfaces.js';
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
 import { OffLoopHost } from '../offloop.js';
@@ -315,7 +315,7 @@ export class NodeAgent {
       else deletes.push(e);
     }
     // Interfaces must be known before the compiler's endpoints reach the syncer.
-    await Promise.all(upserts.filter((o) => this.isLocalEndpoint(o)).map((p) => this.resolveInterface(p as Pod)));
+    await this.resolveInterfaces(upserts.filter((o): o is Pod => this.isLocalEndpoint(o)));
     for (const o of upserts) {
       if (o.kind === 'Pod' && !this.isLocalEndpoint(o)) this.forget(objectKey(o));
     }
@@ -339,12 +339,23 @@ export class NodeAgent {
     this.unresolved.delete(key);
   }
 
-  private async resolveInterface(pod: Pod): Promise<void> {
+  /** Interfaces of many local pods: looked up together (one `ip -batch`), then booked one by one. */
+  private async resolveInterfaces(pods: Pod[]): Promise<void> {
+    const todo = pods.filter((p) => {
+      const known = this.interfaces.get(objectKey(p));
+      return !(known && p.ips.includes(known.ip));
+    });
+    if (todo.length === 0) return;
+    const found = await findPodInterfaces(todo.flatMap((p) => p.ips));
+    await Promise.all(todo.map((p) => this.resolveInterface(p, found)));
+  }
+
+  private async resolveInterface(pod: Pod, looked?: Map<string, PodInterface | undefined>): Promise<void> {
     const key = objectKey(pod);
     const known = this.interfaces.get(key);
     if (known && pod.ips.includes(known.ip)) return;
     for (const ip of pod.ips) {
-      const found = await findPodInterface(ip);
+      const found = looked ? looked.get(ip) : await findPodInterface(ip);
       if (found) {
         this.interfaces.set(key, { ...found, ip });
         this.unresolved.delete(key);

@@ -118,6 +118,16 @@ export class IdentityIndex {
       const podCIDRs = node.podCIDRs.map((c) => canonicalPrefix(c)).filter((p): p is string => p !== undefined);
       if (podCIDRs.length > 0) this.nodePodCIDRs.set(name, podCIDRs);
     }
+    // Once per flush, not per node: a list of 1,000 nodes would otherwise rebuild it 1,000 times.
+    this.podCIDRsDirty = true;
+  }
+
+  /** A node changed: the cluster's pod CIDRs are rebuilt before the ipcache is next read. */
+  private podCIDRsDirty = false;
+
+  private podCIDRsUpToDate(): void {
+    if (!this.podCIDRsDirty) return;
+    this.podCIDRsDirty = false;
     this.refreshPodCIDRs();
   }
 
@@ -137,6 +147,7 @@ export class IdentityIndex {
 
   /** The ipcache entries that changed since the last call. */
   flushIpcache(): { upserted: IpcacheEntry[]; removed: string[] } {
+    this.podCIDRsUpToDate();
     return this.ipcache.flush();
   }
 
@@ -145,6 +156,7 @@ export class IdentityIndex {
   }
 
   podCIDRs(): Prefix[] {
+    this.podCIDRsUpToDate();
     return this.ipcache.getPodCIDRs();
   }
 
