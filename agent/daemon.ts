@@ -15,6 +15,8 @@ import { isEmptyDiff, type DesiredDiff, type DesiredState } from './desired.js';
 
 /** The compiler as the agent drives it (agent/policy's PolicyEngine fits this shape). */
 export interface PolicyCompiler {
+  /** The store the compiler reads objects from (PolicyEngine's): the agent puts changes there, so objects are held once. */
+  readonly store?: Store;
   apply(change: StoreChange): DesiredDiff;
   /** Many changes at once, each affected endpoint recomputed once. */
   applyAll?(changes: Iterable<StoreChange>): DesiredDiff;
@@ -73,7 +75,7 @@ export interface AgentOptions {
 }
 
 export class Agent {
-  readonly store = new Store();
+  readonly store: Store;
   readonly events = new EventEmitter<AgentEvents>();
   readonly nodeName: string;
   readonly compiler: PolicyCompiler;
@@ -88,6 +90,7 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.nodeName = opts.nodeName;
     this.compiler = opts.compiler;
+    this.store = opts.compiler.store ?? new Store();
     this.enforcement = opts.enforcement;
     this.log = opts.log ?? (() => undefined);
   }

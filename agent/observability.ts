@@ -11,8 +11,14 @@ import { Observer } from './flows/observer.js';
 import { startObserverServer, type ObserverServer, type TlsFiles } from './flows/server.js';
 import { AGENT_OBSERVER_SOCKET } from './flows/socket.js';
 import { WeirMetrics, type PodMetricsOptions } from './metrics/metrics.js';
-import { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer } from './metrics/server.js';
+import {
+  DEFAULT_METRICS_PORT,
+  startMetricsServer,
+  startMetricsServerOffLoop,
+  type MetricsServer,
+} from './metrics/server.js';
 import type { ControlPlaneStats, DatapathStats } from './metrics/sources.js';
+import type { OffLoopHost } from './offloop.js';
 import { recordAgentEvents, type AgentEventsLike } from './metrics/agent-events.js';
 import { datapathMapUsage } from './metrics/map-usage.js';
 import { EngineFlowContext } from './flows/engine-context.js';
@@ -48,6 +54,8 @@ export interface ObservabilityOptions {
   /** /metrics port (default 9962); null for no metrics server. */
   metricsPort?: number | null;
   metricsHost?: string;
+  /** Serve /metrics from this worker thread, answering with the last rendering while the main loop is busy (the node agent). */
+  metricsOffLoop?: OffLoopHost;
   podMetrics?: PodMetricsOptions;
   /** How often the datapath's lost-event counter is read (default 1000 ms). */
   lostPollMs?: number;
@@ -59,6 +67,8 @@ export interface Observability {
   /** Where the flow API listens. */
   flowApi: string[];
   metricsUrl?: string;
+  /** Renders /metrics now for an off-loop server to answer with while the main loop is busy (otherwise nothing). */
+  refreshMetrics(): Promise<void>;
   /** Hands decoded events to the observer (what `events` does by itself). */
   ingest(events: FlowEvent[]): void;
   close(): Promise<void>;
@@ -79,7 +89,7 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
   });
 
   let api: ObserverServer | undefined;
-  let http: MetricsServer | undefined;
+  let http: (MetricsServer & { refresh?(): Promise<void> }) | undefined;
   let source: { close(): void } | undefined;
   let lostTimer: NodeJS.Timeout | undefined;
   const stopAgentEvents = o.agentEvents ? recordAgentEvents(metrics, o.agentEvents) : undefined;
@@ -88,7 +98,11 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
     if (socketPath || o.tcpAddress)
       api = await startObserverServer(observer, { socketPath, tcpAddress: o.tcpAddress, tls: o.tls });
     if (o.metricsPort !== null)
-      http = await startMetricsServer(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost);
+      http = o.metricsOffLoop
+        ? await startMetricsServerOffLoop(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost, {
+            offLoop: o.metricsOffLoop,
+          })
+        : await startMetricsServer(metrics, o.metricsPort ?? DEFAULT_METRICS_PORT, o.metricsHost);
     if (o.events) source = o.events((evs) => observer.ingest(evs));
     const lostEvents = o.datapath?.lostEvents?.bind(o.datapath);
     if (lostEvents) {
@@ -113,6 +127,9 @@ export async function startObservability(o: ObservabilityOptions = {}): Promise<
     metrics,
     flowApi: api?.addresses ?? [],
     metricsUrl: http?.url,
+    refreshMetrics: async () => {
+      await http?.refresh?.();
+    },
     ingest: (evs) => observer.ingest(evs),
     close: async () => {
       if (lostTimer) clearInterval(lostTimer);

@@ -168,17 +168,53 @@ export class BpfMap implements KernelMap {
     }
   }
 
+  /**
+   * How many entries the map holds: hash maps counted from batch reads into reused buffers (no
+   * object per entry: a 100,000-entry ipcache is counted in a few syscalls), others key by key.
+   */
+  count(chunk = 4096): number {
+    if (this.info.type === MapType.HASH || this.info.type === MapType.LRU_HASH) {
+      let n = 0;
+      if (this.eachBatch(chunk, (_k, _v, c) => (n += c))) return n;
+    }
+    let n = 0;
+    for (const _ of this.keys()) n++;
+    return n;
+  }
+
   /** Undefined when the kernel cannot batch this map. */
   private lookupBatches(chunk: number): Array<[Buffer, Buffer]> | undefined {
     const out: Array<[Buffer, Buffer]> = [];
     const ks = this.info.keySize;
     const vs = this.valueBytes;
+    const ok = this.eachBatch(chunk, (keys, values, count) => {
+      for (let i = 0; i < count; i++) {
+        out.push([
+          Buffer.from(keys.subarray(i * ks, (i + 1) * ks)),
+          Buffer.from(values.subarray(i * vs, (i + 1) * vs)),
+        ]);
+      }
+    });
+    return ok ? out : undefined;
+  }
+
+  /**
+   * Reads the whole map in batches, handing each batch's buffers (valid until the next call) and
+   * entry count to `onBatch`. False when the kernel cannot batch this map.
+   */
+  private eachBatch(chunk: number, onBatch: (keys: Buffer, values: Buffer, count: number) => void): boolean {
+    const ks = this.info.keySize;
+    const vs = this.valueBytes;
     const token = [Buffer.alloc(Math.max(8, ks)), Buffer.alloc(Math.max(8, ks))];
     let first = true;
     let size = chunk;
+    let keys = Buffer.alloc(ks * size);
+    let values = Buffer.alloc(vs * size);
     for (;;) {
-      const keys = Buffer.alloc(ks * size);
-      const values = Buffer.alloc(vs * size);
+      if (keys.length < ks * size) {
+        keys = Buffer.alloc(ks * size);
+        values = Buffer.alloc(vs * size);
+      }
       const count = [size];
       const r = fn.lookup_batch(this.fd, first ? null : token[0], token[1], keys, values, count, {
         sz: 24,
@@ -190,16 +226,11 @@ export class BpfMap implements KernelMap {
         continue;
       }
       if (r < 0 && -r !== ENOENT) {
-        if (first && (-r === EINVAL || -r === ENOTSUPP || -r === EOPNOTSUPP)) return undefined;
+        if (first && (-r === EINVAL || -r === ENOTSUPP || -r === EOPNOTSUPP)) return false;
         this.fail(r, 'batch lookup');
       }
-      for (let i = 0; i < count[0]; i++) {
-        out.push([
-          Buffer.from(keys.subarray(i * ks, (i + 1) * ks)),
-          Buffer.from(values.subarray(i * vs, (i + 1) * vs)),
-        ]);
-      }
-      if (r < 0) return out; // ENOENT: that was the last batch
+      onBatch(keys, values, count[0]!);
+      if (r < 0) return true; // ENOENT: that was the last batch
       token[1].copy(token[0]);
       first = false;
     }

@@ -22,4 +22,6 @@ export interface KernelMap {
   deleteBatch(keys: Buffer[]): number;
   /** Every (key, value) pair the map holds now. */
   entries(): Iterable<[Buffer, Buffer]>;
+  /** How many entries the map holds now, where it can count without reading them out one object each. */
+  count?(): number;
 }

@@ -47,8 +47,9 @@ const args = [
   'node_modules/jest/bin/jest.js',
   '--json',
   `--outputFile=${out}`,
-  ...extra,
+  // file selectors first: jest's array options (--testPathIgnorePatterns) take the words after them
   ...argv,
+  ...extra,
 ];
 const res = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, NODE_NO_WARNINGS: '1' } });
 let passed = 0;

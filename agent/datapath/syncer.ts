@@ -134,8 +134,57 @@ interface HaveEndpoint {
   /** The record was written but the fast path's copy of its revision not yet. */
   revPending?: boolean;
   /** Keys written (or possibly written): a superset of what the kernel holds for this id. */
-  policy: Map<string, Buffer>;
-  ranges: Map<string, Buffer>;
+  policy: KeyBook;
+  ranges: KeyBook;
+}
+
+/**
+ * Map keys written for one endpoint (hex -> key), counting the remote identities they name, so
+ * "does this endpoint hold entries naming identity X" (asked of every endpoint whenever an
+ * address changes identity) is one lookup, not a decode of every key.
+ */
+class KeyBook extends Map<string, Buffer> {
+  private readonly named = new Map<number, number>();
+
+  constructor(private readonly identityOf: (key: Buffer) => number) {
+    super();
+  }
+
+  override set(hex: string, key: Buffer): this {
+    if (!this.has(hex)) {
+      const id = this.identityOf(key);
+      this.named.set(id, (this.named.get(id) ?? 0) + 1);
+    }
+    return super.set(hex, key);
+  }
+
+  override delete(hex: string): boolean {
+    const key = this.get(hex);
+    if (key === undefined) return false;
+    const id = this.identityOf(key);
+    const n = (this.named.get(id) ?? 0) - 1;
+    if (n > 0) this.named.set(id, n);
+    else this.named.delete(id);
+    return super.delete(hex);
+  }
+
+  override clear(): void {
+    this.named.clear();
+    super.clear();
+  }
+
+  /** A key naming this remote identity is written. */
+  names(identity: number): boolean {
+    return this.named.has(identity);
+  }
+}
+
+function haveEndpoint(id: number): HaveEndpoint {
+  return {
+    id,
+    policy: new KeyBook((k) => decodePolicyKey(k).identity),
+    ranges: new KeyBook((k) => decodePolicyRangeKey(k).identity),
+  };
 }
 
 interface Dirty {
@@ -303,6 +352,7 @@ export class Syncer {
     // 1. ipcache CIDRs whose identity changes go to the transit identity first
     const cidrs = [...this.ipDirty].filter(([, d]) => due(d)).map(([c]) => c);
     let ipcacheFailed: string | undefined;
+    const toTransit: Array<[string, number]> = [];
     for (const c of cidrs) {
       const want = this.wantIp.get(c);
       const have = this.haveIp.get(c);
@@ -311,14 +361,14 @@ export class Syncer {
         continue;
       }
       if (have === TRANSIT_IDENTITY) continue;
-      try {
-        this.transitFrom.set(c, have);
-        this.writeIp(c, TRANSIT_IDENTITY);
-        stats.writes++;
-      } catch (err) {
-        ipcacheFailed = `${IPCACHE_PREFIX}${c}: ${message(err)}`;
-        this.fail(this.ipDirty, c, IPCACHE_PREFIX + c, err, now, stats);
-      }
+      this.transitFrom.set(c, have);
+      toTransit.push([c, TRANSIT_IDENTITY]);
+    }
+    const transitFailed = this.writeIps(toTransit);
+    stats.writes += toTransit.length - transitFailed.size;
+    for (const [c, err] of transitFailed) {
+      ipcacheFailed = `${IPCACHE_PREFIX}${c}: ${message(err)}`;
+      this.fail(this.ipDirty, c, IPCACHE_PREFIX + c, err, now, stats);
     }
 
     // 2. endpoints; none gets new entries while an address whose identity changes is not in
@@ -354,6 +404,7 @@ export class Syncer {
     // 3. ipcache CIDRs get their identity once no unconverged endpoint names it
     let moved: Set<number> | undefined = new Set();
     let changed = false;
+    const finals: Array<[string, number | undefined, number]> = [];
     for (const c of cidrs) {
       const d = this.ipDirty.get(c);
       if (!d || this.haveIp.get(c) !== TRANSIT_IDENTITY) continue;
@@ -369,22 +420,26 @@ export class Syncer {
         d.notBefore = Math.max(now, this.dirty.get(blocker)?.notBefore ?? now);
         continue;
       }
-      try {
-        this.writeIp(c, want);
-        stats.writes++;
-        this.ipDirty.delete(c);
-        const from = this.transitFrom.get(c);
-        this.transitFrom.delete(c);
-        // a new entry re-judges nothing (as before it existed, connections to it were judged by
-        // the identity it resolved to then); a changed or removed one re-judges what it can affect
-        if (from === undefined) continue;
-        changed = true;
-        if (!isExact(c) || want === undefined || from < Identity.CLUSTER_MIN || next < Identity.CLUSTER_MIN)
-          moved = undefined;
-        else moved?.add(from).add(next);
-      } catch (err) {
+      finals.push([c, want, next]);
+    }
+    const finalFailed = this.writeIps(finals.map(([c, want]) => [c, want]));
+    for (const [c, want, next] of finals) {
+      const err = finalFailed.get(c);
+      if (err !== undefined) {
         this.fail(this.ipDirty, c, IPCACHE_PREFIX + c, err, now, stats);
+        continue;
       }
+      stats.writes++;
+      this.ipDirty.delete(c);
+      const from = this.transitFrom.get(c);
+      this.transitFrom.delete(c);
+      // a new entry re-judges nothing (as before it existed, connections to it were judged by
+      // the identity it resolved to then); a changed or removed one re-judges what it can affect
+      if (from === undefined) continue;
+      changed = true;
+      if (!isExact(c) || want === undefined || from < Identity.CLUSTER_MIN || next < Identity.CLUSTER_MIN)
+        moved = undefined;
+      else moved?.add(from).add(next);
     }
     if (changed) this.bumpRevisions(moved, stats);
     this.schedule();
@@ -409,7 +464,7 @@ export class Syncer {
     if (ifindex === undefined) return 'pending';
     if (!have || have.id !== want.id) {
       if (have) this.removeEndpoint(key, have, stats);
-      have = { id: want.id, policy: new Map(), ranges: new Map() };
+      have = haveEndpoint(want.id);
       this.have.set(key, have);
     }
     const h = have;
@@ -567,6 +622,46 @@ export class Syncer {
     if (!this.ipDirty.has(c)) this.ipDirty.set(c, { notBefore: 0, attempts: 0 });
   }
 
+  /**
+   * Writes many ipcache entries: the exact addresses in one batch (a first sync writes one per
+   * pod of the cluster), prefixes and deletions one by one. Returns the entries that failed, with
+   * their errors. A batch that fails may have written its first entries: the map is read back
+   * for each, what landed is booked, and the rest is written one by one, so each entry gets its
+   * own outcome and the books hold what the kernel holds.
+   */
+  private writeIps(list: Array<[string, number | undefined]>): Map<string, unknown> {
+    const failed = new Map<string, unknown>();
+    let single = list;
+    const batch = list.filter((e): e is [string, number] => e[1] !== undefined && isExact(e[0]));
+    if (batch.length > 1) {
+      const keys = batch.map(([c]) => encodeIpcacheKey(c.slice(0, c.indexOf('/'))));
+      let landed: (e: [string, number], i: number) => boolean = () => true;
+      try {
+        this.maps.ipcache.updateBatch(batch.map(([, id], i) => [keys[i]!, encodeIpcacheValue(id)]));
+      } catch {
+        landed = ([, id], i) => {
+          const v = this.maps.ipcache.lookup(keys[i]!);
+          return v !== undefined && decodeIpcacheValue(v) === id;
+        };
+      }
+      const written = new Set<string>();
+      batch.forEach((e, i) => {
+        if (!landed(e, i)) return;
+        this.haveIp.set(e[0], e[1]);
+        written.add(e[0]);
+      });
+      single = list.filter((e) => !written.has(e[0]));
+    }
+    for (const [c, id] of single) {
+      try {
+        this.writeIp(c, id);
+      } catch (err) {
+        failed.set(c, err);
+      }
+    }
+    return failed;
+  }
+
   /** Writes (or with undefined, deletes) one ipcache entry and books it. */
   private writeIp(c: string, identity: number | undefined): void {
     const exact = isExact(c);
@@ -599,8 +694,7 @@ export class Syncer {
     for (const key of this.dirty.keys()) {
       const h = this.have.get(key);
       if (!h) continue;
-      for (const k of h.policy.values()) if (decodePolicyKey(k).identity === identity) return key;
-      for (const k of h.ranges.values()) if (decodePolicyRangeKey(k).identity === identity) return key;
+      if (h.policy.names(identity) || h.ranges.names(identity)) return key;
     }
     return undefined;
   }
@@ -639,9 +733,7 @@ export class Syncer {
   }
 
   private names(h: HaveEndpoint, ids: ReadonlySet<number>): boolean {
-    if (ids.size === 0) return false;
-    for (const k of h.policy.values()) if (ids.has(decodePolicyKey(k).identity)) return true;
-    for (const k of h.ranges.values()) if (ids.has(decodePolicyRangeKey(k).identity)) return true;
+    for (const id of ids) if (h.policy.names(id) || h.ranges.names(id)) return true;
     return false;
   }
 
@@ -819,7 +911,7 @@ export class Syncer {
       let h = this.have.get(key);
       if (!h) {
         if (!adopting) drift++;
-        h = { id: this.want.get(key)?.id ?? value.endpointId, policy: new Map(), ranges: new Map() };
+        h = haveEndpoint(this.want.get(key)?.id ?? value.endpointId);
         this.have.set(key, h);
       } else if (
         !h.value ||
@@ -868,7 +960,7 @@ export class Syncer {
         const owner = this.owners.get(id);
         const w = owner === undefined ? undefined : this.want.get(owner);
         if (w && !this.have.has(w.key)) {
-          const h: HaveEndpoint = { id, policy: new Map(), ranges: new Map() };
+          const h = haveEndpoint(id);
           this.have.set(w.key, h);
           byId.set(id, h);
           for (const [hex, k] of found) pick(h).set(hex, k);
@@ -881,7 +973,7 @@ export class Syncer {
         const key = `#entries-${id}`;
         let h = this.have.get(key);
         if (!h) {
-          h = { id, policy: new Map(), ranges: new Map() };
+          h = haveEndpoint(id);
           this.have.set(key, h);
           if (!this.owners.has(id)) this.owners.set(id, key);
           byId.set(id, h);

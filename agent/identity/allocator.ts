@@ -127,8 +127,29 @@ export interface Identity {
   /** Pod labels after filterPodLabels. */
   podLabels: Labels;
   nsLabels: Labels;
-  /** Sorted "key=value" list (namespace labels prefixed "ns:"). */
-  labels: string[];
+  /** Sorted "key=value" list (namespace labels prefixed "ns:"); computed on each read. */
+  readonly labels: string[];
+}
+
+/** Key of an identity in its allocator: its label list joined by NUL (escaped in the labels). */
+const LABEL_SEPARATOR = '\u0000';
+
+/**
+ * An identity as the allocator holds it: the label list is kept once, as the allocator's key,
+ * and split when read (flows, explain and status read it; the compiler does not), so an identity
+ * costs one string instead of one per label.
+ */
+class LabelledIdentity implements Identity {
+  id = 0;
+  constructor(
+    readonly namespace: string,
+    readonly podLabels: Labels,
+    readonly nsLabels: Labels,
+    private readonly key: string,
+  ) {}
+  get labels(): string[] {
+    return this.key.split(LABEL_SEPARATOR);
+  }
 }
 
 export interface IdentityAllocatorOptions {
@@ -152,9 +173,8 @@ export class IdentityAllocator {
   /** Takes a reference on the identity of a pod; `live` is true when it just came into use. */
   acquire(namespace: string, podLabels: Labels, nsLabels: Labels): { identity: Identity; live: boolean } {
     const filtered = filterPodLabels(podLabels);
-    const labels = identityLabelList(namespace, filtered, nsLabels);
-    const key = labels.join('\u0000');
-    const r = this.numbers.acquire(key, () => ({ id: 0, namespace, podLabels: filtered, nsLabels, labels }));
+    const key = identityLabelList(namespace, filtered, nsLabels).join(LABEL_SEPARATOR);
+    const r = this.numbers.acquire(key, () => new LabelledIdentity(namespace, filtered, nsLabels, key));
     r.value.id = r.id;
     return { identity: r.value, live: r.live };
   }

@@ -31,6 +31,8 @@ export class Ipcache {
   private readonly published = new Map<string, number>();
   private readonly dirty = new Set<string>();
   private podCIDRs: Prefix[] = [];
+  /** Prefixes claimed by the cluster's pod CIDRs and by policies: what setPodCIDRs revisits (not every pod's address). */
+  private readonly claimedAs = { podCIDR: new Set<string>(), cidr: new Set<string>() };
 
   constructor() {
     for (const f of [4, 6] as const) this.claim(formatPrefix(worldPrefix(f)), 'world', 'world', worldIdentity(f));
@@ -49,6 +51,7 @@ export class Ipcache {
     const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
     if (i >= 0) list[i] = { layer, owner, identity };
     else list.push({ layer, owner, identity });
+    if (layer === 'podCIDR' || layer === 'cidr') this.claimedAs[layer].add(cidr);
     this.dirty.add(cidr);
   }
 
@@ -58,6 +61,8 @@ export class Ipcache {
     const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
     if (i < 0) return;
     list.splice(i, 1);
+    if ((layer === 'podCIDR' || layer === 'cidr') && !list.some((c) => c.layer === layer))
+      this.claimedAs[layer].delete(cidr);
     if (list.length === 0) {
       this.claims.delete(cidr);
       this.prefixes.delete(cidr);
@@ -68,13 +73,11 @@ export class Ipcache {
   /** Sets the cluster's pod CIDRs (claimed as 'podCIDR' by owner "cluster"). */
   setPodCIDRs(cidrs: string[]): void {
     const next = new Set(cidrs);
-    for (const [cidr, list] of this.claims) {
-      if (list.some((c) => c.layer === 'podCIDR') && !next.has(cidr)) this.unclaim(cidr, 'podCIDR', 'cluster');
-    }
+    for (const cidr of [...this.claimedAs.podCIDR]) if (!next.has(cidr)) this.unclaim(cidr, 'podCIDR', 'cluster');
     for (const c of next) this.claim(c, 'podCIDR', 'cluster', POD_CIDR_IDENTITY);
     this.podCIDRs = [...next].map((c) => this.prefixes.get(c)!);
     // Policy prefixes may have moved in or out of the pod network.
-    for (const [cidr, list] of this.claims) if (list.some((c) => c.layer === 'cidr')) this.dirty.add(cidr);
+    for (const cidr of this.claimedAs.cidr) this.dirty.add(cidr);
   }
 
   getPodCIDRs(): Prefix[] {

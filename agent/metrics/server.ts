@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WeirMetrics } from './metrics.js';
+import { serveOffLoop, type OffLoopHost } from '../offloop.js';
 
 export const DEFAULT_METRICS_PORT = 9962;
 
@@ -66,4 +67,43 @@ export function startMetricsServer(
       });
     });
   });
+}
+
+/**
+ * /metrics served from a worker thread (agent/offloop.ts): the main loop renders the text; while
+ * it is busy longer than the deadline (a large policy compiling), the last rendering is served,
+ * so a scrape never waits on a compile. The node agent uses this one.
+ */
+export async function startMetricsServerOffLoop(
+  metrics: WeirMetrics,
+  port = DEFAULT_METRICS_PORT,
+  host = '0.0.0.0',
+  opts: { deadlineMs?: number; offLoop?: OffLoopHost } = {},
+): Promise<MetricsServer & { refresh(): Promise<void> }> {
+  const text = 'text/plain; charset=utf-8';
+  const server = await serveOffLoop(
+    opts.offLoop,
+    { port, host },
+    [
+      {
+        path: '/metrics',
+        kind: 'ask',
+        answer: async () => ({ contentType: metrics.registry.contentType, body: await metrics.text() }),
+      },
+      { path: '/healthz', kind: 'ask', answer: () => ({ contentType: text, body: 'ok\n' }) },
+    ],
+    {
+      inUse: `cannot serve metrics on ${host}:${port}: the port is in use; pick another with --metrics-port`,
+      notFound: { contentType: text, body: 'weir serves /metrics and /healthz\n' },
+      ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}),
+    },
+  );
+  const bound = server.port!;
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return {
+    url: `http://${shown}:${bound}/metrics`,
+    port: bound,
+    refresh: () => server.refresh(),
+    close: () => server.close(),
+  };
 }

@@ -26,9 +26,10 @@ import { sliceChanges } from './slices.js';
 import { formatFieldError, validateObject } from '../store/validate.js';
 import type { ResourceStatus } from '../sources/kubernetes.js';
 import { startNodeObservability } from './observe.js';
-import { findPodInterface, type PodInterface } from './interfaces.js';
+import { findPodInterface, findPodInterfaces, type PodInterface } from './interfaces.js';
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
+import { OffLoopHost } from '../offloop.js';
 
 const KIND_OF: Record<WatchedResource, KubeKind> = {
   namespaces: 'Namespace',
@@ -76,6 +77,8 @@ export class NodeAgent {
   private readonly datapath: DatapathEnforcement;
   private health?: HealthServer;
   private statusServer?: StatusServer;
+  /** One worker thread serves health, status and metrics, so they answer during a compile. */
+  private readonly offLoop = new OffLoopHost();
   private obs?: Observability;
   private invalid = 0;
   /** "verb|resource" refusals an Event was posted for. */
@@ -153,8 +156,9 @@ export class NodeAgent {
       },
       c.healthPort,
       c.healthHost,
+      { offLoop: a.offLoop },
     );
-    a.statusServer = await startStatusServer(c.runDir, () => a.status());
+    a.statusServer = await startStatusServer(c.runDir, () => a.status(), { host: a.offLoop });
     if (opts.observability !== false) {
       a.obs = await startNodeObservability(
         c,
@@ -163,11 +167,23 @@ export class NodeAgent {
         a.datapath,
         (ifindex) => [...a.interfaces.values()].find((i) => i.ifindex === ifindex)?.name,
         (ifindex) => [...a.interfaces.entries()].find(([, i]) => i.ifindex === ifindex)?.[0],
+        a.offLoop,
       );
     }
+    await a.refreshAnswers();
     a.source.start();
     void a.firstSync();
     return a;
+  }
+
+  /**
+   * Hands the current status and metrics to the thread serving them, which answers with them
+   * while the main loop is busy (a large policy compiling): at start and once the first sync is
+   * enforced. Every answer it serves later is kept too. Not after every change: status and
+   * metrics read the kernel maps' fill, which at 100,000 pods is not free.
+   */
+  private async refreshAnswers(): Promise<void> {
+    await Promise.all([this.statusServer?.refresh(), this.obs?.refreshMetrics()]);
   }
 
   /** The port the health endpoints listen on (the configured one, or the one picked for 0). */
@@ -249,6 +265,7 @@ export class NodeAgent {
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
     this.health?.refresh();
+    void this.refreshAnswers();
     const s = this.compiler.stats;
     this.opts.log.info(
       `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
@@ -298,7 +315,7 @@ export class NodeAgent {
       else deletes.push(e);
     }
     // Interfaces must be known before the compiler's endpoints reach the syncer.
-    await Promise.all(upserts.filter((o) => this.isLocalEndpoint(o)).map((p) => this.resolveInterface(p as Pod)));
+    await this.resolveInterfaces(upserts.filter((o): o is Pod => this.isLocalEndpoint(o)));
     for (const o of upserts) {
       if (o.kind === 'Pod' && !this.isLocalEndpoint(o)) this.forget(objectKey(o));
     }
@@ -322,12 +339,23 @@ export class NodeAgent {
     this.unresolved.delete(key);
   }
 
-  private async resolveInterface(pod: Pod): Promise<void> {
+  /** Interfaces of many local pods: looked up together (one `ip -batch`), then booked one by one. */
+  private async resolveInterfaces(pods: Pod[]): Promise<void> {
+    const todo = pods.filter((p) => {
+      const known = this.interfaces.get(objectKey(p));
+      return !(known && p.ips.includes(known.ip));
+    });
+    if (todo.length === 0) return;
+    const found = await findPodInterfaces(todo.flatMap((p) => p.ips));
+    await Promise.all(todo.map((p) => this.resolveInterface(p, found)));
+  }
+
+  private async resolveInterface(pod: Pod, looked?: Map<string, PodInterface | undefined>): Promise<void> {
     const key = objectKey(pod);
     const known = this.interfaces.get(key);
     if (known && pod.ips.includes(known.ip)) return;
     for (const ip of pod.ips) {
-      const found = await findPodInterface(ip);
+      const found = looked ? looked.get(ip) : await findPodInterface(ip);
       if (found) {
         this.interfaces.set(key, { ...found, ip });
         this.unresolved.delete(key);
@@ -409,6 +437,7 @@ export class NodeAgent {
     await this.obs?.close();
     await this.health?.close();
     await this.statusServer?.close();
+    await this.offLoop.close();
     await this.agent.close();
   }
 }

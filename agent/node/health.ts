@@ -8,7 +8,7 @@
  * the main loop never makes a probe wait; the lab and tests may use the in-loop startHealthServer.
  */
 import { createServer, type Server } from 'node:http';
-import { Worker } from 'node:worker_threads';
+import { serveOffLoop, type Answer, type OffLoopHost } from '../offloop.js';
 
 export interface Check {
   ok: boolean;
@@ -72,80 +72,54 @@ export async function startHealthServer(src: HealthSource, port: number, host = 
 export const DEFAULT_STALL_LIMIT_MS = 30_000;
 
 /**
- * The worker's code (plain JavaScript, so it runs the same from dist/ and under ts-jest): an HTTP
- * server on its own event loop answering from the last state the main loop published and from
- * the main loop's heartbeat, so probes are answered in microseconds however long the main loop is
- * busy, and a main loop stuck longer than the stall limit fails /healthz.
- */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createServer } = require('node:http');
-const beat = new Float64Array(workerData.beat);
-let state = { healthz: { ok: false, reason: 'starting' }, readyz: { ok: false, reason: 'starting' } };
-parentPort.on('message', (m) => { if (m && m.state) state = m.state; });
-const server = createServer((req, res) => {
-  const path = new URL(req.url || '/', 'http://local').pathname;
-  const send = (code, body) => {
-    res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
-    res.end(body);
-  };
-  if (path !== '/healthz' && path !== '/readyz') return send(404, 'not found: try /healthz or /readyz\\n');
-  const stalled = Date.now() - beat[0];
-  let c = path === '/healthz' ? state.healthz : state.readyz;
-  if (stalled > workerData.stallLimitMs)
-    c = { ok: false, reason: 'the agent has not turned its event loop for ' + Math.round(stalled / 1000) + ' s' };
-  send(c.ok ? 200 : 503, c.ok ? 'ok\\n' : 'not ready: ' + (c.reason || 'unknown') + '\\n');
-});
-server.on('error', (err) => parentPort.postMessage({ error: err.code === 'EADDRINUSE'
-  ? 'health port ' + workerData.host + ':' + workerData.port + ' is in use: pass --health-port with a free port'
-  : String(err.message) }));
-server.listen(workerData.port, workerData.host, () => parentPort.postMessage({ port: server.address().port }));
-`;
-
-/**
- * /healthz and /readyz served from a worker thread: the main loop publishes its checks every
- * `publishMs` (and its heartbeat with them), the worker answers probes at once even while the
- * main loop compiles. A main loop that has not published for `stallLimitMs` fails both.
+ * /healthz and /readyz served from a worker thread (agent/offloop.ts, shared with status and
+ * metrics when `offLoop` is given): the main loop publishes its checks every `publishMs`, the
+ * worker answers probes at once from the last ones even while the main loop compiles. A main
+ * loop that has not published for `stallLimitMs` fails both.
  */
 export async function startHealthServerOffLoop(
   src: HealthSource,
   port: number,
   host = '0.0.0.0',
-  opts: { publishMs?: number; stallLimitMs?: number } = {},
+  opts: { publishMs?: number; stallLimitMs?: number; offLoop?: OffLoopHost } = {},
 ): Promise<HealthServer> {
-  const beatBuffer = new SharedArrayBuffer(8);
-  const beat = new Float64Array(beatBuffer);
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { beat: beatBuffer, port, host, stallLimitMs: opts.stallLimitMs ?? DEFAULT_STALL_LIMIT_MS },
-  });
-  const publish = (): void => {
-    let state: { healthz: Check; readyz: Check };
+  const check = (c: () => Check): Answer => {
+    let r: Check;
     try {
-      state = { healthz: src.healthz(), readyz: src.readyz() };
+      r = c();
     } catch (err) {
-      const c = { ok: false, reason: `error: ${err instanceof Error ? err.message : String(err)}` };
-      state = { healthz: c, readyz: c };
+      r = { ok: false, reason: `error: ${err instanceof Error ? err.message : String(err)}` };
     }
-    beat[0] = Date.now();
-    worker.postMessage({ state });
+    return {
+      code: r.ok ? 200 : 503,
+      contentType: 'text/plain; charset=utf-8',
+      body: r.ok ? 'ok\n' : `not ready: ${r.reason ?? 'unknown'}\n`,
+    };
   };
+  const server = await serveOffLoop(
+    opts.offLoop,
+    { port, host },
+    [
+      { path: '/healthz', kind: 'published', answer: () => check(() => src.healthz()) },
+      { path: '/readyz', kind: 'published', answer: () => check(() => src.readyz()) },
+    ],
+    {
+      inUse: `health port ${host}:${port} is in use: pass --health-port with a free port`,
+      notFound: { contentType: 'text/plain; charset=utf-8', body: 'not found: try /healthz or /readyz\n' },
+      stallLimitMs: opts.stallLimitMs ?? DEFAULT_STALL_LIMIT_MS,
+      stalledBody: 'not ready: the agent has not turned its event loop for {s} s\n',
+    },
+  );
+  const publish = (): void => void server.refresh();
   publish();
-  const bound = await new Promise<number>((resolve, reject) => {
-    worker.once('message', (m: { port?: number; error?: string }) =>
-      m.port !== undefined ? resolve(m.port) : reject(new Error(m.error ?? 'health server failed')),
-    );
-    worker.once('error', reject);
-  });
   const timer = setInterval(publish, opts.publishMs ?? 200);
   timer.unref();
-  worker.unref();
   return {
-    port: bound,
+    port: server.port!,
     refresh: publish,
     close: async () => {
       clearInterval(timer);
-      await worker.terminate();
+      await server.close();
     },
   };
 }

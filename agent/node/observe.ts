@@ -9,6 +9,7 @@ import type { DatapathEnforcement } from '../enforcement.js';
 import { fromAgent, startObservability, type Observability } from '../observability.js';
 import type { PolicyEngine } from '../policy/index.js';
 import type { AgentConfig } from './config.js';
+import type { OffLoopHost } from '../offloop.js';
 
 export function startNodeObservability(
   config: AgentConfig,
@@ -17,6 +18,7 @@ export function startNodeObservability(
   enforcement: DatapathEnforcement,
   interfaceName: (ifindex: number) => string | undefined,
   podKeyOnInterface: (ifindex: number) => string | undefined,
+  offLoop: OffLoopHost,
 ): Promise<Observability> {
   return startObservability({
     nodeName: config.nodeName,
@@ -34,6 +36,7 @@ export function startNodeObservability(
         }
       : {}),
     metricsPort: config.metricsPort === 0 ? null : config.metricsPort,
+    metricsOffLoop: offLoop,
     podMetrics: { enabled: config.podMetrics, maxPods: config.podMetricsMaxPods },
   });
 }

@@ -5,9 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
 import { callControl } from '../control/client.js';
-import { serveControl } from '../control/server.js';
+import { serveOffLoop, type OffLoopHost } from '../offloop.js';
 
 /** The control socket of an agent whose run dir is `runDir`. */
 export function agentSocketPath(runDir: string): string {
@@ -16,22 +15,42 @@ export function agentSocketPath(runDir: string): string {
 
 export interface StatusServer {
   readonly socketPath: string;
+  /** Hands the current status to the socket's thread, to answer with while the main loop is busy. */
+  refresh(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startStatusServer(runDir: string, status: () => unknown): Promise<StatusServer> {
+/**
+ * Serves `GET /status` from a worker thread (agent/offloop.ts): the main loop computes the
+ * answer; while it is busy longer than the deadline (a large policy compiling), the last status
+ * is served, so `weir agent status` never waits on a compile.
+ */
+export async function startStatusServer(
+  runDir: string,
+  status: () => unknown,
+  opts: { deadlineMs?: number; host?: OffLoopHost } = {},
+): Promise<StatusServer> {
   const socketPath = agentSocketPath(runDir);
-  const server: Server = await serveControl(socketPath, [
-    { method: 'GET', path: '/status', handler: async () => status() },
-  ]);
-  return {
-    socketPath,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const server = await serveOffLoop(
+    opts.host,
+    { socketPath },
+    [
+      {
+        path: '/status',
+        kind: 'ask',
+        answer: () => ({ contentType: 'application/x-ndjson', body: `${JSON.stringify({ result: status() })}\n` }),
+      },
+    ],
+    {
+      inUse: `the agent control socket ${socketPath} is in use`,
+      notFound: {
+        contentType: 'application/x-ndjson',
+        body: `${JSON.stringify({ error: 'no such endpoint; known: GET /status' })}\n`,
+      },
+      ...(opts.deadlineMs !== undefined ? { deadlineMs: opts.deadlineMs } : {}),
+    },
+  );
+  return { socketPath, refresh: () => server.refresh(), close: () => server.close() };
 }
 
 /** Reads the status of the agent whose run dir is `runDir`. */

@@ -14,7 +14,7 @@ import type { Identity } from '../identity/allocator.js';
 import type { Pod } from '../store/types.js';
 import type { CidrPeer, CompiledPeer, CompiledPolicy, CompiledPort, CompiledRule } from './compiled.js';
 import { formatProblem } from './compiled.js';
-import type { PolicyEngine } from './engine.js';
+import type { PolicyReader } from './reader.js';
 import { selectorMatches, selectorMisses, selectorText } from './selector.js';
 
 export interface ExplainQuery {
@@ -98,7 +98,7 @@ function describeIdentity(id: number): string {
   }
 }
 
-function side(engine: PolicyEngine, key: string, role: string): Side {
+function side(engine: PolicyReader, key: string, role: string): Side {
   const ip = canonicalIP(key);
   if (ip !== undefined) {
     const owner = engine
@@ -251,7 +251,7 @@ function ruleVerdict(pol: CompiledPolicy, rule: CompiledRule, remote: Side, dest
 }
 
 function explainDirection(
-  engine: PolicyEngine,
+  engine: PolicyReader,
   direction: Direction,
   subject: Side,
   remote: Side,
@@ -331,7 +331,7 @@ function explainDirection(
 }
 
 /** Explains one connection attempt from q.from to q.to on q.protocol/q.port. */
-export function explain(engine: PolicyEngine, q: ExplainQuery): Explanation {
+export function explain(engine: PolicyReader, q: ExplainQuery): Explanation {
   if (!Number.isInteger(q.port) || q.port < 1 || q.port > 65535)
     throw new ExplainError(`--port ${q.port} is out of range (1-65535)`);
   const from = side(engine, q.from, 'from');

@@ -4,3 +4,4 @@ export * from './engine.js';
 export * from './explain.js';
 export * from './matrix.js';
 export * from './simulate.js';
+export * from './reader.js';

@@ -6,7 +6,7 @@
  * results with the same functions so the two can be diffed.
  */
 import type { L4Protocol } from '../desired.js';
-import type { PolicyEngine } from './engine.js';
+import type { PolicyReader } from './reader.js';
 import { explain } from './explain.js';
 
 export interface MatrixResult {
@@ -22,7 +22,7 @@ export interface ConnectivityMatrix {
 }
 
 /** The expected connectivity of every ordered pair of enforced pods (self pairs included). */
-export function policyMatrix(engine: PolicyEngine, port: number, protocol: L4Protocol): ConnectivityMatrix {
+export function policyMatrix(engine: PolicyReader, port: number, protocol: L4Protocol): ConnectivityMatrix {
   const pods = engine
     .listPods()
     .filter((p) => !p.hostNetwork && p.phase !== 'Succeeded' && p.phase !== 'Failed')

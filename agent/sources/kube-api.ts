@@ -99,14 +99,20 @@ export class KubeApi {
     });
   }
 
-  private async readAll(res: http.IncomingMessage): Promise<string> {
+  private async readAll(res: http.IncomingMessage): Promise<Buffer> {
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);
     if (!res.complete) throw new Error('the API server closed the connection mid-response');
-    return Buffer.concat(chunks).toString('utf8');
+    return Buffer.concat(chunks);
   }
 
-  private async call<T>(method: string, path: string, query: Query, body?: unknown): Promise<T> {
+  private async call<T>(
+    method: string,
+    path: string,
+    query: Query,
+    body?: unknown,
+    prepare?: (json: Buffer) => Buffer,
+  ): Promise<T> {
     const res = await this.request(
       method,
       path,
@@ -114,14 +120,15 @@ export class KubeApi {
       body === undefined ? undefined : JSON.stringify(body),
       undefined,
     );
-    const text = await this.readAll(res);
+    const raw = await this.readAll(res);
     const code = res.statusCode ?? 0;
-    if (code < 200 || code >= 300) throw new KubeApiError(statusMessage(text, code), code);
-    return JSON.parse(text) as T;
+    if (code < 200 || code >= 300) throw new KubeApiError(statusMessage(raw.toString('utf8'), code), code);
+    return JSON.parse((prepare ? prepare(raw) : raw).toString('utf8')) as T;
   }
 
-  getJson<T>(path: string, query: Query = {}): Promise<T> {
-    return this.call<T>('GET', path, query);
+  /** GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts `withoutUnreadArrays`). */
+  getJson<T>(path: string, query: Query = {}, prepare?: (json: Buffer) => Buffer): Promise<T> {
+    return this.call<T>('GET', path, query, undefined, prepare);
   }
 
   postJson<T>(path: string, body: unknown): Promise<T> {
@@ -135,7 +142,7 @@ export class KubeApi {
   async watch(path: string, query: Query, onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
     const res = await this.request('GET', path, { ...query, watch: 1 }, undefined, signal);
     const code = res.statusCode ?? 0;
-    if (code !== 200) throw new KubeApiError(statusMessage(await this.readAll(res), code), code);
+    if (code !== 200) throw new KubeApiError(statusMessage((await this.readAll(res)).toString('utf8'), code), code);
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     for await (const line of lines) {
       if (line.length === 0) continue;

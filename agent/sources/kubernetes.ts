@@ -20,7 +20,7 @@
  */
 import { Backoff } from './backoff.js';
 import { KubeApi, KubeApiError, type KubeApiConfig, type WatchEvent } from './kube-api.js';
-import { objectRef, slim, type WireObject } from './kube-wire.js';
+import { objectRef, slim, withoutUnreadArrays, type WireObject } from './kube-wire.js';
 
 export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes';
 export type ChangeAction = 'add' | 'update' | 'delete';
@@ -166,7 +166,8 @@ class ResourceInformer {
     let cont: string | undefined;
     let rv = '';
     do {
-      const page = await this.api.getJson<WireList>(this.info.path, { limit, continue: cont });
+      // Arrays weir never reads (managedFields, statuses, volumes...) are cut before parsing.
+      const page = await this.api.getJson<WireList>(this.info.path, { limit, continue: cont }, withoutUnreadArrays);
       if (gen !== this.generation) throw new Error('stopped');
       for (const item of page.items ?? []) {
         const o = this.wire(item);

@@ -5,7 +5,14 @@
  * would report them. Deleting a Namespace deletes its Pods and NetworkPolicies, as Kubernetes does.
  */
 import type { Agent, ObjectRef, RealizeResult } from '../daemon.js';
-import { objectKey, type KubeObject, type Namespace, type NetworkPolicy, type Pod } from '../store/index.js';
+import {
+  objectKey,
+  sameObject,
+  type KubeObject,
+  type Namespace,
+  type NetworkPolicy,
+  type Pod,
+} from '../store/index.js';
 import { type LabPod, type LabPodSpec, type LabRuntime } from '../lab/runtime.js';
 
 /** Pods set up at once; more only queue up the kernel's rtnl lock. */
@@ -118,7 +125,7 @@ export class LabSource {
     for (const o of upserts) {
       const before = store.get(o.kind, objectKey(o));
       if (!before) report.created.push(describe(o));
-      else if (JSON.stringify(before) === JSON.stringify(o)) report.unchanged.push(describe(o));
+      else if (sameObject(before, o)) report.unchanged.push(describe(o));
       else report.configured.push(describe(o));
     }
     const r = await this.agent.update(upserts);

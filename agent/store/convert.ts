@@ -283,6 +283,13 @@ export const SUPPORTED_KINDS = ['Namespace', 'Pod', 'NetworkPolicy', 'Node'] as 
  */
 export function toKubeObject(raw: unknown): KubeObject | undefined {
   if (!isPlain(raw)) throw new ConversionError('object', '(top level)', 'must be a mapping with apiVersion and kind');
+  const o = convert(raw);
+  const rv = isPlain(raw.metadata) ? raw.metadata.resourceVersion : undefined;
+  if (o && typeof rv === 'string' && rv !== '') o.resourceVersion = rv;
+  return o;
+}
+
+function convert(raw: Plain): KubeObject | undefined {
   switch (raw.kind) {
     case 'Namespace':
       return toNamespace(raw);

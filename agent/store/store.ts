@@ -1,8 +1,14 @@
 /**
- * The current cluster objects, in one place. Sources (Kubernetes informers, lab
- * manifests) call upsert/delete; each call returns the typed change, which the
- * PolicyEngine applies.
+ * The current cluster objects, in one place: the only copy the agent holds. Sources (Kubernetes
+ * informers, lab manifests) call upsert/delete; each call returns the typed change, which the
+ * PolicyEngine applies (it keeps indexes and reads objects from here).
+ *
+ * Change detection: an object whose resourceVersion is the one held is unchanged (the API
+ * server's promise); otherwise its normalised fields are compared, so an update that touched
+ * nothing weir reads (a status condition, managedFields) is not a change either. Lab objects
+ * have no resourceVersion and are compared by their fields.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { objectKey } from './types.js';
 import type { KubeKind, KubeObject, Namespace, NetworkPolicy, Node, Pod } from './types.js';
 
@@ -25,6 +31,7 @@ export class Store {
     const key = objectKey(o);
     const m = this.objects[o.kind] as Map<string, KubeObject>;
     const old = m.get(key);
+    // Unchanged: the object held stays (the compiler holds it too; a newer copy would be a second).
     if (old !== undefined && sameObject(old, o)) return undefined;
     m.set(key, o);
     return { kind: o.kind, type: old ? 'modified' : 'added', key, old, new: o } as StoreChange;
@@ -37,6 +44,17 @@ export class Store {
     if (old === undefined) return undefined;
     m.delete(key);
     return { kind, type: 'deleted', key, old } as StoreChange;
+  }
+
+  /**
+   * Makes the store reflect a change that came from another store (a change of this store is
+   * already reflected: nothing happens).
+   */
+  record(c: StoreChange): void {
+    const m = this.objects[c.kind] as Map<string, KubeObject>;
+    if (c.new) {
+      if (m.get(c.key) !== c.new) m.set(c.key, c.new);
+    } else m.delete(c.key);
   }
 
   get<K extends KubeKind>(kind: K, key: string): ByKind[K] | undefined {
@@ -52,6 +70,11 @@ export class Store {
   }
 }
 
-function sameObject(a: KubeObject, b: KubeObject): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+/** True when `b` changes nothing weir reads in `a`: the same resourceVersion, or the same normalised fields. */
+export function sameObject(a: KubeObject, b: KubeObject): boolean {
+  if (a.resourceVersion !== undefined && a.resourceVersion === b.resourceVersion) return true;
+  if (a.kind !== b.kind) return false;
+  const { resourceVersion: _a, ...fa } = a;
+  const { resourceVersion: _b, ...fb } = b;
+  return isDeepStrictEqual(fa, fb);
 }

@@ -8,6 +8,8 @@ export type Labels = Readonly<Record<string, string>>;
 
 export interface Namespace {
   kind: 'Namespace';
+  /** metadata.resourceVersion as the API server sent it (lab objects have none). */
+  resourceVersion?: string;
   name: string;
   /** Includes `kubernetes.io/metadata.name`, as the API server sets it. */
   labels: Labels;
@@ -23,6 +25,8 @@ export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown
 
 export interface Pod {
   kind: 'Pod';
+  /** metadata.resourceVersion as the API server sent it (lab objects have none). */
+  resourceVersion?: string;
   namespace: string;
   name: string;
   labels: Labels;
@@ -86,6 +90,8 @@ export type PolicyType = 'Ingress' | 'Egress';
 
 export interface NetworkPolicy {
   kind: 'NetworkPolicy';
+  /** metadata.resourceVersion as the API server sent it (lab objects have none). */
+  resourceVersion?: string;
   namespace: string;
   name: string;
   podSelector: LabelSelector;
@@ -104,6 +110,8 @@ export interface NodeAddress {
 
 export interface Node {
   kind: 'Node';
+  /** metadata.resourceVersion as the API server sent it (lab objects have none). */
+  resourceVersion?: string;
   name: string;
   addresses: NodeAddress[];
   /** spec.podCIDRs (falling back to spec.podCIDR). */

@@ -88,6 +88,8 @@ export interface RequestCounts {
   list: Record<string, number>;
   watch: Record<string, number>;
   watchGone: Record<string, number>;
+  /** Bytes of list responses sent (JSON). */
+  listBytes: Record<string, number>;
 }
 
 const clone = <T>(o: T): T => structuredClone(o);
@@ -161,9 +163,10 @@ export class TestApiServer {
   private readonly host: string;
   private readonly bookmarkIntervalMs: number;
   private readonly snapshots = new Map<string, { items: KubeObject[]; rv: number }>();
+  private encodings = new WeakMap<KubeObject, string>();
   private snapshotSeq = 0;
   private forbidden = false;
-  readonly counts: RequestCounts = { list: {}, watch: {}, watchGone: {} };
+  readonly counts: RequestCounts = { list: {}, watch: {}, watchGone: {}, listBytes: {} };
 
   constructor(opts: ApiServerOptions = {}) {
     this.port = opts.port ?? 0;
@@ -228,30 +231,44 @@ export class TestApiServer {
   // ---- test helpers: writes ------------------------------------------------------------------
 
   create(obj: KubeObject): KubeObject {
+    return this.insert(obj, true);
+  }
+
+  /**
+   * `create` without copies, for a bench's large cluster: the server keeps `obj` itself (its
+   * top level and metadata get name, uid, resourceVersion) and returns it, so generated objects
+   * may share their constant parts. Neither the caller nor anyone else may change it afterwards.
+   */
+  createOwned(obj: KubeObject): KubeObject {
+    return this.insert(obj, false);
+  }
+
+  private insert(obj: KubeObject, copy: boolean): KubeObject {
     const r = this.kindOf(obj);
     const store = this.objects.get(r.plural as ResourceName)!;
-    const o = this.normalize(obj, r);
+    const o = this.normalize(copy ? clone(obj) : obj, r);
     if (store.has(objectKey(o))) throw new Error(`${r.kind} ${objectKey(o)} already exists`);
     o.metadata.uid = `uid-${++this.uid}`;
     o.metadata.creationTimestamp ??= new Date().toISOString();
-    return this.commit(r, 'ADDED', o);
+    const stored = this.commit(r, 'ADDED', o);
+    return copy ? clone(stored) : stored;
   }
 
   update(obj: KubeObject): KubeObject {
     const r = this.kindOf(obj);
     const store = this.objects.get(r.plural as ResourceName)!;
-    const o = this.normalize(obj, r);
+    const o = this.normalize(clone(obj), r);
     const old = store.get(objectKey(o));
     if (!old) throw new Error(`${r.kind} ${objectKey(o)} does not exist`);
     o.metadata.uid = old.metadata.uid;
     o.metadata.creationTimestamp = old.metadata.creationTimestamp;
-    return this.commit(r, 'MODIFIED', o);
+    return clone(this.commit(r, 'MODIFIED', o));
   }
 
   /** Create or update. */
   apply(obj: KubeObject): KubeObject {
     const r = this.kindOf(obj);
-    const exists = this.objects.get(r.plural as ResourceName)!.has(objectKey(this.normalize(obj, r)));
+    const exists = this.objects.get(r.plural as ResourceName)!.has(objectKey(this.normalize(clone(obj), r)));
     return exists ? this.update(obj) : this.create(obj);
   }
 
@@ -262,7 +279,7 @@ export class TestApiServer {
     const key = `${r.namespaced ? (namespace ?? 'default') : ''}/${name}`;
     const old = store.get(key);
     if (!old) throw new Error(`${kind} ${key} does not exist`);
-    return this.commit(r, 'DELETED', clone(old));
+    return clone(this.commit(r, 'DELETED', clone(old)));
   }
 
   get(kind: string, name: string, namespace?: string): KubeObject | undefined {
@@ -354,8 +371,8 @@ export class TestApiServer {
     return r;
   }
 
-  private normalize(obj: KubeObject, r: ResourceKind): KubeObject {
-    const o = clone(obj);
+  /** Name, kind, apiVersion and namespace as the server sets them; changes and returns `o`. */
+  private normalize(o: KubeObject, r: ResourceKind): KubeObject {
     const generate = o.metadata?.generateName;
     if (!o.metadata?.name && typeof generate === 'string') {
       o.metadata.name = `${generate}${(++this.generated).toString(36).padStart(5, '0')}`;
@@ -375,12 +392,13 @@ export class TestApiServer {
     o.metadata.resourceVersion = String(++this.rv);
     if (type === 'DELETED') store.delete(objectKey(o));
     else store.set(objectKey(o), o);
-    const entry: HistoryEntry = { rv: this.rv, resource, type, object: clone(o) };
+    // `o` is never changed after this (a write stores a new object): history shares it.
+    const entry: HistoryEntry = { rv: this.rv, resource, type, object: o };
     this.history.push(entry);
     for (const w of this.watchers) {
       if (w.resource.plural === resource && this.visible(w, o)) this.send(w, type, o);
     }
-    return clone(o);
+    return o;
   }
 
   private visible(w: Pick<Watcher, 'namespace' | 'matches'>, o: KubeObject): boolean {
@@ -388,7 +406,8 @@ export class TestApiServer {
   }
 
   private send(w: Watcher, type: string, object: unknown): void {
-    if (!w.res.writableEnded) w.res.write(`${JSON.stringify({ type, object })}\n`);
+    if (!w.res.writableEnded)
+      w.res.write(`{"type":${JSON.stringify(type)},"object":${this.encoded(object as KubeObject)}}\n`);
   }
 
   private closeWatcher(w: Watcher, clean: boolean): void {
@@ -401,9 +420,9 @@ export class TestApiServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.url);
-    const reply = (code: number, body: unknown): void => {
+    const reply = (code: number, body: unknown, encoded = false): void => {
       res.writeHead(code, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify(body));
+      res.end(encoded ? (body as string) : JSON.stringify(body));
     };
     if (this.forbidden) {
       reply(403, status(403, 'Forbidden', `forbidden: ${req.method} ${url.pathname}`));
@@ -551,7 +570,7 @@ export class TestApiServer {
     return false;
   }
 
-  private listRequest(p: ParsedPath, url: URL, reply: (code: number, body: unknown) => void): void {
+  private listRequest(p: ParsedPath, url: URL, reply: (code: number, body: unknown, encoded?: boolean) => void): void {
     const plural = p.resource.plural;
     this.counts.list[plural] = (this.counts.list[plural] ?? 0) + 1;
     const limit = Number(url.searchParams.get('limit') ?? '0');
@@ -567,10 +586,12 @@ export class TestApiServer {
       snap = s;
     } else {
       const m = matcher(url);
-      const items = [...this.objects.get(plural as ResourceName)!.values()]
-        .filter((o) => this.visible({ namespace: p.namespace, matches: m }, o))
-        .sort((a, b) => objectKey(a).localeCompare(objectKey(b)))
-        .map(clone);
+      // Stored objects are replaced on every write, never changed in place: a snapshot holds
+      // them as they are. Key order as etcd's (bytes, not locale).
+      const items = [...this.objects.get(plural as ResourceName)!.entries()]
+        .filter(([, o]) => this.visible({ namespace: p.namespace, matches: m }, o))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([, o]) => o);
       snap = { items, rv: this.rv };
     }
     let items = snap.items;
@@ -581,7 +602,30 @@ export class TestApiServer {
       items = items.slice(0, limit);
       metadata.continue = next;
     }
-    reply(200, { kind: p.resource.listKind, apiVersion: p.resource.apiVersion, metadata, items });
+    // Each object is serialized once (as the API server's watch cache keeps them encoded), so a
+    // list of a large cluster costs the server little beside the client it is measured against.
+    const head = JSON.stringify({ kind: p.resource.listKind, apiVersion: p.resource.apiVersion, metadata });
+    const body = `${head.slice(0, -1)},"items":[${items.map((o) => this.encoded(o)).join(',')}]}`;
+    this.counts.listBytes[plural] = (this.counts.listBytes[plural] ?? 0) + body.length;
+    reply(200, body, true);
+  }
+
+  /**
+   * Forgets the encoded JSON kept for lists (a large cluster's is several hundred MB), e.g. once
+   * a bench's client has listed everything; objects are encoded again when asked for.
+   */
+  forgetEncodings(): void {
+    this.encodings = new WeakMap();
+  }
+
+  /** The JSON of a stored object, made once per version. */
+  private encoded(o: KubeObject): string {
+    let s = this.encodings.get(o);
+    if (s === undefined) {
+      s = JSON.stringify(o);
+      this.encodings.set(o, s);
+    }
+    return s;
   }
 
   private watch(p: ParsedPath, url: URL, req: IncomingMessage, res: ServerResponse): void {

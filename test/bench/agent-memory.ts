@@ -14,11 +14,13 @@
  * pin root of its own, removed afterwards.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
+import { readAgentStatus } from '../../agent/node/status.js';
+import { summarizeHeapSnapshot, type HeapSummary } from './heap-snapshot.js';
 
 const QUICK = process.env.WEIR_BENCH_QUICK === '1';
 const MAIN = 'dist/agent/cli/main.js';
@@ -299,10 +301,10 @@ interface Status {
   kubernetesEvents: Array<{ resource: string; action: string; count: number }>;
 }
 
-async function statusz(): Promise<Status | undefined> {
+/** The agent's status from its control socket (`weir agent status`), undefined until it answers. */
+async function statusz(runDir: string): Promise<Status | undefined> {
   try {
-    const r = await fetch(`http://127.0.0.1:${HEALTH_PORT}/statusz`);
-    return r.ok ? ((await r.json()) as Status) : undefined;
+    return await readAgentStatus<Status>(runDir);
   } catch {
     return undefined;
   }
@@ -331,9 +333,15 @@ interface RunResult {
   hwm: number;
   changes: number;
   changesCpuS: number;
+  /** The retained heap after the changes (from a heap snapshot), when asked for. */
+  heap?: HeapSummary;
 }
 
-async function runAgent(s: Scale, flags: { label: string; args: string[] }): Promise<RunResult> {
+/**
+ * One agent process through start-up and the label changes. With `heap`, a heap snapshot is
+ * taken at the end (after the RSS figures were read, so they do not include its cost).
+ */
+export async function runAgent(s: Scale, flags: { label: string; args: string[] }, heap = false): Promise<RunResult> {
   const api = new TestApiServer({ bookmarkIntervalMs: 60_000 });
   await api.start();
   const { pods } = populate(api, s);
@@ -349,6 +357,7 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
     process.execPath,
     [
       ...flags.args,
+      ...(heap ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : []),
       MAIN,
       'agent',
       '--kubeconfig',
@@ -378,7 +387,7 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
     const st = await until('the first sync', 120_000, async () => {
       if (exited !== undefined)
         throw new Error(`the agent exited (${exited}): ${readFileSync(join(dir, 'agent.log'), 'utf8').slice(-2000)}`);
-      const x = await statusz();
+      const x = await statusz(join(dir, 'run'));
       return x?.ready ? x : undefined;
     });
     const readyMs = performance.now() - started;
@@ -405,12 +414,12 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
     const seen = (x: Status): number =>
       x.kubernetesEvents.find((e) => e.resource === 'pods' && e.action === 'update')?.count ?? 0;
     await until('every change delivered', 120_000, async () => {
-      const x = await statusz();
+      const x = await statusz(join(dir, 'run'));
       return x && seen(x) >= s.changes ? x : undefined;
     });
     let rev = -1;
     await until('the agent to settle', 60_000, async () => {
-      const x = await statusz();
+      const x = await statusz(join(dir, 'run'));
       if (x && x.revision === rev) return x;
       rev = x?.revision ?? -1;
       await sleep(500);
@@ -418,6 +427,22 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
     });
     const changesCpuS = cpuSeconds(pid) - cpu0;
     const after = procMem(pid);
+    let heapSummary: HeapSummary | undefined;
+    if (heap) {
+      // The snapshot is whole once the file ends its JSON and stops growing.
+      child.kill('SIGUSR2');
+      let size = -1;
+      const file = await until('the heap snapshot', 120_000, async () => {
+        await sleep(500);
+        const f = readdirSync(dir).find((n) => n.endsWith('.heapsnapshot'));
+        if (!f) return undefined;
+        const now = statSync(join(dir, f)).size;
+        const whole = now === size && readFileSync(join(dir, f), 'utf8').trimEnd().endsWith('}');
+        size = now;
+        return whole ? f : undefined;
+      });
+      heapSummary = summarizeHeapSnapshot(join(dir, file));
+    }
     return {
       scale: s.name,
       flags: flags.label,
@@ -429,6 +454,7 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
       hwm: after.hwm,
       changes: s.changes,
       changesCpuS,
+      ...(heapSummary ? { heap: heapSummary } : {}),
     };
   } finally {
     if (exited === undefined) {
@@ -445,6 +471,21 @@ async function runAgent(s: Scale, flags: { label: string; args: string[] }): Pro
 }
 
 const f1 = (x: number): string => x.toFixed(1);
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+
+/** The retained heap of a run and its largest parts. */
+function heapLine(r: RunResult): string {
+  if (!r.heap) return '';
+  const parts = r.heap.top
+    .slice(0, 8)
+    .map((t) => `${t.what.replace(/[|`]/g, ' ')} ${mib(t.bytes)} MiB (${t.count.toLocaleString('en-US')})`)
+    .join('; ');
+  const holders = r.heap.holders
+    .slice(0, 8)
+    .map((t) => `${t.what.replace(/[|`]/g, ' ')} ${mib(t.bytes)} MiB`)
+    .join('; ');
+  return `Retained heap of the agent at ${r.scale} after the label changes (${r.flags}; from a heap snapshot, taken after the RSS figures above): ${mib(r.heap.retained)} MiB. Largest parts by kind (bytes of the objects themselves, count): ${parts}. By holder (the first object up the retainer chain that is not a container, and its field): ${holders}.`;
+}
 
 export async function run(): Promise<BenchSection> {
   const results: RunResult[] = [];
@@ -452,7 +493,7 @@ export async function run(): Promise<BenchSection> {
   for (const s of SCALES) {
     for (const flags of s === SCALES[0] || !QUICK ? FLAGS : FLAGS.slice(0, 1)) {
       process.stdout.write(`  agentmem: ${s.name}, ${flags.label}\n`);
-      results.push(await runAgent(s, flags));
+      results.push(await runAgent(s, flags, s === SCALES[0] && flags === FLAGS[0]));
     }
   }
   const rows = results.map(
@@ -480,6 +521,8 @@ ${goal(`node agent, ${SCALES[0]!.name}, ${SCALES[0]!.localPods} local pods: RSS 
 ${goal(`the same after ${small.changes.toLocaleString('en-US')} label changes`, '< 150 MB', `${MB(small.rssAfter).toFixed(0)} MB`, MB(small.rssAfter) < 150)}
 ${goal(`${SCALES[1]!.name}: first full sync enforced`, '< 5 s', `${(big.firstSyncMs / 1000).toFixed(2)} s`, big.firstSyncMs < 5000)}
 ${goal(`${SCALES[1]!.name}: RSS (peak)`, '< 300 MB', `${MB(big.hwm).toFixed(0)} MB`, MB(big.hwm) < 300)}
+
+${heapLine(small)}
 
 Smallest RSS after the changes: ${SCALES.map((s) => `${s.name} with ${best(s.name).flags} (${f1(best(s.name).rssAfter)} MiB)`).join('; ')}. A smaller young generation trades RSS for more scavenges: the CPU columns say what it costs.
 The label-change p99 at 1,000 changes/s for the 100,000-pod cluster is not measured here (the side-by-side's control-plane table measures it for 10,000 pods in the agent's own process).

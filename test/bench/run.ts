@@ -29,6 +29,7 @@ const SUITES: Suite[] = [
   { name: 'lab', load: () => import('./lab.js') },
   { name: 'kubernetes', load: () => import('./kubernetes.js') },
   { name: 'agentmem', load: () => import('./agent-memory.js') },
+  { name: 'cluster100k', load: () => import('./cluster-scale.js') },
   { name: 'startup', load: () => import('./startup.js') },
   { name: 'soak', load: () => import('./soak.js'), onlyWhenNamed: true },
 ];

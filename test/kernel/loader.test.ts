@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { loadObject } from '../../maps/object.js';
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { MapName } from '../../maps/abi.js';
+import { encodeIpcacheKey, encodeIpcacheLpmKey, encodeIpcacheValue } from '../../maps/codecs/ipcache.js';
 import { MapType, openPinnedMap } from '../../maps/bpf-map.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wdp-loader-'));
@@ -109,6 +110,30 @@ describe('loading BPF objects', () => {
       back.close();
     } finally {
       rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('counting a map', () => {
+  it('count() equals the entries read out, over several batches of a hash map and key by key for an LPM trie', () => {
+    const o = loadObject(join(process.cwd(), 'build/bpf/weir.o'));
+    try {
+      const exact = o.maps.get(MapName.ipcache)!;
+      const lpm = o.maps.get(MapName.ipcacheLpm)!;
+      const entries: Array<[Buffer, Buffer]> = [];
+      for (let i = 0; i < 10_000; i++)
+        entries.push([encodeIpcacheKey(`10.64.${i >> 8}.${i & 255}`), encodeIpcacheValue(256 + i)]);
+      expect(exact.count()).toBe(0);
+      exact.updateBatch(entries);
+      for (const [k] of entries.slice(0, 1000)) exact.delete(k);
+      expect(exact.count()).toBe(9_000);
+      expect([...exact.entries()].length).toBe(9_000);
+      for (const cidr of ['11.0.0.0/8', '11.1.0.0/16', '11.1.1.0/24'])
+        lpm.update(encodeIpcacheLpmKey(cidr), encodeIpcacheValue(300));
+      expect(lpm.count()).toBe(3);
+      expect([...lpm.entries()].length).toBe(3);
+    } finally {
+      o.close();
     }
   });
 });

@@ -180,4 +180,32 @@ describe('Store', () => {
     expect(s.delete('Namespace', 'x')).toBeUndefined();
     expect(s.size('Namespace')).toBe(0);
   });
+
+  it('detects change by resourceVersion, then by the fields weir reads, not by what else the API server changed', () => {
+    const s = new Store();
+    const pod = (rv: string, app: string, extra: Record<string, unknown> = {}) =>
+      toKubeObject({
+        kind: 'Pod',
+        metadata: { name: 'p', namespace: 'x', resourceVersion: rv, labels: { app } },
+        status: { podIP: '10.0.0.1', ...extra },
+      })!;
+    const v1 = pod('1', 'a');
+    expect(v1.resourceVersion).toBe('1');
+    expect(s.upsert(v1)).toMatchObject({ type: 'added' });
+    // The same resourceVersion is the same object.
+    expect(s.upsert(pod('1', 'a'))).toBeUndefined();
+    // A new resourceVersion that changes nothing weir reads (a status condition) is no change,
+    // and the store keeps the object it holds (the compiler holds that one too).
+    const v2 = pod('2', 'a', { conditions: [{ type: 'Ready', status: 'True' }] });
+    expect(s.upsert(v2)).toBeUndefined();
+    expect(s.get('Pod', 'x/p')).toBe(v1);
+    // A new resourceVersion with a new label is a change.
+    const v3 = pod('3', 'b');
+    expect(s.upsert(v3)).toMatchObject({ type: 'modified', new: v3 });
+    // Objects without a resourceVersion (the lab's) are compared by their fields.
+    const lab = { ...(v3 as Pod), resourceVersion: undefined };
+    delete lab.resourceVersion;
+    expect(s.upsert(lab)).toBeUndefined();
+    expect(s.upsert({ ...lab, labels: { app: 'c' } })).toMatchObject({ type: 'modified' });
+  });
 });
