@@ -126,6 +126,8 @@ export class Datapath {
       policyRange: this.map('policyRange'),
       ipcache: this.map('ipcache'),
       ipcacheLpm: this.map('ipcacheLpm'),
+      services: this.map('services'),
+      backends: this.map('backends'),
     };
   }
 
