@@ -190,7 +190,9 @@ export class ServiceBook {
       return writes;
     }
     if (w.backends.length > Limits.SVC_BACKENDS_MAX)
-      throw new Error(`${w.backends.length} backends, more than the datapath's ${Limits.SVC_BACKENDS_MAX} per frontend`);
+      throw new Error(
+        `${w.backends.length} backends, more than the datapath's ${Limits.SVC_BACKENDS_MAX} per frontend`,
+      );
     if (h && this.sameBackends(w, h)) {
       if (this.sameValue(w, h)) return writes;
       const value = { ...h.value, ...this.flagsOf(w) };

@@ -88,8 +88,9 @@ static __always_inline void weir_lb_hairpin_addr(__u8 *a, __u8 family)
 	x[1] = bpf_cpu_to_be64(WEIR_HAIRPIN_IPV6_LO);
 }
 
-static __always_inline void weir_lb_key_make(struct weir_lb_key *k, const __u8 *a, const __u8 *b, __u16 a_port,
-					     __u16 b_port, const struct weir_tuple *t, __u32 ifindex)
+static __always_inline void weir_lb_key_make(struct weir_lb_key *k, const __u8 *a, const __u8 *b,
+					     __u16 a_port, __u16 b_port, const struct weir_tuple *t,
+					     __u32 ifindex)
 {
 	__builtin_memcpy(k->a_addr, a, 16);
 	__builtin_memcpy(k->b_addr, b, 16);
@@ -126,22 +127,25 @@ static __noinline int weir_lb_rewrite(struct __sk_buff *skb, const struct weir_l
 		if (r->family == WEIR_FAMILY_IPV4) {
 			__u32 from = *(const __u32 *)r->old_addr;
 			__u32 to = *(const __u32 *)r->new_addr;
-			if (csum_off && bpf_l4_csum_replace(skb, csum_off, from, to, BPF_F_PSEUDO_HDR | mangled | 4))
+			if (csum_off &&
+			    bpf_l4_csum_replace(skb, csum_off, from, to, BPF_F_PSEUDO_HDR | mangled | 4))
 				return -1;
 			if (bpf_l3_csum_replace(skb, WEIR_LB_IP4_CSUM_OFF, from, to, 4))
 				return -1;
-			if (bpf_skb_store_bytes(skb, r->is_src ? WEIR_LB_IP4_SRC_OFF : WEIR_LB_IP4_DST_OFF, &to, 4, 0))
+			if (bpf_skb_store_bytes(skb, r->is_src ? WEIR_LB_IP4_SRC_OFF : WEIR_LB_IP4_DST_OFF,
+						&to, 4, 0))
 				return -1;
 		} else {
 			if (csum_off) {
-				__s64 diff = bpf_csum_diff((__be32 *)r->old_addr, 16, (__be32 *)r->new_addr, 16, 0);
+				__s64 diff = bpf_csum_diff((__be32 *)r->old_addr, 16, (__be32 *)r->new_addr,
+							   16, 0);
 				if (diff < 0)
 					return -1;
 				if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled))
 					return -1;
 			}
-			if (bpf_skb_store_bytes(skb, r->is_src ? WEIR_LB_IP6_SRC_OFF : WEIR_LB_IP6_DST_OFF, r->new_addr,
-						16, 0))
+			if (bpf_skb_store_bytes(skb, r->is_src ? WEIR_LB_IP6_SRC_OFF : WEIR_LB_IP6_DST_OFF,
+						r->new_addr, 16, 0))
 				return -1;
 		}
 	}
@@ -194,8 +198,8 @@ struct {
  * was last chosen, else a random slot of the current set.
  */
 static __always_inline struct weir_svc_be_value *weir_lb_choose(struct weir_lb_scratch *x,
-								 const struct weir_svc_value *svc,
-								 const struct weir_tuple *t, __u16 *slot)
+								const struct weir_svc_value *svc,
+								const struct weir_tuple *t, __u16 *slot)
 {
 	struct weir_svc_be_value *be;
 	__u64 now = 0;
@@ -327,7 +331,8 @@ static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, stru
 		x->rv.port = t->dport;
 		x->rv._pad = 0;
 		x->rv.flags = x->nf.flags;
-		weir_lb_key_make(&x->k, x->nf.addr, t->saddr, x->nf.port, t->sport, t, ifindex); /* the reply's */
+		weir_lb_key_make(&x->k, x->nf.addr, t->saddr, x->nf.port, t->sport, t,
+				 ifindex); /* the reply's */
 		if (bpf_map_update_elem(&weir_lb_rev, &x->k, &x->rv, BPF_ANY))
 			return WEIR_DROP_SERVICE_UNSUPPORTED;
 		weir_lb_count(WEIR_LB_CNT_NEW);

@@ -99,7 +99,10 @@ function freshMaps(): Record<keyof SyncerMaps, FakeMap> {
 }
 
 /** What the datapath can do with a new connection to `f`: 'absent' (untranslated), 'drop', or backends "ip|port". */
-function outcomes(maps: Record<keyof SyncerMaps, FakeMap>, f: Pick<ServiceFrontend, 'address' | 'port' | 'protocol'>): string[] {
+function outcomes(
+  maps: Record<keyof SyncerMaps, FakeMap>,
+  f: Pick<ServiceFrontend, 'address' | 'port' | 'protocol'>,
+): string[] {
   const rec = maps.services.lookup(frontendMapKey({ ...f, scope: 'clusterIP' }));
   if (!rec) return ['absent'];
   const v = decodeSvcValue(rec);
@@ -116,7 +119,10 @@ function outcomes(maps: Record<keyof SyncerMaps, FakeMap>, f: Pick<ServiceFronte
   return out;
 }
 
-function allowedBy(state: Map<string, ServiceFrontend>, f: Pick<ServiceFrontend, 'address' | 'port' | 'protocol'>): Set<string> {
+function allowedBy(
+  state: Map<string, ServiceFrontend>,
+  f: Pick<ServiceFrontend, 'address' | 'port' | 'protocol'>,
+): Set<string> {
   const fe = state.get(frontendKey(f));
   if (!fe) return new Set(['absent']);
   if (fe.backends.length === 0) return new Set(['drop']);
@@ -127,7 +133,8 @@ function runSequence(seed: number): { writes: number; injected: number; restarts
   const r = mulberry32(seed);
   const maps = freshMaps();
   let clock = 0;
-  const newSyncer = () => new Syncer(maps, { ifindexOf: () => undefined, timers: false, now: () => clock, backoffMs: 10 });
+  const newSyncer = () =>
+    new Syncer(maps, { ifindexOf: () => undefined, timers: false, now: () => clock, backoffMs: 10 });
   let syncer = newSyncer();
   let current = new Map<string, ServiceFrontend>();
   let window: Array<Map<string, ServiceFrontend>> = [current];
@@ -143,7 +150,9 @@ function runSequence(seed: number): { writes: number; injected: number; restarts
       const ok = new Set(window.flatMap((s) => [...allowedBy(s, f)]));
       for (const o of outcomes(maps, f))
         if (!ok.has(o))
-          violations.push(`seed ${seed}, ${where}: ${frontendKey(f)} -> ${o}, which none of ${window.length} state(s) gives`);
+          violations.push(
+            `seed ${seed}, ${where}: ${frontendKey(f)} -> ${o}, which none of ${window.length} state(s) gives`,
+          );
     }
   };
   for (const m of [maps.services, maps.backends]) {
@@ -218,7 +227,9 @@ describe('syncer: Service frontends under injected faults (in-memory maps)', () 
       injected += res.injected;
       restarts += res.restarts;
     }
-    console.log(`service syncer fault test: 400 sequences, ${writes} checked writes, ${injected} injected failures, ${restarts} restarts`);
+    console.log(
+      `service syncer fault test: 400 sequences, ${writes} checked writes, ${injected} injected failures, ${restarts} restarts`,
+    );
     expect(injected).toBeGreaterThan(0);
     expect(restarts).toBeGreaterThan(0);
   });
@@ -234,7 +245,13 @@ describe('syncer: Service frontends under injected faults (in-memory maps)', () 
       protocol: 'TCP',
       portName: 'pg',
       affinityTimeoutSeconds: 0,
-      backends: ['10.0.0.1', '10.0.0.2'].map((ip) => ({ ip, port: 5432, ready: true, serving: true, terminating: false })),
+      backends: ['10.0.0.1', '10.0.0.2'].map((ip) => ({
+        ip,
+        port: 5432,
+        ready: true,
+        serving: true,
+        terminating: false,
+      })),
       externalLocal: false,
     };
     syncer.setDesired(stateOf(new Map([[frontendKey(fe), fe]])));
