@@ -150,6 +150,7 @@ export const MapName = {
   lbReverse: 'weir_lb_rev',
   lbAffinity: 'weir_lb_aff',
   lbCounters: 'weir_lb_counters',
+  lbScratch: 'weir_lb_scratch',
 } as const;
 export type MapKey = keyof typeof MapName;
 

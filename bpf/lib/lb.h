@@ -172,8 +172,8 @@ static __always_inline int weir_lb_source_ok(__u32 ifindex, const struct weir_tu
 /*
  * Scratch space for a new translation's keys and values: `from_pod` runs
  * close to the 512-byte stack limit, so they live in a per-CPU array (tc
- * programs are not preempted and do not nest on one CPU). Not pinned: it
- * holds nothing between packets.
+ * programs are not preempted and do not nest on one CPU). It holds nothing
+ * between packets (the loader pins it like every map).
  */
 struct weir_lb_scratch {
 	struct weir_lb_key k;
