@@ -13,7 +13,16 @@ import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry } from './fixtur
 import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK } from './packets.js';
 import { readAddr } from '../../maps/codecs/addr.js';
 import { testRun } from '../../maps/test-run.js';
-import { Direction, Verdict, DropReason, FlowFlag, Identity, Match, Protocol, HAIRPIN_ADDRESS } from '../../maps/abi.js';
+import {
+  Direction,
+  Verdict,
+  DropReason,
+  FlowFlag,
+  Identity,
+  Match,
+  Protocol,
+  HAIRPIN_ADDRESS,
+} from '../../maps/abi.js';
 import { frontendKey, type DesiredState, type ServiceFrontend } from '../../agent/desired.js';
 
 const TC_ACT_REDIRECT = 7;
@@ -253,41 +262,44 @@ describe('ClusterIP translation before policy, and back', () => {
     ['UDP over IPv4', udp4, IP.client, IP.vipDns, 53, [IP.b1, IP.b2], 5353],
     ['TCP over IPv6', tcp6, IP6.client, IP6.vipWeb, 80, [IP6.b1, IP6.b2], 8080],
     ['UDP over IPv6', udp6, IP6.client, IP6.vipWeb, 53, [IP6.b1, IP6.b2], 5353],
-  ] as const)('%s: the client reaches a backend; its reply comes back from the VIP, checksums correct', async (_n, mk, client, vip, vport, backends, bport) => {
-    const before = fx.dp.serviceCounters();
-    const sport = 40000 + Math.floor(Math.random() * 1000);
-    const first = run('fromPod', CLIENT, mk(client, vip, sport, vport));
-    expect(first.ret).toBe(TC_ACT_OK);
-    expect(backends).toContain(first.out.dst);
-    expect(first.out).toMatchObject({ src: client, dport: bport, sport, ipOk: true, l4Ok: true });
-    const evs = await fx.takeEvents();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({
-      direction: Direction.EGRESS,
-      verdict: Verdict.FORWARDED,
-      match: Match.L3_L4, // the rule naming tier=backend and the backend's port, not the VIP's
-      dstIdentity: ID.backend,
-      dstAddr: first.out.dst,
-      dstPort: bport,
-      service: { addr: vip, port: vport },
-    });
-    expect(evs[0].flags & FlowFlag.SERVICE).toBeTruthy();
+  ] as const)(
+    '%s: the client reaches a backend; its reply comes back from the VIP, checksums correct',
+    async (_n, mk, client, vip, vport, backends, bport) => {
+      const before = fx.dp.serviceCounters();
+      const sport = 40000 + Math.floor(Math.random() * 1000);
+      const first = run('fromPod', CLIENT, mk(client, vip, sport, vport));
+      expect(first.ret).toBe(TC_ACT_OK);
+      expect(backends).toContain(first.out.dst);
+      expect(first.out).toMatchObject({ src: client, dport: bport, sport, ipOk: true, l4Ok: true });
+      const evs = await fx.takeEvents();
+      expect(evs).toHaveLength(1);
+      expect(evs[0]).toMatchObject({
+        direction: Direction.EGRESS,
+        verdict: Verdict.FORWARDED,
+        match: Match.L3_L4, // the rule naming tier=backend and the backend's port, not the VIP's
+        dstIdentity: ID.backend,
+        dstAddr: first.out.dst,
+        dstPort: bport,
+        service: { addr: vip, port: vport },
+      });
+      expect(evs[0].flags & FlowFlag.SERVICE).toBeTruthy();
 
-    // the connection keeps its backend
-    const again = run('fromPod', CLIENT, mk(client, vip, sport, vport, TCP_ACK));
-    expect(again.ret).toBe(TC_ACT_OK);
-    expect(again.out).toMatchObject({ dst: first.out.dst, dport: bport, ipOk: true, l4Ok: true });
+      // the connection keeps its backend
+      const again = run('fromPod', CLIENT, mk(client, vip, sport, vport, TCP_ACK));
+      expect(again.ret).toBe(TC_ACT_OK);
+      expect(again.out).toMatchObject({ dst: first.out.dst, dport: bport, ipOk: true, l4Ok: true });
 
-    // the backend's reply, as it reaches the client: translated back to the VIP
-    const reply = run('toPod', CLIENT, mk(first.out.dst, client, bport, sport, TCP_SYN | TCP_ACK));
-    expect(reply.ret).toBe(TC_ACT_OK);
-    expect(reply.out).toMatchObject({ src: vip, sport: vport, dst: client, dport: sport, ipOk: true, l4Ok: true });
+      // the backend's reply, as it reaches the client: translated back to the VIP
+      const reply = run('toPod', CLIENT, mk(first.out.dst, client, bport, sport, TCP_SYN | TCP_ACK));
+      expect(reply.ret).toBe(TC_ACT_OK);
+      expect(reply.out).toMatchObject({ src: vip, sport: vport, dst: client, dport: sport, ipOk: true, l4Ok: true });
 
-    const after = fx.dp.serviceCounters();
-    expect(after.NEW - before.NEW).toBe(1n);
-    expect(after.FORWARD - before.FORWARD).toBe(2n);
-    expect(after.REVERSE - before.REVERSE).toBe(1n);
-  });
+      const after = fx.dp.serviceCounters();
+      expect(after.NEW - before.NEW).toBe(1n);
+      expect(after.FORWARD - before.FORWARD).toBe(2n);
+      expect(after.REVERSE - before.REVERSE).toBe(1n);
+    },
+  );
 
   it('UDP over IPv4 without a checksum keeps none (0 stays 0)', () => {
     const r = run('fromPod', CLIENT, udp4NoChecksum(IP.client, IP.vipDns, 41999, 53));
@@ -387,11 +399,25 @@ describe('hairpin', () => {
     // the pod answers the hairpin address: sent back into it, to its own address...
     const ans = run('fromPod', CLIENT, tcp4(IP.client, hp, 9000, 47001, TCP_SYN | TCP_ACK));
     expect(ans.ret).toBe(TC_ACT_REDIRECT);
-    expect(ans.out).toMatchObject({ src: IP.client, sport: 9000, dst: IP.client, dport: 47001, ipOk: true, l4Ok: true });
+    expect(ans.out).toMatchObject({
+      src: IP.client,
+      sport: 9000,
+      dst: IP.client,
+      dport: 47001,
+      ipOk: true,
+      l4Ok: true,
+    });
     // ...and on its way in it becomes the VIP's answer
     const back = testRun(fx.dp.program('toPod'), ans.raw, { ifindex: fx.ifindex.get(CLIENT) });
     expect(back.retval).toBe(TC_ACT_OK);
-    expect(parse(back.dataOut)).toMatchObject({ src: IP.vipSelf, sport: 9000, dst: IP.client, dport: 47001, ipOk: true, l4Ok: true });
+    expect(parse(back.dataOut)).toMatchObject({
+      src: IP.vipSelf,
+      sport: 9000,
+      dst: IP.client,
+      dport: 47001,
+      ipOk: true,
+      l4Ok: true,
+    });
     expect(fx.dp.serviceCounters().HAIRPIN).toBeGreaterThan(0n);
   });
 });
@@ -405,6 +431,9 @@ describe('SCTP', () => {
     const moved = run('fromPod', CLIENT, withChecksums(ipv4(IP.client, IP.vipSctp, Protocol.SCTP, sctp(5001, 7000))));
     expect(moved.ret).toBe(TC_ACT_SHOT);
     const evs = await fx.takeEvents();
-    expect(evs[0]).toMatchObject({ dropReason: DropReason.SERVICE_UNSUPPORTED, service: { addr: IP.vipSctp, port: 7000 } });
+    expect(evs[0]).toMatchObject({
+      dropReason: DropReason.SERVICE_UNSUPPORTED,
+      service: { addr: IP.vipSctp, port: 7000 },
+    });
   });
 });
