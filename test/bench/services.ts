@@ -76,9 +76,7 @@ export async function run(): Promise<BenchSection> {
     /* not left over */
   }
   execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
-  const closers: Array<() => void> = [
-    () => execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' }),
-  ];
+  const closers: Array<() => void> = [() => execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' })];
   try {
     const ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8').trim());
     const sizes = [10, 10_000];
@@ -103,9 +101,17 @@ export async function run(): Promise<BenchSection> {
       const paths: Array<[string, number, Buffer]> = [
         ['empty program', noop, ipv4(CLIENT, BACKEND, Protocol.TCP, tcp(41000, 8080, TCP_ACK))],
         ['from_pod, established, to a pod', from, ipv4(CLIENT, BACKEND, Protocol.TCP, tcp(41000, 8080, TCP_ACK))],
-        ['from_pod, established, to a Service (translated)', from, ipv4(CLIENT, VIP, Protocol.TCP, tcp(42000, 80, TCP_ACK))],
+        [
+          'from_pod, established, to a Service (translated)',
+          from,
+          ipv4(CLIENT, VIP, Protocol.TCP, tcp(42000, 80, TCP_ACK)),
+        ],
         ['to_pod, reply from a pod', to, ipv4(BACKEND, CLIENT, Protocol.TCP, tcp(8080, 41000, TCP_ACK))],
-        ['to_pod, reply through a Service (translated back)', to, ipv4(BACKEND, CLIENT, Protocol.TCP, tcp(8080, 42000, TCP_ACK))],
+        [
+          'to_pod, reply through a Service (translated back)',
+          to,
+          ipv4(BACKEND, CLIENT, Protocol.TCP, tcp(8080, 42000, TCP_ACK)),
+        ],
       ];
       const xs: number[][] = paths.map(() => []);
       for (let i = 0; i < ROUNDS; i++)
@@ -117,11 +123,7 @@ export async function run(): Promise<BenchSection> {
         ),
       );
       nets[n] = net;
-      rows.push(
-        ...paths
-          .slice(1)
-          .map(([what], j) => `| ${n.toLocaleString()} | ${what} | ${ci(net[j + 1]!)} |`),
-      );
+      rows.push(...paths.slice(1).map(([what], j) => `| ${n.toLocaleString()} | ${what} | ${ci(net[j + 1]!)} |`));
     }
     const diff = (n: number, a: number, b: number) => (nets[n]![a]!.estimate - nets[n]![b]!.estimate).toFixed(0);
     const markdown = [
