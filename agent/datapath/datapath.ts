@@ -108,7 +108,7 @@ export class Datapath {
     return this.obj.programs;
   }
 
-  program(name: 'fromPod' | 'toPod'): number {
+  program(name: keyof typeof ProgramName): number {
     return this.obj.program(ProgramName[name]);
   }
 
