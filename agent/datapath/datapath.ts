@@ -123,6 +123,16 @@ export class Datapath {
     tcDetach(target, 'egress');
   }
 
+  /**
+   * NodePort on one of the node's external interfaces: from_node on its tc ingress translates
+   * packets to a node address at a NodePort, to_node on its tc egress their replies. `detach`
+   * removes them again.
+   */
+  attachNodePort(target: TcTarget): void {
+    tcAttach(target, 'ingress', this.program('fromNode'));
+    tcAttach(target, 'egress', this.program('toNode'));
+  }
+
   /** The maps the Syncer writes. */
   syncerMaps(): SyncerMaps {
     return {
