@@ -53,6 +53,9 @@ build/bpf/%.o: bpf/%.c $(BPF_HDR)
 	@echo ">> clang $<"
 	@$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# the bench builds include the datapath itself
+build/bpf/weir_bench_verdict.o build/bpf/weir_bench_stages.o: bpf/weir.c
+
 ts: dist/.stamp
 
 dist/.stamp: $(TS_SRC) tsconfig.json node_modules/.package-lock.json

@@ -86,6 +86,11 @@ export class DatapathEnforcement implements Enforcement {
     });
     this.datapath.configure({ hostAllow: opts.hostAllow ?? true });
     this.log = opts.log ?? (() => undefined);
+    for (const r of this.datapath.replacedMaps)
+      this.log(
+        `pinned map ${r.name} had another layout (key ${r.was.keySize} / value ${r.was.valueSize} bytes, now ${r.now.keySize} / ${r.now.valueSize}): ` +
+          `replaced, ${r.carried} entries carried over; each interface keeps its old program until its record is written again`,
+      );
     this.syncer = new Syncer(this.datapath.syncerMaps(), {
       ifindexOf: opts.ifindexOf,
       attach: (key, ifindex) => {

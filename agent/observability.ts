@@ -158,6 +158,7 @@ export function fromAgent(
           datapath: {
             readCounters: () => dp.counters(),
             lostEvents: () => dp.lostEvents(),
+            conntrackMisses: () => dp.conntrackMisses(),
             mapUsage: () => datapathMapUsage(dp),
             sync: () => syncer.status(),
             serviceCounters: () => dp.serviceCounters(),

@@ -28,6 +28,14 @@ struct {
 	__type(value, struct weir_ct_value);
 } ops_ct4 SEC(".maps");
 
+/* the same table as a plain (preallocated, non-LRU) hash: what an insert costs without LRU lists */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4_hash SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
@@ -66,6 +74,18 @@ int op_ktime(struct __sk_buff *skb)
 }
 
 SEC("tc")
+int op_ktime_coarse(struct __sk_buff *skb)
+{
+	return WEIR_REPEAT(sink += bpf_ktime_get_coarse_ns());
+}
+
+SEC("tc")
+int op_jiffies(struct __sk_buff *skb)
+{
+	return WEIR_REPEAT(sink += bpf_jiffies64());
+}
+
+SEC("tc")
 int op_hash4_hit(struct __sk_buff *skb)
 {
 	__u32 key = 0;
@@ -77,6 +97,23 @@ int op_ct4_hit(struct __sk_buff *skb)
 {
 	struct weir_ct4_key key = {};
 	return WEIR_REPEAT(if (bpf_map_lookup_elem(&ops_ct4, &key)) sink++);
+}
+
+/* Replaces the entry of the all-zero key: an insert's work on a warm map (a free node taken, the old one freed). */
+SEC("tc")
+int op_ct4_update(struct __sk_buff *skb)
+{
+	struct weir_ct4_key key = {};
+	struct weir_ct_value v = {};
+	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4, &key, &v, BPF_ANY));
+}
+
+SEC("tc")
+int op_ct4_hash_update(struct __sk_buff *skb)
+{
+	struct weir_ct4_key key = {};
+	struct weir_ct_value v = {};
+	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4_hash, &key, &v, BPF_ANY));
 }
 
 SEC("tc")

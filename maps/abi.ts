@@ -143,6 +143,7 @@ export const MapName = {
   config: 'weir_config',
   events: 'weir_events',
   lostEvents: 'weir_ev_lost',
+  ctMiss: 'weir_ct_miss',
   counters: 'weir_counters',
   services: 'weir_svc',
   backends: 'weir_svc_be',

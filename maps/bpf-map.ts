@@ -237,6 +237,13 @@ export class BpfMap implements KernelMap {
   }
 }
 
+/** Creates an unpinned map (tests: a map of another layout, as an older build pinned it). */
+export function createMap(type: number, name: string, keySize: number, valueSize: number, maxEntries: number): BpfMap {
+  const fd = fn.map_create(type, name, keySize, valueSize, maxEntries, null) as number;
+  if (fd < 0) throw new LibbpfError(`creating map ${name}: ${strerror(-fd)}`, -fd);
+  return new BpfMap(fd, name);
+}
+
 /** Opens a pinned map. */
 export function openPinnedMap(path: string): BpfMap {
   const fd = fn.obj_get(path) as number;

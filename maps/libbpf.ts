@@ -75,6 +75,12 @@ function declare() {
     map_fd: lib.func(`int bpf_map__fd(bpf_map_${sfx} *map)`),
     map_set_pin_path: lib.func(`int bpf_map__set_pin_path(bpf_map_${sfx} *map, const char *path)`),
     map_set_max_entries: lib.func(`int bpf_map__set_max_entries(bpf_map_${sfx} *map, uint32_t max_entries)`),
+    map_type: lib.func(`int bpf_map__type(bpf_map_${sfx} *map)`),
+    map_key_size: lib.func(`uint32_t bpf_map__key_size(bpf_map_${sfx} *map)`),
+    map_value_size: lib.func(`uint32_t bpf_map__value_size(bpf_map_${sfx} *map)`),
+    map_create: lib.func(
+      'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)',
+    ),
     next_program: lib.func(
       `bpf_program_${sfx} *bpf_object__next_program(bpf_object_${sfx} *obj, bpf_program_${sfx} *prog)`,
     ),

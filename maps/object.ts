@@ -6,7 +6,7 @@
 import { mkdirSync, existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fn, errno, strerror, withLibbpfLog, LibbpfError } from './libbpf.js';
-import { BpfMap } from './bpf-map.js';
+import { BpfMap, openPinnedMap } from './bpf-map.js';
 
 export interface LoadOptions {
   /** Directory for pinned maps and programs (created if missing). Undefined: nothing pinned. */
@@ -15,6 +15,23 @@ export interface LoadOptions {
   pinPrograms?: boolean;
   /** Max entries per map name, set before load (a pinned map is reused only at the same size). */
   mapMax?: Record<string, number>;
+  /**
+   * Pinned maps whose layout (type, key or value size) differs from this object's — pins of an
+   * older build — are replaced: a new map is created and pinned in their place, and the old one
+   * lives on only as long as programs still attached hold it. For a map named here, the function
+   * reads the old map and returns the entries to write into the new one (converted); any other
+   * map starts empty.
+   */
+  upgrade?: Record<string, (old: BpfMap) => Array<[Buffer, Buffer]>>;
+}
+
+/** A pinned map replaced at load because its layout differs from the object's. */
+export interface ReplacedMap {
+  name: string;
+  was: { type: number; keySize: number; valueSize: number };
+  now: { type: number; keySize: number; valueSize: number };
+  /** Entries written into the new map by the upgrade function. */
+  carried: number;
 }
 
 export interface LoadedObject {
@@ -24,6 +41,8 @@ export interface LoadedObject {
   readonly programs: ReadonlyMap<string, number>;
   /** Names of maps that were adopted from existing pins rather than created. */
   readonly adopted: readonly string[];
+  /** Pinned maps of another layout that this load replaced (see LoadOptions.upgrade). */
+  readonly replaced: readonly ReplacedMap[];
   map(name: string): BpfMap;
   program(name: string): number;
   /** Releases fds (pinned objects stay in the kernel). */
@@ -40,6 +59,15 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
     throw new LibbpfError(`opening BPF object ${path} failed: ${strerror(e)}`, e, openLog);
   }
   const adopted: string[] = [];
+  const replaced: ReplacedMap[] = [];
+  /** Old maps unpinned for replacement: pinned back if the load fails, closed once it holds. */
+  const unpinned: Array<{ pin: string; old: BpfMap; entries: Array<[Buffer, Buffer]>; r: ReplacedMap }> = [];
+  const restorePins = () => {
+    for (const u of unpinned.splice(0)) {
+      if (!existsSync(u.pin)) fn.obj_pin(u.old.fd, u.pin);
+      u.old.close();
+    }
+  };
   try {
     if (!opts.pinRoot) {
       // maps declared with pinning would otherwise be pinned under /sys/fs/bpf by libbpf
@@ -50,7 +78,25 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
         const name = fn.map_name(m) as string;
         if (name.includes('.')) continue; // internal maps (.rodata, .kconfig): not shared state
         const pin = join(opts.pinRoot, name);
-        if (existsSync(pin)) adopted.push(name);
+        if (existsSync(pin)) {
+          const old = openPinnedMap(pin);
+          const now = {
+            type: fn.map_type(m) as number,
+            keySize: fn.map_key_size(m) as number,
+            valueSize: fn.map_value_size(m) as number,
+          };
+          const was = { type: old.info.type, keySize: old.info.keySize, valueSize: old.info.valueSize };
+          if (was.type === now.type && was.keySize === now.keySize && was.valueSize === now.valueSize) {
+            old.close();
+            adopted.push(name);
+          } else {
+            const entries = opts.upgrade?.[name]?.(old) ?? [];
+            unlinkSync(pin);
+            const r = { name, was, now, carried: 0 };
+            unpinned.push({ pin, old, entries, r });
+            replaced.push(r);
+          }
+        }
         const r = fn.map_set_pin_path(m, pin) as number;
         if (r < 0) throw new LibbpfError(`setting pin path ${pin}: ${strerror(-r)}`, -r);
       }
@@ -69,6 +115,7 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
       if (!sized.has(name)) throw new Error(`--map-max: the datapath has no map named ${name}`);
     const { result: ret, log } = withLibbpfLog(() => fn.load(obj) as number);
     if (ret < 0) {
+      restorePins();
       const hint = adopted.length
         ? ` (maps pinned under ${opts.pinRoot} may come from an incompatible build: remove that directory to start fresh)`
         : '';
@@ -81,6 +128,19 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
       const fd = fn.map_fd(m) as number;
       // fds stay owned by the object (closed by close())
       maps.set(name, new BpfMap(fd, name));
+    }
+    // the replaced maps' carried entries, before any program of this load is attached anywhere
+    for (const u of unpinned.splice(0)) {
+      const m = maps.get(u.r.name);
+      for (const [k, v] of u.entries) {
+        try {
+          m?.update(k, v);
+          u.r.carried++;
+        } catch {
+          /* not carried: the agent writes it again from its desired state */
+        }
+      }
+      u.old.close();
     }
     const programs = new Map<string, number>();
     for (let p = fn.next_program(obj, null) as Ptr; p; p = fn.next_program(obj, p) as Ptr) {
@@ -100,6 +160,7 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
       maps,
       programs,
       adopted,
+      replaced,
       map(name: string): BpfMap {
         const m = maps.get(name);
         if (!m) throw new Error(`BPF object ${path} has no map "${name}" (have: ${[...maps.keys()].join(', ')})`);
@@ -118,6 +179,7 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
       },
     };
   } catch (err) {
+    restorePins();
     fn.close(obj);
     throw err;
   }

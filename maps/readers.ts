@@ -4,6 +4,7 @@ import { sumPerCpuCounter } from './codecs/counters.js';
 import {
   COUNTER_ENTRIES,
   DROP_MAX,
+  Direction,
   LbCounter,
   directionName,
   verdictName,
@@ -57,6 +58,22 @@ export function readCounters(counters: BpfMap): CounterRow[] {
     });
   }
   return rows;
+}
+
+/**
+ * Conntrack misses of established-looking packets (bpf/lib/counters.h weir_count_ct_miss): TCP
+ * packets without SYN, of a known endpoint, that found no conntrack entry in either direction —
+ * what an LRU eviction looks like from the datapath, plus connections older than the datapath
+ * and stray or crafted segments. Per direction (WEIR_DIR_*), summed over CPUs.
+ */
+export function readCtMisses(miss: BpfMap): { ingress: bigint; egress: bigint } {
+  const sum = (dir: number): bigint => {
+    const v = miss.lookup(keyOf(dir));
+    let n = 0n;
+    if (v) for (let off = 0; off + 8 <= v.length; off += 8) n += v.readBigUInt64LE(off);
+    return n;
+  };
+  return { ingress: sum(Direction.INGRESS), egress: sum(Direction.EGRESS) };
 }
 
 /** Flow events the datapath could not put into the ring buffer (it was full), summed over CPUs. */

@@ -6,12 +6,13 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadObject, type LoadedObject } from '../../maps/object.js';
+import { loadObject, type LoadedObject, type ReplacedMap } from '../../maps/object.js';
 import { BpfMap } from '../../maps/bpf-map.js';
 import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
 import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
 import {
   readCounters,
+  readCtMisses,
   readLostEvents,
   readServiceCounters,
   type CounterRow,
@@ -22,6 +23,7 @@ import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
 import type { SyncerMaps } from './syncer.js';
 import { decodeCtKey, encodeCt4Key } from '../../maps/codecs/conntrack.js';
+import { ENDPOINT_KEY_SIZE, ENDPOINT_V1_SIZE, upgradeEndpointV1 } from '../../maps/codecs/endpoint.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
 
@@ -45,6 +47,18 @@ export interface DatapathOptions {
   mapMax?: Record<string, number>;
 }
 
+/**
+ * Endpoint records pinned by an older weir, in today's layout: the 16-byte record (before the
+ * pod's addresses) keeps its id, identity, policy_rev and flags, so the syncer adopts ids and
+ * revisions as on any restart, and gets no address, so the pod's packets are dropped as
+ * INVALID_SOURCE until the syncer writes the record again. Any other layout: none carried (every
+ * interface drops as NO_ENDPOINT until its record is written).
+ */
+function upgradeEndpoints(old: BpfMap): Array<[Buffer, Buffer]> {
+  if (old.info.keySize !== ENDPOINT_KEY_SIZE || old.info.valueSize !== ENDPOINT_V1_SIZE) return [];
+  return [...old.entries()].map(([k, v]): [Buffer, Buffer] => [k, upgradeEndpointV1(v)]);
+}
+
 export class Datapath {
   private constructor(
     readonly pinRoot: string,
@@ -60,6 +74,7 @@ export class Datapath {
     const obj = loadObject(opts.objectPath ?? defaultObjectPath(), {
       pinRoot,
       ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
+      upgrade: { [MapName.endpoints]: upgradeEndpoints },
     });
     try {
       const dp = new Datapath(pinRoot, obj);
@@ -92,6 +107,16 @@ export class Datapath {
     }
     if (moved.length > 0) ct.deleteBatch(moved);
     return moved.length;
+  }
+
+  /**
+   * Pinned maps of another layout (an older weir's) that this load replaced with new, empty
+   * ones; endpoint records are carried over (see upgradeEndpoints). Programs still attached
+   * keep the old maps until the syncer attaches this load's programs to each interface, after
+   * writing its record: no interface is ever left without a program judging it.
+   */
+  get replacedMaps(): readonly ReplacedMap[] {
+    return this.obj.replaced;
   }
 
   /** Maps that existed under the pin root before this load (a restart adopts them). */
@@ -164,6 +189,11 @@ export class Datapath {
   /** Service translations and NO_SERVICE_BACKEND drops, summed over CPUs. */
   serviceCounters(): ServiceCounters {
     return readServiceCounters(this.map('lbCounters'));
+  }
+
+  /** TCP packets without SYN that found no conntrack entry, per direction (see readCtMisses). */
+  conntrackMisses(): { ingress: bigint; egress: bigint } {
+    return readCtMisses(this.map('ctMiss'));
   }
 
   /** Streams decoded flow events; close the reader when done. */

@@ -11,7 +11,6 @@ import {
   EndpointFlag,
   Direction,
   DropReason,
-  Limits,
   Verdict,
   matchName,
   protocolName,
@@ -21,7 +20,7 @@ import {
 import { decodeEndpoint, decodeEndpointKey } from '../../maps/codecs/endpoint.js';
 import { decodePolicyKey, decodePolicyRangeKey } from '../../maps/codecs/policy.js';
 import { decodeCtKey, decodeCt4Key, decodeCtValue } from '../../maps/codecs/conntrack.js';
-import { readCounters, readLostEvents, type CounterRow } from '../../maps/readers.js';
+import { readCounters, readCtMisses, readLostEvents, type CounterRow } from '../../maps/readers.js';
 
 export interface EndpointView {
   ifindex: number;
@@ -60,16 +59,18 @@ export interface DatapathView {
 }
 
 /**
- * How full conntrack is, and what it refused. LRU evictions are invisible to BPF, so none are
- * counted: the tables cannot fill from one endpoint (its budget), and what the datapath refused
- * is counted instead — new connections over their endpoint's budget (CT_BUDGET) and inserts
- * the kernel failed (CT_FULL), summed over both directions.
+ * How full conntrack is, what it refused and what it lost. LRU evictions are invisible to BPF:
+ * what an eviction looks like from the datapath is counted instead (`midstreamMisses`: TCP
+ * packets without SYN, of a known endpoint, that found no entry in either direction — also
+ * connections older than the datapath and stray segments). Refusals: new connections over their
+ * endpoint's budget (CT_BUDGET) and inserts the kernel failed (CT_FULL), both directions.
  */
 export interface ConntrackFill {
   ipv4: { entries: number; capacity: number };
   ipv6: { entries: number; capacity: number };
   refusedOverBudget: bigint;
   refusedInsertFailed: bigint;
+  midstreamMisses: { ingress: bigint; egress: bigint };
 }
 
 function openAll(pinRoot: string): Map<MapKey, BpfMap> {
@@ -194,10 +195,11 @@ export function inspectDatapath(pinRoot: string, opts: { connections?: number } 
       mapEntries,
       endpoints: [...byId.values()].sort((a, b) => a.endpointId - b.endpointId),
       conntrack: {
-        ipv4: { entries: mapEntries[MapName.conntrack4], capacity: Limits.CT_MAX },
-        ipv6: { entries: mapEntries[MapName.conntrack], capacity: Limits.CT_MAX },
+        ipv4: { entries: mapEntries[MapName.conntrack4], capacity: get('conntrack4').maxEntries },
+        ipv6: { entries: mapEntries[MapName.conntrack], capacity: get('conntrack').maxEntries },
         refusedOverBudget: dropped(DropReason.CT_BUDGET),
         refusedInsertFailed: dropped(DropReason.CT_FULL),
+        midstreamMisses: readCtMisses(get('ctMiss')),
       },
       counters,
       lostEvents: readLostEvents(get('lostEvents')),
@@ -237,7 +239,9 @@ export function formatDatapath(v: DatapathView): string {
   const ct = v.conntrack;
   lines.push(
     `conntrack: ipv4 ${ct.ipv4.entries}/${ct.ipv4.capacity} (${pct(ct.ipv4)}), ipv6 ${ct.ipv6.entries}/${ct.ipv6.capacity} (${pct(ct.ipv6)}); ` +
-      `refused: ${ct.refusedOverBudget} over an endpoint's budget, ${ct.refusedInsertFailed} failed inserts (LRU evictions are not visible to BPF)`,
+      `refused: ${ct.refusedOverBudget} over an endpoint's budget, ${ct.refusedInsertFailed} failed inserts; ` +
+      `mid-stream misses (evicted, most likely): ${ct.midstreamMisses.ingress + ct.midstreamMisses.egress} ` +
+      `(ingress ${ct.midstreamMisses.ingress}, egress ${ct.midstreamMisses.egress})`,
   );
   if (v.connections.length) {
     lines.push('', `connections (first ${v.connections.length}):`);

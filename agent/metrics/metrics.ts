@@ -99,6 +99,7 @@ function memoizedCounters(d: DatapathStats, maxAgeMs = 200): DatapathStats & { f
       return rows;
     },
     ...(d.lostEvents ? { lostEvents: () => d.lostEvents!() } : {}),
+    ...(d.conntrackMisses ? { conntrackMisses: () => d.conntrackMisses!() } : {}),
     ...(d.mapUsage ? { mapUsage: () => d.mapUsage!() } : {}),
     ...(d.sync ? { sync: () => d.sync!() } : {}),
     ...(d.serviceCounters ? { serviceCounters: () => d.serviceCounters!() } : {}),
@@ -262,6 +263,20 @@ export class WeirMetrics {
       collect() {
         this.reset();
         this.inc(Number(datapath?.serviceCounters?.().NO_BACKEND ?? 0n));
+      },
+    });
+    new Counter({
+      name: 'weir_conntrack_midstream_misses_total',
+      help:
+        'TCP packets without SYN, of an enforced pod, that found no conntrack entry in either direction, counted before the policy decides: ' +
+        'what an evicted connection looks like from the datapath (BPF cannot see LRU evictions), plus connections older than the datapath and stray or crafted segments',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.reset();
+        const m = datapath?.conntrackMisses?.();
+        this.inc({ direction: 'ingress' }, m ? Number(m.ingress) : 0);
+        this.inc({ direction: 'egress' }, m ? Number(m.egress) : 0);
       },
     });
     new Gauge({

@@ -26,6 +26,8 @@ export interface DatapathStats {
   readCounters(): KernelCounter[];
   /** Records the datapath could not put into its ring buffer, since the maps were created. */
   lostEvents?(): bigint;
+  /** TCP packets without SYN that found no conntrack entry (evicted connections, mostly), per direction. */
+  conntrackMisses?(): { ingress: bigint; egress: bigint };
   mapUsage?(): MapUsage[];
   /** The syncer's queue: keys failing (requeued with backoff), write failures and drift repaired since start. */
   sync?(): SyncCounts;

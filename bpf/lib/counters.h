@@ -15,4 +15,19 @@ static __always_inline void weir_count(__u8 dir, __u8 verdict, __u8 reason, __u3
 	}
 }
 
+/*
+ * What an LRU eviction looks like from the datapath (BPF cannot see the
+ * eviction itself): a TCP packet without SYN, of a known endpoint, that finds
+ * no conntrack entry for its connection in either direction. Also counted:
+ * connections older than the datapath, and stray or crafted segments.
+ * Counted before the policy decides, whatever it decides.
+ */
+static __always_inline void weir_count_ct_miss(__u8 dir)
+{
+	__u32 idx = dir;
+	__u64 *n = bpf_map_lookup_elem(&weir_ct_miss, &idx);
+	if (n)
+		(*n)++;
+}
+
 #endif

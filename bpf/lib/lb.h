@@ -51,6 +51,7 @@ struct weir_lb {
 	__u8 proto;
 	__u8 is_src; /* rewrite the source (else the destination) */
 	__u16 _pad;
+	struct weir_lb_orig orig; /* from_pod: the frontend the packet was sent to */
 } __attribute__((aligned(8)));
 
 static __always_inline void weir_lb_count(__u32 idx)
@@ -185,6 +186,7 @@ struct weir_lb_scratch {
 	struct weir_lb_aff_key ak;
 	struct weir_lb_aff_value av;
 	struct weir_svc_be_key bk;
+	struct weir_lb lb; /* from_pod/to_pod: the rewrite left for after the verdict (off the stack) */
 };
 
 struct {
@@ -246,17 +248,19 @@ static __always_inline struct weir_svc_be_value *weir_lb_choose(struct weir_lb_s
  * to it (WEIR_LB_S_FORWARD, made by the caller at once, before conntrack and
  * policy see the translated tuple), and `v` the frontend for the flow event.
  * Returns 0 or a WEIR_DROP_* reason. A pod's answer on a hairpin connection
- * (to the hairpin address) is marked in `lb` for after its verdict.
+ * (to the hairpin address) is marked in `lb` for after its verdict. A global
+ * function: the verifier checks it once, on its own, not once per path of
+ * its callers.
  */
-static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir_verdict *v,
-				       struct weir_lb *lb, const __u8 scope)
+__noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir_lb_orig *v,
+				struct weir_lb *lb, __u8 scope)
 {
-	struct weir_tuple *t = &pkt->t;
 	__u32 zero = 0;
 	struct weir_lb_scratch *x;
 
-	if (!pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL)
+	if (!pkt || !v || !lb || !pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL)
 		return 0;
+	struct weir_tuple *t = &pkt->t;
 	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
 	if (!x)
 		return 0;
@@ -286,9 +290,9 @@ static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, stru
 	struct weir_svc_value *svc = bpf_map_lookup_elem(&weir_svc, &x->sk);
 	if (!svc)
 		return 0;
-	v->flags |= WEIR_FLOW_F_SERVICE;
-	__builtin_memcpy(v->orig_addr, t->daddr, 16);
-	v->orig_port = t->dport;
+	v->svc = 1;
+	__builtin_memcpy(v->addr, t->daddr, 16);
+	v->port = t->dport;
 	if (svc->count == 0) {
 		weir_lb_count(WEIR_LB_CNT_NO_BACKEND);
 		return WEIR_DROP_NO_SERVICE_BACKEND;
@@ -362,7 +366,7 @@ static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, stru
  * `lb` what is left for after the verdict: a hairpin connection's source
  * rewrite. `t` becomes the translated tuple. Returns 0 or a WEIR_DROP_* reason.
  */
-static __always_inline int weir_lb_forward(struct __sk_buff *skb, struct weir_tuple *t, struct weir_lb *lb)
+static __noinline int weir_lb_forward(struct __sk_buff *skb, struct weir_tuple *t, struct weir_lb *lb)
 {
 	if (!(lb->flags & WEIR_LB_S_FORWARD))
 		return 0;
@@ -390,13 +394,18 @@ static __always_inline int weir_lb_forward(struct __sk_buff *skb, struct weir_tu
 static __always_inline void weir_lb_to_pod(const struct weir_pkt *pkt, __u32 ifindex, struct weir_lb *lb)
 {
 	const struct weir_tuple *t = &pkt->t;
-	struct weir_lb_key k;
 	struct weir_lb_rev_value *r;
+	__u32 zero = 0;
+	struct weir_lb_scratch *x;
 
 	if (!pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL)
 		return;
-	weir_lb_key_make(&k, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
-	r = bpf_map_lookup_elem(&weir_lb_rev, &k);
+	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero); /* its key, off the stack */
+	if (!x)
+		return;
+	struct weir_lb_key *k = &x->k;
+	weir_lb_key_make(k, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
+	r = bpf_map_lookup_elem(&weir_lb_rev, k);
 	if (r) {
 		lb->flags = WEIR_LB_S_REVERSE;
 		lb->is_src = 1;
@@ -411,8 +420,8 @@ static __always_inline void weir_lb_to_pod(const struct weir_pkt *pkt, __u32 ifi
 	}
 	if (!weir_lb_is_hairpin_addr(t->saddr, t->family))
 		return;
-	weir_lb_key_make(&k, t->daddr, t->daddr, t->dport, t->sport, t, ifindex);
-	r = bpf_map_lookup_elem(&weir_lb_rev, &k);
+	weir_lb_key_make(k, t->daddr, t->daddr, t->dport, t->sport, t, ifindex);
+	r = bpf_map_lookup_elem(&weir_lb_rev, k);
 	if (r && (r->flags & WEIR_LB_F_HAIRPIN))
 		lb->flags = WEIR_LB_S_HAIRPIN_IN;
 }
@@ -421,7 +430,7 @@ static __always_inline void weir_lb_to_pod(const struct weir_pkt *pkt, __u32 ifi
  * After a packet passed its verdict: the rewrite `lb` holds. Hairpin packets
  * go back into the pod they came from. A rewrite that fails drops the packet.
  */
-static __always_inline int weir_lb_finish(struct __sk_buff *skb, const struct weir_lb *lb)
+static __noinline int weir_lb_finish(struct __sk_buff *skb, const struct weir_lb *lb)
 {
 	if (!(lb->flags & (WEIR_LB_S_REVERSE | WEIR_LB_S_HAIRPIN_OUT | WEIR_LB_S_HAIRPIN_REPLY)))
 		return TC_ACT_OK;
@@ -447,16 +456,22 @@ static __always_inline int weir_lb_from_node(struct __sk_buff *skb)
 {
 	struct weir_pkt pkt = {};
 	struct weir_verdict v = {};
-	struct weir_lb lb = {};
+	__u32 zero = 0;
+	struct weir_lb_scratch *x;
 	int reason;
 
 	if (weir_parse(skb, &pkt) || !pkt.has_ports || pkt.kind != WEIR_PKT_NORMAL)
 		return TC_ACT_OK;
 	if (weir_ipcache_identity(pkt.t.daddr, pkt.t.family) != WEIR_ID_HOST)
 		return TC_ACT_OK;
-	reason = weir_lb_from_pod(&pkt, skb->ifindex, &v, &lb, WEIR_SVC_SCOPE_NODE_PORT);
+	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (!x)
+		return TC_ACT_SHOT;
+	x->lb.flags = 0;
+	__builtin_memset(&x->lb.orig, 0, sizeof(x->lb.orig));
+	reason = weir_lb_from_pod(&pkt, skb->ifindex, &x->lb.orig, &x->lb, WEIR_SVC_SCOPE_NODE_PORT);
 	if (!reason)
-		reason = weir_lb_forward(skb, &pkt.t, &lb);
+		reason = weir_lb_forward(skb, &pkt.t, &x->lb);
 	if (!reason)
 		return TC_ACT_OK;
 	const struct weir_endpoint none = {};
@@ -464,7 +479,8 @@ static __always_inline int weir_lb_from_node(struct __sk_buff *skb)
 	v.dst_identity = WEIR_ID_HOST;
 	v.verdict = WEIR_VERDICT_DROPPED;
 	v.drop_reason = reason;
-	v.flags |= WEIR_FLOW_F_NEW;
+	v.flags = WEIR_FLOW_F_NEW | WEIR_FLOW_F_SERVICE;
+	v.orig = &x->lb.orig;
 	weir_count(WEIR_DIR_INGRESS, WEIR_VERDICT_DROPPED, reason, skb->len);
 	weir_emit(skb, &none, WEIR_DIR_INGRESS, &pkt, &v);
 	return TC_ACT_SHOT;

@@ -115,6 +115,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_ev_lost SEC(".maps");
 
+/*
+ * Conntrack misses of established-looking packets, by direction (WEIR_DIR_*):
+ * TCP packets without SYN of an endpoint that found no entry in either
+ * direction, live or expired. See weir_count_ct_miss.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WEIR_DIR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ct_miss SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, WEIR_COUNTER_ENTRIES);

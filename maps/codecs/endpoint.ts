@@ -23,6 +23,21 @@ export interface EndpointValue {
 
 export const ENDPOINT_KEY_SIZE = 4;
 
+/** The record before it carried the pod's addresses (endpoint_id, identity, policy_rev, flags). */
+export const ENDPOINT_V1_SIZE = 16;
+
+/**
+ * An endpoint record of the 16-byte layout, in today's: the same four fields, no addresses. With
+ * no address every packet the pod sends (but ARP and link-local neighbour discovery) is dropped as
+ * INVALID_SOURCE until the record is written again with the pod's addresses: the upgrade fails
+ * closed.
+ */
+export function upgradeEndpointV1(v: Buffer): Buffer {
+  const b = Buffer.alloc(endpointLayout.size);
+  v.copy(b, 0, 0, ENDPOINT_V1_SIZE);
+  return b;
+}
+
 /** The first IPv4 and the first IPv6 address of a pod's list. */
 export function endpointAddresses(ips: readonly string[]): { ipv4: string; ipv6: string } {
   return { ipv4: ips.find((ip) => !ip.includes(':')) ?? '', ipv6: ips.find((ip) => ip.includes(':')) ?? '' };

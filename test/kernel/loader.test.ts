@@ -1,17 +1,19 @@
 /**
  * The libbpf layer's errors tell the user what happened and what to do: the
  * verifier log inside a load error, a missing object, maps pinned by an
- * incompatible build. Builds two tiny BPF objects with clang. Needs root.
+ * incompatible build (replaced when their layout differs, refused when only
+ * their size does). Builds two tiny BPF objects with clang. Needs root.
  *
  * @requires root
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadObject } from '../../maps/object.js';
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { MapName } from '../../maps/abi.js';
+import { MapType, openPinnedMap } from '../../maps/bpf-map.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wdp-loader-'));
 const PIN_ROOT = `/sys/fs/bpf/wdp-loader-${process.pid}`;
@@ -58,7 +60,7 @@ describe('loading BPF objects', () => {
     expect(() => loadObject(join(dir, 'nothing.o'))).toThrow(/not found: run "make build"/);
   });
 
-  it('maps pinned by an incompatible build: the error says which directory to remove', () => {
+  it('a pinned map of another layout (an older build) is replaced by one of this build, empty', () => {
     const obj = compile(
       'oldct',
       `
@@ -69,20 +71,44 @@ describe('loading BPF objects', () => {
       SEC("tc") int uses(struct __sk_buff *skb) { __u32 k = 0; return bpf_map_lookup_elem(&weir_ct, &k) ? 1 : 0; }
       char LICENSE[] SEC("license") = "GPL";`,
     );
-    loadObject(obj, { pinRoot: PIN_ROOT, pinPrograms: false }).close();
-    expect(() => Datapath.open({ pinRoot: PIN_ROOT })).toThrow(new RegExp(`remove that directory to start fresh`));
-  });
-});
-
-describe('without a pin root', () => {
-  it('pins nothing, though the maps are declared for pinning', () => {
-    const o = loadObject(join(process.cwd(), 'build/bpf/weir.o'));
+    const old = loadObject(obj, { pinRoot: PIN_ROOT, pinPrograms: false });
+    old.map('weir_ct').update(Buffer.alloc(4), Buffer.alloc(4, 1));
+    const dp = Datapath.open({ pinRoot: PIN_ROOT });
     try {
-      expect(o.maps.size).toBeGreaterThan(10);
-      // libbpf's default for maps declared with pinning would be /sys/fs/bpf/<name>
-      expect(Object.values(MapName).filter((n) => existsSync(join('/sys/fs/bpf', n)))).toEqual([]);
+      expect(dp.replacedMaps).toEqual([
+        {
+          name: MapName.conntrack,
+          was: { type: MapType.HASH, keySize: 4, valueSize: 4 },
+          now: { type: MapType.LRU_HASH, keySize: 44, valueSize: 32 },
+          carried: 0,
+        },
+      ]);
+      expect([...dp.map('conntrack').keys()]).toEqual([]);
+      // the older program still holds its own map, untouched
+      expect(old.map('weir_ct').lookup(Buffer.alloc(4))).toEqual(Buffer.alloc(4, 1));
     } finally {
-      o.close();
+      dp.close();
+      old.close();
+    }
+  });
+
+  it('a pinned map of the same layout but another size: the error says which directory to remove', () => {
+    const root = `${PIN_ROOT}-size`;
+    Datapath.open({ pinRoot: root, mapMax: { weir_frag: 16 } }).close();
+    // and an older build's weir_ct there too, which the failed load must not lose
+    rmSync(join(root, MapName.conntrack));
+    const old = loadObject(join(dir, 'oldct.o'), { pinRoot: root, pinPrograms: false });
+    old.map('weir_ct').update(Buffer.alloc(4), Buffer.alloc(4, 1));
+    old.close();
+    try {
+      expect(() => Datapath.open({ pinRoot: root })).toThrow(/remove that directory to start fresh/);
+      // the failed load pinned back the map it had unpinned to replace
+      const back = openPinnedMap(join(root, MapName.conntrack));
+      expect(back.info.valueSize).toBe(4);
+      expect(back.lookup(Buffer.alloc(4))).toEqual(Buffer.alloc(4, 1));
+      back.close();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -291,6 +291,37 @@ describe('stateful: replies, related ICMP errors, revocation', () => {
     });
   });
 
+  it('a client port below its server port: forward packets and replies still pass as ESTABLISHED (either lookup order)', async () => {
+    // C (10.210.1.3) from port 7000 to A's 8050: each forward packet comes from the lower port
+    await expectVerdict('toPod', A, ipv4(IP.c, IP.a, Protocol.TCP, tcp(7000, 8050, TCP_SYN)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: { flags: FlowFlag.NEW },
+    });
+    for (let i = 0; i < 2; i++) {
+      await expectVerdict('fromPod', A, ipv4(IP.a, IP.c, Protocol.TCP, tcp(8050, 7000, TCP_SYN | TCP_ACK)), {
+        ret: TC_ACT_OK,
+        verdict: FORWARDED,
+        reason: Match.ESTABLISHED,
+        event: null,
+      });
+      await expectVerdict('toPod', A, ipv4(IP.c, IP.a, Protocol.TCP, tcp(7000, 8050, TCP_ACK)), {
+        ret: TC_ACT_OK,
+        verdict: FORWARDED,
+        reason: Match.ESTABLISHED,
+        event: null,
+      });
+    }
+    // and from a port C has no connection on, the same ACK is judged as a packet (allowed, no entry)
+    await expectVerdict('toPod', A, ipv4(IP.c, IP.a, Protocol.TCP, tcp(7001, 8050, TCP_ACK)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: null,
+    });
+  });
+
   it("another pod sending with the connection's addresses is dropped as INVALID_SOURCE, counted, and the connection is untouched", async () => {
     const spoof = ipv4(IP.b, IP.a, Protocol.TCP, tcp(42000, 80, TCP_ACK));
     const cId = decodeEndpoint(fx.dp.syncerMaps().endpoints.lookup(encodeEndpointKey(fx.ifindex.get(C)!))!).endpointId;

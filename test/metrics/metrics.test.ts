@@ -125,6 +125,18 @@ describe('Prometheus metrics', () => {
     expect(sample(fams, 'weir_lost_events_total', { source: 'flow_client_queue' })).toBe(0);
   });
 
+  it('exports the conntrack mid-stream misses (evictions, as the datapath sees them) by direction', async () => {
+    const k = kernel();
+    const m = new WeirMetrics({ datapath: { ...k.stats, conntrackMisses: () => ({ ingress: 3n, egress: 1n }) } });
+    const text = await m.text();
+    expect(text).toMatch(
+      /# HELP weir_conntrack_midstream_misses_total TCP packets without SYN, .*found no conntrack entry/,
+    );
+    const fams = await parseExposition(text);
+    expect(sample(fams, 'weir_conntrack_midstream_misses_total', { direction: 'ingress' })).toBe(3);
+    expect(sample(fams, 'weir_conntrack_midstream_misses_total', { direction: 'egress' })).toBe(1);
+  });
+
   it('has per-pod series only when switched on, named by source and destination, and caps their number', async () => {
     const observer = new Observer({ context: makeContext() });
     const off = new WeirMetrics({ observer });
