@@ -34,6 +34,7 @@ RUN --mount=type=secret,id=npm-ca \
  && npm config delete registry
 COPY tsconfig.json Makefile ./
 COPY bin bin
+COPY scripts/bundle-cli.mjs scripts/
 COPY bpf bpf
 COPY agent agent
 COPY maps maps

@@ -6,10 +6,9 @@ import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { nsToTimestamp } from './clock.js';
 import { FilterError } from './filter.js';
-import { ReflectionService } from '@grpc/reflection';
+import { EventEmitter } from 'node:events';
 import { HealthImplementation } from 'grpc-health-check';
 import { encodeFlowResponse, encodeLostResponse, observerServiceDefinition, PROTO_FILE } from './proto.js';
-import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { assetPath, weirVersion } from './assets.js';
 import type { Observer } from './observer.js';
 import type { FlowSink, SinkItem } from './subscription.js';
@@ -104,9 +103,83 @@ export function sinkFor(call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>
   };
 }
 
-/** observer.proto as @grpc/proto-loader describes it, for the server reflection service. */
-function reflectionPackage(): PackageDefinition {
-  return loadSync(assetPath(PROTO_FILE), { keepCase: true });
+/** The reflection services' one method, in both published versions. */
+const REFLECTION_PATHS = [
+  '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+  '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
+];
+
+type Method = grpc.MethodDefinition<unknown, unknown>;
+type Handler = (stream: EventEmitter & { write(m: unknown): void; end(): void }) => void;
+
+let reflection: Promise<Map<string, { method: Method; handler: Handler }>> | undefined;
+
+/**
+ * @grpc/reflection's service for observer.proto, built at the first reflection request: it
+ * parses the .proto with @grpc/proto-loader and describes every type, which costs a process
+ * about 8 MB that an agent nobody points grpcurl at never needs.
+ */
+function reflectionHandlers(): Promise<Map<string, { method: Method; handler: Handler }>> {
+  reflection ??= (async () => {
+    const [{ ReflectionService }, { loadSync }] = await Promise.all([
+      import('@grpc/reflection'),
+      import('@grpc/proto-loader'),
+    ]);
+    const found = new Map<string, { method: Method; handler: Handler }>();
+    // the service registers itself on a server: take its methods and handlers instead
+    const collect = {
+      addService(def: grpc.ServiceDefinition, impl: Record<string, Handler>) {
+        for (const [name, method] of Object.entries(def)) found.set(method.path, { method, handler: impl[name]! });
+      },
+    };
+    new ReflectionService(loadSync(assetPath(PROTO_FILE), { keepCase: true })).addToServer(
+      collect as unknown as grpc.Server,
+    );
+    return found;
+  })();
+  return reflection;
+}
+
+/**
+ * Server reflection (grpcurl without the .proto), registered at once with a pass-through codec
+ * and answered by @grpc/reflection, which is loaded at the first request. Until then the call's
+ * messages wait in the stream.
+ */
+function addLazyReflection(server: grpc.Server): void {
+  const raw = (b: Buffer) => b;
+  for (const path of REFLECTION_PATHS) {
+    const def = {
+      ServerReflectionInfo: {
+        path,
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: raw,
+        requestDeserialize: raw,
+        responseSerialize: raw,
+        responseDeserialize: raw,
+      },
+    };
+    server.addService(def, {
+      ServerReflectionInfo: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        const refuse = (why: string) => call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: why });
+        reflectionHandlers().then(
+          (found) => {
+            const real = found.get(path);
+            if (!real) return refuse(`reflection: @grpc/reflection serves no ${path}`);
+            // the real handler's stream: decoded messages in, encoded ones out
+            const stream = Object.assign(new EventEmitter(), {
+              write: (m: unknown) => call.write(real.method.responseSerialize(m)),
+              end: () => call.end(),
+            });
+            real.handler(stream);
+            call.on('data', (b: Buffer) => stream.emit('data', real.method.requestDeserialize(b)));
+            call.on('end', () => stream.emit('end'));
+          },
+          (e: Error) => refuse(`reflection: ${e.message}`),
+        );
+      },
+    });
+  }
 }
 
 /** The Observer service of one agent: its own flows, itself as the one node. */
@@ -199,7 +272,7 @@ export async function startObserverService(
     },
   });
   new HealthImplementation({ '': 'SERVING', 'observer.Observer': 'SERVING' }).addToServer(server);
-  new ReflectionService(reflectionPackage()).addToServer(server);
+  addLazyReflection(server);
 
   const addresses: string[] = [];
   if (o.socketPath) {

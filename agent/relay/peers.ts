@@ -2,7 +2,8 @@
  * The agents a relay talks to: one Peer per node, each with its own gRPC client (mutual TLS)
  * and a health loop (ServerStatus every few seconds) that keeps its state: NODE_CONNECTED
  * while it answers, NODE_UNAVAILABLE while it does not, NODE_GONE once discovery no longer
- * lists it (then it is dropped). State changes are announced to listeners (the streams).
+ * lists it (then its client is closed, and GetNodes shows it gone for a while: `goneRetentionMs`).
+ * State changes are announced to listeners (the streams).
  */
 import { EventEmitter } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
@@ -23,6 +24,8 @@ export interface PeerOptions {
   serverName: string;
   /** Health check period (default 5 s); a failed check marks the node unavailable at once. */
   checkIntervalMs?: number;
+  /** How long a node discovery no longer lists stays in GetNodes as NODE_GONE (default 10 min). */
+  goneRetentionMs?: number;
 }
 
 export class Peer {
@@ -74,6 +77,8 @@ export interface PeerChange {
 /** Every known agent and its state; emits 'change' (PeerChange) when a node's state changes. */
 export class PeerSet extends EventEmitter {
   private readonly peers = new Map<string, Peer>();
+  /** Nodes discovery dropped: their last Node (state NODE_GONE) and when. */
+  private readonly gone = new Map<string, { node: Node; at: number }>();
   private timer: NodeJS.Timeout | undefined;
   private checking = false;
 
@@ -84,6 +89,15 @@ export class PeerSet extends EventEmitter {
 
   list(): Peer[] {
     return [...this.peers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** GetNodes: every peer, and the nodes gone within the retention time, by name. */
+  nodes(now = Date.now()): Node[] {
+    const keep = this.o.goneRetentionMs ?? 600_000;
+    for (const [name, g] of this.gone) if (now - g.at > keep) this.gone.delete(name);
+    return [...this.list().map((p) => p.node()), ...[...this.gone.values()].map((g) => g.node)].sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
   }
 
   get(name: string): Peer | undefined {
@@ -99,10 +113,12 @@ export class PeerSet extends EventEmitter {
         this.peers.delete(name);
         p.client.close();
         this.setState(p, NodeState.NODE_GONE, w ? `moved to ${w.address}` : 'no longer an agent of the cluster');
+        if (!w) this.gone.set(name, { node: p.node(), at: Date.now() });
       }
     }
     for (const a of addresses) {
       if (!this.peers.has(a.name)) {
+        this.gone.delete(a.name);
         const p = new Peer(a.name, a.address, this.o);
         this.peers.set(a.name, p);
         void this.check(p);

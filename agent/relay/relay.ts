@@ -94,7 +94,7 @@ export class Relay implements ObserverBackend {
   ) {}
 
   getNodes(): Promise<GetNodesResponse> {
-    return Promise.resolve({ nodes: this.peers.list().map((p) => p.node()) });
+    return Promise.resolve({ nodes: this.peers.nodes() });
   }
 
   async serverStatus(): Promise<ServerStatusResponse> {

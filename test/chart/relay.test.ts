@@ -107,6 +107,26 @@ describe('chart: the relay', () => {
     expect(() => helm.template({ values: [bad] })).toThrow(/existingSecrets\.(agent|relay) is required/);
   });
 
+  it("NOTES.txt says how to reach the relay: a port-forward to its Service's port, then weir observe --server", () => {
+    const notes = helm.notes();
+    const svc = byName(defaults, 'Service', 'weir-relay')!;
+    const port = (svc.spec.ports as Array<{ port: number }>)[0]!.port;
+    expect(notes).toContain(`kubectl -n kube-system port-forward service/weir-relay 4245:${port}`);
+    expect(notes).toContain('weir observe --server localhost:4245 --verdict DROPPED --last 20');
+    expect(notes).toContain('weir observe --server localhost:4245 --follow');
+    // inside the cluster: the relay container's own listen port
+    const relay = byName(defaults, 'Deployment', 'weir-relay')!.spec.template.spec.containers[0];
+    const listen = (relay.ports as Array<{ containerPort: number }>)[0]!.containerPort;
+    expect(notes).toContain(
+      `kubectl -n kube-system exec deploy/weir-relay -- weir observe --server localhost:${listen} --last 20`,
+    );
+    // another Service port and release name are followed
+    const custom = helm.notes({ name: 'edge', namespace: 'net', set: ['relay.service.port=8443'] });
+    expect(custom).toContain('kubectl -n net port-forward service/edge-weir-relay 4245:8443');
+    // no relay, no word of it
+    expect(helm.notes({ set: ['relay.enabled=false'] })).not.toContain('relay');
+  });
+
   it('renders nothing of the relay, and no agent TCP listener, when relay.enabled is false', () => {
     const f = join(tmp, 'off.yaml');
     writeFileSync(f, 'relay:\n  enabled: false\n');

@@ -70,3 +70,46 @@ describe('weir start-up loads only what a command uses', () => {
     expect(CLI_PROBE_TIMEOUT).toBe(DEFAULT_PROBE_TIMEOUT_MS);
   });
 });
+
+/** bin/weir as a user runs it: from the bundle (dist/cli/weir.cjs) or, with WEIR_NO_BUNDLE, from dist/agent. */
+function weir(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, ['bin/weir', ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
+}
+
+describe('bin/weir runs the short commands from one bundled file with a code cache', () => {
+  it('V8 accepts the code cache the build made', () => {
+    const r = weir(['--help'], { WEIR_CODE_CACHE: 'check' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('weir: code cache accepted');
+  });
+
+  it('the bundle answers as the compiled modules do: help, version, policy explain (allowed and denied)', () => {
+    const cases = [
+      ['--help'],
+      ['version'],
+      ['observe', '--help'],
+      ['policy', 'explain', '--from', 'y/a', '--to', 'x/b', '--port', '80', '-f', 'test/fixtures/xyz'],
+      ['policy', 'explain', '--from', 'z/c', '--to', 'x/a', '--port', '81', '-f', 'test/fixtures/xyz'],
+    ];
+    for (const args of cases) {
+      const bundled = weir(args);
+      const plain = weir(args, { WEIR_NO_BUNDLE: '1' });
+      expect([args, bundled.status, bundled.stdout, bundled.stderr]).toEqual([
+        args,
+        plain.status,
+        plain.stdout,
+        plain.stderr,
+      ]);
+    }
+    // the cases are not all the same answer
+    expect(weir(cases[3]!).status).not.toBe(weir(cases[4]!).status);
+  });
+
+  it('commands outside the bundle load their compiled modules from dist/ (datapath, agent status)', () => {
+    const r = weir(['datapath', 'show', '--pin-root', join(dir, 'no-such-pins')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('no weir datapath is pinned under');
+    const s = weir(['agent', 'status', '--run-dir', join(dir, 'no-such-run')]);
+    expect(s.stderr).toContain('no agent control socket at');
+  });
+});

@@ -5,6 +5,7 @@
  * requests are encoded and responses decoded against it byte by byte. A filter field weir
  * cannot evaluate is refused with INVALID_ARGUMENT naming it; health and reflection answer.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -503,6 +504,59 @@ describe('the Observer server speaks to Hubble clients', () => {
     expect(nodes.nodes).toHaveLength(1);
     expect(nodes.nodes[0]).toMatchObject({ name: 'wob-node', state: 1, num_flows: 1 });
     c.close();
+  });
+
+  it('loads @grpc/reflection only at the first reflection request (v1alpha answered too)', async () => {
+    // a server of its own in a fresh process: has starting it loaded the reflection package?
+    const probe = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { createRequire } = await import('node:module');
+const require = createRequire(import.meta.url);
+const { Observer } = await import('./dist/agent/flows/observer.js');
+const { startObserverServer } = await import('./dist/agent/flows/server.js');
+const { makeContext } = await import('./dist/test/flows/fixtures.js');
+const s = await startObserverServer(new Observer({ nodeName: 'n', context: makeContext(), capacity: 1 }), { socketPath: '', tcpAddress: '127.0.0.1:0' });
+const loaded = (p) => Object.keys(require.cache).some((k) => k.includes('/node_modules/' + p + '/'));
+console.log(JSON.stringify({ grpc: loaded('@grpc/grpc-js'), reflection: loaded('@grpc/reflection') }));
+await s.close();`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(probe.stdout)).toEqual({ grpc: true, reflection: false });
+
+    const pkg = loadSync(
+      join(process.cwd(), 'node_modules/@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto'),
+      { keepCase: true },
+    );
+    const R = (
+      grpc.loadPackageDefinition(pkg).grpc as unknown as {
+        reflection: {
+          v1alpha: {
+            ServerReflection: new (
+              t: string,
+              c: grpc.ChannelCredentials,
+            ) => grpc.Client & { ServerReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>> };
+          };
+        };
+      }
+    ).reflection.v1alpha.ServerReflection;
+    const rc = new R(sock(), grpc.credentials.createInsecure());
+    const list = await new Promise<Record<string, unknown>>((res, rej) => {
+      const call = rc.ServerReflectionInfo();
+      call.on('data', (d) => {
+        res(d);
+        call.end();
+      });
+      call.on('error', rej);
+      call.write({ list_services: '' });
+    });
+    rc.close();
+    const names = (list as { list_services_response: { service: Array<{ name: string }> } }).list_services_response
+      .service;
+    expect(names.map((n) => n.name)).toContain('observer.Observer');
   });
 
   it('lists its services and describes FlowFilter through server reflection', async () => {

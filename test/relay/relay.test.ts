@@ -2,8 +2,8 @@
  * The relay against two agents' flow APIs on loopback TCP with mutual TLS (certificates made
  * by openssl here): the N most recent flows cluster-wide in time order with node names,
  * follow across nodes, an agent that goes away and comes back (GetNodes, node_status, the
- * other node's flows keep coming), ServerStatus summed, refused filters, and the agents'
- * listener refusing clients without a certificate of their CA. No root: the two-node
+ * other node's flows keep coming), ServerStatus summed, refused filters, and the agents' and
+ * the relay's own listeners refusing clients without a certificate of their CA. No root: the two-node
  * Kubernetes version is test/k8s/relay.test.ts.
  */
 import { spawn } from 'node:child_process';
@@ -246,6 +246,45 @@ describe('weir relay over two agents (mutual TLS on loopback)', () => {
     const good = new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, relayCert.key, relayCert.cert), opts);
     expect((await good.serverStatus()).node_name).toBe('node-a');
     good.close();
+  });
+
+  it("the relay's own listener with mutual TLS: refuses clients without a certificate of its CA, serves flows to one with", async () => {
+    // the relay as the chart runs it: --tls-ca/--tls-cert/--tls-key, its CA the clients' CA
+    const served = await startObserverService(new Relay(peers, { version: 'test', reorderMs: 100 }), {
+      socketPath: '',
+      tcpAddress: '127.0.0.1:0',
+      tls: { ca: ca.cert, cert: relayCert.cert, key: relayCert.key },
+    });
+    const addr = served.addresses[0]!;
+    const opts = { 'grpc.ssl_target_name_override': 'weir-relay', 'grpc.default_authority': 'weir-relay' };
+    const tries: Array<[string, ObserverClient]> = [
+      ['plaintext', new ObserverClient(addr)],
+      ['TLS without a client certificate', new ObserverClient(addr, grpc.credentials.createSsl(ca.cert), opts)],
+      [
+        'a client certificate of another CA',
+        new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, rogueCert.key, rogueCert.cert), opts),
+      ],
+    ];
+    const good = new ObserverClient(addr, grpc.credentials.createSsl(ca.cert, agentCert.key, agentCert.cert), opts);
+    try {
+      for (const [what, c] of tries) {
+        const r = await c.collect({ number: 10 }, 3000).then(
+          (rs) => `answered ${rs.length}`,
+          (e: grpc.ServiceError) => e.code,
+        );
+        expect([what, r]).toEqual([what, grpc.status.UNAVAILABLE]);
+      }
+      obs['node-a']!.ingest([denied({ srcPort: 901 })]);
+      await sleep(3);
+      obs['node-b']!.ingest([allowed({ srcPort: 902 })]);
+      await until(async () => (await good.collect({ number: 1 })).some((r) => r.flow?.l4.TCP?.source_port === 902));
+      expect((await good.collect({ number: 2 })).filter((r) => r.flow).map(key)).toEqual(['node-a:901', 'node-b:902']);
+      expect((await good.getNodes()).nodes.map((n) => n.name).sort()).toEqual(['node-a', 'node-b']);
+    } finally {
+      for (const [, c] of tries) c.close();
+      good.close();
+      await served.close();
+    }
   });
 
   it('weir observe reads an agent over mutual TLS with the --tls flags, and is refused without a certificate', async () => {

@@ -69,20 +69,18 @@ async function run(flags: RelayFlags): Promise<void> {
   if (flags.peer.length > 0) {
     peers.update(flags.peer.map(parsePeer));
   } else {
-    // The Kubernetes client is loaded only here.
-    const { KubeConfig } = await import('@kubernetes/client-node');
+    // The API through plain requests (agent/sources/kube-api.ts): no Kubernetes client models.
+    const { loadKubeCredentials } = await import('../../sources/kubeconfig.js');
     const { startKubernetesDiscovery } = await import('../../relay/discovery.js');
-    const kc = new KubeConfig();
-    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
-    else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-    else
+    if (!flags.kubeconfig && !process.env.KUBERNETES_SERVICE_HOST)
       throw new Error(
         'no Kubernetes configuration: run in a pod, pass --kubeconfig FILE, or list --peer NODE=HOST:PORT',
       );
+    const kubeConfig = await loadKubeCredentials(flags.kubeconfig);
     const namespace = flags.namespace ?? process.env.POD_NAMESPACE ?? 'default';
     discovery = await startKubernetesDiscovery(
       {
-        kubeConfig: kc,
+        kubeConfig,
         namespace,
         selector: flags.agentSelector,
         port: Number(flags.agentPort),
