@@ -178,6 +178,7 @@ export function fromAgent(
             conntrackMisses: () => dp.conntrackMisses(),
             mapUsage: () => datapathMapUsage(dp),
             sync: () => syncer.status(),
+            serviceCounters: () => dp.serviceCounters(),
           },
         }
       : {}),

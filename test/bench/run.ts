@@ -17,6 +17,7 @@ type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSecti
 
 const SUITES: Suite[] = [
   { name: 'datapath', load: () => import('./datapath.js') },
+  { name: 'svcpacket', load: () => import('./services-packet.js') },
   { name: 'controlplane', load: () => import('./controlplane.js') },
   { name: 'flows', load: () => import('./flows.js') },
   { name: 'sidebyside', load: () => import('./sidebyside.js') },
