@@ -29,12 +29,16 @@ import { startNodeObservability } from './observe.js';
 import { findPodInterface, type PodInterface } from './interfaces.js';
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
+import { withServices } from '../services/index.js';
+import { POLICY_RESOURCES, WATCHED_RESOURCES } from '../sources/kubernetes.js';
 
 const KIND_OF: Record<WatchedResource, KubeKind> = {
   namespaces: 'Namespace',
   nodes: 'Node',
   pods: 'Pod',
   networkpolicies: 'NetworkPolicy',
+  services: 'Service',
+  endpointslices: 'EndpointSlice',
 };
 
 export interface NodeAgentOptions {
@@ -122,7 +126,7 @@ export class NodeAgent {
     });
     this.agent = new Agent({
       nodeName: c.nodeName,
-      compiler: this.compiler,
+      compiler: c.services ? withServices(this.compiler, c.nodeName) : this.compiler,
       enforcement: this.datapath,
       log: (l) => opts.log.debug(l),
     });
@@ -131,6 +135,7 @@ export class NodeAgent {
     this.source = new KubernetesSource({
       kubeConfig: opts.kubeConfig,
       watchTimeoutSeconds: c.watchTimeoutSeconds,
+      resources: c.services ? WATCHED_RESOURCES : POLICY_RESOURCES,
       onChange: (change) => this.enqueue(change),
       onError: (resource, err, retryInMs) => {
         opts.log.warn(

@@ -30,9 +30,23 @@ export type PolicyProblems = (policyKeys: string[]) => { errors: string[]; warni
 
 export type Progress = (line: string) => void;
 
-const kindOrder: Record<KubeObject['kind'], number> = { Namespace: 0, Node: 1, Pod: 2, NetworkPolicy: 3 };
+const kindOrder: Record<KubeObject['kind'], number> = {
+  Namespace: 0,
+  Node: 1,
+  Pod: 2,
+  Service: 3,
+  EndpointSlice: 4,
+  NetworkPolicy: 5,
+};
 
-const deleteOrder: Record<KubeObject['kind'], number> = { NetworkPolicy: 0, Pod: 1, Node: 2, Namespace: 3 };
+const deleteOrder: Record<KubeObject['kind'], number> = {
+  NetworkPolicy: 0,
+  EndpointSlice: 1,
+  Service: 2,
+  Pod: 3,
+  Node: 4,
+  Namespace: 5,
+};
 
 function describe(o: KubeObject): string {
   return `${o.kind.toLowerCase()}/${objectKey(o)}`;

@@ -35,6 +35,8 @@ interface ConfigFlags {
   prefix?: string;
   cidr4?: string;
   cidr6?: string;
+  svcCidr4?: string;
+  svcCidr6?: string;
   pinRoot?: string;
   runDir?: string;
 }
@@ -44,6 +46,8 @@ function withLabOptions(cmd: Command): Command {
     .option('--prefix <p>', "prefix of the lab's network namespaces and veths (env WEIR_LAB_PREFIX, default weir-)")
     .option('--cidr4 <cidr>', 'IPv4 pod range (env WEIR_LAB_CIDR4, default 10.88.0.0/16)')
     .option('--cidr6 <cidr>', 'IPv6 pod range (env WEIR_LAB_CIDR6, default fd00:88::/64)')
+    .option('--svc-cidr4 <cidr>', 'IPv4 Service range for ClusterIPs (env WEIR_LAB_SVC_CIDR4, default 10.96.0.0/16)')
+    .option('--svc-cidr6 <cidr>', 'IPv6 Service range for ClusterIPs (env WEIR_LAB_SVC_CIDR6, default fd00:96::/112)')
     .option(
       '--pin-root <dir>',
       'bpffs directory for pinned programs and maps (env WEIR_LAB_PIN_ROOT, default /sys/fs/bpf/weir/lab)',
@@ -56,6 +60,8 @@ function configFrom(opts: ConfigFlags): LabConfig {
     ...(opts.prefix ? { prefix: opts.prefix } : {}),
     ...(opts.cidr4 ? { cidr4: opts.cidr4 } : {}),
     ...(opts.cidr6 ? { cidr6: opts.cidr6 } : {}),
+    ...(opts.svcCidr4 ? { svcCidr4: opts.svcCidr4 } : {}),
+    ...(opts.svcCidr6 ? { svcCidr6: opts.svcCidr6 } : {}),
     ...(opts.pinRoot ? { pinRoot: opts.pinRoot } : {}),
     ...(opts.runDir ? { runDir: opts.runDir } : {}),
   });
@@ -139,6 +145,8 @@ async function startDaemon(c: LabConfig, options: LabDaemonOptions, adopt = fals
     WEIR_LAB_PREFIX: c.prefix,
     WEIR_LAB_CIDR4: c.cidr4,
     WEIR_LAB_CIDR6: c.cidr6,
+    WEIR_LAB_SVC_CIDR4: c.svcCidr4,
+    WEIR_LAB_SVC_CIDR6: c.svcCidr6,
     WEIR_LAB_PIN_ROOT: c.pinRoot,
     WEIR_LAB_RUN_DIR: c.runDir,
     WEIR_LAB_NODE: c.nodeName,
