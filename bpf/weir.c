@@ -15,6 +15,7 @@
 #include "lib/conntrack.h"
 #include "lib/events.h"
 #include "lib/counters.h"
+#include "lib/lb.h"
 
 static __always_inline __u32 weir_config_flags(void)
 {
@@ -55,11 +56,16 @@ static __always_inline void weir_identities(const struct weir_endpoint *ep, __u8
 	}
 }
 
-/* Judges a new (or stale) connection against policy and the host switch. */
+/*
+ * Judges a new (or stale) connection against policy and the host switch. A
+ * pod's own connection given back to it by its Service (hairpin) is admitted.
+ */
 static __always_inline __u8 weir_judge(const struct weir_endpoint *ep, __u8 dir, const struct weir_pkt *pkt,
-				       const struct weir_verdict *v)
+				       const struct weir_verdict *v, const struct weir_lb *lb)
 {
 	__u32 remote = dir == WEIR_DIR_EGRESS ? v->dst_identity : v->src_identity;
+	if (dir == WEIR_DIR_INGRESS && (lb->flags & WEIR_LB_S_HAIRPIN_IN))
+		return WEIR_MATCH_ALWAYS;
 	if (dir == WEIR_DIR_INGRESS && remote == WEIR_ID_HOST &&
 	    (weir_config_flags() & WEIR_CFG_F_HOST_ALLOW))
 		return WEIR_MATCH_HOST;
@@ -113,7 +119,7 @@ static __always_inline int weir_no_endpoint(struct __sk_buff *skb, __u8 dir, con
 	return weir_drop(skb, &none, dir, pkt, v, WEIR_DROP_NO_ENDPOINT);
 }
 
-static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
+static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir, struct weir_lb *lb)
 {
 	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
 	__u32 ifindex = skb->ifindex;
@@ -158,6 +164,26 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			pkt.t.dport = fv->dst_port;
 			pkt.has_ports = weir_is_port_proto(pkt.t.proto);
 		}
+	}
+
+	/*
+	 * Services: a packet to a frontend is translated to its backend before
+	 * anything below sees it; a reply's way back is noted for after the verdict.
+	 */
+	if (dir == WEIR_DIR_EGRESS) {
+		reason = weir_lb_from_pod(&pkt, ifindex, &v, lb);
+		if (!reason)
+			reason = weir_lb_forward(skb, &pkt.t, lb);
+		if (reason) {
+			ep = weir_endpoint(ifindex);
+			if (!ep)
+				return weir_no_endpoint(skb, dir, &pkt, &v);
+			weir_identities(ep, dir, &pkt.t, &v);
+			v.flags |= WEIR_FLOW_F_NEW;
+			return weir_drop(skb, ep, dir, &pkt, &v, reason);
+		}
+	} else {
+		weir_lb_to_pod(&pkt, ifindex, lb);
 	}
 
 	now = weir_ct_now();
@@ -224,7 +250,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			return weir_pass(skb, dir, WEIR_MATCH_RELATED);
 		/* unrelated: judged like any packet, never creates a connection */
 		weir_identities(ep, dir, &pkt.t, &v);
-		v.match = weir_judge(ep, dir, &pkt, &v);
+		v.match = weir_judge(ep, dir, &pkt, &v, lb);
 		if (v.match == WEIR_MATCH_NONE)
 			return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_DENIED);
 		return weir_pass(skb, dir, v.match);
@@ -240,7 +266,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		/* reply of a connection the other direction opened (found above, not expired) */
 		if (rct->flags & WEIR_CT_F_REVOKED) {
 			weir_identities(ep, dir, &pkt.t, &v);
-			v.flags = WEIR_FLOW_F_REPLY;
+			v.flags |= WEIR_FLOW_F_REPLY;
 			return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_REVOKED);
 		}
 		weir_ct_touch(rct, &pkt, now, 1);
@@ -249,7 +275,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 
 	/* new connection, or a known one judged again after a policy change */
 	weir_identities(ep, dir, &pkt.t, &v);
-	v.match = weir_judge(ep, dir, &pkt, &v);
+	v.match = weir_judge(ep, dir, &pkt, &v, lb);
 	if (v.match == WEIR_MATCH_NONE) {
 		if (ct) {
 			if (!(ct->flags & WEIR_CT_F_REVOKED)) {
@@ -258,7 +284,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			}
 			return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_REVOKED);
 		}
-		v.flags = WEIR_FLOW_F_NEW;
+		v.flags |= WEIR_FLOW_F_NEW;
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_POLICY_DENIED);
 	}
 
@@ -274,7 +300,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		}
 		ct->flags &= ~WEIR_CT_F_REVOKED;
 		weir_ct_touch(ct, &pkt, now, 0);
-		v.flags = WEIR_FLOW_F_NEW;
+		v.flags |= WEIR_FLOW_F_NEW;
 		v.verdict = WEIR_VERDICT_FORWARDED;
 		weir_emit(skb, ep, dir, &pkt, &v);
 		return weir_pass(skb, dir, v.match);
@@ -296,13 +322,13 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		nct.flags |= WEIR_CT_F_CLOSING;
 #ifndef WEIR_BENCH_NO_CT_INSERT
 	if (!weir_ct_budget_take(ep->endpoint_id, now)) {
-		v.flags = WEIR_FLOW_F_NEW;
+		v.flags |= WEIR_FLOW_F_NEW;
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_BUDGET);
 	}
 	if (weir_ct_insert(&key, pkt.t.family, &nct) != 0)
 		return weir_drop(skb, ep, dir, &pkt, &v, WEIR_DROP_CT_FULL);
 #endif
-	v.flags = WEIR_FLOW_F_NEW;
+	v.flags |= WEIR_FLOW_F_NEW;
 	v.verdict = WEIR_VERDICT_FORWARDED;
 	weir_emit(skb, ep, dir, &pkt, &v);
 	return weir_pass(skb, dir, v.match);
@@ -311,13 +337,21 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 SEC("tc")
 int from_pod(struct __sk_buff *skb)
 {
-	return weir_handle(skb, WEIR_DIR_EGRESS);
+	struct weir_lb lb = {};
+	int rc = weir_handle(skb, WEIR_DIR_EGRESS, &lb);
+	if (lb.flags && rc == TC_ACT_OK)
+		return weir_lb_finish(skb, &lb);
+	return rc;
 }
 
 SEC("tc")
 int to_pod(struct __sk_buff *skb)
 {
-	return weir_handle(skb, WEIR_DIR_INGRESS);
+	struct weir_lb lb = {};
+	int rc = weir_handle(skb, WEIR_DIR_INGRESS, &lb);
+	if (lb.flags && rc == TC_ACT_OK)
+		return weir_lb_finish(skb, &lb);
+	return rc;
 }
 
 /* The baseline for `make bench`: a tc program that does nothing. */

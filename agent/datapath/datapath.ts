@@ -10,7 +10,13 @@ import { loadObject, type LoadedObject } from '../../maps/object.js';
 import { BpfMap } from '../../maps/bpf-map.js';
 import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
 import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
-import { readCounters, readLostEvents, type CounterRow } from '../../maps/readers.js';
+import {
+  readCounters,
+  readLostEvents,
+  readServiceCounters,
+  type CounterRow,
+  type ServiceCounters,
+} from '../../maps/readers.js';
 import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
@@ -126,6 +132,8 @@ export class Datapath {
       policyRange: this.map('policyRange'),
       ipcache: this.map('ipcache'),
       ipcacheLpm: this.map('ipcacheLpm'),
+      services: this.map('services'),
+      backends: this.map('backends'),
     };
   }
 
@@ -141,6 +149,11 @@ export class Datapath {
 
   lostEvents(): bigint {
     return readLostEvents(this.map('lostEvents'));
+  }
+
+  /** Service translations and NO_SERVICE_BACKEND drops, summed over CPUs. */
+  serviceCounters(): ServiceCounters {
+    return readServiceCounters(this.map('lbCounters'));
   }
 
   /** Streams decoded flow events; close the reader when done. */

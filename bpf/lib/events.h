@@ -13,6 +13,8 @@ struct weir_verdict {
 	__u8 match;
 	__u8 drop_reason;
 	__u8 flags;
+	__u16 orig_port; /* WEIR_FLOW_F_SERVICE: the frontend the pod addressed */
+	__u8 orig_addr[16];
 };
 
 static __always_inline void weir_emit(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,
@@ -50,6 +52,10 @@ static __always_inline void weir_emit(struct __sk_buff *skb, const struct weir_e
 	e->flags = v->flags | (pkt->frag ? WEIR_FLOW_F_FRAGMENT : 0);
 	e->len = skb->len;
 	e->_pad = 0;
+	__builtin_memcpy(e->orig_addr, v->orig_addr, 16);
+	e->orig_port = v->orig_port;
+	e->_pad2 = 0;
+	e->_pad3 = 0;
 	/* wake the reader once, when this record takes the backlog over the mark */
 	__u64 avail = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA);
 	__u64 mine = sizeof(*e) + WEIR_RINGBUF_HDR_BYTES;
