@@ -2,8 +2,8 @@
  * `weir lab probe`: every chosen pair of lab pods, all at once, each with a short timeout; the
  * result as the truth table of the upstream NetworkPolicy e2e suite or as JSON.
  *
- * `--via service` probes each pair through a Service of the target's namespace that selects only
- * the target pod and exposes the probed port (upstream's e2e suite gives every pod one): the
+ * `--via service` probes each pair through a Service of the target's namespace that selects the
+ * target pod (only it, where there is one) and exposes the probed port (upstream's e2e suite gives every pod one): the
  * connection goes to the Service's ClusterIP and port, `to` stays the pod. `--to-service NS/NAME`
  * probes one Service's ClusterIP from every chosen pod and names the pod that answered.
  */
@@ -70,9 +70,10 @@ export function resolvePort(dst: LabPod, port: number | string, protocol: L4Prot
 }
 
 /**
- * The Service that carries probes to `dst` on its port `port`: in the pod's namespace, every
- * endpoint of it the pod, with a Service port of the protocol whose target is that pod port.
- * Returns its address of the family and the Service port.
+ * The Service that carries probes to `dst` on its port `port`: in the pod's namespace, with the
+ * pod among its endpoints and a Service port of the protocol whose target is that pod port;
+ * one whose only endpoint is the pod first (then the probe lands on it), else one that also selects
+ * other pods. Returns the Service, its address of the family and the Service port.
  */
 export function serviceFor(
   services: ServiceView[],
@@ -82,20 +83,23 @@ export function serviceFor(
   family: 4 | 6,
 ): { service: string; ip: string; port: number } | undefined {
   const key = podKey(dst);
-  for (const s of services) {
-    if (s.namespace !== dst.namespace || s.endpoints.length === 0) continue;
-    if (!s.endpoints.every((e) => e.pod === key)) continue;
-    const ip = s.clusterIPs.find((a) => (family === 4 ? !a.includes(':') : a.includes(':')));
-    if (ip === undefined) continue;
-    const sp = s.ports.find(
-      (p) =>
-        p.protocol === protocol &&
-        (p.targetPort === port ||
-          (typeof p.targetPort === 'string' && resolvePort(dst, p.targetPort, protocol) === port)),
-    );
-    if (sp) return { service: `${s.namespace}/${s.name}`, ip, port: sp.port };
-  }
-  return undefined;
+  const fits = (only: boolean) => {
+    for (const s of services) {
+      if (s.namespace !== dst.namespace || !s.endpoints.some((e) => e.pod === key)) continue;
+      if (only && !s.endpoints.every((e) => e.pod === key)) continue;
+      const ip = s.clusterIPs.find((a) => (family === 4 ? !a.includes(':') : a.includes(':')));
+      if (ip === undefined) continue;
+      const sp = s.ports.find(
+        (p) =>
+          p.protocol === protocol &&
+          (p.targetPort === port ||
+            (typeof p.targetPort === 'string' && resolvePort(dst, p.targetPort, protocol) === port)),
+      );
+      if (sp) return { service: `${s.namespace}/${s.name}`, ip, port: sp.port };
+    }
+    return undefined;
+  };
+  return fits(true) ?? fits(false);
 }
 
 /** Runs the probes; sources in parallel, and each source's targets in parallel. */
@@ -120,7 +124,7 @@ export async function probePods(
     }
     if (missing.length > 0)
       throw new Error(
-        `--via service: no Service selects only these pods with the probed port: ${missing.join(', ')}; give each pod a Service (a selector only it matches, a port whose targetPort is the probed port)`,
+        `--via service: no Service selects these pods with the probed port: ${missing.join(', ')}; give each pod a Service (a selector only it matches, a port whose targetPort is the probed port)`,
       );
   }
   const perSource = await Promise.all(
