@@ -61,32 +61,38 @@ export class LabServiceAllocator {
         };
       clusterIPs.push(free);
     }
-    const ports: ServicePort[] = [];
-    for (const [i, p] of svc.ports.entries()) {
-      if (svc.type !== 'NodePort' && svc.type !== 'LoadBalancer') {
-        ports.push(p);
-        continue;
-      }
-      let nodePort =
-        p.nodePort || (previous?.ports.find((q) => q.name === p.name && q.protocol === p.protocol)?.nodePort ?? 0);
-      if (nodePort !== 0 && (nodePort < NODE_PORT_MIN || nodePort > NODE_PORT_MAX))
+    const isNodePort = svc.type === 'NodePort' || svc.type === 'LoadBalancer';
+    // Written node ports (or those the Service had) first, then free ones for the rest.
+    const wanted = svc.ports.map((p) =>
+      !isNodePort
+        ? 0
+        : p.nodePort || (previous?.ports.find((q) => q.name === p.name && q.protocol === p.protocol)?.nodePort ?? 0),
+    );
+    for (const [i, nodePort] of wanted.entries()) {
+      if (nodePort === 0) continue;
+      if (nodePort < NODE_PORT_MIN || nodePort > NODE_PORT_MAX)
         return {
           ok: false,
           error: `spec.ports[${i}].nodePort: Invalid value: ${nodePort}: provided port is not in the valid range. The range of valid ports is ${NODE_PORT_MIN}-${NODE_PORT_MAX}`,
         };
-      if (nodePort !== 0 && usedPorts.has(nodePort))
+      if (usedPorts.has(nodePort))
         return {
           ok: false,
           error: `spec.ports[${i}].nodePort: Invalid value: ${nodePort}: provided port is already allocated`,
         };
-      if (nodePort === 0) {
+      usedPorts.add(nodePort);
+    }
+    const ports: ServicePort[] = [];
+    for (const [i, p] of svc.ports.entries()) {
+      let nodePort = wanted[i] ?? 0;
+      if (isNodePort && nodePort === 0) {
         nodePort = NODE_PORT_MIN;
         while (usedPorts.has(nodePort) && nodePort <= NODE_PORT_MAX) nodePort++;
         if (nodePort > NODE_PORT_MAX)
           return { ok: false, error: `spec.ports[${i}].nodePort: Internal error: no free node port` };
+        usedPorts.add(nodePort);
       }
-      usedPorts.add(nodePort);
-      ports.push({ ...p, nodePort });
+      ports.push(isNodePort ? { ...p, nodePort } : p);
     }
     return { ok: true, service: { ...svc, clusterIP: clusterIPs[0]!, clusterIPs, ports } };
   }
