@@ -229,6 +229,11 @@ export class ServiceCompiler {
     return new Map(this.frontends);
   }
 
+  /** One frontend by frontendKey() ("address|port|protocol"). */
+  frontend(key: string): ServiceFrontend | undefined {
+    return this.frontends.get(key);
+  }
+
   /** Frontends two Services claim (a clusterIP or nodePort allocated twice). */
   problems(): ServiceConflict[] {
     return [...this.conflicts.values()];

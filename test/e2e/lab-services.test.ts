@@ -215,6 +215,43 @@ describe('lab Services', () => {
     expect(web).toEqual({ from: 'app/client', to: 'app/web', connected: false, backend: null });
   });
 
+  test('flows name the Service, its address and the backend; weir observe --to-service selects them', async () => {
+    const s = await services();
+    const db = s.get('app/db')!;
+    const web = s.get('app/web')!;
+    await viaService('app/db', '5432');
+    await viaService('app/web', 'http');
+    const flows = async (args: string[]) =>
+      (await lab.weir(['observe', '-o', 'jsonpb', '--last', '500', ...args])).stdout
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => (JSON.parse(l) as { flow?: Record<string, unknown> }).flow)
+        .filter((f): f is Record<string, unknown> => f !== undefined);
+    const toDb = await flows(['--to-service', 'app/db', '--from-pod', 'app/client']);
+    expect(toDb.length).toBeGreaterThan(0);
+    const backends = new Set(db.endpoints.map((e) => e.ip));
+    for (const f of toDb) {
+      expect(f.destination_service).toEqual({ name: 'db', namespace: 'app' });
+      expect(f.destination_service_ip).toBe(db.clusterIP);
+      expect(f.destination_service_port).toBe(5432);
+      expect(backends.has((f.IP as { destination: string }).destination)).toBe(true);
+      expect(f.verdict).toBe('FORWARDED');
+    }
+    const toWeb = await flows(['--to-service', 'app/web', '--verdict', 'DROPPED']);
+    expect(toWeb.length).toBeGreaterThan(0);
+    expect(toWeb[0]).toMatchObject({
+      destination_service: { name: 'web', namespace: 'app' },
+      destination_service_ip: web.clusterIP,
+      destination_service_port: 80,
+      IP: { destination: web.endpoints.find((e) => !e.ip.includes(':'))!.ip },
+      drop_reason_desc: 'POLICY_DENIED',
+    });
+    const compact = (await lab.weir(['observe', '--last', '500', '--to-service', 'app/web', '--verdict', 'DROPPED']))
+      .stdout;
+    expect(compact).toContain(`app/web:8080`);
+    expect(compact).toContain(`via service app/web (${web.clusterIP}:80)`);
+  }, 60_000);
+
   test('a label change that removes a pod from the selector removes it from the Service', async () => {
     await lab.weir([
       'lab',
