@@ -172,6 +172,7 @@ export function fromAgent(
             lostEvents: () => dp.lostEvents(),
             mapUsage: () => datapathMapUsage(dp),
             sync: () => syncer.status(),
+            serviceCounters: () => dp.serviceCounters(),
           },
         }
       : {}),

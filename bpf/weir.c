@@ -171,7 +171,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir, st
 	 * anything below sees it; a reply's way back is noted for after the verdict.
 	 */
 	if (dir == WEIR_DIR_EGRESS) {
-		reason = weir_lb_from_pod(&pkt, ifindex, &v, lb);
+		reason = weir_lb_from_pod(&pkt, ifindex, &v, lb, WEIR_SVC_SCOPE_CLUSTER_IP);
 		if (!reason)
 			reason = weir_lb_forward(skb, &pkt.t, lb);
 		if (reason) {
@@ -352,6 +352,19 @@ int to_pod(struct __sk_buff *skb)
 	if (lb.flags && rc == TC_ACT_OK)
 		return weir_lb_finish(skb, &lb);
 	return rc;
+}
+
+/* NodePort: tc ingress and egress of the node's external interfaces (bpf/lib/lb.h). */
+SEC("tc")
+int from_node(struct __sk_buff *skb)
+{
+	return weir_lb_from_node(skb);
+}
+
+SEC("tc")
+int to_node(struct __sk_buff *skb)
+{
+	return weir_lb_to_node(skb);
 }
 
 /* The baseline for `make bench`: a tc program that does nothing. */

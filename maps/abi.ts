@@ -154,4 +154,10 @@ export const MapName = {
 } as const;
 export type MapKey = keyof typeof MapName;
 
-export const ProgramName = { fromPod: 'from_pod', toPod: 'to_pod' } as const;
+export const ProgramName = {
+  fromPod: 'from_pod',
+  toPod: 'to_pod',
+  /** NodePort: tc ingress and egress of the node's external interfaces. */
+  fromNode: 'from_node',
+  toNode: 'to_node',
+} as const;

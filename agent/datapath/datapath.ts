@@ -108,7 +108,7 @@ export class Datapath {
     return this.obj.programs;
   }
 
-  program(name: 'fromPod' | 'toPod'): number {
+  program(name: keyof typeof ProgramName): number {
     return this.obj.program(ProgramName[name]);
   }
 
@@ -121,6 +121,16 @@ export class Datapath {
   detach(target: TcTarget): void {
     tcDetach(target, 'ingress');
     tcDetach(target, 'egress');
+  }
+
+  /**
+   * NodePort on one of the node's external interfaces: from_node on its tc ingress translates
+   * packets to a node address at a NodePort, to_node on its tc egress their replies. `detach`
+   * removes them again.
+   */
+  attachNodePort(target: TcTarget): void {
+    tcAttach(target, 'ingress', this.program('fromNode'));
+    tcAttach(target, 'egress', this.program('toNode'));
   }
 
   /** The maps the Syncer writes. */

@@ -5,8 +5,16 @@
  */
 import { inspectDatapath } from '../datapath/inspect.js';
 
+/**
+ * What each cluster identity number stands for (its label list), as one agent numbered them.
+ * Numbers are hashed from the labels, but two label sets whose hashes collide get theirs in the
+ * order they arrive, so a restarted agent may number them the other way round: entries are
+ * compared by what their identity stands for, not by its number.
+ */
+export type IdentityNames = ReadonlyMap<number, readonly string[]>;
+
 export interface DatapathSnapshot {
-  /** Per host-side ifindex: isolation and allow entries (identities are stable across agents). */
+  /** Per host-side ifindex: isolation and allow entries (an identity the agent named, as its labels). */
   endpoints: Map<number, { ingressIsolated: boolean; egressIsolated: boolean; entries: Set<string> }>;
   /** Conntrack entries that are not revoked. */
   connections: Set<string>;
@@ -14,20 +22,39 @@ export interface DatapathSnapshot {
 
 const MAX_CONNECTIONS = 1 << 20;
 
-export function snapshotDatapath(pinRoot: string): DatapathSnapshot {
+/** The pinned datapath, with the identities `identities` names written as their labels. */
+export function snapshotDatapath(pinRoot: string, identities: IdentityNames = new Map()): DatapathSnapshot {
   const v = inspectDatapath(pinRoot, { connections: MAX_CONNECTIONS });
+  return withIdentityNames(
+    {
+      endpoints: new Map(
+        v.endpoints.map((e) => [
+          e.ifindex,
+          { ingressIsolated: e.ingressIsolated, egressIsolated: e.egressIsolated, entries: new Set(e.entries) },
+        ]),
+      ),
+      connections: new Set(
+        v.connections
+          .filter((c) => !c.state.includes('revoked'))
+          .map((c) => `${c.direction} ${c.ifindex} ${c.protocol} ${c.src} -> ${c.dst}`),
+      ),
+    },
+    identities,
+  );
+}
+
+/** Writes "identity=N" of every entry as "identity={labels}" where `identities` names N. */
+export function withIdentityNames(s: DatapathSnapshot, identities: IdentityNames): DatapathSnapshot {
+  const named = (entry: string): string =>
+    entry.replace(/\bidentity=(\d+)/, (whole, n: string) => {
+      const labels = identities.get(Number(n));
+      return labels && labels.length > 0 ? `identity={${labels.join(',')}}` : whole;
+    });
   return {
     endpoints: new Map(
-      v.endpoints.map((e) => [
-        e.ifindex,
-        { ingressIsolated: e.ingressIsolated, egressIsolated: e.egressIsolated, entries: new Set(e.entries) },
-      ]),
+      [...s.endpoints].map(([ifindex, e]) => [ifindex, { ...e, entries: new Set([...e.entries].map(named)) }]),
     ),
-    connections: new Set(
-      v.connections
-        .filter((c) => !c.state.includes('revoked'))
-        .map((c) => `${c.direction} ${c.ifindex} ${c.protocol} ${c.src} -> ${c.dst}`),
-    ),
+    connections: s.connections,
   };
 }
 

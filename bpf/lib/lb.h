@@ -19,6 +19,8 @@
 #include "parse.h"
 #include "events.h"
 #include "conntrack.h"
+#include "counters.h"
+#include "ipcache.h"
 
 /* offsets in the frame (the parser accepts no L2 header but Ethernet) */
 #define WEIR_LB_ETH_HLEN     14
@@ -247,7 +249,7 @@ static __always_inline struct weir_svc_be_value *weir_lb_choose(struct weir_lb_s
  * (to the hairpin address) is marked in `lb` for after its verdict.
  */
 static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir_verdict *v,
-				       struct weir_lb *lb)
+				       struct weir_lb *lb, const __u8 scope)
 {
 	struct weir_tuple *t = &pkt->t;
 	__u32 zero = 0;
@@ -258,7 +260,7 @@ static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, stru
 	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
 	if (!x)
 		return 0;
-	if (weir_lb_is_hairpin_addr(t->daddr, t->family)) {
+	if (scope == WEIR_SVC_SCOPE_CLUSTER_IP && weir_lb_is_hairpin_addr(t->daddr, t->family)) {
 		weir_lb_key_make(&x->k, t->saddr, t->saddr, t->sport, t->dport, t, ifindex);
 		struct weir_lb_rev_value *r = bpf_map_lookup_elem(&weir_lb_rev, &x->k);
 		if (r && (r->flags & WEIR_LB_F_HAIRPIN)) {
@@ -275,7 +277,9 @@ static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, stru
 	}
 
 	__builtin_memset(&x->sk, 0, sizeof(x->sk));
-	__builtin_memcpy(x->sk.addr, t->daddr, 16);
+	if (scope == WEIR_SVC_SCOPE_CLUSTER_IP)
+		__builtin_memcpy(x->sk.addr, t->daddr, 16); /* a NodePort's frontend is every node address */
+	x->sk.scope = scope;
 	x->sk.port = t->dport;
 	x->sk.protocol = t->proto;
 	x->sk.family = t->family;
@@ -301,7 +305,7 @@ static __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, stru
 	if (!f || syn || (f->backend_set != svc->backend_set && t->proto != IPPROTO_TCP)) {
 		struct weir_svc_be_value *be = NULL;
 		__u16 slot = 0;
-		if (!weir_lb_source_ok(ifindex, t))
+		if (scope == WEIR_SVC_SCOPE_CLUSTER_IP && !weir_lb_source_ok(ifindex, t))
 			return 0; /* a forged source: dropped as such by the verdict, untranslated */
 		if (f && !syn) {
 			x->bk.backend_set = svc->backend_set;
@@ -428,6 +432,56 @@ static __always_inline int weir_lb_finish(struct __sk_buff *skb, const struct we
 		return TC_ACT_OK;
 	}
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+/*
+ * NodePort, on tc ingress of the node's external interface: a packet to one
+ * of the node's own addresses (ipcache identity host) at a NodePort gets a
+ * backend as a pod's packet to a ClusterIP does, its source kept, so the
+ * backend's ingress policy judges the client's own address. The state is
+ * keyed by the external interface, where `to_node` (its tc egress) gives the
+ * backend's reply the node address and NodePort back as its source. The
+ * node's other traffic passes untouched: only pods are policed.
+ */
+static __always_inline int weir_lb_from_node(struct __sk_buff *skb)
+{
+	struct weir_pkt pkt = {};
+	struct weir_verdict v = {};
+	struct weir_lb lb = {};
+	int reason;
+
+	if (weir_parse(skb, &pkt) || !pkt.has_ports || pkt.kind != WEIR_PKT_NORMAL)
+		return TC_ACT_OK;
+	if (weir_ipcache_identity(pkt.t.daddr, pkt.t.family) != WEIR_ID_HOST)
+		return TC_ACT_OK;
+	reason = weir_lb_from_pod(&pkt, skb->ifindex, &v, &lb, WEIR_SVC_SCOPE_NODE_PORT);
+	if (!reason)
+		reason = weir_lb_forward(skb, &pkt.t, &lb);
+	if (!reason)
+		return TC_ACT_OK;
+	const struct weir_endpoint none = {};
+	v.src_identity = weir_ipcache_identity(pkt.t.saddr, pkt.t.family);
+	v.dst_identity = WEIR_ID_HOST;
+	v.verdict = WEIR_VERDICT_DROPPED;
+	v.drop_reason = reason;
+	v.flags |= WEIR_FLOW_F_NEW;
+	weir_count(WEIR_DIR_INGRESS, WEIR_VERDICT_DROPPED, reason, skb->len);
+	weir_emit(skb, &none, WEIR_DIR_INGRESS, &pkt, &v);
+	return TC_ACT_SHOT;
+}
+
+/* NodePort replies, on tc egress of the node's external interface. */
+static __always_inline int weir_lb_to_node(struct __sk_buff *skb)
+{
+	struct weir_pkt pkt = {};
+	struct weir_lb lb = {};
+
+	if (weir_parse(skb, &pkt))
+		return TC_ACT_OK;
+	weir_lb_to_pod(&pkt, skb->ifindex, &lb);
+	if (lb.flags & WEIR_LB_S_REVERSE)
+		return weir_lb_finish(skb, &lb);
+	return TC_ACT_OK;
 }
 
 #endif

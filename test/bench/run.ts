@@ -17,9 +17,11 @@ type Suite = { name: string; load: () => Promise<{ run: () => Promise<BenchSecti
 
 const SUITES: Suite[] = [
   { name: 'datapath', load: () => import('./datapath.js') },
+  { name: 'svcpacket', load: () => import('./services-packet.js') },
   { name: 'controlplane', load: () => import('./controlplane.js') },
   { name: 'flows', load: () => import('./flows.js') },
   { name: 'sidebyside', load: () => import('./sidebyside.js') },
+  { name: 'services', load: () => import('./services.js') },
   { name: 'lab', load: () => import('./lab.js') },
   { name: 'kubernetes', load: () => import('./kubernetes.js') },
   { name: 'agentmem', load: () => import('./agent-memory.js') },

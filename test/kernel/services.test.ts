@@ -13,7 +13,16 @@ import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry } from './fixtur
 import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK } from './packets.js';
 import { readAddr } from '../../maps/codecs/addr.js';
 import { testRun } from '../../maps/test-run.js';
-import { Direction, Verdict, DropReason, FlowFlag, Identity, Match, Protocol, HAIRPIN_ADDRESS } from '../../maps/abi.js';
+import {
+  Direction,
+  Verdict,
+  DropReason,
+  FlowFlag,
+  Identity,
+  Match,
+  Protocol,
+  HAIRPIN_ADDRESS,
+} from '../../maps/abi.js';
 import { frontendKey, type DesiredState, type ServiceFrontend } from '../../agent/desired.js';
 
 const TC_ACT_REDIRECT = 7;
@@ -23,6 +32,8 @@ const CLIENT2 = 'ns/client2';
 const B1 = 'ns/b1';
 const B2 = 'ns/b2';
 const OTHER = 'ns/other';
+const NP = 'ns/np';
+const EXT = 'node/ext'; // the node's external interface (no endpoint)
 const IP = {
   client: '10.211.1.1',
   client2: '10.211.1.5',
@@ -37,9 +48,20 @@ const IP = {
   vipSelf: '10.96.77.50',
   vipSctp: '10.96.77.60',
   inBlock: '10.96.99.99',
+  node: '10.211.0.1',
+  np: '10.211.1.6',
+  outside: '10.215.0.9',
+  outsider: '10.216.0.9',
 };
 const IP6 = { client: 'fd00:211::1', b1: 'fd00:211::2', b2: 'fd00:211::3', vipWeb: 'fd00:96::10' };
-const ID = { client: 2000, backend: 2001, other: 2002, cidr: (Identity.LOCAL_SCOPE | 9) >>> 0 };
+const ID = {
+  client: 2000,
+  backend: 2001,
+  other: 2002,
+  np: 2003,
+  cidr: (Identity.LOCAL_SCOPE | 9) >>> 0,
+  outside: (Identity.LOCAL_SCOPE | 10) >>> 0,
+};
 
 const be = (ip: string, port: number) => ({ ip, port, ready: true, serving: true, terminating: false });
 const fe = (
@@ -72,6 +94,7 @@ const FRONTENDS = [
   fe('ns/self', IP.vipSelf, 9000, 'TCP', [be(IP.client, 9000)]),
   fe('ns/sctp', IP.vipSctp, 7000, 'SCTP', [be(IP.b1, 7001)]),
   fe('ns/sctp', IP.vipSctp, 7100, 'SCTP', [be(IP.b1, 7100)]),
+  { ...fe('ns/np', '0.0.0.0', 30080, 'TCP', [be(IP.np, 8080)]), scope: 'nodePort' as const, externalLocal: true },
 ];
 
 const egress = (remoteIdentity: number, protocol: 'TCP' | 'UDP' | 'SCTP', port: number) =>
@@ -99,6 +122,13 @@ const desired: DesiredState = {
       endpoint(B1, [IP.b1, IP6.b1], ID.backend),
       endpoint(B2, [IP.b2, IP6.b2], ID.backend),
       endpoint(OTHER, [IP.other], ID.other),
+      // the NodePort's backend admits only clients of 10.215.0.0/24 (an ipBlock)
+      endpoint(NP, [IP.np], ID.np, {
+        ingressIsolated: true,
+        entries: [
+          entry({ direction: 'ingress', remoteIdentity: ID.outside, protocol: 'TCP', port: 8080, endPort: 8080 }),
+        ],
+      }),
     ].map((e) => [e.key, e]),
   ),
   ipcache: new Map(
@@ -109,6 +139,8 @@ const desired: DesiredState = {
         [`${IP.b1}/32`, ID.backend],
         [`${IP.b2}/32`, ID.backend],
         [`${IP.other}/32`, ID.other],
+        [`${IP.np}/32`, ID.np],
+        ['10.215.0.0/24', ID.outside],
         [`${IP6.client}/128`, ID.client],
         [`${IP6.b1}/128`, ID.backend],
         [`${IP6.b2}/128`, ID.backend],
@@ -219,7 +251,11 @@ function parse(frame: Buffer): Parsed {
 let fx: KernelFixture;
 
 /** Runs one packet (checksums filled in first); returns the verdict code and the packet as it left. */
-function run(prog: 'fromPod' | 'toPod', ep: string, frame: Buffer): { ret: number; out: Parsed; raw: Buffer } {
+function run(
+  prog: 'fromPod' | 'toPod' | 'fromNode' | 'toNode',
+  ep: string,
+  frame: Buffer,
+): { ret: number; out: Parsed; raw: Buffer } {
   const ifindex = fx.ifindex.get(ep);
   if (ifindex === undefined) throw new Error(ep);
   const r = testRun(fx.dp.program(prog), frame, { ifindex });
@@ -238,7 +274,8 @@ const tcp6 = (src: string, dst: string, sport: number, dport: number, flags = TC
   withChecksums(ipv6(src, dst, Protocol.TCP, tcp(sport, dport, flags, Buffer.from('hello6'))));
 
 beforeAll(() => {
-  fx = KernelFixture.create('s', [CLIENT, CLIENT2, B1, B2, OTHER]);
+  fx = KernelFixture.create('s', [CLIENT, CLIENT2, B1, B2, OTHER, NP, EXT]);
+  fx.rec.setNodeAddresses([IP.node]);
   const st = fx.rec.resyncTo(desired);
   expect(st.errors).toEqual([]);
 });
@@ -253,41 +290,44 @@ describe('ClusterIP translation before policy, and back', () => {
     ['UDP over IPv4', udp4, IP.client, IP.vipDns, 53, [IP.b1, IP.b2], 5353],
     ['TCP over IPv6', tcp6, IP6.client, IP6.vipWeb, 80, [IP6.b1, IP6.b2], 8080],
     ['UDP over IPv6', udp6, IP6.client, IP6.vipWeb, 53, [IP6.b1, IP6.b2], 5353],
-  ] as const)('%s: the client reaches a backend; its reply comes back from the VIP, checksums correct', async (_n, mk, client, vip, vport, backends, bport) => {
-    const before = fx.dp.serviceCounters();
-    const sport = 40000 + Math.floor(Math.random() * 1000);
-    const first = run('fromPod', CLIENT, mk(client, vip, sport, vport));
-    expect(first.ret).toBe(TC_ACT_OK);
-    expect(backends).toContain(first.out.dst);
-    expect(first.out).toMatchObject({ src: client, dport: bport, sport, ipOk: true, l4Ok: true });
-    const evs = await fx.takeEvents();
-    expect(evs).toHaveLength(1);
-    expect(evs[0]).toMatchObject({
-      direction: Direction.EGRESS,
-      verdict: Verdict.FORWARDED,
-      match: Match.L3_L4, // the rule naming tier=backend and the backend's port, not the VIP's
-      dstIdentity: ID.backend,
-      dstAddr: first.out.dst,
-      dstPort: bport,
-      service: { addr: vip, port: vport },
-    });
-    expect(evs[0].flags & FlowFlag.SERVICE).toBeTruthy();
+  ] as const)(
+    '%s: the client reaches a backend; its reply comes back from the VIP, checksums correct',
+    async (_n, mk, client, vip, vport, backends, bport) => {
+      const before = fx.dp.serviceCounters();
+      const sport = 40000 + Math.floor(Math.random() * 1000);
+      const first = run('fromPod', CLIENT, mk(client, vip, sport, vport));
+      expect(first.ret).toBe(TC_ACT_OK);
+      expect(backends).toContain(first.out.dst);
+      expect(first.out).toMatchObject({ src: client, dport: bport, sport, ipOk: true, l4Ok: true });
+      const evs = await fx.takeEvents();
+      expect(evs).toHaveLength(1);
+      expect(evs[0]).toMatchObject({
+        direction: Direction.EGRESS,
+        verdict: Verdict.FORWARDED,
+        match: Match.L3_L4, // the rule naming tier=backend and the backend's port, not the VIP's
+        dstIdentity: ID.backend,
+        dstAddr: first.out.dst,
+        dstPort: bport,
+        service: { addr: vip, port: vport },
+      });
+      expect(evs[0].flags & FlowFlag.SERVICE).toBeTruthy();
 
-    // the connection keeps its backend
-    const again = run('fromPod', CLIENT, mk(client, vip, sport, vport, TCP_ACK));
-    expect(again.ret).toBe(TC_ACT_OK);
-    expect(again.out).toMatchObject({ dst: first.out.dst, dport: bport, ipOk: true, l4Ok: true });
+      // the connection keeps its backend
+      const again = run('fromPod', CLIENT, mk(client, vip, sport, vport, TCP_ACK));
+      expect(again.ret).toBe(TC_ACT_OK);
+      expect(again.out).toMatchObject({ dst: first.out.dst, dport: bport, ipOk: true, l4Ok: true });
 
-    // the backend's reply, as it reaches the client: translated back to the VIP
-    const reply = run('toPod', CLIENT, mk(first.out.dst, client, bport, sport, TCP_SYN | TCP_ACK));
-    expect(reply.ret).toBe(TC_ACT_OK);
-    expect(reply.out).toMatchObject({ src: vip, sport: vport, dst: client, dport: sport, ipOk: true, l4Ok: true });
+      // the backend's reply, as it reaches the client: translated back to the VIP
+      const reply = run('toPod', CLIENT, mk(first.out.dst, client, bport, sport, TCP_SYN | TCP_ACK));
+      expect(reply.ret).toBe(TC_ACT_OK);
+      expect(reply.out).toMatchObject({ src: vip, sport: vport, dst: client, dport: sport, ipOk: true, l4Ok: true });
 
-    const after = fx.dp.serviceCounters();
-    expect(after.NEW - before.NEW).toBe(1n);
-    expect(after.FORWARD - before.FORWARD).toBe(2n);
-    expect(after.REVERSE - before.REVERSE).toBe(1n);
-  });
+      const after = fx.dp.serviceCounters();
+      expect(after.NEW - before.NEW).toBe(1n);
+      expect(after.FORWARD - before.FORWARD).toBe(2n);
+      expect(after.REVERSE - before.REVERSE).toBe(1n);
+    },
+  );
 
   it('UDP over IPv4 without a checksum keeps none (0 stays 0)', () => {
     const r = run('fromPod', CLIENT, udp4NoChecksum(IP.client, IP.vipDns, 41999, 53));
@@ -387,11 +427,25 @@ describe('hairpin', () => {
     // the pod answers the hairpin address: sent back into it, to its own address...
     const ans = run('fromPod', CLIENT, tcp4(IP.client, hp, 9000, 47001, TCP_SYN | TCP_ACK));
     expect(ans.ret).toBe(TC_ACT_REDIRECT);
-    expect(ans.out).toMatchObject({ src: IP.client, sport: 9000, dst: IP.client, dport: 47001, ipOk: true, l4Ok: true });
+    expect(ans.out).toMatchObject({
+      src: IP.client,
+      sport: 9000,
+      dst: IP.client,
+      dport: 47001,
+      ipOk: true,
+      l4Ok: true,
+    });
     // ...and on its way in it becomes the VIP's answer
     const back = testRun(fx.dp.program('toPod'), ans.raw, { ifindex: fx.ifindex.get(CLIENT) });
     expect(back.retval).toBe(TC_ACT_OK);
-    expect(parse(back.dataOut)).toMatchObject({ src: IP.vipSelf, sport: 9000, dst: IP.client, dport: 47001, ipOk: true, l4Ok: true });
+    expect(parse(back.dataOut)).toMatchObject({
+      src: IP.vipSelf,
+      sport: 9000,
+      dst: IP.client,
+      dport: 47001,
+      ipOk: true,
+      l4Ok: true,
+    });
     expect(fx.dp.serviceCounters().HAIRPIN).toBeGreaterThan(0n);
   });
 });
@@ -405,6 +459,49 @@ describe('SCTP', () => {
     const moved = run('fromPod', CLIENT, withChecksums(ipv4(IP.client, IP.vipSctp, Protocol.SCTP, sctp(5001, 7000))));
     expect(moved.ret).toBe(TC_ACT_SHOT);
     const evs = await fx.takeEvents();
-    expect(evs[0]).toMatchObject({ dropReason: DropReason.SERVICE_UNSUPPORTED, service: { addr: IP.vipSctp, port: 7000 } });
+    expect(evs[0]).toMatchObject({
+      dropReason: DropReason.SERVICE_UNSUPPORTED,
+      service: { addr: IP.vipSctp, port: 7000 },
+    });
+  });
+});
+
+describe("NodePort (programs of the node's external interface)", () => {
+  it('a client outside reaches the backend through the node address, its source kept; the reply leaves from the NodePort', () => {
+    const inn = run('fromNode', EXT, tcp4(IP.outside, IP.node, 50001, 30080));
+    expect(inn.ret).toBe(TC_ACT_OK);
+    expect(inn.out).toMatchObject({ src: IP.outside, sport: 50001, dst: IP.np, dport: 8080, ipOk: true, l4Ok: true });
+    // the backend's ingress policy admits the client by its own address
+    expect(testRun(fx.dp.program('toPod'), inn.raw, { ifindex: fx.ifindex.get(NP) }).retval).toBe(TC_ACT_OK);
+    const reply = run('fromPod', NP, tcp4(IP.np, IP.outside, 8080, 50001, TCP_SYN | TCP_ACK));
+    expect(reply.ret).toBe(TC_ACT_OK);
+    const out = run('toNode', EXT, tcp4(IP.np, IP.outside, 8080, 50001, TCP_SYN | TCP_ACK));
+    expect(out.ret).toBe(TC_ACT_OK);
+    expect(out.out).toMatchObject({
+      src: IP.node,
+      sport: 30080,
+      dst: IP.outside,
+      dport: 50001,
+      ipOk: true,
+      l4Ok: true,
+    });
+  });
+
+  it('an ingress policy that admits only another client refuses it, judged by its own address (never as host)', async () => {
+    const inn = run('fromNode', EXT, tcp4(IP.outsider, IP.node, 50002, 30080));
+    expect(inn.out).toMatchObject({ src: IP.outsider, dst: IP.np, dport: 8080 });
+    await fx.takeEvents();
+    expect(testRun(fx.dp.program('toPod'), inn.raw, { ifindex: fx.ifindex.get(NP) }).retval).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({ dropReason: DropReason.POLICY_DENIED, srcAddr: IP.outsider, dstAddr: IP.np });
+    expect(evs[0].srcIdentity).not.toBe(Identity.HOST);
+  });
+
+  it('other traffic of the node passes untouched: another port, another address', () => {
+    const port = run('fromNode', EXT, tcp4(IP.outside, IP.node, 50003, 30081));
+    expect(port).toMatchObject({ ret: TC_ACT_OK, out: { dst: IP.node, dport: 30081 } });
+    const addr = run('fromNode', EXT, tcp4(IP.outside, IP.inBlock, 50004, 30080));
+    expect(addr).toMatchObject({ ret: TC_ACT_OK, out: { dst: IP.inBlock, dport: 30080 } });
   });
 });

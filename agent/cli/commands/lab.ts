@@ -554,7 +554,14 @@ export function register(program: Command): void {
       const options: LabDaemonOptions = state.daemon.options ?? { enforce: st.enforcement !== 'none' };
       const { snapshotDatapath, compareSnapshots } = await import('../../lab/restart.js');
       const pinRoot = state.pins ?? state.config.pinRoot;
-      const before = options.enforce ? snapshotDatapath(pinRoot) : undefined;
+      const identities = async (): Promise<Map<number, string[]>> =>
+        new Map(
+          (await deps.callControl<IdentityView[]>(deps.controlSocketPath(c), 'GET', '/identities')).map((v) => [
+            v.identity,
+            v.labels,
+          ]),
+        );
+      const before = options.enforce ? snapshotDatapath(pinRoot, await identities()) : undefined;
       process.kill(st.pid, 'SIGKILL');
       await waitForExit(st.pid, 5000);
       const gone = performance.now();
@@ -568,7 +575,7 @@ export function register(program: Command): void {
         out('the lab runs without enforcement (--no-enforce): nothing was pinned to keep');
         return;
       }
-      const cmp = compareSnapshots(before, snapshotDatapath(pinRoot));
+      const cmp = compareSnapshots(before, snapshotDatapath(pinRoot, await identities()));
       out(
         `established connections: ${cmp.connectionsKept} of ${cmp.connectionsBefore} conntrack entries kept across the restart`,
       );

@@ -1,0 +1,410 @@
+/**
+ * `make bench` suite "services": new TCP connections/s and request/response latency from a client
+ * pod to a server pod through a ClusterIP, at 10, 1,000 and 10,000 Services, translated four ways —
+ * no translation (the client connects to the pod's own address: the baseline), weir's datapath,
+ * kube-proxy's iptables chains and kube-proxy's nftables verdict maps — rounds alternating between
+ * the modes in a rotated order. Ratios against the baseline and against each other, with bootstrap
+ * intervals over the paired rounds, and plots.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import type { BenchSection } from './run.js';
+import { buildCatalog, type Catalog } from './services/catalog.js';
+import * as kp from './services/kube-proxy.js';
+import { weirServicePlane } from './services/weir.js';
+import { checkTools } from './sidebyside/calico-iptables.js';
+import { bootstrap, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
+import { renderChart, type Series } from './sidebyside/svg.js';
+import { createTopology, type Pod, type Topology } from './sidebyside/topology.js';
+import * as traffic from './sidebyside/traffic.js';
+
+const PREFIX = 'wbs';
+const OCTET = 248;
+const VIP_OCTET = 96;
+const DEAD_OCTET = 247;
+/**
+ * The server pod's ports, one set per mode: a server keeps TIME_WAIT for every connection it
+ * closed, and a client port reused for a translated connection carries TCP timestamps derived
+ * from the VIP, not the pod, so the server would refuse it as old if the modes shared a port.
+ */
+function podPorts(mode: ServiceMode): traffic.Ports {
+  const base = 12100 + 10 * MODES.indexOf(mode);
+  return { latency: base + 1, throughput: base + 2, connections: base + 3 };
+}
+/** Service ports of the measured Service -> the server pod's ports. */
+const SERVICE_PORTS = { latency: 80, connections: 81 };
+const PLOT_DIR = 'docs/bench';
+
+export type ServiceMode = 'direct' | 'weir' | 'iptables' | 'nftables';
+const MODES: ServiceMode[] = ['direct', 'weir', 'iptables', 'nftables'];
+const COLORS: Record<ServiceMode, string> = {
+  direct: '#555555',
+  weir: '#1f77b4',
+  iptables: '#d62728',
+  nftables: '#2ca02c',
+};
+
+/** One way of reaching the server: programs the Services, then answers where the client connects. */
+export interface ServicePlane {
+  mode: ServiceMode;
+  /** Programs every Service of the catalog; resolves to the programming time, ms. */
+  enable(c: Catalog): Promise<number>;
+  disable(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Config {
+  counts: number[];
+  rounds: number;
+  seconds: number;
+  cpu: number | undefined;
+  quick: boolean;
+  modes: ServiceMode[];
+}
+
+function intList(v: string | undefined): number[] | undefined {
+  if (!v?.trim()) return undefined;
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1))
+    throw new Error(`WEIR_BENCH_SERVICES must be a comma-separated list of positive integers (got "${v}")`);
+  return xs;
+}
+
+/**
+ * WEIR_BENCH_QUICK=1: one round at 10 and 1,000 Services. Otherwise 4 rounds at 10, 1,000 and
+ * 10,000. WEIR_BENCH_SERVICES, WEIR_BENCH_ROUNDS and WEIR_BENCH_SECONDS override; WEIR_BENCH_CPU as
+ * in the side-by-side (default the last CPU, "none" to not pin); WEIR_BENCH_SERVICE_MODES (e.g.
+ * "direct,weir") runs only those modes.
+ */
+function configFromEnv(env = process.env): Config {
+  const quick = env.WEIR_BENCH_QUICK === '1';
+  const cpuEnv = env.WEIR_BENCH_CPU;
+  const cpu = cpuEnv === 'none' ? undefined : cpuEnv?.trim() ? Number(cpuEnv) : cpus().length - 1;
+  return {
+    quick,
+    counts: intList(env.WEIR_BENCH_SERVICES) ?? (quick ? [10, 1000] : [10, 1000, 10000]),
+    rounds: Number(env.WEIR_BENCH_ROUNDS ?? '') || (quick ? 1 : 4),
+    seconds: Number(env.WEIR_BENCH_SECONDS ?? '') || 1,
+    cpu,
+    modes: modesFromEnv(env.WEIR_BENCH_SERVICE_MODES),
+  };
+}
+
+function modesFromEnv(v: string | undefined): ServiceMode[] {
+  if (!v?.trim()) return MODES;
+  const xs = v.split(',').map((s) => s.trim());
+  const bad = xs.filter((x) => !(MODES as string[]).includes(x));
+  if (bad.length > 0 || !xs.includes('direct'))
+    throw new Error(`WEIR_BENCH_SERVICE_MODES must list modes of ${MODES.join(', ')}, direct included (got "${v}")`);
+  return xs as ServiceMode[];
+}
+
+function directPlane(): ServicePlane {
+  return {
+    mode: 'direct',
+    enable: () => Promise.resolve(0),
+    disable: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+}
+
+function iptablesPlane(topo: Topology): ServicePlane {
+  return {
+    mode: 'iptables',
+    async enable(c) {
+      await kp.clearIptables(topo.node);
+      return kp.loadIptables(topo.node, c);
+    },
+    disable: () => kp.clearIptables(topo.node),
+    close: () => kp.clearIptables(topo.node),
+  };
+}
+
+function nftablesPlane(topo: Topology): ServicePlane {
+  return {
+    mode: 'nftables',
+    async enable(c) {
+      await kp.clearNftables(topo.node);
+      return kp.loadNftables(topo.node, c);
+    },
+    disable: () => kp.clearNftables(topo.node),
+    close: () => kp.clearNftables(topo.node),
+  };
+}
+
+interface Sample {
+  services: number;
+  round: number;
+  mode: ServiceMode;
+  programMs: number;
+  p50: number;
+  p99: number;
+  connPerSec: number;
+}
+
+type Log = (msg: string) => void;
+
+function rotate<T>(xs: T[], by: number): T[] {
+  const k = by % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+/** Where the client connects: the pod itself without translation, else the measured Service's VIP. */
+function destination(mode: ServiceMode, server: Pod, c: Catalog): { pod: Pod; latency: number; connections: number } {
+  if (mode === 'direct') return { pod: server, ...podPorts(mode) };
+  return { pod: { ...server, ip: c.vip }, latency: SERVICE_PORTS.latency, connections: SERVICE_PORTS.connections };
+}
+
+function catalogOf(n: number, server: Pod, mode: ServiceMode): Catalog {
+  const ports = podPorts(mode);
+  return buildCatalog({
+    services: n,
+    backendIp: server.ip,
+    measuredPorts: [
+      { port: SERVICE_PORTS.latency, targetPort: ports.latency },
+      { port: SERVICE_PORTS.connections, targetPort: ports.connections },
+    ],
+    vipOctet: VIP_OCTET,
+    deadOctet: DEAD_OCTET,
+  });
+}
+
+async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], connrate: string, log: Log) {
+  const [client, server] = [topo.pod('a'), topo.pod('b')];
+  const samples: Sample[] = [];
+  for (const [ni, n] of cfg.counts.entries()) {
+    for (let round = 0; round < cfg.rounds; round++) {
+      for (const plane of rotate(planes, round + ni)) {
+        const c = catalogOf(n, server, plane.mode);
+        const programMs = await plane.enable(c);
+        try {
+          const to = destination(plane.mode, server, c);
+          // every round: it also lets the kernel settle after a large ruleset commit before measuring
+          if (!(await traffic.canConnect(client, to.pod, to.connections, connrate, 1)))
+            throw new Error(
+              `${plane.mode}: the client could not connect to ${to.pod.ip}:${to.connections} with ${n} Services programmed`,
+            );
+          const lat = await traffic.measureLatency(client, to.pod, to.latency, cfg.seconds);
+          const con = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
+          const s: Sample = {
+            services: n,
+            round,
+            mode: plane.mode,
+            programMs,
+            p50: lat.p50,
+            p99: lat.p99,
+            connPerSec: con.perSecond,
+          };
+          samples.push(s);
+          log(
+            `  ${String(n).padStart(6)} Services  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
+              `${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms`,
+          );
+        } finally {
+          await plane.disable();
+        }
+      }
+    }
+  }
+  return samples;
+}
+
+function paired(samples: Sample[], n: number, a: ServiceMode, b: ServiceMode, pick: (x: Sample) => number): Interval {
+  const per: number[] = [];
+  for (const x of samples.filter((s) => s.services === n && s.mode === a)) {
+    const y = samples.find((s) => s.services === n && s.mode === b && s.round === x.round);
+    if (y) per.push(ratio(pick(x), pick(y)));
+  }
+  return bootstrap(per, median);
+}
+
+/** weir at n Services / weir at the fewest, paired by round. */
+function selfRatio(samples: Sample[], lo: number, hi: number, pick: (x: Sample) => number): Interval {
+  const per: number[] = [];
+  for (const x of samples.filter((s) => s.services === hi && s.mode === 'weir')) {
+    const y = samples.find((s) => s.services === lo && s.mode === 'weir' && s.round === x.round);
+    if (y) per.push(ratio(pick(x), pick(y)));
+  }
+  return bootstrap(per, median);
+}
+
+function decide(x: Interval, target: number, atLeast: boolean): string {
+  if (!Number.isFinite(x.lo)) return 'undecided: one round gives no interval';
+  if (atLeast ? x.lo >= target : x.hi <= target) return 'met';
+  if (atLeast ? x.hi < target : x.lo > target) return '**missed**';
+  return `undecided: the interval straddles ${target}`;
+}
+
+function within(x: Interval, lo: number, hi: number): string {
+  if (!Number.isFinite(x.lo)) return 'undecided: one round gives no interval';
+  if (x.lo >= lo && x.hi <= hi) return 'met';
+  if (x.hi < lo || x.lo > hi) return '**missed**';
+  return `undecided: the interval is not inside [${lo}, ${hi}]`;
+}
+
+function med(samples: Sample[], n: number, m: ServiceMode, pick: (x: Sample) => number): number {
+  return median(samples.filter((s) => s.services === n && s.mode === m).map(pick));
+}
+
+function plots(cfg: Config, samples: Sample[], modes: ServiceMode[]): string[] {
+  mkdirSync(PLOT_DIR, { recursive: true });
+  const categories = cfg.counts.map((n) => n.toLocaleString('en-US'));
+  const series = (pick: (x: Sample) => number): Series[] =>
+    modes.map((m) => ({ name: m, color: COLORS[m], values: cfg.counts.map((n) => med(samples, n, m, pick)) }));
+  const charts = [
+    {
+      file: 'services-connections.svg',
+      alt: 'New connections per second through a ClusterIP against the number of Services',
+      title: 'New TCP connections per second through a ClusterIP (sequential)',
+      yLabel: 'connections/s',
+      pick: (x: Sample) => x.connPerSec,
+    },
+    {
+      file: 'services-latency-p50.svg',
+      alt: 'Median request/response latency through a ClusterIP against the number of Services',
+      title: 'TCP request/response latency p50 through a ClusterIP (one way)',
+      yLabel: 'microseconds',
+      pick: (x: Sample) => x.p50,
+    },
+  ];
+  for (const ch of charts)
+    writeFileSync(
+      join(PLOT_DIR, ch.file),
+      renderChart({
+        title: ch.title,
+        xLabel: 'ClusterIP Services on the node',
+        yLabel: ch.yLabel,
+        categories,
+        series: series(ch.pick),
+      }),
+    );
+  return charts.map((ch) => `![${ch.alt}](bench/${ch.file})`);
+}
+
+function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: string): string {
+  const L: string[] = [];
+  const counts = cfg.counts;
+  const lo = Math.min(...counts);
+  const hi = Math.max(...counts);
+  L.push(
+    `A client pod and a server pod in network namespaces, routed by a "node" namespace. N ClusterIP Services, each with two ` +
+      `endpoints (addresses no packet reaches), plus the measured Service (in the middle of kube-proxy's list, its average place) ` +
+      `whose only endpoint is the server pod. direct: the client connects to the pod's own address, nothing translates (the ` +
+      `baseline). weir: the datapath's Services maps written by the Syncer; translation on the client's veth before policy (no ` +
+      `policy isolates either pod). iptables: kube-proxy's nat chains (KUBE-SERVICES -> KUBE-SVC-* with the statistic module -> ` +
+      `KUBE-SEP-* DNAT, iptables-nft). nftables: kube-proxy's nftables mode (a service-ips verdict map, numgen per Service, ` +
+      `endpoint chains). ${cfg.rounds} round(s) per Service count, modes in rotated order, ${cfg.seconds} s per measurement` +
+      `${cfg.cpu === undefined ? '' : `, the traffic tools pinned to CPU ${cfg.cpu}`}${cfg.quick ? ', quick mode' : ''}; figures are medians over rounds. IPv4, TCP.`,
+  );
+  if (weirNote) L.push('', weirNote);
+  L.push(
+    '',
+    '| Services | mode | new conn/s | latency p50 (µs) | p99 (µs) | conn/s / direct | p50 / direct | programming (ms) |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const n of counts)
+    for (const m of modes) {
+      const ss = samples.filter((s) => s.services === n && s.mode === m);
+      if (ss.length === 0) continue;
+      const conn = med(samples, n, m, (x) => x.connPerSec);
+      const p50 = med(samples, n, m, (x) => x.p50);
+      L.push(
+        `| ${n.toLocaleString('en-US')} | ${m} | ${fmt(conn)} | ${fmt(p50)} | ${fmt(med(samples, n, m, (x) => x.p99))} | ` +
+          `${fmt(
+            ratio(
+              conn,
+              med(samples, n, 'direct', (x) => x.connPerSec),
+            ),
+          )} | ${fmt(
+            ratio(
+              p50,
+              med(samples, n, 'direct', (x) => x.p50),
+            ),
+          )} | ` +
+          `${fmt(med(samples, n, m, (x) => x.programMs))} |`,
+      );
+    }
+  const direct = samples.filter((s) => s.mode === 'direct');
+  if (cfg.rounds > 1) {
+    const noise = (pick: (x: Sample) => number): number =>
+      median(counts.map((n) => spread(direct.filter((s) => s.services === n).map(pick))));
+    L.push(
+      '',
+      `Noise of this machine, from the direct runs alone ((max − min) / median between rounds): connections/s ` +
+        `${fmt(noise((x) => x.connPerSec) * 100, 2)}%, p50 ${fmt(noise((x) => x.p50) * 100, 2)}%; load average at the end ` +
+        `${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs.`,
+    );
+  }
+  if (modes.includes('weir')) {
+    const rows: string[] = [];
+    const hiS = hi.toLocaleString('en-US');
+    const conn = (x: Sample): number => x.connPerSec;
+    const p50 = (x: Sample): number => x.p50;
+    const row = (goal: string, target: string, x: Interval, verdict: string): void => {
+      rows.push(`| ${goal} | ${target} | ${fmt(x.estimate)} | [${fmt(x.lo)}, ${fmt(x.hi)}] | ${verdict} |`);
+    };
+    const x1 = paired(samples, hi, 'weir', 'iptables', conn);
+    row(`weir new connections/s at ${hiS} Services / iptables`, '≥ 3', x1, decide(x1, 3, true));
+    const x2 = selfRatio(samples, lo, hi, conn);
+    row(`weir new connections/s at ${hiS} / at ${lo} Services`, 'within [0.95, 1.05]', x2, within(x2, 0.95, 1.05));
+    const x3 = selfRatio(samples, lo, hi, p50);
+    row(`weir latency p50 at ${hiS} / at ${lo} Services`, 'within [0.95, 1.05]', x3, within(x3, 0.95, 1.05));
+    const x4 = paired(samples, hi, 'weir', 'nftables', conn);
+    row(`weir new connections/s at ${hiS} Services / nftables`, '≥ 1', x4, decide(x4, 1, true));
+    L.push(
+      '',
+      '### Goals',
+      '',
+      `Each ratio is taken per round (both figures from the same round), its median over the rounds, and a 95% bootstrap ` +
+        `interval. A goal is met or missed only when the whole interval is on one side; "does not move" is read as ` +
+        `within ±5%, the machine's usual noise.`,
+      '',
+      '| goal | target | median ratio | 95% interval | |',
+      '|---|---|---:|---|---|',
+      ...rows,
+    );
+  }
+  L.push(
+    '',
+    '### Reading these figures',
+    '',
+    "- kube-proxy's iptables mode walks KUBE-SERVICES rule by rule for every new connection: its connections/s fall with the number of Services. Established packets are translated by conntrack and never see the chains, so its latency barely moves.",
+    "- kube-proxy's nftables mode looks a new connection up in one verdict map, whatever the number of Services; it pays netfilter conntrack and NAT for every packet.",
+    "- weir looks the frontend up in a hash map on the client's veth, picks a backend once per connection and remembers it; replies are translated back from the same per-connection entry. Its cost does not depend on how many Services exist.",
+    '',
+    ...plots(cfg, samples, modes).flatMap((l) => [l, '']),
+  );
+  return L.join('\n');
+}
+
+export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Promise<BenchSection> {
+  const cfg = configFromEnv();
+  await checkTools('nft');
+  traffic.pinTrafficTo(cfg.cpu);
+  const topo = await createTopology({ prefix: PREFIX, octet: OCTET, pods: ['a', 'b'] });
+  const planes: ServicePlane[] = [];
+  const servers: Awaited<ReturnType<typeof traffic.startServers>> = [];
+  try {
+    const connrate = await traffic.connrateBinary(join('build', 'bench'));
+    for (const m of cfg.modes) servers.push(...(await traffic.startServers(topo.pod('b'), podPorts(m), connrate)));
+    planes.push(directPlane(), iptablesPlane(topo), nftablesPlane(topo));
+    const weir = cfg.modes.includes('weir')
+      ? await weirServicePlane({ topo, pinRoot: `/sys/fs/bpf/${PREFIX}-bench` })
+      : { note: '' };
+    if (weir.plane) planes.splice(1, 0, weir.plane);
+    planes.splice(0, planes.length, ...planes.filter((p) => cfg.modes.includes(p.mode)));
+    const samples = await measure(cfg, topo, planes, connrate, log);
+    mkdirSync(join('build', 'bench'), { recursive: true });
+    writeFileSync(join('build', 'bench', 'services.json'), JSON.stringify({ cfg, samples }, null, 1));
+    const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
+    return {
+      title: 'Services: weir against kube-proxy (iptables, nftables)',
+      markdown: report(cfg, samples, modes, weir.note),
+    };
+  } finally {
+    for (const s of servers) await s.stop();
+    for (const p of planes) await p.close().catch(() => undefined);
+    await topo.destroy();
+  }
+}
