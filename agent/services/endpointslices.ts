@@ -18,8 +18,16 @@ import { SERVICE_NAME_LABEL, type EndpointPort, type EndpointSlice, type Pod, ty
 /** The controller name in `endpointslice.kubernetes.io/managed-by`. */
 export const LAB_SLICE_MANAGER = 'weir-lab';
 
-function matches(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+/** Whether the Service's selector picks this pod: its namespace, non-empty selector, not ended. */
+export function selectsPod(svc: Service, p: Pod): boolean {
+  const selector = svc.selector;
+  if (selector === undefined || Object.keys(selector).length === 0) return false;
+  return (
+    p.namespace === svc.namespace &&
+    p.phase !== 'Succeeded' &&
+    p.phase !== 'Failed' &&
+    Object.entries(selector).every(([k, v]) => p.labels[k] === v)
+  );
 }
 
 /** The pod's ports for the Service's ports (targetPort resolved), in Service port order. */
@@ -41,16 +49,8 @@ function familiesOf(svc: Service): Array<4 | 6> {
 
 export function deriveEndpointSlices(svc: Service, pods: Iterable<Pod>): EndpointSlice[] {
   if (svc.type === 'ExternalName' || svc.selector === undefined || Object.keys(svc.selector).length === 0) return [];
-  const selector = svc.selector;
   const members = [...pods]
-    .filter(
-      (p) =>
-        p.namespace === svc.namespace &&
-        p.ips.length > 0 &&
-        p.phase !== 'Succeeded' &&
-        p.phase !== 'Failed' &&
-        matches(selector, p.labels),
-    )
+    .filter((p) => p.ips.length > 0 && selectsPod(svc, p))
     .sort((a, b) => a.name.localeCompare(b.name));
   const out: EndpointSlice[] = [];
   for (const family of familiesOf(svc)) {

@@ -13,7 +13,7 @@ import { formatProblem } from '../../policy/compiled.js';
 import { formatTruthTable, policyMatrix } from '../../policy/matrix.js';
 import { loadManifests, parseManifests } from '../../store/manifests.js';
 import type { KubeObject, Pod, Service } from '../../store/types.js';
-import { resolvedPorts } from '../../services/endpointslices.js';
+import { resolvedPorts, selectsPod } from '../../services/endpointslices.js';
 
 export interface ExplainOptions {
   from?: string;
@@ -111,16 +111,7 @@ function explainService(
     throw new InvalidArgumentError(
       `Service ${key} has no ${opts.protocol} port ${String(opts.port)}; its ports: ${svc.ports.map((p) => `${p.name ? `${p.name}:` : ''}${p.port}/${p.protocol}`).join(', ') || 'none'}`,
     );
-  const selector = svc.selector ?? {};
-  const pods = objects.filter(
-    (o): o is Pod =>
-      o.kind === 'Pod' &&
-      o.namespace === svc.namespace &&
-      Object.keys(selector).length > 0 &&
-      o.phase !== 'Succeeded' &&
-      o.phase !== 'Failed' &&
-      Object.entries(selector).every(([k, v]) => o.labels[k] === v),
-  );
+  const pods = objects.filter((o): o is Pod => o.kind === 'Pod' && selectsPod(svc, o));
   const backends = pods.flatMap((pod) => {
     const port = resolvedPorts({ ...svc, ports: [sp] }, pod)[0]?.port;
     if (port === undefined) return [];
