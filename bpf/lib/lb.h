@@ -440,6 +440,13 @@ static __noinline int weir_lb_finish(struct __sk_buff *skb, const struct weir_lb
 		weir_lb_count(WEIR_LB_CNT_REVERSE);
 		return TC_ACT_OK;
 	}
+	/* back into the pod: the frame was addressed to the host side, so the pod
+	 * would discard it as another host's; swap the Ethernet addresses */
+	__u8 mac[12];
+	if (bpf_skb_load_bytes(skb, 0, mac, sizeof(mac)))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, 0, mac + 6, 6, 0) || bpf_skb_store_bytes(skb, 6, mac, 6, 0))
+		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
 }
 

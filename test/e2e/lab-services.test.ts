@@ -106,12 +106,13 @@ async function viaService(
   port: string,
   protocol = 'TCP',
   family = '4',
+  from = 'app/client',
 ): Promise<ServiceProbeJson['results'][number]> {
   const r = await lab.weir([
     'lab',
     'probe',
     '--from',
-    'app/client',
+    from,
     '--to-service',
     svc,
     '--port',
@@ -205,6 +206,13 @@ describe('lab Services', () => {
     }
     // and over IPv6, through the Service's IPv6 ClusterIP
     expect(await viaService('kube-system/kube-dns', 'dns', 'UDP', '6')).toMatchObject({ connected: true });
+  });
+
+  test('hairpin: a pod reaches its own Service, is chosen as its backend and answers itself (IPv4 and IPv6)', async () => {
+    for (const family of ['4', '6']) {
+      const r = await viaService('app/web', 'http', 'TCP', family, 'app/web');
+      expect(r).toEqual({ from: 'app/web', to: 'app/web', connected: true, backend: 'app/web' });
+    }
   });
 
   test('egress allowed to app=db reaches it through the db Service and is refused through the web Service', async () => {

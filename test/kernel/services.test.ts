@@ -416,8 +416,12 @@ describe('ClientIP affinity', () => {
 describe('hairpin', () => {
   it('a pod reaching its own Service gets its connection from the hairpin address, admitted by its ingress; the answer comes back from the VIP', async () => {
     const hp = HAIRPIN_ADDRESS[4];
-    const out = run('fromPod', CLIENT, tcp4(IP.client, IP.vipSelf, 47001, 9000));
+    const syn = tcp4(IP.client, IP.vipSelf, 47001, 9000);
+    const out = run('fromPod', CLIENT, syn);
     expect(out.ret).toBe(TC_ACT_REDIRECT); // back into the pod
+    // addressed to the pod's own MAC from the host side's, or the pod would discard it as another host's
+    expect(out.raw.subarray(0, 6)).toEqual(syn.subarray(6, 12));
+    expect(out.raw.subarray(6, 12)).toEqual(syn.subarray(0, 6));
     expect(out.out).toMatchObject({ src: hp, sport: 47001, dst: IP.client, dport: 9000, ipOk: true, l4Ok: true });
     // the pod's ingress is isolated with no rule for itself: the hairpin connection is admitted anyway
     const inn = testRun(fx.dp.program('toPod'), out.raw, { ifindex: fx.ifindex.get(CLIENT) });
