@@ -17,6 +17,7 @@ help:
 	@echo "make bench  - datapath and control-plane benchmarks, written to docs/benchmarks.md (SUITES=... selects)"
 	@echo "make soak   - the real agent for 10 minutes under 100k flow events/s, a stalled client and label churn: RSS plotted (root)"
 	@echo "make deps   - apt and npm dependencies (idempotent)"
+	@echo "make test-conformance-services - the conformance suite with every probe through a Service (root)"
 	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
 	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
 	@echo "make image  - the agent image with podman, no image registry (IMAGE=name:tag, default weir/agent:<version>)"
@@ -82,6 +83,11 @@ image:
 
 test-image: need-root deps build image
 	@node test/run-tests.mjs '--testMatch=<rootDir>/test/image/**/*.itest.ts'
+
+# The NetworkPolicy conformance suite with every probe through the target pod's Service (ClusterIP).
+.PHONY: test-conformance-services
+test-conformance-services: need-root deps build
+	@WEIR_CONFORMANCE_VIA=service node test/run-tests.mjs test/e2e/conformance.test.ts
 
 # The parser's differential test against scapy at full size (make test runs 5,000 packets).
 .PHONY: test-parser-full

@@ -22,6 +22,11 @@ import type { OffLoopHost } from './offloop.js';
 import { recordAgentEvents, type AgentEventsLike } from './metrics/agent-events.js';
 import { datapathMapUsage } from './metrics/map-usage.js';
 import { EngineFlowContext } from './flows/engine-context.js';
+import type { ServicesCompiler } from './services/index.js';
+import { frontendKey, type L4Protocol } from './desired.js';
+
+/** IP protocol numbers of the L4 protocols Services balance. */
+const IP_PROTOCOL_NAMES: Readonly<Record<number, L4Protocol>> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 import type { Agent } from './daemon.js';
 import type { DatapathEnforcement } from './enforcement.js';
 import type { PolicyEngine } from './policy/engine.js';
@@ -168,6 +173,13 @@ export function fromAgent(
       generation: () => p.agent.generation,
       ...(p.interfaceName ? { interfaceName: p.interfaceName } : {}),
       ...(p.podKeyOnInterface ? { podKeyOnInterface: p.podKeyOnInterface } : {}),
+      serviceKeyOfFrontend: (address, port, protocol) => {
+        const services = (p.agent.compiler as Partial<ServicesCompiler>).services;
+        const name = IP_PROTOCOL_NAMES[protocol];
+        return services && name
+          ? services.frontend(frontendKey({ address, port, protocol: name }))?.service
+          : undefined;
+      },
     }),
     ...(dp && syncer
       ? {
@@ -178,6 +190,7 @@ export function fromAgent(
             conntrackMisses: () => dp.conntrackMisses(),
             mapUsage: () => datapathMapUsage(dp),
             sync: () => syncer.status(),
+            serviceCounters: () => dp.serviceCounters(),
           },
         }
       : {}),

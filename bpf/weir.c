@@ -15,6 +15,7 @@
 #include "lib/conntrack.h"
 #include "lib/events.h"
 #include "lib/counters.h"
+#include "lib/lb.h"
 
 static __always_inline __u32 weir_config_flags(void)
 {
@@ -55,11 +56,16 @@ static __always_inline void weir_identities(const struct weir_endpoint *ep, __u8
 	}
 }
 
-/* Judges a new (or stale) connection against policy and the host switch. */
+/*
+ * Judges a new (or stale) connection against policy and the host switch. A
+ * pod's own connection given back to it by its Service (hairpin) is admitted.
+ */
 static __always_inline __u8 weir_judge(const struct weir_endpoint *ep, __u8 dir, const struct weir_pkt *pkt,
-				       const struct weir_verdict *v)
+				       const struct weir_verdict *v, const struct weir_lb *lb)
 {
 	__u32 remote = dir == WEIR_DIR_EGRESS ? v->dst_identity : v->src_identity;
+	if (dir == WEIR_DIR_INGRESS && (lb->flags & WEIR_LB_S_HAIRPIN_IN))
+		return WEIR_MATCH_ALWAYS;
 	if (dir == WEIR_DIR_INGRESS && remote == WEIR_ID_HOST &&
 	    (weir_config_flags() & WEIR_CFG_F_HOST_ALLOW))
 		return WEIR_MATCH_HOST;
@@ -196,7 +202,7 @@ static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifin
  * `rct` are what the fast path found (when c->looked).
  */
 static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, struct weir_ct_value *ct,
-				     struct weir_ct_value *rct, const __u8 dir)
+				     struct weir_ct_value *rct, const __u8 dir, const struct weir_lb *lb)
 {
 	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
 	struct weir_pkt *pkt = &c->pkt;
@@ -205,12 +211,21 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 	struct weir_verdict v = {};
 	int reason = c->reason;
 
+	v.orig = &lb->orig; /* all zero unless the packet was sent to a Service frontend */
+	if (lb->orig.svc)
+		v.flags = WEIR_FLOW_F_SERVICE;
+
 	if (reason || pkt->kind == WEIR_PKT_ALWAYS) {
 		ep = weir_endpoint(ifindex);
 		if (!ep && reason)
 			return weir_no_endpoint(skb, dir, pkt, &v);
-		if (reason)
+		if (reason) {
+			if (lb->orig.svc) {
+				weir_identities(ep, dir, &pkt->t, &v);
+				v.flags |= WEIR_FLOW_F_NEW;
+			}
 			return weir_drop(skb, ep, dir, pkt, &v, reason);
+		}
 		if (ep && dir == WEIR_DIR_EGRESS && pkt->t.family && !weir_source_valid(ep, pkt))
 			goto invalid_source;		       /* ARP has no family here: it passes */
 		return weir_pass(skb, dir, WEIR_MATCH_ALWAYS); /* ARP, ND, MLD: as on any endpoint */
@@ -277,7 +292,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 			return weir_pass(skb, dir, WEIR_MATCH_RELATED);
 		/* unrelated: judged like any packet, never creates a connection */
 		weir_identities(ep, dir, &pkt->t, &v);
-		v.match = weir_judge(ep, dir, pkt, &v);
+		v.match = weir_judge(ep, dir, pkt, &v, lb);
 		if (v.match == WEIR_MATCH_NONE)
 			return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_POLICY_DENIED);
 		return weir_pass(skb, dir, v.match);
@@ -293,7 +308,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 		/* reply of a connection the other direction opened (found above, not expired) */
 		if (rct->flags & WEIR_CT_F_REVOKED) {
 			weir_identities(ep, dir, &pkt->t, &v);
-			v.flags = WEIR_FLOW_F_REPLY;
+			v.flags |= WEIR_FLOW_F_REPLY;
 			return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_POLICY_REVOKED);
 		}
 		weir_ct_touch(rct, pkt, now, 1);
@@ -302,7 +317,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 
 	/* new connection, or a known one judged again after a policy change */
 	weir_identities(ep, dir, &pkt->t, &v);
-	v.match = weir_judge(ep, dir, pkt, &v);
+	v.match = weir_judge(ep, dir, pkt, &v, lb);
 	if (v.match == WEIR_MATCH_NONE) {
 		if (ct) {
 			if (!(ct->flags & WEIR_CT_F_REVOKED)) {
@@ -311,7 +326,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 			}
 			return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_POLICY_REVOKED);
 		}
-		v.flags = WEIR_FLOW_F_NEW;
+		v.flags |= WEIR_FLOW_F_NEW;
 		return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_POLICY_DENIED);
 	}
 
@@ -327,7 +342,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 		}
 		ct->flags &= ~WEIR_CT_F_REVOKED;
 		weir_ct_touch(ct, pkt, now, 0);
-		v.flags = WEIR_FLOW_F_NEW;
+		v.flags |= WEIR_FLOW_F_NEW;
 		v.verdict = WEIR_VERDICT_FORWARDED;
 		weir_emit(skb, ep, dir, pkt, &v);
 		return weir_pass(skb, dir, v.match);
@@ -349,14 +364,14 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 		nct.flags |= WEIR_CT_F_CLOSING;
 #ifndef WEIR_BENCH_NO_CT_INSERT
 	if (!weir_ct_budget_take(ep->endpoint_id, now)) {
-		v.flags = WEIR_FLOW_F_NEW;
+		v.flags |= WEIR_FLOW_F_NEW;
 		return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_CT_BUDGET);
 	}
 	weir_ct_key_fwd(&c->key, &pkt->t, dir, ifindex);
 	if (weir_ct_insert(&c->key, pkt->t.family, &nct) != 0)
 		return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_CT_FULL);
 #endif
-	v.flags = WEIR_FLOW_F_NEW;
+	v.flags |= WEIR_FLOW_F_NEW;
 	v.verdict = WEIR_VERDICT_FORWARDED;
 	weir_emit(skb, ep, dir, pkt, &v);
 	return weir_pass(skb, dir, v.match);
@@ -369,15 +384,24 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
  * net on the bench machine).
  */
 static __noinline int weir_full_egress(struct __sk_buff *skb, struct weir_ctx *c, struct weir_ct_value *ct,
-				       struct weir_ct_value *rct)
+				       struct weir_ct_value *rct, const struct weir_lb *lb)
 {
-	return weir_full(skb, c, ct, rct, WEIR_DIR_EGRESS);
+	return weir_full(skb, c, ct, rct, WEIR_DIR_EGRESS, lb);
 }
 
 static __noinline int weir_full_ingress(struct __sk_buff *skb, struct weir_ctx *c, struct weir_ct_value *ct,
-					struct weir_ct_value *rct)
+					struct weir_ct_value *rct, const struct weir_lb *lb)
 {
-	return weir_full(skb, c, ct, rct, WEIR_DIR_INGRESS);
+	return weir_full(skb, c, ct, rct, WEIR_DIR_INGRESS, lb);
+}
+
+/* from_pod's Service step (bpf/lib/lb.h), out of line: the fast path's stack stays its own. */
+static __noinline int weir_lb_egress(struct __sk_buff *skb, struct weir_pkt *pkt, struct weir_lb *lb)
+{
+	int reason = weir_lb_from_pod(pkt, skb->ifindex, &lb->orig, lb, WEIR_SVC_SCOPE_CLUSTER_IP);
+	if (!reason)
+		reason = weir_lb_forward(skb, &pkt->t, lb);
+	return reason;
 }
 
 /*
@@ -390,12 +414,34 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 {
 	struct weir_ct_value *ct = NULL, *rct = NULL;
 	struct weir_ctx c;
+	__u32 zero = 0;
 
 	__builtin_memset(&c.pkt, 0, sizeof(c.pkt));
 	c.restart = 0;
 	c.looked = 0;
 	c.no_entry = 0;
 	c.reason = weir_parse(skb, &c.pkt);
+	/* the Service rewrite left for after the verdict lives in the per-CPU scratch, off the stack */
+	struct weir_lb_scratch *x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (!x)
+		return TC_ACT_SHOT;
+	struct weir_lb *lb = &x->lb;
+	lb->flags = 0;
+	__builtin_memset(&lb->orig, 0, sizeof(lb->orig));
+	/*
+	 * Services: a packet to a frontend is translated to its backend before
+	 * anything below sees it; a reply's way back is noted for after the
+	 * verdict (bpf/lib/lb.h). A later fragment carries no ports here and is
+	 * not translated.
+	 */
+	if (!c.reason && c.pkt.has_ports) {
+		if (dir == WEIR_DIR_EGRESS) {
+			/* a refusal: the full path drops it, with its event */
+			c.reason = weir_lb_egress(skb, &c.pkt, lb);
+		} else {
+			weir_lb_to_pod(&c.pkt, skb->ifindex, lb);
+		}
+	}
 	if (!c.reason && c.pkt.kind != WEIR_PKT_ALWAYS && c.pkt.kind != WEIR_PKT_ICMP_ERROR && !c.pkt.frag) {
 		c.now = weir_ct_now();
 		c.looked = 1;
@@ -403,20 +449,48 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
 	}
 	if (dir == WEIR_DIR_EGRESS)
-		return weir_full_egress(skb, &c, ct, rct);
-	return weir_full_ingress(skb, &c, ct, rct);
+		return weir_full_egress(skb, &c, ct, rct, lb);
+	return weir_full_ingress(skb, &c, ct, rct, lb);
+}
+
+/*
+ * Both programs keep the Service rewrite left for after the verdict in the
+ * per-CPU scratch (off the stack, which the full path needs); a scratch that
+ * cannot be read drops the packet.
+ */
+static __always_inline int weir_run(struct __sk_buff *skb, const __u8 dir)
+{
+	__u32 zero = 0;
+	int rc = weir_handle(skb, dir);
+	struct weir_lb_scratch *x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (x && x->lb.flags && rc == TC_ACT_OK)
+		return weir_lb_finish(skb, &x->lb);
+	return rc;
 }
 
 SEC("tc")
 int from_pod(struct __sk_buff *skb)
 {
-	return weir_handle(skb, WEIR_DIR_EGRESS);
+	return weir_run(skb, WEIR_DIR_EGRESS);
 }
 
 SEC("tc")
 int to_pod(struct __sk_buff *skb)
 {
-	return weir_handle(skb, WEIR_DIR_INGRESS);
+	return weir_run(skb, WEIR_DIR_INGRESS);
+}
+
+/* NodePort: tc ingress and egress of the node's external interfaces (bpf/lib/lb.h). */
+SEC("tc")
+int from_node(struct __sk_buff *skb)
+{
+	return weir_lb_from_node(skb);
+}
+
+SEC("tc")
+int to_node(struct __sk_buff *skb)
+{
+	return weir_lb_to_node(skb);
 }
 
 /* The baseline for `make bench`: a tc program that does nothing. */

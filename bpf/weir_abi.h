@@ -50,23 +50,26 @@
 #define WEIR_MATCH_MAX		16
 
 /* ---- drop reasons (0 = not dropped) ---- */
-#define WEIR_DROP_NONE		 0
-#define WEIR_DROP_POLICY_DENIED	 1  /* new connection, no rule allows it */
-#define WEIR_DROP_POLICY_REVOKED 2  /* known connection, its allow was removed */
-#define WEIR_DROP_TRUNCATED	 3  /* headers shorter than their own length fields say */
-#define WEIR_DROP_MALFORMED	 4  /* impossible header values (IHL < 5, bad version, ...) */
-#define WEIR_DROP_FRAG_UNKNOWN	 5  /* non-first fragment whose first fragment was not seen */
-#define WEIR_DROP_UNSUPPORTED_L3 6  /* neither IPv4, IPv6 nor ARP from an enforced pod */
-#define WEIR_DROP_CT_FULL	 7  /* a conntrack entry could not be created */
-#define WEIR_DROP_NO_ENDPOINT	 8  /* an interface weir is attached to holds no endpoint record */
-#define WEIR_DROP_INVALID_SOURCE 9  /* from a pod, with a source address that is not the pod's */
-#define WEIR_DROP_CT_BUDGET	 10 /* the endpoint opened new connections faster than its budget */
-#define WEIR_DROP_MAX		 32
+#define WEIR_DROP_NONE		      0
+#define WEIR_DROP_POLICY_DENIED	      1	 /* new connection, no rule allows it */
+#define WEIR_DROP_POLICY_REVOKED      2	 /* known connection, its allow was removed */
+#define WEIR_DROP_TRUNCATED	      3	 /* headers shorter than their own length fields say */
+#define WEIR_DROP_MALFORMED	      4	 /* impossible header values (IHL < 5, bad version, ...) */
+#define WEIR_DROP_FRAG_UNKNOWN	      5	 /* non-first fragment whose first fragment was not seen */
+#define WEIR_DROP_UNSUPPORTED_L3      6	 /* neither IPv4, IPv6 nor ARP from an enforced pod */
+#define WEIR_DROP_CT_FULL	      7	 /* a conntrack entry could not be created */
+#define WEIR_DROP_NO_ENDPOINT	      8	 /* an interface weir is attached to holds no endpoint record */
+#define WEIR_DROP_INVALID_SOURCE      9	 /* from a pod, with a source address that is not the pod's */
+#define WEIR_DROP_CT_BUDGET	      10 /* the endpoint opened new connections faster than its budget */
+#define WEIR_DROP_NO_SERVICE_BACKEND  11 /* to a Service frontend that has no backend */
+#define WEIR_DROP_SERVICE_UNSUPPORTED 12 /* a Service translation weir refuses (SCTP to another port) */
+#define WEIR_DROP_MAX		      32
 
 /* ---- flow event flags ---- */
 #define WEIR_FLOW_F_REPLY    (1 << 0) /* packet travels reply-wise on its connection */
 #define WEIR_FLOW_F_NEW	     (1 << 1) /* first packet of a new connection */
 #define WEIR_FLOW_F_FRAGMENT (1 << 2)
+#define WEIR_FLOW_F_SERVICE  (1 << 3) /* sent to a Service frontend: orig_addr/orig_port hold it */
 
 #define WEIR_FAMILY_IPV4 4
 #define WEIR_FAMILY_IPV6 6
@@ -97,6 +100,15 @@ struct weir_flow_event {
 	__u8 flags;	  /* WEIR_FLOW_F_* */
 	__u32 len;	  /* skb length */
 	__u32 _pad;
+	/*
+	 * WEIR_FLOW_F_SERVICE: the Service frontend (VIP, port) the pod addressed;
+	 * dst_addr/dst_port are then the backend it was translated to (or the
+	 * frontend again when no backend was chosen). Zero otherwise.
+	 */
+	__u8 orig_addr[16];
+	__u16 orig_port;
+	__u16 _pad2;
+	__u32 _pad3;
 };
 
 /*
@@ -329,6 +341,129 @@ struct weir_config {
  */
 #define WEIR_EVENTS_WAKEUP_BYTES (WEIR_EVENTS_RING_BYTES / 16)
 #define WEIR_RINGBUF_HDR_BYTES	 8 /* BPF_RINGBUF_HDR_SZ: each record's header in the ring */
+
+/* ======================================================================
+ * Services (bpf/lib/lb.h): frontends, backends and the per-connection
+ * translation state. The syncer writes weir_svc and weir_svc_be; the
+ * datapath alone writes weir_lb_fwd, weir_lb_rev and weir_lb_aff.
+ * ====================================================================== */
+#define WEIR_SVC_MAX	      (1U << 16) /* frontends */
+#define WEIR_SVC_BE_MAX	      (1U << 18) /* backend slots, every frontend's together */
+#define WEIR_LB_CT_MAX	      (1U << 18) /* translated connections (each in weir_lb_fwd and weir_lb_rev) */
+#define WEIR_LB_AFF_MAX	      (1U << 16) /* ClientIP affinity entries */
+#define WEIR_SVC_BACKENDS_MAX 0xffff	 /* backends of one frontend */
+
+#define WEIR_SVC_SCOPE_CLUSTER_IP 0 /* the frontend's own address (a ClusterIP) */
+#define WEIR_SVC_SCOPE_NODE_PORT  1 /* every address of this node: addr is all zero */
+
+/* frontend: (address, port, protocol, family, scope) */
+struct weir_svc_key {
+	__u8 addr[16]; /* network byte order, IPv4 in the first 4 bytes; zero for a NodePort */
+	__u16 port;    /* host byte order */
+	__u8 protocol; /* IPPROTO_TCP, _UDP, _SCTP */
+	__u8 family;   /* WEIR_FAMILY_* */
+	__u8 scope;    /* WEIR_SVC_SCOPE_* */
+	__u8 _pad[3];
+};
+
+#define WEIR_SVC_F_AFFINITY (1U << 0) /* sessionAffinity ClientIP */
+#define WEIR_SVC_F_EXTERNAL_LOCAL                                                                            \
+	(1U << 1) /* NodePort, externalTrafficPolicy Local: keep the client's source */
+
+struct weir_svc_value {
+	__u32 svc_id; /* the frontend's number on this node, stable while it exists (affinity is keyed by it) */
+	__u32 backend_set; /* the backends' set in weir_svc_be: a new number for each new set, never reused */
+	__u16 count; /* backends 0 .. count - 1 of the set; 0 = drop with WEIR_DROP_NO_SERVICE_BACKEND */
+	__u8 flags;  /* WEIR_SVC_F_* */
+	__u8 _pad;
+	__u32 affinity_timeout; /* seconds (WEIR_SVC_F_AFFINITY) */
+};
+
+struct weir_svc_be_key {
+	__u32 backend_set;
+	__u32 slot; /* 0 .. count - 1 */
+};
+
+struct weir_svc_be_value {
+	__u8 addr[16]; /* the backend pod's address, same family as the frontend */
+	__u16 port;    /* host byte order: the targetPort */
+	__u8 family;
+	__u8 _pad;
+	__u32 _pad2;
+};
+
+/*
+ * Translated connections, keyed like conntrack but with one key for both
+ * families: a = the packet's source, b = its destination, on the client's
+ * host-side interface. weir_lb_fwd: the client's packet to the frontend ->
+ * the backend chosen for it; weir_lb_rev: the backend's reply as it reaches
+ * the client (after hairpin: from the client's own address) -> the frontend
+ * to put back as its source.
+ */
+struct weir_lb_key {
+	__u8 a_addr[16];
+	__u8 b_addr[16];
+	__u16 a_port;
+	__u16 b_port;
+	__u8 protocol;
+	__u8 family;
+	__u16 _pad;
+	__u32 ifindex;
+};
+
+#define WEIR_LB_F_HAIRPIN                                                                                    \
+	(1U << 0) /* the client is its own backend: source rewritten to the hairpin address */
+
+struct weir_lb_fwd_value {
+	__u8 addr[16]; /* backend */
+	__u16 port;
+	__u16 slot;	   /* its slot in backend_set when chosen */
+	__u32 backend_set; /* the set it was chosen from */
+	__u32 svc_id;
+	__u32 flags; /* WEIR_LB_F_* */
+};
+
+struct weir_lb_rev_value {
+	__u8 addr[16]; /* frontend (VIP) */
+	__u16 port;
+	__u16 _pad;
+	__u32 flags; /* WEIR_LB_F_* */
+};
+
+/* ClientIP affinity: (frontend, client address) -> the backend and when it was last chosen or used */
+struct weir_lb_aff_key {
+	__u32 svc_id;
+	__u8 family;
+	__u8 _pad[3];
+	__u8 addr[16];
+};
+
+struct weir_lb_aff_value {
+	__u64 last_ns; /* conntrack clock */
+	__u8 addr[16];
+	__u16 port;
+	__u16 slot;
+	__u32 _pad;
+};
+
+/*
+ * Hairpin: a pod whose connection to a Service is given to itself sees it
+ * arrive from this reserved link-local address (Cilium's choice for IPv4;
+ * for IPv6 a unique-local address no cluster range uses), never from its own
+ * address, which its kernel would drop as a martian. The datapath accepts it
+ * on the pod's ingress only for a connection it translated itself.
+ */
+#define WEIR_HAIRPIN_IPV4    0xa9fe2a01U	   /* 169.254.42.1, host byte order */
+#define WEIR_HAIRPIN_IPV6_HI 0xfd00a9fe00000000ULL /* fd00:a9fe::2a01, host byte order halves */
+#define WEIR_HAIRPIN_IPV6_LO 0x0000000000002a01ULL
+
+/* Service counters: per-CPU ARRAY of __u64 indexed by WEIR_LB_CNT_* */
+#define WEIR_LB_CNT_NEW	       0 /* a backend chosen for a new connection */
+#define WEIR_LB_CNT_FORWARD    1 /* packets translated to a backend */
+#define WEIR_LB_CNT_REVERSE    2 /* replies translated back to the frontend */
+#define WEIR_LB_CNT_HAIRPIN    3 /* connections of a pod given to itself */
+#define WEIR_LB_CNT_NO_BACKEND 4 /* packets dropped: the frontend has no backend */
+#define WEIR_LB_CNT_MAX	       8
 
 /* ---- packet parsing limits and constants not in the UAPI headers ---- */
 #define WEIR_PULL_BYTES	     512 /* headers pulled into the linear area when needed */

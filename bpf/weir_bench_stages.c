@@ -82,7 +82,8 @@ static __always_inline int weir_stages(struct __sk_buff *skb, const int stop)
 	WEIR_KEEP(&v);
 	if (stop == WEIR_STAGE_IPCACHE)
 		return TC_ACT_OK;
-	v.match = weir_judge(ep, dir, &pkt, &v);
+	const struct weir_lb no_lb = {};
+	v.match = weir_judge(ep, dir, &pkt, &v, &no_lb);
 	WEIR_KEEP(&v);
 	if (stop == WEIR_STAGE_POLICY)
 		return TC_ACT_OK;

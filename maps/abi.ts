@@ -53,6 +53,8 @@ export const DropReason = {
   NO_ENDPOINT: 8,
   INVALID_SOURCE: 9,
   CT_BUDGET: 10,
+  NO_SERVICE_BACKEND: 11,
+  SERVICE_UNSUPPORTED: 12,
 } as const;
 export const DROP_MAX = 32;
 export type DropReasonName = keyof typeof DropReason;
@@ -67,7 +69,7 @@ export const dropReasonName = reverse(DropReason);
 export const directionName = (n: number): DirectionName | `UNKNOWN_${number}` => DIRECTION_NAMES[n] ?? `UNKNOWN_${n}`;
 export const verdictName = (n: number): VerdictName | `UNKNOWN_${number}` => VERDICT_NAMES[n] ?? `UNKNOWN_${n}`;
 
-export const FlowFlag = { REPLY: 1 << 0, NEW: 1 << 1, FRAGMENT: 1 << 2 } as const;
+export const FlowFlag = { REPLY: 1 << 0, NEW: 1 << 1, FRAGMENT: 1 << 2, SERVICE: 1 << 3 } as const;
 export const Family = { IPV4: 4, IPV6: 6 } as const;
 
 export const EndpointFlag = { INGRESS_ISOLATED: 1 << 0, EGRESS_ISOLATED: 1 << 1 } as const;
@@ -100,7 +102,22 @@ export const Limits = {
   CT_MAX: 1 << 18,
   FRAG_MAX: 8192,
   EVENTS_RING_BYTES: 1 << 22,
+  SVC_MAX: 1 << 16,
+  SVC_BE_MAX: 1 << 18,
+  LB_CT_MAX: 1 << 18,
+  LB_AFF_MAX: 1 << 16,
+  SVC_BACKENDS_MAX: 0xffff,
 } as const;
+
+/** Services (bpf/lib/lb.h). */
+export const SvcScope = { CLUSTER_IP: 0, NODE_PORT: 1 } as const;
+export const SvcFlag = { AFFINITY: 1 << 0, EXTERNAL_LOCAL: 1 << 1 } as const;
+export const LbFlag = { HAIRPIN: 1 << 0 } as const;
+/** weir_lb_counters indexes. */
+export const LbCounter = { NEW: 0, FORWARD: 1, REVERSE: 2, HAIRPIN: 3, NO_BACKEND: 4 } as const;
+export const LB_COUNTER_MAX = 8;
+/** The reserved source a pod sees its own hairpin connections come from (WEIR_HAIRPIN_IPV4/_IPV6). */
+export const HAIRPIN_ADDRESS = { 4: '169.254.42.1', 6: 'fd00:a9fe::2a01' } as const;
 
 export const counterIndex = (dir: number, verdict: number, reason: number): number =>
   (dir * 2 + verdict) * DROP_MAX + reason;
@@ -128,7 +145,20 @@ export const MapName = {
   lostEvents: 'weir_ev_lost',
   ctMiss: 'weir_ct_miss',
   counters: 'weir_counters',
+  services: 'weir_svc',
+  backends: 'weir_svc_be',
+  lbForward: 'weir_lb_fwd',
+  lbReverse: 'weir_lb_rev',
+  lbAffinity: 'weir_lb_aff',
+  lbCounters: 'weir_lb_counters',
+  lbScratch: 'weir_lb_scratch',
 } as const;
 export type MapKey = keyof typeof MapName;
 
-export const ProgramName = { fromPod: 'from_pod', toPod: 'to_pod' } as const;
+export const ProgramName = {
+  fromPod: 'from_pod',
+  toPod: 'to_pod',
+  /** NodePort: tc ingress and egress of the node's external interfaces. */
+  fromNode: 'from_node',
+  toNode: 'to_node',
+} as const;

@@ -5,6 +5,7 @@ import {
   COUNTER_ENTRIES,
   DROP_MAX,
   Direction,
+  LbCounter,
   directionName,
   verdictName,
   matchName,
@@ -82,4 +83,18 @@ export function readLostEvents(lost: BpfMap): bigint {
   let n = 0n;
   for (let off = 0; off + 8 <= v.length; off += 8) n += v.readBigUInt64LE(off);
   return n;
+}
+
+/** Service translation counters (weir_lb_counters), summed over CPUs, by LbCounter name. */
+export type ServiceCounters = Record<keyof typeof LbCounter, bigint>;
+
+export function readServiceCounters(counters: BpfMap): ServiceCounters {
+  const out = {} as ServiceCounters;
+  for (const [name, i] of Object.entries(LbCounter) as Array<[keyof typeof LbCounter, number]>) {
+    const v = counters.lookup(keyOf(i));
+    let n = 0n;
+    if (v) for (let off = 0; off + 8 <= v.length; off += 8) n += v.readBigUInt64LE(off);
+    out[name] = n;
+  }
+  return out;
 }

@@ -10,7 +10,14 @@ import { loadObject, type LoadedObject, type ReplacedMap } from '../../maps/obje
 import { BpfMap } from '../../maps/bpf-map.js';
 import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
 import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
-import { readCounters, readCtMisses, readLostEvents, type CounterRow } from '../../maps/readers.js';
+import {
+  readCounters,
+  readCtMisses,
+  readLostEvents,
+  readServiceCounters,
+  type CounterRow,
+  type ServiceCounters,
+} from '../../maps/readers.js';
 import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
@@ -126,7 +133,7 @@ export class Datapath {
     return this.obj.programs;
   }
 
-  program(name: 'fromPod' | 'toPod'): number {
+  program(name: keyof typeof ProgramName): number {
     return this.obj.program(ProgramName[name]);
   }
 
@@ -141,6 +148,16 @@ export class Datapath {
     tcDetach(target, 'egress');
   }
 
+  /**
+   * NodePort on one of the node's external interfaces: from_node on its tc ingress translates
+   * packets to a node address at a NodePort, to_node on its tc egress their replies. `detach`
+   * removes them again.
+   */
+  attachNodePort(target: TcTarget): void {
+    tcAttach(target, 'ingress', this.program('fromNode'));
+    tcAttach(target, 'egress', this.program('toNode'));
+  }
+
   /** The maps the Syncer writes. */
   syncerMaps(): SyncerMaps {
     return {
@@ -150,6 +167,8 @@ export class Datapath {
       policyRange: this.map('policyRange'),
       ipcache: this.map('ipcache'),
       ipcacheLpm: this.map('ipcacheLpm'),
+      services: this.map('services'),
+      backends: this.map('backends'),
     };
   }
 
@@ -165,6 +184,11 @@ export class Datapath {
 
   lostEvents(): bigint {
     return readLostEvents(this.map('lostEvents'));
+  }
+
+  /** Service translations and NO_SERVICE_BACKEND drops, summed over CPUs. */
+  serviceCounters(): ServiceCounters {
+    return readServiceCounters(this.map('lbCounters'));
   }
 
   /** TCP packets without SYN that found no conntrack entry, per direction (see readCtMisses). */

@@ -43,6 +43,7 @@ import {
 import { parseCidr } from '../../maps/codecs/addr.js';
 import { parsePrefix, prefixContains, type Prefix } from '../ipcache/cidr.js';
 import { countEntry, entryKeys, flagsOf, type EntryRefs } from './entries.js';
+import { ServiceBook } from './services.js';
 
 export interface SyncerMaps {
   endpoints: KernelMap;
@@ -52,6 +53,9 @@ export interface SyncerMaps {
   policyRange: KernelMap;
   ipcache: KernelMap;
   ipcacheLpm: KernelMap;
+  /** Service frontends and backend slots (agent/datapath/services.ts); without them Services are not written. */
+  services?: KernelMap;
+  backends?: KernelMap;
 }
 
 /** Maps an endpoint key ("namespace/name") to its host-side ifindex, or undefined if its interface is not there yet. */
@@ -197,6 +201,7 @@ interface Dirty {
 
 const ENDPOINT_PREFIX = 'endpoint ';
 const IPCACHE_PREFIX = 'ipcache ';
+const SERVICE_PREFIX = 'service ';
 
 const u32 = (n: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -217,6 +222,9 @@ export class Syncer {
   /** CIDR -> identity it resolved to before its transit (for selective re-judging). */
   private readonly transitFrom = new Map<string, number | undefined>();
   private readonly ipDirty = new Map<string, Dirty>();
+  /** Service frontends (weir_svc key hex) to sync; written after endpoints and ipcache. */
+  private readonly svcDirty = new Map<string, Dirty>();
+  private readonly services: ServiceBook | undefined;
   private nodeAddresses = new Set<string>();
   private nextRev = 1;
   private paused = true;
@@ -234,6 +242,8 @@ export class Syncer {
   ) {
     this.now = opts.now ?? (() => performance.now());
     this.log = opts.log ?? (() => undefined);
+    if (maps.services && maps.backends)
+      this.services = new ServiceBook({ services: maps.services, backends: maps.backends });
   }
 
   // ---- desired state (what the compiler publishes) ----
@@ -254,6 +264,7 @@ export class Syncer {
     for (const e of state.ipcache.values()) cidrs.add(canonical(e.cidr));
     for (const c of [...this.wantIp.keys()]) if (!cidrs.has(c) && !this.nodeAddresses.has(c)) this.unsetIp(c);
     for (const e of state.ipcache.values()) this.setIp(e);
+    if (this.services) for (const hex of this.services.setAll(state.services?.values() ?? [])) this.markService(hex);
   }
 
   /** Applies one increment of desired state; only the keys it names become dirty. */
@@ -280,6 +291,13 @@ export class Syncer {
       }
     }
     for (const key of diff.endpointsRemoved) this.removeWanted(key);
+    if (this.services) {
+      for (const f of diff.servicesUpserted ?? []) this.markService(this.services.set(f));
+      for (const k of diff.servicesRemoved ?? []) {
+        const hex = this.services.unset(k);
+        if (hex !== undefined) this.markService(hex);
+      }
+    }
   }
 
   /** Marks an endpoint dirty again (its interface appeared). */
@@ -303,7 +321,7 @@ export class Syncer {
 
   status(): SyncerStatus {
     return {
-      dirty: this.dirty.size + this.ipDirty.size,
+      dirty: this.dirty.size + this.ipDirty.size + this.svcDirty.size,
       pending: this.pendingKeys(),
       failing: this.failing(),
       writeFailures: this.writeFailures,
@@ -330,7 +348,12 @@ export class Syncer {
   resync(): SyncStats {
     const adopting = this.paused;
     this.paused = false;
-    const repaired = this.readRealized(adopting);
+    let repaired = this.readRealized(adopting);
+    if (this.services) {
+      const drift = this.services.readRealized();
+      if (!adopting) repaired += drift;
+      for (const hex of this.services.keys()) this.markService(hex);
+    }
     for (const key of new Set([...this.want.keys(), ...this.have.keys()])) this.markEndpoint(key, true);
     for (const c of new Set([...this.wantIp.keys(), ...this.haveIp.keys()])) this.markIp(c);
     const stats = this.sync({ force: true });
@@ -442,8 +465,30 @@ export class Syncer {
       else moved?.add(from).add(next);
     }
     if (changed) this.bumpRevisions(moved, stats);
+
+    // 4. Service frontends (each in its own never-widen order, agent/datapath/services.ts)
+    if (this.services) {
+      for (const [hex, d] of [...this.svcDirty]) {
+        if (!due(d)) continue;
+        try {
+          stats.writes += this.services.sync(hex);
+          this.svcDirty.delete(hex);
+        } catch (err) {
+          this.fail(this.svcDirty, hex, SERVICE_PREFIX + this.services.label(hex), err, now, stats);
+        }
+      }
+    }
     this.schedule();
     return stats;
+  }
+
+  /** Whether a Service frontend's maps equal its desired state (tests, status). */
+  serviceConverged(frontendMapKeyHex: string): boolean {
+    return this.services?.converged(frontendMapKeyHex) ?? false;
+  }
+
+  private markService(hex: string): void {
+    if (!this.svcDirty.has(hex)) this.svcDirty.set(hex, { notBefore: 0, attempts: 0 });
   }
 
   /**
@@ -836,10 +881,13 @@ export class Syncer {
     for (const [queue, prefix] of [
       [this.dirty, ENDPOINT_PREFIX],
       [this.ipDirty, IPCACHE_PREFIX],
+      [this.svcDirty, SERVICE_PREFIX],
     ] as const) {
       for (const [key, d] of queue)
-        if (d.attempts > 0 && d.error)
-          out.push({ key: prefix + key, error: d.error, attempts: d.attempts, retryAt: d.notBefore });
+        if (d.attempts > 0 && d.error) {
+          const name = queue === this.svcDirty && this.services ? this.services.label(key) : key;
+          out.push({ key: prefix + name, error: d.error, attempts: d.attempts, retryAt: d.notBefore });
+        }
     }
     return out;
   }
@@ -858,6 +906,7 @@ export class Syncer {
     let next = Infinity;
     for (const d of this.dirty.values()) next = Math.min(next, d.notBefore);
     for (const d of this.ipDirty.values()) next = Math.min(next, d.notBefore);
+    for (const d of this.svcDirty.values()) next = Math.min(next, d.notBefore);
     if (next === Infinity) return;
     this.timer = setTimeout(
       () => {

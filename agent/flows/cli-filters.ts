@@ -39,6 +39,7 @@ export const FILTER_FLAGS = [
   'nodeName',
   'tcpFlags',
   'interface',
+  'toService',
 ] as const;
 export type FilterFlag = (typeof FILTER_FLAGS)[number];
 export type FilterFlagValues = Partial<Record<FilterFlag, string[]>>;
@@ -199,6 +200,7 @@ function criteria(v: FilterFlagValues): Criterion[] {
   if (has('nodeName')) out.push([{ node_name: v.nodeName! }]);
   if (has('tcpFlags')) out.push([{ tcp_flags: v.tcpFlags!.map(parseTcpFlags) }]);
   if (has('interface')) out.push([{ interface: v.interface!.map((name) => ({ name })) }]);
+  if (has('toService')) out.push([{ destination_service: v.toService! }]);
   return out;
 }
 

@@ -20,6 +20,8 @@ export interface EngineFlowContextOptions {
   interfaceName?: (ifindex: number) => string | undefined;
   /** The key (namespace/name) of the local pod on the host-side interface with this ifindex. */
   podKeyOnInterface?: (ifindex: number) => string | undefined;
+  /** "namespace/name" of the Service of a frontend (address, port, IP protocol number). */
+  serviceKeyOfFrontend?: (address: string, port: number, protocol: number) => string | undefined;
 }
 
 export class EngineFlowContext implements FlowContext {
@@ -72,6 +74,13 @@ export class EngineFlowContext implements FlowContext {
   identityLabels(identity: number): readonly string[] | undefined {
     const id = this.engine.identity(identity);
     return id ? id.labels.map((l) => `k8s:${l}`) : undefined;
+  }
+
+  serviceByFrontend(address: string, port: number, protocol: number): { namespace: string; name: string } | undefined {
+    const key = this.o.serviceKeyOfFrontend?.(address, port, protocol);
+    if (key === undefined) return undefined;
+    const slash = key.indexOf('/');
+    return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
   }
 
   interfaceName(ifindex: number): string | undefined {

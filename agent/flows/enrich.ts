@@ -23,6 +23,8 @@ export interface FlowContext {
   interfaceName?(ifindex: number): string | undefined;
   /** The local pod whose host-side interface has this ifindex, if known. */
   podOnInterface?(ifindex: number): PodInfo | undefined;
+  /** The Service ("namespace", "name") of a frontend address, port and IP protocol number, if known. */
+  serviceByFrontend?(address: string, port: number, protocol: number): { namespace: string; name: string } | undefined;
   /** Changes whenever any answer above may have changed. */
   generation(): number;
 }
@@ -74,6 +76,11 @@ export class Enricher {
 
   constructor(private readonly ctx: FlowContext) {
     this.gen = ctx.generation();
+  }
+
+  /** The Service of a translated flow's frontend, if the context knows it. */
+  service(address: string, port: number, protocol: number): { namespace: string; name: string } | undefined {
+    return this.ctx.serviceByFrontend?.(address, port, protocol);
   }
 
   /** The Endpoint for one side of a flow. The result is shared: never mutate it. */

@@ -26,7 +26,6 @@ export const UNSUPPORTED_FILTER_FIELDS = [
   'source_workload',
   'source_cluster_name',
   'destination_fqdn',
-  'destination_service',
   'destination_workload',
   'destination_cluster_name',
   'http_status_code',
@@ -67,6 +66,7 @@ export const SUPPORTED_FILTER_FIELDS = [
   'destination_ip',
   'destination_pod',
   'destination_label',
+  'destination_service',
   'traffic_direction',
   'verdict',
   'drop_reason_desc',
@@ -280,6 +280,21 @@ export function compileFilter(ff: FlowFilter): FlowPredicate {
       const fl = f.l4.TCP?.flags;
       if (!fl) return false;
       return sets.some((want) => want.every((n) => fl[n as keyof typeof fl] === true));
+    });
+  }
+  if (has(ff.destination_service)) {
+    // "namespace/name", "namespace/" (every Service of it) or "name" (in any namespace).
+    const want = ff.destination_service;
+    preds.push((f) => {
+      const s = f.destination_service;
+      if (!s) return false;
+      return want.some((w) =>
+        w.endsWith('/')
+          ? s.namespace === w.slice(0, -1)
+          : w.includes('/')
+            ? w === `${s.namespace}/${s.name}`
+            : w === s.name,
+      );
     });
   }
   if (has(ff.node_name)) {

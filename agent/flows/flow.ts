@@ -123,6 +123,19 @@ export function flowUuid(f: Flow): string {
 /** WEIR_DROP_INVALID_SOURCE (bpf/weir_abi.h). */
 const INVALID_SOURCE = 9;
 
+function serviceFields(
+  ev: FlowEvent,
+  o: FlowBuilderOptions,
+): Pick<Flow, 'destination_service' | 'destination_service_ip' | 'destination_service_port'> {
+  if (!ev.service) return {};
+  const svc = o.enricher.service(ev.service.addr, ev.service.port, ev.protocol);
+  return {
+    ...(svc ? { destination_service: svc } : {}),
+    destination_service_ip: ev.service.addr,
+    destination_service_port: ev.service.port,
+  };
+}
+
 export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
   const dropped = ev.verdict === ABI.verdictDropped;
   const egress = ev.direction === ABI.dirEgress;
@@ -155,5 +168,6 @@ export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
     Summary: summary,
     policy_match: ev.match,
     length: ev.len,
+    ...serviceFields(ev, o),
   };
 }

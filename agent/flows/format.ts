@@ -107,12 +107,22 @@ export interface FormatOptions {
   nodeName?: boolean;
 }
 
+/** " via service shop/db (10.96.0.5:5432)" for a flow the datapath translated, else "". */
+function serviceText(f: Flow): string {
+  if (f.destination_service_ip === undefined) return '';
+  const name = f.destination_service
+    ? `service ${f.destination_service.namespace}/${f.destination_service.name} `
+    : 'service ';
+  const addr = f.destination_service_ip.includes(':') ? `[${f.destination_service_ip}]` : f.destination_service_ip;
+  return ` via ${name}(${addr}:${f.destination_service_port ?? 0})`;
+}
+
 export function formatCompact(f: Flow, o: FormatOptions = {}): string {
   const paint = o.color ? colored : plain;
   const node = o.nodeName ? ` [${f.node_name}]` : '';
   const p = ports(f);
   const src = `${paint('cyan', endpointName(f.source, f.IP.source, p.src))} ${paint('dim', identityTag(f.source))}`;
-  const dst = `${paint('cyan', endpointName(f.destination, f.IP.destination, p.dst))} ${paint('dim', identityTag(f.destination))}`;
+  const dst = `${paint('cyan', endpointName(f.destination, f.IP.destination, p.dst))} ${paint('dim', identityTag(f.destination))}${serviceText(f)}`;
   const arrow = f.is_reply?.value ? '<-' : '->';
   const [left, right] = f.is_reply?.value ? [dst, src] : [src, dst];
   return `${formatTime(f, o.timeFormat)}${node}: ${left} ${arrow} ${right} ${typeText(f, paint)} ${verdictText(f, paint)} (${f.Summary})`;

@@ -9,8 +9,7 @@
  * datapath never sees these numbers; this table is the one place they are chosen. A new
  * datapath reason gets one row here and, when its number is new, one value in the
  * DropReason enum of observer.proto (test/flows/wire.test.ts checks both agree).
- * Reasons Hubble has that weir may report next: INVALID_IPV6_EXTENSION_HEADER 156,
- * SERVICE_BACKEND_NOT_FOUND 158.
+ * Reasons Hubble has that weir may report next: INVALID_IPV6_EXTENSION_HEADER 156.
  */
 export const DROP_REASONS: ReadonlyArray<{ code: number; name: string; proto: number; text: string }> = [
   { code: 1, name: 'POLICY_DENIED', proto: 133, text: 'Policy denied' },
@@ -23,6 +22,13 @@ export const DROP_REASONS: ReadonlyArray<{ code: number; name: string; proto: nu
   { code: 8, name: 'NO_ENDPOINT', proto: 1003, text: 'No endpoint record for this interface' },
   { code: 9, name: 'INVALID_SOURCE_IP', proto: 132, text: 'Invalid source ip' },
   { code: 10, name: 'CT_NEW_CONNECTION_BUDGET', proto: 1010, text: 'New connections over the endpoint budget' },
+  { code: 11, name: 'SERVICE_BACKEND_NOT_FOUND', proto: 158, text: 'Service backend not found' },
+  {
+    code: 12,
+    name: 'SERVICE_TRANSLATION_UNSUPPORTED',
+    proto: 1011,
+    text: 'Service translation not supported (SCTP to another port)',
+  },
 ];
 
 const dropByCode = new Map(DROP_REASONS.map((d) => [d.code, d]));

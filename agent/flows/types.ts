@@ -71,6 +71,11 @@ export interface Flow {
   Summary: string;
   policy_match: number;
   length: number;
+  /** The Service the pod addressed, when the datapath translated a Service address (weir knows its name). */
+  destination_service?: { name: string; namespace: string };
+  /** The Service address and port the pod addressed; IP.destination and the L4 port are the backend's. */
+  destination_service_ip?: string;
+  destination_service_port?: number;
 }
 
 export interface EventTypeFilter {

@@ -40,9 +40,17 @@ export function hostVethName(prefix: string, namespace: string, pod: string): st
   return `${prefix}${hex(`${namespace}/${pod}`).slice(0, room)}`;
 }
 
-/** Blackhole routes for the pod ranges: a lab packet for an unknown pod address dies on the node. */
+/** The lab's ranges that get a blackhole route: pods and Services. */
+export function labRanges(c: LabConfig): string[] {
+  return [c.cidr4, c.cidr6, c.svcCidr4, c.svcCidr6];
+}
+
+/**
+ * Blackhole routes for the pod and Service ranges: a lab packet for an unknown pod address, or for
+ * a ClusterIP the datapath did not translate, dies on the node.
+ */
 export async function addRangeBlackholes(c: LabConfig): Promise<void> {
-  await ipBatch([`route replace blackhole ${c.cidr4}`, `route replace blackhole ${c.cidr6}`]);
+  await ipBatch(labRanges(c).map((r) => `route replace blackhole ${r}`));
 }
 
 /** Removes the blackhole routes of these prefixes (those the lab recorded); missing ones are fine. */

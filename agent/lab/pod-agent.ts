@@ -87,19 +87,29 @@ class SctpHelper {
   }
 }
 
-function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boolean; detail: string }> {
+type Outcome = { connected: boolean; detail: string; answeredBy?: string };
+
+/** The pod name a responder's greeting carries. */
+function greeter(data: Buffer): string | undefined {
+  const text = data.toString('utf8');
+  const end = text.indexOf(GREETING_SUFFIX);
+  const name = end >= 0 ? text.slice(0, end) : text;
+  return /^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(name) ? name : undefined;
+}
+
+function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const sock = connect({ host: t.ip, port: t.port });
     const timer = setTimeout(() => finish(false, 'timeout'), timeoutMs);
     let done = false;
-    function finish(connected: boolean, detail: string): void {
+    function finish(connected: boolean, detail: string, answeredBy?: string): void {
       if (done) return;
       done = true;
       clearTimeout(timer);
       sock.destroy();
-      resolve({ connected, detail });
+      resolve({ connected, detail, ...(answeredBy ? { answeredBy } : {}) });
     }
-    sock.on('data', () => finish(true, 'answered'));
+    sock.on('data', (d: Buffer) => finish(true, 'answered', greeter(d)));
     sock.on('error', (err: NodeJS.ErrnoException) =>
       finish(false, err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? err.message)),
     );
@@ -107,12 +117,12 @@ function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boole
   });
 }
 
-function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boolean; detail: string }> {
+function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const sock = createSocket(isIPv6(t.ip) ? 'udp6' : 'udp4');
     let done = false;
     const timer = setTimeout(() => finish(false, 'timeout'), timeoutMs);
-    function finish(connected: boolean, detail: string): void {
+    function finish(connected: boolean, detail: string, answeredBy?: string): void {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -121,9 +131,9 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<{ connected: boole
       } catch {
         /* already closed */
       }
-      resolve({ connected, detail });
+      resolve({ connected, detail, ...(answeredBy ? { answeredBy } : {}) });
     }
-    sock.on('message', () => finish(true, 'answered'));
+    sock.on('message', (m: Buffer) => finish(true, 'answered', greeter(m)));
     sock.on('error', (err: NodeJS.ErrnoException) =>
       finish(false, err.code === 'ECONNREFUSED' ? 'refused' : (err.code ?? err.message)),
     );
@@ -194,7 +204,7 @@ export class PodAgent {
 
   async probe(t: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
     const start = performance.now();
-    let r: { connected: boolean; detail: string };
+    let r: Outcome;
     if (t.protocol === 'TCP') r = await probeTcp(t, timeoutMs);
     else if (t.protocol === 'UDP') r = await probeUdp(t, timeoutMs);
     else r = await (this.sctp as SctpHelper).probe(t.ip, t.port, timeoutMs);

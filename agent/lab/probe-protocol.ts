@@ -23,6 +23,8 @@ export interface ProbeOutcome {
   detail: string;
   /** Milliseconds from the first packet to the outcome. */
   ms: number;
+  /** The "namespace/name" the responder greeted with (TCP and UDP): the pod that answered. */
+  answeredBy?: string;
 }
 
 export type PodAgentRequest =

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseCidr, podAddress, type LabConfig } from './config.js';
 import {
   addRangeBlackholes,
+  labRanges,
   createPodNet,
   destroyPodNet,
   hostVethName,
@@ -168,7 +169,7 @@ export class LabRuntime {
       );
     mkdirSync(this.podDir, { recursive: true });
     // Recorded first: a crash after any of the steps below leaves a state that undoes it.
-    this.routes = [this.config.cidr4, this.config.cidr6];
+    this.routes = labRanges(this.config);
     this.pins = this.config.pinRoot;
     this.sysctls = true;
     this.save();

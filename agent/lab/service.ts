@@ -17,7 +17,8 @@ import { LabRuntime, readState, type LabDaemonOptions } from './runtime.js';
 import { DatapathEnforcement, type MapPressure } from '../enforcement.js';
 import type { SyncerStatus } from '../datapath/syncer.js';
 import { DEFAULT_MAX_PODS } from '../metrics/metrics.js';
-import { identityViews, podViews, policyViews } from './views.js';
+import { identityViews, podViews, policyViews, serviceViews } from './views.js';
+import { withServices } from '../services/index.js';
 import { startLabObservability } from './observe.js';
 import type { LabObservability } from './observe.js';
 
@@ -35,6 +36,7 @@ export interface LabStatus {
   pods: number;
   namespaces: number;
   policies: number;
+  services: number;
   pinRoot: string;
   runDir: string;
   /** Where `weir observe` reads flows. */
@@ -93,7 +95,12 @@ export async function startLabService(config: LabConfig, opts: LabServiceOptions
     opts.enforce,
   );
   const compiler = new PolicyEngine({ nodeName: config.nodeName, clusterPodCIDRs: [config.cidr4, config.cidr6] });
-  const agent = new Agent({ nodeName: config.nodeName, compiler, enforcement, log: opts.log });
+  const agent = new Agent({
+    nodeName: config.nodeName,
+    compiler: withServices(compiler, config.nodeName),
+    enforcement,
+    log: opts.log,
+  });
   // Adopting: every recorded object first, then one reconcile of the pinned maps with all of them.
   if (previous) agent.preload(runtime.objects);
   await agent.start();
@@ -117,6 +124,7 @@ export async function startLabService(config: LabConfig, opts: LabServiceOptions
     pods: agent.store.size('Pod'),
     namespaces: agent.store.size('Namespace'),
     policies: agent.store.size('NetworkPolicy'),
+    services: agent.store.size('Service'),
     pinRoot: config.pinRoot,
     runDir: config.runDir,
     flowApi: observability.flowApi,
@@ -132,6 +140,7 @@ export async function startLabService(config: LabConfig, opts: LabServiceOptions
     { method: 'GET', path: '/pods', handler: async () => podViews(agent, runtime.list()) },
     { method: 'GET', path: '/policies', handler: async () => policyViews(agent) },
     { method: 'GET', path: '/identities', handler: async () => identityViews(agent, compiler) },
+    { method: 'GET', path: '/services', handler: async () => serviceViews(agent) },
     { method: 'POST', path: '/apply', handler: (body, progress) => source.apply(objectsOf(body), progress) },
     { method: 'POST', path: '/delete', handler: (body, progress) => source.delete(objectsOf(body), progress) },
     {

@@ -1,4 +1,4 @@
-/** What `weir lab get` shows: pods, policies and identities, as JSON rows and as tables. */
+/** What `weir lab get` shows: pods, policies, identities and services, as JSON rows and as tables. */
 import type { Agent } from '../daemon.js';
 import type { LabPod } from './runtime.js';
 import { podKey } from './runtime.js';
@@ -34,6 +34,78 @@ export interface IdentityView {
   identity: number;
   labels: string[];
   pods: string[];
+}
+
+export interface ServicePortView {
+  name: string;
+  protocol: string;
+  port: number;
+  targetPort: number | string;
+  /** 0 when the Service has none. */
+  nodePort: number;
+}
+
+export interface ServiceEndpointView {
+  /** "namespace/name" of the pod behind the endpoint ("" when the slice names none). */
+  pod: string;
+  ip: string;
+  port: number;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+}
+
+export interface ServiceView {
+  namespace: string;
+  name: string;
+  type: string;
+  /** "None" for a headless Service, "" for ExternalName. */
+  clusterIP: string;
+  clusterIPs: string[];
+  ports: ServicePortView[];
+  selector: Record<string, string>;
+  /** From the Service's EndpointSlices: one row per endpoint address and port. */
+  endpoints: ServiceEndpointView[];
+}
+
+export function serviceViews(agent: Agent): ServiceView[] {
+  const slices = agent.store.list('EndpointSlice');
+  return agent.store
+    .list('Service')
+    .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
+    .map((s) => {
+      const endpoints: ServiceEndpointView[] = [];
+      for (const sl of slices) {
+        if (sl.namespace !== s.namespace || sl.serviceName !== s.name) continue;
+        for (const ep of sl.endpoints)
+          for (const p of sl.ports) {
+            if (p.port === undefined || ep.addresses[0] === undefined) continue;
+            endpoints.push({
+              pod: ep.targetRef ? `${ep.targetRef.namespace}/${ep.targetRef.name}` : '',
+              ip: ep.addresses[0],
+              port: p.port,
+              ...ep.conditions,
+            });
+          }
+      }
+      endpoints.sort((a, b) => a.pod.localeCompare(b.pod) || a.ip.localeCompare(b.ip) || a.port - b.port);
+      return {
+        namespace: s.namespace,
+        name: s.name,
+        type: s.type,
+        clusterIP: s.type === 'ExternalName' ? '' : s.clusterIP,
+        clusterIPs: s.clusterIPs,
+        ports: s.ports.map((p) => ({
+          name: p.name,
+          protocol: p.protocol,
+          port: p.port,
+          targetPort: p.targetPort,
+          nodePort: p.nodePort,
+        })),
+        selector: { ...(s.selector ?? {}) },
+        endpoints,
+      };
+    });
 }
 
 export function podViews(agent: Agent, pods: LabPod[]): PodView[] {

@@ -102,6 +102,7 @@ function memoizedCounters(d: DatapathStats, maxAgeMs = 200): DatapathStats & { f
     ...(d.conntrackMisses ? { conntrackMisses: () => d.conntrackMisses!() } : {}),
     ...(d.mapUsage ? { mapUsage: () => d.mapUsage!() } : {}),
     ...(d.sync ? { sync: () => d.sync!() } : {}),
+    ...(d.serviceCounters ? { serviceCounters: () => d.serviceCounters!() } : {}),
   };
 }
 
@@ -239,6 +240,29 @@ export class WeirMetrics {
         const status = observer?.status();
         this.inc({ source: 'datapath_ring_buffer' }, kernel !== undefined ? Number(kernel) : (status?.lostEvents ?? 0));
         this.inc({ source: 'flow_client_queue' }, status?.clientDroppedFlows ?? 0);
+      },
+    });
+    new Counter({
+      name: 'weir_service_translations_total',
+      help: 'Service translations in the datapath: new_connection (a backend chosen), forward and reverse (packets rewritten to a backend and back to the frontend), hairpin (a pod given its own connection)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        const c = datapath?.serviceCounters?.();
+        this.inc({ kind: 'new_connection' }, Number(c?.NEW ?? 0n));
+        this.inc({ kind: 'forward' }, Number(c?.FORWARD ?? 0n));
+        this.inc({ kind: 'reverse' }, Number(c?.REVERSE ?? 0n));
+        this.inc({ kind: 'hairpin' }, Number(c?.HAIRPIN ?? 0n));
+      },
+    });
+    new Counter({
+      name: 'weir_service_no_backend_drops_total',
+      help: 'Packets to a Service frontend that has no backend, dropped (SERVICE_BACKEND_NOT_FOUND)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(Number(datapath?.serviceCounters?.().NO_BACKEND ?? 0n));
       },
     });
     new Counter({

@@ -31,6 +31,17 @@ export interface DatapathStats {
   mapUsage?(): MapUsage[];
   /** The syncer's queue: keys failing (requeued with backoff), write failures and drift repaired since start. */
   sync?(): SyncCounts;
+  /** Service translations (weir_lb_counters, maps/readers.ts readServiceCounters), summed over CPUs. */
+  serviceCounters?(): ServiceTranslationCounts;
+}
+
+/** NEW: a backend chosen for a new connection; FORWARD/REVERSE: packets translated each way; HAIRPIN: connections given back to their own pod; NO_BACKEND: packets to a frontend without backends. */
+export interface ServiceTranslationCounts {
+  NEW: bigint;
+  FORWARD: bigint;
+  REVERSE: bigint;
+  HAIRPIN: bigint;
+  NO_BACKEND: bigint;
 }
 
 export interface SyncCounts {

@@ -30,12 +30,16 @@ import { findPodInterface, findPodInterfaces, type PodInterface } from './interf
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
 import { OffLoopHost } from '../offloop.js';
+import { withServices } from '../services/index.js';
+import { POLICY_RESOURCES, WATCHED_RESOURCES } from '../sources/kubernetes.js';
 
 const KIND_OF: Record<WatchedResource, KubeKind> = {
   namespaces: 'Namespace',
   nodes: 'Node',
   pods: 'Pod',
   networkpolicies: 'NetworkPolicy',
+  services: 'Service',
+  endpointslices: 'EndpointSlice',
 };
 
 export interface NodeAgentOptions {
@@ -125,7 +129,7 @@ export class NodeAgent {
     });
     this.agent = new Agent({
       nodeName: c.nodeName,
-      compiler: this.compiler,
+      compiler: c.services ? withServices(this.compiler, c.nodeName) : this.compiler,
       enforcement: this.datapath,
       log: (l) => opts.log.debug(l),
     });
@@ -134,6 +138,7 @@ export class NodeAgent {
     this.source = new KubernetesSource({
       kubeConfig: opts.kubeConfig,
       watchTimeoutSeconds: c.watchTimeoutSeconds,
+      resources: c.services ? WATCHED_RESOURCES : POLICY_RESOURCES,
       onChange: (change) => this.enqueue(change),
       onError: (resource, err, retryInMs) => {
         opts.log.warn(

@@ -49,6 +49,12 @@ export interface AgentConfig {
   podMetrics: boolean;
   /** Most pods named in per-pod metrics; the rest count as pod "other". */
   podMetricsMaxPods: number;
+  /**
+   * Services in the datapath: watch Services and EndpointSlices and translate ClusterIP and
+   * NodePort traffic to a backend before policy. Off: no frontend is published, and traffic to a
+   * Service address is judged as traffic to that address (`world`).
+   */
+  services: boolean;
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -74,6 +80,7 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   observerTlsKey: '',
   podMetrics: false,
   podMetricsMaxPods: 100,
+  services: true,
 };
 
 type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
@@ -101,6 +108,7 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   observerTlsKey: 'string',
   podMetrics: 'boolean',
   podMetricsMaxPods: 'positive',
+  services: 'boolean',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;

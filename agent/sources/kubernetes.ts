@@ -1,6 +1,6 @@
 /**
  * The Kubernetes source: informers for Namespaces, Pods (every node: the ipcache needs remote
- * pods), NetworkPolicies and Nodes, turned into one stream of changes for the Store.
+ * pods), NetworkPolicies and Nodes, and (with Services on) Services and EndpointSlices, turned into one stream of changes for the Store.
  *
  * - Each informer lists in pages (a consistent snapshot without one huge response), then watches
  *   from the list's resourceVersion. A watch the server ends (its timeout) is reopened from the
@@ -22,10 +22,19 @@ import { Backoff } from './backoff.js';
 import { KubeApi, KubeApiError, type KubeApiConfig, type WatchEvent } from './kube-api.js';
 import { objectRef, slim, withoutUnreadArrays, type WireObject } from './kube-wire.js';
 
-export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes';
+export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes' | 'services' | 'endpointslices';
 export type ChangeAction = 'add' | 'update' | 'delete';
 
-export const WATCHED_RESOURCES: readonly WatchedResource[] = ['namespaces', 'nodes', 'pods', 'networkpolicies'];
+export const WATCHED_RESOURCES: readonly WatchedResource[] = [
+  'namespaces',
+  'nodes',
+  'pods',
+  'networkpolicies',
+  'services',
+  'endpointslices',
+];
+/** What the agent watches with Services off. */
+export const POLICY_RESOURCES: readonly WatchedResource[] = ['namespaces', 'nodes', 'pods', 'networkpolicies'];
 
 /** One change as the Store consumes it. `object` is wire JSON with kind and apiVersion set. */
 export interface KubernetesChange {
@@ -58,6 +67,8 @@ export interface KubernetesSourceOptions {
   watchTimeoutSeconds?: number;
   /** Page size of the initial list and relists. */
   pageSize?: number;
+  /** Resources to watch (default WATCHED_RESOURCES). */
+  resources?: readonly WatchedResource[];
 }
 
 interface KindInfo {
@@ -74,6 +85,12 @@ const KINDS: Record<WatchedResource, KindInfo> = {
     path: '/apis/networking.k8s.io/v1/networkpolicies',
     kind: 'NetworkPolicy',
     apiVersion: 'networking.k8s.io/v1',
+  },
+  services: { path: '/api/v1/services', kind: 'Service', apiVersion: 'v1' },
+  endpointslices: {
+    path: '/apis/discovery.k8s.io/v1/endpointslices',
+    kind: 'EndpointSlice',
+    apiVersion: 'discovery.k8s.io/v1',
   },
 };
 
@@ -324,7 +341,7 @@ export class KubernetesSource {
         opts.onChange(c);
       },
     };
-    this.informers = WATCHED_RESOURCES.map(
+    this.informers = (opts.resources ?? WATCHED_RESOURCES).map(
       (r) =>
         new ResourceInformer(r, this.api, counted, () => {
           if (this.informers.every((i) => i.status.synced)) this.resolveSynced();
@@ -345,10 +362,9 @@ export class KubernetesSource {
     return this.informers.every((i) => i.status.synced);
   }
 
-  status(): Record<WatchedResource, ResourceStatus> {
-    return Object.fromEntries(this.informers.map((i) => [i.resource, { ...i.status }])) as Record<
-      WatchedResource,
-      ResourceStatus
+  status(): Partial<Record<WatchedResource, ResourceStatus>> {
+    return Object.fromEntries(this.informers.map((i) => [i.resource, { ...i.status }])) as Partial<
+      Record<WatchedResource, ResourceStatus>
     >;
   }
 
@@ -362,7 +378,7 @@ export class KubernetesSource {
 
   /** Keys ("namespace/name", or name) of the objects of one resource known now. */
   keys(resource: WatchedResource): string[] {
-    return this.informers.find((i) => i.resource === resource)!.keys();
+    return this.informers.find((i) => i.resource === resource)?.keys() ?? [];
   }
 }
 

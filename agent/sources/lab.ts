@@ -2,18 +2,29 @@
  * The lab as a source of cluster objects. Namespaces and NetworkPolicies pass through to the
  * agent; a Pod first becomes a real network namespace (agent/lab/runtime), and then reaches the
  * agent with the addresses, node and phase the lab gave it, as a kubelet and the API server
- * would report them. Deleting a Namespace deletes its Pods and NetworkPolicies, as Kubernetes does.
+ * would report them. A Service gets its ClusterIPs (and node ports) from the lab's Service ranges
+ * (agent/lab/services.ts), and the lab plays the EndpointSlice controller: every change of
+ * Services or Pods carries, in the same update, the EndpointSlices derived from them
+ * (agent/services/endpointslices.ts). Deleting a Namespace deletes its Pods, Services,
+ * EndpointSlices and NetworkPolicies, as Kubernetes does.
  */
 import type { Agent, ObjectRef, RealizeResult } from '../daemon.js';
 import {
   objectKey,
   sameObject,
+  type EndpointSlice,
   type KubeObject,
   type Namespace,
   type NetworkPolicy,
   type Pod,
+  type Service,
 } from '../store/index.js';
 import { type LabPod, type LabPodSpec, type LabRuntime } from '../lab/runtime.js';
+import { LabServiceAllocator } from '../lab/services.js';
+import { deriveEndpointSlices, LAB_SLICE_MANAGER } from '../services/endpointslices.js';
+
+const MANAGED_BY = 'endpointslice.kubernetes.io/managed-by';
+const ALL_KINDS = ['Namespace', 'Node', 'Pod', 'Service', 'EndpointSlice', 'NetworkPolicy'] as const;
 
 /** Pods set up at once; more only queue up the kernel's rtnl lock. */
 const POD_SETUP_CONCURRENCY = 4;
@@ -37,9 +48,23 @@ export type PolicyProblems = (policyKeys: string[]) => { errors: string[]; warni
 
 export type Progress = (line: string) => void;
 
-const kindOrder: Record<KubeObject['kind'], number> = { Namespace: 0, Node: 1, Pod: 2, NetworkPolicy: 3 };
+const kindOrder: Record<KubeObject['kind'], number> = {
+  Namespace: 0,
+  Node: 1,
+  Pod: 2,
+  Service: 3,
+  EndpointSlice: 4,
+  NetworkPolicy: 5,
+};
 
-const deleteOrder: Record<KubeObject['kind'], number> = { NetworkPolicy: 0, Pod: 1, Node: 2, Namespace: 3 };
+const deleteOrder: Record<KubeObject['kind'], number> = {
+  NetworkPolicy: 0,
+  EndpointSlice: 1,
+  Service: 2,
+  Pod: 3,
+  Node: 4,
+  Namespace: 5,
+};
 
 function describe(o: KubeObject): string {
   return `${o.kind.toLowerCase()}/${objectKey(o)}`;
@@ -55,11 +80,66 @@ async function inBatches<T>(items: T[], size: number, fn: (t: T) => Promise<void
 }
 
 export class LabSource {
+  private readonly allocator: LabServiceAllocator;
+
   constructor(
     readonly runtime: LabRuntime,
     readonly agent: Agent,
     private readonly problems: PolicyProblems = () => ({ errors: [], warnings: [] }),
-  ) {}
+  ) {
+    this.allocator = new LabServiceAllocator(runtime.config);
+  }
+
+  /**
+   * The EndpointSlices the lab's controller keeps, once these changes are made: upserts of the
+   * slices that differ from those in the store, deletions of those no Service derives any more.
+   * Slices written by hand (for a Service without selector) are left alone.
+   */
+  private sliceChanges(
+    upserts: KubeObject[],
+    deletes: ObjectRef[],
+  ): { upserts: EndpointSlice[]; deletes: ObjectRef[] } {
+    const store = this.agent.store;
+    const gone = new Set(deletes.map((d) => `${d.kind}:${d.key}`));
+    const world = <K extends 'Pod' | 'Service'>(kind: K): Map<string, K extends 'Pod' ? Pod : Service> => {
+      const m = new Map<string, K extends 'Pod' ? Pod : Service>();
+      for (const o of store.list(kind)) if (!gone.has(`${kind}:${objectKey(o)}`)) m.set(objectKey(o), o as never);
+      for (const o of upserts) if (o.kind === kind) m.set(objectKey(o), o as never);
+      return m;
+    };
+    const pods = [...world('Pod').values()];
+    const wanted = new Map<string, EndpointSlice>();
+    for (const svc of world('Service').values())
+      for (const sl of deriveEndpointSlices(svc, pods)) wanted.set(objectKey(sl), sl);
+    const out = { upserts: [] as EndpointSlice[], deletes: [] as ObjectRef[] };
+    for (const [key, sl] of wanted) {
+      const before = store.get('EndpointSlice', key);
+      if (!before || JSON.stringify(before) !== JSON.stringify(sl)) out.upserts.push(sl);
+    }
+    for (const sl of store.list('EndpointSlice')) {
+      const key = objectKey(sl);
+      if (sl.labels[MANAGED_BY] === LAB_SLICE_MANAGER && !wanted.has(key) && !gone.has(`EndpointSlice:${key}`))
+        out.deletes.push({ kind: 'EndpointSlice', key });
+    }
+    return out;
+  }
+
+  /** Services with their ClusterIPs and node ports; those the API server would refuse go to `refused`. */
+  private allocate(objects: KubeObject[], refused: string[]): KubeObject[] {
+    const store = this.agent.store;
+    const services = new Map(store.list('Service').map((s) => [objectKey(s), s]));
+    return objects.flatMap((o): KubeObject[] => {
+      if (o.kind !== 'Service') return [o];
+      const key = objectKey(o);
+      const r = this.allocator.allocate(o, services.values(), store.get('Service', key));
+      if (!r.ok) {
+        refused.push(`service/${key}: Service "${o.name}" is invalid: ${r.error}`);
+        return [];
+      }
+      services.set(key, r.service);
+      return [r.service];
+    });
+  }
 
   private podSpec(p: Pod): LabPodSpec {
     return {
@@ -99,8 +179,8 @@ export class LabSource {
     const store = this.agent.store;
     // Namespaced objects need their Namespace (in the store or in this call), as the API server
     // answers `namespaces "x" not found`; those are refused, the others applied.
-    const accepted = sorted.filter((o) => {
-      if (o.kind !== 'Pod' && o.kind !== 'NetworkPolicy') return true;
+    const namespaced = sorted.filter((o) => {
+      if (o.kind === 'Namespace' || o.kind === 'Node') return true;
       if (store.get('Namespace', o.namespace) || sorted.some((n) => n.kind === 'Namespace' && n.name === o.namespace))
         return true;
       report.refused.push(
@@ -108,6 +188,7 @@ export class LabSource {
       );
       return false;
     });
+    const accepted = this.allocate(namespaced, report.refused);
     const pods = accepted.filter((o): o is Pod => o.kind === 'Pod');
     const ready = new Map<string, Pod>();
     let done = 0;
@@ -128,7 +209,8 @@ export class LabSource {
       else if (sameObject(before, o)) report.unchanged.push(describe(o));
       else report.configured.push(describe(o));
     }
-    const r = await this.agent.update(upserts);
+    const slices = this.sliceChanges(upserts, []);
+    const r = await this.agent.update([...upserts, ...slices.upserts], slices.deletes);
     this.recordIntent([], []);
     const { errors, warnings } = this.problems(upserts.filter((o) => o.kind === 'NetworkPolicy').map(objectKey));
     return {
@@ -140,12 +222,12 @@ export class LabSource {
     };
   }
 
-  /** Deletes objects (`kubectl delete -f`), with a Namespace's Pods and NetworkPolicies. */
+  /** Deletes objects (`kubectl delete -f`), with a Namespace's Pods, Services, EndpointSlices and NetworkPolicies. */
   async delete(objects: KubeObject[], progress: Progress = () => undefined): Promise<SourceReport> {
     const store = this.agent.store;
     const refs: ObjectRef[] = [];
     const seen = new Set<string>();
-    const add = (o: Namespace | Pod | NetworkPolicy | KubeObject): void => {
+    const add = (o: Namespace | Pod | NetworkPolicy | Service | EndpointSlice | KubeObject): void => {
       const id = `${o.kind}:${objectKey(o)}`;
       if (seen.has(id) || !store.get(o.kind, objectKey(o))) return;
       seen.add(id);
@@ -155,14 +237,17 @@ export class LabSource {
       if (o.kind === 'Namespace') {
         for (const p of store.list('NetworkPolicy')) if (p.namespace === o.name) add(p);
         for (const p of store.list('Pod')) if (p.namespace === o.name) add(p);
+        for (const p of store.list('Service')) if (p.namespace === o.name) add(p);
+        for (const p of store.list('EndpointSlice')) if (p.namespace === o.name) add(p);
       }
       add(o);
     }
     // Policies go first and namespaces last, so no pod is ever less isolated than before.
     refs.sort((a, b) => deleteOrder[a.kind] - deleteOrder[b.kind]);
     const t0 = performance.now();
-    this.recordIntent([], refs);
-    const r = await this.agent.update([], refs);
+    const slices = this.sliceChanges([], refs);
+    this.recordIntent(slices.upserts, [...refs, ...slices.deletes]);
+    const r = await this.agent.update(slices.upserts, [...refs, ...slices.deletes]);
     this.recordIntent([], []);
     const podKeys = refs.filter((x) => x.kind === 'Pod').map((x) => x.key);
     await inBatches(podKeys, POD_SETUP_CONCURRENCY, async (key) => {
@@ -190,8 +275,7 @@ export class LabSource {
   private recordIntent(upserts: KubeObject[], deletes: ObjectRef[]): void {
     const store = this.agent.store;
     const all = new Map<string, KubeObject>();
-    for (const kind of ['Namespace', 'Node', 'Pod', 'NetworkPolicy'] as const)
-      for (const o of store.list(kind)) all.set(`${kind}:${objectKey(o)}`, o);
+    for (const kind of ALL_KINDS) for (const o of store.list(kind)) all.set(`${kind}:${objectKey(o)}`, o);
     for (const o of upserts) all.set(`${o.kind}:${objectKey(o)}`, o);
     for (const d of deletes) all.delete(`${d.kind}:${d.key}`);
     this.runtime.objects = [...all.values()];

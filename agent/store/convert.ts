@@ -23,7 +23,14 @@ import type {
   Pod,
   PodPhase,
   PolicyType,
+  Endpoint,
+  EndpointPort,
+  EndpointSlice,
+  Service,
+  ServicePort,
+  ServiceType,
 } from './types.js';
+import { DEFAULT_AFFINITY_TIMEOUT_SECONDS, SERVICE_NAME_LABEL } from './types.js';
 import type { L4Protocol } from '../desired.js';
 
 export class ConversionError extends Error {
@@ -274,12 +281,166 @@ export function toNode(raw: Plain): Node {
   return { kind: 'Node', name, addresses, podCIDRs: cidrs };
 }
 
+const SERVICE_TYPES: readonly ServiceType[] = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
+
+function portNumber(r: Reader, v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535)
+    r.fail(field, `must be an integer 1-65535, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function oneOf<T extends string>(r: Reader, v: unknown, field: string, allowed: readonly T[], dflt: T): T {
+  const s = r.str(v, field);
+  if (s === undefined || s === '') return dflt;
+  if (!(allowed as readonly string[]).includes(s)) r.fail(field, `unknown value "${s}" (use ${allowed.join(', ')})`);
+  return s as T;
+}
+
+/**
+ * core/v1 Service with the API server's defaults: type ClusterIP, protocol TCP, targetPort = port,
+ * sessionAffinity None (ClientIP's timeout 10800 s), traffic policies Cluster.
+ */
+export function toService(raw: Plain): Service {
+  const { name, namespace, labels } = metaOf(raw, 'Service');
+  const r = new Reader(`Service ${namespace}/${name}`);
+  const spec = r.obj(raw.spec, 'spec');
+  const type = oneOf(r, spec.type, 'spec.type', SERVICE_TYPES, 'ClusterIP');
+  const ports: ServicePort[] = r.arr(spec.ports, 'spec.ports').map((x, i) => {
+    const f = `spec.ports[${i}]`;
+    const po = r.obj(x, f);
+    const port = portNumber(r, po.port, `${f}.port`);
+    let targetPort: number | string = port;
+    if (typeof po.targetPort === 'number') targetPort = portNumber(r, po.targetPort, `${f}.targetPort`);
+    else if (typeof po.targetPort === 'string' && po.targetPort !== '')
+      targetPort = /^[0-9]+$/.test(po.targetPort)
+        ? portNumber(r, Number(po.targetPort), `${f}.targetPort`)
+        : po.targetPort;
+    else if (po.targetPort !== undefined && po.targetPort !== null && po.targetPort !== 0 && po.targetPort !== '')
+      r.fail(`${f}.targetPort`, 'must be a number or a port name');
+    const nodePort = po.nodePort === undefined || po.nodePort === null || po.nodePort === 0 ? 0 : po.nodePort;
+    return {
+      name: r.str(po.name, `${f}.name`) ?? '',
+      protocol: l4(r, po.protocol, `${f}.protocol`),
+      port,
+      targetPort,
+      nodePort: nodePort === 0 ? 0 : portNumber(r, nodePort, `${f}.nodePort`),
+    };
+  });
+  const clusterIP = r.str(spec.clusterIP, 'spec.clusterIP') ?? '';
+  const written = r.arr(spec.clusterIPs, 'spec.clusterIPs').map((x, i) => r.reqStr(x, `spec.clusterIPs[${i}]`));
+  const raws = written.length > 0 ? written : clusterIP !== '' ? [clusterIP] : [];
+  const headless = raws[0] === 'None';
+  const clusterIPs =
+    type === 'ExternalName' || headless
+      ? []
+      : raws.map((ip, i) => canonicalOrFail(r, ip, written.length > 0 ? `spec.clusterIPs[${i}]` : 'spec.clusterIP'));
+  const sessionAffinity = oneOf(r, spec.sessionAffinity, 'spec.sessionAffinity', ['None', 'ClientIP'] as const, 'None');
+  const cfg = r.obj(
+    r.obj(spec.sessionAffinityConfig, 'spec.sessionAffinityConfig').clientIP,
+    'spec.sessionAffinityConfig.clientIP',
+  );
+  const timeout = cfg.timeoutSeconds;
+  if (timeout !== undefined && timeout !== null && (typeof timeout !== 'number' || !Number.isInteger(timeout)))
+    r.fail('spec.sessionAffinityConfig.clientIP.timeoutSeconds', 'must be an integer');
+  const policies = ['Cluster', 'Local'] as const;
+  const selectorRaw = spec.selector;
+  const externalName = r.str(spec.externalName, 'spec.externalName');
+  return {
+    kind: 'Service',
+    namespace,
+    name,
+    labels: r.labels(labels, 'metadata.labels'),
+    type,
+    ...(selectorRaw !== undefined && selectorRaw !== null ? { selector: r.labels(selectorRaw, 'spec.selector') } : {}),
+    clusterIP: headless ? 'None' : (clusterIPs[0] ?? ''),
+    clusterIPs,
+    ports,
+    sessionAffinity,
+    affinityTimeoutSeconds:
+      sessionAffinity === 'ClientIP'
+        ? typeof timeout === 'number' && timeout > 0
+          ? timeout
+          : DEFAULT_AFFINITY_TIMEOUT_SECONDS
+        : 0,
+    internalTrafficPolicy: oneOf(r, spec.internalTrafficPolicy, 'spec.internalTrafficPolicy', policies, 'Cluster'),
+    externalTrafficPolicy: oneOf(r, spec.externalTrafficPolicy, 'spec.externalTrafficPolicy', policies, 'Cluster'),
+    ...(externalName ? { externalName } : {}),
+  };
+}
+
+/** A condition as kube-proxy reads it: unset is `dflt`. */
+function condition(r: Reader, v: unknown, field: string, dflt: boolean): boolean {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') r.fail(field, `must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** discovery.k8s.io/v1 EndpointSlice. */
+export function toEndpointSlice(raw: Plain): EndpointSlice {
+  const { name, namespace, labels } = metaOf(raw, 'EndpointSlice');
+  const r = new Reader(`EndpointSlice ${namespace}/${name}`);
+  const addressType = oneOf(r, raw.addressType, 'addressType', ['IPv4', 'IPv6', 'FQDN'] as const, 'IPv4');
+  if (raw.addressType === undefined || raw.addressType === null || raw.addressType === '')
+    r.fail('addressType', 'is required');
+  const endpoints: Endpoint[] = r.arr(raw.endpoints, 'endpoints').map((x, i) => {
+    const f = `endpoints[${i}]`;
+    const eo = r.obj(x, f);
+    const addresses = r.arr(eo.addresses, `${f}.addresses`).map((a, j) => {
+      const s = r.reqStr(a, `${f}.addresses[${j}]`);
+      return addressType === 'FQDN' ? s : canonicalOrFail(r, s, `${f}.addresses[${j}]`);
+    });
+    const c = r.obj(eo.conditions, `${f}.conditions`);
+    const ready = condition(r, c.ready, `${f}.conditions.ready`, true);
+    const nodeName = r.str(eo.nodeName, `${f}.nodeName`);
+    const ref = eo.targetRef === undefined || eo.targetRef === null ? undefined : r.obj(eo.targetRef, `${f}.targetRef`);
+    const refName = ref ? r.str(ref.name, `${f}.targetRef.name`) : undefined;
+    return {
+      addresses,
+      conditions: {
+        ready,
+        serving: condition(r, c.serving, `${f}.conditions.serving`, true),
+        terminating: condition(r, c.terminating, `${f}.conditions.terminating`, false),
+      },
+      ...(nodeName ? { nodeName } : {}),
+      ...(ref && refName
+        ? {
+            targetRef: {
+              kind: r.str(ref.kind, `${f}.targetRef.kind`) ?? '',
+              namespace: r.str(ref.namespace, `${f}.targetRef.namespace`) || namespace,
+              name: refName,
+            },
+          }
+        : {}),
+    };
+  });
+  const ports: EndpointPort[] = r.arr(raw.ports, 'ports').map((x, i) => {
+    const f = `ports[${i}]`;
+    const po = r.obj(x, f);
+    return {
+      name: r.str(po.name, `${f}.name`) ?? '',
+      protocol: l4(r, po.protocol, `${f}.protocol`),
+      ...(po.port === undefined || po.port === null ? {} : { port: portNumber(r, po.port, `${f}.port`) }),
+    };
+  });
+  const lbls = r.labels(labels, 'metadata.labels');
+  return {
+    kind: 'EndpointSlice',
+    namespace,
+    name,
+    labels: lbls,
+    addressType,
+    serviceName: lbls[SERVICE_NAME_LABEL] ?? '',
+    endpoints,
+    ports,
+  };
+}
+
 /** Kinds the control plane reads; everything else in a manifest is ignored by the caller. */
-export const SUPPORTED_KINDS = ['Namespace', 'Pod', 'NetworkPolicy', 'Node'] as const;
+export const SUPPORTED_KINDS = ['Namespace', 'Pod', 'NetworkPolicy', 'Node', 'Service', 'EndpointSlice'] as const;
 
 /**
  * Converts one plain object. Returns undefined for kinds weir does not read
- * (Deployments, Services, ...). Throws ConversionError for malformed objects.
+ * (Deployments, ConfigMaps, ...). Throws ConversionError for malformed objects.
  */
 export function toKubeObject(raw: unknown): KubeObject | undefined {
   if (!isPlain(raw)) throw new ConversionError('object', '(top level)', 'must be a mapping with apiVersion and kind');
@@ -305,6 +466,16 @@ function convert(raw: Plain): KubeObject | undefined {
       return toNetworkPolicy(raw);
     case 'Node':
       return toNode(raw);
+    case 'Service':
+      return toService(raw);
+    case 'EndpointSlice':
+      if (raw.apiVersion !== undefined && raw.apiVersion !== 'discovery.k8s.io/v1')
+        throw new ConversionError(
+          `EndpointSlice ${metaOf(raw, 'EndpointSlice').name}`,
+          'apiVersion',
+          `"${String(raw.apiVersion)}" is not supported; use discovery.k8s.io/v1`,
+        );
+      return toEndpointSlice(raw);
     default:
       return undefined;
   }

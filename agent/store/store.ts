@@ -10,9 +10,16 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { objectKey } from './types.js';
-import type { KubeKind, KubeObject, Namespace, NetworkPolicy, Node, Pod } from './types.js';
+import type { EndpointSlice, KubeKind, KubeObject, Namespace, NetworkPolicy, Node, Pod, Service } from './types.js';
 
-type ByKind = { Namespace: Namespace; Pod: Pod; NetworkPolicy: NetworkPolicy; Node: Node };
+type ByKind = {
+  Namespace: Namespace;
+  Pod: Pod;
+  NetworkPolicy: NetworkPolicy;
+  Node: Node;
+  Service: Service;
+  EndpointSlice: EndpointSlice;
+};
 
 export type StoreChange = {
   [K in KubeKind]: { kind: K; type: 'added' | 'modified' | 'deleted'; key: string; old?: ByKind[K]; new?: ByKind[K] };
@@ -24,6 +31,8 @@ export class Store {
     Pod: new Map(),
     NetworkPolicy: new Map(),
     Node: new Map(),
+    Service: new Map(),
+    EndpointSlice: new Map(),
   };
 
   /** Adds or replaces an object. Returns undefined when nothing changed. */

@@ -118,7 +118,91 @@ export interface Node {
   podCIDRs: string[];
 }
 
-export type KubeObject = Namespace | Pod | NetworkPolicy | Node;
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+
+export interface ServicePort {
+  /** "" when unnamed (a single-port Service may leave it out). */
+  name: string;
+  protocol: L4Protocol;
+  port: number;
+  /** A number, or a container port name resolved per endpoint (EndpointSlice port names). Defaults to `port`. */
+  targetPort: number | string;
+  /** NodePort and LoadBalancer Services: the port on every node (0 when not set). */
+  nodePort: number;
+}
+
+/** core/v1 Service: the fields that load balancing reads, defaulted as the API server does. */
+export interface Service {
+  kind: 'Service';
+  namespace: string;
+  name: string;
+  /** metadata.resourceVersion as the API server sent it (lab objects have none). */
+  resourceVersion?: string;
+  labels: Labels;
+  type: ServiceType;
+  /** spec.selector; undefined when the Service has none (its EndpointSlices are managed by someone else). */
+  selector?: Labels;
+  /** spec.clusterIP: "" when not allocated yet, "None" for a headless Service, else canonical text. */
+  clusterIP: string;
+  /** spec.clusterIPs (falling back to clusterIP), canonical; empty for headless and ExternalName. */
+  clusterIPs: string[];
+  ports: ServicePort[];
+  sessionAffinity: 'None' | 'ClientIP';
+  /** sessionAffinityConfig.clientIP.timeoutSeconds (defaulted to 10800 with ClientIP), 0 without affinity. */
+  affinityTimeoutSeconds: number;
+  internalTrafficPolicy: 'Cluster' | 'Local';
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  /** spec.externalName of an ExternalName Service. */
+  externalName?: string;
+}
+
+export interface EndpointConditions {
+  /** Unset means ready (the API's nil). */
+  ready: boolean;
+  /** Unset means true (as kube-proxy reads it). */
+  serving: boolean;
+  /** Unset means false. */
+  terminating: boolean;
+}
+
+export interface Endpoint {
+  /** Canonical addresses (one for IPv4/IPv6 slices). */
+  addresses: string[];
+  conditions: EndpointConditions;
+  nodeName?: string;
+  /** "namespace/name" of the object behind the endpoint (a Pod), when targetRef names one. */
+  targetRef?: { kind: string; namespace: string; name: string };
+}
+
+export interface EndpointPort {
+  /** "" when unnamed. */
+  name: string;
+  protocol: L4Protocol;
+  /** Undefined: every port (the API allows a nil port). */
+  port?: number;
+}
+
+/** discovery.k8s.io/v1 EndpointSlice. */
+export interface EndpointSlice {
+  kind: 'EndpointSlice';
+  namespace: string;
+  name: string;
+  /** metadata.resourceVersion as the API server sent it (lab objects have none). */
+  resourceVersion?: string;
+  labels: Labels;
+  addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  /** The `kubernetes.io/service-name` label: the Service this slice belongs to ("" when none). */
+  serviceName: string;
+  endpoints: Endpoint[];
+  ports: EndpointPort[];
+}
+
+/** The label an EndpointSlice names its Service with. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+/** kube-proxy's and the API server's default sessionAffinity ClientIP timeout. */
+export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
+
+export type KubeObject = Namespace | Pod | NetworkPolicy | Node | Service | EndpointSlice;
 export type KubeKind = KubeObject['kind'];
 
 /** "namespace/name" for namespaced objects, "name" otherwise. */

@@ -1,6 +1,6 @@
 /**
  * The Kubernetes API server's validation (1.34) of the objects weir reads — Namespace, Pod,
- * NetworkPolicy, Node — on their plain form (parsed YAML or API JSON), with the API server's
+ * NetworkPolicy, Node, Service, EndpointSlice — on their plain form (parsed YAML or API JSON), with the API server's
  * field paths and messages (`spec.ingress[0].ports[1].protocol: Unsupported value: "tcp":
  * supported values: "SCTP", "TCP", "UDP"`). What the API server would refuse, `weir lab` refuses
  * too; the node agent reports it (an object from an API server never fails here).
@@ -301,6 +301,135 @@ function validatePod(e: Errors, raw: Plain): void {
   });
 }
 
+// ------------------------------------------------------------ Service, EndpointSlice
+
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+
+/** IsDNS1035Label: a Service's name. */
+export function dns1035Label(v: string): string[] {
+  const out: string[] = [];
+  if (v.length > 63) out.push('must be no more than 63 characters');
+  if (!DNS1035_LABEL.test(v))
+    out.push(
+      "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+    );
+  return out;
+}
+
+const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
+const TRAFFIC_POLICIES = ['Cluster', 'Local'];
+/** core.MaxClientIPServiceAffinitySeconds. */
+const MAX_AFFINITY_SECONDS = 86400;
+const IP_EXAMPLE = 'must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)';
+
+function validateService(e: Errors, raw: Plain): void {
+  validateMeta(e, raw, true, dns1035Label);
+  const spec = isPlain(raw.spec) ? raw.spec : {};
+  const type = spec.type === undefined || spec.type === null || spec.type === '' ? 'ClusterIP' : spec.type;
+  if (!SERVICE_TYPES.includes(String(type))) e.notSupported('spec.type', type, SERVICE_TYPES);
+  const ips = list(spec.clusterIPs).length > 0 ? list(spec.clusterIPs) : spec.clusterIP ? [spec.clusterIP] : [];
+  const field = list(spec.clusterIPs).length > 0 ? (i: number) => `spec.clusterIPs[${i}]` : () => 'spec.clusterIP';
+  const headless = ips[0] === 'None';
+  if (type === 'ExternalName') {
+    if (typeof spec.externalName !== 'string' || spec.externalName === '') e.required('spec.externalName');
+  } else {
+    ips.forEach((ip, i) => {
+      if (i === 0 && ip === 'None') return;
+      if (typeof ip !== 'string' || (!isIPv4(ip) && !isIPv6(ip))) e.invalid(field(i), ip, IP_EXAMPLE);
+    });
+    if (ips.length > 2) e.invalid('spec.clusterIPs', ips.join(','), 'may only hold up to 2 values');
+    if (
+      ips.length === 2 &&
+      typeof ips[0] === 'string' &&
+      typeof ips[1] === 'string' &&
+      isIPv4(ips[0]) === isIPv4(ips[1])
+    )
+      e.invalid('spec.clusterIPs', ips.join(','), 'may specify no more than one IP for each IP family');
+    if (headless && type !== 'ClusterIP')
+      e.invalid('spec.clusterIPs[0]', 'None', 'may only be set to "None" for ClusterIP type services');
+  }
+  const ports = list(spec.ports);
+  if (ports.length === 0 && !headless && type !== 'ExternalName') e.required('spec.ports');
+  const names = new Set<string>();
+  ports.forEach((p, i) => {
+    if (!isPlain(p)) return;
+    const f = `spec.ports[${i}]`;
+    const name = typeof p.name === 'string' ? p.name : '';
+    if (ports.length > 1 && name === '') e.required(`${f}.name`);
+    else if (name !== '') for (const m of dns1123Label(name)) e.invalid(`${f}.name`, name, m);
+    if (names.has(name)) e.list.push({ field: `${f}.name`, message: `Duplicate value: ${shown(name)}` });
+    names.add(name);
+    if (typeof p.port === 'number') for (const m of portNum(p.port)) e.invalid(`${f}.port`, p.port, m);
+    if (p.protocol !== undefined && p.protocol !== null && !PROTOCOLS.includes(String(p.protocol)))
+      e.notSupported(`${f}.protocol`, p.protocol, PROTOCOLS);
+    if (typeof p.targetPort === 'number' && p.targetPort !== 0)
+      for (const m of portNum(p.targetPort)) e.invalid(`${f}.targetPort`, p.targetPort, m);
+    if (typeof p.targetPort === 'string' && p.targetPort !== '' && !/^[0-9]+$/.test(p.targetPort))
+      for (const m of portName(p.targetPort)) e.invalid(`${f}.targetPort`, p.targetPort, m);
+    if (typeof p.nodePort === 'number' && p.nodePort !== 0) {
+      if (type === 'ClusterIP' || type === 'ExternalName')
+        e.forbidden(`${f}.nodePort`, `may not be used when \`type\` is '${String(type)}'`);
+      else for (const m of portNum(p.nodePort)) e.invalid(`${f}.nodePort`, p.nodePort, m);
+    }
+  });
+  if (isPlain(spec.selector)) validateLabels(e, spec.selector, 'spec.selector');
+  const affinity = spec.sessionAffinity ?? 'None';
+  if (!['ClientIP', 'None'].includes(String(affinity)))
+    e.notSupported('spec.sessionAffinity', affinity, ['ClientIP', 'None']);
+  const cfg = isPlain(spec.sessionAffinityConfig) ? spec.sessionAffinityConfig : undefined;
+  const timeout = cfg && isPlain(cfg.clientIP) ? cfg.clientIP.timeoutSeconds : undefined;
+  if (affinity === 'ClientIP' && typeof timeout === 'number' && (timeout <= 0 || timeout > MAX_AFFINITY_SECONDS))
+    e.invalid(
+      'spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+      timeout,
+      `must be greater than 0 and less than ${MAX_AFFINITY_SECONDS}`,
+    );
+  if (affinity === 'None' && cfg !== undefined && isPlain(cfg.clientIP))
+    e.invalid('spec.sessionAffinityConfig', JSON.stringify(cfg), "must not be set when `sessionAffinity` is 'None'");
+  for (const key of ['internalTrafficPolicy', 'externalTrafficPolicy'] as const) {
+    const v = spec[key];
+    if (v === undefined || v === null || v === '') continue;
+    if (!TRAFFIC_POLICIES.includes(String(v))) e.notSupported(`spec.${key}`, v, TRAFFIC_POLICIES);
+    else if (key === 'externalTrafficPolicy' && type !== 'NodePort' && type !== 'LoadBalancer')
+      e.invalid(`spec.${key}`, v, "may only be set when `type` is 'NodePort' or 'LoadBalancer'");
+  }
+}
+
+const ADDRESS_TYPES = ['IPv4', 'IPv6', 'FQDN'];
+
+function validateEndpointSlice(e: Errors, raw: Plain): void {
+  validateMeta(e, raw, true, dns1123Subdomain);
+  const at = raw.addressType;
+  if (at === undefined || at === null || at === '') e.required('addressType');
+  else if (!ADDRESS_TYPES.includes(String(at))) e.notSupported('addressType', at, ADDRESS_TYPES);
+  list(raw.endpoints).forEach((ep, i) => {
+    if (!isPlain(ep)) return;
+    const f = `endpoints[${i}].addresses`;
+    const addrs = list(ep.addresses);
+    if (addrs.length === 0) e.required(f, 'must contain at least 1 address');
+    addrs.forEach((a, j) => {
+      if (typeof a !== 'string') return;
+      if (at === 'IPv4' && !isIPv4(a)) e.invalid(`${f}[${j}]`, a, 'must be a valid IPv4 address');
+      if (at === 'IPv6' && !isIPv6(a)) e.invalid(`${f}[${j}]`, a, 'must be a valid IPv6 address');
+      if (at === 'FQDN') for (const m of dns1123Subdomain(a)) e.invalid(`${f}[${j}]`, a, m);
+    });
+    if (typeof ep.nodeName === 'string')
+      for (const m of dns1123Subdomain(ep.nodeName)) e.invalid(`endpoints[${i}].nodeName`, ep.nodeName, m);
+  });
+  const names = new Set<string>();
+  list(raw.ports).forEach((p, i) => {
+    if (!isPlain(p)) return;
+    const f = `ports[${i}]`;
+    const name = typeof p.name === 'string' ? p.name : '';
+    if (name !== '') for (const m of dns1123Label(name)) e.invalid(`${f}.name`, name, m);
+    if (names.has(name)) e.list.push({ field: `${f}.name`, message: `Duplicate value: ${shown(name)}` });
+    names.add(name);
+    if (p.protocol !== undefined && p.protocol !== null && !PROTOCOLS.includes(String(p.protocol)))
+      e.notSupported(`${f}.protocol`, p.protocol, PROTOCOLS);
+    if (typeof p.port === 'number') for (const m of portNum(p.port)) e.invalid(`${f}.port`, p.port, m);
+  });
+}
+
 /**
  * The API server's field errors for one plain object, empty when it would accept it. Kinds
  * weir does not read give no errors.
@@ -320,6 +449,12 @@ export function validateObject(raw: unknown): FieldError[] {
       break;
     case 'Node':
       validateMeta(e, raw, false, dns1123Subdomain);
+      break;
+    case 'Service':
+      validateService(e, raw);
+      break;
+    case 'EndpointSlice':
+      validateEndpointSlice(e, raw);
       break;
   }
   return e.list;

@@ -6,6 +6,14 @@
 #include "maps.h"
 #include "parse.h"
 
+/* The Service frontend a packet was sent to, for its flow event (WEIR_FLOW_F_SERVICE; bpf/lib/lb.h). */
+struct weir_lb_orig {
+	__u8 addr[16];
+	__u16 port;
+	__u8 svc; /* 1: sent to a frontend */
+	__u8 _pad;
+};
+
 struct weir_verdict {
 	__u32 src_identity;
 	__u32 dst_identity;
@@ -13,6 +21,11 @@ struct weir_verdict {
 	__u8 match;
 	__u8 drop_reason;
 	__u8 flags;
+	/*
+	 * The Service frontend the packet was sent to (bpf/lib/lb.h keeps it in
+	 * its per-CPU scratch, all zero when none); NULL: none.
+	 */
+	const struct weir_lb_orig *orig;
 };
 
 static __always_inline void weir_emit(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,
@@ -50,6 +63,15 @@ static __always_inline void weir_emit(struct __sk_buff *skb, const struct weir_e
 	e->flags = v->flags | (pkt->frag ? WEIR_FLOW_F_FRAGMENT : 0);
 	e->len = skb->len;
 	e->_pad = 0;
+	if (v->orig) {
+		__builtin_memcpy(e->orig_addr, v->orig->addr, 16);
+		e->orig_port = v->orig->port;
+	} else {
+		__builtin_memset(e->orig_addr, 0, 16);
+		e->orig_port = 0;
+	}
+	e->_pad2 = 0;
+	e->_pad3 = 0;
 	/* wake the reader once, when this record takes the backlog over the mark */
 	__u64 avail = bpf_ringbuf_query(&weir_events, BPF_RB_AVAIL_DATA);
 	__u64 mine = sizeof(*e) + WEIR_RINGBUF_HDR_BYTES;

@@ -136,4 +136,57 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_counters SEC(".maps");
 
+/* ---- Services (bpf/lib/lb.h) ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_SVC_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weir_svc_key);
+	__type(value, struct weir_svc_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_SVC_BE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weir_svc_be_key);
+	__type(value, struct weir_svc_be_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_svc_be SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_LB_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct weir_lb_key);
+	__type(value, struct weir_lb_fwd_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_lb_fwd SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_LB_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct weir_lb_key);
+	__type(value, struct weir_lb_rev_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_lb_rev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_LB_AFF_MAX);
+	__type(key, struct weir_lb_aff_key);
+	__type(value, struct weir_lb_aff_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_lb_aff SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WEIR_LB_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_lb_counters SEC(".maps");
+
 #endif

@@ -53,6 +53,7 @@ struct weir_pkt {
 	__u8 frag;
 	__u8 tcp_flags;
 	__u8 has_ports; /* TCP, UDP, SCTP */
+	__u16 l4_off; /* TCP, UDP, SCTP header's offset from the frame's start (0: none, a later fragment) */
 };
 
 struct sctphdr_min {
@@ -297,6 +298,7 @@ static __always_inline int weir_parse_l4(struct __sk_buff *skb, void *l4, void *
 		pkt->t.dport = bpf_ntohs(th->dest);
 		pkt->tcp_flags = ((__u8 *)th)[13];
 		pkt->has_ports = 1;
+		pkt->l4_off = l4 - (void *)(long)skb->data;
 		return 0;
 	}
 	if (proto == IPPROTO_UDP || proto == IPPROTO_SCTP) {
@@ -314,6 +316,7 @@ static __always_inline int weir_parse_l4(struct __sk_buff *skb, void *l4, void *
 		pkt->t.sport = bpf_ntohs(p->source);
 		pkt->t.dport = bpf_ntohs(p->dest);
 		pkt->has_ports = 1;
+		pkt->l4_off = l4 - (void *)(long)skb->data;
 		return 0;
 	}
 	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {

@@ -22,6 +22,10 @@ export const flowEventLayout = layout('weir_flow_event', [
   { name: 'flags', type: 'u8' },
   { name: 'len', type: 'u32' },
   { name: '_pad', type: 'u32' },
+  { name: 'orig_addr', type: { bytes: 16 } },
+  { name: 'orig_port', type: 'u16' },
+  { name: '_pad2', type: 'u16' },
+  { name: '_pad3', type: 'u32' },
 ] as const);
 
 export interface FlowEvent {
@@ -52,7 +56,15 @@ export interface FlowEvent {
   /** maps/abi.ts FlowFlag bits. */
   flags: number;
   len: number;
+  /**
+   * FlowFlag.SERVICE: the Service frontend (VIP and port) the pod addressed; dstAddr/dstPort are
+   * then the backend it was translated to, or the frontend again when none was chosen.
+   */
+  service?: { addr: string; port: number };
 }
+
+/** WEIR_FLOW_F_SERVICE (maps/abi.ts FlowFlag.SERVICE). */
+const SERVICE_FLAG = 1 << 3;
 
 export const FLOW_EVENT_SIZE = flowEventLayout.size;
 
@@ -64,7 +76,8 @@ export function decodeFlowEvent(buf: Buffer): FlowEvent {
   }
   const o = flowEventLayout.offsets;
   const family = buf.readUInt8(o.family) === 6 ? 6 : 4;
-  return {
+  const flags = buf.readUInt8(o.flags);
+  const ev: FlowEvent = {
     tsNs: buf.readBigUInt64LE(o.ts_ns),
     ifindex: buf.readUInt32LE(o.ifindex),
     endpointId: buf.readUInt32LE(o.endpoint_id),
@@ -81,7 +94,10 @@ export function decodeFlowEvent(buf: Buffer): FlowEvent {
     match: buf.readUInt8(o.match),
     dropReason: buf.readUInt8(o.drop_reason),
     tcpFlags: buf.readUInt8(o.tcp_flags),
-    flags: buf.readUInt8(o.flags),
+    flags,
     len: buf.readUInt32LE(o.len),
   };
+  if (flags & SERVICE_FLAG)
+    ev.service = { addr: readAddr(buf, o.orig_addr, family), port: buf.readUInt16LE(o.orig_port) };
+  return ev;
 }

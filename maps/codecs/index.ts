@@ -7,6 +7,7 @@ import { ctKeyLayout, ct4KeyLayout, ctValueLayout } from './conntrack.js';
 import { fragKeyLayout, fragValueLayout } from './frag.js';
 import { configLayout } from './config.js';
 import { counterLayout } from './counters.js';
+import { SERVICE_LAYOUTS } from './service.js';
 import type { StructLayout } from './layout.js';
 
 export const ALL_LAYOUTS: StructLayout[] = [
@@ -25,4 +26,5 @@ export const ALL_LAYOUTS: StructLayout[] = [
   fragValueLayout,
   configLayout,
   counterLayout,
+  ...SERVICE_LAYOUTS,
 ];

@@ -177,6 +177,10 @@ describe('Helm chart charts/weir', () => {
       'networking.k8s.io/networkpolicies:get',
       'networking.k8s.io/networkpolicies:list',
       'networking.k8s.io/networkpolicies:watch',
+      'core/services:list',
+      'core/services:watch',
+      'discovery.k8s.io/endpointslices:list',
+      'discovery.k8s.io/endpointslices:watch',
       'apps/daemonsets:get',
       'apps/daemonsets:list',
       'apps/daemonsets:watch',
@@ -344,6 +348,7 @@ describe('Helm chart charts/weir', () => {
       flowsCapacity: 4095,
       podMetrics: false,
       podMetricsMaxPods: 100,
+      services: true,
     });
     expect(cfg(custom)).toMatchObject({
       pinRoot: '/sys/fs/bpf/weir-prod',

@@ -7,6 +7,11 @@
  * It also records how long each `weir lab apply` took to be realized in the datapath, for
  * the `lab` bench suite (build/lab-apply-times.json).
  *
+ * With WEIR_CONFORMANCE_VIA=service (`make test-conformance-services`) every probe goes through
+ * the target pod's own Service (examples/e2e-model/services.yaml, `weir lab probe --via service`):
+ * the datapath translates each ClusterIP to the pod before policy, and the truth tables must be
+ * the same as pod to pod.
+ *
  * @requires root
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +20,8 @@ import { netpolCases, type Manifest, type Probe } from './netpol-cases.js';
 import { realizedMs, testLab, type ProbeJson } from './lab-harness.js';
 
 const CLUSTER = 'examples/e2e-model/cluster.yaml';
+const SERVICES = 'examples/e2e-model/services.yaml';
+const VIA = process.env.WEIR_CONFORMANCE_VIA === 'service' ? 'service' : 'pod';
 const PROBE_TIMEOUT_MS = 1000;
 const RETRY_TIMEOUT_MS = 3000;
 
@@ -43,6 +50,8 @@ async function probe(p: Probe): Promise<string[]> {
     p.protocol,
     '--family',
     String(p.family ?? 4),
+    '--via',
+    VIA,
     '-o',
     'json',
   ];
@@ -78,13 +87,14 @@ beforeAll(async () => {
   if (process.getuid?.() !== 0)
     throw new Error('the conformance suite creates network namespaces and loads BPF programs: run it as root');
   await lab.weir(['lab', 'up', '--cluster', CLUSTER]);
+  if (VIA === 'service') await lab.weir(['lab', 'apply', '-f', SERVICES]);
 }, 120_000);
 
 afterAll(async () => {
   if (retried > 0)
     process.stderr.write(`conformance: ${retried} expected connection(s) timed out once and were probed again\n`);
   await lab.cleanup();
-  if (applyTimes.length > 0) {
+  if (applyTimes.length > 0 && VIA === 'pod') {
     mkdirSync('build', { recursive: true });
     writeFileSync(
       'build/lab-apply-times.json',
@@ -93,7 +103,7 @@ afterAll(async () => {
   }
 }, 60_000);
 
-describe('NetworkPolicy conformance through weir lab', () => {
+describe(`NetworkPolicy conformance through weir lab${VIA === 'service' ? ", every probe through the target pod's Service" : ''}`, () => {
   for (const c of cases) {
     test(
       c.name,

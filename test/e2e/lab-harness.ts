@@ -18,6 +18,9 @@ export interface TestLab {
   runDir: string;
   cidr4: string;
   cidr6: string;
+  /** Service ranges (ClusterIPs): the same block of 10.221.0.0/16 and fd00:221::/48. */
+  svcCidr4: string;
+  svcCidr6: string;
   weir(args: string[]): Promise<{ stdout: string; stderr: string }>;
   /** Writes manifests to a temporary file and returns its path. */
   manifest(objects: unknown[]): string;
@@ -29,7 +32,7 @@ function freeBlock(): number {
   const used = execFileSync('ip', ['-4', 'route', 'show', 'table', 'all']).toString();
   for (let tries = 0; tries < 64; tries++) {
     const id = 16 + randomInt(240);
-    if (!used.includes(`10.220.${id}.`)) return id;
+    if (!used.includes(`10.220.${id}.`) && !used.includes(`10.221.${id}.`)) return id;
   }
   throw new Error('no free /24 in 10.220.0.0/16 for a test lab: remove stale labs with `weir lab down`');
 }
@@ -52,11 +55,15 @@ export function testLab(tag: string): TestLab {
   const id = freeBlock();
   const cidr4 = `10.220.${id}.0/24`;
   const cidr6 = `fd00:220:${id.toString(16)}::/64`;
+  const svcCidr4 = `10.221.${id}.0/24`;
+  const svcCidr6 = `fd00:221:${id.toString(16)}::/112`;
   const env = {
     ...process.env,
     WEIR_LAB_PREFIX: prefix,
     WEIR_LAB_CIDR4: cidr4,
     WEIR_LAB_CIDR6: cidr6,
+    WEIR_LAB_SVC_CIDR4: svcCidr4,
+    WEIR_LAB_SVC_CIDR6: svcCidr6,
     WEIR_LAB_PIN_ROOT: `/sys/fs/bpf/${prefix}`,
     WEIR_LAB_RUN_DIR: runDir,
     NODE_NO_WARNINGS: '1',
@@ -76,6 +83,8 @@ export function testLab(tag: string): TestLab {
     runDir,
     cidr4,
     cidr6,
+    svcCidr4,
+    svcCidr6,
     weir,
     manifest(objects: unknown[]): string {
       const path = join(dir, `m${n++}.yaml`);

@@ -139,12 +139,17 @@ const HUBBLE: Record<string, Row[]> = {
     ['node_name', 11, 'string'],
     ['reply', 16, 'bool'],
     ['event_type', 19, 'CiliumEventType'],
+    ['destination_service', 21, 'Service'],
     ['traffic_direction', 22, 'TrafficDirection'],
     ['policy_match_type', 23, 'uint32'],
     ['drop_reason_desc', 25, 'DropReason'],
     ['is_reply', 26, 'google.protobuf.BoolValue'],
     ['interface', 28, 'NetworkInterface'],
     ['Summary', 100000, 'string'],
+  ],
+  Service: [
+    ['name', 1, 'string'],
+    ['namespace', 2, 'string'],
   ],
   Endpoint: [
     ['ID', 1, 'uint32'],
@@ -445,9 +450,9 @@ describe('the Observer server speaks to Hubble clients', () => {
     expect(dns.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(dns.details).toContain('"dns_query"');
     expect(dns.n).toBe(0);
-    const svc = await rawGetFlows(filterWith(17, 'shop/web')); // destination_service
+    const svc = await rawGetFlows(filterWith(16, 'shop/web')); // source_service
     expect(svc.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(svc.details).toContain('"destination_service"');
+    expect(svc.details).toContain('"source_service"');
   });
 
   it('evaluates drop_reason_desc at field 33', async () => {

@@ -1,9 +1,11 @@
 /**
  * The Kubernetes source against the test API server: first sync, wire-shaped objects,
- * restart after errors, relist after an outage removes what was deleted meanwhile.
+ * restart after errors, relist after an outage removes what was deleted meanwhile; Services and
+ * EndpointSlices listed and watched like the rest, and not at all with Services off.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubernetesSource, type KubernetesChange } from '../../agent/sources/kubernetes.js';
+import { KubernetesSource, POLICY_RESOURCES, type KubernetesChange } from '../../agent/sources/kubernetes.js';
+import { toKubeObject } from '../../agent/store/convert.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
 
 const namespace = (name: string): KubeObject => ({
@@ -139,7 +141,7 @@ describe('Kubernetes source', () => {
   it('restarts informers after dropped watch connections and keeps delivering', async () => {
     const s = startSource();
     await s.synced;
-    await until(() => server.activeWatches() === 4, 'four watches');
+    await until(() => server.activeWatches() === 6, 'six watches');
     server.dropWatches();
     await until(() => Object.values(s.status()).every((st) => st.restarts >= 1 && st.watching), 'restarted watches');
     server.create(namespace('after-drop'));
@@ -154,7 +156,7 @@ describe('Kubernetes source', () => {
     server.create(policy);
     const s = startSource();
     await s.synced;
-    await until(() => server.activeWatches() === 4, 'four watches');
+    await until(() => server.activeWatches() === 6, 'six watches');
     await server.stop();
     await until(() => Object.values(s.status()).every((st) => !st.watching), 'watches down');
     server.delete('Pod', 'goes', 'x');
@@ -172,5 +174,45 @@ describe('Kubernetes source', () => {
     expect(seen('delete', 'pods', 'x/stays')).toBe(false);
     expect(server.counts.watchGone.pods ?? 0).toBeGreaterThanOrEqual(1);
     expect(s.keys('pods').sort()).toEqual(['x/new', 'x/stays']);
+  });
+
+  it('lists and watches Services and EndpointSlices (in pages), which convert to the store objects', async () => {
+    server.create(namespace('x'));
+    for (let i = 0; i < 3; i++)
+      server.create({
+        kind: 'Service',
+        metadata: { name: `s${i}`, namespace: 'x' },
+        spec: { clusterIP: `10.96.0.${10 + i}`, selector: { app: 'a' }, ports: [{ port: 80, targetPort: 'http' }] },
+      });
+    const s = startSource();
+    await s.synced;
+    expect(s.keys('services').sort()).toEqual(['x/s0', 'x/s1', 'x/s2']);
+    server.create({
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      metadata: { name: 's0-abc', namespace: 'x', labels: { 'kubernetes.io/service-name': 's0' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.240.1.1'], conditions: { ready: true }, nodeName: 'node-a' }],
+      ports: [{ name: '', port: 80, protocol: 'TCP' }],
+    });
+    await until(() => seen('add', 'endpointslices', 'x/s0-abc'), 'watched EndpointSlice');
+    const slice = changes.find((c) => c.resource === 'endpointslices')!.object;
+    expect(slice).toMatchObject({ kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1' });
+    expect(toKubeObject(slice)).toMatchObject({ kind: 'EndpointSlice', serviceName: 's0', addressType: 'IPv4' });
+    const svc = changes.find((c) => c.resource === 'services')!.object;
+    expect(toKubeObject(svc)).toMatchObject({ kind: 'Service', clusterIPs: ['10.96.0.10'], type: 'ClusterIP' });
+    server.delete('Service', 's1', 'x');
+    await until(() => seen('delete', 'services', 'x/s1'), 'deleted Service');
+  });
+
+  it('with Services off watches neither Services nor EndpointSlices', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(server.kubeconfig());
+    source = new KubernetesSource({ kubeConfig: kc, onChange: (c) => changes.push(c), resources: POLICY_RESOURCES });
+    source.start();
+    await source.synced;
+    await until(() => server.activeWatches() === 4, 'four watches');
+    expect(Object.keys(source.status()).sort()).toEqual(['namespaces', 'networkpolicies', 'nodes', 'pods']);
+    expect(source.keys('services')).toEqual([]);
   });
 });

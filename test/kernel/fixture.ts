@@ -33,11 +33,24 @@ export class KernelFixture {
     endpointKeys: string[],
     mapMax?: Record<string, number>,
   ) {
-    links.forEach((l, i) => {
-      ip('link', 'add', l, 'type', 'veth', 'peer', 'name', `${l}p`);
-      this.ifindex.set(endpointKeys[i], Number(readFileSync(`/sys/class/net/${l}/ifindex`, 'utf8').trim()));
-    });
-    this.dp = Datapath.open({ pinRoot, ...(mapMax ? { mapMax } : {}) });
+    try {
+      links.forEach((l, i) => {
+        ip('link', 'add', l, 'type', 'veth', 'peer', 'name', `${l}p`);
+        this.ifindex.set(endpointKeys[i], Number(readFileSync(`/sys/class/net/${l}/ifindex`, 'utf8').trim()));
+      });
+      this.dp = Datapath.open({ pinRoot, ...(mapMax ? { mapMax } : {}) });
+    } catch (err) {
+      // a datapath that does not load (a verifier error) leaves no interface or pin behind
+      rmSync(pinRoot, { recursive: true, force: true });
+      for (const l of links) {
+        try {
+          ip('link', 'del', l);
+        } catch {
+          /* not made */
+        }
+      }
+      throw err;
+    }
     this.rec = new SyncDriver(this.dp.syncerMaps(), (k) => this.ifindex.get(k));
     this.reader = this.dp.onFlowEvents((evs) => this.events.push(...evs), { pollIntervalMs: 1 });
   }

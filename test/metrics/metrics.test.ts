@@ -31,6 +31,7 @@ function kernel() {
     stats: {
       readCounters: () => [...counters.values()].map((c) => ({ ...c })),
       lostEvents: () => lost,
+      serviceCounters: () => ({ NEW: 4n, FORWARD: 40n, REVERSE: 39n, HAIRPIN: 1n, NO_BACKEND: 2n }),
       mapUsage: () => [
         { map: 'weir_policy', entries: 4096, capacity: 16384 },
         { map: 'weir_ipcache', entries: 10, capacity: 0 },
@@ -66,6 +67,10 @@ describe('Prometheus metrics', () => {
     ).toBeUndefined();
     expect(v('weir_drops_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(3);
     expect(v('weir_drops_total', { reason: 'invalid_packet_dropped', direction: 'egress' })).toBe(2);
+    expect(v('weir_service_translations_total', { kind: 'new_connection' })).toBe(4);
+    expect(v('weir_service_translations_total', { kind: 'reverse' })).toBe(39);
+    expect(v('weir_service_no_backend_drops_total')).toBe(2);
+    expect(v('weir_drops_total', { reason: 'service_backend_not_found', direction: 'egress' })).toBe(0);
     expect(v('weir_drop_bytes_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(300);
     expect(v('weir_forwards_total', { direction: 'ingress' })).toBe(105);
     expect(v('weir_forwards_total', { direction: 'egress' })).toBe(0);

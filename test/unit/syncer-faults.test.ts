@@ -244,6 +244,8 @@ function freshMaps(): Record<keyof SyncerMaps, FakeMap> {
     policyRange: new FakeMap('weir_policy_rng', 1 << 16),
     ipcache: new FakeMap('weir_ipcache', 1 << 16),
     ipcacheLpm: new FakeMap('weir_ipc_lpm', 1 << 16),
+    services: new FakeMap('weir_svc', 1 << 10),
+    backends: new FakeMap('weir_svc_be', 1 << 10),
   };
 }
 

@@ -37,6 +37,7 @@ interface RunFlags {
   observerTlsKey?: string;
   podMetrics?: string;
   podMetricsMaxPods?: string;
+  services?: string;
 }
 
 async function kubeConfigFor(cfg: AgentConfig): Promise<KubeApiConfig> {
@@ -73,6 +74,7 @@ async function run(flags: RunFlags): Promise<void> {
     observerTlsKey: flags.observerTlsKey,
     podMetrics: flags.podMetrics,
     podMetricsMaxPods: flags.podMetricsMaxPods,
+    services: flags.services ?? process.env.WEIR_SERVICES,
   });
   parseMapMax(cfg.mapMax ? cfg.mapMax.split(',') : []); // refuse a bad value at start
   const log = createLogger(cfg.logLevel);
@@ -249,6 +251,10 @@ export function register(program: Command): void {
     .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (default /sys/fs/bpf/weir)')
     .option('--run-dir <dir>', 'directory of the flow and control sockets (default /run/weir)')
     .option('--host-access <bool>', 'let the node reach its pods (default true)')
+    .option(
+      '--services <bool>',
+      'translate Service ClusterIPs and NodePorts to backends before policy (env WEIR_SERVICES, default true); false: traffic to a Service address is judged as world',
+    )
     .option('--cluster-pod-cidrs <list>', "comma-separated pod CIDRs in addition to the Nodes' spec.podCIDRs")
     .option('--health-port <port>', '/healthz and /readyz port (default 9879)')
     .option('--health-host <addr>', 'address of the health endpoints (default 0.0.0.0)')

@@ -5,6 +5,6 @@ export { requestedMetricsPort } from '../../lab/observe.js';
 export { controlSocketPath, startLabService } from '../../lab/service.js';
 export { callControl } from '../../control/client.js';
 export { loadCheckedManifests, loadManifests } from '../../store/index.js';
-export { probePods, toMatrix } from '../../lab/probe.js';
+export { probePods, probeService, toMatrix } from '../../lab/probe.js';
 export { formatTruthTable } from '../../policy/matrix.js';
 export { formatTable } from '../../lab/views.js';

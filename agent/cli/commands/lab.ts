@@ -4,8 +4,9 @@
  *   weir lab up --cluster FILE        pods from Namespace/Pod YAML, the agent in the background
  *   weir lab apply -f FILE...         create or update NetworkPolicies, Namespaces, Pods
  *   weir lab delete -f FILE...        delete them
- *   weir lab get pods|policies|identities [-o json]
- *   weir lab probe [--port] [--protocol] [--from] [--to] [-o table|json]
+ *   weir lab get pods|policies|identities|services [-o json]
+ *   weir lab probe [--port] [--protocol] [--from] [--to] [--via pod|service] [-o table|json]
+ *   weir lab probe --to-service NS/NAME --port P   through a Service's ClusterIP
  *   weir lab restart-agent            kill the lab agent; a new one adopts the pinned datapath
  *   weir lab down                     remove everything the lab made (and nothing else)
  */
@@ -19,7 +20,7 @@ import type { LabConfig } from '../../lab/config.js';
 import type { LabDaemonOptions } from '../../lab/runtime.js';
 import type { LabStatus } from '../../lab/service.js';
 import type { SourceReport } from '../../sources/lab.js';
-import type { IdentityView, PodView, PolicyView } from '../../lab/views.js';
+import type { IdentityView, PodView, PolicyView, ServiceView } from '../../lab/views.js';
 import type { L4Protocol } from '../../desired.js';
 
 /** Loaded by the preAction hook, only when a command runs: `--help` and the other commands need none of it. */
@@ -35,6 +36,8 @@ interface ConfigFlags {
   prefix?: string;
   cidr4?: string;
   cidr6?: string;
+  svcCidr4?: string;
+  svcCidr6?: string;
   pinRoot?: string;
   runDir?: string;
 }
@@ -44,6 +47,8 @@ function withLabOptions(cmd: Command): Command {
     .option('--prefix <p>', "prefix of the lab's network namespaces and veths (env WEIR_LAB_PREFIX, default weir-)")
     .option('--cidr4 <cidr>', 'IPv4 pod range (env WEIR_LAB_CIDR4, default 10.88.0.0/16)')
     .option('--cidr6 <cidr>', 'IPv6 pod range (env WEIR_LAB_CIDR6, default fd00:88::/64)')
+    .option('--svc-cidr4 <cidr>', 'IPv4 Service range for ClusterIPs (env WEIR_LAB_SVC_CIDR4, default 10.96.0.0/16)')
+    .option('--svc-cidr6 <cidr>', 'IPv6 Service range for ClusterIPs (env WEIR_LAB_SVC_CIDR6, default fd00:96::/112)')
     .option(
       '--pin-root <dir>',
       'bpffs directory for pinned programs and maps (env WEIR_LAB_PIN_ROOT, default /sys/fs/bpf/weir/lab)',
@@ -56,6 +61,8 @@ function configFrom(opts: ConfigFlags): LabConfig {
     ...(opts.prefix ? { prefix: opts.prefix } : {}),
     ...(opts.cidr4 ? { cidr4: opts.cidr4 } : {}),
     ...(opts.cidr6 ? { cidr6: opts.cidr6 } : {}),
+    ...(opts.svcCidr4 ? { svcCidr4: opts.svcCidr4 } : {}),
+    ...(opts.svcCidr6 ? { svcCidr6: opts.svcCidr6 } : {}),
     ...(opts.pinRoot ? { pinRoot: opts.pinRoot } : {}),
     ...(opts.runDir ? { runDir: opts.runDir } : {}),
   });
@@ -139,6 +146,8 @@ async function startDaemon(c: LabConfig, options: LabDaemonOptions, adopt = fals
     WEIR_LAB_PREFIX: c.prefix,
     WEIR_LAB_CIDR4: c.cidr4,
     WEIR_LAB_CIDR6: c.cidr6,
+    WEIR_LAB_SVC_CIDR4: c.svcCidr4,
+    WEIR_LAB_SVC_CIDR6: c.svcCidr6,
     WEIR_LAB_PIN_ROOT: c.pinRoot,
     WEIR_LAB_RUN_DIR: c.runDir,
     WEIR_LAB_NODE: c.nodeName,
@@ -331,8 +340,8 @@ export function register(program: Command): void {
     });
 
   withLabOptions(lab.command('get'))
-    .description('list pods, policies or identities')
-    .argument('<what>', 'pods | policies | identities')
+    .description('list pods, policies, identities or services')
+    .argument('<what>', 'pods | policies | identities | services')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (what: string, opts: ConfigFlags & { output: string }) => {
       const c = configFrom(opts);
@@ -346,8 +355,12 @@ export function register(program: Command): void {
         netpol: 'policies',
         identity: 'identities',
         identities: 'identities',
+        service: 'services',
+        services: 'services',
+        svc: 'services',
       }[what];
-      if (!kind) throw new Error(`unknown resource ${JSON.stringify(what)}: use pods, policies or identities`);
+      if (!kind)
+        throw new Error(`unknown resource ${JSON.stringify(what)}: use pods, policies, identities or services`);
       const rows = await deps.callControl<unknown[]>(sock, 'GET', `/${kind}`);
       if (opts.output === 'json') return out(JSON.stringify(rows, null, 2));
       if (kind === 'pods') {
@@ -384,6 +397,30 @@ export function register(program: Command): void {
             ]),
           ),
         );
+      } else if (kind === 'services') {
+        const ss = rows as ServiceView[];
+        out(
+          deps.formatTable(
+            ['NAMESPACE', 'NAME', 'TYPE', 'CLUSTER-IPS', 'PORTS', 'SELECTOR', 'ENDPOINTS'],
+            ss.map((s) => [
+              s.namespace,
+              s.name,
+              s.type,
+              s.clusterIPs.join(',') || s.clusterIP || '-',
+              s.ports
+                .map(
+                  (p) =>
+                    `${p.name ? `${p.name}:` : ''}${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol}->${p.targetPort}`,
+                )
+                .join(',') || '-',
+              Object.entries(s.selector)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(',') || '-',
+              [...new Set(s.endpoints.filter((e) => e.ready).map((e) => `${e.pod || e.ip}:${e.port}`))].join(',') ||
+                '-',
+            ]),
+          ),
+        );
       } else {
         const ids = rows as IdentityView[];
         out(
@@ -397,7 +434,20 @@ export function register(program: Command): void {
 
   withLabOptions(lab.command('probe'))
     .description('connect from every pod to every pod at once and print the truth table')
-    .option('--port <port>', 'port number or container port name', '80')
+    .option(
+      '--port <port>',
+      'port number or container port name (with --to-service: the Service port, by number or name)',
+      '80',
+    )
+    .option(
+      '--to-service <ns/name>',
+      "probe a Service's ClusterIP from every chosen pod and name the pod that answered",
+    )
+    .addOption(
+      new Option('--via <path>', "pod: to each pod's address; service: through the target pod's own Service")
+        .choices(['pod', 'service'])
+        .default('pod'),
+    )
     .addOption(
       new Option('--protocol <proto>', 'protocol').choices(['TCP', 'UDP', 'SCTP', 'tcp', 'udp', 'sctp']).default('TCP'),
     )
@@ -413,6 +463,8 @@ export function register(program: Command): void {
           protocol: string;
           from?: string;
           to?: string;
+          toService?: string;
+          via: string;
           family: string;
           timeout: string;
           output: string;
@@ -424,20 +476,59 @@ export function register(program: Command): void {
           throw new Error(`no lab pods found in ${c.runDir}; start one with \`weir lab up --cluster FILE\``);
         const protocol = opts.protocol.toUpperCase() as L4Protocol;
         const port = parsePort(opts.port);
+        const family = Number(opts.family) as 4 | 6;
+        const services = (): Promise<ServiceView[]> =>
+          deps.callControl<ServiceView[]>(deps.controlSocketPath(c), 'GET', '/services');
         const t0 = performance.now();
-        const details = await deps.probePods(state.pods, {
-          port,
-          protocol,
-          ...(opts.from ? { from: opts.from } : {}),
-          ...(opts.to ? { to: opts.to } : {}),
-          family: Number(opts.family) as 4 | 6,
-          timeoutMs: Number(opts.timeout),
-        });
+        if (opts.toService) {
+          if (opts.to) throw new Error('--to and --to-service exclude each other');
+          const rows = await deps.probeService(state.pods, await services(), {
+            service: opts.toService,
+            port,
+            protocol,
+            ...(opts.from ? { from: opts.from } : {}),
+            family,
+            timeoutMs: Number(opts.timeout),
+          });
+          if (opts.output === 'json')
+            return out(
+              JSON.stringify({
+                service: opts.toService,
+                port,
+                protocol,
+                results: rows.map(({ from, to, connected, backend }) => ({ from, to, connected, backend })),
+              }),
+            );
+          const ok = rows.filter((r) => r.connected).length;
+          out(
+            `${protocol} to Service ${opts.toService} (${rows[0]?.address ?? '?'}:${rows[0]?.port ?? '?'}): ${ok} of ${rows.length} connections made in ${Math.round(performance.now() - t0)} ms`,
+          );
+          out(
+            deps.formatTable(
+              ['FROM', 'CONNECTED', 'BACKEND', 'DETAIL'],
+              rows.map((r) => [r.from, r.connected ? 'yes' : 'no', r.backend ?? '-', r.detail]),
+            ),
+          );
+          return;
+        }
+        const details = await deps.probePods(
+          state.pods,
+          {
+            port,
+            protocol,
+            ...(opts.from ? { from: opts.from } : {}),
+            ...(opts.to ? { to: opts.to } : {}),
+            family,
+            timeoutMs: Number(opts.timeout),
+            via: opts.via === 'service' ? 'service' : 'pod',
+          },
+          opts.via === 'service' ? await services() : [],
+        );
         const ms = Math.round(performance.now() - t0);
         if (opts.output === 'json') return out(JSON.stringify(deps.toMatrix({ port, protocol }, details)));
         const ok = details.filter((d) => d.connected).length;
         out(
-          `${protocol}/${port} over IPv${opts.family}: ${ok} of ${details.length} connections made in ${ms} ms (. connected, X not)`,
+          `${protocol}/${port} over IPv${opts.family}${opts.via === 'service' ? " through each pod's Service" : ''}: ${ok} of ${details.length} connections made in ${ms} ms (. connected, X not)`,
         );
         if (protocol === 'SCTP')
           out(

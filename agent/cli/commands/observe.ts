@@ -111,6 +111,7 @@ const FLAG_HELP: Record<FilterFlag, [string, string]> = {
   nodeName: ['--node-name <pattern>', 'flows seen on nodes matching this name pattern ("worker-*")'],
   tcpFlags: ['--tcp-flags <flags>', 'TCP flows with all these flags set, e.g. SYN or SYN,ACK'],
   interface: ['--interface <name>', "flows seen on this network interface (a pod's host-side veth)"],
+  toService: ['--to-service <ns/name>', 'flows to this Service (its ClusterIP or NodePort), translated to a backend'],
 };
 
 /** The long option name of a filter flag ("from-pod"). */

@@ -34,6 +34,10 @@ export function register(program: Command): void {
     .description('explain whether a connection between two pods is allowed and why (offline, from manifests)')
     .option('--from <[ns/]pod|ip>', 'source: a pod as [NAMESPACE/]NAME, or an IP address outside the pods')
     .option('--to <[ns/]pod|ip>', 'destination: a pod as [NAMESPACE/]NAME, or an IP address outside the pods')
+    .option(
+      '--to-service <[ns/]name>',
+      "destination: a Service of the manifests; --port is its port (number or name), and each backend's verdict is explained",
+    )
     .option('-n, --namespace <ns>', 'namespace of --from/--to pods given without one (default "default")')
     .requiredOption(
       '--port <port>',
@@ -48,7 +52,10 @@ export function register(program: Command): void {
     .option('--matrix', 'print the truth table of every pod pair instead of one connection')
     .option('--pod-cidr <cidrs...>', 'pod network prefixes (warns about ipBlocks that cover them)')
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
-    .addHelpText('after', '\nExit status: 0 allowed (or --matrix printed), 2 denied, 1 error.')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 allowed (or --matrix printed; with --to-service: every backend allowed), 2 denied, 1 error.',
+    )
     .action(async (opts: ExplainOptions) => {
       // Loaded here, not at start-up: `weir --help` and the other commands need none of it.
       const { runExplain } = await import('./explain.js');

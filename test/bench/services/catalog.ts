@@ -50,7 +50,10 @@ export function buildCatalog(o: CatalogOptions): Catalog {
   let vip = '';
   for (let i = 0; i < o.services; i++) {
     const name = `ns-${i % 100}/svc-${i}`;
-    const v = addr(o.vipOctet, i + 1);
+    // The measured Service keeps one VIP whatever N is: a client's TCP timestamps are derived from
+    // the address it connects to, and the server's TIME_WAIT from the previous N's runs (the same
+    // pod-to-pod tuple after translation) would refuse SYNs carrying another VIP's timestamps.
+    const v = i === measured ? addr(o.vipOctet, 0xfffe) : addr(o.vipOctet, i + 1);
     if (i === measured) {
       vip = v;
       for (const p of o.measuredPorts)

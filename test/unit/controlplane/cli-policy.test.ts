@@ -195,3 +195,42 @@ describe('weir policy explain', () => {
     }
   });
 });
+
+describe('weir policy explain --to-service', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'weir-explain-svc-'));
+    writeFileSync(
+      join(dir, 'svc.yaml'),
+      [
+        'apiVersion: v1\nkind: Service\nmetadata: {name: s-b, namespace: x}\nspec:\n  selector: {pod: b}\n  ports: [{name: web, port: 8080, targetPort: serve-80-tcp}]',
+        'apiVersion: v1\nkind: Service\nmetadata: {name: none, namespace: x}\nspec:\n  selector: {pod: nobody}\n  ports: [{port: 80}]',
+      ].join('\n---\n'),
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const svcRun = (args: Partial<Parameters<typeof runExplain>[0]>) =>
+    run({ filename: ['test/fixtures/xyz', dir], ...args });
+
+  it("explains each backend's verdict: the Service port by name, the targetPort resolved on the pod", () => {
+    const allowed = svcRun({ from: 'y/a', toService: 'x/s-b', port: 'web' });
+    expect(allowed.out).toContain('y/a -> Service x/s-b port 8080/TCP (web): 1 backend');
+    expect(allowed.out).toContain('backend x/b port 80:');
+    expect(allowed.out).toContain('y/a -> x/b TCP/80: ALLOWED');
+    expect(allowed.code).toBe(0);
+    const denied = svcRun({ from: 'y/b', toService: 'x/s-b', port: 8080, output: 'json' });
+    expect(denied.code).toBe(2);
+    expect(JSON.parse(denied.out)).toMatchObject({
+      service: 'x/s-b',
+      port: 8080,
+      allowed: false,
+      backends: [{ pod: 'x/b', port: 80, explanation: { allowed: false } }],
+    });
+  });
+
+  it('a Service that selects no pod has no backend: denied, and says so', () => {
+    const r = svcRun({ from: 'y/a', toService: 'x/none', port: 80 });
+    expect(r.code).toBe(2);
+    expect(r.out).toContain('0 backends (no pod matches its selector with that port');
+  });
+});

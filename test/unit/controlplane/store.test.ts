@@ -137,7 +137,7 @@ describe('manifests', () => {
             metadata: { name: 'np', namespace: 'x' },
             spec: {},
           },
-          { kind: 'Service', metadata: { name: 's' } },
+          { kind: 'ConfigMap', metadata: { name: 's' } },
         ],
       }),
     );

@@ -63,7 +63,7 @@ describe('objects the API server accepts', () => {
     ],
     ['a namespace', { kind: 'Namespace', metadata: { name: 'team-a', labels: { env: 'prod' } } }],
     ['a node', { kind: 'Node', metadata: { name: 'node-1.example.com' } }],
-    ['a kind weir does not read', { kind: 'Service', metadata: { name: 'NOT VALID' } }],
+    ['a kind weir does not read', { kind: 'ConfigMap', metadata: { name: 'NOT VALID' } }],
   ])('%s', (_n, o) => {
     expect(errs(o)).toEqual([]);
   });
@@ -328,5 +328,115 @@ describe('objects the API server refuses, with the field path and message', () =
     ],
   ])('%s', (_n, o, want) => {
     expect(errs(o)).toEqual(want);
+  });
+});
+
+describe('Services and EndpointSlices as the API server validates them', () => {
+  const svc = (spec: Record<string, unknown>, name = 'web'): unknown => ({
+    kind: 'Service',
+    metadata: { name, namespace: 'shop' },
+    spec,
+  });
+  const slice = (o: Record<string, unknown>): unknown => ({
+    kind: 'EndpointSlice',
+    apiVersion: 'discovery.k8s.io/v1',
+    metadata: { name: 'web-abc', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+    ...o,
+  });
+
+  it.each([
+    ['a ClusterIP Service', svc({ selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] })],
+    [
+      'a dual-stack NodePort Service with affinity',
+      svc({
+        type: 'NodePort',
+        clusterIPs: ['10.96.0.10', 'fd00::a'],
+        externalTrafficPolicy: 'Local',
+        sessionAffinity: 'ClientIP',
+        sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } },
+        ports: [
+          { name: 'http', port: 80, nodePort: 30080 },
+          { name: 'dns', port: 53, protocol: 'UDP' },
+        ],
+      }),
+    ],
+    ['a headless Service with no port', svc({ clusterIP: 'None', selector: { app: 'db' } })],
+    ['an ExternalName Service', svc({ type: 'ExternalName', externalName: 'db.example.org' })],
+    [
+      'an EndpointSlice',
+      slice({
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.0.0.2'], conditions: { ready: true }, nodeName: 'n1' }],
+        ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+      }),
+    ],
+  ])('accepts %s', (_n, o) => {
+    expect(errs(o)).toEqual([]);
+  });
+
+  it.each([
+    [
+      'a name that is not a DNS-1035 label',
+      svc({ ports: [{ port: 80 }] }, '1web'),
+      [
+        `metadata.name: Invalid value: "1web": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')`,
+      ],
+    ],
+    ['no ports', svc({ selector: { app: 'web' } }), ['spec.ports: Required value']],
+    [
+      'two ports, one unnamed, and a bad protocol',
+      svc({
+        ports: [
+          { name: 'a', port: 80 },
+          { port: 81, protocol: 'tcp' },
+        ],
+      }),
+      [
+        'spec.ports[1].name: Required value',
+        'spec.ports[1].protocol: Unsupported value: "tcp": supported values: "SCTP", "TCP", "UDP"',
+      ],
+    ],
+    [
+      'a bad clusterIP and targetPort',
+      svc({ clusterIP: '10.96.0.300', ports: [{ port: 80, targetPort: 70000 }] }),
+      [
+        'spec.clusterIP: Invalid value: "10.96.0.300": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)',
+        'spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive',
+      ],
+    ],
+    [
+      'a nodePort on a ClusterIP Service, externalTrafficPolicy without NodePort',
+      svc({ externalTrafficPolicy: 'Local', ports: [{ port: 80, nodePort: 30080 }] }),
+      [
+        "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+        `spec.externalTrafficPolicy: Invalid value: "Local": may only be set when \`type\` is 'NodePort' or 'LoadBalancer'`,
+      ],
+    ],
+    [
+      'an affinity timeout over a day',
+      svc({
+        sessionAffinity: 'ClientIP',
+        sessionAffinityConfig: { clientIP: { timeoutSeconds: 86401 } },
+        ports: [{ port: 80 }],
+      }),
+      [
+        'spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be greater than 0 and less than 86400',
+      ],
+    ],
+    [
+      'an EndpointSlice without addressType, with an endpoint without address',
+      slice({ endpoints: [{ addresses: [] }] }),
+      ['addressType: Required value', 'endpoints[0].addresses: Required value: must contain at least 1 address'],
+    ],
+    [
+      'an IPv4 slice with an IPv6 address and a bad port name',
+      slice({ addressType: 'IPv4', endpoints: [{ addresses: ['fd00::1'] }], ports: [{ name: 'Web', port: 80 }] }),
+      [
+        'endpoints[0].addresses[0]: Invalid value: "fd00::1": must be a valid IPv4 address',
+        `ports[0].name: Invalid value: "Web": ${LBL}`,
+      ],
+    ],
+  ])('refuses %s', (_n, o, expected) => {
+    expect(errs(o)).toEqual(expected);
   });
 });

@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Services: a pod's packet to a Service frontend (ClusterIP, port, protocol)
+ * is given a backend and its destination rewritten on `from_pod`, before the
+ * verdict, so egress policy judges the backend's identity and port; replies
+ * get the frontend back as their source on the client's `to_pod`, after the
+ * verdict. A backend is chosen once per connection (weir_lb_fwd) among the
+ * slots the syncer wrote for the frontend's current backend set, at random or
+ * by client address under ClientIP affinity (weir_lb_aff); the reply's
+ * rewrite is remembered in weir_lb_rev. A pod given to itself (hairpin)
+ * receives the connection from WEIR_HAIRPIN_IPV4/_IPV6, never from its own
+ * address, and both halves are sent back into the pod with bpf_redirect.
+ */
+#ifndef WEIR_LIB_LB_H
+#define WEIR_LIB_LB_H
+
+#include <linux/pkt_cls.h>
+#include "maps.h"
+#include "parse.h"
+#include "events.h"
+#include "conntrack.h"
+#include "counters.h"
+#include "ipcache.h"
+
+/* offsets in the frame (the parser accepts no L2 header but Ethernet) */
+#define WEIR_LB_ETH_HLEN     14
+#define WEIR_LB_IP4_CSUM_OFF (WEIR_LB_ETH_HLEN + 10)
+#define WEIR_LB_IP4_SRC_OFF  (WEIR_LB_ETH_HLEN + 12)
+#define WEIR_LB_IP4_DST_OFF  (WEIR_LB_ETH_HLEN + 16)
+#define WEIR_LB_IP6_SRC_OFF  (WEIR_LB_ETH_HLEN + 8)
+#define WEIR_LB_IP6_DST_OFF  (WEIR_LB_ETH_HLEN + 24)
+#define WEIR_LB_TCP_CSUM_OFF 16
+#define WEIR_LB_UDP_CSUM_OFF 6
+
+/* What to do with a packet once its verdict passed it (struct weir_lb.flags). */
+#define WEIR_LB_S_REVERSE	(1 << 0) /* to_pod: a reply; the frontend becomes its source again */
+#define WEIR_LB_S_HAIRPIN_IN	(1 << 1) /* to_pod: a hairpin connection's packet: ingress admits it */
+#define WEIR_LB_S_HAIRPIN_OUT	(1 << 2) /* from_pod: source -> hairpin address, back into the pod */
+#define WEIR_LB_S_HAIRPIN_REPLY (1 << 3) /* from_pod: destination hairpin address -> the pod, back into it */
+#define WEIR_LB_S_FORWARD	(1 << 4) /* from_pod: destination frontend -> backend, before the verdict */
+
+/* One rewrite of one side (source or destination) of a packet, done after its verdict. */
+struct weir_lb {
+	__u8 old_addr[16]; /* first: 8-byte aligned, compared as two __u64 */
+	__u8 new_addr[16];
+	__u16 l4_off;
+	__u16 old_port;
+	__u16 new_port;
+	__u8 flags; /* WEIR_LB_S_* */
+	__u8 family;
+	__u8 proto;
+	__u8 is_src; /* rewrite the source (else the destination) */
+	__u16 _pad;
+	struct weir_lb_orig orig; /* from_pod: the frontend the packet was sent to */
+} __attribute__((aligned(8)));
+
+static __always_inline void weir_lb_count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&weir_lb_counters, &idx);
+	if (c)
+		(*c)++;
+}
+
+static __always_inline int weir_lb_addr_eq(const __u8 *a, const __u8 *b, __u8 family)
+{
+	if (family == WEIR_FAMILY_IPV4)
+		return *(const __u32 *)a == *(const __u32 *)b;
+	const __u64 *x = (const __u64 *)a;
+	const __u64 *y = (const __u64 *)b;
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+static __always_inline int weir_lb_is_hairpin_addr(const __u8 *a, __u8 family)
+{
+	if (family == WEIR_FAMILY_IPV4)
+		return *(const __u32 *)a == bpf_htonl(WEIR_HAIRPIN_IPV4);
+	const __u64 *x = (const __u64 *)a;
+	return x[0] == bpf_cpu_to_be64(WEIR_HAIRPIN_IPV6_HI) && x[1] == bpf_cpu_to_be64(WEIR_HAIRPIN_IPV6_LO);
+}
+
+static __always_inline void weir_lb_hairpin_addr(__u8 *a, __u8 family)
+{
+	__u64 *x = (__u64 *)a;
+	if (family == WEIR_FAMILY_IPV4) {
+		x[0] = 0;
+		x[1] = 0;
+		*(__u32 *)a = bpf_htonl(WEIR_HAIRPIN_IPV4);
+		return;
+	}
+	x[0] = bpf_cpu_to_be64(WEIR_HAIRPIN_IPV6_HI);
+	x[1] = bpf_cpu_to_be64(WEIR_HAIRPIN_IPV6_LO);
+}
+
+static __always_inline void weir_lb_key_make(struct weir_lb_key *k, const __u8 *a, const __u8 *b,
+					     __u16 a_port, __u16 b_port, const struct weir_tuple *t,
+					     __u32 ifindex)
+{
+	__builtin_memcpy(k->a_addr, a, 16);
+	__builtin_memcpy(k->b_addr, b, 16);
+	k->a_port = a_port;
+	k->b_port = b_port;
+	k->protocol = t->proto;
+	k->family = t->family;
+	k->_pad = 0;
+	k->ifindex = ifindex;
+}
+
+/*
+ * Rewrites one side's address and port as `r` says, with the IPv4 header
+ * checksum and the TCP/UDP checksum (pseudo-header included) updated
+ * incrementally; SCTP's CRC32c covers no addresses and its port never changes
+ * here. A later fragment (l4_off 0) has only its address rewritten: the L4
+ * checksum lives in the first fragment. Returns 0, or -1 when a helper failed.
+ * Not inlined: one copy, verified per call site, off the caller's stack.
+ */
+static __noinline int weir_lb_rewrite(struct __sk_buff *skb, const struct weir_lb *r)
+{
+	__u32 l4_off = r->l4_off;
+	__u32 csum_off = 0;
+	__u64 mangled = 0;
+	if (l4_off) {
+		if (r->proto == IPPROTO_TCP) {
+			csum_off = l4_off + WEIR_LB_TCP_CSUM_OFF;
+		} else if (r->proto == IPPROTO_UDP) {
+			csum_off = l4_off + WEIR_LB_UDP_CSUM_OFF;
+			mangled = BPF_F_MARK_MANGLED_0; /* IPv4 UDP without a checksum keeps none */
+		}
+	}
+	if (!weir_lb_addr_eq(r->old_addr, r->new_addr, r->family)) {
+		if (r->family == WEIR_FAMILY_IPV4) {
+			__u32 from = *(const __u32 *)r->old_addr;
+			__u32 to = *(const __u32 *)r->new_addr;
+			if (csum_off &&
+			    bpf_l4_csum_replace(skb, csum_off, from, to, BPF_F_PSEUDO_HDR | mangled | 4))
+				return -1;
+			if (bpf_l3_csum_replace(skb, WEIR_LB_IP4_CSUM_OFF, from, to, 4))
+				return -1;
+			if (bpf_skb_store_bytes(skb, r->is_src ? WEIR_LB_IP4_SRC_OFF : WEIR_LB_IP4_DST_OFF,
+						&to, 4, 0))
+				return -1;
+		} else {
+			if (csum_off) {
+				__s64 diff = bpf_csum_diff((__be32 *)r->old_addr, 16, (__be32 *)r->new_addr,
+							   16, 0);
+				if (diff < 0)
+					return -1;
+				if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled))
+					return -1;
+			}
+			if (bpf_skb_store_bytes(skb, r->is_src ? WEIR_LB_IP6_SRC_OFF : WEIR_LB_IP6_DST_OFF,
+						r->new_addr, 16, 0))
+				return -1;
+		}
+	}
+	if (l4_off && r->old_port != r->new_port) {
+		__be16 from = bpf_htons(r->old_port);
+		__be16 to = bpf_htons(r->new_port);
+		if (csum_off && bpf_l4_csum_replace(skb, csum_off, from, to, mangled | 2))
+			return -1;
+		if (bpf_skb_store_bytes(skb, l4_off + (r->is_src ? 0 : 2), &to, 2, 0))
+			return -1;
+	}
+	return 0;
+}
+
+/* Whether the pod on this interface owns the packet's source (else translation is left to source validation). */
+static __always_inline int weir_lb_source_ok(__u32 ifindex, const struct weir_tuple *t)
+{
+	struct weir_endpoint *ep = bpf_map_lookup_elem(&weir_endpoints, &ifindex);
+	if (!ep)
+		return 0;
+	return weir_lb_addr_eq(t->saddr, t->family == WEIR_FAMILY_IPV4 ? ep->ipv4 : ep->ipv6, t->family);
+}
+
+/*
+ * Scratch space for a new translation's keys and values: `from_pod` runs
+ * close to the 512-byte stack limit, so they live in a per-CPU array (tc
+ * programs are not preempted and do not nest on one CPU). It holds nothing
+ * between packets (the loader pins it like every map).
+ */
+struct weir_lb_scratch {
+	struct weir_lb_key k;
+	struct weir_svc_key sk;
+	struct weir_lb_fwd_value nf;
+	struct weir_lb_rev_value rv;
+	struct weir_lb_aff_key ak;
+	struct weir_lb_aff_value av;
+	struct weir_svc_be_key bk;
+	struct weir_lb lb; /* from_pod/to_pod: the rewrite left for after the verdict (off the stack) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weir_lb_scratch);
+} weir_lb_scratch SEC(".maps");
+
+/*
+ * A backend for a new connection: under ClientIP affinity the client's last
+ * one while its slot still holds it and the timeout has not run out since it
+ * was last chosen, else a random slot of the current set.
+ */
+static __always_inline struct weir_svc_be_value *weir_lb_choose(struct weir_lb_scratch *x,
+								const struct weir_svc_value *svc,
+								const struct weir_tuple *t, __u16 *slot)
+{
+	struct weir_svc_be_value *be;
+	__u64 now = 0;
+
+	x->bk.backend_set = svc->backend_set;
+	if (svc->flags & WEIR_SVC_F_AFFINITY) {
+		__builtin_memset(&x->ak, 0, sizeof(x->ak));
+		x->ak.svc_id = svc->svc_id;
+		x->ak.family = t->family;
+		__builtin_memcpy(x->ak.addr, t->saddr, 16);
+		now = weir_ct_now();
+		struct weir_lb_aff_value *a = bpf_map_lookup_elem(&weir_lb_aff, &x->ak);
+		if (a && now - a->last_ns <= (__u64)svc->affinity_timeout * WEIR_NS_PER_SEC) {
+			x->bk.slot = a->slot;
+			be = bpf_map_lookup_elem(&weir_svc_be, &x->bk);
+			if (be && be->port == a->port && weir_lb_addr_eq(be->addr, a->addr, t->family)) {
+				a->last_ns = now;
+				*slot = a->slot;
+				return be;
+			}
+		}
+	}
+	x->bk.slot = bpf_get_prandom_u32() % svc->count;
+	be = bpf_map_lookup_elem(&weir_svc_be, &x->bk);
+	if (!be)
+		return NULL; /* the syncer is replacing the set: never a guess */
+	*slot = x->bk.slot;
+	if (svc->flags & WEIR_SVC_F_AFFINITY) {
+		__builtin_memset(&x->av, 0, sizeof(x->av));
+		x->av.last_ns = now;
+		x->av.port = be->port;
+		x->av.slot = x->bk.slot;
+		__builtin_memcpy(x->av.addr, be->addr, 16);
+		bpf_map_update_elem(&weir_lb_aff, &x->ak, &x->av, BPF_ANY);
+	}
+	return be;
+}
+
+/*
+ * from_pod, before the verdict. A packet to a Service frontend gets its
+ * backend (the connection's, or a new choice): `lb` then holds the rewrite
+ * to it (WEIR_LB_S_FORWARD, made by the caller at once, before conntrack and
+ * policy see the translated tuple), and `v` the frontend for the flow event.
+ * Returns 0 or a WEIR_DROP_* reason. A pod's answer on a hairpin connection
+ * (to the hairpin address) is marked in `lb` for after its verdict. A global
+ * function: the verifier checks it once, on its own, not once per path of
+ * its callers.
+ */
+__noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir_lb_orig *v,
+				struct weir_lb *lb, __u8 scope)
+{
+	__u32 zero = 0;
+	struct weir_lb_scratch *x;
+
+	if (!pkt || !v || !lb || !pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL)
+		return 0;
+	struct weir_tuple *t = &pkt->t;
+	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (!x)
+		return 0;
+	if (scope == WEIR_SVC_SCOPE_CLUSTER_IP && weir_lb_is_hairpin_addr(t->daddr, t->family)) {
+		weir_lb_key_make(&x->k, t->saddr, t->saddr, t->sport, t->dport, t, ifindex);
+		struct weir_lb_rev_value *r = bpf_map_lookup_elem(&weir_lb_rev, &x->k);
+		if (r && (r->flags & WEIR_LB_F_HAIRPIN)) {
+			lb->flags = WEIR_LB_S_HAIRPIN_REPLY;
+			lb->is_src = 0;
+			lb->family = t->family;
+			lb->proto = t->proto;
+			lb->l4_off = pkt->l4_off;
+			lb->old_port = lb->new_port = t->dport;
+			__builtin_memcpy(lb->old_addr, t->daddr, 16);
+			__builtin_memcpy(lb->new_addr, t->saddr, 16);
+		}
+		return 0;
+	}
+
+	__builtin_memset(&x->sk, 0, sizeof(x->sk));
+	if (scope == WEIR_SVC_SCOPE_CLUSTER_IP)
+		__builtin_memcpy(x->sk.addr, t->daddr, 16); /* a NodePort's frontend is every node address */
+	x->sk.scope = scope;
+	x->sk.port = t->dport;
+	x->sk.protocol = t->proto;
+	x->sk.family = t->family;
+	struct weir_svc_value *svc = bpf_map_lookup_elem(&weir_svc, &x->sk);
+	if (!svc)
+		return 0;
+	v->svc = 1;
+	__builtin_memcpy(v->addr, t->daddr, 16);
+	v->port = t->dport;
+	if (svc->count == 0) {
+		weir_lb_count(WEIR_LB_CNT_NO_BACKEND);
+		return WEIR_DROP_NO_SERVICE_BACKEND;
+	}
+
+	weir_lb_key_make(&x->k, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
+	struct weir_lb_fwd_value *f = bpf_map_lookup_elem(&weir_lb_fwd, &x->k);
+	int syn = t->proto == IPPROTO_TCP && (pkt->tcp_flags & (WEIR_TCP_SYN | WEIR_TCP_ACK)) == WEIR_TCP_SYN;
+	/*
+	 * A known connection keeps its backend; TCP for its whole life (a backend
+	 * leaving the set keeps its open connections, as with kube-proxy), other
+	 * protocols while the set is unchanged or still holds it.
+	 */
+	if (!f || syn || (f->backend_set != svc->backend_set && t->proto != IPPROTO_TCP)) {
+		struct weir_svc_be_value *be = NULL;
+		__u16 slot = 0;
+		if (scope == WEIR_SVC_SCOPE_CLUSTER_IP && !weir_lb_source_ok(ifindex, t))
+			return 0; /* a forged source: dropped as such by the verdict, untranslated */
+		if (f && !syn) {
+			x->bk.backend_set = svc->backend_set;
+			x->bk.slot = f->slot;
+			be = bpf_map_lookup_elem(&weir_svc_be, &x->bk);
+			if (be && (be->port != f->port || !weir_lb_addr_eq(be->addr, f->addr, t->family)))
+				be = NULL;
+			slot = f->slot;
+		}
+		if (!be)
+			be = weir_lb_choose(x, svc, t, &slot);
+		if (!be) {
+			weir_lb_count(WEIR_LB_CNT_NO_BACKEND);
+			return WEIR_DROP_NO_SERVICE_BACKEND;
+		}
+		if (t->proto == IPPROTO_SCTP && be->port != t->dport)
+			return WEIR_DROP_SERVICE_UNSUPPORTED; /* CRC32c would have to be recomputed over the packet */
+		__builtin_memcpy(x->nf.addr, be->addr, 16);
+		x->nf.port = be->port;
+		x->nf.slot = slot;
+		x->nf.backend_set = svc->backend_set;
+		x->nf.svc_id = svc->svc_id;
+		x->nf.flags = weir_lb_addr_eq(be->addr, t->saddr, t->family) ? WEIR_LB_F_HAIRPIN : 0;
+		if (bpf_map_update_elem(&weir_lb_fwd, &x->k, &x->nf, BPF_ANY))
+			return WEIR_DROP_SERVICE_UNSUPPORTED;
+		__builtin_memcpy(x->rv.addr, t->daddr, 16);
+		x->rv.port = t->dport;
+		x->rv._pad = 0;
+		x->rv.flags = x->nf.flags;
+		weir_lb_key_make(&x->k, x->nf.addr, t->saddr, x->nf.port, t->sport, t,
+				 ifindex); /* the reply's */
+		if (bpf_map_update_elem(&weir_lb_rev, &x->k, &x->rv, BPF_ANY))
+			return WEIR_DROP_SERVICE_UNSUPPORTED;
+		weir_lb_count(WEIR_LB_CNT_NEW);
+		if (x->nf.flags & WEIR_LB_F_HAIRPIN)
+			weir_lb_count(WEIR_LB_CNT_HAIRPIN);
+		f = &x->nf;
+	}
+	lb->flags = WEIR_LB_S_FORWARD | ((f->flags & WEIR_LB_F_HAIRPIN) ? WEIR_LB_S_HAIRPIN_OUT : 0);
+	lb->is_src = 0;
+	lb->family = t->family;
+	lb->proto = t->proto;
+	lb->l4_off = pkt->l4_off;
+	lb->old_port = t->dport;
+	lb->new_port = f->port;
+	__builtin_memcpy(lb->old_addr, t->daddr, 16);
+	__builtin_memcpy(lb->new_addr, f->addr, 16);
+	weir_lb_count(WEIR_LB_CNT_FORWARD);
+	return 0;
+}
+
+/*
+ * Makes the forward translation `lb` holds (WEIR_LB_S_FORWARD) and leaves in
+ * `lb` what is left for after the verdict: a hairpin connection's source
+ * rewrite. `t` becomes the translated tuple. Returns 0 or a WEIR_DROP_* reason.
+ */
+static __noinline int weir_lb_forward(struct __sk_buff *skb, struct weir_tuple *t, struct weir_lb *lb)
+{
+	if (!(lb->flags & WEIR_LB_S_FORWARD))
+		return 0;
+	if (weir_lb_rewrite(skb, lb))
+		return WEIR_DROP_SERVICE_UNSUPPORTED;
+	__builtin_memcpy(t->daddr, lb->new_addr, 16);
+	t->dport = lb->new_port;
+	if (!(lb->flags & WEIR_LB_S_HAIRPIN_OUT)) {
+		lb->flags = 0;
+		return 0;
+	}
+	lb->flags = WEIR_LB_S_HAIRPIN_OUT;
+	lb->is_src = 1;
+	lb->old_port = lb->new_port = t->sport;
+	__builtin_memcpy(lb->old_addr, t->saddr, 16);
+	weir_lb_hairpin_addr(lb->new_addr, t->family);
+	return 0;
+}
+
+/*
+ * to_pod, before the verdict: whether this is a backend's reply to a
+ * translated connection of this pod (its source becomes the frontend after
+ * the verdict), or the pod's own hairpin connection arriving (admitted).
+ */
+static __always_inline void weir_lb_to_pod(const struct weir_pkt *pkt, __u32 ifindex, struct weir_lb *lb)
+{
+	const struct weir_tuple *t = &pkt->t;
+	struct weir_lb_rev_value *r;
+	__u32 zero = 0;
+	struct weir_lb_scratch *x;
+
+	if (!pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL)
+		return;
+	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero); /* its key, off the stack */
+	if (!x)
+		return;
+	struct weir_lb_key *k = &x->k;
+	weir_lb_key_make(k, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
+	r = bpf_map_lookup_elem(&weir_lb_rev, k);
+	if (r) {
+		lb->flags = WEIR_LB_S_REVERSE;
+		lb->is_src = 1;
+		lb->family = t->family;
+		lb->proto = t->proto;
+		lb->l4_off = pkt->l4_off;
+		lb->old_port = t->sport;
+		lb->new_port = r->port;
+		__builtin_memcpy(lb->old_addr, t->saddr, 16);
+		__builtin_memcpy(lb->new_addr, r->addr, 16);
+		return;
+	}
+	if (!weir_lb_is_hairpin_addr(t->saddr, t->family))
+		return;
+	weir_lb_key_make(k, t->daddr, t->daddr, t->dport, t->sport, t, ifindex);
+	r = bpf_map_lookup_elem(&weir_lb_rev, k);
+	if (r && (r->flags & WEIR_LB_F_HAIRPIN))
+		lb->flags = WEIR_LB_S_HAIRPIN_IN;
+}
+
+/*
+ * After a packet passed its verdict: the rewrite `lb` holds. Hairpin packets
+ * go back into the pod they came from. A rewrite that fails drops the packet.
+ */
+static __noinline int weir_lb_finish(struct __sk_buff *skb, const struct weir_lb *lb)
+{
+	if (!(lb->flags & (WEIR_LB_S_REVERSE | WEIR_LB_S_HAIRPIN_OUT | WEIR_LB_S_HAIRPIN_REPLY)))
+		return TC_ACT_OK;
+	if (weir_lb_rewrite(skb, lb))
+		return TC_ACT_SHOT;
+	if (lb->flags & WEIR_LB_S_REVERSE) {
+		weir_lb_count(WEIR_LB_CNT_REVERSE);
+		return TC_ACT_OK;
+	}
+	/* back into the pod: the frame was addressed to the host side, so the pod
+	 * would discard it as another host's; swap the Ethernet addresses */
+	__u8 mac[12];
+	if (bpf_skb_load_bytes(skb, 0, mac, sizeof(mac)))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, 0, mac + 6, 6, 0) || bpf_skb_store_bytes(skb, 6, mac, 6, 0))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/*
+ * NodePort, on tc ingress of the node's external interface: a packet to one
+ * of the node's own addresses (ipcache identity host) at a NodePort gets a
+ * backend as a pod's packet to a ClusterIP does, its source kept, so the
+ * backend's ingress policy judges the client's own address. The state is
+ * keyed by the external interface, where `to_node` (its tc egress) gives the
+ * backend's reply the node address and NodePort back as its source. The
+ * node's other traffic passes untouched: only pods are policed.
+ */
+static __always_inline int weir_lb_from_node(struct __sk_buff *skb)
+{
+	struct weir_pkt pkt = {};
+	struct weir_verdict v = {};
+	__u32 zero = 0;
+	struct weir_lb_scratch *x;
+	int reason;
+
+	if (weir_parse(skb, &pkt) || !pkt.has_ports || pkt.kind != WEIR_PKT_NORMAL)
+		return TC_ACT_OK;
+	if (weir_ipcache_identity(pkt.t.daddr, pkt.t.family) != WEIR_ID_HOST)
+		return TC_ACT_OK;
+	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (!x)
+		return TC_ACT_SHOT;
+	x->lb.flags = 0;
+	__builtin_memset(&x->lb.orig, 0, sizeof(x->lb.orig));
+	reason = weir_lb_from_pod(&pkt, skb->ifindex, &x->lb.orig, &x->lb, WEIR_SVC_SCOPE_NODE_PORT);
+	if (!reason)
+		reason = weir_lb_forward(skb, &pkt.t, &x->lb);
+	if (!reason)
+		return TC_ACT_OK;
+	const struct weir_endpoint none = {};
+	v.src_identity = weir_ipcache_identity(pkt.t.saddr, pkt.t.family);
+	v.dst_identity = WEIR_ID_HOST;
+	v.verdict = WEIR_VERDICT_DROPPED;
+	v.drop_reason = reason;
+	v.flags = WEIR_FLOW_F_NEW | WEIR_FLOW_F_SERVICE;
+	v.orig = &x->lb.orig;
+	weir_count(WEIR_DIR_INGRESS, WEIR_VERDICT_DROPPED, reason, skb->len);
+	weir_emit(skb, &none, WEIR_DIR_INGRESS, &pkt, &v);
+	return TC_ACT_SHOT;
+}
+
+/* NodePort replies, on tc egress of the node's external interface. */
+static __always_inline int weir_lb_to_node(struct __sk_buff *skb)
+{
+	struct weir_pkt pkt = {};
+	struct weir_lb lb = {};
+
+	if (weir_parse(skb, &pkt))
+		return TC_ACT_OK;
+	weir_lb_to_pod(&pkt, skb->ifindex, &lb);
+	if (lb.flags & WEIR_LB_S_REVERSE)
+		return weir_lb_finish(skb, &lb);
+	return TC_ACT_OK;
+}
+
+#endif

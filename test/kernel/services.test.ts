@@ -1,0 +1,511 @@
+/**
+ * Services in the datapath through BPF_PROG_TEST_RUN, with maps written by the Syncer: a pod's
+ * packet to a frontend is translated to a backend on from_pod before policy (judged against the
+ * backend's identity and port), the backend's reply is translated back on the client's to_pod,
+ * ClientIP affinity, hairpin, the no-backend drop, SCTP, and a ClusterIP inside an ipBlock.
+ * Every output packet is parsed and its IPv4 header and TCP/UDP checksums are recomputed from
+ * scratch here (RFC 1071 over the pseudo-header and segment), independently of the kernel's
+ * incremental updates. Needs root (CI runs it as root).
+ *
+ * @requires root
+ */
+import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry } from './fixture.js';
+import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK } from './packets.js';
+import { readAddr } from '../../maps/codecs/addr.js';
+import { testRun } from '../../maps/test-run.js';
+import {
+  Direction,
+  Verdict,
+  DropReason,
+  FlowFlag,
+  Identity,
+  Match,
+  Protocol,
+  HAIRPIN_ADDRESS,
+} from '../../maps/abi.js';
+import { frontendKey, type DesiredState, type ServiceFrontend } from '../../agent/desired.js';
+
+const TC_ACT_REDIRECT = 7;
+
+const CLIENT = 'ns/client';
+const CLIENT2 = 'ns/client2';
+const B1 = 'ns/b1';
+const B2 = 'ns/b2';
+const OTHER = 'ns/other';
+const NP = 'ns/np';
+const EXT = 'node/ext'; // the node's external interface (no endpoint)
+const IP = {
+  client: '10.211.1.1',
+  client2: '10.211.1.5',
+  b1: '10.211.1.2',
+  b2: '10.211.1.3',
+  other: '10.211.1.4',
+  vipWeb: '10.96.77.10',
+  vipDns: '10.96.77.53',
+  vipOther: '10.96.77.20',
+  vipEmpty: '10.96.77.30',
+  vipAff: '10.96.77.40',
+  vipSelf: '10.96.77.50',
+  vipSctp: '10.96.77.60',
+  inBlock: '10.96.99.99',
+  node: '10.211.0.1',
+  np: '10.211.1.6',
+  outside: '10.215.0.9',
+  outsider: '10.216.0.9',
+};
+const IP6 = { client: 'fd00:211::1', b1: 'fd00:211::2', b2: 'fd00:211::3', vipWeb: 'fd00:96::10' };
+const ID = {
+  client: 2000,
+  backend: 2001,
+  other: 2002,
+  np: 2003,
+  cidr: (Identity.LOCAL_SCOPE | 9) >>> 0,
+  outside: (Identity.LOCAL_SCOPE | 10) >>> 0,
+};
+
+const be = (ip: string, port: number) => ({ ip, port, ready: true, serving: true, terminating: false });
+const fe = (
+  service: string,
+  address: string,
+  port: number,
+  protocol: ServiceFrontend['protocol'],
+  backends: ReturnType<typeof be>[],
+  affinityTimeoutSeconds = 0,
+): ServiceFrontend => ({
+  service,
+  scope: 'clusterIP',
+  address,
+  port,
+  protocol,
+  portName: '',
+  affinityTimeoutSeconds,
+  backends,
+  externalLocal: false,
+});
+
+const FRONTENDS = [
+  fe('ns/web', IP.vipWeb, 80, 'TCP', [be(IP.b1, 8080), be(IP.b2, 8080)]),
+  fe('ns/dns', IP.vipDns, 53, 'UDP', [be(IP.b1, 5353), be(IP.b2, 5353)]),
+  fe('ns/web', IP6.vipWeb, 80, 'TCP', [be(IP6.b1, 8080), be(IP6.b2, 8080)]),
+  fe('ns/web', IP6.vipWeb, 53, 'UDP', [be(IP6.b1, 5353), be(IP6.b2, 5353)]),
+  fe('ns/other', IP.vipOther, 80, 'TCP', [be(IP.other, 8080)]),
+  fe('ns/empty', IP.vipEmpty, 80, 'TCP', []),
+  fe('ns/aff', IP.vipAff, 80, 'TCP', [be(IP.b1, 8080), be(IP.b2, 8080), be(IP.other, 8080)], 1),
+  fe('ns/self', IP.vipSelf, 9000, 'TCP', [be(IP.client, 9000)]),
+  fe('ns/sctp', IP.vipSctp, 7000, 'SCTP', [be(IP.b1, 7001)]),
+  fe('ns/sctp', IP.vipSctp, 7100, 'SCTP', [be(IP.b1, 7100)]),
+  { ...fe('ns/np', '0.0.0.0', 30080, 'TCP', [be(IP.np, 8080)]), scope: 'nodePort' as const, externalLocal: true },
+];
+
+const egress = (remoteIdentity: number, protocol: 'TCP' | 'UDP' | 'SCTP', port: number) =>
+  entry({ direction: 'egress', remoteIdentity, protocol, port, endPort: port });
+
+/** The client: default-deny egress and ingress; egress to tier=backend on 8080/TCP, 5353/UDP, 7000-7100/SCTP, to itself on 9000, and an ipBlock over the Service range on 80. */
+const clientState = endpoint(CLIENT, [IP.client, IP6.client], ID.client, {
+  ingressIsolated: true,
+  egressIsolated: true,
+  entries: [
+    egress(ID.backend, 'TCP', 8080),
+    egress(ID.backend, 'UDP', 5353),
+    entry({ direction: 'egress', remoteIdentity: ID.backend, protocol: 'SCTP', port: 7000, endPort: 7100 }),
+    egress(ID.client, 'TCP', 9000),
+    egress(ID.cidr, 'TCP', 80),
+    egress(ID.cidr, 'TCP', 8080),
+  ],
+});
+const client2State = endpoint(CLIENT2, [IP.client2], ID.client);
+const desired: DesiredState = {
+  endpoints: new Map(
+    [
+      clientState,
+      client2State,
+      endpoint(B1, [IP.b1, IP6.b1], ID.backend),
+      endpoint(B2, [IP.b2, IP6.b2], ID.backend),
+      endpoint(OTHER, [IP.other], ID.other),
+      // the NodePort's backend admits only clients of 10.215.0.0/24 (an ipBlock)
+      endpoint(NP, [IP.np], ID.np, {
+        ingressIsolated: true,
+        entries: [
+          entry({ direction: 'ingress', remoteIdentity: ID.outside, protocol: 'TCP', port: 8080, endPort: 8080 }),
+        ],
+      }),
+    ].map((e) => [e.key, e]),
+  ),
+  ipcache: new Map(
+    (
+      [
+        [`${IP.client}/32`, ID.client],
+        [`${IP.client2}/32`, ID.client],
+        [`${IP.b1}/32`, ID.backend],
+        [`${IP.b2}/32`, ID.backend],
+        [`${IP.other}/32`, ID.other],
+        [`${IP.np}/32`, ID.np],
+        ['10.215.0.0/24', ID.outside],
+        [`${IP6.client}/128`, ID.client],
+        [`${IP6.b1}/128`, ID.backend],
+        [`${IP6.b2}/128`, ID.backend],
+        ['10.96.0.0/16', ID.cidr], // an ipBlock covering the Service range
+      ] as Array<[string, number]>
+    ).map(([cidr, identity]) => [cidr, { cidr, identity }]),
+  ),
+  services: new Map(FRONTENDS.map((f) => [frontendKey(f), f])),
+};
+
+// ---- an independent checksum routine (RFC 1071) and packet reader ----
+
+function onesSum(bufs: Buffer[]): number {
+  let sum = 0;
+  for (const b of bufs) {
+    for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+    if (b.length % 2) sum += b[b.length - 1] << 8;
+  }
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+const fold = (bufs: Buffer[]): number => ~onesSum(bufs) & 0xffff;
+
+interface Parsed {
+  family: 4 | 6;
+  src: string;
+  dst: string;
+  proto: number;
+  sport: number;
+  dport: number;
+  l4csum: number;
+  /** Header checksum valid (IPv4), always true for IPv6. */
+  ipOk: boolean;
+  /** L4 checksum valid over the pseudo-header (TCP, UDP with a checksum); SCTP: not checked here. */
+  l4Ok: boolean;
+}
+
+function l4Offsets(frame: Buffer): { family: 4 | 6; l3: number; l4: number; proto: number; len: number } {
+  if (frame.readUInt16BE(12) === 0x0800) {
+    const ihl = (frame[14] & 0xf) * 4;
+    return { family: 4, l3: 14, l4: 14 + ihl, proto: frame[23], len: frame.readUInt16BE(16) - ihl };
+  }
+  return { family: 6, l3: 14, l4: 54, proto: frame[20], len: frame.readUInt16BE(18) };
+}
+
+function pseudo(frame: Buffer, o: ReturnType<typeof l4Offsets>): Buffer {
+  if (o.family === 4) {
+    const p = Buffer.alloc(12);
+    frame.copy(p, 0, 26, 34);
+    p[9] = o.proto;
+    p.writeUInt16BE(o.len, 10);
+    return p;
+  }
+  const p = Buffer.alloc(40);
+  frame.copy(p, 0, 22, 54);
+  p.writeUInt32BE(o.len, 32);
+  p[39] = o.proto;
+  return p;
+}
+
+const csumOff = (proto: number): number => (proto === Protocol.TCP ? 16 : 6);
+
+/** Fills in correct checksums (IPv4 header, TCP/UDP) so that the datapath's incremental updates can be verified. */
+function withChecksums(frame: Buffer, o: { zeroUdp?: boolean } = {}): Buffer {
+  const f = Buffer.from(frame);
+  const l = l4Offsets(f);
+  if (l.family === 4) {
+    f.writeUInt16BE(0, 24);
+    f.writeUInt16BE(fold([f.subarray(14, l.l4)]), 24);
+  }
+  if (l.proto === Protocol.TCP || l.proto === Protocol.UDP) {
+    const off = l.l4 + csumOff(l.proto);
+    f.writeUInt16BE(0, off);
+    if (!(o.zeroUdp && l.proto === Protocol.UDP)) {
+      let c = fold([pseudo(f, l), f.subarray(l.l4, l.l4 + l.len)]);
+      if (c === 0 && l.proto === Protocol.UDP) c = 0xffff;
+      f.writeUInt16BE(c, off);
+    }
+  }
+  return f;
+}
+
+function parse(frame: Buffer): Parsed {
+  const l = l4Offsets(frame);
+  const src = readAddr(frame, l.family === 4 ? 26 : 22, l.family);
+  const dst = readAddr(frame, l.family === 4 ? 30 : 38, l.family);
+  const ipOk = l.family === 6 || onesSum([frame.subarray(14, l.l4)]) === 0xffff;
+  let l4csum = 0;
+  let l4Ok = true;
+  if (l.proto === Protocol.TCP || l.proto === Protocol.UDP) {
+    l4csum = frame.readUInt16BE(l.l4 + csumOff(l.proto));
+    if (!(l.proto === Protocol.UDP && l.family === 4 && l4csum === 0))
+      l4Ok = onesSum([pseudo(frame, l), frame.subarray(l.l4, l.l4 + l.len)]) === 0xffff;
+  }
+  return {
+    family: l.family,
+    src,
+    dst,
+    proto: l.proto,
+    sport: frame.readUInt16BE(l.l4),
+    dport: frame.readUInt16BE(l.l4 + 2),
+    l4csum,
+    ipOk,
+    l4Ok,
+  };
+}
+
+let fx: KernelFixture;
+
+/** Runs one packet (checksums filled in first); returns the verdict code and the packet as it left. */
+function run(
+  prog: 'fromPod' | 'toPod' | 'fromNode' | 'toNode',
+  ep: string,
+  frame: Buffer,
+): { ret: number; out: Parsed; raw: Buffer } {
+  const ifindex = fx.ifindex.get(ep);
+  if (ifindex === undefined) throw new Error(ep);
+  const r = testRun(fx.dp.program(prog), frame, { ifindex });
+  return { ret: r.retval, out: parse(r.dataOut), raw: r.dataOut };
+}
+
+const tcp4 = (src: string, dst: string, sport: number, dport: number, flags = TCP_SYN) =>
+  withChecksums(ipv4(src, dst, Protocol.TCP, tcp(sport, dport, flags, Buffer.from('hello'))));
+const udp4 = (src: string, dst: string, sport: number, dport: number, _flags?: number) =>
+  withChecksums(ipv4(src, dst, Protocol.UDP, udp(sport, dport, Buffer.from('query!'))));
+const udp4NoChecksum = (src: string, dst: string, sport: number, dport: number) =>
+  withChecksums(ipv4(src, dst, Protocol.UDP, udp(sport, dport, Buffer.from('query!'))), { zeroUdp: true });
+const udp6 = (src: string, dst: string, sport: number, dport: number, _flags?: number) =>
+  withChecksums(ipv6(src, dst, Protocol.UDP, udp(sport, dport, Buffer.from('query6'))));
+const tcp6 = (src: string, dst: string, sport: number, dport: number, flags = TCP_SYN) =>
+  withChecksums(ipv6(src, dst, Protocol.TCP, tcp(sport, dport, flags, Buffer.from('hello6'))));
+
+beforeAll(() => {
+  fx = KernelFixture.create('s', [CLIENT, CLIENT2, B1, B2, OTHER, NP, EXT]);
+  fx.rec.setNodeAddresses([IP.node]);
+  const st = fx.rec.resyncTo(desired);
+  expect(st.errors).toEqual([]);
+});
+afterAll(() => fx?.close());
+beforeEach(async () => {
+  await fx.takeEvents();
+});
+
+describe('ClusterIP translation before policy, and back', () => {
+  it.each([
+    ['TCP over IPv4', tcp4, IP.client, IP.vipWeb, 80, [IP.b1, IP.b2], 8080],
+    ['UDP over IPv4', udp4, IP.client, IP.vipDns, 53, [IP.b1, IP.b2], 5353],
+    ['TCP over IPv6', tcp6, IP6.client, IP6.vipWeb, 80, [IP6.b1, IP6.b2], 8080],
+    ['UDP over IPv6', udp6, IP6.client, IP6.vipWeb, 53, [IP6.b1, IP6.b2], 5353],
+  ] as const)(
+    '%s: the client reaches a backend; its reply comes back from the VIP, checksums correct',
+    async (_n, mk, client, vip, vport, backends, bport) => {
+      const before = fx.dp.serviceCounters();
+      const sport = 40000 + Math.floor(Math.random() * 1000);
+      const first = run('fromPod', CLIENT, mk(client, vip, sport, vport));
+      expect(first.ret).toBe(TC_ACT_OK);
+      expect(backends).toContain(first.out.dst);
+      expect(first.out).toMatchObject({ src: client, dport: bport, sport, ipOk: true, l4Ok: true });
+      const evs = await fx.takeEvents();
+      expect(evs).toHaveLength(1);
+      expect(evs[0]).toMatchObject({
+        direction: Direction.EGRESS,
+        verdict: Verdict.FORWARDED,
+        match: Match.L3_L4, // the rule naming tier=backend and the backend's port, not the VIP's
+        dstIdentity: ID.backend,
+        dstAddr: first.out.dst,
+        dstPort: bport,
+        service: { addr: vip, port: vport },
+      });
+      expect(evs[0].flags & FlowFlag.SERVICE).toBeTruthy();
+
+      // the connection keeps its backend
+      const again = run('fromPod', CLIENT, mk(client, vip, sport, vport, TCP_ACK));
+      expect(again.ret).toBe(TC_ACT_OK);
+      expect(again.out).toMatchObject({ dst: first.out.dst, dport: bport, ipOk: true, l4Ok: true });
+
+      // the backend's reply, as it reaches the client: translated back to the VIP
+      const reply = run('toPod', CLIENT, mk(first.out.dst, client, bport, sport, TCP_SYN | TCP_ACK));
+      expect(reply.ret).toBe(TC_ACT_OK);
+      expect(reply.out).toMatchObject({ src: vip, sport: vport, dst: client, dport: sport, ipOk: true, l4Ok: true });
+
+      const after = fx.dp.serviceCounters();
+      expect(after.NEW - before.NEW).toBe(1n);
+      expect(after.FORWARD - before.FORWARD).toBe(2n);
+      expect(after.REVERSE - before.REVERSE).toBe(1n);
+    },
+  );
+
+  it('UDP over IPv4 without a checksum keeps none (0 stays 0)', () => {
+    const r = run('fromPod', CLIENT, udp4NoChecksum(IP.client, IP.vipDns, 41999, 53));
+    expect(r.ret).toBe(TC_ACT_OK);
+    expect(r.out).toMatchObject({ dport: 5353, l4csum: 0, ipOk: true });
+  });
+
+  it('a reply that does not belong to a translated connection keeps its source', () => {
+    // direct pod-to-pod traffic: the client connects to b1 itself
+    expect(run('fromPod', CLIENT, tcp4(IP.client, IP.b1, 42001, 8080)).ret).toBe(TC_ACT_OK);
+    const reply = run('toPod', CLIENT, tcp4(IP.b1, IP.client, 8080, 42001, TCP_SYN | TCP_ACK));
+    expect(reply.ret).toBe(TC_ACT_OK);
+    expect(reply.out).toMatchObject({ src: IP.b1, sport: 8080, ipOk: true, l4Ok: true });
+  });
+
+  it('every backend is chosen over many connections, and only the frontend’s backends', () => {
+    const seen = new Set<string>();
+    for (let p = 43000; p < 43040; p++) seen.add(run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, p, 80)).out.dst);
+    expect([...seen].sort()).toEqual([IP.b1, IP.b2].sort());
+  });
+});
+
+describe('egress policy judges the backend', () => {
+  it('a rule allowing tier=backend lets the VIP through; a Service whose backend is another identity is refused', async () => {
+    const ok = run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 44001, 80));
+    expect(ok.ret).toBe(TC_ACT_OK);
+    await fx.takeEvents();
+    const denied = run('fromPod', CLIENT, tcp4(IP.client, IP.vipOther, 44002, 80));
+    expect(denied.ret).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({
+      verdict: Verdict.DROPPED,
+      dropReason: DropReason.POLICY_DENIED,
+      dstIdentity: ID.other,
+      dstAddr: IP.other,
+      dstPort: 8080,
+      service: { addr: IP.vipOther, port: 80 },
+    });
+  });
+
+  it('an ipBlock covering the ClusterIP never matches it: the translated packet is judged as the backend', () => {
+    // the ipBlock rule admits TCP 80 and 8080 to 10.96.0.0/16: an address of that range that is no Service passes...
+    expect(run('fromPod', CLIENT, tcp4(IP.client, IP.inBlock, 44003, 80)).ret).toBe(TC_ACT_OK);
+    // ...but a Service in it is translated first: its backend (identity other) is what egress policy sees
+    expect(run('fromPod', CLIENT, tcp4(IP.client, IP.vipOther, 44004, 80)).ret).toBe(TC_ACT_SHOT);
+  });
+});
+
+describe('no backend', () => {
+  it('a frontend with no backend drops with NO_SERVICE_BACKEND and a flow event, never untranslated', async () => {
+    const before = fx.dp.serviceCounters();
+    const r = run('fromPod', CLIENT, tcp4(IP.client, IP.vipEmpty, 45001, 80));
+    expect(r.ret).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({
+      verdict: Verdict.DROPPED,
+      dropReason: DropReason.NO_SERVICE_BACKEND,
+      dstAddr: IP.vipEmpty,
+      dstPort: 80,
+      service: { addr: IP.vipEmpty, port: 80 },
+    });
+    expect(fx.counter(Direction.EGRESS, Verdict.DROPPED, DropReason.NO_SERVICE_BACKEND)).toBeGreaterThan(0n);
+    expect(fx.dp.serviceCounters().NO_BACKEND - before.NO_BACKEND).toBe(1n);
+  });
+});
+
+describe('ClientIP affinity', () => {
+  it('the same client gets the same backend; another client its own; after the timeout the choice is made again', async () => {
+    const pick = (ep: string, src: string, port: number) => run('fromPod', ep, tcp4(src, IP.vipAff, port, 80)).out.dst;
+    const first = pick(CLIENT, IP.client, 46000);
+    for (let p = 46001; p < 46020; p++) expect(pick(CLIENT, IP.client, p)).toBe(first);
+    const other = pick(CLIENT2, IP.client2, 46100);
+    for (let p = 46101; p < 46110; p++) expect(pick(CLIENT2, IP.client2, p)).toBe(other);
+    // timeout 1 s: once it has run out since the last choice, a new random choice is made
+    const seen = new Set([first]);
+    for (let i = 0; i < 10 && seen.size < 2; i++) {
+      await new Promise((r) => setTimeout(r, 1300));
+      seen.add(pick(CLIENT, IP.client, 46200 + i));
+    }
+    expect(seen.size).toBeGreaterThan(1);
+  }, 30_000);
+});
+
+describe('hairpin', () => {
+  it('a pod reaching its own Service gets its connection from the hairpin address, admitted by its ingress; the answer comes back from the VIP', async () => {
+    const hp = HAIRPIN_ADDRESS[4];
+    const syn = tcp4(IP.client, IP.vipSelf, 47001, 9000);
+    const out = run('fromPod', CLIENT, syn);
+    expect(out.ret).toBe(TC_ACT_REDIRECT); // back into the pod
+    // addressed to the pod's own MAC from the host side's, or the pod would discard it as another host's
+    expect(out.raw.subarray(0, 6)).toEqual(syn.subarray(6, 12));
+    expect(out.raw.subarray(6, 12)).toEqual(syn.subarray(0, 6));
+    expect(out.out).toMatchObject({ src: hp, sport: 47001, dst: IP.client, dport: 9000, ipOk: true, l4Ok: true });
+    // the pod's ingress is isolated with no rule for itself: the hairpin connection is admitted anyway
+    const inn = testRun(fx.dp.program('toPod'), out.raw, { ifindex: fx.ifindex.get(CLIENT) });
+    expect(inn.retval).toBe(TC_ACT_OK);
+    // a forged packet from the hairpin address that belongs to no such connection is not
+    expect(run('toPod', CLIENT, tcp4(hp, IP.client, 47002, 9000)).ret).toBe(TC_ACT_SHOT);
+    // the pod answers the hairpin address: sent back into it, to its own address...
+    const ans = run('fromPod', CLIENT, tcp4(IP.client, hp, 9000, 47001, TCP_SYN | TCP_ACK));
+    expect(ans.ret).toBe(TC_ACT_REDIRECT);
+    expect(ans.out).toMatchObject({
+      src: IP.client,
+      sport: 9000,
+      dst: IP.client,
+      dport: 47001,
+      ipOk: true,
+      l4Ok: true,
+    });
+    // ...and on its way in it becomes the VIP's answer
+    const back = testRun(fx.dp.program('toPod'), ans.raw, { ifindex: fx.ifindex.get(CLIENT) });
+    expect(back.retval).toBe(TC_ACT_OK);
+    expect(parse(back.dataOut)).toMatchObject({
+      src: IP.vipSelf,
+      sport: 9000,
+      dst: IP.client,
+      dport: 47001,
+      ipOk: true,
+      l4Ok: true,
+    });
+    expect(fx.dp.serviceCounters().HAIRPIN).toBeGreaterThan(0n);
+  });
+});
+
+describe('SCTP', () => {
+  it('to the same port: the address is translated; to another port: refused with its own reason', async () => {
+    const same = run('fromPod', CLIENT, withChecksums(ipv4(IP.client, IP.vipSctp, Protocol.SCTP, sctp(5000, 7100))));
+    expect(same.ret).toBe(TC_ACT_OK);
+    expect(same.out).toMatchObject({ dst: IP.b1, dport: 7100, ipOk: true });
+    await fx.takeEvents();
+    const moved = run('fromPod', CLIENT, withChecksums(ipv4(IP.client, IP.vipSctp, Protocol.SCTP, sctp(5001, 7000))));
+    expect(moved.ret).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs[0]).toMatchObject({
+      dropReason: DropReason.SERVICE_UNSUPPORTED,
+      service: { addr: IP.vipSctp, port: 7000 },
+    });
+  });
+});
+
+describe("NodePort (programs of the node's external interface)", () => {
+  it('a client outside reaches the backend through the node address, its source kept; the reply leaves from the NodePort', () => {
+    const inn = run('fromNode', EXT, tcp4(IP.outside, IP.node, 50001, 30080));
+    expect(inn.ret).toBe(TC_ACT_OK);
+    expect(inn.out).toMatchObject({ src: IP.outside, sport: 50001, dst: IP.np, dport: 8080, ipOk: true, l4Ok: true });
+    // the backend's ingress policy admits the client by its own address
+    expect(testRun(fx.dp.program('toPod'), inn.raw, { ifindex: fx.ifindex.get(NP) }).retval).toBe(TC_ACT_OK);
+    const reply = run('fromPod', NP, tcp4(IP.np, IP.outside, 8080, 50001, TCP_SYN | TCP_ACK));
+    expect(reply.ret).toBe(TC_ACT_OK);
+    const out = run('toNode', EXT, tcp4(IP.np, IP.outside, 8080, 50001, TCP_SYN | TCP_ACK));
+    expect(out.ret).toBe(TC_ACT_OK);
+    expect(out.out).toMatchObject({
+      src: IP.node,
+      sport: 30080,
+      dst: IP.outside,
+      dport: 50001,
+      ipOk: true,
+      l4Ok: true,
+    });
+  });
+
+  it('an ingress policy that admits only another client refuses it, judged by its own address (never as host)', async () => {
+    const inn = run('fromNode', EXT, tcp4(IP.outsider, IP.node, 50002, 30080));
+    expect(inn.out).toMatchObject({ src: IP.outsider, dst: IP.np, dport: 8080 });
+    await fx.takeEvents();
+    expect(testRun(fx.dp.program('toPod'), inn.raw, { ifindex: fx.ifindex.get(NP) }).retval).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({ dropReason: DropReason.POLICY_DENIED, srcAddr: IP.outsider, dstAddr: IP.np });
+    expect(evs[0].srcIdentity).not.toBe(Identity.HOST);
+  });
+
+  it('other traffic of the node passes untouched: another port, another address', () => {
+    const port = run('fromNode', EXT, tcp4(IP.outside, IP.node, 50003, 30081));
+    expect(port).toMatchObject({ ret: TC_ACT_OK, out: { dst: IP.node, dport: 30081 } });
+    const addr = run('fromNode', EXT, tcp4(IP.outside, IP.inBlock, 50004, 30080));
+    expect(addr).toMatchObject({ ret: TC_ACT_OK, out: { dst: IP.inBlock, dport: 30080 } });
+  });
+});
