@@ -58,13 +58,16 @@ static __always_inline void weir_identities(const struct weir_endpoint *ep, __u8
 
 /*
  * Judges a new (or stale) connection against policy and the host switch. A
- * pod's own connection given back to it by its Service (hairpin) is admitted.
+ * pod's own connection given back to it by its Service (hairpin) is admitted
+ * both ways: policy never isolates a pod from itself, whichever address it uses.
  */
 static __always_inline __u8 weir_judge(const struct weir_endpoint *ep, __u8 dir, const struct weir_pkt *pkt,
 				       const struct weir_verdict *v, const struct weir_lb *lb)
 {
 	__u32 remote = dir == WEIR_DIR_EGRESS ? v->dst_identity : v->src_identity;
 	if (dir == WEIR_DIR_INGRESS && (lb->flags & WEIR_LB_S_HAIRPIN_IN))
+		return WEIR_MATCH_ALWAYS;
+	if (dir == WEIR_DIR_EGRESS && (lb->flags & (WEIR_LB_S_HAIRPIN_OUT | WEIR_LB_S_HAIRPIN_REPLY)))
 		return WEIR_MATCH_ALWAYS;
 	if (dir == WEIR_DIR_INGRESS && remote == WEIR_ID_HOST &&
 	    (weir_config_flags() & WEIR_CFG_F_HOST_ALLOW))

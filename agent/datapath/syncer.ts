@@ -44,6 +44,7 @@ import { parseCidr } from '../../maps/codecs/addr.js';
 import { parsePrefix, prefixContains, type Prefix } from '../ipcache/cidr.js';
 import { countEntry, entryKeys, flagsOf, type EntryRefs } from './entries.js';
 import { ServiceBook } from './services.js';
+import { MapFullError } from '../../maps/bpf-map.js';
 
 export interface SyncerMaps {
   endpoints: KernelMap;
@@ -197,6 +198,8 @@ interface Dirty {
   notBefore: number;
   attempts: number;
   error?: string;
+  /** The last attempt found a map full: retried as soon as a change may have made room. */
+  full?: boolean;
 }
 
 const ENDPOINT_PREFIX = 'endpoint ';
@@ -405,6 +408,7 @@ export class Syncer {
         }
       }
     }
+    let synced = 0;
     for (const [key, d] of [...this.dirty]) {
       if (!due(d)) continue;
       if (ipcacheFailed && this.want.has(key)) {
@@ -417,7 +421,10 @@ export class Syncer {
           stats.pending.push(key);
           d.touched = undefined;
           d.notBefore = now + (this.opts.pendingRetryMs ?? 1000);
-        } else this.dirty.delete(key);
+        } else {
+          this.dirty.delete(key);
+          synced++;
+        }
       } catch (err) {
         d.touched = undefined; // compare the whole endpoint next time
         this.fail(this.dirty, key, ENDPOINT_PREFIX + key, err, now, stats);
@@ -478,6 +485,7 @@ export class Syncer {
         }
       }
     }
+    if (synced > 0) this.retryFullNow();
     this.schedule();
     return stats;
   }
@@ -858,6 +866,15 @@ export class Syncer {
     return r;
   }
 
+  /**
+   * Another key's writes may have made room in a full map: keys that failed for want of room
+   * are due again in the next sync instead of after their backoff.
+   */
+  private retryFullNow(): void {
+    for (const queue of [this.dirty, this.ipDirty, this.svcDirty])
+      for (const d of queue.values()) if (d.full) d.notBefore = 0;
+  }
+
   private fail(
     queue: Map<string, Dirty>,
     key: string,
@@ -869,6 +886,7 @@ export class Syncer {
     const d = queue.get(key) ?? { notBefore: 0, attempts: 0 };
     d.attempts++;
     d.error = message(err);
+    d.full = err instanceof MapFullError;
     const base = this.opts.backoffMs ?? 200;
     d.notBefore = now + Math.min(this.opts.maxBackoffMs ?? 10_000, base * 2 ** Math.min(d.attempts - 1, 20));
     queue.set(key, d);
