@@ -109,7 +109,8 @@ export interface FormatOptions {
 
 /** " via service shop/db (10.96.0.5:5432)" for a flow the datapath translated, else "". */
 function serviceText(f: Flow): string {
-  if (f.destination_service_ip === undefined) return '';
+  // absent, or proto3's default "" once the flow came over the wire
+  if (!f.destination_service_ip) return '';
   const name = f.destination_service
     ? `service ${f.destination_service.namespace}/${f.destination_service.name} `
     : 'service ';

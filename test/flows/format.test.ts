@@ -22,6 +22,9 @@ describe('weir observe output', () => {
     expect(formatCompact(f)).toBe(
       `${formatTime(f)}: shop/frontend-7d9f:43210 (ID:256) -> shop/backend-0:8080 (ID:257) Policy denied INGRESS DROPPED (TCP Flags: SYN)`,
     );
+    // the same flow after a round trip over the wire (proto3 gives absent strings as ""): no Service
+    const wire = decodeFlowsResponse(encodeFlowResponse(f, 'wob-node'));
+    expect(formatCompact(wire.flow!)).not.toContain('via service');
     const a = buildFlow(allowed({ match: 2 }), o);
     expect(formatCompact(a)).toMatch(
       /: ops\/prober:43210 \(ID:258\) -> shop\/backend-0:8080 \(ID:257\) policy-verdict:l3-only INGRESS FORWARDED \(TCP Flags: SYN\)$/,
