@@ -31,6 +31,7 @@ import { openPinnedMap, type BpfMap } from '../../maps/bpf-map.js';
 import { decodeIpcacheValue, encodeIpcacheKey } from '../../maps/codecs/ipcache.js';
 import { Identity } from '../../maps/abi.js';
 import { bootstrap } from './sidebyside/stats.js';
+import { cpuSeconds, procMem } from './agent-memory.js';
 
 const QUICK = process.env.WEIR_BENCH_QUICK === '1';
 const MAIN = 'dist/agent/cli/main.js';
@@ -42,19 +43,6 @@ export const SHAPE: ClusterShape = QUICK
   : { namespaces: 2000, podsPerNs: 50, nodes: 1000, policiesPerNs: 5, servicesPerNs: 5, localPods: 100, appsPerNs: 5 };
 const CHANGES = QUICK ? 2000 : 10_000;
 const RATE = 1000;
-
-function procMem(pid: number): { rss: number; hwm: number } {
-  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
-
-/** User + system CPU seconds of a process. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100;
-}
 
 /**
  * The host-side veths of the agent's local pods, as a CNI leaves them: one veth pair per pod
