@@ -22,6 +22,8 @@ export interface DatapathEnforcementOptions {
   nodeAddresses?: string[];
   /** Let the node reach its pods whatever the policies say (default true, as kubelet probes need). */
   hostAllow?: boolean;
+  /** Allowed new connections emit flow events (default true; off: only drops do, counters count all). */
+  allowedFlows?: boolean;
   /** Periodic resync (dump the maps, repair drift); default 5 minutes, 0 = never. */
   resyncIntervalMs?: number;
   /** Map sizes at load (map name -> max entries), for tests that fill a map cheaply. */
@@ -84,7 +86,7 @@ export class DatapathEnforcement implements Enforcement {
       ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
       ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
     });
-    this.datapath.configure({ hostAllow: opts.hostAllow ?? true });
+    this.datapath.configure({ hostAllow: opts.hostAllow ?? true, allowedFlows: opts.allowedFlows ?? true });
     this.log = opts.log ?? (() => undefined);
     for (const r of this.datapath.replacedMaps)
       this.log(

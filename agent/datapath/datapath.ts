@@ -172,7 +172,7 @@ export class Datapath {
     };
   }
 
-  /** Datapath switches (host traffic to pods). */
+  /** Datapath switches (host traffic to pods, flow events of allowed connections). */
   configure(c: DatapathConfig): void {
     const k = Buffer.alloc(4);
     this.map('config').update(k, encodeConfig(c));

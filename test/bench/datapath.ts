@@ -103,8 +103,8 @@ interface Rig {
   close: () => void;
 }
 
-function openRig(n: number, ifindex: number): Rig {
-  const pinRoot = `${PIN_ROOT}-${n}`;
+function openRig(n: number, ifindex: number, allowedFlows = true): Rig {
+  const pinRoot = `${PIN_ROOT}-${n}${allowedFlows ? '' : '-quiet'}`;
   const closers: Array<() => void> = [() => rmSync(pinRoot, { recursive: true, force: true })];
   const close = () => {
     for (const c of closers.reverse()) c();
@@ -112,6 +112,7 @@ function openRig(n: number, ifindex: number): Rig {
   try {
     const dp = Datapath.open({ pinRoot });
     closers.push(() => dp.close());
+    dp.configure({ hostAllow: true, allowedFlows });
     let drained = 0;
     const reader = dp.onFlowEvents((e) => (drained += e.length), { pollIntervalMs: 2 });
     closers.push(() => reader.close());
@@ -274,6 +275,7 @@ export async function run(): Promise<BenchSection> {
   execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
   const ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8').trim());
   const rigs: Rig[] = [];
+  const others: Rig[] = [];
   const tick = () => new Promise((r) => setTimeout(r, 5));
   /** Waits until the readers have emptied the rings, so every measured event finds room. */
   const drainAll = async () => {
@@ -288,6 +290,9 @@ export async function run(): Promise<BenchSection> {
   try {
     rigs.push(openRig(10, ifindex), openRig(100_000, ifindex));
     const [small, large] = rigs as [Rig, Rig];
+    // the 10-entry datapath with allowed flows switched off (`flows.allowed: false`): the verdict without its event
+    const quiet = openRig(10, ifindex, false);
+    others.push(quiet);
     const noop = small.dp.programs.get('noop');
     if (noop === undefined) throw new Error('program noop missing from the object');
     const syn = (sport: number) => ipv4(PEER, POD, Protocol.TCP, tcp(sport, 80, TCP_SYN));
@@ -370,6 +375,7 @@ export async function run(): Promise<BenchSection> {
         [small.dp.program('fromPod'), reply],
         [small.verdictOnly.program('to_pod'), syn(40001)],
         [ops2.program('op_ct4_hit'), ack],
+        [quiet.verdictOnly.program('to_pod'), syn(40001)],
       ],
       GOAL_ROUNDS,
       true,
@@ -380,7 +386,13 @@ export async function run(): Promise<BenchSection> {
         goalXs[i]!.map((x, r) => (x - goalXs[0]![r]!) / per),
         medianOf,
       );
-    const goalNet = { established: net(1), reply: net(2), verdict: net(3), ct4: net(4, OPS_PER_RUN) };
+    const goalNet = {
+      established: net(1),
+      reply: net(2),
+      verdict: net(3),
+      ct4: net(4, OPS_PER_RUN),
+      quietVerdict: net(5),
+    };
     const [fs, fl] = figures as [Figures, Figures];
     const scale = [
       fl.established / fs.established,
@@ -434,6 +446,7 @@ export async function run(): Promise<BenchSection> {
       `| established packet <= 45 ns (Intel class) | ${ci(goalNet.established)} | ${decide(goalNet.established, 45)} |`,
       `| established reply <= 55 ns (Intel class) | ${ci(goalNet.reply)} | ${decide(goalNet.reply, 55)} |`,
       `| new-connection verdict <= 130 ns (Intel class) | ${ci(goalNet.verdict)} | ${decide(goalNet.verdict, 130)} |`,
+      `| the same, allowed flows switched off (\`flows.allowed: false\`: no event for an allowed connection) | ${ci(goalNet.quietVerdict)} | ${decide(goalNet.quietVerdict, 130)} |`,
       `| established packet <= one IPv4 conntrack lookup (${ci(goalNet.ct4)}) + 20 ns | ${ci(goalNet.established)} | ${decide(
         {
           estimate: goalNet.established.estimate - goalNet.ct4.estimate,
@@ -468,7 +481,7 @@ export async function run(): Promise<BenchSection> {
     ].join('\n');
     return { title: 'Datapath: ns per packet (BPF_PROG_TEST_RUN)', markdown };
   } finally {
-    for (const r of rigs) r.close();
+    for (const r of [...rigs, ...others]) r.close();
     try {
       execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
     } catch {
