@@ -28,6 +28,14 @@ struct {
 	__type(value, struct weir_ct_value);
 } ops_ct4 SEC(".maps");
 
+/* the same table with the LRU lists shared by all CPUs (no BPF_F_NO_COMMON_LRU) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4_common SEC(".maps");
+
 /* the same table as a plain (preallocated, non-LRU) hash: what an insert costs without LRU lists */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -106,6 +114,14 @@ int op_ct4_update(struct __sk_buff *skb)
 	struct weir_ct4_key key = {};
 	struct weir_ct_value v = {};
 	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4, &key, &v, BPF_ANY));
+}
+
+SEC("tc")
+int op_ct4_common_update(struct __sk_buff *skb)
+{
+	struct weir_ct4_key key = {};
+	struct weir_ct_value v = {};
+	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4_common, &key, &v, BPF_ANY));
 }
 
 SEC("tc")
