@@ -90,7 +90,7 @@ export class DatapathEnforcement implements Enforcement {
     this.log = opts.log ?? (() => undefined);
     for (const r of this.datapath.replacedMaps)
       this.log(
-        `pinned map ${r.name} had another layout (key ${r.was.keySize} / value ${r.was.valueSize} bytes, now ${r.now.keySize} / ${r.now.valueSize}): ` +
+        `pinned map ${r.name} had another layout (key ${r.was.keySize} / value ${r.was.valueSize} bytes, flags 0x${r.was.flags.toString(16)}, now ${r.now.keySize} / ${r.now.valueSize}, 0x${r.now.flags.toString(16)}): ` +
           `replaced, ${r.carried} entries carried over; each interface keeps its old program until its record is written again`,
       );
     this.syncer = new Syncer(this.datapath.syncerMaps(), {

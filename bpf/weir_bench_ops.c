@@ -20,21 +20,22 @@ struct {
 	__type(value, struct weir_endpoint);
 } ops_hash4 SEC(".maps");
 
+/* as weir_ct4: the LRU lists shared by all CPUs */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4 SEC(".maps");
+
+/* the same table with per-CPU LRU lists (BPF_F_NO_COMMON_LRU) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct_value);
-} ops_ct4 SEC(".maps");
-
-/* the same table with the LRU lists shared by all CPUs (no BPF_F_NO_COMMON_LRU) */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, WEIR_CT_MAX);
-	__type(key, struct weir_ct4_key);
-	__type(value, struct weir_ct_value);
-} ops_ct4_common SEC(".maps");
+} ops_ct4_percpu SEC(".maps");
 
 /* the same table as a plain (preallocated, non-LRU) hash: what an insert costs without LRU lists */
 struct {
@@ -47,7 +48,6 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct_key);
 	__type(value, struct weir_ct_value);
 } ops_ct SEC(".maps");
@@ -117,11 +117,11 @@ int op_ct4_update(struct __sk_buff *skb)
 }
 
 SEC("tc")
-int op_ct4_common_update(struct __sk_buff *skb)
+int op_ct4_percpu_update(struct __sk_buff *skb)
 {
 	struct weir_ct4_key key = {};
 	struct weir_ct_value v = {};
-	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4_common, &key, &v, BPF_ANY));
+	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4_percpu, &key, &v, BPF_ANY));
 }
 
 SEC("tc")

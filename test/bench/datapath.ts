@@ -31,11 +31,8 @@ const OPS: Array<[program: string, what: string]> = [
   ['op_jiffies', 'bpf_jiffies64() (inlined by the verifier)'],
   ['op_hash4_hit', 'hash lookup, 4-byte key (endpoints), hit'],
   ['op_ct4_hit', 'LRU hash lookup, 20-byte key (IPv4 conntrack), hit'],
-  ['op_ct4_update', 'LRU hash update, 20-byte key (IPv4 conntrack), replacing an entry'],
-  [
-    'op_ct4_common_update',
-    'LRU hash update, the LRU lists shared by all CPUs (no BPF_F_NO_COMMON_LRU), replacing an entry',
-  ],
+  ['op_ct4_update', 'LRU hash update, 20-byte key (IPv4 conntrack: LRU lists shared by all CPUs), replacing an entry'],
+  ['op_ct4_percpu_update', 'the same update with per-CPU LRU lists (BPF_F_NO_COMMON_LRU)'],
   ['op_ct4_hash_update', 'plain hash update (preallocated, no LRU), 20-byte key, replacing an entry'],
   ['op_ct_hit', 'LRU hash lookup, 44-byte key (IPv6 conntrack), hit'],
   ['op_percpu_counter', 'per-CPU array lookup + increment (counters)'],
