@@ -33,6 +33,11 @@ const OPS: Array<[program: string, what: string]> = [
   ['op_ct4_hit', 'LRU hash lookup, 20-byte key (IPv4 conntrack), hit'],
   ['op_ct4_update', 'LRU hash update, 20-byte key (IPv4 conntrack: LRU lists shared by all CPUs), replacing an entry'],
   ['op_ct4_percpu_update', 'the same update with per-CPU LRU lists (BPF_F_NO_COMMON_LRU)'],
+  [
+    'op_ct4_insert_new',
+    'LRU hash insert of a new connection into a full table (evicts the oldest; LRU lists shared by all CPUs)',
+  ],
+  ['op_ct4_percpu_insert_new', 'the same insert with per-CPU LRU lists (BPF_F_NO_COMMON_LRU)'],
   ['op_ct4_hash_update', 'plain hash update (preallocated, no LRU), 20-byte key, replacing an entry'],
   ['op_ct_hit', 'LRU hash lookup, 44-byte key (IPv6 conntrack), hit'],
   ['op_percpu_counter', 'per-CPU array lookup + increment (counters)'],
