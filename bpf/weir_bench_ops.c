@@ -20,22 +20,22 @@ struct {
 	__type(value, struct weir_endpoint);
 } ops_hash4 SEC(".maps");
 
-/* as weir_ct4: the LRU lists shared by all CPUs */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, WEIR_CT_MAX);
-	__type(key, struct weir_ct4_key);
-	__type(value, struct weir_ct_value);
-} ops_ct4 SEC(".maps");
-
-/* the same table with per-CPU LRU lists (BPF_F_NO_COMMON_LRU) */
+/* as weir_ct4: per-CPU LRU lists */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct_value);
-} ops_ct4_percpu SEC(".maps");
+} ops_ct4 SEC(".maps");
+
+/* the same table with the LRU lists shared by all CPUs (no BPF_F_NO_COMMON_LRU) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4_common SEC(".maps");
 
 /* the same table as a plain (preallocated, non-LRU) hash: what an insert costs without LRU lists */
 struct {
@@ -48,6 +48,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct_key);
 	__type(value, struct weir_ct_value);
 } ops_ct SEC(".maps");
@@ -60,6 +61,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct_value);
 } ops_ct4_fill SEC(".maps");
@@ -67,10 +69,9 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct_value);
-} ops_ct4_fill_percpu SEC(".maps");
+} ops_ct4_fill_common SEC(".maps");
 
 /* the next new key of each CPU */
 struct {
@@ -145,11 +146,11 @@ int op_ct4_update(struct __sk_buff *skb)
 }
 
 SEC("tc")
-int op_ct4_percpu_update(struct __sk_buff *skb)
+int op_ct4_common_update(struct __sk_buff *skb)
 {
 	struct weir_ct4_key key = {};
 	struct weir_ct_value v = {};
-	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4_percpu, &key, &v, BPF_ANY));
+	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4_common, &key, &v, BPF_ANY));
 }
 
 /* Inserts of new connections (a key never used before) into a table they keep full. */
@@ -177,9 +178,9 @@ int op_ct4_insert_new(struct __sk_buff *skb)
 }
 
 SEC("tc")
-int op_ct4_percpu_insert_new(struct __sk_buff *skb)
+int op_ct4_common_insert_new(struct __sk_buff *skb)
 {
-	return WEIR_INSERT_NEW(ops_ct4_fill_percpu);
+	return WEIR_INSERT_NEW(ops_ct4_fill_common);
 }
 
 SEC("tc")

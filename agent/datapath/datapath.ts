@@ -60,9 +60,9 @@ function upgradeEndpoints(old: BpfMap): Array<[Buffer, Buffer]> {
 }
 
 /**
- * Conntrack tables pinned with other map flags (per-CPU LRU lists, before the tables took the
- * shared ones) but the same key and value: every connection is carried over as it is, so
- * established connections stay established across the upgrade.
+ * Conntrack tables pinned with other map flags (libbpf reuses a pinned map only when its flags
+ * match, e.g. LRU lists shared by all CPUs instead of per-CPU ones) but the same key and value:
+ * every connection is carried over as it is, so established connections stay established.
  */
 function carryConnections(key: number, value: number): (old: BpfMap) => Array<[Buffer, Buffer]> {
   return (old) => (old.info.keySize === key && old.info.valueSize === value ? [...old.entries()] : []);

@@ -68,14 +68,16 @@ struct {
 } weir_policy_rng SEC(".maps");
 
 /*
- * Conntrack: LRU lists shared by all CPUs (no BPF_F_NO_COMMON_LRU), as Cilium's
- * tables: each CPU takes free nodes from its own cache, refilled 128 at a time
- * under the common lock, where per-CPU lists rotate their lists under a lock on
- * every insert (an insert 158 against 219 ns in `make bench`'s operation table).
+ * Conntrack: per-CPU LRU lists (BPF_F_NO_COMMON_LRU). Entries are never deleted,
+ * only evicted, so a node's tables fill up and then every new connection evicts
+ * one: that insert costs ~346 ns with per-CPU lists against ~467 ns with lists
+ * shared by all CPUs (`make bench`'s operation table), which win only when an
+ * entry is replaced in a table with free nodes (~152 against ~214 ns).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct_key);
 	__type(value, struct weir_ct_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -84,6 +86,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -80,7 +80,7 @@ describe('loading BPF objects', () => {
         {
           name: MapName.conntrack,
           was: { type: MapType.HASH, keySize: 4, valueSize: 4, flags: 0 },
-          now: { type: MapType.LRU_HASH, keySize: 44, valueSize: 32, flags: 0 },
+          now: { type: MapType.LRU_HASH, keySize: 44, valueSize: 32, flags: 2 /* BPF_F_NO_COMMON_LRU */ },
           carried: 0,
         },
       ]);

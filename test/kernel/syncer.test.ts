@@ -136,21 +136,22 @@ describe('syncer', () => {
     }
   });
 
-  it('pins of a weir whose conntrack tables had per-CPU LRU lists: a restart replaces both, carrying every connection, which stays established', () => {
+  it('pinned conntrack tables with other map flags (LRU lists shared by all CPUs): a restart replaces both, carrying every connection, which stays established', () => {
     expect(fx.run('toPod', A, syn(5100, 80))).toBe(TC_ACT_OK);
-    const NO_COMMON_LRU = 2; // BPF_F_NO_COMMON_LRU
-    // make the pins look like such a weir's: each table re-created with that flag, its entries copied
+    const NO_COMMON_LRU = 2; // BPF_F_NO_COMMON_LRU, which the datapath's tables have
+    expect(fx.dp.map('conntrack4').info.flags).toBe(NO_COMMON_LRU);
+    // make the pins look like such tables: each re-created without that flag, its entries copied
     const counts: Record<string, number> = {};
     for (const name of ['conntrack', 'conntrack4'] as const) {
       const cur = fx.dp.map(name);
       const { type, keySize, valueSize, maxEntries } = cur.info;
-      const old = createMap(type, MapName[name], keySize, valueSize, maxEntries, NO_COMMON_LRU);
+      const old = createMap(type, MapName[name], keySize, valueSize, maxEntries, 0);
       const entries = [...cur.entries()];
       for (const [k, v] of entries) old.update(k, v);
       counts[MapName[name]] = entries.length;
       rmSync(join(fx.pinRoot, MapName[name]));
       expect(fn.obj_pin(old.fd, join(fx.pinRoot, MapName[name]))).toBe(0);
-      expect(old.info.flags).toBe(NO_COMMON_LRU);
+      expect(old.info.flags).toBe(0);
       old.close();
     }
     expect(counts[MapName.conntrack4]).toBeGreaterThan(0);
@@ -159,12 +160,12 @@ describe('syncer', () => {
       const replaced = dp2.replacedMaps.filter((r) => r.name === MapName.conntrack || r.name === MapName.conntrack4);
       expect(replaced.map((r) => [r.name, r.was.flags, r.now.flags, r.carried]).sort()).toEqual(
         [
-          [MapName.conntrack, NO_COMMON_LRU, 0, counts[MapName.conntrack]],
-          [MapName.conntrack4, NO_COMMON_LRU, 0, counts[MapName.conntrack4]],
+          [MapName.conntrack, 0, NO_COMMON_LRU, counts[MapName.conntrack]],
+          [MapName.conntrack4, 0, NO_COMMON_LRU, counts[MapName.conntrack4]],
         ].sort(),
       );
       expect(dp2.migratedConnections).toBe(0);
-      expect(dp2.map('conntrack4').info.flags).toBe(0);
+      expect(dp2.map('conntrack4').info.flags).toBe(NO_COMMON_LRU);
       expect([...dp2.map('conntrack4').keys()]).toHaveLength(counts[MapName.conntrack4]!);
       const before = fx.counter(Direction.INGRESS, Verdict.FORWARDED, Match.ESTABLISHED);
       expect(testRun(dp2.program('toPod'), ack(5100, 80), { ifindex: fx.ifindex.get(A) }).retval).toBe(TC_ACT_OK);
