@@ -70,9 +70,9 @@ struct {
 /*
  * Conntrack: per-CPU LRU lists (BPF_F_NO_COMMON_LRU). Entries are never deleted,
  * only evicted, so a node's tables fill up and then every new connection evicts
- * one: that insert costs ~346 ns with per-CPU lists against ~467 ns with lists
+ * one: that insert costs ~350 ns with per-CPU lists against ~466 ns with lists
  * shared by all CPUs (`make bench`'s operation table), which win only when an
- * entry is replaced in a table with free nodes (~152 against ~214 ns).
+ * entry is replaced in a table with free nodes (~155 against ~215 ns).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
