@@ -39,7 +39,7 @@ static __always_inline int weir_drop(struct __sk_buff *skb, const struct weir_en
 
 /*
  * The flow event of an allowed new connection, unless the agent switched them
- * off (WEIR_CFG_F_NO_ALLOWED_FLOWS): the event is most of the cost of a new
+ * off (WEIR_CFG_F_NO_ALLOWED_FLOWS): the event is the largest stage of a new
  * connection's verdict, and the counters count it either way.
  */
 static __always_inline void weir_emit_allowed(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,
