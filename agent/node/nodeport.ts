@@ -66,9 +66,7 @@ export function chooseNodePortInterfaces(links: LinkAddresses[], names: string[]
   const interfaces: NodePortInterface[] = [];
   for (const l of links) {
     if ((l.flags ?? []).includes('LOOPBACK')) continue;
-    const held = (l.addr_info ?? [])
-      .map((a) => (a.local ? canonical(a.local) : ''))
-      .filter((a) => wanted.has(a));
+    const held = (l.addr_info ?? []).map((a) => (a.local ? canonical(a.local) : '')).filter((a) => wanted.has(a));
     if (held.length === 0) continue;
     for (const a of held) found.add(a);
     interfaces.push({ name: l.ifname, ifindex: l.ifindex, addresses: held });

@@ -175,7 +175,10 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
       metadata: {
         name: `${svc}-${family.toLowerCase()}`,
         namespace: 'np',
-        labels: { 'kubernetes.io/service-name': svc, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+        labels: {
+          'kubernetes.io/service-name': svc,
+          'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+        },
       },
       addressType: family,
       endpoints: [
@@ -245,7 +248,11 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
       });
     }
     await kubectl.apply([
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'np', labels: { 'kubernetes.io/metadata.name': 'np' } } },
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: 'np', labels: { 'kubernetes.io/metadata.name': 'np' } },
+      },
       {
         apiVersion: 'v1',
         kind: 'Pod',
@@ -298,7 +305,7 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     expect(tcShow(n1, web.hostVeth)).toMatch(/from_pod[\s\S]*to_pod/);
   });
 
-  it('externalTrafficPolicy Cluster: a client reaches the NodePort of the backend\'s node over TCP and UDP, IPv4 and IPv6, from its own address', async () => {
+  it("externalTrafficPolicy Cluster: a client reaches the NodePort of the backend's node over TCP and UDP, IPv4 and IPv6, from its own address", async () => {
     const got = await Promise.all([
       probe(clientA, 'tcp', n1.address, CLUSTER_TCP),
       probe(clientA, 'udp', n1.address, CLUSTER_UDP),
@@ -317,7 +324,7 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     expect(await probe(clientA, 'tcp', n1.address, 30999)).toBe('refused');
   });
 
-  it('externalTrafficPolicy Local: the node with the backend answers with the client\'s own address seen; the other node drops it (SERVICE_BACKEND_NOT_FOUND)', async () => {
+  it("externalTrafficPolicy Local: the node with the backend answers with the client's own address seen; the other node drops it (SERVICE_BACKEND_NOT_FOUND)", async () => {
     expect(
       await Promise.all([
         probe(clientA, 'tcp', n1.address, LOCAL_TCP),
@@ -366,7 +373,9 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
       spec: {
         podSelector: { matchLabels: { app: 'web' } },
         policyTypes: ['Ingress'],
-        ingress: [{ from: [{ ipBlock: { cidr: `${clientB.address}/32` } }, { ipBlock: { cidr: `${clientB.address6}/128` } }] }],
+        ingress: [
+          { from: [{ ipBlock: { cidr: `${clientB.address}/32` } }, { ipBlock: { cidr: `${clientB.address6}/128` } }] },
+        ],
       },
     };
     await kubectl.apply([policy]);
@@ -381,7 +390,7 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     await until([...cases(clientA, (f) => greeting(clientA, f))]);
   });
 
-  it('an agent restarted with --nodeport-interfaces serves NodePorts only there: the earlier agent\'s programs leave eth0', async () => {
+  it("an agent restarted with --nodeport-interfaces serves NodePorts only there: the earlier agent's programs leave eth0", async () => {
     inNode(n2, 'ip link add np0 type veth peer name np1 && ip link set np0 up && ip link set np1 up');
     agents.get(n2.name)!.kill9();
     const restarted = startAgent(n2, ['--nodeport-interfaces=np0,missing0']);
@@ -389,7 +398,11 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     expect(tcShow(n2, 'eth0')).not.toMatch(/from_node|to_node/);
     expect(tcShow(n2, 'np0')).toMatch(/from_node[\s\S]*to_node/);
     const s = await readAgentStatus<NodeAgentStatus>(runDir(n2));
-    expect(s.nodePorts).toMatchObject({ by: 'flag', interfaces: [{ name: 'np0', addresses: [] }], missing: ['missing0'] });
+    expect(s.nodePorts).toMatchObject({
+      by: 'flag',
+      interfaces: [{ name: 'np0', addresses: [] }],
+      missing: ['missing0'],
+    });
     expect(restarted.lines.join('\n')).toMatch(/--nodeport-interfaces names missing0, which this node does not have/);
   });
 
@@ -410,9 +423,13 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     }
     // Nothing translates any more: node 1 refuses the NodePort, as a node without weir does.
     expect(await probe(clientA, 'tcp', n1.address, CLUSTER_TCP)).toBe('refused');
-    const out = spawnSync('nsenter', [`--net=/var/run/netns/${n2.netns}`, process.execPath, CLI, 'agent', 'cleanup', `--pin-root=${pinRoot(n2)}`], {
-      encoding: 'utf8',
-    });
+    const out = spawnSync(
+      'nsenter',
+      [`--net=/var/run/netns/${n2.netns}`, process.execPath, CLI, 'agent', 'cleanup', `--pin-root=${pinRoot(n2)}`],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(out.stdout).toBe(`detached from 0 interface(s)\n${pinRoot(n2)} was not there\n`);
   });
 });

@@ -10,7 +10,9 @@ for (const port of ports.map(Number)) {
     sock.end(`hello ${name} from ${peer(sock.remoteAddress)}\n`);
   }).listen(port, '::');
   const udp = createSocket({ type: 'udp6', ipv6Only: false });
-  udp.on('message', (_msg, rinfo) => udp.send(`hello ${name} from ${peer(rinfo.address)}\n`, rinfo.port, rinfo.address));
+  udp.on('message', (_msg, rinfo) =>
+    udp.send(`hello ${name} from ${peer(rinfo.address)}\n`, rinfo.port, rinfo.address),
+  );
   udp.bind(port, '::');
 }
 process.stdout.write('listening\n');

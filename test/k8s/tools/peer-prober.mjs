@@ -18,7 +18,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     process.stdout.write(`${id} ${what}\n`);
   };
   const timer = setTimeout(() => done('timeout'), Number(timeoutMs));
-  const onError = (err) => done(err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' ? 'refused' : `error ${err.code}`);
+  const onError = (err) =>
+    done(err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' ? 'refused' : `error ${err.code}`);
   const onData = (d) => done(`ok ${d.toString().split('\n')[0]}`);
   if (proto === 'udp') {
     const s = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
