@@ -390,7 +390,7 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     await until([...cases(clientA, (f) => greeting(clientA, f))]);
   });
 
-  it("an agent restarted with --nodeport-interfaces serves NodePorts only there: the earlier agent's programs leave eth0", async () => {
+  it("an agent restarted with --nodeport-interfaces serves NodePorts only there (the earlier agent's programs leave eth0), and with Services off nowhere", async () => {
     inNode(n2, 'ip link add np0 type veth peer name np1 && ip link set np0 up && ip link set np1 up');
     agents.get(n2.name)!.kill9();
     const restarted = startAgent(n2, ['--nodeport-interfaces=np0,missing0']);
@@ -404,6 +404,12 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
       missing: ['missing0'],
     });
     expect(restarted.lines.join('\n')).toMatch(/--nodeport-interfaces names missing0, which this node does not have/);
+    // Services off: no interface serves NodePorts, and the earlier agent's programs leave np0 too.
+    restarted.kill9();
+    const off = startAgent(n2, ['--services=false', '--nodeport-interfaces=np0']);
+    await off.waitFor(/ ready: first sync enforced/);
+    expect(tcShow(n2, 'np0') + tcShow(n2, 'eth0')).not.toMatch(/from_node|to_node/);
+    expect((await readAgentStatus<NodeAgentStatus>(runDir(n2))).nodePorts).toBeUndefined();
   });
 
   it('DaemonSet deleted, then SIGTERM (helm uninstall): no weir program stays on any interface, pins gone', async () => {
