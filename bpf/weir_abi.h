@@ -415,9 +415,10 @@ struct weir_lb_key {
 	__u32 ifindex;
 };
 
-#define WEIR_LB_F_HAIRPIN                                                                                    \
-	(1U << 0)		 /* the client is its own backend: source rewritten to the hairpin address */
-#define WEIR_LB_F_SNAT (1U << 1) /* NodePort, Cluster, backend on another node: masqueraded (weir_nat) */
+/* the client is its own backend: source rewritten to the hairpin address */
+#define WEIR_LB_F_HAIRPIN (1U << 0)
+/* NodePort, Cluster, a backend on another node: the connection is masqueraded (weir_nat) */
+#define WEIR_LB_F_SNAT (1U << 1)
 
 struct weir_lb_fwd_value {
 	__u8 addr[16]; /* backend */
@@ -450,9 +451,9 @@ struct weir_lb_rev_value {
  *   (weir_lb_rev, on `to_node`).
  * A port is taken from WEIR_NAT_PORT_MIN..MAX (outside Linux's default
  * ephemeral range 32768-60999, so the node's own connections do not collide)
- * by inserting the reverse half with BPF_NOEXIST, at a hash of the client's
- * tuple and up to WEIR_NAT_PORT_TRIES further picks; none free: the packet is
- * dropped (WEIR_DROP_NAT_NO_PORT), never sent on unmasqueraded.
+ * by inserting the reverse half with BPF_NOEXIST at a random port, up to
+ * WEIR_NAT_PORT_TRIES picks; none free: the packet is dropped
+ * (WEIR_DROP_NAT_NO_PORT), never sent on unmasqueraded.
  */
 #define WEIR_NAT_MAX	    (WEIR_LB_CT_MAX * 2) /* two halves per connection */
 #define WEIR_NAT_PORT_MIN   61000
