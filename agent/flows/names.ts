@@ -29,6 +29,7 @@ export const DROP_REASONS: ReadonlyArray<{ code: number; name: string; proto: nu
     proto: 1011,
     text: 'Service translation not supported (SCTP to another port)',
   },
+  { code: 13, name: 'NO_MAPPING_FOR_NAT_MASQUERADE', proto: 167, text: 'No mapping for NAT masquerade' },
 ];
 
 const dropByCode = new Map(DROP_REASONS.map((d) => [d.code, d]));

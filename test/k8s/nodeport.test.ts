@@ -4,7 +4,7 @@
  * network. The agents attach from_node / to_node to the interface holding their node's address
  * (the Node object's InternalIPs) and say so in `weir agent status`. A client's TCP connection and
  * UDP datagram to node 1's address at a NodePort reach the backend (on node 1) over IPv4 and IPv6,
- * and the backend sees the client's own address; with externalTrafficPolicy Local node 2 (no local
+ * and the backend sees the client's own address; through node 2 they reach it too, masqueraded; with externalTrafficPolicy Local node 2 (no local
  * backend) drops the connection as SERVICE_BACKEND_NOT_FOUND and the client times out; an ingress
  * policy on the backend that allows one client's /32 (/128) admits that client through the
  * NodePort and refuses the other. An agent restarted with `--nodeport-interfaces` moves the
@@ -16,8 +16,8 @@
  * `wnp`, addresses lie in 10.241.0.0/16 and fd00:241::/32, so this file never collides with the
  * other tests on the two-node topology (`wk8`, 10.240.0.0/16).
  *
- * Externally-routed traffic to node 2's NodePort with the backend on node 1 (externalTrafficPolicy
- * Cluster) needs source NAT, which is not tested here.
+ * With externalTrafficPolicy Cluster, node 2's NodePort reaches the backend on node 1 masqueraded:
+ * the backend sees node 2's address, and the reply comes back through node 2.
  *
  * Needs `make build` (dist/ and build/bpf/weir.o) and `make tools` (kubectl).
  *
@@ -324,6 +324,21 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     expect(await probe(clientA, 'tcp', n1.address, 30999)).toBe('refused');
   });
 
+  it("externalTrafficPolicy Cluster: a client reaches node 2's NodePort with the backend on node 1, masqueraded: the backend sees node 2's address", async () => {
+    const got = await Promise.all([
+      probe(clientA, 'tcp', n2.address, CLUSTER_TCP),
+      probe(clientA, 'udp', n2.address, CLUSTER_UDP),
+      probe(clientB, 'tcp', n2.address6, CLUSTER_TCP),
+      probe(clientB, 'udp', n2.address6, CLUSTER_UDP),
+    ]);
+    expect(got).toEqual([
+      `ok hello web from ${n2.address}`,
+      `ok hello web from ${n2.address}`,
+      `ok hello web from ${n2.address6}`,
+      `ok hello web from ${n2.address6}`,
+    ]);
+  });
+
   it("externalTrafficPolicy Local: the node with the backend answers with the client's own address seen; the other node drops it (SERVICE_BACKEND_NOT_FOUND)", async () => {
     expect(
       await Promise.all([
@@ -385,7 +400,21 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
       { from, proto: 'tcp' as const, host: n1.address6, port: CLUSTER_TCP, want: want(6) },
       { from, proto: 'tcp' as const, host: n1.address, port: LOCAL_TCP, want: want(4) },
     ];
-    await until([...cases(clientA, () => 'timeout'), ...cases(clientB, (f) => greeting(clientB, f))]);
+    // Through node 2 (Cluster, masqueraded) the backend sees node 2's address, which no ipBlock
+    // matches: neither client passes there.
+    const viaNode2 = (from: TestClient) => ({
+      from,
+      proto: 'tcp' as const,
+      host: n2.address,
+      port: CLUSTER_TCP,
+      want: 'timeout',
+    });
+    await until([
+      ...cases(clientA, () => 'timeout'),
+      ...cases(clientB, (f) => greeting(clientB, f)),
+      viaNode2(clientA),
+      viaNode2(clientB),
+    ]);
     await kubectl.ok(['delete', 'networkpolicy', 'web-from-b', '-n', 'np']);
     await until([...cases(clientA, (f) => greeting(clientA, f))]);
   });
