@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadObject, type LoadedObject, type ReplacedMap } from '../../maps/object.js';
 import { BpfMap } from '../../maps/bpf-map.js';
 import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
-import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
+import { programName, tcAttach, tcDetach, tcQuery, type TcTarget } from '../../maps/tc.js';
 import {
   readCounters,
   readCtMisses,
@@ -156,6 +156,15 @@ export class Datapath {
   attachNodePort(target: TcTarget): void {
     tcAttach(target, 'ingress', this.program('fromNode'));
     tcAttach(target, 'egress', this.program('toNode'));
+  }
+
+  /**
+   * Whether an interface's tc ingress holds weir's from_node: this load's or an earlier one's (a
+   * previous agent's attachments outlive it), told apart from from_pod by the program's name.
+   */
+  servesNodePort(target: TcTarget): boolean {
+    const id = tcQuery(target, 'ingress');
+    return id !== undefined && programName(id) === ProgramName.fromNode;
   }
 
   /** The maps the Syncer writes. */

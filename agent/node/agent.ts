@@ -27,6 +27,7 @@ import { formatFieldError, validateObject } from '../store/validate.js';
 import type { ResourceStatus } from '../sources/kubernetes.js';
 import { startNodeObservability } from './observe.js';
 import { findPodInterface, findPodInterfaces, type PodInterface } from './interfaces.js';
+import { nodeAddresses, NodePortInterfaces, type NodePortStatus } from './nodeport.js';
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
 import { OffLoopHost } from '../offloop.js';
@@ -72,7 +73,12 @@ export interface NodeAgentStatus {
   sync: SyncerStatus;
   /** Maps filled to the pressure threshold or beyond. */
   mapPressure: MapPressure[];
+  /** The interfaces whose tc hooks translate NodePorts (absent when Services are off). */
+  nodePorts?: NodePortStatus;
 }
+
+/** How often the NodePort interfaces are chosen again (an interface that appeared, a new ifindex). */
+const NODEPORT_REFRESH_MS = 10_000;
 
 export class NodeAgent {
   readonly source: KubernetesSource;
@@ -104,6 +110,9 @@ export class NodeAgent {
   private rejected = 0;
   private stopped = false;
   private readonly events: PolicyEventRecorder;
+  /** from_node / to_node on the node's external interfaces (Services on only). */
+  private readonly nodePorts?: NodePortInterfaces;
+  private nodePortTimer?: NodeJS.Timeout;
 
   private constructor(private readonly opts: NodeAgentOptions) {
     const c = opts.config;
@@ -122,6 +131,18 @@ export class NodeAgent {
         }
       },
     });
+    if (c.services) {
+      const dp = this.datapath.datapath;
+      this.nodePorts = new NodePortInterfaces(
+        c.nodePortInterfaces,
+        {
+          attach: (ifindex) => dp.attachNodePort({ ifindex }),
+          detach: (ifindex) => dp.detach({ ifindex }),
+          serves: (ifindex) => dp.servesNodePort({ ifindex }),
+        },
+        opts.log,
+      );
+    }
     this.compiler = new PolicyEngine({
       nodeName: c.nodeName,
       clusterPodCIDRs: c.clusterPodCIDRs,
@@ -272,6 +293,11 @@ export class NodeAgent {
     this.health?.refresh();
     void this.refreshAnswers();
     const s = this.compiler.stats;
+    if (this.nodePorts) {
+      await this.refreshNodePorts();
+      this.nodePortTimer = setInterval(() => this.changes.run(() => this.refreshNodePorts()), NODEPORT_REFRESH_MS);
+      this.nodePortTimer.unref();
+    }
     this.opts.log.info(
       `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
     );
@@ -332,11 +358,28 @@ export class NodeAgent {
       if (i > 0) await new Promise((r) => setImmediate(r));
       await this.agent.update(slice.upserts, slice.deletes);
     }
+    const nodeName = this.opts.config.nodeName;
+    if (
+      this.ready &&
+      (upserts.some((o) => o.kind === 'Node' && o.name === nodeName) ||
+        deletes.some((d) => d.kind === 'Node' && d.key === nodeName))
+    )
+      await this.refreshNodePorts();
     if (
       this.ready &&
       (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))
     )
       this.reportProblems();
+  }
+
+  /** Attaches the NodePort programs to the interfaces that hold this node's addresses now (or the configured ones). */
+  private async refreshNodePorts(): Promise<void> {
+    if (!this.nodePorts || this.stopped) return;
+    try {
+      await this.nodePorts.refresh(nodeAddresses(this.agent.store.get('Node', this.opts.config.nodeName)));
+    } catch (err) {
+      this.opts.log.warn(`choosing the NodePort interfaces: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   private forget(key: string): void {
@@ -429,6 +472,7 @@ export class NodeAgent {
       policyWarnings: this.compiler.warnings().map(formatProblem),
       sync: this.datapath.syncer.status(),
       mapPressure: this.datapath.pressure(),
+      ...(this.nodePorts ? { nodePorts: this.nodePorts.status() } : {}),
     };
   }
 
@@ -437,6 +481,7 @@ export class NodeAgent {
     this.stopped = true;
     this.health?.refresh();
     clearTimeout(this.retryTimer);
+    clearInterval(this.nodePortTimer);
     await this.source.stop();
     await this.changes.drain();
     await this.obs?.close();
