@@ -4,11 +4,12 @@
  * network. The agents attach from_node / to_node to the interface holding their node's address
  * (the Node object's InternalIPs) and say so in `weir agent status`. A client's TCP connection and
  * UDP datagram to node 1's address at a NodePort reach the backend (on node 1) over IPv4 and IPv6,
- * and the backend sees the client's own address; through node 2 they reach it too, masqueraded; with externalTrafficPolicy Local node 2 (no local
+ * and the backend sees the client's own address; with externalTrafficPolicy Local node 2 (no local
  * backend) drops the connection as SERVICE_BACKEND_NOT_FOUND and the client times out; an ingress
  * policy on the backend that allows one client's /32 (/128) admits that client through the
- * NodePort and refuses the other. An agent restarted with `--nodeport-interfaces` moves the
- * programs to the named interface; SIGTERM after the DaemonSet was deleted (uninstall) leaves no
+ * NodePort and refuses the other (through node 2, masqueraded, neither). An agent restarted with
+ * `--nodeport-interfaces` moves the programs to the named interface, one with Services off removes
+ * them; SIGTERM after the DaemonSet was deleted (uninstall) leaves no
  * weir program attached anywhere.
  *
  * Services and NetworkPolicies are written with real kubectl, as a user does; EndpointSlices, Node
@@ -16,8 +17,9 @@
  * `wnp`, addresses lie in 10.241.0.0/16 and fd00:241::/32, so this file never collides with the
  * other tests on the two-node topology (`wk8`, 10.240.0.0/16).
  *
- * With externalTrafficPolicy Cluster, node 2's NodePort reaches the backend on node 1 masqueraded:
- * the backend sees node 2's address, and the reply comes back through node 2.
+ * With externalTrafficPolicy Cluster a client also reaches node 2's NodePort, whose only backend runs
+ * on node 1: node 2 masquerades the connection (the backend sees node 2's address) and its reply
+ * comes back through node 2 to the client from node 2's address and NodePort.
  *
  * Needs `make build` (dist/ and build/bpf/weir.o) and `make tools` (kubectl).
  *
@@ -324,21 +326,6 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     expect(await probe(clientA, 'tcp', n1.address, 30999)).toBe('refused');
   });
 
-  it("externalTrafficPolicy Cluster: a client reaches node 2's NodePort with the backend on node 1, masqueraded: the backend sees node 2's address", async () => {
-    const got = await Promise.all([
-      probe(clientA, 'tcp', n2.address, CLUSTER_TCP),
-      probe(clientA, 'udp', n2.address, CLUSTER_UDP),
-      probe(clientB, 'tcp', n2.address6, CLUSTER_TCP),
-      probe(clientB, 'udp', n2.address6, CLUSTER_UDP),
-    ]);
-    expect(got).toEqual([
-      `ok hello web from ${n2.address}`,
-      `ok hello web from ${n2.address}`,
-      `ok hello web from ${n2.address6}`,
-      `ok hello web from ${n2.address6}`,
-    ]);
-  });
-
   it("externalTrafficPolicy Local: the node with the backend answers with the client's own address seen; the other node drops it (SERVICE_BACKEND_NOT_FOUND)", async () => {
     expect(
       await Promise.all([
@@ -378,6 +365,20 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
     expect(drops.map((f) => f.IP?.source)).toEqual(expect.arrayContaining([clientA.address, clientA.address6]));
     // Node 1's Local NodePort still answers meanwhile.
     expect(await probe(clientB, 'tcp', n1.address, LOCAL_TCP)).toBe(greeting(clientB));
+  });
+
+  it("externalTrafficPolicy Cluster: a client reaches node 2's NodePort whose only backend runs on node 1, masqueraded (the backend sees node 2's address)", async () => {
+    const node2 = (family: 4 | 6) => `ok hello web from ${family === 4 ? n2.address : n2.address6}`;
+    const got = await Promise.all([
+      probe(clientA, 'tcp', n2.address, CLUSTER_TCP),
+      probe(clientA, 'udp', n2.address, CLUSTER_UDP),
+      probe(clientA, 'tcp', n2.address6, CLUSTER_TCP),
+      probe(clientA, 'udp', n2.address6, CLUSTER_UDP),
+      probe(clientB, 'tcp', n2.address, CLUSTER_TCP),
+    ]);
+    expect(got).toEqual([node2(4), node2(4), node2(6), node2(6), node2(4)]);
+    // node 1 keeps the client's own address for its local backend meanwhile
+    expect(await probe(clientB, 'tcp', n1.address, CLUSTER_TCP)).toBe(greeting(clientB));
   });
 
   it("an ingress policy on the backend that allows only client B's address admits B through the NodePort and refuses A", async () => {
