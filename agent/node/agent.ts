@@ -142,7 +142,7 @@ export class NodeAgent {
       {
         attach: (ifindex) => dp.attachNodePort({ ifindex }),
         detach: (ifindex) => dp.detach({ ifindex }),
-        serves: (ifindex) => dp.servesNodePort({ ifindex }),
+        programOn: (ifindex) => dp.programOn({ ifindex }),
       },
       opts.log,
     );
