@@ -128,6 +128,7 @@ const FRONTENDS = [
   nodePort('ns/far', '::', 30090, 'TCP', [remoteBe(IP6.remote, 8080)]),
   nodePort('ns/far', '::', 30053, 'UDP', [remoteBe(IP6.remote, 5353)]),
   nodePort('ns/near', '0.0.0.0', 30091, 'TCP', [be(IP.np, 8080)]),
+  nodePort('ns/far', '0.0.0.0', 30132, 'SCTP', [remoteBe(IP.remote, 30132)]),
   // Local with a backend flagged remote (the compiler never makes one): the datapath still keeps the source
   { ...nodePort('ns/farlocal', '0.0.0.0', 30092, 'TCP', [remoteBe(IP.remote, 8080)]), externalLocal: true },
 ];
@@ -651,6 +652,19 @@ describe('NodePort, externalTrafficPolicy Cluster, backend on another node: masq
       ifindex: fx.ifindex.get(OTHER),
     });
     expect(parse(elsewhere.dataOut)).toMatchObject({ src: IP.remote, dst: IP.node, dport: natPort });
+  });
+
+  it('SCTP to a backend on another node is refused with SERVICE_UNSUPPORTED and a flow event (its port cannot be masqueraded)', async () => {
+    await fx.takeEvents();
+    const r = run('fromNode', EXT, withChecksums(ipv4(IP.outside, IP.node, Protocol.SCTP, sctp(5000, 30132))));
+    expect(r.ret).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({
+      dropReason: DropReason.SERVICE_UNSUPPORTED,
+      srcAddr: IP.outside,
+      service: { addr: IP.node, port: 30132 },
+    });
   });
 
   it("a connection whose reverse half was evicted gets a new port; the old port's replies then pass untouched", () => {
