@@ -50,21 +50,22 @@
 #define WEIR_MATCH_MAX		16
 
 /* ---- drop reasons (0 = not dropped) ---- */
-#define WEIR_DROP_NONE		      0
-#define WEIR_DROP_POLICY_DENIED	      1	 /* new connection, no rule allows it */
-#define WEIR_DROP_POLICY_REVOKED      2	 /* known connection, its allow was removed */
-#define WEIR_DROP_TRUNCATED	      3	 /* headers shorter than their own length fields say */
-#define WEIR_DROP_MALFORMED	      4	 /* impossible header values (IHL < 5, bad version, ...) */
-#define WEIR_DROP_FRAG_UNKNOWN	      5	 /* non-first fragment whose first fragment was not seen */
-#define WEIR_DROP_UNSUPPORTED_L3      6	 /* neither IPv4, IPv6 nor ARP from an enforced pod */
-#define WEIR_DROP_CT_FULL	      7	 /* a conntrack entry could not be created */
-#define WEIR_DROP_NO_ENDPOINT	      8	 /* an interface weir is attached to holds no endpoint record */
-#define WEIR_DROP_INVALID_SOURCE      9	 /* from a pod, with a source address that is not the pod's */
-#define WEIR_DROP_CT_BUDGET	      10 /* the endpoint opened new connections faster than its budget */
-#define WEIR_DROP_NO_SERVICE_BACKEND  11 /* to a Service frontend that has no backend */
-#define WEIR_DROP_SERVICE_UNSUPPORTED 12 /* a Service translation weir refuses (SCTP to another port) */
-#define WEIR_DROP_NAT_NO_PORT	      13 /* NodePort masquerade: no free source port for the connection */
-#define WEIR_DROP_MAX		      32
+#define WEIR_DROP_NONE		     0
+#define WEIR_DROP_POLICY_DENIED	     1	/* new connection, no rule allows it */
+#define WEIR_DROP_POLICY_REVOKED     2	/* known connection, its allow was removed */
+#define WEIR_DROP_TRUNCATED	     3	/* headers shorter than their own length fields say */
+#define WEIR_DROP_MALFORMED	     4	/* impossible header values (IHL < 5, bad version, ...) */
+#define WEIR_DROP_FRAG_UNKNOWN	     5	/* non-first fragment whose first fragment was not seen */
+#define WEIR_DROP_UNSUPPORTED_L3     6	/* neither IPv4, IPv6 nor ARP from an enforced pod */
+#define WEIR_DROP_CT_FULL	     7	/* a conntrack entry could not be created */
+#define WEIR_DROP_NO_ENDPOINT	     8	/* an interface weir is attached to holds no endpoint record */
+#define WEIR_DROP_INVALID_SOURCE     9	/* from a pod, with a source address that is not the pod's */
+#define WEIR_DROP_CT_BUDGET	     10 /* the endpoint opened new connections faster than its budget */
+#define WEIR_DROP_NO_SERVICE_BACKEND 11 /* to a Service frontend that has no backend */
+#define WEIR_DROP_SERVICE_UNSUPPORTED                                                                        \
+	12 /* a Service translation weir refuses (SCTP to another port, SCTP masqueraded) */
+#define WEIR_DROP_NAT_NO_PORT 13 /* NodePort masquerade: no free source port for the connection */
+#define WEIR_DROP_MAX	      32
 
 /* ---- flow event flags ---- */
 #define WEIR_FLOW_F_REPLY    (1 << 0) /* packet travels reply-wise on its connection */

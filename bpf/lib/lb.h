@@ -463,13 +463,16 @@ static __noinline int weir_lb_finish(struct __sk_buff *skb, const struct weir_lb
  * client addressed): makes sure weir_nat holds both halves of the connection's
  * masquerade, allocating a source port for a new one (weir_abi.h, struct
  * weir_nat_value). A later packet finds its forward half and the reverse half
- * still naming it, and reuses the port. Returns 0 or WEIR_DROP_NAT_NO_PORT.
+ * still naming it, and reuses the port. Returns 0, WEIR_DROP_NAT_NO_PORT, or
+ * WEIR_DROP_SERVICE_UNSUPPORTED for SCTP (its port cannot change here).
  */
 static __noinline int weir_nat_masquerade(struct weir_lb_scratch *x, const struct weir_tuple *t,
 					  const __u8 *node, __u32 ifindex)
 {
 	struct weir_nat_value *fw, *rv;
 
+	if (t->proto == IPPROTO_SCTP)
+		return WEIR_DROP_SERVICE_UNSUPPORTED; /* a new source port: CRC32c over the whole packet */
 	weir_lb_key_make(&x->k, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
 	fw = bpf_map_lookup_elem(&weir_nat, &x->k);
 	if (fw && (fw->flags & WEIR_NAT_F_FORWARD) && weir_lb_addr_eq(fw->addr, node, t->family)) {

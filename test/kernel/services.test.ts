@@ -128,6 +128,7 @@ const FRONTENDS = [
   nodePort('ns/far', '::', 30090, 'TCP', [remoteBe(IP6.remote, 8080)]),
   nodePort('ns/far', '::', 30053, 'UDP', [remoteBe(IP6.remote, 5353)]),
   nodePort('ns/near', '0.0.0.0', 30091, 'TCP', [be(IP.np, 8080)]),
+  nodePort('ns/far', '0.0.0.0', 30132, 'SCTP', [remoteBe(IP.remote, 30132)]),
   // Local with a backend flagged remote (the compiler never makes one): the datapath still keeps the source
   { ...nodePort('ns/farlocal', '0.0.0.0', 30092, 'TCP', [remoteBe(IP.remote, 8080)]), externalLocal: true },
 ];
@@ -651,6 +652,46 @@ describe('NodePort, externalTrafficPolicy Cluster, backend on another node: masq
       ifindex: fx.ifindex.get(OTHER),
     });
     expect(parse(elsewhere.dataOut)).toMatchObject({ src: IP.remote, dst: IP.node, dport: natPort });
+  });
+
+  it('SCTP to a backend on another node is refused with SERVICE_UNSUPPORTED and a flow event (its port cannot be masqueraded)', async () => {
+    await fx.takeEvents();
+    const r = run('fromNode', EXT, withChecksums(ipv4(IP.outside, IP.node, Protocol.SCTP, sctp(5000, 30132))));
+    expect(r.ret).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({
+      dropReason: DropReason.SERVICE_UNSUPPORTED,
+      srcAddr: IP.outside,
+      service: { addr: IP.node, port: 30132 },
+    });
+  });
+
+  it("a connection whose reverse half was evicted gets a new port; the old port's replies then pass untouched", () => {
+    const nat = fx.dp.map('nat');
+    const first = through(tcp4(IP.outside, IP.node, 52301, 30090));
+    const oldPort = first.out.sport;
+    expect(inRange(oldPort)).toBe(true);
+    // the LRU evicts the reverse half (injected: the kernel evicts only under pressure)
+    const [rk] = encodeNatEntry({
+      a: IP.remote,
+      aPort: 8080,
+      b: IP.node,
+      bPort: oldPort,
+      protocol: Protocol.TCP,
+      ifindex: fx.ifindex.get(EXT)!,
+      addr: IP.outside,
+      port: 52301,
+      flags: NatFlag.REVERSE,
+    });
+    expect(nat.delete(rk)).toBeTruthy();
+    const next = through(tcp4(IP.outside, IP.node, 52301, 30090, TCP_ACK));
+    expect(next.out).toMatchObject({ src: IP.node, dst: IP.remote, dport: 8080, ipOk: true, l4Ok: true });
+    expect(next.out.sport).not.toBe(oldPort);
+    const reply = through(tcp4(IP.remote, IP.node, 8080, next.out.sport, TCP_ACK));
+    expect(reply.out).toMatchObject({ src: IP.node, sport: 30090, dst: IP.outside, dport: 52301, l4Ok: true });
+    const stale = through(tcp4(IP.remote, IP.node, 8080, oldPort, TCP_ACK));
+    expect(stale.out).toMatchObject({ src: IP.remote, dst: IP.node, dport: oldPort });
   });
 
   it('every port of the range taken for the backend: the new connection is dropped with NO_MAPPING_FOR_NAT_MASQUERADE and a flow event, never sent on', async () => {
