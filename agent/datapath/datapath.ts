@@ -159,12 +159,12 @@ export class Datapath {
   }
 
   /**
-   * Whether an interface's tc ingress holds weir's from_node: this load's or an earlier one's (a
-   * previous agent's attachments outlive it), told apart from from_pod by the program's name.
+   * Which of weir's programs is on an interface's tc ingress, by name (`from_pod`, `from_node`):
+   * this load's or an earlier one's (a previous agent's attachments outlive it); undefined: none.
    */
-  servesNodePort(target: TcTarget): boolean {
+  programOn(target: TcTarget): string | undefined {
     const id = tcQuery(target, 'ingress');
-    return id !== undefined && programName(id) === ProgramName.fromNode;
+    return id === undefined ? undefined : programName(id);
   }
 
   /** The maps the Syncer writes. */

@@ -110,9 +110,14 @@ export class NodeAgent {
   private rejected = 0;
   private stopped = false;
   private readonly events: PolicyEventRecorder;
-  /** from_node / to_node on the node's external interfaces (Services on only). */
-  private readonly nodePorts?: NodePortInterfaces;
+  /**
+   * from_node / to_node on the node's external interfaces. With Services off it chooses none, so
+   * its one refresh detaches what an earlier agent with Services on left attached.
+   */
+  private readonly nodePorts: NodePortInterfaces;
   private nodePortTimer?: NodeJS.Timeout;
+  /** NodePort refreshes run one at a time. */
+  private nodePortRefresh: Promise<void> = Promise.resolve();
 
   private constructor(private readonly opts: NodeAgentOptions) {
     const c = opts.config;
@@ -131,18 +136,16 @@ export class NodeAgent {
         }
       },
     });
-    if (c.services) {
-      const dp = this.datapath.datapath;
-      this.nodePorts = new NodePortInterfaces(
-        c.nodePortInterfaces,
-        {
-          attach: (ifindex) => dp.attachNodePort({ ifindex }),
-          detach: (ifindex) => dp.detach({ ifindex }),
-          serves: (ifindex) => dp.servesNodePort({ ifindex }),
-        },
-        opts.log,
-      );
-    }
+    const dp = this.datapath.datapath;
+    this.nodePorts = new NodePortInterfaces(
+      c.services ? c.nodePortInterfaces : [],
+      {
+        attach: (ifindex) => dp.attachNodePort({ ifindex }),
+        detach: (ifindex) => dp.detach({ ifindex }),
+        programOn: (ifindex) => dp.programOn({ ifindex }),
+      },
+      opts.log,
+    );
     this.compiler = new PolicyEngine({
       nodeName: c.nodeName,
       clusterPodCIDRs: c.clusterPodCIDRs,
@@ -293,9 +296,9 @@ export class NodeAgent {
     this.health?.refresh();
     void this.refreshAnswers();
     const s = this.compiler.stats;
-    if (this.nodePorts) {
-      await this.refreshNodePorts();
-      this.nodePortTimer = setInterval(() => this.changes.run(() => this.refreshNodePorts()), NODEPORT_REFRESH_MS);
+    await this.refreshNodePorts();
+    if (this.opts.config.services) {
+      this.nodePortTimer = setInterval(() => void this.refreshNodePorts(), NODEPORT_REFRESH_MS);
       this.nodePortTimer.unref();
     }
     this.opts.log.info(
@@ -361,6 +364,7 @@ export class NodeAgent {
     const nodeName = this.opts.config.nodeName;
     if (
       this.ready &&
+      this.opts.config.services &&
       (upserts.some((o) => o.kind === 'Node' && o.name === nodeName) ||
         deletes.some((d) => d.kind === 'Node' && d.key === nodeName))
     )
@@ -372,14 +376,21 @@ export class NodeAgent {
       this.reportProblems();
   }
 
-  /** Attaches the NodePort programs to the interfaces that hold this node's addresses now (or the configured ones). */
-  private async refreshNodePorts(): Promise<void> {
-    if (!this.nodePorts || this.stopped) return;
-    try {
-      await this.nodePorts.refresh(nodeAddresses(this.agent.store.get('Node', this.opts.config.nodeName)));
-    } catch (err) {
-      this.opts.log.warn(`choosing the NodePort interfaces: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  /**
+   * Attaches the NodePort programs to the interfaces that hold this node's addresses now (or the
+   * configured ones); with Services off, to none. One refresh at a time.
+   */
+  private refreshNodePorts(): Promise<void> {
+    const c = this.opts.config;
+    this.nodePortRefresh = this.nodePortRefresh.then(async () => {
+      if (this.stopped) return;
+      try {
+        await this.nodePorts.refresh(c.services ? nodeAddresses(this.agent.store.get('Node', c.nodeName)) : []);
+      } catch (err) {
+        this.opts.log.warn(`choosing the NodePort interfaces: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+    return this.nodePortRefresh;
   }
 
   private forget(key: string): void {
@@ -472,7 +483,7 @@ export class NodeAgent {
       policyWarnings: this.compiler.warnings().map(formatProblem),
       sync: this.datapath.syncer.status(),
       mapPressure: this.datapath.pressure(),
-      ...(this.nodePorts ? { nodePorts: this.nodePorts.status() } : {}),
+      ...(this.opts.config.services ? { nodePorts: this.nodePorts.status() } : {}),
     };
   }
 

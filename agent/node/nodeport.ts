@@ -84,9 +84,12 @@ export async function listLinkAddresses(): Promise<LinkAddresses[]> {
 export interface NodePortAttach {
   attach(ifindex: number): void;
   detach(ifindex: number): void;
-  /** Whether from_node is on this interface's tc ingress (this agent's or an earlier one's). */
-  serves(ifindex: number): boolean;
+  /** The name of weir's program on this interface's tc ingress (this agent's or an earlier one's). */
+  programOn(ifindex: number): string | undefined;
 }
+
+const FROM_NODE = 'from_node';
+const FROM_POD = 'from_pod';
 
 export interface NodePortStatus {
   by: 'flag' | 'node';
@@ -124,6 +127,9 @@ export class NodePortInterfaces {
         continue;
       }
       try {
+        // A pod's interface keeps the pod's programs: NodePort there would leave the pod unpoliced.
+        if (this.dp.programOn(i.ifindex) === FROM_POD)
+          throw new Error("it carries a pod's programs (from_pod): a pod's interface never serves NodePorts");
         this.dp.attach(i.ifindex);
         this.attached.set(i.ifindex, i);
         this.log.info(
@@ -137,7 +143,8 @@ export class NodePortInterfaces {
     // earlier agent left on interfaces not chosen now.
     const stale = new Set([...this.attached.keys()].filter((k) => !wanted.has(k)));
     if (!this.scanned) {
-      for (const l of links) if (!wanted.has(l.ifindex) && this.dp.serves(l.ifindex)) stale.add(l.ifindex);
+      for (const l of links)
+        if (!wanted.has(l.ifindex) && this.dp.programOn(l.ifindex) === FROM_NODE) stale.add(l.ifindex);
       this.scanned = true;
     }
     for (const ifindex of stale) {

@@ -7,8 +7,9 @@
  * and the backend sees the client's own address; with externalTrafficPolicy Local node 2 (no local
  * backend) drops the connection as SERVICE_BACKEND_NOT_FOUND and the client times out; an ingress
  * policy on the backend that allows one client's /32 (/128) admits that client through the
- * NodePort and refuses the other. An agent restarted with `--nodeport-interfaces` moves the
- * programs to the named interface; SIGTERM after the DaemonSet was deleted (uninstall) leaves no
+ * NodePort and refuses the other (through node 2, masqueraded, neither). An agent restarted with
+ * `--nodeport-interfaces` moves the programs to the named interface, one with Services off removes
+ * them; SIGTERM after the DaemonSet was deleted (uninstall) leaves no
  * weir program attached anywhere.
  *
  * Services and NetworkPolicies are written with real kubectl, as a user does; EndpointSlices, Node
@@ -400,12 +401,26 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
       { from, proto: 'tcp' as const, host: n1.address6, port: CLUSTER_TCP, want: want(6) },
       { from, proto: 'tcp' as const, host: n1.address, port: LOCAL_TCP, want: want(4) },
     ];
-    await until([...cases(clientA, () => 'timeout'), ...cases(clientB, (f) => greeting(clientB, f))]);
+    // Through node 2 (Cluster, masqueraded) the backend sees node 2's address, which no ipBlock
+    // matches: neither client passes there.
+    const viaNode2 = (from: TestClient) => ({
+      from,
+      proto: 'tcp' as const,
+      host: n2.address,
+      port: CLUSTER_TCP,
+      want: 'timeout',
+    });
+    await until([
+      ...cases(clientA, () => 'timeout'),
+      ...cases(clientB, (f) => greeting(clientB, f)),
+      viaNode2(clientA),
+      viaNode2(clientB),
+    ]);
     await kubectl.ok(['delete', 'networkpolicy', 'web-from-b', '-n', 'np']);
     await until([...cases(clientA, (f) => greeting(clientA, f))]);
   });
 
-  it("an agent restarted with --nodeport-interfaces serves NodePorts only there: the earlier agent's programs leave eth0", async () => {
+  it("an agent restarted with --nodeport-interfaces serves NodePorts only there (the earlier agent's programs leave eth0), and with Services off nowhere", async () => {
     inNode(n2, 'ip link add np0 type veth peer name np1 && ip link set np0 up && ip link set np1 up');
     agents.get(n2.name)!.kill9();
     const restarted = startAgent(n2, ['--nodeport-interfaces=np0,missing0']);
@@ -419,6 +434,12 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
       missing: ['missing0'],
     });
     expect(restarted.lines.join('\n')).toMatch(/--nodeport-interfaces names missing0, which this node does not have/);
+    // Services off: no interface serves NodePorts, and the earlier agent's programs leave np0 too.
+    restarted.kill9();
+    const off = startAgent(n2, ['--services=false', '--nodeport-interfaces=np0']);
+    await off.waitFor(/ ready: first sync enforced/);
+    expect(tcShow(n2, 'np0') + tcShow(n2, 'eth0')).not.toMatch(/from_node|to_node/);
+    expect((await readAgentStatus<NodeAgentStatus>(runDir(n2))).nodePorts).toBeUndefined();
   });
 
   it('DaemonSet deleted, then SIGTERM (helm uninstall): no weir program stays on any interface, pins gone', async () => {

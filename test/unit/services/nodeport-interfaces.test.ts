@@ -78,7 +78,7 @@ describe('NodePort interfaces', () => {
           calls.push(`detach ${i}`);
           serving.delete(i);
         },
-        serves: (i) => serving.has(i),
+        programOn: (i) => (serving.has(i) ? 'from_node' : undefined),
       },
       { info: () => undefined, warn: (l) => calls.push(`warn ${l}`) },
       () => Promise.resolve(links),
@@ -105,6 +105,28 @@ describe('NodePort interfaces', () => {
     expect([...serving].sort()).toEqual([3, 9]);
   });
 
+  it("never takes a pod's interface (from_pod on it): the pod stays policed, the refusal is reported", async () => {
+    const calls: string[] = [];
+    const np = new NodePortInterfaces(
+      ['cali1234', 'ens5'],
+      {
+        attach: (i) => calls.push(`attach ${i}`),
+        detach: (i) => calls.push(`detach ${i}`),
+        programOn: (i) => (i === 4 ? 'from_pod' : undefined),
+      },
+      { info: () => undefined, warn: () => undefined },
+      () => Promise.resolve(LINKS),
+    );
+    await np.refresh([]);
+    expect(calls).toEqual(['attach 2']);
+    expect(np.status()).toMatchObject({
+      interfaces: [{ name: 'ens5' }],
+      failed: [
+        { name: 'cali1234', error: "it carries a pod's programs (from_pod): a pod's interface never serves NodePorts" },
+      ],
+    });
+  });
+
   it('reports an attachment that failed, warns once, and retries it at the next refresh', async () => {
     let fail = true;
     const warnings: string[] = [];
@@ -115,7 +137,7 @@ describe('NodePort interfaces', () => {
           if (fail) throw new Error('attaching to ingress of ifindex 2: Operation not permitted');
         },
         detach: () => undefined,
-        serves: () => false,
+        programOn: () => undefined,
       },
       { info: () => undefined, warn: (l) => warnings.push(l) },
       () => Promise.resolve(LINKS),
