@@ -173,6 +173,27 @@ static __always_inline int weir_lb_source_ok(__u32 ifindex, const struct weir_tu
 }
 
 /*
+ * Writes a translated connection's state: over the entry already there
+ * (`cur`, that key's value: a client port used again, as a busy client reuses
+ * its ephemeral ports, or a connection given a new backend), else as a new
+ * entry. An LRU insert takes a node off the map's free list and rotates its
+ * LRU lists (on this machine most of what a new translated connection costs);
+ * an overwrite in place does neither. A reader on another CPU may see a torn
+ * value only for a packet of the same tuple, and that packet's translated
+ * tuple is judged by conntrack and policy like any other, so it can never
+ * reach what policy does not allow. Returns 0, or the insert's error.
+ */
+static __always_inline long weir_lb_store(void *map, const struct weir_lb_key *k, void *cur, const void *v,
+					  __u32 size)
+{
+	if (cur) {
+		__builtin_memcpy(cur, v, size);
+		return 0;
+	}
+	return bpf_map_update_elem(map, k, v, BPF_ANY);
+}
+
+/*
  * Scratch space for a new translation's keys and values: `from_pod` runs
  * close to the 512-byte stack limit, so they live in a per-CPU array (tc
  * programs are not preempted and do not nest on one CPU). It holds nothing
@@ -333,7 +354,7 @@ __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir
 		x->nf.backend_set = svc->backend_set;
 		x->nf.svc_id = svc->svc_id;
 		x->nf.flags = weir_lb_addr_eq(be->addr, t->saddr, t->family) ? WEIR_LB_F_HAIRPIN : 0;
-		if (bpf_map_update_elem(&weir_lb_fwd, &x->k, &x->nf, BPF_ANY))
+		if (weir_lb_store(&weir_lb_fwd, &x->k, f, &x->nf, sizeof(x->nf)))
 			return WEIR_DROP_SERVICE_UNSUPPORTED;
 		__builtin_memcpy(x->rv.addr, t->daddr, 16);
 		x->rv.port = t->dport;
@@ -341,7 +362,8 @@ __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir
 		x->rv.flags = x->nf.flags;
 		weir_lb_key_make(&x->k, x->nf.addr, t->saddr, x->nf.port, t->sport, t,
 				 ifindex); /* the reply's */
-		if (bpf_map_update_elem(&weir_lb_rev, &x->k, &x->rv, BPF_ANY))
+		if (weir_lb_store(&weir_lb_rev, &x->k, bpf_map_lookup_elem(&weir_lb_rev, &x->k), &x->rv,
+				  sizeof(x->rv)))
 			return WEIR_DROP_SERVICE_UNSUPPORTED;
 		weir_lb_count(WEIR_LB_CNT_NEW);
 		if (x->nf.flags & WEIR_LB_F_HAIRPIN)
