@@ -10,7 +10,7 @@
  * @requires root
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry } from './fixture.js';
-import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK } from './packets.js';
+import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK, TCP_FIN } from './packets.js';
 import { readAddr } from '../../maps/codecs/addr.js';
 import { testRun } from '../../maps/test-run.js';
 import {
@@ -341,6 +341,28 @@ describe('ClusterIP translation before policy, and back', () => {
     const reply = run('toPod', CLIENT, tcp4(IP.b1, IP.client, 8080, 42001, TCP_SYN | TCP_ACK));
     expect(reply.ret).toBe(TC_ACT_OK);
     expect(reply.out).toMatchObject({ src: IP.b1, sport: 8080, ipOk: true, l4Ok: true });
+  });
+
+  it('a direct connection on the ports a translated one used before is answered by the backend itself, not the VIP', () => {
+    // through the Service first, closed by the client...
+    const syn = run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 42101, 80));
+    expect(syn.ret).toBe(TC_ACT_OK);
+    const backend = syn.out.dst;
+    const back = run('toPod', CLIENT, tcp4(backend, IP.client, 8080, 42101, TCP_SYN | TCP_ACK));
+    expect(back.out).toMatchObject({ src: IP.vipWeb, sport: 80 });
+    expect(run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 42101, 80, TCP_FIN | TCP_ACK)).ret).toBe(TC_ACT_OK);
+    // ...then the same client port straight to that backend: the same tuple once translated
+    const direct = run('fromPod', CLIENT, tcp4(IP.client, backend, 42101, 8080));
+    expect(direct.ret).toBe(TC_ACT_OK);
+    expect(direct.out).toMatchObject({ dst: backend, dport: 8080 });
+    const reply = run('toPod', CLIENT, tcp4(backend, IP.client, 8080, 42101, TCP_SYN | TCP_ACK));
+    expect(reply.ret).toBe(TC_ACT_OK);
+    expect(reply.out).toMatchObject({ src: backend, sport: 8080, ipOk: true, l4Ok: true });
+    // and through the Service again from that port: answered from the VIP once more
+    expect(run('fromPod', CLIENT, tcp4(IP.client, backend, 42101, 8080, TCP_FIN | TCP_ACK)).ret).toBe(TC_ACT_OK);
+    const again = run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 42101, 80));
+    const reply2 = run('toPod', CLIENT, tcp4(again.out.dst, IP.client, 8080, 42101, TCP_SYN | TCP_ACK));
+    expect(reply2.out).toMatchObject({ src: IP.vipWeb, sport: 80, ipOk: true, l4Ok: true });
   });
 
   it.each([
