@@ -348,8 +348,8 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 		ct->match = v.match;
 		ct->remote_identity = dir == WEIR_DIR_EGRESS ? v.dst_identity : v.src_identity;
 		if (ct->flags & (WEIR_CT_F_REVOKED | WEIR_CT_F_CLOSING) && (pkt->tcp_flags & WEIR_TCP_SYN)) {
-			ct->flags = dir == WEIR_DIR_EGRESS ? weir_lb_ct_flags(lb)
-							   : 0; /* to a frontend, or not, this time */
+			/* sent to a frontend this time, or not */
+			ct->flags = dir == WEIR_DIR_EGRESS ? weir_lb_ct_flags(lb) : 0;
 			ct->tcp_flags = 0;
 		}
 		ct->flags &= ~WEIR_CT_F_REVOKED;
@@ -374,9 +374,8 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 	};
 	if (pkt->tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
 		nct.flags |= WEIR_CT_F_CLOSING;
-	if (dir == WEIR_DIR_EGRESS)
-		nct.flags |=
-			weir_lb_ct_flags(lb); /* translated: its replies get the frontend back on to_pod */
+	if (dir == WEIR_DIR_EGRESS) /* translated: its replies get the frontend back on to_pod */
+		nct.flags |= weir_lb_ct_flags(lb);
 #ifndef WEIR_BENCH_NO_CT_INSERT
 	if (!weir_ct_budget_take(ep->endpoint_id, now)) {
 		v.flags |= WEIR_FLOW_F_NEW;
