@@ -470,7 +470,8 @@ function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: 
     '',
     "- kube-proxy's iptables mode walks KUBE-SERVICES rule by rule for every new connection: its connections/s fall with the number of Services. Established packets are translated by conntrack and never see the chains, so its latency barely moves.",
     "- kube-proxy's nftables mode looks a new connection up in one verdict map, whatever the number of Services; it pays netfilter conntrack and NAT for every packet.",
-    "- weir looks the frontend up in a hash map on the client's veth, picks a backend once per connection and remembers it; replies are translated back from the same per-connection entry. Its cost does not depend on how many Services exist.",
+    "- weir looks the frontend up in a hash map on the client's veth, picks a backend once per connection and remembers it (a client port used again overwrites its entries in place); replies whose conntrack entry marks a translated connection are translated back from one per-connection entry. Its cost does not depend on how many Services exist.",
+    "- weir-pod is weir's datapath on both veths without translation (parsing, conntrack, the first packet's verdict and flow event, on ~6 packets each through two programs): weir − weir-pod is what translation adds, weir-pod − direct what the rest of weir adds.",
     '',
     ...plots(cfg, samples, modes).flatMap((l) => [l, '']),
   );
