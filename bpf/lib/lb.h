@@ -178,7 +178,7 @@ static __always_inline int weir_lb_source_ok(__u32 ifindex, const struct weir_tu
  * (`cur`, that key's value: a client port used again, as a busy client reuses
  * its ephemeral ports, or a connection given a new backend), else as a new
  * entry. An LRU insert takes a node off the map's free list and rotates its
- * LRU lists (on this machine most of what a new translated connection costs);
+ * LRU lists (most of what a translated connection cost in the services bench);
  * an overwrite in place does neither. A reader on another CPU may see a torn
  * value only for a packet of the same tuple, and that packet's translated
  * tuple is judged by conntrack and policy like any other, so it can never
