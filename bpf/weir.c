@@ -396,6 +396,14 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 	weir_ct_key_fwd(&c->key, &pkt->t, dir, ifindex);
 	if (weir_ct_insert(&c->key, pkt->t.family, &nct) != 0)
 		return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_CT_FULL);
+#else
+	/*
+	 * The insert's key is still built, as the agent's build does: the same
+	 * code and stack layout, so the bench build fits the verifier's 512
+	 * bytes of combined stack wherever the real one does.
+	 */
+	weir_ct_key_fwd(&c->key, &pkt->t, dir, ifindex);
+	asm volatile("" : : "r"(&c->key), "r"(&nct) : "memory");
 #endif
 	v.flags |= WEIR_FLOW_F_NEW;
 	v.verdict = WEIR_VERDICT_FORWARDED;
@@ -431,16 +439,49 @@ static __noinline int weir_lb_egress(struct __sk_buff *skb, struct weir_pkt *pkt
 }
 
 /*
+ * to_pod: a backend's reply to a connection the pod sent to a Service frontend
+ * (its conntrack entry marked WEIR_CT_F_SERVICE) passed the fast path; its
+ * source becomes the frontend again (weir_lb_reverse), the rewrite kept in the
+ * per-CPU scratch. A scratch that cannot be read drops the packet.
+ */
+static __noinline int weir_lb_reply(struct __sk_buff *skb, const struct weir_pkt *pkt)
+{
+	__u32 zero = 0;
+	struct weir_lb_scratch *x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (!x)
+		return TC_ACT_SHOT;
+	x->lb.flags = 0;
+	weir_lb_reverse(pkt, skb->ifindex, &x->lb);
+	if (x->lb.flags)
+		return weir_lb_finish(skb, &x->lb);
+	return TC_ACT_OK;
+}
+
+/*
  * The fast path: a plain (unfragmented, non-ICMP-error) packet of a known
  * connection, forward or reply, whose stamp equals its endpoint's current
  * policy_rev passes after one conntrack lookup (two for a reply), before any
- * endpoint lookup. Everything else goes to the full path.
+ * endpoint lookup and before any Services map is read. Everything else goes
+ * to the full path, with the Services step first.
+ *
+ * from_pod looks conntrack up with the packet as the pod sent it. A hit on an
+ * entry not marked WEIR_CT_F_SERVICE is a connection judged to that literal
+ * destination and passes untranslated: an entry keyed with a frontend as its
+ * destination exists only for a connection opened to that address as such
+ * (before the Service existed, as kube-proxy's conntrack keeps it), since a
+ * translated connection's entry is keyed with its backend. A miss, a stale
+ * entry, an entry marked WEIR_CT_F_SERVICE, or a packet to the hairpin
+ * address goes through the Services step (a frontend is translated, and then
+ * conntrack is looked up again with the translated tuple) and the full path.
+ * to_pod reads the scratch only for a Service reply (weir_lb_reply) or on
+ * the full path.
  */
 static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 {
 	struct weir_ct_value *ct = NULL, *rct = NULL;
 	struct weir_ctx c;
 	__u32 zero = 0;
+	int rc;
 
 	__builtin_memset(&c.pkt, 0, sizeof(c.pkt));
 	c.restart = 0;
@@ -448,6 +489,17 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	c.no_entry = 0;
 	c.svc = 0;
 	c.reason = weir_parse(skb, &c.pkt);
+	if (!c.reason && c.pkt.kind != WEIR_PKT_ALWAYS && c.pkt.kind != WEIR_PKT_ICMP_ERROR && !c.pkt.frag &&
+	    (dir == WEIR_DIR_INGRESS || !weir_lb_is_hairpin_addr(c.pkt.t.daddr, c.pkt.t.family))) {
+		c.now = weir_ct_now();
+		c.looked = 1;
+		if (weir_ct_find(&c, dir, skb->ifindex, &ct, &rct)) {
+			weir_count(dir, WEIR_VERDICT_FORWARDED, WEIR_MATCH_ESTABLISHED, skb->len);
+			if (dir == WEIR_DIR_INGRESS && c.svc)
+				return weir_lb_reply(skb, &c.pkt);
+			return TC_ACT_OK;
+		}
+	}
 	/* the Service rewrite left for after the verdict lives in the per-CPU scratch, off the stack */
 	struct weir_lb_scratch *x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
 	if (!x)
@@ -457,7 +509,8 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	__builtin_memset(&lb->orig, 0, sizeof(lb->orig));
 	/*
 	 * Services: a packet to a frontend is translated to its backend before
-	 * anything below sees it; a hairpin connection arriving is noted for the
+	 * anything below sees it (conntrack is then looked up with the
+	 * translated tuple); a hairpin connection arriving is noted for the
 	 * verdict, and the way back of a reply whose conntrack entry says it
 	 * answers a translated connection for after it (bpf/lib/lb.h). A later
 	 * fragment carries no ports here and is not translated.
@@ -466,49 +519,36 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		if (dir == WEIR_DIR_EGRESS) {
 			/* a refusal: the full path drops it, with its event */
 			c.reason = weir_lb_egress(skb, &c.pkt, lb);
+			if (lb->orig.svc | lb->flags) {
+				c.looked = 0;
+				c.restart = 0;
+				c.no_entry = 0;
+				ct = NULL;
+				rct = NULL;
+			}
 		} else {
 			weir_lb_to_pod(&c.pkt, skb->ifindex, lb);
 		}
 	}
-	if (!c.reason && c.pkt.kind != WEIR_PKT_ALWAYS && c.pkt.kind != WEIR_PKT_ICMP_ERROR && !c.pkt.frag) {
-		c.now = weir_ct_now();
-		c.looked = 1;
-		if (weir_ct_find(&c, dir, skb->ifindex, &ct, &rct)) {
-			if (dir == WEIR_DIR_INGRESS && c.svc)
-				weir_lb_reverse(&c.pkt, skb->ifindex, lb);
-			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
-		}
-	}
 	if (dir == WEIR_DIR_EGRESS)
-		return weir_full_egress(skb, &c, ct, rct, lb);
-	return weir_full_ingress(skb, &c, ct, rct, lb);
-}
-
-/*
- * Both programs keep the Service rewrite left for after the verdict in the
- * per-CPU scratch (off the stack, which the full path needs); a scratch that
- * cannot be read drops the packet.
- */
-static __always_inline int weir_run(struct __sk_buff *skb, const __u8 dir)
-{
-	__u32 zero = 0;
-	int rc = weir_handle(skb, dir);
-	struct weir_lb_scratch *x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
-	if (x && x->lb.flags && rc == TC_ACT_OK)
-		return weir_lb_finish(skb, &x->lb);
+		rc = weir_full_egress(skb, &c, ct, rct, lb);
+	else
+		rc = weir_full_ingress(skb, &c, ct, rct, lb);
+	if (lb->flags && rc == TC_ACT_OK)
+		return weir_lb_finish(skb, lb);
 	return rc;
 }
 
 SEC("tc")
 int from_pod(struct __sk_buff *skb)
 {
-	return weir_run(skb, WEIR_DIR_EGRESS);
+	return weir_handle(skb, WEIR_DIR_EGRESS);
 }
 
 SEC("tc")
 int to_pod(struct __sk_buff *skb)
 {
-	return weir_run(skb, WEIR_DIR_INGRESS);
+	return weir_handle(skb, WEIR_DIR_INGRESS);
 }
 
 /* NodePort: tc ingress and egress of the node's external interfaces (bpf/lib/lb.h). */
