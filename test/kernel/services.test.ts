@@ -430,6 +430,35 @@ describe('ClusterIP translation before policy, and back', () => {
     },
   );
 
+  it('a connection open to an address before a Service takes it as its VIP keeps flowing to that address; a new one is translated', () => {
+    // opened to a literal address of the Service range (the ipBlock rule admits it), no Service there yet
+    expect(run('fromPod', CLIENT, tcp4(IP.client, IP.inBlock, 44101, 80)).ret).toBe(TC_ACT_OK);
+    const late = fe('ns/late', IP.inBlock, 80, 'TCP', [be(IP.b1, 8080)]);
+    expect(
+      fx.rec.resyncTo({ ...desired, services: new Map([...desired.services, [frontendKey(late), late]]) }).errors,
+    ).toEqual([]);
+    try {
+      // its next packets, both ways, keep the address they were judged for
+      const ack = run('fromPod', CLIENT, tcp4(IP.client, IP.inBlock, 44101, 80, TCP_ACK));
+      expect(ack.ret).toBe(TC_ACT_OK);
+      expect(ack.out).toMatchObject({ dst: IP.inBlock, dport: 80, ipOk: true, l4Ok: true });
+      const reply = run('toPod', CLIENT, tcp4(IP.inBlock, IP.client, 80, 44101, TCP_ACK));
+      expect(reply.ret).toBe(TC_ACT_OK);
+      expect(reply.out).toMatchObject({ src: IP.inBlock, sport: 80, ipOk: true, l4Ok: true });
+      // a new connection to it is the Service's: translated to its backend, and answered from the VIP
+      const syn = run('fromPod', CLIENT, tcp4(IP.client, IP.inBlock, 44102, 80));
+      expect(syn.ret).toBe(TC_ACT_OK);
+      expect(syn.out).toMatchObject({ dst: IP.b1, dport: 8080, ipOk: true, l4Ok: true });
+      const ack2 = run('fromPod', CLIENT, tcp4(IP.client, IP.inBlock, 44102, 80, TCP_ACK));
+      expect(ack2.out).toMatchObject({ dst: IP.b1, dport: 8080, ipOk: true, l4Ok: true });
+      const back = run('toPod', CLIENT, tcp4(IP.b1, IP.client, 8080, 44102, TCP_SYN | TCP_ACK));
+      expect(back.ret).toBe(TC_ACT_OK);
+      expect(back.out).toMatchObject({ src: IP.inBlock, sport: 80, ipOk: true, l4Ok: true });
+    } finally {
+      expect(fx.rec.resyncTo(desired).errors).toEqual([]);
+    }
+  });
+
   it('every backend is chosen over many connections, and only the frontend’s backends', () => {
     const seen = new Set<string>();
     for (let p = 43000; p < 43040; p++) seen.add(run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, p, 80)).out.dst);
