@@ -435,7 +435,8 @@ describe('ClusterIP translation before policy, and back', () => {
     expect(run('fromPod', CLIENT, tcp4(IP.client, IP.inBlock, 44101, 80)).ret).toBe(TC_ACT_OK);
     const late = fe('ns/late', IP.inBlock, 80, 'TCP', [be(IP.b1, 8080)]);
     expect(
-      fx.rec.resyncTo({ ...desired, services: new Map([...desired.services, [frontendKey(late), late]]) }).errors,
+      fx.rec.resyncTo({ ...desired, services: new Map([...(desired.services ?? []), [frontendKey(late), late]]) })
+        .errors,
     ).toEqual([]);
     try {
       // its next packets, both ways, keep the address they were judged for
