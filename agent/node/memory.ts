@@ -88,7 +88,7 @@ export function settleMemory(env: NodeJS.ProcessEnv = process.env): string[] {
       collect = vm.runInNewContext('gc') as () => void;
     }
     collect();
-    set.push('collected the first sync\'s garbage');
+    set.push("collected the first sync's garbage");
   }
   malloc()?.trim(0);
   return set;
