@@ -7,17 +7,16 @@
  *   `--max-semi-space-size=1` keeps it at 2 x 1 MiB (measured: no more CPU). V8 reads it only when
  *   the process starts, so the DaemonSet starts the agent with it (AGENT_NODE_OPTIONS, the
  *   chart's NODE_OPTIONS);
- * - V8 grows the old generation well ahead of the live heap; `--optimize-for-size` makes it grow
- *   by small steps, at the cost of more garbage collections: the first full sync took 2.5x the
- *   CPU with it at 100,000 pods, so it is set only once that sync is enforced (`settleMemory`),
- *   together with one full collection of the sync's garbage;
+ * - V8 grows the old generation well ahead of the live heap, and the first sync leaves hundreds of
+ *   MiB of garbage at 100,000 pods: once it is enforced (`settleMemory`) the agent collects it at
+ *   once (one pause at readiness) instead of holding it until V8 next marks. `--optimize-for-size`
+ *   (the old generation grows by small steps) cut the RSS further at 10,000 pods, but at 100,000
+ *   pods it took the first sync's CPU 2.5x and, set after the sync, made label changes wait for
+ *   full collections of a 360 MiB heap (p99 0.7 s instead of 15 ms): it is not the default, only
+ *   available through WEIR_AGENT_V8_FLAGS (V8 flags set at start);
  * - glibc raises its mmap threshold each time a large block is freed, so later list pages and
  *   JSON buffers (hundreds of KiB to MiBs) come from the brk heap, which it rarely returns; a
  *   fixed threshold keeps large blocks mmapped, and unmapped when freed.
- *
- * V8 reads the old generation's flags whenever it sizes it, so the agent sets those itself at run
- * time. WEIR_AGENT_V8_FLAGS="" keeps V8's defaults after the first sync (less CPU per change,
- * 1.5-2x the RSS); other V8 flags in it are set at start instead.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -25,9 +24,7 @@ import koffi from 'koffi';
 
 /** Node's options the DaemonSet starts the agent with (charts/weir sets them as NODE_OPTIONS). */
 export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';
-/** V8 flags the node agent adds once the first full sync is enforced. */
-export const STEADY_V8_FLAGS = '--optimize-for-size';
-/** Set (even empty) to keep V8's defaults: "" sets no V8 flag. */
+/** V8 flags the agent sets at start (none unless given), e.g. "--optimize-for-size" for a small cluster. */
 export const V8_FLAGS_ENV = 'WEIR_AGENT_V8_FLAGS';
 
 /** glibc's mallopt parameter for the mmap threshold (malloc.h M_MMAP_THRESHOLD). */
@@ -73,23 +70,15 @@ export function leanStart(env: NodeJS.ProcessEnv = process.env): string[] {
 let collect: (() => void) | undefined;
 
 /**
- * After the first full sync: V8's lean flags for the steady state, one full collection (the
- * list pages, their parsed objects and the first compile's scratch are garbage now) and malloc's
- * free pages back to the kernel. Returns what was set, for the log.
+ * After the first full sync: one full collection (the list pages, their parsed objects and the
+ * first compile's scratch are garbage now) and malloc's free pages back to the kernel.
  */
-export function settleMemory(env: NodeJS.ProcessEnv = process.env): string[] {
-  const set: string[] = [];
-  if (env[V8_FLAGS_ENV] === undefined) {
-    v8.setFlagsFromString(STEADY_V8_FLAGS);
-    set.push(`V8 ${STEADY_V8_FLAGS}`);
-    if (!collect) {
-      // Node's documented way to reach V8's gc() without starting the process with --expose-gc
-      v8.setFlagsFromString('--expose-gc');
-      collect = vm.runInNewContext('gc') as () => void;
-    }
-    collect();
-    set.push("collected the first sync's garbage");
+export function settleMemory(): void {
+  if (!collect) {
+    // Node's documented way to reach V8's gc() without starting the process with --expose-gc
+    v8.setFlagsFromString('--expose-gc');
+    collect = vm.runInNewContext('gc') as () => void;
   }
+  collect();
   malloc()?.trim(0);
-  return set;
 }

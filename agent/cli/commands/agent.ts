@@ -78,7 +78,7 @@ async function run(flags: RunFlags): Promise<void> {
   });
   parseMapMax(cfg.mapMax ? cfg.mapMax.split(',') : []); // refuse a bad value at start
   const log = createLogger(cfg.logLevel);
-  // before the cluster is read (agent/node/memory.ts); more once the first sync is enforced
+  // before the cluster is read (agent/node/memory.ts)
   const { leanStart, settleMemory } = await import('../../node/memory.js');
   for (const l of leanStart()) log.debug(`memory: ${l}`);
   const kubeConfig = await kubeConfigFor(cfg);
@@ -91,10 +91,8 @@ async function run(flags: RunFlags): Promise<void> {
     config: cfg,
     kubeConfig,
     log,
-    // the first sync's list pages and objects are garbage now; the steady state runs lean
-    afterFirstSync: () => {
-      for (const l of settleMemory()) log.debug(`memory after the first sync: ${l}`);
-    },
+    // the first sync's list pages and objects are garbage now
+    afterFirstSync: settleMemory,
   });
   log.info(
     `health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz); status on ${cfg.runDir}/agent.sock (weir agent status)`,
