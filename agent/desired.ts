@@ -89,6 +89,11 @@ export interface ServiceBackend {
   pod?: string;
   /** EndpointSlice endpoint's nodeName. */
   nodeName?: string;
+  /**
+   * NodePort frontends only: the backend runs on another node (both node names known and
+   * different), so a connection given to it under externalTrafficPolicy Cluster is masqueraded.
+   */
+  remote?: boolean;
   /** EndpointSlice conditions. */
   ready: boolean;
   serving: boolean;

@@ -50,20 +50,22 @@
 #define WEIR_MATCH_MAX		16
 
 /* ---- drop reasons (0 = not dropped) ---- */
-#define WEIR_DROP_NONE		      0
-#define WEIR_DROP_POLICY_DENIED	      1	 /* new connection, no rule allows it */
-#define WEIR_DROP_POLICY_REVOKED      2	 /* known connection, its allow was removed */
-#define WEIR_DROP_TRUNCATED	      3	 /* headers shorter than their own length fields say */
-#define WEIR_DROP_MALFORMED	      4	 /* impossible header values (IHL < 5, bad version, ...) */
-#define WEIR_DROP_FRAG_UNKNOWN	      5	 /* non-first fragment whose first fragment was not seen */
-#define WEIR_DROP_UNSUPPORTED_L3      6	 /* neither IPv4, IPv6 nor ARP from an enforced pod */
-#define WEIR_DROP_CT_FULL	      7	 /* a conntrack entry could not be created */
-#define WEIR_DROP_NO_ENDPOINT	      8	 /* an interface weir is attached to holds no endpoint record */
-#define WEIR_DROP_INVALID_SOURCE      9	 /* from a pod, with a source address that is not the pod's */
-#define WEIR_DROP_CT_BUDGET	      10 /* the endpoint opened new connections faster than its budget */
-#define WEIR_DROP_NO_SERVICE_BACKEND  11 /* to a Service frontend that has no backend */
-#define WEIR_DROP_SERVICE_UNSUPPORTED 12 /* a Service translation weir refuses (SCTP to another port) */
-#define WEIR_DROP_MAX		      32
+#define WEIR_DROP_NONE		     0
+#define WEIR_DROP_POLICY_DENIED	     1	/* new connection, no rule allows it */
+#define WEIR_DROP_POLICY_REVOKED     2	/* known connection, its allow was removed */
+#define WEIR_DROP_TRUNCATED	     3	/* headers shorter than their own length fields say */
+#define WEIR_DROP_MALFORMED	     4	/* impossible header values (IHL < 5, bad version, ...) */
+#define WEIR_DROP_FRAG_UNKNOWN	     5	/* non-first fragment whose first fragment was not seen */
+#define WEIR_DROP_UNSUPPORTED_L3     6	/* neither IPv4, IPv6 nor ARP from an enforced pod */
+#define WEIR_DROP_CT_FULL	     7	/* a conntrack entry could not be created */
+#define WEIR_DROP_NO_ENDPOINT	     8	/* an interface weir is attached to holds no endpoint record */
+#define WEIR_DROP_INVALID_SOURCE     9	/* from a pod, with a source address that is not the pod's */
+#define WEIR_DROP_CT_BUDGET	     10 /* the endpoint opened new connections faster than its budget */
+#define WEIR_DROP_NO_SERVICE_BACKEND 11 /* to a Service frontend that has no backend */
+#define WEIR_DROP_SERVICE_UNSUPPORTED                                                                        \
+	12 /* a Service translation weir refuses (SCTP to another port, SCTP masqueraded) */
+#define WEIR_DROP_NAT_NO_PORT 13 /* NodePort masquerade: no free source port for the connection */
+#define WEIR_DROP_MAX	      32
 
 /* ---- flow event flags ---- */
 #define WEIR_FLOW_F_REPLY    (1 << 0) /* packet travels reply-wise on its connection */
@@ -384,11 +386,14 @@ struct weir_svc_be_key {
 	__u32 slot; /* 0 .. count - 1 */
 };
 
+/* the backend runs on another node: a NodePort connection to it (Cluster) is masqueraded */
+#define WEIR_SVC_BE_F_REMOTE (1U << 0)
+
 struct weir_svc_be_value {
 	__u8 addr[16]; /* the backend pod's address, same family as the frontend */
 	__u16 port;    /* host byte order: the targetPort */
 	__u8 family;
-	__u8 _pad;
+	__u8 flags; /* WEIR_SVC_BE_F_* */
 	__u32 _pad2;
 };
 
@@ -411,8 +416,10 @@ struct weir_lb_key {
 	__u32 ifindex;
 };
 
-#define WEIR_LB_F_HAIRPIN                                                                                    \
-	(1U << 0) /* the client is its own backend: source rewritten to the hairpin address */
+/* the client is its own backend: source rewritten to the hairpin address */
+#define WEIR_LB_F_HAIRPIN (1U << 0)
+/* NodePort, Cluster, a backend on another node: the connection is masqueraded (weir_nat) */
+#define WEIR_LB_F_SNAT (1U << 1)
 
 struct weir_lb_fwd_value {
 	__u8 addr[16]; /* backend */
@@ -428,6 +435,40 @@ struct weir_lb_rev_value {
 	__u16 port;
 	__u16 _pad;
 	__u32 flags; /* WEIR_LB_F_* */
+};
+
+/*
+ * NodePort masquerade (externalTrafficPolicy Cluster, backend on another
+ * node), as kube-proxy's MASQUERADE does it: the client's connection leaves
+ * this node from the node address the client addressed and a source port the
+ * datapath allocates, so the backend's reply comes back here. weir_nat (LRU
+ * HASH, written only by the datapath) holds both halves under weir_lb_key,
+ * each on the external interface that received the connection:
+ * - forward: (client, backend) -> (node address, allocated port), applied by
+ *   `to_node` to the translated packet as it leaves the node;
+ * - reverse: (backend, node address, allocated port) -> (client, client
+ *   port), applied by `from_node` to the backend's reply; the reply then
+ *   leaves with the NodePort as its source like a local backend's
+ *   (weir_lb_rev, on `to_node`).
+ * A port is taken from WEIR_NAT_PORT_MIN..MAX (outside Linux's default
+ * ephemeral range 32768-60999, so the node's own connections do not collide)
+ * by inserting the reverse half with BPF_NOEXIST at a random port, up to
+ * WEIR_NAT_PORT_TRIES picks; none free: the packet is dropped
+ * (WEIR_DROP_NAT_NO_PORT), never sent on unmasqueraded.
+ */
+#define WEIR_NAT_MAX	    (WEIR_LB_CT_MAX * 2) /* two halves per connection */
+#define WEIR_NAT_PORT_MIN   61000
+#define WEIR_NAT_PORT_MAX   65535
+#define WEIR_NAT_PORT_TRIES 8
+
+#define WEIR_NAT_F_FORWARD (1U << 0) /* (client, backend) -> the node address and port to use as source */
+#define WEIR_NAT_F_REVERSE (1U << 1) /* (backend, node address, port) -> the client to give the reply to */
+
+struct weir_nat_value {
+	__u8 addr[16]; /* forward: the node address; reverse: the client's */
+	__u16 port;    /* forward: the allocated port; reverse: the client's port */
+	__u16 _pad;
+	__u32 flags; /* WEIR_NAT_F_* */
 };
 
 /* ClientIP affinity: (frontend, client address) -> the backend and when it was last chosen or used */
@@ -463,6 +504,8 @@ struct weir_lb_aff_value {
 #define WEIR_LB_CNT_REVERSE    2 /* replies translated back to the frontend */
 #define WEIR_LB_CNT_HAIRPIN    3 /* connections of a pod given to itself */
 #define WEIR_LB_CNT_NO_BACKEND 4 /* packets dropped: the frontend has no backend */
+#define WEIR_LB_CNT_SNAT_NEW   5 /* NodePort connections masqueraded (a source port allocated) */
+#define WEIR_LB_CNT_SNAT_FULL  6 /* packets dropped: no free masquerade port */
 #define WEIR_LB_CNT_MAX	       8
 
 /* ---- packet parsing limits and constants not in the UAPI headers ---- */

@@ -55,6 +55,7 @@ export const DropReason = {
   CT_BUDGET: 10,
   NO_SERVICE_BACKEND: 11,
   SERVICE_UNSUPPORTED: 12,
+  NAT_NO_PORT: 13,
 } as const;
 export const DROP_MAX = 32;
 export type DropReasonName = keyof typeof DropReason;
@@ -107,14 +108,27 @@ export const Limits = {
   LB_CT_MAX: 1 << 18,
   LB_AFF_MAX: 1 << 16,
   SVC_BACKENDS_MAX: 0xffff,
+  NAT_MAX: 1 << 19,
 } as const;
 
 /** Services (bpf/lib/lb.h). */
 export const SvcScope = { CLUSTER_IP: 0, NODE_PORT: 1 } as const;
 export const SvcFlag = { AFFINITY: 1 << 0, EXTERNAL_LOCAL: 1 << 1 } as const;
-export const LbFlag = { HAIRPIN: 1 << 0 } as const;
+export const SvcBackendFlag = { REMOTE: 1 << 0 } as const;
+export const LbFlag = { HAIRPIN: 1 << 0, SNAT: 1 << 1 } as const;
 /** weir_lb_counters indexes. */
-export const LbCounter = { NEW: 0, FORWARD: 1, REVERSE: 2, HAIRPIN: 3, NO_BACKEND: 4 } as const;
+export const LbCounter = {
+  NEW: 0,
+  FORWARD: 1,
+  REVERSE: 2,
+  HAIRPIN: 3,
+  NO_BACKEND: 4,
+  SNAT_NEW: 5,
+  SNAT_FULL: 6,
+} as const;
+/** NodePort masquerade (weir_nat): its halves, and the source ports it allocates. */
+export const NatFlag = { FORWARD: 1 << 0, REVERSE: 1 << 1 } as const;
+export const NatPort = { MIN: 61000, MAX: 65535, TRIES: 8 } as const;
 export const LB_COUNTER_MAX = 8;
 /** The reserved source a pod sees its own hairpin connections come from (WEIR_HAIRPIN_IPV4/_IPV6). */
 export const HAIRPIN_ADDRESS = { 4: '169.254.42.1', 6: 'fd00:a9fe::2a01' } as const;
@@ -150,6 +164,7 @@ export const MapName = {
   lbForward: 'weir_lb_fwd',
   lbReverse: 'weir_lb_rev',
   lbAffinity: 'weir_lb_aff',
+  nat: 'weir_nat',
   lbCounters: 'weir_lb_counters',
   lbScratch: 'weir_lb_scratch',
 } as const;

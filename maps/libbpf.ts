@@ -88,6 +88,7 @@ function declare() {
     program_fd: lib.func(`int bpf_program__fd(bpf_program_${sfx} *prog)`),
     obj_pin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
     obj_get: lib.func('int bpf_obj_get(const char *path)'),
+    prog_get_fd_by_id: lib.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
     obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ uint8_t *info, _Inout_ uint32_t *len)'),
     update_elem: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     lookup_elem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ uint8_t *value)'),

@@ -101,3 +101,24 @@ export function tcQuery(target: TcTarget, point: TcPoint): number | undefined {
     return r < 0 ? undefined : opts.prog_id;
   });
 }
+
+/**
+ * The name of the loaded BPF program with this id (`bpf_prog_info.name`, at most 15 bytes), or
+ * undefined when no such program is loaded any more.
+ */
+export function programName(id: number): string | undefined {
+  const fd = fn.prog_get_fd_by_id(id) as number;
+  if (fd < 0) return undefined;
+  try {
+    // struct bpf_prog_info up to the end of name[16] (offset 64); the pointers in it stay 0, so the
+    // kernel copies no instructions or map ids.
+    const info = Buffer.alloc(80);
+    const len = [info.length];
+    if ((fn.obj_get_info_by_fd(fd, info, len) as number) < 0) return undefined;
+    const name = info.subarray(64, 80);
+    const end = name.indexOf(0);
+    return name.subarray(0, end < 0 ? name.length : end).toString('utf8');
+  } finally {
+    fn.close_fd(fd);
+  }
+}

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadObject, type LoadedObject, type ReplacedMap } from '../../maps/object.js';
 import { BpfMap } from '../../maps/bpf-map.js';
 import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
-import { tcAttach, tcDetach, type TcTarget } from '../../maps/tc.js';
+import { programName, tcAttach, tcDetach, tcQuery, type TcTarget } from '../../maps/tc.js';
 import {
   readCounters,
   readCtMisses,
@@ -156,6 +156,15 @@ export class Datapath {
   attachNodePort(target: TcTarget): void {
     tcAttach(target, 'ingress', this.program('fromNode'));
     tcAttach(target, 'egress', this.program('toNode'));
+  }
+
+  /**
+   * Which of weir's programs is on an interface's tc ingress, by name (`from_pod`, `from_node`):
+   * this load's or an earlier one's (a previous agent's attachments outlive it); undefined: none.
+   */
+  programOn(target: TcTarget): string | undefined {
+    const id = tcQuery(target, 'ingress');
+    return id === undefined ? undefined : programName(id);
   }
 
   /** The maps the Syncer writes. */

@@ -36,11 +36,18 @@ export interface ServiceMaps {
   backends: KernelMap;
 }
 
+/** One backend slot as written: address, port, and whether it runs on another node. */
+interface Slot {
+  addr: string;
+  port: number;
+  remote?: boolean;
+}
+
 /** What the syncer has written for one frontend (the map key's hex names it). */
 interface HaveFrontend {
   value: SvcValue;
   /** Backends by slot, as written under value.backendSet. */
-  slots: Array<{ addr: string; port: number }>;
+  slots: Slot[];
 }
 
 const PROTO: Record<L4Protocol, number> = { TCP: Protocol.TCP, UDP: Protocol.UDP, SCTP: Protocol.SCTP };
@@ -77,14 +84,14 @@ const backendId = (b: { addr: string; port: number }): string => `${b.addr}|${b.
  * Slots for `next` that keep every backend already in `prev` where it was: survivors stay, new
  * backends fill the holes, and the last slots move into any holes left so 0..n-1 is dense.
  */
-export function assignSlots(
-  prev: ReadonlyArray<{ addr: string; port: number }>,
-  next: ReadonlyArray<ServiceBackend>,
-): Array<{ addr: string; port: number }> {
-  const want = new Map(next.map((b) => [backendId({ addr: b.ip, port: b.port }), { addr: b.ip, port: b.port }]));
-  const slots: Array<{ addr: string; port: number } | undefined> = prev.map((b) =>
-    want.has(backendId(b)) ? b : undefined,
+export function assignSlots(prev: ReadonlyArray<Slot>, next: ReadonlyArray<ServiceBackend>): Slot[] {
+  const want = new Map(
+    next.map((b): [string, Slot] => [
+      backendId({ addr: b.ip, port: b.port }),
+      { addr: b.ip, port: b.port, ...(b.remote ? { remote: true } : {}) },
+    ]),
   );
+  const slots: Array<Slot | undefined> = prev.map((b) => want.get(backendId(b)));
   for (const b of slots) if (b) want.delete(backendId(b));
   const fresh = [...want.values()].sort((a, b) => (a.addr === b.addr ? a.port - b.port : a.addr < b.addr ? -1 : 1));
   for (let i = 0; i < slots.length && fresh.length > 0; i++) if (!slots[i]) slots[i] = fresh.shift();
@@ -95,7 +102,7 @@ export function assignSlots(
     while (slots.length > i && !slots[slots.length - 1]) slots.pop();
     if (slots.length > i) slots[i] = slots.pop();
   }
-  return slots as Array<{ addr: string; port: number }>;
+  return slots as Slot[];
 }
 
 export class ServiceBook {
@@ -232,7 +239,7 @@ export class ServiceBook {
    */
   readRealized(): number {
     let drift = 0;
-    const bySet = new Map<number, Map<number, { addr: string; port: number }>>();
+    const bySet = new Map<number, Map<number, Slot>>();
     const keyOf = new Map<string, Buffer>();
     for (const [k, v] of this.maps.backends.entries()) {
       const { backendSet, slot } = decodeSvcBackendKey(k);
@@ -246,8 +253,8 @@ export class ServiceBook {
     const named = new Set<number>();
     for (const [k, v] of this.maps.services.entries()) {
       const value = decodeSvcValue(v);
-      const m = bySet.get(value.backendSet) ?? new Map<number, { addr: string; port: number }>();
-      const slots: Array<{ addr: string; port: number }> = [];
+      const m = bySet.get(value.backendSet) ?? new Map<number, Slot>();
+      const slots: Slot[] = [];
       for (let i = 0; i < value.count; i++) {
         const b = m.get(i);
         // a slot that is missing: the record is rewritten with a whole set by the next sync
@@ -290,8 +297,8 @@ export class ServiceBook {
 
   private sameBackends(w: ServiceFrontend, h: HaveFrontend): boolean {
     if (w.backends.length !== h.slots.length) return false;
-    const have = new Set(h.slots.map(backendId));
-    return w.backends.every((b) => have.has(backendId({ addr: b.ip, port: b.port })));
+    const have = new Map(h.slots.map((s) => [backendId(s), s.remote === true]));
+    return w.backends.every((b) => have.get(backendId({ addr: b.ip, port: b.port })) === (b.remote === true));
   }
 
   private takeSet(): number {

@@ -244,7 +244,7 @@ export class WeirMetrics {
     });
     new Counter({
       name: 'weir_service_translations_total',
-      help: 'Service translations in the datapath: new_connection (a backend chosen), forward and reverse (packets rewritten to a backend and back to the frontend), hairpin (a pod given its own connection)',
+      help: 'Service translations in the datapath: new_connection (a backend chosen), forward and reverse (packets rewritten to a backend and back to the frontend), hairpin (a pod given its own connection), masquerade (a NodePort connection to a backend on another node given a source port of this node)',
       labelNames: ['kind'],
       registers,
       collect() {
@@ -254,6 +254,7 @@ export class WeirMetrics {
         this.inc({ kind: 'forward' }, Number(c?.FORWARD ?? 0n));
         this.inc({ kind: 'reverse' }, Number(c?.REVERSE ?? 0n));
         this.inc({ kind: 'hairpin' }, Number(c?.HAIRPIN ?? 0n));
+        this.inc({ kind: 'masquerade' }, Number(c?.SNAT_NEW ?? 0n));
       },
     });
     new Counter({

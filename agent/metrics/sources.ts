@@ -35,13 +35,15 @@ export interface DatapathStats {
   serviceCounters?(): ServiceTranslationCounts;
 }
 
-/** NEW: a backend chosen for a new connection; FORWARD/REVERSE: packets translated each way; HAIRPIN: connections given back to their own pod; NO_BACKEND: packets to a frontend without backends. */
+/** NEW: a backend chosen for a new connection; FORWARD/REVERSE: packets translated each way; HAIRPIN: connections given back to their own pod; NO_BACKEND: packets to a frontend without backends; SNAT_NEW: NodePort connections masqueraded; SNAT_FULL: packets dropped for want of a masquerade port. */
 export interface ServiceTranslationCounts {
   NEW: bigint;
   FORWARD: bigint;
   REVERSE: bigint;
   HAIRPIN: bigint;
   NO_BACKEND: bigint;
+  SNAT_NEW: bigint;
+  SNAT_FULL: bigint;
 }
 
 export interface SyncCounts {

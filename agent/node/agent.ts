@@ -27,6 +27,7 @@ import { formatFieldError, validateObject } from '../store/validate.js';
 import type { ResourceStatus } from '../sources/kubernetes.js';
 import { startNodeObservability } from './observe.js';
 import { findPodInterface, findPodInterfaces, type PodInterface } from './interfaces.js';
+import { nodeAddresses, NodePortInterfaces, type NodePortStatus } from './nodeport.js';
 import type { Logger } from './log.js';
 import { TurnBatcher } from '../batcher.js';
 import { OffLoopHost } from '../offloop.js';
@@ -77,7 +78,12 @@ export interface NodeAgentStatus {
   sync: SyncerStatus;
   /** Maps filled to the pressure threshold or beyond. */
   mapPressure: MapPressure[];
+  /** The interfaces whose tc hooks translate NodePorts (absent when Services are off). */
+  nodePorts?: NodePortStatus;
 }
+
+/** How often the NodePort interfaces are chosen again (an interface that appeared, a new ifindex). */
+const NODEPORT_REFRESH_MS = 10_000;
 
 export class NodeAgent {
   readonly source: KubernetesSource;
@@ -109,6 +115,14 @@ export class NodeAgent {
   private rejected = 0;
   private stopped = false;
   private readonly events: PolicyEventRecorder;
+  /**
+   * from_node / to_node on the node's external interfaces. With Services off it chooses none, so
+   * its one refresh detaches what an earlier agent with Services on left attached.
+   */
+  private readonly nodePorts: NodePortInterfaces;
+  private nodePortTimer?: NodeJS.Timeout;
+  /** NodePort refreshes run one at a time. */
+  private nodePortRefresh: Promise<void> = Promise.resolve();
 
   private constructor(private readonly opts: NodeAgentOptions) {
     const c = opts.config;
@@ -127,6 +141,16 @@ export class NodeAgent {
         }
       },
     });
+    const dp = this.datapath.datapath;
+    this.nodePorts = new NodePortInterfaces(
+      c.services ? c.nodePortInterfaces : [],
+      {
+        attach: (ifindex) => dp.attachNodePort({ ifindex }),
+        detach: (ifindex) => dp.detach({ ifindex }),
+        programOn: (ifindex) => dp.programOn({ ifindex }),
+      },
+      opts.log,
+    );
     this.compiler = new PolicyEngine({
       nodeName: c.nodeName,
       clusterPodCIDRs: c.clusterPodCIDRs,
@@ -278,6 +302,11 @@ export class NodeAgent {
     this.health?.refresh();
     void this.refreshAnswers();
     const s = this.compiler.stats;
+    await this.refreshNodePorts();
+    if (this.opts.config.services) {
+      this.nodePortTimer = setInterval(() => void this.refreshNodePorts(), NODEPORT_REFRESH_MS);
+      this.nodePortTimer.unref();
+    }
     this.opts.log.info(
       `ready: first sync enforced in ${this.firstSyncMs} ms (${s.endpoints} local endpoints, ${s.pods} pods, ${s.policies} policies, ${this.unresolved.size} without interface)`,
     );
@@ -338,11 +367,36 @@ export class NodeAgent {
       if (i > 0) await new Promise((r) => setImmediate(r));
       await this.agent.update(slice.upserts, slice.deletes);
     }
+    const nodeName = this.opts.config.nodeName;
+    if (
+      this.ready &&
+      this.opts.config.services &&
+      (upserts.some((o) => o.kind === 'Node' && o.name === nodeName) ||
+        deletes.some((d) => d.kind === 'Node' && d.key === nodeName))
+    )
+      await this.refreshNodePorts();
     if (
       this.ready &&
       (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))
     )
       this.reportProblems();
+  }
+
+  /**
+   * Attaches the NodePort programs to the interfaces that hold this node's addresses now (or the
+   * configured ones); with Services off, to none. One refresh at a time.
+   */
+  private refreshNodePorts(): Promise<void> {
+    const c = this.opts.config;
+    this.nodePortRefresh = this.nodePortRefresh.then(async () => {
+      if (this.stopped) return;
+      try {
+        await this.nodePorts.refresh(c.services ? nodeAddresses(this.agent.store.get('Node', c.nodeName)) : []);
+      } catch (err) {
+        this.opts.log.warn(`choosing the NodePort interfaces: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+    return this.nodePortRefresh;
   }
 
   private forget(key: string): void {
@@ -435,6 +489,7 @@ export class NodeAgent {
       policyWarnings: this.compiler.warnings().map(formatProblem),
       sync: this.datapath.syncer.status(),
       mapPressure: this.datapath.pressure(),
+      ...(this.opts.config.services ? { nodePorts: this.nodePorts.status() } : {}),
     };
   }
 
@@ -443,6 +498,7 @@ export class NodeAgent {
     this.stopped = true;
     this.health?.refresh();
     clearTimeout(this.retryTimer);
+    clearInterval(this.nodePortTimer);
     await this.source.stop();
     await this.changes.drain();
     await this.obs?.close();

@@ -55,6 +55,11 @@ export interface AgentConfig {
    * Service address is judged as traffic to that address (`world`).
    */
   services: boolean;
+  /**
+   * Interfaces whose tc hooks translate NodePort traffic (from_node / to_node), by name. Empty: the
+   * interfaces that hold one of this node's InternalIP / ExternalIP addresses (its Node object).
+   */
+  nodePortInterfaces: string[];
 }
 
 export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
@@ -81,9 +86,10 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   podMetrics: false,
   podMetricsMaxPods: 100,
   services: true,
+  nodePortInterfaces: [],
 };
 
-type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'logLevel' | 'path';
+type Kind = 'string' | 'boolean' | 'port' | 'portOrZero' | 'positive' | 'cidrs' | 'names' | 'logLevel' | 'path';
 const KEYS: Record<keyof AgentConfig, Kind> = {
   nodeName: 'string',
   podName: 'string',
@@ -109,9 +115,13 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   podMetrics: 'boolean',
   podMetricsMaxPods: 'positive',
   services: 'boolean',
+  nodePortInterfaces: 'names',
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS) as Array<keyof AgentConfig>;
+
+/** A Linux interface name: 1-15 bytes, no '/', ':', ',' or white space. */
+const IFNAME = /^[^/:,\s]{1,15}$/;
 
 function isCidr(s: string): boolean {
   const [ip, len, extra] = s.split('/');
@@ -154,6 +164,13 @@ function checkValue(key: keyof AgentConfig, value: unknown, where: string): unkn
         if (typeof c !== 'string' || !isCidr(c)) fail('a list of CIDRs like 10.0.0.0/8 or fd00::/48');
       return list;
     }
+    case 'names': {
+      const list = typeof value === 'string' ? value.split(',').filter((s) => s.length > 0) : value;
+      if (!Array.isArray(list)) return fail('a list of interface names');
+      for (const n of list)
+        if (typeof n !== 'string' || !IFNAME.test(n)) fail('a list of interface names like eth0,ens5');
+      return list;
+    }
     case 'logLevel':
       return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value)
         ? value
@@ -183,6 +200,13 @@ export function readConfigFile(file: string): Partial<AgentConfig> {
   return parseConfigText(text, file);
 }
 
+/** The command-line flag of a setting (`watchTimeoutSeconds` -> `--watch-timeout-seconds`). */
+function flagOf(k: keyof AgentConfig): string {
+  if (k === 'clusterPodCIDRs') return '--cluster-pod-cidrs';
+  if (k === 'nodePortInterfaces') return '--nodeport-interfaces';
+  return `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
 /** Defaults < config file < flags. The node name is required (from --node-name or NODE_NAME). */
 export function resolveConfig(
   file: Partial<AgentConfig>,
@@ -190,8 +214,7 @@ export function resolveConfig(
 ): AgentConfig {
   const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, ...file };
   for (const k of CONFIG_KEYS) {
-    if (flags[k] !== undefined)
-      merged[k] = checkValue(k, flags[k], `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    if (flags[k] !== undefined) merged[k] = checkValue(k, flags[k], flagOf(k));
   }
   if (typeof merged.nodeName !== 'string' || merged.nodeName === '') {
     throw new Error(

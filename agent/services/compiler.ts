@@ -13,6 +13,11 @@
  * - Headless Services (clusterIP None), ExternalName Services and Services without an allocated
  *   clusterIP have no frontend: nothing is load balanced for them.
  * - sessionAffinity ClientIP gives the frontend its timeout (defaulted to 10800 s by conversion).
+ * - A NodePort frontend's backend whose endpoint names another node than this one is `remote`:
+ *   under externalTrafficPolicy Cluster the datapath masquerades connections given to it, as
+ *   kube-proxy does. An endpoint without a node name, or a compiler without one, counts as local
+ *   (its connections keep the client's source: a reply that then misses this node fails, but
+ *   nothing is ever judged as this node's own traffic that is not).
  *
  * Pure: no I/O, same inputs same output. `ServiceCompiler` keeps the inputs and returns, per
  * change, the frontends that came, changed or went.
@@ -106,7 +111,9 @@ export function compileService(
           protocol: p.protocol,
           portName: p.name,
           affinityTimeoutSeconds: svc.affinityTimeoutSeconds,
-          backends: serviceBackends(p, family, sliceList, externalLocal ? nodeName : undefined),
+          backends: serviceBackends(p, family, sliceList, externalLocal ? nodeName : undefined).map((b) =>
+            nodeName !== undefined && b.nodeName !== undefined && b.nodeName !== nodeName ? { ...b, remote: true } : b,
+          ),
           externalLocal,
         });
       }

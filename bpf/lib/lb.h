@@ -38,6 +38,7 @@
 #define WEIR_LB_S_HAIRPIN_OUT	(1 << 2) /* from_pod: source -> hairpin address, back into the pod */
 #define WEIR_LB_S_HAIRPIN_REPLY (1 << 3) /* from_pod: destination hairpin address -> the pod, back into it */
 #define WEIR_LB_S_FORWARD	(1 << 4) /* from_pod: destination frontend -> backend, before the verdict */
+#define WEIR_LB_S_SNAT		(1 << 5) /* from_node: the connection is masqueraded (weir_nat) */
 
 /* One rewrite of one side (source or destination) of a packet, done after its verdict. */
 struct weir_lb {
@@ -186,7 +187,9 @@ struct weir_lb_scratch {
 	struct weir_lb_aff_key ak;
 	struct weir_lb_aff_value av;
 	struct weir_svc_be_key bk;
-	struct weir_lb lb; /* from_pod/to_pod: the rewrite left for after the verdict (off the stack) */
+	struct weir_lb lb;     /* from_pod/to_pod: the rewrite left for after the verdict (off the stack) */
+	struct weir_lb_key nk; /* NodePort masquerade: the reverse half's key */
+	struct weir_nat_value nv;
 };
 
 struct {
@@ -333,6 +336,9 @@ __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir
 		x->nf.backend_set = svc->backend_set;
 		x->nf.svc_id = svc->svc_id;
 		x->nf.flags = weir_lb_addr_eq(be->addr, t->saddr, t->family) ? WEIR_LB_F_HAIRPIN : 0;
+		if (scope == WEIR_SVC_SCOPE_NODE_PORT && !(svc->flags & WEIR_SVC_F_EXTERNAL_LOCAL) &&
+		    (be->flags & WEIR_SVC_BE_F_REMOTE))
+			x->nf.flags |= WEIR_LB_F_SNAT; /* Cluster, another node's backend: masqueraded */
 		if (bpf_map_update_elem(&weir_lb_fwd, &x->k, &x->nf, BPF_ANY))
 			return WEIR_DROP_SERVICE_UNSUPPORTED;
 		__builtin_memcpy(x->rv.addr, t->daddr, 16);
@@ -348,7 +354,8 @@ __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir
 			weir_lb_count(WEIR_LB_CNT_HAIRPIN);
 		f = &x->nf;
 	}
-	lb->flags = WEIR_LB_S_FORWARD | ((f->flags & WEIR_LB_F_HAIRPIN) ? WEIR_LB_S_HAIRPIN_OUT : 0);
+	lb->flags = WEIR_LB_S_FORWARD | ((f->flags & WEIR_LB_F_HAIRPIN) ? WEIR_LB_S_HAIRPIN_OUT : 0) |
+		    ((f->flags & WEIR_LB_F_SNAT) ? WEIR_LB_S_SNAT : 0);
 	lb->is_src = 0;
 	lb->family = t->family;
 	lb->proto = t->proto;
@@ -451,6 +458,63 @@ static __noinline int weir_lb_finish(struct __sk_buff *skb, const struct weir_lb
 }
 
 /*
+ * NodePort masquerade, on `from_node` once the connection's packet was given
+ * its remote backend (`t` is the translated tuple, `node` the node address the
+ * client addressed): makes sure weir_nat holds both halves of the connection's
+ * masquerade, allocating a source port for a new one (weir_abi.h, struct
+ * weir_nat_value). A later packet finds its forward half and the reverse half
+ * still naming it, and reuses the port. Returns 0, WEIR_DROP_NAT_NO_PORT, or
+ * WEIR_DROP_SERVICE_UNSUPPORTED for SCTP (its port cannot change here).
+ */
+static __noinline int weir_nat_masquerade(struct weir_lb_scratch *x, const struct weir_tuple *t,
+					  const __u8 *node, __u32 ifindex)
+{
+	struct weir_nat_value *fw, *rv;
+
+	if (t->proto == IPPROTO_SCTP)
+		return WEIR_DROP_SERVICE_UNSUPPORTED; /* a new source port: CRC32c over the whole packet */
+	weir_lb_key_make(&x->k, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
+	fw = bpf_map_lookup_elem(&weir_nat, &x->k);
+	if (fw && (fw->flags & WEIR_NAT_F_FORWARD) && weir_lb_addr_eq(fw->addr, node, t->family)) {
+		weir_lb_key_make(&x->nk, t->daddr, fw->addr, t->dport, fw->port, t, ifindex);
+		rv = bpf_map_lookup_elem(&weir_nat, &x->nk);
+		if (rv && (rv->flags & WEIR_NAT_F_REVERSE) && rv->port == t->sport &&
+		    weir_lb_addr_eq(rv->addr, t->saddr, t->family))
+			return 0;
+		/* its reverse half was evicted (and its port perhaps given to another): a new port */
+	}
+	__builtin_memset(&x->nv, 0, sizeof(x->nv));
+	__builtin_memcpy(x->nv.addr, t->saddr, 16);
+	x->nv.port = t->sport;
+	x->nv.flags = WEIR_NAT_F_REVERSE;
+	__u16 port = 0;
+	for (int i = 0; i < WEIR_NAT_PORT_TRIES; i++) {
+		__u16 p = WEIR_NAT_PORT_MIN +
+			  bpf_get_prandom_u32() % (WEIR_NAT_PORT_MAX - WEIR_NAT_PORT_MIN + 1);
+		weir_lb_key_make(&x->nk, t->daddr, node, t->dport, p, t, ifindex);
+		if (!bpf_map_update_elem(&weir_nat, &x->nk, &x->nv, BPF_NOEXIST)) {
+			port = p;
+			break;
+		}
+	}
+	if (!port) {
+		weir_lb_count(WEIR_LB_CNT_SNAT_FULL);
+		return WEIR_DROP_NAT_NO_PORT;
+	}
+	__builtin_memset(&x->nv, 0, sizeof(x->nv));
+	__builtin_memcpy(x->nv.addr, node, 16);
+	x->nv.port = port;
+	x->nv.flags = WEIR_NAT_F_FORWARD;
+	if (bpf_map_update_elem(&weir_nat, &x->k, &x->nv, BPF_ANY)) {
+		bpf_map_delete_elem(&weir_nat, &x->nk);
+		weir_lb_count(WEIR_LB_CNT_SNAT_FULL);
+		return WEIR_DROP_NAT_NO_PORT;
+	}
+	weir_lb_count(WEIR_LB_CNT_SNAT_NEW);
+	return 0;
+}
+
+/*
  * NodePort, on tc ingress of the node's external interface: a packet to one
  * of the node's own addresses (ipcache identity host) at a NodePort gets a
  * backend as a pod's packet to a ClusterIP does, its source kept, so the
@@ -458,6 +522,16 @@ static __noinline int weir_lb_finish(struct __sk_buff *skb, const struct weir_lb
  * keyed by the external interface, where `to_node` (its tc egress) gives the
  * backend's reply the node address and NodePort back as its source. The
  * node's other traffic passes untouched: only pods are policed.
+ *
+ * externalTrafficPolicy Cluster with a backend on another node: the
+ * connection is also masqueraded (weir_nat_masquerade). Here only its
+ * destination is rewritten; its source becomes the node address and the
+ * allocated port on `to_node`, as it leaves, and the backend's reply to that
+ * port is given back its client's address here. Both steps keep a source
+ * address the kernel accepts on the way through: a packet received with one
+ * of the node's own addresses as its source is dropped as a martian. A packet
+ * to the node at a port of the masquerade range that belongs to no
+ * masqueraded connection passes untouched, as the node's own traffic.
  */
 static __always_inline int weir_lb_from_node(struct __sk_buff *skb)
 {
@@ -474,9 +548,39 @@ static __always_inline int weir_lb_from_node(struct __sk_buff *skb)
 	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
 	if (!x)
 		return TC_ACT_SHOT;
+	if (pkt.t.dport >= WEIR_NAT_PORT_MIN) {
+		/* a masqueraded connection's reply: its destination becomes the client again */
+		weir_lb_key_make(&x->k, pkt.t.saddr, pkt.t.daddr, pkt.t.sport, pkt.t.dport, &pkt.t,
+				 skb->ifindex);
+		struct weir_nat_value *rv = bpf_map_lookup_elem(&weir_nat, &x->k);
+		if (rv && (rv->flags & WEIR_NAT_F_REVERSE)) {
+			x->lb.flags = 0;
+			x->lb.is_src = 0;
+			x->lb.family = pkt.t.family;
+			x->lb.proto = pkt.t.proto;
+			x->lb.l4_off = pkt.l4_off;
+			x->lb.old_port = pkt.t.dport;
+			x->lb.new_port = rv->port;
+			__builtin_memcpy(x->lb.old_addr, pkt.t.daddr, 16);
+			__builtin_memcpy(x->lb.new_addr, rv->addr, 16);
+			return weir_lb_rewrite(skb, &x->lb) ? TC_ACT_SHOT : TC_ACT_OK;
+		}
+	}
 	x->lb.flags = 0;
 	__builtin_memset(&x->lb.orig, 0, sizeof(x->lb.orig));
 	reason = weir_lb_from_pod(&pkt, skb->ifindex, &x->lb.orig, &x->lb, WEIR_SVC_SCOPE_NODE_PORT);
+	if (!reason && (x->lb.flags & WEIR_LB_S_SNAT)) {
+		/* before the rewrite: a connection that gets no port leaves nothing behind */
+		struct weir_tuple *nt = &pkt.t;
+		__u8 node[16];
+		__builtin_memcpy(node, nt->daddr, 16);
+		__builtin_memcpy(nt->daddr, x->lb.new_addr, 16);
+		__u16 np = nt->dport;
+		nt->dport = x->lb.new_port;
+		reason = weir_nat_masquerade(x, nt, node, skb->ifindex);
+		__builtin_memcpy(nt->daddr, node, 16);
+		nt->dport = np;
+	}
 	if (!reason)
 		reason = weir_lb_forward(skb, &pkt.t, &x->lb);
 	if (!reason)
@@ -493,18 +597,44 @@ static __always_inline int weir_lb_from_node(struct __sk_buff *skb)
 	return TC_ACT_SHOT;
 }
 
-/* NodePort replies, on tc egress of the node's external interface. */
+/*
+ * On tc egress of the node's external interface: a NodePort connection's
+ * reply gets the node address and NodePort back as its source (weir_lb_rev),
+ * and a masqueraded connection's packet to its remote backend gets the node
+ * address and its allocated port as its source (weir_nat's forward half).
+ * Everything else passes untouched.
+ */
 static __always_inline int weir_lb_to_node(struct __sk_buff *skb)
 {
 	struct weir_pkt pkt = {};
 	struct weir_lb lb = {};
+	__u32 zero = 0;
+	struct weir_lb_scratch *x;
 
 	if (weir_parse(skb, &pkt))
 		return TC_ACT_OK;
 	weir_lb_to_pod(&pkt, skb->ifindex, &lb);
 	if (lb.flags & WEIR_LB_S_REVERSE)
 		return weir_lb_finish(skb, &lb);
-	return TC_ACT_OK;
+	if (!pkt.has_ports || pkt.kind != WEIR_PKT_NORMAL)
+		return TC_ACT_OK;
+	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (!x)
+		return TC_ACT_OK;
+	const struct weir_tuple *t = &pkt.t;
+	weir_lb_key_make(&x->k, t->saddr, t->daddr, t->sport, t->dport, t, skb->ifindex);
+	struct weir_nat_value *fw = bpf_map_lookup_elem(&weir_nat, &x->k);
+	if (!fw || !(fw->flags & WEIR_NAT_F_FORWARD))
+		return TC_ACT_OK;
+	lb.is_src = 1;
+	lb.family = t->family;
+	lb.proto = t->proto;
+	lb.l4_off = pkt.l4_off;
+	lb.old_port = t->sport;
+	lb.new_port = fw->port;
+	__builtin_memcpy(lb.old_addr, t->saddr, 16);
+	__builtin_memcpy(lb.new_addr, fw->addr, 16);
+	return weir_lb_rewrite(skb, &lb) ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 #endif

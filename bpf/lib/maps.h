@@ -181,6 +181,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_lb_aff SEC(".maps");
 
+/* NodePort masquerade (weir_abi.h, struct weir_nat_value): written only by the datapath */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_NAT_MAX);
+	__type(key, struct weir_lb_key);
+	__type(value, struct weir_nat_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_nat SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, WEIR_LB_CNT_MAX);

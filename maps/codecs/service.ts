@@ -1,10 +1,11 @@
 /**
  * Services (bpf/lib/lb.h): frontends (weir_svc), their backends (weir_svc_be), written by the
  * syncer, and the per-connection translation state the datapath alone writes (weir_lb_fwd,
- * weir_lb_rev, weir_lb_aff), read by tools and tests.
+ * weir_lb_rev, weir_lb_aff, weir_nat), read by tools and tests.
  */
 import { layout } from './layout.js';
 import { familyOf, readAddr, writeAddr } from './addr.js';
+import { SvcBackendFlag } from '../abi.js';
 
 export const svcKeyLayout = layout('weir_svc_key', [
   { name: 'addr', type: { bytes: 16 } },
@@ -30,7 +31,7 @@ export const svcBeValueLayout = layout('weir_svc_be_value', [
   { name: 'addr', type: { bytes: 16 } },
   { name: 'port', type: 'u16' },
   { name: 'family', type: 'u8' },
-  { name: '_pad', type: 'u8' },
+  { name: 'flags', type: 'u8' },
   { name: '_pad2', type: 'u32' },
 ] as const);
 export const lbKeyLayout = layout('weir_lb_key', [
@@ -52,6 +53,12 @@ export const lbFwdValueLayout = layout('weir_lb_fwd_value', [
   { name: 'flags', type: 'u32' },
 ] as const);
 export const lbRevValueLayout = layout('weir_lb_rev_value', [
+  { name: 'addr', type: { bytes: 16 } },
+  { name: 'port', type: 'u16' },
+  { name: '_pad', type: 'u16' },
+  { name: 'flags', type: 'u32' },
+] as const);
+export const natValueLayout = layout('weir_nat_value', [
   { name: 'addr', type: { bytes: 16 } },
   { name: 'port', type: 'u16' },
   { name: '_pad', type: 'u16' },
@@ -79,6 +86,7 @@ export const SERVICE_LAYOUTS = [
   lbKeyLayout,
   lbFwdValueLayout,
   lbRevValueLayout,
+  natValueLayout,
   lbAffKeyLayout,
   lbAffValueLayout,
 ];
@@ -107,6 +115,8 @@ export interface SvcBackendKey {
 export interface SvcBackendValue {
   addr: string;
   port: number;
+  /** On another node (WEIR_SVC_BE_F_REMOTE): a NodePort connection to it under Cluster is masqueraded. */
+  remote?: boolean;
 }
 
 export function encodeSvcKey(k: SvcKey): Buffer {
@@ -165,11 +175,14 @@ export function encodeSvcBackendValue(v: SvcBackendValue): Buffer {
   const b = Buffer.alloc(svcBeValueLayout.size);
   b.writeUInt8(writeAddr(b, o.addr, v.addr), o.family);
   b.writeUInt16LE(v.port, o.port);
+  b.writeUInt8(v.remote ? SvcBackendFlag.REMOTE : 0, o.flags);
   return b;
 }
 export function decodeSvcBackendValue(b: Buffer): SvcBackendValue {
   const o = svcBeValueLayout.offsets;
-  return { addr: readAddr(b, o.addr, b.readUInt8(o.family)), port: b.readUInt16LE(o.port) };
+  const out: SvcBackendValue = { addr: readAddr(b, o.addr, b.readUInt8(o.family)), port: b.readUInt16LE(o.port) };
+  if (b.readUInt8(o.flags) & SvcBackendFlag.REMOTE) out.remote = true;
+  return out;
 }
 
 /** One translated connection as weir_lb_fwd holds it: the client's tuple to the frontend -> its backend. */
@@ -205,6 +218,60 @@ export function decodeLbForward(k: Buffer, v: Buffer): LbForward {
     svcId: v.readUInt32LE(vo.svc_id),
     flags: v.readUInt32LE(vo.flags),
   };
+}
+
+/**
+ * One half of a masqueraded NodePort connection as weir_nat holds it (bpf/weir_abi.h): forward,
+ * (client, backend) -> the node address and allocated port; reverse, (backend, node address,
+ * allocated port) -> the client.
+ */
+export interface NatEntry {
+  /** The key's a side (forward: the client; reverse: the backend). */
+  a: string;
+  aPort: number;
+  /** The key's b side (forward: the backend; reverse: the node address). */
+  b: string;
+  bPort: number;
+  protocol: number;
+  ifindex: number;
+  /** Forward: the node address and port the packet leaves from; reverse: the client's. */
+  addr: string;
+  port: number;
+  /** maps/abi.ts NatFlag bits */
+  flags: number;
+}
+export function decodeNatEntry(k: Buffer, v: Buffer): NatEntry {
+  const ko = lbKeyLayout.offsets;
+  const vo = natValueLayout.offsets;
+  const family = k.readUInt8(ko.family);
+  return {
+    a: readAddr(k, ko.a_addr, family),
+    aPort: k.readUInt16LE(ko.a_port),
+    b: readAddr(k, ko.b_addr, family),
+    bPort: k.readUInt16LE(ko.b_port),
+    protocol: k.readUInt8(ko.protocol),
+    ifindex: k.readUInt32LE(ko.ifindex),
+    addr: readAddr(v, vo.addr, family),
+    port: v.readUInt16LE(vo.port),
+    flags: v.readUInt32LE(vo.flags),
+  };
+}
+export function encodeNatEntry(e: NatEntry): [Buffer, Buffer] {
+  const ko = lbKeyLayout.offsets;
+  const vo = natValueLayout.offsets;
+  const k = Buffer.alloc(lbKeyLayout.size);
+  const family = writeAddr(k, ko.a_addr, e.a);
+  writeAddr(k, ko.b_addr, e.b);
+  k.writeUInt16LE(e.aPort, ko.a_port);
+  k.writeUInt16LE(e.bPort, ko.b_port);
+  k.writeUInt8(e.protocol, ko.protocol);
+  k.writeUInt8(family, ko.family);
+  k.writeUInt32LE(e.ifindex, ko.ifindex);
+  const v = Buffer.alloc(natValueLayout.size);
+  writeAddr(v, vo.addr, e.addr);
+  v.writeUInt16LE(e.port, vo.port);
+  v.writeUInt32LE(e.flags, vo.flags);
+  return [k, v];
 }
 
 /** Key of weir_lb_aff: (frontend number, client address). */

@@ -23,6 +23,7 @@ type Suite = {
 const SUITES: Suite[] = [
   { name: 'datapath', load: () => import('./datapath.js') },
   { name: 'svcpacket', load: () => import('./services-packet.js') },
+  { name: 'nodeport', load: () => import('./nodeport-packet.js') },
   { name: 'controlplane', load: () => import('./controlplane.js') },
   { name: 'flows', load: () => import('./flows.js') },
   { name: 'sidebyside', load: () => import('./sidebyside.js') },

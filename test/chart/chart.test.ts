@@ -352,6 +352,7 @@ describe('Helm chart charts/weir', () => {
       podMetrics: false,
       podMetricsMaxPods: 100,
       services: true,
+      nodePortInterfaces: [],
     });
     expect(cfg(custom)).toMatchObject({
       pinRoot: '/sys/fs/bpf/weir-prod',
@@ -359,6 +360,7 @@ describe('Helm chart charts/weir', () => {
       clusterPodCIDRs: ['10.96.0.0/12', 'fd00:10::/56'],
       podMetrics: true,
       podMetricsMaxPods: 250,
+      nodePortInterfaces: ['eth0', 'bond0'],
     });
     const sum = (r: Rendered) => dsSpec(r).template.metadata.annotations!['checksum/config'];
     expect(sum(defaults)).toMatch(/^[0-9a-f]{64}$/);

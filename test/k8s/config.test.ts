@@ -29,6 +29,22 @@ describe('agent configuration', () => {
     expect(() => parseConfigText('podMetrics: yes please\n')).toThrow(/podMetrics must be true or false/);
   });
 
+  it('takes the NodePort interfaces as a list from the file or a comma list from the flag; none means found from the Node', () => {
+    expect(resolveConfig({}, { nodeName: 'n' }).nodePortInterfaces).toEqual([]);
+    const file = parseConfigText('nodePortInterfaces: [eth0, ens5]\n');
+    expect(resolveConfig(file, { nodeName: 'n' }).nodePortInterfaces).toEqual(['eth0', 'ens5']);
+    expect(resolveConfig(file, { nodeName: 'n', nodePortInterfaces: 'bond0,eth1' }).nodePortInterfaces).toEqual([
+      'bond0',
+      'eth1',
+    ]);
+    expect(() => parseConfigText('nodePortInterfaces: [eth0/1]\n')).toThrow(
+      /nodePortInterfaces must be a list of interface names like eth0,ens5/,
+    );
+    expect(() => resolveConfig({}, { nodeName: 'n', nodePortInterfaces: 'an-interface-name-too-long' })).toThrow(
+      /--nodeport-interfaces: nodePortInterfaces must be a list of interface names/,
+    );
+  });
+
   it('names the setting and what it expects', () => {
     expect(() => parseConfigText('metricsPort: 70000\n', 'cm.yaml')).toThrow(
       'cm.yaml: metricsPort must be a port number (0-65535), got 70000',

@@ -5,8 +5,11 @@
  *   with routes to the other nodes' pod CIDRs (10.240.N.0/24) through their bridge address;
  * - each pod is a network namespace behind a routed veth in its node's namespace (ptp style:
  *   pod address /32, host route per pod, default route to a link-local gateway on the node side).
- * Every name starts with `wk8`; everything is removed by `destroy()`, also after a crash of an
- * earlier run (`create()` cleans first).
+ * - a client (`addClient`) is a network namespace on the bridge itself, outside every node.
+ * Every name starts with the prefix (`wk8` unless given) and every address lies in 10.<net>.0.0/16
+ * and fd00:<net>::/32 (net 240 unless given), so test files with their own prefix and net never
+ * collide; everything is removed by `destroy()`, also after a crash of an earlier run (`create()`
+ * cleans first).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -15,7 +18,6 @@ import { dirname, join } from 'node:path';
 
 const TOOLS = join(dirname(fileURLToPath(import.meta.url)), 'tools');
 export const API_HOST = '10.240.100.1';
-const BRIDGE = 'wk8api';
 /** The pods' gateway: the same link-local address on every host-side veth (as the ptp CNI does). */
 const GATEWAY = '169.254.1.1';
 const GATEWAY6 = 'fe80::1';
@@ -39,6 +41,14 @@ export interface TestNode {
   address6: string;
   podCIDR: string;
   podCIDR6: string;
+}
+
+/** A host outside every node, on the nodes' network (the bridge). */
+export interface TestClient {
+  name: string;
+  netns: string;
+  address: string;
+  address6: string;
 }
 
 export interface TestPod {
@@ -91,42 +101,85 @@ class Prober {
 export class Topology {
   readonly nodes: TestNode[] = [];
   readonly pods: TestPod[] = [];
+  readonly clients: TestClient[] = [];
   private readonly procs: ChildProcess[] = [];
+  /** Prefix of every name (at most 4 characters: interface names have 15). */
+  readonly prefix: string;
+  /** Second octet of every IPv4 address (10.<net>...), and the IPv6 addresses' fd00:<net>:... */
+  readonly net: number;
+  /** Where the test API server listens: the bridge's address in the host namespace. */
+  readonly apiHost: string;
+  private readonly bridge: string;
+
+  constructor(opts: { prefix?: string; net?: number } = {}) {
+    this.prefix = opts.prefix ?? 'wk8';
+    this.net = opts.net ?? 240;
+    if (this.prefix.length > 4) throw new Error('the topology prefix has at most 4 characters');
+    this.apiHost = `10.${this.net}.100.1`;
+    this.bridge = `${this.prefix}api`;
+  }
 
   /** Removes whatever an earlier run of this prefix left behind. */
-  static cleanStale(): void {
+  cleanStale(): void {
+    const p = this.prefix;
     const netns = existsSync('/var/run/netns') ? readdirSync('/var/run/netns') : [];
-    for (const n of netns.filter((x) => x.startsWith('wk8-n'))) quiet(`ip netns del ${n}`);
+    for (const n of netns.filter((x) => x.startsWith(`${p}-n`) || x.startsWith(`${p}-c`))) quiet(`ip netns del ${n}`);
     for (const l of sh('ip -o link show').split('\n')) {
-      const m = /^\d+: (wk8[a-z0-9]*)[@:]/.exec(l);
-      if (m && m[1] !== undefined && (m[1].startsWith('wk8h') || m[1] === BRIDGE)) quiet(`ip link del ${m[1]}`);
+      const m = /^\d+: ([a-z0-9]+)[@:]/.exec(l);
+      const name = m?.[1];
+      if (name && (name.startsWith(`${p}h`) || name.startsWith(`${p}c`) || name === this.bridge))
+        quiet(`ip link del ${name}`);
     }
   }
 
   create(): void {
-    Topology.cleanStale();
+    this.cleanStale();
     // No multicast snooping: the node-to-node "network" floods IPv6 neighbour solicitations as a
     // switch without MLD state would, instead of dropping them until each node's MLD report is seen.
     sh(
-      `ip link add ${BRIDGE} type bridge mcast_snooping 0 && ip addr add ${API_HOST}/24 dev ${BRIDGE} && ip link set ${BRIDGE} up`,
+      `ip link add ${this.bridge} type bridge mcast_snooping 0 && ip addr add ${this.apiHost}/24 dev ${this.bridge} && ip link set ${this.bridge} up`,
     );
   }
 
+  /**
+   * A host on the nodes' network outside every node (a client of NodePorts): a namespace whose veth
+   * is a port of the bridge, with 10.<net>.100.<index>/24 and fd00:<net>:100::<index>/64.
+   */
+  addClient(name: string, index: number): TestClient {
+    if (index < 20 || index > 250) throw new Error('clients use host numbers 20-250 (nodes use 11-19)');
+    const client: TestClient = {
+      name,
+      netns: `${this.prefix}-c${index}`,
+      address: `10.${this.net}.100.${index}`,
+      address6: `fd00:${this.net}:100::${index}`,
+    };
+    const hv = `${this.prefix}c${index}`;
+    this.clients.push(client);
+    sh(`ip netns add ${client.netns}`);
+    sh(`ip link add ${hv} type veth peer name eth0 netns ${client.netns}`);
+    sh(`ip link set ${hv} master ${this.bridge} && ip link set ${hv} up`);
+    const c = `ip -n ${client.netns}`;
+    sh(`${c} link set lo up && ${c} addr add ${client.address}/24 dev eth0 && ${c} link set eth0 up`);
+    sh(`${c} addr add ${client.address6}/64 dev eth0 nodad`);
+    return client;
+  }
+
   addNode(index: number): TestNode {
+    const net = this.net;
     const node: TestNode = {
       name: `node-${index}`,
       index,
-      netns: `wk8-n${index}`,
-      address: `10.240.100.${10 + index}`,
-      address6: `fd00:240:100::${10 + index}`,
-      podCIDR: `10.240.${index}.0/24`,
-      podCIDR6: `fd00:240:${index}::/64`,
+      netns: `${this.prefix}-n${index}`,
+      address: `10.${net}.100.${10 + index}`,
+      address6: `fd00:${net}:100::${10 + index}`,
+      podCIDR: `10.${net}.${index}.0/24`,
+      podCIDR6: `fd00:${net}:${index}::/64`,
     };
-    const hv = `wk8h${index}`;
+    const hv = `${this.prefix}h${index}`;
     this.nodes.push(node); // destroy() removes it even if the set-up below fails half-way
     sh(`ip netns add ${node.netns}`);
     sh(`ip link add ${hv} type veth peer name eth0 netns ${node.netns}`);
-    sh(`ip link set ${hv} master ${BRIDGE} && ip link set ${hv} up`);
+    sh(`ip link set ${hv} master ${this.bridge} && ip link set ${hv} up`);
     const n = `ip -n ${node.netns}`;
     sh(`${n} link set lo up && ${n} addr add ${node.address}/24 dev eth0 && ${n} link set eth0 up`);
     sh(`${n} addr add ${node.address6}/64 dev eth0 nodad`);
@@ -143,25 +196,25 @@ export class Topology {
 
   /**
    * A pod whose veth is a port of a bridge in the node's namespace (bridge CNI style): the bridge
-   * `wk8br<node>` holds 10.240.<node>.129/25, the pod gets an address of that /25 and a default route
+   * `<prefix>br<node>` holds 10.<net>.<node>.129/25, the pod gets an address of that /25 and a default route
    * to the bridge address. Runs a TCP server on `ports`.
    */
   addBridgedPod(node: TestNode, namespace: string, name: string, hostIndex: number, ports: number[] = [80]): TestPod {
     if (hostIndex <= 129 || hostIndex > 254) throw new Error('bridged pods use host numbers 130-254');
-    const br = `wk8br${node.index}`;
+    const br = `${this.prefix}br${node.index}`;
     const n = `ip -n ${node.netns}`;
     if (!sh(`${n} -o link show`).includes(`${br}:`)) {
       sh(
-        `${n} link add ${br} type bridge && ${n} addr add 10.240.${node.index}.129/25 dev ${br} && ${n} link set ${br} up`,
+        `${n} link add ${br} type bridge && ${n} addr add 10.${this.net}.${node.index}.129/25 dev ${br} && ${n} link set ${br} up`,
       );
     }
     const pod: TestPod = {
       namespace,
       name,
       node,
-      netns: `wk8-n${node.index}-${name}`.slice(0, 30),
-      ip: `10.240.${node.index}.${hostIndex}`,
-      hostVeth: `wk8n${node.index}${name}`.slice(0, 15),
+      netns: `${this.prefix}-n${node.index}-${name}`.slice(0, 30),
+      ip: `10.${this.net}.${node.index}.${hostIndex}`,
+      hostVeth: `${this.prefix}n${node.index}${name}`.slice(0, 15),
     };
     this.pods.push(pod);
     sh(`ip netns add ${pod.netns}`);
@@ -169,7 +222,7 @@ export class Topology {
     sh(`${n} link set ${pod.hostVeth} master ${br} && ${n} link set ${pod.hostVeth} up`);
     const p = `ip -n ${pod.netns}`;
     sh(`${p} link set lo up && ${p} addr add ${pod.ip}/25 dev eth0 && ${p} link set eth0 up`);
-    sh(`${p} route add default via 10.240.${node.index}.129 dev eth0`);
+    sh(`${p} route add default via 10.${this.net}.${node.index}.129 dev eth0`);
     if (ports.length)
       this.spawnIn(pod.netns, [process.execPath, join(TOOLS, 'pod-server.mjs'), name, ...ports.map(String)]);
     return pod;
@@ -181,10 +234,10 @@ export class Topology {
       namespace,
       name,
       node,
-      netns: `wk8-n${node.index}-${name}`.slice(0, 30),
-      ip: `10.240.${node.index}.${hostIndex}`,
-      ip6: `fd00:240:${node.index}::${hostIndex}`,
-      hostVeth: `wk8n${node.index}${name}`.slice(0, 15),
+      netns: `${this.prefix}-n${node.index}-${name}`.slice(0, 30),
+      ip: `10.${this.net}.${node.index}.${hostIndex}`,
+      ip6: `fd00:${this.net}:${node.index}::${hostIndex}`,
+      hostVeth: `${this.prefix}n${node.index}${name}`.slice(0, 15),
     };
     const n = `ip -n ${node.netns}`;
     this.pods.push(pod);
@@ -270,11 +323,12 @@ export class Topology {
     }
     await new Promise((r) => setTimeout(r, 50));
     for (const pod of this.pods) quiet(`ip netns del ${pod.netns}`);
+    for (const c of this.clients) quiet(`ip netns del ${c.netns}`);
     for (const node of this.nodes) {
       quiet(`ip netns del ${node.netns}`);
-      quiet(`ip link del wk8h${node.index}`);
+      quiet(`ip link del ${this.prefix}h${node.index}`);
     }
-    quiet(`ip link del ${BRIDGE}`);
+    quiet(`ip link del ${this.bridge}`);
   }
 }
 

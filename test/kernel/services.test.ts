@@ -2,7 +2,9 @@
  * Services in the datapath through BPF_PROG_TEST_RUN, with maps written by the Syncer: a pod's
  * packet to a frontend is translated to a backend on from_pod before policy (judged against the
  * backend's identity and port), the backend's reply is translated back on the client's to_pod,
- * ClientIP affinity, hairpin, the no-backend drop, SCTP, and a ClusterIP inside an ipBlock.
+ * ClientIP affinity, hairpin, the no-backend drop, SCTP, a ClusterIP inside an ipBlock, and
+ * NodePort on the node's external interface, with the masquerade of connections given to a
+ * backend on another node under externalTrafficPolicy Cluster.
  * Every output packet is parsed and its IPv4 header and TCP/UDP checksums are recomputed from
  * scratch here (RFC 1071 over the pseudo-header and segment), independently of the kernel's
  * incremental updates. Needs root (CI runs it as root).
@@ -22,7 +24,10 @@ import {
   Match,
   Protocol,
   HAIRPIN_ADDRESS,
+  NatFlag,
+  NatPort,
 } from '../../maps/abi.js';
+import { decodeNatEntry, encodeNatEntry } from '../../maps/codecs/service.js';
 import { frontendKey, type DesiredState, type ServiceFrontend } from '../../agent/desired.js';
 
 const TC_ACT_REDIRECT = 7;
@@ -52,8 +57,19 @@ const IP = {
   np: '10.211.1.6',
   outside: '10.215.0.9',
   outsider: '10.216.0.9',
+  outside2: '10.215.0.10',
+  remote: '10.212.2.2', // a backend pod on another node
 };
-const IP6 = { client: 'fd00:211::1', b1: 'fd00:211::2', b2: 'fd00:211::3', vipWeb: 'fd00:96::10' };
+const IP6 = {
+  client: 'fd00:211::1',
+  b1: 'fd00:211::2',
+  b2: 'fd00:211::3',
+  vipWeb: 'fd00:96::10',
+  node: 'fd00:211::a',
+  remote: 'fd00:212:2::2',
+  outside: 'fd00:215::9',
+  outside2: 'fd00:215::10',
+};
 const ID = {
   client: 2000,
   backend: 2001,
@@ -83,6 +99,17 @@ const fe = (
   externalLocal: false,
 });
 
+const remoteBe = (ip: string, port: number) => ({ ...be(ip, port), nodeName: 'node-1', remote: true });
+function nodePort(
+  service: string,
+  address: string,
+  port: number,
+  protocol: ServiceFrontend['protocol'],
+  backends: ReturnType<typeof be>[],
+): ServiceFrontend {
+  return { ...fe(service, address, port, protocol, backends), scope: 'nodePort' };
+}
+
 const FRONTENDS = [
   fe('ns/web', IP.vipWeb, 80, 'TCP', [be(IP.b1, 8080), be(IP.b2, 8080)]),
   fe('ns/dns', IP.vipDns, 53, 'UDP', [be(IP.b1, 5353), be(IP.b2, 5353)]),
@@ -95,6 +122,15 @@ const FRONTENDS = [
   fe('ns/sctp', IP.vipSctp, 7000, 'SCTP', [be(IP.b1, 7001)]),
   fe('ns/sctp', IP.vipSctp, 7100, 'SCTP', [be(IP.b1, 7100)]),
   { ...fe('ns/np', '0.0.0.0', 30080, 'TCP', [be(IP.np, 8080)]), scope: 'nodePort' as const, externalLocal: true },
+  // externalTrafficPolicy Cluster: backends on another node (masqueraded) and on this one (not)
+  nodePort('ns/far', '0.0.0.0', 30090, 'TCP', [remoteBe(IP.remote, 8080)]),
+  nodePort('ns/far', '0.0.0.0', 30053, 'UDP', [remoteBe(IP.remote, 5353)]),
+  nodePort('ns/far', '::', 30090, 'TCP', [remoteBe(IP6.remote, 8080)]),
+  nodePort('ns/far', '::', 30053, 'UDP', [remoteBe(IP6.remote, 5353)]),
+  nodePort('ns/near', '0.0.0.0', 30091, 'TCP', [be(IP.np, 8080)]),
+  nodePort('ns/far', '0.0.0.0', 30132, 'SCTP', [remoteBe(IP.remote, 30132)]),
+  // Local with a backend flagged remote (the compiler never makes one): the datapath still keeps the source
+  { ...nodePort('ns/farlocal', '0.0.0.0', 30092, 'TCP', [remoteBe(IP.remote, 8080)]), externalLocal: true },
 ];
 
 const egress = (remoteIdentity: number, protocol: 'TCP' | 'UDP' | 'SCTP', port: number) =>
@@ -140,6 +176,8 @@ const desired: DesiredState = {
         [`${IP.b2}/32`, ID.backend],
         [`${IP.other}/32`, ID.other],
         [`${IP.np}/32`, ID.np],
+        [`${IP.remote}/32`, ID.backend],
+        [`${IP6.remote}/128`, ID.backend],
         ['10.215.0.0/24', ID.outside],
         [`${IP6.client}/128`, ID.client],
         [`${IP6.b1}/128`, ID.backend],
@@ -275,7 +313,7 @@ const tcp6 = (src: string, dst: string, sport: number, dport: number, flags = TC
 
 beforeAll(() => {
   fx = KernelFixture.create('s', [CLIENT, CLIENT2, B1, B2, OTHER, NP, EXT]);
-  fx.rec.setNodeAddresses([IP.node]);
+  fx.rec.setNodeAddresses([IP.node, IP6.node]);
   const st = fx.rec.resyncTo(desired);
   expect(st.errors).toEqual([]);
 });
@@ -507,5 +545,200 @@ describe("NodePort (programs of the node's external interface)", () => {
     expect(port).toMatchObject({ ret: TC_ACT_OK, out: { dst: IP.node, dport: 30081 } });
     const addr = run('fromNode', EXT, tcp4(IP.outside, IP.inBlock, 50004, 30080));
     expect(addr).toMatchObject({ ret: TC_ACT_OK, out: { dst: IP.inBlock, dport: 30080 } });
+  });
+});
+
+describe('NodePort, externalTrafficPolicy Cluster, backend on another node: masqueraded', () => {
+  const inRange = (p: number) => p >= NatPort.MIN && p <= NatPort.MAX;
+  const natEntries = () => [...fx.dp.map('nat').entries()].map(([k, v]) => decodeNatEntry(k, v));
+  /** One packet through the node as the kernel passes it: from_node (ingress), then to_node (egress). */
+  const through = (frame: Buffer) => {
+    const inn = run('fromNode', EXT, frame);
+    if (inn.ret !== TC_ACT_OK) return { ret: inn.ret, mid: inn.out, out: inn.out };
+    const out = run('toNode', EXT, inn.raw);
+    return { ret: out.ret, mid: inn.out, out: out.out };
+  };
+
+  it.each([
+    ['TCP over IPv4', tcp4, IP.outside, IP.outside2, IP.node, IP.remote, 30090, 8080],
+    ['UDP over IPv4', udp4, IP.outside, IP.outside2, IP.node, IP.remote, 30053, 5353],
+    ['TCP over IPv6', tcp6, IP6.outside, IP6.outside2, IP6.node, IP6.remote, 30090, 8080],
+    ['UDP over IPv6', udp6, IP6.outside, IP6.outside2, IP6.node, IP6.remote, 30053, 5353],
+  ] as const)(
+    '%s: the backend gets the node address and an allocated port as source; its reply leaves as node:NodePort; the port is kept per connection, another client gets another',
+    (_n, mk, client, client2, node, remote, nodePortNo, bport) => {
+      const before = fx.dp.serviceCounters();
+      const cport = 51000 + Math.floor(Math.random() * 1000);
+      const first = through(mk(client, node, cport, nodePortNo));
+      expect(first.ret).toBe(TC_ACT_OK);
+      // ingress: only the destination is translated (a source of the node's own would be a martian there)
+      expect(first.mid).toMatchObject({ src: client, sport: cport, dst: remote, dport: bport, ipOk: true, l4Ok: true });
+      // egress: leaves the node from the address the client used and a port of the masquerade range
+      expect(first.out).toMatchObject({ src: node, dst: remote, dport: bport, ipOk: true, l4Ok: true });
+      const natPort = first.out.sport;
+      expect(inRange(natPort)).toBe(true);
+
+      // the backend's reply, back at the node's external interface, addressed to that port
+      const reply = through(mk(remote, node, bport, natPort, TCP_SYN | TCP_ACK));
+      expect(reply.ret).toBe(TC_ACT_OK);
+      expect(reply.mid).toMatchObject({ src: remote, sport: bport, dst: client, dport: cport, ipOk: true, l4Ok: true });
+      expect(reply.out).toMatchObject({
+        src: node,
+        sport: nodePortNo,
+        dst: client,
+        dport: cport,
+        ipOk: true,
+        l4Ok: true,
+      });
+
+      // the connection's next packet keeps its port
+      const again = through(mk(client, node, cport, nodePortNo, TCP_ACK));
+      expect(again.out).toMatchObject({ src: node, sport: natPort, dst: remote, dport: bport, ipOk: true, l4Ok: true });
+
+      // another client (same port number, even) gets a port of its own
+      const other = through(mk(client2, node, cport, nodePortNo));
+      expect(other.out).toMatchObject({ src: node, dst: remote, dport: bport, ipOk: true, l4Ok: true });
+      expect(inRange(other.out.sport)).toBe(true);
+      expect(other.out.sport).not.toBe(natPort);
+      const otherReply = through(mk(remote, node, bport, other.out.sport, TCP_SYN | TCP_ACK));
+      expect(otherReply.out).toMatchObject({ src: node, sport: nodePortNo, dst: client2, dport: cport, l4Ok: true });
+
+      const after = fx.dp.serviceCounters();
+      expect(after.SNAT_NEW - before.SNAT_NEW).toBe(2n);
+      expect(after.SNAT_FULL - before.SNAT_FULL).toBe(0n);
+      // both halves of the first connection, on the external interface
+      const mine = natEntries().filter((e) => (e.a === client && e.aPort === cport) || e.port === cport);
+      expect(mine).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ a: client, b: remote, addr: node, port: natPort, flags: NatFlag.FORWARD }),
+          expect.objectContaining({ a: remote, b: node, bPort: natPort, addr: client, flags: NatFlag.REVERSE }),
+        ]),
+      );
+    },
+  );
+
+  it('a backend on this node keeps the client as source (Cluster), and so does Local, whatever the backend', () => {
+    const before = fx.dp.serviceCounters();
+    const near = through(tcp4(IP.outside, IP.node, 52001, 30091));
+    expect(near).toMatchObject({ ret: TC_ACT_OK, out: { src: IP.outside, sport: 52001, dst: IP.np, dport: 8080 } });
+    const local = through(tcp4(IP.outside, IP.node, 52002, 30092));
+    expect(local).toMatchObject({
+      ret: TC_ACT_OK,
+      out: { src: IP.outside, sport: 52002, dst: IP.remote, dport: 8080 },
+    });
+    expect(fx.dp.serviceCounters().SNAT_NEW - before.SNAT_NEW).toBe(0n);
+    expect(natEntries().filter((e) => e.a === IP.outside && (e.aPort === 52001 || e.aPort === 52002))).toEqual([]);
+  });
+
+  it('a packet to the node at a masquerade port that belongs to no connection passes untouched, never into a pod', () => {
+    const first = through(tcp4(IP.outside, IP.node, 52101, 30090));
+    const natPort = first.out.sport;
+    expect(inRange(natPort)).toBe(true);
+    // the allocated port, but from another source than the backend: untouched
+    const forged = through(tcp4(IP.outsider, IP.node, 8080, natPort, TCP_SYN | TCP_ACK));
+    expect(forged).toMatchObject({
+      ret: TC_ACT_OK,
+      out: { src: IP.outsider, sport: 8080, dst: IP.node, dport: natPort },
+    });
+    // from the backend's address but its other port: untouched
+    const port = through(tcp4(IP.remote, IP.node, 8081, natPort, TCP_SYN | TCP_ACK));
+    expect(port).toMatchObject({ ret: TC_ACT_OK, out: { src: IP.remote, dst: IP.node, dport: natPort } });
+    // a port of the range nobody was given
+    const free = NatPort.MIN + ((natPort - NatPort.MIN + 1) % (NatPort.MAX - NatPort.MIN + 1));
+    const none = through(tcp4(IP.remote, IP.node, 8080, free, TCP_SYN | TCP_ACK));
+    expect(none).toMatchObject({ ret: TC_ACT_OK, out: { src: IP.remote, dst: IP.node, dport: free } });
+    // the same reply on another interface than the one that received the connection: untouched
+    const elsewhere = testRun(fx.dp.program('fromNode'), tcp4(IP.remote, IP.node, 8080, natPort, TCP_ACK), {
+      ifindex: fx.ifindex.get(OTHER),
+    });
+    expect(parse(elsewhere.dataOut)).toMatchObject({ src: IP.remote, dst: IP.node, dport: natPort });
+  });
+
+  it('SCTP to a backend on another node is refused with SERVICE_UNSUPPORTED and a flow event (its port cannot be masqueraded)', async () => {
+    await fx.takeEvents();
+    const r = run('fromNode', EXT, withChecksums(ipv4(IP.outside, IP.node, Protocol.SCTP, sctp(5000, 30132))));
+    expect(r.ret).toBe(TC_ACT_SHOT);
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    expect(evs[0]).toMatchObject({
+      dropReason: DropReason.SERVICE_UNSUPPORTED,
+      srcAddr: IP.outside,
+      service: { addr: IP.node, port: 30132 },
+    });
+  });
+
+  it("a connection whose reverse half was evicted gets a new port; the old port's replies then pass untouched", () => {
+    const nat = fx.dp.map('nat');
+    const first = through(tcp4(IP.outside, IP.node, 52301, 30090));
+    const oldPort = first.out.sport;
+    expect(inRange(oldPort)).toBe(true);
+    // the LRU evicts the reverse half (injected: the kernel evicts only under pressure)
+    const [rk] = encodeNatEntry({
+      a: IP.remote,
+      aPort: 8080,
+      b: IP.node,
+      bPort: oldPort,
+      protocol: Protocol.TCP,
+      ifindex: fx.ifindex.get(EXT)!,
+      addr: IP.outside,
+      port: 52301,
+      flags: NatFlag.REVERSE,
+    });
+    expect(nat.delete(rk)).toBeTruthy();
+    const next = through(tcp4(IP.outside, IP.node, 52301, 30090, TCP_ACK));
+    expect(next.out).toMatchObject({ src: IP.node, dst: IP.remote, dport: 8080, ipOk: true, l4Ok: true });
+    expect(next.out.sport).not.toBe(oldPort);
+    const reply = through(tcp4(IP.remote, IP.node, 8080, next.out.sport, TCP_ACK));
+    expect(reply.out).toMatchObject({ src: IP.node, sport: 30090, dst: IP.outside, dport: 52301, l4Ok: true });
+    const stale = through(tcp4(IP.remote, IP.node, 8080, oldPort, TCP_ACK));
+    expect(stale.out).toMatchObject({ src: IP.remote, dst: IP.node, dport: oldPort });
+  });
+
+  it('every port of the range taken for the backend: the new connection is dropped with NO_MAPPING_FOR_NAT_MASQUERADE and a flow event, never sent on', async () => {
+    const nat = fx.dp.map('nat');
+    const ifindex = fx.ifindex.get(EXT)!;
+    // occupy every port of the masquerade range towards this backend, as 4,536 live connections would
+    const filler = [];
+    for (let p = NatPort.MIN; p <= NatPort.MAX; p++)
+      filler.push(
+        encodeNatEntry({
+          a: IP.remote,
+          aPort: 8080,
+          b: IP.node,
+          bPort: p,
+          protocol: Protocol.TCP,
+          ifindex,
+          addr: '10.215.1.1',
+          port: p,
+          flags: NatFlag.REVERSE,
+        }),
+      );
+    nat.updateBatch(filler);
+    try {
+      await fx.takeEvents();
+      const before = fx.dp.serviceCounters();
+      const r = run('fromNode', EXT, tcp4(IP.outside, IP.node, 52201, 30090));
+      expect(r.ret).toBe(TC_ACT_SHOT);
+      const evs = await fx.takeEvents();
+      expect(evs).toHaveLength(1);
+      expect(evs[0]).toMatchObject({
+        direction: Direction.INGRESS,
+        verdict: Verdict.DROPPED,
+        dropReason: DropReason.NAT_NO_PORT,
+        srcAddr: IP.outside,
+        service: { addr: IP.node, port: 30090 },
+      });
+      expect(fx.counter(Direction.INGRESS, Verdict.DROPPED, DropReason.NAT_NO_PORT)).toBeGreaterThan(0n);
+      expect(fx.dp.serviceCounters().SNAT_FULL - before.SNAT_FULL).toBe(1n);
+      // nothing of the refused connection is left to translate its packets later
+      expect(natEntries().filter((e) => e.a === IP.outside && e.aPort === 52201)).toEqual([]);
+      // IPv6 towards its own backend is unaffected
+      expect(through(tcp6(IP6.outside, IP6.node, 52201, 30090)).out.src).toBe(IP6.node);
+    } finally {
+      nat.deleteBatch(filler.map(([k]) => k));
+    }
+    // a port free again: the next connection is masqueraded
+    const ok = through(tcp4(IP.outside, IP.node, 52202, 30090));
+    expect(ok).toMatchObject({ ret: TC_ACT_OK, out: { src: IP.node, dst: IP.remote } });
   });
 });

@@ -31,7 +31,15 @@ function kernel() {
     stats: {
       readCounters: () => [...counters.values()].map((c) => ({ ...c })),
       lostEvents: () => lost,
-      serviceCounters: () => ({ NEW: 4n, FORWARD: 40n, REVERSE: 39n, HAIRPIN: 1n, NO_BACKEND: 2n }),
+      serviceCounters: () => ({
+        NEW: 4n,
+        FORWARD: 40n,
+        REVERSE: 39n,
+        HAIRPIN: 1n,
+        NO_BACKEND: 2n,
+        SNAT_NEW: 3n,
+        SNAT_FULL: 1n,
+      }),
       mapUsage: () => [
         { map: 'weir_policy', entries: 4096, capacity: 16384 },
         { map: 'weir_ipcache', entries: 10, capacity: 0 },
@@ -68,6 +76,7 @@ describe('Prometheus metrics', () => {
     expect(v('weir_drops_total', { reason: 'policy_denied', direction: 'ingress' })).toBe(3);
     expect(v('weir_drops_total', { reason: 'invalid_packet_dropped', direction: 'egress' })).toBe(2);
     expect(v('weir_service_translations_total', { kind: 'new_connection' })).toBe(4);
+    expect(v('weir_service_translations_total', { kind: 'masquerade' })).toBe(3);
     expect(v('weir_service_translations_total', { kind: 'reverse' })).toBe(39);
     expect(v('weir_service_no_backend_drops_total')).toBe(2);
     expect(v('weir_drops_total', { reason: 'service_backend_not_found', direction: 'egress' })).toBe(0);

@@ -278,4 +278,40 @@ describe('syncer: Service frontends under injected faults (in-memory maps)', () 
     expect(assignSlots(prev, [b('c')])).toEqual([{ addr: 'c', port: 80 }]);
     expect(assignSlots(prev, [b('a'), b('b'), b('c'), b('e')]).map((x) => x.addr)).toEqual(['a', 'b', 'c', 'e']);
   });
+
+  it('writes whether a NodePort backend runs on another node, and rewrites the set when only that changes', () => {
+    const maps = freshMaps();
+    const syncer = new Syncer(maps, { ifindexOf: () => undefined, timers: false });
+    const fe = (remote: boolean): ServiceFrontend => ({
+      service: 'ns/web',
+      scope: 'nodePort',
+      address: '0.0.0.0',
+      port: 30080,
+      protocol: 'TCP',
+      portName: '',
+      affinityTimeoutSeconds: 0,
+      backends: [
+        { ip: '10.0.0.1', port: 8080, ready: true, serving: true, terminating: false },
+        { ip: '10.0.1.1', port: 8080, ready: true, serving: true, terminating: false, ...(remote ? { remote } : {}) },
+      ],
+      externalLocal: false,
+    });
+    const slots = () =>
+      [...maps.backends.entries()]
+        .map(([k, v]) => ({ ...decodeSvcBackendKey(k), ...decodeSvcBackendValue(v) }))
+        .sort((x, y) => x.slot - y.slot);
+    syncer.setDesired(stateOf(new Map([[frontendKey(fe(true)), fe(true)]])));
+    expect(syncer.resync().failures).toEqual([]);
+    expect(slots().map(({ addr, remote }) => [addr, remote === true])).toEqual([
+      ['10.0.0.1', false],
+      ['10.0.1.1', true],
+    ]);
+    syncer.setDesired(stateOf(new Map([[frontendKey(fe(false)), fe(false)]])));
+    expect(syncer.resync().failures).toEqual([]);
+    expect(slots().map(({ addr, remote }) => [addr, remote === true])).toEqual([
+      ['10.0.0.1', false],
+      ['10.0.1.1', false],
+    ]);
+    expect(syncer.resync().repaired).toBe(0);
+  });
 });

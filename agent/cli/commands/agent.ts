@@ -38,6 +38,7 @@ interface RunFlags {
   podMetrics?: string;
   podMetricsMaxPods?: string;
   services?: string;
+  nodeportInterfaces?: string;
 }
 
 async function kubeConfigFor(cfg: AgentConfig): Promise<KubeApiConfig> {
@@ -75,6 +76,7 @@ async function run(flags: RunFlags): Promise<void> {
     podMetrics: flags.podMetrics,
     podMetricsMaxPods: flags.podMetricsMaxPods,
     services: flags.services ?? process.env.WEIR_SERVICES,
+    nodePortInterfaces: flags.nodeportInterfaces ?? process.env.WEIR_NODEPORT_INTERFACES,
   });
   parseMapMax(cfg.mapMax ? cfg.mapMax.split(',') : []); // refuse a bad value at start
   const log = createLogger(cfg.logLevel);
@@ -232,6 +234,16 @@ async function status(flags: StatusFlags): Promise<void> {
       ...s.sync.failing.map((f) => `  ${f.key}: ${f.error} (attempt ${f.attempts}; the previous state stays)`),
     );
   }
+  if (s.nodePorts) {
+    const np = s.nodePorts;
+    lines.push(
+      `nodeports:   ${np.interfaces.length ? np.interfaces.map((i) => `${i.name}${i.addresses.length ? ` (${i.addresses.join(', ')})` : ''}`).join(', ') : 'no interface'}${np.by === 'flag' ? ' (--nodeport-interfaces)' : ''}`,
+      ...np.missing.map((m) =>
+        np.by === 'flag' ? `  ${m}: no such interface on this node` : `  node address ${m}: on no interface`,
+      ),
+      ...np.failed.map((f) => `  ${f.name}: ${f.error}`),
+    );
+  }
   for (const m of s.mapPressure ?? [])
     lines.push(`map pressure: ${m.map} ${m.entries} of ${m.capacity} entries (${Math.round(m.fill * 100)}%)`);
   if (s.forbidden.length)
@@ -263,6 +275,10 @@ export function register(program: Command): void {
     .option(
       '--services <bool>',
       'translate Service ClusterIPs and NodePorts to backends before policy (env WEIR_SERVICES, default true); false: traffic to a Service address is judged as world',
+    )
+    .option(
+      '--nodeport-interfaces <list>',
+      "comma-separated interfaces that serve NodePorts (env WEIR_NODEPORT_INTERFACES); default: those holding the Node's InternalIP/ExternalIP addresses",
     )
     .option('--cluster-pod-cidrs <list>', "comma-separated pod CIDRs in addition to the Nodes' spec.podCIDRs")
     .option('--health-port <port>', '/healthz and /readyz port (default 9879)')

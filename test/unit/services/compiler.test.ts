@@ -220,6 +220,33 @@ describe('compileService', () => {
     ]);
     expect(got[0]!.backends.map((x) => x.ip)).toEqual(['10.0.0.2', '10.0.0.3']);
     expect(got[2]!.backends.map((x) => x.ip)).toEqual(['10.0.0.3']);
+    // Local keeps this node's backends only: none is masqueraded
+    expect(got[2]!.backends.some((x) => x.remote)).toBe(false);
+  });
+
+  it("NodePort with externalTrafficPolicy Cluster: backends of other nodes are remote (masqueraded), this node's and unplaced ones are not", () => {
+    const s = svc({ type: 'NodePort', clusterIP: '10.96.0.7', ports: [{ port: 80, nodePort: 30080 }] });
+    const sl = slice(
+      'x',
+      'web',
+      'IPv4',
+      [{ port: 8080 }],
+      [
+        { ip: '10.0.0.2', pod: 'a', node: 'n1' },
+        { ip: '10.0.0.3', pod: 'b', node: 'n2' },
+        { ip: '10.0.0.4', pod: 'c' },
+      ],
+    );
+    const [cluster, node] = compileService(s, [sl], 'n1');
+    expect(node!.backends.map((x) => [x.ip, x.remote === true])).toEqual([
+      ['10.0.0.2', false],
+      ['10.0.0.3', true],
+      ['10.0.0.4', false],
+    ]);
+    // a ClusterIP frontend's connections come from pods: never masqueraded
+    expect(cluster!.backends.some((x) => x.remote)).toBe(false);
+    // a compiler that does not know its node's name masquerades nothing
+    expect(compileService(s, [sl], undefined)[1]!.backends.some((x) => x.remote)).toBe(false);
   });
 
   it('affinity: ClientIP with its own timeout; None gives 0', () => {
