@@ -32,7 +32,6 @@ import { decodeIpcacheValue, encodeIpcacheKey } from '../../maps/codecs/ipcache.
 import { Identity } from '../../maps/abi.js';
 import { bootstrap } from './sidebyside/stats.js';
 import { AS_DEPLOYED, cpuSeconds, procMem } from './agent-memory.js';
-import { AGENT_NODE_OPTIONS } from '../../agent/node/memory.js';
 
 const QUICK = process.env.WEIR_BENCH_QUICK === '1';
 const MAIN = 'dist/agent/cli/main.js';
@@ -274,7 +273,6 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     ],
     {
       stdio: ['ignore', log, log],
-      // Node's options as the chart gives them (agent/node/memory.ts)
       env: {
         ...process.env,
         ...AS_DEPLOYED.env,
@@ -398,7 +396,7 @@ export async function run(): Promise<BenchSection> {
     `| ${what} | ${target} | ${measured} | ${ok ? 'met' : '**missed**'} |`;
   const o = r.objects;
   const markdown = `
-The node agent as the DaemonSet runs it (\`weir agent --kubeconfig …\` with the chart's \`NODE_OPTIONS=${AGENT_NODE_OPTIONS}\`, its own process, metrics and flow API on) against the test API server on loopback (a process of its own, which serves each object's JSON encoded once, as the API server's watch cache does, and issues the label changes). The cluster: ${n(o.Pod ?? 0)} Pods in ${n(o.Namespace ?? 0)} namespaces on ${n(o.Node ?? 0)} Nodes, ${n(o.NetworkPolicy ?? 0)} NetworkPolicies, ${n(o.Service ?? 0)} Services and ${n(o.EndpointSlice ?? 0)} EndpointSlices, shaped as the kubelet and the controllers write them (\`test/bench/kube-objects.ts\`: managedFields, owner references, conditions, container statuses, probes, volumes; Nodes with images and node info); ${SHAPE.localPods} pods on the agent's node, each with a host-side veth and a route, which the agent finds and attaches. The agent lists Namespaces, Nodes, Pods and NetworkPolicies in pages of 500: ${(r.listBytes / 1e6).toFixed(0)} MB of JSON. Load average at the start: ${load0.toFixed(1)} on 2 CPUs.
+The node agent as the DaemonSet runs it (\`weir agent --kubeconfig …\`, its own process, metrics and flow API on) against the test API server on loopback (a process of its own, which serves each object's JSON encoded once, as the API server's watch cache does, and issues the label changes). The cluster: ${n(o.Pod ?? 0)} Pods in ${n(o.Namespace ?? 0)} namespaces on ${n(o.Node ?? 0)} Nodes, ${n(o.NetworkPolicy ?? 0)} NetworkPolicies, ${n(o.Service ?? 0)} Services and ${n(o.EndpointSlice ?? 0)} EndpointSlices, shaped as the kubelet and the controllers write them (\`test/bench/kube-objects.ts\`: managedFields, owner references, conditions, container statuses, probes, volumes; Nodes with images and node info); ${SHAPE.localPods} pods on the agent's node, each with a host-side veth and a route, which the agent finds and attaches. The agent lists Namespaces, Nodes, Pods and NetworkPolicies in pages of 500: ${(r.listBytes / 1e6).toFixed(0)} MB of JSON. Load average at the start: ${load0.toFixed(1)} on 2 CPUs.
 
 Label changes: ${n(r.latenciesMs.length)} at ${n(RATE)}/s, open loop, each giving a remote pod a label set never seen before (a new identity), written by the API server process; a change's latency runs from its scheduled moment until the pinned \`weir_ipcache\` map holds the pod's address with its new identity (polled every millisecond from the bench process).
 

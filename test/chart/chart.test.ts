@@ -8,7 +8,6 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../agent/node/config.js';
-import { AGENT_NODE_OPTIONS } from '../../agent/node/memory.js';
 import { CHART, Helm, type Rendered } from './render.js';
 import { unknownFields, validateObject, type RenderedObject } from './validate.js';
 
@@ -321,8 +320,6 @@ describe('Helm chart charts/weir', () => {
       '--observer-tls-key=/etc/weir/flows-tls/tls.key',
     ]);
     expect(c.env!.find((e) => e.name === 'NODE_NAME')!.valueFrom!.fieldRef!.fieldPath).toBe('spec.nodeName');
-    // the Node options the agent-memory bench measures the agent with
-    expect(c.env!.find((e) => e.name === 'NODE_OPTIONS')!.value).toBe(AGENT_NODE_OPTIONS);
     expect(c.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'health' });
     expect(c.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'health' });
     expect(c.ports).toEqual([
