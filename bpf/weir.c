@@ -131,6 +131,7 @@ struct weir_ctx {
 	__u8 restart;		  /* a bare SYN on a closing connection: starts it over */
 	__u8 looked;		  /* conntrack looked up by the fast path (now, ct, rct valid) */
 	__u8 no_entry;		  /* looked up, and neither direction has an entry (live or expired) */
+	__u8 svc; /* to_pod: a reply of a connection the pod sent to a Service (WEIR_CT_F_SERVICE) */
 };
 
 /*
@@ -163,6 +164,7 @@ static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifin
 		if (rraw && rraw->expires_ns > c->now && !(rraw->flags & WEIR_CT_F_REVOKED) &&
 		    weir_ct_stamp_current(rraw)) {
 			weir_ct_touch(rraw, &c->pkt, c->now, 1);
+			c->svc = rraw->flags & WEIR_CT_F_SERVICE;
 			return 1;
 		}
 	}
@@ -193,6 +195,7 @@ static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifin
 	*rctp = rct;
 	if (!rlooked && rct && !(rct->flags & WEIR_CT_F_REVOKED) && weir_ct_stamp_current(rct)) {
 		weir_ct_touch(rct, &c->pkt, c->now, 1);
+		c->svc = rct->flags & WEIR_CT_F_SERVICE;
 		return 1;
 	}
 	return 0;
@@ -205,7 +208,7 @@ static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifin
  * `rct` are what the fast path found (when c->looked).
  */
 static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, struct weir_ct_value *ct,
-				     struct weir_ct_value *rct, const __u8 dir, const struct weir_lb *lb)
+				     struct weir_ct_value *rct, const __u8 dir, struct weir_lb *lb)
 {
 	const __u8 other = dir == WEIR_DIR_EGRESS ? WEIR_DIR_INGRESS : WEIR_DIR_EGRESS;
 	struct weir_pkt *pkt = &c->pkt;
@@ -259,8 +262,11 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 			}
 		}
 		c->now = weir_ct_now();
-		if (pkt->kind != WEIR_PKT_ICMP_ERROR && weir_ct_find(c, dir, ifindex, &ct, &rct))
+		if (pkt->kind != WEIR_PKT_ICMP_ERROR && weir_ct_find(c, dir, ifindex, &ct, &rct)) {
+			if (dir == WEIR_DIR_INGRESS && c->svc)
+				weir_lb_reverse(pkt, ifindex, lb);
 			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
+		}
 	}
 	__u64 now = c->now;
 
@@ -315,6 +321,8 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 			return weir_drop(skb, ep, dir, pkt, &v, WEIR_DROP_POLICY_REVOKED);
 		}
 		weir_ct_touch(rct, pkt, now, 1);
+		if (dir == WEIR_DIR_INGRESS && (rct->flags & WEIR_CT_F_SERVICE))
+			weir_lb_reverse(pkt, ifindex, lb);
 		return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
 	}
 
@@ -340,7 +348,8 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 		ct->match = v.match;
 		ct->remote_identity = dir == WEIR_DIR_EGRESS ? v.dst_identity : v.src_identity;
 		if (ct->flags & (WEIR_CT_F_REVOKED | WEIR_CT_F_CLOSING) && (pkt->tcp_flags & WEIR_TCP_SYN)) {
-			ct->flags = 0;
+			/* sent to a frontend this time, or not */
+			ct->flags = dir == WEIR_DIR_EGRESS ? weir_lb_ct_flags(lb) : 0;
 			ct->tcp_flags = 0;
 		}
 		ct->flags &= ~WEIR_CT_F_REVOKED;
@@ -365,6 +374,8 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 	};
 	if (pkt->tcp_flags & (WEIR_TCP_FIN | WEIR_TCP_RST))
 		nct.flags |= WEIR_CT_F_CLOSING;
+	if (dir == WEIR_DIR_EGRESS) /* translated: its replies get the frontend back on to_pod */
+		nct.flags |= weir_lb_ct_flags(lb);
 #ifndef WEIR_BENCH_NO_CT_INSERT
 	if (!weir_ct_budget_take(ep->endpoint_id, now)) {
 		v.flags |= WEIR_FLOW_F_NEW;
@@ -387,13 +398,13 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
  * net on the bench machine).
  */
 static __noinline int weir_full_egress(struct __sk_buff *skb, struct weir_ctx *c, struct weir_ct_value *ct,
-				       struct weir_ct_value *rct, const struct weir_lb *lb)
+				       struct weir_ct_value *rct, struct weir_lb *lb)
 {
 	return weir_full(skb, c, ct, rct, WEIR_DIR_EGRESS, lb);
 }
 
 static __noinline int weir_full_ingress(struct __sk_buff *skb, struct weir_ctx *c, struct weir_ct_value *ct,
-					struct weir_ct_value *rct, const struct weir_lb *lb)
+					struct weir_ct_value *rct, struct weir_lb *lb)
 {
 	return weir_full(skb, c, ct, rct, WEIR_DIR_INGRESS, lb);
 }
@@ -423,6 +434,7 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	c.restart = 0;
 	c.looked = 0;
 	c.no_entry = 0;
+	c.svc = 0;
 	c.reason = weir_parse(skb, &c.pkt);
 	/* the Service rewrite left for after the verdict lives in the per-CPU scratch, off the stack */
 	struct weir_lb_scratch *x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
@@ -433,9 +445,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	__builtin_memset(&lb->orig, 0, sizeof(lb->orig));
 	/*
 	 * Services: a packet to a frontend is translated to its backend before
-	 * anything below sees it; a reply's way back is noted for after the
-	 * verdict (bpf/lib/lb.h). A later fragment carries no ports here and is
-	 * not translated.
+	 * anything below sees it; a hairpin connection arriving is noted for the
+	 * verdict, and the way back of a reply whose conntrack entry says it
+	 * answers a translated connection for after it (bpf/lib/lb.h). A later
+	 * fragment carries no ports here and is not translated.
 	 */
 	if (!c.reason && c.pkt.has_ports) {
 		if (dir == WEIR_DIR_EGRESS) {
@@ -448,8 +461,11 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	if (!c.reason && c.pkt.kind != WEIR_PKT_ALWAYS && c.pkt.kind != WEIR_PKT_ICMP_ERROR && !c.pkt.frag) {
 		c.now = weir_ct_now();
 		c.looked = 1;
-		if (weir_ct_find(&c, dir, skb->ifindex, &ct, &rct))
+		if (weir_ct_find(&c, dir, skb->ifindex, &ct, &rct)) {
+			if (dir == WEIR_DIR_INGRESS && c.svc)
+				weir_lb_reverse(&c.pkt, skb->ifindex, lb);
 			return weir_pass(skb, dir, WEIR_MATCH_ESTABLISHED);
+		}
 	}
 	if (dir == WEIR_DIR_EGRESS)
 		return weir_full_egress(skb, &c, ct, rct, lb);

@@ -281,6 +281,7 @@ struct weir_ct4_key {
 #define WEIR_CT_F_SEEN_REPLY (1U << 0)
 #define WEIR_CT_F_CLOSING    (1U << 1) /* FIN or RST seen */
 #define WEIR_CT_F_REVOKED    (1U << 2) /* tombstone: its allow was removed */
+#define WEIR_CT_F_SERVICE    (1U << 3) /* a pod's connection sent to a Service frontend: replies get it back */
 
 struct weir_ct_value {
 	__u64 expires_ns; /* deadline on the conntrack clock (jiffies scaled to ns, see lib/conntrack.h) */

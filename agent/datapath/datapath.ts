@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadObject, type LoadedObject, type ReplacedMap } from '../../maps/object.js';
 import { BpfMap } from '../../maps/bpf-map.js';
-import { MapName, ProgramName, type MapKey } from '../../maps/abi.js';
+import { CtFlag, Direction, MapName, ProgramName, type MapKey } from '../../maps/abi.js';
 import { programName, tcAttach, tcDetach, tcQuery, type TcTarget } from '../../maps/tc.js';
 import {
   readCounters,
@@ -22,7 +22,8 @@ import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '.
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
 import type { SyncerMaps } from './syncer.js';
-import { decodeCtKey, encodeCt4Key } from '../../maps/codecs/conntrack.js';
+import { ctValueLayout, decodeCtKey, encodeCt4Key, encodeCtKey } from '../../maps/codecs/conntrack.js';
+import { decodeLbReverseKey } from '../../maps/codecs/service.js';
 import { ENDPOINT_KEY_SIZE, ENDPOINT_V1_SIZE, upgradeEndpointV1 } from '../../maps/codecs/endpoint.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/weir';
@@ -79,6 +80,7 @@ export class Datapath {
     try {
       const dp = new Datapath(pinRoot, obj);
       dp.migratedConnections = dp.moveIpv4Connections();
+      dp.markedServiceConnections = dp.markServiceConnections();
       return dp;
     } catch (err) {
       obj.close();
@@ -88,6 +90,42 @@ export class Datapath {
 
   /** IPv4 connections moved from weir_ct to weir_ct4 by this load (pins of an older weir), else 0. */
   migratedConnections = 0;
+
+  /** Translated connections given WEIR_CT_F_SERVICE by this load (pins of an older weir), else 0. */
+  markedServiceConnections = 0;
+
+  /**
+   * Pins from before conntrack entries said which connections a pod sent to a Service (the flag
+   * `to_pod` asks before translating a reply back; that build's weir_lb_scratch had no reply key,
+   * so this load replaced it): the connection of every reply translation in weir_lb_rev gets the
+   * flag, so translated connections open across the upgrade keep their replies coming from the VIP.
+   */
+  private markServiceConnections(): number {
+    if (!this.obj.replaced.some((r) => r.name === MapName.lbScratch) || !this.obj.adopted.includes(MapName.lbReverse))
+      return 0;
+    const [ct, ct4] = [this.map('conntrack'), this.map('conntrack4')];
+    let marked = 0;
+    for (const [k] of this.map('lbReverse').entries()) {
+      const r = decodeLbReverseKey(k);
+      const key = {
+        srcAddr: r.client,
+        dstAddr: r.backend,
+        srcPort: r.clientPort,
+        dstPort: r.backendPort,
+        protocol: r.protocol,
+        family: r.family,
+        direction: Direction.EGRESS,
+        ifindex: r.ifindex,
+      };
+      const [map, enc] = r.family === 4 ? [ct4, encodeCt4Key(key)] : [ct, encodeCtKey(key)];
+      const v = map.lookup(enc);
+      if (!v || v[ctValueLayout.offsets.flags]! & CtFlag.SERVICE) continue;
+      v[ctValueLayout.offsets.flags] |= CtFlag.SERVICE;
+      map.update(enc, v);
+      marked++;
+    }
+    return marked;
+  }
 
   /**
    * Pins from before IPv4 connections had their own map: weir_ct was adopted and weir_ct4 is

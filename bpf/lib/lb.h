@@ -53,6 +53,7 @@ struct weir_lb {
 	__u8 is_src; /* rewrite the source (else the destination) */
 	__u16 _pad;
 	struct weir_lb_orig orig; /* from_pod: the frontend the packet was sent to */
+	struct weir_lb_key rk;	  /* to_pod: the reply's key in weir_lb_rev (weir_lb_reverse) */
 } __attribute__((aligned(8)));
 
 static __always_inline void weir_lb_count(__u32 idx)
@@ -171,6 +172,27 @@ static __always_inline int weir_lb_source_ok(__u32 ifindex, const struct weir_tu
 	if (!ep)
 		return 0;
 	return weir_lb_addr_eq(t->saddr, t->family == WEIR_FAMILY_IPV4 ? ep->ipv4 : ep->ipv6, t->family);
+}
+
+/*
+ * Writes a translated connection's state: over the entry already there
+ * (`cur`, that key's value: a client port used again, as a busy client reuses
+ * its ephemeral ports, or a connection given a new backend), else as a new
+ * entry. An LRU insert takes a node off the map's free list and rotates its
+ * LRU lists (most of what a translated connection cost in the services bench);
+ * an overwrite in place does neither. A reader on another CPU may see a torn
+ * value only for a packet of the same tuple, and that packet's translated
+ * tuple is judged by conntrack and policy like any other, so it can never
+ * reach what policy does not allow. Returns 0, or the insert's error.
+ */
+static __always_inline long weir_lb_store(void *map, const struct weir_lb_key *k, void *cur, const void *v,
+					  __u32 size)
+{
+	if (cur) {
+		__builtin_memcpy(cur, v, size);
+		return 0;
+	}
+	return bpf_map_update_elem(map, k, v, BPF_ANY);
 }
 
 /*
@@ -339,7 +361,7 @@ __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir
 		if (scope == WEIR_SVC_SCOPE_NODE_PORT && !(svc->flags & WEIR_SVC_F_EXTERNAL_LOCAL) &&
 		    (be->flags & WEIR_SVC_BE_F_REMOTE))
 			x->nf.flags |= WEIR_LB_F_SNAT; /* Cluster, another node's backend: masqueraded */
-		if (bpf_map_update_elem(&weir_lb_fwd, &x->k, &x->nf, BPF_ANY))
+		if (weir_lb_store(&weir_lb_fwd, &x->k, f, &x->nf, sizeof(x->nf)))
 			return WEIR_DROP_SERVICE_UNSUPPORTED;
 		__builtin_memcpy(x->rv.addr, t->daddr, 16);
 		x->rv.port = t->dport;
@@ -347,7 +369,8 @@ __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir
 		x->rv.flags = x->nf.flags;
 		weir_lb_key_make(&x->k, x->nf.addr, t->saddr, x->nf.port, t->sport, t,
 				 ifindex); /* the reply's */
-		if (bpf_map_update_elem(&weir_lb_rev, &x->k, &x->rv, BPF_ANY))
+		if (weir_lb_store(&weir_lb_rev, &x->k, bpf_map_lookup_elem(&weir_lb_rev, &x->k), &x->rv,
+				  sizeof(x->rv)))
 			return WEIR_DROP_SERVICE_UNSUPPORTED;
 		weir_lb_count(WEIR_LB_CNT_NEW);
 		if (x->nf.flags & WEIR_LB_F_HAIRPIN)
@@ -394,9 +417,53 @@ static __noinline int weir_lb_forward(struct __sk_buff *skb, struct weir_tuple *
 }
 
 /*
- * to_pod, before the verdict: whether this is a backend's reply to a
- * translated connection of this pod (its source becomes the frontend after
- * the verdict), or the pod's own hairpin connection arriving (admitted).
+ * The conntrack flags a pod's new connection gets from its translation: set
+ * when it was sent to a frontend. Branch-free, so the verifier does not
+ * explore the rest of the new connection's path once per outcome.
+ */
+static __always_inline __u8 weir_lb_ct_flags(const struct weir_lb *lb)
+{
+	return (lb->orig.svc & 1) * WEIR_CT_F_SERVICE;
+}
+
+/*
+ * A backend's reply to a translated connection: its source becomes the
+ * frontend again after the verdict (marked in `lb`). `to_pod` asks only for
+ * the replies of connections whose conntrack entry says they were sent to a
+ * frontend (WEIR_CT_F_SERVICE), so other traffic pays no lookup and a reply
+ * to a direct connection is never rewritten, even when a translated one of
+ * the same ports left its entry behind; `to_node` asks for every packet. A
+ * global function: verified once, on its own, not once per path of its
+ * callers; it keeps its key in `lb`, since `to_pod` calls it from the full
+ * path, whose frames leave it no stack.
+ */
+__noinline int weir_lb_reverse(const struct weir_pkt *pkt, __u32 ifindex, struct weir_lb *lb)
+{
+	struct weir_lb_rev_value *r;
+
+	if (!pkt || !lb || !pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL)
+		return 0;
+	const struct weir_tuple *t = &pkt->t;
+	weir_lb_key_make(&lb->rk, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
+	r = bpf_map_lookup_elem(&weir_lb_rev, &lb->rk);
+	if (!r)
+		return 0;
+	lb->flags = WEIR_LB_S_REVERSE;
+	lb->is_src = 1;
+	lb->family = t->family;
+	lb->proto = t->proto;
+	lb->l4_off = pkt->l4_off;
+	lb->old_port = t->sport;
+	lb->new_port = r->port;
+	__builtin_memcpy(lb->old_addr, t->saddr, 16);
+	__builtin_memcpy(lb->new_addr, r->addr, 16);
+	return 0;
+}
+
+/*
+ * to_pod, before the verdict: whether a packet from the hairpin address is
+ * the pod's own hairpin connection arriving (admitted). Other packets cost
+ * one address compare.
  */
 static __always_inline void weir_lb_to_pod(const struct weir_pkt *pkt, __u32 ifindex, struct weir_lb *lb)
 {
@@ -405,30 +472,13 @@ static __always_inline void weir_lb_to_pod(const struct weir_pkt *pkt, __u32 ifi
 	__u32 zero = 0;
 	struct weir_lb_scratch *x;
 
-	if (!pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL)
+	if (!pkt->has_ports || pkt->kind != WEIR_PKT_NORMAL || !weir_lb_is_hairpin_addr(t->saddr, t->family))
 		return;
 	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero); /* its key, off the stack */
 	if (!x)
 		return;
-	struct weir_lb_key *k = &x->k;
-	weir_lb_key_make(k, t->saddr, t->daddr, t->sport, t->dport, t, ifindex);
-	r = bpf_map_lookup_elem(&weir_lb_rev, k);
-	if (r) {
-		lb->flags = WEIR_LB_S_REVERSE;
-		lb->is_src = 1;
-		lb->family = t->family;
-		lb->proto = t->proto;
-		lb->l4_off = pkt->l4_off;
-		lb->old_port = t->sport;
-		lb->new_port = r->port;
-		__builtin_memcpy(lb->old_addr, t->saddr, 16);
-		__builtin_memcpy(lb->new_addr, r->addr, 16);
-		return;
-	}
-	if (!weir_lb_is_hairpin_addr(t->saddr, t->family))
-		return;
-	weir_lb_key_make(k, t->daddr, t->daddr, t->dport, t->sport, t, ifindex);
-	r = bpf_map_lookup_elem(&weir_lb_rev, k);
+	weir_lb_key_make(&x->k, t->daddr, t->daddr, t->dport, t->sport, t, ifindex);
+	r = bpf_map_lookup_elem(&weir_lb_rev, &x->k);
 	if (r && (r->flags & WEIR_LB_F_HAIRPIN))
 		lb->flags = WEIR_LB_S_HAIRPIN_IN;
 }
@@ -613,7 +663,7 @@ static __always_inline int weir_lb_to_node(struct __sk_buff *skb)
 
 	if (weir_parse(skb, &pkt))
 		return TC_ACT_OK;
-	weir_lb_to_pod(&pkt, skb->ifindex, &lb);
+	weir_lb_reverse(&pkt, skb->ifindex, &lb);
 	if (lb.flags & WEIR_LB_S_REVERSE)
 		return weir_lb_finish(skb, &lb);
 	if (!pkt.has_ports || pkt.kind != WEIR_PKT_NORMAL)

@@ -220,6 +220,30 @@ export function decodeLbForward(k: Buffer, v: Buffer): LbForward {
   };
 }
 
+/** Key of weir_lb_rev: the reply's tuple (backend -> client) on the client's interface. */
+export interface LbReverseKey {
+  backend: string;
+  backendPort: number;
+  client: string;
+  clientPort: number;
+  protocol: number;
+  family: 4 | 6;
+  ifindex: number;
+}
+export function decodeLbReverseKey(k: Buffer): LbReverseKey {
+  const o = lbKeyLayout.offsets;
+  const family = k.readUInt8(o.family) === 6 ? 6 : 4;
+  return {
+    backend: readAddr(k, o.a_addr, family),
+    backendPort: k.readUInt16LE(o.a_port),
+    client: readAddr(k, o.b_addr, family),
+    clientPort: k.readUInt16LE(o.b_port),
+    protocol: k.readUInt8(o.protocol),
+    family,
+    ifindex: k.readUInt32LE(o.ifindex),
+  };
+}
+
 /**
  * One half of a masqueraded NodePort connection as weir_nat holds it (bpf/weir_abi.h): forward,
  * (client, backend) -> the node address and allocated port; reverse, (backend, node address,

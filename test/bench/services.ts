@@ -2,17 +2,19 @@
  * `make bench` suite "services": new TCP connections/s and request/response latency from a client
  * pod to a server pod through a ClusterIP, at 10, 1,000 and 10,000 Services, translated four ways —
  * no translation (the client connects to the pod's own address: the baseline), weir's datapath,
- * kube-proxy's iptables chains and kube-proxy's nftables verdict maps — rounds alternating between
- * the modes in a rotated order. Ratios against the baseline and against each other, with bootstrap
- * intervals over the paired rounds, and plots.
+ * weir's datapath with the client connecting to the pod's own address (what weir costs without
+ * translating), kube-proxy's iptables chains and kube-proxy's nftables verdict maps — rounds
+ * alternating between the modes in a rotated order. Ratios against the baseline and against each
+ * other, with bootstrap intervals over the paired rounds, plots, the run time of weir's programs per
+ * connection (bpf_stats, in a pass of its own) and what the baseline bounds the ratios to.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
 import { buildCatalog, type Catalog } from './services/catalog.js';
 import * as kp from './services/kube-proxy.js';
-import { weirServicePlane } from './services/weir.js';
+import { weirServicePlanes, withBpfStats } from './services/weir.js';
 import { checkTools } from './sidebyside/calico-iptables.js';
 import { bootstrap, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
 import { renderChart, type Series } from './sidebyside/svg.js';
@@ -36,14 +38,21 @@ function podPorts(mode: ServiceMode): traffic.Ports {
 const SERVICE_PORTS = { latency: 80, connections: 81 };
 const PLOT_DIR = 'docs/bench';
 
-export type ServiceMode = 'direct' | 'weir' | 'iptables' | 'nftables';
-const MODES: ServiceMode[] = ['direct', 'weir', 'iptables', 'nftables'];
+export type ServiceMode = 'direct' | 'weir' | 'weir-pod' | 'iptables' | 'nftables';
+const MODES: ServiceMode[] = ['direct', 'weir', 'weir-pod', 'iptables', 'nftables'];
 const COLORS: Record<ServiceMode, string> = {
   direct: '#555555',
   weir: '#1f77b4',
+  'weir-pod': '#9ecae1',
   iptables: '#d62728',
   nftables: '#2ca02c',
 };
+
+/** Cumulative run time of a dataplane's BPF programs (kernel bpf_stats), and how many runs. */
+export interface ProgramTime {
+  ns: number;
+  runs: number;
+}
 
 /** One way of reaching the server: programs the Services, then answers where the client connects. */
 export interface ServicePlane {
@@ -52,6 +61,8 @@ export interface ServicePlane {
   enable(c: Catalog): Promise<number>;
   disable(): Promise<void>;
   close(): Promise<void>;
+  /** BPF dataplanes: their programs' cumulative run time (needs bpf_stats on). */
+  programTime?(): Promise<ProgramTime>;
 }
 
 interface Config {
@@ -61,6 +72,8 @@ interface Config {
   cpu: number | undefined;
   quick: boolean;
   modes: ServiceMode[];
+  /** A pass with bpf_stats on after each measurement of a BPF dataplane. */
+  bpfStats: boolean;
 }
 
 function intList(v: string | undefined): number[] | undefined {
@@ -75,7 +88,7 @@ function intList(v: string | undefined): number[] | undefined {
  * WEIR_BENCH_QUICK=1: one round at 10 and 1,000 Services. Otherwise 4 rounds at 10, 1,000 and
  * 10,000. WEIR_BENCH_SERVICES, WEIR_BENCH_ROUNDS and WEIR_BENCH_SECONDS override; WEIR_BENCH_CPU as
  * in the side-by-side (default the last CPU, "none" to not pin); WEIR_BENCH_SERVICE_MODES (e.g.
- * "direct,weir") runs only those modes.
+ * "direct,weir") runs only those modes; WEIR_BENCH_BPF_STATS=0 skips the bpf_stats passes.
  */
 function configFromEnv(env = process.env): Config {
   const quick = env.WEIR_BENCH_QUICK === '1';
@@ -88,6 +101,7 @@ function configFromEnv(env = process.env): Config {
     seconds: Number(env.WEIR_BENCH_SECONDS ?? '') || 1,
     cpu,
     modes: modesFromEnv(env.WEIR_BENCH_SERVICE_MODES),
+    bpfStats: env.WEIR_BENCH_BPF_STATS !== '0',
   };
 }
 
@@ -141,6 +155,20 @@ interface Sample {
   p50: number;
   p99: number;
   connPerSec: number;
+  /** ns of BPF program run time per connection, and runs per connection (bpf_stats pass). */
+  bpfNsPerConn?: number;
+  bpfRunsPerConn?: number;
+  /** Share of the connection measurement the traffic tools' CPU was idle (/proc/stat), when pinned. */
+  cpuIdle?: number;
+}
+
+/** Idle and total jiffies of one CPU (/proc/stat: user nice system idle iowait irq softirq steal ...). */
+function cpuTimes(cpu: number): { idle: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  const xs = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: (xs[3] ?? 0) + (xs[4] ?? 0), total: xs.reduce((a, b) => a + b, 0) };
 }
 
 type Log = (msg: string) => void;
@@ -152,7 +180,7 @@ function rotate<T>(xs: T[], by: number): T[] {
 
 /** Where the client connects: the pod itself without translation, else the measured Service's VIP. */
 function destination(mode: ServiceMode, server: Pod, c: Catalog): { pod: Pod; latency: number; connections: number } {
-  if (mode === 'direct') return { pod: server, ...podPorts(mode) };
+  if (mode === 'direct' || mode === 'weir-pod') return { pod: server, ...podPorts(mode) };
   return { pod: { ...server, ip: c.vip }, latency: SERVICE_PORTS.latency, connections: SERVICE_PORTS.connections };
 }
 
@@ -186,7 +214,19 @@ async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], conn
               `${plane.mode}: the client could not connect to ${to.pod.ip}:${to.connections} with ${n} Services programmed`,
             );
           const lat = await traffic.measureLatency(client, to.pod, to.latency, cfg.seconds);
+          const c0 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
           const con = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
+          const c1 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const prog = plane.programTime?.bind(plane);
+          const bpf =
+            prog && cfg.bpfStats
+              ? await withBpfStats(async () => {
+                  const t0 = await prog();
+                  const r = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
+                  const t1 = await prog();
+                  return { ns: (t1.ns - t0.ns) / r.connections, runs: (t1.runs - t0.runs) / r.connections };
+                })
+              : undefined;
           const s: Sample = {
             services: n,
             round,
@@ -195,11 +235,15 @@ async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], conn
             p50: lat.p50,
             p99: lat.p99,
             connPerSec: con.perSecond,
+            bpfNsPerConn: bpf?.ns,
+            bpfRunsPerConn: bpf?.runs,
+            cpuIdle: c0 && c1 ? (c1.idle - c0.idle) / Math.max(1, c1.total - c0.total) : undefined,
           };
           samples.push(s);
           log(
             `  ${String(n).padStart(6)} Services  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
-              `${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms`,
+              `${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms` +
+              (bpf ? `  bpf ${fmt(bpf.ns)} ns/conn in ${fmt(bpf.runs)} runs` : ''),
           );
         } finally {
           await plane.disable();
@@ -282,6 +326,59 @@ function plots(cfg: Config, samples: Sample[], modes: ServiceMode[]): string[] {
   return charts.map((ch) => `![${ch.alt}](bench/${ch.file})`);
 }
 
+/**
+ * The rates as time per connection (1 / rate), what each mode adds to the baseline, the run time of
+ * weir's programs per connection (bpf_stats pass), and the bound the baseline puts on the ratio goal.
+ */
+function perConnection(samples: Sample[], modes: ServiceMode[], counts: number[], hi: number): string[] {
+  const L: string[] = [];
+  const us = (n: number, m: ServiceMode): number => 1e6 / med(samples, n, m, (x) => x.connPerSec);
+  const idle = samples.map((s) => s.cpuIdle).filter((x): x is number => x !== undefined);
+  const bpfModes = modes.filter((m) => samples.some((s) => s.mode === m && s.bpfNsPerConn !== undefined));
+  L.push(
+    '',
+    '### Per connection',
+    '',
+    'Time per connection = 1 / (new connections/s), medians over rounds. The sequential client and the server share one ' +
+      `CPU${idle.length > 0 ? `, idle for at most ${fmt(Math.max(...idle) * 100, 2)}% of any connection measurement (/proc/stat)` : ''}: ` +
+      "the rate is the CPU time of one connection (both sockets, ~6 packets through two veths and the node's " +
+      'forwarding, plus what the dataplane adds; other work on the machine takes its share of that CPU too, alike for ' +
+      'every mode since the modes alternate). "In weir\'s programs" is the run ' +
+      'time the kernel counts for `from_pod` and `to_pod` (`kernel.bpf_stats_enabled`, on only for a separate pass ' +
+      'right after each measurement, since the counting itself costs every run two clock reads), per connection.',
+    '',
+    "| Services | mode | µs per connection | over direct (µs) | in weir's programs (µs) | program runs per connection |",
+    '|---:|---|---:|---:|---:|---:|',
+  );
+  for (const n of counts)
+    for (const m of modes) {
+      if (!samples.some((s) => s.services === n && s.mode === m)) continue;
+      const bpf = bpfModes.includes(m);
+      L.push(
+        `| ${n.toLocaleString('en-US')} | ${m} | ${fmt(us(n, m))} | ${m === 'direct' ? '' : fmt(us(n, m) - us(n, 'direct'))} | ` +
+          `${bpf ? fmt(med(samples, n, m, (x) => (x.bpfNsPerConn ?? Number.NaN) / 1000)) : ''} | ` +
+          `${bpf ? fmt(med(samples, n, m, (x) => x.bpfRunsPerConn ?? Number.NaN)) : ''} |`,
+      );
+    }
+  if (modes.includes('iptables') && modes.includes('weir')) {
+    const d = us(hi, 'direct');
+    const ipt = us(hi, 'iptables');
+    const w = us(hi, 'weir');
+    const hiS = hi.toLocaleString('en-US');
+    L.push(
+      '',
+      `**What the baseline allows.** At ${hiS} Services a connection takes ${fmt(d)} µs direct, ${fmt(ipt)} µs through ` +
+        `iptables (+${fmt(ipt - d)} µs of rule walking) and ${fmt(w)} µs through weir (+${fmt(w - d)} µs). A dataplane ` +
+        `that added nothing at all would reach ${fmt(ipt / d)} times iptables' rate in this measurement; 3 times needs a ` +
+        `connection to take at most ${fmt(ipt / 3)} µs, ${ipt / 3 < d ? `less than the ${fmt(d)} µs of the baseline itself: no dataplane can meet the goal on this machine with this client, whatever it costs` : `so weir may add at most ${fmt(ipt / 3 - d)} µs`}.` +
+        (w > d
+          ? ` Measured against what each dataplane adds to the baseline instead, iptables adds ${fmt((ipt - d) / (w - d))} times what weir adds.`
+          : ''),
+    );
+  }
+  return L;
+}
+
 function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: string): string {
   const L: string[] = [];
   const counts = cfg.counts;
@@ -292,7 +389,8 @@ function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: 
       `endpoints (addresses no packet reaches), plus the measured Service (in the middle of kube-proxy's list, its average place) ` +
       `whose only endpoint is the server pod. direct: the client connects to the pod's own address, nothing translates (the ` +
       `baseline). weir: the datapath's Services maps written by the Syncer; translation on the client's veth before policy (no ` +
-      `policy isolates either pod). iptables: kube-proxy's nat chains (KUBE-SERVICES -> KUBE-SVC-* with the statistic module -> ` +
+      `policy isolates either pod). weir-pod: the same datapath and Services, the client connecting to the pod's own address ` +
+      `(weir's cost without translation). iptables: kube-proxy's nat chains (KUBE-SERVICES -> KUBE-SVC-* with the statistic module -> ` +
       `KUBE-SEP-* DNAT, iptables-nft). nftables: kube-proxy's nftables mode (a service-ips verdict map, numgen per Service, ` +
       `endpoint chains). ${cfg.rounds} round(s) per Service count, modes in rotated order, ${cfg.seconds} s per measurement` +
       `${cfg.cpu === undefined ? '' : `, the traffic tools pinned to CPU ${cfg.cpu}`}${cfg.quick ? ', quick mode' : ''}; figures are medians over rounds. IPv4, TCP.`,
@@ -365,13 +463,15 @@ function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: 
       ...rows,
     );
   }
+  L.push(...perConnection(samples, modes, counts, hi));
   L.push(
     '',
     '### Reading these figures',
     '',
     "- kube-proxy's iptables mode walks KUBE-SERVICES rule by rule for every new connection: its connections/s fall with the number of Services. Established packets are translated by conntrack and never see the chains, so its latency barely moves.",
     "- kube-proxy's nftables mode looks a new connection up in one verdict map, whatever the number of Services; it pays netfilter conntrack and NAT for every packet.",
-    "- weir looks the frontend up in a hash map on the client's veth, picks a backend once per connection and remembers it; replies are translated back from the same per-connection entry. Its cost does not depend on how many Services exist.",
+    "- weir looks the frontend up in a hash map on the client's veth, picks a backend once per connection and remembers it (a client port used again overwrites its entries in place); replies whose conntrack entry marks a translated connection are translated back from one per-connection entry. Its cost does not depend on how many Services exist.",
+    "- weir-pod is weir's datapath on both veths without translation (parsing, conntrack, the first packet's verdict and flow event, on ~6 packets each through two programs): weir − weir-pod is what translation adds, weir-pod − direct what the rest of weir adds.",
     '',
     ...plots(cfg, samples, modes).flatMap((l) => [l, '']),
   );
@@ -389,10 +489,11 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
     const connrate = await traffic.connrateBinary(join('build', 'bench'));
     for (const m of cfg.modes) servers.push(...(await traffic.startServers(topo.pod('b'), podPorts(m), connrate)));
     planes.push(directPlane(), iptablesPlane(topo), nftablesPlane(topo));
-    const weir = cfg.modes.includes('weir')
-      ? await weirServicePlane({ topo, pinRoot: `/sys/fs/bpf/${PREFIX}-bench` })
-      : { note: '' };
-    if (weir.plane) planes.splice(1, 0, weir.plane);
+    const weir =
+      cfg.modes.includes('weir') || cfg.modes.includes('weir-pod')
+        ? await weirServicePlanes({ topo, pinRoot: `/sys/fs/bpf/${PREFIX}-bench` })
+        : { planes: [], note: '' };
+    planes.splice(1, 0, ...weir.planes);
     planes.splice(0, planes.length, ...planes.filter((p) => cfg.modes.includes(p.mode)));
     const samples = await measure(cfg, topo, planes, connrate, log);
     mkdirSync(join('build', 'bench'), { recursive: true });

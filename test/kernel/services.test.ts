@@ -12,7 +12,7 @@
  * @requires root
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry } from './fixture.js';
-import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK } from './packets.js';
+import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK, TCP_FIN } from './packets.js';
 import { readAddr } from '../../maps/codecs/addr.js';
 import { testRun } from '../../maps/test-run.js';
 import {
@@ -380,6 +380,55 @@ describe('ClusterIP translation before policy, and back', () => {
     expect(reply.ret).toBe(TC_ACT_OK);
     expect(reply.out).toMatchObject({ src: IP.b1, sport: 8080, ipOk: true, l4Ok: true });
   });
+
+  it('a direct connection on the ports a translated one used before is answered by the backend itself, not the VIP', () => {
+    // through the Service first, closed by the client...
+    const syn = run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 42101, 80));
+    expect(syn.ret).toBe(TC_ACT_OK);
+    const backend = syn.out.dst;
+    const back = run('toPod', CLIENT, tcp4(backend, IP.client, 8080, 42101, TCP_SYN | TCP_ACK));
+    expect(back.out).toMatchObject({ src: IP.vipWeb, sport: 80 });
+    expect(run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 42101, 80, TCP_FIN | TCP_ACK)).ret).toBe(TC_ACT_OK);
+    // ...then the same client port straight to that backend: the same tuple once translated
+    const direct = run('fromPod', CLIENT, tcp4(IP.client, backend, 42101, 8080));
+    expect(direct.ret).toBe(TC_ACT_OK);
+    expect(direct.out).toMatchObject({ dst: backend, dport: 8080 });
+    const reply = run('toPod', CLIENT, tcp4(backend, IP.client, 8080, 42101, TCP_SYN | TCP_ACK));
+    expect(reply.ret).toBe(TC_ACT_OK);
+    expect(reply.out).toMatchObject({ src: backend, sport: 8080, ipOk: true, l4Ok: true });
+    // and through the Service again from that port: answered from the VIP once more
+    expect(run('fromPod', CLIENT, tcp4(IP.client, backend, 42101, 8080, TCP_FIN | TCP_ACK)).ret).toBe(TC_ACT_OK);
+    const again = run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 42101, 80));
+    const reply2 = run('toPod', CLIENT, tcp4(again.out.dst, IP.client, 8080, 42101, TCP_SYN | TCP_ACK));
+    expect(reply2.out).toMatchObject({ src: IP.vipWeb, sport: 80, ipOk: true, l4Ok: true });
+  });
+
+  it.each([
+    ['IPv4', tcp4, IP.client, IP.vipWeb, [IP.b1, IP.b2]],
+    ['IPv6', tcp6, IP6.client, IP6.vipWeb, [IP6.b1, IP6.b2]],
+  ] as const)(
+    '%s: a client port used again for new connections: each gets its own backend, keeps it, and is answered from the VIP',
+    (_n, mk, client, vip, backends) => {
+      const sport = 48000 + (client === IP.client ? 0 : 1);
+      const before = fx.dp.serviceCounters();
+      const seen = new Set<string>();
+      for (let i = 0; i < 40; i++) {
+        const syn = run('fromPod', CLIENT, mk(client, vip, sport, 80));
+        expect(syn.ret).toBe(TC_ACT_OK);
+        expect(backends).toContain(syn.out.dst);
+        expect(syn.out).toMatchObject({ dport: 8080, ipOk: true, l4Ok: true });
+        seen.add(syn.out.dst);
+        // the connection's next packet goes where its SYN went, not where an earlier one of the port did
+        const ack = run('fromPod', CLIENT, mk(client, vip, sport, 80, TCP_ACK));
+        expect(ack.out).toMatchObject({ dst: syn.out.dst, dport: 8080, ipOk: true, l4Ok: true });
+        const reply = run('toPod', CLIENT, mk(syn.out.dst, client, 8080, sport, TCP_SYN | TCP_ACK));
+        expect(reply.ret).toBe(TC_ACT_OK);
+        expect(reply.out).toMatchObject({ src: vip, sport: 80, dst: client, dport: sport, ipOk: true, l4Ok: true });
+      }
+      expect([...seen].sort()).toEqual([...backends].sort()); // a new choice each time, not the first one kept
+      expect(fx.dp.serviceCounters().NEW - before.NEW).toBe(40n);
+    },
+  );
 
   it('every backend is chosen over many connections, and only the frontend’s backends', () => {
     const seen = new Set<string>();

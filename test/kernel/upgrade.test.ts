@@ -4,7 +4,10 @@
  * replaces it with a map of today's layout, carries every record over without addresses (so the
  * pod's packets are dropped as INVALID_SOURCE, never passed, until the syncer writes the record
  * again) and the syncer keeps each endpoint's id. A map of the old shape is pinned by hand and a
- * pod's packets are run through the new programs (BPF_PROG_TEST_RUN, real kernel). Needs root.
+ * pod's packets are run through the new programs (BPF_PROG_TEST_RUN, real kernel). Pins from
+ * before conntrack entries marked the connections a pod sent to a Service: the connections
+ * weir_lb_rev holds a reply translation for are marked at load, so their replies still come from
+ * the VIP. Needs root.
  *
  * @requires root
  */
@@ -13,10 +16,13 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { SyncDriver } from './sync-driver.js';
 import { TC_ACT_OK, TC_ACT_SHOT, endpoint, state } from './fixture.js';
-import { ipv4, udp } from './packets.js';
+import { ipv4, tcp, udp, TCP_ACK, TCP_SYN } from './packets.js';
 import { createMap, MapType } from '../../maps/bpf-map.js';
 import { fn } from '../../maps/libbpf.js';
-import { counterIndex, Direction, DropReason, MapName, Protocol, Verdict } from '../../maps/abi.js';
+import { counterIndex, CtFlag, Direction, DropReason, MapName, Protocol, Verdict } from '../../maps/abi.js';
+import { ctValueLayout, encodeCt4Key } from '../../maps/codecs/conntrack.js';
+import { readAddr } from '../../maps/codecs/addr.js';
+import { frontendKey, type ServiceFrontend } from '../../agent/desired.js';
 import { decodeEndpoint, encodeEndpointKey } from '../../maps/codecs/endpoint.js';
 import { testRun } from '../../maps/test-run.js';
 
@@ -106,5 +112,81 @@ describe('pins of an older weir', () => {
     expect(dp.replacedMaps).toEqual([]);
     expect(dp.adoptedMaps).toContain(MapName.endpoints);
     expect(rec()).toMatchObject({ endpointId: 7, ipv4: POD });
+  });
+});
+
+describe('pins of a weir whose conntrack entries did not mark translated connections', () => {
+  const ROOT = `${PIN_ROOT}-svc`;
+  const VIP = '10.96.215.1';
+  afterAll(() => rmSync(ROOT, { recursive: true, force: true }));
+
+  it('a connection translated before the upgrade keeps its replies coming from the VIP after it', () => {
+    let d = Datapath.open({ pinRoot: ROOT });
+    const frontend: ServiceFrontend = {
+      service: 'up/web',
+      scope: 'clusterIP',
+      address: VIP,
+      port: 80,
+      protocol: 'TCP',
+      portName: '',
+      affinityTimeoutSeconds: 0,
+      externalLocal: false,
+      backends: [{ ip: PEER, port: 8080, ready: true, serving: true, terminating: false }],
+    };
+    const desired = {
+      ...state(
+        [endpoint('up/a', [POD], 9001)],
+        [
+          [`${POD}/32`, 9001],
+          [`${PEER}/32`, 9002],
+        ],
+      ),
+      services: new Map([[frontendKey(frontend), frontend]]),
+    };
+    const sync = new SyncDriver(d.syncerMaps(), (k) => (k === 'up/a' ? ifindex : undefined));
+    expect(sync.resyncTo(desired).errors).toEqual([]);
+    const syn = testRun(d.program('fromPod'), ipv4(POD, VIP, Protocol.TCP, tcp(41000, 80, TCP_SYN)), { ifindex });
+    expect(syn.retval).toBe(TC_ACT_OK);
+    const reply = ipv4(PEER, POD, Protocol.TCP, tcp(8080, 41000, TCP_SYN | TCP_ACK));
+    const source = (x: Datapath) => readAddr(testRun(x.program('toPod'), reply, { ifindex }).dataOut, 26, 4);
+    expect(source(d)).toBe(VIP);
+
+    // what the older weir wrote: the same connection without the flag
+    const ct4 = d.map('conntrack4');
+    const key = encodeCt4Key({
+      srcAddr: POD,
+      dstAddr: PEER,
+      srcPort: 41000,
+      dstPort: 8080,
+      protocol: Protocol.TCP,
+      family: 4,
+      direction: Direction.EGRESS,
+      ifindex,
+    });
+    const clearFlag = (): void => {
+      const v = ct4.lookup(key)!;
+      v[ctValueLayout.offsets.flags] &= ~CtFlag.SERVICE;
+      ct4.update(key, v);
+    };
+    clearFlag();
+    // without the upgrade step the reply would keep the backend's address (and the client's socket refuse it)
+    expect(source(d)).toBe(PEER);
+    clearFlag();
+
+    // the older weir's scratch map (no reply key in it): this load replaces it and marks the connection
+    const scratch = d.map('lbScratch');
+    const old = createMap(MapType.PERCPU_ARRAY, MapName.lbScratch, 4, scratch.info.valueSize - 48, 1);
+    d.close();
+    rmSync(`${ROOT}/${MapName.lbScratch}`);
+    expect(fn.obj_pin(old.fd, `${ROOT}/${MapName.lbScratch}`)).toBe(0);
+    old.close();
+    d = Datapath.open({ pinRoot: ROOT });
+    try {
+      expect(d.replacedMaps.map((r) => r.name)).toEqual([MapName.lbScratch]);
+      expect(d.markedServiceConnections).toBe(1);
+      expect(source(d)).toBe(VIP);
+    } finally {
+      d.close();
+    }
   });
 });

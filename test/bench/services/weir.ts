@@ -3,8 +3,13 @@
  * root, its programs on both pods' node-side veths, and the Syncer writing both endpoints (not
  * isolated), their ipcache entries and every Service of the catalog as frontends
  * (`DesiredState.services`). Programming time is the Syncer's writes for the whole state.
+ * Two planes share the datapath: `weir` (the client connects to the ClusterIP) and `weir-pod` (the
+ * same datapath and Services, the client connecting to the pod's own address: nothing translated).
+ * Each can read the run time of weir's two programs (`bpf_stats_enabled`, in a pass of its own).
  */
-import { existsSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Datapath, defaultObjectPath } from '../../../agent/datapath/datapath.js';
 import {
@@ -15,8 +20,9 @@ import {
   type ServiceFrontend,
 } from '../../../agent/desired.js';
 import { withLibbpfLog } from '../../../maps/libbpf.js';
+import { tcQuery, type TcPoint } from '../../../maps/tc.js';
 import { SyncDriver } from '../../kernel/sync-driver.js';
-import type { ServicePlane } from '../services.js';
+import type { ProgramTime, ServiceMode, ServicePlane } from '../services.js';
 import type { Topology } from '../sidebyside/topology.js';
 import type { Catalog } from './catalog.js';
 
@@ -63,13 +69,35 @@ function state(topo: Topology, c: Catalog | undefined): DesiredState {
   return { endpoints, ipcache, services: c ? frontends(c) : new Map() };
 }
 
-export async function weirServicePlane(opts: {
+const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
+
+/**
+ * Runs `f` with the kernel's BPF run-time statistics on (they cost every BPF program two clock
+ * reads per run, so figures measured inside are not compared with the others), then restores the
+ * setting as it was.
+ */
+export async function withBpfStats<T>(f: () => Promise<T>): Promise<T> {
+  const was = readFileSync(STATS_SYSCTL, 'utf8').trim();
+  writeFileSync(STATS_SYSCTL, '1');
+  try {
+    return await f();
+  } finally {
+    writeFileSync(STATS_SYSCTL, was);
+  }
+}
+
+interface ProgInfo {
+  run_time_ns?: number;
+  run_cnt?: number;
+}
+
+export async function weirServicePlanes(opts: {
   topo: Topology;
   pinRoot: string;
-}): Promise<{ plane?: ServicePlane; note: string }> {
+}): Promise<{ planes: ServicePlane[]; note: string }> {
   const objectPath = defaultObjectPath();
   if (!existsSync(objectPath))
-    return { note: `_weir is not measured in this run: ${objectPath} is missing (run make build)._` };
+    return { planes: [], note: `_weir is not measured in this run: ${objectPath} is missing (run make build)._` };
   const { topo } = opts;
   const netns = `/var/run/netns/${topo.node}`;
   rmSync(opts.pinRoot, { recursive: true, force: true });
@@ -80,8 +108,22 @@ export async function weirServicePlane(opts: {
   const check = (errors: string[], what: string): void => {
     if (errors.length > 0) throw new Error(`weir ${what}: ${errors.join('; ')}`);
   };
-  const plane: ServicePlane = {
-    mode: 'weir',
+  let closed = false;
+  const hook = topo.pods[0]!;
+  /** Cumulative run time and runs of the program on one hook (the same program is on every pod's). */
+  const info = async (point: TcPoint): Promise<{ ns: number; runs: number }> => {
+    const id = tcQuery({ ifindex: hook.hostIfindex, netns }, point);
+    if (id === undefined) throw new Error(`weir: no program on the ${point} hook of ${hook.hostIf}`);
+    const { stdout } = await promisify(execFile)('bpftool', ['prog', 'show', 'id', String(id), '--json']);
+    const j = JSON.parse(stdout) as ProgInfo;
+    return { ns: j.run_time_ns ?? 0, runs: j.run_cnt ?? 0 };
+  };
+  const programTime = async (): Promise<ProgramTime> => {
+    const [from, to] = [await info('ingress'), await info('egress')];
+    return { ns: from.ns + to.ns, runs: from.runs + to.runs };
+  };
+  const plane = (mode: ServiceMode): ServicePlane => ({
+    mode,
     async enable(c) {
       withLibbpfLog(() => topo.pods.forEach((p) => dp.attach({ ifindex: p.hostIfindex, netns })));
       const t0 = performance.now();
@@ -94,7 +136,10 @@ export async function weirServicePlane(opts: {
       withLibbpfLog(() => topo.pods.forEach((p) => dp.detach({ ifindex: p.hostIfindex, netns })));
       check(syncer.resyncTo(state(topo, undefined)).errors, 'clearing');
     },
+    programTime,
     async close() {
+      if (closed) return;
+      closed = true;
       for (const p of topo.pods) {
         try {
           withLibbpfLog(() => dp.detach({ ifindex: p.hostIfindex, netns }));
@@ -105,6 +150,6 @@ export async function weirServicePlane(opts: {
       dp.close();
       rmSync(opts.pinRoot, { recursive: true, force: true });
     },
-  };
-  return { plane, note: '' };
+  });
+  return { planes: [plane('weir'), plane('weir-pod')], note: '' };
 }

@@ -45,6 +45,8 @@ export interface ThroughputResult {
 export interface ConnectionsResult {
   perSecond: number;
   failures: number;
+  /** Connections completed in the run. */
+  connections: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -158,8 +160,8 @@ export async function measureConnections(
       timeoutMs: (seconds + 20) * 1000,
     },
   );
-  const r = JSON.parse(stdout) as { perSecond: number; failures: number };
-  return { perSecond: r.perSecond, failures: r.failures };
+  const r = JSON.parse(stdout) as { perSecond: number; failures: number; connections: number };
+  return { perSecond: r.perSecond, failures: r.failures, connections: r.connections };
 }
 
 /**
