@@ -9,9 +9,10 @@
  * - 10,000 pods in 500 namespaces on 100 nodes, 2,000 policies; the agent's node runs 110 pods;
  *   then 11,000 label changes at 1,000/s, each giving a pod a label set never seen (a new identity).
  * - 100,000 pods in 2,000 namespaces on 1,000 nodes, 10,000 policies; 100 local pods.
- * Each run is repeated with the V8 flags the agent sets for itself (agent/node/memory.ts) and with
- * V8's defaults, so their effect on RSS and CPU is measured, not guessed. Needs root (the agent loads its programs); pins go under a
- * pin root of its own, removed afterwards.
+ * Each run is repeated with the small-cluster options of agent/node/memory.ts (NODE_OPTIONS for the
+ * young generation; at 10,000 pods also WEIR_AGENT_V8_FLAGS=--optimize-for-size), so their effect
+ * on RSS and CPU is measured, not guessed. Needs root (the agent loads its programs); pins go under
+ * a pin root of its own, removed afterwards.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, closeSync } from 'node:fs';
@@ -63,7 +64,7 @@ export const SCALES: Scale[] = [
   },
 ];
 
-/** How the agent's V8 is set: as the agent sets itself (agent/node/memory.ts), and with V8's defaults. */
+/** How the agent process is started: as the chart runs it, or with options of agent/node/memory.ts. */
 interface Variant {
   label: string;
   /** Node's own command-line flags. */

@@ -1,7 +1,8 @@
 /**
  * The node agent's memory settings (agent/node/memory.ts): malloc's threshold fixed at start, V8
- * flags only from WEIR_AGENT_V8_FLAGS, the first sync's garbage collected once it is enforced. What they save is
- * measured on the real agent process by the `agentmem` bench (docs/benchmarks.md).
+ * flags only from WEIR_AGENT_V8_FLAGS, the first sync's garbage collected once it is enforced.
+ * What they save is measured on the real agent process by the `agentmem` bench
+ * (docs/benchmarks.md).
  */
 import v8 from 'node:v8';
 import { leanStart, MMAP_THRESHOLD_BYTES, settleMemory, V8_FLAGS_ENV } from '../../agent/node/memory.js';
