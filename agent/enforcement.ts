@@ -22,6 +22,8 @@ export interface DatapathEnforcementOptions {
   nodeAddresses?: string[];
   /** Let the node reach its pods whatever the policies say (default true, as kubelet probes need). */
   hostAllow?: boolean;
+  /** Allowed new connections emit flow events (default true; off: only drops do, counters count all). */
+  allowedFlows?: boolean;
   /** Periodic resync (dump the maps, repair drift); default 5 minutes, 0 = never. */
   resyncIntervalMs?: number;
   /** Map sizes at load (map name -> max entries), for tests that fill a map cheaply. */
@@ -84,11 +86,11 @@ export class DatapathEnforcement implements Enforcement {
       ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
       ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
     });
-    this.datapath.configure({ hostAllow: opts.hostAllow ?? true });
+    this.datapath.configure({ hostAllow: opts.hostAllow ?? true, allowedFlows: opts.allowedFlows ?? true });
     this.log = opts.log ?? (() => undefined);
     for (const r of this.datapath.replacedMaps)
       this.log(
-        `pinned map ${r.name} had another layout (key ${r.was.keySize} / value ${r.was.valueSize} bytes, now ${r.now.keySize} / ${r.now.valueSize}): ` +
+        `pinned map ${r.name} had another layout (key ${r.was.keySize} / value ${r.was.valueSize} bytes, flags 0x${r.was.flags.toString(16)}, now ${r.now.keySize} / ${r.now.valueSize}, 0x${r.now.flags.toString(16)}): ` +
           `replaced, ${r.carried} entries carried over; each interface keeps its old program until its record is written again`,
       );
     this.syncer = new Syncer(this.datapath.syncerMaps(), {

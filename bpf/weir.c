@@ -37,6 +37,18 @@ static __always_inline int weir_drop(struct __sk_buff *skb, const struct weir_en
 	return TC_ACT_SHOT;
 }
 
+/*
+ * The flow event of an allowed new connection, unless the agent switched them
+ * off (WEIR_CFG_F_NO_ALLOWED_FLOWS): the event is the largest stage of a new
+ * connection's verdict, and the counters count it either way.
+ */
+static __always_inline void weir_emit_allowed(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,
+					      const struct weir_pkt *pkt, const struct weir_verdict *v)
+{
+	if (!(weir_config_flags() & WEIR_CFG_F_NO_ALLOWED_FLOWS))
+		weir_emit(skb, ep, dir, pkt, v);
+}
+
 static __always_inline int weir_pass(struct __sk_buff *skb, __u8 dir, __u8 match)
 {
 	weir_count(dir, WEIR_VERDICT_FORWARDED, match, skb->len);
@@ -356,7 +368,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 		weir_ct_touch(ct, pkt, now, 0);
 		v.flags |= WEIR_FLOW_F_NEW;
 		v.verdict = WEIR_VERDICT_FORWARDED;
-		weir_emit(skb, ep, dir, pkt, &v);
+		weir_emit_allowed(skb, ep, dir, pkt, &v);
 		return weir_pass(skb, dir, v.match);
 	}
 
@@ -387,7 +399,7 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 #endif
 	v.flags |= WEIR_FLOW_F_NEW;
 	v.verdict = WEIR_VERDICT_FORWARDED;
-	weir_emit(skb, ep, dir, pkt, &v);
+	weir_emit_allowed(skb, ep, dir, pkt, &v);
 	return weir_pass(skb, dir, v.match);
 }
 

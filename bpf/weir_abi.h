@@ -83,7 +83,7 @@
  * src_port holds the type and dst_port the code.
  */
 struct weir_flow_event {
-	__u64 ts_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 ts_ns;   /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC as of the last tick */
 	__u32 ifindex; /* host-side veth */
 	__u32 endpoint_id;
 	__u32 src_identity;
@@ -326,8 +326,14 @@ struct weir_frag_value {
 };
 
 /* ---- config: ARRAY with one struct weir_config at index 0 ---- */
-#define WEIR_CFG_F_HOST_ALLOW  (1U << 0) /* the node (identity host) may reach its pods */
-#define WEIR_CFG_DEFAULT_FLAGS WEIR_CFG_F_HOST_ALLOW
+#define WEIR_CFG_F_HOST_ALLOW (1U << 0) /* the node (identity host) may reach its pods */
+/*
+ * Allowed new connections emit no flow event (they are still counted in
+ * weir_counters); denied and dropped packets always emit theirs. Off by
+ * default: `weir observe` shows allowed flows unless the agent is told not to.
+ */
+#define WEIR_CFG_F_NO_ALLOWED_FLOWS (1U << 1)
+#define WEIR_CFG_DEFAULT_FLAGS	    WEIR_CFG_F_HOST_ALLOW
 /* When the config flags are 0 the datapath applies WEIR_CFG_DEFAULT_FLAGS;
  * WEIR_CFG_F_SET marks an explicit setting so "all off" is expressible. */
 #define WEIR_CFG_F_SET (1U << 31)

@@ -20,6 +20,7 @@ struct {
 	__type(value, struct weir_endpoint);
 } ops_hash4 SEC(".maps");
 
+/* as weir_ct4: per-CPU LRU lists */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WEIR_CT_MAX);
@@ -27,6 +28,14 @@ struct {
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct_value);
 } ops_ct4 SEC(".maps");
+
+/* the same table with the LRU lists shared by all CPUs (no BPF_F_NO_COMMON_LRU) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4_common SEC(".maps");
 
 /* the same table as a plain (preallocated, non-LRU) hash: what an insert costs without LRU lists */
 struct {
@@ -43,6 +52,34 @@ struct {
 	__type(key, struct weir_ct_key);
 	__type(value, struct weir_ct_value);
 } ops_ct SEC(".maps");
+
+/*
+ * Tables that new connections fill: each insert takes a key never used before,
+ * so once a table is full (after WEIR_CT_MAX inserts) every insert evicts the
+ * least recently used entry, as on a busy node. One per LRU flavour.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4_fill SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT_MAX);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct_value);
+} ops_ct4_fill_common SEC(".maps");
+
+/* the next new key of each CPU */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ops_seq SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -106,6 +143,44 @@ int op_ct4_update(struct __sk_buff *skb)
 	struct weir_ct4_key key = {};
 	struct weir_ct_value v = {};
 	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4, &key, &v, BPF_ANY));
+}
+
+SEC("tc")
+int op_ct4_common_update(struct __sk_buff *skb)
+{
+	struct weir_ct4_key key = {};
+	struct weir_ct_value v = {};
+	return WEIR_REPEAT(sink += bpf_map_update_elem(&ops_ct4_common, &key, &v, BPF_ANY));
+}
+
+/* Inserts of new connections (a key never used before) into a table they keep full. */
+#define WEIR_INSERT_NEW(map)                                                                                 \
+	({                                                                                                   \
+		__u32 zero = 0;                                                                              \
+		__u32 *seq = bpf_map_lookup_elem(&ops_seq, &zero);                                           \
+		struct weir_ct4_key key = {.protocol = 6};                                                   \
+		struct weir_ct_value v = {};                                                                 \
+		if (!seq)                                                                                    \
+			return 0;                                                                            \
+		__u32 cpu = bpf_get_smp_processor_id();                                                      \
+		__builtin_memcpy(key.dst_addr, &cpu, 4);                                                     \
+		WEIR_REPEAT({                                                                                \
+			__u32 n = (*seq)++;                                                                  \
+			__builtin_memcpy(key.src_addr, &n, 4);                                               \
+			sink += bpf_map_update_elem(&map, &key, &v, BPF_NOEXIST);                            \
+		});                                                                                          \
+	})
+
+SEC("tc")
+int op_ct4_insert_new(struct __sk_buff *skb)
+{
+	return WEIR_INSERT_NEW(ops_ct4_fill);
+}
+
+SEC("tc")
+int op_ct4_common_insert_new(struct __sk_buff *skb)
+{
+	return WEIR_INSERT_NEW(ops_ct4_fill_common);
 }
 
 SEC("tc")

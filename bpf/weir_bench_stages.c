@@ -91,7 +91,7 @@ static __always_inline int weir_stages(struct __sk_buff *skb, const int stop)
 		return TC_ACT_SHOT; /* the bench's new connection is allowed */
 	v.flags = WEIR_FLOW_F_NEW;
 	v.verdict = WEIR_VERDICT_FORWARDED;
-	weir_emit(skb, ep, dir, &pkt, &v);
+	weir_emit_allowed(skb, ep, dir, &pkt, &v);
 	if (stop == WEIR_STAGE_EVENT)
 		return TC_ACT_OK;
 	return weir_pass(skb, dir, v.match);

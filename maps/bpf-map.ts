@@ -269,8 +269,22 @@ export class BpfMap implements KernelMap {
 }
 
 /** Creates an unpinned map (tests: a map of another layout, as an older build pinned it). */
-export function createMap(type: number, name: string, keySize: number, valueSize: number, maxEntries: number): BpfMap {
-  const fd = fn.map_create(type, name, keySize, valueSize, maxEntries, null) as number;
+export function createMap(
+  type: number,
+  name: string,
+  keySize: number,
+  valueSize: number,
+  maxEntries: number,
+  flags = 0,
+): BpfMap {
+  let opts: Buffer | null = null;
+  if (flags) {
+    // struct bpf_map_create_opts (libbpf 1.x): size_t sz, then map_flags at byte 28 of its 48
+    opts = Buffer.alloc(48);
+    opts.writeBigUInt64LE(48n, 0);
+    opts.writeUInt32LE(flags >>> 0, 28);
+  }
+  const fd = fn.map_create(type, name, keySize, valueSize, maxEntries, opts) as number;
   if (fd < 0) throw new LibbpfError(`creating map ${name}: ${strerror(-fd)}`, -fd);
   return new BpfMap(fd, name);
 }

@@ -78,6 +78,7 @@ function declare() {
     map_type: lib.func(`int bpf_map__type(bpf_map_${sfx} *map)`),
     map_key_size: lib.func(`uint32_t bpf_map__key_size(bpf_map_${sfx} *map)`),
     map_value_size: lib.func(`uint32_t bpf_map__value_size(bpf_map_${sfx} *map)`),
+    map_flags: lib.func(`uint32_t bpf_map__map_flags(bpf_map_${sfx} *map)`),
     map_create: lib.func(
       'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)',
     ),

@@ -16,7 +16,7 @@ export interface LoadOptions {
   /** Max entries per map name, set before load (a pinned map is reused only at the same size). */
   mapMax?: Record<string, number>;
   /**
-   * Pinned maps whose layout (type, key or value size) differs from this object's — pins of an
+   * Pinned maps whose layout (type, key or value size, map flags) differs from this object's — pins of an
    * older build — are replaced: a new map is created and pinned in their place, and the old one
    * lives on only as long as programs still attached hold it. For a map named here, the function
    * reads the old map and returns the entries to write into the new one (converted); any other
@@ -25,11 +25,19 @@ export interface LoadOptions {
   upgrade?: Record<string, (old: BpfMap) => Array<[Buffer, Buffer]>>;
 }
 
+/** What a pinned map must share with the object's to be adopted (libbpf refuses to reuse it otherwise). */
+export interface MapLayout {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  flags: number;
+}
+
 /** A pinned map replaced at load because its layout differs from the object's. */
 export interface ReplacedMap {
   name: string;
-  was: { type: number; keySize: number; valueSize: number };
-  now: { type: number; keySize: number; valueSize: number };
+  was: MapLayout;
+  now: MapLayout;
   /** Entries written into the new map by the upgrade function. */
   carried: number;
 }
@@ -84,9 +92,16 @@ export function loadObject(path: string, opts: LoadOptions = {}): LoadedObject {
             type: fn.map_type(m) as number,
             keySize: fn.map_key_size(m) as number,
             valueSize: fn.map_value_size(m) as number,
+            flags: fn.map_flags(m) as number,
           };
-          const was = { type: old.info.type, keySize: old.info.keySize, valueSize: old.info.valueSize };
-          if (was.type === now.type && was.keySize === now.keySize && was.valueSize === now.valueSize) {
+          const { type, keySize, valueSize, flags } = old.info;
+          const was = { type, keySize, valueSize, flags };
+          if (
+            was.type === now.type &&
+            was.keySize === now.keySize &&
+            was.valueSize === now.valueSize &&
+            was.flags === now.flags
+          ) {
             old.close();
             adopted.push(name);
           } else {

@@ -22,7 +22,14 @@ import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '.
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
 import type { SyncerMaps } from './syncer.js';
-import { ctValueLayout, decodeCtKey, encodeCt4Key, encodeCtKey } from '../../maps/codecs/conntrack.js';
+import {
+  ct4KeyLayout,
+  ctKeyLayout,
+  ctValueLayout,
+  decodeCtKey,
+  encodeCt4Key,
+  encodeCtKey,
+} from '../../maps/codecs/conntrack.js';
 import { decodeLbReverseKey } from '../../maps/codecs/service.js';
 import { ENDPOINT_KEY_SIZE, ENDPOINT_V1_SIZE, upgradeEndpointV1 } from '../../maps/codecs/endpoint.js';
 
@@ -60,6 +67,15 @@ function upgradeEndpoints(old: BpfMap): Array<[Buffer, Buffer]> {
   return [...old.entries()].map(([k, v]): [Buffer, Buffer] => [k, upgradeEndpointV1(v)]);
 }
 
+/**
+ * Conntrack tables pinned with other map flags (libbpf reuses a pinned map only when its flags
+ * match, e.g. LRU lists shared by all CPUs instead of per-CPU ones) but the same key and value:
+ * every connection is carried over as it is, so established connections stay established.
+ */
+function carryConnections(key: number, value: number): (old: BpfMap) => Array<[Buffer, Buffer]> {
+  return (old) => (old.info.keySize === key && old.info.valueSize === value ? [...old.entries()] : []);
+}
+
 export class Datapath {
   private constructor(
     readonly pinRoot: string,
@@ -75,7 +91,11 @@ export class Datapath {
     const obj = loadObject(opts.objectPath ?? defaultObjectPath(), {
       pinRoot,
       ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
-      upgrade: { [MapName.endpoints]: upgradeEndpoints },
+      upgrade: {
+        [MapName.endpoints]: upgradeEndpoints,
+        [MapName.conntrack]: carryConnections(ctKeyLayout.size, ctValueLayout.size),
+        [MapName.conntrack4]: carryConnections(ct4KeyLayout.size, ctValueLayout.size),
+      },
     });
     try {
       const dp = new Datapath(pinRoot, obj);
@@ -133,7 +153,9 @@ export class Datapath {
    * flowing across the upgrade instead of being judged again packet by packet.
    */
   private moveIpv4Connections(): number {
-    if (!this.obj.adopted.includes(MapName.conntrack) || this.obj.adopted.includes(MapName.conntrack4)) return 0;
+    const pinnedBefore = (name: string) =>
+      this.obj.adopted.includes(name) || this.obj.replaced.some((r) => r.name === name);
+    if (!pinnedBefore(MapName.conntrack) || pinnedBefore(MapName.conntrack4)) return 0;
     const ct = this.map('conntrack');
     const ct4 = this.map('conntrack4');
     const moved: Buffer[] = [];
@@ -219,7 +241,7 @@ export class Datapath {
     };
   }
 
-  /** Datapath switches (host traffic to pods). */
+  /** Datapath switches (host traffic to pods, flow events of allowed connections). */
   configure(c: DatapathConfig): void {
     const k = Buffer.alloc(4);
     this.map('config').update(k, encodeConfig(c));

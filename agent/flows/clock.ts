@@ -1,8 +1,8 @@
 /**
  * Wall-clock time for datapath timestamps. The kernel stamps flow events with
- * bpf_ktime_get_ns() (CLOCK_MONOTONIC); Node's process.hrtime reads the same clock,
- * so the offset to the wall clock is measured once and re-measured every few seconds
- * to follow clock adjustments.
+ * bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC as of the last tick); Node's process.hrtime
+ * reads the same clock, so the offset to the wall clock is measured once and re-measured
+ * every few seconds to follow clock adjustments.
  */
 import type { Timestamp } from './types.js';
 

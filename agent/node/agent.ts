@@ -131,6 +131,7 @@ export class NodeAgent {
       ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
       ifindexOf: (key) => this.interfaces.get(key)?.ifindex,
       hostAllow: c.hostAccess,
+      allowedFlows: c.allowedFlows,
       resyncIntervalMs: c.resyncIntervalSeconds * 1000,
       ...(c.mapMax ? { mapMax: parseMapMax(c.mapMax.split(',')) } : {}),
       log: (l) => opts.log.debug(l),

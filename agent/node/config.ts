@@ -24,6 +24,12 @@ export interface AgentConfig {
   runDir: string;
   /** The node may reach its pods. */
   hostAccess: boolean;
+  /**
+   * Allowed new connections emit flow events (`weir observe`, the relay, per-pod metrics). Off:
+   * only denied and dropped packets do, and a new connection's verdict skips its event; the
+   * verdict and drop metrics come from kernel counters and stay exact.
+   */
+  allowedFlows: boolean;
   /** Pod CIDRs of the cluster; empty means taken from Nodes' spec.podCIDRs. */
   clusterPodCIDRs: string[];
   healthPort: number;
@@ -69,6 +75,7 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   pinRoot: '/sys/fs/bpf/weir',
   runDir: '/run/weir',
   hostAccess: true,
+  allowedFlows: true,
   clusterPodCIDRs: [],
   healthPort: 9879,
   healthHost: '0.0.0.0',
@@ -98,6 +105,7 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   pinRoot: 'path',
   runDir: 'path',
   hostAccess: 'boolean',
+  allowedFlows: 'boolean',
   clusterPodCIDRs: 'cidrs',
   healthPort: 'port',
   healthHost: 'string',

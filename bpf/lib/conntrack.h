@@ -18,7 +18,7 @@ extern unsigned int CONFIG_HZ __kconfig __weak;
 /*
  * Conntrack clock in nanoseconds: jiffies scaled to ns (a plain memory read)
  * when the tick rate is known, else the coarse clock. Only deadlines are
- * compared with it; flow events carry bpf_ktime_get_ns().
+ * compared with it; flow events carry bpf_ktime_get_coarse_ns().
  */
 static __always_inline __u64 weir_ct_now(void)
 {

@@ -10,15 +10,25 @@ export const configLayout = layout('weir_config', [
 export interface DatapathConfig {
   /** The node's own addresses (identity host) may reach its pods regardless of policy. */
   hostAllow: boolean;
+  /**
+   * Allowed new connections emit a flow event (default true). Off, only denied and dropped
+   * packets do: the counters (and the metrics read from them) still count every connection.
+   */
+  allowedFlows?: boolean;
 }
 
 export function encodeConfig(c: DatapathConfig): Buffer {
   const b = Buffer.alloc(configLayout.size);
-  b.writeUInt32LE((ConfigFlag.SET | (c.hostAllow ? ConfigFlag.HOST_ALLOW : 0)) >>> 0, configLayout.offsets.flags);
+  const flags =
+    ConfigFlag.SET |
+    (c.hostAllow ? ConfigFlag.HOST_ALLOW : 0) |
+    (c.allowedFlows === false ? ConfigFlag.NO_ALLOWED_FLOWS : 0);
+  b.writeUInt32LE(flags >>> 0, configLayout.offsets.flags);
   return b;
 }
 
 export function decodeConfig(b: Buffer): DatapathConfig {
   const f = b.readUInt32LE(configLayout.offsets.flags);
-  return { hostAllow: (f & ConfigFlag.SET) === 0 ? true : (f & ConfigFlag.HOST_ALLOW) !== 0 };
+  if ((f & ConfigFlag.SET) === 0) return { hostAllow: true, allowedFlows: true };
+  return { hostAllow: (f & ConfigFlag.HOST_ALLOW) !== 0, allowedFlows: (f & ConfigFlag.NO_ALLOWED_FLOWS) === 0 };
 }

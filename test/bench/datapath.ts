@@ -31,7 +31,10 @@ const OPS: Array<[program: string, what: string]> = [
   ['op_jiffies', 'bpf_jiffies64() (inlined by the verifier)'],
   ['op_hash4_hit', 'hash lookup, 4-byte key (endpoints), hit'],
   ['op_ct4_hit', 'LRU hash lookup, 20-byte key (IPv4 conntrack), hit'],
-  ['op_ct4_update', 'LRU hash update, 20-byte key (IPv4 conntrack), replacing an entry'],
+  ['op_ct4_update', 'LRU hash update, 20-byte key (IPv4 conntrack: per-CPU LRU lists), replacing an entry'],
+  ['op_ct4_common_update', 'the same update with the LRU lists shared by all CPUs (no BPF_F_NO_COMMON_LRU)'],
+  ['op_ct4_insert_new', 'LRU hash insert of a new connection into a full table (evicts the oldest; per-CPU LRU lists)'],
+  ['op_ct4_common_insert_new', 'the same insert with the LRU lists shared by all CPUs'],
   ['op_ct4_hash_update', 'plain hash update (preallocated, no LRU), 20-byte key, replacing an entry'],
   ['op_ct_hit', 'LRU hash lookup, 44-byte key (IPv6 conntrack), hit'],
   ['op_percpu_counter', 'per-CPU array lookup + increment (counters)'],
@@ -103,8 +106,8 @@ interface Rig {
   close: () => void;
 }
 
-function openRig(n: number, ifindex: number): Rig {
-  const pinRoot = `${PIN_ROOT}-${n}`;
+function openRig(n: number, ifindex: number, allowedFlows = true): Rig {
+  const pinRoot = `${PIN_ROOT}-${n}${allowedFlows ? '' : '-quiet'}`;
   const closers: Array<() => void> = [() => rmSync(pinRoot, { recursive: true, force: true })];
   const close = () => {
     for (const c of closers.reverse()) c();
@@ -112,6 +115,7 @@ function openRig(n: number, ifindex: number): Rig {
   try {
     const dp = Datapath.open({ pinRoot });
     closers.push(() => dp.close());
+    dp.configure({ hostAllow: true, allowedFlows });
     let drained = 0;
     const reader = dp.onFlowEvents((e) => (drained += e.length), { pollIntervalMs: 2 });
     closers.push(() => reader.close());
@@ -274,6 +278,7 @@ export async function run(): Promise<BenchSection> {
   execFileSync('ip', ['link', 'add', LINK, 'type', 'veth', 'peer', 'name', `${LINK}p`]);
   const ifindex = Number(readFileSync(`/sys/class/net/${LINK}/ifindex`, 'utf8').trim());
   const rigs: Rig[] = [];
+  const others: Rig[] = [];
   const tick = () => new Promise((r) => setTimeout(r, 5));
   /** Waits until the readers have emptied the rings, so every measured event finds room. */
   const drainAll = async () => {
@@ -288,6 +293,9 @@ export async function run(): Promise<BenchSection> {
   try {
     rigs.push(openRig(10, ifindex), openRig(100_000, ifindex));
     const [small, large] = rigs as [Rig, Rig];
+    // the 10-entry datapath with allowed flows switched off (`flows.allowed: false`): the verdict without its event
+    const quiet = openRig(10, ifindex, false);
+    others.push(quiet);
     const noop = small.dp.programs.get('noop');
     if (noop === undefined) throw new Error('program noop missing from the object');
     const syn = (sport: number) => ipv4(PEER, POD, Protocol.TCP, tcp(sport, 80, TCP_SYN));
@@ -370,6 +378,7 @@ export async function run(): Promise<BenchSection> {
         [small.dp.program('fromPod'), reply],
         [small.verdictOnly.program('to_pod'), syn(40001)],
         [ops2.program('op_ct4_hit'), ack],
+        [quiet.verdictOnly.program('to_pod'), syn(40001)],
       ],
       GOAL_ROUNDS,
       true,
@@ -380,7 +389,13 @@ export async function run(): Promise<BenchSection> {
         goalXs[i]!.map((x, r) => (x - goalXs[0]![r]!) / per),
         medianOf,
       );
-    const goalNet = { established: net(1), reply: net(2), verdict: net(3), ct4: net(4, OPS_PER_RUN) };
+    const goalNet = {
+      established: net(1),
+      reply: net(2),
+      verdict: net(3),
+      ct4: net(4, OPS_PER_RUN),
+      quietVerdict: net(5),
+    };
     const [fs, fl] = figures as [Figures, Figures];
     const scale = [
       fl.established / fs.established,
@@ -434,6 +449,7 @@ export async function run(): Promise<BenchSection> {
       `| established packet <= 45 ns (Intel class) | ${ci(goalNet.established)} | ${decide(goalNet.established, 45)} |`,
       `| established reply <= 55 ns (Intel class) | ${ci(goalNet.reply)} | ${decide(goalNet.reply, 55)} |`,
       `| new-connection verdict <= 130 ns (Intel class) | ${ci(goalNet.verdict)} | ${decide(goalNet.verdict, 130)} |`,
+      `| the same, allowed flows switched off (\`flows.allowed: false\`: no event for an allowed connection) | ${ci(goalNet.quietVerdict)} | ${decide(goalNet.quietVerdict, 130)} |`,
       `| established packet <= one IPv4 conntrack lookup (${ci(goalNet.ct4)}) + 20 ns | ${ci(goalNet.established)} | ${decide(
         {
           estimate: goalNet.established.estimate - goalNet.ct4.estimate,
@@ -468,7 +484,7 @@ export async function run(): Promise<BenchSection> {
     ].join('\n');
     return { title: 'Datapath: ns per packet (BPF_PROG_TEST_RUN)', markdown };
   } finally {
-    for (const r of rigs) r.close();
+    for (const r of [...rigs, ...others]) r.close();
     try {
       execFileSync('ip', ['link', 'del', LINK], { stdio: 'ignore' });
     } catch {

@@ -327,7 +327,8 @@ function report(
       `The target pod is isolated for ingress by N rules (${cfg.rulesPerPolicy} per NetworkPolicy), each allowing one peer pod on a port; ` +
       `the rule that admits the client is the last one. iptables: Calico-style chains (iptables-nft) with an ipset per peer selector, ` +
       `conntrack accepting established traffic first, as Calico writes them. nftables: conntrack first, then one verdict-map lookup ` +
-      `keyed by (source address, protocol, port) per new connection. IPv4, TCP.`,
+      `keyed by (source address, protocol, port) per new connection. IPv4, TCP. weir: allowed flows on (the default), ` +
+      `its flow events read from the ring and decoded by the bench process as the agent does.`,
   );
   if (weirNote) L.push('', weirNote);
   L.push('', '### Datapath', '');

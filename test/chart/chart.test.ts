@@ -346,6 +346,7 @@ describe('Helm chart charts/weir', () => {
       watchTimeoutSeconds: 300,
       metricsPort: 9962,
       flowsCapacity: 4095,
+      allowedFlows: true,
       podMetrics: false,
       podMetricsMaxPods: 100,
       services: true,
@@ -354,6 +355,7 @@ describe('Helm chart charts/weir', () => {
     expect(cfg(custom)).toMatchObject({
       pinRoot: '/sys/fs/bpf/weir-prod',
       hostAccess: false,
+      allowedFlows: false,
       clusterPodCIDRs: ['10.96.0.0/12', 'fd00:10::/56'],
       podMetrics: true,
       podMetricsMaxPods: 250,

@@ -20,6 +20,12 @@ describe('agent configuration', () => {
     });
   });
 
+  it('has allowed flows on by default, switched off by the file key or the flag', () => {
+    expect(resolveConfig({}, { nodeName: 'n' }).allowedFlows).toBe(true);
+    expect(resolveConfig(parseConfigText('allowedFlows: false\n'), { nodeName: 'n' }).allowedFlows).toBe(false);
+    expect(resolveConfig({}, { nodeName: 'n', allowedFlows: 'false' }).allowedFlows).toBe(false);
+  });
+
   it('has per-pod metrics off by default, switched on by the file key or the flag', () => {
     expect(resolveConfig({}, { nodeName: 'n' })).toMatchObject({ podMetrics: false, podMetricsMaxPods: 100 });
     const file = parseConfigText('podMetrics: true\npodMetricsMaxPods: 20\n');

@@ -79,8 +79,8 @@ describe('loading BPF objects', () => {
       expect(dp.replacedMaps).toEqual([
         {
           name: MapName.conntrack,
-          was: { type: MapType.HASH, keySize: 4, valueSize: 4 },
-          now: { type: MapType.LRU_HASH, keySize: 44, valueSize: 32 },
+          was: { type: MapType.HASH, keySize: 4, valueSize: 4, flags: 0 },
+          now: { type: MapType.LRU_HASH, keySize: 44, valueSize: 32, flags: 2 /* BPF_F_NO_COMMON_LRU */ },
           carried: 0,
         },
       ]);

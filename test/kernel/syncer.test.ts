@@ -16,7 +16,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { testRun } from '../../maps/test-run.js';
 import { decodeEndpoint } from '../../maps/codecs/endpoint.js';
-import { openPinnedMap } from '../../maps/bpf-map.js';
+import { createMap, openPinnedMap } from '../../maps/bpf-map.js';
+import { fn } from '../../maps/libbpf.js';
 import { encodePolicyKey, encodePolicyValue } from '../../maps/codecs/policy.js';
 import { WeirMetrics } from '../../agent/metrics/metrics.js';
 import { datapathMapUsage } from '../../agent/metrics/map-usage.js';
@@ -127,6 +128,53 @@ describe('syncer', () => {
       const dp3 = Datapath.open({ pinRoot: fx.pinRoot });
       try {
         expect(dp3.migratedConnections).toBe(0);
+      } finally {
+        dp3.close();
+      }
+    } finally {
+      dp2.close();
+    }
+  });
+
+  it('pinned conntrack tables with other map flags (LRU lists shared by all CPUs): a restart replaces both, carrying every connection, which stays established', () => {
+    expect(fx.run('toPod', A, syn(5100, 80))).toBe(TC_ACT_OK);
+    const NO_COMMON_LRU = 2; // BPF_F_NO_COMMON_LRU, which the datapath's tables have
+    expect(fx.dp.map('conntrack4').info.flags).toBe(NO_COMMON_LRU);
+    // make the pins look like such tables: each re-created without that flag, its entries copied
+    const counts: Record<string, number> = {};
+    for (const name of ['conntrack', 'conntrack4'] as const) {
+      const cur = fx.dp.map(name);
+      const { type, keySize, valueSize, maxEntries } = cur.info;
+      const old = createMap(type, MapName[name], keySize, valueSize, maxEntries, 0);
+      const entries = [...cur.entries()];
+      for (const [k, v] of entries) old.update(k, v);
+      counts[MapName[name]] = entries.length;
+      rmSync(join(fx.pinRoot, MapName[name]));
+      expect(fn.obj_pin(old.fd, join(fx.pinRoot, MapName[name]))).toBe(0);
+      expect(old.info.flags).toBe(0);
+      old.close();
+    }
+    expect(counts[MapName.conntrack4]).toBeGreaterThan(0);
+    const dp2 = Datapath.open({ pinRoot: fx.pinRoot });
+    try {
+      const replaced = dp2.replacedMaps.filter((r) => r.name === MapName.conntrack || r.name === MapName.conntrack4);
+      expect(replaced.map((r) => [r.name, r.was.flags, r.now.flags, r.carried]).sort()).toEqual(
+        [
+          [MapName.conntrack, 0, NO_COMMON_LRU, counts[MapName.conntrack]],
+          [MapName.conntrack4, 0, NO_COMMON_LRU, counts[MapName.conntrack4]],
+        ].sort(),
+      );
+      expect(dp2.migratedConnections).toBe(0);
+      expect(dp2.map('conntrack4').info.flags).toBe(NO_COMMON_LRU);
+      expect([...dp2.map('conntrack4').keys()]).toHaveLength(counts[MapName.conntrack4]!);
+      const before = fx.counter(Direction.INGRESS, Verdict.FORWARDED, Match.ESTABLISHED);
+      expect(testRun(dp2.program('toPod'), ack(5100, 80), { ifindex: fx.ifindex.get(A) }).retval).toBe(TC_ACT_OK);
+      expect(fx.counter(Direction.INGRESS, Verdict.FORWARDED, Match.ESTABLISHED) - before).toBe(1n);
+      // the next load adopts both tables as they are
+      const dp3 = Datapath.open({ pinRoot: fx.pinRoot });
+      try {
+        expect(dp3.replacedMaps).toEqual([]);
+        expect(dp3.adoptedMaps).toEqual(expect.arrayContaining([MapName.conntrack, MapName.conntrack4]));
       } finally {
         dp3.close();
       }

@@ -76,8 +76,8 @@ describe('pins of an older weir', () => {
     expect(dp.replacedMaps).toEqual([
       {
         name: MapName.endpoints,
-        was: { type: MapType.HASH, keySize: 4, valueSize: 16 },
-        now: { type: MapType.HASH, keySize: 4, valueSize: 36 },
+        was: { type: MapType.HASH, keySize: 4, valueSize: 16, flags: 0 },
+        now: { type: MapType.HASH, keySize: 4, valueSize: 36, flags: 0 },
         carried: 1,
       },
     ]);

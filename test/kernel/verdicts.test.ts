@@ -127,6 +127,17 @@ describe('new connections: allow by the most specific matching entry', () => {
     });
   });
 
+  it("a flow's time is the clock (CLOCK_MONOTONIC) of its packet, to within a tick of the coarse clock", async () => {
+    const before = process.hrtime.bigint();
+    expect(fx.run('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(40010, 80, TCP_SYN)))).toBe(TC_ACT_OK);
+    const after = process.hrtime.bigint();
+    const evs = await fx.takeEvents();
+    expect(evs).toHaveLength(1);
+    // bpf_ktime_get_coarse_ns: the clock as of the last tick (at most 10 ms ago at CONFIG_HZ >= 100)
+    expect(evs[0]!.tsNs).toBeLessThanOrEqual(after);
+    expect(evs[0]!.tsNs).toBeGreaterThan(before - 10_000_000n);
+  });
+
   it('identity + protocol, every port (protocol-only rule): L3_ONLY', async () => {
     await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.UDP, udp(5000, 5353)), {
       ret: TC_ACT_OK,
@@ -616,6 +627,38 @@ describe('host traffic, always-allowed and unenforced packets', () => {
     } finally {
       fx.dp.configure({ hostAllow: true });
     }
+  });
+
+  it('allowed flows switched off: an allowed new connection is counted without an event, a denied one keeps its event', async () => {
+    fx.dp.configure({ hostAllow: true, allowedFlows: false });
+    try {
+      await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(40100, 80, TCP_SYN)), {
+        ret: TC_ACT_OK,
+        verdict: FORWARDED,
+        reason: Match.L3_L4,
+        event: null,
+      });
+      await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(40100, 80, TCP_ACK)), {
+        ret: TC_ACT_OK,
+        verdict: FORWARDED,
+        reason: Match.ESTABLISHED,
+        event: null,
+      });
+      await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(40101, 81, TCP_SYN)), {
+        ret: TC_ACT_SHOT,
+        verdict: DROPPED,
+        reason: DropReason.POLICY_DENIED,
+        event: { srcPort: 40101, dstPort: 81, flags: FlowFlag.NEW },
+      });
+    } finally {
+      fx.dp.configure({ hostAllow: true });
+    }
+    await expectVerdict('toPod', A, ipv4(IP.b, IP.a, Protocol.TCP, tcp(40102, 80, TCP_SYN)), {
+      ret: TC_ACT_OK,
+      verdict: FORWARDED,
+      reason: Match.L3_L4,
+      event: { srcPort: 40102, dstPort: 80, flags: FlowFlag.NEW },
+    });
   });
 
   it('neighbour discovery and ARP always pass, without events', async () => {

@@ -10,6 +10,7 @@ import { ALL_LAYOUTS } from '../../maps/codecs/index.js';
 import * as abi from '../../maps/abi.js';
 import { decodeFlowEvent, flowEventLayout } from '../../maps/codecs/flow-event.js';
 import { rangeBlocks } from '../../maps/codecs/policy.js';
+import { decodeConfig, encodeConfig } from '../../maps/codecs/config.js';
 
 const CONSTANTS: Array<[string, number]> = [
   ...Object.entries(abi.Identity).map(([k, v]): [string, number] => [`WEIR_ID_${k}`, v]),
@@ -134,6 +135,20 @@ describe('ABI: codecs and constants equal bpf/weir_abi.h', () => {
     });
     expect(abi.dropReasonName(1)).toBe('POLICY_DENIED');
     expect(() => decodeFlowEvent(b.subarray(0, 10))).toThrow(/rebuild/);
+  });
+
+  it('config switches: allowed flows on unless switched off, and an unset config reads as the defaults', () => {
+    const flags = (b: Buffer) => b.readUInt32LE(0);
+    expect(flags(encodeConfig({ hostAllow: true }))).toBe((abi.ConfigFlag.SET | abi.ConfigFlag.HOST_ALLOW) >>> 0);
+    expect(flags(encodeConfig({ hostAllow: false, allowedFlows: false }))).toBe(
+      (abi.ConfigFlag.SET | abi.ConfigFlag.NO_ALLOWED_FLOWS) >>> 0,
+    );
+    expect(decodeConfig(encodeConfig({ hostAllow: true, allowedFlows: false }))).toEqual({
+      hostAllow: true,
+      allowedFlows: false,
+    });
+    expect(decodeConfig(encodeConfig({ hostAllow: false }))).toEqual({ hostAllow: false, allowedFlows: true });
+    expect(decodeConfig(Buffer.alloc(8))).toEqual({ hostAllow: true, allowedFlows: true });
   });
 
   it('port ranges split into the fewest aligned prefix blocks', () => {

@@ -21,6 +21,7 @@ interface RunFlags {
   pinRoot?: string;
   runDir?: string;
   hostAccess?: string;
+  allowedFlows?: string;
   clusterPodCidrs?: string;
   healthPort?: string;
   healthHost?: string;
@@ -59,6 +60,7 @@ async function run(flags: RunFlags): Promise<void> {
     pinRoot: flags.pinRoot,
     runDir: flags.runDir,
     hostAccess: flags.hostAccess,
+    allowedFlows: flags.allowedFlows,
     clusterPodCIDRs: flags.clusterPodCidrs,
     healthPort: flags.healthPort,
     healthHost: flags.healthHost,
@@ -272,6 +274,7 @@ export function register(program: Command): void {
     .option('--pin-root <dir>', 'bpffs directory for pinned programs and maps (default /sys/fs/bpf/weir)')
     .option('--run-dir <dir>', 'directory of the flow and control sockets (default /run/weir)')
     .option('--host-access <bool>', 'let the node reach its pods (default true)')
+    .option('--allowed-flows <bool>', 'allowed new connections emit flow events (default true; false: only drops do)')
     .option(
       '--services <bool>',
       'translate Service ClusterIPs and NodePorts to backends before policy (env WEIR_SERVICES, default true); false: traffic to a Service address is judged as world',

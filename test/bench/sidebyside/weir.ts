@@ -38,6 +38,9 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
   const netns = `/var/run/netns/${topo.node}`;
   rmSync(opts.pinRoot, { recursive: true, force: true });
   const dp = Datapath.open({ pinRoot: opts.pinRoot, objectPath });
+  // flow events are read and decoded as the agent reads them: a ring nobody drains would fill
+  // within a second and let every later event take the cheaper lost-event path
+  const reader = dp.onFlowEvents(() => undefined, { pollIntervalMs: 20 });
   const ifindex = new Map(topo.pods.map((p) => [endpointKey(p), p.hostIfindex]));
   const syncer = new SyncDriver(dp.syncerMaps(), (key) => ifindex.get(key));
   syncer.setNodeAddresses(topo.pods.map((p) => p.gateway));
@@ -80,6 +83,7 @@ export async function weirDataplane(opts: WeirOptions): Promise<{ plane?: Datapl
           // the interface is already gone with its namespace
         }
       }
+      reader.close();
       dp.close();
       rmSync(opts.pinRoot, { recursive: true, force: true });
     },
