@@ -125,9 +125,8 @@ interface WantEndpoint {
   entries: Map<string, PolicyEntry>;
   /** The endpoint id its keys are built with. */
   id: number;
+  /** Entry counts per map key (hex): the keys wanted, encoded into a Buffer only when written. */
   refs: EntryRefs;
-  policy: Map<string, Buffer>;
-  ranges: Map<string, Buffer>;
 }
 
 interface HaveEndpoint {
@@ -521,21 +520,19 @@ export class Syncer {
       this.have.set(key, have);
     }
     const h = have;
-    const diff = (wantKeys: Map<string, Buffer>, haveKeys: Map<string, Buffer>) => {
+    const diff = (wantKeys: ReadonlyMap<string, number>, haveKeys: Map<string, Buffer>) => {
       const add: Array<[string, Buffer]> = [];
       const del: Array<[string, Buffer]> = [];
-      for (const hex of touched ?? wantKeys.keys()) {
-        const k = wantKeys.get(hex);
-        if (k && !haveKeys.has(hex)) add.push([hex, k]);
-      }
+      for (const hex of touched ?? wantKeys.keys())
+        if (wantKeys.has(hex) && !haveKeys.has(hex)) add.push([hex, Buffer.from(hex, 'hex')]);
       for (const hex of touched ?? [...haveKeys.keys()]) {
         const k = haveKeys.get(hex);
         if (k && !wantKeys.has(hex)) del.push([hex, k]);
       }
       return { add, del };
     };
-    const p = diff(want.policy, h.policy);
-    const r = diff(want.ranges, h.ranges);
+    const p = diff(want.refs.policy, h.policy);
+    const r = diff(want.refs.ranges, h.ranges);
     const added: Array<[KernelMap, Map<string, Buffer>, string, Buffer]> = [];
     const allow = encodePolicyValue();
     try {
@@ -804,8 +801,6 @@ export class Syncer {
       entries: new Map(),
       id,
       refs: emptyRefs(ep),
-      policy: new Map(),
-      ranges: new Map(),
     };
     for (const e of ep.entries) {
       const k = entryKey(e);
@@ -828,16 +823,7 @@ export class Syncer {
   private count(w: WantEndpoint, e: PolicyEntry, delta: 1 | -1, touched: Set<string> | undefined): void {
     const keys = entryKeys(e, w.id, w.key);
     countEntry(w.refs, e, keys, delta);
-    for (const [books, counts, list] of [
-      [w.policy, w.refs.policy, keys.policy],
-      [w.ranges, w.refs.ranges, keys.ranges],
-    ] as const) {
-      for (const [hex, k] of list) {
-        if (counts.has(hex)) books.set(hex, k);
-        else books.delete(hex);
-        touched?.add(hex);
-      }
-    }
+    if (touched) for (const list of [keys.policy, keys.ranges]) for (const [hex] of list) touched.add(hex);
   }
 
   private markEndpoint(key: string, whole: boolean): Dirty {

@@ -51,6 +51,11 @@ export interface NodeAgentOptions {
   objectPath?: string;
   /** Flow API and /metrics (default on). */
   observability?: boolean;
+  /**
+   * Called once the first full sync is enforced, before readiness is reported: `weir agent`
+   * settles its process memory there (node/memory.ts). Not for an agent inside another process.
+   */
+  afterFirstSync?: () => void;
 }
 
 export interface NodeAgentStatus {
@@ -294,6 +299,7 @@ export class NodeAgent {
     }
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
+    this.opts.afterFirstSync?.();
     this.health?.refresh();
     void this.refreshAnswers();
     const s = this.compiler.stats;

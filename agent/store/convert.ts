@@ -147,18 +147,22 @@ export function toPod(raw: Plain): Pod {
   const single = r.str(status.podIP, 'status.podIP');
   if (ips.length === 0 && single) ips.push(canonicalOrFail(r, single, 'status.podIP'));
   const phaseRaw = r.str(status.phase, 'status.phase') ?? (ips.length > 0 ? 'Running' : 'Pending');
-  if (!(PHASES as readonly string[]).includes(phaseRaw)) r.fail('status.phase', `unknown phase "${phaseRaw}"`);
+  // the constant, not the parsed string: one copy for every pod
+  const phase = PHASES.find((p) => p === phaseRaw);
+  if (phase === undefined) r.fail('status.phase', `unknown phase "${phaseRaw}"`);
   const nodeName = r.str(spec.nodeName, 'spec.nodeName');
   return {
     kind: 'Pod',
     namespace,
     name,
     labels: r.labels(labels, 'metadata.labels'),
-    ips,
+    // copies of their exact length: an array grown by push keeps room for 16 (about 120 bytes
+    // more per pod and list, held as long as the pod)
+    ips: ips.slice(),
     ...(nodeName ? { nodeName } : {}),
     hostNetwork: spec.hostNetwork === true,
-    phase: phaseRaw as PodPhase,
-    ports,
+    phase: phase!,
+    ports: ports.slice(),
   };
 }
 

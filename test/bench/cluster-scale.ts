@@ -31,7 +31,7 @@ import { openPinnedMap, type BpfMap } from '../../maps/bpf-map.js';
 import { decodeIpcacheValue, encodeIpcacheKey } from '../../maps/codecs/ipcache.js';
 import { Identity } from '../../maps/abi.js';
 import { bootstrap } from './sidebyside/stats.js';
-import { cpuSeconds, procMem } from './agent-memory.js';
+import { AS_DEPLOYED, cpuSeconds, procMem } from './agent-memory.js';
 
 const QUICK = process.env.WEIR_BENCH_QUICK === '1';
 const MAIN = 'dist/agent/cli/main.js';
@@ -273,7 +273,11 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     ],
     {
       stdio: ['ignore', log, log],
-      env: profileDir ? { ...process.env, WEIR_BENCH_PROFILE_AFTER: join(pinRoot, 'prog_to_pod') } : process.env,
+      env: {
+        ...process.env,
+        ...AS_DEPLOYED.env,
+        ...(profileDir ? { WEIR_BENCH_PROFILE_AFTER: join(pinRoot, 'prog_to_pod') } : {}),
+      },
     },
   );
   closeSync(log);

@@ -82,13 +82,22 @@ async function run(flags: RunFlags): Promise<void> {
   });
   parseMapMax(cfg.mapMax ? cfg.mapMax.split(',') : []); // refuse a bad value at start
   const log = createLogger(cfg.logLevel);
+  // before the cluster is read (agent/node/memory.ts)
+  const { leanStart, settleMemory } = await import('../../node/memory.js');
+  for (const l of leanStart()) log.debug(`memory: ${l}`);
   const kubeConfig = await kubeConfigFor(cfg);
   log.info(
     `weir agent on node ${cfg.nodeName}: API ${kubeConfig.getCurrentCluster()?.server ?? '(unknown)'}, pins ${cfg.pinRoot}`,
   );
   // Loaded here so that `weir agent --help` and config errors need no BPF libraries.
   const { NodeAgent } = await import('../../node/agent.js');
-  const agent = await NodeAgent.start({ config: cfg, kubeConfig, log });
+  const agent = await NodeAgent.start({
+    config: cfg,
+    kubeConfig,
+    log,
+    // the first sync's list pages and objects are garbage now
+    afterFirstSync: settleMemory,
+  });
   log.info(
     `health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz); status on ${cfg.runDir}/agent.sock (weir agent status)`,
   );
