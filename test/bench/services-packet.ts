@@ -133,7 +133,7 @@ export async function run(): Promise<BenchSection> {
       '|---:|---|---:|',
       ...rows,
       '',
-      `Translation adds ${diff(10, 2, 1)} ns (10 frontends) and ${diff(10_000, 2, 1)} ns (10,000 frontends) to an established packet on \`from_pod\`, and the reverse translation ${diff(10, 4, 3)} / ${diff(10_000, 4, 3)} ns on \`to_pod\`: on \`from_pod\` one frontend hash lookup (every packet pays it), one per-connection LRU lookup and the rewrite with incremental checksums; on \`to_pod\` one LRU lookup and the rewrite, only for a reply whose conntrack entry marks its connection as translated (a reply from a pod pays nothing for Services); the lookups are exact-match hashes, so the number of frontends does not enter.`,
+      `Translation adds ${diff(10, 2, 1)} ns (10 frontends) and ${diff(10_000, 2, 1)} ns (10,000 frontends) to an established packet on \`from_pod\`, and the reverse translation ${diff(10, 4, 3)} / ${diff(10_000, 4, 3)} ns on \`to_pod\`: on \`from_pod\` a conntrack miss with the packet as sent (conntrack is looked up first, so a packet to a pod reads no Services map), the full path's call, one frontend hash lookup, one per-connection LRU lookup and the rewrite with incremental checksums; on \`to_pod\` one LRU lookup and the rewrite, only for a reply whose conntrack entry marks its connection as translated (a reply from a pod pays nothing for Services); the lookups are exact-match hashes, so the number of frontends does not enter.`,
     ].join('\n');
     return { title: 'Services: translation per packet (BPF_PROG_TEST_RUN)', markdown };
   } finally {
