@@ -360,6 +360,41 @@ interface RunResult {
  * One agent process through start-up and the label changes. With `heap`, a heap snapshot is
  * taken at the end (after the RSS figures were read, so they do not include its cost).
  */
+/**
+ * The node agent's command line as the DaemonSet gives it (kubeconfig, node name, pin root, run
+ * directory, health and metrics ports, errors only in the log), for the benches that run the real
+ * agent process (agentmem, cluster100k, soak), each with its own ports and pin root.
+ */
+export function agentCommand(o: {
+  kubeconfig: string;
+  node: string;
+  pinRoot: string;
+  runDir: string;
+  healthPort: number;
+  metricsPort: number;
+}): string[] {
+  return [
+    MAIN,
+    'agent',
+    '--kubeconfig',
+    o.kubeconfig,
+    '--node-name',
+    o.node,
+    '--pin-root',
+    o.pinRoot,
+    '--run-dir',
+    o.runDir,
+    '--health-host',
+    '127.0.0.1',
+    '--health-port',
+    String(o.healthPort),
+    '--metrics-port',
+    String(o.metricsPort),
+    '--log-level',
+    'error',
+  ];
+}
+
 export async function runAgent(s: Scale, flags: Variant, heap = false): Promise<RunResult> {
   const api = new TestApiServer({ bookmarkIntervalMs: 60_000 });
   await api.start();
@@ -377,24 +412,14 @@ export async function runAgent(s: Scale, flags: Variant, heap = false): Promise<
     [
       ...flags.args,
       ...(heap ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] : []),
-      MAIN,
-      'agent',
-      '--kubeconfig',
-      kubeconfig,
-      '--node-name',
-      NODE,
-      '--pin-root',
-      pinRoot,
-      '--run-dir',
-      join(dir, 'run'),
-      '--health-host',
-      '127.0.0.1',
-      '--health-port',
-      String(HEALTH_PORT),
-      '--metrics-port',
-      String(METRICS_PORT),
-      '--log-level',
-      'error',
+      ...agentCommand({
+        kubeconfig,
+        node: NODE,
+        pinRoot,
+        runDir: join(dir, 'run'),
+        healthPort: HEALTH_PORT,
+        metricsPort: METRICS_PORT,
+      }),
     ],
     { stdio: ['ignore', log, log], env: { ...process.env, ...flags.env } },
   );

@@ -31,10 +31,9 @@ import { openPinnedMap, type BpfMap } from '../../maps/bpf-map.js';
 import { decodeIpcacheValue, encodeIpcacheKey } from '../../maps/codecs/ipcache.js';
 import { Identity } from '../../maps/abi.js';
 import { bootstrap } from './sidebyside/stats.js';
-import { AS_DEPLOYED, cpuSeconds, procMem } from './agent-memory.js';
+import { agentCommand, AS_DEPLOYED, cpuSeconds, procMem } from './agent-memory.js';
 
 const QUICK = process.env.WEIR_BENCH_QUICK === '1';
-const MAIN = 'dist/agent/cli/main.js';
 const HEALTH_PORT = 39871;
 const METRICS_PORT = 39972;
 
@@ -252,24 +251,14 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     process.execPath,
     [
       ...extra,
-      MAIN,
-      'agent',
-      '--kubeconfig',
-      kubeconfig,
-      '--node-name',
-      NODE,
-      '--pin-root',
-      pinRoot,
-      '--run-dir',
-      runDir,
-      '--health-host',
-      '127.0.0.1',
-      '--health-port',
-      String(HEALTH_PORT),
-      '--metrics-port',
-      String(METRICS_PORT),
-      '--log-level',
-      'error',
+      ...agentCommand({
+        kubeconfig,
+        node: NODE,
+        pinRoot,
+        runDir: runDir,
+        healthPort: HEALTH_PORT,
+        metricsPort: METRICS_PORT,
+      }),
     ],
     {
       stdio: ['ignore', log, log],

@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
 import { TestApiServer, type KubeObject } from '../apiserver/server.js';
-import { cpuSeconds, podVeths, procMem } from './agent-memory.js';
+import { agentCommand, cpuSeconds, podVeths, procMem } from './agent-memory.js';
 import { synFrame } from './flows.js';
 import { renderChart } from './sidebyside/svg.js';
 
@@ -165,24 +165,14 @@ export async function run(): Promise<BenchSection> {
   const agent: ChildProcess = spawn(
     process.execPath,
     [
-      MAIN,
-      'agent',
-      '--kubeconfig',
-      kubeconfig,
-      '--node-name',
-      NODE,
-      '--pin-root',
-      pinRoot,
-      '--run-dir',
-      runDir,
-      '--health-host',
-      '127.0.0.1',
-      '--health-port',
-      String(HEALTH_PORT),
-      '--metrics-port',
-      String(METRICS_PORT),
-      '--log-level',
-      'error',
+      ...agentCommand({
+        kubeconfig,
+        node: NODE,
+        pinRoot,
+        runDir: runDir,
+        healthPort: HEALTH_PORT,
+        metricsPort: METRICS_PORT,
+      }),
     ],
     { stdio: ['ignore', log, log] },
   );
