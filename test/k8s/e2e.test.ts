@@ -93,7 +93,7 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   let b: TestPod; // x/b on node-1
   let c: TestPod; // x/c on node-2
   let d: TestPod; // x/d on node-2, behind a bridge
-  const pinRoot = (n: TestNode) => `/sys/fs/bpf/wk8-${n.name}`;
+  const pinRoot = (n: TestNode) => topo.pinRoot(n);
   const runDir = (n: TestNode) => join(dir, `run-${n.name}`);
   const agentPodName = (n: TestNode) => `weir-${n.name}`;
   /** What tc and bpftool show on a node: weir's filters on the pods' host-side veths. */
@@ -235,13 +235,10 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
   }, 60_000);
 
   afterAll(async () => {
-    if (process.env.WEIR_E2E_LOGS)
-      for (const [n, p] of agents) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
-    for (const p of agents.values()) p.kill9();
-    kubectl?.close();
-    await api.stop().catch(() => undefined);
-    await topo.destroy();
-    for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wk8-${n}`, { recursive: true, force: true });
+    await topo.tearDown(agents, async () => {
+      kubectl?.close();
+      await api.stop().catch(() => undefined);
+    });
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -101,7 +101,7 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
   let web: TestPod; // the backend, on node 1
   let clientA: TestClient;
   let clientB: TestClient;
-  const pinRoot = (n: TestNode) => `/sys/fs/bpf/wnp-${n.name}`;
+  const pinRoot = (n: TestNode) => topo.pinRoot(n);
   const runDir = (n: TestNode) => join(dir, `run-${n.name}`);
   const inNode = (n: TestNode, cmd: string): string =>
     execFileSync('nsenter', [`--net=/var/run/netns/${n.netns}`, 'sh', '-c', cmd], { encoding: 'utf8' });
@@ -277,14 +277,10 @@ describe('NodePort through the node agent, two nodes and two outside clients (ro
   }, 60_000);
 
   afterAll(async () => {
-    if (process.env.WEIR_E2E_LOGS)
-      for (const [n, p] of agents) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
-    for (const p of agents.values()) p.kill9();
-    kubectl?.close();
-    await api.stop().catch(() => undefined);
-    await topo.destroy();
-    // Programs on the topology's interfaces went with them; the pins stay unless removed.
-    for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wnp-${n}`, { recursive: true, force: true });
+    await topo.tearDown(agents, async () => {
+      kubectl?.close();
+      await api.stop().catch(() => undefined);
+    });
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -46,7 +46,7 @@ describe('weir relay over two agents in Kubernetes mode (root)', () => {
   let agentCert: Pem;
   let relayCert: Pem;
   let relay: ObserverClient;
-  const pinRoot = (n: TestNode) => `/sys/fs/bpf/wk8-${n.name}`;
+  const pinRoot = (n: TestNode) => topo.pinRoot(n);
 
   function startAgent(n: TestNode): LoggedProcess {
     const p = new LoggedProcess(
@@ -172,11 +172,7 @@ describe('weir relay over two agents in Kubernetes mode (root)', () => {
 
   afterAll(async () => {
     relay?.close();
-    if (process.env.WEIR_E2E_LOGS) for (const p of procs) process.stderr.write(`---\n${p.lines.join('\n')}\n`);
-    for (const p of procs) p.kill9();
-    await api.stop().catch(() => undefined);
-    await topo.destroy();
-    for (const n of ['node-1', 'node-2']) rmSync(`/sys/fs/bpf/wk8-${n}`, { recursive: true, force: true });
+    await topo.tearDown(new Map(procs.map((p, i) => [`process ${i + 1}`, p])), () => api.stop().catch(() => undefined));
     rmSync(dir, { recursive: true, force: true });
   });
 

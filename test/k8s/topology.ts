@@ -12,7 +12,7 @@
  * cleans first).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -309,6 +309,25 @@ export class Topology {
       String(port),
       String(intervalMs),
     ]);
+  }
+
+  /** Where a node's agent pins its maps and programs (its --pin-root). */
+  pinRoot(node: TestNode): string {
+    return `/sys/fs/bpf/${this.prefix}-${node.name}`;
+  }
+
+  /**
+   * The end of a test file: each process's output when WEIR_E2E_LOGS is set, the processes killed,
+   * `stop` (the API server, clients), the topology removed, then the agents' pins (their programs
+   * went with the namespaces; pins stay unless removed).
+   */
+  async tearDown(procs: Map<string, LoggedProcess>, stop: () => Promise<void>): Promise<void> {
+    if (process.env.WEIR_E2E_LOGS)
+      for (const [n, p] of procs) process.stderr.write(`--- ${n}\n${p.lines.join('\n')}\n`);
+    for (const p of procs.values()) p.kill9();
+    await stop();
+    await this.destroy();
+    for (const n of this.nodes) rmSync(this.pinRoot(n), { recursive: true, force: true });
   }
 
   async destroy(): Promise<void> {
