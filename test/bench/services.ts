@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import type { BenchSection } from './run.js';
 import { buildCatalog, type Catalog } from './services/catalog.js';
 import * as kp from './services/kube-proxy.js';
-import { weirServicePlanes, withBpfStats } from './services/weir.js';
+import { weirServicePlanes } from './services/weir.js';
+import { perUnit, type ProgramTime } from './bpf-stats.js';
 import { checkTools } from './sidebyside/calico-iptables.js';
 import { bootstrap, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
 import { renderChart, type Series } from './sidebyside/svg.js';
@@ -47,12 +48,6 @@ const COLORS: Record<ServiceMode, string> = {
   iptables: '#d62728',
   nftables: '#2ca02c',
 };
-
-/** Cumulative run time of a dataplane's BPF programs (kernel bpf_stats), and how many runs. */
-export interface ProgramTime {
-  ns: number;
-  runs: number;
-}
 
 /** One way of reaching the server: programs the Services, then answers where the client connects. */
 export interface ServicePlane {
@@ -220,12 +215,12 @@ async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], conn
           const prog = plane.programTime?.bind(plane);
           const bpf =
             prog && cfg.bpfStats
-              ? await withBpfStats(async () => {
-                  const t0 = await prog();
-                  const r = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
-                  const t1 = await prog();
-                  return { ns: (t1.ns - t0.ns) / r.connections, runs: (t1.runs - t0.runs) / r.connections };
-                })
+              ? await perUnit(
+                  prog,
+                  async () =>
+                    (await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate))
+                      .connections,
+                )
               : undefined;
           const s: Sample = {
             services: n,

@@ -6,7 +6,7 @@
  * filtering with bootstrap confidence intervals over the paired rounds, programming times, and
  * SVG plots.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
@@ -22,14 +22,21 @@ import * as traffic from './sidebyside/traffic.js';
 import { weirDataplane } from './sidebyside/weir.js';
 import { runAgentAtScale } from './sidebyside/scale.js';
 import type { ScaleResult } from './sidebyside/agent-scale.js';
+import { perUnit } from './bpf-stats.js';
 
 const PREFIX = 'wbn';
 const OCTET = 250;
 const PORTS: traffic.Ports = { latency: 11111, throughput: 11112, connections: 11113 };
 const CLIENT_IDENTITY = 256;
 const PLOT_DIR = 'docs/bench';
-const MODES: Mode[] = ['none', 'weir', 'iptables', 'nftables'];
-const COLORS: Record<Mode, string> = { none: '#555555', weir: '#1f77b4', iptables: '#d62728', nftables: '#2ca02c' };
+const COLORS: Record<Mode, string> = {
+  none: '#555555',
+  empty: '#aaaaaa',
+  weir: '#1f77b4',
+  'weir-noflows': '#9ecae1',
+  iptables: '#d62728',
+  nftables: '#2ca02c',
+};
 
 interface Sample {
   rules: number;
@@ -41,6 +48,15 @@ interface Sample {
   p99: number;
   gbps: number;
   connPerSec: number;
+  /** Run time of the mode's BPF programs per connection, ns, and their runs (bpf_stats pass). */
+  bpfNsPerConn?: number;
+  bpfRunsPerConn?: number;
+  /** CPU time of the bench process (which reads weir's flow events) per connection, µs. */
+  benchCpuUsPerConn: number;
+  /** Flow events the bench process read per connection (weir). */
+  eventsPerConn?: number;
+  /** Share of the connection measurement the measured CPU was idle (/proc/stat). */
+  cpuIdle?: number;
 }
 
 interface Cell {
@@ -68,7 +84,7 @@ const READING = [
   "- A label change that gives a pod a new identity rewrites that pod's ipcache entry; the Syncer then bumps the policy revision of the local endpoints whose rules name the old or the new identity (no other verdict can change), in two batched map writes, so that their established connections are judged again on their next packet. Entry diffs write only the entries that came or went (keys are reference counted), so the work per change is the compiler's increment and a few map writes, about a millisecond, whatever the number of entries; what p99 remains is pauses of the agent's one thread: the garbage collector, and a busy machine descheduling it (the noise line gives the load average). Identities a change leaves behind keep their number for the allocator's 30 s grace period, so RSS after the change runs grows with the number of changes made within 30 s.",
 ];
 
-/** The enforcement check: the client pod gets through, the third pod does not (unless no filtering). */
+/** The enforcement check: the client pod gets through, the third pod does not (unless nothing filters). */
 async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): Promise<void> {
   const [client, target, other] = [topo.pod('a'), topo.pod('b'), topo.pod('c')];
   const allowed = await traffic.canConnect(client, target, PORTS.connections, connrate);
@@ -77,10 +93,19 @@ async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): P
     throw new Error(
       `${mode}: the allowed client pod could not connect to the target: the rule set does not match the traffic`,
     );
-  if (mode !== 'none' && otherGetsIn)
+  const filters = mode !== 'none' && mode !== 'empty';
+  if (filters && otherGetsIn)
     throw new Error(`${mode}: a pod no rule allows reached the target: the dataplane is not enforcing`);
-  if (mode === 'none' && !otherGetsIn)
-    throw new Error('none: the third pod could not connect without any filtering: the topology is broken');
+  if (!filters && !otherGetsIn)
+    throw new Error(`${mode}: the third pod could not connect without any filtering: the topology is broken`);
+}
+
+function cpuTimes(cpu: number): { idle: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  const xs = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: (xs[3] ?? 0) + (xs[4] ?? 0), total: xs.reduce((a, b) => a + b, 0) };
 }
 
 function rotate<T>(xs: T[], by: number): T[] {
@@ -106,7 +131,23 @@ async function measureDataplanes(
           if (round === 0) await checkEnforcement(topo, plane.mode, connrate);
           const lat = await traffic.measureLatency(client, target, PORTS.latency, cfg.seconds);
           const thr = await traffic.measureThroughput(client, target, PORTS.throughput, cfg.seconds);
+          const c0 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const u0 = process.cpuUsage();
+          const e0 = plane.eventsRead?.();
           const con = await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate);
+          const e1 = plane.eventsRead?.();
+          const u1 = process.cpuUsage(u0);
+          const c1 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const prog = plane.programTime?.bind(plane);
+          const bpf =
+            prog && cfg.bpfStats
+              ? await perUnit(
+                  prog,
+                  async () =>
+                    (await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate))
+                      .connections,
+                )
+              : undefined;
           const changeMs = await plane.changeOne();
           const s: Sample = {
             rules: n,
@@ -118,11 +159,18 @@ async function measureDataplanes(
             p99: lat.p99,
             gbps: thr.gbps,
             connPerSec: con.perSecond,
+            bpfNsPerConn: bpf?.ns,
+            bpfRunsPerConn: bpf?.runs,
+            benchCpuUsPerConn: (u1.user + u1.system) / Math.max(1, con.connections),
+            eventsPerConn: e0 === undefined || e1 === undefined ? undefined : (e1 - e0) / Math.max(1, con.connections),
+            cpuIdle: c0 && c1 ? (c1.idle - c0.idle) / Math.max(1, c1.total - c0.total) : undefined,
           };
           samples.push(s);
           log(
             `  ${String(n).padStart(6)} rules  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
-              `${fmt(s.gbps)} Gbit/s  ${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms  change ${fmt(changeMs)} ms`,
+              `${fmt(s.gbps)} Gbit/s  ${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms  change ${fmt(changeMs)} ms` +
+              (bpf ? `  bpf ${fmt(bpf.ns)} ns/conn in ${fmt(bpf.runs)} runs` : '') +
+              `  bench cpu ${fmt(s.benchCpuUsPerConn)} us/conn`,
           );
         } finally {
           await plane.disable();
@@ -237,6 +285,85 @@ function pairedRatio(samples: Sample[], rules: number, a: Mode, b: Mode, pick: (
     if (y) per.push(ratio(pick(x), pick(y)));
   }
   return bootstrap(per, median);
+}
+
+const has = (samples: Sample[], rules: number, m: Mode): boolean =>
+  samples.some((s) => s.rules === rules && s.mode === m);
+
+function medOf(samples: Sample[], rules: number, m: Mode, pick: (x: Sample) => number | undefined): number {
+  return median(
+    samples
+      .filter((s) => s.rules === rules && s.mode === m)
+      .map(pick)
+      .filter((x): x is number => x !== undefined),
+  );
+}
+
+/**
+ * Where a connection's time goes: 1 / rate per mode, what each adds to no filtering, the run time
+ * of the BPF programs (bpf_stats pass), the bench process's CPU (it reads weir's flow events), and
+ * the bound the empty tc program puts on any dataplane on these hooks.
+ */
+function perConnection(cfg: SideBySideConfig, samples: Sample[], modes: Mode[]): string[] {
+  const L: string[] = [];
+  const us = (n: number, m: Mode): number => 1e6 / medOf(samples, n, m, (x) => x.connPerSec);
+  const idle = samples.map((s) => s.cpuIdle).filter((x): x is number => x !== undefined);
+  L.push(
+    '',
+    '### Per connection',
+    '',
+    'Time per connection = 1 / (new connections/s), medians over rounds. The sequential client and the server share one CPU' +
+      (idle.length > 0
+        ? `, idle for a median ${fmt(median(idle) * 100, 2)}% of the connection measurements (/proc/stat)`
+        : '') +
+      ': the rate is the CPU time of one connection (both sockets, the packets of the handshake and teardown through two veths ' +
+      "and the node's forwarding, plus what the dataplane adds). empty: the empty tc program of weir's object (returns TC_ACT_OK) " +
+      "attached on the same clsact hooks as weir's programs, the floor of any tc dataplane. weir-noflows: weir with allowed flows " +
+      'off (no event for an allowed new connection). "In BPF programs" is the run time the kernel counts for the programs on the ' +
+      'hooks (`kernel.bpf_stats_enabled`, on only for a pass of its own right after each measurement, since the counting costs ' +
+      'every run two clock reads), per connection. "Bench CPU" is the CPU time of the bench process per connection during the ' +
+      "measurement (it reads and decodes weir's flow events as the agent does, on either CPU), and the events it read per connection.",
+    '',
+    '| rules | mode | µs per connection | over none (µs) | in BPF programs (µs) | program runs per connection | bench CPU (µs per connection) | flow events per connection |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const n of cfg.ruleCounts)
+    for (const m of modes) {
+      if (!has(samples, n, m)) continue;
+      const bpf = medOf(samples, n, m, (x) => x.bpfNsPerConn);
+      const runs = medOf(samples, n, m, (x) => x.bpfRunsPerConn);
+      const ev = medOf(samples, n, m, (x) => x.eventsPerConn);
+      L.push(
+        `| ${n.toLocaleString('en-US')} | ${m} | ${fmt(us(n, m))} | ${m === 'none' ? '' : fmt(us(n, m) - us(n, 'none'))} | ` +
+          `${Number.isFinite(bpf) ? fmt(bpf / 1000) : ''} | ${Number.isFinite(runs) ? fmt(runs) : ''} | ` +
+          `${fmt(medOf(samples, n, m, (x) => x.benchCpuUsPerConn))} | ${Number.isFinite(ev) ? fmt(ev) : ''} |`,
+      );
+    }
+  const hi = Math.max(...cfg.ruleCounts);
+  if (has(samples, hi, 'empty') && has(samples, hi, 'weir')) {
+    const hiS = hi.toLocaleString('en-US');
+    const conn = (x: Sample): number => x.connPerSec;
+    const d = us(hi, 'none');
+    const e = us(hi, 'empty');
+    const w = us(hi, 'weir');
+    const floor = pairedRatio(samples, hi, 'empty', 'none', conn);
+    const net = pairedRatio(samples, hi, 'weir', 'empty', conn);
+    const budget = d / 0.95 - d;
+    const bpfW = medOf(samples, hi, 'weir', (x) => x.bpfNsPerConn) / 1000;
+    const bpfE = medOf(samples, hi, 'empty', (x) => x.bpfNsPerConn) / 1000;
+    L.push(
+      '',
+      `**What the floor allows.** At ${hiS} rules a connection takes ${fmt(d)} µs with no filtering, ${fmt(e)} µs with the ` +
+        `empty program on weir's hooks (+${fmt(e - d)} µs, of which the empty programs' own runs ${Number.isFinite(bpfE) ? `${fmt(bpfE)} µs` : 'n/a'}: ` +
+        `the rest is the hooks themselves, clsact's classify and the skb's trip through it) and ${fmt(w)} µs through weir ` +
+        `(+${fmt(w - d)} µs, of which its programs run ${Number.isFinite(bpfW) ? `${fmt(bpfW)} µs` : 'n/a'}). ` +
+        `A tc dataplane that did nothing at all reaches ${fmt(floor.estimate)} [${fmt(floor.lo)}, ${fmt(floor.hi)}] of no filtering's ` +
+        `connections/s here; weir reaches ${fmt(net.estimate)} [${fmt(net.lo)}, ${fmt(net.hi)}] of that empty program's. ` +
+        `The goal of 0.95 of no filtering allows any dataplane +${fmt(budget)} µs per connection; the empty hooks take ` +
+        `${fmt(e - d)} µs of it${e - d >= budget ? ', all of it: no dataplane on these hooks can meet the goal on this machine, whatever its programs cost' : `, leaving ${fmt(budget - (e - d))} µs for a dataplane's own work`}.`,
+    );
+  }
+  return L;
 }
 
 /** met / missed only when the whole interval is on one side of the target; else undecided. */
@@ -359,6 +486,7 @@ function report(
         `A ratio closer to 1 than that cannot be told apart from noise; load average at the end: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs.`,
     );
   }
+  L.push(...perConnection(cfg, samples, modes));
   L.push('', '### Programming the rules', '');
   L.push(
     `Each round programs the whole set from empty (weir: the Syncer's full apply into maps; iptables: one ipset restore of the selectors' sets and one iptables-nft-restore of the filter table; nftables: one nft -f of the table), ` +
@@ -509,10 +637,11 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
       nftablesDataplane({ topo, targetPod: 'b' }),
     );
     const weir = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/${PREFIX}-bench` });
-    if (weir.plane) planes.splice(1, 0, weir.plane);
-    const samples = await measureDataplanes(cfg, topo, planes, connrate, log);
+    planes.push(...weir.planes);
+    const chosen = planes.filter((p) => cfg.modes.includes(p.mode));
+    const samples = await measureDataplanes(cfg, topo, chosen, connrate, log);
     let scale: ScaleResult | undefined;
-    if (weir.plane) {
+    if (weir.planes.length > 0 && cfg.scale) {
       log(`  control plane at scale: ${cfg.scaleRates.join(' and ')} label changes/s, ${cfg.scaleSeconds} s each ...`);
       scale = await runAgentAtScale({
         netns: `${PREFIX}-cp`,
@@ -526,7 +655,7 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
       );
     }
     writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
-    const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
+    const modes = cfg.modes.filter((m) => chosen.some((p) => p.mode === m));
     return {
       title: 'Side by side: weir, nftables, iptables, no filtering',
       markdown: report(cfg, topo, samples, modes, weir.note, scale),
