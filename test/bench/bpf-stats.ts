@@ -48,11 +48,7 @@ async function programTime(id: number): Promise<ProgramTime> {
  * program counted once (one program on both hooks is one counter). The same programs are attached
  * on every pod's interface, so one interface's counts the runs on all of them.
  */
-export async function hooksProgramTime(
-  target: TcTarget,
-  points: TcPoint[],
-  what: string,
-): Promise<ProgramTime> {
+export async function hooksProgramTime(target: TcTarget, points: TcPoint[], what: string): Promise<ProgramTime> {
   const ids = new Set<number>();
   for (const point of points) {
     const id = tcQuery(target, point);
