@@ -16,6 +16,7 @@
 #include "lib/events.h"
 #include "lib/counters.h"
 #include "lib/lb.h"
+#include "lib/forward.h"
 
 static __always_inline __u32 weir_config_flags(void)
 {
@@ -498,7 +499,9 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		c.looked = 1;
 		if (weir_ct_find(&c, dir, skb->ifindex, &ct, &rct)) {
 			weir_count(dir, WEIR_VERDICT_FORWARDED, WEIR_MATCH_ESTABLISHED, skb->len);
-			if (dir == WEIR_DIR_INGRESS && c.svc)
+			if (dir == WEIR_DIR_EGRESS)
+				return weir_to_local_pod(skb);
+			if (c.svc)
 				return weir_lb_reply(skb, &c.pkt);
 			return TC_ACT_OK;
 		}
@@ -534,7 +537,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	} else
 		rc = weir_full_ingress(skb, &c, ct, rct, lb);
 	if (lb->flags && rc == TC_ACT_OK)
-		return weir_lb_finish(skb, lb);
+		rc = weir_lb_finish(skb, lb);
+	/* passed, to a pod of this node: straight to its veth (bpf/lib/forward.h) */
+	if (dir == WEIR_DIR_EGRESS && rc == TC_ACT_OK)
+		return weir_to_local_pod(skb);
 	return rc;
 }
 
