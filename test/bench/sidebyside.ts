@@ -76,7 +76,8 @@ type Log = (msg: string) => void;
 
 /** What the figures are made of; true of every run, whatever its numbers. */
 const READING = [
-  "- weir's established path never consults policy, so its latency does not move with the rule count. What it adds to no filtering is the two programs a one-way trip crosses (`from_pod` on the client's veth, `to_pod` on the target's), each with a conntrack lookup, and the clsact hooks they run from.",
+  "- weir's established path never consults policy, so its latency does not move with the rule count. What it adds to no filtering is the two programs a one-way trip crosses (`from_pod` on the client's veth, `to_pod` on the target's), each with a conntrack lookup, and the clsact hooks they run from (the empty mode measures the hooks alone). What it takes away: `from_pod` hands a packet it passed to a pod of the node straight to that pod's veth (local delivery, a FIB lookup and `bpf_redirect`), so weir's packets skip the node's IP forward path that no filtering, the empty program and both netfilter peers take.",
+  '- Per connection, a new connection costs weir two verdicts with a conntrack insert each (`from_pod` of the client, `to_pod` of the target) and two flow events; the other packets of the handshake and teardown take the established path. The flow events cost the process that reads them (the agent; here the bench process, on either CPU) more than the programs that emit them: the weir-noflows row shows weir without them.',
   "- iptables' latency does not move with the rule count either: Calico's chains accept established traffic by conntrack first. Its cost is in new connections, which walk the target's policy chains rule by rule (the client's rule is last), hence its connections/s against the rule count. ipsets do not shorten that walk here: each rule names its own peer, so each set holds one address and each rule is still one match.",
   "- nftables with a verdict map does for a new connection what weir does: one lookup keyed by (peer, protocol, port), whatever the number of rules, after conntrack accepted the established traffic. It runs in netfilter's forward hook, weir in tc; both keep their state in the kernel's conntrack (nftables) or their own (weir).",
   '- p99 latency and throughput depend on what else the machine runs; the noise line above says by how much the no-filtering figures alone moved between rounds.',
@@ -351,16 +352,23 @@ function perConnection(cfg: SideBySideConfig, samples: Sample[], modes: Mode[]):
     const budget = d / 0.95 - d;
     const bpfW = medOf(samples, hi, 'weir', (x) => x.bpfNsPerConn) / 1000;
     const bpfE = medOf(samples, hi, 'empty', (x) => x.bpfNsPerConn) / 1000;
+    const bpfNet = bpfW - bpfE;
+    const cpuW =
+      medOf(samples, hi, 'weir', (x) => x.benchCpuUsPerConn) - medOf(samples, hi, 'none', (x) => x.benchCpuUsPerConn);
     L.push(
       '',
-      `**What the floor allows.** At ${hiS} rules a connection takes ${fmt(d)} µs with no filtering, ${fmt(e)} µs with the ` +
-        `empty program on weir's hooks (+${fmt(e - d)} µs, of which the empty programs' own runs ${Number.isFinite(bpfE) ? `${fmt(bpfE)} µs` : 'n/a'}: ` +
-        `the rest is the hooks themselves, clsact's classify and the skb's trip through it) and ${fmt(w)} µs through weir ` +
-        `(+${fmt(w - d)} µs, of which its programs run ${Number.isFinite(bpfW) ? `${fmt(bpfW)} µs` : 'n/a'}). ` +
-        `A tc dataplane that did nothing at all reaches ${fmt(floor.estimate)} [${fmt(floor.lo)}, ${fmt(floor.hi)}] of no filtering's ` +
-        `connections/s here; weir reaches ${fmt(net.estimate)} [${fmt(net.lo)}, ${fmt(net.hi)}] of that empty program's. ` +
+      `**What the floor allows.** At ${hiS} rules a connection takes ${fmt(d)} µs with no filtering and ${fmt(e)} µs with the ` +
+        `empty program on weir's hooks (${e >= d ? '+' : ''}${fmt(e - d)} µs: the floor of any dataplane on these hooks; bpf_stats counts its ` +
+        `runs at ${fmt(bpfE)} µs per connection, mostly the counting's own clock reads, since the program does nothing). ` +
+        `weir takes ${fmt(w)} µs (${w >= d ? '+' : ''}${fmt(w - d)} µs): bpf_stats counts its programs at ${fmt(bpfW)} µs per connection, ` +
+        `${fmt(bpfNet)} µs more than the empty program's, and reading its flow events took the bench process ${fmt(cpuW)} µs ` +
+        `of CPU per connection more than no filtering; against that, its local delivery skips the node's forward path for every ` +
+        `packet from_pod passes. A tc dataplane that did nothing at all reaches ${fmt(floor.estimate)} [${fmt(floor.lo)}, ${fmt(floor.hi)}] ` +
+        `of no filtering's connections/s here; weir reaches ${fmt(net.estimate)} [${fmt(net.lo)}, ${fmt(net.hi)}] of that empty program's. ` +
         `The goal of 0.95 of no filtering allows any dataplane +${fmt(budget)} µs per connection; the empty hooks take ` +
-        `${fmt(e - d)} µs of it${e - d >= budget ? ', all of it: no dataplane on these hooks can meet the goal on this machine, whatever its programs cost' : `, leaving ${fmt(budget - (e - d))} µs for a dataplane's own work`}.`,
+        `${fmt(Math.max(0, e - d))} µs of it${e - d >= budget ? ', all of it: no dataplane on these hooks can meet the goal on this machine unless it takes work off the node, as local delivery does' : `, leaving ${fmt(budget - Math.max(0, e - d))} µs for a dataplane's own work`}.` +
+        ` One-way latency p50 / no filtering, same rounds: the empty program ${fmt(pairedRatio(samples, hi, 'empty', 'none', (x) => x.p50).estimate)}, ` +
+        `weir ${fmt(pairedRatio(samples, hi, 'weir', 'none', (x) => x.p50).estimate)} (goal ≤ 1.05).`,
     );
   }
   return L;

@@ -81,7 +81,9 @@ function sendTtl1(from: Pod, to: Pod): void {
 function attach(on: boolean): void {
   withLibbpfLog(() =>
     topo.pods.forEach((p) =>
-      on ? dp!.attach({ ifindex: p.hostIfindex, netns: netns() }) : dp!.detach({ ifindex: p.hostIfindex, netns: netns() }),
+      on
+        ? dp!.attach({ ifindex: p.hostIfindex, netns: netns() })
+        : dp!.detach({ ifindex: p.hostIfindex, netns: netns() }),
     ),
   );
 }
