@@ -141,7 +141,7 @@ async function measureDataplanes(
           const c1 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
           const prog = plane.programTime?.bind(plane);
           const bpf =
-            prog && cfg.bpfStats
+            prog && cfg.bpfStats && n === Math.max(...cfg.ruleCounts)
               ? await perUnit(
                   prog,
                   async () =>
@@ -321,7 +321,7 @@ function perConnection(cfg: SideBySideConfig, samples: Sample[], modes: Mode[]):
       "and the node's forwarding, plus what the dataplane adds). empty: the empty tc program of weir's object (returns TC_ACT_OK) " +
       "attached on the same clsact hooks as weir's programs, the floor of any tc dataplane. weir-noflows: weir with allowed flows " +
       'off (no event for an allowed new connection). "In BPF programs" is the run time the kernel counts for the programs on the ' +
-      'hooks (`kernel.bpf_stats_enabled`, on only for a pass of its own right after each measurement, since the counting costs ' +
+      'hooks (`kernel.bpf_stats_enabled`, on only for a pass of its own right after each measurement at the highest rule count, since the counting costs ' +
       'every run two clock reads), per connection. "Bench CPU" is the CPU time of the bench process per connection during the ' +
       "measurement (it reads and decodes weir's flow events as the agent does, on either CPU), and the events it read per connection.",
     '',
