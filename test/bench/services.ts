@@ -8,7 +8,7 @@
  * other, with bootstrap intervals over the paired rounds, plots, the run time of weir's programs per
  * connection (bpf_stats, in a pass of its own) and what the baseline bounds the ratios to.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
@@ -158,14 +158,6 @@ interface Sample {
 }
 
 /** Idle and total jiffies of one CPU (/proc/stat: user nice system idle iowait irq softirq steal ...). */
-function cpuTimes(cpu: number): { idle: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`cpu${cpu} `));
-  const xs = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  return { idle: (xs[3] ?? 0) + (xs[4] ?? 0), total: xs.reduce((a, b) => a + b, 0) };
-}
-
 type Log = (msg: string) => void;
 
 function rotate<T>(xs: T[], by: number): T[] {
@@ -209,9 +201,9 @@ async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], conn
               `${plane.mode}: the client could not connect to ${to.pod.ip}:${to.connections} with ${n} Services programmed`,
             );
           const lat = await traffic.measureLatency(client, to.pod, to.latency, cfg.seconds);
-          const c0 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const c0 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const con = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
-          const c1 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const c1 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const prog = plane.programTime?.bind(plane);
           const bpf =
             prog && cfg.bpfStats

@@ -6,7 +6,7 @@
  * filtering with bootstrap confidence intervals over the paired rounds, programming times, and
  * SVG plots.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
@@ -101,14 +101,6 @@ async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): P
     throw new Error(`${mode}: the third pod could not connect without any filtering: the topology is broken`);
 }
 
-function cpuTimes(cpu: number): { idle: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`cpu${cpu} `));
-  const xs = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  return { idle: (xs[3] ?? 0) + (xs[4] ?? 0), total: xs.reduce((a, b) => a + b, 0) };
-}
-
 function rotate<T>(xs: T[], by: number): T[] {
   const k = by % xs.length;
   return [...xs.slice(k), ...xs.slice(0, k)];
@@ -132,13 +124,13 @@ async function measureDataplanes(
           if (round === 0) await checkEnforcement(topo, plane.mode, connrate);
           const lat = await traffic.measureLatency(client, target, PORTS.latency, cfg.seconds);
           const thr = await traffic.measureThroughput(client, target, PORTS.throughput, cfg.seconds);
-          const c0 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const c0 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const u0 = process.cpuUsage();
           const e0 = plane.eventsRead?.();
           const con = await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate);
           const e1 = plane.eventsRead?.();
           const u1 = process.cpuUsage(u0);
-          const c1 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const c1 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const prog = plane.programTime?.bind(plane);
           const bpf =
             prog && cfg.bpfStats && n === Math.max(...cfg.ruleCounts)
