@@ -7,7 +7,12 @@
  * The route and the neighbour come from the node's own tables
  * (bpf_fib_lookup, the same answer the stack would find); anything the
  * lookup does not resolve, or that does not end on a weir endpoint, is left
- * to the stack as before.
+ * to the stack as before. A connection whose packets the lookup found not
+ * to end on a local pod is marked so (WEIR_CT_F_NOT_LOCAL on the conntrack
+ * entry the fast path passed them on): its later packets skip the lookup,
+ * so traffic to other nodes and the world pays it once per connection and
+ * direction. The mark only ever skips the shortcut (the stack then forwards,
+ * as without it); a SYN that restarts the entry clears it.
  */
 #ifndef WEIR_LIB_FORWARD_H
 #define WEIR_LIB_FORWARD_H
@@ -22,14 +27,15 @@
 #endif
 
 /*
- * TC_ACT_OK (the stack forwards it) unless the packet is a plain IPv4 packet
+ * `ct`: the conntrack entry the fast path passed the packet on (NULL on the
+ * full path). TC_ACT_OK (the stack forwards it) unless the packet is a plain IPv4 packet
  * (no options; TTL above 1, so the stack answers an expiring one) whose
  * route, as the node's FIB has it with forwarding on, leaves through a
  * resolved neighbour on another weir endpoint's interface within its MTU:
  * then the TTL is decremented as the stack would, the Ethernet addresses
  * are the route's, and the packet is redirected to that interface's egress.
  */
-static __noinline int weir_to_local_pod(struct __sk_buff *skb)
+static __noinline int weir_to_local_pod(struct __sk_buff *skb, struct weir_ct_value *ct)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -38,7 +44,10 @@ static __noinline int weir_to_local_pod(struct __sk_buff *skb)
 	struct bpf_fib_lookup fib = {};
 	__u32 oif;
 	__u32 sum;
+	long rc;
 
+	if (ct && (ct->flags & WEIR_CT_F_NOT_LOCAL))
+		return TC_ACT_OK;
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 || ip->ttl <= 1)
 		return TC_ACT_OK;
 	fib.family = AF_INET;
@@ -48,11 +57,16 @@ static __noinline int weir_to_local_pod(struct __sk_buff *skb)
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = skb->ifindex;
 	/* tot_len 0: the MTU check is the kernel's own for this skb (GSO included) */
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
-		return TC_ACT_OK;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	oif = fib.ifindex;
-	if (oif == skb->ifindex || !bpf_map_lookup_elem(&weir_endpoints, &oif))
-		return TC_ACT_OK;
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS && oif != skb->ifindex &&
+	    bpf_map_lookup_elem(&weir_endpoints, &oif))
+		goto local;
+	/* not a pod of this node, whatever the packet's size: none of the connection's packets will be */
+	if (ct && rc != BPF_FIB_LKUP_RET_NO_NEIGH && rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		ct->flags |= WEIR_CT_F_NOT_LOCAL;
+	return TC_ACT_OK;
+local:
 	/* ip_decrease_ttl */
 	sum = ip->check;
 	sum += bpf_htons(0x0100);

@@ -13,6 +13,8 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Datapath } from '../../agent/datapath/datapath.js';
 import { withLibbpfLog } from '../../maps/libbpf.js';
+import { CtFlag } from '../../maps/abi.js';
+import { decodeCt4Key, decodeCtValue } from '../../maps/codecs/conntrack.js';
 import { SyncDriver } from '../kernel/sync-driver.js';
 import { endpoint, entry, state } from '../kernel/fixture.js';
 import { createTopology, type Pod, type Topology } from '../bench/sidebyside/topology.js';
@@ -68,6 +70,24 @@ function counted(f: () => void): { forwarded: number; ttl63: number; received: n
   f();
   const d = read().map((x, i) => x - (before[i] ?? 0));
   return { forwarded: d[0]!, ttl63: d[1]!, received: d[2]!, timeExceeded: d[3]! };
+}
+
+/** Conntrack flags of the entries from `src` to `dst` (IPv4, any ports and direction). */
+function ctFlags(src: string, dst: string): number[] {
+  const out: number[] = [];
+  for (const [k, v] of dp!.map('conntrack4').entries()) {
+    const key = decodeCt4Key(k);
+    if (key.srcAddr === src && key.dstAddr === dst) out.push(decodeCtValue(v).flags);
+  }
+  return out;
+}
+
+/** Datagrams from `from` to `to:port` from one socket (one flow), 20 ms apart. */
+function sendUdp(from: Pod, to: string, port: number, n: number): void {
+  const js =
+    "const s = require('node:dgram').createSocket('udp4'); let i = 0; " +
+    `const go = () => s.send('x', ${port}, '${to}', () => (++i < ${n} ? setTimeout(go, 20) : s.close())); go();`;
+  inNs(from.netns, process.execPath, '-e', js);
 }
 
 /** One UDP datagram from `from` to `to` with IP TTL 1. */
@@ -149,6 +169,17 @@ describe('local delivery between pods of one node', () => {
     expect(connect(topo.pod('c'), topo.pod('b'), 700)).toBe('timeout');
     const denied = dp!.counters().filter((r) => r.verdictName === 'DROPPED' && r.reasonName === 'POLICY_DENIED');
     expect(denied.reduce((n, r) => n + Number(r.packets), 0)).toBeGreaterThan(0);
+  });
+
+  it('a connection to the node itself is marked not local after one lookup; one to a local pod is not marked', () => {
+    const a = topo.pod('a');
+    sendUdp(a, topo.pod('b').gateway, 9999, 3);
+    const toNode = ctFlags(a.ip, topo.pod('b').gateway);
+    expect(toNode.length).toBeGreaterThan(0);
+    expect(toNode.every((f) => (f & CtFlag.NOT_LOCAL) !== 0)).toBe(true);
+    const toPod = ctFlags(a.ip, topo.pod('b').ip);
+    expect(toPod.length).toBeGreaterThan(0);
+    expect(toPod.some((f) => (f & CtFlag.NOT_LOCAL) !== 0)).toBe(false);
   });
 
   it('a packet whose TTL runs out is left to the node, which answers it (ICMP time exceeded)', () => {
