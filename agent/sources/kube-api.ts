@@ -10,6 +10,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { isAscii } from 'node:buffer';
 import { createInterface } from 'node:readline';
 import type { WireObject } from './kube-wire.js';
 
@@ -57,6 +58,15 @@ function statusMessage(body: string, code: number): string {
     // not a Status object
   }
   return `HTTP ${code}${body ? `: ${body.slice(0, 200)}` : ''}`;
+}
+
+/**
+ * The text of a UTF-8 JSON body. ASCII (what the API server writes but for labels or
+ * annotations in other scripts) is copied byte for byte, which is several times cheaper than
+ * decoding UTF-8; anything else is decoded.
+ */
+function jsonText(b: Buffer): string {
+  return isAscii(b) ? b.toString('latin1') : b.toString('utf8');
 }
 
 export class KubeApi {
@@ -123,10 +133,13 @@ export class KubeApi {
     const raw = await this.readAll(res);
     const code = res.statusCode ?? 0;
     if (code < 200 || code >= 300) throw new KubeApiError(statusMessage(raw.toString('utf8'), code), code);
-    return JSON.parse((prepare ? prepare(raw) : raw).toString('utf8')) as T;
+    return JSON.parse(jsonText(prepare ? prepare(raw) : raw)) as T;
   }
 
-  /** GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts `withoutUnreadArrays`). */
+  /**
+   * GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts
+   * `withoutUnread`), and may do so in place: the response's buffer is its own.
+   */
   getJson<T>(path: string, query: Query = {}, prepare?: (json: Buffer) => Buffer): Promise<T> {
     return this.call<T>('GET', path, query, undefined, prepare);
   }

@@ -20,7 +20,7 @@
  */
 import { Backoff } from './backoff.js';
 import { KubeApi, KubeApiError, type KubeApiConfig, type WatchEvent } from './kube-api.js';
-import { objectRef, slim, withoutUnreadArrays, type WireObject } from './kube-wire.js';
+import { objectRef, slim, withoutUnread, type WireObject } from './kube-wire.js';
 
 export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes' | 'services' | 'endpointslices';
 export type ChangeAction = 'add' | 'update' | 'delete';
@@ -152,14 +152,15 @@ class ResourceInformer {
     if (!this.stopped) this.opts.onChange({ resource: this.resource, action, object: obj });
   }
 
-  /** Wire JSON with kind/apiVersion (list items come without them), slimmed. */
+  /**
+   * Wire JSON with kind/apiVersion (list items come without them), slimmed. The object is this
+   * informer's own (parsed from its response), so it is completed in place, not copied.
+   */
   private wire(obj: WireObject): WireObject {
     const info = this.info;
-    const labelled =
-      obj.kind === info.kind && obj.apiVersion === info.apiVersion
-        ? obj
-        : { ...obj, kind: info.kind, apiVersion: info.apiVersion };
-    return slim(labelled);
+    if (obj.kind !== info.kind) obj.kind = info.kind;
+    if (obj.apiVersion !== info.apiVersion) obj.apiVersion = info.apiVersion;
+    return slim(obj);
   }
 
   /** A deletion's object: what identifies it (the Store deletes by kind and key). */
@@ -183,8 +184,8 @@ class ResourceInformer {
     let cont: string | undefined;
     let rv = '';
     do {
-      // Arrays weir never reads (managedFields, statuses, volumes...) are cut before parsing.
-      const page = await this.api.getJson<WireList>(this.info.path, { limit, continue: cont }, withoutUnreadArrays);
+      // Members weir never reads (managedFields, statuses, volumes, probes...) are cut before parsing.
+      const page = await this.api.getJson<WireList>(this.info.path, { limit, continue: cont }, withoutUnread);
       if (gen !== this.generation) throw new Error('stopped');
       for (const item of page.items ?? []) {
         const o = this.wire(item);
