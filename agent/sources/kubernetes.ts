@@ -69,6 +69,12 @@ export interface KubernetesSourceOptions {
   pageSize?: number;
   /** Resources to watch (default WATCHED_RESOURCES). */
   resources?: readonly WatchedResource[];
+  /**
+   * Resolves once the changes delivered so far are consumed. A list awaits it after each page
+   * (the next page already requested), so pages are not parsed faster than the consumer takes
+   * them and a large list is never held whole in parsed objects waiting for it.
+   */
+  consumed?: () => Promise<void>;
 }
 
 interface KindInfo {
@@ -176,17 +182,28 @@ class ResourceInformer {
   /**
    * Every page of the collection, each page's objects delivered as it arrives (no whole list
    * held at once); once the last page is in, what was known and is no longer listed is deleted.
+   * The next page is requested before this one is delivered (the API server prepares it
+   * meanwhile); delivery then waits until the consumer has taken the page (`consumed`).
    */
   private async list(gen: number): Promise<string> {
     const limit = this.opts.pageSize ?? 500;
     const listed = new Set<string>();
     this.request = 'list';
-    let cont: string | undefined;
+    // Members weir never reads (managedFields, statuses, volumes, probes...) are cut before parsing.
+    const fetchPage = (cont: string | undefined): Promise<WireList> => {
+      const p = this.api.getJson<WireList>(this.info.path, { limit, continue: cont }, withoutUnread);
+      // handled here too: a list that stops before awaiting it must not leave a rejection unhandled
+      p.catch(() => undefined);
+      return p;
+    };
+    let next: Promise<WireList> | undefined = fetchPage(undefined);
     let rv = '';
-    do {
-      // Members weir never reads (managedFields, statuses, volumes, probes...) are cut before parsing.
-      const page = await this.api.getJson<WireList>(this.info.path, { limit, continue: cont }, withoutUnread);
+    while (next) {
+      const page: WireList = await next;
       if (gen !== this.generation) throw new Error('stopped');
+      rv = page.metadata?.resourceVersion ?? rv;
+      const cont = page.metadata?.continue || undefined;
+      next = cont ? fetchPage(cont) : undefined;
       for (const item of page.items ?? []) {
         const o = this.wire(item);
         const key = objectRef(o);
@@ -197,9 +214,10 @@ class ResourceInformer {
         if (old === undefined) this.emit('add', o);
         else if (old !== version) this.emit('update', o);
       }
-      rv = page.metadata?.resourceVersion ?? rv;
-      cont = page.metadata?.continue || undefined;
-    } while (cont);
+      page.items = undefined;
+      await this.opts.consumed?.();
+      if (gen !== this.generation) throw new Error('stopped');
+    }
     for (const [key, version] of this.known) {
       if (!listed.has(key)) {
         this.known.delete(key);
@@ -267,6 +285,7 @@ class ResourceInformer {
             this.resourceVersion = rv;
           },
           controller.signal,
+          withoutUnread,
         );
       } catch (err) {
         if (!(err instanceof Gone)) throw err;
