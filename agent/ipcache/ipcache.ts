@@ -40,17 +40,19 @@ export class Ipcache {
 
   /** Adds or updates a claim of `owner` on a canonical cidr. */
   claim(cidr: string, layer: IpcacheLayer, owner: string, identity: number): void {
-    let list = this.claims.get(cidr);
+    const list = this.claims.get(cidr);
     if (!list) {
-      list = [];
-      this.claims.set(cidr, list);
       const p = parsePrefix(cidr);
       if (typeof p === 'string') throw new Error(`ipcache: ${p}`);
+      // a literal of one: an array grown by push from empty keeps room for 17 (about 130 bytes
+      // more per address, and most addresses only ever have one claim)
+      this.claims.set(cidr, [{ layer, owner, identity }]);
       this.prefixes.set(cidr, p);
+    } else {
+      const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
+      if (i >= 0) list[i] = { layer, owner, identity };
+      else list.push({ layer, owner, identity });
     }
-    const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
-    if (i >= 0) list[i] = { layer, owner, identity };
-    else list.push({ layer, owner, identity });
     if (layer === 'podCIDR' || layer === 'cidr') this.claimedAs[layer].add(cidr);
     this.dirty.add(cidr);
   }
