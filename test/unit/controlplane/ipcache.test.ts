@@ -19,6 +19,24 @@ describe('cidr', () => {
     expect(canonicalPrefix('0.0.0.0/0')).toBe('0.0.0.0/0');
     expect(canonicalPrefix('::/0')).toBe('::/0');
   });
+  it('reads and writes IPv4 addresses as an octet-by-octet reference does', () => {
+    let seed = 15;
+    const next = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const edge = [0, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255];
+    for (let i = 0; i < 5000; i++) {
+      const octets = Array.from({ length: 4 }, () => (next() % 3 === 0 ? edge[next() % edge.length]! : next() % 256));
+      const text = octets.join('.');
+      const ref = octets.reduce((a, o) => a * 256n + BigInt(o), 0n);
+      const p = parsePrefix(`${text}/32`) as Prefix;
+      expect(p.addr).toBe(ref);
+      expect(canonicalIP(text)).toBe(text);
+      expect(canonicalIP(` ${text}\n`)).toBe(text);
+      expect(canonicalPrefix(`${text}/24`)).toBe(`${octets.slice(0, 3).join('.')}.0/24`);
+    }
+    for (const bad of ['256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.-4', '1.2.3.4a', ''])
+      expect(canonicalIP(bad)).toBeUndefined();
+  });
+
   it('tests containment within one family only', () => {
     const p = (s: string): Prefix => parsePrefix(s) as Prefix;
     expect(prefixContains(p('10.0.0.0/8'), p('10.1.0.0/16'))).toBe(true);
