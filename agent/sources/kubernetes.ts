@@ -120,13 +120,31 @@ function errorMessage(err: unknown): string {
   return String(err);
 }
 
+type Kept = string | number;
+
+/**
+ * A resourceVersion as the source keeps it: a number when it is a plain decimal that a number
+ * holds exactly (what the API server sends: etcd's revision), else its text. Opaque either way
+ * (compared for equality only, and given back as text); a number is no string to hold per object
+ * (about 3 MiB at 100,000 pods).
+ */
+function kept(rv: string | undefined): Kept {
+  if (rv === undefined) return '';
+  if (rv.length === 0 || rv.length > 15 || rv.charCodeAt(0) === 0x30) return rv;
+  for (let i = 0; i < rv.length; i++) {
+    const c = rv.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return rv;
+  }
+  return Number(rv);
+}
+
 /** The watch ended because of 410 Gone: relist, no error. */
 class Gone extends Error {}
 
 class ResourceInformer {
   readonly status: ResourceStatus = { synced: false, watching: false, restarts: 0 };
-  /** "namespace/name" -> resourceVersion of every object known. */
-  private readonly known = new Map<string, string>();
+  /** "namespace/name" -> resourceVersion of every object known (`kept`: a number where it can be). */
+  private readonly known = new Map<string, Kept>();
   private readonly backoff: Backoff;
   private readonly info: KindInfo;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -207,7 +225,7 @@ class ResourceInformer {
       for (const item of page.items ?? []) {
         const o = this.wire(item);
         const key = objectRef(o);
-        const version = o.metadata?.resourceVersion ?? '';
+        const version = kept(o.metadata?.resourceVersion);
         listed.add(key);
         const old = this.known.get(key);
         this.known.set(key, version);
@@ -221,7 +239,7 @@ class ResourceInformer {
     for (const [key, version] of this.known) {
       if (!listed.has(key)) {
         this.known.delete(key);
-        this.emit('delete', this.tombstone(key, version));
+        this.emit('delete', this.tombstone(key, String(version)));
       }
     }
     this.resourceVersion = rv;
@@ -246,7 +264,7 @@ class ResourceInformer {
       this.emit('delete', o);
     } else {
       const existed = this.known.has(key);
-      this.known.set(key, o.metadata?.resourceVersion ?? '');
+      this.known.set(key, kept(o.metadata?.resourceVersion));
       this.emit(existed ? 'update' : 'add', o);
     }
     return rv;
