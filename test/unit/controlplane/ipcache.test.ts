@@ -2,7 +2,7 @@
 import { ReservedIdentity } from '../../../agent/desired.js';
 import { canonicalIP, canonicalPrefix, parsePrefix, prefixContains } from '../../../agent/ipcache/cidr.js';
 import type { Prefix } from '../../../agent/ipcache/cidr.js';
-import { POD_CIDR_IDENTITY } from '../../../agent/ipcache/ipcache.js';
+import { Ipcache, POD_CIDR_IDENTITY } from '../../../agent/ipcache/ipcache.js';
 import { PolicyEngine } from '../../../agent/policy/engine.js';
 import { toKubeObject } from '../../../agent/store/convert.js';
 import { np } from '../policy/model.js';
@@ -87,6 +87,32 @@ describe('ipcache through the engine', () => {
     ]);
     return e;
   }
+
+  it('finds a pod address exactly and a prefix by containment, whichever layers claimed it first', () => {
+    const c = new Ipcache();
+    c.claim('10.0.0.5/32', 'pod', 'x/a', 300);
+    c.claim('fd00::5/128', 'pod', 'x/a', 300);
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(300);
+    expect(c.lookup('fd00::5')).toBe(300);
+    expect(c.lookup('10.0.0.6')).toBe(ReservedIdentity.worldIPv4);
+    // a policy names the pod's own address and its /24: the pod still wins its address
+    c.claim('10.0.0.5/32', 'cidr', 'policy', 0x1000001);
+    c.claim('10.0.0.0/24', 'cidr', 'policy', 0x1000002);
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(300);
+    expect(c.lookup('10.0.0.6')).toBe(0x1000002);
+    // the pod goes: its address falls to the policy's /32, found by containment now
+    c.unclaim('10.0.0.5/32', 'pod', 'x/a');
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(0x1000001);
+    expect(c.lookup('10.0.0.5/32')).toBe(0x1000001);
+    c.unclaim('10.0.0.5/32', 'cidr', 'policy');
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(0x1000002);
+    expect(() => c.claim('10.0.1.0/24', 'pod', 'x/b', 301)).toThrow(/host prefixes/);
+    expect(c.lookup('10.0.1.1')).toBe(ReservedIdentity.worldIPv4);
+  });
 
   it('resolves pods, nodes, the pod network, policy prefixes and the world by longest prefix', () => {
     const e = engine();
