@@ -24,6 +24,8 @@ export interface DatapathEnforcementOptions {
   hostAllow?: boolean;
   /** Allowed new connections emit flow events (default true; off: only drops do, counters count all). */
   allowedFlows?: boolean;
+  /** Packets between pods of the node skip the node's stack and netfilter (default true). */
+  localDelivery?: boolean;
   /** Periodic resync (dump the maps, repair drift); default 5 minutes, 0 = never. */
   resyncIntervalMs?: number;
   /** Map sizes at load (map name -> max entries), for tests that fill a map cheaply. */
@@ -86,7 +88,11 @@ export class DatapathEnforcement implements Enforcement {
       ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
       ...(opts.mapMax ? { mapMax: opts.mapMax } : {}),
     });
-    this.datapath.configure({ hostAllow: opts.hostAllow ?? true, allowedFlows: opts.allowedFlows ?? true });
+    this.datapath.configure({
+      hostAllow: opts.hostAllow ?? true,
+      allowedFlows: opts.allowedFlows ?? true,
+      localDelivery: opts.localDelivery ?? true,
+    });
     this.log = opts.log ?? (() => undefined);
     for (const r of this.datapath.replacedMaps)
       this.log(

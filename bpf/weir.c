@@ -18,15 +18,6 @@
 #include "lib/lb.h"
 #include "lib/forward.h"
 
-static __always_inline __u32 weir_config_flags(void)
-{
-	__u32 zero = 0;
-	struct weir_config *c = bpf_map_lookup_elem(&weir_config, &zero);
-	if (!c || !(c->flags & WEIR_CFG_F_SET))
-		return WEIR_CFG_DEFAULT_FLAGS;
-	return c->flags;
-}
-
 static __always_inline int weir_drop(struct __sk_buff *skb, const struct weir_endpoint *ep, __u8 dir,
 				     const struct weir_pkt *pkt, struct weir_verdict *v, __u8 reason)
 {

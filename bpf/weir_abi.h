@@ -334,6 +334,12 @@ struct weir_frag_value {
  * default: `weir observe` shows allowed flows unless the agent is told not to.
  */
 #define WEIR_CFG_F_NO_ALLOWED_FLOWS (1U << 1)
+/*
+ * No local delivery (bpf/lib/forward.h): a packet between two pods of the
+ * node goes through the node's IP stack and netfilter, as without weir. Off
+ * by default: local delivery is on unless the agent is told otherwise.
+ */
+#define WEIR_CFG_F_NO_LOCAL_DELIVERY (1U << 2)
 #define WEIR_CFG_DEFAULT_FLAGS	    WEIR_CFG_F_HOST_ALLOW
 /* When the config flags are 0 the datapath applies WEIR_CFG_DEFAULT_FLAGS;
  * WEIR_CFG_F_SET marks an explicit setting so "all off" is expressible. */

@@ -132,6 +132,7 @@ export class NodeAgent {
       ifindexOf: (key) => this.interfaces.get(key)?.ifindex,
       hostAllow: c.hostAccess,
       allowedFlows: c.allowedFlows,
+      localDelivery: c.localDelivery,
       resyncIntervalMs: c.resyncIntervalSeconds * 1000,
       ...(c.mapMax ? { mapMax: parseMapMax(c.mapMax.split(',')) } : {}),
       log: (l) => opts.log.debug(l),

@@ -30,6 +30,12 @@ export interface AgentConfig {
    * verdict and drop metrics come from kernel counters and stay exact.
    */
   allowedFlows: boolean;
+  /**
+   * A packet between two pods of this node goes straight to the receiving pod's veth (IPv4),
+   * past the node's IP stack and netfilter. Off: the node forwards it, its iptables/nftables
+   * FORWARD rules and tcpdump on the forward path see it, as without weir.
+   */
+  localDelivery: boolean;
   /** Pod CIDRs of the cluster; empty means taken from Nodes' spec.podCIDRs. */
   clusterPodCIDRs: string[];
   healthPort: number;
@@ -76,6 +82,7 @@ export const DEFAULT_CONFIG: Omit<AgentConfig, 'nodeName'> = {
   runDir: '/run/weir',
   hostAccess: true,
   allowedFlows: true,
+  localDelivery: true,
   clusterPodCIDRs: [],
   healthPort: 9879,
   healthHost: '0.0.0.0',
@@ -106,6 +113,7 @@ const KEYS: Record<keyof AgentConfig, Kind> = {
   runDir: 'path',
   hostAccess: 'boolean',
   allowedFlows: 'boolean',
+  localDelivery: 'boolean',
   clusterPodCIDRs: 'cidrs',
   healthPort: 'port',
   healthHost: 'string',

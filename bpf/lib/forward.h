@@ -12,7 +12,8 @@
  * entry the fast path passed them on): its later packets skip the lookup,
  * so traffic to other nodes and the world pays it once per connection and
  * direction. The mark only ever skips the shortcut (the stack then forwards,
- * as without it); a SYN that restarts the entry clears it.
+ * as without it); a SYN that restarts the entry clears it. The agent can
+ * switch it off (WEIR_CFG_F_NO_LOCAL_DELIVERY: `localDelivery: false`).
  */
 #ifndef WEIR_LIB_FORWARD_H
 #define WEIR_LIB_FORWARD_H
@@ -48,6 +49,8 @@ static __noinline int weir_to_local_pod(struct __sk_buff *skb, struct weir_ct_va
 
 	if (ct && (ct->flags & WEIR_CT_F_NOT_LOCAL))
 		return TC_ACT_OK;
+	if (weir_config_flags() & WEIR_CFG_F_NO_LOCAL_DELIVERY)
+		return TC_ACT_OK; /* switched off: the node forwards it, as without weir */
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 || ip->ttl <= 1)
 		return TC_ACT_OK;
 	fib.family = AF_INET;

@@ -108,6 +108,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_config SEC(".maps");
 
+/* The config flags in force (WEIR_CFG_DEFAULT_FLAGS until the agent set them). */
+static __always_inline __u32 weir_config_flags(void)
+{
+	__u32 zero = 0;
+	struct weir_config *c = bpf_map_lookup_elem(&weir_config, &zero);
+	if (!c || !(c->flags & WEIR_CFG_F_SET))
+		return WEIR_CFG_DEFAULT_FLAGS;
+	return c->flags;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, WEIR_EVENTS_RING_BYTES);

@@ -340,6 +340,7 @@ describe('Helm chart charts/weir', () => {
       pinRoot: '/sys/fs/bpf/weir',
       runDir: '/run/weir',
       hostAccess: true,
+      localDelivery: true,
       clusterPodCIDRs: [],
       healthPort: 9879,
       logLevel: 'info',
@@ -355,6 +356,7 @@ describe('Helm chart charts/weir', () => {
     expect(cfg(custom)).toMatchObject({
       pinRoot: '/sys/fs/bpf/weir-prod',
       hostAccess: false,
+      localDelivery: false,
       allowedFlows: false,
       clusterPodCIDRs: ['10.96.0.0/12', 'fd00:10::/56'],
       podMetrics: true,

@@ -165,6 +165,21 @@ describe('local delivery between pods of one node', () => {
     expect(n.forwarded).toBe(0);
   });
 
+  it('switched off (localDelivery: false), the same connection takes the node forward path again; back on, it skips it', () => {
+    dp!.configure({ hostAllow: true, localDelivery: false });
+    try {
+      const off = counted(() => expect(connect(topo.pod('a'), topo.pod('b'))).toBe('ok hello'));
+      expect(off.forwarded).toBeGreaterThan(2);
+      expect(off.received).toBe(off.forwarded);
+      expect(off.ttl63).toBe(off.received);
+    } finally {
+      dp!.configure({ hostAllow: true });
+    }
+    const on = counted(() => expect(connect(topo.pod('a'), topo.pod('b'))).toBe('ok hello'));
+    expect(on.received).toBeGreaterThan(2);
+    expect(on.forwarded).toBe(0);
+  });
+
   it("the target's to_pod still judges what is delivered: a pod its policy does not allow is refused", () => {
     expect(connect(topo.pod('c'), topo.pod('b'), 700)).toBe('timeout');
     const denied = dp!.counters().filter((r) => r.verdictName === 'DROPPED' && r.reasonName === 'POLICY_DENIED');

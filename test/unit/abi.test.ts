@@ -137,18 +137,31 @@ describe('ABI: codecs and constants equal bpf/weir_abi.h', () => {
     expect(() => decodeFlowEvent(b.subarray(0, 10))).toThrow(/rebuild/);
   });
 
-  it('config switches: allowed flows on unless switched off, and an unset config reads as the defaults', () => {
+  it('config switches: allowed flows and local delivery on unless switched off, and an unset config reads as the defaults', () => {
     const flags = (b: Buffer) => b.readUInt32LE(0);
     expect(flags(encodeConfig({ hostAllow: true }))).toBe((abi.ConfigFlag.SET | abi.ConfigFlag.HOST_ALLOW) >>> 0);
     expect(flags(encodeConfig({ hostAllow: false, allowedFlows: false }))).toBe(
       (abi.ConfigFlag.SET | abi.ConfigFlag.NO_ALLOWED_FLOWS) >>> 0,
     );
+    expect(flags(encodeConfig({ hostAllow: false, localDelivery: false }))).toBe(
+      (abi.ConfigFlag.SET | abi.ConfigFlag.NO_LOCAL_DELIVERY) >>> 0,
+    );
     expect(decodeConfig(encodeConfig({ hostAllow: true, allowedFlows: false }))).toEqual({
       hostAllow: true,
       allowedFlows: false,
+      localDelivery: true,
     });
-    expect(decodeConfig(encodeConfig({ hostAllow: false }))).toEqual({ hostAllow: false, allowedFlows: true });
-    expect(decodeConfig(Buffer.alloc(8))).toEqual({ hostAllow: true, allowedFlows: true });
+    expect(decodeConfig(encodeConfig({ hostAllow: true, localDelivery: false }))).toEqual({
+      hostAllow: true,
+      allowedFlows: true,
+      localDelivery: false,
+    });
+    expect(decodeConfig(encodeConfig({ hostAllow: false }))).toEqual({
+      hostAllow: false,
+      allowedFlows: true,
+      localDelivery: true,
+    });
+    expect(decodeConfig(Buffer.alloc(8))).toEqual({ hostAllow: true, allowedFlows: true, localDelivery: true });
   });
 
   it('port ranges split into the fewest aligned prefix blocks', () => {

@@ -22,6 +22,7 @@ interface RunFlags {
   runDir?: string;
   hostAccess?: string;
   allowedFlows?: string;
+  localDelivery?: string;
   clusterPodCidrs?: string;
   healthPort?: string;
   healthHost?: string;
@@ -61,6 +62,7 @@ async function run(flags: RunFlags): Promise<void> {
     runDir: flags.runDir,
     hostAccess: flags.hostAccess,
     allowedFlows: flags.allowedFlows,
+    localDelivery: flags.localDelivery,
     clusterPodCIDRs: flags.clusterPodCidrs,
     healthPort: flags.healthPort,
     healthHost: flags.healthHost,
@@ -275,6 +277,10 @@ export function register(program: Command): void {
     .option('--run-dir <dir>', 'directory of the flow and control sockets (default /run/weir)')
     .option('--host-access <bool>', 'let the node reach its pods (default true)')
     .option('--allowed-flows <bool>', 'allowed new connections emit flow events (default true; false: only drops do)')
+    .option(
+      '--local-delivery <bool>',
+      "packets between pods of this node skip the node's IP stack and netfilter (default true; false: the node forwards them)",
+    )
     .option(
       '--services <bool>',
       'translate Service ClusterIPs and NodePorts to backends before policy (env WEIR_SERVICES, default true); false: traffic to a Service address is judged as world',
