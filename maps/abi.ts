@@ -94,7 +94,12 @@ export const CtFlag = {
   SERVICE: 1 << 3,
   NOT_LOCAL: 1 << 4,
 } as const;
-export const ConfigFlag = { HOST_ALLOW: 1 << 0, NO_ALLOWED_FLOWS: 1 << 1, NO_LOCAL_DELIVERY: 1 << 2, SET: 2 ** 31 } as const;
+export const ConfigFlag = {
+  HOST_ALLOW: 1 << 0,
+  NO_ALLOWED_FLOWS: 1 << 1,
+  NO_LOCAL_DELIVERY: 1 << 2,
+  SET: 2 ** 31,
+} as const;
 
 export const IPCACHE_LPM_PREFIX_BASE = 32;
 export const POLICY_RANGE_PREFIX_BASE = 80;
