@@ -340,7 +340,7 @@ struct weir_frag_value {
  * by default: local delivery is on unless the agent is told otherwise.
  */
 #define WEIR_CFG_F_NO_LOCAL_DELIVERY (1U << 2)
-#define WEIR_CFG_DEFAULT_FLAGS	    WEIR_CFG_F_HOST_ALLOW
+#define WEIR_CFG_DEFAULT_FLAGS	     WEIR_CFG_F_HOST_ALLOW
 /* When the config flags are 0 the datapath applies WEIR_CFG_DEFAULT_FLAGS;
  * WEIR_CFG_F_SET marks an explicit setting so "all off" is expressible. */
 #define WEIR_CFG_F_SET (1U << 31)
