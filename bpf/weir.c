@@ -563,6 +563,28 @@ int to_node(struct __sk_buff *skb)
 	return weir_lb_to_node(skb);
 }
 
+/*
+ * The agent's clock sample (run by BPF_PROG_TEST_RUN, never attached): flow
+ * events carry the tick count, which costs no helper call, and the agent turns
+ * it into CLOCK_MONOTONIC with what this writes over the first bytes of the
+ * packet (struct weir_clock_sample).
+ */
+SEC("tc")
+int clock_sample(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct weir_clock_sample *s = data;
+
+	if ((void *)(s + 1) > data_end)
+		return TC_ACT_SHOT;
+	s->jiffies = bpf_jiffies64();
+	s->mono_ns = bpf_ktime_get_coarse_ns();
+	s->jiffies_after = bpf_jiffies64();
+	s->ns_per_tick = CONFIG_HZ ? WEIR_NS_PER_SEC / CONFIG_HZ : 0;
+	return TC_ACT_OK;
+}
+
 /* The baseline for `make bench`: a tc program that does nothing. */
 SEC("tc")
 int noop(struct __sk_buff *skb)
