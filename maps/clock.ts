@@ -44,8 +44,15 @@ export class TickClock {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms),
   ) {}
 
-  /** CLOCK_MONOTONIC ns of a tick count (call refresh() once per batch of events first). */
+  /**
+   * CLOCK_MONOTONIC ns of a tick count (call refresh() once per batch of events first). A value
+   * beyond any tick count yet (more than the resample period past the anchor) is a record of an
+   * older build's programs, still attached while an upgrade replaces them, which stamped
+   * CLOCK_MONOTONIC_COARSE ns: it is that time already (ns since boot pass the tick count, which
+   * starts near 2^32, within seconds of boot).
+   */
   toMonoNs(jiffies: bigint): bigint {
+    if (jiffies - this.anchor.jiffies > (2n * RESAMPLE_NS) / this.nsPerTick) return jiffies;
     return this.anchor.monoNs + (jiffies - this.anchor.jiffies) * this.nsPerTick;
   }
 

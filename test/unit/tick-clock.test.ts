@@ -17,7 +17,10 @@ function kernel(hz: bigint, j0: bigint, m0: bigint, now: () => bigint, known = t
 describe('TickClock', () => {
   it('turns a tick count into the monotonic time of that tick, before and after the sample', () => {
     let t = 5_000_000_000n;
-    const c = new TickClock(kernel(250n, 4_294_000_000n, 1_000_000_000n, () => t), () => t);
+    const c = new TickClock(
+      kernel(250n, 4_294_000_000n, 1_000_000_000n, () => t),
+      () => t,
+    );
     c.refresh();
     // 4 ms per tick: the tick at 5 s is 4,294,000,000 + 1,000
     expect(c.toMonoNs(4_294_001_000n)).toBe(5_000_000_000n);
@@ -25,6 +28,18 @@ describe('TickClock', () => {
     t += 2_000_000_000n;
     c.refresh();
     expect(c.toMonoNs(4_294_001_500n)).toBe(7_000_000_000n);
+  });
+
+  it("reads a record of an older build's programs (CLOCK_MONOTONIC_COARSE ns) as the time it is", () => {
+    const t = 3_600_000_000_000n; // an hour after boot
+    const c = new TickClock(
+      kernel(250n, 4_294_000_000n, 1_000_000_000n, () => t),
+      () => t,
+    );
+    c.refresh();
+    expect(c.toMonoNs(t - 4_000_000n)).toBe(t - 4_000_000n);
+    // a tick count from just before the anchor is still a tick count
+    expect(c.toMonoNs(4_294_000_000n + 899_749n)).toBe(t - 4_000_000n);
   });
 
   it('drops samples a tick split and anchors on the others', () => {
