@@ -36,6 +36,7 @@ export class TickClock {
   private nsPerTick = 0n;
   private anchor: Anchor = { jiffies: 0n, monoNs: 0n };
   private sampledAt = -RESAMPLE_NS;
+  private maxJiffies = 0n;
 
   constructor(
     private readonly sample: () => ClockSample,
@@ -46,20 +47,36 @@ export class TickClock {
 
   /**
    * CLOCK_MONOTONIC ns of a tick count (call refresh() once per batch of events first). A value
-   * beyond any tick count yet (more than the resample period past the anchor) is a record of an
+   * beyond any tick count yet (more than a resample period past the tick count now) is a record of an
    * older build's programs, still attached while an upgrade replaces them, which stamped
    * CLOCK_MONOTONIC_COARSE ns: it is that time already (ns since boot pass the tick count, which
    * starts near 2^32, within seconds of boot).
    */
   toMonoNs(jiffies: bigint): bigint {
-    if (jiffies - this.anchor.jiffies > (2n * RESAMPLE_NS) / this.nsPerTick) return jiffies;
+    if (jiffies > this.maxJiffies) return jiffies;
     return this.anchor.monoNs + (jiffies - this.anchor.jiffies) * this.nsPerTick;
   }
 
-  /** Samples again when the anchor is older than a few seconds; cheap otherwise. */
+  /**
+   * Samples again when the anchor is older than a few seconds; cheap otherwise. Only the first
+   * sampling throws: a later one that fails keeps the anchor it has (tried again next time).
+   */
   refresh(): void {
     const now = this.monoNow();
-    if (now - this.sampledAt < RESAMPLE_NS) return;
+    if (now - this.sampledAt >= RESAMPLE_NS) {
+      if (this.sampledAt < 0n) this.resample(now);
+      else {
+        try {
+          this.resample(now);
+        } catch {
+          /* the previous anchor still holds: the two clocks drift apart by far less than a tick in seconds */
+        }
+      }
+    }
+    this.maxJiffies = this.anchor.jiffies + (now - this.anchor.monoNs + RESAMPLE_NS) / this.nsPerTick;
+  }
+
+  private resample(now: bigint): void {
     const samples: ClockSample[] = [];
     for (let tries = 0; samples.length < SAMPLES && tries < SAMPLES * 4; tries++) {
       const s = this.sample();

@@ -70,7 +70,25 @@ describe('TickClock', () => {
     c.refresh();
     expect(slept).toBe(100);
     // 1e9 / 300 rounded down, as the kernel-side scale would be
-    expect(c.toMonoNs(3_000n) - c.toMonoNs(0n)).toBe(3_000n * 3_333_333n);
+    expect(c.toMonoNs(300n) - c.toMonoNs(0n)).toBe(300n * 3_333_333n);
+  });
+
+  it('keeps its anchor when a later sampling fails', () => {
+    let t = 5_000_000_000n;
+    let fail = false;
+    const good = kernel(250n, 0n, 0n, () => t);
+    const c = new TickClock(
+      () => {
+        if (fail) throw new Error('BPF_PROG_TEST_RUN failed');
+        return good();
+      },
+      () => t,
+    );
+    c.refresh();
+    fail = true;
+    t += 10_000_000_000n;
+    expect(() => c.refresh()).not.toThrow();
+    expect(c.toMonoNs(3_000n)).toBe(12_000_000_000n);
   });
 
   it('refuses a clock whose tick count moves during every sample', () => {
