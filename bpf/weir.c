@@ -439,6 +439,37 @@ static __noinline int weir_lb_egress(struct __sk_buff *skb, struct weir_pkt *pkt
 }
 
 /*
+ * to_pod: an ICMP error whose quoted header belongs to a connection the pod
+ * sent to a Service frontend (its conntrack entry, live, not revoked, marked
+ * WEIR_CT_F_SERVICE) passes as related, with the frontend back in it
+ * (weir_lb_icmp_reverse). Returns the verdict, or -1 when the error is not
+ * such (the full path judges it as any ICMP error). A global function:
+ * verified once, on its own, not once per path of to_pod.
+ */
+__noinline int weir_lb_icmp_reply(struct __sk_buff *skb, const struct weir_pkt *pkt, struct weir_lb *lb)
+{
+	union weir_ct_anykey k;
+	struct weir_ct_value *ct;
+
+	if (!skb || !pkt || !lb || pkt->kind != WEIR_PKT_ICMP_ERROR || !weir_is_port_proto(pkt->inner.proto))
+		return -1;
+	weir_ct_key_fwd(&k, &pkt->inner, WEIR_DIR_EGRESS, skb->ifindex);
+	ct = weir_ct_lookup(&k, pkt->inner.family);
+	if (!ct || !(ct->flags & WEIR_CT_F_SERVICE) || (ct->flags & WEIR_CT_F_REVOKED) ||
+	    ct->expires_ns <= weir_ct_now())
+		return -1;
+	switch (weir_lb_icmp_reverse(skb, pkt, skb->ifindex, lb)) {
+	case 0:
+		return -1; /* no translation of it is known: judged as any ICMP error */
+	case 1:
+		weir_count(WEIR_DIR_INGRESS, WEIR_VERDICT_FORWARDED, WEIR_MATCH_RELATED, skb->len);
+		return TC_ACT_OK;
+	default:
+		return TC_ACT_SHOT;
+	}
+}
+
+/*
  * to_pod: a backend's reply to a connection the pod sent to a Service frontend
  * (its conntrack entry marked WEIR_CT_F_SERVICE) passed the fast path; its
  * source becomes the frontend again (weir_lb_reverse), the rewrite kept in the
@@ -511,6 +542,12 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	if (!x)
 		return TC_ACT_SHOT;
 	struct weir_lb *lb = &x->lb;
+	/* an ICMP error about a connection the pod sent to a Service frontend: passed, translated back */
+	if (dir == WEIR_DIR_INGRESS && !c.reason && c.pkt.kind == WEIR_PKT_ICMP_ERROR) {
+		rc = weir_lb_icmp_reply(skb, &c.pkt, lb);
+		if (rc >= 0)
+			return rc;
+	}
 	lb->flags = 0;
 	__builtin_memset(&lb->orig, 0, sizeof(lb->orig));
 	/*

@@ -460,6 +460,160 @@ __noinline int weir_lb_reverse(const struct weir_pkt *pkt, __u32 ifindex, struct
 	return 0;
 }
 
+/* The 16-bit one's complement checksum `csum` (as stored) after the words summing to `diff` changed. */
+static __always_inline __u16 weir_csum_adjust(__u16 csum, __s64 diff)
+{
+	__u64 s = (__u64)(__u16)~csum + (__u32)diff;
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* The words of an ICMP error's quote its translation changes, besides the quoted destination address. */
+struct weir_lb_icmp_words {
+	__be16 port;   /* quoted destination port */
+	__be16 _zero;  /* so that port and _zero are one word pair of their own */
+	__be16 l4csum; /* quoted TCP/UDP checksum, when quoted (else equal in both) */
+	__be16 ipcsum; /* quoted IPv4 header checksum (IPv6: 0 in both) */
+};
+
+/*
+ * to_pod: an ICMP error (port unreachable, fragmentation needed, ...) about a
+ * connection the pod sent to a Service frontend, found related through the
+ * header it quotes (the pod's packet as the backend got it): the quoted
+ * destination becomes the frontend again, and so does the error's own source
+ * when the backend sent it (a router on the way keeps its address), as
+ * kube-proxy's conntrack does for related packets. Without it the pod's
+ * socket never learns of the error: no ECONNREFUSED for UDP, no path MTU for
+ * TCP. Hairpin connections are left as they are. `lb` holds the lookup's key.
+ *
+ * Offsets from the packet: the outer IPv4 header's length, an ICMPv6 header
+ * right after the IPv6 header (else the error is left as it is), the quoted
+ * IPv4 header's length, a quoted TCP/UDP header right after a quoted IPv6
+ * header (else left as it is). Checksums updated incrementally (each field an
+ * even offset from the start of the ICMP message, so their changes sum as
+ * words of it): the quoted IPv4 header's, the quoted TCP/UDP checksum when
+ * the quote holds it (pseudo-header included; a quoted IPv4 UDP checksum of 0
+ * stays 0), the ICMP checksum over every changed word (ICMPv6: the source in
+ * its pseudo-header too), the outer IPv4 header's. Translated errors count as
+ * replies translated back (WEIR_LB_CNT_REVERSE).
+ *
+ * Returns 1 when rewritten, 0 when no translation of it is known (or its
+ * headers are not where this looks), -1 when a helper failed or the quote is
+ * not what the parser read (the caller drops the packet). A global function:
+ * verified once, on its own, not once per path of to_pod.
+ */
+__noinline int weir_lb_icmp_reverse(struct __sk_buff *skb, const struct weir_pkt *pkt, __u32 ifindex,
+				    struct weir_lb *lb)
+{
+	struct weir_lb_icmp_words o = {}, n = {};
+	struct weir_lb_rev_value *r;
+	__u32 icmp, in_l3, in_l4, in_dst, l4csum_off, src_off, alen;
+	__u8 addr[16] = {};
+	__u8 b, v4, proto;
+
+	if (!skb || !pkt || !lb || pkt->kind != WEIR_PKT_ICMP_ERROR || !weir_is_port_proto(pkt->inner.proto))
+		return 0;
+	const struct weir_tuple *q = &pkt->inner;
+	weir_lb_key_make(&lb->rk, q->daddr, q->saddr, q->dport, q->sport, q, ifindex);
+	r = bpf_map_lookup_elem(&weir_lb_rev, &lb->rk);
+	if (!r || (r->flags & WEIR_LB_F_HAIRPIN))
+		return 0;
+	v4 = q->family == WEIR_FAMILY_IPV4;
+	proto = q->proto;
+	alen = v4 ? 4 : 16;
+	src_off = v4 ? WEIR_LB_IP4_SRC_OFF : WEIR_LB_IP6_SRC_OFF;
+	if (v4) {
+		if (bpf_skb_load_bytes(skb, WEIR_LB_ETH_HLEN, &b, 1))
+			return -1;
+		icmp = WEIR_LB_ETH_HLEN + (b & 0xf) * 4;
+		in_l3 = icmp + 8;
+		if (bpf_skb_load_bytes(skb, in_l3, &b, 1))
+			return -1;
+		in_l4 = in_l3 + (b & 0xf) * 4;
+		in_dst = in_l3 + 16;
+		if (bpf_skb_load_bytes(skb, in_dst, addr, 4))
+			return -1;
+	} else {
+		if (bpf_skb_load_bytes(skb, WEIR_LB_ETH_HLEN + 6, &b, 1) || b != IPPROTO_ICMPV6)
+			return 0; /* extension headers before the ICMPv6 header: left as it is */
+		icmp = WEIR_LB_ETH_HLEN + 40;
+		in_l3 = icmp + 8;
+		if (bpf_skb_load_bytes(skb, in_l3 + 6, &b, 1) || b != proto)
+			return 0; /* extension headers in the quote: left as it is */
+		in_l4 = in_l3 + 40;
+		in_dst = in_l3 + 24;
+		if (bpf_skb_load_bytes(skb, in_dst, addr, 16))
+			return -1;
+	}
+	if (bpf_skb_load_bytes(skb, in_l4 + 2, &o.port, 2))
+		return -1;
+	if (!weir_lb_addr_eq(addr, q->daddr, q->family) || o.port != bpf_htons(q->dport))
+		return -1;
+	n.port = bpf_htons(r->port);
+
+	/* the quoted header's checksums */
+	__s64 d_addr = bpf_csum_diff((__be32 *)q->daddr, alen, (__be32 *)r->addr, alen, 0);
+	if (d_addr < 0)
+		return -1;
+	l4csum_off = in_l4 + (proto == IPPROTO_TCP ? WEIR_LB_TCP_CSUM_OFF : WEIR_LB_UDP_CSUM_OFF);
+	if (proto != IPPROTO_SCTP && l4csum_off + 2 <= skb->len) {
+		if (bpf_skb_load_bytes(skb, l4csum_off, &o.l4csum, 2))
+			return -1;
+		n.l4csum = o.l4csum;
+		if (o.l4csum || proto != IPPROTO_UDP || !v4) {
+			__s64 d_port = bpf_csum_diff((__be32 *)&o.port, 4, (__be32 *)&n.port, 4, 0);
+			if (d_port < 0)
+				return -1;
+			n.l4csum = weir_csum_adjust(o.l4csum, (__u64)(__u32)d_addr + (__u32)d_port);
+			if (!n.l4csum && proto == IPPROTO_UDP)
+				n.l4csum = 0xffff;
+		}
+	}
+	if (v4) {
+		if (bpf_skb_load_bytes(skb, in_l3 + 10, &o.ipcsum, 2))
+			return -1;
+		n.ipcsum = weir_csum_adjust(o.ipcsum, d_addr);
+	}
+	/* the error's own source: the frontend again when the backend sent it */
+	if (bpf_skb_load_bytes(skb, src_off, addr, alen))
+		return -1;
+	__u8 own = weir_lb_addr_eq(addr, q->daddr, q->family);
+
+	/* the ICMP checksum: every changed word of the message (ICMPv6: and its pseudo-header's source) */
+	__be16 icsum;
+	if (bpf_skb_load_bytes(skb, icmp + 2, &icsum, 2))
+		return -1;
+	__s64 d_rest = bpf_csum_diff((__be32 *)&o, sizeof(o), (__be32 *)&n, sizeof(n), 0);
+	if (d_rest < 0)
+		return -1;
+	__u64 d_icmp = (__u64)(__u32)d_addr + (__u32)d_rest;
+	if (!v4 && own)
+		d_icmp += (__u32)d_addr;
+	icsum = weir_csum_adjust(icsum, d_icmp);
+
+	const __u64 f = BPF_F_RECOMPUTE_CSUM;
+	if (bpf_skb_store_bytes(skb, in_dst, r->addr, alen, f) ||
+	    bpf_skb_store_bytes(skb, in_l4 + 2, &n.port, 2, f))
+		return -1;
+	if (n.l4csum != o.l4csum && bpf_skb_store_bytes(skb, l4csum_off, &n.l4csum, 2, f))
+		return -1;
+	if (v4 && bpf_skb_store_bytes(skb, in_l3 + 10, &n.ipcsum, 2, f))
+		return -1;
+	if (bpf_skb_store_bytes(skb, icmp + 2, &icsum, 2, f))
+		return -1;
+	if (own) {
+		if (v4 && bpf_l3_csum_replace(skb, WEIR_LB_IP4_CSUM_OFF, *(const __u32 *)q->daddr,
+					      *(const __u32 *)r->addr, 4))
+			return -1;
+		if (bpf_skb_store_bytes(skb, src_off, r->addr, alen, f))
+			return -1;
+	}
+	weir_lb_count(WEIR_LB_CNT_REVERSE);
+	return 1;
+}
+
 /*
  * to_pod, before the verdict: whether a packet from the hairpin address is
  * the pod's own hairpin connection arriving (admitted). Other packets cost

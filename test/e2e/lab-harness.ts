@@ -27,12 +27,17 @@ export interface TestLab {
   cleanup(): Promise<void>;
 }
 
+/** Blocks this process handed out: two labs of one file pick theirs before either routes it. */
+const handedOut = new Set<number>();
+
 /** A /24 of 10.220.0.0/16 (from .16 up) with no route on this machine yet. */
 function freeBlock(): number {
   const used = execFileSync('ip', ['-4', 'route', 'show', 'table', 'all']).toString();
   for (let tries = 0; tries < 64; tries++) {
     const id = 16 + randomInt(240);
-    if (!used.includes(`10.220.${id}.`) && !used.includes(`10.221.${id}.`)) return id;
+    if (handedOut.has(id) || used.includes(`10.220.${id}.`) || used.includes(`10.221.${id}.`)) continue;
+    handedOut.add(id);
+    return id;
   }
   throw new Error('no free /24 in 10.220.0.0/16 for a test lab: remove stale labs with `weir lab down`');
 }

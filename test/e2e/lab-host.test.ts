@@ -12,6 +12,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { parseExposition, sample, type ParsedFamily } from '../metrics/exposition.js';
 import { testLab, type ProbeJson, type TestLab } from './lab-harness.js';
 
@@ -88,10 +89,24 @@ async function scrape(url: string): Promise<ParsedFamily[]> {
   return parseExposition(await res.text());
 }
 
-async function probe(lab: TestLab, port: string, protocol: string, from: string, to: string): Promise<boolean> {
+/** One probe that must connect (or must not); on a surprise the error says what the lab saw. */
+async function probe(lab: TestLab, port: string, protocol: string, from: string, to: string, want: boolean) {
   const args = ['lab', 'probe', '--port', port, '--protocol', protocol, '--from', from, '--to', to, '-o', 'json'];
   const r = JSON.parse((await lab.weir([...args, '--timeout', '1500'])).stdout) as ProbeJson;
-  return r.results[0]!.connected;
+  const connected = r.results[0]!.connected;
+  if (connected === want) return;
+  throw new Error(`${from} -> ${to} ${protocol}/${port}: connected ${connected}, expected ${want}\n${await seen(lab)}`);
+}
+
+/** What the lab saw: its last flows and the tail of its agent's log, so a failure in CI explains itself. */
+async function seen(lab: TestLab): Promise<string> {
+  const flows = await lab.weir(['observe', '--last', '10']).then(
+    (o) => o.stdout,
+    (e: Error) => e.message,
+  );
+  const log = join(lab.runDir, 'agent.log');
+  const agentLog = existsSync(log) ? readFileSync(log, 'utf8').slice(-3000) : '(no agent log)';
+  return `last flows:\n${flows}\nagent log (tail):\n${agentLog}`;
 }
 
 async function podIp(lab: TestLab, key: string): Promise<string> {
@@ -218,8 +233,8 @@ describe('weir lab beside other labs and other listeners', () => {
     const before = await scrape(metricsA);
     const allowed = 3;
     const denied = 2;
-    for (let i = 0; i < allowed; i++) expect(await probe(a, 'http', 'TCP', 'shop/web', 'shop/db')).toBe(true);
-    for (let i = 0; i < denied; i++) expect(await probe(a, 'dns', 'UDP', 'ops/probe', 'shop/db')).toBe(false);
+    for (let i = 0; i < allowed; i++) await probe(a, 'http', 'TCP', 'shop/web', 'shop/db', true);
+    for (let i = 0; i < denied; i++) await probe(a, 'dns', 'UDP', 'ops/probe', 'shop/db', false);
     const after = await scrape(metricsA);
     const delta = (name: string, labels: Record<string, string>) =>
       (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
@@ -265,8 +280,10 @@ describe('weir lab beside other labs and other listeners', () => {
        process.stdin.on('data', (d) => s.write(d));`,
       [dbIp],
     );
-    await waitForOutput(client, 'before');
-    expect(await probe(a, 'http', 'TCP', 'ops/probe', 'shop/db')).toBe(false);
+    await waitForOutput(client, 'before').catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await seen(a)}`);
+    });
+    await probe(a, 'http', 'TCP', 'ops/probe', 'shop/db', false);
 
     const r = await a.weir(['lab', 'restart-agent']);
     expect(r.stdout).toMatch(/lab agent \(pid \d+\) killed/);
@@ -280,8 +297,8 @@ describe('weir lab beside other labs and other listeners', () => {
     const echoed = waitForOutput(client, 'after', 5000);
     client.stdin!.write('after\n');
     await echoed;
-    expect(await probe(a, 'http', 'TCP', 'ops/probe', 'shop/db')).toBe(false);
-    expect(await probe(a, 'http', 'TCP', 'shop/web', 'shop/db')).toBe(true);
+    await probe(a, 'http', 'TCP', 'ops/probe', 'shop/db', false);
+    await probe(a, 'http', 'TCP', 'shop/web', 'shop/db', true);
     const status = JSON.parse((await a.weir(['lab', 'status'])).stdout) as { adopted: boolean; pods: number };
     expect(status).toMatchObject({ adopted: true, pods: 3 });
     client.kill('SIGKILL');
@@ -299,8 +316,8 @@ describe('weir lab beside other labs and other listeners', () => {
     expect(holders()).toContain(b.runDir);
     expect(forwarding()).toEqual(['1', '1']);
     // lab b's pods still reach each other through the node
-    expect(await probe(b, 'http', 'TCP', 'shop/web', 'shop/api')).toBe(true);
-    expect(await probe(b, 'dns', 'UDP', 'shop/api', 'shop/web')).toBe(true);
+    await probe(b, 'http', 'TCP', 'shop/web', 'shop/api', true);
+    await probe(b, 'dns', 'UDP', 'shop/api', 'shop/web', true);
 
     await b.weir(['lab', 'down']);
     expect(holders()).toEqual(holdersBefore);

@@ -9,7 +9,7 @@
  *
  * @requires root
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { WEIR, testLab } from './lab-harness.js';
 
 const lab = testLab('s');
@@ -55,6 +55,12 @@ const cluster = [
   pod('app', 'web', { app: 'web' }, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }]),
   service('app', 'db', { selector: { app: 'db' }, ports: [{ port: 5432, targetPort: 'pg' }] }),
   service('app', 'web', { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+  // a UDP port nobody listens on behind it: the backends answer with ICMP port unreachable
+  service('app', 'db-udp', {
+    selector: { app: 'db' },
+    ipFamilyPolicy: 'PreferDualStack',
+    ports: [{ port: 5300, protocol: 'UDP', targetPort: 5301 }],
+  }),
   {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -272,6 +278,44 @@ describe('lab Services', () => {
     for (let i = 0; i < 8; i++) {
       const r = await viaService('kube-system/kube-dns', 'dns', 'UDP');
       expect(r).toMatchObject({ connected: true, backend: 'kube-system/dns-1' });
+    }
+  });
+
+  test('UDP to a Service port no backend listens on is refused at once (the ICMP error comes back about the ClusterIP), IPv4 and IPv6', async () => {
+    // a connected UDP socket hears of the backend's port unreachable only if the error names the
+    // address it sent to: the ClusterIP, not the backend
+    const script = [
+      'import socket, sys, time',
+      'fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET',
+      's = socket.socket(fam, socket.SOCK_DGRAM)',
+      's.settimeout(3)',
+      's.connect((sys.argv[1], int(sys.argv[2])))',
+      't = time.time()',
+      "s.send(b'ping')",
+      'try:',
+      '    s.recv(64)',
+      "    print('answered')",
+      'except ConnectionRefusedError:',
+      "    print('refused in %d ms' % ((time.time() - t) * 1000))",
+      'except socket.timeout:',
+      "    print('timeout')",
+    ].join('\n');
+    const svc = (await services()).get('app/db-udp')!;
+    expect(svc.clusterIPs).toHaveLength(2);
+    for (const ip of svc.clusterIPs) {
+      const out = execFileSync('nsenter', [
+        `--net=/var/run/netns/${lab.prefix}app-web`,
+        '--',
+        'python3',
+        '-c',
+        script,
+        ip,
+        '5300',
+      ])
+        .toString()
+        .trim();
+      expect(out).toMatch(/^refused in \d+ ms$/);
+      expect(Number(/(\d+) ms/.exec(out)![1])).toBeLessThan(1000);
     }
   });
 

@@ -12,7 +12,7 @@
  * @requires root
  */
 import { KernelFixture, TC_ACT_OK, TC_ACT_SHOT, endpoint, entry } from './fixture.js';
-import { ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK, TCP_FIN } from './packets.js';
+import { icmp, ipOf, ipv4, ipv6, tcp, udp, sctp, TCP_SYN, TCP_ACK, TCP_FIN } from './packets.js';
 import { readAddr } from '../../maps/codecs/addr.js';
 import { testRun } from '../../maps/test-run.js';
 import {
@@ -464,6 +464,110 @@ describe('ClusterIP translation before policy, and back', () => {
     const seen = new Set<string>();
     for (let p = 43000; p < 43040; p++) seen.add(run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, p, 80)).out.dst);
     expect([...seen].sort()).toEqual([IP.b1, IP.b2].sort());
+  });
+});
+
+// ---- ICMP errors (independent builder and reader: RFC 792 / RFC 4443 checksums) ----
+
+/** An ICMP error from `src` to `dst` quoting `quote` (an IP packet), every checksum filled in. */
+function icmpError(family: 4 | 6, src: string, dst: string, type: number, code: number, quote: Buffer): Buffer {
+  const f =
+    family === 4
+      ? ipv4(src, dst, Protocol.ICMP, icmp(type, code, 0, quote))
+      : ipv6(src, dst, Protocol.ICMPV6, icmp(type, code, 0, quote));
+  const l = l4Offsets(f);
+  if (family === 4) {
+    f.writeUInt16BE(0, 24);
+    f.writeUInt16BE(fold([f.subarray(14, l.l4)]), 24);
+  }
+  f.writeUInt16BE(0, l.l4 + 2);
+  const msg = f.subarray(l.l4, l.l4 + l.len);
+  f.writeUInt16BE(fold(family === 4 ? [msg] : [pseudo(f, l), msg]), l.l4 + 2);
+  return f;
+}
+
+/** An ICMP error as it left: its addresses, whether each of its checksums holds, and the header it quotes. */
+function readIcmpError(frame: Buffer) {
+  const l = l4Offsets(frame);
+  const msg = frame.subarray(l.l4, l.l4 + l.len);
+  return {
+    src: readAddr(frame, l.family === 4 ? 26 : 22, l.family),
+    dst: readAddr(frame, l.family === 4 ? 30 : 38, l.family),
+    ipOk: l.family === 6 || onesSum([frame.subarray(14, l.l4)]) === 0xffff,
+    icmpOk: onesSum(l.family === 4 ? [msg] : [pseudo(frame, l), msg]) === 0xffff,
+    quote: Buffer.from(msg.subarray(8)),
+  };
+}
+
+describe('ICMP errors about a connection sent to a Service', () => {
+  it.each([
+    ['UDP over IPv4, port unreachable from the backend itself', udp4, 4, IP.client, IP.vipDns, 53, 3, 3, 'backend', 0],
+    [
+      'TCP over IPv4, fragmentation needed from a router on the way (8 bytes of TCP quoted)',
+      tcp4,
+      4,
+      IP.client,
+      IP.vipWeb,
+      80,
+      3,
+      4,
+      IP.node,
+      28,
+    ],
+    [
+      'UDP over IPv6, port unreachable from the backend itself',
+      udp6,
+      6,
+      IP6.client,
+      IP6.vipWeb,
+      53,
+      1,
+      4,
+      'backend',
+      0,
+    ],
+    ['TCP over IPv6, packet too big from a router on the way', tcp6, 6, IP6.client, IP6.vipWeb, 80, 2, 0, IP6.node, 0],
+  ] as const)(
+    '%s: the client gets it about the VIP, the quote exactly as it sent it, every checksum correct',
+    (_n, mk, family, client, vip, vport, type, code, from, quoteLen) => {
+      const sport = 45000 + Math.floor(Math.random() * 1000);
+      const sent = mk(client, vip, sport, vport);
+      const out = run('fromPod', CLIENT, sent);
+      expect(out.ret).toBe(TC_ACT_OK);
+      const backend = out.out.dst;
+      expect(backend).not.toBe(vip);
+      const asReceived = ipOf(out.raw);
+      const quote = quoteLen ? asReceived.subarray(0, quoteLen) : asReceived;
+      const sender = from === 'backend' ? backend : from;
+      const before = fx.dp.serviceCounters();
+      const r = testRun(fx.dp.program('toPod'), icmpError(family, sender, client, type, code, quote), {
+        ifindex: fx.ifindex.get(CLIENT)!,
+      });
+      expect(r.retval).toBe(TC_ACT_OK);
+      const e = readIcmpError(r.dataOut);
+      expect(e).toMatchObject({ src: from === 'backend' ? vip : from, dst: client, ipOk: true, icmpOk: true });
+      // the quoted header is the client's own packet again: addresses, ports and its checksums
+      const original = ipOf(sent);
+      expect(e.quote.toString('hex')).toBe(original.subarray(0, quote.length).toString('hex'));
+      expect(fx.dp.serviceCounters().REVERSE - before.REVERSE).toBe(1n);
+    },
+  );
+
+  it('an ICMP error about a connection made to a pod directly is left as it is', () => {
+    const sent = udp4(IP.client, IP.b1, 45999, 5353);
+    expect(run('fromPod', CLIENT, sent).ret).toBe(TC_ACT_OK);
+    const err = icmpError(4, IP.b1, IP.client, 3, 3, ipOf(sent));
+    const r = testRun(fx.dp.program('toPod'), err, { ifindex: fx.ifindex.get(CLIENT)! });
+    expect(r.retval).toBe(TC_ACT_OK);
+    expect(r.dataOut.toString('hex')).toBe(err.toString('hex'));
+  });
+
+  it('an ICMP error quoting a translated tuple the client never sent is judged as unrelated, never translated', () => {
+    // a backend forging an error about a connection that does not exist: no conntrack entry, no rewrite
+    const forged = icmpError(4, IP.b1, IP.client, 3, 3, ipOf(udp4(IP.client, IP.b1, 45998, 5353)));
+    const r = testRun(fx.dp.program('toPod'), forged, { ifindex: fx.ifindex.get(CLIENT)! });
+    expect(r.dataOut.subarray(26, 30)).toEqual(forged.subarray(26, 30)); // its source stays the backend's
+    expect(readIcmpError(r.dataOut).quote.toString('hex')).toBe(readIcmpError(forged).quote.toString('hex'));
   });
 });
 
