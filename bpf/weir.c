@@ -260,6 +260,13 @@ static __always_inline int weir_full(struct __sk_buff *skb, struct weir_ctx *c, 
 				struct weir_frag_value fv = {.src_port = pkt->t.sport,
 							     .dst_port = pkt->t.dport};
 				bpf_map_update_elem(&weir_frag, &fk, &fv, BPF_ANY);
+				/* sent to a Service frontend: its later fragments, still addressed
+				 * to it, find their ports under the frontend too (weir_lb_later) */
+				if (dir == WEIR_DIR_EGRESS && lb->orig.svc) {
+					__builtin_memcpy(fk.dst_addr, lb->orig.addr, 16);
+					fv.dst_port = lb->orig.port;
+					bpf_map_update_elem(&weir_frag, &fk, &fv, BPF_ANY);
+				}
 			} else {
 				struct weir_frag_value *fv = bpf_map_lookup_elem(&weir_frag, &fk);
 				if (!fv) {
@@ -432,7 +439,9 @@ static __noinline int weir_full_ingress(struct __sk_buff *skb, struct weir_ctx *
 /* from_pod's Service step (bpf/lib/lb.h), out of line: the fast path's stack stays its own. */
 static __noinline int weir_lb_egress(struct __sk_buff *skb, struct weir_pkt *pkt, struct weir_lb *lb)
 {
-	int reason = weir_lb_from_pod(pkt, skb->ifindex, &lb->orig, lb, WEIR_SVC_SCOPE_CLUSTER_IP);
+	int reason = pkt->frag == WEIR_FRAG_LATER
+			     ? weir_lb_later(pkt, skb->ifindex, &lb->orig, lb)
+			     : weir_lb_from_pod(pkt, skb->ifindex, &lb->orig, lb, WEIR_SVC_SCOPE_CLUSTER_IP);
 	if (!reason)
 		reason = weir_lb_forward(skb, &pkt->t, lb);
 	return reason;
@@ -556,9 +565,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	 * translated tuple); a hairpin connection arriving is noted for the
 	 * verdict, and the way back of a reply whose conntrack entry says it
 	 * answers a translated connection for after it (bpf/lib/lb.h). A later
-	 * fragment carries no ports here and is not translated.
+	 * fragment, which carries no ports, follows its first fragment's
+	 * translation (weir_lb_later).
 	 */
-	if (!c.reason && c.pkt.has_ports) {
+	if (!c.reason && (c.pkt.has_ports || (dir == WEIR_DIR_EGRESS && c.pkt.frag == WEIR_FRAG_LATER))) {
 		if (dir == WEIR_DIR_EGRESS) {
 			/* a refusal: the full path drops it, with its event */
 			c.reason = weir_lb_egress(skb, &c.pkt, lb);

@@ -16,8 +16,18 @@ export interface Prefix {
 
 const WIDTH: Record<Family, number> = { 4: 32, 6: 128 };
 
+/** A dotted quad (validated by the caller) as a number, then one bigint: no array, no bigint per octet. */
 function v4ToBig(s: string): bigint {
-  return s.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+  let n = 0;
+  let octet = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x2e) {
+      n = n * 256 + octet;
+      octet = 0;
+    } else octet = octet * 10 + (c - 0x30);
+  }
+  return BigInt(n * 256 + octet);
 }
 
 function v6ToBig(s: string): bigint {
@@ -73,7 +83,10 @@ export function formatIP(family: Family, addr: bigint): string {
 
 /** Canonical text of an address ("fd00::1", "10.0.0.5"), or undefined. */
 export function canonicalIP(s: string): string | undefined {
-  const p = parseIP(s);
+  // node:net's IPv4 form has no leading zeros and octets of at most 255: it is its own canonical text
+  const t = s.trim();
+  if (isIPv4(t)) return t;
+  const p = parseIP(t);
   return p ? formatIP(p.family, p.addr) : undefined;
 }
 

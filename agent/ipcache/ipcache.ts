@@ -26,6 +26,11 @@ interface Claim {
 export class Ipcache {
   /** cidr -> claims, strongest first after resolve. */
   private readonly claims = new Map<string, Claim[]>();
+  /**
+   * Parsed prefixes of the cidrs claimed by any layer but 'pod' (world, policy prefixes, pod
+   * CIDRs, node addresses): those containment is asked of. A pod's cidr is a host prefix, which
+   * only an exact lookup finds, so 100,000 pods keep no parsed prefix (about 10 MiB).
+   */
   private readonly prefixes = new Map<string, Prefix>();
   /** What was last handed out by flush(). */
   private readonly published = new Map<string, number>();
@@ -40,17 +45,23 @@ export class Ipcache {
 
   /** Adds or updates a claim of `owner` on a canonical cidr. */
   claim(cidr: string, layer: IpcacheLayer, owner: string, identity: number): void {
-    let list = this.claims.get(cidr);
+    const list = this.claims.get(cidr);
     if (!list) {
-      list = [];
-      this.claims.set(cidr, list);
       const p = parsePrefix(cidr);
       if (typeof p === 'string') throw new Error(`ipcache: ${p}`);
-      this.prefixes.set(cidr, p);
+      if (layer === 'pod' && p.bits !== (p.family === 4 ? 32 : 128))
+        throw new Error(`ipcache: a pod claims host prefixes only, not ${cidr}`);
+      // a literal of one: an array grown by push from empty keeps room for 17 (about 130 bytes
+      // more per address, and most addresses only ever have one claim)
+      this.claims.set(cidr, [{ layer, owner, identity }]);
+      if (layer !== 'pod') this.prefixes.set(cidr, p);
+    } else {
+      // a host prefix only pods claimed so far, now claimed by another layer too
+      if (layer !== 'pod' && !this.prefixes.has(cidr)) this.prefixes.set(cidr, parsePrefix(cidr) as Prefix);
+      const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
+      if (i >= 0) list[i] = { layer, owner, identity };
+      else list.push({ layer, owner, identity });
     }
-    const i = list.findIndex((c) => c.layer === layer && c.owner === owner);
-    if (i >= 0) list[i] = { layer, owner, identity };
-    else list.push({ layer, owner, identity });
     if (layer === 'podCIDR' || layer === 'cidr') this.claimedAs[layer].add(cidr);
     this.dirty.add(cidr);
   }
@@ -132,10 +143,13 @@ export class Ipcache {
   lookup(ip: string): number | undefined {
     const host = parsePrefix(ip);
     if (typeof host === 'string') return undefined;
+    // a pod's entry is a host prefix: only an exact match finds it, and no prefix is longer
+    const exact = this.published.get(formatPrefix(host));
+    if (exact !== undefined && host.bits === (host.family === 4 ? 32 : 128)) return exact;
     let best: { bits: number; id: number } | undefined;
-    for (const [cidr, id] of this.published) {
-      const p = this.prefixes.get(cidr);
-      if (p && prefixContains(p, host) && (!best || p.bits > best.bits)) best = { bits: p.bits, id };
+    for (const [cidr, p] of this.prefixes) {
+      const id = this.published.get(cidr);
+      if (id !== undefined && prefixContains(p, host) && (!best || p.bits > best.bits)) best = { bits: p.bits, id };
     }
     return best?.id;
   }

@@ -170,6 +170,8 @@ export class NodeAgent {
       watchTimeoutSeconds: c.watchTimeoutSeconds,
       resources: c.services ? WATCHED_RESOURCES : POLICY_RESOURCES,
       onChange: (change) => this.enqueue(change),
+      // a list page at a time: the next one waits until this one is in the Store and compiled
+      consumed: () => this.changes.drain(),
       onError: (resource, err, retryInMs) => {
         opts.log.warn(
           `watch of ${resource} failed (${err.message}); retrying in ${retryInMs} ms, enforcement continues with the last known state`,

@@ -10,7 +10,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { createInterface } from 'node:readline';
+import { isAscii } from 'node:buffer';
 import type { WireObject } from './kube-wire.js';
 
 /**
@@ -58,6 +58,18 @@ function statusMessage(body: string, code: number): string {
   }
   return `HTTP ${code}${body ? `: ${body.slice(0, 200)}` : ''}`;
 }
+
+/**
+ * The text of a UTF-8 JSON body. ASCII (what the API server writes but for labels or
+ * annotations in other scripts) is copied byte for byte, which is several times cheaper than
+ * decoding UTF-8; anything else is decoded.
+ */
+function jsonText(b: Buffer): string {
+  return isAscii(b) ? b.toString('latin1') : b.toString('utf8');
+}
+
+const NEWLINE = 0x0a;
+const CR = 0x0d;
 
 export class KubeApi {
   /** One keep-alive agent per API (client-node makes one per request through its config). */
@@ -123,10 +135,13 @@ export class KubeApi {
     const raw = await this.readAll(res);
     const code = res.statusCode ?? 0;
     if (code < 200 || code >= 300) throw new KubeApiError(statusMessage(raw.toString('utf8'), code), code);
-    return JSON.parse((prepare ? prepare(raw) : raw).toString('utf8')) as T;
+    return JSON.parse(jsonText(prepare ? prepare(raw) : raw)) as T;
   }
 
-  /** GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts `withoutUnreadArrays`). */
+  /**
+   * GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts
+   * `withoutUnread`), and may do so in place: the response's buffer is its own.
+   */
   getJson<T>(path: string, query: Query = {}, prepare?: (json: Buffer) => Buffer): Promise<T> {
     return this.call<T>('GET', path, query, undefined, prepare);
   }
@@ -137,17 +152,45 @@ export class KubeApi {
 
   /**
    * One watch request: calls `onEvent` for every event line until the server ends the watch
-   * (resolves) or the connection fails or is aborted (rejects).
+   * (resolves) or the connection fails or is aborted (rejects). `prepare` may cut each line's
+   * text before it is parsed, in place (kube-wire.ts `withoutUnread`).
+   *
+   * Lines are found in the response's own chunks: a line within one chunk is parsed from a view
+   * of it, only a line that spans chunks is copied once, whole; no text is decoded that is cut.
    */
-  async watch(path: string, query: Query, onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+  async watch(
+    path: string,
+    query: Query,
+    onEvent: (e: WatchEvent) => void,
+    signal: AbortSignal,
+    prepare?: (json: Buffer) => Buffer,
+  ): Promise<void> {
     const res = await this.request('GET', path, { ...query, watch: 1 }, undefined, signal);
     const code = res.statusCode ?? 0;
     if (code !== 200) throw new KubeApiError(statusMessage((await this.readAll(res)).toString('utf8'), code), code);
-    const lines = createInterface({ input: res, crlfDelay: Infinity });
-    for await (const line of lines) {
-      if (line.length === 0) continue;
-      onEvent(JSON.parse(line) as WatchEvent);
+    const event = (line: Buffer): void => {
+      // empty lines (and a lone CR) carry no event
+      if (line.length === 0 || (line.length === 1 && line[0] === CR)) return;
+      onEvent(JSON.parse(jsonText(prepare ? prepare(line) : line)) as WatchEvent);
+    };
+    /** The start of a line not ended yet: views of the chunks the response handed over. */
+    let carry: Buffer[] = [];
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      let from = 0;
+      for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, from)) {
+        const piece = chunk.subarray(from, nl);
+        from = nl + 1;
+        if (carry.length === 0) event(piece);
+        else {
+          carry.push(piece);
+          const line = Buffer.concat(carry);
+          carry = [];
+          event(line);
+        }
+      }
+      if (from < chunk.length) carry.push(chunk.subarray(from));
     }
+    if (carry.length > 0) event(Buffer.concat(carry));
     if (!res.complete) throw new Error('watch connection closed before the server ended it');
   }
 

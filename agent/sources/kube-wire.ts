@@ -66,11 +66,14 @@ export function slim(o: WireObject): WireObject {
 
 /**
  * Members weir never reads whose values are arrays, as the API server names them: what `slim`
- * drops anyway (and Node images). None of the fields weir reads has one of these names, and a
- * label, annotation or matchLabels value is a string, never an array.
+ * drops anyway (and Node images, owner references, finalizers, host IPs). None of the fields
+ * weir reads has one of these names, and a label, annotation or matchLabels value is a string,
+ * never an array.
  */
 export const UNREAD_ARRAYS = [
   'managedFields',
+  'ownerReferences',
+  'finalizers',
   'conditions',
   'containerStatuses',
   'initContainerStatuses',
@@ -81,79 +84,133 @@ export const UNREAD_ARRAYS = [
   'env',
   'envFrom',
   'images',
+  'hostIPs',
+  'command',
+  'args',
+  'topologySpreadConstraints',
 ] as const;
-const UNREAD_NAMES = UNREAD_ARRAYS.map((k) => Buffer.from(k));
-/** The end of a member name followed by an array value: `":[`. */
-const KEY_THEN_ARRAY = Buffer.from('":[');
+
+/**
+ * Members weir never reads whose values are objects: annotations, a container's probes,
+ * resources and security context, affinity, a Node's capacity and info. None of the fields weir
+ * reads that hold an object has one of these names (an EndpointSlice's `conditions` is an
+ * object weir reads: it is not here); label and annotation values are strings.
+ */
+export const UNREAD_OBJECTS = [
+  'annotations',
+  'livenessProbe',
+  'readinessProbe',
+  'startupProbe',
+  'lifecycle',
+  'resources',
+  'securityContext',
+  'affinity',
+  'dnsConfig',
+  'nodeInfo',
+  'capacity',
+  'allocatable',
+  'daemonEndpoints',
+] as const;
+
+const ARRAY_NAMES = UNREAD_ARRAYS.map((k) => Buffer.from(k));
+const OBJECT_NAMES = UNREAD_OBJECTS.map((k) => Buffer.from(k));
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
 const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+
+/** The index of the closing quote of the JSON string whose opening quote is at `i`, or `end`. */
+function stringEnd(b: Buffer, i: number, end: number): number {
+  for (i++; i < end; i++) {
+    const c = b[i];
+    if (c === QUOTE) return i;
+    if (c === BACKSLASH) i++;
+  }
+  return end;
+}
 
 /**
  * The index after the JSON array or object that starts at `i`, or -1 when it does not end
- * within `b`. Strings are skipped whole (escapes included), so brackets inside them do not count.
+ * within `end`. Strings are skipped whole (escapes included), so brackets inside them do not count.
  */
-function skipContainer(b: Buffer, i: number): number {
+function skipContainer(b: Buffer, i: number, end: number): number {
   let depth = 0;
-  for (; i < b.length; i++) {
-    const c = b[i]!;
-    if (c === QUOTE) {
-      for (i++; i < b.length && b[i] !== QUOTE; i++) if (b[i] === BACKSLASH) i++;
-    } else if (c === 0x5b || c === 0x7b) depth++;
-    else if (c === 0x5d || c === 0x7d) {
+  for (; i < end; i++) {
+    const c = b[i];
+    if (c === QUOTE) i = stringEnd(b, i, end);
+    else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth++;
+    else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
       if (--depth === 0) return i + 1;
     }
   }
   return -1;
 }
 
-/**
- * Where the member named `name` starts when the key ending at `quote` (the `"` of `":[`) is
- * exactly that name, or -1. Its opening quote must follow `{` or `,`: inside a JSON string every
- * quote is escaped, so neither quote can be part of a string's text.
- */
-function memberStart(b: Buffer, quote: number): number {
-  for (const name of UNREAD_NAMES) {
-    const start = quote - name.length - 1;
-    if (start < 1 || b[start] !== QUOTE) continue;
-    const before = b[start - 1];
-    if (before !== OPEN_OBJECT && before !== COMMA) continue;
-    if (b.compare(name, 0, name.length, start + 1, quote) === 0) return start;
+/** Whether `b[from, to)` is exactly one of `names`. */
+function isOneOf(b: Buffer, from: number, to: number, names: readonly Buffer[]): boolean {
+  const n = to - from;
+  next: for (const name of names) {
+    if (name.length !== n) continue;
+    for (let k = 0; k < n; k++) if (name[k] !== b[from + k]) continue next;
+    return true;
   }
-  return -1;
+  return false;
 }
 
 /**
- * Removes every member named in `UNREAD_ARRAYS` whose value is an array (`"managedFields":[...]`,
- * `"containerStatuses":[...]`, ...) from a JSON text before it is parsed: two thirds of a Pod
- * as the kubelet and the controllers leave it, and most of its small objects, which the agent
- * would parse only to drop. One native search for `":[` finds the array members; a member counts
- * when its key is one of those names, whole, following `{` or `,` (JSON as the API server writes
- * it: no whitespace); anything else is left as it is. A member goes with one comma beside it, so
- * the text stays valid JSON.
+ * Removes from a JSON text, before it is parsed, every member named in `UNREAD_ARRAYS` whose
+ * value is an array (`"managedFields":[...]`, `"containerStatuses":[...]`, ...) and every member
+ * named in `UNREAD_OBJECTS` whose value is an object (`"livenessProbe":{...}`, ...): about four
+ * fifths of a Pod as the kubelet and the controllers leave it, and most of its small objects,
+ * which the agent would parse only to drop.
+ *
+ * One pass over the text, strings skipped whole (escapes included), so nothing inside a string
+ * is taken for structure: a string followed by `:` is a key; when its value opens with `[` or `{`,
+ * the key is one of those names, whole, and follows `{` or `,` (JSON as the API server writes it:
+ * no whitespace), the member is cut, with one comma beside it so the text stays valid JSON.
+ * Anything else (a member whose value does not end) is left as it is. Linear in the text: each
+ * byte is read once, a cut member's bytes by the skip that finds its end.
+ *
+ * Works in place: the kept text is moved down within `b` (no second buffer of the page), and the
+ * returned Buffer is the kept part of `b`, whose bytes past it are left as they were.
  */
-export function withoutUnreadArrays(b: Buffer): Buffer {
-  let at = b.indexOf(KEY_THEN_ARRAY);
-  const parts: Buffer[] = [];
+export function withoutUnread(b: Buffer): Buffer {
+  const len = b.length;
+  /** `b[from, ...)` is the text not yet copied; `b[0, to)` the text kept so far. */
   let from = 0;
-  while (at >= 0) {
-    const member = memberStart(b, at);
-    const end = member < 0 ? -1 : skipContainer(b, at + 2);
-    if (end < 0) {
-      at = b.indexOf(KEY_THEN_ARRAY, at + 1);
+  let to = 0;
+  let i = 0;
+  while (i < len) {
+    if (b[i] !== QUOTE) {
+      i++;
       continue;
     }
-    let start = member;
+    const key = i;
+    const close = stringEnd(b, i, len);
+    i = close + 1;
+    if (i + 1 >= len || b[i] !== COLON) continue;
+    const open = b[i + 1];
+    if (open !== OPEN_ARRAY && open !== OPEN_OBJECT) continue;
+    const before = b[key - 1];
+    if (key < 1 || (before !== OPEN_OBJECT && before !== COMMA)) continue;
+    if (!isOneOf(b, key + 1, close, open === OPEN_ARRAY ? ARRAY_NAMES : OBJECT_NAMES)) continue;
+    const end = skipContainer(b, i + 1, len);
+    if (end < 0) continue;
+    let start = key;
     let stop = end;
     // the comma before it, unless a member cut just before took that one; else the one after
     if (start - 1 >= from && b[start - 1] === COMMA) start--;
     else if (b[stop] === COMMA) stop++;
-    parts.push(b.subarray(from, start));
+    if (to !== from) b.copyWithin(to, from, start);
+    to += start - from;
     from = stop;
-    at = b.indexOf(KEY_THEN_ARRAY, from);
+    i = stop;
   }
-  if (parts.length === 0) return b;
-  parts.push(b.subarray(from));
-  return Buffer.concat(parts);
+  if (from === 0) return b;
+  if (to !== from) b.copyWithin(to, from, len);
+  return b.subarray(0, to + len - from);
 }

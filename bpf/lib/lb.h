@@ -392,6 +392,68 @@ __noinline int weir_lb_from_pod(struct weir_pkt *pkt, __u32 ifindex, struct weir
 }
 
 /*
+ * from_pod, before the verdict: a later fragment (no ports of its own) of a
+ * datagram the pod sent to a Service frontend. Its first fragment was
+ * translated and left its ports under the frontend's address in weir_frag
+ * (weir_full); with them, the connection's backend (weir_lb_fwd) gives this
+ * fragment its destination address (`lb`, WEIR_LB_S_FORWARD with no L4
+ * offset: only the address changes, the L4 checksum lives in the first
+ * fragment), so the backend can reassemble the datagram, as kube-proxy's
+ * conntrack reassembles before translating. A fragment whose first one was
+ * not seen, or whose connection has no backend, is left as it is (the full
+ * path then judges it, and drops it when its ports are unknown). A global
+ * function: verified once, on its own.
+ */
+__noinline int weir_lb_later(struct weir_pkt *pkt, __u32 ifindex, struct weir_lb_orig *v, struct weir_lb *lb)
+{
+	struct weir_frag_key fk = {};
+	struct weir_frag_value *fv;
+	__u32 zero = 0;
+	struct weir_lb_scratch *x;
+
+	if (!pkt || !v || !lb || pkt->frag != WEIR_FRAG_LATER || pkt->kind != WEIR_PKT_NORMAL ||
+	    !weir_is_port_proto(pkt->t.proto))
+		return 0;
+	struct weir_tuple *t = &pkt->t;
+	fk.id = pkt->frag_id;
+	fk.protocol = t->proto;
+	fk.family = t->family;
+	__builtin_memcpy(fk.src_addr, t->saddr, 16);
+	__builtin_memcpy(fk.dst_addr, t->daddr, 16);
+	fv = bpf_map_lookup_elem(&weir_frag, &fk);
+	if (!fv)
+		return 0;
+	x = bpf_map_lookup_elem(&weir_lb_scratch, &zero);
+	if (!x)
+		return 0;
+	__builtin_memset(&x->sk, 0, sizeof(x->sk));
+	__builtin_memcpy(x->sk.addr, t->daddr, 16);
+	x->sk.scope = WEIR_SVC_SCOPE_CLUSTER_IP;
+	x->sk.port = fv->dst_port;
+	x->sk.protocol = t->proto;
+	x->sk.family = t->family;
+	if (!bpf_map_lookup_elem(&weir_svc, &x->sk))
+		return 0;
+	weir_lb_key_make(&x->k, t->saddr, t->daddr, fv->src_port, fv->dst_port, t, ifindex);
+	struct weir_lb_fwd_value *f = bpf_map_lookup_elem(&weir_lb_fwd, &x->k);
+	if (!f || (f->flags & WEIR_LB_F_HAIRPIN))
+		return 0;
+	v->svc = 1;
+	__builtin_memcpy(v->addr, t->daddr, 16);
+	v->port = fv->dst_port;
+	lb->flags = WEIR_LB_S_FORWARD;
+	lb->is_src = 0;
+	lb->family = t->family;
+	lb->proto = t->proto;
+	lb->l4_off = 0;
+	lb->old_port = lb->new_port = 0;
+	__builtin_memcpy(lb->old_addr, t->daddr, 16);
+	__builtin_memcpy(lb->new_addr, f->addr, 16);
+	weir_lb_count(WEIR_LB_CNT_FORWARD);
+	return 0;
+}
+
+/*
  * Makes the forward translation `lb` holds (WEIR_LB_S_FORWARD) and leaves in
  * `lb` what is left for after the verdict: a hairpin connection's source
  * rewrite. `t` becomes the translated tuple. Returns 0 or a WEIR_DROP_* reason.

@@ -55,6 +55,35 @@ function splice(doc: string, name: string, body: string): string {
   return `${doc.trimEnd()}\n\n${block}\n`;
 }
 
+/**
+ * How long `make bench` takes (goal: under 20 minutes), from the time each suite's section records
+ * for its last run: the suites may come from different runs, so the total is what one full run of
+ * today's suites takes, as long as each ran alone.
+ */
+function runtime(doc: string): string {
+  const rows = SUITES.filter((s) => !s.onlyWhenNamed).map((s) => {
+    const body = doc.slice(doc.indexOf(BEGIN(s.name)), doc.indexOf(END(s.name)));
+    const m = /_Measured ([\d-]+ [\d:]+) UTC on [^_]*, in (\d+) s\._/.exec(body);
+    return { name: s.name, seconds: m ? Number(m[2]) : undefined, at: m?.[1] };
+  });
+  const known = rows.filter((r) => r.seconds !== undefined);
+  const total = known.reduce((a, r) => a + r.seconds!, 0);
+  const lines = [
+    '## How long `make bench` takes',
+    '',
+    "Each suite's time, from its section's last run (`make soak` is not part of `make bench`). Goal: the whole run under 20 minutes.",
+    '',
+    '| suite | seconds | measured |',
+    '|---|---:|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.seconds ?? '(no time recorded yet)'} | ${r.at ?? ''} |`),
+    '',
+    known.length === rows.length
+      ? `Total: ${(total / 60).toFixed(1)} minutes: ${total <= 20 * 60 ? 'within' : '**over**'} the 20-minute goal.`
+      : `Total of the ${known.length} of ${rows.length} suites with a recorded time: ${(total / 60).toFixed(1)} minutes; the others have not run since the sections record their time.`,
+  ];
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const path = 'docs/benchmarks.md';
@@ -66,12 +95,15 @@ async function main(): Promise<void> {
     process.stdout.write(`[${i + 1}/${selected.length}] ${suite.name} ...\n`);
     const t0 = Date.now();
     const section = await (await suite.load()).run();
-    process.stdout.write(`[${i + 1}/${selected.length}] ${suite.name}: ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
-    const stamp = `_Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine()}._`;
+    const seconds = Math.round((Date.now() - t0) / 1000);
+    process.stdout.write(`[${i + 1}/${selected.length}] ${suite.name}: ${seconds} s\n`);
+    const stamp = `_Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine()}, in ${seconds} s._`;
     doc = splice(doc, suite.name, `## ${section.title}\n\n${stamp}\n\n${section.markdown.trim()}\n`);
     writeFileSync(path, doc);
     process.stdout.write(`${section.markdown.trim()}\n\n`);
   }
+  doc = splice(doc, 'runtime', runtime(doc));
+  writeFileSync(path, doc);
   process.stdout.write(`wrote ${path}\n`);
 }
 

@@ -9,7 +9,7 @@
  *
  * @requires root
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { WEIR, testLab } from './lab-harness.js';
 
 const lab = testLab('s');
@@ -60,6 +60,12 @@ const cluster = [
     selector: { app: 'db' },
     ipFamilyPolicy: 'PreferDualStack',
     ports: [{ port: 5300, protocol: 'UDP', targetPort: 5301 }],
+  }),
+  // in front of UDP echo servers the fragments test starts in the db pods
+  service('app', 'echo-udp', {
+    selector: { app: 'db' },
+    ipFamilyPolicy: 'PreferDualStack',
+    ports: [{ port: 5400, protocol: 'UDP', targetPort: 5401 }],
   }),
   {
     apiVersion: 'networking.k8s.io/v1',
@@ -316,6 +322,68 @@ describe('lab Services', () => {
         .trim();
       expect(out).toMatch(/^refused in \d+ ms$/);
       expect(Number(/(\d+) ms/.exec(out)![1])).toBeLessThan(1000);
+    }
+  });
+
+  test('UDP datagrams larger than the MTU (sent in fragments) go through the ClusterIP and come back whole, IPv4 and IPv6', async () => {
+    // an echo server on each db pod's port 5401, behind the echo-udp Service's port 5400
+    const echo = [
+      'import socket',
+      's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)',
+      's.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)',
+      "s.bind(('::', 5401))",
+      "print('ready', flush=True)",
+      'while True:',
+      '    d, a = s.recvfrom(65535)',
+      '    s.sendto(d, a)',
+    ].join('\n');
+    const servers = ['app-db-1', 'app-db-2'].map((p) =>
+      spawn('nsenter', [`--net=/var/run/netns/${lab.prefix}${p}`, '--', 'python3', '-c', echo], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    );
+    try {
+      await Promise.all(
+        servers.map(
+          (c) =>
+            new Promise((res, rej) => {
+              c.stdout!.once('data', res);
+              c.once('exit', (code) => rej(new Error(`echo server exited (${code})`)));
+            }),
+        ),
+      );
+      const client = [
+        'import socket, sys',
+        'fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET',
+        's = socket.socket(fam, socket.SOCK_DGRAM)',
+        's.settimeout(3)',
+        's.connect((sys.argv[1], int(sys.argv[2])))',
+        'msg = bytes(range(256)) * 16',
+        's.send(msg)',
+        'try:',
+        '    d = s.recv(65535)',
+        "    print('echoed %d bytes, %s' % (len(d), 'the same' if d == msg else 'different'))",
+        'except Exception as e:',
+        "    print('failed: %r' % e)",
+      ].join('\n');
+      const svc = (await services()).get('app/echo-udp')!;
+      expect(svc.clusterIPs).toHaveLength(2);
+      for (const ip of svc.clusterIPs) {
+        const out = execFileSync('nsenter', [
+          `--net=/var/run/netns/${lab.prefix}app-web`,
+          '--',
+          'python3',
+          '-c',
+          client,
+          ip,
+          '5400',
+        ])
+          .toString()
+          .trim();
+        expect(out).toBe('echoed 4096 bytes, the same');
+      }
+    } finally {
+      for (const c of servers) c.kill('SIGKILL');
     }
   });
 

@@ -571,6 +571,68 @@ describe('ICMP errors about a connection sent to a Service', () => {
   });
 });
 
+describe('fragments of a datagram sent to a Service', () => {
+  /** The IPv4 header checksum filled in (a later fragment has no L4 header to checksum). */
+  const withIpChecksum = (frame: Buffer): Buffer => {
+    const f = Buffer.from(frame);
+    if (f.readUInt16BE(12) === 0x0800) {
+      f.writeUInt16BE(0, 24);
+      f.writeUInt16BE(fold([f.subarray(14, 14 + (f[14] & 0xf) * 4)]), 24);
+    }
+    return f;
+  };
+  const tail = Buffer.alloc(64, 0x5a); // the datagram's later bytes
+
+  it.each([
+    ['IPv4', 4, IP.client, IP.vipDns, [IP.b1, IP.b2]],
+    ['IPv6', 6, IP6.client, IP6.vipWeb, [IP6.b1, IP6.b2]],
+  ] as const)(
+    '%s: the later fragment follows its first one to the same backend, only its address rewritten',
+    (_n, family, client, vip, backends) => {
+      const id = 0x4000 + Math.floor(Math.random() * 0x1000);
+      const first =
+        family === 4
+          ? withChecksums(
+              ipv4(client, vip, Protocol.UDP, udp(46001, 53, Buffer.alloc(64, 1)), { id, moreFragments: true }),
+            )
+          : withChecksums(
+              ipv6(client, vip, Protocol.UDP, udp(46001, 53, Buffer.alloc(64, 1)), {
+                frag: { offset: 0, more: true, id },
+              }),
+            );
+      const later =
+        family === 4
+          ? withIpChecksum(ipv4(client, vip, Protocol.UDP, tail, { id, fragOffset: 9 }))
+          : ipv6(client, vip, Protocol.UDP, tail, { frag: { offset: 9, more: false, id } });
+      const a = run('fromPod', CLIENT, first);
+      expect(a.ret).toBe(TC_ACT_OK);
+      expect(backends).toContain(a.out.dst);
+      // (the IPv6 one carries a fragment header before its UDP header: ports read past it)
+      if (family === 4) expect(a.out).toMatchObject({ dport: 5353, ipOk: true, l4Ok: true });
+      else expect(a.raw.readUInt16BE(14 + 40 + 8 + 2)).toBe(5353);
+      const before = fx.dp.serviceCounters();
+      const r = testRun(fx.dp.program('fromPod'), later, { ifindex: fx.ifindex.get(CLIENT)! });
+      expect(r.retval).toBe(TC_ACT_OK);
+      const out = r.dataOut;
+      expect(readAddr(out, family === 4 ? 30 : 38, family)).toBe(a.out.dst); // the first fragment's backend
+      expect(readAddr(out, family === 4 ? 26 : 22, family)).toBe(client);
+      if (family === 4) expect(onesSum([out.subarray(14, 34)])).toBe(0xffff); // header checksum still holds
+      // nothing but the destination address changed: the payload is the datagram's, untouched
+      expect(out.subarray(out.length - tail.length).toString('hex')).toBe(tail.toString('hex'));
+      expect(fx.dp.serviceCounters().FORWARD - before.FORWARD).toBe(1n);
+    },
+  );
+
+  it('a later fragment to a frontend whose first fragment was never seen is dropped, never translated', async () => {
+    const orphan = withIpChecksum(ipv4(IP.client, IP.vipDns, Protocol.UDP, tail, { id: 0x3999, fragOffset: 9 }));
+    const r = testRun(fx.dp.program('fromPod'), orphan, { ifindex: fx.ifindex.get(CLIENT)! });
+    expect(r.retval).toBe(TC_ACT_SHOT);
+    expect(r.dataOut.subarray(30, 34)).toEqual(orphan.subarray(30, 34));
+    const evs = await fx.takeEvents();
+    expect(evs.map((e) => e.dropReason)).toContain(DropReason.FRAG_UNKNOWN);
+  });
+});
+
 describe('egress policy judges the backend', () => {
   it('a rule allowing tier=backend lets the VIP through; a Service whose backend is another identity is refused', async () => {
     const ok = run('fromPod', CLIENT, tcp4(IP.client, IP.vipWeb, 44001, 80));

@@ -2,7 +2,7 @@
 import { ReservedIdentity } from '../../../agent/desired.js';
 import { canonicalIP, canonicalPrefix, parsePrefix, prefixContains } from '../../../agent/ipcache/cidr.js';
 import type { Prefix } from '../../../agent/ipcache/cidr.js';
-import { POD_CIDR_IDENTITY } from '../../../agent/ipcache/ipcache.js';
+import { Ipcache, POD_CIDR_IDENTITY } from '../../../agent/ipcache/ipcache.js';
 import { PolicyEngine } from '../../../agent/policy/engine.js';
 import { toKubeObject } from '../../../agent/store/convert.js';
 import { np } from '../policy/model.js';
@@ -19,6 +19,24 @@ describe('cidr', () => {
     expect(canonicalPrefix('0.0.0.0/0')).toBe('0.0.0.0/0');
     expect(canonicalPrefix('::/0')).toBe('::/0');
   });
+  it('reads and writes IPv4 addresses as an octet-by-octet reference does', () => {
+    let seed = 15;
+    const next = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const edge = [0, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255];
+    for (let i = 0; i < 5000; i++) {
+      const octets = Array.from({ length: 4 }, () => (next() % 3 === 0 ? edge[next() % edge.length]! : next() % 256));
+      const text = octets.join('.');
+      const ref = octets.reduce((a, o) => a * 256n + BigInt(o), 0n);
+      const p = parsePrefix(`${text}/32`) as Prefix;
+      expect(p.addr).toBe(ref);
+      expect(canonicalIP(text)).toBe(text);
+      expect(canonicalIP(` ${text}\n`)).toBe(text);
+      expect(canonicalPrefix(`${text}/24`)).toBe(`${octets.slice(0, 3).join('.')}.0/24`);
+    }
+    for (const bad of ['256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.-4', '1.2.3.4a', ''])
+      expect(canonicalIP(bad)).toBeUndefined();
+  });
+
   it('tests containment within one family only', () => {
     const p = (s: string): Prefix => parsePrefix(s) as Prefix;
     expect(prefixContains(p('10.0.0.0/8'), p('10.1.0.0/16'))).toBe(true);
@@ -69,6 +87,32 @@ describe('ipcache through the engine', () => {
     ]);
     return e;
   }
+
+  it('finds a pod address exactly and a prefix by containment, whichever layers claimed it first', () => {
+    const c = new Ipcache();
+    c.claim('10.0.0.5/32', 'pod', 'x/a', 300);
+    c.claim('fd00::5/128', 'pod', 'x/a', 300);
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(300);
+    expect(c.lookup('fd00::5')).toBe(300);
+    expect(c.lookup('10.0.0.6')).toBe(ReservedIdentity.worldIPv4);
+    // a policy names the pod's own address and its /24: the pod still wins its address
+    c.claim('10.0.0.5/32', 'cidr', 'policy', 0x1000001);
+    c.claim('10.0.0.0/24', 'cidr', 'policy', 0x1000002);
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(300);
+    expect(c.lookup('10.0.0.6')).toBe(0x1000002);
+    // the pod goes: its address falls to the policy's /32, found by containment now
+    c.unclaim('10.0.0.5/32', 'pod', 'x/a');
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(0x1000001);
+    expect(c.lookup('10.0.0.5/32')).toBe(0x1000001);
+    c.unclaim('10.0.0.5/32', 'cidr', 'policy');
+    c.flush();
+    expect(c.lookup('10.0.0.5')).toBe(0x1000002);
+    expect(() => c.claim('10.0.1.0/24', 'pod', 'x/b', 301)).toThrow(/host prefixes/);
+    expect(c.lookup('10.0.1.1')).toBe(ReservedIdentity.worldIPv4);
+  });
 
   it('resolves pods, nodes, the pod network, policy prefixes and the world by longest prefix', () => {
     const e = engine();
