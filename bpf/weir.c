@@ -518,7 +518,7 @@ static __noinline int weir_lb_reply(struct __sk_buff *skb, const struct weir_pkt
  * conntrack up again with the tuple as it then is. Only scalars are handed
  * on: handing the entries found on as well would multiply the states the
  * verifier walks (from_pod ~125k -> ~950k instructions of its 1M; the scalars
- * take it to ~354k).
+ * take it to ~350k).
  * to_pod reads the scratch only for a Service reply (weir_lb_reply) or on
  * the full path.
  */
