@@ -16,6 +16,7 @@
 #include "lib/events.h"
 #include "lib/counters.h"
 #include "lib/lb.h"
+#include "lib/forward.h"
 
 static __always_inline __u32 weir_config_flags(void)
 {
@@ -151,7 +152,8 @@ struct weir_ctx {
  * unless it is a bare SYN, the connection it replies to (`*rctp`); expired
  * entries read as none. Returns 1 when the packet belongs to a known
  * connection whose stamp equals its endpoint's current policy_rev: it is
- * touched and passes. Anything else takes the full path with what was found.
+ * touched and passes (the entry it passed on is then `*ctp`, or `*rctp` when
+ * `*ctp` is NULL). Anything else takes the full path with what was found.
  *
  * A packet from a lower port to a higher one (a server's answer to an
  * ephemeral client port, an echo reply) looks for the connection it replies
@@ -177,6 +179,7 @@ static __always_inline int weir_ct_find(struct weir_ctx *c, __u8 dir, __u32 ifin
 		    weir_ct_stamp_current(rraw)) {
 			weir_ct_touch(rraw, &c->pkt, c->now, 1);
 			c->svc = rraw->flags & WEIR_CT_F_SERVICE;
+			*rctp = rraw;
 			return 1;
 		}
 	}
@@ -541,7 +544,9 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 		c.looked = 1;
 		if (weir_ct_find(&c, dir, skb->ifindex, &ct, &rct)) {
 			weir_count(dir, WEIR_VERDICT_FORWARDED, WEIR_MATCH_ESTABLISHED, skb->len);
-			if (dir == WEIR_DIR_INGRESS && c.svc)
+			if (dir == WEIR_DIR_EGRESS)
+				return weir_to_local_pod(skb, ct ? ct : rct); /* the entry it passed on */
+			if (c.svc)
 				return weir_lb_reply(skb, &c.pkt);
 			return TC_ACT_OK;
 		}
@@ -598,7 +603,10 @@ static __always_inline int weir_handle(struct __sk_buff *skb, const __u8 dir)
 	} else
 		rc = weir_full_ingress(skb, &c, ct, rct, lb);
 	if (lb->flags && rc == TC_ACT_OK)
-		return weir_lb_finish(skb, lb);
+		rc = weir_lb_finish(skb, lb);
+	/* passed, to a pod of this node: straight to its veth (bpf/lib/forward.h) */
+	if (dir == WEIR_DIR_EGRESS && rc == TC_ACT_OK)
+		return weir_to_local_pod(skb, NULL);
 	return rc;
 }
 

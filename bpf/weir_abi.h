@@ -302,6 +302,7 @@ struct weir_ct4_key {
 #define WEIR_CT_F_CLOSING    (1U << 1) /* FIN or RST seen */
 #define WEIR_CT_F_REVOKED    (1U << 2) /* tombstone: its allow was removed */
 #define WEIR_CT_F_SERVICE    (1U << 3) /* a pod's connection sent to a Service frontend: replies get it back */
+#define WEIR_CT_F_NOT_LOCAL  (1U << 4) /* from_pod's packets of it do not go to a local pod: no FIB lookup */
 
 struct weir_ct_value {
 	__u64 expires_ns; /* deadline on the conntrack clock (jiffies scaled to ns, see lib/conntrack.h) */

@@ -87,7 +87,13 @@ export const Kind = {
 export const epKindsShift = (dir: number): number => 8 + 8 * dir;
 
 export const PolicyFlag = { ALLOW: 1 << 0 } as const;
-export const CtFlag = { SEEN_REPLY: 1 << 0, CLOSING: 1 << 1, REVOKED: 1 << 2, SERVICE: 1 << 3 } as const;
+export const CtFlag = {
+  SEEN_REPLY: 1 << 0,
+  CLOSING: 1 << 1,
+  REVOKED: 1 << 2,
+  SERVICE: 1 << 3,
+  NOT_LOCAL: 1 << 4,
+} as const;
 export const ConfigFlag = { HOST_ALLOW: 1 << 0, NO_ALLOWED_FLOWS: 1 << 1, SET: 2 ** 31 } as const;
 
 export const IPCACHE_LPM_PREFIX_BASE = 32;

@@ -9,7 +9,13 @@ interface AddonReader {
   close(): void;
 }
 interface RingbufAddon {
-  open(mapFd: number, onRecords: (batch: Buffer[]) => void, maxBatch?: number, pollMs?: number): AddonReader;
+  /** `data` holds a batch's records back to back; `ends` where each ends (little-endian u32). */
+  open(
+    mapFd: number,
+    onBatch: (data: Buffer, ends: Buffer, count: number) => void,
+    maxBatch?: number,
+    pollMs?: number,
+  ): AddonReader;
 }
 
 let addon: RingbufAddon | undefined;
@@ -44,9 +50,22 @@ export interface RingBufferOptions {
 
 export const DEFAULT_POLL_INTERVAL_MS = 20;
 
+/** The records of one batch as views of its single copy (no copy, no allocation but the view). */
+export function splitBatch(data: Buffer, ends: Buffer, count: number): Buffer[] {
+  const out = new Array<Buffer>(count);
+  let start = 0;
+  for (let i = 0; i < count; i++) {
+    const end = ends.readUInt32LE(i * 4);
+    out[i] = data.subarray(start, end);
+    start = end;
+  }
+  return out;
+}
+
 /**
- * Calls `onRecords` with copies of the records of the BPF_MAP_TYPE_RINGBUF map
- * `mapFd`, in bounded batches. Keep the returned reader and close it when done;
+ * Calls `onRecords` with the records of the BPF_MAP_TYPE_RINGBUF map
+ * `mapFd`, in bounded batches: views of one copy per batch (a record kept
+ * keeps its batch's copy alive; decode what is kept). Keep the returned reader and close it when done;
  * the map fd stays owned by the caller.
  */
 export function openRingBuffer(
@@ -54,7 +73,12 @@ export function openRingBuffer(
   onRecords: (batch: Buffer[]) => void,
   opts: RingBufferOptions = {},
 ): RingBufferReader {
-  const r = loadAddon().open(mapFd, onRecords, opts.maxBatch ?? 4096, opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
+  const r = loadAddon().open(
+    mapFd,
+    (data, ends, count) => onRecords(splitBatch(data, ends, count)),
+    opts.maxBatch ?? 4096,
+    opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+  );
   let closed = false;
   return {
     close() {

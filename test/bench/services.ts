@@ -8,13 +8,14 @@
  * other, with bootstrap intervals over the paired rounds, plots, the run time of weir's programs per
  * connection (bpf_stats, in a pass of its own) and what the baseline bounds the ratios to.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { BenchSection } from './run.js';
 import { buildCatalog, type Catalog } from './services/catalog.js';
 import * as kp from './services/kube-proxy.js';
-import { weirServicePlanes, withBpfStats } from './services/weir.js';
+import { weirServicePlanes } from './services/weir.js';
+import { perUnit, type ProgramTime } from './bpf-stats.js';
 import { checkTools } from './sidebyside/calico-iptables.js';
 import { bootstrap, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
 import { renderChart, type Series } from './sidebyside/svg.js';
@@ -47,12 +48,6 @@ const COLORS: Record<ServiceMode, string> = {
   iptables: '#d62728',
   nftables: '#2ca02c',
 };
-
-/** Cumulative run time of a dataplane's BPF programs (kernel bpf_stats), and how many runs. */
-export interface ProgramTime {
-  ns: number;
-  runs: number;
-}
 
 /** One way of reaching the server: programs the Services, then answers where the client connects. */
 export interface ServicePlane {
@@ -163,14 +158,6 @@ interface Sample {
 }
 
 /** Idle and total jiffies of one CPU (/proc/stat: user nice system idle iowait irq softirq steal ...). */
-function cpuTimes(cpu: number): { idle: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`cpu${cpu} `));
-  const xs = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  return { idle: (xs[3] ?? 0) + (xs[4] ?? 0), total: xs.reduce((a, b) => a + b, 0) };
-}
-
 type Log = (msg: string) => void;
 
 function rotate<T>(xs: T[], by: number): T[] {
@@ -214,18 +201,18 @@ async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], conn
               `${plane.mode}: the client could not connect to ${to.pod.ip}:${to.connections} with ${n} Services programmed`,
             );
           const lat = await traffic.measureLatency(client, to.pod, to.latency, cfg.seconds);
-          const c0 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const c0 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const con = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
-          const c1 = cfg.cpu === undefined ? undefined : cpuTimes(cfg.cpu);
+          const c1 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const prog = plane.programTime?.bind(plane);
           const bpf =
             prog && cfg.bpfStats
-              ? await withBpfStats(async () => {
-                  const t0 = await prog();
-                  const r = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
-                  const t1 = await prog();
-                  return { ns: (t1.ns - t0.ns) / r.connections, runs: (t1.runs - t0.runs) / r.connections };
-                })
+              ? await perUnit(
+                  prog,
+                  async () =>
+                    (await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate))
+                      .connections,
+                )
               : undefined;
           const s: Sample = {
             services: n,

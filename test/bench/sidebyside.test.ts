@@ -72,8 +72,9 @@ describe('side-by-side dataplanes', () => {
       else if (mode === 'nftables') plane = nftablesDataplane({ topo, targetPod: 'b' });
       else {
         const w = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/wbn-t-${process.pid}` });
-        if (!w.plane) throw new Error(w.note);
-        plane = w.plane;
+        const p = w.planes.find((x) => x.mode === 'weir');
+        if (!p) throw new Error(w.note);
+        plane = p;
       }
       planes.push(plane);
       const [a, b, c] = [topo.pod('a'), topo.pod('b'), topo.pod('c')];

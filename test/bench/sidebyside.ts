@@ -22,14 +22,21 @@ import * as traffic from './sidebyside/traffic.js';
 import { weirDataplane } from './sidebyside/weir.js';
 import { runAgentAtScale } from './sidebyside/scale.js';
 import type { ScaleResult } from './sidebyside/agent-scale.js';
+import { perUnit } from './bpf-stats.js';
 
 const PREFIX = 'wbn';
 const OCTET = 250;
 const PORTS: traffic.Ports = { latency: 11111, throughput: 11112, connections: 11113 };
 const CLIENT_IDENTITY = 256;
 const PLOT_DIR = 'docs/bench';
-const MODES: Mode[] = ['none', 'weir', 'iptables', 'nftables'];
-const COLORS: Record<Mode, string> = { none: '#555555', weir: '#1f77b4', iptables: '#d62728', nftables: '#2ca02c' };
+const COLORS: Record<Mode, string> = {
+  none: '#555555',
+  empty: '#aaaaaa',
+  weir: '#1f77b4',
+  'weir-noflows': '#9ecae1',
+  iptables: '#d62728',
+  nftables: '#2ca02c',
+};
 
 interface Sample {
   rules: number;
@@ -41,6 +48,15 @@ interface Sample {
   p99: number;
   gbps: number;
   connPerSec: number;
+  /** Run time of the mode's BPF programs per connection, ns, and their runs (bpf_stats pass). */
+  bpfNsPerConn?: number;
+  bpfRunsPerConn?: number;
+  /** CPU time of the bench process (which reads weir's flow events) per connection, µs. */
+  benchCpuUsPerConn: number;
+  /** Flow events the bench process read per connection (weir). */
+  eventsPerConn?: number;
+  /** Share of the connection measurement the measured CPU was idle (/proc/stat). */
+  cpuIdle?: number;
 }
 
 interface Cell {
@@ -60,7 +76,8 @@ type Log = (msg: string) => void;
 
 /** What the figures are made of; true of every run, whatever its numbers. */
 const READING = [
-  "- weir's established path never consults policy, so its latency does not move with the rule count. What it adds to no filtering is the two programs a one-way trip crosses (`from_pod` on the client's veth, `to_pod` on the target's), each with a conntrack lookup, and the clsact hooks they run from.",
+  "- weir's established path never consults policy, so its latency does not move with the rule count. What it adds to no filtering is the two programs a one-way trip crosses (`from_pod` on the client's veth, `to_pod` on the target's), each with a conntrack lookup, and the clsact hooks they run from (the empty mode measures the hooks alone). What it takes away: `from_pod` hands a packet it passed to a pod of the node straight to that pod's veth (local delivery, a FIB lookup and `bpf_redirect`), so weir's packets skip the node's IP forward path that no filtering, the empty program and both netfilter peers take.",
+  '- Per connection, a new connection costs weir two verdicts with a conntrack insert each (`from_pod` of the client, `to_pod` of the target) and two flow events; the other packets of the handshake and teardown take the established path. The flow events cost the process that reads them (the agent; here the bench process, on either CPU) more than the programs that emit them: the weir-noflows row shows weir without them.',
   "- iptables' latency does not move with the rule count either: Calico's chains accept established traffic by conntrack first. Its cost is in new connections, which walk the target's policy chains rule by rule (the client's rule is last), hence its connections/s against the rule count. ipsets do not shorten that walk here: each rule names its own peer, so each set holds one address and each rule is still one match.",
   "- nftables with a verdict map does for a new connection what weir does: one lookup keyed by (peer, protocol, port), whatever the number of rules, after conntrack accepted the established traffic. It runs in netfilter's forward hook, weir in tc; both keep their state in the kernel's conntrack (nftables) or their own (weir).",
   '- p99 latency and throughput depend on what else the machine runs; the noise line above says by how much the no-filtering figures alone moved between rounds.',
@@ -68,7 +85,7 @@ const READING = [
   "- A label change that gives a pod a new identity rewrites that pod's ipcache entry; the Syncer then bumps the policy revision of the local endpoints whose rules name the old or the new identity (no other verdict can change), in two batched map writes, so that their established connections are judged again on their next packet. Entry diffs write only the entries that came or went (keys are reference counted), so the work per change is the compiler's increment and a few map writes, about a millisecond, whatever the number of entries; what p99 remains is pauses of the agent's one thread: the garbage collector, and a busy machine descheduling it (the noise line gives the load average). Identities a change leaves behind keep their number for the allocator's 30 s grace period, so RSS after the change runs grows with the number of changes made within 30 s.",
 ];
 
-/** The enforcement check: the client pod gets through, the third pod does not (unless no filtering). */
+/** The enforcement check: the client pod gets through, the third pod does not (unless nothing filters). */
 async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): Promise<void> {
   const [client, target, other] = [topo.pod('a'), topo.pod('b'), topo.pod('c')];
   const allowed = await traffic.canConnect(client, target, PORTS.connections, connrate);
@@ -77,10 +94,11 @@ async function checkEnforcement(topo: Topology, mode: Mode, connrate: string): P
     throw new Error(
       `${mode}: the allowed client pod could not connect to the target: the rule set does not match the traffic`,
     );
-  if (mode !== 'none' && otherGetsIn)
+  const filters = mode !== 'none' && mode !== 'empty';
+  if (filters && otherGetsIn)
     throw new Error(`${mode}: a pod no rule allows reached the target: the dataplane is not enforcing`);
-  if (mode === 'none' && !otherGetsIn)
-    throw new Error('none: the third pod could not connect without any filtering: the topology is broken');
+  if (!filters && !otherGetsIn)
+    throw new Error(`${mode}: the third pod could not connect without any filtering: the topology is broken`);
 }
 
 function rotate<T>(xs: T[], by: number): T[] {
@@ -106,7 +124,23 @@ async function measureDataplanes(
           if (round === 0) await checkEnforcement(topo, plane.mode, connrate);
           const lat = await traffic.measureLatency(client, target, PORTS.latency, cfg.seconds);
           const thr = await traffic.measureThroughput(client, target, PORTS.throughput, cfg.seconds);
+          const c0 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
+          const u0 = process.cpuUsage();
+          const e0 = plane.eventsRead?.();
           const con = await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate);
+          const e1 = plane.eventsRead?.();
+          const u1 = process.cpuUsage(u0);
+          const c1 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
+          const prog = plane.programTime?.bind(plane);
+          const bpf =
+            prog && cfg.bpfStats && n === Math.max(...cfg.ruleCounts)
+              ? await perUnit(
+                  prog,
+                  async () =>
+                    (await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate))
+                      .connections,
+                )
+              : undefined;
           const changeMs = await plane.changeOne();
           const s: Sample = {
             rules: n,
@@ -118,11 +152,18 @@ async function measureDataplanes(
             p99: lat.p99,
             gbps: thr.gbps,
             connPerSec: con.perSecond,
+            bpfNsPerConn: bpf?.ns,
+            bpfRunsPerConn: bpf?.runs,
+            benchCpuUsPerConn: (u1.user + u1.system) / Math.max(1, con.connections),
+            eventsPerConn: e0 === undefined || e1 === undefined ? undefined : (e1 - e0) / Math.max(1, con.connections),
+            cpuIdle: c0 && c1 ? (c1.idle - c0.idle) / Math.max(1, c1.total - c0.total) : undefined,
           };
           samples.push(s);
           log(
             `  ${String(n).padStart(6)} rules  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
-              `${fmt(s.gbps)} Gbit/s  ${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms  change ${fmt(changeMs)} ms`,
+              `${fmt(s.gbps)} Gbit/s  ${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms  change ${fmt(changeMs)} ms` +
+              (bpf ? `  bpf ${fmt(bpf.ns)} ns/conn in ${fmt(bpf.runs)} runs` : '') +
+              `  bench cpu ${fmt(s.benchCpuUsPerConn)} us/conn`,
           );
         } finally {
           await plane.disable();
@@ -237,6 +278,92 @@ function pairedRatio(samples: Sample[], rules: number, a: Mode, b: Mode, pick: (
     if (y) per.push(ratio(pick(x), pick(y)));
   }
   return bootstrap(per, median);
+}
+
+const has = (samples: Sample[], rules: number, m: Mode): boolean =>
+  samples.some((s) => s.rules === rules && s.mode === m);
+
+function medOf(samples: Sample[], rules: number, m: Mode, pick: (x: Sample) => number | undefined): number {
+  return median(
+    samples
+      .filter((s) => s.rules === rules && s.mode === m)
+      .map(pick)
+      .filter((x): x is number => x !== undefined),
+  );
+}
+
+/**
+ * Where a connection's time goes: 1 / rate per mode, what each adds to no filtering, the run time
+ * of the BPF programs (bpf_stats pass), the bench process's CPU (it reads weir's flow events), and
+ * the bound the empty tc program puts on any dataplane on these hooks.
+ */
+function perConnection(cfg: SideBySideConfig, samples: Sample[], modes: Mode[]): string[] {
+  const L: string[] = [];
+  const us = (n: number, m: Mode): number => 1e6 / medOf(samples, n, m, (x) => x.connPerSec);
+  const idle = samples.map((s) => s.cpuIdle).filter((x): x is number => x !== undefined);
+  L.push(
+    '',
+    '### Per connection',
+    '',
+    'Time per connection = 1 / (new connections/s), medians over rounds. The sequential client and the server share one CPU' +
+      (idle.length > 0
+        ? `, idle for a median ${fmt(median(idle) * 100, 2)}% of the connection measurements (/proc/stat)`
+        : '') +
+      ': the rate is the CPU time of one connection (both sockets, the packets of the handshake and teardown through two veths ' +
+      "and the node's forwarding, plus what the dataplane adds). empty: the empty tc program of weir's object (returns TC_ACT_OK) " +
+      "attached on the same clsact hooks as weir's programs, the floor of any tc dataplane. weir-noflows: weir with allowed flows " +
+      'off (no event for an allowed new connection). "In BPF programs" is the run time the kernel counts for the programs on the ' +
+      'hooks (`kernel.bpf_stats_enabled`, on only for a pass of its own right after each measurement at the highest rule count, since the counting costs ' +
+      'every run two clock reads), per connection. "Bench CPU" is the CPU time of the bench process per connection during the ' +
+      "measurement (it reads and decodes weir's flow events as the agent does, on either CPU), and the events it read per connection.",
+    '',
+    '| rules | mode | µs per connection | over none (µs) | in BPF programs (µs) | program runs per connection | bench CPU (µs per connection) | flow events per connection |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const n of cfg.ruleCounts)
+    for (const m of modes) {
+      if (!has(samples, n, m)) continue;
+      const bpf = medOf(samples, n, m, (x) => x.bpfNsPerConn);
+      const runs = medOf(samples, n, m, (x) => x.bpfRunsPerConn);
+      const ev = medOf(samples, n, m, (x) => x.eventsPerConn);
+      L.push(
+        `| ${n.toLocaleString('en-US')} | ${m} | ${fmt(us(n, m))} | ${m === 'none' ? '' : fmt(us(n, m) - us(n, 'none'))} | ` +
+          `${Number.isFinite(bpf) ? fmt(bpf / 1000) : ''} | ${Number.isFinite(runs) ? fmt(runs) : ''} | ` +
+          `${fmt(medOf(samples, n, m, (x) => x.benchCpuUsPerConn))} | ${Number.isFinite(ev) ? fmt(ev) : ''} |`,
+      );
+    }
+  const hi = Math.max(...cfg.ruleCounts);
+  if (has(samples, hi, 'empty') && has(samples, hi, 'weir')) {
+    const hiS = hi.toLocaleString('en-US');
+    const conn = (x: Sample): number => x.connPerSec;
+    const d = us(hi, 'none');
+    const e = us(hi, 'empty');
+    const w = us(hi, 'weir');
+    const floor = pairedRatio(samples, hi, 'empty', 'none', conn);
+    const net = pairedRatio(samples, hi, 'weir', 'empty', conn);
+    const budget = d / 0.95 - d;
+    const bpfW = medOf(samples, hi, 'weir', (x) => x.bpfNsPerConn) / 1000;
+    const bpfE = medOf(samples, hi, 'empty', (x) => x.bpfNsPerConn) / 1000;
+    const bpfNet = bpfW - bpfE;
+    const cpuW =
+      medOf(samples, hi, 'weir', (x) => x.benchCpuUsPerConn) - medOf(samples, hi, 'none', (x) => x.benchCpuUsPerConn);
+    L.push(
+      '',
+      `**What the floor allows.** At ${hiS} rules a connection takes ${fmt(d)} µs with no filtering and ${fmt(e)} µs with the ` +
+        `empty program on weir's hooks (${e >= d ? '+' : ''}${fmt(e - d)} µs: the floor of any dataplane on these hooks; bpf_stats counts its ` +
+        `runs at ${fmt(bpfE)} µs per connection, mostly the counting's own clock reads, since the program does nothing). ` +
+        `weir takes ${fmt(w)} µs (${w >= d ? '+' : ''}${fmt(w - d)} µs): bpf_stats counts its programs at ${fmt(bpfW)} µs per connection, ` +
+        `${fmt(bpfNet)} µs more than the empty program's, and reading its flow events took the bench process ${fmt(cpuW)} µs ` +
+        `of CPU per connection more than no filtering; against that, its local delivery skips the node's forward path for every ` +
+        `packet from_pod passes. A tc dataplane that did nothing at all reaches ${fmt(floor.estimate)} [${fmt(floor.lo)}, ${fmt(floor.hi)}] ` +
+        `of no filtering's connections/s here; weir reaches ${fmt(net.estimate)} [${fmt(net.lo)}, ${fmt(net.hi)}] of that empty program's. ` +
+        `The goal of 0.95 of no filtering allows any dataplane +${fmt(budget)} µs per connection; the empty hooks take ` +
+        `${fmt(Math.max(0, e - d))} µs of it${e - d >= budget ? ', all of it: no dataplane on these hooks can meet the goal on this machine unless it takes work off the node, as local delivery does' : `, leaving ${fmt(budget - Math.max(0, e - d))} µs for a dataplane's own work`}.` +
+        ` One-way latency p50 / no filtering, same rounds: the empty program ${fmt(pairedRatio(samples, hi, 'empty', 'none', (x) => x.p50).estimate)}, ` +
+        `weir ${fmt(pairedRatio(samples, hi, 'weir', 'none', (x) => x.p50).estimate)} (goal ≤ 1.05).`,
+    );
+  }
+  return L;
 }
 
 /** met / missed only when the whole interval is on one side of the target; else undecided. */
@@ -359,6 +486,7 @@ function report(
         `A ratio closer to 1 than that cannot be told apart from noise; load average at the end: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs.`,
     );
   }
+  L.push(...perConnection(cfg, samples, modes));
   L.push('', '### Programming the rules', '');
   L.push(
     `Each round programs the whole set from empty (weir: the Syncer's full apply into maps; iptables: one ipset restore of the selectors' sets and one iptables-nft-restore of the filter table; nftables: one nft -f of the table), ` +
@@ -509,10 +637,11 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
       nftablesDataplane({ topo, targetPod: 'b' }),
     );
     const weir = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/${PREFIX}-bench` });
-    if (weir.plane) planes.splice(1, 0, weir.plane);
-    const samples = await measureDataplanes(cfg, topo, planes, connrate, log);
+    planes.push(...weir.planes);
+    const chosen = planes.filter((p) => cfg.modes.includes(p.mode));
+    const samples = await measureDataplanes(cfg, topo, chosen, connrate, log);
     let scale: ScaleResult | undefined;
-    if (weir.plane) {
+    if (weir.planes.length > 0 && cfg.scale) {
       log(`  control plane at scale: ${cfg.scaleRates.join(' and ')} label changes/s, ${cfg.scaleSeconds} s each ...`);
       scale = await runAgentAtScale({
         netns: `${PREFIX}-cp`,
@@ -526,7 +655,7 @@ export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Pro
       );
     }
     writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
-    const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
+    const modes = cfg.modes.filter((m) => chosen.some((p) => p.mode === m));
     return {
       title: 'Side by side: weir, nftables, iptables, no filtering',
       markdown: report(cfg, topo, samples, modes, weir.note, scale),

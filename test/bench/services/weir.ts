@@ -7,9 +7,7 @@
  * same datapath and Services, the client connecting to the pod's own address: nothing translated).
  * Each can read the run time of weir's two programs (`bpf_stats_enabled`, in a pass of its own).
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { existsSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Datapath, defaultObjectPath } from '../../../agent/datapath/datapath.js';
 import {
@@ -20,9 +18,9 @@ import {
   type ServiceFrontend,
 } from '../../../agent/desired.js';
 import { withLibbpfLog } from '../../../maps/libbpf.js';
-import { tcQuery, type TcPoint } from '../../../maps/tc.js';
+import { hooksProgramTime, type ProgramTime } from '../bpf-stats.js';
 import { SyncDriver } from '../../kernel/sync-driver.js';
-import type { ProgramTime, ServiceMode, ServicePlane } from '../services.js';
+import type { ServiceMode, ServicePlane } from '../services.js';
 import type { Topology } from '../sidebyside/topology.js';
 import type { Catalog } from './catalog.js';
 
@@ -69,28 +67,6 @@ function state(topo: Topology, c: Catalog | undefined): DesiredState {
   return { endpoints, ipcache, services: c ? frontends(c) : new Map() };
 }
 
-const STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
-
-/**
- * Runs `f` with the kernel's BPF run-time statistics on (they cost every BPF program two clock
- * reads per run, so figures measured inside are not compared with the others), then restores the
- * setting as it was.
- */
-export async function withBpfStats<T>(f: () => Promise<T>): Promise<T> {
-  const was = readFileSync(STATS_SYSCTL, 'utf8').trim();
-  writeFileSync(STATS_SYSCTL, '1');
-  try {
-    return await f();
-  } finally {
-    writeFileSync(STATS_SYSCTL, was);
-  }
-}
-
-interface ProgInfo {
-  run_time_ns?: number;
-  run_cnt?: number;
-}
-
 export async function weirServicePlanes(opts: {
   topo: Topology;
   pinRoot: string;
@@ -110,18 +86,9 @@ export async function weirServicePlanes(opts: {
   };
   let closed = false;
   const hook = topo.pods[0]!;
-  /** Cumulative run time and runs of the program on one hook (the same program is on every pod's). */
-  const info = async (point: TcPoint): Promise<{ ns: number; runs: number }> => {
-    const id = tcQuery({ ifindex: hook.hostIfindex, netns }, point);
-    if (id === undefined) throw new Error(`weir: no program on the ${point} hook of ${hook.hostIf}`);
-    const { stdout } = await promisify(execFile)('bpftool', ['prog', 'show', 'id', String(id), '--json']);
-    const j = JSON.parse(stdout) as ProgInfo;
-    return { ns: j.run_time_ns ?? 0, runs: j.run_cnt ?? 0 };
-  };
-  const programTime = async (): Promise<ProgramTime> => {
-    const [from, to] = [await info('ingress'), await info('egress')];
-    return { ns: from.ns + to.ns, runs: from.runs + to.runs };
-  };
+  /** The run time of from_pod and to_pod (the same two programs are on every pod's veth). */
+  const programTime = (): Promise<ProgramTime> =>
+    hooksProgramTime({ ifindex: hook.hostIfindex, netns }, ['ingress', 'egress'], `weir on ${hook.hostIf}`);
   const plane = (mode: ServiceMode): ServicePlane => ({
     mode,
     async enable(c) {

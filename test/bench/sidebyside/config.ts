@@ -1,5 +1,9 @@
 /** Sizes of the side-by-side bench, from the environment. */
 import { cpus } from 'node:os';
+import type { Mode } from './dataplane.js';
+
+/** Every mode, in the order of the report's tables. */
+export const MODES: Mode[] = ['none', 'empty', 'weir', 'weir-noflows', 'iptables', 'nftables'];
 
 export interface SideBySideConfig {
   /** Rule counts to compare at. */
@@ -16,6 +20,12 @@ export interface SideBySideConfig {
   scaleRates: number[];
   /** Seconds of changes per rate. */
   scaleSeconds: number;
+  /** Modes measured (none always among them). */
+  modes: Mode[];
+  /** A pass with bpf_stats on after each connection measurement of a BPF dataplane. */
+  bpfStats: boolean;
+  /** Runs the control plane at scale after the datapath. */
+  scale: boolean;
   quick: boolean;
 }
 
@@ -44,6 +54,15 @@ function cpuFromEnv(v: string | undefined): number | undefined {
   return x;
 }
 
+function modesFromEnv(v: string | undefined): Mode[] {
+  if (v === undefined || v.trim() === '') return MODES;
+  const xs = v.split(',').map((x) => x.trim());
+  const bad = xs.filter((x) => !(MODES as string[]).includes(x));
+  if (bad.length > 0 || !xs.includes('none'))
+    throw new Error(`WEIR_BENCH_SIDEBYSIDE_MODES must list modes of ${MODES.join(', ')}, none included (got "${v}")`);
+  return MODES.filter((m) => xs.includes(m));
+}
+
 /**
  * WEIR_BENCH_QUICK=1: one round of one second per measurement.
  * Otherwise five rounds of one second at 10 and 10,000 rules (each round of each rule count costs
@@ -51,6 +70,8 @@ function cpuFromEnv(v: string | undefined): number | undefined {
  * the goals' intervals more samples than fewer, longer ones). WEIR_BENCH_RULES (e.g. "10,1000,10000"),
  * WEIR_BENCH_ROUNDS, WEIR_BENCH_SECONDS and WEIR_BENCH_CHANGE_RATES (label changes/s offered to the
  * agent at scale, default "100,1000") override either. WEIR_BENCH_CPU pins the traffic tools.
+ * WEIR_BENCH_SIDEBYSIDE_MODES (e.g. "none,empty,weir") measures only those modes,
+ * WEIR_BENCH_BPF_STATS=0 skips the bpf_stats passes, WEIR_BENCH_SCALE=0 the control plane at scale.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideConfig {
   const quick = env.WEIR_BENCH_QUICK === '1';
@@ -63,5 +84,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideC
     cpu: cpuFromEnv(env.WEIR_BENCH_CPU),
     scaleRates: intList(env.WEIR_BENCH_CHANGE_RATES, 'WEIR_BENCH_CHANGE_RATES') ?? [100, 1000],
     scaleSeconds: int(env.WEIR_BENCH_SECONDS, 'WEIR_BENCH_SECONDS', 1) ?? (quick ? 1 : 5),
+    modes: modesFromEnv(env.WEIR_BENCH_SIDEBYSIDE_MODES),
+    bpfStats: env.WEIR_BENCH_BPF_STATS !== '0',
+    scale: env.WEIR_BENCH_SCALE !== '0',
   };
 }

@@ -3,12 +3,18 @@
  * set (rules.ts), enforces it on the node namespace's pod interfaces, and removes every trace
  * again so that the next mode runs on a clean node.
  */
+import type { ProgramTime } from '../bpf-stats.js';
 import * as calico from './calico-iptables.js';
 import type { RuleSet } from './rules.js';
 import { changeOneRule } from './rules.js';
 import type { Topology } from './topology.js';
 
-export type Mode = 'none' | 'weir' | 'iptables' | 'nftables';
+/**
+ * none: plain forwarding. empty: an empty tc program (returns TC_ACT_OK) on the hooks weir uses,
+ * the floor any tc dataplane pays. weir: the datapath with its default, a flow event per allowed
+ * new connection, read by the bench process. weir-noflows: the same with allowed flows off.
+ */
+export type Mode = 'none' | 'empty' | 'weir' | 'weir-noflows' | 'iptables' | 'nftables';
 
 export interface Dataplane {
   mode: Mode;
@@ -20,6 +26,10 @@ export interface Dataplane {
   disable(): Promise<void>;
   /** Releases what the dataplane holds for the whole run. */
   close(): Promise<void>;
+  /** BPF dataplanes: the cumulative run time of their programs (counted only with bpf_stats on). */
+  programTime?(): Promise<ProgramTime>;
+  /** weir: flow events the bench process has read and decoded so far. */
+  eventsRead?(): number;
 }
 
 /** No filtering: plain forwarding in the node namespace. */

@@ -3,7 +3,7 @@
  * request/response latency (sockperf ping-pong over TCP), one-stream TCP throughput (iperf3) and
  * sequential new connections per second (connrate, built from connrate.c by the bench).
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, runIn, startServer, type Server } from './exec.js';
@@ -23,6 +23,15 @@ export function pinTrafficTo(cpu: number | undefined): void {
 
 function pinned(cmd: string, args: string[]): [string, string[]] {
   return pinnedCpu === undefined ? [cmd, args] : ['taskset', ['-c', String(pinnedCpu), cmd, ...args]];
+}
+
+/** Idle and total time of one CPU so far (/proc/stat, clock ticks): how busy the pinned CPU was between two reads. */
+export function cpuTimes(cpu: number): { idle: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  const xs = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: (xs[3] ?? 0) + (xs[4] ?? 0), total: xs.reduce((a, b) => a + b, 0) };
 }
 
 export interface Ports {
