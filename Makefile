@@ -56,7 +56,7 @@ build/bpf/%.o: bpf/%.c $(BPF_HDR)
 	@$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 # the bench builds include the datapath itself
-build/bpf/weir_bench_verdict.o build/bpf/weir_bench_stages.o: bpf/weir.c
+build/bpf/weir_bench_verdict.o build/bpf/weir_bench_verdict_twice.o build/bpf/weir_bench_stages.o: bpf/weir.c
 
 ts: dist/.stamp
 

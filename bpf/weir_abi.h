@@ -83,7 +83,12 @@
  * src_port holds the type and dst_port the code.
  */
 struct weir_flow_event {
-	__u64 ts_ns;   /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC as of the last tick */
+	/*
+	 * The kernel's tick count (bpf_jiffies64(): inlined, no helper call); the
+	 * agent turns it into CLOCK_MONOTONIC ns with the scale and offset the
+	 * program clock_sample gives it (struct weir_clock_sample).
+	 */
+	__u64 ts_jiffies;
 	__u32 ifindex; /* host-side veth */
 	__u32 endpoint_id;
 	__u32 src_identity;
@@ -111,6 +116,21 @@ struct weir_flow_event {
 	__u16 orig_port;
 	__u16 _pad2;
 	__u32 _pad3;
+};
+
+/*
+ * What clock_sample writes over the first bytes of its test-run packet: the
+ * tick count before and after CLOCK_MONOTONIC_COARSE (which moves on ticks),
+ * and the ns per tick (0: the kernel's tick rate is unknown to the loader).
+ * A flow event's ts_jiffies in CLOCK_MONOTONIC ns is then
+ * mono_ns + (ts_jiffies - jiffies) * ns_per_tick; a sample whose two tick
+ * counts differ is taken again.
+ */
+struct weir_clock_sample {
+	__u64 jiffies;
+	__u64 mono_ns;
+	__u64 jiffies_after;
+	__u64 ns_per_tick;
 };
 
 /*

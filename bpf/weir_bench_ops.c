@@ -215,7 +215,7 @@ int op_ringbuf_reserve_discard(struct __sk_buff *skb)
 	return WEIR_REPEAT({
 		struct weir_flow_event *e = bpf_ringbuf_reserve(&ops_events, sizeof(*e), 0);
 		if (e) {
-			e->ts_ns = 0;
+			e->ts_jiffies = 0;
 			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		}
 	});

@@ -187,4 +187,6 @@ export const ProgramName = {
   /** NodePort: tc ingress and egress of the node's external interfaces. */
   fromNode: 'from_node',
   toNode: 'to_node',
+  /** Never attached: run by the agent to learn the offset of flow events' clock (maps/clock.ts). */
+  clockSample: 'clock_sample',
 } as const;

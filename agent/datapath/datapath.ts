@@ -18,6 +18,7 @@ import {
   type CounterRow,
   type ServiceCounters,
 } from '../../maps/readers.js';
+import { TickClock, runClockSample } from '../../maps/clock.js';
 import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
 import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
@@ -265,9 +266,24 @@ export class Datapath {
     return readCtMisses(this.map('ctMiss'));
   }
 
-  /** Streams decoded flow events; close the reader when done. */
+  /**
+   * Streams decoded flow events, their times on CLOCK_MONOTONIC (the datapath stamps its tick
+   * count: maps/clock.ts); close the reader when done.
+   */
   onFlowEvents(cb: (events: FlowEvent[]) => void, opts?: RingBufferOptions): RingBufferReader {
-    return openRingBuffer(this.map('events').fd, (batch) => cb(batch.map(decodeFlowEvent)), opts);
+    const fd = this.obj.programs.get(ProgramName.clockSample);
+    // an object without clock_sample (an older build) stamps CLOCK_MONOTONIC_COARSE ns itself
+    const clock = fd === undefined ? undefined : new TickClock(() => runClockSample(fd));
+    clock?.refresh();
+    const toMonoNs = clock && ((j: bigint) => clock.toMonoNs(j));
+    return openRingBuffer(
+      this.map('events').fd,
+      (batch) => {
+        clock?.refresh();
+        cb(batch.map((b) => decodeFlowEvent(b, toMonoNs)));
+      },
+      opts,
+    );
   }
 
   /** Releases fds; pins stay so enforcement continues and the next start adopts them. */

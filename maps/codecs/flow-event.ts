@@ -3,7 +3,7 @@ import { layout } from './layout.js';
 import { readAddr } from './addr.js';
 
 export const flowEventLayout = layout('weir_flow_event', [
-  { name: 'ts_ns', type: 'u64' },
+  { name: 'ts_jiffies', type: 'u64' },
   { name: 'ifindex', type: 'u32' },
   { name: 'endpoint_id', type: 'u32' },
   { name: 'src_identity', type: 'u32' },
@@ -29,7 +29,7 @@ export const flowEventLayout = layout('weir_flow_event', [
 ] as const);
 
 export interface FlowEvent {
-  /** bpf_ktime_get_ns(): CLOCK_MONOTONIC nanoseconds. */
+  /** CLOCK_MONOTONIC nanoseconds, at the kernel's tick resolution (the record's tick count, converted). */
   tsNs: bigint;
   /** Host-side veth ifindex. */
   ifindex: number;
@@ -68,7 +68,11 @@ const SERVICE_FLAG = 1 << 3;
 
 export const FLOW_EVENT_SIZE = flowEventLayout.size;
 
-export function decodeFlowEvent(buf: Buffer): FlowEvent {
+/**
+ * `toMonoNs` turns the record's tick count (ts_jiffies) into CLOCK_MONOTONIC ns (maps/clock.ts);
+ * without it tsNs holds the tick count itself.
+ */
+export function decodeFlowEvent(buf: Buffer, toMonoNs?: (jiffies: bigint) => bigint): FlowEvent {
   if (buf.length < FLOW_EVENT_SIZE) {
     throw new Error(
       `flow event record is ${buf.length} bytes, expected ${FLOW_EVENT_SIZE}: agent and datapath builds differ, rebuild both`,
@@ -78,7 +82,7 @@ export function decodeFlowEvent(buf: Buffer): FlowEvent {
   const family = buf.readUInt8(o.family) === 6 ? 6 : 4;
   const flags = buf.readUInt8(o.flags);
   const ev: FlowEvent = {
-    tsNs: buf.readBigUInt64LE(o.ts_ns),
+    tsNs: toMonoNs ? toMonoNs(buf.readBigUInt64LE(o.ts_jiffies)) : buf.readBigUInt64LE(o.ts_jiffies),
     ifindex: buf.readUInt32LE(o.ifindex),
     endpointId: buf.readUInt32LE(o.endpoint_id),
     srcIdentity: buf.readUInt32LE(o.src_identity),

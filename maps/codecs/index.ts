@@ -8,6 +8,7 @@ import { fragKeyLayout, fragValueLayout } from './frag.js';
 import { configLayout } from './config.js';
 import { counterLayout } from './counters.js';
 import { SERVICE_LAYOUTS } from './service.js';
+import { clockSampleLayout } from './clock.js';
 import type { StructLayout } from './layout.js';
 
 export const ALL_LAYOUTS: StructLayout[] = [
@@ -27,4 +28,5 @@ export const ALL_LAYOUTS: StructLayout[] = [
   configLayout,
   counterLayout,
   ...SERVICE_LAYOUTS,
+  clockSampleLayout,
 ];

@@ -99,6 +99,8 @@ interface Rig {
   n: number;
   dp: Datapath;
   verdictOnly: LoadedObject;
+  /** The same, with from_pod looking conntrack up again after the Services step (bpf/weir_bench_verdict_twice.c). */
+  verdictTwice: LoadedObject;
   /** bpf/weir_bench_stages.c: to_pod cut after each stage, same maps. */
   stages: LoadedObject;
   reconcileMs: number;
@@ -130,12 +132,17 @@ function openRig(n: number, ifindex: number, allowedFlows = true): Rig {
       pinPrograms: false,
     });
     closers.push(() => verdictOnly.close());
+    const verdictTwice = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_verdict_twice.o'), {
+      pinRoot,
+      pinPrograms: false,
+    });
+    closers.push(() => verdictTwice.close());
     const stages = loadObject(defaultObjectPath().replace(/weir\.o$/, 'weir_bench_stages.o'), {
       pinRoot,
       pinPrograms: false,
     });
     closers.push(() => stages.close());
-    return { n, dp, verdictOnly, stages, reconcileMs, drained: () => drained, close };
+    return { n, dp, verdictOnly, verdictTwice, stages, reconcileMs, drained: () => drained, close };
   } catch (err) {
     close();
     throw err;
@@ -302,6 +309,7 @@ export async function run(): Promise<BenchSection> {
     const ack = ipv4(PEER, POD, Protocol.TCP, tcp(40000, 80, TCP_ACK));
     const denied = ipv4(PEER, POD, Protocol.TCP, tcp(40000, 22, TCP_SYN));
     const reply = ipv4(POD, PEER, Protocol.TCP, tcp(80, 40000, TCP_ACK)); // the pod's answer, through from_pod
+    const synOut = ipv4(POD, PEER, Protocol.TCP, tcp(41000, 8080, TCP_SYN)); // the pod's own new connection
     for (const r of rigs) testRun(r.dp.program('toPod'), syn(40000), { ifindex }); // opens the connection `ack` belongs to
 
     /** ns of each program in each round, the programs measured alternately round by round (side by side). */
@@ -379,6 +387,8 @@ export async function run(): Promise<BenchSection> {
         [small.verdictOnly.program('to_pod'), syn(40001)],
         [ops2.program('op_ct4_hit'), ack],
         [quiet.verdictOnly.program('to_pod'), syn(40001)],
+        [small.verdictOnly.program('from_pod'), synOut],
+        [small.verdictTwice.program('from_pod'), synOut],
       ],
       GOAL_ROUNDS,
       true,
@@ -395,6 +405,12 @@ export async function run(): Promise<BenchSection> {
       verdict: net(3),
       ct4: net(4, OPS_PER_RUN),
       quietVerdict: net(5),
+      egressVerdict: net(6),
+      egressTwice: net(7),
+      egressSaved: bootstrap(
+        goalXs[7]!.map((x, r) => x - goalXs[6]![r]!),
+        medianOf,
+      ),
     };
     const [fs, fl] = figures as [Figures, Figures];
     const scale = [
@@ -460,6 +476,14 @@ export async function run(): Promise<BenchSection> {
       )} |`,
       `| new connection with its insert <= half of the ~${NEW_WITH_INSERT_BEFORE_NS} ns before (${NEW_WITH_INSERT_BEFORE_NS / 2} ns) | ${Math.round(fs.newAllowed - empty)} (median of single runs, no interval) | ${fs.newAllowed - empty <= NEW_WITH_INSERT_BEFORE_NS / 2 ? 'met (no interval)' : 'missed (no interval)'} |`,
       `| 100,000-entry figures within 1.1 of the 10-entry ones | ${scale.map((x) => x.toFixed(2)).join(', ')} (the rows above, medians) | ${scale.every((x) => x <= 1.1) ? 'met (medians)' : 'missed (medians)'} |`,
+      '',
+      `A pod's own new connection (\`from_pod\`, a bare SYN its egress policy allows, verdict build), net of the empty program in the same rounds: the fast path's conntrack misses handed on to the full path when the Services step left the tuple as it was, against a build that looks conntrack up again after the Services step for every new connection (bpf/weir_bench_verdict_twice.c, as before), ns.`,
+      '',
+      '| from_pod, new connection allowed | net ns |',
+      '|---|---|',
+      `| misses handed on (the agent's build) | ${ci(goalNet.egressVerdict)} |`,
+      `| looked up again (the build before) | ${ci(goalNet.egressTwice)} |`,
+      `| saved (per-round difference) | ${ci(goalNet.egressSaved)} |`,
       '',
       ...stageTable,
       '',

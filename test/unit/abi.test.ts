@@ -95,7 +95,7 @@ describe('ABI: codecs and constants equal bpf/weir_abi.h', () => {
   it('decodes a flow event written field by field', () => {
     const o = flowEventLayout.offsets;
     const b = Buffer.alloc(flowEventLayout.size);
-    b.writeBigUInt64LE(123456789n, o.ts_ns);
+    b.writeBigUInt64LE(123456789n, o.ts_jiffies);
     b.writeUInt32LE(7, o.ifindex);
     b.writeUInt32LE(3, o.endpoint_id);
     b.writeUInt32LE(256, o.src_identity);
