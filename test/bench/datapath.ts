@@ -182,6 +182,9 @@ const STAGES_NEW: Array<[program: string, what: string]> = [
 ];
 const STAGE_ROUNDS = 31;
 const GOAL_ROUNDS = 31;
+/** Pairs of single runs behind the insert goal's interval. */
+const INSERT_PAIRS = 2001;
+
 /** A new connection with its conntrack insert, net, measured before these changes on the Intel class (issue 15). */
 const NEW_WITH_INSERT_BEFORE_NS = 900;
 
@@ -412,6 +415,17 @@ export async function run(): Promise<BenchSection> {
         medianOf,
       ),
     };
+    // The insert goal with an interval: a new connection cannot repeat in place, so pairs of single
+    // runs (a SYN of a connection never seen, then the established packet, same cold-cache and timer
+    // cost), each pair's difference plus the repeated established figure net of the empty program.
+    const insertNet = bootstrap(
+      Array.from({ length: INSERT_PAIRS }, () => {
+        const s = testRun(small.dp.program('toPod'), syn(sport++), { ifindex }).durationNs;
+        const a = testRun(small.dp.program('toPod'), ack, { ifindex }).durationNs;
+        return s - a + goalNet.established.estimate;
+      }),
+      medianOf,
+    );
     const [fs, fl] = figures as [Figures, Figures];
     const scale = [
       fl.established / fs.established,
@@ -474,7 +488,7 @@ export async function run(): Promise<BenchSection> {
         },
         20,
       )} |`,
-      `| new connection with its insert <= half of the ~${NEW_WITH_INSERT_BEFORE_NS} ns before (${NEW_WITH_INSERT_BEFORE_NS / 2} ns) | ${Math.round(fs.newAllowed - empty)} (median of single runs, no interval) | ${fs.newAllowed - empty <= NEW_WITH_INSERT_BEFORE_NS / 2 ? 'met (no interval)' : 'missed (no interval)'} |`,
+      `| new connection with its insert <= half of the ~${NEW_WITH_INSERT_BEFORE_NS} ns before (${NEW_WITH_INSERT_BEFORE_NS / 2} ns) | ${ci(insertNet)} (${INSERT_PAIRS.toLocaleString()} pairs of single runs: a new connection's SYN minus the established packet after it, plus the established figure above) | ${decide(insertNet, NEW_WITH_INSERT_BEFORE_NS / 2)} |`,
       `| 100,000-entry figures within 1.1 of the 10-entry ones | ${scale.map((x) => x.toFixed(2)).join(', ')} (the rows above, medians) | ${scale.every((x) => x <= 1.1) ? 'met (medians)' : 'missed (medians)'} |`,
       '',
       `A pod's own new connection (\`from_pod\`, a bare SYN its egress policy allows, verdict build), net of the empty program in the same rounds: the fast path's conntrack misses handed on to the full path when the Services step left the tuple as it was, against a build that looks conntrack up again after the Services step for every new connection (bpf/weir_bench_verdict_twice.c, as before), ns.`,
