@@ -153,6 +153,25 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
+/**
+ * A Python UDP socket in a lab pod (its network namespace file is `<prefix><ns>-<name>`), connected to
+ * `address:port` with a 3 s timeout, then `body` (Python lines using `s`); what it printed.
+ */
+function udpClient(pod: string, address: string, port: number, body: string[]): string {
+  const script = [
+    'import socket, sys, time',
+    'fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET',
+    's = socket.socket(fam, socket.SOCK_DGRAM)',
+    's.settimeout(3)',
+    's.connect((sys.argv[1], int(sys.argv[2])))',
+    ...body,
+  ].join('\n');
+  const netns = `--net=/var/run/netns/${lab.prefix}${pod}`;
+  return execFileSync('nsenter', [netns, '--', 'python3', '-c', script, address, String(port)])
+    .toString()
+    .trim();
+}
+
 beforeAll(async () => {
   if (process.getuid?.() !== 0)
     throw new Error('weir lab creates network namespaces and loads BPF programs: run the tests as root');
@@ -290,12 +309,7 @@ describe('lab Services', () => {
   test('UDP to a Service port no backend listens on is refused at once (the ICMP error comes back about the ClusterIP), IPv4 and IPv6', async () => {
     // a connected UDP socket hears of the backend's port unreachable only if the error names the
     // address it sent to: the ClusterIP, not the backend
-    const script = [
-      'import socket, sys, time',
-      'fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET',
-      's = socket.socket(fam, socket.SOCK_DGRAM)',
-      's.settimeout(3)',
-      's.connect((sys.argv[1], int(sys.argv[2])))',
+    const body = [
       't = time.time()',
       "s.send(b'ping')",
       'try:',
@@ -305,21 +319,11 @@ describe('lab Services', () => {
       "    print('refused in %d ms' % ((time.time() - t) * 1000))",
       'except socket.timeout:',
       "    print('timeout')",
-    ].join('\n');
+    ];
     const svc = (await services()).get('app/db-udp')!;
     expect(svc.clusterIPs).toHaveLength(2);
     for (const ip of svc.clusterIPs) {
-      const out = execFileSync('nsenter', [
-        `--net=/var/run/netns/${lab.prefix}app-web`,
-        '--',
-        'python3',
-        '-c',
-        script,
-        ip,
-        '5300',
-      ])
-        .toString()
-        .trim();
+      const out = udpClient('app-web', ip, 5300, body);
       expect(out).toMatch(/^refused in \d+ ms$/);
       expect(Number(/(\d+) ms/.exec(out)![1])).toBeLessThan(1000);
     }
@@ -352,12 +356,7 @@ describe('lab Services', () => {
             }),
         ),
       );
-      const client = [
-        'import socket, sys',
-        'fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET',
-        's = socket.socket(fam, socket.SOCK_DGRAM)',
-        's.settimeout(3)',
-        's.connect((sys.argv[1], int(sys.argv[2])))',
+      const body = [
         'msg = bytes(range(256)) * 16',
         's.send(msg)',
         'try:',
@@ -365,21 +364,11 @@ describe('lab Services', () => {
         "    print('echoed %d bytes, %s' % (len(d), 'the same' if d == msg else 'different'))",
         'except Exception as e:',
         "    print('failed: %r' % e)",
-      ].join('\n');
+      ];
       const svc = (await services()).get('app/echo-udp')!;
       expect(svc.clusterIPs).toHaveLength(2);
       for (const ip of svc.clusterIPs) {
-        const out = execFileSync('nsenter', [
-          `--net=/var/run/netns/${lab.prefix}app-web`,
-          '--',
-          'python3',
-          '-c',
-          client,
-          ip,
-          '5400',
-        ])
-          .toString()
-          .trim();
+        const out = udpClient('app-web', ip, 5400, body);
         expect(out).toBe('echoed 4096 bytes, the same');
       }
     } finally {

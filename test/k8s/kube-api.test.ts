@@ -11,17 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeApi, type KubeApiConfig, type WatchEvent } from '../../agent/sources/kube-api.js';
 import { withoutUnread } from '../../agent/sources/kube-wire.js';
 import { kubeletPod } from '../bench/kube-objects.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../prng.js';
 
 const config = (server: string): KubeApiConfig => ({
   getCurrentCluster: () => ({ server }),

@@ -10,17 +10,7 @@ import { UNREAD_ARRAYS, UNREAD_OBJECTS, withoutUnread } from '../../agent/source
 import { endpointSlice, kubeletNode, kubeletPod, namespacePolicies, service } from '../bench/kube-objects.js';
 import { toKubeObject } from '../../agent/store/convert.js';
 import { validateObject } from '../../agent/store/validate.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../prng.js';
 
 const ARRAYS = new Set<string>(UNREAD_ARRAYS);
 const OBJECTS = new Set<string>(UNREAD_OBJECTS);

@@ -28,17 +28,7 @@ import { decodeEndpoint } from '../../maps/codecs/endpoint.js';
 import { decodePolicyKey, decodePolicyRangeKey } from '../../maps/codecs/policy.js';
 import { decodeIpcacheKey, decodeIpcacheLpmKey, decodeIpcacheValue } from '../../maps/codecs/ipcache.js';
 import { parsePrefix, prefixContains, type Prefix } from '../../agent/ipcache/cidr.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../prng.js';
 
 const KEYS = ['n/a', 'n/b', 'n/c'];
 const IFINDEX = new Map(KEYS.map((k, i) => [k, 100 + i]));

@@ -22,17 +22,7 @@ import {
   encodeSvcBackendKey,
 } from '../../maps/codecs/service.js';
 import { SvcFlag } from '../../maps/abi.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../prng.js';
 
 const FRONTENDS: Array<Pick<ServiceFrontend, 'address' | 'port' | 'protocol'>> = [
   { address: '10.96.0.10', port: 53, protocol: 'UDP' },

@@ -1,4 +1,5 @@
 /** Small statistics over the rounds of one measurement. */
+import { mulberry32 as prng } from '../../prng.js'; // deterministic: a bootstrap gives the same interval for the same data
 
 export function median(xs: number[]): number {
   if (xs.length === 0) return Number.NaN;
@@ -30,18 +31,6 @@ export function fmt(x: number, digits = 3): string {
 
 export function ratio(a: number, b: number): number {
   return b === 0 ? Number.NaN : a / b;
-}
-
-/** A deterministic PRNG (mulberry32), so a bootstrap gives the same interval for the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface Interval {
