@@ -19,7 +19,7 @@ help:
 	@echo "make deps   - apt and npm dependencies (idempotent)"
 	@echo "make test-conformance-services - the conformance suite with every probe through a Service (root)"
 	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
-	@echo "make build  - BPF objects, the ring-buffer addon and the TypeScript"
+	@echo "make build  - BPF objects, the native addon (ring buffer, V8 heap notifications) and the TypeScript"
 	@echo "make image  - the agent image with podman, no image registry (IMAGE=name:tag, default weir/agent:<version>)"
 	@echo "make test-image - run that image as the chart does on two test nodes (root)"
 
@@ -36,7 +36,7 @@ tools:
 system-deps:
 	@scripts/deps.sh
 
-node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c
+node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c maps/addon/src/v8heap.cc
 	@scripts/deps.sh --check
 	@echo ">> npm ci"
 	@npm ci --no-audit --no-fund --loglevel=error
@@ -107,7 +107,7 @@ soak: deps build
 demo: deps build
 	@bash examples/demo.sh
 
-C_SRC := $(shell git ls-files 'bpf/*.c' 'bpf/*.h' 'bpf/lib/*.h' 'maps/addon/src/*.c' 2>/dev/null)
+C_SRC := $(shell git ls-files 'bpf/*.c' 'bpf/*.h' 'bpf/lib/*.h' 'maps/addon/src/*.c' 'maps/addon/src/*.cc' 2>/dev/null)
 JS_SRC := $(shell git ls-files '*.ts' '*.mjs' '*.js' '*.cjs' 2>/dev/null) bin/weir
 
 # lint: typescript-eslint, prettier and clang-format must all be clean (CI runs it).

@@ -29,6 +29,7 @@ import { startNodeObservability } from './observe.js';
 import { findPodInterface, findPodInterfaces, type PodInterface } from './interfaces.js';
 import { nodeAddresses, NodePortInterfaces, type NodePortStatus } from './nodeport.js';
 import type { Logger } from './log.js';
+import type { MemorySettler, SettleStats } from './memory.js';
 import { TurnBatcher } from '../batcher.js';
 import { OffLoopHost } from '../offloop.js';
 import { withServices } from '../services/index.js';
@@ -52,10 +53,11 @@ export interface NodeAgentOptions {
   /** Flow API and /metrics (default on). */
   observability?: boolean;
   /**
-   * Called once the first full sync is enforced, before readiness is reported: `weir agent`
-   * settles its process memory there (node/memory.ts). Not for an agent inside another process.
+   * Settles the process memory (node/memory.ts) once the first full sync is enforced, before
+   * readiness is reported, and when the agent goes quiet after a burst of changes: `weir agent`
+   * gives one. Not for an agent inside another process.
    */
-  afterFirstSync?: () => void;
+  memory?: MemorySettler;
 }
 
 export interface NodeAgentStatus {
@@ -80,6 +82,8 @@ export interface NodeAgentStatus {
   mapPressure: MapPressure[];
   /** The interfaces whose tc hooks translate NodePorts (absent when Services are off). */
   nodePorts?: NodePortStatus;
+  /** Memory settles (each a pause of the main loop) and what they took (absent without a settler). */
+  memorySettles?: SettleStats;
 }
 
 /** How often the NodePort interfaces are chosen again (an interface that appeared, a new ifindex). */
@@ -302,7 +306,7 @@ export class NodeAgent {
     }
     this.ready = true;
     this.firstSyncMs = Date.now() - this.startedAt;
-    this.opts.afterFirstSync?.();
+    this.opts.memory?.firstSync();
     this.health?.refresh();
     void this.refreshAnswers();
     const s = this.compiler.stats;
@@ -327,6 +331,7 @@ export class NodeAgent {
   }
 
   private async apply(batch: KubernetesChange[]): Promise<void> {
+    this.opts.memory?.busy();
     // Last change per object wins within a batch.
     const last = new Map<string, { kind: KubeKind; key: string; obj?: KubeObject }>();
     for (const c of batch) {
@@ -384,6 +389,8 @@ export class NodeAgent {
       (deletes.some((d) => d.kind === 'NetworkPolicy') || upserts.some((o) => o.kind === 'NetworkPolicy'))
     )
       this.reportProblems();
+    // a burst's garbage and the room V8 grew for it are given back once the changes stop
+    if (this.ready) this.opts.memory?.changed(batch.length);
   }
 
   /**
@@ -494,12 +501,14 @@ export class NodeAgent {
       sync: this.datapath.syncer.status(),
       mapPressure: this.datapath.pressure(),
       ...(this.opts.config.services ? { nodePorts: this.nodePorts.status() } : {}),
+      ...(this.opts.memory ? { memorySettles: this.opts.memory.stats() } : {}),
     };
   }
 
   /** Stops watching and serving; programs and pins stay, so enforcement continues. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.opts.memory?.stop();
     this.health?.refresh();
     clearTimeout(this.retryTimer);
     clearInterval(this.nodePortTimer);

@@ -5,6 +5,11 @@
       "sources": ["src/ringbuf.c"],
       "libraries": ["-lbpf"],
       "cflags": ["-O2", "-Wall"]
+    },
+    {
+      "target_name": "weir_v8heap",
+      "sources": ["src/v8heap.cc"],
+      "cflags_cc": ["-O2", "-Wall"]
     }
   ]
 }

@@ -318,6 +318,7 @@ interface Status {
   firstSyncMs?: number;
   revision: number;
   kubernetesEvents: Array<{ resource: string; action: string; count: number }>;
+  memorySettles?: { count: number; lastPauseMs: number; maxPauseMs: number };
 }
 
 /** The agent's status from its control socket (`weir agent status`), undefined until it answers. */
@@ -352,6 +353,8 @@ interface RunResult {
   hwm: number;
   changes: number;
   changesCpuS: number;
+  /** The agent's memory settles (first sync and after bursts): how many, the longest pause. */
+  settles?: { count: number; maxPauseMs: number };
   /** The retained heap after the changes (from a heap snapshot), when asked for. */
   heap?: HeapSummary;
 }
@@ -469,8 +472,11 @@ export async function runAgent(s: Scale, flags: Variant, heap = false): Promise<
       await sleep(500);
       return undefined;
     });
+    // as at readiness, 2 s more: the agent settles its memory once quiet after a burst (1.5 s)
+    await sleep(2000);
     const changesCpuS = cpuSeconds(pid) - cpu0;
     const after = procMem(pid);
+    const settles = (await statusz(join(dir, 'run')))?.memorySettles;
     let heapSummary: HeapSummary | undefined;
     if (heap) {
       // The snapshot is whole once the file ends its JSON and stops growing.
@@ -498,6 +504,7 @@ export async function runAgent(s: Scale, flags: Variant, heap = false): Promise<
       hwm: after.hwm,
       changes: s.changes,
       changesCpuS,
+      ...(settles ? { settles: { count: settles.count, maxPauseMs: settles.maxPauseMs } } : {}),
       ...(heapSummary ? { heap: heapSummary } : {}),
     };
   } finally {

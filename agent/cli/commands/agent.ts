@@ -85,7 +85,7 @@ async function run(flags: RunFlags): Promise<void> {
   parseMapMax(cfg.mapMax ? cfg.mapMax.split(',') : []); // refuse a bad value at start
   const log = createLogger(cfg.logLevel);
   // before the cluster is read (agent/node/memory.ts)
-  const { leanStart, settleMemory } = await import('../../node/memory.js');
+  const { leanStart, MemorySettler } = await import('../../node/memory.js');
   for (const l of leanStart()) log.debug(`memory: ${l}`);
   const kubeConfig = await kubeConfigFor(cfg);
   log.info(
@@ -97,8 +97,8 @@ async function run(flags: RunFlags): Promise<void> {
     config: cfg,
     kubeConfig,
     log,
-    // the first sync's list pages and objects are garbage now
-    afterFirstSync: settleMemory,
+    // after the first sync and after each burst of changes: garbage and V8's room given back
+    memory: new MemorySettler(),
   });
   log.info(
     `health on ${cfg.healthHost}:${cfg.healthPort} (/healthz, /readyz); status on ${cfg.runDir}/agent.sock (weir agent status)`,
