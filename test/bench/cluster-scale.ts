@@ -84,6 +84,7 @@ interface Status {
   endpoints: { enforced: number };
   firstSyncMs?: number;
   revision: number;
+  memorySettles?: { count: number; lastPauseMs: number; maxPauseMs: number };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -119,6 +120,12 @@ export interface ScaleResult {
   changesLoad: [number, number];
   rssAfter: number;
   hwm: number;
+  /** The agent's memory settles: the pause at the first sync, and after the changes once quiet. */
+  settleReadyMs?: number;
+  settleAfterMs?: number;
+  /** RSS and V8's heap once the agent went quiet after the changes (and settled its memory). */
+  rssQuiet: number;
+  heapQuiet: { used: number; total: number; external: number };
 }
 
 /** The cluster's API server process (cluster-apiserver.ts) and what it reports. */
@@ -323,6 +330,11 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
     const after = procMem(pid);
     const heapAfter = await heapOf();
     const syncAfter = (await readAgentStatus<Status>(runDir, 30_000)).sync;
+    // the agent settles its memory 1.5 s after the last change (agent/node/memory.ts)
+    await sleep(3000);
+    const rssQuiet = procMem(pid).rss;
+    const heapQuiet = await heapOf();
+    const settled = (await readAgentStatus<Status>(runDir, 30_000)).memorySettles;
     return {
       objects: ready.counts,
       listBytes,
@@ -340,6 +352,10 @@ async function withServer(server: ServerProcess, ready: ReadyMessage, changes: n
       syncAfter,
       rssAfter: after.rss,
       hwm: after.hwm,
+      ...(st.memorySettles ? { settleReadyMs: st.memorySettles.lastPauseMs } : {}),
+      ...(settled && settled.count > (st.memorySettles?.count ?? 0) ? { settleAfterMs: settled.lastPauseMs } : {}),
+      rssQuiet,
+      heapQuiet,
     };
   } finally {
     ipcache?.close();
@@ -393,7 +409,9 @@ Label changes: ${n(r.latenciesMs.length)} at ${n(RATE)}/s, open loop, each givin
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 | ${Math.round(r.firstSyncMs)} | ${Math.round(r.readyMs)} | ${r.syncCpuS.toFixed(2)} | ${r.rssReady.toFixed(1)} | ${r.hwmReady.toFixed(1)} | ${p50.toFixed(1)} | ${p99.toFixed(1)} [${p99ci.lo.toFixed(1)}, ${p99ci.hi.toFixed(1)}] | ${sorted[sorted.length - 1]!.toFixed(1)} | ${r.changesCpuS.toFixed(2)} | ${r.rssAfter.toFixed(1)} | ${r.hwm.toFixed(1)} |
 
-Where the RSS goes (the agent's V8 heap from its own /metrics): at ready ${r.heapReady.used.toFixed(0)} MiB of heap in use (live objects and garbage not yet collected) of ${r.heapReady.total.toFixed(0)} MiB committed, ${r.heapReady.external.toFixed(0)} MiB external, the rest of the ${r.rssReady.toFixed(0)} MiB RSS is Node itself, code, worker threads' isolates and the libraries; after the changes ${r.heapAfter.used.toFixed(0)} of ${r.heapAfter.total.toFixed(0)} MiB.
+Where the RSS goes (the agent's V8 heap from its own /metrics): at ready ${r.heapReady.used.toFixed(0)} MiB of heap in use (live objects and garbage not yet collected) of ${r.heapReady.total.toFixed(0)} MiB committed, ${r.heapReady.external.toFixed(0)} MiB external, the rest of the ${r.rssReady.toFixed(0)} MiB RSS is Node itself, code, worker threads' isolates and the libraries; after the changes ${r.heapAfter.used.toFixed(0)} of ${r.heapAfter.total.toFixed(0)} MiB; 3 s later, the agent quiet, ${r.heapQuiet.used.toFixed(0)} of ${r.heapQuiet.total.toFixed(0)} MiB, RSS ${r.rssQuiet.toFixed(1)} MiB.
+
+The agent's memory settles (agent/node/memory.ts: V8's critical memory pressure, one full collection that compacts and shrinks its generations, then \`malloc_trim\`), each a pause of its main loop: ${r.settleReadyMs !== undefined ? `${r.settleReadyMs.toFixed(0)} ms once the first sync was enforced (before readiness)` : 'none at the first sync'}, ${r.settleAfterMs !== undefined ? `${r.settleAfterMs.toFixed(0)} ms once quiet after the changes` : 'none after the changes'}; none during the changes (a settle waits for 1.5 s without a change).
 
 The agent's CPU time per change (user + system, so the map writes in the kernel count): ${((r.changesCpuS / r.latenciesMs.length) * 1000).toFixed(2)} ms, i.e. ${((r.changesCpuS / r.latenciesMs.length) * RATE * 100).toFixed(0)}% of one CPU at ${n(RATE)} changes/s; load average ${r.changesLoad[0].toFixed(1)} before the changes and ${r.changesLoad[1].toFixed(1)} after, on 2 CPUs shared with other work, so the wall-clock latencies include waiting for a CPU.
 
