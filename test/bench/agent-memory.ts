@@ -550,7 +550,7 @@ export async function run(): Promise<BenchSection> {
   }
   const rows = results.map(
     (r) =>
-      `| ${r.scale} | ${r.flags} | ${Math.round(r.readyMs)} | ${Math.round(r.firstSyncMs)} | ${r.syncCpuS.toFixed(2)} | ${f1(r.rssReady)} | ${r.changes.toLocaleString('en-US')} | ${r.changesCpuS.toFixed(2)} | ${f1(r.rssAfter)} | ${f1(r.hwm)} |`,
+      `| ${r.scale} | ${r.flags} | ${Math.round(r.readyMs)} | ${Math.round(r.firstSyncMs)} | ${r.syncCpuS.toFixed(2)} | ${f1(r.rssReady)} | ${r.changes.toLocaleString('en-US')} | ${r.changesCpuS.toFixed(2)} | ${f1(r.rssAfter)} | ${f1(r.hwm)} | ${r.settles ? `${r.settles.count} (${Math.round(r.settles.maxPauseMs)})` : ''} |`,
   );
   const def = (scale: string): RunResult => results.find((r) => r.scale === scale && r.flags === FLAGS[0]!.label)!;
   const best = (scale: string): RunResult =>
@@ -561,10 +561,10 @@ export async function run(): Promise<BenchSection> {
     `| ${what} | ${target} | ${measured} | ${ok ? 'met' : '**missed**'} |`;
   const MB = (mib: number): number => (mib * 2 ** 20) / 1e6;
   const markdown = `
-The node agent as the DaemonSet runs it (\`weir agent --kubeconfig …\`, its own process, metrics and flow API on), against the test API server on loopback (in the bench process). RSS from \`/proc/PID/status\` of the agent: after the first full sync is enforced (readiness) plus 2 s, and after the label changes once the agent's revision stopped moving; peak = VmHWM. CPU = the agent's user + system time from \`/proc/PID/stat\`. ${SCALES.map((s) => `${s.name}: ${s.namespaces.toLocaleString('en-US')} namespaces, ${(s.namespaces * s.policiesPerNs).toLocaleString('en-US')} NetworkPolicies, ${s.nodes.toLocaleString('en-US')} nodes, ${s.localPods} pods on the agent's node (each with a host-side veth and a route, which the agent finds and attaches)`).join('; ')}. Pods carry what the kubelet and controllers write (owner references, managedFields, conditions, container statuses, volumes). A label change gives a pod a label set never seen before (a new identity), ${SCALES[0]!.changesPerSecond.toLocaleString('en-US')} changes/s. Load average at the start: ${load0.toFixed(1)} on 2 CPUs.
+The node agent as the DaemonSet runs it (\`weir agent --kubeconfig …\`, its own process, metrics and flow API on), against the test API server on loopback (in the bench process). RSS from \`/proc/PID/status\` of the agent: after the first full sync is enforced (readiness) plus 2 s, and after the label changes once the agent's revision stopped moving plus 2 s (the agent settles its memory 1.5 s after the last change); peak = VmHWM. Settles: how many times the agent settled its memory (once the first sync was enforced, once quiet after the changes) and the longest of those pauses of its main loop in ms. CPU = the agent's user + system time from \`/proc/PID/stat\`. ${SCALES.map((s) => `${s.name}: ${s.namespaces.toLocaleString('en-US')} namespaces, ${(s.namespaces * s.policiesPerNs).toLocaleString('en-US')} NetworkPolicies, ${s.nodes.toLocaleString('en-US')} nodes, ${s.localPods} pods on the agent's node (each with a host-side veth and a route, which the agent finds and attaches)`).join('; ')}. Pods carry what the kubelet and controllers write (owner references, managedFields, conditions, container statuses, volumes). A label change gives a pod a label set never seen before (a new identity), ${SCALES[0]!.changesPerSecond.toLocaleString('en-US')} changes/s. Load average at the start: ${load0.toFixed(1)} on 2 CPUs.
 
-| cluster | V8 flags | ready after (ms, from spawn) | first sync enforced (ms, agent's own) | CPU to ready (s) | RSS ready (MiB) | label changes | CPU for the changes (s) | RSS after (MiB) | peak RSS (MiB) |
-|---|---|---:|---:|---:|---:|---:|---:|---:|---:|
+| cluster | V8 flags | ready after (ms, from spawn) | first sync enforced (ms, agent's own) | CPU to ready (s) | RSS ready (MiB) | label changes | CPU for the changes (s) | RSS after (MiB) | peak RSS (MiB) | settles (longest, ms) |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
 | goal | target | measured (the agent's own settings) | |
@@ -576,7 +576,7 @@ ${goal(`${SCALES[1]!.name}: RSS (peak)`, '< 300 MB', `${MB(big.hwm).toFixed(0)} 
 
 ${heapLine(small)}
 
-Smallest RSS after the changes: ${SCALES.map((s) => `${s.name} with ${best(s.name).flags} (${f1(best(s.name).rssAfter)} MiB)`).join('; ')}. How the agent's memory is set (agent/node/memory.ts): it fixes malloc's mmap threshold at start (large freed blocks go back to the kernel) and collects the first sync's garbage once that sync is enforced. Options for a small cluster, not the default: \`NODE_OPTIONS=${SMALL_CLUSTER_NODE_OPTIONS}\` (the young generation stays at 2 x 1 MiB instead of growing to 2 x 16 MiB) and \`${V8_FLAGS_ENV}=--optimize-for-size\` (the old generation grows by small steps); the CPU columns say what they cost.
+Smallest RSS after the changes: ${SCALES.map((s) => `${s.name} with ${best(s.name).flags} (${f1(best(s.name).rssAfter)} MiB)`).join('; ')}. How the agent's memory is set (agent/node/memory.ts): it fixes malloc's mmap threshold at start (large freed blocks go back to the kernel); once the first sync is enforced, and whenever it goes quiet (1.5 s without a change) after a burst of changes, it gives V8 the critical memory-pressure notification (one full collection that compacts the old generation and shrinks the young one back to its smallest) and trims malloc. Options for a small cluster, not the default: \`NODE_OPTIONS=${SMALL_CLUSTER_NODE_OPTIONS}\` (the young generation stays at 2 x 1 MiB instead of growing to 2 x 16 MiB during bursts) and \`${V8_FLAGS_ENV}=--optimize-for-size\` (the old generation grows by small steps); with the settles they change the peak, not the RSS once settled, and the CPU columns say what they cost.
 The label-change p99 at 1,000 changes/s for the 100,000-pod cluster is not measured here (the side-by-side's control-plane table measures it for 10,000 pods in the agent's own process).
 `;
   return { title: 'Node agent memory: the real agent process at 10,000 and 100,000 pods', markdown };
