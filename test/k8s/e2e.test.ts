@@ -264,6 +264,8 @@ describe('weir agent in Kubernetes mode, two nodes on one machine (root)', () =>
     const out = execFileSync(process.execPath, [CLI, 'agent', 'status', `--run-dir=${runDir(n2)}`]).toString();
     expect(out).toMatch(/ready: +yes/);
     expect(out).toMatch(/endpoints: +2 with an interface/);
+    // its memory settled once the first sync was enforced (agent/node/memory.ts)
+    expect(out).toMatch(/memory: +settled [1-9]\d* time\(s\)/);
     // What the chart's `helm test` pod runs: both agents ready and serving metrics.
     const check = (...args: string[]) =>
       spawnSync(process.execPath, [CLI, 'agent', 'check', ...args], { encoding: 'utf8' });

@@ -248,6 +248,10 @@ async function status(flags: StatusFlags): Promise<void> {
       ...np.failed.map((f) => `  ${f.name}: ${f.error}`),
     );
   }
+  if (s.memorySettles?.count)
+    lines.push(
+      `memory:      settled ${s.memorySettles.count} time(s) (main loop paused ${s.memorySettles.lastPauseMs} ms the last time, ${s.memorySettles.maxPauseMs} ms at most)`,
+    );
   for (const m of s.mapPressure ?? [])
     lines.push(`map pressure: ${m.map} ${m.entries} of ${m.capacity} entries (${Math.round(m.fill * 100)}%)`);
   if (s.forbidden.length)
