@@ -95,6 +95,13 @@ export interface CpuGoal {
   machine: Interval;
 }
 
+/** (max − min) / median of the baseline's runs between rounds: connections/s, and each CPU figure per connection. */
+export interface CpuNoise {
+  wall: number;
+  tasks: number;
+  machine: number;
+}
+
 const ci = (x: Interval): string => `${fmt(x.estimate)} [${fmt(x.lo)}, ${fmt(x.hi)}]`;
 
 /**
@@ -102,7 +109,7 @@ const ci = (x: Interval): string => `${fmt(x.estimate)} [${fmt(x.lo)}, ${fmt(x.h
  * ratio beside them, and which figure decides each goal (wall time where it can, else the traffic's
  * tasks' CPU time; the whole machine's is shown, never decides: see the text).
  */
-export function cpuGoalLines(goals: CpuGoal[]): string[] {
+export function cpuGoalLines(goals: CpuGoal[], noise?: CpuNoise): string[] {
   const softirq = irqTimeAccounted()
     ? "this kernel accounts irq time apart from tasks, so the machine's irq and softirq time over the run is added"
     : "this kernel does not account irq time apart from tasks, so the softirq work of the packets a task sends through the veths runs on that task's clock";
@@ -129,6 +136,19 @@ export function cpuGoalLines(goals: CpuGoal[]): string[] {
         ? `CPU time (tasks): ${onTasks}`
         : 'undecided on wall and on CPU time';
     L.push(`| ${g.goal} | ≥ ${g.target} | ${ci(g.wall)} | ${ci(g.tasks)} | ${ci(g.machine)} | ${by} |`);
+  }
+  if (noise) {
+    const pc = (x: number): string => `${fmt(x * 100, 2)}%`;
+    L.push(
+      '',
+      `Noise, from the baseline's runs alone ((max − min) / median between rounds): connections/s ${pc(noise.wall)}, ` +
+        `CPU time per connection of the tasks ${pc(noise.tasks)}, of the machine ${pc(noise.machine)}.` +
+        (noise.tasks >= 0.75 * noise.wall
+          ? " The tasks' CPU time per connection moves between rounds nearly as much as the wall time does: the work of a " +
+            'connection itself took more or less CPU from round to round (what else the host runs on the cores and caches this ' +
+            "machine's CPUs share), not only waited for other processes, so CPU time narrows the intervals little here."
+          : ''),
+    );
   }
   return L;
 }

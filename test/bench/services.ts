@@ -483,7 +483,21 @@ function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: 
       machine: paired(samples, hi, peer, 'weir', (x) => x.machineCpuUsPerConn),
     });
     const peers = (['iptables', 'nftables'] as const).filter((m) => modes.includes(m));
-    if (peers.length > 0) L.push(...cpuGoalLines(peers.map((m) => onCpu(m, m === 'iptables' ? 3 : 1))));
+    const noise = (pick: (x: Sample) => number): number =>
+      median(counts.map((n) => spread(direct.filter((s) => s.services === n).map(pick))));
+    if (peers.length > 0)
+      L.push(
+        ...cpuGoalLines(
+          peers.map((m) => onCpu(m, m === 'iptables' ? 3 : 1)),
+          cfg.rounds > 1
+            ? {
+                wall: noise((x) => x.connPerSec),
+                tasks: noise((x) => x.tasksCpuUsPerConn),
+                machine: noise((x) => x.machineCpuUsPerConn),
+              }
+            : undefined,
+        ),
+      );
   }
   L.push(...perConnection(samples, modes, counts, hi));
   L.push(

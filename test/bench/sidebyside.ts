@@ -23,7 +23,7 @@ import { weirDataplane } from './sidebyside/weir.js';
 import { runAgentAtScale } from './sidebyside/scale.js';
 import type { ScaleResult } from './sidebyside/agent-scale.js';
 import { perUnit } from './bpf-stats.js';
-import { CpuMeter, cpuGoalLines, type CpuGoal } from './cpu-time.js';
+import { CpuMeter, cpuGoalLines, type CpuGoal, type CpuNoise } from './cpu-time.js';
 import { PhaseClock } from './phases.js';
 
 const PREFIX = 'wbn';
@@ -461,9 +461,21 @@ function decidedGoals(cfg: SideBySideConfig, samples: Sample[]): string[] {
             m === 'none' ? 0.95 : 1,
           ),
         ),
+        cfg.rounds > 1 ? baselineNoise(cfg, samples) : undefined,
       ),
     );
   return L;
+}
+
+/** How much the no-filtering runs moved between rounds: connections/s and both CPU figures (median over rule counts). */
+function baselineNoise(cfg: SideBySideConfig, samples: Sample[]): CpuNoise {
+  const of = (pick: (x: Sample) => number): number =>
+    median(cfg.ruleCounts.map((n) => spread(samples.filter((s) => s.rules === n && s.mode === 'none').map(pick))));
+  return {
+    wall: of((x) => x.connPerSec),
+    tasks: of((x) => x.tasksCpuUsPerConn),
+    machine: of((x) => x.machineCpuUsPerConn),
+  };
 }
 
 function goalRow(goal: string, target: string, value: number, ok: boolean, digits = 3): string {

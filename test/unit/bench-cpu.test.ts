@@ -98,6 +98,17 @@ describe('cpuGoalLines', () => {
     expect(row(lines, 'cpu misses')).toMatch(/\| CPU time \(tasks\): \*\*missed\*\* \|$/);
     expect(row(lines, 'neither')).toMatch(/\| undecided on wall and on CPU time \|$/);
   });
+
+  it("prints the baseline's noise, and says when CPU time is hardly less noisy than wall time", () => {
+    const g = { goal: 'g', target: 1, wall: iv(1, 1, 1), tasks: iv(1, 1, 1), machine: iv(1, 1, 1) };
+    const alike = cpuGoalLines([g], { wall: 0.07, tasks: 0.06, machine: 0.2 }).join('\n');
+    expect(alike).toMatch(/connections\/s 7\.0%, CPU time per connection of the tasks 6\.0%, of the machine 20%/);
+    expect(alike).toMatch(/narrows the intervals little/);
+    const cleaner = cpuGoalLines([g], { wall: 0.07, tasks: 0.01, machine: 0.2 }).join('\n');
+    expect(cleaner).toMatch(/of the tasks 1\.0%/);
+    expect(cleaner).not.toMatch(/narrows the intervals little/);
+    expect(cpuGoalLines([g]).join('\n')).not.toMatch(/Noise/);
+  });
 });
 
 describe('connrate over loopback', () => {
