@@ -24,7 +24,6 @@ need iptables has iptables
 need nftables has nft
 need ipset has ipset
 need iperf3 has iperf3
-need sockperf has sockperf
 need make has make
 need unzip has unzip
 need g++ has g++

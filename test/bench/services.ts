@@ -17,10 +17,13 @@ import * as kp from './services/kube-proxy.js';
 import { weirServicePlanes } from './services/weir.js';
 import { perUnit, type ProgramTime } from './bpf-stats.js';
 import { checkTools } from './sidebyside/calico-iptables.js';
-import { bootstrap, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
+import { CpuMeter, cpuGoalLines, type CpuGoal } from './cpu-time.js';
+import { PhaseClock } from './phases.js';
+import { bootstrap, decide, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
 import { renderChart, type Series } from './sidebyside/svg.js';
 import { createTopology, type Pod, type Topology } from './sidebyside/topology.js';
 import * as traffic from './sidebyside/traffic.js';
+import type { Server } from './sidebyside/exec.js';
 
 const PREFIX = 'wbs';
 const OCTET = 248;
@@ -153,6 +156,10 @@ interface Sample {
   /** ns of BPF program run time per connection, and runs per connection (bpf_stats pass). */
   bpfNsPerConn?: number;
   bpfRunsPerConn?: number;
+  /** CPU time of the whole machine per connection (/proc/stat, all CPUs, all but idle), µs. */
+  machineCpuUsPerConn: number;
+  /** CPU time of the connections' tasks per connection (client, server, ksoftirqd, bench process), µs. */
+  tasksCpuUsPerConn: number;
   /** Share of the connection measurement the traffic tools' CPU was idle (/proc/stat), when pinned. */
   cpuIdle?: number;
 }
@@ -185,35 +192,54 @@ function catalogOf(n: number, server: Pod, mode: ServiceMode): Catalog {
   });
 }
 
-async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], connrate: string, log: Log) {
+async function measure(
+  cfg: Config,
+  topo: Topology,
+  planes: ServicePlane[],
+  connrate: string,
+  meters: Map<ServiceMode, CpuMeter>,
+  clock: PhaseClock,
+  log: Log,
+) {
   const [client, server] = [topo.pod('a'), topo.pod('b')];
   const samples: Sample[] = [];
   for (const [ni, n] of cfg.counts.entries()) {
     for (let round = 0; round < cfg.rounds; round++) {
       for (const plane of rotate(planes, round + ni)) {
         const c = catalogOf(n, server, plane.mode);
-        const programMs = await plane.enable(c);
+        const programMs = await clock.time('programming', () => plane.enable(c));
         try {
           const to = destination(plane.mode, server, c);
-          // every round: it also lets the kernel settle after a large ruleset commit before measuring
-          if (!(await traffic.canConnect(client, to.pod, to.connections, connrate, 1)))
+          // every round, before measuring (nothing to wait for: the kernel does no work left over once
+          // nft -f or iptables-restore returned, even after loading or deleting 10,000 Services)
+          if (!(await clock.time('checks', () => traffic.canConnect(client, to.pod, to.connections, connrate))))
             throw new Error(
               `${plane.mode}: the client could not connect to ${to.pod.ip}:${to.connections} with ${n} Services programmed`,
             );
-          const lat = await traffic.measureLatency(client, to.pod, to.latency, cfg.seconds);
+          const lat = await clock.time('latency', () =>
+            traffic.measureLatency(client, to.pod, to.latency, cfg.seconds, connrate),
+          );
           const c0 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
-          const con = await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate);
+          const meter = meters.get(plane.mode)!;
+          const m0 = meter.snapshot();
+          const con = await clock.time('connections', () =>
+            traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate),
+          );
+          const m1 = meter.since(m0);
           const c1 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const prog = plane.programTime?.bind(plane);
           const bpf =
             prog && cfg.bpfStats
-              ? await perUnit(
-                  prog,
-                  async () =>
-                    (await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate))
-                      .connections,
+              ? await clock.time('bpf_stats pass', () =>
+                  perUnit(
+                    prog,
+                    async () =>
+                      (await traffic.measureConnections(client, to.pod, to.connections, cfg.seconds, connrate))
+                        .connections,
+                  ),
                 )
               : undefined;
+          const conns = Math.max(1, con.connections);
           const s: Sample = {
             services: n,
             round,
@@ -224,16 +250,19 @@ async function measure(cfg: Config, topo: Topology, planes: ServicePlane[], conn
             connPerSec: con.perSecond,
             bpfNsPerConn: bpf?.ns,
             bpfRunsPerConn: bpf?.runs,
+            machineCpuUsPerConn: m1.machineNs / 1000 / conns,
+            tasksCpuUsPerConn: (m1.tasksNs / 1000 + con.cpuSeconds * 1e6) / conns,
             cpuIdle: c0 && c1 ? (c1.idle - c0.idle) / Math.max(1, c1.total - c0.total) : undefined,
           };
           samples.push(s);
           log(
             `  ${String(n).padStart(6)} Services  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
               `${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms` +
-              (bpf ? `  bpf ${fmt(bpf.ns)} ns/conn in ${fmt(bpf.runs)} runs` : ''),
+              (bpf ? `  bpf ${fmt(bpf.ns)} ns/conn in ${fmt(bpf.runs)} runs` : '') +
+              `  cpu machine ${fmt(s.machineCpuUsPerConn)} tasks ${fmt(s.tasksCpuUsPerConn)} us/conn`,
           );
         } finally {
-          await plane.disable();
+          await clock.time('tear-down', () => plane.disable());
         }
       }
     }
@@ -258,13 +287,6 @@ function selfRatio(samples: Sample[], lo: number, hi: number, pick: (x: Sample) 
     if (y) per.push(ratio(pick(x), pick(y)));
   }
   return bootstrap(per, median);
-}
-
-function decide(x: Interval, target: number, atLeast: boolean): string {
-  if (!Number.isFinite(x.lo)) return 'undecided: one round gives no interval';
-  if (atLeast ? x.lo >= target : x.hi <= target) return 'met';
-  if (atLeast ? x.hi < target : x.lo > target) return '**missed**';
-  return `undecided: the interval straddles ${target}`;
 }
 
 function within(x: Interval, lo: number, hi: number): string {
@@ -332,10 +354,12 @@ function perConnection(samples: Sample[], modes: ServiceMode[], counts: number[]
       'forwarding, plus what the dataplane adds; other work on the machine takes its share of that CPU too, alike for ' +
       'every mode since the modes alternate). "In weir\'s programs" is the run ' +
       'time the kernel counts for `from_pod` and `to_pod` (`kernel.bpf_stats_enabled`, on only for a separate pass ' +
-      'right after each measurement, since the counting itself costs every run two clock reads), per connection.',
+      'right after each measurement, since the counting itself costs every run two clock reads), per connection. ' +
+      '"CPU: tasks" and "CPU: machine" are the CPU time per connection of the tasks that carry the traffic and of the whole ' +
+      'machine (see "On CPU time" under Goals).',
     '',
-    "| Services | mode | µs per connection | over direct (µs) | in weir's programs (µs) | program runs per connection |",
-    '|---:|---|---:|---:|---:|---:|',
+    "| Services | mode | µs per connection | over direct (µs) | in weir's programs (µs) | program runs per connection | CPU: tasks (µs per connection) | CPU: machine (µs per connection) |",
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
   );
   for (const n of counts)
     for (const m of modes) {
@@ -344,7 +368,8 @@ function perConnection(samples: Sample[], modes: ServiceMode[], counts: number[]
       L.push(
         `| ${n.toLocaleString('en-US')} | ${m} | ${fmt(us(n, m))} | ${m === 'direct' ? '' : fmt(us(n, m) - us(n, 'direct'))} | ` +
           `${bpf ? fmt(med(samples, n, m, (x) => (x.bpfNsPerConn ?? Number.NaN) / 1000)) : ''} | ` +
-          `${bpf ? fmt(med(samples, n, m, (x) => x.bpfRunsPerConn ?? Number.NaN)) : ''} |`,
+          `${bpf ? fmt(med(samples, n, m, (x) => x.bpfRunsPerConn ?? Number.NaN)) : ''} | ` +
+          `${fmt(med(samples, n, m, (x) => x.tasksCpuUsPerConn))} | ${fmt(med(samples, n, m, (x) => x.machineCpuUsPerConn))} |`,
       );
     }
   if (modes.includes('iptables') && modes.includes('weir')) {
@@ -366,7 +391,7 @@ function perConnection(samples: Sample[], modes: ServiceMode[], counts: number[]
   return L;
 }
 
-function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: string): string {
+function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: string, phases: string): string {
   const L: string[] = [];
   const counts = cfg.counts;
   const lo = Math.min(...counts);
@@ -383,6 +408,7 @@ function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: 
       `${cfg.cpu === undefined ? '' : `, the traffic tools pinned to CPU ${cfg.cpu}`}${cfg.quick ? ', quick mode' : ''}; figures are medians over rounds. IPv4, TCP.`,
   );
   if (weirNote) L.push('', weirNote);
+  L.push('', `Where the suite's wall time went, by phase: ${phases}.`);
   L.push(
     '',
     '| Services | mode | new conn/s | latency p50 (µs) | p99 (µs) | conn/s / direct | p50 / direct | programming (ms) |',
@@ -449,6 +475,29 @@ function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: 
       '|---|---|---:|---|---|',
       ...rows,
     );
+    const onCpu = (peer: ServiceMode, target: number): CpuGoal => ({
+      goal: `weir new connections/s at ${hiS} Services / ${peer}`,
+      target,
+      wall: paired(samples, hi, 'weir', peer, conn),
+      tasks: paired(samples, hi, peer, 'weir', (x) => x.tasksCpuUsPerConn),
+      machine: paired(samples, hi, peer, 'weir', (x) => x.machineCpuUsPerConn),
+    });
+    const peers = (['iptables', 'nftables'] as const).filter((m) => modes.includes(m));
+    const noise = (pick: (x: Sample) => number): number =>
+      median(counts.map((n) => spread(direct.filter((s) => s.services === n).map(pick))));
+    if (peers.length > 0)
+      L.push(
+        ...cpuGoalLines(
+          peers.map((m) => onCpu(m, m === 'iptables' ? 3 : 1)),
+          cfg.rounds > 1
+            ? {
+                wall: noise((x) => x.connPerSec),
+                tasks: noise((x) => x.tasksCpuUsPerConn),
+                machine: noise((x) => x.machineCpuUsPerConn),
+              }
+            : undefined,
+        ),
+      );
   }
   L.push(...perConnection(samples, modes, counts, hi));
   L.push(
@@ -467,28 +516,39 @@ function report(cfg: Config, samples: Sample[], modes: ServiceMode[], weirNote: 
 
 export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Promise<BenchSection> {
   const cfg = configFromEnv();
+  const clock = new PhaseClock();
   await checkTools('nft');
   traffic.pinTrafficTo(cfg.cpu);
-  const topo = await createTopology({ prefix: PREFIX, octet: OCTET, pods: ['a', 'b'] });
+  const topo = await clock.time('set-up', () => createTopology({ prefix: PREFIX, octet: OCTET, pods: ['a', 'b'] }));
   const planes: ServicePlane[] = [];
-  const servers: Awaited<ReturnType<typeof traffic.startServers>> = [];
+  const servers: Server[] = [];
   try {
     const connrate = await traffic.connrateBinary(join('build', 'bench'));
-    for (const m of cfg.modes) servers.push(...(await traffic.startServers(topo.pod('b'), podPorts(m), connrate)));
+    const meters = new Map<ServiceMode, CpuMeter>();
+    for (const m of cfg.modes) {
+      const s = await clock.time('set-up', () => traffic.startServers(topo.pod('b'), podPorts(m), connrate));
+      servers.push(...s.all);
+      meters.set(m, new CpuMeter([s.connections.pid]));
+    }
     planes.push(directPlane(), iptablesPlane(topo), nftablesPlane(topo));
     const weir =
       cfg.modes.includes('weir') || cfg.modes.includes('weir-pod')
-        ? await weirServicePlanes({ topo, pinRoot: `/sys/fs/bpf/${PREFIX}-bench` })
+        ? await clock.time('set-up', () => weirServicePlanes({ topo, pinRoot: `/sys/fs/bpf/${PREFIX}-bench` }))
         : { planes: [], note: '' };
     planes.splice(1, 0, ...weir.planes);
     planes.splice(0, planes.length, ...planes.filter((p) => cfg.modes.includes(p.mode)));
-    const samples = await measure(cfg, topo, planes, connrate, log);
+    const samples = await measure(cfg, topo, planes, connrate, meters, clock, log);
+    const phases = clock.summary();
+    log(`  time by phase: ${phases}`);
     mkdirSync(join('build', 'bench'), { recursive: true });
-    writeFileSync(join('build', 'bench', 'services.json'), JSON.stringify({ cfg, samples }, null, 1));
+    writeFileSync(
+      join('build', 'bench', 'services.json'),
+      JSON.stringify({ cfg, samples, phases: clock.seconds() }, null, 1),
+    );
     const modes = MODES.filter((m) => planes.some((p) => p.mode === m));
     return {
       title: 'Services: weir against kube-proxy (iptables, nftables)',
-      markdown: report(cfg, samples, modes, weir.note),
+      markdown: report(cfg, samples, modes, weir.note, phases),
     };
   } finally {
     for (const s of servers) await s.stop();

@@ -14,7 +14,7 @@ import { configFromEnv, type SideBySideConfig } from './sidebyside/config.js';
 import { countRules, renderRuleset, checkTools } from './sidebyside/calico-iptables.js';
 import { iptablesDataplane, noneDataplane, type Dataplane, type Mode } from './sidebyside/dataplane.js';
 import { buildRuleSet, type RuleSet } from './sidebyside/rules.js';
-import { bootstrap, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
+import { bootstrap, decide, fmt, median, ratio, spread, type Interval } from './sidebyside/stats.js';
 import { nftablesDataplane } from './sidebyside/nftables.js';
 import { renderChart, type Series } from './sidebyside/svg.js';
 import { createTopology, type Topology } from './sidebyside/topology.js';
@@ -23,6 +23,8 @@ import { weirDataplane } from './sidebyside/weir.js';
 import { runAgentAtScale } from './sidebyside/scale.js';
 import type { ScaleResult } from './sidebyside/agent-scale.js';
 import { perUnit } from './bpf-stats.js';
+import { CpuMeter, cpuGoalLines, type CpuGoal, type CpuNoise } from './cpu-time.js';
+import { PhaseClock } from './phases.js';
 
 const PREFIX = 'wbn';
 const OCTET = 250;
@@ -55,6 +57,10 @@ interface Sample {
   benchCpuUsPerConn: number;
   /** Flow events the bench process read per connection (weir). */
   eventsPerConn?: number;
+  /** CPU time of the whole machine per connection (/proc/stat, all CPUs, all but idle), µs. */
+  machineCpuUsPerConn: number;
+  /** CPU time of the connections' tasks per connection (client, server, ksoftirqd, bench process), µs. */
+  tasksCpuUsPerConn: number;
   /** Share of the connection measurement the measured CPU was idle (/proc/stat). */
   cpuIdle?: number;
 }
@@ -111,6 +117,8 @@ async function measureDataplanes(
   topo: Topology,
   planes: Dataplane[],
   connrate: string,
+  cpu: CpuMeter,
+  clock: PhaseClock,
   log: Log,
 ): Promise<Sample[]> {
   const [client, target] = [topo.pod('a'), topo.pod('b')];
@@ -119,29 +127,40 @@ async function measureDataplanes(
     const set = ruleSet(cfg, topo, n);
     for (let round = 0; round < cfg.rounds; round++) {
       for (const plane of rotate(planes, round + ni)) {
-        const programMs = await plane.enable(set);
+        const programMs = await clock.time('programming', () => plane.enable(set));
         try {
-          if (round === 0) await checkEnforcement(topo, plane.mode, connrate);
-          const lat = await traffic.measureLatency(client, target, PORTS.latency, cfg.seconds);
-          const thr = await traffic.measureThroughput(client, target, PORTS.throughput, cfg.seconds);
+          if (round === 0) await clock.time('checks', () => checkEnforcement(topo, plane.mode, connrate));
+          const lat = await clock.time('latency', () =>
+            traffic.measureLatency(client, target, PORTS.latency, cfg.seconds, connrate),
+          );
+          const thr = await clock.time('throughput', () =>
+            traffic.measureThroughput(client, target, PORTS.throughput, cfg.seconds),
+          );
           const c0 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const u0 = process.cpuUsage();
+          const m0 = cpu.snapshot();
           const e0 = plane.eventsRead?.();
-          const con = await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate);
+          const con = await clock.time('connections', () =>
+            traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate),
+          );
           const e1 = plane.eventsRead?.();
+          const m1 = cpu.since(m0);
           const u1 = process.cpuUsage(u0);
           const c1 = cfg.cpu === undefined ? undefined : traffic.cpuTimes(cfg.cpu);
           const prog = plane.programTime?.bind(plane);
           const bpf =
             prog && cfg.bpfStats && n === Math.max(...cfg.ruleCounts)
-              ? await perUnit(
-                  prog,
-                  async () =>
-                    (await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate))
-                      .connections,
+              ? await clock.time('bpf_stats pass', () =>
+                  perUnit(
+                    prog,
+                    async () =>
+                      (await traffic.measureConnections(client, target, PORTS.connections, cfg.seconds, connrate))
+                        .connections,
+                  ),
                 )
               : undefined;
-          const changeMs = await plane.changeOne();
+          const changeMs = await clock.time('programming', () => plane.changeOne());
+          const conns = Math.max(1, con.connections);
           const s: Sample = {
             rules: n,
             round,
@@ -154,8 +173,10 @@ async function measureDataplanes(
             connPerSec: con.perSecond,
             bpfNsPerConn: bpf?.ns,
             bpfRunsPerConn: bpf?.runs,
-            benchCpuUsPerConn: (u1.user + u1.system) / Math.max(1, con.connections),
-            eventsPerConn: e0 === undefined || e1 === undefined ? undefined : (e1 - e0) / Math.max(1, con.connections),
+            benchCpuUsPerConn: (u1.user + u1.system) / conns,
+            machineCpuUsPerConn: m1.machineNs / 1000 / conns,
+            tasksCpuUsPerConn: (m1.tasksNs / 1000 + con.cpuSeconds * 1e6) / conns,
+            eventsPerConn: e0 === undefined || e1 === undefined ? undefined : (e1 - e0) / conns,
             cpuIdle: c0 && c1 ? (c1.idle - c0.idle) / Math.max(1, c1.total - c0.total) : undefined,
           };
           samples.push(s);
@@ -163,10 +184,10 @@ async function measureDataplanes(
             `  ${String(n).padStart(6)} rules  round ${round + 1}  ${plane.mode.padEnd(8)} p50 ${fmt(s.p50)} us  p99 ${fmt(s.p99)} us  ` +
               `${fmt(s.gbps)} Gbit/s  ${fmt(s.connPerSec)} conn/s  program ${fmt(programMs)} ms  change ${fmt(changeMs)} ms` +
               (bpf ? `  bpf ${fmt(bpf.ns)} ns/conn in ${fmt(bpf.runs)} runs` : '') +
-              `  bench cpu ${fmt(s.benchCpuUsPerConn)} us/conn`,
+              `  bench cpu ${fmt(s.benchCpuUsPerConn)} us/conn  cpu machine ${fmt(s.machineCpuUsPerConn)} tasks ${fmt(s.tasksCpuUsPerConn)} us/conn`,
           );
         } finally {
-          await plane.disable();
+          await clock.time('tear-down', () => plane.disable());
         }
       }
     }
@@ -315,10 +336,12 @@ function perConnection(cfg: SideBySideConfig, samples: Sample[], modes: Mode[]):
       'off (no event for an allowed new connection). "In BPF programs" is the run time the kernel counts for the programs on the ' +
       'hooks (`kernel.bpf_stats_enabled`, on only for a pass of its own right after each measurement at the highest rule count, since the counting costs ' +
       'every run two clock reads), per connection. "Bench CPU" is the CPU time of the bench process per connection during the ' +
-      "measurement (it reads and decodes weir's flow events as the agent does, on either CPU), and the events it read per connection.",
+      "measurement (it reads and decodes weir's flow events as the agent does, on either CPU), and the events it read per connection. " +
+      '"CPU: tasks" and "CPU: machine" are the CPU time per connection of the tasks that carry the traffic and of the whole machine ' +
+      '(see "On CPU time" under Goals).',
     '',
-    '| rules | mode | µs per connection | over none (µs) | in BPF programs (µs) | program runs per connection | bench CPU (µs per connection) | flow events per connection |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|',
+    '| rules | mode | µs per connection | over none (µs) | in BPF programs (µs) | program runs per connection | bench CPU (µs per connection) | flow events per connection | CPU: tasks (µs per connection) | CPU: machine (µs per connection) |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const n of cfg.ruleCounts)
     for (const m of modes) {
@@ -329,7 +352,8 @@ function perConnection(cfg: SideBySideConfig, samples: Sample[], modes: Mode[]):
       L.push(
         `| ${n.toLocaleString('en-US')} | ${m} | ${fmt(us(n, m))} | ${m === 'none' ? '' : fmt(us(n, m) - us(n, 'none'))} | ` +
           `${Number.isFinite(bpf) ? fmt(bpf / 1000) : ''} | ${Number.isFinite(runs) ? fmt(runs) : ''} | ` +
-          `${fmt(medOf(samples, n, m, (x) => x.benchCpuUsPerConn))} | ${Number.isFinite(ev) ? fmt(ev) : ''} |`,
+          `${fmt(medOf(samples, n, m, (x) => x.benchCpuUsPerConn))} | ${Number.isFinite(ev) ? fmt(ev) : ''} | ` +
+          `${fmt(medOf(samples, n, m, (x) => x.tasksCpuUsPerConn))} | ${fmt(medOf(samples, n, m, (x) => x.machineCpuUsPerConn))} |`,
       );
     }
   const hi = Math.max(...cfg.ruleCounts);
@@ -364,16 +388,6 @@ function perConnection(cfg: SideBySideConfig, samples: Sample[], modes: Mode[]):
     );
   }
   return L;
-}
-
-/** met / missed only when the whole interval is on one side of the target; else undecided. */
-function decide(x: Interval, target: number, atLeast: boolean): string {
-  if (!Number.isFinite(x.lo)) return 'undecided: one round gives no interval';
-  const ok = atLeast ? x.lo >= target : x.hi <= target;
-  const bad = atLeast ? x.hi < target : x.lo > target;
-  if (ok) return 'met';
-  if (bad) return '**missed**';
-  return `undecided: the interval straddles ${target}`;
 }
 
 function decidedGoals(cfg: SideBySideConfig, samples: Sample[]): string[] {
@@ -429,7 +443,39 @@ function decidedGoals(cfg: SideBySideConfig, samples: Sample[]): string[] {
     return `${m} ${fmt(x.estimate)} [${fmt(x.lo)}, ${fmt(x.hi)}]`;
   });
   L.push('', `The peers' new connections/s at ${hiS} rules / no filtering, same method: ${others.join('; ')}.`);
+  const onCpu = (peer: Mode, goal: string, target: number): CpuGoal => ({
+    goal,
+    target,
+    wall: pairedRatio(samples, hi, 'weir', peer, conn),
+    tasks: pairedRatio(samples, hi, peer, 'weir', (x) => x.tasksCpuUsPerConn),
+    machine: pairedRatio(samples, hi, peer, 'weir', (x) => x.machineCpuUsPerConn),
+  });
+  const peers = (['none', 'iptables', 'nftables'] as const).filter((m) => has(samples, hi, m));
+  if (has(samples, hi, 'weir') && peers.length > 1)
+    L.push(
+      ...cpuGoalLines(
+        peers.map((m) =>
+          onCpu(
+            m,
+            `weir new connections/s at ${hiS} rules / ${m === 'none' ? 'no filtering' : m}`,
+            m === 'none' ? 0.95 : 1,
+          ),
+        ),
+        cfg.rounds > 1 ? baselineNoise(cfg, samples) : undefined,
+      ),
+    );
   return L;
+}
+
+/** How much the no-filtering runs moved between rounds: connections/s and both CPU figures (median over rule counts). */
+function baselineNoise(cfg: SideBySideConfig, samples: Sample[]): CpuNoise {
+  const of = (pick: (x: Sample) => number): number =>
+    median(cfg.ruleCounts.map((n) => spread(samples.filter((s) => s.rules === n && s.mode === 'none').map(pick))));
+  return {
+    wall: of((x) => x.connPerSec),
+    tasks: of((x) => x.tasksCpuUsPerConn),
+    machine: of((x) => x.machineCpuUsPerConn),
+  };
 }
 
 function goalRow(goal: string, target: string, value: number, ok: boolean, digits = 3): string {
@@ -442,6 +488,7 @@ function report(
   samples: Sample[],
   modes: Mode[],
   weirNote: string,
+  phases: string,
   scale?: ScaleResult,
 ): string {
   const c = cells(samples);
@@ -458,6 +505,7 @@ function report(
       `its flow events read from the ring and decoded by the bench process as the agent does.`,
   );
   if (weirNote) L.push('', weirNote);
+  L.push('', `Where the suite's wall time went, by phase: ${phases}.`);
   L.push('', '### Datapath', '');
   L.push(
     '| rules | mode | latency p50 (µs) | p99 (µs) | throughput (Gbit/s) | new conn/s | p50 / none | p99 / none | throughput / none | conn/s / none |',
@@ -623,45 +671,58 @@ function scaleGoals(x: ScaleResult): string[] {
 
 export async function run(log: Log = (m) => process.stdout.write(`${m}\n`)): Promise<BenchSection> {
   const cfg = configFromEnv();
+  const clock = new PhaseClock();
   await checkTools('nft');
   traffic.pinTrafficTo(cfg.cpu);
-  const topo = await createTopology({ prefix: PREFIX, octet: OCTET, pods: ['a', 'b', 'c'] });
+  const topo = await clock.time('set-up', () =>
+    createTopology({ prefix: PREFIX, octet: OCTET, pods: ['a', 'b', 'c'] }),
+  );
   const planes: Dataplane[] = [];
-  let servers: Awaited<ReturnType<typeof traffic.startServers>> = [];
+  let servers: traffic.Servers | undefined;
   try {
     const connrate = await traffic.connrateBinary(join('build', 'bench'));
-    servers = await traffic.startServers(topo.pod('b'), PORTS, connrate);
+    servers = await clock.time('set-up', () => traffic.startServers(topo.pod('b'), PORTS, connrate));
     planes.push(
       noneDataplane(),
       iptablesDataplane({ topo, targetPod: 'b', backend: 'nft' }),
       nftablesDataplane({ topo, targetPod: 'b' }),
     );
-    const weir = await weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/${PREFIX}-bench` });
+    const weir = await clock.time('set-up', () =>
+      weirDataplane({ topo, targetPod: 'b', pinRoot: `/sys/fs/bpf/${PREFIX}-bench` }),
+    );
     planes.push(...weir.planes);
     const chosen = planes.filter((p) => cfg.modes.includes(p.mode));
-    const samples = await measureDataplanes(cfg, topo, chosen, connrate, log);
+    const cpu = new CpuMeter([servers.connections.pid]);
+    const samples = await measureDataplanes(cfg, topo, chosen, connrate, cpu, clock, log);
     let scale: ScaleResult | undefined;
     if (weir.planes.length > 0 && cfg.scale) {
       log(`  control plane at scale: ${cfg.scaleRates.join(' and ')} label changes/s, ${cfg.scaleSeconds} s each ...`);
-      scale = await runAgentAtScale({
-        netns: `${PREFIX}-cp`,
-        pinRoot: `/sys/fs/bpf/${PREFIX}-cp`,
-        rates: cfg.scaleRates,
-        seconds: cfg.scaleSeconds,
-      });
+      scale = await clock.time('control plane at scale', () =>
+        runAgentAtScale({
+          netns: `${PREFIX}-cp`,
+          pinRoot: `/sys/fs/bpf/${PREFIX}-cp`,
+          rates: cfg.scaleRates,
+          seconds: cfg.scaleSeconds,
+        }),
+      );
       log(
         `  startup ${fmt(scale.startupMs)} ms, RSS ${fmt(scale.rssAfterStartupMiB)} MiB, ` +
           scale.rates.map((r) => `${r.delivery} ${r.rate}/s: p99 ${fmt(r.p99Ms)} ms`).join(', '),
       );
     }
-    writeFileSync(join('build', 'bench', 'sidebyside.json'), JSON.stringify({ cfg, samples, scale }, null, 1));
+    const phases = clock.summary();
+    log(`  time by phase: ${phases}`);
+    writeFileSync(
+      join('build', 'bench', 'sidebyside.json'),
+      JSON.stringify({ cfg, samples, scale, phases: clock.seconds() }, null, 1),
+    );
     const modes = cfg.modes.filter((m) => chosen.some((p) => p.mode === m));
     return {
       title: 'Side by side: weir, nftables, iptables, no filtering',
-      markdown: report(cfg, topo, samples, modes, weir.note, scale),
+      markdown: report(cfg, topo, samples, modes, weir.note, phases, scale),
     };
   } finally {
-    for (const s of servers) await s.stop();
+    for (const s of servers?.all ?? []) await s.stop();
     for (const p of planes) await p.close().catch(() => undefined);
     await topo.destroy();
   }

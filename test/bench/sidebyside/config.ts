@@ -66,8 +66,8 @@ function modesFromEnv(v: string | undefined): Mode[] {
 /**
  * WEIR_BENCH_QUICK=1: one round of one second per measurement.
  * Otherwise five rounds of one second at 10 and 10,000 rules (each round of each rule count costs
- * about a minute for the four modes, mostly tool start-up and programming; more, shorter rounds give
- * the goals' intervals more samples than fewer, longer ones). WEIR_BENCH_RULES (e.g. "10,1000,10000"),
+ * about 25 s for the six modes, three quarters of it the measurements themselves; more, shorter
+ * rounds give the goals' intervals more samples than fewer, longer ones). WEIR_BENCH_RULES (e.g. "10,1000,10000"),
  * WEIR_BENCH_ROUNDS, WEIR_BENCH_SECONDS and WEIR_BENCH_CHANGE_RATES (label changes/s offered to the
  * agent at scale, default "100,1000") override either. WEIR_BENCH_CPU pins the traffic tools.
  * WEIR_BENCH_SIDEBYSIDE_MODES (e.g. "none,empty,weir") measures only those modes,

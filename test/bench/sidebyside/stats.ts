@@ -63,3 +63,11 @@ export function bootstrap<T>(
   const a = (1 - level) / 2;
   return { estimate, lo: percentile(stats, a * 100), hi: percentile(stats, (1 - a) * 100) };
 }
+
+/** met / missed only when the whole interval is on one side of the target; else undecided. */
+export function decide(x: Interval, target: number, atLeast: boolean): string {
+  if (!Number.isFinite(x.lo)) return 'undecided: one round gives no interval';
+  if (atLeast ? x.lo >= target : x.hi <= target) return 'met';
+  if (atLeast ? x.hi < target : x.lo > target) return '**missed**';
+  return `undecided: the interval straddles ${target}`;
+}

@@ -1,7 +1,9 @@
 /**
  * The three kinds of traffic the bench sends from the client pod to the target pod:
- * request/response latency (sockperf ping-pong over TCP), one-stream TCP throughput (iperf3) and
- * sequential new connections per second (connrate, built from connrate.c by the bench).
+ * request/response latency (TCP ping-pong), one-stream TCP throughput (iperf3) and sequential new
+ * connections per second; ping-pong and connections by connrate, built from connrate.c by the bench.
+ * The ping-pong measures what sockperf's TCP ping-pong does, without the two seconds sockperf
+ * sleeps before every run (hard-coded), which were most of the side-by-side suites' time.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -56,6 +58,8 @@ export interface ConnectionsResult {
   failures: number;
   /** Connections completed in the run. */
   connections: number;
+  /** CPU time the client used in its loop (getrusage), seconds. */
+  cpuSeconds: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -79,16 +83,21 @@ export async function connrateBinary(buildDir: string): Promise<string> {
   return bin;
 }
 
+/** The servers of the three kinds of traffic in one pod. */
+export interface Servers {
+  all: Server[];
+  /** The connection-rate server (its CPU time is read per measurement). */
+  connections: Server;
+}
+
 /** Servers for all three kinds of traffic in the target pod. */
-export async function startServers(target: Pod, ports: Ports, connrate: string): Promise<Server[]> {
+export async function startServers(target: Pod, ports: Ports, connrate: string): Promise<Servers> {
   const servers: Server[] = [];
   try {
     servers.push(
-      await startServer(
-        target.netns,
-        ...pinned('sockperf', ['server', '--tcp', '-i', target.ip, '-p', String(ports.latency)]),
-        { settleMs: 500 },
-      ),
+      await startServer(target.netns, ...pinned(connrate, ['echo', target.ip, String(ports.latency)]), {
+        pattern: /listening/,
+      }),
     );
     servers.push(
       await startServer(target.netns, ...pinned('iperf3', ['-s', '-B', target.ip, '-p', String(ports.throughput)]), {
@@ -104,28 +113,23 @@ export async function startServers(target: Pod, ports: Ports, connrate: string):
     for (const s of servers) await s.stop();
     throw err;
   }
-  return servers;
+  return { all: servers, connections: servers[2]! };
 }
 
-function percentile(out: string, p: string): number {
-  const m = new RegExp(`percentile ${p.replace('.', '\\.')}\\s*=\\s*([0-9.]+)`).exec(out);
-  if (!m?.[1]) throw new Error(`sockperf printed no ${p} percentile:\n${out.slice(-2000)}`);
-  return Number(m[1]);
-}
-
-/** sockperf ping-pong over TCP for `seconds` (whole seconds: sockperf ignores fractions). */
-export async function measureLatency(client: Pod, target: Pod, port: number, seconds: number): Promise<LatencyResult> {
-  const t = Math.max(1, Math.round(seconds));
-  const { stdout, stderr } = await runIn(
+/** TCP ping-pong for `seconds` (connrate pingpong; the first 0.4 s are not counted). */
+export async function measureLatency(
+  client: Pod,
+  target: Pod,
+  port: number,
+  seconds: number,
+  connrate: string,
+): Promise<LatencyResult> {
+  const { stdout } = await runIn(
     client.netns,
-    ...pinned('sockperf', ['ping-pong', '--tcp', '-i', target.ip, '-p', String(port), '-t', String(t)]),
-    {
-      timeoutMs: (t + 20) * 1000,
-    },
+    ...pinned(connrate, ['pingpong', target.ip, String(port), String(seconds)]),
+    { timeoutMs: (seconds + 20) * 1000 },
   );
-  const out = stdout + stderr;
-  const obs = /Total (\d+) observations/.exec(out);
-  return { p50: percentile(out, '50.000'), p99: percentile(out, '99.000'), samples: Number(obs?.[1] ?? 0) };
+  return JSON.parse(stdout) as LatencyResult;
 }
 
 interface Iperf3Json {
@@ -169,21 +173,22 @@ export async function measureConnections(
       timeoutMs: (seconds + 20) * 1000,
     },
   );
-  const r = JSON.parse(stdout) as { perSecond: number; failures: number; connections: number };
-  return { perSecond: r.perSecond, failures: r.failures, connections: r.connections };
+  const r = JSON.parse(stdout) as ConnectionsResult;
+  return { perSecond: r.perSecond, failures: r.failures, connections: r.connections, cpuSeconds: r.cpuSeconds };
 }
 
 /**
- * True when TCP connections from `client` to `target:port` complete within `timeoutS`: at least
- * one does (a SYN the dataplane drops times the attempt out after a second, so none does).
+ * True when a TCP connection from `client` to `target:port` completes within `seconds` of trying
+ * (connrate's client for that long; a SYN the dataplane drops times its attempt out after a second,
+ * so none completes).
  */
 export async function canConnect(
   client: Pod,
   target: Pod,
   port: number,
   connrate: string,
-  timeoutS = 1,
+  seconds = 0.2,
 ): Promise<boolean> {
-  const r = await measureConnections(client, target, port, timeoutS, connrate);
+  const r = await measureConnections(client, target, port, seconds, connrate);
   return r.perSecond > 0;
 }
