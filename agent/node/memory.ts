@@ -71,6 +71,11 @@ export function leanStart(env: NodeJS.ProcessEnv = process.env): string[] {
   const c = malloc();
   if (c && c.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) === 1)
     set.push(`malloc mmap threshold ${MMAP_THRESHOLD_BYTES} bytes`);
+  set.push(
+    heapAddon()
+      ? "settles by V8's memory-pressure notification"
+      : "settles by a plain full collection (the addon's v8heap is not built: V8 keeps its room)",
+  );
   return set;
 }
 
