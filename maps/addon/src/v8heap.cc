@@ -6,10 +6,10 @@
  *   lowMemory();
  *
  * Critical pressure runs a full collection that reduces memory at once (compacts the old
- * generation, shrinks the young generation, frees pooled pages); moderate starts incremental
- * marking with the same goal, finished in small steps on the event loop; lowMemory collects all
- * available garbage (several full collections). Called on the isolate's own thread (a JavaScript
- * call), so V8 acts before the call returns where it collects at once.
+ * generation, shrinks the young generation, frees pooled pages) before the call returns: it is
+ * called on the isolate's own thread (a JavaScript call). Moderate pressure only records the
+ * level: V8 starts incremental marking with that goal when it next checks it. lowMemory collects
+ * all available garbage (several full collections).
  */
 #include <node_api.h>
 #include <v8.h>
