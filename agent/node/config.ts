@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parse } from 'yaml';
+// js-yaml's YAML 1.2 core schema, as the yaml package reads it by default: one YAML library in the agent
+import { CORE_SCHEMA, load } from 'js-yaml';
 import { DEFAULT_PREFIXES_PER_NAMESPACE } from '../ipcache/budget.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -196,7 +197,7 @@ function checkValue(key: keyof AgentConfig, value: unknown, where: string): unkn
 
 /** Parses the YAML config file text; unknown keys and wrong types are errors that name the key. */
 export function parseConfigText(text: string, where = 'config'): Partial<AgentConfig> {
-  const doc: unknown = parse(text) ?? {};
+  const doc: unknown = load(text, { schema: CORE_SCHEMA }) ?? {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${where}: expected a mapping of settings`);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {

@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type https from 'node:https';
-import { parse } from 'yaml';
+// js-yaml's YAML 1.2 core schema, as the yaml package reads it by default: one YAML library in the agent
+import { CORE_SCHEMA, load } from 'js-yaml';
 import type { KubeApiConfig } from './kube-api.js';
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -120,7 +121,7 @@ export async function kubeconfigCredentials(
   opts: { context?: string; baseDir?: string } = {},
 ): Promise<KubeApiConfig> {
   const { context, baseDir = process.cwd() } = opts;
-  const doc = (parse(text) ?? {}) as Record<string, unknown>;
+  const doc = (load(text, { schema: CORE_SCHEMA }) ?? {}) as Record<string, unknown>;
   const ctxName = context ?? (doc['current-context'] as string | undefined);
   const ctx = named<{ cluster?: string; user?: string }>(doc.contexts, ctxName, 'context', 'context');
   const cluster = named<ClusterEntry>(doc.clusters, ctx.cluster, 'cluster', 'cluster');

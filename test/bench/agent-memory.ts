@@ -25,7 +25,8 @@ import { summarizeHeapSnapshot, type HeapSummary } from './heap-snapshot.js';
 import { SMALL_CLUSTER_NODE_OPTIONS, V8_FLAGS_ENV } from '../../agent/node/memory.js';
 
 const QUICK = process.env.WEIR_BENCH_QUICK === '1';
-const MAIN = 'dist/agent/cli/main.js';
+/** The `weir` command as the image's entrypoint runs it (the agent loads dist/ from there, not the bundle). */
+const WEIR = 'bin/weir';
 const HEALTH_PORT = 39879;
 const METRICS_PORT = 39962;
 const NODE = 'node-0';
@@ -377,7 +378,7 @@ export function agentCommand(o: {
   metricsPort: number;
 }): string[] {
   return [
-    MAIN,
+    WEIR,
     'agent',
     '--kubeconfig',
     o.kubeconfig,

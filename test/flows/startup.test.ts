@@ -112,4 +112,27 @@ describe('bin/weir runs the short commands from one bundled file with a code cac
     const s = weir(['agent', 'status', '--run-dir', join(dir, 'no-such-run')]);
     expect(s.stderr).toContain('no agent control socket at');
   });
+
+  it('the long-running agent and relay skip the bundle and its code cache; their short subcommands do not', () => {
+    const check = (args: string[]) => weir(args, { WEIR_CODE_CACHE: 'check' }).stderr;
+    for (const args of [
+      ['agent', '--no-such-flag'],
+      ['agent', 'run', '--no-such-flag'],
+      ['relay', '--no-such-flag'],
+    ]) {
+      const err = check(args);
+      expect([args, err]).toEqual([
+        args,
+        expect.stringContaining('no bundle used (the agent and the relay load dist/'),
+      ]);
+      // and the command itself answered, from dist/
+      expect(err).toMatch(/error: (unknown option '--no-such-flag'|required option)/);
+    }
+    for (const args of [
+      ['agent', '--help'],
+      ['agent', 'status', '--run-dir', join(dir, 'no-such-run')],
+      ['relay', '-h'],
+    ])
+      expect([args, check(args)]).toEqual([args, expect.stringContaining('weir: code cache accepted')]);
+  });
 });
