@@ -1,5 +1,5 @@
 /** The side-by-side bench's connection pairs: each pair's ratio, and which figure decides the goal. */
-import { decidePairs, tasksRatio, wallRatio, type ConnPair } from '../bench/sidebyside/conn-pairs.js';
+import { decidePairs, pairsReport, tasksRatio, wallRatio, type ConnPair } from '../bench/sidebyside/conn-pairs.js';
 
 /** Pairs of `rounds` rounds, weir at `w` and `tasks` of no filtering's rate/CPU, with a drift within each round. */
 function pairs(rounds: number, perRound: number, w: (r: number, k: number) => number, tasks = w): ConnPair[] {
@@ -48,7 +48,7 @@ describe('connection pairs', () => {
     expect(d.decidedOn).toBe('wall time: **missed**');
   });
 
-  it('falls back to the tasks\' CPU time when wall time straddles the target, and says so when neither decides', () => {
+  it("falls back to the tasks' CPU time when wall time straddles the target, and says so when neither decides", () => {
     const wall = (r: number): number => [0.93, 0.97, 0.94, 0.96, 0.95][r]!;
     const onCpu = decidePairs(
       pairs(5, 6, wall, () => 0.97),
@@ -70,5 +70,36 @@ describe('connection pairs', () => {
     // ABBA: the median of all pairs sits between the two orders
     expect(d.wall.estimate).toBeGreaterThan(d.noneFirst);
     expect(d.wall.estimate).toBeLessThan(d.weirFirst);
+  });
+
+  it('the report says how the ratio was measured and decided, and when CPU time disagrees', () => {
+    const goal = 'weir new connections/s / no filtering';
+    const agree = pairsReport(
+      decidePairs(
+        pairs(5, 6, () => 0.96),
+        0.95,
+      ),
+      goal,
+      0.95,
+      6,
+      0.5,
+    ).join('\n');
+    expect(agree).toContain('6 pairs of back-to-back 0.5 s connection runs');
+    expect(agree).toContain('median of all 30 pairs');
+    expect(agree).toContain('resamples rounds, each with all its pairs');
+    expect(agree).toMatch(/Outcome for .* ≥ 0.95: \*\*wall time: met\*\*/);
+    expect(agree).not.toContain('says otherwise');
+    const cpuMisses = decidePairs(
+      pairs(
+        5,
+        6,
+        () => 0.96,
+        () => 0.94,
+      ),
+      0.95,
+    );
+    expect(pairsReport(cpuMisses, goal, 0.95, 6, 0.5).join('\n')).toContain(
+      "The tasks' CPU time of the same pairs says otherwise",
+    );
   });
 });

@@ -80,7 +80,7 @@ function modesFromEnv(v: string | undefined): Mode[] {
  * WEIR_BENCH_SIDEBYSIDE_MODES (e.g. "none,empty,weir") measures only those modes,
  * WEIR_BENCH_BPF_STATS=0 skips the bpf_stats passes, WEIR_BENCH_SCALE=0 the control plane at scale.
  * WEIR_BENCH_CONN_PAIRS: pairs of half-second connection runs (no filtering, weir) per round at the
- * highest rule count (default 8, quick 2; 0 skips them).
+ * highest rule count (default 6, quick 2; 0 skips them).
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideConfig {
   const quick = env.WEIR_BENCH_QUICK === '1';
@@ -93,7 +93,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideC
     cpu: cpuFromEnv(env.WEIR_BENCH_CPU),
     scaleRates: intList(env.WEIR_BENCH_CHANGE_RATES, 'WEIR_BENCH_CHANGE_RATES') ?? [100, 1000],
     scaleSeconds: int(env.WEIR_BENCH_SECONDS, 'WEIR_BENCH_SECONDS', 1) ?? (quick ? 1 : 5),
-    connPairs: int(env.WEIR_BENCH_CONN_PAIRS, 'WEIR_BENCH_CONN_PAIRS', 0) ?? (quick ? 2 : 8),
+    connPairs: int(env.WEIR_BENCH_CONN_PAIRS, 'WEIR_BENCH_CONN_PAIRS', 0) ?? (quick ? 2 : 6),
     pairSeconds: 0.5,
     modes: modesFromEnv(env.WEIR_BENCH_SIDEBYSIDE_MODES),
     bpfStats: env.WEIR_BENCH_BPF_STATS !== '0',

@@ -144,6 +144,13 @@ export function decidePairs(pairs: ConnPair[], target: number): PairsDecision {
   };
 }
 
+/** Wall time and the tasks' CPU time both decide, the opposite way. */
+function disagree(d: PairsDecision, target: number): boolean {
+  const w = decide(d.wall, target, true);
+  const t = decide(d.tasks, target, true);
+  return !w.startsWith('undecided') && !t.startsWith('undecided') && w !== t;
+}
+
 const ci = (x: Interval): string => `${fmt(x.estimate)} [${fmt(x.lo)}, ${fmt(x.hi)}]`;
 
 /** The report's lines: how the ratio was measured and decided, and the outcome. */
@@ -174,6 +181,11 @@ export function pairsReport(
     `| CPU time (tasks): none per connection / weir | ${fmt(d.tasks.estimate)} | [${fmt(d.tasks.lo)}, ${fmt(d.tasks.hi)}] | [${fmt(d.tasksByPair.lo)}, ${fmt(d.tasksByPair.hi)}] |`,
     '',
     `Outcome for ${goal} ≥ ${target}: **${d.decidedOn}** (wall ${ci(d.wall)}). Median ratio of the pairs with no filtering first ` +
-      `${fmt(d.noneFirst)}, with weir first ${fmt(d.weirFirst)}; each round's median pair ratio: ${d.roundMedians.map((x) => fmt(x)).join(', ')}.`,
+      `${fmt(d.noneFirst)}, with weir first ${fmt(d.weirFirst)}; each round's median pair ratio: ${d.roundMedians.map((x) => fmt(x)).join(', ')}.` +
+      (disagree(d, target)
+        ? ` The tasks' CPU time of the same pairs says otherwise (${ci(d.tasks)}): it also counts the bench process reading ` +
+          `weir's flow events (the agent's work; "bench CPU" under "Per connection"), which runs on either CPU and so adds to the ` +
+          `wall time of the traffic's CPU only when it runs there; a node whose CPUs were all busy would see weir nearer that figure.`
+        : ''),
   ];
 }
