@@ -101,5 +101,21 @@ describe('connection pairs', () => {
     expect(pairsReport(cpuMisses, goal, 0.95, 6, 0.5).join('\n')).toContain(
       "The tasks' CPU time of the same pairs says otherwise",
     );
+    const onCpu = pairsReport(
+      decidePairs(
+        pairs(
+          5,
+          6,
+          (r) => [0.93, 0.97, 0.94, 0.96, 0.95][r]!,
+          () => 0.93,
+        ),
+        0.95,
+      ),
+      goal,
+      0.95,
+      6,
+      0.5,
+    ).join('\n');
+    expect(onCpu).toContain('**CPU time (tasks): missed**');
   });
 });
