@@ -409,7 +409,8 @@ function decidedGoals(cfg: SideBySideConfig, samples: Sample[], pairs: ConnPair[
   const hi = Math.max(...cfg.ruleCounts);
   const hiS = hi.toLocaleString('en-US');
   const conn = (x: Sample): number => x.connPerSec;
-  const rows: Array<[string, string, Interval, string]> = [];
+  /** goal, target, ratio, outcome, digits (4 where a bound near the target must not round onto it). */
+  const rows: Array<[string, string, Interval, string, number?]> = [];
   const add = (goal: string, target: number, atLeast: boolean, x: Interval): void => {
     rows.push([goal, `${atLeast ? '≥' : '≤'} ${target}`, x, decide(x, target, atLeast)]);
   };
@@ -421,6 +422,7 @@ function decidedGoals(cfg: SideBySideConfig, samples: Sample[], pairs: ConnPair[
       '≥ 0.95',
       byPairs.wall,
       byPairs.decidedOn.startsWith('wall time: ') ? byPairs.decidedOn.slice('wall time: '.length) : byPairs.decidedOn,
+      4,
     ]);
   add(
     byPairs ? `${connGoal} (per round; decided on the pairs)` : connGoal,
@@ -460,7 +462,9 @@ function decidedGoals(cfg: SideBySideConfig, samples: Sample[], pairs: ConnPair[
     '',
     '| goal | target | median ratio | 95% interval | |',
     '|---|---|---:|---|---|',
-    ...rows.map(([g, t, x, d]) => `| ${g} | ${t} | ${fmt(x.estimate)} | [${fmt(x.lo)}, ${fmt(x.hi)}] | ${d} |`),
+    ...rows.map(
+      ([g, t, x, d, n = 3]) => `| ${g} | ${t} | ${fmt(x.estimate, n)} | [${fmt(x.lo, n)}, ${fmt(x.hi, n)}] | ${d} |`,
+    ),
   ];
   const others = (['iptables', 'nftables'] as const).map((m) => {
     const x = pairedRatio(samples, hi, m, 'none', conn);
