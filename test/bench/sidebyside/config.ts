@@ -20,6 +20,13 @@ export interface SideBySideConfig {
   scaleRates: number[];
   /** Seconds of changes per rate. */
   scaleSeconds: number;
+  /**
+   * Back-to-back pairs of connection runs (no filtering, weir) per round at the highest rule count,
+   * in alternating order (ABBA), for the goal weir / no filtering of connections/s; 0: none.
+   */
+  connPairs: number;
+  /** Seconds of each connection run of those pairs. */
+  pairSeconds: number;
   /** Modes measured (none always among them). */
   modes: Mode[];
   /** A pass with bpf_stats on after each connection measurement of a BPF dataplane. */
@@ -72,6 +79,8 @@ function modesFromEnv(v: string | undefined): Mode[] {
  * agent at scale, default "100,1000") override either. WEIR_BENCH_CPU pins the traffic tools.
  * WEIR_BENCH_SIDEBYSIDE_MODES (e.g. "none,empty,weir") measures only those modes,
  * WEIR_BENCH_BPF_STATS=0 skips the bpf_stats passes, WEIR_BENCH_SCALE=0 the control plane at scale.
+ * WEIR_BENCH_CONN_PAIRS: pairs of half-second connection runs (no filtering, weir) per round at the
+ * highest rule count (default 6, quick 2; 0 skips them).
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideConfig {
   const quick = env.WEIR_BENCH_QUICK === '1';
@@ -84,6 +93,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SideBySideC
     cpu: cpuFromEnv(env.WEIR_BENCH_CPU),
     scaleRates: intList(env.WEIR_BENCH_CHANGE_RATES, 'WEIR_BENCH_CHANGE_RATES') ?? [100, 1000],
     scaleSeconds: int(env.WEIR_BENCH_SECONDS, 'WEIR_BENCH_SECONDS', 1) ?? (quick ? 1 : 5),
+    connPairs: int(env.WEIR_BENCH_CONN_PAIRS, 'WEIR_BENCH_CONN_PAIRS', 0) ?? (quick ? 2 : 6),
+    pairSeconds: 0.5,
     modes: modesFromEnv(env.WEIR_BENCH_SIDEBYSIDE_MODES),
     bpfStats: env.WEIR_BENCH_BPF_STATS !== '0',
     scale: env.WEIR_BENCH_SCALE !== '0',

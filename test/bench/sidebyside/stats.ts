@@ -64,6 +64,20 @@ export function bootstrap<T>(
   return { estimate, lo: percentile(stats, a * 100), hi: percentile(stats, (1 - a) * 100) };
 }
 
+/**
+ * Bootstrap interval of `stat` over the values of all groups pooled, resampling whole groups (a
+ * cluster bootstrap): for samples that come in groups sharing a state the samples of one group are
+ * not independent of each other (e.g. several pairs of runs within one round of a bench, which share
+ * that round's machine load), so the groups, not the samples, are drawn with replacement.
+ */
+export function groupedBootstrap(
+  groups: number[][],
+  stat: (xs: number[]) => number = median,
+  opts: { iterations?: number; level?: number; seed?: number } = {},
+): Interval {
+  return bootstrap(groups, (gs) => stat(gs.flat()), opts);
+}
+
 /** met / missed only when the whole interval is on one side of the target; else undecided. */
 export function decide(x: Interval, target: number, atLeast: boolean): string {
   if (!Number.isFinite(x.lo)) return 'undecided: one round gives no interval';
