@@ -3,13 +3,11 @@
  * on memory, for a Node process, which has no JavaScript API for them.
  *
  *   memoryPressure(level: 0 | 1 | 2);  // none, moderate, critical
- *   lowMemory();
  *
  * Critical pressure runs a full collection that reduces memory at once (compacts the old
  * generation, shrinks the young generation, frees pooled pages) before the call returns: it is
  * called on the isolate's own thread (a JavaScript call). Moderate pressure only records the
- * level: V8 starts incremental marking with that goal when it next checks it. lowMemory collects
- * all available garbage (several full collections).
+ * level: V8 starts incremental marking with that goal when it next checks it.
  */
 #include <node_api.h>
 #include <v8.h>
@@ -30,19 +28,11 @@ static napi_value js_memory_pressure(napi_env env, napi_callback_info info)
 	return nullptr;
 }
 
-static napi_value js_low_memory(napi_env env, napi_callback_info info)
-{
-	v8::Isolate::GetCurrent()->LowMemoryNotification();
-	return nullptr;
-}
-
 static napi_value init(napi_env env, napi_value exports)
 {
 	napi_value fn;
 	napi_create_function(env, "memoryPressure", NAPI_AUTO_LENGTH, js_memory_pressure, nullptr, &fn);
 	napi_set_named_property(env, exports, "memoryPressure", fn);
-	napi_create_function(env, "lowMemory", NAPI_AUTO_LENGTH, js_low_memory, nullptr, &fn);
-	napi_set_named_property(env, exports, "lowMemory", fn);
 	return exports;
 }
 
