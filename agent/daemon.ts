@@ -20,6 +20,12 @@ export interface PolicyCompiler {
   apply(change: StoreChange): DesiredDiff;
   /** Many changes at once, each affected endpoint recomputed once. */
   applyAll?(changes: Iterable<StoreChange>): DesiredDiff;
+  /**
+   * Takes changes in without publishing: no diff is computed until the next `apply`/`applyAll`,
+   * which publishes them with its own. For the changes before the first sync, whose diffs nobody
+   * reads (the first sync realizes the whole snapshot).
+   */
+  ingestAll?(changes: Iterable<StoreChange>): void;
   snapshot(): DesiredState;
 }
 
@@ -72,6 +78,12 @@ export interface AgentOptions {
   compiler: PolicyCompiler;
   enforcement: Enforcement;
   log?: (line: string) => void;
+  /**
+   * Until `start()`, updates only fill the store and the compiler (`ingestAll`): no diff is
+   * published and the enforcement is not called, since `start()` realizes the whole snapshot.
+   * For an enforcement that writes nothing before `start()` (the node agent's paused syncer).
+   */
+  deferUntilStart?: boolean;
 }
 
 export class Agent {
@@ -86,6 +98,10 @@ export class Agent {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly startedAt = Date.now();
   private readonly log: (line: string) => void;
+  /** Updates are only ingested (no diff, no enforcement) until `start()`; see `deferUntilStart`. */
+  private deferring: boolean;
+  /** Changes ingested and not published yet. */
+  private unpublished = false;
 
   constructor(opts: AgentOptions) {
     this.nodeName = opts.nodeName;
@@ -93,6 +109,7 @@ export class Agent {
     this.store = opts.compiler.store ?? new Store();
     this.enforcement = opts.enforcement;
     this.log = opts.log ?? (() => undefined);
+    this.deferring = opts.deferUntilStart === true && opts.compiler.ingestAll !== undefined;
   }
 
   /**
@@ -113,6 +130,12 @@ export class Agent {
   /** Realizes the compiler's full state: start-up, or adoption of what a previous agent pinned. */
   async start(): Promise<void> {
     await this.serialize(async () => {
+      this.deferring = false;
+      // what was ingested before the start is published now, at once (its diff is the snapshot's)
+      if (this.unpublished) {
+        this.unpublished = false;
+        if (this.compiler.applyAll) this.compiler.applyAll([]);
+      }
       await this.enforcement.resync(this.compiler.snapshot());
       this.log(`agent started on node ${this.nodeName}, enforcement ${this.enforcement.kind}`);
     });
@@ -147,9 +170,12 @@ export class Agent {
       if (changes.length > 0) this.changeCounter++;
       for (const c of changes) this.events.emit('change', c);
       const c0 = performance.now();
-      const diffs = this.compiler.applyAll
-        ? [this.compiler.applyAll(changes)]
-        : changes.map((c) => this.compiler.apply(c));
+      let diffs: DesiredDiff[] = [];
+      if (this.deferring) {
+        this.compiler.ingestAll!(changes);
+        if (changes.length > 0) this.unpublished = true;
+      } else
+        diffs = this.compiler.applyAll ? [this.compiler.applyAll(changes)] : changes.map((c) => this.compiler.apply(c));
       const compileMs = performance.now() - c0;
       for (const diff of diffs) if (!isEmptyDiff(diff)) await this.enforcement.apply(diff);
       if (changes.length > 0) this.realized = ++this.revisionCounter;

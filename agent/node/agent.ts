@@ -167,6 +167,8 @@ export class NodeAgent {
       compiler: c.services ? withServices(this.compiler, c.nodeName) : this.compiler,
       enforcement: this.datapath,
       log: (l) => opts.log.debug(l),
+      // the syncer writes nothing before the first sync, which realizes the whole snapshot
+      deferUntilStart: true,
     });
     this.agent.events.on('failed', (err) => opts.log.error(`could not realize a change: ${err.message}`));
     this.events = new PolicyEventRecorder(opts.kubeConfig, c.nodeName, (m) => opts.log.debug(m));

@@ -84,6 +84,16 @@ export class PolicyEngine extends PolicyReader {
     return this.flush();
   }
 
+  /**
+   * Takes changes in without publishing (the agent's changes before its first sync): identities,
+   * claims, selectors and policies follow at once, while the endpoints' entries, the ipcache's
+   * changes and released numbers wait for the next `apply`/`applyAll`, which publishes them
+   * together. Its snapshot is then the one `applyAll` of each batch would have left.
+   */
+  ingestAll(changes: Iterable<StoreChange>): void {
+    for (const c of changes) this.ingest(c);
+  }
+
   /** Adds or replaces objects through the engine's store (offline explain, tests). */
   upsertAll(objects: Iterable<KubeObject>): DesiredDiff {
     for (const o of objects) {

@@ -37,10 +37,17 @@ export function withServices(
     for (const c of list) services.ingest(c.kind, c.key, c.new);
     return merge(inner.applyAll(list), services);
   };
+  const ingestAll = (changes: Iterable<StoreChange>): void => {
+    const list = [...changes];
+    for (const c of list) services.ingest(c.kind, c.key, c.new);
+    if (inner.ingestAll) inner.ingestAll(list);
+    else inner.applyAll(list);
+  };
   return {
     services,
     apply: (change) => applyAll([change]),
     applyAll,
+    ingestAll,
     snapshot: (): DesiredState => ({ ...inner.snapshot(), services: services.snapshot() }),
   };
 }
