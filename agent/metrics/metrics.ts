@@ -79,16 +79,20 @@ export const POD_FLOW_LABELS = [
 type PodFlowLabel = (typeof POD_FLOW_LABELS)[number];
 
 /**
- * One scrape reads the counters map once, not once per metric family: `text()` starts a
- * fresh reading, which the collect callbacks of that scrape share (and callers of the
- * registry itself get readings at most 200 ms old).
+ * One scrape reads the counters map once, and counts the maps' entries once, not once per
+ * metric family (three families report map fill: a count walks the 100,000 entries of a large
+ * cluster's ipcache): `text()` starts a fresh reading, which the collect callbacks of that
+ * scrape share (and callers of the registry itself get readings at most 200 ms old).
  */
 function memoizedCounters(d: DatapathStats, maxAgeMs = 200): DatapathStats & { fresh(): void } {
   let at = -Infinity;
   let rows: ReturnType<DatapathStats['readCounters']> = [];
+  let usageAt = -Infinity;
+  let usage: ReturnType<NonNullable<DatapathStats['mapUsage']>> = [];
   return {
     fresh: () => {
       at = -Infinity;
+      usageAt = -Infinity;
     },
     readCounters: () => {
       const now = performance.now();
@@ -100,7 +104,18 @@ function memoizedCounters(d: DatapathStats, maxAgeMs = 200): DatapathStats & { f
     },
     ...(d.lostEvents ? { lostEvents: () => d.lostEvents!() } : {}),
     ...(d.conntrackMisses ? { conntrackMisses: () => d.conntrackMisses!() } : {}),
-    ...(d.mapUsage ? { mapUsage: () => d.mapUsage!() } : {}),
+    ...(d.mapUsage
+      ? {
+          mapUsage: () => {
+            const now = performance.now();
+            if (now - usageAt > maxAgeMs) {
+              usage = d.mapUsage!();
+              usageAt = now;
+            }
+            return usage;
+          },
+        }
+      : {}),
     ...(d.sync ? { sync: () => d.sync!() } : {}),
     ...(d.serviceCounters ? { serviceCounters: () => d.serviceCounters!() } : {}),
   };

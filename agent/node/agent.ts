@@ -103,6 +103,10 @@ export class NodeAgent {
   /** "verb|resource" refusals an Event was posted for. */
   private readonly refusals = new Set<string>();
   private ready = false;
+  /** The pinned maps' pressure, counted once before the first sync (`mapPressure`). */
+  private pinnedPressure?: MapPressure[];
+  /** The first sync began writing the maps. */
+  private syncing = false;
   private firstSyncMs?: number;
   private readonly startedAt = Date.now();
   /** Changes are applied in one batch per burst (a relist delivers everything in one turn of the event loop). */
@@ -289,6 +293,7 @@ export class NodeAgent {
     if (this.stopped) return;
     // Full reconcile against the pinned maps (adoption), then increments flow. Until it succeeds
     // the maps keep what was pinned and the agent stays not ready.
+    this.syncing = true;
     for (;;) {
       try {
         await this.agent.start();
@@ -501,10 +506,23 @@ export class NodeAgent {
       policyErrors: this.compiler.errors().map(formatProblem),
       policyWarnings: this.compiler.warnings().map(formatProblem),
       sync: this.datapath.syncer.status(),
-      mapPressure: this.datapath.pressure(),
+      mapPressure: this.mapPressure(),
       ...(this.opts.config.services ? { nodePorts: this.nodePorts.status() } : {}),
       ...(this.opts.memory ? { memorySettles: this.opts.memory.stats() } : {}),
     };
+  }
+
+  /**
+   * Maps at the pressure threshold, counted in the kernel maps. Until the first sync starts
+   * nothing writes them (the syncer is paused), so they are counted once and that answer kept:
+   * status asked during a long first sync does not walk a large pinned ipcache again each time.
+   */
+  private mapPressure(): MapPressure[] {
+    if (this.syncing) {
+      this.pinnedPressure = undefined;
+      return this.datapath.pressure();
+    }
+    return (this.pinnedPressure ??= this.datapath.pressure());
   }
 
   /** Stops watching and serving; programs and pins stay, so enforcement continues. */

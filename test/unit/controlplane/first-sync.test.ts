@@ -156,7 +156,9 @@ describe('the first sync, changes ingested until the start', () => {
       expect(normal(recorders[0].resyncs[0]!)).toEqual(normal(recorders[1].resyncs[0]!));
       // after the start both publish each change, the same way
       const before = [recorders[0].diffs.length, recorders[1].diffs.length];
-      await both(relabel(), [{ kind: 'NetworkPolicy', key: objectKey(r.pick(objects.filter((o) => o.kind === 'NetworkPolicy'))) }]);
+      await both(relabel(), [
+        { kind: 'NetworkPolicy', key: objectKey(r.pick(objects.filter((o) => o.kind === 'NetworkPolicy'))) },
+      ]);
       const d0 = recorders[0].diffs.slice(before[0]);
       const d1 = recorders[1].diffs.slice(before[1]);
       expect(d0.length).toBeGreaterThan(0);
