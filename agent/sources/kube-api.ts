@@ -36,6 +36,12 @@ export class KubeApiError extends Error {
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
+/** Cuts a response's text as its chunks arrive (`push` each, then `end` gives what is kept). */
+export interface BodyCut {
+  push(chunk: Buffer): void;
+  end(): Buffer;
+}
+
 export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
   object: WireObject;
@@ -118,13 +124,14 @@ export class KubeApi {
     return Buffer.concat(chunks);
   }
 
-  private async call<T>(
-    method: string,
-    path: string,
-    query: Query,
-    body?: unknown,
-    prepare?: (json: Buffer) => Buffer,
-  ): Promise<T> {
+  /** The body as `cut` keeps it, each chunk cut as it arrives (no joined copy of the whole body). */
+  private async readCut(res: http.IncomingMessage, cut: BodyCut): Promise<Buffer> {
+    for await (const c of res) cut.push(c as Buffer);
+    if (!res.complete) throw new Error('the API server closed the connection mid-response');
+    return cut.end();
+  }
+
+  private async call<T>(method: string, path: string, query: Query, body?: unknown, cut?: () => BodyCut): Promise<T> {
     const res = await this.request(
       method,
       path,
@@ -132,18 +139,18 @@ export class KubeApi {
       body === undefined ? undefined : JSON.stringify(body),
       undefined,
     );
-    const raw = await this.readAll(res);
     const code = res.statusCode ?? 0;
-    if (code < 200 || code >= 300) throw new KubeApiError(statusMessage(raw.toString('utf8'), code), code);
-    return JSON.parse(jsonText(prepare ? prepare(raw) : raw)) as T;
+    if (code < 200 || code >= 300)
+      throw new KubeApiError(statusMessage((await this.readAll(res)).toString('utf8'), code), code);
+    return JSON.parse(jsonText(cut ? await this.readCut(res, cut()) : await this.readAll(res))) as T;
   }
 
   /**
-   * GET of a JSON object; `prepare` may cut the text before it is parsed (kube-wire.ts
-   * `withoutUnread`), and may do so in place: the response's buffer is its own.
+   * GET of a JSON object; `cut` may give a cutter (kube-wire.ts `UnreadCut`) that cuts the text
+   * chunk by chunk as it arrives, before it is parsed.
    */
-  getJson<T>(path: string, query: Query = {}, prepare?: (json: Buffer) => Buffer): Promise<T> {
-    return this.call<T>('GET', path, query, undefined, prepare);
+  getJson<T>(path: string, query: Query = {}, cut?: () => BodyCut): Promise<T> {
+    return this.call<T>('GET', path, query, undefined, cut);
   }
 
   postJson<T>(path: string, body: unknown): Promise<T> {

@@ -123,42 +123,33 @@ const CLOSE_ARRAY = 0x5d;
 const OPEN_OBJECT = 0x7b;
 const CLOSE_OBJECT = 0x7d;
 
-/** The index of the closing quote of the JSON string whose opening quote is at `i`, or `end`. */
-function stringEnd(b: Buffer, i: number, end: number): number {
-  for (i++; i < end; i++) {
+/**
+ * From `i` inside a JSON string, the index of its closing quote; else `end` when the text ends
+ * first, or `end + 1` when it ends on a backslash (the next piece's first byte is escaped).
+ */
+function closingQuote(b: Buffer, i: number, end: number): number {
+  for (; i < end; i++) {
     const c = b[i];
     if (c === QUOTE) return i;
     if (c === BACKSLASH) i++;
   }
-  return end;
+  return i;
 }
 
-/**
- * The index after the JSON array or object that starts at `i`, or -1 when it does not end
- * within `end`. Strings are skipped whole (escapes included), so brackets inside them do not count.
- */
-function skipContainer(b: Buffer, i: number, end: number): number {
-  let depth = 0;
-  for (; i < end; i++) {
-    const c = b[i];
-    if (c === QUOTE) i = stringEnd(b, i, end);
-    else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth++;
-    else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
-      if (--depth === 0) return i + 1;
-    }
-  }
-  return -1;
-}
-
-/** Whether `b[from, to)` is exactly one of `names`. */
-function isOneOf(b: Buffer, from: number, to: number, names: readonly Buffer[]): boolean {
-  const n = to - from;
-  next: for (const name of names) {
-    if (name.length !== n) continue;
-    for (let k = 0; k < n; k++) if (name[k] !== b[from + k]) continue next;
-    return true;
-  }
-  return false;
+/** Where the cutter is between two bytes (`UnreadCut`). */
+const enum At {
+  /** Outside strings, copying. */
+  Text,
+  /** Inside a string outside a cut member, copying. */
+  String,
+  /** Right after a string in the text: a key if a colon follows. */
+  AfterString,
+  /** Right after a string and a colon: a member's value opens here. */
+  AfterColon,
+  /** Inside a member being cut (`depth` containers deep), not copying. */
+  Cutting,
+  /** Right after a member cut without the comma before it: the comma after it goes too. */
+  AfterCut,
 }
 
 /**
@@ -171,46 +162,195 @@ function isOneOf(b: Buffer, from: number, to: number, names: readonly Buffer[]):
  * One pass over the text, strings skipped whole (escapes included), so nothing inside a string
  * is taken for structure: a string followed by `:` is a key; when its value opens with `[` or `{`,
  * the key is one of those names, whole, and follows `{` or `,` (JSON as the API server writes it:
- * no whitespace), the member is cut, with one comma beside it so the text stays valid JSON.
- * Anything else (a member whose value does not end) is left as it is. Linear in the text: each
- * byte is read once, a cut member's bytes by the skip that finds its end.
+ * no whitespace), the member is cut, with one comma beside it (the one before it, unless a member
+ * cut just before took that one; else the one after) so the text stays valid JSON. A member whose
+ * value does not end within the text is left as it is. Linear in the text: each byte is read
+ * once.
  *
- * Works in place: the kept text is moved down within `b` (no second buffer of the page), and the
- * returned Buffer is the kept part of `b`, whose bytes past it are left as they were.
+ * The text may come in pieces (`push` each, then `end`): a response's chunks are cut as they
+ * arrive and only the kept text is copied, into one buffer, instead of joining the chunks first.
+ * Given one buffer as both the text and the output, it works in place (`withoutUnread`).
+ */
+export class UnreadCut {
+  private out: Buffer;
+  /** Bytes of `out` kept so far. */
+  private len = 0;
+  private at = At.Text;
+  /** The previous byte was a backslash inside a string. */
+  private escaped = false;
+  /** Inside a string of a member being cut. */
+  private cutString = false;
+  /** Containers open in the member being cut. */
+  private depth = 0;
+  /** Position in `out` of the opening quote of the last string of the text. */
+  private key = 0;
+  /** Position in `out` of the closing quote of that string. */
+  private keyEnd = 0;
+  /** While cutting: where `out` ended before the cut (key and bracket kept there) and the text since. */
+  private uncut = 0;
+  private since: Buffer[] = [];
+  /** The member being cut took the comma before it. */
+  private commaTaken = false;
+
+  /** `out` is where the kept text goes (grown as needed); the text itself when cutting in place. */
+  constructor(out?: Buffer) {
+    this.out = out ?? Buffer.allocUnsafe(1 << 16);
+  }
+
+  /** Makes room for `n` more bytes in `out`. */
+  private room(n: number): void {
+    if (this.len + n <= this.out.length) return;
+    let size = this.out.length * 2;
+    while (size < this.len + n) size *= 2;
+    const grown = Buffer.allocUnsafe(size);
+    this.out.copy(grown, 0, 0, this.len);
+    this.out = grown;
+  }
+
+  /** Appends `c[from, to)` to the kept text. */
+  private keep(c: Buffer, from: number, to: number): void {
+    if (to <= from) return;
+    this.room(to - from);
+    if (c !== this.out || from !== this.len) c.copy(this.out, this.len, from, to);
+    this.len += to - from;
+  }
+
+  /** Byte `p` of the kept text, where the bytes from `len` on are still `c[seg...]`. */
+  private byteAt(c: Buffer, seg: number, p: number): number {
+    return p < this.len ? this.out[p]! : c[seg + p - this.len]!;
+  }
+
+  /** Whether the key whose quotes are at `key` and `keyEnd` is one of `names`. */
+  private isOneOf(c: Buffer, seg: number, names: readonly Buffer[]): boolean {
+    const from = this.key + 1;
+    const n = this.keyEnd - from;
+    next: for (const name of names) {
+      if (name.length !== n) continue;
+      for (let k = 0; k < n; k++) if (name[k] !== this.byteAt(c, seg, from + k)) continue next;
+      return true;
+    }
+    return false;
+  }
+
+  /** Cuts the next piece of the text. */
+  push(c: Buffer): void {
+    const n = c.length;
+    /** `c[seg, i)` is kept text not yet copied to `out`. */
+    let seg = 0;
+    let i = 0;
+    while (i < n) {
+      switch (this.at) {
+        case At.Cutting: {
+          let depth = this.depth;
+          let inString = this.cutString;
+          if (inString) {
+            // a string of the member that the previous piece ended in
+            i = closingQuote(c, this.escaped ? i + 1 : i, n);
+            this.escaped = i > n;
+            if (i < n) {
+              inString = false;
+              i++;
+            }
+          }
+          for (; i < n; i++) {
+            const b = c[i];
+            if (b === QUOTE) {
+              i = closingQuote(c, i + 1, n);
+              if (i >= n) {
+                inString = true;
+                this.escaped = i > n;
+                break;
+              }
+            } else if (b === OPEN_ARRAY || b === OPEN_OBJECT) depth++;
+            else if ((b === CLOSE_ARRAY || b === CLOSE_OBJECT) && --depth === 0) break;
+          }
+          this.depth = depth;
+          this.cutString = inString;
+          if (i >= n) {
+            this.since.push(seg === 0 ? c : c.subarray(seg));
+            return;
+          }
+          i++;
+          seg = i;
+          this.since = [];
+          this.at = this.commaTaken ? At.Text : At.AfterCut;
+          break;
+        }
+        case At.String:
+          i = closingQuote(c, this.escaped ? i + 1 : i, n);
+          this.escaped = i > n;
+          if (i >= n) break;
+          this.keyEnd = this.len + i - seg;
+          i++;
+          this.at = At.AfterString;
+          break;
+        case At.AfterString:
+          if (c[i] === COLON) {
+            i++;
+            this.at = At.AfterColon;
+          } else this.at = At.Text;
+          break;
+        case At.AfterColon: {
+          const open = c[i];
+          this.at = At.Text;
+          if (open !== OPEN_ARRAY && open !== OPEN_OBJECT) break;
+          if (this.key < 1) break;
+          const before = this.byteAt(c, seg, this.key - 1);
+          if (before !== OPEN_OBJECT && before !== COMMA) break;
+          if (!this.isOneOf(c, seg, open === OPEN_ARRAY ? ARRAY_NAMES : OBJECT_NAMES)) break;
+          // kept up to the bracket, so a value that never ends can be given back whole (`end`)
+          i++;
+          this.keep(c, seg, i);
+          seg = i;
+          this.uncut = this.len;
+          this.commaTaken = before === COMMA;
+          this.len = this.commaTaken ? this.key - 1 : this.key;
+          this.depth = 1;
+          this.cutString = false;
+          this.at = At.Cutting;
+          break;
+        }
+        case At.AfterCut:
+          this.at = At.Text;
+          if (c[i] === COMMA) {
+            i++;
+            seg = i;
+          }
+          break;
+        default: {
+          while (i < n && c[i] !== QUOTE) i++;
+          if (i === n) break;
+          this.key = this.len + i - seg;
+          i++;
+          this.escaped = false;
+          this.at = At.String;
+        }
+      }
+    }
+    this.keep(c, seg, n);
+  }
+
+  /** The kept text: a view of the output buffer. */
+  end(): Buffer {
+    while (this.at === At.Cutting) {
+      // the member's value never ends: it stays, with whatever followed it (cut in turn)
+      const pieces = this.since;
+      this.since = [];
+      this.len = this.uncut;
+      this.at = At.Text;
+      for (const p of pieces) this.push(p);
+    }
+    return this.out.subarray(0, this.len);
+  }
+}
+
+/**
+ * `UnreadCut` of one whole text, in place: the kept text is moved down within `b` (no second
+ * buffer), and the returned Buffer is the kept part of `b`, whose bytes past it are left as they
+ * were.
  */
 export function withoutUnread(b: Buffer): Buffer {
-  const len = b.length;
-  /** `b[from, ...)` is the text not yet copied; `b[0, to)` the text kept so far. */
-  let from = 0;
-  let to = 0;
-  let i = 0;
-  while (i < len) {
-    if (b[i] !== QUOTE) {
-      i++;
-      continue;
-    }
-    const key = i;
-    const close = stringEnd(b, i, len);
-    i = close + 1;
-    if (i + 1 >= len || b[i] !== COLON) continue;
-    const open = b[i + 1];
-    if (open !== OPEN_ARRAY && open !== OPEN_OBJECT) continue;
-    const before = b[key - 1];
-    if (key < 1 || (before !== OPEN_OBJECT && before !== COMMA)) continue;
-    if (!isOneOf(b, key + 1, close, open === OPEN_ARRAY ? ARRAY_NAMES : OBJECT_NAMES)) continue;
-    const end = skipContainer(b, i + 1, len);
-    if (end < 0) continue;
-    let start = key;
-    let stop = end;
-    // the comma before it, unless a member cut just before took that one; else the one after
-    if (start - 1 >= from && b[start - 1] === COMMA) start--;
-    else if (b[stop] === COMMA) stop++;
-    if (to !== from) b.copyWithin(to, from, start);
-    to += start - from;
-    from = stop;
-    i = stop;
-  }
-  if (from === 0) return b;
-  if (to !== from) b.copyWithin(to, from, len);
-  return b.subarray(0, to + len - from);
+  const cut = new UnreadCut(b);
+  cut.push(b);
+  return cut.end();
 }

@@ -20,7 +20,7 @@
  */
 import { Backoff } from './backoff.js';
 import { KubeApi, KubeApiError, type KubeApiConfig, type WatchEvent } from './kube-api.js';
-import { objectRef, slim, withoutUnread, type WireObject } from './kube-wire.js';
+import { objectRef, slim, UnreadCut, withoutUnread, type WireObject } from './kube-wire.js';
 
 export type WatchedResource = 'namespaces' | 'pods' | 'networkpolicies' | 'nodes' | 'services' | 'endpointslices';
 export type ChangeAction = 'add' | 'update' | 'delete';
@@ -209,7 +209,7 @@ class ResourceInformer {
     this.request = 'list';
     // Members weir never reads (managedFields, statuses, volumes, probes...) are cut before parsing.
     const fetchPage = (cont: string | undefined): Promise<WireList> => {
-      const p = this.api.getJson<WireList>(this.info.path, { limit, continue: cont }, withoutUnread);
+      const p = this.api.getJson<WireList>(this.info.path, { limit, continue: cont }, () => new UnreadCut());
       // handled here too: a list that stops before awaiting it must not leave a rejection unhandled
       p.catch(() => undefined);
       return p;

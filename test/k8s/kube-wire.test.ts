@@ -6,7 +6,7 @@
  * values built to trip a text scanner: escaped quotes and backslashes, brackets and the keys' own
  * text inside strings, labels so named, values of the other kind, neighbours.
  */
-import { UNREAD_ARRAYS, UNREAD_OBJECTS, withoutUnread } from '../../agent/sources/kube-wire.js';
+import { UNREAD_ARRAYS, UNREAD_OBJECTS, UnreadCut, withoutUnread } from '../../agent/sources/kube-wire.js';
 import { endpointSlice, kubeletNode, kubeletPod, namespacePolicies, service } from '../bench/kube-objects.js';
 import { toKubeObject } from '../../agent/store/convert.js';
 import { validateObject } from '../../agent/store/validate.js';
@@ -80,6 +80,17 @@ function check(v: unknown): void {
   expect(JSON.parse(withoutUnread(text).toString('utf8'))).toEqual(expected);
 }
 
+/** The text cut in pieces (as a response's chunks come): each piece a Buffer of its own. */
+function cutInPieces(text: Buffer, r: () => number): Buffer {
+  const cut = new UnreadCut(Buffer.allocUnsafe(1 + Math.floor(r() * 64)));
+  for (let from = 0; from < text.length;) {
+    const to = Math.min(text.length, from + 1 + Math.floor(r() * (r() < 0.5 ? 4 : 200)));
+    cut.push(Buffer.from(text.subarray(from, to)));
+    from = to;
+  }
+  return cut.end();
+}
+
 describe('withoutUnread', () => {
   it('removes exactly the unread arrays from 20,000 random JSON documents', () => {
     const r = mulberry32(15);
@@ -106,6 +117,34 @@ describe('withoutUnread', () => {
     expect(JSON.stringify(out).length).toBeLessThan(JSON.stringify(page).length * 0.25);
   });
 
+  it('cuts a text that comes in pieces exactly as the whole text, wherever the pieces end', () => {
+    const r = mulberry32(16);
+    for (let i = 0; i < 5_000; i++) {
+      const v = randomValue(r, 0);
+      const text = Buffer.from(JSON.stringify(v));
+      const whole = withoutUnread(Buffer.from(text)).toString('latin1');
+      expect(cutInPieces(text, r).toString('latin1')).toBe(whole);
+      expect(JSON.parse(cutInPieces(text, r).toString('utf8'))).toEqual(reference(v));
+    }
+    // text that is no JSON (truncated, unbalanced, a member whose value never ends): the same bytes too
+    for (let i = 0; i < 5_000; i++) {
+      const json = JSON.stringify(randomValue(r, 0));
+      const from = Math.floor(r() * json.length);
+      const text = Buffer.from(json.slice(r() < 0.5 ? 0 : from, from + Math.floor(r() * json.length)));
+      expect(cutInPieces(text, r).toString('latin1')).toBe(withoutUnread(Buffer.from(text)).toString('latin1'));
+    }
+    // a list page as the kubelet writes its Pods, in chunks of a socket's size
+    const page = Buffer.from(
+      JSON.stringify({
+        kind: 'PodList',
+        items: Array.from({ length: 40 }, (_, k) => kubeletPod('ns-1', k, 'node-1', '172.16.0.2', `10.64.1.${k}`, 'a')),
+      }),
+    );
+    const cut = new UnreadCut();
+    for (let from = 0; from < page.length; from += 16_384) cut.push(page.subarray(from, from + 16_384));
+    expect(cut.end().toString()).toBe(withoutUnread(Buffer.from(page)).toString());
+  });
+
   it('leaves text it does not recognise as the API server writes it alone', () => {
     for (const text of [
       '{"managedFields": [1]}',
@@ -118,6 +157,12 @@ describe('withoutUnread', () => {
     ]) {
       const b = Buffer.from(text);
       expect(withoutUnread(b).toString()).toBe(text);
+      for (let at = 0; at <= text.length; at++) {
+        const cut = new UnreadCut();
+        cut.push(Buffer.from(text.slice(0, at)));
+        cut.push(Buffer.from(text.slice(at)));
+        expect(cut.end().toString()).toBe(text);
+      }
     }
   });
 
