@@ -14,6 +14,9 @@ import type { Prefix } from './cidr.js';
 /** What the pod network resolves to when the pod behind an address is not (yet) known. */
 export const POD_CIDR_IDENTITY = ReservedIdentity.unmanaged;
 
+/** A canonical host prefix: an IPv4 address with /32, or an IPv6 one (hex and colons) with /128. */
+const HOST_PREFIX = /^(?:\d{1,3}(?:\.\d{1,3}){3}\/32|[0-9a-f:]*:[0-9a-f:.]*\/128)$/;
+
 export type IpcacheLayer = 'world' | 'cidr' | 'podCIDR' | 'node' | 'pod';
 const RANK: Record<IpcacheLayer, number> = { world: 0, cidr: 1, podCIDR: 2, node: 3, pod: 4 };
 
@@ -47,14 +50,18 @@ export class Ipcache {
   claim(cidr: string, layer: IpcacheLayer, owner: string, identity: number): void {
     const list = this.claims.get(cidr);
     if (!list) {
-      const p = parsePrefix(cidr);
-      if (typeof p === 'string') throw new Error(`ipcache: ${p}`);
-      if (layer === 'pod' && p.bits !== (p.family === 4 ? 32 : 128))
-        throw new Error(`ipcache: a pod claims host prefixes only, not ${cidr}`);
+      if (layer === 'pod') {
+        // a pod's cidr is only looked up exactly: it is not parsed (a host prefix as hostCIDR
+        // writes it, checked by its length; 100,000 parses at a large cluster's first sync)
+        if (!HOST_PREFIX.test(cidr)) throw new Error(`ipcache: a pod claims host prefixes only, not ${cidr}`);
+      } else {
+        const p = parsePrefix(cidr);
+        if (typeof p === 'string') throw new Error(`ipcache: ${p}`);
+        this.prefixes.set(cidr, p);
+      }
       // a literal of one: an array grown by push from empty keeps room for 17 (about 130 bytes
       // more per address, and most addresses only ever have one claim)
       this.claims.set(cidr, [{ layer, owner, identity }]);
-      if (layer !== 'pod') this.prefixes.set(cidr, p);
     } else {
       // a host prefix only pods claimed so far, now claimed by another layer too
       if (layer !== 'pod' && !this.prefixes.has(cidr)) this.prefixes.set(cidr, parsePrefix(cidr) as Prefix);
