@@ -205,7 +205,9 @@ class ResourceInformer {
    */
   private async list(gen: number): Promise<string> {
     const limit = this.opts.pageSize ?? 500;
-    const listed = new Set<string>();
+    // what a relist no longer holds is deleted; a first list has nothing to delete (100,000 keys
+    // at a large cluster's first sync are not collected for nothing)
+    const listed = this.known.size > 0 ? new Set<string>() : undefined;
     this.request = 'list';
     // Members weir never reads (managedFields, statuses, volumes, probes...) are cut before parsing.
     const fetchPage = (cont: string | undefined): Promise<WireList> => {
@@ -226,7 +228,7 @@ class ResourceInformer {
         const o = this.wire(item);
         const key = objectRef(o);
         const version = kept(o.metadata?.resourceVersion);
-        listed.add(key);
+        listed?.add(key);
         const old = this.known.get(key);
         this.known.set(key, version);
         if (old === undefined) this.emit('add', o);
@@ -236,12 +238,13 @@ class ResourceInformer {
       await this.opts.consumed?.();
       if (gen !== this.generation) throw new Error('stopped');
     }
-    for (const [key, version] of this.known) {
-      if (!listed.has(key)) {
-        this.known.delete(key);
-        this.emit('delete', this.tombstone(key, String(version)));
+    if (listed)
+      for (const [key, version] of this.known) {
+        if (!listed.has(key)) {
+          this.known.delete(key);
+          this.emit('delete', this.tombstone(key, String(version)));
+        }
       }
-    }
     this.resourceVersion = rv;
     if (this.status.forbidden?.verb === 'list') delete this.status.forbidden;
     return rv;
