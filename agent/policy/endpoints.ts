@@ -115,6 +115,16 @@ export class EndpointCompiler {
     }
   }
 
+  /**
+   * Drops the selectors' recorded deltas while no endpoint is published: they only patch
+   * published endpoints' entries and recompute endpoints that are recomputed anyway (every local
+   * endpoint a policy selects is dirty until it is first published), so before the first
+   * publication they would only hold a second copy of every selector's identities.
+   */
+  forgetDeltasIfUnpublished(): void {
+    if (this.endpoints.size === 0) this.selectors.takeDeltas();
+  }
+
   // ------------------------------------------------------------- publishing
 
   /**

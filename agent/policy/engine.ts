@@ -92,6 +92,7 @@ export class PolicyEngine extends PolicyReader {
    */
   ingestAll(changes: Iterable<StoreChange>): void {
     for (const c of changes) this.ingest(c);
+    this.endpoints.forgetDeltasIfUnpublished();
   }
 
   /** Adds or replaces objects through the engine's store (offline explain, tests). */
