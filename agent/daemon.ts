@@ -109,7 +109,9 @@ export class Agent {
     this.store = opts.compiler.store ?? new Store();
     this.enforcement = opts.enforcement;
     this.log = opts.log ?? (() => undefined);
-    this.deferring = opts.deferUntilStart === true && opts.compiler.ingestAll !== undefined;
+    // publishing what was ingested takes an applyAll (of nothing)
+    this.deferring =
+      opts.deferUntilStart === true && opts.compiler.ingestAll !== undefined && opts.compiler.applyAll !== undefined;
   }
 
   /**
@@ -134,7 +136,7 @@ export class Agent {
       // what was ingested before the start is published now, at once (its diff is the snapshot's)
       if (this.unpublished) {
         this.unpublished = false;
-        if (this.compiler.applyAll) this.compiler.applyAll([]);
+        this.compiler.applyAll!([]);
       }
       await this.enforcement.resync(this.compiler.snapshot());
       this.log(`agent started on node ${this.nodeName}, enforcement ${this.enforcement.kind}`);
