@@ -24,7 +24,7 @@ RUN mkdir -p /opt/node /opt/npm \
 ENV npm_config_nodedir=/opt/node npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 WORKDIR /src
 COPY package.json package-lock.json ./
-COPY maps/addon/package.json maps/addon/binding.gyp maps/addon/index.cjs maps/addon/v8heap.cjs maps/addon/
+COPY maps/addon/package.json maps/addon/binding.gyp maps/addon/index.cjs maps/addon/v8heap.cjs maps/addon/offloop.cjs maps/addon/
 COPY maps/addon/src maps/addon/src
 # The registry and the certificate authorities npm trusts are the building host's (a secret, so
 # they stay out of the image).

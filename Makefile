@@ -36,7 +36,7 @@ tools:
 system-deps:
 	@scripts/deps.sh
 
-node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c maps/addon/src/v8heap.cc
+node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c maps/addon/src/v8heap.cc maps/addon/src/offloop.c maps/addon/offloop.cjs
 	@scripts/deps.sh --check
 	@echo ">> npm ci"
 	@npm ci --no-audit --no-fund --loglevel=error
