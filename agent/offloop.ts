@@ -147,6 +147,10 @@ export class OffLoopHost {
         this.handlers.delete(server);
         if (!this.closed) this.native.closeServer(this.host, server);
         if ('socketPath' in listen) rmSync(listen.socketPath, { force: true });
+        // A few turns of the event loop (as the worker thread's close took), so that clients in
+        // this process see their keep-alive connections end (the end, then the close) before
+        // they would reuse them on a server listening in this one's place.
+        for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
       },
     };
   }

@@ -35,14 +35,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQUEST_MAX	    8192 /* request line and headers; larger gets 431 */
-#define CONNS_MAX	    256	 /* per server; more wait in the listen backlog */
-#define KEEPALIVE_MS	    5000 /* an idle connection ends after this (as Node's http) */
-#define HEADERS_TIMEOUT_MS  10000 /* a request's headers must be complete within this */
-#define WRITE_TIMEOUT_MS    30000 /* a client that reads nothing for this long is dropped */
-#define THREAD_STACK	    (256 * 1024)
-#define KIND_PUBLISHED	    0
-#define KIND_ASK	    1
+#define REQUEST_MAX	   8192	 /* request line and headers; larger gets 431 */
+#define CONNS_MAX	   256	 /* per server; more wait in the listen backlog */
+#define KEEPALIVE_MS	   5000	 /* an idle connection ends after this (as Node's http) */
+#define HEADERS_TIMEOUT_MS 10000 /* a request's headers must be complete within this */
+#define WRITE_TIMEOUT_MS   30000 /* a client that reads nothing for this long is dropped */
+#define THREAD_STACK	   (256 * 1024)
+#define KIND_PUBLISHED	   0
+#define KIND_ASK	   1
 
 enum conn_state { READING, WAITING, WRITING };
 
@@ -168,8 +168,9 @@ static void respond(struct conn *c, int code, const char *ctype, const char *bod
 		     code, reason(code), ctype, agehdr, len, c->close_after ? "close" : "keep-alive");
 	if (n < 0 || (size_t)n >= sizeof(head)) {
 		c->close_after = 1;
-		n = snprintf(head, sizeof(head), "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
-						 "Connection: close\r\n\r\n");
+		n = snprintf(head, sizeof(head),
+			     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+			     "Connection: close\r\n\r\n");
 		len = 0;
 	}
 	free(c->out);
@@ -223,6 +224,8 @@ static int header_has(const char *headers, const char *name, const char *token)
 		if (strncasecmp(p, name, nl) || p[nl] != ':')
 			continue;
 		const char *end = strstr(p, "\r\n");
+		if (!end)
+			end = p + strlen(p);
 		for (const char *v = p + nl + 1; v + tl <= end; v++)
 			if (!strncasecmp(v, token, tl))
 				return 1;
@@ -272,7 +275,7 @@ static void handle_request(struct host *h, struct server *s, struct conn *c)
 	*sp1 = *sp2 = '\0';
 	const char *headers = line_end ? line_end + 2 : "";
 	int http10 = !strcmp(sp2 + 1, "HTTP/1.0");
-	c->keep_alive = c->eof ? 0
+	c->keep_alive = c->eof	 ? 0
 			: http10 ? header_has(headers, "connection", "keep-alive")
 				 : !header_has(headers, "connection", "close");
 	/* A request with a body: answered, then the connection ends (the body is never read). */
@@ -306,8 +309,8 @@ static void handle_request(struct host *h, struct server *s, struct conn *c)
 			const char *mark = strstr(s->stalled, "{s}");
 			snprintf(secs, sizeof(secs), "%lld", (long long)((stalled + 500) / 1000));
 			if (mark)
-				snprintf(body, sizeof(body), "%.*s%s%s", (int)(mark - s->stalled), s->stalled, secs,
-					 mark + 3);
+				snprintf(body, sizeof(body), "%.*s%s%s", (int)(mark - s->stalled), s->stalled,
+					 secs, mark + 3);
 			else
 				snprintf(body, sizeof(body), "%s", s->stalled);
 			respond_text(c, 503, body);
@@ -479,7 +482,8 @@ static void *run(void *arg)
 					if (!conn_write(h, s, c))
 						conn_close(s, c);
 				} else {
-					c->deadline = INT64_MAX; /* nothing to serve yet: waits for the answer */
+					c->deadline =
+						INT64_MAX; /* nothing to serve yet: waits for the answer */
 				}
 			}
 		if (want > cap) {
@@ -505,7 +509,8 @@ static void *run(void *arg)
 		for (struct server *s = h->servers; s && n < cap; s = s->next) {
 			srvs[n] = s;
 			conns[n] = NULL;
-			fds[n++] = (struct pollfd){.fd = s->nconns < CONNS_MAX ? s->lfd : -1, .events = POLLIN};
+			fds[n++] =
+				(struct pollfd){.fd = s->nconns < CONNS_MAX ? s->lfd : -1, .events = POLLIN};
 			for (struct conn *c = s->conns; c && n < cap; c = c->next) {
 				short ev = c->state == READING ? POLLIN : c->state == WRITING ? POLLOUT : 0;
 				srvs[n] = s;
@@ -645,9 +650,8 @@ static napi_value js_host(napi_env env, napi_callback_info info)
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	napi_create_string_utf8(env, "weir off-loop ask", NAPI_AUTO_LENGTH, &name);
-	if (h->efd < 0 ||
-	    napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &h->tsfn) !=
-		    napi_ok) {
+	if (h->efd < 0 || napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL,
+							  call_js, &h->tsfn) != napi_ok) {
 		if (h->efd >= 0)
 			close(h->efd);
 		free(h);
@@ -710,7 +714,8 @@ static int open_listener(const char *host, uint32_t port, const char *socket_pat
 		}
 		return fd;
 	}
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
 			*res;
 	char svc[16];
@@ -786,7 +791,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	s->stall_ms = stall;
 	s->stalled = get_string(env, argv[11], NULL);
 	s->published_at = now_ms();
-	if (!s->routes || s->nroutes != (int)nroutes || !s->not_found.ctype || !s->not_found.body || !s->stalled) {
+	if (!s->routes || s->nroutes != (int)nroutes || !s->not_found.ctype || !s->not_found.body ||
+	    !s->stalled) {
 		free(tcp_host);
 		free(socket_path);
 		server_free(s);
