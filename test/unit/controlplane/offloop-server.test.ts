@@ -277,7 +277,8 @@ describe('the off-loop server', () => {
       expect(statuses(huge.text)).toEqual([431]);
       expect(huge.closedByServer).toBe(true);
       // fetch (undici) and its keep-alive pool
-      for (let i = 0; i < 3; i++) expect(await (await fetch(`http://127.0.0.1:${srv.port}/published`)).text()).toBe('pub\n');
+      for (let i = 0; i < 3; i++)
+        expect(await (await fetch(`http://127.0.0.1:${srv.port}/published`)).text()).toBe('pub\n');
     } finally {
       await srv.close();
     }
