@@ -922,11 +922,11 @@ static napi_value js_close_host(napi_env env, napi_callback_info info)
 static napi_value init(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
-		{"host", NULL, js_host, NULL, NULL, NULL, napi_default, NULL},
-		{"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
-		{"answer", NULL, js_answer, NULL, NULL, NULL, napi_default, NULL},
-		{"closeServer", NULL, js_close_server, NULL, NULL, NULL, napi_default, NULL},
-		{"closeHost", NULL, js_close_host, NULL, NULL, NULL, napi_default, NULL},
+		{"host", NULL, js_host, NULL, NULL, NULL, napi_enumerable, NULL},
+		{"listen", NULL, js_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+		{"answer", NULL, js_answer, NULL, NULL, NULL, napi_enumerable, NULL},
+		{"closeServer", NULL, js_close_server, NULL, NULL, NULL, napi_enumerable, NULL},
+		{"closeHost", NULL, js_close_host, NULL, NULL, NULL, napi_enumerable, NULL},
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	return exports;
