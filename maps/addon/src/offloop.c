@@ -40,11 +40,14 @@
 #define KEEPALIVE_MS	   5000	 /* an idle connection ends after this (as Node's http) */
 #define HEADERS_TIMEOUT_MS 10000 /* a request's headers must be complete within this */
 #define WRITE_TIMEOUT_MS   30000 /* a client that reads nothing for this long is dropped */
+#define LINGER_MS	   2000
 #define THREAD_STACK	   (256 * 1024)
 #define KIND_PUBLISHED	   0
 #define KIND_ASK	   1
 
-enum conn_state { READING, WAITING, WRITING };
+/* LINGERING: answered and shut for writing; what the client still sends is read and dropped
+ * until it closes (or LINGER_MS), so the answer is not lost to a reset for unread input. */
+enum conn_state { READING, WAITING, WRITING, LINGERING };
 
 struct answer {
 	int code;
@@ -156,16 +159,25 @@ static const char *reason(int code)
 /* Puts the response in c->out and turns the connection to writing; age < 0: no age header. */
 static void respond(struct conn *c, int code, const char *ctype, const char *body, size_t len, int64_t age)
 {
-	char head[512], agehdr[64] = "";
+	char head[512], agehdr[64] = "", date[64] = "";
 	int n;
+	time_t t = time(NULL);
+	struct tm tm;
+	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	if (gmtime_r(&t, &tm)) /* the names in English whatever the locale (RFC 9110's IMF-fixdate) */
+		snprintf(date, sizeof(date), "%s, %02d %s %d %02d:%02d:%02d GMT", days[tm.tm_wday],
+			 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	if (age >= 0)
 		snprintf(agehdr, sizeof(agehdr), "X-Weir-Answer-Age-Ms: %lld\r\n", (long long)age);
 	if (!c->keep_alive)
 		c->close_after = 1;
 	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n%sContent-Length: "
+		     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nCache-Control: "
+		     "no-store\r\n%sContent-Length: "
 		     "%zu\r\nConnection: %s\r\n\r\n",
-		     code, reason(code), ctype, agehdr, len, c->close_after ? "close" : "keep-alive");
+		     code, reason(code), date, ctype, agehdr, len, c->close_after ? "close" : "keep-alive");
 	if (n < 0 || (size_t)n >= sizeof(head)) {
 		c->close_after = 1;
 		n = snprintf(head, sizeof(head),
@@ -372,6 +384,20 @@ static int conn_read(struct host *h, struct server *s, struct conn *c)
 	return !(c->eof && c->state == READING);
 }
 
+/* Reads and drops what a lingering client sends; 0 once it has closed. */
+static int drain(struct conn *c)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+}
+
 /* Writes the response; once written, the next request (pipelined) is served. 0: ended. */
 static int conn_write(struct host *h, struct server *s, struct conn *c)
 {
@@ -386,8 +412,12 @@ static int conn_write(struct host *h, struct server *s, struct conn *c)
 		}
 		c->out_off += (size_t)n;
 	}
-	if (c->close_after)
-		return 0;
+	if (c->close_after) {
+		shutdown(c->fd, SHUT_WR);
+		c->state = LINGERING;
+		c->deadline = now_ms() + LINGER_MS;
+		return 1;
+	}
 	free(c->out);
 	c->out = NULL;
 	c->out_len = c->out_off = 0;
@@ -512,7 +542,7 @@ static void *run(void *arg)
 			fds[n++] =
 				(struct pollfd){.fd = s->nconns < CONNS_MAX ? s->lfd : -1, .events = POLLIN};
 			for (struct conn *c = s->conns; c && n < cap; c = c->next) {
-				short ev = c->state == READING ? POLLIN : c->state == WRITING ? POLLOUT : 0;
+				short ev = c->state == WRITING ? POLLOUT : c->state == WAITING ? 0 : POLLIN;
 				srvs[n] = s;
 				conns[n] = c;
 				fds[n++] = (struct pollfd){.fd = c->fd, .events = ev};
@@ -542,6 +572,8 @@ static void *run(void *arg)
 			int alive = 1;
 			if (fds[i].revents & (POLLERR | POLLNVAL))
 				alive = 0;
+			else if (c->state == LINGERING)
+				alive = drain(c);
 			else if (c->state == READING && (fds[i].revents & (POLLIN | POLLHUP)))
 				alive = conn_read(h, s, c);
 			else if (c->state == WAITING && (fds[i].revents & POLLHUP))

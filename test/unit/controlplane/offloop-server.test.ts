@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { startHealthServerOffLoop } from '../../../agent/node/health.js';
 import { readAgentStatus, startStatusServer } from '../../../agent/node/status.js';
 import { OffLoopHost, serveOffLoop, type OffLoopRoute, type ServeOptions } from '../../../agent/offloop.js';
+import { mulberry32 } from '../../prng.js';
 
 interface Polled {
   path: string;
@@ -280,6 +281,57 @@ describe('the off-loop server', () => {
       // fetch (undici) and its keep-alive pool
       for (let i = 0; i < 3; i++)
         expect(await (await fetch(`http://127.0.0.1:${srv.port}/published`)).text()).toBe('pub\n');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('survives crafted requests: each gets an HTTP answer or the connection ends, and the server still serves', async () => {
+    const routes: OffLoopRoute[] = [
+      { path: '/published', kind: 'published', answer: () => text('pub\n') },
+      { path: '/asked', kind: 'ask', answer: () => text('asked\n') },
+    ];
+    const srv = await serveOffLoop(undefined, { port: 0, host: '127.0.0.1' }, routes, opts());
+    const rnd = mulberry32(15);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const valid = 'GET /asked HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n';
+    const crafted = (): string => {
+      switch (Math.floor(rnd() * 5)) {
+        case 0: // random bytes, NULs and line ends among them
+          return Array.from({ length: 1 + Math.floor(rnd() * 300) }, () =>
+            String.fromCharCode(pick([0, 10, 13, 32, 58, 47, 255, Math.floor(rnd() * 256)])),
+          ).join('');
+        case 1: {
+          // a valid request with bytes flipped
+          const b = [...valid];
+          for (let k = 0; k < 1 + rnd() * 6; k++)
+            b[Math.floor(rnd() * b.length)] = String.fromCharCode(Math.floor(rnd() * 256));
+          return b.join('');
+        }
+        case 2: // cut short, or many of them
+          return rnd() < 0.5
+            ? valid.slice(0, Math.floor(rnd() * valid.length))
+            : valid.repeat(2 + Math.floor(rnd() * 20));
+        case 3: // huge or odd headers
+          return `GET /published HTTP/1.1\r\n${'X: y\r\n'.repeat(Math.floor(rnd() * 3000))}Connection: ${pick(['close', '', 'keep-alive,close', 'CLOSE'])}\r\nContent-Length: ${pick(['0', '5', '-1', '99999999999999999999'])}\r\n\r\n`;
+        default: // odd request lines
+          return `${pick(['GET', 'get', 'POST', '', 'GET GET'])} ${pick(['/asked', 'http://h/asked?x', '*', '', '/asked#f', '/' + 'a'.repeat(9000)])} ${pick(['HTTP/1.1', 'HTTP/1.0', 'HTTP/2', 'HTTP/1.1 x', ''])}\r\n\r\n`;
+      }
+    };
+    try {
+      await srv.refresh();
+      for (let batch = 0; batch < 6; batch++) {
+        const got = await Promise.all(Array.from({ length: 50 }, () => raw(srv.port!, crafted(), 150)));
+        for (const g of got) {
+          // whatever was sent, the server answers only whole HTTP/1.1 responses with the statuses it knows
+          for (const head of g.text.matchAll(/^HTTP\/1\.1 (\d{3}) /gm))
+            expect([200, 400, 404, 431, 503]).toContain(Number(head[1]));
+          if (g.text !== '') expect(g.text.startsWith('HTTP/1.1 ')).toBe(true);
+        }
+      }
+      const after = await raw(srv.port!, valid);
+      expect(statuses(after.text)).toEqual([200]);
+      expect(after.text).toMatch(/\r\n\r\nasked\n$/);
     } finally {
       await srv.close();
     }
