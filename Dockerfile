@@ -5,7 +5,7 @@
 # The Helm chart runs it as `weir agent --config=/etc/weir/config.yaml --node-name=$(NODE_NAME)`.
 ARG BASE=localhost/debian-base:bookworm
 
-# ---- build: BPF objects, the ring-buffer addon, the TypeScript, all from source -----------------
+# ---- build: BPF objects, the native addon, the TypeScript, all from source -----------------
 FROM ${BASE} AS build
 ARG NPM_REGISTRY=
 RUN apt-get update \
