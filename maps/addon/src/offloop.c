@@ -216,16 +216,15 @@ static void ask_main_loop(struct host *h, struct server *s, struct route *r)
 	struct ask *a = malloc(sizeof(*a));
 	if (a)
 		a->path = strdup(r->path);
-	if (!a || !a->path) {
-		free(a);
-		return; /* the request waits for the deadline and the last answer */
-	}
-	a->server = s->id;
-	a->id = r->asking;
-	if (napi_call_threadsafe_function(h->tsfn, a, napi_tsfn_nonblocking) != napi_ok) {
+	if (a && a->path) {
+		a->server = s->id;
+		a->id = r->asking;
+		if (napi_call_threadsafe_function(h->tsfn, a, napi_tsfn_nonblocking) == napi_ok)
+			return;
 		free(a->path);
-		free(a);
 	}
+	free(a);
+	r->asking = 0; /* not asked: the request gets the last answer at the deadline, the next one asks */
 }
 
 /* Has the header `name` (case-insensitive) a value containing `token`? */
@@ -245,13 +244,32 @@ static int header_has(const char *headers, const char *name, const char *token)
 	return 0;
 }
 
-static int header_present(const char *headers, const char *name)
+/* The value of the header `name` (the first one), spaces before it skipped; NULL when absent. */
+static const char *header_value(const char *headers, const char *name)
 {
 	size_t nl = strlen(name);
 	for (const char *p = headers; p && *p; p = strstr(p, "\r\n"), p = p ? p + 2 : NULL)
-		if (!strncasecmp(p, name, nl) && p[nl] == ':')
-			return 1;
-	return 0;
+		if (!strncasecmp(p, name, nl) && p[nl] == ':') {
+			p += nl + 1;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			return p;
+		}
+	return NULL;
+}
+
+/* Does the request come with a body (which is never read)? */
+static int has_body(const char *headers)
+{
+	const char *value = header_value(headers, "content-length"), *p = value;
+	if (header_value(headers, "transfer-encoding"))
+		return 1;
+	if (!value)
+		return 0;
+	while (*p == '0')
+		p++;
+	/* only zeros (at least one) is no body; anything else, even malformed, is one */
+	return p == value || !(*p == '\0' || *p == '\r' || *p == ' ' || *p == '\t');
 }
 
 /* Serves the request at the head of c->in if it is complete. */
@@ -291,8 +309,7 @@ static void handle_request(struct host *h, struct server *s, struct conn *c)
 			: http10 ? header_has(headers, "connection", "keep-alive")
 				 : !header_has(headers, "connection", "close");
 	/* A request with a body: answered, then the connection ends (the body is never read). */
-	if (header_present(headers, "transfer-encoding") ||
-	    (header_present(headers, "content-length") && !header_has(headers, "content-length", "0")))
+	if (has_body(headers))
 		c->keep_alive = 0;
 	target = sp1 + 1;
 	if (!strncasecmp(target, "http://", 7)) { /* absolute form: the path after the authority */

@@ -262,6 +262,16 @@ describe('the off-loop server', () => {
       const old = await raw(srv.port!, 'GET /published HTTP/1.0\r\n\r\n');
       expect(statuses(old.text)).toEqual([200]);
       expect(old.closedByServer).toBe(true);
+      // a body is never read: the request is answered, then the connection ends (no empty length is a body)
+      const withBody = await raw(srv.port!, 'GET /published HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789');
+      expect(statuses(withBody.text)).toEqual([200]);
+      expect(withBody.closedByServer).toBe(true);
+      const noBody = await raw(
+        srv.port!,
+        'GET /published HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /published HTTP/1.1\r\n\r\n',
+      );
+      expect(statuses(noBody.text)).toEqual([200, 200]);
+      expect(noBody.closedByServer).toBe(false);
       // GET only; other paths and methods get the 404 with the server's words
       for (const req of ['POST /asked HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi', 'HEAD /published HTTP/1.1\r\n\r\n']) {
         const r = await raw(srv.port!, req);
