@@ -19,8 +19,8 @@ import {
   type ServiceCounters,
 } from '../../maps/readers.js';
 import { TickClock, runClockSample } from '../../maps/clock.js';
-import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
-import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
+import { openRingBufferBatches, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
+import { decodeFlowEvents, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
 import type { SyncerMaps } from './syncer.js';
 import {
@@ -276,11 +276,11 @@ export class Datapath {
     const clock = fd === undefined ? undefined : new TickClock(() => runClockSample(fd));
     clock?.refresh();
     const toMonoNs = clock && ((j: bigint) => clock.toMonoNs(j));
-    return openRingBuffer(
+    return openRingBufferBatches(
       this.map('events').fd,
-      (batch) => {
+      (data, ends, count) => {
         clock?.refresh();
-        cb(batch.map((b) => decodeFlowEvent(b, toMonoNs)));
+        cb(decodeFlowEvents(data, ends, count, toMonoNs));
       },
       opts,
     );
