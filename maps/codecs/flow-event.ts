@@ -94,17 +94,26 @@ function readFlowAddr(buf: Buffer, off: number, family: 4 | 6): string {
  * holds the tick count itself.
  */
 export function decodeFlowEvent(buf: Buffer, toMonoNs?: (jiffies: bigint) => bigint, off = 0): FlowEvent {
-  if (buf.length - off < FLOW_EVENT_SIZE) {
+  checkSize(buf.length - off);
+  const jiffies = buf.readBigUInt64LE(off + flowEventLayout.offsets.ts_jiffies);
+  return decodeAt(buf, off, toMonoNs ? toMonoNs(jiffies) : jiffies);
+}
+
+function checkSize(len: number): void {
+  if (len < FLOW_EVENT_SIZE) {
     throw new Error(
-      `flow event record is ${buf.length - off} bytes, expected ${FLOW_EVENT_SIZE}: agent and datapath builds differ, rebuild both`,
+      `flow event record is ${len} bytes, expected ${FLOW_EVENT_SIZE}: agent and datapath builds differ, rebuild both`,
     );
   }
+}
+
+/** The record at `off`, stamped `tsNs`. */
+function decodeAt(buf: Buffer, off: number, tsNs: bigint): FlowEvent {
   const o = flowEventLayout.offsets;
   const family = buf[off + o.family] === 6 ? 6 : 4;
   const flags = buf[off + o.flags]!;
-  const jiffies = buf.readBigUInt64LE(off + o.ts_jiffies);
   const ev: FlowEvent = {
-    tsNs: toMonoNs ? toMonoNs(jiffies) : jiffies,
+    tsNs,
     ifindex: buf.readUInt32LE(off + o.ifindex),
     endpointId: buf.readUInt32LE(off + o.endpoint_id),
     srcIdentity: buf.readUInt32LE(off + o.src_identity),
@@ -130,7 +139,8 @@ export function decodeFlowEvent(buf: Buffer, toMonoNs?: (jiffies: bigint) => big
 
 /**
  * The records of one ring-buffer batch (maps/ringbuf.ts: back to back in `data`, each one's end
- * in `ends`, little-endian u32), decoded in place: no view per record.
+ * in `ends`, little-endian u32), decoded in place: no view per record. `toMonoNs` must not change
+ * within the call (the reader refreshes its clock between batches).
  */
 export function decodeFlowEvents(
   data: Buffer,
@@ -139,11 +149,24 @@ export function decodeFlowEvents(
   toMonoNs?: (jiffies: bigint) => bigint,
 ): FlowEvent[] {
   const out = new Array<FlowEvent>(count);
+  const at = flowEventLayout.offsets.ts_jiffies;
+  // events of one tick share a tick count: its time is converted once, with no BigInt per event
+  let lo = -1;
+  let hi = -1;
+  let tsNs = 0n;
   let start = 0;
   for (let i = 0; i < count; i++) {
     const end = ends.readUInt32LE(i * 4);
-    if (end - start < FLOW_EVENT_SIZE) decodeFlowEvent(data.subarray(start, end)); // throws, naming the size
-    out[i] = decodeFlowEvent(data, toMonoNs, start);
+    checkSize(end - start);
+    const l = data.readUInt32LE(start + at);
+    const h = data.readUInt32LE(start + at + 4);
+    if (l !== lo || h !== hi) {
+      lo = l;
+      hi = h;
+      const jiffies = data.readBigUInt64LE(start + at);
+      tsNs = toMonoNs ? toMonoNs(jiffies) : jiffies;
+    }
+    out[i] = decodeAt(data, start, tsNs);
     start = end;
   }
   return out;
