@@ -268,11 +268,23 @@ export class Datapath {
 
   /**
    * Streams decoded flow events, their times on CLOCK_MONOTONIC (the datapath stamps its tick
-   * count: maps/clock.ts); close the reader when done.
+   * count: maps/clock.ts); close the reader when done. Each batch is decoded in place
+   * (decodeFlowEvents).
    */
   onFlowEvents(cb: (events: FlowEvent[]) => void, opts?: RingBufferOptions): RingBufferReader {
+    return this.onFlowBatches((data, ends, count, toMonoNs) => cb(decodeFlowEvents(data, ends, count, toMonoNs)), opts);
+  }
+
+  /**
+   * The flow-event ring's batches undecoded (maps/ringbuf.ts openRingBufferBatches), with the
+   * tick-count -> CLOCK_MONOTONIC conversion valid for that batch (none for an older object, which
+   * stamped CLOCK_MONOTONIC_COARSE ns itself). What onFlowEvents decodes.
+   */
+  onFlowBatches(
+    cb: (data: Buffer, ends: Buffer, count: number, toMonoNs: ((jiffies: bigint) => bigint) | undefined) => void,
+    opts?: RingBufferOptions,
+  ): RingBufferReader {
     const fd = this.obj.programs.get(ProgramName.clockSample);
-    // an object without clock_sample (an older build) stamps CLOCK_MONOTONIC_COARSE ns itself
     const clock = fd === undefined ? undefined : new TickClock(() => runClockSample(fd));
     clock?.refresh();
     const toMonoNs = clock && ((j: bigint) => clock.toMonoNs(j));
@@ -280,7 +292,7 @@ export class Datapath {
       this.map('events').fd,
       (data, ends, count) => {
         clock?.refresh();
-        cb(decodeFlowEvents(data, ends, count, toMonoNs));
+        cb(data, ends, count, toMonoNs);
       },
       opts,
     );
