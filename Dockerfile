@@ -5,7 +5,7 @@
 # The Helm chart runs it as `weir agent --config=/etc/weir/config.yaml --node-name=$(NODE_NAME)`.
 ARG BASE=localhost/debian-base:bookworm
 
-# ---- build: BPF objects, the ring-buffer addon, the TypeScript, all from source -----------------
+# ---- build: BPF objects, the native addon, the TypeScript, all from source -----------------
 FROM ${BASE} AS build
 ARG NPM_REGISTRY=
 RUN apt-get update \
@@ -24,7 +24,7 @@ RUN mkdir -p /opt/node /opt/npm \
 ENV npm_config_nodedir=/opt/node npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 WORKDIR /src
 COPY package.json package-lock.json ./
-COPY maps/addon/package.json maps/addon/binding.gyp maps/addon/index.cjs maps/addon/v8heap.cjs maps/addon/
+COPY maps/addon/package.json maps/addon/binding.gyp maps/addon/index.cjs maps/addon/v8heap.cjs maps/addon/offloop.cjs maps/addon/
 COPY maps/addon/src maps/addon/src
 # The registry and the certificate authorities npm trusts are the building host's (a secret, so
 # they stay out of the image).

@@ -19,7 +19,7 @@ help:
 	@echo "make deps   - apt and npm dependencies (idempotent)"
 	@echo "make test-conformance-services - the conformance suite with every probe through a Service (root)"
 	@echo "make test-parser-full - the packet parser against scapy on 100,000 packets (root)"
-	@echo "make build  - BPF objects, the native addon (ring buffer, V8 heap notifications) and the TypeScript"
+	@echo "make build  - BPF objects, the native addon (ring buffer, V8 heap notifications, off-loop HTTP server) and the TypeScript"
 	@echo "make image  - the agent image with podman, no image registry (IMAGE=name:tag, default weir/agent:<version>)"
 	@echo "make test-image - run that image as the chart does on two test nodes (root)"
 
@@ -36,7 +36,7 @@ tools:
 system-deps:
 	@scripts/deps.sh
 
-node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c maps/addon/src/v8heap.cc
+node_modules/.package-lock.json: package.json package-lock.json maps/addon/binding.gyp maps/addon/src/ringbuf.c maps/addon/src/v8heap.cc maps/addon/src/offloop.c maps/addon/offloop.cjs
 	@scripts/deps.sh --check
 	@echo ">> npm ci"
 	@npm ci --no-audit --no-fund --loglevel=error

@@ -59,7 +59,7 @@ export interface ObservabilityOptions {
   /** /metrics port (default 9962); null for no metrics server. */
   metricsPort?: number | null;
   metricsHost?: string;
-  /** Serve /metrics from this worker thread, answering with the last rendering while the main loop is busy (the node agent). */
+  /** Serve /metrics from this off-loop thread, answering with the last rendering while the main loop is busy (the node agent). */
   metricsOffLoop?: OffLoopHost;
   podMetrics?: PodMetricsOptions;
   /** How often the datapath's lost-event counter is read (default 1000 ms). */

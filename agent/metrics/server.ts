@@ -70,7 +70,7 @@ export function startMetricsServer(
 }
 
 /**
- * /metrics served from a worker thread (agent/offloop.ts): the main loop renders the text; while
+ * /metrics served from the off-loop thread (agent/offloop.ts): the main loop renders the text; while
  * it is busy longer than the deadline (a large policy compiling), the last rendering is served,
  * so a scrape never waits on a compile. The node agent uses this one.
  */

@@ -96,7 +96,7 @@ export class NodeAgent {
   private readonly datapath: DatapathEnforcement;
   private health?: HealthServer;
   private statusServer?: StatusServer;
-  /** One worker thread serves health, status and metrics, so they answer during a compile. */
+  /** One native thread (agent/offloop.ts) serves health, status and metrics, so they answer during a compile. */
   private readonly offLoop = new OffLoopHost();
   private obs?: Observability;
   private invalid = 0;

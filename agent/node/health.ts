@@ -4,7 +4,7 @@
  * on the local control socket, agent/node/status.ts).
  * /healthz: the process serves and its event loop turns. /readyz: the agent enforces (first full
  * sync realized in the datapath) with the API server's permission to watch what it needs.
- * The node agent serves them from a worker thread (startHealthServerOffLoop), so a long compile on
+ * The node agent serves them from the off-loop thread (startHealthServerOffLoop), so a long compile on
  * the main loop never makes a probe wait; the lab and tests may use the in-loop startHealthServer.
  */
 import { createServer, type Server } from 'node:http';
@@ -72,9 +72,9 @@ export async function startHealthServer(src: HealthSource, port: number, host = 
 export const DEFAULT_STALL_LIMIT_MS = 30_000;
 
 /**
- * /healthz and /readyz served from a worker thread (agent/offloop.ts, shared with status and
+ * /healthz and /readyz served from the off-loop thread (agent/offloop.ts, shared with status and
  * metrics when `offLoop` is given): the main loop publishes its checks every `publishMs`, the
- * worker answers probes at once from the last ones even while the main loop compiles. A main
+ * thread answers probes at once from the last ones even while the main loop compiles. A main
  * loop that has not published for `stallLimitMs` fails both.
  */
 export async function startHealthServerOffLoop(

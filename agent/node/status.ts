@@ -21,7 +21,7 @@ export interface StatusServer {
 }
 
 /**
- * Serves `GET /status` from a worker thread (agent/offloop.ts): the main loop computes the
+ * Serves `GET /status` from the off-loop thread (agent/offloop.ts): the main loop computes the
  * answer; while it is busy longer than the deadline (a large policy compiling), the last status
  * is served, so `weir agent status` never waits on a compile.
  */

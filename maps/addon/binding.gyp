@@ -10,6 +10,12 @@
       "target_name": "weir_v8heap",
       "sources": ["src/v8heap.cc"],
       "cflags_cc": ["-O2", "-Wall"]
+    },
+    {
+      "target_name": "weir_offloop",
+      "sources": ["src/offloop.c"],
+      "libraries": ["-lpthread"],
+      "cflags": ["-O2", "-Wall", "-D_GNU_SOURCE"]
     }
   ]
 }

@@ -282,7 +282,7 @@ function bestOf(n: number, f: () => number): number {
 /**
  * Answer latency of /healthz, `weir agent status` (control socket) and /metrics while the main
  * loop applies a policy: a worker thread (its own event loop) asks each every 20 ms and times
- * each answer; the servers are the agent's (each on a worker thread; status and metrics handed
+ * each answer; the servers are the agent's (on its native off-loop thread; status and metrics handed
  * over by the main loop before the work, as the agent does after each change).
  */
 interface Answers {
@@ -293,7 +293,7 @@ interface Answers {
 }
 
 async function answersDuring(work: () => void): Promise<Answers> {
-  // As in the node agent: the three servers share one worker thread.
+  // As in the node agent: the three servers share one thread.
   const offLoop = new OffLoopHost();
   const health = await startHealthServerOffLoop(
     { healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) },
@@ -427,7 +427,7 @@ async function cidrScale(): Promise<string> {
     '',
     `${large.n.toLocaleString('en-US')} / ${small.n.toLocaleString('en-US')} ipBlocks: ${(large.ms / small.ms).toFixed(1)}x the time for 4x the input (quadratic work would be 16x). Goal 16,000 ipBlocks in under 1 s: ${large.ms < 1000 ? 'met' : 'NOT met'}.`,
     '',
-    '`/healthz`, `weir agent status` (the control socket) and `/metrics` while the main loop applies one large policy (a client thread asks each every 20 ms and times each answer; goal: every answer within 1 s). All three are served from one worker thread, as in the node agent: /healthz and /readyz from the checks the main loop publishes; status and metrics wait for the main loop at most 250 ms, then get the last answer (handed over by the main loop, or the last one served) with its age. The main-loop work is one policy compiled at once (the agent cuts bursts into slices of bounded work; the CIDR budget bounds one policy):',
+    '`/healthz`, `weir agent status` (the control socket) and `/metrics` while the main loop applies one large policy (a client thread asks each every 20 ms and times each answer; goal: every answer within 1 s). All three are served from one native thread (agent/offloop.ts), as in the node agent: /healthz and /readyz from the checks the main loop publishes; status and metrics wait for the main loop at most 250 ms, then get the last answer (handed over by the main loop, or the last one served) with its age. The main-loop work is one policy compiled at once (the agent cuts bursts into slices of bounded work; the CIDR budget bounds one policy):',
     '',
     '| policy | main-loop work | slowest /healthz | slowest status | slowest /metrics | answers during the run (each) |',
     '|---|---|---|---|---|---|',

@@ -1,6 +1,6 @@
 /**
  * `weir agent status` (control socket), /metrics and /healthz of the node agent are served from a
- * worker thread: a request made while the main loop compiles a large policy is answered before the
+ * native thread (agent/offloop.ts): a request made while the main loop compiles a large policy is answered before the
  * compile ends, with the last status or metrics the main loop handed over (and their age); once
  * the main loop is free again, answers are fresh. The client runs in a worker of its own and
  * raises a shared flag when its answer arrives; the main loop keeps compiling until it sees the
@@ -100,7 +100,7 @@ describe('status and metrics off the main loop', () => {
   it('answers `weir agent status` during a compile with the last status, and fresh once the loop is free', async () => {
     let revision = 1;
     let computed = 0;
-    // As in the node agent: health and status share one worker thread.
+    // As in the node agent: health and status share one thread.
     const host = new OffLoopHost();
     const health = await startHealthServerOffLoop(
       { healthz: () => ({ ok: true }), readyz: () => ({ ok: true }) },
