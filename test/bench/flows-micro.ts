@@ -10,12 +10,7 @@
  *   the flow writer (agent/flows/flow-wire.ts; the same bytes, test/flows/flow-wire.test.ts).
  */
 import protobuf from 'protobufjs/light.js';
-import {
-  decodeFlowEvents,
-  flowEventLayout,
-  FLOW_EVENT_SIZE,
-  type FlowEvent,
-} from '../../maps/codecs/flow-event.js';
+import { decodeFlowEvents, flowEventLayout, FLOW_EVENT_SIZE, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { readAddr, writeAddr } from '../../maps/codecs/addr.js';
 import { splitBatch } from '../../maps/ringbuf.js';
 import { buildFlow, flowUuid } from '../../agent/flows/flow.js';
