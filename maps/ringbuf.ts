@@ -82,17 +82,3 @@ export function openRingBufferBatches(
     },
   };
 }
-
-/**
- * Calls `onRecords` with the records of the BPF_MAP_TYPE_RINGBUF map
- * `mapFd`, in bounded batches: views of one copy per batch (a record kept
- * keeps its batch's copy alive; decode what is kept). Keep the returned reader and close it when done;
- * the map fd stays owned by the caller.
- */
-export function openRingBuffer(
-  mapFd: number,
-  onRecords: (batch: Buffer[]) => void,
-  opts: RingBufferOptions = {},
-): RingBufferReader {
-  return openRingBufferBatches(mapFd, (data, ends, count) => onRecords(splitBatch(data, ends, count)), opts);
-}

@@ -4,9 +4,10 @@
  * zeros included), at a fraction of its cost. The parts flows share (the endpoints, the interface,
  * the event type, TCP flags: frozen objects the flow builder and the enricher reuse) are encoded
  * once by protobufjs and their bytes kept beside them; what varies per flow (time, addresses,
- * ports, UUID) is written here. Anything else (a flow a relay decoded, a value protobufjs would
- * write in a form this writer does not: a negative or fractional number) goes to protobufjs
- * whole. test/flows/flow-wire.test.ts holds both to the same bytes.
+ * ports, UUID) is written here. Flows a relay decoded are plain objects too and take the same
+ * path; anything else (protobufjs's own message objects, a value protobufjs writes in a form this
+ * writer does not: a negative or fractional number) goes to protobufjs whole.
+ * test/flows/flow-wire.test.ts holds both to the same bytes.
  */
 import type protobuf from 'protobufjs/light.js';
 import type { Flow } from './types.js';

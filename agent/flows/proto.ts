@@ -87,8 +87,8 @@ export function encodeFlowResponse(f: Flow, nodeName: string): Buffer {
     w.uint32(FIELD_TIME).fork().uint32(8).int64(f.time.seconds).uint32(16).int32(f.time.nanos).ldelim();
     bytes = Buffer.from(w.finish());
   }
-  if (cached === undefined) Object.defineProperty(f, RESPONSE, { value: { nodeName, bytes }, writable: true });
-  else (f as WithResponse)[RESPONSE] = { nodeName, bytes };
+  if (cached !== undefined) (f as WithResponse)[RESPONSE] = { nodeName, bytes };
+  else if (Object.isExtensible(f)) Object.defineProperty(f, RESPONSE, { value: { nodeName, bytes }, writable: true });
   return bytes;
 }
 
