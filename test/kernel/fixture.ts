@@ -57,8 +57,8 @@ export class KernelFixture {
       throw err;
     }
     this.rec = new SyncDriver(this.dp.syncerMaps(), (k) => this.ifindex.get(k));
-    // decoded as onFlowEvents decodes (in place), and every real record held to the per-record
-    // decoder on its own copy, the way the reader decoded before
+    // decoded as onFlowEvents decodes (in place: offsets, one time per tick), and every real
+    // record held to the per-record decoder (decodeFlowEvent) on its own copy
     this.reader = this.dp.onFlowBatches(
       (data, ends, count, toMonoNs) => {
         const evs = decodeFlowEvents(data, ends, count, toMonoNs);
