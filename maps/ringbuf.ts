@@ -63,22 +63,16 @@ export function splitBatch(data: Buffer, ends: Buffer, count: number): Buffer[] 
 }
 
 /**
- * Calls `onRecords` with the records of the BPF_MAP_TYPE_RINGBUF map
- * `mapFd`, in bounded batches: views of one copy per batch (a record kept
- * keeps its batch's copy alive; decode what is kept). Keep the returned reader and close it when done;
- * the map fd stays owned by the caller.
+ * Calls `onBatch` with each batch of the BPF_MAP_TYPE_RINGBUF map `mapFd` as the addon hands it
+ * over: one copy, its records back to back, `ends` where each ends (little-endian u32). The
+ * buffers are the callee's (the next batch is a new copy). The map fd stays owned by the caller.
  */
-export function openRingBuffer(
+export function openRingBufferBatches(
   mapFd: number,
-  onRecords: (batch: Buffer[]) => void,
+  onBatch: (data: Buffer, ends: Buffer, count: number) => void,
   opts: RingBufferOptions = {},
 ): RingBufferReader {
-  const r = loadAddon().open(
-    mapFd,
-    (data, ends, count) => onRecords(splitBatch(data, ends, count)),
-    opts.maxBatch ?? 4096,
-    opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
-  );
+  const r = loadAddon().open(mapFd, onBatch, opts.maxBatch ?? 4096, opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
   let closed = false;
   return {
     close() {

@@ -19,8 +19,8 @@ import {
   type ServiceCounters,
 } from '../../maps/readers.js';
 import { TickClock, runClockSample } from '../../maps/clock.js';
-import { openRingBuffer, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
-import { decodeFlowEvent, type FlowEvent } from '../../maps/codecs/flow-event.js';
+import { openRingBufferBatches, type RingBufferOptions, type RingBufferReader } from '../../maps/ringbuf.js';
+import { decodeFlowEvents, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { encodeConfig, type DatapathConfig } from '../../maps/codecs/config.js';
 import type { SyncerMaps } from './syncer.js';
 import {
@@ -268,19 +268,31 @@ export class Datapath {
 
   /**
    * Streams decoded flow events, their times on CLOCK_MONOTONIC (the datapath stamps its tick
-   * count: maps/clock.ts); close the reader when done.
+   * count: maps/clock.ts); close the reader when done. Each batch is decoded in place
+   * (decodeFlowEvents).
    */
   onFlowEvents(cb: (events: FlowEvent[]) => void, opts?: RingBufferOptions): RingBufferReader {
+    return this.onFlowBatches((data, ends, count, toMonoNs) => cb(decodeFlowEvents(data, ends, count, toMonoNs)), opts);
+  }
+
+  /**
+   * The flow-event ring's batches undecoded (maps/ringbuf.ts openRingBufferBatches), with the
+   * tick-count -> CLOCK_MONOTONIC conversion valid for that batch (none for an older object, which
+   * stamped CLOCK_MONOTONIC_COARSE ns itself). What onFlowEvents decodes.
+   */
+  onFlowBatches(
+    cb: (data: Buffer, ends: Buffer, count: number, toMonoNs: ((jiffies: bigint) => bigint) | undefined) => void,
+    opts?: RingBufferOptions,
+  ): RingBufferReader {
     const fd = this.obj.programs.get(ProgramName.clockSample);
-    // an object without clock_sample (an older build) stamps CLOCK_MONOTONIC_COARSE ns itself
     const clock = fd === undefined ? undefined : new TickClock(() => runClockSample(fd));
     clock?.refresh();
     const toMonoNs = clock && ((j: bigint) => clock.toMonoNs(j));
-    return openRingBuffer(
+    return openRingBufferBatches(
       this.map('events').fd,
-      (batch) => {
+      (data, ends, count) => {
         clock?.refresh();
-        cb(batch.map((b) => decodeFlowEvent(b, toMonoNs)));
+        cb(data, ends, count, toMonoNs);
       },
       opts,
     );

@@ -13,6 +13,8 @@ export class MonotonicClock {
   private offSec = 0;
   private offNanos = 0;
   private sampledAt = -RESAMPLE_NS;
+  private lastMono = -1n;
+  private lastTs: Timestamp | undefined;
 
   constructor(
     private readonly monoNow: () => bigint = () => process.hrtime.bigint(),
@@ -27,6 +29,7 @@ export class MonotonicClock {
       this.offSec = Number(this.offsetNs / 1_000_000_000n);
       this.offNanos = Number(this.offsetNs % 1_000_000_000n);
       this.sampledAt = now;
+      this.lastTs = undefined;
     }
   }
 
@@ -36,9 +39,21 @@ export class MonotonicClock {
     return monoNs + this.offsetNs;
   }
 
-  /** Wall-clock time of a CLOCK_MONOTONIC reading, in number arithmetic (no BigInt per call). */
+  /**
+   * Wall-clock time of a CLOCK_MONOTONIC reading, in number arithmetic (no BigInt per call).
+   * Frozen, and the same object for the same reading until the offset is measured again: flows
+   * of one kernel tick share their time.
+   */
   timestamp(monoNs: bigint): Timestamp {
     if (this.sampledAt < 0n) this.refresh();
+    if (monoNs === this.lastMono && this.lastTs !== undefined) return this.lastTs;
+    const ts = this.convert(monoNs);
+    this.lastMono = monoNs;
+    this.lastTs = ts;
+    return ts;
+  }
+
+  private convert(monoNs: bigint): Timestamp {
     const mono = Number(monoNs);
     const monoSec = Math.floor(mono / 1e9);
     let seconds = monoSec + this.offSec;
@@ -50,7 +65,7 @@ export class MonotonicClock {
       nanos += 1e9;
       seconds -= 1;
     }
-    return { seconds, nanos };
+    return Object.freeze({ seconds, nanos });
   }
 }
 

@@ -150,12 +150,13 @@ export class Enricher {
 
   private describe(pod: PodInfo | undefined, identity: number, endpointId: number): Endpoint {
     const labels = this.ctx.identityLabels(identity);
-    return {
+    // frozen: shared by every flow of this address, and encoded once for all of them (flow-wire.ts)
+    return Object.freeze({
       ID: endpointId,
       identity,
       namespace: pod?.namespace ?? '',
       pod_name: pod?.name ?? '',
-      labels: labels ? [...labels] : pod ? podLabels(pod) : fallbackLabels(identity),
-    };
+      labels: Object.freeze(labels ? [...labels] : pod ? podLabels(pod) : fallbackLabels(identity)) as string[],
+    });
   }
 }

@@ -82,29 +82,38 @@ function eventType(dropped: boolean, dropProto: number): { type: number; sub_typ
   return e;
 }
 
-function layer4(ev: FlowEvent): { l4: Layer4; summary: string } {
+function layer4(ev: FlowEvent): Layer4 {
   switch (ev.protocol) {
     case IPPROTO.TCP:
-      return {
-        l4: { TCP: { source_port: ev.srcPort, destination_port: ev.dstPort, flags: tcpFlags(ev.tcpFlags) } },
-        summary: tcpSummary(ev.tcpFlags),
-      };
+      return { TCP: { source_port: ev.srcPort, destination_port: ev.dstPort, flags: tcpFlags(ev.tcpFlags) } };
     case IPPROTO.UDP:
-      return { l4: { UDP: { source_port: ev.srcPort, destination_port: ev.dstPort } }, summary: 'UDP' };
+      return { UDP: { source_port: ev.srcPort, destination_port: ev.dstPort } };
     case IPPROTO.SCTP:
-      return { l4: { SCTP: { source_port: ev.srcPort, destination_port: ev.dstPort } }, summary: 'SCTP' };
+      return { SCTP: { source_port: ev.srcPort, destination_port: ev.dstPort } };
     case IPPROTO.ICMP:
-      return {
-        l4: { ICMPv4: { type: ev.srcPort, code: ev.dstPort } },
-        summary: `ICMPv4 ${ICMP4_TYPES[ev.srcPort] ?? `type ${ev.srcPort}`}`,
-      };
+      return { ICMPv4: { type: ev.srcPort, code: ev.dstPort } };
     case IPPROTO.ICMPV6:
-      return {
-        l4: { ICMPv6: { type: ev.srcPort, code: ev.dstPort } },
-        summary: `ICMPv6 ${ICMP6_TYPES[ev.srcPort] ?? `type ${ev.srcPort}`}`,
-      };
+      return { ICMPv6: { type: ev.srcPort, code: ev.dstPort } };
     default:
-      return { l4: {}, summary: `IP protocol ${ev.protocol}` };
+      return {};
+  }
+}
+
+/** The flow's Summary; the common ones (TCP flags, UDP, SCTP) are shared strings. */
+function summary(ev: FlowEvent): string {
+  switch (ev.protocol) {
+    case IPPROTO.TCP:
+      return tcpSummary(ev.tcpFlags);
+    case IPPROTO.UDP:
+      return 'UDP';
+    case IPPROTO.SCTP:
+      return 'SCTP';
+    case IPPROTO.ICMP:
+      return `ICMPv4 ${ICMP4_TYPES[ev.srcPort] ?? `type ${ev.srcPort}`}`;
+    case IPPROTO.ICMPV6:
+      return `ICMPv6 ${ICMP6_TYPES[ev.srcPort] ?? `type ${ev.srcPort}`}`;
+    default:
+      return `IP protocol ${ev.protocol}`;
   }
 }
 
@@ -123,32 +132,18 @@ export function flowUuid(f: Flow): string {
 /** WEIR_DROP_INVALID_SOURCE (bpf/weir_abi.h). */
 const INVALID_SOURCE = 9;
 
-function serviceFields(
-  ev: FlowEvent,
-  o: FlowBuilderOptions,
-): Pick<Flow, 'destination_service' | 'destination_service_ip' | 'destination_service_port'> {
-  if (!ev.service) return {};
-  const svc = o.enricher.service(ev.service.addr, ev.service.port, ev.protocol);
-  return {
-    ...(svc ? { destination_service: svc } : {}),
-    destination_service_ip: ev.service.addr,
-    destination_service_port: ev.service.port,
-  };
-}
-
 export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
   const dropped = ev.verdict === ABI.verdictDropped;
   const egress = ev.direction === ABI.dirEgress;
   const reply = (ev.flags & ABI.flagReply) !== 0;
   const dropProto = dropped ? dropReasonProto(ev.dropReason) : 0;
-  const { l4, summary } = layer4(ev);
-  return {
+  const flow: Flow = {
     time: o.clock.timestamp(ev.tsNs),
     uuid: '', // given on first use (flowUuid), not to every flow that nobody reads
     verdict: dropped ? Verdict.DROPPED : Verdict.FORWARDED,
     drop_reason: dropProto,
     IP: { source: ev.srcAddr, destination: ev.dstAddr, ipVersion: ev.family === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
-    l4,
+    l4: layer4(ev),
     // The local endpoint is the sender on egress and the receiver on ingress. A forged source
     // address is not looked up: the sender is the pod on the sending interface.
     source:
@@ -165,9 +160,15 @@ export function buildFlow(ev: FlowEvent, o: FlowBuilderOptions): Flow {
     drop_reason_desc: dropProto,
     is_reply: reply ? REPLY.true : REPLY.false,
     interface: o.enricher.iface(ev.ifindex),
-    Summary: summary,
+    Summary: summary(ev),
     policy_match: ev.match,
     length: ev.len,
-    ...serviceFields(ev, o),
   };
+  if (ev.service) {
+    const svc = o.enricher.service(ev.service.addr, ev.service.port, ev.protocol);
+    if (svc) flow.destination_service = svc;
+    flow.destination_service_ip = ev.service.addr;
+    flow.destination_service_port = ev.service.port;
+  }
+  return flow;
 }

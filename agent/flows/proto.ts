@@ -9,6 +9,7 @@ import protobuf from 'protobufjs/light.js';
 import { assetPath } from './assets.js';
 import { timestampToRfc3339 } from './clock.js';
 import { flowUuid } from './flow.js';
+import { FlowWireEncoder } from './flow-wire.js';
 import type {
   Flow,
   GetFlowsRequest,
@@ -44,28 +45,51 @@ const FIELD_LOST = (3 << 3) | 2;
 const FIELD_NODE_NAME = (1000 << 3) | 2;
 const FIELD_TIME = (1001 << 3) | 2;
 
-const flowBytes = new WeakMap<Flow, Uint8Array>();
+let wire: FlowWireEncoder | undefined;
 
-/** A Flow's encoding, computed once however many clients receive it. */
-export function encodeFlow(f: Flow): Uint8Array {
-  let b = flowBytes.get(f);
-  if (b === undefined) {
-    flowUuid(f);
-    b = messageType('Flow')
-      .encode(f as unknown as protobuf.Message)
-      .finish();
-    flowBytes.set(f, b);
-  }
-  return b;
+/** The flow writer (flow-wire.ts) over this schema's types. */
+function flowWire(): FlowWireEncoder {
+  wire ??= new FlowWireEncoder({
+    Flow: messageType('Flow'),
+    Endpoint: messageType('Endpoint'),
+    CiliumEventType: messageType('CiliumEventType'),
+    Service: messageType('Service'),
+    NetworkInterface: messageType('NetworkInterface'),
+    TCPFlags: messageType('TCPFlags'),
+    BoolValue: protoRoot().lookupType('google.protobuf.BoolValue'),
+  });
+  return wire;
 }
 
-/** GetFlowsResponse bytes for a flow, from the flow's cached encoding. */
+/** A Flow's encoding (giving it its UUID first). */
+export function encodeFlow(f: Flow): Uint8Array {
+  flowUuid(f);
+  return flowWire().encode(f);
+}
+
+/**
+ * A flow's response rides on the flow itself, under a key nothing enumerates, so it is encoded
+ * once however many clients receive it (a WeakMap entry per flow cost more than the encoding).
+ */
+const RESPONSE = Symbol('response');
+type WithResponse = Flow & { [RESPONSE]?: { nodeName: string; bytes: Buffer } };
+
+/** GetFlowsResponse bytes for a flow, encoded once per flow and node name. */
 export function encodeFlowResponse(f: Flow, nodeName: string): Buffer {
-  const w = protobuf.Writer.create();
-  w.uint32(FIELD_FLOW).bytes(encodeFlow(f));
-  if (nodeName) w.uint32(FIELD_NODE_NAME).string(nodeName);
-  w.uint32(FIELD_TIME).fork().uint32(8).int64(f.time.seconds).uint32(16).int32(f.time.nanos).ldelim();
-  return Buffer.from(w.finish());
+  const cached = (f as WithResponse)[RESPONSE];
+  if (cached !== undefined && cached.nodeName === nodeName) return cached.bytes;
+  flowUuid(f);
+  let bytes = flowWire().response(f, nodeName);
+  if (bytes === undefined) {
+    const w = protobuf.Writer.create();
+    w.uint32(FIELD_FLOW).bytes(encodeFlow(f));
+    if (nodeName) w.uint32(FIELD_NODE_NAME).string(nodeName);
+    w.uint32(FIELD_TIME).fork().uint32(8).int64(f.time.seconds).uint32(16).int32(f.time.nanos).ldelim();
+    bytes = Buffer.from(w.finish());
+  }
+  if (cached !== undefined) (f as WithResponse)[RESPONSE] = { nodeName, bytes };
+  else if (Object.isExtensible(f)) Object.defineProperty(f, RESPONSE, { value: { nodeName, bytes }, writable: true });
+  return bytes;
 }
 
 export function encodeLostResponse(source: number, n: number, nodeName: string, time: Timestamp): Buffer {

@@ -15,7 +15,7 @@ import {
   isPolicyDecision,
   matchName,
 } from '../flows/names.js';
-import { TrafficDirection, Verdict } from '../flows/types.js';
+import { TrafficDirection, Verdict, type Flow } from '../flows/types.js';
 import { buildInfo, type BuildInfo } from './build-info.js';
 import type { ControlPlaneStats, DatapathStats } from './sources.js';
 
@@ -439,22 +439,38 @@ export class WeirMetrics {
         }
         return [ep.namespace, ep.pod_name];
       };
-      this.unsubscribe = observer.onFlow((f) => {
+      type Entry = { labels: Record<PodFlowLabel, string>; n: number };
+      const entry = (f: Flow, ingress: boolean, dropped: boolean): Entry | null => {
         const [sns, spod] = side(f.source);
         const [dns, dpod] = side(f.destination);
-        if (!spod && !dpod) return;
+        if (!spod && !dpod) return null;
         const labels: Record<PodFlowLabel, string> = {
           source_namespace: sns,
           source_pod: spod,
           destination_namespace: dns,
           destination_pod: dpod,
-          direction: f.traffic_direction === TrafficDirection.INGRESS ? 'ingress' : 'egress',
-          verdict: f.verdict === Verdict.DROPPED ? 'dropped' : 'forwarded',
+          direction: ingress ? 'ingress' : 'egress',
+          verdict: dropped ? 'dropped' : 'forwarded',
         };
         const key = POD_FLOW_LABELS.map((l) => labels[l]).join('|');
-        const e = counts.get(key);
-        if (e) e.n++;
-        else counts.set(key, { labels, n: 1 });
+        let e = counts.get(key);
+        if (e === undefined) counts.set(key, (e = { labels, n: 0 }));
+        return e;
+      };
+      // A flow's endpoints are the enricher's shared objects and a pod once named stays named, so a
+      // pair's series (by direction and verdict) is found once, not by building its labels per flow.
+      const byPair = new WeakMap<object, WeakMap<object, Array<Entry | null | undefined>>>();
+      this.unsubscribe = observer.onFlow((f) => {
+        let inner = byPair.get(f.source);
+        if (inner === undefined) byPair.set(f.source, (inner = new WeakMap()));
+        let slots = inner.get(f.destination);
+        if (slots === undefined) inner.set(f.destination, (slots = [undefined, undefined, undefined, undefined]));
+        const ingress = f.traffic_direction === TrafficDirection.INGRESS;
+        const dropped = f.verdict === Verdict.DROPPED;
+        const i = (ingress ? 2 : 0) + (dropped ? 1 : 0);
+        let e = slots[i];
+        if (e === undefined) e = slots[i] = entry(f, ingress, dropped);
+        if (e !== null) e.n++;
       });
       new Counter({
         name: 'weir_pod_flows_total',

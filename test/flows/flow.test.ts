@@ -93,6 +93,24 @@ describe('FlowEvent -> Flow', () => {
     expect(clock.timestamp(3_500_000_000n)).toEqual({ seconds: 1_699_999_998, nanos: 500_000_000 });
   });
 
+  it('gives flows of one tick one shared time, and a new one once the wall clock is measured again', () => {
+    let mono = 5_000_000_000n;
+    let wallMs = 1_700_000_000_000;
+    const clock = new MonotonicClock(
+      () => mono,
+      () => wallMs,
+    );
+    const t = clock.timestamp(4_000_000_000n);
+    expect(clock.timestamp(4_000_000_000n)).toBe(t);
+    expect(Object.isFrozen(t)).toBe(true);
+    expect(clock.timestamp(4_004_000_000n)).toEqual({ seconds: 1_699_999_999, nanos: 4_000_000 });
+    // the wall clock was stepped 2 s forward; after the next measurement the same stamp reads 2 s later
+    mono += 6_000_000_000n;
+    wallMs += 6_000 + 2_000;
+    clock.refresh();
+    expect(clock.timestamp(4_004_000_000n)).toEqual({ seconds: 1_700_000_001, nanos: 4_000_000 });
+  });
+
   it('sees store changes after the context says so', () => {
     const ctx = makeContext();
     const o = opts(ctx);

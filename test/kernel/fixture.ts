@@ -10,8 +10,9 @@ import { Datapath } from '../../agent/datapath/datapath.js';
 import { SyncDriver } from './sync-driver.js';
 import type { DesiredState, EndpointState, PolicyEntry } from '../../agent/desired.js';
 import { testRun } from '../../maps/test-run.js';
-import type { FlowEvent } from '../../maps/codecs/flow-event.js';
-import type { RingBufferReader } from '../../maps/ringbuf.js';
+import { isDeepStrictEqual } from 'node:util';
+import { decodeFlowEvent, decodeFlowEvents, type FlowEvent } from '../../maps/codecs/flow-event.js';
+import { splitBatch, type RingBufferReader } from '../../maps/ringbuf.js';
 import { counterIndex, DROP_MAX } from '../../maps/abi.js';
 
 export const TC_ACT_OK = 0;
@@ -24,6 +25,10 @@ export class KernelFixture {
   readonly rec: SyncDriver;
   readonly ifindex = new Map<string, number>();
   readonly events: FlowEvent[] = [];
+  /** Batches whose in-place decoding differed from the per-record decoder's (close() fails on any). */
+  readonly decodeMismatches: Array<{ inPlace: FlowEvent[]; perRecord: FlowEvent[] }> = [];
+  /** Records held to both decoders. */
+  decodedRecords = 0;
   private reader: RingBufferReader;
 
   constructor(
@@ -52,7 +57,18 @@ export class KernelFixture {
       throw err;
     }
     this.rec = new SyncDriver(this.dp.syncerMaps(), (k) => this.ifindex.get(k));
-    this.reader = this.dp.onFlowEvents((evs) => this.events.push(...evs), { pollIntervalMs: 1 });
+    // decoded as onFlowEvents decodes (in place: offsets, one time per tick), and every real
+    // record held to the per-record decoder (decodeFlowEvent) on its own copy
+    this.reader = this.dp.onFlowBatches(
+      (data, ends, count, toMonoNs) => {
+        const evs = decodeFlowEvents(data, ends, count, toMonoNs);
+        const perRecord = splitBatch(data, ends, count).map((b) => decodeFlowEvent(Buffer.from(b), toMonoNs));
+        if (!isDeepStrictEqual(evs, perRecord)) this.decodeMismatches.push({ inPlace: evs, perRecord });
+        this.decodedRecords += count;
+        this.events.push(...evs);
+      },
+      { pollIntervalMs: 1 },
+    );
   }
 
   /** Creates the fixture; `tag` keeps names unique per test file (<= 4 chars). */
@@ -98,6 +114,12 @@ export class KernelFixture {
       } catch {
         /* already gone */
       }
+    }
+    if (this.decodeMismatches.length > 0) {
+      const m = this.decodeMismatches[0]!;
+      throw new Error(
+        `${this.decodeMismatches.length} ring-buffer batches decoded in place differ from the per-record decoder, e.g. ${JSON.stringify(m.inPlace, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))} vs ${JSON.stringify(m.perRecord, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`,
+      );
     }
   }
 }

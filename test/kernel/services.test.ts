@@ -987,3 +987,10 @@ describe('NodePort, externalTrafficPolicy Cluster, backend on another node: masq
     expect(ok).toMatchObject({ ret: TC_ACT_OK, out: { src: IP.node, dst: IP.remote } });
   });
 });
+
+describe("the reader's in-place decoding (runs last: every record this file's packets made)", () => {
+  it('decodes every real record of this file as the per-record decoder does', () => {
+    expect(fx.decodeMismatches).toEqual([]);
+    expect(fx.decodedRecords).toBeGreaterThan(20);
+  });
+});

@@ -792,3 +792,10 @@ describe('per-family world identities', () => {
     }
   });
 });
+
+describe("the reader's in-place decoding (runs last: every record this file's packets made)", () => {
+  it('decodes every real record of this file as the per-record decoder does', () => {
+    expect(fx.decodeMismatches).toEqual([]);
+    expect(fx.decodedRecords).toBeGreaterThan(20);
+  });
+});

@@ -147,7 +147,8 @@ describe('Prometheus metrics', () => {
   });
 
   it('has per-pod series only when switched on, named by source and destination, and caps their number', async () => {
-    const observer = new Observer({ context: makeContext() });
+    const ctx = makeContext();
+    const observer = new Observer({ context: ctx });
     const off = new WeirMetrics({ observer });
     expect(await off.text()).not.toContain('weir_pod_flows_total');
 
@@ -188,6 +189,24 @@ describe('Prometheus metrics', () => {
       }),
     ).toBe(1);
     expect(pods.samples).toHaveLength(2);
+
+    // the store changed (new endpoint objects from the enricher): the same pods count on the same
+    // series, the other direction and verdict on their own
+    ctx.bump();
+    observer.ingest([denied(), denied({ direction: 1, verdict: 0, match: 1 })]);
+    const after = await parseExposition(await on.text());
+    const frontendToBackend = {
+      source_namespace: 'shop',
+      source_pod: 'frontend-7d9f',
+      destination_namespace: 'shop',
+      destination_pod: 'backend-0',
+    };
+    expect(
+      sample(after, 'weir_pod_flows_total', { ...frontendToBackend, direction: 'ingress', verdict: 'dropped' }),
+    ).toBe(3);
+    expect(
+      sample(after, 'weir_pod_flows_total', { ...frontendToBackend, direction: 'egress', verdict: 'forwarded' }),
+    ).toBe(1);
     on.close();
   });
 
