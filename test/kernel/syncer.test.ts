@@ -192,11 +192,11 @@ describe('syncer', () => {
         sync: () => fx.rec.syncer.status(),
       },
     });
-    const repaired = async () =>
-      Number(/^weir_resync_repaired_total (\d+)$/m.exec(await metrics.registry.metrics())?.[1] ?? NaN);
+    // as a scrape reads them (each scrape counts the maps afresh)
+    const repaired = async () => Number(/^weir_resync_repaired_total (\d+)$/m.exec(await metrics.text())?.[1] ?? NaN);
     const before = await repaired();
     const policyEntries = async () =>
-      Number(/^weir_map_entries\{map="weir_policy"\} (\d+)$/m.exec(await metrics.registry.metrics())?.[1] ?? NaN);
+      Number(/^weir_map_entries\{map="weir_policy"\} (\d+)$/m.exec(await metrics.text())?.[1] ?? NaN);
     const id = fx.rec.endpointId(A) ?? 0;
     // someone edits the pinned map by hand (as bpftool map delete / update would)
     const pinned = openPinnedMap(join(fx.pinRoot, MapName.policy));
