@@ -22,6 +22,7 @@ import { startObservability, type Observability } from '../../agent/observabilit
 import { writeAddr } from '../../maps/codecs/addr.js';
 import type { BenchSection } from './run.js';
 import { flowsMicro, type MicroRow } from './flows-micro.js';
+import { settleMemory } from '../../agent/node/memory.js';
 
 const RATE = 100_000;
 const WARMUP_S = 3;
@@ -113,6 +114,9 @@ interface Phase {
 
 export async function run(): Promise<BenchSection> {
   if (process.getuid?.() !== 0) throw new Error('the flows bench loads BPF programs: run make bench as root');
+  // The pipeline runs in the bench process: what the suites before this one left in it (the
+  // control-plane suite's clusters) is given back first, so the RSS column is this suite's.
+  settleMemory();
   const dir = mkdtempSync(join(tmpdir(), 'wob-bench-'));
   const socket = join(dir, 'observer.sock');
   const pinRoot = `/sys/fs/bpf/wob-bench-${process.pid}`;
