@@ -9,15 +9,14 @@
  * - a followed flow to its GetFlowsResponse bytes: protobufjs's generated Flow encoder and writer vs
  *   the flow writer (agent/flows/flow-wire.ts; the same bytes, test/flows/flow-wire.test.ts).
  */
-import protobuf from 'protobufjs/light.js';
 import { decodeFlowEvents, flowEventLayout, FLOW_EVENT_SIZE, type FlowEvent } from '../../maps/codecs/flow-event.js';
 import { readAddr, writeAddr } from '../../maps/codecs/addr.js';
 import { splitBatch } from '../../maps/ringbuf.js';
 import { buildFlow, flowUuid } from '../../agent/flows/flow.js';
 import { Enricher, type FlowContext } from '../../agent/flows/enrich.js';
 import { MonotonicClock } from '../../agent/flows/clock.js';
-import { encodeFlowResponse, messageType } from '../../agent/flows/proto.js';
-import type { Flow } from '../../agent/flows/types.js';
+import { encodeFlowResponse } from '../../agent/flows/proto.js';
+import { protobufjsResponse } from '../flows/protobufjs-reference.js';
 
 const BATCH = 2000;
 const ROUNDS = 7;
@@ -78,26 +77,6 @@ function decodeAsBefore(buf: Buffer, toMonoNs: (jiffies: bigint) => bigint): Flo
   };
   if (flags & (1 << 3)) ev.service = { addr: readAddr(buf, o.orig_addr, family), port: buf.readUInt16LE(o.orig_port) };
   return ev;
-}
-
-/** GetFlowsResponse composed with protobufjs alone, as proto.ts did before the flow writer. */
-function protobufjsResponse(f: Flow, nodeName: string): Buffer {
-  flowUuid(f);
-  const w = protobuf.Writer.create();
-  w.uint32((1 << 3) | 2).bytes(
-    messageType('Flow')
-      .encode(f as unknown as protobuf.Message)
-      .finish(),
-  );
-  if (nodeName) w.uint32((1000 << 3) | 2).string(nodeName);
-  w.uint32((1001 << 3) | 2)
-    .fork()
-    .uint32(8)
-    .int64(f.time.seconds)
-    .uint32(16)
-    .int32(f.time.nanos)
-    .ldelim();
-  return Buffer.from(w.finish());
 }
 
 const cpuNs = (fn: () => void): number => {
@@ -164,7 +143,10 @@ export function flowsMicro(pods: FlowContext['podByIp'], src: string, dst: strin
     BATCH,
     5,
     () => {
-      for (const f of fresh()) sink += protobufjsResponse(f, 'bench').length;
+      for (const f of fresh()) {
+        flowUuid(f); // the uuid was made as the flow was encoded
+        sink += protobufjsResponse(f, 'bench').length;
+      }
     },
     () => {
       for (const f of fresh()) sink += encodeFlowResponse(f, 'bench').length;

@@ -5,7 +5,6 @@
  * for flows written by hand with fields left out, and for flows decoded again (a relay's) or protobufjs's own message objects,
  * the bytes are protobufjs's own, and a response is the one protobufjs's writer composes.
  */
-import protobuf from 'protobufjs/light.js';
 import { buildFlow, flowUuid } from '../../agent/flows/flow.js';
 import { Enricher, emptyFlowContext, type FlowContext } from '../../agent/flows/enrich.js';
 import { MonotonicClock } from '../../agent/flows/clock.js';
@@ -14,26 +13,10 @@ import type { FlowEvent } from '../../agent/flows/event.js';
 import type { Flow } from '../../agent/flows/types.js';
 import { mulberry32 } from '../prng.js';
 import { denied, ev, makeContext, PODS } from './fixtures.js';
+import { protobufjsFlow, protobufjsResponse } from './protobufjs-reference.js';
 
-const reference = (f: Flow): Uint8Array =>
-  messageType('Flow')
-    .encode(f as unknown as protobuf.Message)
-    .finish();
-
-/** GetFlowsResponse as proto.ts composed it with protobufjs's writer before the flow writer. */
-function referenceResponse(f: Flow, nodeName: string): Buffer {
-  const w = protobuf.Writer.create();
-  w.uint32((1 << 3) | 2).bytes(reference(f));
-  if (nodeName) w.uint32((1000 << 3) | 2).string(nodeName);
-  w.uint32((1001 << 3) | 2)
-    .fork()
-    .uint32(8)
-    .int64(f.time.seconds)
-    .uint32(16)
-    .int32(f.time.nanos)
-    .ldelim();
-  return Buffer.from(w.finish());
-}
+const reference = protobufjsFlow;
+const referenceResponse = protobufjsResponse;
 
 const withServices: FlowContext = {
   ...makeContext(),
