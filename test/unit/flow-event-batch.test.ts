@@ -9,16 +9,9 @@ import { decodeFlowEvent, decodeFlowEvents, flowEventLayout, FLOW_EVENT_SIZE } f
 import { splitBatch } from '../../maps/ringbuf.js';
 import { isDeepStrictEqual } from 'node:util';
 import { mulberry32 } from '../prng.js';
+import { ringBatch } from '../ring-batch.js';
 
-function batch(records: Buffer[]): [Buffer, Buffer, number] {
-  const ends = Buffer.alloc(records.length * 4);
-  let at = 0;
-  records.forEach((r, i) => {
-    at += r.length;
-    ends.writeUInt32LE(at, i * 4);
-  });
-  return [Buffer.concat(records), ends, records.length];
-}
+const batch = ringBatch;
 
 const o = flowEventLayout.offsets;
 

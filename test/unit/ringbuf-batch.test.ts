@@ -3,16 +3,9 @@
  * record ends; splitBatch cuts it into one view per record, in order, of each record's own length.
  */
 import { splitBatch } from '../../maps/ringbuf.js';
+import { ringBatch } from '../ring-batch.js';
 
-function batch(records: Buffer[]): [Buffer, Buffer, number] {
-  const ends = Buffer.alloc(records.length * 4);
-  let at = 0;
-  records.forEach((r, i) => {
-    at += r.length;
-    ends.writeUInt32LE(at, i * 4);
-  });
-  return [Buffer.concat(records), ends, records.length];
-}
+const batch = ringBatch;
 
 describe('splitBatch', () => {
   it('gives back every record of a batch, in order, with its own bytes and length', () => {
